@@ -1,0 +1,55 @@
+import { UsageError, type ToolContext } from "@corerun/cli";
+import { checkHostname, checkWorkdir, parseEnvVars } from "@corerun/state";
+import type { ArgsDef } from "citty";
+
+export const args = {
+  hostname: { type: "string", valueHint: "NAME", description: "set the hostname (needs a UTS namespace)" },
+  env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone takes corerun-exec's own value" },
+  workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container, created if missing (default /)" },
+  "mount-proc": { type: "boolean", description: "mount a new /proc and apply Docker's /proc masks (needs its own PID and mount namespaces)" },
+  cgroup: { type: "string", valueHint: "DIR", description: "join the cgroup DIR right before the exec (repeatable: one per hierarchy)" },
+  "sync-dir": { type: "string", valueHint: "DIR", description: "say ready on DIR/ready once loaded, then wait for go on DIR/go (FIFOs)" },
+} as const satisfies ArgsDef;
+
+export interface ExecOptions {
+  hostname: string | undefined;
+  env: string[];
+  workdir: string;
+  mountProc: boolean;
+  cgroups: string[];
+  syncDir: string | undefined;
+  command: string[];
+}
+
+export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail">, hostEnv = process.env): ExecOptions {
+  const hostname = checkHostname(ctx.values.hostname?.at(-1));
+  const env = parseEnvVars(ctx.values.env ?? [], hostEnv);
+  const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
+  if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-exec [options] -- CMD [ARGS...]");
+  return {
+    hostname,
+    env,
+    workdir,
+    mountProc: ctx.flags["mount-proc"] ?? false,
+    cgroups: ctx.values.cgroup ?? [],
+    syncDir: ctx.values["sync-dir"]?.at(-1),
+    command: ctx.tail,
+  };
+}
+
+/**
+ * The container's environment: nothing from the host unless asked for, then Docker's defaults
+ * (PATH, HOSTNAME, HOME) and the -e values, later ones winning.
+ */
+export function containerEnv(opts: ExecOptions, hostname: string): string[] {
+  const env = new Map<string, string>([
+    ["PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    ["HOSTNAME", hostname],
+    ["HOME", "/root"],
+  ]);
+  for (const e of opts.env) {
+    const eq = e.indexOf("=");
+    env.set(e.slice(0, eq), e.slice(eq + 1));
+  }
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}

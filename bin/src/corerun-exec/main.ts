@@ -1,0 +1,45 @@
+import { linuxSyscall as sys } from "@corerun/syscall";
+import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
+import { ExecSide } from "@corerun/sync";
+import { args, containerEnv, parseExecOptions } from "./args.ts";
+import { enterWorkdir, execCommand, joinCgroups, mountProc, prepareFds, setHostname } from "./steps.ts";
+
+export const tool = defineTool({
+  name: "corerun-exec",
+  description: "The last step inside a container: /proc, hostname, environment, working directory, fds, then exec CMD.",
+  usage: "[options] [--] CMD [ARGS...]",
+  args,
+  tail: "command",
+  notes: [
+    "With --sync-dir DIR, corerun-exec opens the FIFOs DIR/go and DIR/ready first, writes\n{\"t\":\"ready\"} on ready once it has loaded everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo.",
+    "The environment starts empty: PATH, HOSTNAME and HOME as Docker sets them, then -e values.\nEvery fd but 0-2 is closed on exec; 0-2 lose close-on-exec and O_NONBLOCK.",
+    "Exit status: CMD replaces corerun-exec; 125 when a step fails; 126 when CMD is not\nexecutable; 127 when it is not found.",
+  ],
+  examples: [
+    "sudo corerun-ns -- corerun-exec --mount-proc --hostname demo -- /bin/sh -c 'hostname; ps'",
+  ],
+  run(ctx) {
+    let sync: ExecSide | undefined;
+    try {
+      const opts = parseExecOptions(ctx);
+      if (opts.syncDir) {
+        sync = new ExecSide(opts.syncDir);
+        sync.sendReady();
+        sync.waitGo();
+      }
+      if (opts.mountProc) mountProc(sys);
+      const hostname = setHostname(sys, opts.hostname);
+      enterWorkdir(opts.workdir);
+      const env = containerEnv(opts, hostname);
+      joinCgroups(opts.cgroups);
+      prepareFds(sys);
+      return execCommand(sys, opts, env);
+    } catch (err) {
+      // Before "ready", the error goes to the reader as data so that it is reported once.
+      if (sync?.fail(errorLine(err), exitCodeForError(err))) process.exit(exitCodeForError(err));
+      throw err;
+    }
+  },
+});
+
+void runTool(tool);

@@ -1,0 +1,58 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { hostname as osHostname } from "node:os";
+import {
+  CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
+} from "@corerun/syscall";
+import { findCommand, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
+import type { ExecOptions } from "./args.ts";
+
+/**
+ * procfs shows the PID namespace of the process that mounts it, so this mount must be made from
+ * inside the container's PID namespace: a /proc mounted from outside lists the host's processes.
+ */
+export function mountProc(sys: Syscall): void {
+  mkdirSync("/proc", { recursive: true });
+  sys.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  maskPaths(sys, "/", pathsUnder(MASKED_PATHS, "/proc"));
+  readonlyPaths(sys, "/", pathsUnder(READONLY_PATHS, "/proc"));
+}
+
+export function setHostname(sys: Syscall, name: string | undefined): string {
+  if (name !== undefined) sys.sethostname(name);
+  return name ?? osHostname();
+}
+
+export function enterWorkdir(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  process.chdir(dir);
+}
+
+/** Joining as late as possible keeps corerun-exec's own threads and heap out of the limits. */
+export function joinCgroups(dirs: readonly string[]): void {
+  for (const dir of dirs) writeFileSync(`${dir}/cgroup.procs`, "0");
+}
+
+/**
+ * Node marks 0-2 close-on-exec and non-blocking, and holds other fds of its own (epoll, signal
+ * pipes, the sync FIFOs). Only 0-2 may reach the container: every other fd is marked
+ * close-on-exec (runc CVE-2024-21626 was a leaked host fd). O_NONBLOCK lives on the shared open
+ * file description, so clearing it also restores blocking I/O for the processes sharing it.
+ */
+export function prepareFds(sys: Syscall): void {
+  sys.closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+  for (const fd of [0, 1, 2]) {
+    try {
+      sys.setFdFlags(fd, sys.getFdFlags(fd) & ~FD_CLOEXEC);
+      sys.setFileFlags(fd, sys.getFileFlags(fd) & ~O_NONBLOCK);
+    } catch {
+      // A closed stdio fd stays closed: the command gets what the caller gave.
+    }
+  }
+}
+
+export function execCommand(sys: Syscall, opts: ExecOptions, env: string[]): never {
+  const path = env.find((e) => e.startsWith("PATH="))?.slice(5);
+  const file = findCommand("/", opts.command[0]!, path);
+  sys.resetSignals();
+  return sys.execve(file, opts.command, env);
+}

@@ -1,0 +1,45 @@
+import { NAMESPACES, type NamespaceName } from "@corerun/syscall";
+import { UsageError, type ToolContext } from "@corerun/cli";
+import type { ArgsDef } from "citty";
+
+export const args = {
+  ns: { type: "string", valueHint: "LIST", description: "namespaces to create, comma-separated: pid,mount,uts,ipc,net,cgroup (default all)" },
+  detach: { type: "boolean", description: "exit once CMD has started instead of waiting for it" },
+  "pid-file": { type: "string", valueHint: "PATH", description: "write CMD's pid (as seen from outside) to PATH" },
+  "json-status-fd": { type: "string", valueHint: "FD", description: 'write {"pid":N} when CMD starts and {"exitCode":N} when it ends to FD' },
+  "preserve-fds": { type: "string", valueHint: "N", description: "pass fds 3 to 3+N-1 on to CMD (default 0)" },
+} as const satisfies ArgsDef;
+
+export interface NsOptions {
+  namespaces: NamespaceName[];
+  detach: boolean;
+  pidFile: string | undefined;
+  statusFd: number | undefined;
+  preserveFds: number;
+  command: string[];
+}
+
+function fdNumber(value: string | undefined, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) > 1024) throw new UsageError(`${option} "${value}" is not a file descriptor number`);
+  return Number(value);
+}
+
+export function parseNsOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail">): NsOptions {
+  const all = NAMESPACES.map((n) => n.name);
+  const list = ctx.values.ns?.at(-1);
+  const namespaces = list === undefined ? all : list.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const n of namespaces) {
+    if (!all.includes(n as NamespaceName)) throw new UsageError(`--ns: unknown namespace "${n}"; use ${all.join(",")}`);
+  }
+  if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-ns [options] -- CMD [ARGS...]");
+  const preserve = fdNumber(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds") ?? 0;
+  return {
+    namespaces: namespaces as NamespaceName[],
+    detach: ctx.flags.detach ?? false,
+    pidFile: ctx.values["pid-file"]?.at(-1),
+    statusFd: fdNumber(ctx.values["json-status-fd"]?.at(-1), "--json-status-fd"),
+    preserveFds: preserve,
+    command: ctx.tail,
+  };
+}

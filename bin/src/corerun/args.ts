@@ -1,0 +1,91 @@
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { UsageError, type ToolContext } from "@corerun/cli";
+import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
+import { checkHostname, checkWorkdir, parseEnvVars, stateRoot } from "@corerun/state";
+import type { ArgsDef } from "citty";
+
+export const runArgs = {
+  rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
+  hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id)" },
+  volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
+  network: { type: "string", valueHint: "MODE", description: "none (loopback only, up) or host (default none)" },
+  env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone passes corerun's own value" },
+  workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container (default /)" },
+  root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" },
+  "print-script": { type: "boolean", description: "print the tool invocations as a shell script instead of running them" },
+  // Options of features that are not built yet: rejected with a clear error, never ignored.
+  memory: { type: "string", alias: "m", valueHint: "MB", description: "memory limit (not available yet)" },
+  cpu: { type: "string", alias: "c", valueHint: "PERCENT", description: "CPU limit (not available yet)" },
+  cpus: { type: "string", valueHint: "N", description: "CPU limit in cores (not available yet)" },
+  pids: { type: "string", alias: "p", valueHint: "N", description: "process limit (not available yet)" },
+  port: { type: "string", alias: ["P", "publish"], valueHint: "[IP:]HOST:CTR[/tcp|udp]", description: "publish a port (not available yet)" },
+  net: { type: "string", alias: "N", valueHint: "BRIDGE", description: "bridge network name (not available yet)" },
+  name: { type: "string", valueHint: "NAME", description: "container name (not available yet)" },
+  uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "user namespace uid map (not available yet)" },
+  gidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "user namespace gid map (not available yet)" },
+  userns: { type: "string", valueHint: "MODE", description: "user namespace mode (not available yet)" },
+} as const satisfies ArgsDef;
+
+const NOT_YET: Record<string, string> = {
+  memory: "resource limits", cpu: "resource limits", cpus: "resource limits", pids: "resource limits",
+  port: "published ports", net: "bridge networks", name: "container names",
+  uidmap: "user namespaces", gidmap: "user namespaces", userns: "user namespaces",
+};
+
+export type NetworkMode = "none" | "host";
+
+export interface RunConfig {
+  rootfs: string;
+  command: string[];
+  hostname: string | undefined;
+  env: string[];
+  workdir: string;
+  volumes: VolumeSpec[];
+  network: NetworkMode;
+  root: string;
+  printScript: boolean;
+}
+
+/** The repository's own build of the busybox rootfs, the default for a demo. */
+export function defaultRootfs(): string {
+  return join(dirname(process.argv[1] ?? "."), "..", "build", "rootfs");
+}
+
+function parseNetwork(value: string | undefined): NetworkMode {
+  if (value === undefined || value === "none" || value === "host") return value ?? "none";
+  if (value === "bridge" || value === "multi" || value.startsWith("container:")) {
+    throw new UsageError(`--network ${value}: bridge and container networking are not available yet; use none or host`);
+  }
+  throw new UsageError(`--network ${value}: unknown mode; use none or host`);
+}
+
+/** Every check that can be made before anything is created. */
+export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env): RunConfig {
+  for (const [option, feature] of Object.entries(NOT_YET)) {
+    if (ctx.values[option]?.length) throw new UsageError(`--${option}: ${feature} are not available yet in this version of corerun`);
+  }
+  const given = ctx.values.rootfs?.at(-1);
+  if (given === undefined && !existsSync(defaultRootfs())) {
+    throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
+  }
+  const rootfs = checkRootfs(given ?? defaultRootfs());
+  if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun [options] CMD [ARGS...]");
+  const hostname = checkHostname(ctx.values.hostname?.at(-1));
+  const vars = parseEnvVars(ctx.values.env ?? [], env);
+  const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
+  const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
+  const path = vars.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
+  findCommand(rootfs, ctx.tail[0]!, path);
+  return {
+    rootfs,
+    command: ctx.tail,
+    hostname,
+    env: vars,
+    workdir,
+    volumes,
+    network: parseNetwork(ctx.values.network?.at(-1)),
+    root: stateRoot(ctx.values.root?.at(-1), env),
+    printScript: ctx.flags["print-script"] ?? false,
+  };
+}

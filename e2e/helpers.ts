@@ -1,0 +1,78 @@
+/**
+ * Shared helpers for the e2e suite: real containers, as root, on the busybox rootfs that
+ * tools/rootfs/build.sh makes. Each test uses its own state root so that it can check that
+ * nothing is left behind by the containers it started, and only by those.
+ */
+import { spawn, spawnSync, execFileSync, type SpawnSyncOptions } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { TestContext } from "node:test";
+
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const BIN = join(REPO, "bin");
+
+let rootfs: string | undefined;
+/** The busybox rootfs, built once per run (offline, idempotent). */
+export function busyboxRootfs(): string {
+  rootfs ??= execFileSync(join(REPO, "tools/rootfs/build.sh"), { encoding: "utf8" }).trim().split("\n").at(-1)!;
+  return rootfs;
+}
+
+export const isRoot = process.geteuid?.() === 0;
+
+/** Skips the test unless running as root: e2e tests start real containers. */
+export function requiresRoot(t: TestContext): boolean {
+  if (!isRoot) t.skip("needs root");
+  return isRoot;
+}
+
+export interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/<tool> with args and waits; input is piped to its stdin. */
+export function tool(name: string, args: string[], opts: SpawnSyncOptions & { input?: string } = {}): Result {
+  const r = spawnSync(join(BIN, name), args, { encoding: "utf8", timeout: 60_000, ...opts });
+  return { code: r.status, signal: r.signal, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
+}
+
+/** A fresh state root for one test; removed by the returned cleanup after checking it is empty. */
+export function stateRoot(): string {
+  return mkdtempSync(join(tmpdir(), "corerun-e2e-"));
+}
+
+/** The container directories left under a state root (should be none after a container ends). */
+export function leftoverState(root: string): string[] {
+  return existsSync(root) ? readdirSync(root).filter((n) => /^[0-9a-f]{12}$/.test(n)) : [];
+}
+
+/** Removes a state root the test created: only a mkdtemp path under the temp dir. */
+export function removeStateRoot(root: string): void {
+  if (!root.startsWith(join(tmpdir(), "corerun-e2e-"))) throw new Error(`refusing to remove ${root}`);
+  rmSync(root, { recursive: true, force: true });
+}
+
+/** Mount points in the host's mount table that mention a path. */
+export function hostMountsUnder(path: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(path));
+}
+
+/** Processes on the host whose command line mentions a marker string. */
+export function processesWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker) && Number(pid) !== process.pid) out.push(Number(pid));
+    } catch {
+      // gone already
+    }
+  }
+  return out;
+}
+
+export { spawn };

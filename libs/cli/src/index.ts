@@ -1,0 +1,7 @@
+export { splitArgv, type SplitArgv, type SplitOptions } from "./argv.ts";
+export {
+  EXIT_RUNTIME, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, UsageError, CommandError, exitCodeOf, exitCodeForError, errorLine, signalNumber,
+  type ProcessEnd,
+} from "./exit.ts";
+export { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
+export { runTool, defineTool, helpText, COMMON_ARGS, type ToolSpec, type ToolContext } from "./tool.ts";

@@ -1,0 +1,97 @@
+import { defineCommand, type ArgsDef, type CommandDef } from "citty";
+import type { ConsolaInstance } from "consola";
+import { aliasesOf, splitArgv } from "./argv.ts";
+import { errorLine, exitCodeForError, UsageError } from "./exit.ts";
+import { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
+
+/** Options every tool accepts. */
+export const COMMON_ARGS = {
+  log: { type: "string", valueHint: "true|false", description: "log what the tool does (info level), or only errors" },
+  "log-level": { type: "string", valueHint: LOG_LEVELS.join("|"), description: "log level (default warn; env CORERUN_LOG)" },
+} as const satisfies ArgsDef;
+
+export interface ToolContext {
+  /** Every value given for each string option, in order. */
+  values: Record<string, string[]>;
+  /** Boolean options that were given. */
+  flags: Record<string, boolean>;
+  /** The words after the options: the command to run, untouched. */
+  tail: string[];
+  log: ConsolaInstance;
+}
+
+export interface ToolSpec {
+  name: string;
+  description: string;
+  /** What follows the name on the usage line, e.g. "[options] [--] CMD [ARGS...]". */
+  usage: string;
+  args: ArgsDef;
+  tail: "command" | "none";
+  /** Paragraphs after the options in --help: conventions, fds, exit codes. */
+  notes?: string[];
+  examples?: string[];
+  subCommands?: Record<string, ToolSpec>;
+  run?(ctx: ToolContext): Promise<number> | number;
+}
+
+/** The citty command definition behind a tool: its name, description and typed options. */
+export function defineTool(spec: ToolSpec): ToolSpec & { command: CommandDef } {
+  return { ...spec, command: defineCommand({ meta: { name: spec.name, description: spec.description }, args: { ...spec.args, ...COMMON_ARGS } }) as CommandDef };
+}
+
+function optionLines(args: ArgsDef): string[] {
+  const rows: [string, string][] = [];
+  for (const [name, a] of Object.entries(args)) {
+    if (a.type === "positional") continue;
+    const aliases = aliasesOf(a);
+    const short = aliases.filter((x) => x.length === 1).map((x) => `-${x}, `).join("");
+    const long = [name, ...aliases.filter((x) => x.length > 1)].map((x) => `--${x}`).join(", ");
+    const hint = a.type === "string" || a.type === "enum" ? ` ${a.valueHint ?? "VALUE"}` : "";
+    const dflt = "default" in a && a.default !== undefined && a.type !== "boolean" ? ` (default ${String(a.default)})` : "";
+    rows.push([`  ${short || "    "}${long}${hint}`, `${a.description ?? ""}${dflt}`]);
+  }
+  rows.push(["  -h, --help", "show this help and exit"]);
+  const width = Math.min(34, Math.max(...rows.map(([l]) => l.length)) + 2);
+  return rows.map(([l, d]) => (l.length >= width ? `${l}\n${" ".repeat(width)}${d}` : `${l.padEnd(width)}${d}`));
+}
+
+/** The fixed --help format: usage line, one-line description, options, notes, examples. */
+export function helpText(spec: ToolSpec): string {
+  const out = [`Usage: ${spec.name} ${spec.usage}`, "", spec.description, ""];
+  if (spec.subCommands) {
+    out.push("Commands:");
+    for (const [name, sub] of Object.entries(spec.subCommands)) out.push(`  ${name.padEnd(12)}${sub.description}`);
+    out.push("", `Run '${spec.name} COMMAND --help' for a command's options.`, "");
+  }
+  out.push("Options:", ...optionLines({ ...spec.args, ...COMMON_ARGS }));
+  for (const n of spec.notes ?? []) out.push("", n);
+  if (spec.examples?.length) out.push("", "Examples:", ...spec.examples.map((e) => `  ${e}`));
+  return `${out.join("\n")}\n`;
+}
+
+/**
+ * Runs a tool: parses argv, runs it, exits with the status from the one exit-code table. Errors
+ * print as one line "tool: message" and exit 125 (126/127 when the command cannot be run).
+ */
+export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slice(2)): Promise<never> {
+  let log = createLogger(spec.name);
+  let code: number;
+  try {
+    const sub = spec.subCommands && argv[0] !== undefined ? spec.subCommands[argv[0]] : undefined;
+    const active = sub ?? spec;
+    const words = sub ? argv.slice(1) : argv;
+    const split = splitArgv(words, { ...active.args, ...COMMON_ARGS }, { tail: active.tail, optionalValues: { log: ["true", "false"] } });
+    if (split.help || !active.run) {
+      process.stdout.write(helpText(active));
+      if (!split.help && !active.run && words.length) throw new UsageError(`unknown command "${argv[0]}"; see --help`);
+      process.exit(split.help || !words.length ? 0 : 125);
+    }
+    log = createLogger(spec.name, logLevel({ log: split.values.log?.at(-1), logLevel: split.values["log-level"]?.at(-1) }));
+    code = await active.run({ values: split.values, flags: split.flags, tail: split.tail, log });
+  } catch (err) {
+    log.error(errorLine(err));
+    if (process.env.CORERUN_LOG === "debug" && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    code = exitCodeForError(err);
+  }
+  process.exit(code);
+}

@@ -1,0 +1,47 @@
+import { lstatSync, statSync } from "node:fs";
+import { resolveInRoot } from "./resolve.ts";
+import type { VolumeSpec } from "./volume.ts";
+
+export interface MountPoint {
+  /** The host path inside the rootfs. */
+  path: string;
+  kind: "dir" | "file";
+}
+
+/** Directories every container tree mounts something on. */
+export const BASE_MOUNT_POINTS = ["/proc", "/sys", "/dev"] as const;
+
+/**
+ * The mount points that do not exist yet in the rootfs and must be created to build the tree.
+ * Computed before anything is created so that the state records them first and cleanup can
+ * remove them again, leaving the user's rootfs as it was.
+ */
+export function missingMountPoints(rootfs: string, volumes: readonly VolumeSpec[]): MountPoint[] {
+  const wanted: MountPoint[] = BASE_MOUNT_POINTS.map((p) => ({ path: resolveInRoot(rootfs, p), kind: "dir" as const }));
+  for (const v of volumes) {
+    const kind = statSync(v.source).isDirectory() ? "dir" : "file";
+    wanted.push({ path: resolveInRoot(rootfs, v.target), kind });
+  }
+  const missing: MountPoint[] = [];
+  for (const m of wanted) {
+    try {
+      lstatSync(m.path);
+    } catch {
+      // Parents that are missing too are created and recorded as well, outermost first.
+      for (let p = m.path; p.length > rootfs.length; p = p.slice(0, p.lastIndexOf("/"))) {
+        if (exists(p)) break;
+        if (!missing.some((x) => x.path === p)) missing.unshift({ path: p, kind: p === m.path ? m.kind : "dir" });
+      }
+    }
+  }
+  return missing.sort((a, b) => a.path.length - b.path.length);
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,40 @@
+import { lstatSync, readlinkSync } from "node:fs";
+import { posix } from "node:path";
+
+const MAX_LINKS = 40;
+
+/**
+ * The host path that `path` names inside `root`, following symlinks as the kernel would after
+ * chroot(root): an absolute link target restarts at root and ".." stops at root. Without this,
+ * a rootfs symlink such as /data -> /etc could make a mount land on the host (CVE-2021-30465).
+ * Components that do not exist are appended as they are.
+ */
+export function resolveInRoot(root: string, path: string): string {
+  const parts = path.split("/").filter((p) => p && p !== ".");
+  const done: string[] = [];
+  let links = 0;
+  while (parts.length) {
+    const part = parts.shift()!;
+    if (part === "..") {
+      done.pop();
+      continue;
+    }
+    const host = posix.join(root, ...done, part);
+    let st;
+    try {
+      st = lstatSync(host);
+    } catch {
+      done.push(part, ...parts);
+      break;
+    }
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_LINKS) throw new Error(`too many levels of symbolic links in ${path}`);
+      const target = readlinkSync(host);
+      if (target.startsWith("/")) done.length = 0;
+      parts.unshift(...target.split("/").filter((p) => p && p !== "."));
+      continue;
+    }
+    done.push(part);
+  }
+  return posix.join(root, ...done);
+}

@@ -1,0 +1,49 @@
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+import { UsageError } from "@corerun/cli";
+
+export interface VolumeSpec {
+  source: string;
+  target: string;
+  readonly: boolean;
+}
+
+/**
+ * Parses -v HOST:CTR[:ro|rw] as Docker does: a relative host path is resolved against the
+ * current directory; the container path must be absolute and may not climb with "..".
+ */
+export function parseVolume(spec: string, cwd = process.cwd()): VolumeSpec {
+  const parts = spec.split(":");
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === "")) {
+    throw new UsageError(`-v "${spec}": expected HOST_PATH:CONTAINER_PATH[:ro|rw]`);
+  }
+  const [host, target, mode] = parts as [string, string, string | undefined];
+  if (mode !== undefined && mode !== "ro" && mode !== "rw") {
+    throw new UsageError(`-v "${spec}": unknown mode "${mode}"; use ro or rw`);
+  }
+  if (!target.startsWith("/")) throw new UsageError(`-v "${spec}": container path "${target}" must be absolute`);
+  if (target.split("/").includes("..")) throw new UsageError(`-v "${spec}": container path may not contain ".."`);
+  if (target.replace(/\/+$/, "") === "") throw new UsageError(`-v "${spec}": cannot mount over the container's /`);
+  const source = resolve(cwd, host);
+  try {
+    statSync(source);
+  } catch {
+    throw new UsageError(`-v "${spec}": host path ${source} does not exist; create it first`);
+  }
+  return { source, target: target.replace(/\/+$/, ""), readonly: mode === "ro" };
+}
+
+/** Checks a --rootfs value: it must be a directory. Shared by corerun and corerun-mount. */
+export function checkRootfs(value: string | undefined): string {
+  if (value === undefined) throw new UsageError("--rootfs is required: the directory to use as the container's /");
+  const path = resolve(value);
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    throw new UsageError(`--rootfs ${value}: no such directory; build one with tools/rootfs/build.sh`);
+  }
+  if (!isDir) throw new UsageError(`--rootfs ${value}: not a directory`);
+  return path;
+}
+

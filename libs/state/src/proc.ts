@@ -1,0 +1,23 @@
+import { readFileSync } from "node:fs";
+
+/**
+ * A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined
+ * when it is gone. Recorded next to each pid, it tells a live process from a reused pid.
+ */
+export function procStartTime(pid: number, proc = "/proc"): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`${proc}/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const value = Number(fields[19]);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** Whether the recorded process is still the same live process. */
+export function isAlive(ref: { pid: number; startTime: number } | undefined, proc = "/proc"): boolean {
+  return ref !== undefined && procStartTime(ref.pid, proc) === ref.startTime;
+}

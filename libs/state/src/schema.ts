@@ -1,0 +1,70 @@
+import * as v from "valibot";
+
+export const STATE_VERSION = 1;
+
+/** creating → running → stopped; creating → stopped when the start fails. */
+export const Status = v.picklist(["creating", "running", "stopped"]);
+export type Status = v.InferOutput<typeof Status>;
+
+const TRANSITIONS: Record<Status, readonly Status[]> = {
+  creating: ["running", "stopped"],
+  running: ["stopped"],
+  stopped: [],
+};
+
+export function canTransition(from: Status, to: Status): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export const ID_PATTERN = /^[0-9a-f]{12}$/;
+
+const Pid = v.pipe(v.number(), v.integer(), v.minValue(1));
+
+/** A process as seen when it was recorded: the start time tells a reused pid apart. */
+export const ProcessRef = v.object({ pid: Pid, startTime: v.number() });
+export type ProcessRef = v.InferOutput<typeof ProcessRef>;
+
+export const Volume = v.object({ source: v.string(), target: v.string(), readonly: v.boolean() });
+export type Volume = v.InferOutput<typeof Volume>;
+
+export const NetworkMode = v.picklist(["none", "host"]);
+
+export const ContainerConfig = v.object({
+  rootfs: v.string(),
+  command: v.pipe(v.array(v.string()), v.minLength(1)),
+  hostname: v.optional(v.string()),
+  env: v.array(v.string()),
+  cwd: v.string(),
+  volumes: v.array(Volume),
+  network: NetworkMode,
+});
+export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
+
+export const State = v.object({
+  version: v.literal(STATE_VERSION),
+  id: v.pipe(v.string(), v.regex(ID_PATTERN)),
+  status: Status,
+  created: v.string(),
+  config: ContainerConfig,
+  /** The corerun process that owns the container; cleanup treats its death as a crash. */
+  owner: v.optional(ProcessRef),
+  /** The container's first process (PID 1 inside). */
+  init: v.optional(ProcessRef),
+  exitCode: v.optional(v.number()),
+  /**
+   * Mount points corerun creates in the user's rootfs because they were missing; recorded before
+   * they are created and removed again (when still empty) when the container ends.
+   */
+  mountPoints: v.optional(v.array(v.object({ path: v.string(), kind: v.picklist(["dir", "file"]) })), []),
+});
+export type State = v.InferOutput<typeof State>;
+
+export function parseState(data: unknown, path: string): State {
+  const result = v.safeParse(State, data);
+  if (!result.success) {
+    const issue = result.issues[0];
+    const where = issue.path?.map((p) => String(p.key)).join(".") ?? "";
+    throw new Error(`invalid state file ${path}: ${where ? `${where}: ` : ""}${issue.message}`);
+  }
+  return result.output;
+}

@@ -1,0 +1,131 @@
+/**
+ * The exec handshake, over two FIFOs in a sync directory:
+ *
+ *   corerun-exec (PID 1)              corerun-mount / a script          corerun / a script
+ *   open go (O_RDWR: never blocks)
+ *   open ready (O_WRONLY) ─────────── open ready, read to EOF
+ *   write {"t":"ready"}, close ─────▶ (knows exec loaded everything)
+ *                                     pivot_root, exit 0 ─────────────▶
+ *   read go (blocks) ◀──────────────────────────────────────────────── write {"t":"go"}
+ *   /proc, hostname, exec CMD
+ *
+ * corerun-exec holds go open read-write so that its read blocks until a message arrives instead
+ * of seeing EOF while no writer is there yet, and so that it alone reads go. Each side opens its
+ * FIFOs before the root moves: the paths live on the host.
+ * A failure before "ready" is sent as {"t":"error",...} on ready, so the reader reports it and
+ * stops instead of pivoting; after "ready", corerun-exec reports errors itself and exits 125-127.
+ */
+import { closeSync, openSync, readFileSync, readSync, writeSync, constants } from "node:fs";
+import { join } from "node:path";
+
+export type SyncMessage =
+  | { t: "ready" }
+  | { t: "go" }
+  | { t: "error"; message: string; exitCode: number };
+
+export class UnexpectedMessage extends Error {
+  override name = "UnexpectedMessage";
+  constructor(readonly expected: SyncMessage["t"], readonly received: string) {
+    super(`sync: expected "${expected}", received ${received || "end of file"}`);
+  }
+}
+
+export function readyPath(dir: string): string {
+  return join(dir, "ready");
+}
+
+export function goPath(dir: string): string {
+  return join(dir, "go");
+}
+
+export function encode(msg: SyncMessage): string {
+  return `${JSON.stringify(msg)}\n`;
+}
+
+export function decode(line: string): SyncMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new Error(`sync: not a message: ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  const t = (value as { t?: unknown }).t;
+  if (t === "ready" || t === "go") return { t };
+  if (t === "error") {
+    const v = value as { message?: unknown; exitCode?: unknown };
+    return { t, message: String(v.message ?? "unknown error"), exitCode: typeof v.exitCode === "number" ? v.exitCode : 125 };
+  }
+  throw new Error(`sync: unknown message ${JSON.stringify(line.slice(0, 80))}`);
+}
+
+/** An error the other side reported, kept with its exit status, reported once by the reader. */
+export class ReportedError extends Error {
+  override name = "ReportedError";
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
+}
+
+/** The waiting side (corerun-exec): opens both FIFOs, before its root can move. */
+export class ExecSide {
+  private readonly go: number;
+  private ready: number | undefined;
+
+  constructor(dir: string) {
+    this.go = openSync(goPath(dir), constants.O_RDWR);
+    // Blocks until a reader opens `ready`: corerun-mount, corerun or a script.
+    this.ready = openSync(readyPath(dir), constants.O_WRONLY);
+  }
+
+  private send(msg: SyncMessage): void {
+    if (this.ready === undefined) return;
+    writeSync(this.ready, encode(msg));
+    closeSync(this.ready);
+    this.ready = undefined;
+  }
+
+  sendReady(): void {
+    this.send({ t: "ready" });
+  }
+
+  /** Reports a failure before "ready"; returns false when "ready" was already sent. */
+  fail(message: string, exitCode: number): boolean {
+    if (this.ready === undefined) return false;
+    this.send({ t: "error", message, exitCode });
+    return true;
+  }
+
+  /** Blocks until one line arrives on go, and requires it to be "go". */
+  waitGo(): void {
+    const buf = Buffer.alloc(512);
+    let line = "";
+    while (!line.includes("\n")) {
+      const n = readSync(this.go, buf, 0, buf.length, null);
+      if (n === 0) break;
+      line += buf.toString("utf8", 0, n);
+    }
+    const first = line.split("\n")[0] ?? "";
+    const msg = first ? decode(first) : undefined;
+    if (msg?.t !== "go") throw new UnexpectedMessage("go", first);
+    closeSync(this.go);
+  }
+}
+
+/** Reads the one message on `ready` (blocks until corerun-exec writes it); throws its error. */
+export function waitReady(dir: string): void {
+  const text = readFileSync(readyPath(dir), "utf8");
+  const first = text.split("\n")[0] ?? "";
+  const msg = first ? decode(first) : undefined;
+  if (msg?.t === "error") throw new ReportedError(msg.message, msg.exitCode);
+  if (msg?.t !== "ready") throw new UnexpectedMessage("ready", first);
+}
+
+/** Tells corerun-exec to go on. Never blocks: corerun-exec holds go open read-write. */
+export function sendGo(dir: string): void {
+  const fd = openSync(goPath(dir), constants.O_WRONLY | constants.O_NONBLOCK);
+  try {
+    writeSync(fd, encode({ t: "go" }));
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,6 @@
+export * from "./constants.ts";
+export { SyscallError, isErrno, type SyscallErrorInit } from "./error.ts";
+export type { Syscall, WaitResult } from "./types.ts";
+export { linuxSyscall } from "./linux.ts";
+export { recordingSyscall, type RecordedCall } from "./recording.ts";
+export { NAMESPACES, namespaceFlags, type NamespaceName } from "./namespaces.ts";

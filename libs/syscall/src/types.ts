@@ -1,0 +1,38 @@
+export type WaitResult =
+  | { pid: number; exitCode: number; signal?: undefined; stopped?: undefined }
+  | { pid: number; signal: number; exitCode?: undefined; stopped?: undefined }
+  | { pid: number; stopped: number; exitCode?: undefined; signal?: undefined };
+
+/**
+ * Every kernel call corerun makes outside node:fs. Steps take a `Syscall` so that unit tests can
+ * pass `recordingSyscall()` and assert on the sequence without root.
+ */
+export interface Syscall {
+  unshare(flags: number): void;
+  setns(fd: number, nstype: number, path?: string): void;
+  pidfdOpen(pid: number): number;
+  pidfdGetfd(pidfd: number, fd: number): number;
+  pidfdSendSignal(pidfd: number, sig: number): void;
+  kill(pid: number, sig: number): void;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
+  umount2(target: string, flags: number): void;
+  pivotRoot(newRoot: string, putOld: string): void;
+  sethostname(name: string): void;
+  execve(path: string, argv: readonly string[], envp: readonly string[]): never;
+  getFdFlags(fd: number): number;
+  setFdFlags(fd: number, flags: number): void;
+  getFileFlags(fd: number): number;
+  setFileFlags(fd: number, flags: number): void;
+  closeRange(first: number, last: number, flags: number): void;
+  prctl(option: number, arg: number): void;
+  /** waitid(P_PID, pid) decoded; null when WNOHANG finds nothing to report. */
+  waitid(pid: number, options: number): WaitResult | null;
+  flock(fd: number, op: number): void;
+  mkfifo(path: string, mode: number): void;
+  /** Brings a network interface of the calling thread's network namespace up. */
+  setLinkUp(name: string): void;
+  /** mount_setattr(2) on a path: set and clear MOUNT_ATTR_* bits, on the whole subtree if recursive. */
+  mountSetattr(path: string, attrSet: number, attrClr: number, recursive: boolean): void;
+  /** Default disposition for every signal and an empty mask, for the process about to exec. */
+  resetSignals(): void;
+}

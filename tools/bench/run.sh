@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Start+stop latency of corerun next to runc and podman, in one hyperfine run.
+# This is a benchmark, not a test: it never fails because one runtime is
+# slower, and runtimes that are missing or broken are left out with a message.
+#
+#   tools/bench/run.sh [--runs N] [--warmup N] [--scenario NAME]
+#
+# See tools/bench/README.md.
+set -euo pipefail
+
+script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+repo_root="$(cd -- "${script_dir}/../.." && pwd -P)"
+readonly out_dir="${repo_root}/build/bench"
+# CORERUN lets another build of corerun be compared without moving it.
+readonly corerun="${CORERUN:-${repo_root}/bin/corerun}"
+readonly podman_install_hint="DEBIAN_FRONTEND=noninteractive apt-get install -y podman"
+
+# One arm per scenario. Each sets the flags that express the same container
+# for every runtime:
+#   corerun_flags  arguments for bin/corerun before --rootfs
+#   runc_patch     JSON merged into the runc config.json "linux" object,
+#                  or empty when runc has no equivalent (runc is then skipped)
+#   podman_flags   arguments for podman run before --rootfs
+readonly scenarios="none limits"
+define_scenario() {
+  case "$1" in
+    none)
+      corerun_flags=(--network none)
+      runc_patch='{}'
+      podman_flags=(--network none)
+      ;;
+    limits)
+      corerun_flags=(--network none --memory 64 --pids 50 --cpu 50)
+      runc_patch='{"resources":{"memory":{"limit":67108864},"pids":{"limit":50},"cpu":{"quota":50000,"period":100000}}}'
+      podman_flags=(--network none --memory 64m --pids-limit 50 --cpus 0.5)
+      ;;
+    *)
+      return 1
+      ;;
+  esac
+}
+
+die() {
+  printf 'bench: %s\n' "$*" >&2
+  exit 1
+}
+
+note() {
+  printf 'bench: %s\n' "$*" >&2
+}
+
+usage() {
+  cat <<EOF
+usage: tools/bench/run.sh [--runs N] [--warmup N] [--scenario NAME]
+
+Times container start+stop of corerun, runc and podman (plus a "node -e 0"
+baseline) in one hyperfine run and prints medians as ratios to corerun.
+
+  --runs N         timed runs per command (default 20)
+  --warmup N       untimed runs per command first (default 3)
+  --scenario NAME  one of: ${scenarios} (default none)
+
+Environment: CORERUN=PATH times that binary instead of bin/corerun.
+
+Results: build/bench/<scenario>.md and build/bench/<scenario>.json
+EOF
+}
+
+runs=20
+warmup=3
+scenario="none"
+while (($# > 0)); do
+  case "$1" in
+    --runs)
+      [[ $# -ge 2 ]] || die "--runs needs a value"
+      runs="$2"
+      shift
+      ;;
+    --runs=*) runs="${1#*=}" ;;
+    --warmup)
+      [[ $# -ge 2 ]] || die "--warmup needs a value"
+      warmup="$2"
+      shift
+      ;;
+    --warmup=*) warmup="${1#*=}" ;;
+    --scenario)
+      [[ $# -ge 2 ]] || die "--scenario needs a value"
+      scenario="$2"
+      shift
+      ;;
+    --scenario=*) scenario="${1#*=}" ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+  esac
+  shift
+done
+
+[[ "${runs}" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+[[ "${warmup}" =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer"
+define_scenario "${scenario}" || die "unknown scenario '${scenario}' (known: ${scenarios})"
+
+# Every runtime compared here needs root for namespaces and cgroups, so a
+# non-root run would only measure error paths.
+[[ "$(id -u)" -eq 0 ]] || die "must run as root"
+command -v hyperfine >/dev/null || die "hyperfine is not installed; install it with: apt-get install -y hyperfine"
+command -v node >/dev/null || die "node is not on PATH"
+
+mkdir -p -- "${out_dir}"
+
+work="$(mktemp -d -t corerun-bench.XXXXXX)"
+[[ -n "${work}" && -d "${work}" ]] || die "mktemp failed"
+runc_id="corerun-bench-$$"
+runc_used=0
+hyperfine_pid=""
+cleanup() {
+  # A TERM sent to this script alone would otherwise leave hyperfine running.
+  if [[ -n "${hyperfine_pid}" ]] && kill -0 "${hyperfine_pid}" 2>/dev/null; then
+    kill "${hyperfine_pid}" 2>/dev/null || true
+    wait "${hyperfine_pid}" 2>/dev/null || true
+  fi
+  if [[ "${runc_used}" -eq 1 ]] && runc state "${runc_id}" >/dev/null 2>&1; then
+    runc delete -f "${runc_id}" >/dev/null 2>&1 || true
+  fi
+  if [[ -n "${work}" && -d "${work}" ]]; then
+    rm -rf -- "${work:?}"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Each runtime gets its own copy: podman creates mount-point files such as
+# etc/hostname inside the rootfs it is given, and that must not leak into the
+# tree the others (or the e2e tests) use.
+rootfs_for() {
+  "${repo_root}/tools/rootfs/build.sh" "${out_dir}/rootfs-$1" | tail -n 1
+}
+
+names=()
+commands=()
+
+# Runs the command once untimed; only a command that succeeds is timed, so a
+# broken runtime can never show up as a fast one.
+add_candidate() {
+  local name="$1" cmd="$2" err="${work}/preflight.err" rc=0
+  sh -c "${cmd}" >/dev/null 2>"${err}" || rc=$?
+  if [[ "${rc}" -ne 0 ]]; then
+    note "skipping ${name}: its command failed (exit ${rc}) and is not timed:"
+    printf '    %s\n' "${cmd}" >&2
+    sed -e 's/^/    | /' -- "${err}" >&2
+    return 0
+  fi
+  names+=("${name}")
+  commands+=("${cmd}")
+}
+
+quote() {
+  local out="" arg
+  for arg in "$@"; do
+    out+="${out:+ }$(printf '%q' "${arg}")"
+  done
+  printf '%s' "${out}"
+}
+
+# corerun
+if [[ -x "${corerun}" ]]; then
+  rootfs="$(rootfs_for corerun)"
+  add_candidate corerun \
+    "$(quote "${corerun}" --rootfs "${rootfs}" "${corerun_flags[@]}" /bin/true)"
+else
+  note "skipping corerun: ${corerun} does not exist yet (build it first)"
+fi
+
+# runc
+if [[ -z "${runc_patch}" ]]; then
+  note "skipping runc: scenario '${scenario}' has no runc equivalent"
+elif ! command -v runc >/dev/null; then
+  note "skipping runc: not installed (apt-get install -y runc)"
+else
+  rootfs="$(rootfs_for runc)"
+  bundle="${work}/runc-bundle"
+  mkdir -p -- "${bundle}"
+  runc spec --bundle "${bundle}"
+  # podman and corerun mount the rootfs writable; runc's default read-only
+  # root would add a remount the others do not pay for.
+  node -e '
+    const fs = require("node:fs");
+    const [file, rootfs, patch] = process.argv.slice(1);
+    const spec = JSON.parse(fs.readFileSync(file, "utf8"));
+    spec.root = { path: rootfs, readonly: false };
+    spec.process.args = ["/bin/true"];
+    spec.process.terminal = false;
+    const extra = JSON.parse(patch);
+    for (const [key, value] of Object.entries(extra)) {
+      spec.linux[key] = { ...(spec.linux[key] ?? {}), ...value };
+    }
+    fs.writeFileSync(file, JSON.stringify(spec, null, 2));
+  ' "${bundle}/config.json" "${rootfs}" "${runc_patch}"
+  # runc run in the foreground deletes the container when it exits, so one
+  # id can be reused across runs; the exit trap covers an interrupted run.
+  runc_used=1
+  add_candidate runc "$(quote runc run --bundle "${bundle}" "${runc_id}")"
+fi
+
+# podman
+if ! command -v podman >/dev/null; then
+  note "skipping podman: not installed; install it with: ${podman_install_hint}"
+else
+  rootfs="$(rootfs_for podman)"
+  # crun, podman's default runtime, refuses this hybrid-cgroup host; the
+  # explicit ulimits avoid raising RLIMIT_NOFILE, which fails because the
+  # bounding set lacks CAP_SYS_RESOURCE.
+  add_candidate podman "$(quote podman --runtime runc --cgroup-manager=cgroupfs run --rm \
+    --ulimit nofile=20000:20000 --ulimit nproc=20000:20000 \
+    "${podman_flags[@]}" --rootfs "${rootfs}" /bin/true)"
+fi
+
+runtime_count="${#names[@]}"
+((runtime_count > 0)) || die "no runtime could run a container; nothing to compare"
+
+# One Node start is part of every corerun invocation; this row shows its size.
+add_candidate "node -e 0" "node -e 0"
+
+results_json="${out_dir}/${scenario}.json"
+results_md="${out_dir}/${scenario}.md"
+hyperfine_args=(--runs "${runs}" --warmup "${warmup}"
+  --export-json "${results_json}" --export-markdown "${results_md}")
+for i in "${!names[@]}"; do
+  hyperfine_args+=(--command-name "${names[$i]}" "${commands[$i]}")
+done
+
+printf '\nscenario %s: %s runs each, %s warmup, %s cores\n\n' \
+  "${scenario}" "${runs}" "${warmup}" "$(nproc)"
+# In the background so that the signal traps run while it is timing.
+hyperfine "${hyperfine_args[@]}" &
+hyperfine_pid=$!
+wait "${hyperfine_pid}"
+hyperfine_pid=""
+
+# hyperfine's own summary is relative to the fastest command and uses means;
+# medians relative to corerun are what the README reports.
+printf '\nmedians (scenario %s):\n' "${scenario}"
+# shellcheck disable=SC2016 # ${} here is JavaScript template syntax
+node -e '
+  const fs = require("node:fs");
+  const { results } = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+  const runtimes = results.filter((r) => r.command !== "node -e 0");
+  const ref =
+    results.find((r) => r.command === "corerun") ??
+    runtimes.reduce((a, b) => (b.median < a.median ? b : a));
+  for (const r of results) {
+    const ms = (r.median * 1000).toFixed(1).padStart(8);
+    const ratio = (r.median / ref.median).toFixed(2).padStart(6);
+    console.log(`  ${r.command.padEnd(10)} ${ms} ms  ${ratio}x ${ref.command}`);
+  }
+' "${results_json}"
+printf '\nresults: %s\n         %s\n' "${results_md}" "${results_json}"
