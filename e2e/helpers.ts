@@ -35,10 +35,15 @@ export interface Result {
   stderr: string;
 }
 
-/** Runs bin/<tool> with args and waits; input is piped to its stdin. */
-export function tool(name: string, args: string[], opts: SpawnSyncOptions & { input?: string } = {}): Result {
-  const r = spawnSync(join(BIN, name), args, { encoding: "utf8", timeout: 60_000, ...opts });
+/** Runs a program with args and waits; input is piped to its stdin. */
+export function run(program: string, args: string[], opts: SpawnSyncOptions & { input?: string } = {}): Result {
+  const r = spawnSync(program, args, { encoding: "utf8", timeout: 60_000, ...opts });
   return { code: r.status, signal: r.signal, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
+}
+
+/** Runs bin/<tool> with args and waits. */
+export function tool(name: string, args: string[], opts: SpawnSyncOptions & { input?: string } = {}): Result {
+  return run(join(BIN, name), args, opts);
 }
 
 /** A fresh state root for one test; removed by the returned cleanup after checking it is empty. */

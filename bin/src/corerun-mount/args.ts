@@ -7,6 +7,7 @@ export const args = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (required)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "wait for corerun-exec's ready on DIR/ready before pivot_root" },
+  "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
 } as const satisfies ArgsDef;
 
 export interface MountOptions {
@@ -14,6 +15,7 @@ export interface MountOptions {
   rootfs: string;
   volumes: VolumeSpec[];
   syncDir: string | undefined;
+  dieWithParent: boolean;
 }
 
 export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): MountOptions {
@@ -24,5 +26,6 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     rootfs: checkRootfs(ctx.values.rootfs?.at(-1)),
     volumes: (ctx.values.volume ?? []).map((v) => parseVolume(v)),
     syncDir: ctx.values["sync-dir"]?.at(-1),
+    dieWithParent: ctx.flags["die-with-parent"] ?? false,
   };
 }

@@ -1,4 +1,4 @@
-import { linuxSyscall as sys } from "@corerun/syscall";
+import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
@@ -19,6 +19,8 @@ export const tool = defineTool({
   ],
   run(ctx) {
     const opts = parseMountOptions(ctx);
+    // Blocked on the ready FIFO, corerun-mount would otherwise outlive a corerun killed with -9.
+    if (opts.dieWithParent) sys.prctl(PR_SET_PDEATHSIG, 9);
     const points = mountPointsFor(opts);
     enterNamespaces(sys, opts.pid);
     bindRootfs(sys, opts.rootfs);

@@ -93,7 +93,7 @@ export function recordInit(c: Container, pid: number): State {
 
 export async function buildTree(cfg: RunConfig, c: Container, pid: number): Promise<void> {
   const [node, tool] = toolCommand("corerun-mount");
-  const child = spawn(node!, [tool!, ...mountArgs(cfg, pid, c.dir)], { stdio: ["ignore", "inherit", "inherit"] });
+  const child = spawn(node!, [tool!, ...mountArgs(cfg, pid, c.dir), "--die-with-parent"], { stdio: ["ignore", "inherit", "inherit"] });
   const [code] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
   if (code !== 0) throw new ToolFailed("corerun-mount", code ?? 125);
 }

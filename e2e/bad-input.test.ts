@@ -1,0 +1,84 @@
+/**
+ * Bad input: one clear line on stderr naming the input and the fix, exit 125 (126/127 for the
+ * command), and nothing created: no state directory, mount or process.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool } from "./helpers.ts";
+
+let rootfs = "";
+let root = "";
+let scratch = "";
+
+describe("bad input is refused before anything is created", { skip: !isRoot && "needs root" }, () => {
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+    scratch = mkdtempSync(join(tmpdir(), "corerun-bad-"));
+    writeFileSync(join(scratch, "file"), "");
+  });
+  after(() => {
+    rmSync(scratch, { recursive: true, force: true });
+    removeStateRoot(root);
+  });
+
+  const cases: [string, () => string[], number, RegExp][] = [
+    ["--rootfs missing", () => ["--rootfs", join(scratch, "none"), "/bin/true"], 125, /--rootfs .*none: no such directory/],
+    ["--rootfs not a directory", () => ["--rootfs", join(scratch, "file"), "/bin/true"], 125, /--rootfs .*file: not a directory/],
+    ["--rootfs without the command", () => ["--rootfs", scratch, "/bin/true"], 127, /\/bin\/true: no such file in the root filesystem/],
+    ["a command that is not executable", () => ["--rootfs", rootfs, "/bin/not-executable"], 126, /not an executable file/],
+    ["-v with an empty part", () => ["--rootfs", rootfs, "-v", `:/data`, "/bin/true"], 125, /-v ":\/data": expected HOST_PATH:CONTAINER_PATH/],
+    ["-v with a relative container path", () => ["--rootfs", rootfs, "-v", `${scratch}:data`, "/bin/true"], 125, /container path "data" must be absolute/],
+    ["-v with an unknown mode", () => ["--rootfs", rootfs, "-v", `${scratch}:/data:rx`, "/bin/true"], 125, /unknown mode "rx"; use ro or rw/],
+    ["-v with a missing host path", () => ["--rootfs", rootfs, "-v", `${scratch}/nope:/data`, "/bin/true"], 125, /host path .*nope does not exist/],
+    ["an unknown flag", () => ["--rootfs", rootfs, "--frobnicate", "/bin/true"], 125, /unknown option --frobnicate; see --help/],
+    ["a hostname over 64 characters", () => ["--rootfs", rootfs, "--hostname", "a".repeat(65), "/bin/true"], 125, /--hostname "a+" is 65 characters long; the limit is 64/],
+    ["a hostname with bad characters", () => ["--rootfs", rootfs, "--hostname", "bad_name!", "/bin/true"], 125, /--hostname "bad_name!" may hold only/],
+    ["a state root that cannot be written", () => ["--rootfs", rootfs, "/bin/true"], 125, /state root .* cannot be written .*--root DIR or set CORERUN_ROOT/],
+    ["an unknown network mode", () => ["--rootfs", rootfs, "--network", "carrier-pigeon", "/bin/true"], 125, /--network carrier-pigeon: unknown mode/],
+    ["no command", () => ["--rootfs", rootfs], 125, /no command given/],
+  ];
+
+  for (const [name, args, code, message] of cases) {
+    test(name, () => {
+      const stateArgs = name.startsWith("a state root") ? ["--root", join(scratch, "file", "sub")] : ["--root", root];
+      const r = tool("corerun", [...stateArgs, ...args()]);
+      assert.equal(r.code, code, r.stderr);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
+      assert.match(lines[0]!, /^corerun: /);
+      assert.match(lines[0]!, message);
+      assert.equal(r.stdout, "");
+      assert.deepEqual(leftoverState(root), []);
+      assert.deepEqual(hostMountsUnder(rootfs), []);
+    });
+  }
+
+  test("not root: a clear line and exit 125", () => {
+    const r = run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", join(import.meta.dirname, "../bin/corerun"), "--root", root, "--rootfs", rootfs, "/bin/true"]);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr.trim(), /^corerun: corerun needs root .*run it with sudo/);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+    assert.deepEqual(leftoverState(root), []);
+  });
+
+  for (const [flag, value] of [["--memory", "64"], ["--cpus", "0.5"], ["--pids", "10"], ["-P", "8080:80"], ["--userns", "auto"]]) {
+    test(`${flag} is refused as not available yet, never ignored`, () => {
+      const r = tool("corerun", ["--root", root, "--rootfs", rootfs, flag!, value!, "/bin/true"]);
+      assert.equal(r.code, 125);
+      assert.match(r.stderr, /not available yet/);
+      assert.deepEqual(leftoverState(root), []);
+    });
+  }
+
+  for (const name of ["corerun-ns", "corerun-mount", "corerun-exec"]) {
+    test(`${name}: an unknown flag is one line and exit 125`, () => {
+      const r = tool(name, ["--frobnicate"]);
+      assert.equal(r.code, 125);
+      assert.equal(r.stderr, `${name}: unknown option --frobnicate; see --help\n`);
+    });
+  }
+});

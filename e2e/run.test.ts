@@ -1,0 +1,217 @@
+/**
+ * corerun end to end: real containers on the busybox rootfs, as root. Each test checks what the
+ * container sees and that the host is left as it was: no state directory, mount or process.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, processesWith, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+
+let rootfs = "";
+let root = "";
+
+function corerun(args: string[], input?: string): Result {
+  return tool("corerun", ["--root", root, ...args], input === undefined ? {} : { input });
+}
+
+/** Runs a container on the busybox rootfs and asserts that it left nothing behind. */
+function container(args: string[], input?: string): Result {
+  const r = corerun(["--rootfs", rootfs, ...args], input);
+  assertClean();
+  return r;
+}
+
+function assertClean(): void {
+  assert.deepEqual(leftoverState(root), [], "a state directory is left");
+  assert.deepEqual(hostMountsUnder(rootfs), [], "a mount of the rootfs is left on the host");
+}
+
+describe("corerun run", { skip: !isRoot && "needs root" }, () => {
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+  });
+  after(() => {
+    assertClean();
+    removeStateRoot(root);
+  });
+
+  test("the README demo: hostname, PID 1 and the rootfs's own top-level directories", () => {
+    const r = container(["--hostname", "demo", "/bin/sh", "-c", "hostname; echo $$; ls /"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [name, pid, ...entries] = r.stdout.trim().split("\n");
+    assert.equal(name, "demo");
+    assert.equal(pid, "1");
+    const expected = readdirSync(rootfs).sort();
+    assert.deepEqual(entries.sort(), expected);
+  });
+
+  test("the same through `corerun run`", () => {
+    const r = tool("corerun", ["run", "--root", root, "--rootfs", rootfs, "/bin/echo", "hi"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "hi\n");
+    assertClean();
+  });
+
+  test("the container sees only its own processes, in its own /proc", () => {
+    const r = container(["/bin/sh", "-c", "ls /proc | grep -c '^[0-9]'; ps -o pid,comm; true"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [count] = r.stdout.split("\n");
+    assert.ok(Number(count) <= 4, `container sees ${count} processes:\n${r.stdout}`);
+    assert.match(r.stdout, /^\s*1 sh$/m);
+  });
+
+  test("hostname is set inside and the host's is unchanged", () => {
+    const before_ = hostname();
+    const r = container(["--hostname", "inside-name", "/bin/hostname"]);
+    assert.equal(r.stdout.trim(), "inside-name");
+    assert.equal(hostname(), before_);
+  });
+
+  test("without --hostname the container is named after its id", () => {
+    const r = container(["/bin/hostname"]);
+    assert.match(r.stdout.trim(), /^[0-9a-f]{12}$/);
+  });
+
+  test("/ is the rootfs: a file only the rootfs has is there, a host-only path is not", () => {
+    const r = container(["/bin/sh", "-c", `cat /etc/corerun-rootfs; test -e ${join(import.meta.dirname, "run.test.ts")} && echo host-visible; echo done`]);
+    assert.equal(r.stdout, "corerun busybox rootfs\ndone\n");
+  });
+
+  test("/sys and the read-only /proc paths refuse writes", () => {
+    const r = container(["/bin/sh", "-c", "echo 1 > /proc/sys/kernel/domainname && echo wrote-proc; echo 1 > /proc/sysrq-trigger && echo wrote-sysrq; touch /sys/x && echo wrote-sys; grep -E ' /sys | /proc/sys ' /proc/self/mounts"]);
+    assert.doesNotMatch(r.stdout, /wrote-/);
+    assert.match(r.stderr, /Read-only file system/);
+    for (const line of r.stdout.trim().split("\n")) assert.match(line, /\sro[,\s]/, line);
+  });
+
+  test("masked paths read empty", () => {
+    const r = container(["/bin/sh", "-c", "for p in /proc/timer_list /proc/keys; do printf '%s=%s\\n' $p $(wc -c < $p); done; ls -A /sys/firmware | wc -l; ls -A /proc/acpi | wc -l"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "/proc/timer_list=0\n/proc/keys=0\n0\n0\n");
+  });
+
+  test("/dev holds only the usual devices and a private devpts", () => {
+    const r = container(["/bin/sh", "-c", "ls /dev | tr '\\n' ' '; echo; echo x > /dev/null && head -c 4 /dev/zero | wc -c; ls /dev/pts"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [list, zero, pts] = r.stdout.split("\n");
+    assert.deepEqual(list!.trim().split(" ").sort(), ["core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"]);
+    assert.equal(zero, "4");
+    assert.equal(pts, "ptmx");
+  });
+
+  test("an ro volume refuses writes and an rw volume's writes show on the host", (t) => {
+    const ro = mkdtempSync(join(tmpdir(), "corerun-ro-"));
+    const rw = mkdtempSync(join(tmpdir(), "corerun-rw-"));
+    t.after(() => {
+      rmSync(ro, { recursive: true, force: true });
+      rmSync(rw, { recursive: true, force: true });
+    });
+    writeFileSync(join(ro, "given"), "from host\n");
+    const r = container(["-v", `${ro}:/ro:ro`, "-v", `${rw}:/data`, "/bin/sh", "-c", "cat /ro/given; echo x > /ro/new && echo wrote-ro; echo written > /data/out"]);
+    assert.equal(r.stdout, "from host\n");
+    assert.match(r.stderr, /Read-only file system/);
+    assert.equal(existsSync(join(ro, "new")), false);
+    assert.equal(readFileSync(join(rw, "out"), "utf8"), "written\n");
+    // The mount points corerun had to create in the rootfs are gone again.
+    assert.equal(existsSync(join(rootfs, "ro")), false);
+    assert.equal(existsSync(join(rootfs, "data")), false);
+  });
+
+  test("a relative host path is resolved against the current directory", (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "corerun-rel-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, "f"), "relative\n");
+    const r = tool("corerun", ["--root", root, "--rootfs", rootfs, "-v", ".:/mnt/rel:ro", "/bin/cat", "/mnt/rel/f"], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "relative\n");
+    assertClean();
+  });
+
+  for (const [name, cmd, code] of [
+    ["0", ["/bin/true"], 0],
+    ["3", ["/bin/sh", "-c", "exit 3"], 3],
+    ["126 for a file that is not executable", ["/bin/not-executable"], 126],
+    ["127 for a command that is not in the rootfs", ["/bin/no-such-command"], 127],
+    ["127 for a command not found in PATH", ["no-such-command"], 127],
+  ] as const) {
+    test(`exit status ${name}`, () => {
+      const r = container([...cmd]);
+      assert.equal(r.code, code, r.stderr);
+    });
+  }
+
+  test("exit status 137 when the container's first process is killed with SIGKILL", async () => {
+    const child = spawn(join(import.meta.dirname, "../bin/corerun"), ["--root", root, "--rootfs", rootfs, "/bin/sh", "-c", "echo started; sleep 30"], { stdio: ["ignore", "pipe", "pipe"] });
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    const [state] = JSON.parse(tool("corerun", ["ps", "--root", root, "--json"]).stdout) as { init: { pid: number } }[];
+    process.kill(state!.init.pid, "SIGKILL");
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    assert.equal(code, 137);
+    assertClean();
+  });
+
+  test("a command's own status 137 passes through: sh -c 'kill -9 $$' in a child shell", () => {
+    // The first process is PID 1 of its namespace, and the kernel ignores a SIGKILL that PID 1
+    // sends itself; a shell below it dies of it as anywhere else.
+    const r = container(["/bin/sh", "-c", "/bin/sh -c 'kill -9 $$'; exit $?"]);
+    assert.equal(r.code, 137);
+  });
+
+  test("stdin is piped through", () => {
+    const r = container(["/bin/cat"], "hi\n");
+    assert.equal(r.stdout, "hi\n");
+  });
+
+  test("SIGTERM sent to corerun reaches the container's handler", async () => {
+    const child = spawn(join(import.meta.dirname, "../bin/corerun"), ["--root", root, "--rootfs", rootfs, "/bin/sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    child.kill("SIGTERM");
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    assert.equal(code, 7);
+    assert.match(out, /got-term/);
+    assertClean();
+  });
+
+  test("the container's PID 1 holds no fd beyond 0-2", () => {
+    // A pipe on fd 5 of corerun's own must not reach the container either.
+    const r = container(["/bin/sh", "-c", "ls /proc/1/fd | tr '\\n' ' '; true"]);
+    assert.equal(r.stdout.trim(), "0 1 2");
+  });
+
+  test("the environment is the container's own: PATH, HOSTNAME, HOME and -e", () => {
+    const r = container(["--hostname", "envtest", "-e", "FOO=bar", "-w", "/tmp", "/bin/sh", "-c", "env | sort; pwd"]);
+    const lines = r.stdout.trim().split("\n");
+    assert.ok(lines.includes("FOO=bar"));
+    assert.ok(lines.includes("HOSTNAME=envtest"));
+    assert.ok(lines.includes("HOME=/root"));
+    assert.ok(lines.includes("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    assert.equal(lines.at(-1), "/tmp");
+    assert.ok(!lines.some((l) => l.startsWith("CORERUN_")), "corerun's own variables leaked");
+  });
+
+  test("a container's own --help is not corerun's", () => {
+    const r = container(["/bin/ls", "--help"]);
+    assert.match(r.stdout + r.stderr, /Usage: ls/);
+    assert.doesNotMatch(r.stdout, /corerun/);
+  });
+
+  test("--network none gives a loopback that is up and nothing else", () => {
+    const r = container(["--network", "none", "/bin/sh", "-c", "ls /sys/class/net; ip link show lo"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^lo$/m);
+    assert.equal(r.stdout.split("\n").filter((l) => /^\w+$/.test(l)).length, 1);
+    assert.match(r.stdout, /UP/);
+  });
+
+  test("--network host shares the host's interfaces", () => {
+    const host = readdirSync("/sys/class/net").sort();
+    const r = container(["--network", "host", "/bin/ls", "/sys/class/net"]);
+    assert.deepEqual(r.stdout.trim().split("\n").sort(), host);
+  });
+});
