@@ -56,9 +56,13 @@ export function leftoverState(root: string): string[] {
   return existsSync(root) ? readdirSync(root).filter((n) => /^[0-9a-f]{12}$/.test(n)) : [];
 }
 
-/** Removes a state root the test created: only a mkdtemp path under the temp dir. */
+/**
+ * Removes a state root the test created (only a mkdtemp path under the temp dir). Containers a
+ * failed test left running are ended first: they hold the test runner's pipes open.
+ */
 export function removeStateRoot(root: string): void {
   if (!root.startsWith(join(tmpdir(), "corerun-e2e-"))) throw new Error(`refusing to remove ${root}`);
+  if (leftoverState(root).length) tool("corerun", ["cleanup", "--force", "--root", root]);
   rmSync(root, { recursive: true, force: true });
 }
 
@@ -72,7 +76,7 @@ export function processesWith(marker: string): number[] {
   const out: number[] = [];
   for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
     try {
-      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker) && Number(pid) !== process.pid) out.push(Number(pid));
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").includes(marker) && Number(pid) !== process.pid) out.push(Number(pid));
     } catch {
       // gone already
     }

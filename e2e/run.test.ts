@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, processesWith, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
 
 let rootfs = "";
 let root = "";

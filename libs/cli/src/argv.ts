@@ -64,7 +64,7 @@ export function splitArgv(argv: readonly string[], def: ArgsDef, opts: SplitOpti
     const entry = table.get(key);
     if (!entry) throw new UsageError(`unknown option ${long ? `--${key}` : `-${key}`}; see --help`);
     if (!entry.takesValue) {
-      if (long && eq > 0) throw new UsageError(`option --${key} takes no value; see --help`);
+      if ((long && eq > 0) || (!long && word.length > 2)) throw new UsageError(`option ${long ? `--${key}` : `-${key}`} takes no value; see --help`);
       flags[entry.name] = !key.startsWith("no-") || key === entry.name;
       continue;
     }

@@ -77,7 +77,7 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
   let log = createLogger(spec.name);
   let code: number;
   try {
-    const sub = spec.subCommands && argv[0] !== undefined ? spec.subCommands[argv[0]] : undefined;
+    const sub = spec.subCommands && argv[0] !== undefined && Object.hasOwn(spec.subCommands, argv[0]) ? spec.subCommands[argv[0]] : undefined;
     const active = sub ?? spec;
     const words = sub ? argv.slice(1) : argv;
     const split = splitArgv(words, { ...active.args, ...COMMON_ARGS }, { tail: active.tail, optionalValues: { log: ["true", "false"] } });

@@ -13,10 +13,17 @@ export function resolveInRoot(root: string, path: string): string {
   const parts = path.split("/").filter((p) => p && p !== ".");
   const done: string[] = [];
   let links = 0;
+  // Once a component is missing, nothing below it can be a symlink: the rest is appended, but
+  // ".." still stops at the root.
+  let missing = false;
   while (parts.length) {
     const part = parts.shift()!;
     if (part === "..") {
       done.pop();
+      continue;
+    }
+    if (missing) {
+      done.push(part);
       continue;
     }
     const host = posix.join(root, ...done, part);
@@ -24,8 +31,9 @@ export function resolveInRoot(root: string, path: string): string {
     try {
       st = lstatSync(host);
     } catch {
-      done.push(part, ...parts);
-      break;
+      missing = true;
+      done.push(part);
+      continue;
     }
     if (st.isSymbolicLink()) {
       if (++links > MAX_LINKS) throw new Error(`too many levels of symbolic links in ${path}`);

@@ -49,7 +49,7 @@ export function decode(line: string): SyncMessage {
   } catch {
     throw new Error(`sync: not a message: ${JSON.stringify(line.slice(0, 80))}`);
   }
-  const t = (value as { t?: unknown }).t;
+  const t = typeof value === "object" && value !== null ? (value as { t?: unknown }).t : undefined;
   if (t === "ready" || t === "go") return { t };
   if (t === "error") {
     const v = value as { message?: unknown; exitCode?: unknown };

@@ -1,0 +1,201 @@
+import assert from "node:assert/strict";
+import { closeSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, sep } from "node:path";
+import { after, describe, test } from "node:test";
+import {
+  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID,
+  MS_PRIVATE, MS_RDONLY, MS_REC, recordingSyscall, SyscallError, type Syscall,
+} from "@corerun/syscall";
+import type { MountOptions } from "./args.ts";
+import { bindRootfs, createMountPoints, enterNamespaces, mountDev, mountSys, mountVolumes, pivot } from "./steps.ts";
+
+const base = mkdtempSync(join(tmpdir(), "corerun-mount-steps-test-"));
+after(() => {
+  if (base.startsWith(tmpdir() + sep) && base.includes("corerun-mount-steps-test-")) rmSync(base, { recursive: true, force: true });
+});
+
+let n = 0;
+function rootfs(...dirs: string[]): string {
+  const root = join(base, `rootfs${n++}`);
+  mkdirSync(root);
+  for (const d of dirs) mkdirSync(join(root, d), { recursive: true });
+  return root;
+}
+
+function options(root: string, volumes: MountOptions["volumes"]): MountOptions {
+  return { pid: 4242, rootfs: root, volumes, syncDir: undefined, dieWithParent: false };
+}
+
+describe("mountVolumes", () => {
+  test("binds each volume recursively, then makes the ro ones read-only down the whole subtree", () => {
+    const root = rootfs("data", "conf");
+    const { sys, calls } = recordingSyscall();
+    mountVolumes(sys, root, options(root, [
+      { source: "/srv/data", target: "/data", readonly: false },
+      { source: "/srv/conf", target: "/conf", readonly: true },
+    ]));
+    assert.deepEqual(calls, [
+      { name: "mount", args: ["/srv/data", join(root, "data"), null, MS_BIND | MS_REC] },
+      { name: "mount", args: ["/srv/conf", join(root, "conf"), null, MS_BIND | MS_REC] },
+      { name: "mountSetattr", args: [join(root, "conf"), MOUNT_ATTR_RDONLY, 0, true] },
+    ]);
+  });
+
+  test("a target behind a rootfs symlink lands inside the rootfs", () => {
+    const root = rootfs("etc");
+    symlinkSync("/etc", join(root, "data"));
+    const { sys, calls } = recordingSyscall();
+    mountVolumes(sys, root, options(root, [{ source: "/srv/data", target: "/data", readonly: true }]));
+    assert.deepEqual(calls, [
+      { name: "mount", args: ["/srv/data", join(root, "etc"), null, MS_BIND | MS_REC] },
+      { name: "mountSetattr", args: [join(root, "etc"), MOUNT_ATTR_RDONLY, 0, true] },
+    ]);
+  });
+
+  test("a failing bind stops before the read-only step", () => {
+    const root = rootfs("data");
+    const { sys, calls } = recordingSyscall({ mount: new SyscallError({ syscall: "mount", errno: 2 }) });
+    assert.throws(() => mountVolumes(sys, root, options(root, [{ source: "/gone", target: "/data", readonly: true }])), SyscallError);
+    assert.deepEqual(calls.map((c) => c.name), ["mount"]);
+  });
+
+  test("no volumes, no calls", () => {
+    const root = rootfs();
+    const { sys, calls } = recordingSyscall();
+    mountVolumes(sys, root, options(root, []));
+    assert.deepEqual(calls, []);
+  });
+});
+
+describe("pivot", () => {
+  test("pivot_root(\".\", \".\") from inside the rootfs, then detaches the old root and moves to /", () => {
+    const root = rootfs();
+    const { sys, calls } = recordingSyscall();
+    let cwdAtPivot: string | undefined;
+    const spy: Syscall = new Proxy(sys, {
+      get(target, prop: keyof Syscall) {
+        if (prop === "pivotRoot") cwdAtPivot = process.cwd();
+        return target[prop];
+      },
+    });
+    const cwd = process.cwd();
+    try {
+      pivot(spy, root);
+      assert.equal(process.cwd(), "/");
+    } finally {
+      process.chdir(cwd);
+    }
+    assert.equal(cwdAtPivot, root);
+    assert.deepEqual(calls, [
+      { name: "pivotRoot", args: [".", "."] },
+      { name: "umount2", args: [".", MNT_DETACH] },
+    ]);
+  });
+});
+
+describe("enterNamespaces", () => {
+  test("opens a pidfd, unshares fs state, joins mnt+net+ipc, makes / private, and closes the pidfd", () => {
+    const { sys, calls } = recordingSyscall();
+    // A real fd stands in for the pidfd so that the step's close can be observed.
+    const fd = openSync("/dev/null", "r");
+    const withFd: Syscall = new Proxy(sys, {
+      get: (target, prop: keyof Syscall) => (prop === "pidfdOpen" ? (pid: number) => (target.pidfdOpen(pid), fd) : target[prop]),
+    });
+    enterNamespaces(withFd, 4242);
+    assert.deepEqual(calls, [
+      { name: "pidfdOpen", args: [4242] },
+      { name: "unshare", args: [CLONE_FS] },
+      { name: "setns", args: [fd, CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC, "pid 4242"] },
+      { name: "mount", args: [null, "/", null, MS_REC | MS_PRIVATE] },
+    ]);
+    assert.throws(() => fstatSync(fd), { code: "EBADF" });
+  });
+
+  test("closes the pidfd when setns fails, and mounts nothing", () => {
+    const { sys, calls } = recordingSyscall({ setns: new SyscallError({ syscall: "setns", errno: 22 }) });
+    const fd = openSync("/dev/null", "r");
+    const withFd: Syscall = new Proxy(sys, {
+      get: (target, prop: keyof Syscall) => (prop === "pidfdOpen" ? (pid: number) => (target.pidfdOpen(pid), fd) : target[prop]),
+    });
+    assert.throws(() => enterNamespaces(withFd, 4242), SyscallError);
+    assert.deepEqual(calls.map((c) => c.name), ["pidfdOpen", "unshare", "setns"]);
+    assert.throws(() => fstatSync(fd), { code: "EBADF" });
+  });
+});
+
+describe("bindRootfs", () => {
+  test("binds the rootfs onto itself recursively so pivot_root accepts it", () => {
+    const { sys, calls } = recordingSyscall();
+    bindRootfs(sys, "/srv/rootfs");
+    assert.deepEqual(calls, [{ name: "mount", args: ["/srv/rootfs", "/srv/rootfs", null, MS_BIND | MS_REC] }]);
+  });
+});
+
+describe("createMountPoints", () => {
+  test("creates directories and empty files in the order given", () => {
+    const root = rootfs();
+    createMountPoints([
+      { path: join(root, "a"), kind: "dir" },
+      { path: join(root, "a/b"), kind: "dir" },
+      { path: join(root, "a/b/f.conf"), kind: "file" },
+    ]);
+    assert.ok(statSync(join(root, "a/b")).isDirectory());
+    assert.ok(statSync(join(root, "a/b/f.conf")).isFile());
+    assert.equal(statSync(join(root, "a/b/f.conf")).size, 0);
+  });
+
+  test("refuses to reuse a path that already exists", () => {
+    const root = rootfs("a");
+    writeFileSync(join(root, "f"), "user data");
+    assert.throws(() => createMountPoints([{ path: join(root, "a"), kind: "dir" }]), { code: "EEXIST" });
+    assert.throws(() => createMountPoints([{ path: join(root, "f"), kind: "file" }]), { code: "EEXIST" });
+  });
+});
+
+describe("mountDev", () => {
+  test("a tmpfs, six bound devices, devpts, shm and mqueue, and the standard links", () => {
+    const root = rootfs("dev");
+    const dev = join(root, "dev");
+    const { sys, calls } = recordingSyscall();
+    mountDev(sys, root);
+    const devices = ["null", "zero", "full", "random", "urandom", "tty"];
+    assert.deepEqual(calls.map((c) => [c.args[0], c.args[1], c.args[2]]), [
+      ["tmpfs", dev, "tmpfs"],
+      ...devices.map((d) => [`/dev/${d}`, `${dev}/${d}`, null]),
+      ["devpts", `${dev}/pts`, "devpts"],
+      ["shm", `${dev}/shm`, "tmpfs"],
+      ["mqueue", `${dev}/mqueue`, "mqueue"],
+    ]);
+    // A private devpts instance: the container must not reach the host's terminals.
+    assert.match(String(calls.find((c) => c.args[2] === "devpts")?.args[4]), /\bnewinstance\b/);
+    for (const d of devices) assert.ok(statSync(`${dev}/${d}`).isFile(), d);
+    assert.equal(readlinkSync(`${dev}/fd`), "/proc/self/fd");
+    assert.equal(readlinkSync(`${dev}/ptmx`), "pts/ptmx");
+    assert.ok(lstatSync(`${dev}/stdin`).isSymbolicLink());
+    assert.equal(statSync(dev).mode & 0o777, 0o755);
+  });
+});
+
+describe("mountSys", () => {
+  test("a read-only sysfs, then tmpfs over the masked directories that exist", () => {
+    const root = rootfs("sys/firmware");
+    const { sys, calls } = recordingSyscall();
+    mountSys(sys, root);
+    assert.deepEqual(calls.map((c) => [c.args[0], c.args[1], c.args[2]]), [
+      ["sysfs", join(root, "sys"), "sysfs"],
+      ["tmpfs", join(root, "sys/firmware"), "tmpfs"],
+    ]);
+    const flags = calls[0]!.args[3] as number;
+    assert.equal(flags & MS_RDONLY, MS_RDONLY);
+    assert.equal(flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC), MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  });
+
+  test("a masked path that is a file gets /dev/null bound over it", () => {
+    const root = rootfs("sys/devices/virtual", "dev");
+    closeSync(openSync(join(root, "sys/devices/virtual/powercap"), "w"));
+    const { sys, calls } = recordingSyscall();
+    mountSys(sys, root);
+    assert.deepEqual(calls[1]?.args, [join(root, "dev/null"), join(root, "sys/devices/virtual/powercap"), null, MS_BIND]);
+  });
+});

@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, sep } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { COMMON_ARGS, CommandError, splitArgv, UsageError } from "@corerun/cli";
+import { parseRunConfig, runArgs } from "./args.ts";
+
+let base: string;
+let rootfs: string;
+
+before(() => {
+  base = mkdtempSync(join(tmpdir(), "corerun-args-test-"));
+  rootfs = join(base, "rootfs");
+  mkdirSync(join(rootfs, "bin"), { recursive: true });
+  writeFileSync(join(rootfs, "bin/sh"), "#!/bin/sh\n");
+  chmodSync(join(rootfs, "bin/sh"), 0o755);
+  mkdirSync(join(rootfs, "opt/app"), { recursive: true });
+  writeFileSync(join(rootfs, "opt/app/serve"), "");
+  chmodSync(join(rootfs, "opt/app/serve"), 0o755);
+  mkdirSync(join(base, "data"));
+});
+
+after(() => {
+  if (base.startsWith(tmpdir() + sep) && base.includes("corerun-args-test-")) rmSync(base, { recursive: true, force: true });
+});
+
+/** `corerun run ARGV` as main.ts splits it, with --rootfs pointing at the test rootfs. */
+function parse(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const ctx = splitArgv(["--rootfs", rootfs, ...argv], { ...runArgs, ...COMMON_ARGS }, { tail: "command", optionalValues: { log: ["true", "false"] } });
+  return parseRunConfig(ctx, env);
+}
+
+function usageError(argv: string[], message: RegExp): void {
+  assert.throws(() => parse(argv), (e: unknown) => {
+    assert.ok(e instanceof UsageError, String(e));
+    assert.match(e.message, message);
+    return true;
+  });
+}
+
+describe("parseRunConfig", () => {
+  test("a plain run gets the defaults", () => {
+    const cfg = parse(["sh", "-c", "echo hi"], { CORERUN_ROOT: join(base, "state") });
+    assert.deepEqual(cfg, {
+      rootfs,
+      command: ["sh", "-c", "echo hi"],
+      hostname: undefined,
+      env: [],
+      workdir: "/",
+      volumes: [],
+      network: "none",
+      root: join(base, "state"),
+      printScript: false,
+    });
+  });
+
+  for (const [argv, option] of [
+    [["--memory", "64"], "--memory"],
+    [["-m", "64"], "--memory"],
+    [["--cpu", "50"], "--cpu"],
+    [["--cpus", "1"], "--cpus"],
+    [["--pids", "10"], "--pids"],
+    [["-P", "8080:80"], "--port"],
+    [["--publish", "8080:80"], "--port"],
+    [["--uidmap", "0:1000:1"], "--uidmap"],
+    [["--gidmap", "0:1000:1"], "--gidmap"],
+    [["--userns", "auto"], "--userns"],
+    [["--name", "web"], "--name"],
+    [["--net", "br0"], "--net"],
+  ] as const) {
+    test(`${argv.join(" ")} is refused as not available yet`, () => {
+      usageError([...argv, "sh"], new RegExp(`^${option}: .* not available yet`));
+    });
+  }
+
+  test("a feature that is not available is refused before the rootfs is even looked at", () => {
+    const ctx = splitArgv(["--rootfs", join(base, "missing"), "--memory", "64", "sh"], { ...runArgs, ...COMMON_ARGS }, { tail: "command" });
+    assert.throws(() => parseRunConfig(ctx, {}), /--memory: resource limits are not available yet/);
+  });
+
+  test("--network host is accepted, none is the default", () => {
+    assert.equal(parse(["--network", "host", "sh"]).network, "host");
+    assert.equal(parse(["--network=none", "sh"]).network, "none");
+  });
+
+  test("--network bridge and container: are not available yet", () => {
+    usageError(["--network", "bridge", "sh"], /^--network bridge: bridge and container networking are not available yet; use none or host$/);
+    usageError(["--network", "container:abc", "sh"], /not available yet/);
+  });
+
+  test("an unknown network mode is refused", () => {
+    usageError(["--network", "wifi", "sh"], /^--network wifi: unknown mode; use none or host$/);
+  });
+
+  test("a missing command is refused", () => {
+    usageError([], /^no command given; usage: corerun/);
+    usageError(["--hostname", "box", "--"], /^no command given/);
+  });
+
+  test("a bad hostname is refused", () => {
+    usageError(["--hostname", "bad_name", "sh"], /--hostname "bad_name"/);
+    usageError(["--hostname", "x".repeat(65), "sh"], /the limit is 64/);
+  });
+
+  test("a hostname, env, workdir and --print-script are carried over", () => {
+    const cfg = parse(["--hostname", "box", "-e", "A=1", "-e", "HOME", "-w", "/tmp", "--print-script", "sh"], { HOME: "/root" });
+    assert.equal(cfg.hostname, "box");
+    assert.deepEqual(cfg.env, ["A=1", "HOME=/root"]);
+    assert.equal(cfg.workdir, "/tmp");
+    assert.equal(cfg.printScript, true);
+  });
+
+  test("a relative --workdir is refused", () => {
+    usageError(["-w", "tmp", "sh"], /--workdir "tmp" must be an absolute path/);
+  });
+
+  test("volumes are parsed, in order", () => {
+    const data = join(base, "data");
+    const cfg = parse(["-v", `${data}:/data:ro`, "--volume", `${data}:/srv/data`, "sh"]);
+    assert.deepEqual(cfg.volumes, [
+      { source: data, target: "/data", readonly: true },
+      { source: data, target: "/srv/data", readonly: false },
+    ]);
+  });
+
+  test("a bad volume is refused", () => {
+    usageError(["-v", `${join(base, "nope")}:/data`, "sh"], /does not exist/);
+    usageError(["-v", `${join(base, "data")}:data`, "sh"], /must be absolute/);
+  });
+
+  test("the command is looked up in the rootfs with the container's PATH", () => {
+    assert.throws(() => parse(["serve"]), (e: unknown) => e instanceof CommandError && e.exitCode === 127);
+    assert.deepEqual(parse(["-e", "PATH=/opt/app:/bin", "serve"]).command, ["serve"]);
+    assert.deepEqual(parse(["/opt/app/serve", "--help"]).command, ["/opt/app/serve", "--help"]);
+  });
+
+  test("a rootfs that does not exist is refused", () => {
+    const ctx = splitArgv(["--rootfs", join(base, "missing"), "sh"], { ...runArgs, ...COMMON_ARGS }, { tail: "command" });
+    assert.throws(() => parseRunConfig(ctx, {}), { name: "UsageError", message: /no such directory/ });
+  });
+
+  test("--root wins over CORERUN_ROOT", () => {
+    assert.equal(parse(["--root", join(base, "a"), "sh"], { CORERUN_ROOT: join(base, "b") }).root, join(base, "a"));
+  });
+});

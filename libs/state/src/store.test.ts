@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, sep } from "node:path";
+import { after, describe, test } from "node:test";
+import type { ContainerConfig } from "./schema.ts";
+import {
+  checkStateRoot, containerDir, createContainer, DEFAULT_ROOT, listContainers, readState, removeContainer, setStatus, stateRoot,
+  updateState, writeStateFile,
+} from "./store.ts";
+
+const base = mkdtempSync(join(tmpdir(), "corerun-state-test-"));
+after(() => {
+  // Only ever the directory this file created.
+  if (base.startsWith(tmpdir() + sep) && base.includes("corerun-state-test-")) rmSync(base, { recursive: true, force: true });
+});
+
+let n = 0;
+function freshRoot(): string {
+  return join(base, `root${n++}`);
+}
+
+const config: ContainerConfig = {
+  rootfs: "/srv/rootfs",
+  command: ["sh"],
+  hostname: undefined,
+  env: [],
+  cwd: "/",
+  volumes: [],
+  network: "none",
+};
+
+/** Every path under `dir`, relative, sorted. */
+function tree(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true }) as string[]).sort();
+}
+
+describe("stateRoot", () => {
+  test("--root wins over CORERUN_ROOT, which wins over the default", () => {
+    assert.equal(stateRoot("/a", { CORERUN_ROOT: "/b" }), "/a");
+    assert.equal(stateRoot(undefined, { CORERUN_ROOT: "/b" }), "/b");
+    assert.equal(stateRoot(undefined, {}), DEFAULT_ROOT);
+  });
+
+  test("a relative root is made absolute", () => {
+    assert.equal(stateRoot("rel", {}), join(process.cwd(), "rel"));
+  });
+});
+
+describe("checkStateRoot", () => {
+  test("creates a missing root with mode 0700", () => {
+    const root = join(freshRoot(), "nested", "state");
+    checkStateRoot(root);
+    assert.equal(statSync(root).mode & 0o777, 0o700);
+  });
+
+  test("a root that cannot be created names --root and CORERUN_ROOT", () => {
+    // Under a regular file, even root cannot create a directory, so this holds for every user.
+    const file = join(base, "a-file");
+    writeFileSync(file, "");
+    const root = join(file, "x");
+    assert.throws(() => checkStateRoot(root), (e: unknown) => {
+      assert.ok(e instanceof Error);
+      assert.match(e.message, new RegExp(`^state root ${root} cannot be written \\(ENOTDIR\\)`));
+      assert.match(e.message, /--root DIR/);
+      assert.match(e.message, /CORERUN_ROOT/);
+      return true;
+    });
+  });
+});
+
+describe("container state", () => {
+  test("createContainer writes a creating state that readState returns", () => {
+    const root = freshRoot();
+    const { id, dir, path, state } = createContainer(root, config, { owner: { pid: process.pid, startTime: 1 } });
+    assert.match(id, /^[0-9a-f]{12}$/);
+    assert.equal(dir, join(root, id));
+    assert.equal(path, join(root, id, "state.json"));
+    assert.equal(state.status, "creating");
+    assert.deepEqual(state.owner, { pid: process.pid, startTime: 1 });
+    // JSON drops the undefined hostname; everything else comes back as written.
+    assert.deepEqual(readState(path), JSON.parse(JSON.stringify(state)));
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.deepEqual(tree(dir), ["state.json"]);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+  });
+
+  test("two containers get different ids and both are listed", () => {
+    const root = freshRoot();
+    const a = createContainer(root, config);
+    const b = createContainer(root, config);
+    assert.notEqual(a.id, b.id);
+    assert.deepEqual(listContainers(root), [a.id, b.id].sort());
+  });
+
+  test("updateState applies a valid transition atomically and leaves no temp file", () => {
+    const root = freshRoot();
+    const { dir, path } = createContainer(root, config);
+    const next = updateState(path, () => ({ status: "running", init: { pid: 42, startTime: 7 } }));
+    assert.equal(next.status, "running");
+    assert.deepEqual(readState(path).init, { pid: 42, startTime: 7 });
+    setStatus(path, "stopped", { exitCode: 3 });
+    assert.equal(readState(path).status, "stopped");
+    assert.equal(readState(path).exitCode, 3);
+    assert.ok(!tree(dir).some((f) => f.endsWith(".tmp")), tree(dir).join(" "));
+  });
+
+  test("updateState refuses an invalid transition and keeps the old state", () => {
+    const root = freshRoot();
+    const { id, path } = createContainer(root, config);
+    setStatus(path, "stopped");
+    assert.throws(() => setStatus(path, "running"), new RegExp(`container ${id} cannot go from stopped to running`));
+    assert.equal(readState(path).status, "stopped");
+  });
+
+  test("a patch that keeps the status is not a transition", () => {
+    const root = freshRoot();
+    const { path } = createContainer(root, config);
+    assert.equal(updateState(path, () => ({ status: "creating", exitCode: 1 })).exitCode, 1);
+  });
+
+  test("writeStateFile replaces the whole file", () => {
+    const root = freshRoot();
+    const { path, state } = createContainer(root, config);
+    writeStateFile(path, { ...state, config: { ...config, command: ["a", "b"] } });
+    assert.deepEqual(JSON.parse(readFileSync(path, "utf8")).config.command, ["a", "b"]);
+  });
+
+  test("readState of a missing container names the path", () => {
+    const path = join(freshRoot(), "0123456789ab", "state.json");
+    assert.throws(() => readState(path), { message: `no container state at ${path}` });
+  });
+
+  test("readState of a corrupt file names the field", () => {
+    const root = freshRoot();
+    const { path, state } = createContainer(root, config);
+    writeFileSync(path, JSON.stringify({ ...state, status: "zombie" }));
+    assert.throws(() => readState(path), new RegExp(`invalid state file ${path}: status: `));
+  });
+
+  test("listContainers ignores what is not a container and a missing root", () => {
+    const root = freshRoot();
+    const { id } = createContainer(root, config);
+    mkdirSync(join(root, "not-a-container"));
+    writeFileSync(join(root, "0123456789AB"), "");
+    assert.deepEqual(listContainers(root), [id]);
+    assert.deepEqual(listContainers(join(root, "missing")), []);
+  });
+
+  test("removeContainer removes that container only", () => {
+    const root = freshRoot();
+    const a = createContainer(root, config);
+    const b = createContainer(root, config);
+    updateState(a.path, () => ({}));
+    removeContainer(root, a.id);
+    assert.deepEqual(listContainers(root), [b.id]);
+    assert.deepEqual(readState(b.path).id, b.id);
+  });
+
+  test("an id that is not 12 hex digits never becomes a path", () => {
+    assert.throws(() => containerDir("/run/corerun", "../../etc"), /invalid container id "..\/..\/etc"/);
+    assert.throws(() => removeContainer(freshRoot(), ".."), /invalid container id/);
+  });
+});
