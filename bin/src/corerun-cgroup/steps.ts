@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants, statSync } from "node:fs";
+import { delimiter, join } from "node:path";
+import type { ConsolaInstance } from "consola";
+import { CommandError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, exitCodeOf } from "@corerun/cli";
+import { cgroupManager, describeLimits, formatBytes, joinCommand, type CgroupManager, type Limits } from "@corerun/cgroup";
+import type { Place, RunOptions } from "./args.ts";
+
+export const SUBCOMMANDS = ["create", "add", "stats", "freeze", "thaw", "kill", "rm", "ls", "run"];
+
+export function openCgroup(place: Place): CgroupManager {
+  return cgroupManager({ name: place.name, parent: place.parent, root: place.root });
+}
+
+export function mustExist(m: CgroupManager): void {
+  if (!m.exists()) throw new Error(`no cgroup ${m.name} under ${m.parent} in ${m.layout.root}`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+export function createCgroup(m: CgroupManager, limits: Limits, log: ConsolaInstance): Record<string, string> {
+  const paths = m.create(limits);
+  log.info(`created cgroup ${m.name} (${describeLimits(limits)}) on a ${m.layout.setup} host: ${m.dirs().join(" ")}`);
+  return paths;
+}
+
+/** Kills what is left, then removes the cgroup from every hierarchy. */
+export function destroyCgroup(m: CgroupManager, log: ConsolaInstance): void {
+  const left = m.pids();
+  if (left.length) {
+    log.info(`killing ${left.length} process(es) left in cgroup ${m.name}: ${left.join(" ")}`);
+    m.killAll();
+  }
+  m.remove();
+  log.info(`removed cgroup ${m.name}`);
+}
+
+function executable(path: string): "yes" | "no" | "missing" {
+  try {
+    if (!statSync(path).isFile()) return "no";
+    accessSync(path, constants.X_OK);
+    return "yes";
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR" ? "missing" : "no";
+  }
+}
+
+/**
+ * Looks the command up the way the shell step will (PATH, or the path itself when it has a slash),
+ * so that a typo fails with 127 before a cgroup is created.
+ */
+export function checkCommand(command: string, env: NodeJS.ProcessEnv = process.env): void {
+  const candidates = command.includes("/") ? [command] : (env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(delimiter).map((d) => join(d || ".", command));
+  const found = candidates.map(executable);
+  if (found.includes("yes")) return;
+  if (found.includes("no")) throw new CommandError(`cannot run ${command}: permission denied or not a file`, EXIT_CANNOT_EXECUTE);
+  const hint = command.includes("/") ? "" : `; to use a subcommand, give one of ${SUBCOMMANDS.join(", ")}`;
+  throw new CommandError(`cannot run ${command}: command not found${hint}`, EXIT_NOT_FOUND);
+}
+
+/**
+ * Starts the command through the shell step of joinCommand: the shell writes "0" to cgroup.procs
+ * in each directory and execs the command, so it is in the cgroup from its first instruction and no
+ * Node code runs under the limits.
+ */
+export function startInCgroup(m: CgroupManager, command: string[]): Promise<ChildProcess> {
+  const [shell, ...args] = joinCommand(m.dirs(), command);
+  const child = spawn(shell!, args, { stdio: "inherit" });
+  return new Promise((resolve, reject) => {
+    child.once("spawn", () => resolve(child));
+    child.once("error", (err: NodeJS.ErrnoException) => reject(new CommandError(`cannot run ${shell}: ${err.code ?? err.message}`, err.code === "ENOENT" ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE)));
+  });
+}
+
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
+
+/**
+ * Waits for the command, forwarding signals to it; returns its status (128+N for signal N). The
+ * handlers stay until the process exits, so a signal that arrives during cleanup does not end
+ * corerun-cgroup before the cgroup is removed.
+ */
+export function waitCommand(child: ChildProcess): Promise<number> {
+  const forward = (sig: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+  };
+  for (const sig of FORWARDED) process.on(sig, forward);
+  return new Promise((resolve) => {
+    child.once("exit", (exitCode, signal) => resolve(exitCodeOf({ exitCode, signal })));
+  });
+}
+
+/** One line on stderr when the kernel's OOM killer acted in the cgroup. */
+export function reportOom(m: CgroupManager, limits: Limits, log: ConsolaInstance): void {
+  const kills = m.stats().oomKills ?? 0;
+  if (!kills) return;
+  const limit = limits.memory === undefined ? "" : ` (memory limit ${formatBytes(limits.memory)})`;
+  log.error(`out of memory: the kernel's OOM killer killed ${kills} process${kills > 1 ? "es" : ""} in cgroup ${m.name}${limit}`);
+}
+
+/** run: create, start the command inside, wait, report OOM kills, kill what is left, remove. */
+export async function runInCgroup(opts: RunOptions, log: ConsolaInstance): Promise<number> {
+  checkCommand(opts.command[0]!);
+  const m = openCgroup(opts);
+  createCgroup(m, opts.limits, log);
+  let code: number;
+  try {
+    const child = await startInCgroup(m, opts.command);
+    code = await waitCommand(child);
+    reportOom(m, opts.limits, log);
+  } finally {
+    destroyCgroup(m, log);
+  }
+  return code;
+}

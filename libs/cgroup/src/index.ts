@@ -1,0 +1,14 @@
+export {
+  detectCgroupSetup, discoverLayout, parseV1Mounts, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC, DEFAULT_ROOT, DEFAULT_MOUNTINFO,
+  type CgroupSetup, type CgroupLayout, type LayoutOptions,
+} from "./detect.ts";
+export { nodeCgroupFs, type CgroupFs } from "./fs.ts";
+export {
+  parseLimits, parseMemory, parseCpuPercent, parsePids, describeLimits, formatBytes, MEMORY_FLOOR, CPU_PERIOD, CPU_MIN_QUOTA,
+  type Limits, type LimitInput,
+} from "./limits.ts";
+export {
+  cgroupManager, listCgroups, validateName, normalizeParent, DEFAULT_PARENT, type CgroupManager, type CgroupOptions, type LimitController,
+} from "./manager.ts";
+export type { CgroupStats } from "./stats.ts";
+export { joinCgroups, joinCommand, openCgroupProcs, joinCgroupFds, JOIN_SCRIPT } from "./join.ts";

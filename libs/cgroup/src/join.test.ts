@@ -1,0 +1,77 @@
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { JOIN_SCRIPT, joinCgroupFds, joinCgroups, joinCommand, openCgroupProcs } from "./join.ts";
+import { FixtureHost } from "./_fixture.ts";
+
+const h = new FixtureHost("hybrid");
+const tmp = mkdtempSync(join(tmpdir(), "corerun-cgroup-join-"));
+after(() => {
+  h.cleanup();
+  if (tmp.startsWith(join(tmpdir(), "corerun-cgroup-join-"))) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("joinCgroups on a fixture tree", () => {
+  it('writes "0" to cgroup.procs once per directory', () => {
+    h.mkdir(h.at("memory/x"));
+    h.mkdir(h.at("pids/x"));
+    joinCgroups([h.at("memory/x"), h.at("pids/x"), h.at("memory/x")], h);
+    assert.deepEqual(h.writes, [["memory/x/cgroup.procs", "0"], ["pids/x/cgroup.procs", "0"]]);
+  });
+  it("names the directory it could not join", () => {
+    assert.throws(() => joinCgroups([h.at("memory/none")], h), /cannot write "0" to .*memory\/none\/cgroup\.procs: the file does not exist/);
+  });
+});
+
+describe("joinCommand: the shell step, run on plain files", () => {
+  const dirs = ["a", "b"].map((n) => {
+    mkdirSync(join(tmp, n));
+    writeFileSync(join(tmp, n, "cgroup.procs"), "");
+    return join(tmp, n);
+  });
+
+  it("builds sh -c SCRIPT NAME DIRS -- CMD", () => {
+    assert.deepEqual(joinCommand(["/x", "/y", "/x"], ["echo", "--", "hi"]), ["/bin/sh", "-c", JOIN_SCRIPT, "corerun-cgroup-join", "/x", "/y", "--", "echo", "--", "hi"]);
+    assert.throws(() => joinCommand(["rel"], ["true"]), /"rel" is not an absolute path/);
+  });
+
+  it("joins every directory, then execs the command with its arguments untouched", () => {
+    const [sh, ...args] = joinCommand(dirs, ["/bin/sh", "-c", 'echo "$0|$1"; exit 7', "--", "--help"]);
+    const r = spawnSync(sh!, args, { encoding: "utf8" });
+    assert.equal(r.stdout, "--|--help\n");
+    assert.equal(r.status, 7);
+    for (const d of dirs) assert.equal(readFileSync(join(d, "cgroup.procs"), "utf8"), "0\n");
+  });
+
+  it("exits 125 without running the command when a directory cannot be joined", () => {
+    const [sh, ...args] = joinCommand([join(tmp, "missing")], ["/bin/echo", "ran"]);
+    const r = spawnSync(sh!, args, { encoding: "utf8" });
+    assert.equal(r.status, 125);
+    assert.equal(r.stdout, "");
+  });
+
+  it("exits 127 when the command is not found", () => {
+    const [sh, ...args] = joinCommand(dirs, ["corerun-no-such-command"]);
+    assert.equal(spawnSync(sh!, args, { env: { PATH: "/usr/bin:/bin" } }).status, 127);
+  });
+});
+
+describe("openCgroupProcs and joinCgroupFds, on plain files", () => {
+  it('opens each cgroup.procs once and later writes "0" through the fds and closes them', () => {
+    const dirs = ["c", "d"].map((n) => {
+      mkdirSync(join(tmp, n));
+      writeFileSync(join(tmp, n, "cgroup.procs"), "");
+      return join(tmp, n);
+    });
+    const fds = openCgroupProcs([...dirs, dirs[0]!]);
+    assert.equal(fds.length, 2);
+    joinCgroupFds(fds);
+    for (const d of dirs) assert.equal(readFileSync(join(d, "cgroup.procs"), "utf8"), "0");
+  });
+  it("opens nothing when one directory is missing", () => {
+    assert.throws(() => openCgroupProcs([join(tmp, "a"), join(tmp, "missing")]), /cannot open cgroup\.procs to join later/);
+  });
+});

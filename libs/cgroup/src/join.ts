@@ -1,0 +1,61 @@
+import { closeSync, constants, openSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { nodeCgroupFs, type CgroupFs } from "./fs.ts";
+import { writeValue } from "./files.ts";
+
+/**
+ * Moves the calling process into each cgroup directory: writing "0" to cgroup.procs means "me"
+ * (in v1 and v2 alike). Meant for the last step before execve, so that no Node code runs under the
+ * cgroup's limits: its threads would count against pids.max and its allocations against the
+ * memory limit. The directories may be /proc/self/fd/N paths of directory fds opened before a
+ * pivot_root.
+ */
+export function joinCgroups(dirs: readonly string[], fs: CgroupFs = nodeCgroupFs): void {
+  for (const dir of new Set(dirs)) writeValue(fs, dir, "cgroup.procs", "0");
+}
+
+/**
+ * Opens cgroup.procs of each directory for writing, for a process that will join later from
+ * where the paths are out of reach (after pivot_root into the container's root). Since Linux 5.16
+ * the kernel checks a write to cgroup.procs against the credentials and cgroup namespace of the
+ * opener, so fds opened here by root in the host's namespaces keep working after the process has
+ * entered its own. Node opens every fd close-on-exec; a child that should inherit one gets it through
+ * spawn's stdio.
+ */
+export function openCgroupProcs(dirs: readonly string[]): number[] {
+  const fds: number[] = [];
+  try {
+    for (const dir of new Set(dirs)) fds.push(openSync(join(dir, "cgroup.procs"), constants.O_WRONLY));
+  } catch (err) {
+    for (const fd of fds) closeSync(fd);
+    throw new Error(`cannot open cgroup.procs to join later`, { cause: err });
+  }
+  return fds;
+}
+
+/** Joins through fds from openCgroupProcs: writes "0" (this process) to each, then closes it. */
+export function joinCgroupFds(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      writeSync(fd, "0");
+    } catch (err) {
+      throw new Error(`cannot join the cgroup through fd ${fd}`, { cause: err });
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/**
+ * The shell step that runs a command inside the cgroup from its first instruction: the shell moves
+ * itself into each directory (the echo is a builtin, so the writer is the shell), then execs the
+ * command, which inherits every membership. A failed join exits 125 before the command runs; a
+ * command that cannot be found or run exits 127 or 126, the shell's own codes.
+ */
+export const JOIN_SCRIPT = 'while [ "$1" != -- ]; do echo 0 > "$1/cgroup.procs" || exit 125; shift; done; shift; exec "$@"';
+
+/** argv that runs command inside the cgroup directories: [shell, -c, JOIN_SCRIPT, ..., dirs, --, command]. */
+export function joinCommand(dirs: readonly string[], command: readonly string[], shell = "/bin/sh"): string[] {
+  for (const d of dirs) if (!d.startsWith("/")) throw new Error(`cgroup directory "${d}" is not an absolute path`);
+  return [shell, "-c", JOIN_SCRIPT, "corerun-cgroup-join", ...new Set(dirs), "--", ...command];
+}

@@ -1,0 +1,350 @@
+import { join } from "node:path";
+import { UsageError } from "@corerun/cli";
+import { discoverLayout, type CgroupLayout, type LayoutOptions } from "./detect.ts";
+import { errnoOf, nodeCgroupFs, waitFor, type CgroupFs } from "./fs.ts";
+import { readPids, writeValue } from "./files.ts";
+import type { Limits } from "./limits.ts";
+import { emptyStats, type CgroupStats } from "./stats.ts";
+import { v1CpuUsage, v1Freeze, V1_UNITS } from "./v1.ts";
+import { enableController, v2CanKill, v2CpuUsage, v2Freeze, v2Kill, V2_UNITS } from "./v2.ts";
+
+export const DEFAULT_PARENT = "corerun";
+
+/** The controllers a limit can need. */
+export type LimitController = "memory" | "cpu" | "pids";
+const LIMIT_CONTROLLERS: readonly LimitController[] = ["memory", "cpu", "pids"];
+
+/** One directory of the cgroup: in the v2 hierarchy, or in one v1 hierarchy. */
+interface CgroupDir {
+  kind: "v1" | "v2";
+  /** Mount point of the hierarchy. */
+  mount: string;
+  path: string;
+  /** v1: controllers of this hierarchy the cgroup uses; v2: controllers it gets enabled. */
+  controllers: string[];
+}
+
+/**
+ * One container's cgroup across every hierarchy the host has. On a hybrid host a v2 directory
+ * holds the process for cgroup.kill, cgroup.freeze and cgroup.events, and each limit goes to
+ * whichever hierarchy carries its controller.
+ */
+export interface CgroupManager {
+  readonly name: string;
+  readonly parent: string;
+  readonly layout: CgroupLayout;
+  /** Hierarchy -> directory, as runc's GetPaths: "" for v2, the controller name for v1. */
+  paths(): Record<string, string>;
+  /** The distinct directories: what a process writes "0" to (cgroup.procs) to join. */
+  dirs(): string[];
+  exists(): boolean;
+  /** Creates the cgroup in every hierarchy and applies limits; on failure removes what it made. */
+  create(limits?: Limits): Record<string, string>;
+  apply(limits: Limits): void;
+  addTask(pid: number): void;
+  pids(): number[];
+  stats(): CgroupStats;
+  freeze(): void;
+  thaw(): void;
+  /** SIGKILLs every process and waits until the cgroup is empty. */
+  killAll(): void;
+  /** rmdir in every hierarchy; waits briefly while the kernel finishes tearing down killed tasks. */
+  remove(): void;
+}
+
+export interface CgroupOptions extends LayoutOptions {
+  name: string;
+  /** Path of the parent below each hierarchy's root (default "corerun"). */
+  parent?: string;
+  /** The host's layout, when already discovered (or made up for a test). */
+  layout?: CgroupLayout;
+}
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export function validateName(name: string): string {
+  if (!SEGMENT.test(name)) throw new UsageError(`cgroup name "${name}" is not valid; use letters, digits, ".", "_" and "-", starting with a letter or digit`);
+  return name;
+}
+
+/** "corerun", "/corerun", "a/b/" -> "corerun", "corerun", "a/b"; no "..", nothing absolute outside root. */
+export function normalizeParent(parent: string): string {
+  const parts = parent.split("/").filter(Boolean);
+  if (!parts.length || parts.some((p) => !SEGMENT.test(p))) {
+    throw new UsageError(`--cgroup-parent "${parent}" is not valid; give a path below the cgroup root such as corerun or corerun/web`);
+  }
+  return parts.join("/");
+}
+
+const TEARDOWN_MS = 2_000;
+
+class Manager implements CgroupManager {
+  readonly name: string;
+  readonly parent: string;
+  readonly layout: CgroupLayout;
+  private readonly fs: CgroupFs;
+  private readonly v2: CgroupDir | undefined;
+  private readonly v1: CgroupDir[] = [];
+  private readonly route: Partial<Record<LimitController, CgroupDir>> = {};
+  private readonly cpuacct: CgroupDir | undefined;
+  private readonly freezer: CgroupDir | undefined;
+
+  constructor(opts: CgroupOptions) {
+    this.name = validateName(opts.name);
+    this.parent = normalizeParent(opts.parent ?? DEFAULT_PARENT);
+    this.fs = opts.fs ?? nodeCgroupFs;
+    this.layout = opts.layout ?? discoverLayout(opts);
+    const { unified, v2Controllers, v1 } = this.layout;
+    const at = (mount: string) => join(mount, this.parent, this.name);
+    this.v2 = unified ? { kind: "v2", mount: unified, path: at(unified), controllers: [] } : undefined;
+    const v1Dir = (controller: string): CgroupDir | undefined => {
+      const mount = v1[controller];
+      if (!mount) return undefined;
+      let dir = this.v1.find((d) => d.mount === mount);
+      if (!dir) this.v1.push((dir = { kind: "v1", mount, path: at(mount), controllers: [] }));
+      dir.controllers.push(controller);
+      return dir;
+    };
+    // Per controller: the v2 hierarchy when it offers it, else the v1 hierarchy that mounts it.
+    for (const c of LIMIT_CONTROLLERS) {
+      if (this.v2 && v2Controllers.includes(c)) {
+        this.v2.controllers.push(c);
+        this.route[c] = this.v2;
+      } else {
+        const d = v1Dir(c);
+        if (d) this.route[c] = d;
+      }
+    }
+    // With a v2 directory, CPU time (cpu.stat) and freezing (cgroup.freeze) are core v2 files;
+    // only a pure v1 host needs the cpuacct and freezer hierarchies for them.
+    this.cpuacct = this.v2 ? undefined : v1Dir("cpuacct");
+    this.freezer = this.v2 ? undefined : v1Dir("freezer");
+  }
+
+  private all(): CgroupDir[] {
+    return this.v2 ? [...this.v1, this.v2] : [...this.v1];
+  }
+
+  paths(): Record<string, string> {
+    const out: Record<string, string> = {};
+    if (this.v2) out[""] = this.v2.path;
+    for (const d of this.v1) for (const c of d.controllers) out[c] = d.path;
+    return out;
+  }
+
+  dirs(): string[] {
+    return this.all().map((d) => d.path);
+  }
+
+  exists(): boolean {
+    return this.all().some((d) => this.fs.exists(d.path));
+  }
+
+  private unavailable(c: LimitController): Error {
+    const why: string[] = [];
+    if (this.layout.unified) {
+      const offered = this.layout.v2Controllers.join(" ") || "none";
+      why.push(`${join(this.layout.unified, "cgroup.controllers")} offers ${offered}`);
+    }
+    if (this.layout.setup !== "unified") why.push(`no v1 hierarchy under ${this.layout.root} mounts ${c}`);
+    return new Error(`the ${c} limit needs the ${c} controller, which this host does not offer: ${why.join(", and ")}`);
+  }
+
+  /** Which controllers the limits need; each must be there. */
+  private needed(limits: Limits): LimitController[] {
+    const need: LimitController[] = [];
+    if (limits.memory !== undefined) need.push("memory");
+    if (limits.cpu) need.push("cpu");
+    if (limits.pids !== undefined) need.push("pids");
+    for (const c of need) if (!this.route[c]) throw this.unavailable(c);
+    return need;
+  }
+
+  /** mkdir of each parent level that is missing; parents are shared and never removed. */
+  private makeParents(dir: CgroupDir, needed: LimitController[]): void {
+    let level = dir.mount;
+    const levels = [level];
+    for (const part of this.parent.split("/")) {
+      level = join(level, part);
+      levels.push(level);
+      try {
+        this.fs.mkdir(level);
+      } catch (err) {
+        if (errnoOf(err) !== "EEXIST") throw new Error(`cannot create the parent cgroup ${level}`, { cause: err });
+      }
+    }
+    if (dir.kind !== "v2") return;
+    // A v2 controller reaches a cgroup only if every ancestor lists it in cgroup.subtree_control.
+    for (const c of [...dir.controllers]) {
+      try {
+        for (const l of levels) enableController(this.fs, l, c);
+      } catch (err) {
+        if (needed.includes(c as LimitController)) throw err;
+        // Not needed for a limit (only for usage numbers): go on without it.
+        dir.controllers.splice(dir.controllers.indexOf(c), 1);
+        delete this.route[c as LimitController];
+      }
+    }
+  }
+
+  create(limits: Limits = {}): Record<string, string> {
+    const needed = this.needed(limits);
+    const dirs = this.all();
+    if (!dirs.length) throw new Error(`no cgroup hierarchy under ${this.layout.root} to create ${this.name} in`);
+    const made: string[] = [];
+    try {
+      for (const d of dirs) {
+        this.makeParents(d, needed);
+        try {
+          this.fs.mkdir(d.path);
+        } catch (err) {
+          if (errnoOf(err) === "EEXIST") throw new Error(`cgroup ${this.name} exists already: ${d.path}`);
+          throw new Error(`cannot create cgroup ${d.path}`, { cause: err });
+        }
+        made.push(d.path);
+      }
+      this.apply(limits);
+    } catch (err) {
+      // Only what this call made: a name collision must not remove someone else's cgroup.
+      for (const p of made.reverse()) {
+        try {
+          this.fs.rmdir(p);
+        } catch {
+          // reported through err below
+        }
+      }
+      throw err;
+    }
+    return this.paths();
+  }
+
+  apply(limits: Limits): void {
+    for (const c of this.needed(limits)) {
+      const dir = this.route[c]!;
+      (dir.kind === "v2" ? V2_UNITS : V1_UNITS)[c].apply(this.fs, dir.path, limits);
+    }
+  }
+
+  addTask(pid: number): void {
+    for (const d of this.all()) {
+      try {
+        writeValue(this.fs, d.path, "cgroup.procs", String(pid));
+      } catch (err) {
+        if ((err as { cause?: NodeJS.ErrnoException }).cause?.code === "ESRCH") throw new Error(`no process ${pid}`);
+        throw err;
+      }
+    }
+  }
+
+  pids(): number[] {
+    const all = new Set<number>();
+    for (const d of this.all()) for (const p of readPids(this.fs, d.path)) all.add(p);
+    return [...all].sort((a, b) => a - b);
+  }
+
+  private mustExist(): void {
+    if (!this.exists()) throw new Error(`no cgroup ${this.name} under ${this.parent} in ${this.layout.root}`);
+  }
+
+  stats(): CgroupStats {
+    this.mustExist();
+    const out = emptyStats();
+    for (const c of LIMIT_CONTROLLERS) {
+      const dir = this.route[c];
+      if (dir) (dir.kind === "v2" ? V2_UNITS : V1_UNITS)[c].stats(this.fs, dir.path, out);
+    }
+    out.cpu.usageUsec = this.v2 ? v2CpuUsage(this.fs, this.v2.path) : this.cpuacct ? v1CpuUsage(this.fs, this.cpuacct.path) : null;
+    out.processes = this.pids().length;
+    return out;
+  }
+
+  private setFrozen(frozen: boolean): void {
+    this.mustExist();
+    if (this.v2) v2Freeze(this.fs, this.v2.path, frozen);
+    else if (this.freezer) v1Freeze(this.fs, this.freezer.path, frozen);
+    else throw new Error(`cannot ${frozen ? "freeze" : "thaw"} ${this.name}: the host has neither cgroup v2 nor the v1 freezer hierarchy`);
+  }
+
+  freeze(): void {
+    this.setFrozen(true);
+  }
+
+  thaw(): void {
+    this.setFrozen(false);
+  }
+
+  killAll(): void {
+    if (!this.exists()) return;
+    if (this.v2 && v2CanKill(this.fs, this.v2.path)) {
+      v2Kill(this.fs, this.v2.path, TEARDOWN_MS);
+      return;
+    }
+    // Without cgroup.kill: freeze so that no process forks between reading the list and the
+    // signal, SIGKILL each, thaw so the signals are delivered. Repeat for stragglers.
+    const canFreeze = Boolean(this.v2 ?? this.freezer);
+    for (let round = 0; round < 10; round++) {
+      const pids = this.pids();
+      if (!pids.length) return;
+      if (canFreeze) this.freeze();
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch (err) {
+          if (errnoOf(err) !== "ESRCH") throw new Error(`cannot kill process ${pid} of cgroup ${this.name}`, { cause: err });
+        }
+      }
+      if (canFreeze) this.thaw();
+      if (waitFor(() => this.pids().length === 0, TEARDOWN_MS / 4)) return;
+    }
+    throw new Error(`cgroup ${this.name} still has processes ${this.pids().join(" ")} after SIGKILL`);
+  }
+
+  remove(): void {
+    const failures: Error[] = [];
+    for (const d of this.all().reverse()) {
+      let busy: unknown;
+      let gone: boolean;
+      try {
+        gone = waitFor(() => {
+          try {
+            this.fs.rmdir(d.path);
+            return true;
+          } catch (err) {
+            if (errnoOf(err) === "ENOENT") return true;
+            if (errnoOf(err) !== "EBUSY") throw err;
+            busy = err;
+            return false;
+          }
+        }, TEARDOWN_MS);
+      } catch (err) {
+        failures.push(new Error(`cannot remove cgroup ${d.path}`, { cause: err }));
+        continue;
+      }
+      if (!gone) {
+        const left = readPids(this.fs, d.path);
+        const what = left.length ? `processes ${left.join(" ")}` : "child cgroups or dying tasks";
+        failures.push(new Error(`cannot remove cgroup ${d.path}: it still has ${what}`, { cause: busy }));
+      }
+    }
+    if (failures.length) throw failures[0]!;
+  }
+}
+
+/** A manager for cgroup NAME under the parent; creates nothing until create(). */
+export function cgroupManager(opts: CgroupOptions): CgroupManager {
+  return new Manager(opts);
+}
+
+/** Names of the cgroups under a parent, in any hierarchy. */
+export function listCgroups(opts: Omit<CgroupOptions, "name"> = {}): string[] {
+  const fs = opts.fs ?? nodeCgroupFs;
+  const layout = opts.layout ?? discoverLayout(opts);
+  const parent = normalizeParent(opts.parent ?? DEFAULT_PARENT);
+  const mounts = new Set([...(layout.unified ? [layout.unified] : []), ...Object.values(layout.v1)]);
+  const names = new Set<string>();
+  for (const m of mounts) {
+    const dir = join(m, parent);
+    if (fs.exists(dir)) for (const n of fs.subdirs(dir)) names.add(n);
+  }
+  return [...names].sort();
+}

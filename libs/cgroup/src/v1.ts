@@ -1,0 +1,73 @@
+/**
+ * cgroup v1: one directory per hierarchy (memory, cpu, cpuacct, pids, freezer), each with its own
+ * controller's files.
+ */
+import { join } from "node:path";
+import type { CgroupFs } from "./fs.ts";
+import { waitFor } from "./fs.ts";
+import { readKeyed, readNumber, readOptional, writeValue } from "./files.ts";
+import type { ControllerUnit } from "./v2.ts";
+
+export const v1Memory: ControllerUnit = {
+  apply(fs, dir, limits) {
+    if (limits.memory === undefined) return;
+    const value = String(limits.memory);
+    // memsw (memory + swap) exists when the kernel accounts swap; set equal to the memory limit, so
+    // swap does not extend it. The kernel keeps memsw >= memory at every step: raise memsw first
+    // when raising, lower it last when lowering.
+    const hasMemsw = fs.exists(join(dir, "memory.memsw.limit_in_bytes"));
+    const current = readNumber(fs, dir, "memory.limit_in_bytes") ?? Infinity;
+    if (hasMemsw && limits.memory > current) writeValue(fs, dir, "memory.memsw.limit_in_bytes", value);
+    writeValue(fs, dir, "memory.limit_in_bytes", value);
+    if (hasMemsw && limits.memory <= current) writeValue(fs, dir, "memory.memsw.limit_in_bytes", value);
+  },
+  stats(fs, dir, out) {
+    out.memory.current = readNumber(fs, dir, "memory.usage_in_bytes");
+    out.memory.peak = readNumber(fs, dir, "memory.max_usage_in_bytes");
+    out.memory.limit = readNumber(fs, dir, "memory.limit_in_bytes");
+    out.oomKills = readKeyed(fs, dir, "memory.oom_control")?.oom_kill ?? null;
+  },
+};
+
+export const v1Cpu: ControllerUnit = {
+  apply(fs, dir, limits) {
+    if (!limits.cpu) return;
+    writeValue(fs, dir, "cpu.cfs_period_us", String(limits.cpu.period));
+    writeValue(fs, dir, "cpu.cfs_quota_us", String(limits.cpu.quota));
+  },
+  stats(fs, dir, out) {
+    const quota = Number(readOptional(fs, dir, "cpu.cfs_quota_us")?.trim() ?? "-1");
+    const period = readNumber(fs, dir, "cpu.cfs_period_us");
+    out.cpu.limitPercent = quota > 0 && period ? (quota / period) * 100 : null;
+  },
+};
+
+export const v1Pids: ControllerUnit = {
+  apply(fs, dir, limits) {
+    if (limits.pids !== undefined) writeValue(fs, dir, "pids.max", String(limits.pids));
+  },
+  stats(fs, dir, out) {
+    out.pids.current = readNumber(fs, dir, "pids.current");
+    out.pids.limit = readNumber(fs, dir, "pids.max");
+  },
+};
+
+export const V1_UNITS = { memory: v1Memory, cpu: v1Cpu, pids: v1Pids } as const;
+
+/** cpuacct.usage is in nanoseconds. */
+export function v1CpuUsage(fs: CgroupFs, dir: string): number | null {
+  const ns = readNumber(fs, dir, "cpuacct.usage");
+  return ns === null ? null : Math.round(ns / 1000);
+}
+
+/**
+ * freezer.state goes FREEZING -> FROZEN once every task has stopped; wait for the final state so
+ * that a kill loop that follows sees a process list that cannot grow.
+ */
+export function v1Freeze(fs: CgroupFs, dir: string, frozen: boolean, timeoutMs = 2_000): void {
+  const want = frozen ? "FROZEN" : "THAWED";
+  writeValue(fs, dir, "freezer.state", want);
+  if (!waitFor(() => readOptional(fs, dir, "freezer.state")?.trim() === want, timeoutMs)) {
+    throw new Error(`${join(dir, "freezer.state")} did not become ${want} within ${timeoutMs} ms`);
+  }
+}
