@@ -7,7 +7,8 @@ export const args = {
   env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone takes corerun-exec's own value" },
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container, created if missing (default /)" },
   "mount-proc": { type: "boolean", description: "mount a new /proc and apply Docker's /proc masks (needs its own PID and mount namespaces)" },
-  cgroup: { type: "string", valueHint: "DIR", description: "join the cgroup DIR right before the exec (repeatable: one per hierarchy)" },
+  cgroup: { type: "string", valueHint: "DIR", description: "join the cgroup DIR right before the exec (repeatable: one per hierarchy); opened at start, so it works after pivot_root" },
+  cgroupns: { type: "boolean", description: "after joining, create a cgroup namespace, so the command sees its cgroup as the root" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "say ready on DIR/ready once loaded, then wait for go on DIR/go (FIFOs)" },
 } as const satisfies ArgsDef;
 
@@ -17,6 +18,7 @@ export interface ExecOptions {
   workdir: string;
   mountProc: boolean;
   cgroups: string[];
+  cgroupns: boolean;
   syncDir: string | undefined;
   command: string[];
 }
@@ -32,6 +34,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     workdir,
     mountProc: ctx.flags["mount-proc"] ?? false,
     cgroups: ctx.values.cgroup ?? [],
+    cgroupns: ctx.flags.cgroupns ?? false,
     syncDir: ctx.values["sync-dir"]?.at(-1),
     command: ctx.tail,
   };

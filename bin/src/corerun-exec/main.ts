@@ -2,7 +2,8 @@ import { linuxSyscall as sys } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
-import { enterWorkdir, execCommand, joinCgroups, mountProc, prepareFds, setHostname } from "./steps.ts";
+import { openCgroupProcs } from "@corerun/cgroup";
+import { enterWorkdir, execCommand, joinCgroup, mountProc, prepareFds, setHostname } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-exec",
@@ -22,6 +23,8 @@ export const tool = defineTool({
     let sync: ExecSide | undefined;
     try {
       const opts = parseExecOptions(ctx);
+      // The cgroup paths live on the host: open them before the root can move.
+      const cgroupFds = openCgroupProcs(opts.cgroups);
       if (opts.syncDir) {
         sync = new ExecSide(opts.syncDir);
         sync.sendReady();
@@ -31,7 +34,7 @@ export const tool = defineTool({
       const hostname = setHostname(sys, opts.hostname);
       enterWorkdir(opts.workdir);
       const env = containerEnv(opts, hostname);
-      joinCgroups(opts.cgroups);
+      joinCgroup(sys, cgroupFds, opts.cgroupns);
       prepareFds(sys);
       return execCommand(sys, opts, env);
     } catch (err) {

@@ -1,7 +1,8 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
+import { joinCgroupFds } from "@corerun/cgroup";
 import { hostname as osHostname } from "node:os";
 import {
-  CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
+  CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
 } from "@corerun/syscall";
 import { findCommand, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
@@ -27,9 +28,13 @@ export function enterWorkdir(dir: string): void {
   process.chdir(dir);
 }
 
-/** Joining as late as possible keeps corerun-exec's own threads and heap out of the limits. */
-export function joinCgroups(dirs: readonly string[]): void {
-  for (const dir of dirs) writeFileSync(`${dir}/cgroup.procs`, "0");
+/**
+ * Joining as late as possible keeps corerun-exec's own threads and heap out of the limits; the
+ * cgroup namespace comes after the join so that its root is the container's cgroup.
+ */
+export function joinCgroup(sys: Syscall, fds: readonly number[], newNamespace: boolean): void {
+  joinCgroupFds(fds);
+  if (newNamespace) sys.unshare(CLONE_NEWCGROUP);
 }
 
 /**

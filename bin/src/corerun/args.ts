@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import { checkHostname, checkWorkdir, parseEnvVars, stateRoot } from "@corerun/state";
+import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 
 export const runArgs = {
@@ -14,11 +15,12 @@ export const runArgs = {
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container (default /)" },
   root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" },
   "print-script": { type: "boolean", description: "print the tool invocations as a shell script instead of running them" },
+  memory: { type: "string", alias: "m", valueHint: "MB", description: "memory limit in MiB, or a Docker size (512m, 1g); at least 6 MiB; swap does not extend it" },
+  cpu: { type: "string", alias: "c", valueHint: "PERCENT", description: "CPU limit in percent of one core (150 = one and a half cores)" },
+  cpus: { type: "string", valueHint: "N", description: "CPU limit in cores, Docker's spelling (0.5 = --cpu 50)" },
+  pids: { type: "string", alias: "p", valueHint: "N", description: "maximum number of processes" },
+  "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
   // Options of features that are not built yet: rejected with a clear error, never ignored.
-  memory: { type: "string", alias: "m", valueHint: "MB", description: "memory limit (not available yet)" },
-  cpu: { type: "string", alias: "c", valueHint: "PERCENT", description: "CPU limit (not available yet)" },
-  cpus: { type: "string", valueHint: "N", description: "CPU limit in cores (not available yet)" },
-  pids: { type: "string", alias: "p", valueHint: "N", description: "process limit (not available yet)" },
   port: { type: "string", alias: ["P", "publish"], valueHint: "[IP:]HOST:CTR[/tcp|udp]", description: "publish a port (not available yet)" },
   net: { type: "string", alias: "N", valueHint: "BRIDGE", description: "bridge network name (not available yet)" },
   name: { type: "string", valueHint: "NAME", description: "container name (not available yet)" },
@@ -28,7 +30,6 @@ export const runArgs = {
 } as const satisfies ArgsDef;
 
 const NOT_YET: Record<string, string> = {
-  memory: "resource limits", cpu: "resource limits", cpus: "resource limits", pids: "resource limits",
   port: "published ports", net: "bridge networks", name: "container names",
   uidmap: "user namespaces", gidmap: "user namespaces", userns: "user namespaces",
 };
@@ -43,6 +44,8 @@ export interface RunConfig {
   workdir: string;
   volumes: VolumeSpec[];
   network: NetworkMode;
+  limits: Limits;
+  cgroupParent: string;
   root: string;
   printScript: boolean;
 }
@@ -85,6 +88,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     workdir,
     volumes,
     network: parseNetwork(ctx.values.network?.at(-1)),
+    limits: parseLimits({ memory: ctx.values.memory?.at(-1), cpu: ctx.values.cpu?.at(-1), cpus: ctx.values.cpus?.at(-1), pids: ctx.values.pids?.at(-1) }),
+    cgroupParent: normalizeParent(ctx.values["cgroup-parent"]?.at(-1) ?? "corerun"),
     root: stateRoot(ctx.values.root?.at(-1), env),
     printScript: ctx.flags["print-script"] ?? false,
   };

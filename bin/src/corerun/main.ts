@@ -5,7 +5,7 @@ import type { ArgsDef } from "citty";
 import { parseRunConfig, runArgs } from "./args.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import {
-  buildTree, createState, exitStatus, recordInit, start, startNamespaces, teardown, ToolFailed, waitContainer, type Container,
+  buildTree, createCgroup, createState, reportOom, exitStatus, recordInit, start, startNamespaces, teardown, ToolFailed, waitContainer, type Container,
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
@@ -26,6 +26,7 @@ async function run(ctx: ToolContext): Promise<number> {
   try {
     c = createState(cfg);
     ctx.log.info(`container ${c.id}: state ${c.path}`);
+    const cg = createCgroup(cfg, c);
     const { pid } = await startNamespaces(cfg, c);
     recordInit(c, pid);
     ctx.log.info(`container ${c.id}: first process ${pid}`);
@@ -39,6 +40,7 @@ async function run(ctx: ToolContext): Promise<number> {
     start(c);
     const end = await ended;
     ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
+    reportOom(cg, cfg.limits, ctx.log);
     return exitStatus(end);
   } catch (err) {
     if (err instanceof ToolFailed) return err.exitCode;

@@ -6,6 +6,8 @@ import { createInterface } from "node:readline";
 import { linuxSyscall as sys, PR_SET_CHILD_SUBREAPER, WEXITED, WNOHANG, isErrno, type WaitResult } from "@corerun/syscall";
 import { exitCodeOf, type ProcessEnd } from "@corerun/cli";
 import { missingMountPoints } from "@corerun/rootfs";
+import { cgroupManager, formatBytes, type CgroupManager } from "@corerun/cgroup";
+import type { ConsolaInstance } from "consola";
 import {
   createContainer, isAlive, procStartTime, readState, removeContainer, setStatus, updateState, type State,
 } from "@corerun/state";
@@ -24,6 +26,8 @@ export interface Container {
   dir: string;
   path: string;
   hostname: string;
+  /** The cgroup directories the first process joins right before the exec. */
+  cgroupDirs: string[];
 }
 
 /** Records the container, and the mount points it will add to the rootfs, before creating any. */
@@ -32,22 +36,51 @@ export function createState(cfg: RunConfig): Container {
   const mountPoints = missingMountPoints(cfg.rootfs, cfg.volumes);
   const config = {
     rootfs: cfg.rootfs, command: cfg.command, hostname: cfg.hostname, env: cfg.env, cwd: cfg.workdir,
-    volumes: cfg.volumes, network: cfg.network,
+    volumes: cfg.volumes, network: cfg.network, limits: cfg.limits, cgroupParent: cfg.cgroupParent,
   };
   const { id, dir, path } = createContainer(cfg.root, config, { owner, mountPoints });
   sys.mkfifo(readyPath(dir), 0o600);
   sys.mkfifo(goPath(dir), 0o600);
-  return { id, dir, path, hostname: cfg.hostname ?? id };
+  return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [] };
 }
 
+/**
+ * Every container gets a cgroup, limits or not: it is how every process of the container is
+ * found and killed at the end. It is made here, in-process with the library corerun-cgroup is
+ * built on, before corerun-exec starts, because corerun-exec opens its cgroup.procs files while
+ * the host's paths are still in reach (before pivot_root) and joins through them right before
+ * the exec. Recorded in the state first, so that cleanup finds it after a crash.
+ */
+export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
+  const cg = cgroupManager({ name: c.id, parent: cfg.cgroupParent });
+  updateState(c.path, () => ({ cgroup: { name: cg.name, parent: cg.parent, paths: cg.paths() } }));
+  cg.create(cfg.limits);
+  c.cgroupDirs = cg.dirs();
+  return cg;
+}
+
+/** One line when the kernel's OOM killer acted in the container's cgroup. */
+export function reportOom(cg: CgroupManager, limits: RunConfig["limits"], log: ConsolaInstance): void {
+  const kills = cg.stats().oomKills ?? 0;
+  if (kills > 0) {
+    const limit = limits.memory ? ` (memory limit ${formatBytes(limits.memory)})` : "";
+    log.error(`out of memory: the kernel's OOM killer killed ${kills} process${kills > 1 ? "es" : ""} in the container${limit}`);
+  }
+}
+
+/**
+ * The cgroup namespace is not among them: corerun-exec creates it after joining the container's
+ * cgroup, so that the container sees that cgroup as its root.
+ */
 export function namespacesFor(cfg: RunConfig): string {
-  return ["pid", "mount", "uts", "ipc", cfg.network === "host" ? undefined : "net", "cgroup"].filter(Boolean).join(",");
+  return ["pid", "mount", "uts", "ipc", cfg.network === "host" ? undefined : "net"].filter(Boolean).join(",");
 }
 
 /** corerun-exec's command line: the last step, then the user's command. */
-export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname">): string[] {
+export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" | "cgroupDirs">): string[] {
   return [
     "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname,
+    ...c.cgroupDirs.flatMap((d) => ["--cgroup", d]), "--cgroupns",
     ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, "--", ...cfg.command,
   ];
 }
@@ -172,6 +205,11 @@ export function teardown(root: string, id: string, statePath: string): void {
     } catch {
       // exited meanwhile
     }
+  }
+  if (state?.cgroup) {
+    const cg = cgroupManager({ name: state.cgroup.name, parent: state.cgroup.parent });
+    cg.killAll();
+    cg.remove();
   }
   if (state) removeMountPoints(state);
   removeContainer(root, id);

@@ -16,6 +16,8 @@ function validState(): State {
       cwd: "/",
       volumes: [{ source: "/data", target: "/data", readonly: true }],
       network: "none",
+      limits: {},
+      cgroupParent: "corerun",
     },
     owner: { pid: 100, startTime: 12345 },
     init: { pid: 101, startTime: 12346 },

@@ -29,6 +29,13 @@ export type Volume = v.InferOutput<typeof Volume>;
 
 export const NetworkMode = v.picklist(["none", "host"]);
 
+/** Limits as applied: bytes, CFS quota/period in microseconds, a process count. */
+export const Limits = v.object({
+  memory: v.optional(v.number()),
+  cpu: v.optional(v.object({ quota: v.number(), period: v.number() })),
+  pids: v.optional(v.number()),
+});
+
 export const ContainerConfig = v.object({
   rootfs: v.string(),
   command: v.pipe(v.array(v.string()), v.minLength(1)),
@@ -37,6 +44,8 @@ export const ContainerConfig = v.object({
   cwd: v.string(),
   volumes: v.array(Volume),
   network: NetworkMode,
+  limits: v.optional(Limits, {}),
+  cgroupParent: v.optional(v.string(), "corerun"),
 });
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
@@ -51,6 +60,8 @@ export const State = v.object({
   /** The container's first process (PID 1 inside). */
   init: v.optional(ProcessRef),
   exitCode: v.optional(v.number()),
+  /** The container's cgroup, recorded before it is created: hierarchy → directory ("" is v2). */
+  cgroup: v.optional(v.object({ name: v.string(), parent: v.string(), paths: v.record(v.string(), v.string()) })),
   /**
    * Mount points corerun creates in the user's rootfs because they were missing; recorded before
    * they are created and removed again (when still empty) when the container ends.

@@ -28,6 +28,8 @@ const config: ContainerConfig = {
   cwd: "/",
   volumes: [],
   network: "none",
+      limits: {},
+      cgroupParent: "corerun",
 };
 
 /** Every path under `dir`, relative, sorted. */

@@ -1,0 +1,118 @@
+/**
+ * Resource limits through corerun, on this host's cgroups (hybrid here: memory, cpu and pids are
+ * v1 hierarchies; the unified v2 hierarchy holds the process for cgroup.kill and cpu.stat).
+ * Every container gets a cgroup; none may be left in any hierarchy after it ends.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, stateRoot, tool } from "./helpers.ts";
+
+let rootfs = "";
+let root = "";
+
+/** Container cgroups under the default parent, in every hierarchy. */
+function containerCgroups(): string[] {
+  const out: string[] = [];
+  for (const h of readdirSync("/sys/fs/cgroup")) {
+    const parent = join("/sys/fs/cgroup", h, "corerun");
+    if (!existsSync(parent)) continue;
+    for (const d of readdirSync(parent, { withFileTypes: true })) if (d.isDirectory() && /^[0-9a-f]{12}$/.test(d.name)) out.push(join(parent, d.name));
+  }
+  return out;
+}
+
+function corerun(args: string[]) {
+  const r = tool("corerun", ["--root", root, "--rootfs", rootfs, ...args]);
+  assert.deepEqual(leftoverState(root), []);
+  assert.deepEqual(containerCgroups(), [], "a container cgroup is left");
+  return r;
+}
+
+describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 core on /sys/fs/cgroup/unified)", { skip: !isRoot && "needs root" }, () => {
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+  });
+  after(() => removeStateRoot(root));
+
+  test("a process allocating beyond --memory is OOM-killed: exit 137 and a line on stderr", () => {
+    const r = corerun(["--memory", "16", "/bin/sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived"]);
+    assert.equal(r.code, 137, r.stderr);
+    assert.doesNotMatch(r.stdout, /survived/);
+    assert.match(r.stderr, /^corerun: out of memory: the kernel's OOM killer killed 1 process in the container \(memory limit 16 MiB\)$/m);
+  });
+
+  test("--memory accepts Docker sizes and the container fits under a generous one", () => {
+    const r = corerun(["--memory", "64m", "/bin/sh", "-c", "x=$(head -c 1000000 /dev/zero | tr '\\0' a); echo ok"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "ok\n");
+  });
+
+  test("--pids 20 stops a fork loop; the container's shell survives and exits normally", () => {
+    const script = 'n=0; (while [ $n -lt 100 ]; do sleep 5 & n=$((n+1)); echo $n > /tmp/n; done) 2>/dev/null; read n < /tmp/n; echo "forks: $n"; exit 0';
+    const started = Date.now();
+    const r = corerun(["--pids", "20", "/bin/sh", "-c", script]);
+    assert.equal(r.code, 0, r.stderr);
+    const forks = Number(/^forks: (\d+)$/m.exec(r.stdout)?.[1]);
+    assert.ok(forks >= 1 && forks < 20, `forks: ${forks}`);
+    // The sleeps would hold the output pipe for 5 s: they died with the container.
+    assert.ok(Date.now() - started < 4_500);
+  });
+
+  test("--cpu 50 holds a busy loop near half a core, by the cgroup's own usage counter", async () => {
+    const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cpu", "50", "/bin/sh", "-c", "echo go; timeout 3 sh -c 'while :; do :; done'; true"], { stdio: ["ignore", "pipe", "pipe"] });
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    const [state] = JSON.parse(tool("corerun", ["ps", "--root", root, "--json"]).stdout) as { cgroup: { paths: Record<string, string> } }[];
+    const stat = join(state!.cgroup.paths[""]!, "cpu.stat");
+    const usage = () => Number(/usage_usec (\d+)/.exec(readFileSync(stat, "utf8"))![1]);
+    await new Promise((r) => setTimeout(r, 300));
+    const [u0, t0] = [usage(), performance.now()];
+    await new Promise((r) => setTimeout(r, 2000));
+    const percent = ((usage() - u0) / 1000 / (performance.now() - t0)) * 100;
+    await new Promise((resolve) => child.once("exit", resolve));
+    assert.ok(Math.abs(percent - 50) <= 15, `the busy loop used ${percent.toFixed(1)}% of a core`);
+    assert.deepEqual(containerCgroups(), []);
+  });
+
+  test("--cpus 0.5 is Docker's spelling of --cpu 50", () => {
+    const r = corerun(["--cpus", "0.5", "--print-script", "/bin/true"]);
+    assert.match(r.stdout, /corerun-cgroup" create \w+ --cpu 50 /);
+  });
+
+  test("every container gets a cgroup and sees it as its root (cgroup namespace)", () => {
+    const r = corerun(["/bin/sh", "-c", "cat /proc/self/cgroup"]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const line of r.stdout.trim().split("\n")) assert.match(line, /:\/$/, line);
+  });
+
+  test("after kill -9 of corerun, cleanup removes the container's cgroup in every hierarchy", async () => {
+    const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--memory", "32", "/bin/sh", "-c", "echo started; sleep 30"], { stdio: ["ignore", "pipe", "pipe"] });
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+    assert.ok(containerCgroups().length >= 4, "the cgroup outlives a killed corerun");
+    const r = tool("corerun", ["cleanup", "--root", root]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(containerCgroups(), []);
+    assert.deepEqual(leftoverState(root), []);
+  });
+
+  for (const [flag, value, message] of [
+    ["--memory", "-5", /--memory "-5" is not a size/],
+    ["--memory", "0", /--memory "0" is below the minimum of 6 MiB/],
+    ["--cpu", "abc", /--cpu "abc" is not a number/],
+    ["--pids", "0", /--pids/],
+    ["--cpus", "0.5", /--cpu and --cpus set the same limit/],
+  ] as const) {
+    test(`${flag} ${value} is refused: exit 125, one line, nothing created`, () => {
+      const extra = flag === "--cpus" ? ["--cpu", "50"] : [];
+      const r = corerun([...extra, flag, value, "/bin/true"]);
+      assert.equal(r.code, 125);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, message);
+    });
+  }
+});
