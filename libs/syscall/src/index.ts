@@ -4,3 +4,4 @@ export type { Syscall, WaitResult } from "./types.ts";
 export { linuxSyscall } from "./linux.ts";
 export { recordingSyscall, type RecordedCall } from "./recording.ts";
 export { NAMESPACES, namespaceFlags, type NamespaceName } from "./namespaces.ts";
+export * from "./netlink.ts";

@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, sep } from "node:path";
+import { after, describe, test } from "node:test";
+import { FALLBACK_NAMESERVERS, hostsFile, resolvConf, writeEtcFiles } from "./etc.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "corerun-net-etc-test-"));
+after(() => {
+  if (dir.startsWith(tmpdir() + sep) && dir.includes("corerun-net-etc-test-")) rmSync(dir, { recursive: true, force: true });
+});
+
+let n = 0;
+function file(text: string): string {
+  const p = join(dir, `f${n++}`);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe("hosts", () => {
+  test("localhost, then the container, then its network's other containers", () => {
+    const text = hostsFile({ address: "10.213.0.3", names: ["web", "web", ""] }, [{ address: "10.213.0.2", names: ["db", "c0ffee"] }]);
+    const lines = text.trim().split("\n");
+    assert.equal(lines[0], "127.0.0.1\tlocalhost");
+    assert.ok(lines.includes("10.213.0.3\tweb"));
+    assert.equal(lines.at(-1), "10.213.0.2\tdb c0ffee");
+  });
+
+  test("without an address the names go on 127.0.0.1", () => {
+    assert.match(hostsFile({ names: ["box"] }), /^127\.0\.0\.1\tlocalhost box$/m);
+  });
+});
+
+describe("resolv.conf", () => {
+  test("the host's resolvers, search and options are kept", () => {
+    const host = file("nameserver 192.0.2.53\nsearch example.test\noptions ndots:2\n");
+    const out = resolvConf({ mode: "private", hostPath: host, systemdPath: join(dir, "missing") });
+    assert.match(out, /^nameserver 192\.0\.2\.53$/m);
+    assert.match(out, /^search example\.test$/m);
+    assert.match(out, /^options ndots:2$/m);
+  });
+
+  test("loopback resolvers are replaced by systemd-resolved's upstreams", () => {
+    const host = file("nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n");
+    const systemd = file("nameserver 198.51.100.1\nnameserver 2001:db8::1\nsearch lan\n");
+    const out = resolvConf({ mode: "private", hostPath: host, systemdPath: systemd });
+    assert.match(out, /^nameserver 198\.51\.100\.1$/m);
+    assert.doesNotMatch(out, /127\.0\.0\.53|2001:db8/);
+  });
+
+  test("with only loopback resolvers and no systemd-resolved, the documented fallback", () => {
+    const host = file("nameserver 127.0.0.1\n");
+    const out = resolvConf({ mode: "private", hostPath: host, systemdPath: join(dir, "missing") });
+    assert.deepEqual(out.match(/^nameserver .*$/gm), FALLBACK_NAMESERVERS.map((s) => `nameserver ${s}`));
+  });
+
+  test("host mode takes the host's file as it is", () => {
+    const host = file("nameserver 127.0.0.53\n");
+    assert.equal(resolvConf({ mode: "host", hostPath: host }), "nameserver 127.0.0.53\n");
+  });
+});
+
+describe("writeEtcFiles", () => {
+  test("rewrites existing files through their inode (bind mounts of them stay valid)", () => {
+    const d = mkdtempSync(join(dir, "etc-"));
+    writeFileSync(join(d, "hosts"), "x".repeat(1000));
+    const before = statSync(join(d, "hosts")).ino;
+    writeEtcFiles(d, { hostname: "box", hosts: "127.0.0.1\tlocalhost\n", resolv: "nameserver 192.0.2.1\n" });
+    assert.equal(statSync(join(d, "hosts")).ino, before);
+    assert.equal(readFileSync(join(d, "hosts"), "utf8"), "127.0.0.1\tlocalhost\n");
+    assert.equal(readFileSync(join(d, "hostname"), "utf8"), "box\n");
+    assert.equal(readFileSync(join(d, "resolv.conf"), "utf8"), "nameserver 192.0.2.1\n");
+  });
+});

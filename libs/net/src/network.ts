@@ -1,0 +1,534 @@
+/**
+ * What corerun-net does: give a network namespace its network (bridge, veth, address, default
+ * route, NAT, published ports, /etc files), take it away again, list and remove networks.
+ *
+ * setup, under the records lock:
+ *   1. read the records; list the host's links; reclaim leases of containers that are gone
+ *   2. check everything that can be refused (names, subnet, ports) and allocate an address
+ *   3. record the lease (and a new network) as pending        ← nothing exists yet
+ *   4. host socket:  [create bridge, look it up]  (new network only)
+ *                    [bridge address, bridge up, veth pair (peer eth0 created in the container,
+ *                     host end up and on the bridge), look the veth up]
+ *   5. container socket: [look up eth0], then [eth0 up, its address, lo up, default route]
+ *   6. nft, only when the table changes (a new network, published ports)
+ *   7. mark the lease active; write the /etc files; refresh the network's other hosts files
+ * A failure after 3 removes what was created and the records, so a refused setup leaves nothing.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { openNetlink } from "@corerun/syscall";
+import { UsageError } from "@corerun/cli";
+import { isAlive, procStartTime } from "@corerun/state";
+import { Rtnl } from "./client.ts";
+import { ETC_FILES, hostHostsFile, hostsFile, resolvConf, writeEtcFiles, writeHostsFile, type EtcFiles, type HostEntry } from "./etc.ts";
+import { cidrString, formatIPv4, parseCidr, parseIPv4, type Cidr } from "./ip.ts";
+import { bootId, loadRuleset, syncRuleset } from "./nft.ts";
+import { checkOwnPorts, checkPortsFree, hostListeners, type Listener } from "./ports.ts";
+import { netPaths, withRecords, type Lease, type NetPaths, type NetworkRecord, type PublishedPort, type Records } from "./records.ts";
+import {
+  decodeAddress, decodeLink, decodeRoute, deleteLink, dumpAddresses, dumpLinks, dumpRoutes, getLinkByName, newAddress, newBridge,
+  newDefaultRoute, newVethPair, RTN_MULTICAST, setLinkUp, type Link,
+} from "./rtnl.ts";
+import { allocateAddress, checkSubnet, chooseSubnet, gatewayOf, type Taken } from "./subnet.ts";
+
+export const DEFAULT_NETWORK = "corerun0";
+export const CONTAINER_IFNAME = "eth0";
+
+/** Everything corerun-net asks of the machine, so that tests can stand in for parts of it. */
+export interface NetKernel {
+  openHost(): Rtnl;
+  openContainer(netns: NetnsRef): Rtnl;
+  /** Writes a /proc/sys value (key relative to /proc/sys) unless it already holds it. */
+  sysctl(key: string, value: string): void;
+  listeners(): Listener[];
+  isAlive(ref: { pid: number; startTime: number }): boolean;
+  /** Loads an nft JSON ruleset; `file` is where it may be kept (the records' directory). */
+  loadNft(ruleset: Record<string, unknown>, file: string): void;
+  bootId(): string;
+}
+
+export interface NetnsRef {
+  fd: number;
+  path: string;
+}
+
+export const linuxNetKernel: NetKernel = {
+  openHost: () => new Rtnl(openNetlink()),
+  openContainer: (netns) => new Rtnl(openNetlink({ netns })),
+  sysctl(key, value) {
+    const path = join("/proc/sys", key);
+    try {
+      if (readFileSync(path, "utf8").trim() !== value) writeFileSync(path, value);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "error";
+      const hint = code === "EROFS" ? "/proc/sys is read-only in this namespace; run corerun-net in the host's" : "run as root";
+      throw new Error(`cannot set ${key.replaceAll("/", ".")}=${value}: ${code}; ${hint}`);
+    }
+  },
+  listeners: () => hostListeners(),
+  isAlive: (ref) => isAlive(ref),
+  loadNft: (ruleset, file) => loadRuleset(ruleset, file),
+  bootId: () => bootId(),
+};
+
+/** Interface names: at most 15 bytes (IFNAMSIZ 16 with the NUL), no '/', ':' or whitespace. */
+const BRIDGE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
+const VETH_NAME = /^cr[0-9a-f]{12}$/;
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** Docker's rule for container names. */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** A network's name, which is its bridge's; `what` names the input in the error ("--net X"). */
+export function checkNetworkName(name: string, what = `--net ${name}`): string {
+  if (Buffer.byteLength(name) > 15) throw new UsageError(`${what}: a bridge name is at most 15 characters (it is ${Buffer.byteLength(name)})`);
+  if (!BRIDGE_NAME.test(name)) throw new UsageError(`${what}: a bridge name starts with a letter and holds only letters, digits, '_', '.' and '-'`);
+  if (VETH_NAME.test(name)) throw new UsageError(`${what}: names of the form cr<12 hex digits> are corerun's veth names; pick another`);
+  return name;
+}
+
+export function checkId(id: string): string {
+  if (!ID_RE.test(id)) throw new UsageError(`--id "${id}": use 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit`);
+  return id;
+}
+
+export function checkName(name: string | undefined): string | undefined {
+  if (name !== undefined && !NAME_RE.test(name)) throw new UsageError(`--name "${name}": use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 63`);
+  return name;
+}
+
+export function parseSubnet(text: string | undefined): Cidr | undefined {
+  if (text === undefined) return undefined;
+  const c = parseCidr(text);
+  if (typeof c === "string") throw new UsageError(`--subnet ${text}: ${c}`);
+  return checkSubnet(c, []);
+}
+
+/** The host end of a container's veth pair: cr + the first 12 hex digits of its id (or of a hash). */
+export function vethName(id: string): string {
+  const hex = /^[0-9a-f]{12,}$/.test(id) ? id : createHash("sha256").update(id).digest("hex");
+  return `cr${hex.slice(0, 12)}`;
+}
+
+function randomMac(): string {
+  const b = randomBytes(6);
+  // Locally administered (bit 1), unicast (bit 0 clear).
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
+}
+
+function selfRef(): { pid: number; startTime: number } {
+  return { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
+}
+
+function cidrOf(text: string): Cidr {
+  const c = parseCidr(text);
+  if (typeof c === "string") throw new Error(`invalid subnet in the records: ${text}`);
+  return c;
+}
+
+export interface SetupOptions {
+  root: string;
+  id: string;
+  netns: NetnsRef;
+  network: string;
+  subnet?: Cidr | undefined;
+  ports: PublishedPort[];
+  hostname?: string | undefined;
+  name?: string | undefined;
+  etcDir?: string | undefined;
+  log?: (msg: string) => void;
+}
+
+export interface SetupResult {
+  id: string;
+  network: string;
+  bridge?: string;
+  subnet?: string;
+  interface: string;
+  hostInterface?: string;
+  address?: string;
+  prefixLength?: number;
+  gateway?: string;
+  mac?: string;
+  ports: PublishedPort[];
+  hostname?: string;
+  etc?: { hosts: string; resolv: string; hostname: string };
+}
+
+/** The containers of a network as /etc/hosts lines, the given one left out. */
+function peersOf(records: Records, network: string, except: string): HostEntry[] {
+  return records.leases
+    .filter((l) => l.network === network && l.id !== except && l.state === "active")
+    .map((l) => ({ address: l.address, names: [l.name ?? "", l.hostname ?? ""] }));
+}
+
+function leaseHosts(records: Records, lease: Lease): string {
+  return hostsFile({ address: lease.address, names: [lease.hostname ?? "", lease.name ?? ""] }, peersOf(records, lease.network, lease.id));
+}
+
+/** Rewrites the hosts file of every other container of the network (a container came or went). */
+function refreshPeers(records: Records, network: string, except: string, log?: (m: string) => void): void {
+  for (const l of records.leases) {
+    if (l.network !== network || l.id === except || l.state !== "active" || !l.etcDir) continue;
+    try {
+      writeHostsFile(l.etcDir, leaseHosts(records, l));
+    } catch (err) {
+      // The container's files may be gone with it; its lease is reclaimed later.
+      log?.(`cannot refresh ${join(l.etcDir, ETC_FILES.hosts)}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * Removes the leases of containers that are gone: a pending lease whose corerun-net died (its
+ * veth, if it got that far, is deleted: the name was recorded before the link was made), and an
+ * active lease whose veth is gone (the kernel deletes the pair with the network namespace).
+ */
+function reclaim(records: Records, links: Link[], host: Rtnl, kernel: NetKernel, log?: (m: string) => void): Lease[] {
+  const stale = records.leases.filter((l) =>
+    l.state === "pending"
+      ? !kernel.isAlive(l.owner)
+      : !links.some((k) => k.name === l.veth && (l.vethIndex === undefined || k.index === l.vethIndex)));
+  for (const l of stale) {
+    const link = links.find((k) => k.name === l.veth && k.kind === "veth" && (l.vethIndex === undefined || k.index === l.vethIndex));
+    if (link) host.results([deleteLink(link)]);
+    log?.(`reclaimed ${l.address} of container ${l.id}, which is gone`);
+  }
+  records.leases = records.leases.filter((l) => !stale.includes(l));
+  for (const net of new Set(stale.map((l) => l.network))) refreshPeers(records, net, "", log);
+  return stale;
+}
+
+/** Fails unless each host IP that a port names is an address of this host (or loopback). */
+function checkHostIps(ports: readonly PublishedPort[], host: Rtnl): void {
+  const wanted = ports.filter((p) => p.hostIp && !p.hostIp.startsWith("127."));
+  if (wanted.length === 0) return;
+  const mine = new Set(host.dump(dumpAddresses()).map(decodeAddress).map((a) => a.address));
+  for (const p of wanted) {
+    if (!mine.has(p.hostIp!)) throw new UsageError(`-P ${p.hostIp}:${p.hostPort}:${p.containerPort}: ${p.hostIp} is not an address of this host`);
+  }
+}
+
+function takenSpace(records: Records, links: Link[], host: Rtnl, except?: string): Taken[] {
+  const ours = new Set(links.filter((l) => records.networks.some((n) => n.bridge === l.name)).map((l) => l.index));
+  const routes = host.dump(dumpRoutes()).map(decodeRoute)
+    .filter((r) => r.dstLength > 0 && r.type !== RTN_MULTICAST && !(r.oif !== undefined && ours.has(r.oif)));
+  return [
+    ...routes.map((r) => ({ cidr: { base: parseIPv4(r.dst)!, prefix: r.dstLength }, what: `the host route ${r.dst}/${r.dstLength}` })),
+    ...records.networks.filter((n) => n.name !== except).map((n) => ({ cidr: cidrOf(n.subnet), what: `corerun network ${n.name} (${n.subnet})` })),
+  ];
+}
+
+/** Refuses a target that is the host's own network namespace: setup would rewire the host. */
+export function checkNotHostNetns(netns: NetnsRef): void {
+  const target = statSync(`/proc/self/fd/${netns.fd}`);
+  const own = statSync("/proc/thread-self/ns/net");
+  if (target.ino === own.ino && target.dev === own.dev) {
+    throw new UsageError(`${netns.path} is the host's own network namespace; give the container's (--pid of a process in it, or --netns)`);
+  }
+}
+
+export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKernel): SetupResult {
+  const paths = netPaths(opts.root);
+  checkOwnPorts(opts.ports);
+  const host = kernel.openHost();
+  const ctr = kernel.openContainer(opts.netns);
+  try {
+    return withRecords(paths, (records, save) => {
+      const links = host.dump(dumpLinks()).map(decodeLink);
+      reclaim(records, links, host, kernel, opts.log);
+
+      const held = records.leases.find((l) => l.id === opts.id);
+      if (held) throw new UsageError(`container ${opts.id} already has ${held.address} on network ${held.network}; run corerun-net teardown --id ${opts.id} first`);
+      if (opts.name) {
+        const other = records.leases.find((l) => l.name === opts.name);
+        if (other) throw new UsageError(`--name ${opts.name} is already used by container ${other.id}`);
+      }
+      let net = records.networks.find((n) => n.name === opts.network);
+      const isNew = net === undefined;
+      let bridge = links.find((l) => l.name === opts.network);
+      if (net) {
+        if (opts.subnet && cidrString(opts.subnet) !== net.subnet) {
+          throw new UsageError(`--subnet ${cidrString(opts.subnet)}: network ${net.name} exists with subnet ${net.subnet}; leave --subnet out, or remove the network first (corerun-net rm ${net.name})`);
+        }
+        if (bridge && (bridge.kind !== "bridge" || (net.bridgeIndex !== undefined && bridge.index !== net.bridgeIndex))) {
+          throw new UsageError(`--net ${net.name}: the interface ${bridge.name} is not the bridge corerun created; remove it or pick another network`);
+        }
+      } else {
+        if (bridge) throw new UsageError(`--net ${opts.network}: an interface named ${opts.network} already exists and corerun did not create it; pick another name`);
+        const taken = takenSpace(records, links, host);
+        const subnet = opts.subnet ? checkSubnet(opts.subnet, taken) : chooseSubnet(taken);
+        net = { name: opts.network, bridge: opts.network, subnet: cidrString(subnet), gateway: formatIPv4(gatewayOf(subnet)), mac: randomMac(), created: new Date().toISOString() };
+      }
+      const network: NetworkRecord = net;
+      const subnet = cidrOf(network.subnet);
+      checkPortsFree(opts.ports, records.leases, kernel.listeners());
+      checkHostIps(opts.ports, host);
+      const used = new Set(records.leases.filter((l) => l.network === network.name).map((l) => parseIPv4(l.address)!));
+      const addr = allocateAddress(subnet, used);
+      if (addr === undefined) throw new UsageError(`network ${network.name} (${network.subnet}) has no free address left`);
+
+      const lease: Lease = {
+        id: opts.id, network: network.name, address: formatIPv4(addr), veth: vethName(opts.id), state: "pending", owner: selfRef(),
+        ports: opts.ports, created: new Date().toISOString(),
+        hostname: opts.hostname ?? opts.id, ...(opts.name ? { name: opts.name } : {}), ...(opts.etcDir ? { etcDir: opts.etcDir } : {}),
+      };
+      if (isNew) records.networks.push(network);
+      records.leases.push(lease);
+      save();
+
+      const made = { bridge: false, veth: undefined as Link | undefined };
+      try {
+        if (!bridge) {
+          if (network.bridgeIndex !== undefined) {
+            // The recorded bridge is gone; until the new one's index is known, its name is the record.
+            delete network.bridgeIndex;
+            save();
+          }
+          const r = host.results([newBridge(network.bridge, network.mac), getLinkByName(network.bridge)]);
+          if (!r[0]!.ok) throw r[0]!.error;
+          made.bridge = true;
+          if (!r[1]!.ok) throw r[1]!.error;
+          bridge = decodeLink(r[1]!.replies[0]!);
+          network.bridgeIndex = bridge.index;
+          save();
+          opts.log?.(`created bridge ${network.bridge} (${network.subnet})`);
+        }
+        // route_localnet lets DNATed connections from 127.0.0.1 leave through the bridge;
+        // forwarding lets the host route between the bridge and everything else.
+        kernel.sysctl(`net/ipv4/conf/${network.bridge}/route_localnet`, "1");
+        kernel.sysctl("net/ipv4/ip_forward", "1");
+        const r = host.results([
+          newAddress({ index: bridge.index, name: network.bridge, address: network.gateway, prefixLength: subnet.prefix, replace: true }),
+          setLinkUp({ index: bridge.index, name: network.bridge }),
+          newVethPair({ name: lease.veth, master: bridge.index, peerName: CONTAINER_IFNAME, peerNetns: { fd: opts.netns.fd } }),
+          getLinkByName(lease.veth),
+        ]);
+        if (r[2]!.ok) {
+          made.veth = r[3]!.ok ? decodeLink(r[3]!.replies[0]!) : { index: 0, name: lease.veth, flags: 0, kind: "veth", master: undefined, mac: undefined };
+          if (made.veth.index) lease.vethIndex = made.veth.index;
+        }
+        const failed = r.find((x) => !x.ok);
+        if (failed && !failed.ok) throw failed.error;
+
+        const [eth0Reply] = ctr.batch([getLinkByName(CONTAINER_IFNAME)])[0]!;
+        const eth0 = decodeLink(eth0Reply!);
+        ctr.batch([
+          setLinkUp({ index: eth0.index, name: CONTAINER_IFNAME }),
+          newAddress({ index: eth0.index, name: CONTAINER_IFNAME, address: lease.address, prefixLength: subnet.prefix }),
+          setLinkUp({ name: "lo" }),
+          newDefaultRoute({ gateway: network.gateway, index: eth0.index, name: CONTAINER_IFNAME }),
+        ]);
+        if (syncRuleset(records, paths.table, nftOpts(kernel, paths))) opts.log?.(`loaded nftables table ip ${paths.table}`);
+        lease.state = "active";
+        save();
+
+        const result: SetupResult = {
+          id: opts.id, network: network.name, bridge: network.bridge, subnet: network.subnet, interface: CONTAINER_IFNAME, hostInterface: lease.veth,
+          address: lease.address, prefixLength: subnet.prefix, gateway: network.gateway, ports: opts.ports,
+          ...(eth0.mac ? { mac: eth0.mac } : {}), ...(opts.hostname ? { hostname: opts.hostname } : {}),
+        };
+        if (opts.etcDir) {
+          writeEtcFiles(opts.etcDir, { hostname: opts.hostname ?? opts.id, hosts: leaseHosts(records, lease), resolv: resolvConf({ mode: "private" }) });
+          result.etc = etcPaths(opts.etcDir);
+        }
+        refreshPeers(records, network.name, opts.id, opts.log);
+        return result;
+      } catch (err) {
+        undoSetup(records, save, { network, isNew, lease, made, host, paths, kernel, log: opts.log });
+        throw err;
+      }
+    });
+  } finally {
+    host.close();
+    ctr.close();
+  }
+}
+
+function undoSetup(
+  records: Records, save: () => void,
+  s: { network: NetworkRecord; isNew: boolean; lease: Lease; made: { bridge: boolean; veth: Link | undefined }; host: Rtnl; paths: NetPaths; kernel: NetKernel; log?: ((m: string) => void) | undefined },
+): void {
+  const gone = (r: ReturnType<Rtnl["results"]>[number] | undefined) => r === undefined || r.ok || r.error.code === "ENODEV";
+  if (s.made.veth) {
+    const [r] = s.host.results([deleteLink(s.made.veth)]);
+    if (!gone(r)) s.log?.(`cleanup: ${r!.ok ? "" : r!.error.message}`);
+  }
+  let bridgeGone = true;
+  if (s.made.bridge) {
+    const [r] = s.host.results([deleteLink({ index: s.network.bridgeIndex ?? 0, name: s.network.bridge })]);
+    bridgeGone = gone(r);
+    if (!bridgeGone) s.log?.(`cleanup: ${r!.ok ? "" : r!.error.message}`);
+  }
+  records.leases = records.leases.filter((l) => l !== s.lease);
+  // A bridge that could not be deleted keeps its record, so that `corerun-net rm` can retry.
+  if (s.isNew && bridgeGone) records.networks = records.networks.filter((n) => n !== s.network);
+  try {
+    syncRuleset(records, s.paths.table, nftOpts(s.kernel, s.paths));
+  } catch (err) {
+    s.log?.(`cleanup: ${(err as Error).message}`);
+  }
+  save();
+}
+
+function nftOpts(kernel: NetKernel, paths: NetPaths): { boot: string; load: (r: Record<string, unknown>) => void } {
+  return { boot: kernel.bootId(), load: (r) => kernel.loadNft(r, paths.ruleset) };
+}
+
+export function etcPaths(dir: string): { hosts: string; resolv: string; hostname: string } {
+  return { hosts: join(dir, ETC_FILES.hosts), resolv: join(dir, ETC_FILES.resolv), hostname: join(dir, ETC_FILES.hostname) };
+}
+
+/** none mode: loopback up (corerun-ns does it too; a netns from `ip netns add` starts with it down). */
+export function setupNone(opts: Pick<SetupOptions, "id" | "netns" | "hostname" | "etcDir">, kernel: NetKernel = linuxNetKernel): SetupResult {
+  const ctr = kernel.openContainer(opts.netns);
+  try {
+    ctr.batch([setLinkUp({ name: "lo" })]);
+  } finally {
+    ctr.close();
+  }
+  const result: SetupResult = { id: opts.id, network: "none", interface: "lo", ports: [], ...(opts.hostname ? { hostname: opts.hostname } : {}) };
+  if (opts.etcDir) {
+    writeEtcFiles(opts.etcDir, { hostname: opts.hostname ?? opts.id, hosts: hostsFile({ names: [opts.hostname ?? opts.id] }), resolv: resolvConf({ mode: "private" }) });
+    result.etc = etcPaths(opts.etcDir);
+  }
+  return result;
+}
+
+export interface TeardownResult {
+  id: string;
+  removed: boolean;
+  network?: string;
+  address?: string;
+  hostInterface?: string;
+  ports?: PublishedPort[];
+}
+
+/**
+ * Deletes the container's veth (if the kernel has not already, with its namespace), releases
+ * its lease and its ports, and reloads the nft table if it changes. Idempotent: a second call,
+ * or one for a container that never had a bridge network, reports removed: false.
+ */
+export function teardown(opts: { root: string; id: string; log?: (m: string) => void }, kernel: NetKernel = linuxNetKernel): TeardownResult {
+  const paths = netPaths(opts.root);
+  const host = kernel.openHost();
+  try {
+    return withRecords(paths, (records, save) => {
+      const links = host.dump(dumpLinks()).map(decodeLink);
+      const lease = records.leases.find((l) => l.id === opts.id);
+      if (!lease) {
+        if (reclaim(records, links, host, kernel, opts.log).length) {
+          syncRuleset(records, paths.table, nftOpts(kernel, paths));
+          save();
+        }
+        return { id: opts.id, removed: false };
+      }
+      const link = links.find((k) => k.name === lease.veth && k.kind === "veth" && (lease.vethIndex === undefined || k.index === lease.vethIndex));
+      if (link) {
+        const [r] = host.results([deleteLink(link)]);
+        // ENODEV: the kernel deleted the pair meanwhile, with the container's namespace.
+        if (r && !r.ok && r.error.code !== "ENODEV") throw r.error;
+      }
+      records.leases = records.leases.filter((l) => l !== lease);
+      reclaim(records, links, host, kernel, opts.log);
+      syncRuleset(records, paths.table, nftOpts(kernel, paths));
+      save();
+      refreshPeers(records, lease.network, lease.id, opts.log);
+      return { id: opts.id, removed: true, network: lease.network, address: lease.address, hostInterface: lease.veth, ports: lease.ports };
+    });
+  } finally {
+    host.close();
+  }
+}
+
+export interface NetworkInfo {
+  name: string;
+  bridge: string;
+  subnet: string;
+  gateway: string;
+  containers: string[];
+  /** Whether the bridge exists right now (it is recreated on the next setup otherwise). */
+  present: boolean;
+}
+
+export function listNetworks(opts: { root: string }, kernel: NetKernel = linuxNetKernel): NetworkInfo[] {
+  const paths = netPaths(opts.root);
+  const host = kernel.openHost();
+  try {
+    return withRecords(paths, (records) => {
+      const links = host.dump(dumpLinks()).map(decodeLink);
+      return records.networks.map((n) => ({
+        name: n.name, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway,
+        containers: records.leases.filter((l) => l.network === n.name).map((l) => l.id),
+        present: links.some((l) => l.name === n.bridge && l.kind === "bridge"),
+      }));
+    });
+  } finally {
+    host.close();
+  }
+}
+
+/**
+ * Removes networks and their bridges: the named ones (refused while a container uses one), or
+ * with names undefined every network no container uses (prune). Returns the names removed.
+ */
+export function removeNetworks(opts: { root: string; names?: string[]; log?: (m: string) => void }, kernel: NetKernel = linuxNetKernel): string[] {
+  const paths = netPaths(opts.root);
+  const host = kernel.openHost();
+  try {
+    return withRecords(paths, (records, save) => {
+      const links = host.dump(dumpLinks()).map(decodeLink);
+      reclaim(records, links, host, kernel, opts.log);
+      const unused = (n: NetworkRecord) => !records.leases.some((l) => l.network === n.name);
+      let targets: NetworkRecord[];
+      if (opts.names) {
+        targets = opts.names.map((name) => {
+          const n = records.networks.find((x) => x.name === name);
+          if (!n) throw new UsageError(`no network named ${name}; see corerun-net ls`);
+          if (!unused(n)) {
+            const ids = records.leases.filter((l) => l.network === name).map((l) => l.id);
+            throw new UsageError(`network ${name} is in use by ${ids.length === 1 ? "container" : "containers"} ${ids.join(", ")}; tear ${ids.length === 1 ? "it" : "them"} down first`);
+          }
+          return n;
+        });
+      } else {
+        targets = records.networks.filter(unused);
+      }
+      const doomed = targets
+        .map((n) => links.find((l) => l.name === n.bridge && l.kind === "bridge" && (n.bridgeIndex === undefined || l.index === n.bridgeIndex)))
+        .filter((l): l is Link => l !== undefined);
+      for (const r of host.results(doomed.map(deleteLink))) {
+        if (!r.ok && r.error.code !== "ENODEV") throw r.error;
+      }
+      records.networks = records.networks.filter((n) => !targets.includes(n));
+      syncRuleset(records, paths.table, nftOpts(kernel, paths));
+      save();
+      return targets.map((n) => n.name);
+    });
+  } finally {
+    host.close();
+  }
+}
+
+export type EtcMode = { mode: "none" } | { mode: "host" } | { mode: "container"; container: string };
+
+/**
+ * The /etc files for a container that corerun-net does not set up a network for: none (own
+ * loopback), host (the host's hosts and resolv.conf), container:ID (another container's network
+ * namespace: its address, its network's peers, and its names next to this one's).
+ */
+export function etcFilesFor(opts: { root: string; id: string; hostname?: string | undefined; name?: string | undefined } & EtcMode): EtcFiles {
+  const hostname = opts.hostname ?? opts.id;
+  const names = [hostname, opts.name ?? ""];
+  if (opts.mode === "host") return { hostname, hosts: hostHostsFile(), resolv: resolvConf({ mode: "host" }) };
+  if (opts.mode === "none") return { hostname, hosts: hostsFile({ names }), resolv: resolvConf({ mode: "private" }) };
+  const other = opts.container;
+  const paths = netPaths(opts.root);
+  return withRecords(paths, (records) => {
+    const lease = records.leases.find((l) => l.id === other || (l.name !== undefined && l.name === other));
+    if (!lease) return { hostname, hosts: hostsFile({ names: [...names, other] }), resolv: resolvConf({ mode: "private" }) };
+    const peers: HostEntry[] = [{ address: lease.address, names: [lease.name ?? "", lease.hostname ?? ""] }, ...peersOf(records, lease.network, lease.id)];
+    return { hostname, hosts: hostsFile({ address: lease.address, names }, peers), resolv: resolvConf({ mode: "private" }) };
+  });
+}

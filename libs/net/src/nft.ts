@@ -1,0 +1,130 @@
+/**
+ * corerun's nftables table, generated whole from the records and loaded with one `nft -j -f -`
+ * transaction that deletes and recreates the table. The kernel applies a transaction atomically,
+ * so no packet sees a half-built table, and the table always matches the records: no rule
+ * handles to remember, nothing to drift, a crashed run repaired by the next one. The table
+ * belongs to one state root (see netPaths) and holds:
+ *
+ *   prerouting (nat, dstnat)   fib daddr type local jump ports        from other hosts and containers
+ *   output     (nat, -100)     fib daddr type local jump ports        from the host itself, 127.0.0.1 included
+ *   ports                      [ip daddr HOST_IP] tcp|udp dport P dnat to ADDR:PORT
+ *   postrouting (nat, srcnat)  ip saddr 127.0.0.0/8 ip daddr @subnets ct status dnat masquerade
+ *                              ip saddr @subnets ip daddr @subnets ct status dnat masquerade
+ *                              ip saddr @subnets ip daddr != @subnets masquerade
+ *
+ * A connection from 127.0.0.1 keeps its loopback source after DNAT; the kernel routes such a
+ * packet out of a non-loopback interface only when that interface has route_localnet=1 (set on
+ * each bridge), and the container could not answer it, hence the first masquerade (netavark
+ * does the same). The second covers a container reaching a published port of its own network
+ * through a host address (hairpin): without it the answer would bypass the host's NAT.
+ */
+import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import type { Records } from "./records.ts";
+
+type Json = Record<string, unknown>;
+
+const payload = (protocol: string, field: string) => ({ payload: { protocol, field } });
+const eq = (left: unknown, right: unknown): Json => ({ match: { op: "==", left, right } });
+const ne = (left: unknown, right: unknown): Json => ({ match: { op: "!=", left, right } });
+const localDaddr = eq({ fib: { result: "type", flags: ["daddr"] } }, "local");
+
+/** The commands for `nft -j -f -` that make the table match the records (or remove it). */
+export function rulesetFor(records: Pick<Records, "networks" | "leases">, table: string): Json {
+  const t = { family: "ip", table };
+  const cmds: Json[] = [
+    // add-then-delete: deleting a table that does not exist would fail the whole transaction.
+    { add: { table: { family: "ip", name: table } } },
+    { delete: { table: { family: "ip", name: table } } },
+  ];
+  if (records.networks.length > 0) {
+    const chain = (name: string, hook?: string, prio?: number): Json =>
+      ({ add: { chain: { ...t, name, ...(hook ? { type: "nat", hook, prio, policy: "accept" } : {}) } } });
+    const rule = (chainName: string, expr: Json[], comment?: string): Json =>
+      ({ add: { rule: { ...t, chain: chainName, expr, ...(comment ? { comment } : {}) } } });
+    const subnets = records.networks.map((n) => {
+      const [addr, len] = n.subnet.split("/");
+      return { prefix: { addr, len: Number(len) } };
+    });
+    cmds.push(
+      { add: { table: { family: "ip", name: table } } },
+      { add: { set: { ...t, name: "subnets", type: "ipv4_addr", flags: ["interval"], elem: subnets } } },
+      chain("ports"),
+      chain("prerouting", "prerouting", -100),
+      chain("output", "output", -100),
+      chain("postrouting", "postrouting", 100),
+      rule("prerouting", [localDaddr, { jump: { target: "ports" } }]),
+      rule("output", [localDaddr, { jump: { target: "ports" } }]),
+      rule("postrouting", [
+        eq(payload("ip", "saddr"), { prefix: { addr: "127.0.0.0", len: 8 } }), eq(payload("ip", "daddr"), "@subnets"),
+        { match: { op: "in", left: { ct: { key: "status" } }, right: "dnat" } }, { masquerade: null },
+      ], "published ports reached through 127.0.0.1"),
+      rule("postrouting", [
+        eq(payload("ip", "saddr"), "@subnets"), eq(payload("ip", "daddr"), "@subnets"),
+        { match: { op: "in", left: { ct: { key: "status" } }, right: "dnat" } }, { masquerade: null },
+      ], "published ports reached from a container"),
+      rule("postrouting", [eq(payload("ip", "saddr"), "@subnets"), ne(payload("ip", "daddr"), "@subnets"), { masquerade: null }], "outbound"),
+    );
+    for (const lease of records.leases) {
+      for (const p of lease.ports) {
+        cmds.push(rule("ports", [
+          ...(p.hostIp ? [eq(payload("ip", "daddr"), p.hostIp)] : []),
+          eq(payload(p.protocol, "dport"), p.hostPort),
+          { dnat: { addr: lease.address, port: p.containerPort } },
+        ], lease.id));
+      }
+    }
+  }
+  return { nftables: cmds };
+}
+
+export function rulesetDigest(ruleset: Json): string {
+  return createHash("sha256").update(JSON.stringify(ruleset)).digest("hex");
+}
+
+export function bootId(path = "/proc/sys/kernel/random/boot_id"): string {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/**
+ * Loads a ruleset with nft(8), whose JSON parser is libnftables', the one its C API takes. The
+ * ruleset goes through a file: Node hands a child its stdin as a socket, which nft cannot open
+ * as /dev/stdin (ENXIO), and a command-line argument is capped at 128 KiB.
+ */
+export function loadRuleset(ruleset: Json, file: string, nft = "nft"): void {
+  writeFileSync(file, JSON.stringify(ruleset), { mode: 0o600 });
+  const r = spawnSync(nft, ["-j", "-f", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
+  if (r.error) {
+    const code = (r.error as NodeJS.ErrnoException).code;
+    throw new Error(code === "ENOENT" ? "nft is not installed; install nftables (apt-get install nftables)" : `cannot run nft: ${r.error.message}`);
+  }
+  if (r.status !== 0) {
+    const why = r.stderr.split("\n").map((l) => l.trim()).filter(Boolean).slice(0, 2).join(" ");
+    throw new Error(`nft refused corerun's ruleset ${file} (exit ${r.status}): ${why || "no message"}`);
+  }
+}
+
+/**
+ * Loads the table when the records ask for something other than what was last loaded in this
+ * boot; a container without published ports on an existing network changes nothing and costs
+ * no process. Returns whether nft ran.
+ */
+export function syncRuleset(records: Records, table: string, opts: { boot: string; load: (r: Json) => void }): boolean {
+  const ruleset = rulesetFor(records, table);
+  const digest = rulesetDigest(ruleset);
+  const boot = opts.boot;
+  if (records.nft?.digest === digest && records.nft.bootId === boot) return false;
+  // No table was ever loaded in this boot and none is wanted: nothing to remove.
+  if (records.networks.length === 0 && (records.nft === undefined || records.nft.bootId !== boot)) {
+    records.nft = { bootId: boot, digest };
+    return false;
+  }
+  opts.load(ruleset);
+  records.nft = { bootId: boot, digest };
+  return true;
+}

@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, sep } from "node:path";
+import { after, describe, test } from "node:test";
+import { checkOwnPorts, checkPortsFree, decodeProcAddress, hostListeners, parsePublish, portString } from "./ports.ts";
+import type { Lease } from "./records.ts";
+
+describe("parsePublish", () => {
+  test("HOST:CTR, IP:HOST:CTR and /udp, as Docker spells them", () => {
+    assert.deepEqual(parsePublish("8080:80"), { hostPort: 8080, containerPort: 80, protocol: "tcp" });
+    assert.deepEqual(parsePublish("127.0.0.1:5353:53/udp"), { hostIp: "127.0.0.1", hostPort: 5353, containerPort: 53, protocol: "udp" });
+    assert.deepEqual(parsePublish("0.0.0.0:1:65535/tcp"), { hostPort: 1, containerPort: 65535, protocol: "tcp" });
+    assert.equal(portString(parsePublish("127.0.0.1:5353:53/udp")), "127.0.0.1:5353:53/udp");
+  });
+
+  test("bad input is one line naming the value and the fix", () => {
+    assert.throws(() => parsePublish("0:80"), /-P 0:80: host port 0 is out of range; ports go from 1 to 65535/);
+    assert.throws(() => parsePublish("8080:65536"), /container port 65536 is out of range/);
+    assert.throws(() => parsePublish("8080:80/sctp"), /unknown protocol "sctp"; use tcp or udp/);
+    assert.throws(() => parsePublish("80"), /expected \[IP:\]HOST_PORT:CONTAINER_PORT/);
+    assert.throws(() => parsePublish("x:80"), /"x" is not a number/);
+    assert.throws(() => parsePublish("1.2.3:8080:80"), /not an IPv4 address/);
+  });
+
+  test("the same host port twice in one request is refused; tcp and udp may share a number", () => {
+    assert.throws(() => checkOwnPorts([parsePublish("8080:80"), parsePublish("127.0.0.1:8080:81")]), /publish the same host port twice/);
+    checkOwnPorts([parsePublish("8080:80"), parsePublish("8080:80/udp")]);
+  });
+});
+
+describe("host ports in use", () => {
+  const lease = (ports: Lease["ports"]): Lease => ({
+    id: "other", network: "n", address: "10.0.0.2", veth: "cr000000000000", state: "active", owner: { pid: 1, startTime: 1 }, ports, created: "",
+  });
+
+  test("a port another container publishes is refused, naming that container", () => {
+    assert.throws(() => checkPortsFree([parsePublish("8080:80")], [lease([parsePublish("127.0.0.1:8080:80")])], []), /already published by container other/);
+    checkPortsFree([parsePublish("127.0.0.2:8080:80")], [lease([parsePublish("127.0.0.1:8080:80")])], []);
+  });
+
+  test("a port a host process listens on is refused", () => {
+    assert.throws(() => checkPortsFree([parsePublish("8080:80")], [], [{ protocol: "tcp", address: "127.0.0.1", port: 8080 }]), /held by a process on this host \(127\.0\.0\.1\)/);
+    assert.throws(() => checkPortsFree([parsePublish("127.0.0.1:8080:80")], [], [{ protocol: "tcp", address: undefined, port: 8080 }]), /all addresses/);
+    checkPortsFree([parsePublish("8080:80/udp")], [], [{ protocol: "tcp", address: undefined, port: 8080 }]);
+  });
+
+  const dir = mkdtempSync(join(tmpdir(), "corerun-net-ports-test-"));
+  after(() => {
+    if (dir.startsWith(tmpdir() + sep) && dir.includes("corerun-net-ports-test-")) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("listeners are read from /proc/net: TCP in LISTEN, UDP unconnected, IPv6 wildcard counts", () => {
+    mkdirSync(join(dir, "net"));
+    const head = "  sl  local_address rem_address   st\n";
+    writeFileSync(join(dir, "net/tcp"), `${head}   0: 0100007F:1F90 00000000:0000 0A\n   1: 0100007F:0016 0100007F:9C40 01\n`);
+    writeFileSync(join(dir, "net/tcp6"), `${head}   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A\n`);
+    writeFileSync(join(dir, "net/udp"), `${head}   0: 00000000:14E9 00000000:0000 07\n`);
+    assert.deepEqual(hostListeners(dir), [
+      { protocol: "tcp", address: "127.0.0.1", port: 8080 },
+      { protocol: "tcp", address: undefined, port: 80 },
+      { protocol: "udp", address: undefined, port: 5353 },
+    ]);
+  });
+
+  test("IPv4-mapped IPv6 addresses read as IPv4; other IPv6 addresses cannot shadow IPv4", () => {
+    assert.equal(decodeProcAddress("0000000000000000FFFF00000100007F", true), "127.0.0.1");
+    assert.equal(decodeProcAddress("00000000000000000000000001000000", true), "v6");
+  });
+});

@@ -1,0 +1,125 @@
+import { readFileSync } from "node:fs";
+import { UsageError } from "@corerun/cli";
+import { formatIPv4, parseIPv4 } from "./ip.ts";
+import type { Lease, Protocol, PublishedPort } from "./records.ts";
+
+function portNumber(text: string, what: string, spec: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`-P ${spec}: ${what} "${text}" is not a number; use [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`);
+  const n = Number(text);
+  if (n < 1 || n > 65535) throw new UsageError(`-P ${spec}: ${what} ${n} is out of range; ports go from 1 to 65535`);
+  return n;
+}
+
+/** -P / --publish [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], as Docker spells it (IPv4). */
+export function parsePublish(spec: string): PublishedPort {
+  const slash = spec.lastIndexOf("/");
+  const proto = slash < 0 ? "tcp" : spec.slice(slash + 1);
+  if (proto !== "tcp" && proto !== "udp") throw new UsageError(`-P ${spec}: unknown protocol "${proto}"; use tcp or udp`);
+  const parts = (slash < 0 ? spec : spec.slice(0, slash)).split(":");
+  if (parts.length < 2 || parts.length > 3) {
+    throw new UsageError(`-P ${spec}: expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp], e.g. 8080:80 or 127.0.0.1:8080:80/udp`);
+  }
+  const [ipText, hostText, ctrText] = parts.length === 3 ? parts : [undefined, ...parts];
+  let hostIp: string | undefined;
+  if (ipText !== undefined && ipText !== "" && ipText !== "0.0.0.0") {
+    const ip = parseIPv4(ipText);
+    if (ip === undefined) throw new UsageError(`-P ${spec}: "${ipText}" is not an IPv4 address of this host`);
+    hostIp = formatIPv4(ip);
+  }
+  const port: PublishedPort = { hostPort: portNumber(hostText!, "host port", spec), containerPort: portNumber(ctrText!, "container port", spec), protocol: proto };
+  if (hostIp !== undefined) port.hostIp = hostIp;
+  return port;
+}
+
+export function portString(p: PublishedPort): string {
+  return `${p.hostIp ? `${p.hostIp}:` : ""}${p.hostPort}:${p.containerPort}/${p.protocol}`;
+}
+
+/** Two publications collide when they take the same port of the same protocol on a shared address. */
+export function portsCollide(a: PublishedPort, b: PublishedPort): boolean {
+  return a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostIp === undefined || b.hostIp === undefined || a.hostIp === b.hostIp);
+}
+
+/** Rejects duplicates within one request. */
+export function checkOwnPorts(ports: readonly PublishedPort[]): void {
+  ports.forEach((p, i) => {
+    const other = ports.slice(0, i).find((q) => portsCollide(p, q));
+    if (other) throw new UsageError(`-P ${portString(p)} and -P ${portString(other)} publish the same host port twice`);
+  });
+}
+
+export interface Listener {
+  protocol: Protocol;
+  /** undefined for a wildcard bind (0.0.0.0 or ::, which also takes IPv4). */
+  address: string | undefined;
+  port: number;
+}
+
+const TCP_LISTEN = "0A";
+const UDP_UNCONNECTED = "07";
+
+/**
+ * Sockets of the calling thread's network namespace that a DNAT of the same port would shadow:
+ * listening TCP sockets and bound, unconnected UDP sockets, read from /proc/net (IPv6 too: a
+ * socket bound to :: takes IPv4 connections as well).
+ */
+export function hostListeners(proc = "/proc"): Listener[] {
+  const out: Listener[] = [];
+  const read = (file: string, protocol: Protocol, state: string, v6: boolean) => {
+    let text: string;
+    try {
+      text = readFileSync(`${proc}/net/${file}`, "utf8");
+    } catch {
+      return;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4 || f[3] !== state) continue;
+      const [hex, portHex] = f[1]!.split(":");
+      if (!hex || !portHex) continue;
+      out.push({ protocol, address: decodeProcAddress(hex, v6), port: parseInt(portHex, 16) });
+    }
+  };
+  read("tcp", "tcp", TCP_LISTEN, false);
+  read("tcp6", "tcp", TCP_LISTEN, true);
+  read("udp", "udp", UDP_UNCONNECTED, false);
+  read("udp6", "udp", UDP_UNCONNECTED, true);
+  return out;
+}
+
+/**
+ * /proc/net/{tcp,udp}: the address as the kernel's __be32 printed as a host-order u32 (so
+ * 127.0.0.1 reads 0100007F on little-endian machines); IPv6 as four such words. Returns the IPv4
+ * address, undefined for a wildcard, or "v6" for an IPv6-only address that IPv4 cannot reach.
+ */
+export function decodeProcAddress(hex: string, v6: boolean): string | undefined {
+  const word = (h: string) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(parseInt(h, 16) >>> 0);
+    return b;
+  };
+  const v4 = (b: Buffer) => `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (!v6) {
+    const a = v4(word(hex));
+    return a === "0.0.0.0" ? undefined : a;
+  }
+  const words = [0, 8, 16, 24].map((i) => word(hex.slice(i, i + 8)));
+  const bytes = Buffer.concat(words);
+  if (bytes.every((x) => x === 0)) return undefined;
+  const mapped = bytes.subarray(0, 10).every((x) => x === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return mapped ? v4(bytes.subarray(12)) : "v6";
+}
+
+/** Refuses ports that another container publishes or a host process holds. */
+export function checkPortsFree(ports: readonly PublishedPort[], leases: readonly Lease[], listeners: readonly Listener[]): void {
+  for (const p of ports) {
+    for (const lease of leases) {
+      const taken = lease.ports.find((q) => portsCollide(p, q));
+      if (taken) throw new UsageError(`-P ${portString(p)}: host port ${p.hostPort}/${p.protocol} is already published by container ${lease.id}`);
+    }
+    const held = listeners.find((l) => l.protocol === p.protocol && l.port === p.hostPort && l.address !== "v6" && (p.hostIp === undefined || l.address === undefined || l.address === p.hostIp));
+    if (held) {
+      throw new UsageError(`-P ${portString(p)}: host port ${p.hostPort}/${p.protocol} is held by a process on this host (${held.address ?? "all addresses"}); pick another host port`);
+    }
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * corerun-net's own records, one JSON file under <stateRoot>/networks/, read and written under
+ * one flock: the networks (bridge, subnet), the leases (one per container: address, veth, ports,
+ * names) and what was last loaded into nftables. Every resource is recorded before it is created,
+ * so a crash leaves a record that the next run can finish removing.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import * as v from "valibot";
+import { DEFAULT_ROOT, withLock } from "@corerun/state";
+
+export const RECORDS_VERSION = 1;
+
+const Ipv4 = v.pipe(v.string(), v.regex(/^\d{1,3}(\.\d{1,3}){3}$/));
+const Port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535));
+
+export const Protocol = v.picklist(["tcp", "udp"]);
+export type Protocol = v.InferOutput<typeof Protocol>;
+
+export const PublishedPort = v.object({
+  /** Only packets to this host address; absent: every address of the host, 127.0.0.1 included. */
+  hostIp: v.optional(Ipv4),
+  hostPort: Port,
+  containerPort: Port,
+  protocol: Protocol,
+});
+export type PublishedPort = v.InferOutput<typeof PublishedPort>;
+
+export const NetworkRecord = v.object({
+  name: v.string(),
+  bridge: v.string(),
+  subnet: v.string(),
+  gateway: Ipv4,
+  mac: v.string(),
+  /** The bridge's ifindex when corerun-net created it: a link of that name and index is ours. */
+  bridgeIndex: v.optional(v.number()),
+  created: v.string(),
+});
+export type NetworkRecord = v.InferOutput<typeof NetworkRecord>;
+
+const ProcessRef = v.object({ pid: v.number(), startTime: v.number() });
+
+export const Lease = v.object({
+  id: v.string(),
+  network: v.string(),
+  address: Ipv4,
+  /** The host end of the veth pair; its peer is eth0 in the container. */
+  veth: v.string(),
+  vethIndex: v.optional(v.number()),
+  /**
+   * pending: recorded, being set up by `owner` (the corerun-net process); active: configured.
+   * A pending lease whose owner is gone, or an active one whose veth is gone (the kernel deletes
+   * the pair with the container's network namespace), belongs to a container that is no more.
+   */
+  state: v.picklist(["pending", "active"]),
+  owner: ProcessRef,
+  hostname: v.optional(v.string()),
+  name: v.optional(v.string()),
+  /** Where this container's hosts, resolv.conf and hostname live, to rewrite its hosts file. */
+  etcDir: v.optional(v.string()),
+  ports: v.array(PublishedPort),
+  created: v.string(),
+});
+export type Lease = v.InferOutput<typeof Lease>;
+
+export const Records = v.object({
+  version: v.literal(RECORDS_VERSION),
+  networks: v.array(NetworkRecord),
+  leases: v.array(Lease),
+  /** The ruleset last loaded into nftables, as a digest, and the boot it was loaded in. */
+  nft: v.optional(v.object({ bootId: v.string(), digest: v.string() })),
+});
+export type Records = v.InferOutput<typeof Records>;
+
+export function emptyRecords(): Records {
+  return { version: RECORDS_VERSION, networks: [], leases: [] };
+}
+
+export interface NetPaths {
+  dir: string;
+  records: string;
+  lock: string;
+  /** The nft JSON last loaded (kept for nft -f, and to see what the kernel was given). */
+  ruleset: string;
+  /** The nftables table for this state root: each root owns its own table. */
+  table: string;
+}
+
+export const DEFAULT_TABLE = "corerun";
+
+/**
+ * /run/corerun owns table ip corerun; any other state root (a test's, a second installation's)
+ * owns corerun_<hash>, so that regenerating one root's table never drops another root's rules.
+ */
+export function netPaths(root: string): NetPaths {
+  const dir = join(root, "networks");
+  const table = root === DEFAULT_ROOT ? DEFAULT_TABLE : `${DEFAULT_TABLE}_${createHash("sha256").update(root).digest("hex").slice(0, 8)}`;
+  return { dir, records: join(dir, "networks.json"), lock: join(dir, "lock"), ruleset: join(dir, "ruleset.json"), table };
+}
+
+export function readRecords(path: string): Records {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return emptyRecords();
+    throw err;
+  }
+  const result = v.safeParse(Records, JSON.parse(text));
+  if (!result.success) {
+    const issue = result.issues[0];
+    const where = issue.path?.map((p) => String(p.key)).join(".") ?? "";
+    throw new Error(`invalid network records ${path}: ${where ? `${where}: ` : ""}${issue.message}`);
+  }
+  return result.output;
+}
+
+/** Temp file, fsync, rename: a reader never sees half a file. */
+export function writeRecords(path: string, records: Records): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, "w", 0o600);
+  try {
+    writeFileSync(fd, `${JSON.stringify(records, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/**
+ * Runs fn on the records under the lock and writes them back when fn says they changed. Every
+ * allocation (addresses, subnets, host ports, names) happens inside, so concurrent setups see
+ * each other's leases.
+ */
+export function withRecords<T>(paths: NetPaths, fn: (records: Records, save: () => void) => T): T {
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  return withLock(paths.lock, () => {
+    const records = readRecords(paths.records);
+    return fn(records, () => writeRecords(paths.records, records));
+  });
+}
