@@ -40,6 +40,14 @@ describe("bad input is refused before anything is created", { skip: !isRoot && "
     ["a state root that cannot be written", () => ["--rootfs", rootfs, "/bin/true"], 125, /state root .* cannot be written .*--root DIR or set CORERUN_ROOT/],
     ["an unknown network mode", () => ["--rootfs", rootfs, "--network", "carrier-pigeon", "/bin/true"], 125, /--network carrier-pigeon: unknown mode/],
     ["no command", () => ["--rootfs", rootfs], 125, /no command given/],
+    ["a published port 0", () => ["--rootfs", rootfs, "-P", "0:80", "/bin/true"], 125, /^corerun: -P 0:80: .*port/],
+    ["a published port over 65535", () => ["--rootfs", rootfs, "-P", "70000:80", "/bin/true"], 125, /^corerun: -P 70000:80: .*port/],
+    ["an unknown protocol", () => ["--rootfs", rootfs, "-P", "8080:80/sctp", "/bin/true"], 125, /unknown protocol "sctp"; use tcp or udp/],
+    ["container: naming no running container", () => ["--rootfs", rootfs, "--network", "container:ghost", "/bin/true"], 125, /no running container has the name or id "ghost"/],
+    ["a bridge name that is too long", () => ["--rootfs", rootfs, "-N", "much-too-long-bridge", "/bin/true"], 125, /a bridge name is at most 15 characters/],
+    ["a bridge name with bad characters", () => ["--rootfs", rootfs, "-N", "br/0", "/bin/true"], 125, /a bridge name starts with a letter/],
+    ["a malformed subnet", () => ["--rootfs", rootfs, "--subnet", "10.1.2.0/40", "/bin/true"], 125, /^corerun: --subnet 10.1.2.0\/40: /],
+    ["an unknown capability", () => ["--rootfs", rootfs, "--cap-add", "FLY", "/bin/true"], 125, /--cap-add FLY: unknown capability/],
   ];
 
   for (const [name, args, code, message] of cases) {
@@ -65,7 +73,7 @@ describe("bad input is refused before anything is created", { skip: !isRoot && "
     assert.deepEqual(leftoverState(root), []);
   });
 
-  for (const [flag, value] of [["--memory", "64"], ["--cpus", "0.5"], ["--pids", "10"], ["-P", "8080:80"], ["--userns", "auto"]]) {
+  for (const [flag, value] of [["--uidmap", "0:100000:65536"], ["--gidmap", "0:100000:65536"], ["--userns", "auto"]]) {
     test(`${flag} is refused as not available yet, never ignored`, () => {
       const r = tool("corerun", ["--root", root, "--rootfs", rootfs, flag!, value!, "/bin/true"]);
       assert.equal(r.code, 125);

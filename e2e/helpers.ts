@@ -63,6 +63,8 @@ export function leftoverState(root: string): string[] {
 export function removeStateRoot(root: string): void {
   if (!root.startsWith(join(tmpdir(), "corerun-e2e-"))) throw new Error(`refusing to remove ${root}`);
   if (leftoverState(root).length) tool("corerun", ["cleanup", "--force", "--root", root]);
+  // The root's bridge and nftables table outlive its containers, as Docker's networks do.
+  if (existsSync(join(root, "networks"))) tool("corerun-net", ["prune", "--root", root]);
   rmSync(root, { recursive: true, force: true });
 }
 

@@ -430,14 +430,14 @@ describe("corerun-net", { skip: !isRoot && "needs root" }, () => {
   });
 
   test("the documented examples run as written", () => {
-    const text = readFileSync(join(REPO, "docs/corerun-net.md"), "utf8");
+    const text = readFileSync(join(REPO, "README.md"), "utf8");
     const expect: Record<string, RegExp[]> = {
       "net-netns": [/^10\.213\.7\.2\/24$/m, /^default via 10\.213\.7\.1 dev eth0/m, /"removed":true/, /^\{"removed":\["crdemo0"\]\}$/m],
       "net-publish": [/^hello from corerun$/m, /^crdemo0 +crdemo0 +10\.213\.7\.0\/24 +10\.213\.7\.1 +1$/m, /"removed":true/],
     };
     for (const [name, patterns] of Object.entries(expect)) {
       const block = new RegExp(`<!-- e2e:${name} -->\\n\`\`\`sh\\n([\\s\\S]*?)\`\`\``).exec(text);
-      assert.ok(block, `docs/corerun-net.md has a block marked e2e:${name}`);
+      assert.ok(block, `README.md has a block marked e2e:${name}`);
       const r = run("bash", ["-euo", "pipefail", "-c", block[1]!.replace(/\bsudo /g, "")], { cwd: REPO, env: { ...process.env, CORERUN_ROOT: root } });
       assert.equal(r.code, 0, `${name}: ${r.stderr}`);
       for (const p of patterns) assert.match(r.stdout, p, name);

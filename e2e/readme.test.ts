@@ -59,6 +59,12 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.match(r.stdout, /^hi from \/tmp$/m);
   });
 
+  test("the network example: a published port, a peer by name, a shared network namespace", () => {
+    const r = bash(readmeBlock("network"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["hello from corerun", "hello from corerun", "hello from corerun"]);
+  });
+
   test("the corerun-ns examples", () => {
     const r = bash(readmeBlock("corerun-ns"));
     assert.equal(r.code, 0, r.stderr);
@@ -109,7 +115,7 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(processesWith(marker), []);
   });
 
-  for (const name of ["corerun", "corerun-ns", "corerun-mount", "corerun-exec"]) {
+  for (const name of ["corerun", "corerun-ns", "corerun-mount", "corerun-exec", "corerun-cgroup", "corerun-net"]) {
     test(`${name} --help`, () => {
       const r = tool(name, ["--help"]);
       assert.equal(r.code, 0);

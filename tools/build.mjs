@@ -3,6 +3,7 @@
 // reading one file: every Node start sits on the container start path.
 import { build } from "esbuild";
 import { readdirSync, existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -28,4 +29,12 @@ await Promise.all(
     }),
   ),
 );
-console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")}`);
+// The native helper: clone(2) into new namespaces without running JavaScript in the child.
+const native = join(root, "libs/syscall/native/clone.c");
+const lib = join(root, "dist/libcorerun.so");
+const cc = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o", lib, native], { stdio: "inherit" });
+if (cc.error || cc.status !== 0) {
+  console.error(`build: cannot compile ${native}${cc.error ? ` (${cc.error.code})` : ""}; install a C compiler: apt-get install gcc`);
+  process.exit(1);
+}
+console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")} dist/libcorerun.so`);

@@ -1,5 +1,5 @@
 import { UsageError, type ToolContext } from "@corerun/cli";
-import { checkHostname, checkWorkdir, parseEnvVars } from "@corerun/state";
+import { capabilitySet, checkHostname, checkWorkdir, parseEnvVars } from "@corerun/state";
 import type { ArgsDef } from "citty";
 
 export const args = {
@@ -9,6 +9,8 @@ export const args = {
   "mount-proc": { type: "boolean", description: "mount a new /proc and apply Docker's /proc masks (needs its own PID and mount namespaces)" },
   cgroup: { type: "string", valueHint: "DIR", description: "join the cgroup DIR right before the exec (repeatable: one per hierarchy); opened at start, so it works after pivot_root" },
   cgroupns: { type: "boolean", description: "after joining, create a cgroup namespace, so the command sees its cgroup as the root" },
+  "cap-add": { type: "string", valueHint: "CAP", description: "keep a capability beyond Docker's default set (repeatable; ALL keeps every one)" },
+  "cap-drop": { type: "string", valueHint: "CAP", description: "drop a capability of Docker's default set (repeatable; ALL drops every one)" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "say ready on DIR/ready once loaded, then wait for go on DIR/go (FIFOs)" },
 } as const satisfies ArgsDef;
 
@@ -20,6 +22,8 @@ export interface ExecOptions {
   cgroups: string[];
   cgroupns: boolean;
   syncDir: string | undefined;
+  /** The capabilities the command keeps (its bounding set). */
+  capabilities: number[];
   command: string[];
 }
 
@@ -36,6 +40,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     cgroups: ctx.values.cgroup ?? [],
     cgroupns: ctx.flags.cgroupns ?? false,
     syncDir: ctx.values["sync-dir"]?.at(-1),
+    capabilities: capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []),
     command: ctx.tail,
   };
 }

@@ -1,8 +1,8 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { joinCgroupFds } from "@corerun/cgroup";
 import { hostname as osHostname } from "node:os";
 import {
-  CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
+  CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
 } from "@corerun/syscall";
 import { findCommand, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
@@ -53,6 +53,17 @@ export function prepareFds(sys: Syscall): void {
       // A closed stdio fd stays closed: the command gets what the caller gave.
     }
   }
+}
+
+/**
+ * Shrinks the bounding set to the container's capabilities. A root process that execs gets the
+ * bounding set as its permitted and effective sets, so this is what the command can do: without
+ * it, container root could mount, load modules or reconfigure the host's network. It comes last
+ * because corerun-exec itself still needs CAP_SYS_ADMIN for /proc and the hostname.
+ */
+export function dropCapabilities(sys: Syscall, keep: readonly number[]): void {
+  const last = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
+  for (let cap = 0; cap <= last; cap++) if (!keep.includes(cap)) sys.prctl(PR_CAPBSET_DROP, cap);
 }
 
 export function execCommand(sys: Syscall, opts: ExecOptions, env: string[]): never {

@@ -2,7 +2,7 @@ import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkHostname, stateRoot } from "@corerun/state";
-import { checkId, checkName, checkNetworkName, checkOwnPorts, DEFAULT_NETWORK, parsePublish, parseSubnet, type Cidr, type PublishedPort } from "@corerun/net";
+import { checkId, checkName, checkNetworkName, checkOwnPorts, DEFAULT_NETWORK, netPaths, parsePublish, parseSubnet, type Cidr, type PublishedPort } from "@corerun/net";
 import type { ArgsDef } from "citty";
 
 const root = { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } as const;
@@ -13,7 +13,7 @@ export const setupArgs = {
   netns: { type: "string", valueHint: "PATH", description: "configure the network namespace at PATH (/proc/PID/ns/net, /run/netns/NAME)" },
   id,
   network: { type: "string", valueHint: "MODE", description: "bridge (default; multi is accepted for it) or none (loopback only)" },
-  net: { type: "string", alias: "N", valueHint: "NAME", description: `bridge network to join, created when missing (default ${DEFAULT_NETWORK})` },
+  net: { type: "string", alias: "N", valueHint: "NAME", description: `bridge network to join, created when missing (default ${DEFAULT_NETWORK}; corerun_<hash> for another --root)` },
   subnet: { type: "string", valueHint: "CIDR", description: "subnet of a new network (default: the first free 10.77.N.0/24)" },
   port: { type: "string", alias: ["P", "publish"], valueHint: "[IP:]HOST:CTR[/tcp|udp]", description: "publish a container port on the host (repeatable)" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname, for /etc/hostname and /etc/hosts (default: ID)" },
@@ -103,7 +103,7 @@ export function parseSetup(ctx: Ctx): SetupConfig {
     mode,
     target: pid !== undefined ? { pid: Number(pid) } : { path: netns! },
     id: checkId(required(ctx, "id", "c0ffee123456")),
-    network: checkNetworkName(net ?? DEFAULT_NETWORK),
+    network: checkNetworkName(net ?? netPaths(rootOf(ctx)).defaultNetwork),
     subnet: parseSubnet(subnet),
     ports,
     hostname: checkHostname(last(ctx, "hostname")),

@@ -4,6 +4,7 @@ import type { ArgsDef } from "citty";
 
 export const args = {
   ns: { type: "string", valueHint: "LIST", description: "namespaces to create, comma-separated: pid,mount,uts,ipc,net,cgroup (default all)" },
+  "net-ns": { type: "string", valueHint: "PATH", description: "join the network namespace at PATH (/proc/PID/ns/net) instead of creating one" },
   detach: { type: "boolean", description: "exit once CMD has started instead of waiting for it" },
   "pid-file": { type: "string", valueHint: "PATH", description: "write CMD's pid (as seen from outside) to PATH" },
   "json-status-fd": { type: "string", valueHint: "FD", description: 'write {"pid":N} when CMD starts and {"exitCode":N} when it ends to FD' },
@@ -12,6 +13,7 @@ export const args = {
 
 export interface NsOptions {
   namespaces: NamespaceName[];
+  netNs: string | undefined;
   detach: boolean;
   pidFile: string | undefined;
   statusFd: number | undefined;
@@ -33,9 +35,12 @@ export function parseNsOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail
     if (!all.includes(n as NamespaceName)) throw new UsageError(`--ns: unknown namespace "${n}"; use ${all.join(",")}`);
   }
   if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-ns [options] -- CMD [ARGS...]");
+  const netNs = ctx.values["net-ns"]?.at(-1);
+  if (netNs !== undefined && namespaces.includes("net")) throw new UsageError("--net-ns joins a network namespace: leave net out of --ns");
   const preserve = fdNumber(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds") ?? 0;
   return {
     namespaces: namespaces as NamespaceName[],
+    netNs,
     detach: ctx.flags.detach ?? false,
     pidFile: ctx.values["pid-file"]?.at(-1),
     statusFd: fdNumber(ctx.values["json-status-fd"]?.at(-1), "--json-status-fd"),

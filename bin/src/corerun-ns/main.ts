@@ -1,17 +1,17 @@
 import { linuxSyscall } from "@corerun/syscall";
 import { defineTool, runTool } from "@corerun/cli";
 import { args, parseNsOptions } from "./args.ts";
-import { createNamespaces, protectStatusFd, reportStart, startCommand, waitCommand } from "./steps.ts";
+import { checkNetNs, protectStatusFd, reportStart, startCommand, waitCommand } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-ns",
-  description: "Create PID, mount, UTS, IPC, network and cgroup namespaces and start CMD in them as PID 1.",
+  description: "Start CMD as PID 1 in new PID, mount, UTS, IPC, network and cgroup namespaces.",
   usage: "[options] [--] CMD [ARGS...]",
   args,
   tail: "command",
   notes: [
-    "The mount namespace gets private propagation and the network namespace a loopback that is up.",
-    "Without --detach, corerun-ns waits for CMD, forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1\nand SIGUSR2 to it, and exits with its status (128+N when it died of signal N).\nWith --detach, CMD is re-parented to the nearest child subreaper (corerun is one).",
+    "CMD is started with clone(2) directly in its namespaces (corerun-ns itself stays where it is).\nThe mount namespace gets private propagation; a new network namespace gets its loopback up\nbefore CMD runs. CMD is looked up in PATH and gets corerun-ns's environment.",
+    "Without --detach, corerun-ns waits for CMD, forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1\nand SIGUSR2 to it, and exits with its status (128+N when it died of signal N).\nWith --detach, it exits once CMD has started; CMD is re-parented (to init, or to the nearest\nchild subreaper).",
     "Exit status: CMD's own; 125 when corerun-ns fails; 126/127 when CMD cannot be run.",
   ],
   examples: [
@@ -20,15 +20,12 @@ export const tool = defineTool({
   ],
   async run(ctx) {
     const opts = parseNsOptions(ctx);
+    checkNetNs(opts.netNs);
     protectStatusFd(linuxSyscall, opts.statusFd);
-    createNamespaces(linuxSyscall, opts);
-    const child = await startCommand(opts);
-    reportStart(opts, child.pid!);
-    if (opts.detach) {
-      child.unref();
-      return 0;
-    }
-    return waitCommand(opts, child);
+    const pid = startCommand(linuxSyscall, opts);
+    reportStart(opts, pid);
+    if (opts.detach) return 0;
+    return waitCommand(linuxSyscall, opts, pid);
   },
 });
 

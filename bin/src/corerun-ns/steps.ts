@@ -1,38 +1,49 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync, writeSync, renameSync } from "node:fs";
-import { FD_CLOEXEC, MS_PRIVATE, MS_REC, namespaceFlags, type Syscall } from "@corerun/syscall";
-import { CommandError, exitCodeOf } from "@corerun/cli";
+import { closeSync, existsSync, writeFileSync, writeSync, renameSync } from "node:fs";
+import { FD_CLOEXEC, inNetworkNamespace, namespaceFlags, type Syscall } from "@corerun/syscall";
+import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
+import { findCommand } from "@corerun/rootfs";
 import type { NsOptions } from "./args.ts";
-
-/**
- * unshare(2) on Node's main thread moves that thread and every child it spawns afterwards; the
- * first child after CLONE_NEWPID is PID 1 of the new namespace.
- */
-export function createNamespaces(sys: Syscall, opts: NsOptions): void {
-  sys.unshare(namespaceFlags(opts.namespaces));
-  if (opts.namespaces.includes("mount")) {
-    // The copied mount table keeps the host's shared propagation; without this, every mount the
-    // container makes would appear on the host too.
-    sys.mount(null, "/", null, MS_REC | MS_PRIVATE);
-  }
-  if (opts.namespaces.includes("net")) sys.setLinkUp("lo");
-}
 
 /** Keeps the status fd out of the child: only 0-2 and the preserved fds go on. */
 export function protectStatusFd(sys: Syscall, fd: number | undefined): void {
   if (fd !== undefined) sys.setFdFlags(fd, sys.getFdFlags(fd) | FD_CLOEXEC);
 }
 
-export function startCommand(opts: NsOptions): Promise<ChildProcess> {
-  const extra = Array.from({ length: opts.preserveFds }, (_, i) => 3 + i);
-  const child = spawn(opts.command[0]!, opts.command.slice(1), { stdio: ["inherit", "inherit", "inherit", ...extra] });
-  return new Promise((resolve, reject) => {
-    child.once("spawn", () => resolve(child));
-    child.once("error", (err: NodeJS.ErrnoException) => {
-      const code = err.code === "ENOENT" ? 127 : 126;
-      reject(new CommandError(`cannot run ${opts.command[0]}: ${err.code ?? err.message}`, code));
-    });
-  });
+export function checkNetNs(path: string | undefined): void {
+  if (path !== undefined && !existsSync(path)) {
+    throw new UsageError(`--net-ns ${path}: no such namespace file; give /proc/PID/ns/net of a running process or a /run/netns file`);
+  }
+}
+
+/**
+ * Starts the command in new namespaces with clone(2) through the native helper: Node cannot
+ * unshare a PID namespace for itself, and the child must run no JavaScript. When the command gets
+ * a network namespace of its own, it waits on a pipe until its loopback is up.
+ */
+export function startCommand(sys: Syscall, opts: NsOptions): number {
+  const path = findCommand("/", opts.command[0]!, process.env.PATH);
+  const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`);
+  const flags = namespaceFlags(opts.namespaces);
+  const clone = (): number => {
+    if (!opts.namespaces.includes("net")) return sys.cloneExec(flags, path, opts.command, env);
+    const sync = sys.pipe();
+    let pid: number | undefined;
+    try {
+      pid = sys.cloneExec(flags, path, opts.command, env, { sync });
+      const child = pid;
+      inNetworkNamespace(sys, child, () => sys.setLinkUp("lo"));
+      writeSync(sync[1], "1");
+      return pid;
+    } catch (err) {
+      if (pid !== undefined) sys.kill(pid, 9);
+      throw err;
+    } finally {
+      closeSync(sync[0]);
+      closeSync(sync[1]);
+    }
+  };
+  // A joined network namespace is inherited by the child from the thread that clones it.
+  return opts.netNs ? inNetworkNamespace(sys, opts.netNs, clone) : clone();
 }
 
 export function reportStart(opts: NsOptions, pid: number): void {
@@ -43,16 +54,9 @@ export function reportStart(opts: NsOptions, pid: number): void {
   if (opts.statusFd !== undefined) writeSync(opts.statusFd, `${JSON.stringify({ pid })}\n`);
 }
 
-const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
-
 /** Waits for the command, forwarding signals to it, and returns the status to exit with. */
-export function waitCommand(opts: NsOptions, child: ChildProcess): Promise<number> {
-  for (const sig of FORWARDED) process.on(sig, () => child.kill(sig));
-  return new Promise((resolve) => {
-    child.once("exit", (exitCode, signal) => {
-      const code = exitCodeOf({ exitCode, signal });
-      if (opts.statusFd !== undefined) writeSync(opts.statusFd, `${JSON.stringify({ exitCode: code })}\n`);
-      resolve(code);
-    });
-  });
+export async function waitCommand(sys: Syscall, opts: NsOptions, pid: number): Promise<number> {
+  const code = exitCodeOf(await waitChild(sys, pid));
+  if (opts.statusFd !== undefined) writeSync(opts.statusFd, `${JSON.stringify({ exitCode: code })}\n`);
+  return code;
 }

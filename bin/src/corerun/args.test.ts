@@ -49,25 +49,21 @@ describe("parseRunConfig", () => {
       env: [],
       workdir: "/",
       volumes: [],
-      network: "none",
+      network: { mode: "bridge", net: undefined, subnet: undefined, ports: [] },
+      name: undefined,
+      limits: {},
+      capAdd: [],
+      capDrop: [],
+      cgroupParent: "corerun",
       root: join(base, "state"),
       printScript: false,
     });
   });
 
   for (const [argv, option] of [
-    [["--memory", "64"], "--memory"],
-    [["-m", "64"], "--memory"],
-    [["--cpu", "50"], "--cpu"],
-    [["--cpus", "1"], "--cpus"],
-    [["--pids", "10"], "--pids"],
-    [["-P", "8080:80"], "--port"],
-    [["--publish", "8080:80"], "--port"],
     [["--uidmap", "0:1000:1"], "--uidmap"],
     [["--gidmap", "0:1000:1"], "--gidmap"],
     [["--userns", "auto"], "--userns"],
-    [["--name", "web"], "--name"],
-    [["--net", "br0"], "--net"],
   ] as const) {
     test(`${argv.join(" ")} is refused as not available yet`, () => {
       usageError([...argv, "sh"], new RegExp(`^${option}: .* not available yet`));
@@ -75,22 +71,44 @@ describe("parseRunConfig", () => {
   }
 
   test("a feature that is not available is refused before the rootfs is even looked at", () => {
-    const ctx = splitArgv(["--rootfs", join(base, "missing"), "--memory", "64", "sh"], { ...runArgs, ...COMMON_ARGS }, { tail: "command" });
-    assert.throws(() => parseRunConfig(ctx, {}), /--memory: resource limits are not available yet/);
+    const ctx = splitArgv(["--rootfs", join(base, "missing"), "--userns", "auto", "sh"], { ...runArgs, ...COMMON_ARGS }, { tail: "command" });
+    assert.throws(() => parseRunConfig(ctx, {}), /--userns: user namespaces are not available yet/);
   });
 
-  test("--network host is accepted, none is the default", () => {
-    assert.equal(parse(["--network", "host", "sh"]).network, "host");
-    assert.equal(parse(["--network=none", "sh"]).network, "none");
+  test("--network: bridge is the default, multi its other name; none and host are accepted", () => {
+    assert.equal(parse(["sh"]).network.mode, "bridge");
+    assert.equal(parse(["--network", "multi", "sh"]).network.mode, "bridge");
+    assert.equal(parse(["--network", "host", "sh"]).network.mode, "host");
+    assert.equal(parse(["--network=none", "sh"]).network.mode, "none");
   });
 
-  test("--network bridge and container: are not available yet", () => {
-    usageError(["--network", "bridge", "sh"], /^--network bridge: bridge and container networking are not available yet; use none or host$/);
-    usageError(["--network", "container:abc", "sh"], /not available yet/);
+  test("bridge options: -N, --subnet and published ports are parsed and checked", () => {
+    const cfg = parse(["-N", "web0", "--subnet", "10.213.9.0/24", "-P", "8080:80", "--publish", "127.0.0.1:5353:53/udp", "sh"]);
+    assert.deepEqual(cfg.network, { mode: "bridge", net: "web0", subnet: "10.213.9.0/24", ports: ["8080:80", "127.0.0.1:5353:53/udp"] });
+    usageError(["-P", "0:80", "sh"], /^-P 0:80: /);
+    usageError(["-P", "8080:80/sctp", "sh"], /unknown protocol "sctp"/);
+    usageError(["-N", "a-bridge-name-that-is-too-long", "sh"], /at most 15 characters/);
+    usageError(["--subnet", "10.0.0.0/33", "sh"], /^--subnet 10.0.0.0\/33: /);
+  });
+
+  test("bridge options need --network bridge", () => {
+    usageError(["--network", "none", "-P", "8080:80", "sh"], /^-P needs --network bridge \(it is none\)$/);
+    usageError(["--network", "host", "-N", "br0", "sh"], /^--net needs --network bridge/);
+  });
+
+  test("--network container: names a running container", () => {
+    usageError(["--network", "container:nobody-here", "sh"], /^--network container:nobody-here: no running container has the name or id "nobody-here"/);
   });
 
   test("an unknown network mode is refused", () => {
-    usageError(["--network", "wifi", "sh"], /^--network wifi: unknown mode; use none or host$/);
+    usageError(["--network", "wifi", "sh"], /^--network wifi: unknown mode; use bridge, none, host or container:NAME$/);
+  });
+
+  test("limits are parsed: --memory, --cpu/--cpus, --pids", () => {
+    const cfg = parse(["--memory", "64", "--cpus", "0.5", "--pids", "20", "sh"]);
+    assert.deepEqual(cfg.limits, { memory: 64 * 1024 * 1024, cpu: { quota: 50_000, period: 100_000 }, pids: 20 });
+    usageError(["--memory", "-5", "sh"], /--memory "-5"/);
+    usageError(["--cpu", "50", "--cpus", "0.5", "sh"], /give one of them/);
   });
 
   test("a missing command is refused", () => {

@@ -2,7 +2,10 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
-import { checkHostname, checkWorkdir, parseEnvVars, stateRoot } from "@corerun/state";
+import {
+  capabilitySet, checkHostname, checkWorkdir, isAlive, listContainers, parseEnvVars, readState, stateRoot, statePath, type State,
+} from "@corerun/state";
+import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 
@@ -10,10 +13,16 @@ export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
-  network: { type: "string", valueHint: "MODE", description: "none (loopback only, up) or host (default none)" },
+  network: { type: "string", valueHint: "MODE", description: "bridge (default; multi is the same), none (loopback only), host, or container:NAME|ID" },
+  net: { type: "string", alias: "N", valueHint: "NAME", description: "bridge network to join, created when missing (default corerun0)" },
+  subnet: { type: "string", valueHint: "CIDR", description: "subnet for a new bridge network (default: the first free 10.77.N.0/24)" },
+  port: { type: "string", alias: ["P", "publish"], valueHint: "[IP:]HOST:CTR[/tcp|udp]", description: "publish a container port on the host (repeatable)" },
+  name: { type: "string", valueHint: "NAME", description: "the container's name: unique among running containers, resolvable by its network's peers" },
   env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone passes corerun's own value" },
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container (default /)" },
   root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" },
+  "cap-add": { type: "string", valueHint: "CAP", description: "give the container a capability beyond Docker's default set (repeatable; ALL for every one)" },
+  "cap-drop": { type: "string", valueHint: "CAP", description: "take a capability of Docker's default set away (repeatable; ALL for every one)" },
   "print-script": { type: "boolean", description: "print the tool invocations as a shell script instead of running them" },
   memory: { type: "string", alias: "m", valueHint: "MB", description: "memory limit in MiB, or a Docker size (512m, 1g); at least 6 MiB; swap does not extend it" },
   cpu: { type: "string", alias: "c", valueHint: "PERCENT", description: "CPU limit in percent of one core (150 = one and a half cores)" },
@@ -21,20 +30,24 @@ export const runArgs = {
   pids: { type: "string", alias: "p", valueHint: "N", description: "maximum number of processes" },
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
   // Options of features that are not built yet: rejected with a clear error, never ignored.
-  port: { type: "string", alias: ["P", "publish"], valueHint: "[IP:]HOST:CTR[/tcp|udp]", description: "publish a port (not available yet)" },
-  net: { type: "string", alias: "N", valueHint: "BRIDGE", description: "bridge network name (not available yet)" },
-  name: { type: "string", valueHint: "NAME", description: "container name (not available yet)" },
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "user namespace uid map (not available yet)" },
   gidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "user namespace gid map (not available yet)" },
   userns: { type: "string", valueHint: "MODE", description: "user namespace mode (not available yet)" },
 } as const satisfies ArgsDef;
 
 const NOT_YET: Record<string, string> = {
-  port: "published ports", net: "bridge networks", name: "container names",
   uidmap: "user namespaces", gidmap: "user namespaces", userns: "user namespaces",
 };
 
-export type NetworkMode = "none" | "host";
+export interface NetworkConfig {
+  mode: "none" | "host" | "bridge" | "container";
+  net?: string | undefined;
+  subnet?: string | undefined;
+  ports: string[];
+  /** container mode: the other container's id and its first process. */
+  container?: string | undefined;
+  containerPid?: number | undefined;
+}
 
 export interface RunConfig {
   rootfs: string;
@@ -43,8 +56,11 @@ export interface RunConfig {
   env: string[];
   workdir: string;
   volumes: VolumeSpec[];
-  network: NetworkMode;
+  network: NetworkConfig;
+  name: string | undefined;
   limits: Limits;
+  capAdd: string[];
+  capDrop: string[];
   cgroupParent: string;
   root: string;
   printScript: boolean;
@@ -55,12 +71,41 @@ export function defaultRootfs(): string {
   return join(dirname(process.argv[1] ?? "."), "..", "build", "rootfs");
 }
 
-function parseNetwork(value: string | undefined): NetworkMode {
-  if (value === undefined || value === "none" || value === "host") return value ?? "none";
-  if (value === "bridge" || value === "multi" || value.startsWith("container:")) {
-    throw new UsageError(`--network ${value}: bridge and container networking are not available yet; use none or host`);
+/** A running container of this state root, by id or --name, or undefined. */
+export function findRunning(root: string, ref: string): State | undefined {
+  for (const id of listContainers(root)) {
+    let state: State;
+    try {
+      state = readState(statePath(root, id));
+    } catch {
+      continue;
+    }
+    if ((state.id === ref || state.config.name === ref) && state.status === "running" && isAlive(state.init)) return state;
   }
-  throw new UsageError(`--network ${value}: unknown mode; use none or host`);
+  return undefined;
+}
+
+function parseNetwork(ctx: Pick<ToolContext, "values">, root: string): NetworkConfig {
+  const value = ctx.values.network?.at(-1) ?? "bridge";
+  const ports = ctx.values.port ?? [];
+  const net = ctx.values.net?.at(-1);
+  const subnet = ctx.values.subnet?.at(-1);
+  if (value === "bridge" || value === "multi") {
+    const published = ports.map(parsePublish);
+    checkOwnPorts(published);
+    parseSubnet(subnet);
+    return { mode: "bridge", net: net === undefined ? undefined : checkNetworkName(net), subnet, ports };
+  }
+  const only = ports.length ? "-P" : net !== undefined ? "--net" : subnet !== undefined ? "--subnet" : undefined;
+  if (only) throw new UsageError(`${only} needs --network bridge (it is ${value})`);
+  if (value === "none" || value === "host") return { mode: value, ports: [] };
+  if (value.startsWith("container:")) {
+    const ref = value.slice("container:".length);
+    const other = ref ? findRunning(root, ref) : undefined;
+    if (!other) throw new UsageError(`--network ${value}: no running container has the name or id "${ref}"; see corerun ps`);
+    return { mode: "container", ports: [], container: other.id, containerPid: other.init!.pid };
+  }
+  throw new UsageError(`--network ${value}: unknown mode; use bridge, none, host or container:NAME`);
 }
 
 /** Every check that can be made before anything is created. */
@@ -78,6 +123,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const vars = parseEnvVars(ctx.values.env ?? [], env);
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
   const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
+  const root = stateRoot(ctx.values.root?.at(-1), env);
+  capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []);
   const path = vars.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
   findCommand(rootfs, ctx.tail[0]!, path);
   return {
@@ -87,10 +134,13 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     env: vars,
     workdir,
     volumes,
-    network: parseNetwork(ctx.values.network?.at(-1)),
+    network: parseNetwork(ctx, root),
+    name: checkName(ctx.values.name?.at(-1)),
     limits: parseLimits({ memory: ctx.values.memory?.at(-1), cpu: ctx.values.cpu?.at(-1), cpus: ctx.values.cpus?.at(-1), pids: ctx.values.pids?.at(-1) }),
+    capAdd: ctx.values["cap-add"] ?? [],
+    capDrop: ctx.values["cap-drop"] ?? [],
     cgroupParent: normalizeParent(ctx.values["cgroup-parent"]?.at(-1) ?? "corerun"),
-    root: stateRoot(ctx.values.root?.at(-1), env),
+    root,
     printScript: ctx.flags["print-script"] ?? false,
   };
 }

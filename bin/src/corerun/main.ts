@@ -1,11 +1,13 @@
 import { dirname } from "node:path";
-import { defineTool, errorLine, runTool, type ToolContext } from "@corerun/cli";
+import { defineTool, errorLine, runTool, signalNumber, UsageError, waitChild, type ToolContext } from "@corerun/cli";
+import { linuxSyscall as sys } from "@corerun/syscall";
+import { netPaths } from "@corerun/net";
 import { isAlive, listContainers, readState, stateRoot, statePath } from "@corerun/state";
 import type { ArgsDef } from "citty";
-import { parseRunConfig, runArgs } from "./args.ts";
+import { findRunning, parseRunConfig, runArgs } from "./args.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import {
-  buildTree, createCgroup, createState, reportOom, exitStatus, recordInit, start, startNamespaces, teardown, ToolFailed, waitContainer, type Container,
+  buildTree, createCgroup, createState, reportOom, setupNetwork, exitStatus, recordInit, start, startFirstProcess, teardown, ToolFailed, type Container,
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
@@ -27,11 +29,11 @@ async function run(ctx: ToolContext): Promise<number> {
     c = createState(cfg);
     ctx.log.info(`container ${c.id}: state ${c.path}`);
     const cg = createCgroup(cfg, c);
-    const { pid } = await startNamespaces(cfg, c);
+    const pid = startFirstProcess(cfg, c);
     recordInit(c, pid);
     ctx.log.info(`container ${c.id}: first process ${pid}`);
-    const ended = waitContainer(pid);
-    const built = buildTree(cfg, c, pid);
+    const ended = waitChild(sys, pid);
+    const built = Promise.all([buildTree(cfg, c, pid), setupNetwork(cfg, c, pid)]);
     // If the first process dies while the tree is being built, the build can never finish.
     const first = await Promise.race([built.then(() => undefined), ended]);
     if (first) return exitStatus(first);
@@ -82,6 +84,28 @@ const cleanup = defineTool({
   },
 });
 
+const kill = defineTool({
+  name: "corerun kill",
+  description: "Send a signal (default SIGKILL, as docker kill) to running containers' first process.",
+  usage: "[options] NAME|ID...",
+  args: { ...rootArg, signal: { type: "string", alias: "s", valueHint: "SIG", description: "signal name or number (default KILL)" } },
+  tail: "command",
+  examples: ["sudo corerun kill web", "sudo corerun kill -s TERM web   # PID 1 ignores it unless it handles it"],
+  run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    const given = ctx.values.signal?.at(-1) ?? "KILL";
+    const sig = /^\d+$/.test(given) ? Number(given) : signalNumber(given.toUpperCase().startsWith("SIG") ? given.toUpperCase() : `SIG${given.toUpperCase()}`);
+    if (!ctx.tail.length) throw new UsageError("name the containers to signal; see corerun ps");
+    const targets = ctx.tail.map((ref) => {
+      const state = findRunning(root, ref);
+      if (!state) throw new UsageError(`no running container has the name or id "${ref}"; see corerun ps`);
+      return state;
+    });
+    for (const t of targets) process.kill(t.init!.pid, sig);
+    return 0;
+  },
+});
+
 const ps = defineTool({
   name: "corerun ps",
   description: "List containers: id, status, first process, command.",
@@ -101,10 +125,11 @@ const ps = defineTool({
       process.stdout.write(`${JSON.stringify(states, null, 2)}\n`);
       return 0;
     }
-    process.stdout.write(`${"ID".padEnd(14)}${"STATUS".padEnd(10)}${"PID".padEnd(8)}COMMAND\n`);
+    process.stdout.write(`${"ID".padEnd(14)}${"NAME".padEnd(16)}${"STATUS".padEnd(10)}${"PID".padEnd(8)}${"NETWORK".padEnd(12)}COMMAND\n`);
     for (const s of states) {
       const status = s.status === "running" && !isAlive(s.owner) ? "orphaned" : s.status;
-      process.stdout.write(`${s.id.padEnd(14)}${status.padEnd(10)}${String(s.init?.pid ?? "-").padEnd(8)}${s.config.command.join(" ")}\n`);
+      const net = s.config.network.mode === "bridge" ? (s.config.network.net ?? netPaths(root).defaultNetwork) : s.config.network.mode;
+      process.stdout.write(`${s.id.padEnd(14)}${(s.config.name ?? "-").padEnd(16)}${status.padEnd(10)}${String(s.init?.pid ?? "-").padEnd(8)}${net.padEnd(12)}${s.config.command.join(" ")}\n`);
     }
     return 0;
   },
@@ -130,6 +155,6 @@ const runTool_ = defineTool({
 });
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...]", subCommands: undefined };
-runTool_.subCommands = { run: runCmd, ps, cleanup };
+runTool_.subCommands = { run: runCmd, ps, kill, cleanup };
 
 void runTool(runTool_);

@@ -2,14 +2,15 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { cgroupManager } from "@corerun/cgroup";
 import type { RunConfig } from "./args.ts";
-import { execArgs, mountArgs, namespacesFor } from "./steps.ts";
+import { missingMountPoints } from "@corerun/rootfs";
+import { etcVolumes, execArgs, mountArgs, namespacesFor, netArgs } from "./steps.ts";
 
 /** Quotes a word for a POSIX shell. */
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-const q = (words: readonly string[]) => words.map((w) => (w.startsWith("$") || w.startsWith('"$') ? w : shellQuote(w))).join(" ");
+const q = (words: readonly string[]) => words.map((w) => (w.startsWith('"$') ? w : shellQuote(w))).join(" ");
 
 /**
  * The steps of `corerun run` as a script of corerun's own tools, for a user to read, copy and
@@ -18,37 +19,56 @@ const q = (words: readonly string[]) => words.map((w) => (w.startsWith("$") || w
  */
 export function renderScript(cfg: RunConfig, binDir: string, hostname: string | undefined): string {
   const bin = (name: string) => `"$bin/${name}"`;
-  const name = randomBytes(6).toString("hex");
-  const cgroupDirs = cgroupManager({ name, parent: cfg.cgroupParent }).dirs();
-  const exec = execArgs(cfg, { dir: "$sync", hostname: hostname ?? name, cgroupDirs }).map((w) => (w === "$sync" ? '"$sync"' : w));
+  const id = randomBytes(6).toString("hex");
+  const c = { id, dir: "$sync", hostname: hostname ?? id, cgroupDirs: cgroupManager({ name: id, parent: cfg.cgroupParent }).dirs() };
+  const sync = (words: string[]) => q(words.map((w) => w.replaceAll("$sync", '"$sync"').replace(/^"\$sync"(.+)$/, '"$sync$1"')));
   const limits = [
     ...(cfg.limits.memory ? ["--memory", `${cfg.limits.memory}b`] : []),
     ...(cfg.limits.cpu ? ["--cpu", String((cfg.limits.cpu.quota / cfg.limits.cpu.period) * 100)] : []),
     ...(cfg.limits.pids ? ["--pids", String(cfg.limits.pids)] : []),
     "--cgroup-parent", cfg.cgroupParent,
   ];
-  const mount = mountArgs(cfg, '"$(cat "$sync/pid")"', "$sync").map((w) => (w === "$sync" ? '"$sync"' : w));
+  const ns = cfg.network.mode === "container" ? ["--ns", namespacesFor(cfg), "--net-ns", `/proc/${cfg.network.containerPid}/ns/net`] : ["--ns", namespacesFor(cfg)];
+  const net = cfg.network.mode === "bridge"
+    ? `${bin("corerun-net")} ${sync(netArgs(cfg, c, "PID"))} > /dev/null`.replace("--pid PID", '--pid "$pid"')
+    : `${bin("corerun-net")} etc --id ${id} --etc-dir "$sync/etc" --network ${cfg.network.mode === "container" ? `container:${cfg.network.container}` : cfg.network.mode} --hostname ${shellQuote(c.hostname)}${cfg.name ? ` --name ${shellQuote(cfg.name)}` : ""}`;
+  const undo = [
+    `${bin("corerun-cgroup")} rm -f ${id} --cgroup-parent ${shellQuote(cfg.cgroupParent)}`,
+    ...(cfg.network.mode === "bridge" ? [`${bin("corerun-net")} teardown --id ${id} > /dev/null`] : []),
+    // Mount points the rootfs lacked are created in it; they go again when still empty.
+    ...missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes("/x")]).reverse()
+      .map((m) => (m.kind === "dir" ? `rmdir ${shellQuote(m.path)} 2>/dev/null` : `{ [ -s ${shellQuote(m.path)} ] || rm -f ${shellQuote(m.path)}; }`)),
+  ];
   return `#!/usr/bin/env bash
 # What \`corerun\` does for this container, as a chain of its tools.
 set -euo pipefail
 bin=${shellQuote(binDir)}
 sync=$(mktemp -d) && [ -d "$sync" ]
-trap 'rm -rf "\${sync:?}"; ${bin("corerun-cgroup")} rm -f ${name} --cgroup-parent ${shellQuote(cfg.cgroupParent)}' EXIT
+cleanup() {
+${undo.map((u) => `  ${u} || true`).join("\n")}
+  rm -rf "\${sync:?}"
+}
+trap cleanup EXIT
 mkfifo "$sync/ready" "$sync/go"
+mkdir "$sync/etc" && touch "$sync/etc/hosts" "$sync/etc/resolv.conf" "$sync/etc/hostname"
 
 # 0. The container's cgroup, with its limits; corerun-exec joins it right before the exec.
-${bin("corerun-cgroup")} create ${name} ${q(limits)} > /dev/null
+${bin("corerun-cgroup")} create ${id} ${q(limits)} > /dev/null
 
 # 1. New namespaces; corerun-exec waits in them as PID 1 until it is told to go.
-${bin("corerun-ns")} --ns ${namespacesFor(cfg)} --pid-file "$sync/pid" -- \\
-  ${bin("corerun-exec")} ${q(exec)} &
+${bin("corerun-ns")} ${q(ns)} --pid-file "$sync/pid" -- \\
+  ${bin("corerun-exec")} ${sync(execArgs(cfg, c))} &
 ns=$!
 until [ -s "$sync/pid" ]; do sleep 0.01; done
+pid=$(cat "$sync/pid")
 
-# 2. Its filesystem: rootfs, /dev, /sys, volumes, then pivot_root once it is ready.
-${bin("corerun-mount")} ${q(mount)}
+# 2. Its network and its /etc/hosts, /etc/resolv.conf and /etc/hostname.
+${net}
 
-# 3. Go: corerun-exec mounts /proc, sets the hostname and execs the command.
+# 3. Its filesystem: rootfs, /dev, /sys, volumes, then pivot_root once it is ready.
+${bin("corerun-mount")} ${sync(mountArgs(cfg, "PID", "$sync")).replace("--pid PID", '--pid "$pid"')}
+
+# 4. Go: corerun-exec mounts /proc, joins the cgroup, sets the hostname and execs the command.
 echo '{"t":"go"}' > "$sync/go"
 wait "$ns"
 `;

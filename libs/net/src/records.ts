@@ -85,18 +85,23 @@ export interface NetPaths {
   ruleset: string;
   /** The nftables table for this state root: each root owns its own table. */
   table: string;
+  /** The bridge network a container joins without -N: corerun0, or corerun_<hash> for another root. */
+  defaultNetwork: string;
 }
 
 export const DEFAULT_TABLE = "corerun";
 
 /**
- * /run/corerun owns table ip corerun; any other state root (a test's, a second installation's)
- * owns corerun_<hash>, so that regenerating one root's table never drops another root's rules.
+ * /run/corerun owns table ip corerun and the bridge corerun0; any other state root (a test's, a
+ * second installation's) owns corerun_<hash> for both, so that one root's records never claim
+ * another root's bridge and regenerating one root's table never drops another root's rules.
  */
 export function netPaths(root: string): NetPaths {
   const dir = join(root, "networks");
-  const table = root === DEFAULT_ROOT ? DEFAULT_TABLE : `${DEFAULT_TABLE}_${createHash("sha256").update(root).digest("hex").slice(0, 8)}`;
-  return { dir, records: join(dir, "networks.json"), lock: join(dir, "lock"), ruleset: join(dir, "ruleset.json"), table };
+  const hash = createHash("sha256").update(root).digest("hex");
+  const table = root === DEFAULT_ROOT ? DEFAULT_TABLE : `${DEFAULT_TABLE}_${hash.slice(0, 8)}`;
+  const defaultNetwork = root === DEFAULT_ROOT ? "corerun0" : `corerun_${hash.slice(0, 7)}`;
+  return { dir, records: join(dir, "networks.json"), lock: join(dir, "lock"), ruleset: join(dir, "ruleset.json"), table, defaultNetwork };
 }
 
 export function readRecords(path: string): Records {

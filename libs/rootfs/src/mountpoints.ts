@@ -16,10 +16,10 @@ export const BASE_MOUNT_POINTS = ["/proc", "/sys", "/dev"] as const;
  * Computed before anything is created so that the state records them first and cleanup can
  * remove them again, leaving the user's rootfs as it was.
  */
-export function missingMountPoints(rootfs: string, volumes: readonly VolumeSpec[]): MountPoint[] {
+export function missingMountPoints(rootfs: string, volumes: readonly (VolumeSpec & { kind?: MountPoint["kind"] })[]): MountPoint[] {
   const wanted: MountPoint[] = BASE_MOUNT_POINTS.map((p) => ({ path: resolveInRoot(rootfs, p), kind: "dir" as const }));
   for (const v of volumes) {
-    const kind = statSync(v.source).isDirectory() ? "dir" : "file";
+    const kind = v.kind ?? (statSync(v.source).isDirectory() ? "dir" : "file");
     wanted.push({ path: resolveInRoot(rootfs, v.target), kind });
   }
   const missing: MountPoint[] = [];

@@ -1,4 +1,5 @@
 import { UsageError } from "@corerun/cli";
+import { CAPABILITIES } from "@corerun/syscall";
 
 /** RFC 1123 labels, at most 64 bytes in all: the kernel's limit for sethostname(2). */
 const HOSTNAME_PATTERN = /^(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -29,3 +30,29 @@ export function checkWorkdir(dir: string | undefined): string {
   if (!workdir.startsWith("/")) throw new UsageError(`--workdir "${workdir}" must be an absolute path`);
   return workdir;
 }
+
+/** Docker's default capability set for a container's processes. */
+export const DEFAULT_CAPABILITIES = [
+  "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "NET_BIND_SERVICE", "NET_RAW",
+  "SYS_CHROOT", "MKNOD", "AUDIT_WRITE", "SETFCAP",
+] as const;
+
+function capNumbers(option: string, names: readonly string[]): number[] | "ALL" {
+  if (names.some((n) => n.toUpperCase() === "ALL")) return "ALL";
+  return names.map((n) => {
+    const cap = CAPABILITIES[n.toUpperCase().replace(/^CAP_/, "")];
+    if (cap === undefined) throw new UsageError(`${option} ${n}: unknown capability; use a name such as NET_ADMIN or CAP_SYS_PTRACE`);
+    return cap;
+  });
+}
+
+/** Docker's set, plus --cap-add, minus --cap-drop (ALL on either side means all). */
+export function capabilitySet(add: readonly string[], drop: readonly string[]): number[] {
+  const added = capNumbers("--cap-add", add);
+  const dropped = capNumbers("--cap-drop", drop);
+  const all = Object.values(CAPABILITIES);
+  if (dropped === "ALL") return added === "ALL" ? all : added;
+  const base = added === "ALL" ? all : [...new Set([...DEFAULT_CAPABILITIES.map((n) => CAPABILITIES[n]!), ...added])];
+  return base.filter((c) => !dropped.includes(c)).sort((a, b) => a - b);
+}
+

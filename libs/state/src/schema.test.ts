@@ -15,7 +15,7 @@ function validState(): State {
       env: ["A=1"],
       cwd: "/",
       volumes: [{ source: "/data", target: "/data", readonly: true }],
-      network: "none",
+      network: { mode: "none", ports: [] },
       limits: {},
       cgroupParent: "corerun",
     },

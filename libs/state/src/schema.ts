@@ -27,7 +27,18 @@ export type ProcessRef = v.InferOutput<typeof ProcessRef>;
 export const Volume = v.object({ source: v.string(), target: v.string(), readonly: v.boolean() });
 export type Volume = v.InferOutput<typeof Volume>;
 
-export const NetworkMode = v.picklist(["none", "host"]);
+/** none: own namespace, loopback only; host: the host's; bridge: a veth on a bridge; container: another's. */
+export const Network = v.object({
+  mode: v.picklist(["none", "host", "bridge", "container"]),
+  /** bridge: the network (bridge) name. */
+  net: v.optional(v.string()),
+  subnet: v.optional(v.string()),
+  /** bridge: published ports as given (-P). */
+  ports: v.optional(v.array(v.string()), []),
+  /** container: the id of the container whose network namespace is shared. */
+  container: v.optional(v.string()),
+});
+export type Network = v.InferOutput<typeof Network>;
 
 /** Limits as applied: bytes, CFS quota/period in microseconds, a process count. */
 export const Limits = v.object({
@@ -43,7 +54,9 @@ export const ContainerConfig = v.object({
   env: v.array(v.string()),
   cwd: v.string(),
   volumes: v.array(Volume),
-  network: NetworkMode,
+  network: Network,
+  /** --name: unique among running containers. */
+  name: v.optional(v.string()),
   limits: v.optional(Limits, {}),
   cgroupParent: v.optional(v.string(), "corerun"),
 });

@@ -27,7 +27,7 @@ const config: ContainerConfig = {
   env: [],
   cwd: "/",
   volumes: [],
-  network: "none",
+  network: { mode: "none", ports: [] },
       limits: {},
       cgroupParent: "corerun",
 };

@@ -1,4 +1,6 @@
 import koffi from "koffi";
+import { realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { SyscallError } from "./error.ts";
 
 export type Fn = (...args: unknown[]) => number;
@@ -40,4 +42,27 @@ export function check(rc: number, syscall: string, path?: string): number {
     throw new SyscallError({ syscall, errno, path });
   }
   return rc;
+}
+
+let native: ReturnType<typeof koffi.load> | undefined;
+
+/**
+ * corerun's native helper (libs/syscall/native/*.c), built next to the bundles by
+ * `npm run build`; CORERUN_NATIVE overrides where it is looked for.
+ */
+export function nativeFn(proto: string): Fn {
+  let f = cache.get(`native:${proto}`);
+  if (!f) {
+    const path = process.env.CORERUN_NATIVE ?? join(dirname(realpathSync(process.argv[1] ?? ".")), "libcorerun.so");
+    if (!native) {
+      try {
+        native = koffi.load(path);
+      } catch {
+        throw new Error(`corerun's native helper ${path} is missing: run npm run build (it needs a C compiler: apt-get install gcc)`);
+      }
+    }
+    f = native.func(proto) as unknown as Fn;
+    cache.set(`native:${proto}`, f);
+  }
+  return f;
 }

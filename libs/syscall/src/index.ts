@@ -3,5 +3,5 @@ export { SyscallError, isErrno, type SyscallErrorInit } from "./error.ts";
 export type { Syscall, WaitResult } from "./types.ts";
 export { linuxSyscall } from "./linux.ts";
 export { recordingSyscall, type RecordedCall } from "./recording.ts";
-export { NAMESPACES, namespaceFlags, type NamespaceName } from "./namespaces.ts";
+export { NAMESPACES, namespaceFlags, inNetworkNamespace, type NamespaceName } from "./namespaces.ts";
 export * from "./netlink.ts";

@@ -1,4 +1,4 @@
-import { check, fn, nr } from "./_libc.ts";
+import { check, fn, nativeFn, nr } from "./_libc.ts";
 import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_GETFD, F_GETFL, F_SETFD, F_SETFL, P_PID } from "./constants.ts";
 import type { Syscall, WaitResult } from "./types.ts";
 
@@ -93,6 +93,16 @@ export const linuxSyscall: Syscall = {
     attr.writeBigUInt64LE(BigInt(attrClr), 8);
     const flags = recursive ? 0x8000 /* AT_RECURSIVE */ : 0;
     check(fn(SYSCALL)(nr("mount_setattr"), "int", -100 /* AT_FDCWD */, "const char *", path, "unsigned int", flags, "void *", attr, "size_t", 32), "mount_setattr", path);
+  },
+  cloneExec(flags, path, argv, envp, opts = {}) {
+    const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int sync_fd, int sync_close_fd, int become_root)");
+    const sync = opts.sync;
+    return check(clone(flags, path, [...argv, null], [...envp, null], sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0), "clone", path);
+  },
+  pipe() {
+    const fds = new Int32Array(2);
+    check(fn("int pipe2(_Out_ int *fds, int flags)")(fds, 0o2000000 /* O_CLOEXEC */), "pipe2");
+    return [fds[0]!, fds[1]!];
   },
   mkfifo(path, mode) {
     check(fn("int mkfifo(const char *path, unsigned int mode)")(path, mode), "mkfifo", path);

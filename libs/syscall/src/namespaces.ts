@@ -1,3 +1,5 @@
+import { closeSync, openSync } from "node:fs";
+import type { Syscall } from "./types.ts";
 import { CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS } from "./constants.ts";
 
 export type NamespaceName = "pid" | "mount" | "uts" | "ipc" | "net" | "cgroup";
@@ -18,4 +20,31 @@ export const NAMESPACES: readonly { name: NamespaceName; clone: number; proc: st
 
 export function namespaceFlags(names: readonly NamespaceName[]): number {
   return NAMESPACES.filter((n) => names.includes(n.name)).reduce((acc, n) => acc | n.clone, 0);
+}
+
+/**
+ * Runs fn with Node's main thread in another network namespace (a pid's, or a namespace file such
+ * as /run/netns/NAME), then moves it back. setns moves only the calling thread: fn must be
+ * synchronous. A socket or a child created inside stays in that namespace.
+ */
+export function inNetworkNamespace<T>(sys: Syscall, target: number | string, fn: () => T): T {
+  const own = openSync("/proc/self/ns/net", "r");
+  let fd: number;
+  try {
+    fd = typeof target === "number" ? sys.pidfdOpen(target) : openSync(target, "r");
+  } catch (err) {
+    closeSync(own);
+    throw err;
+  }
+  try {
+    sys.setns(fd, CLONE_NEWNET, typeof target === "number" ? `pid ${target}` : target);
+    try {
+      return fn();
+    } finally {
+      sys.setns(own, CLONE_NEWNET, "/proc/self/ns/net");
+    }
+  } finally {
+    closeSync(fd);
+    closeSync(own);
+  }
 }

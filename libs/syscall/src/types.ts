@@ -29,6 +29,16 @@ export interface Syscall {
   waitid(pid: number, options: number): WaitResult | null;
   flock(fd: number, op: number): void;
   mkfifo(path: string, mode: number): void;
+  /**
+   * clone(2) with namespace flags and execve in the child, through the native helper: the child
+   * is created in its namespaces (PID 1 of a new PID namespace) and runs no JavaScript; a new
+   * mount namespace gets private propagation. With `sync` (a pipe from pipe()), it first waits
+   * for one byte on its read end; becomeRoot makes it uid/gid 0 of a new user namespace.
+   * Returns the child's pid.
+   */
+  cloneExec(flags: number, path: string, argv: readonly string[], envp: readonly string[], opts?: { sync?: [number, number]; becomeRoot?: boolean }): number;
+  /** pipe2(O_CLOEXEC): [read end, write end]. */
+  pipe(): [number, number];
   /** Brings a network interface of the calling thread's network namespace up. */
   setLinkUp(name: string): void;
   /** mount_setattr(2) on a path: set and clear MOUNT_ATTR_* bits, on the whole subtree if recursive. */

@@ -1,0 +1,104 @@
+/*
+ * corerun's one piece of C: start a process in new namespaces from Node.
+ *
+ * Node cannot run JavaScript in a forked child (the child crashes as soon as it returns into JS)
+ * and cannot unshare(CLONE_NEWUSER) at all, because it is multithreaded. clone(2) from here
+ * creates the child directly in its namespaces; the child runs only this file's code, which is
+ * async-signal-safe, until it execs. The parent is not moved into any namespace.
+ *
+ * The child first waits for one byte on sync_fd (when >= 0; it closes sync_close_fd, its copy of
+ * the pipe's write end, so that the parent's death reads as EOF): the window in which the parent
+ * configures the new namespaces from outside, such as uid_map/gid_map or the loopback. It then takes root in that namespace when
+ * asked, resets signal handlers (Node's handlers point into a heap the child must not touch),
+ * makes fds 0-2 inheritable (Node marks them close-on-exec) and execs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct child_args {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    int flags;
+    int sync_fd;
+    int sync_close_fd;
+    int become_root;
+    sigset_t mask;
+};
+
+static int child_main(void *p)
+{
+    struct child_args *a = p;
+    struct sigaction dfl;
+    int sig, fd;
+
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+    if (a->sync_close_fd >= 0)
+        close(a->sync_close_fd);
+    if (a->sync_fd >= 0) {
+        char c;
+        ssize_t n;
+        do
+            n = read(a->sync_fd, &c, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+            _exit(125);
+        close(a->sync_fd);
+    }
+    /*
+     * The new mount namespace starts as a copy with the host's shared propagation: without this,
+     * every mount the command makes would appear on the host too.
+     */
+    if ((a->flags & CLONE_NEWNS) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        _exit(125);
+    if (a->become_root) {
+        /* Without this the process keeps its unmapped ids: the overflow uid 65534 inside. */
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+            _exit(125);
+    }
+    for (fd = 0; fd < 3; fd++)
+        fcntl(fd, F_SETFD, 0);
+    sigprocmask(SIG_SETMASK, &a->mask, NULL);
+    execve(a->path, a->argv, a->envp);
+    _exit(errno == ENOENT ? 127 : 126);
+}
+
+/*
+ * Returns the child's pid, or -1 with errno set. All signals stay blocked from before the clone
+ * until the child has reset its handlers, so no Node handler can run in the child.
+ */
+int corerun_clone_exec(int flags, const char *path, char *const argv[], char *const envp[], int sync_fd, int sync_close_fd,
+                       int become_root)
+{
+    const size_t stack_size = 256 * 1024;
+    struct child_args a = { .path = path, .argv = argv, .envp = envp, .flags = flags, .sync_fd = sync_fd,
+                            .sync_close_fd = sync_close_fd, .become_root = become_root };
+    sigset_t all;
+    char *stack;
+    int pid, saved;
+
+    stack = malloc(stack_size);
+    if (!stack)
+        return -1;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &a.mask);
+    /* No CLONE_VM: the child gets its own copy of memory, stack included, as with fork. */
+    pid = clone(child_main, stack + stack_size, flags | SIGCHLD, &a);
+    saved = errno;
+    pthread_sigmask(SIG_SETMASK, &a.mask, NULL);
+    free(stack);
+    errno = saved;
+    return pid;
+}
