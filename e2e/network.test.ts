@@ -1,0 +1,104 @@
+/**
+ * corerun's networking end to end: bridge containers, names, concurrency, and what is left on the
+ * host (veths, leases) after containers end, however they end. All traffic stays between the host
+ * and containers this test starts.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, stateRoot, tool } from "./helpers.ts";
+
+let rootfs = "";
+let root = "";
+
+const veths = () => readdirSync("/sys/class/net").filter((n) => /^cr[0-9a-f]{12}$/.test(n));
+
+function leases(): unknown[] {
+  const path = join(root, "networks/networks.json");
+  return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as { leases: unknown[] }).leases : [];
+}
+
+function corerun(args: string[]) {
+  return tool("corerun", ["--root", root, "--rootfs", rootfs, ...args]);
+}
+
+/** Starts a long-running container and resolves once it has printed its first line. */
+async function background(args: string[]) {
+  const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  await new Promise((resolve) => child.stdout.once("data", resolve));
+  return child;
+}
+
+describe("corerun networking", { skip: !isRoot && "needs root" }, () => {
+  let vethsBefore: string[] = [];
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+    vethsBefore = veths();
+  });
+  after(() => {
+    assert.deepEqual(leftoverState(root), []);
+    assert.deepEqual(veths(), vethsBefore, "a veth is left");
+    assert.deepEqual(leases(), [], "a lease is left");
+    removeStateRoot(root);
+  });
+
+  test("bridge (the default): one IPv4 address on eth0 and a default route through the gateway", () => {
+    const r = corerun(["/bin/sh", "-c", "ip -4 -o addr show | awk '{print $2, $4}'; ip route | grep ^default; ping -c 1 -W 2 $(ip route | awk '/^default/ {print $3}') > /dev/null && echo gateway-reached"]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[0]!, /^lo 127\.0\.0\.1\/8$/);
+    assert.match(lines[1]!, /^eth0 10\.\d+\.\d+\.\d+\/24$/);
+    assert.match(lines[2]!, /^default via 10\.\d+\.\d+\.1 dev eth0/);
+    assert.equal(lines[3], "gateway-reached");
+    assert.deepEqual(leases(), []);
+  });
+
+  test("ten containers running at once have ten distinct addresses", async () => {
+    const runs = Array.from({ length: 10 }, () =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "/bin/sh", "-c", "ip -4 -o addr show eth0 | awk '{print $4}'; sleep 8"], { stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (err += d));
+        child.once("exit", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`exit ${code}: ${err}`))));
+      }),
+    );
+    const addresses = await Promise.all(runs);
+    assert.equal(new Set(addresses).size, 10, addresses.join(" "));
+    assert.deepEqual(leases(), []);
+  });
+
+  test("a --name is unique among running containers", async () => {
+    const first = await background(["--name", "unique", "/bin/sh", "-c", "echo up; sleep 30"]);
+    const second = corerun(["--name", "unique", "/bin/true"]);
+    assert.equal(second.code, 125);
+    assert.match(second.stderr.trim(), /^corerun: --name unique is already used by container [0-9a-f]{12}; pick another name$/);
+    const killed = tool("corerun", ["kill", "--root", root, "unique"]);
+    assert.equal(killed.code, 0, killed.stderr);
+    const code = await new Promise((resolve) => first.once("exit", resolve));
+    assert.equal(code, 137);
+    // The name is free again once its container has ended.
+    assert.equal(corerun(["--name", "unique", "/bin/true"]).code, 0);
+  });
+
+  test("after kill -9 of corerun, cleanup removes the veth and the lease", async () => {
+    const child = await background(["-P", "18089:80", "/bin/sh", "-c", "echo up; sleep 30"]);
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+    assert.equal(leases().length, 1);
+    const r = tool("corerun", ["cleanup", "--root", root]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(leases(), []);
+    assert.deepEqual(veths(), vethsBefore);
+    assert.doesNotMatch(tool("nft", []).stdout, /18089/);
+  });
+
+  test("capabilities are Docker's default set: container root cannot mount or change its network", () => {
+    const r = corerun(["/bin/sh", "-c", "grep CapBnd /proc/self/status; mount -t tmpfs t /mnt 2>/dev/null && echo mounted; ip link set eth0 down 2>/dev/null && echo link-changed; echo done"]);
+    assert.equal(r.stdout, "CapBnd:\t00000000a80425fb\ndone\n");
+  });
+});
