@@ -21,7 +21,7 @@ readonly podman_install_hint="DEBIAN_FRONTEND=noninteractive apt-get install -y 
 #   runc_patch     JSON merged into the runc config.json "linux" object,
 #                  or empty when runc has no equivalent (runc is then skipped)
 #   podman_flags   arguments for podman run before --rootfs
-readonly scenarios="none limits"
+readonly scenarios="none limits bridge port"
 define_scenario() {
   case "$1" in
     none)
@@ -33,6 +33,17 @@ define_scenario() {
       corerun_flags=(--network none --memory 64 --pids 50 --cpu 50)
       runc_patch='{"resources":{"memory":{"limit":67108864},"pids":{"limit":50},"cpu":{"quota":50000,"period":100000}}}'
       podman_flags=(--network none --memory 64m --pids-limit 50 --cpus 0.5)
+      ;;
+    bridge)
+      # runc has no networking of its own: it sits this one out.
+      corerun_flags=(--network bridge)
+      runc_patch=''
+      podman_flags=(--network bridge)
+      ;;
+    port)
+      corerun_flags=(--network bridge -P 18080:80)
+      runc_patch=''
+      podman_flags=(--network bridge -p 18080:80)
       ;;
     *)
       return 1
