@@ -4,11 +4,11 @@
  * names) and what was last loaded into nftables. Every resource is recorded before it is created,
  * so a crash leaves a record that the next run can finish removing.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import * as v from "valibot";
-import { DEFAULT_ROOT, withLock } from "@corerun/state";
+import { DEFAULT_ROOT, withLock, writeJsonAtomic } from "@corerun/state";
 
 export const RECORDS_VERSION = 1;
 
@@ -123,15 +123,7 @@ export function readRecords(path: string): Records {
 
 /** Temp file, fsync, rename: a reader never sees half a file. */
 export function writeRecords(path: string, records: Records): void {
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, "w", 0o600);
-  try {
-    writeFileSync(fd, `${JSON.stringify(records, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeJsonAtomic(path, records);
 }
 
 /**

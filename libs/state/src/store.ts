@@ -31,17 +31,21 @@ export function statePath(root: string, id: string): string {
   return join(containerDir(root, id), "state.json");
 }
 
-/** Writes through a temp file, fsync and rename, so a reader never sees half a file. */
-export function writeStateFile(path: string, state: State): void {
+/** Writes JSON through a temp file, fsync and rename, so a reader never sees half a file. */
+export function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.tmp`;
   const fd = openSync(tmp, "w", 0o600);
   try {
-    writeFileSync(fd, `${JSON.stringify(state, null, 2)}\n`);
+    writeFileSync(fd, `${JSON.stringify(value, null, 2)}\n`);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, path);
+}
+
+export function writeStateFile(path: string, state: State): void {
+  writeJsonAtomic(path, state);
 }
 
 export function readState(path: string): State {
