@@ -6,26 +6,37 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, stateRoot, tool } from "./helpers.ts";
 
 let rootfs = "";
 let root = "";
 
-/** Container cgroups under the default parent, in every hierarchy. */
+/** This test's own cgroup parent, so that other containers on the host do not count. */
+const PARENT = `corerun-e2e-${process.pid}`;
+
+/** Container cgroups under this test's parent, in every hierarchy. */
 function containerCgroups(): string[] {
   const out: string[] = [];
   for (const h of readdirSync("/sys/fs/cgroup")) {
-    const parent = join("/sys/fs/cgroup", h, "corerun");
+    const parent = join("/sys/fs/cgroup", h, PARENT);
     if (!existsSync(parent)) continue;
     for (const d of readdirSync(parent, { withFileTypes: true })) if (d.isDirectory() && /^[0-9a-f]{12}$/.test(d.name)) out.push(join(parent, d.name));
   }
   return out;
 }
 
+/** The parent directories this test made, once empty. */
+function removeParents(): void {
+  for (const h of readdirSync("/sys/fs/cgroup")) {
+    const parent = join("/sys/fs/cgroup", h, PARENT);
+    if (existsSync(parent)) rmdirSync(parent);
+  }
+}
+
 function corerun(args: string[]) {
-  const r = tool("corerun", ["--root", root, "--rootfs", rootfs, ...args]);
+  const r = tool("corerun", ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, ...args]);
   assert.deepEqual(leftoverState(root), []);
   assert.deepEqual(containerCgroups(), [], "a container cgroup is left");
   return r;
@@ -36,7 +47,13 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
     rootfs = busyboxRootfs();
     root = stateRoot();
   });
-  after(() => removeStateRoot(root));
+  after(() => {
+    try {
+      removeStateRoot(root);
+    } finally {
+      removeParents();
+    }
+  });
 
   test("a process allocating beyond --memory is OOM-killed: exit 137 and a line on stderr", () => {
     const r = corerun(["--memory", "16", "/bin/sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived"]);
@@ -63,7 +80,7 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
   });
 
   test("--cpu 50 holds a busy loop near half a core, by the cgroup's own usage counter", async () => {
-    const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cpu", "50", "/bin/sh", "-c", "echo go; timeout 3 sh -c 'while :; do :; done'; true"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "--cpu", "50", "/bin/sh", "-c", "echo go; timeout 3 sh -c 'while :; do :; done'; true"], { stdio: ["ignore", "pipe", "pipe"] });
     await new Promise((resolve) => child.stdout.once("data", resolve));
     const [state] = JSON.parse(tool("corerun", ["ps", "--root", root, "--json"]).stdout) as { cgroup: { paths: Record<string, string> } }[];
     const stat = join(state!.cgroup.paths[""]!, "cpu.stat");
@@ -79,7 +96,7 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
 
   test("--cpus 0.5 is Docker's spelling of --cpu 50", () => {
     const r = corerun(["--cpus", "0.5", "--print-script", "/bin/true"]);
-    assert.match(r.stdout, /corerun-cgroup" create \w+ --cpu 50 /);
+    assert.match(r.stdout, /corerun-cgroup" create \w+ --cpu 50 --cgroup-parent /);
   });
 
   test("every container gets a cgroup and sees it as its root (cgroup namespace)", () => {
@@ -89,7 +106,7 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
   });
 
   test("after kill -9 of corerun, cleanup removes the container's cgroup in every hierarchy", async () => {
-    const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--memory", "32", "/bin/sh", "-c", "echo started; sleep 30"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "--memory", "32", "/bin/sh", "-c", "echo started; sleep 30"], { stdio: ["ignore", "pipe", "pipe"] });
     await new Promise((resolve) => child.stdout.once("data", resolve));
     child.kill("SIGKILL");
     await new Promise((resolve) => child.once("exit", resolve));

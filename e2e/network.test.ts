@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, stateRoot, tool } from "./helpers.ts";
+import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
 
 let rootfs = "";
 let root = "";
@@ -39,10 +39,13 @@ describe("corerun networking", { skip: !isRoot && "needs root" }, () => {
     vethsBefore = veths();
   });
   after(() => {
-    assert.deepEqual(leftoverState(root), []);
-    assert.deepEqual(veths(), vethsBefore, "a veth is left");
-    assert.deepEqual(leases(), [], "a lease is left");
-    removeStateRoot(root);
+    try {
+      assert.deepEqual(leftoverState(root), []);
+      assert.deepEqual(veths(), vethsBefore, "a veth is left");
+      assert.deepEqual(leases(), [], "a lease is left");
+    } finally {
+      removeStateRoot(root);
+    }
   });
 
   test("bridge (the default): one IPv4 address on eth0 and a default route through the gateway", () => {
@@ -94,7 +97,7 @@ describe("corerun networking", { skip: !isRoot && "needs root" }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(leases(), []);
     assert.deepEqual(veths(), vethsBefore);
-    assert.doesNotMatch(tool("nft", []).stdout, /18089/);
+    assert.doesNotMatch(run("nft", ["list", "ruleset"]).stdout, /18089/);
   });
 
   test("capabilities are Docker's default set: container root cannot mount or change its network", () => {

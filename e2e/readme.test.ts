@@ -31,8 +31,11 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     root = stateRoot();
   });
   after(() => {
-    assert.deepEqual(leftoverState(root), []);
-    removeStateRoot(root);
+    try {
+      assert.deepEqual(leftoverState(root), []);
+    } finally {
+      removeStateRoot(root);
+    }
   });
 
   test("the first command's demo prints demo, 1 and the rootfs's directories", () => {
@@ -63,6 +66,14 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     const r = bash(readmeBlock("network"));
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split("\n"), ["hello from corerun", "hello from corerun", "hello from corerun"]);
+  });
+
+  test("the user namespace examples", () => {
+    const r = bash(readmeBlock("userns"));
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+    assert.deepEqual(lines.slice(0, 3), ["0", "0 100000 65536", "0"]);
+    assert.match(lines[3]!, /^0 \d+ 65536$/);
   });
 
   test("the corerun-ns examples", () => {

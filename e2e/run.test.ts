@@ -35,8 +35,11 @@ describe("corerun run", { skip: !isRoot && "needs root" }, () => {
     root = stateRoot();
   });
   after(() => {
-    assertClean();
-    removeStateRoot(root);
+    try {
+      assertClean();
+    } finally {
+      removeStateRoot(root);
+    }
   });
 
   test("the README demo: hostname, PID 1 and the rootfs's own top-level directories", () => {

@@ -1,3 +1,4 @@
+import { readlinkSync } from "node:fs";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { capabilitySet, checkHostname, checkWorkdir, parseEnvVars } from "@corerun/state";
 import type { ArgsDef } from "citty";
@@ -8,6 +9,7 @@ export const args = {
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container, created if missing (default /)" },
   "mount-proc": { type: "boolean", description: "mount a new /proc and apply Docker's /proc masks (needs its own PID and mount namespaces)" },
   cgroup: { type: "string", valueHint: "DIR", description: "join the cgroup DIR right before the exec (repeatable: one per hierarchy); opened at start, so it works after pivot_root" },
+  "cgroup-fd": { type: "string", valueHint: "FD", description: "join a cgroup through an inherited fd of its cgroup.procs, opened by the caller (repeatable)" },
   cgroupns: { type: "boolean", description: "after joining, create a cgroup namespace, so the command sees its cgroup as the root" },
   "cap-add": { type: "string", valueHint: "CAP", description: "keep a capability beyond Docker's default set (repeatable; ALL keeps every one)" },
   "cap-drop": { type: "string", valueHint: "CAP", description: "drop a capability of Docker's default set (repeatable; ALL drops every one)" },
@@ -20,11 +22,26 @@ export interface ExecOptions {
   workdir: string;
   mountProc: boolean;
   cgroups: string[];
+  cgroupFds: number[];
   cgroupns: boolean;
   syncDir: string | undefined;
   /** The capabilities the command keeps (its bounding set). */
   capabilities: number[];
   command: string[];
+}
+
+/** An inherited fd that must be open on a cgroup.procs file: writing elsewhere would be harmful. */
+function cgroupFd(value: string): number {
+  let target = "";
+  try {
+    if (/^\d+$/.test(value) && Number(value) >= 3) target = readlinkSync(`/proc/self/fd/${value}`);
+  } catch {
+    // not open
+  }
+  if (!target.endsWith("/cgroup.procs")) {
+    throw new UsageError(`--cgroup-fd ${value}: not an inherited fd open on a cgroup.procs file (pass it with, e.g., 3>DIR/cgroup.procs and corerun-ns --preserve-fds)`);
+  }
+  return Number(value);
 }
 
 export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail">, hostEnv = process.env): ExecOptions {
@@ -38,6 +55,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     workdir,
     mountProc: ctx.flags["mount-proc"] ?? false,
     cgroups: ctx.values.cgroup ?? [],
+    cgroupFds: (ctx.values["cgroup-fd"] ?? []).map(cgroupFd),
     cgroupns: ctx.flags.cgroupns ?? false,
     syncDir: ctx.values["sync-dir"]?.at(-1),
     capabilities: capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []),

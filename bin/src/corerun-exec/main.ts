@@ -3,7 +3,7 @@ import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { openCgroupProcs } from "@corerun/cgroup";
-import { dropCapabilities, enterWorkdir, execCommand, joinCgroup, mountProc, prepareFds, setHostname } from "./steps.ts";
+import { dropCapabilities, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-exec",
@@ -13,6 +13,7 @@ export const tool = defineTool({
   tail: "command",
   notes: [
     "With --sync-dir DIR, corerun-exec opens the FIFOs DIR/go and DIR/ready first, writes\n{\"t\":\"ready\"} on ready once it has loaded everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo.",
+    "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "The environment starts empty: PATH, HOSTNAME and HOME as Docker sets them, then -e values.\nEvery fd but 0-2 is closed on exec; 0-2 lose close-on-exec and O_NONBLOCK.",
     "Exit status: CMD replaces corerun-exec; 125 when a step fails; 126 when CMD is not\nexecutable; 127 when it is not found.",
@@ -25,13 +26,14 @@ export const tool = defineTool({
     try {
       const opts = parseExecOptions(ctx);
       // The cgroup paths live on the host: open them before the root can move.
-      const cgroupFds = openCgroupProcs(opts.cgroups);
-      if (opts.syncDir) {
-        sync = new ExecSide(opts.syncDir);
+      const cgroupFds = [...openCgroupProcs(opts.cgroups), ...opts.cgroupFds];
+      if (opts.syncDir) sync = new ExecSide(opts.syncDir);
+      if (opts.mountProc) mountProc(sys);
+      if (sync) {
         sync.sendReady();
         sync.waitGo();
       }
-      if (opts.mountProc) mountProc(sys);
+      if (opts.mountProc) maskProc(sys);
       const hostname = setHostname(sys, opts.hostname);
       enterWorkdir(opts.workdir);
       const env = containerEnv(opts, hostname);

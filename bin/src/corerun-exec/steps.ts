@@ -10,10 +10,18 @@ import type { ExecOptions } from "./args.ts";
 /**
  * procfs shows the PID namespace of the process that mounts it, so this mount must be made from
  * inside the container's PID namespace: a /proc mounted from outside lists the host's processes.
+ * It is made before "ready", over the /proc the mount namespace started with: in a user
+ * namespace the kernel refuses a new procfs unless one is already fully visible
+ * (mount_too_revealing), which is no longer so once the old root is gone. corerun-mount --proc
+ * moves it into the rootfs before pivot_root.
  */
 export function mountProc(sys: Syscall): void {
   mkdirSync("/proc", { recursive: true });
   sys.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
+/** Docker's /proc masks, once /proc is the container's own and in place. */
+export function maskProc(sys: Syscall): void {
   maskPaths(sys, "/", pathsUnder(MASKED_PATHS, "/proc"));
   readonlyPaths(sys, "/", pathsUnder(READONLY_PATHS, "/proc"));
 }

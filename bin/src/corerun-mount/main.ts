@@ -2,7 +2,8 @@ import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
-import { bindRootfs, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, pivot } from "./steps.ts";
+import { procStartTime } from "@corerun/state";
+import { bindRootfs, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-mount",
@@ -11,7 +12,7 @@ export const tool = defineTool({
   args,
   tail: "none",
   notes: [
-    "corerun-mount enters the mount namespace of PID (with its network and IPC namespaces, which\nsysfs and mqueue belong to), binds the rootfs, mounts /dev (tmpfs, null zero full random urandom\ntty, a new devpts, shm, mqueue), a read-only /sys with Docker's masks and the volumes, then\npivots PID's root to it and detaches the old root. /proc is left to corerun-exec, which must\nmount it from inside the PID namespace.",
+    "corerun-mount enters the mount namespace of PID (with its network and IPC namespaces, which\nsysfs and mqueue belong to), binds the rootfs, mounts /dev (tmpfs, null zero full random urandom\ntty, a new devpts, shm, mqueue), a read-only /sys with Docker's masks and the volumes, then\npivots PID's root to it and detaches the old root. /proc must be mounted from inside the PID\nnamespace (corerun-exec --mount-proc); --proc moves that mount into the rootfs.",
     "Mount points missing from the rootfs are created in it (corerun records and removes them).\nWith --sync-dir, the pivot waits until corerun-exec has said ready.",
   ],
   examples: [
@@ -22,13 +23,18 @@ export const tool = defineTool({
     // Blocked on the ready FIFO, corerun-mount would otherwise outlive a corerun killed with -9.
     if (opts.dieWithParent) sys.prctl(PR_SET_PDEATHSIG, 9);
     const points = mountPointsFor(opts);
+    const startTime = procStartTime(opts.pid);
+    const userns = opts.idmap ? openUserns(opts.pid) : undefined;
     enterNamespaces(sys, opts.pid);
-    bindRootfs(sys, opts.rootfs);
+    // Before the bind: host root cannot create files through an idmapped mount (its uid has no
+    // mapping there), so missing mount points are made on the rootfs itself.
     createMountPoints(points);
+    bindRootfs(sys, opts.rootfs, userns);
     mountDev(sys, opts.rootfs);
     mountSys(sys, opts.rootfs);
-    mountVolumes(sys, opts.rootfs, opts);
+    mountVolumes(sys, opts.rootfs, opts, userns);
     if (opts.syncDir) waitReady(opts.syncDir);
+    if (opts.proc) moveProc(sys, opts.rootfs, startTime);
     pivot(sys, opts.rootfs);
     return 0;
   },

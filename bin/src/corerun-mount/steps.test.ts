@@ -24,7 +24,7 @@ function rootfs(...dirs: string[]): string {
 }
 
 function options(root: string, volumes: MountOptions["volumes"]): MountOptions {
-  return { pid: 4242, rootfs: root, volumes, syncDir: undefined, dieWithParent: false };
+  return { pid: 4242, rootfs: root, volumes, syncDir: undefined, dieWithParent: false, proc: false, idmap: false };
 }
 
 describe("mountVolumes", () => {
@@ -127,8 +127,17 @@ describe("enterNamespaces", () => {
 describe("bindRootfs", () => {
   test("binds the rootfs onto itself recursively so pivot_root accepts it", () => {
     const { sys, calls } = recordingSyscall();
-    bindRootfs(sys, "/srv/rootfs");
+    bindRootfs(sys, "/srv/rootfs", undefined);
     assert.deepEqual(calls, [{ name: "mount", args: ["/srv/rootfs", "/srv/rootfs", null, MS_BIND | MS_REC] }]);
+  });
+
+  test("with a user namespace, clones the tree, idmaps it and attaches it in place", () => {
+    const { sys, calls } = recordingSyscall();
+    bindRootfs(sys, "/srv/rootfs", 7);
+    assert.deepEqual(calls.map((c) => c.name), ["openTree", "mountSetattr", "moveMount"]);
+    assert.deepEqual(calls[0]!.args, ["/srv/rootfs", true]);
+    assert.deepEqual(calls[1]!.args, ["", 0x100000, 0, true, { fd: 0, usernsFd: 7 }]);
+    assert.deepEqual(calls[2]!.args, [0, "/srv/rootfs"]);
   });
 });
 

@@ -1,9 +1,10 @@
 import { chmodSync, closeSync, mkdirSync, openSync, symlinkSync } from "node:fs";
 import {
-  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOEXEC,
+  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
 } from "@corerun/syscall";
 import { MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, type MountPoint } from "@corerun/rootfs";
+import { procStartTime } from "@corerun/state";
 import type { MountOptions } from "./args.ts";
 
 /**
@@ -24,9 +25,34 @@ export function enterNamespaces(sys: Syscall, pid: number): void {
   sys.mount(null, "/", null, MS_REC | MS_PRIVATE);
 }
 
-/** pivot_root needs the new root to be a mount point; a recursive bind makes it one. */
-export function bindRootfs(sys: Syscall, rootfs: string): void {
-  sys.mount(rootfs, rootfs, null, MS_BIND | MS_REC);
+/**
+ * pivot_root needs the new root to be a mount point; a recursive bind makes it one. With a user
+ * namespace, the bind is an idmapped mount instead, so that files owned by host root appear owned
+ * by container root and container root's writes land as host root's.
+ */
+export function bindRootfs(sys: Syscall, rootfs: string, userns: number | undefined): void {
+  if (userns === undefined) sys.mount(rootfs, rootfs, null, MS_BIND | MS_REC);
+  else idmappedBind(sys, rootfs, rootfs, userns);
+}
+
+/** The user namespace to idmap through, opened while /proc/PID is still the host's. */
+export function openUserns(pid: number): number {
+  return openSync(`/proc/${pid}/ns/user`, "r");
+}
+
+/** open_tree + mount_setattr(MOUNT_ATTR_IDMAP) + move_mount: a bind seen through the map. */
+function idmappedBind(sys: Syscall, source: string, target: string, userns: number): void {
+  const tree = sys.openTree(source, true);
+  try {
+    try {
+      sys.mountSetattr("", MOUNT_ATTR_IDMAP, 0, true, { fd: tree, usernsFd: userns });
+    } catch (err) {
+      throw new Error(`${source}: its filesystem cannot be idmapped here; chown it to the container's uid range instead`, { cause: err });
+    }
+    sys.moveMount(tree, target);
+  } finally {
+    closeSync(tree);
+  }
 }
 
 export function createMountPoints(points: readonly MountPoint[]): void {
@@ -77,10 +103,11 @@ export function mountSys(sys: Syscall, rootfs: string): void {
 }
 
 /** Bind mounts; "ro" is recursive (mount_setattr), so submounts of the volume are read-only too. */
-export function mountVolumes(sys: Syscall, rootfs: string, opts: MountOptions): void {
+export function mountVolumes(sys: Syscall, rootfs: string, opts: MountOptions, userns?: number): void {
   for (const v of opts.volumes) {
     const target = resolveInRoot(rootfs, v.target);
-    sys.mount(v.source, target, null, MS_BIND | MS_REC);
+    if (v.idmap && userns !== undefined) idmappedBind(sys, v.source, target, userns);
+    else sys.mount(v.source, target, null, MS_BIND | MS_REC);
     if (v.readonly) sys.mountSetattr(target, MOUNT_ATTR_RDONLY, 0, true);
   }
 }
@@ -95,6 +122,19 @@ export function pivot(sys: Syscall, rootfs: string): void {
   sys.pivotRoot(".", ".");
   sys.umount2(".", MNT_DETACH);
   process.chdir("/");
+}
+
+/**
+ * Moves the container's own /proc, which corerun-exec --mount-proc mounted from inside its PID
+ * namespace, into the rootfs. The top mount on /proc must be that one and not the host's copy,
+ * which would show every host process: its PID 1 must be PID itself (same start time).
+ */
+export function moveProc(sys: Syscall, rootfs: string, pidStartTime: number | undefined): void {
+  const init = procStartTime(1, "/proc");
+  if (pidStartTime === undefined || init !== pidStartTime) {
+    throw new Error("the /proc of the target's mount namespace is not its own; start it with corerun-exec --mount-proc");
+  }
+  sys.mount("/proc", resolveInRoot(rootfs, "/proc"), null, MS_MOVE);
 }
 
 export function mountPointsFor(opts: MountOptions): MountPoint[] {

@@ -1,10 +1,13 @@
 import { NAMESPACES, type NamespaceName } from "@corerun/syscall";
 import { UsageError, type ToolContext } from "@corerun/cli";
+import { parseIdMap, type IdRange } from "@corerun/state";
 import type { ArgsDef } from "citty";
 
 export const args = {
   ns: { type: "string", valueHint: "LIST", description: "namespaces to create, comma-separated: pid,mount,uts,ipc,net,cgroup (default all)" },
   "net-ns": { type: "string", valueHint: "PATH", description: "join the network namespace at PATH (/proc/PID/ns/net) instead of creating one" },
+  uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "also create a user namespace with this uid map (repeatable); CMD runs as its root" },
+  gidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "gid map of the user namespace (repeatable; defaults to the uid map)" },
   detach: { type: "boolean", description: "exit once CMD has started instead of waiting for it" },
   "pid-file": { type: "string", valueHint: "PATH", description: "write CMD's pid (as seen from outside) to PATH" },
   "json-status-fd": { type: "string", valueHint: "FD", description: 'write {"pid":N} when CMD starts and {"exitCode":N} when it ends to FD' },
@@ -14,6 +17,8 @@ export const args = {
 export interface NsOptions {
   namespaces: NamespaceName[];
   netNs: string | undefined;
+  uidMap: IdRange[];
+  gidMap: IdRange[];
   detach: boolean;
   pidFile: string | undefined;
   statusFd: number | undefined;
@@ -37,10 +42,14 @@ export function parseNsOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-ns [options] -- CMD [ARGS...]");
   const netNs = ctx.values["net-ns"]?.at(-1);
   if (netNs !== undefined && namespaces.includes("net")) throw new UsageError("--net-ns joins a network namespace: leave net out of --ns");
+  const uidMap = parseIdMap(ctx.values.uidmap ?? [], "--uidmap");
+  const gidMap = parseIdMap(ctx.values.gidmap ?? [], "--gidmap");
   const preserve = fdNumber(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds") ?? 0;
   return {
     namespaces: namespaces as NamespaceName[],
     netNs,
+    uidMap: uidMap.length ? uidMap : gidMap,
+    gidMap: gidMap.length ? gidMap : uidMap,
     detach: ctx.flags.detach ?? false,
     pidFile: ctx.values["pid-file"]?.at(-1),
     statusFd: fdNumber(ctx.values["json-status-fd"]?.at(-1), "--json-status-fd"),

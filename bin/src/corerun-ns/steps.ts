@@ -1,5 +1,6 @@
-import { closeSync, existsSync, writeFileSync, writeSync, renameSync } from "node:fs";
-import { FD_CLOEXEC, inNetworkNamespace, namespaceFlags, type Syscall } from "@corerun/syscall";
+import { existsSync, writeFileSync, writeSync, renameSync } from "node:fs";
+import { FD_CLOEXEC, inNetworkNamespace, namespaceFlags, startInNamespaces, type Syscall } from "@corerun/syscall";
+import { idMapText } from "@corerun/state";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import { findCommand } from "@corerun/rootfs";
 import type { NsOptions } from "./args.ts";
@@ -17,33 +18,19 @@ export function checkNetNs(path: string | undefined): void {
 
 /**
  * Starts the command in new namespaces with clone(2) through the native helper: Node cannot
- * unshare a PID namespace for itself, and the child must run no JavaScript. When the command gets
- * a network namespace of its own, it waits on a pipe until its loopback is up.
+ * unshare a PID or user namespace for itself, and the child must run no JavaScript. It waits
+ * until its maps are written and its loopback is up.
  */
 export function startCommand(sys: Syscall, opts: NsOptions): number {
+  // Node marks the fds it inherits close-on-exec; the preserved ones must reach the command.
+  for (let fd = 3; fd < 3 + opts.preserveFds; fd++) sys.setFdFlags(fd, 0);
   const path = findCommand("/", opts.command[0]!, process.env.PATH);
   const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`);
-  const flags = namespaceFlags(opts.namespaces);
-  const clone = (): number => {
-    if (!opts.namespaces.includes("net")) return sys.cloneExec(flags, path, opts.command, env);
-    const sync = sys.pipe();
-    let pid: number | undefined;
-    try {
-      pid = sys.cloneExec(flags, path, opts.command, env, { sync });
-      const child = pid;
-      inNetworkNamespace(sys, child, () => sys.setLinkUp("lo"));
-      writeSync(sync[1], "1");
-      return pid;
-    } catch (err) {
-      if (pid !== undefined) sys.kill(pid, 9);
-      throw err;
-    } finally {
-      closeSync(sync[0]);
-      closeSync(sync[1]);
-    }
-  };
+  const userns = opts.uidMap.length ? { uidMap: idMapText(opts.uidMap), gidMap: idMapText(opts.gidMap) } : undefined;
+  const prepare = opts.namespaces.includes("net") ? (pid: number) => inNetworkNamespace(sys, pid, () => sys.setLinkUp("lo")) : undefined;
+  const start = () => startInNamespaces(sys, { flags: namespaceFlags(opts.namespaces), path, argv: opts.command, env, userns, prepare });
   // A joined network namespace is inherited by the child from the thread that clones it.
-  return opts.netNs ? inNetworkNamespace(sys, opts.netNs, clone) : clone();
+  return opts.netNs ? inNetworkNamespace(sys, opts.netNs, start) : start();
 }
 
 export function reportStart(opts: NsOptions, pid: number): void {

@@ -52,6 +52,7 @@ describe("parseRunConfig", () => {
       network: { mode: "bridge", net: undefined, subnet: undefined, ports: [] },
       name: undefined,
       limits: {},
+      userns: undefined,
       capAdd: [],
       capDrop: [],
       cgroupParent: "corerun",
@@ -60,19 +61,21 @@ describe("parseRunConfig", () => {
     });
   });
 
-  for (const [argv, option] of [
-    [["--uidmap", "0:1000:1"], "--uidmap"],
-    [["--gidmap", "0:1000:1"], "--gidmap"],
-    [["--userns", "auto"], "--userns"],
-  ] as const) {
-    test(`${argv.join(" ")} is refused as not available yet`, () => {
-      usageError([...argv, "sh"], new RegExp(`^${option}: .* not available yet`));
+  test("user namespaces: --uidmap (the gid map follows), --gidmap, --userns auto|host", () => {
+    assert.deepEqual(parse(["--uidmap", "0:100000:65536", "sh"]).userns, {
+      auto: false,
+      uidMap: [{ container: 0, host: 100000, size: 65536 }],
+      gidMap: [{ container: 0, host: 100000, size: 65536 }],
     });
-  }
-
-  test("a feature that is not available is refused before the rootfs is even looked at", () => {
-    const ctx = splitArgv(["--rootfs", join(base, "missing"), "--userns", "auto", "sh"], { ...runArgs, ...COMMON_ARGS }, { tail: "command" });
-    assert.throws(() => parseRunConfig(ctx, {}), /--userns: user namespaces are not available yet/);
+    assert.deepEqual(parse(["--userns", "auto", "sh"]).userns, { auto: true });
+    assert.equal(parse(["--userns", "host", "sh"]).userns, undefined);
+    usageError(["--userns", "auto", "--uidmap", "0:1:1", "sh"], /exclude each other/);
+    usageError(["--userns", "private", "sh"], /^--userns private: unknown mode; use auto or host$/);
+    usageError(["--uidmap", "0:1000:10", "--uidmap", "5:2000:10", "sh"], /overlap inside the container/);
+    usageError(["--uidmap", "0:1000:10", "--uidmap", "20:1005:10", "sh"], /overlap on the host/);
+    usageError(["--uidmap", "0:1000:0", "sh"], /the size is 0/);
+    usageError(["--uidmap", "1:1000:10", "sh"], /nothing maps container id 0/);
+    usageError(["--gidmap", "0:x:1", "sh"], /expected CONTAINER_ID:HOST_ID:SIZE/);
   });
 
   test("--network: bridge is the default, multi its other name; none and host are accepted", () => {
@@ -137,8 +140,8 @@ describe("parseRunConfig", () => {
     const data = join(base, "data");
     const cfg = parse(["-v", `${data}:/data:ro`, "--volume", `${data}:/srv/data`, "sh"]);
     assert.deepEqual(cfg.volumes, [
-      { source: data, target: "/data", readonly: true },
-      { source: data, target: "/srv/data", readonly: false },
+      { source: data, target: "/data", readonly: true, idmap: false },
+      { source: data, target: "/srv/data", readonly: false, idmap: false },
     ]);
   });
 

@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  capabilitySet, checkHostname, checkWorkdir, isAlive, listContainers, parseEnvVars, readState, stateRoot, statePath, type State,
+  capabilitySet, checkHostname, checkWorkdir, isAlive, parseIdMap, type IdRange, listContainers, parseEnvVars, readState, stateRoot, statePath, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
@@ -30,14 +30,11 @@ export const runArgs = {
   pids: { type: "string", alias: "p", valueHint: "N", description: "maximum number of processes" },
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
   // Options of features that are not built yet: rejected with a clear error, never ignored.
-  uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "user namespace uid map (not available yet)" },
-  gidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "user namespace gid map (not available yet)" },
-  userns: { type: "string", valueHint: "MODE", description: "user namespace mode (not available yet)" },
+  uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "run in a user namespace with this uid map (repeatable; the gid map defaults to it)" },
+  gidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "gid map of the user namespace (repeatable; defaults to the uid map)" },
+  userns: { type: "string", valueHint: "auto|host", description: "auto: a user namespace with a free range of 65536 ids; host: none (default)" },
 } as const satisfies ArgsDef;
 
-const NOT_YET: Record<string, string> = {
-  uidmap: "user namespaces", gidmap: "user namespaces", userns: "user namespaces",
-};
 
 export interface NetworkConfig {
   mode: "none" | "host" | "bridge" | "container";
@@ -59,6 +56,8 @@ export interface RunConfig {
   network: NetworkConfig;
   name: string | undefined;
   limits: Limits;
+  /** auto: corerun picks the range when it creates the container. */
+  userns: { auto: true } | { auto: false; uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
   capAdd: string[];
   capDrop: string[];
   cgroupParent: string;
@@ -108,11 +107,22 @@ function parseNetwork(ctx: Pick<ToolContext, "values">, root: string): NetworkCo
   throw new UsageError(`--network ${value}: unknown mode; use bridge, none, host or container:NAME`);
 }
 
+/** --userns auto|host and --uidmap/--gidmap; a map alone implies a user namespace. */
+function parseUserns(ctx: Pick<ToolContext, "values">): RunConfig["userns"] {
+  const mode = ctx.values.userns?.at(-1);
+  const uidMap = parseIdMap(ctx.values.uidmap ?? [], "--uidmap");
+  const gidMap = parseIdMap(ctx.values.gidmap ?? [], "--gidmap");
+  if (mode !== undefined && mode !== "auto" && mode !== "host") throw new UsageError(`--userns ${mode}: unknown mode; use auto or host`);
+  const maps = uidMap.length > 0 || gidMap.length > 0;
+  if (mode !== undefined && maps) throw new UsageError(`--userns ${mode} and --uidmap/--gidmap exclude each other; give one`);
+  if (mode === "auto") return { auto: true };
+  if (!maps) return undefined;
+  return { auto: false, uidMap: uidMap.length ? uidMap : gidMap, gidMap: gidMap.length ? gidMap : uidMap };
+}
+
 /** Every check that can be made before anything is created. */
 export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env): RunConfig {
-  for (const [option, feature] of Object.entries(NOT_YET)) {
-    if (ctx.values[option]?.length) throw new UsageError(`--${option}: ${feature} are not available yet in this version of corerun`);
-  }
+  const userns = parseUserns(ctx);
   const given = ctx.values.rootfs?.at(-1);
   if (given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
@@ -137,6 +147,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     network: parseNetwork(ctx, root),
     name: checkName(ctx.values.name?.at(-1)),
     limits: parseLimits({ memory: ctx.values.memory?.at(-1), cpu: ctx.values.cpu?.at(-1), cpus: ctx.values.cpus?.at(-1), pids: ctx.values.pids?.at(-1) }),
+    userns,
     capAdd: ctx.values["cap-add"] ?? [],
     capDrop: ctx.values["cap-drop"] ?? [],
     cgroupParent: normalizeParent(ctx.values["cgroup-parent"]?.at(-1) ?? "corerun"),

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { cgroupManager } from "@corerun/cgroup";
 import type { RunConfig } from "./args.ts";
 import { missingMountPoints } from "@corerun/rootfs";
+import { allocateAutoUserns, hostIdOf } from "@corerun/state";
 import { etcVolumes, execArgs, mountArgs, namespacesFor, netArgs } from "./steps.ts";
 
 /** Quotes a word for a POSIX shell. */
@@ -20,7 +21,14 @@ const q = (words: readonly string[]) => words.map((w) => (w.startsWith('"$') ? w
 export function renderScript(cfg: RunConfig, binDir: string, hostname: string | undefined): string {
   const bin = (name: string) => `"$bin/${name}"`;
   const id = randomBytes(6).toString("hex");
-  const c = { id, dir: "$sync", hostname: hostname ?? id, cgroupDirs: cgroupManager({ name: id, parent: cfg.cgroupParent }).dirs() };
+  const cgroupDirs = cgroupManager({ name: id, parent: cfg.cgroupParent }).dirs();
+  // corerun-exec joins its cgroup through fds the shell opens as root, as corerun does: in a
+  // user namespace it could not open the host's cgroup files itself.
+  const cgroupFds = cgroupDirs.map((_, i) => 3 + i);
+  const redirects = cgroupDirs.map((d, i) => `${3 + i}>${shellQuote(join(d, "cgroup.procs"))}`).join(" ");
+  const c = { id, dir: "$sync", hostname: hostname ?? id, cgroupDirs, cgroupFds };
+  const maps = cfg.userns?.auto ? allocateAutoUserns(cfg.root) : cfg.userns;
+  const userns = maps ? [...maps.uidMap.flatMap((r) => ["--uidmap", `${r.container}:${r.host}:${r.size}`]), ...maps.gidMap.flatMap((r) => ["--gidmap", `${r.container}:${r.host}:${r.size}`])] : [];
   const sync = (words: string[]) => q(words.map((w) => w.replaceAll("$sync", '"$sync"').replace(/^"\$sync"(.+)$/, '"$sync$1"')));
   const limits = [
     ...(cfg.limits.memory ? ["--memory", `${cfg.limits.memory}b`] : []),
@@ -28,10 +36,10 @@ export function renderScript(cfg: RunConfig, binDir: string, hostname: string | 
     ...(cfg.limits.pids ? ["--pids", String(cfg.limits.pids)] : []),
     "--cgroup-parent", cfg.cgroupParent,
   ];
-  const ns = cfg.network.mode === "container" ? ["--ns", namespacesFor(cfg), "--net-ns", `/proc/${cfg.network.containerPid}/ns/net`] : ["--ns", namespacesFor(cfg)];
+  const ns = [...(cfg.network.mode === "container" ? ["--ns", namespacesFor(cfg), "--net-ns", `/proc/${cfg.network.containerPid}/ns/net`] : ["--ns", namespacesFor(cfg)]), ...userns];
   const net = cfg.network.mode === "bridge"
     ? `${bin("corerun-net")} ${sync(netArgs(cfg, c, "PID"))} > /dev/null`.replace("--pid PID", '--pid "$pid"')
-    : `${bin("corerun-net")} etc --id ${id} --etc-dir "$sync/etc" --network ${cfg.network.mode === "container" ? `container:${cfg.network.container}` : cfg.network.mode} --hostname ${shellQuote(c.hostname)}${cfg.name ? ` --name ${shellQuote(cfg.name)}` : ""}`;
+    : `${bin("corerun-net")} etc --id ${id} --etc-dir "$sync/etc" --network ${cfg.network.mode === "container" ? `container:${cfg.network.container}` : cfg.network.mode} --hostname ${shellQuote(c.hostname)}${cfg.name ? ` --name ${shellQuote(cfg.name)}` : ""} > /dev/null`;
   const undo = [
     `${bin("corerun-cgroup")} rm -f ${id} --cgroup-parent ${shellQuote(cfg.cgroupParent)}`,
     ...(cfg.network.mode === "bridge" ? [`${bin("corerun-net")} teardown --id ${id} > /dev/null`] : []),
@@ -51,13 +59,15 @@ ${undo.map((u) => `  ${u} || true`).join("\n")}
 trap cleanup EXIT
 mkfifo "$sync/ready" "$sync/go"
 mkdir "$sync/etc" && touch "$sync/etc/hosts" "$sync/etc/resolv.conf" "$sync/etc/hostname"
-
+${maps ? `# Container root is host uid ${hostIdOf(maps.uidMap, 0)} in its user namespace: it must reach the FIFOs.
+chmod 711 "$sync" && chown ${hostIdOf(maps.uidMap, 0)}:${hostIdOf(maps.gidMap, 0)} "$sync/ready" "$sync/go" "$sync/etc/"*
+` : ""}
 # 0. The container's cgroup, with its limits; corerun-exec joins it right before the exec.
 ${bin("corerun-cgroup")} create ${id} ${q(limits)} > /dev/null
 
 # 1. New namespaces; corerun-exec waits in them as PID 1 until it is told to go.
-${bin("corerun-ns")} ${q(ns)} --pid-file "$sync/pid" -- \\
-  ${bin("corerun-exec")} ${sync(execArgs(cfg, c))} &
+${cfg.userns?.auto ? "# --userns auto: the first range free when this script was printed.\n" : ""}${bin("corerun-ns")} ${q(ns)} --preserve-fds ${cgroupFds.length} --pid-file "$sync/pid" -- \\
+  ${bin("corerun-exec")} ${sync(execArgs(cfg, c))} ${redirects} &
 ns=$!
 until [ -s "$sync/pid" ]; do sleep 0.01; done
 pid=$(cat "$sync/pid")

@@ -1,22 +1,28 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import {
+  chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, statSync,
+  unlinkSync, writeFileSync,
+} from "node:fs";
+import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
+import { basename, dirname, join } from "node:path";
 import { once } from "node:events";
-import { inNetworkNamespace, linuxSyscall as sys, namespaceFlags, type NamespaceName } from "@corerun/syscall";
+import { FD_CLOEXEC, inNetworkNamespace, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
 import { exitCodeOf, UsageError, type ProcessEnd } from "@corerun/cli";
 import { missingMountPoints, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
-import { cgroupManager, formatBytes, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, formatBytes, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
   createContainer, isAlive, listContainers, procStartTime, readState, removeContainer, setStatus, statePath, updateState,
-  withLock, checkStateRoot, type State,
+  withLock, checkStateRoot, allocateAutoUserns, hostIdOf, idMapText, type IdRange, type State,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
 
 /** The bundled tools sit next to corerun's own bundle. */
 const DIST = dirname(process.argv[1] ?? ".");
+const require = createRequire(join(DIST, "corerun.cjs"));
 
 export function toolCommand(name: string): string[] {
   return [process.execPath, join(DIST, `${name}.cjs`)];
@@ -29,6 +35,10 @@ export interface Container {
   hostname: string;
   /** The cgroup directories the first process joins right before the exec. */
   cgroupDirs: string[];
+  /** Or fds of their cgroup.procs, opened here and inherited (what corerun itself uses). */
+  cgroupFds?: number[];
+  /** The user namespace's maps, when the container has one. */
+  userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
 }
 
 /** The container's own /etc/hosts, /etc/resolv.conf and /etc/hostname, bind-mounted over the rootfs's. */
@@ -49,17 +59,66 @@ export function createState(cfg: RunConfig): Container {
     volumes: cfg.volumes, network: { mode, net, subnet, ports, container }, name: cfg.name, limits: cfg.limits,
     cgroupParent: cfg.cgroupParent,
   };
-  const { id, dir, path } = withLock(join(cfg.root, "names.lock"), () => {
+  // The name and an automatic uid range are claimed under one lock, and recorded in the new
+  // state before it is released.
+  const { id, dir, path, userns } = withLock(join(cfg.root, "names.lock"), () => {
     const holder = cfg.name === undefined ? undefined : findRunningOrStarting(cfg.root, cfg.name);
     if (holder) throw new UsageError(`--name ${cfg.name} is already used by container ${holder}; pick another name`);
-    return createContainer(cfg.root, config, { owner });
+    const maps = cfg.userns?.auto ? allocateAutoUserns(cfg.root) : cfg.userns;
+    const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
+    return { ...createContainer(cfg.root, { ...config, userns }, { owner }), userns };
   });
   sys.mkfifo(readyPath(dir), 0o600);
   sys.mkfifo(goPath(dir), 0o600);
   mkdirSync(join(dir, "etc"));
   for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
+  if (userns) handToContainerRoot(cfg.root, dir, userns);
   updateState(path, () => ({ mountPoints: missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes(dir)]) }));
-  return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [] };
+  return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [], userns };
+}
+
+/**
+ * In a user namespace the first process runs as the host uid that container root maps to: it
+ * must reach the sync FIFOs (and may write its /etc files), but nothing else of the state. The
+ * directories become traversable, not listable; state.json stays root's.
+ */
+function handToContainerRoot(root: string, dir: string, userns: { uidMap: IdRange[]; gidMap: IdRange[] }): void {
+  const uid = hostIdOf(userns.uidMap, 0)!;
+  const gid = hostIdOf(userns.gidMap, 0)!;
+  chmodSync(root, 0o711);
+  chmodSync(dir, 0o711);
+  for (const f of [readyPath(dir), goPath(dir), ...etcVolumes(dir).map((v) => v.source)]) chownSync(f, uid, gid);
+}
+
+/**
+ * The files corerun-exec runs from, readable by a mapped uid: the checkout may sit where only
+ * host root can read (under /root, or a 0700 temporary directory). The bundle and koffi are copied
+ * once per build into ROOT/runtime/KEY, owned by root and world-readable.
+ */
+export function execRuntime(root: string): string {
+  const bundle = join(DIST, "corerun-exec.cjs");
+  const st = statSync(bundle);
+  const key = createHash("sha256").update(`${st.size}:${st.mtimeMs}:${process.versions.node}`).digest("hex").slice(0, 16);
+  const dest = join(root, "runtime", key);
+  if (existsSync(join(dest, "corerun-exec.cjs"))) return join(dest, "corerun-exec.cjs");
+  mkdirSync(join(root, "runtime"), { recursive: true, mode: 0o755 });
+  chmodSync(root, 0o711);
+  const tmp = mkdtempSync(join(root, "runtime", ".tmp-"));
+  try {
+    // require.resolve("koffi") names a file inside the package: walk up to node_modules.
+    let modules = dirname(require.resolve("koffi"));
+    while (basename(modules) !== "node_modules") modules = dirname(modules);
+    cpSync(bundle, join(tmp, "corerun-exec.cjs"));
+    cpSync(join(modules, "koffi"), join(tmp, "node_modules", "koffi"), { recursive: true });
+    const native = join(modules, "@koromix");
+    if (existsSync(native)) cpSync(native, join(tmp, "node_modules", "@koromix"), { recursive: true });
+    chmodSync(tmp, 0o755);
+    renameSync(tmp, dest);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(join(dest, "corerun-exec.cjs"))) throw new Error(`cannot stage corerun-exec in ${dest}`, { cause: err });
+  }
+  return join(dest, "corerun-exec.cjs");
 }
 
 /** A container holding `name` whose corerun is alive, whatever its status. */
@@ -115,10 +174,10 @@ export function nsArgs(cfg: RunConfig): string[] {
 }
 
 /** corerun-exec's command line: the last step, then the user's command. */
-export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" | "cgroupDirs">): string[] {
+export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" | "cgroupDirs" | "cgroupFds">): string[] {
+  const cgroups = c.cgroupFds ? c.cgroupFds.flatMap((fd) => ["--cgroup-fd", String(fd)]) : c.cgroupDirs.flatMap((d) => ["--cgroup", d]);
   return [
-    "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname,
-    ...c.cgroupDirs.flatMap((d) => ["--cgroup", d]), "--cgroupns",
+    "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns",
     ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]),
     ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, "--", ...cfg.command,
   ];
@@ -126,7 +185,8 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
 
 export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): string[] {
   const volumes = [...cfg.volumes, ...etcVolumes(dir)];
-  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}`]), "--sync-dir", dir];
+  const spec = (v: VolumeSpec) => `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}${v.idmap ? ",idmap" : ""}`;
+  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns ? ["--idmap"] : []), "--proc", "--sync-dir", dir];
 }
 
 /** corerun-net setup's options for a bridge container. */
@@ -165,14 +225,34 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number): P
  * as a corerun-ns command. corerun-exec then waits for "go" on the sync FIFO.
  */
 export function startFirstProcess(cfg: RunConfig, c: Container): number {
-  const [node, exec] = toolCommand("corerun-exec");
-  const argv = [node!, exec!, ...execArgs(cfg, c)];
-  const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`);
-  const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
-  const clone = () => sys.cloneExec(flags, node!, argv, env);
-  // The child inherits the network namespace of the thread that clones it.
-  return cfg.network.mode === "container" ? inNetworkNamespace(sys, cfg.network.containerPid!, clone) : clone();
+  const node = process.execPath;
+  const exec = c.userns ? execRuntime(cfg.root) : toolCommand("corerun-exec")[1]!;
+  // corerun-exec joins through fds opened here, by root: in a user namespace it could not open
+  // the host's cgroup files itself, and the kernel checks a write against the opener.
+  c.cgroupFds = openCgroupProcs(c.cgroupDirs);
+  try {
+    const argv = [node, exec, ...execArgs(cfg, c)];
+    const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`);
+    const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
+    const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap) };
+    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env, userns }));
+    // The child inherits the network namespace of the thread that clones it.
+    return cfg.network.mode === "container" ? inNetworkNamespace(sys, cfg.network.containerPid!, clone) : clone();
+  } finally {
+    for (const fd of c.cgroupFds) closeSync(fd);
+  }
 }
+
+/** Node opens every fd close-on-exec; these few are let through one clone, and no other spawn. */
+function withInheritedFds<T>(fds: readonly number[], fn: () => T): T {
+  for (const fd of fds) sys.setFdFlags(fd, 0);
+  try {
+    return fn();
+  } finally {
+    for (const fd of fds) sys.setFdFlags(fd, FD_CLOEXEC);
+  }
+}
+
 
 /** A tool failed and has already said why on stderr; corerun exits with its status. */
 export class ToolFailed extends Error {

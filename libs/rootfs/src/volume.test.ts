@@ -19,7 +19,7 @@ after(() => {
 
 describe("parseVolume", () => {
   test("HOST:CTR is a read-write bind", () => {
-    assert.deepEqual(parseVolume(`${base}/data:/data`), { source: join(base, "data"), target: "/data", readonly: false });
+    assert.deepEqual(parseVolume(`${base}/data:/data`), { source: join(base, "data"), target: "/data", readonly: false, idmap: false });
   });
 
   test(":ro and :rw set the mode", () => {

@@ -6,21 +6,26 @@ export interface VolumeSpec {
   source: string;
   target: string;
   readonly: boolean;
+  /** Mapped through the container's user namespace (Podman's idmap option). */
+  idmap?: boolean;
 }
 
 /**
- * Parses -v HOST:CTR[:ro|rw] as Docker does: a relative host path is resolved against the
- * current directory; the container path must be absolute and may not climb with "..".
+ * Parses -v HOST:CTR[:OPTIONS] as Docker does, OPTIONS being ro or rw and, as in Podman, idmap
+ * (comma-separated): a relative host path is resolved against the current directory; the
+ * container path must be absolute and may not climb with "..".
  */
 export function parseVolume(spec: string, cwd = process.cwd()): VolumeSpec {
   const parts = spec.split(":");
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === "")) {
-    throw new UsageError(`-v "${spec}": expected HOST_PATH:CONTAINER_PATH[:ro|rw]`);
+    throw new UsageError(`-v "${spec}": expected HOST_PATH:CONTAINER_PATH[:ro|rw][,idmap]`);
   }
   const [host, target, mode] = parts as [string, string, string | undefined];
-  if (mode !== undefined && mode !== "ro" && mode !== "rw") {
-    throw new UsageError(`-v "${spec}": unknown mode "${mode}"; use ro or rw`);
+  const options = mode === undefined ? [] : mode.split(",");
+  for (const o of options) {
+    if (o !== "ro" && o !== "rw" && o !== "idmap") throw new UsageError(`-v "${spec}": unknown mode "${o}"; use ro or rw, and idmap`);
   }
+  if (options.includes("ro") && options.includes("rw")) throw new UsageError(`-v "${spec}": ro and rw together; give one`);
   if (!target.startsWith("/")) throw new UsageError(`-v "${spec}": container path "${target}" must be absolute`);
   if (target.split("/").includes("..")) throw new UsageError(`-v "${spec}": container path may not contain ".."`);
   if (target.replace(/\/+$/, "") === "") throw new UsageError(`-v "${spec}": cannot mount over the container's /`);
@@ -30,7 +35,7 @@ export function parseVolume(spec: string, cwd = process.cwd()): VolumeSpec {
   } catch {
     throw new UsageError(`-v "${spec}": host path ${source} does not exist; create it first`);
   }
-  return { source, target: target.replace(/\/+$/, ""), readonly: mode === "ro" };
+  return { source, target: target.replace(/\/+$/, ""), readonly: options.includes("ro"), idmap: options.includes("idmap") };
 }
 
 /** Checks a --rootfs value: it must be a directory. Shared by corerun and corerun-mount. */

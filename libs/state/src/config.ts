@@ -56,3 +56,56 @@ export function capabilitySet(add: readonly string[], drop: readonly string[]): 
   return base.filter((c) => !dropped.includes(c)).sort((a, b) => a - b);
 }
 
+
+export interface IdRange {
+  /** First id inside the container. */
+  container: number;
+  /** First id on the host it maps to. */
+  host: number;
+  size: number;
+}
+
+const MAX_ID = 4294967294;
+
+/**
+ * Parses --uidmap/--gidmap CTR:HOST:SIZE values (Podman's spelling) and checks what the kernel
+ * would refuse later: a zero size, ranges overlapping on either side, ids past 2^32-2, more than
+ * the kernel's 340 lines, and a map that leaves container root unmapped.
+ */
+export function parseIdMap(values: readonly string[], option: "--uidmap" | "--gidmap"): IdRange[] {
+  const ranges = values.map((text) => {
+    const m = /^(\d+):(\d+):(\d+)$/.exec(text);
+    if (!m) throw new UsageError(`${option} ${text}: expected CONTAINER_ID:HOST_ID:SIZE, e.g. 0:100000:65536`);
+    const [container, host, size] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    if (size === 0) throw new UsageError(`${option} ${text}: the size is 0; map at least one id`);
+    if (container + size - 1 > MAX_ID || host + size - 1 > MAX_ID) throw new UsageError(`${option} ${text}: the range goes past id ${MAX_ID}`);
+    return { container, host, size };
+  });
+  if (ranges.length > 340) throw new UsageError(`${option}: ${ranges.length} ranges; the kernel takes at most 340`);
+  for (let i = 0; i < ranges.length; i++) {
+    for (let j = i + 1; j < ranges.length; j++) {
+      const [a, b] = [ranges[i]!, ranges[j]!];
+      if (a.container < b.container + b.size && b.container < a.container + a.size) {
+        throw new UsageError(`${option} ${values[i]} and ${values[j]} overlap inside the container; give disjoint ranges`);
+      }
+      if (a.host < b.host + b.size && b.host < a.host + a.size) {
+        throw new UsageError(`${option} ${values[i]} and ${values[j]} overlap on the host; give disjoint ranges`);
+      }
+    }
+  }
+  if (ranges.length && !ranges.some((r) => r.container === 0)) {
+    throw new UsageError(`${option}: nothing maps container id 0; the container's root needs a host id (e.g. 0:100000:65536)`);
+  }
+  return ranges;
+}
+
+/** The host id that container id `id` maps to, if any. */
+export function hostIdOf(ranges: readonly IdRange[], id: number): number | undefined {
+  const r = ranges.find((x) => id >= x.container && id < x.container + x.size);
+  return r === undefined ? undefined : r.host + (id - r.container);
+}
+
+/** The /proc/PID/uid_map text for ranges. */
+export function idMapText(ranges: readonly IdRange[]): string {
+  return ranges.map((r) => `${r.container} ${r.host} ${r.size}\n`).join("");
+}

@@ -1,4 +1,7 @@
 export * from "./schema.ts";
 export * from "./store.ts";
 export { procStartTime, isAlive } from "./proc.ts";
-export { checkHostname, parseEnvVars, checkWorkdir, capabilitySet, DEFAULT_CAPABILITIES } from "./config.ts";
+export {
+  checkHostname, parseEnvVars, checkWorkdir, capabilitySet, DEFAULT_CAPABILITIES, parseIdMap, hostIdOf, idMapText, type IdRange,
+} from "./config.ts";
+export { allocateAutoUserns, subidPool, AUTO_SIZE, DEFAULT_POOL } from "./userns.ts";

@@ -24,7 +24,7 @@ const Pid = v.pipe(v.number(), v.integer(), v.minValue(1));
 export const ProcessRef = v.object({ pid: Pid, startTime: v.number() });
 export type ProcessRef = v.InferOutput<typeof ProcessRef>;
 
-export const Volume = v.object({ source: v.string(), target: v.string(), readonly: v.boolean() });
+export const Volume = v.object({ source: v.string(), target: v.string(), readonly: v.boolean(), idmap: v.optional(v.boolean()) });
 export type Volume = v.InferOutput<typeof Volume>;
 
 /** none: own namespace, loopback only; host: the host's; bridge: a veth on a bridge; container: another's. */
@@ -47,6 +47,12 @@ export const Limits = v.object({
   pids: v.optional(v.number()),
 });
 
+const IdRangeSchema = v.object({ container: v.number(), host: v.number(), size: v.number() });
+
+/** A user namespace: the maps written for the first process; auto when corerun chose the range. */
+export const Userns = v.object({ uidMap: v.array(IdRangeSchema), gidMap: v.array(IdRangeSchema), auto: v.boolean() });
+export type Userns = v.InferOutput<typeof Userns>;
+
 export const ContainerConfig = v.object({
   rootfs: v.string(),
   command: v.pipe(v.array(v.string()), v.minLength(1)),
@@ -59,6 +65,7 @@ export const ContainerConfig = v.object({
   name: v.optional(v.string()),
   limits: v.optional(Limits, {}),
   cgroupParent: v.optional(v.string(), "corerun"),
+  userns: v.optional(Userns),
 });
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 

@@ -86,13 +86,26 @@ export const linuxSyscall: Syscall = {
       fn("int close(int fd)")(fd);
     }
   },
-  mountSetattr(path, attrSet, attrClr, recursive) {
+  mountSetattr(path, attrSet, attrClr, recursive, opts = {}) {
     // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd } (Linux 5.12+).
     const attr = Buffer.alloc(32);
     attr.writeBigUInt64LE(BigInt(attrSet), 0);
     attr.writeBigUInt64LE(BigInt(attrClr), 8);
-    const flags = recursive ? 0x8000 /* AT_RECURSIVE */ : 0;
-    check(fn(SYSCALL)(nr("mount_setattr"), "int", -100 /* AT_FDCWD */, "const char *", path, "unsigned int", flags, "void *", attr, "size_t", 32), "mount_setattr", path);
+    if (opts.usernsFd !== undefined) attr.writeBigUInt64LE(BigInt(opts.usernsFd), 24);
+    const dirfd = opts.fd ?? -100; /* AT_FDCWD */
+    const flags = (recursive ? 0x8000 /* AT_RECURSIVE */ : 0) | (opts.fd !== undefined ? 0x1000 /* AT_EMPTY_PATH */ : 0);
+    check(fn(SYSCALL)(nr("mount_setattr"), "int", dirfd, "const char *", path, "unsigned int", flags, "void *", attr, "size_t", 32), "mount_setattr", path || `fd ${dirfd}`);
+  },
+  openTree(path, recursive) {
+    // OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC: a detached copy of the mount at path, to change and attach.
+    const flags = 1 | 0o2000000 | (recursive ? 0x8000 /* AT_RECURSIVE */ : 0);
+    return check(fn(SYSCALL)(nr("open_tree"), "int", -100, "const char *", path, "unsigned int", flags), "open_tree", path);
+  },
+  moveMount(fd, target) {
+    check(fn(SYSCALL)(nr("move_mount"), "int", fd, "const char *", "", "int", -100, "const char *", target, "unsigned int", 0x4 /* MOVE_MOUNT_F_EMPTY_PATH */), "move_mount", target);
+  },
+  setresuid(uid) {
+    check(fn("int setresuid(unsigned int r, unsigned int e, unsigned int s)")(uid, uid, uid), "setresuid", `uid ${uid}`);
   },
   cloneExec(flags, path, argv, envp, opts = {}) {
     const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int sync_fd, int sync_close_fd, int become_root)");

@@ -42,7 +42,12 @@ export interface Syscall {
   /** Brings a network interface of the calling thread's network namespace up. */
   setLinkUp(name: string): void;
   /** mount_setattr(2) on a path: set and clear MOUNT_ATTR_* bits, on the whole subtree if recursive. */
-  mountSetattr(path: string, attrSet: number, attrClr: number, recursive: boolean): void;
+  mountSetattr(path: string, attrSet: number, attrClr: number, recursive: boolean, opts?: { fd?: number; usernsFd?: number }): void;
+  /** open_tree(OPEN_TREE_CLONE): a detached copy of the mount tree at path; returns its fd. */
+  openTree(path: string, recursive: boolean): number;
+  /** move_mount of a detached tree (from openTree) onto target. */
+  moveMount(fd: number, target: string): void;
+  setresuid(uid: number): void;
   /** Default disposition for every signal and an empty mask, for the process about to exec. */
   resetSignals(): void;
 }

@@ -1,0 +1,49 @@
+import { closeSync, writeFileSync, writeSync } from "node:fs";
+import { CLONE_NEWUSER } from "./constants.ts";
+import type { Syscall } from "./types.ts";
+
+export interface IdMapText {
+  /** /proc/PID/uid_map and gid_map contents: "CTR HOST SIZE" lines. */
+  uidMap: string;
+  gidMap: string;
+}
+
+export interface StartOptions {
+  /** CLONE_NEW* flags; CLONE_NEWUSER is added when `userns` is given. */
+  flags: number;
+  path: string;
+  argv: readonly string[];
+  env: readonly string[];
+  /** A new user namespace with these maps, in which the process becomes uid and gid 0. */
+  userns?: IdMapText | undefined;
+  /** Work on the new namespaces from outside (a loopback to bring up) before the process runs. */
+  prepare?: ((pid: number) => void) | undefined;
+}
+
+/**
+ * Starts a process in new namespaces through the native clone helper. When its user namespace
+ * needs maps or its namespaces need work from outside, it waits on a pipe until both are done
+ * here (maps written as root, so setgroups may stay allowed), then runs. A failure kills it.
+ */
+export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
+  const flags = opts.flags | (opts.userns ? CLONE_NEWUSER : 0);
+  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env);
+  const sync = sys.pipe();
+  let pid: number | undefined;
+  try {
+    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined });
+    if (opts.userns) {
+      writeFileSync(`/proc/${pid}/uid_map`, opts.userns.uidMap);
+      writeFileSync(`/proc/${pid}/gid_map`, opts.userns.gidMap);
+    }
+    opts.prepare?.(pid);
+    writeSync(sync[1], "1");
+    return pid;
+  } catch (err) {
+    if (pid !== undefined) sys.kill(pid, 9);
+    throw err;
+  } finally {
+    closeSync(sync[0]);
+    closeSync(sync[1]);
+  }
+}
