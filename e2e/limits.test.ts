@@ -69,7 +69,7 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
   });
 
   test("--pids 20 stops a fork loop; the container's shell survives and exits normally", () => {
-    const script = 'n=0; (while [ $n -lt 100 ]; do sleep 5 & n=$((n+1)); echo $n > /tmp/n; done) 2>/dev/null; read n < /tmp/n; echo "forks: $n"; exit 0';
+    const script = 'n=0; (while [ $n -lt 100 ]; do sleep 5 & n=$((n+1)); echo $n > /dev/shm/n; done) 2>/dev/null; read n < /dev/shm/n; echo "forks: $n"; exit 0';
     const started = Date.now();
     const r = corerun(["--pids", "20", "/bin/sh", "-c", script]);
     assert.equal(r.code, 0, r.stderr);

@@ -49,6 +49,8 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   const env = parseEnvVars(ctx.values.env ?? [], hostEnv);
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
   if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-exec [options] -- CMD [ARGS...]");
+  // A new /proc over the host's would hide the host's processes from everyone in this namespace.
+  if (ctx.flags["mount-proc"] && process.pid !== 1) throw new UsageError("--mount-proc needs corerun-exec to be PID 1 of a new PID namespace (start it with corerun-ns)");
   return {
     hostname,
     env,

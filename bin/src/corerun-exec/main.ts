@@ -3,7 +3,7 @@ import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { openCgroupProcs } from "@corerun/cgroup";
-import { dropCapabilities, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
+import { dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-exec",
@@ -28,6 +28,7 @@ export const tool = defineTool({
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...openCgroupProcs(opts.cgroups), ...opts.cgroupFds];
       if (opts.syncDir) sync = new ExecSide(opts.syncDir);
+      const lastCap = lastCapability();
       if (opts.mountProc) mountProc(sys);
       if (sync) {
         sync.sendReady();
@@ -39,7 +40,7 @@ export const tool = defineTool({
       const env = containerEnv(opts, hostname);
       joinCgroup(sys, cgroupFds, opts.cgroupns);
       prepareFds(sys);
-      dropCapabilities(sys, opts.capabilities);
+      dropCapabilities(sys, opts.capabilities, lastCap);
       return execCommand(sys, opts, env);
     } catch (err) {
       // Before "ready", the error goes to the reader as data so that it is reported once.

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { joinCgroupFds } from "@corerun/cgroup";
 import { hostname as osHostname } from "node:os";
 import {
-  CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
+  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
 } from "@corerun/syscall";
 import { findCommand, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
@@ -69,14 +69,29 @@ export function prepareFds(sys: Syscall): void {
  * it, container root could mount, load modules or reconfigure the host's network. It comes last
  * because corerun-exec itself still needs CAP_SYS_ADMIN for /proc and the hostname.
  */
-export function dropCapabilities(sys: Syscall, keep: readonly number[]): void {
-  const last = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
+export function dropCapabilities(sys: Syscall, keep: readonly number[], last: number): void {
   for (let cap = 0; cap <= last; cap++) if (!keep.includes(cap)) sys.prctl(PR_CAPBSET_DROP, cap);
+  // The inheritable and ambient sets would otherwise carry a capability past the bounding set.
+  sys.limitInheritable(keep);
+  sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
+}
+
+/** Read while the host's /proc is still there: corerun-exec may run without a /proc of its own. */
+export function lastCapability(): number {
+  return Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
 }
 
 export function execCommand(sys: Syscall, opts: ExecOptions, env: string[]): never {
   const path = env.find((e) => e.startsWith("PATH="))?.slice(5);
   const file = findCommand("/", opts.command[0]!, path);
+  // A session of its own, as runc's init makes: the container may not reach the caller's
+  // terminal (TIOCSTI) or signal its process group.
+  try {
+    sys.setsid();
+  } catch (err) {
+    // EPERM: already a process group leader (run by hand from a shell); it keeps its session.
+    if (!isErrno(err, "EPERM")) throw err;
+  }
   sys.resetSignals();
   return sys.execve(file, opts.command, env);
 }

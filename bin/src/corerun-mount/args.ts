@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import type { ArgsDef } from "citty";
@@ -32,7 +33,8 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     pid: Number(pid),
     rootfs: checkRootfs(ctx.values.rootfs?.at(-1)),
     volumes,
-    syncDir: ctx.values["sync-dir"]?.at(-1),
+    // Resolved now: after setns the working directory is the container's /.
+    syncDir: ctx.values["sync-dir"] === undefined ? undefined : resolve(ctx.values["sync-dir"].at(-1)!),
     dieWithParent: ctx.flags["die-with-parent"] ?? false,
     proc: ctx.flags.proc ?? false,
     idmap: ctx.flags.idmap ?? false,

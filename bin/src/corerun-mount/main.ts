@@ -3,7 +3,7 @@ import { defineTool, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { procStartTime } from "@corerun/state";
-import { bindRootfs, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
+import { bindRootfs, checkOwnMountNamespace, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-mount",
@@ -22,6 +22,7 @@ export const tool = defineTool({
     const opts = parseMountOptions(ctx);
     // Blocked on the ready FIFO, corerun-mount would otherwise outlive a corerun killed with -9.
     if (opts.dieWithParent) sys.prctl(PR_SET_PDEATHSIG, 9);
+    checkOwnMountNamespace(opts.pid);
     const points = mountPointsFor(opts);
     const startTime = procStartTime(opts.pid);
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { closeSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
 import {
-  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID,
+  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID,
   MS_PRIVATE, MS_RDONLY, MS_REC, recordingSyscall, SyscallError, type Syscall,
 } from "@corerun/syscall";
 import type { MountOptions } from "./args.ts";
@@ -28,7 +28,7 @@ function options(root: string, volumes: MountOptions["volumes"]): MountOptions {
 }
 
 describe("mountVolumes", () => {
-  test("binds each volume recursively, then makes the ro ones read-only down the whole subtree", () => {
+  test("binds each volume recursively, then makes it nodev, and the ro ones read-only, down the whole subtree", () => {
     const root = rootfs("data", "conf");
     const { sys, calls } = recordingSyscall();
     mountVolumes(sys, root, options(root, [
@@ -37,8 +37,9 @@ describe("mountVolumes", () => {
     ]));
     assert.deepEqual(calls, [
       { name: "mount", args: ["/srv/data", join(root, "data"), null, MS_BIND | MS_REC] },
+      { name: "mountSetattr", args: [join(root, "data"), MOUNT_ATTR_NODEV, 0, true] },
       { name: "mount", args: ["/srv/conf", join(root, "conf"), null, MS_BIND | MS_REC] },
-      { name: "mountSetattr", args: [join(root, "conf"), MOUNT_ATTR_RDONLY, 0, true] },
+      { name: "mountSetattr", args: [join(root, "conf"), MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 0, true] },
     ]);
   });
 
@@ -49,7 +50,7 @@ describe("mountVolumes", () => {
     mountVolumes(sys, root, options(root, [{ source: "/srv/data", target: "/data", readonly: true }]));
     assert.deepEqual(calls, [
       { name: "mount", args: ["/srv/data", join(root, "etc"), null, MS_BIND | MS_REC] },
-      { name: "mountSetattr", args: [join(root, "etc"), MOUNT_ATTR_RDONLY, 0, true] },
+      { name: "mountSetattr", args: [join(root, "etc"), MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 0, true] },
     ]);
   });
 
@@ -128,13 +129,16 @@ describe("bindRootfs", () => {
   test("binds the rootfs onto itself recursively so pivot_root accepts it", () => {
     const { sys, calls } = recordingSyscall();
     bindRootfs(sys, "/srv/rootfs", undefined);
-    assert.deepEqual(calls, [{ name: "mount", args: ["/srv/rootfs", "/srv/rootfs", null, MS_BIND | MS_REC] }]);
+    assert.deepEqual(calls, [
+      { name: "mount", args: ["/srv/rootfs", "/srv/rootfs", null, MS_BIND | MS_REC] },
+      { name: "mountSetattr", args: ["/srv/rootfs", MOUNT_ATTR_NODEV, 0, true] },
+    ]);
   });
 
   test("with a user namespace, clones the tree, idmaps it and attaches it in place", () => {
     const { sys, calls } = recordingSyscall();
     bindRootfs(sys, "/srv/rootfs", 7);
-    assert.deepEqual(calls.map((c) => c.name), ["openTree", "mountSetattr", "moveMount"]);
+    assert.deepEqual(calls.map((c) => c.name), ["openTree", "mountSetattr", "moveMount", "mountSetattr"]);
     assert.deepEqual(calls[0]!.args, ["/srv/rootfs", true]);
     assert.deepEqual(calls[1]!.args, ["", 0x100000, 0, true, { fd: 0, usernsFd: 7 }]);
     assert.deepEqual(calls[2]!.args, [0, "/srv/rootfs"]);
@@ -154,11 +158,11 @@ describe("createMountPoints", () => {
     assert.equal(statSync(join(root, "a/b/f.conf")).size, 0);
   });
 
-  test("refuses to reuse a path that already exists", () => {
+  test("leaves a path that already exists as it is (another container made it)", () => {
     const root = rootfs("a");
     writeFileSync(join(root, "f"), "user data");
-    assert.throws(() => createMountPoints([{ path: join(root, "a"), kind: "dir" }]), { code: "EEXIST" });
-    assert.throws(() => createMountPoints([{ path: join(root, "f"), kind: "file" }]), { code: "EEXIST" });
+    createMountPoints([{ path: join(root, "a"), kind: "dir" }, { path: join(root, "f"), kind: "file" }]);
+    assert.equal(readFileSync(join(root, "f"), "utf8"), "user data");
   });
 });
 

@@ -1,6 +1,7 @@
-import { chmodSync, closeSync, mkdirSync, openSync, symlinkSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, statSync, symlinkSync } from "node:fs";
+import { UsageError } from "@corerun/cli";
 import {
-  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
+  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
 } from "@corerun/syscall";
 import { MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, type MountPoint } from "@corerun/rootfs";
@@ -13,6 +14,19 @@ import type { MountOptions } from "./args.ts";
  * (unshare(CLONE_FS)); only that thread moves, so everything after this is synchronous.
  * Network and IPC come along because sysfs and mqueue show the namespace of whoever mounts them.
  */
+/** pivot_root in corerun-mount's own mount namespace would move the root of every process. */
+export function checkOwnMountNamespace(pid: number): void {
+  let target: number;
+  try {
+    target = statSync(`/proc/${pid}/ns/mnt`).ino;
+  } catch {
+    throw new UsageError(`--pid ${pid}: no such process`);
+  }
+  if (target === statSync("/proc/self/ns/mnt").ino) {
+    throw new UsageError(`--pid ${pid}: the process shares corerun-mount's mount namespace; give the pid of a process in a new one (corerun-ns)`);
+  }
+}
+
 export function enterNamespaces(sys: Syscall, pid: number): void {
   const pidfd = sys.pidfdOpen(pid);
   try {
@@ -33,6 +47,10 @@ export function enterNamespaces(sys: Syscall, pid: number): void {
 export function bindRootfs(sys: Syscall, rootfs: string, userns: number | undefined): void {
   if (userns === undefined) sys.mount(rootfs, rootfs, null, MS_BIND | MS_REC);
   else idmappedBind(sys, rootfs, rootfs, userns);
+  // Container root keeps CAP_MKNOD, as in Docker, but there is no device cgroup to stop it from
+  // opening a node it makes for the host's disk: no device node works on the rootfs or volumes.
+  // The devices the container gets are bind mounts of their own in /dev.
+  sys.mountSetattr(rootfs, MOUNT_ATTR_NODEV, 0, true);
 }
 
 /** The user namespace to idmap through, opened while /proc/PID is still the host's. */
@@ -55,10 +73,15 @@ function idmappedBind(sys: Syscall, source: string, target: string, userns: numb
   }
 }
 
+/** Another container started from the same rootfs may have made a mount point already. */
 export function createMountPoints(points: readonly MountPoint[]): void {
   for (const p of points) {
-    if (p.kind === "dir") mkdirSync(p.path, { mode: 0o755 });
-    else closeSync(openSync(p.path, "wx", 0o644));
+    try {
+      if (p.kind === "dir") mkdirSync(p.path, { mode: 0o755 });
+      else closeSync(openSync(p.path, "wx", 0o644));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
   }
 }
 
@@ -80,7 +103,7 @@ const DEV_LINKS: [string, string][] = [
  */
 export function mountDev(sys: Syscall, rootfs: string): void {
   const dev = resolveInRoot(rootfs, "/dev");
-  sys.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+  sys.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k");
   for (const name of DEVICES) {
     closeSync(openSync(`${dev}/${name}`, "w", 0o666));
     sys.mount(`/dev/${name}`, `${dev}/${name}`, null, MS_BIND);
@@ -108,7 +131,7 @@ export function mountVolumes(sys: Syscall, rootfs: string, opts: MountOptions, u
     const target = resolveInRoot(rootfs, v.target);
     if (v.idmap && userns !== undefined) idmappedBind(sys, v.source, target, userns);
     else sys.mount(v.source, target, null, MS_BIND | MS_REC);
-    if (v.readonly) sys.mountSetattr(target, MOUNT_ATTR_RDONLY, 0, true);
+    sys.mountSetattr(target, MOUNT_ATTR_NODEV | (v.readonly ? MOUNT_ATTR_RDONLY : 0), 0, true);
   }
 }
 

@@ -1,5 +1,5 @@
 import { existsSync, writeFileSync, writeSync, renameSync } from "node:fs";
-import { FD_CLOEXEC, inNetworkNamespace, namespaceFlags, startInNamespaces, type Syscall } from "@corerun/syscall";
+import { CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, inNetworkNamespace, namespaceFlags, startInNamespaces, type Syscall } from "@corerun/syscall";
 import { idMapText } from "@corerun/state";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import { findCommand } from "@corerun/rootfs";
@@ -22,7 +22,9 @@ export function checkNetNs(path: string | undefined): void {
  * until its maps are written and its loopback is up.
  */
 export function startCommand(sys: Syscall, opts: NsOptions): number {
-  // Node marks the fds it inherits close-on-exec; the preserved ones must reach the command.
+  // Node marks the fds it inherits close-on-exec; the preserved ones must reach the command, and
+  // nothing else may.
+  sys.closeRange(3 + opts.preserveFds, 0xffffffff, CLOSE_RANGE_CLOEXEC);
   for (let fd = 3; fd < 3 + opts.preserveFds; fd++) sys.setFdFlags(fd, 0);
   const path = findCommand("/", opts.command[0]!, process.env.PATH);
   const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`);

@@ -1,5 +1,5 @@
 import { dirname } from "node:path";
-import { defineTool, errorLine, runTool, signalNumber, UsageError, waitChild, type ToolContext } from "@corerun/cli";
+import { defineTool, errorLine, exitCodeOf, runTool, signalNumber, UsageError, waitChild, type ToolContext } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { netPaths } from "@corerun/net";
 import { isAlive, listContainers, readState, stateRoot, statePath } from "@corerun/state";
@@ -7,7 +7,7 @@ import type { ArgsDef } from "citty";
 import { findRunning, parseRunConfig, runArgs } from "./args.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import {
-  buildTree, createCgroup, createState, reportOom, setupNetwork, exitStatus, recordInit, start, startFirstProcess, teardown, ToolFailed, type Container,
+  buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
@@ -20,35 +20,52 @@ async function run(ctx: ToolContext): Promise<number> {
     throw new Error("corerun needs root to create namespaces and mounts; run it with sudo (rootless containers are not available yet)");
   }
   let c: Container | undefined;
-  // A signal during the start aborts it; once the container runs, signals are forwarded to it.
+  let pid: number | undefined;
+  const tools: Tools = [];
+  // A signal during the start aborts it (the first process, still waiting, is killed); once the
+  // container runs, signals are forwarded to it.
   let aborted: NodeJS.Signals | undefined;
-  const abort = (sig: NodeJS.Signals) => (aborted = sig);
+  const kill = (p: number) => {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  };
+  const abort = (sig: NodeJS.Signals) => {
+    aborted = sig;
+    if (pid !== undefined) kill(pid);
+  };
   const starting = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   for (const sig of starting) process.on(sig, abort);
   try {
     c = createState(cfg);
     ctx.log.info(`container ${c.id}: state ${c.path}`);
     const cg = createCgroup(cfg, c);
-    const pid = startFirstProcess(cfg, c);
+    pid = startFirstProcess(cfg, c);
     recordInit(c, pid);
     ctx.log.info(`container ${c.id}: first process ${pid}`);
+    if (aborted) kill(pid);
     const ended = waitChild(sys, pid);
-    const built = Promise.all([buildTree(cfg, c, pid), setupNetwork(cfg, c, pid)]);
+    const built = Promise.all([buildTree(cfg, c, pid, tools), setupNetwork(cfg, c, pid, tools)]);
     // If the first process dies while the tree is being built, the build can never finish.
     const first = await Promise.race([built.then(() => undefined), ended]);
-    if (first) return exitStatus(first);
-    if (aborted) return 128 + (aborted === "SIGINT" ? 2 : aborted === "SIGTERM" ? 15 : 1);
+    if (aborted) return 128 + signalNumber(aborted);
+    if (first) return exitCodeOf(first);
     for (const sig of starting) process.off(sig, abort);
     start(c);
     const end = await ended;
     ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
     reportOom(cg, cfg.limits, ctx.log);
-    return exitStatus(end);
+    return exitCodeOf(end);
   } catch (err) {
+    if (aborted) return 128 + signalNumber(aborted);
     if (err instanceof ToolFailed) return err.exitCode;
     throw err;
   } finally {
-    if (c) teardown(cfg.root, c.id, c.path);
+    await stopTools(tools);
+    // A failed cleanup step is reported, and left for `corerun cleanup`; the status stays the command's.
+    if (c) teardown(cfg.root, c.id, c.path, ctx.log);
   }
 }
 
@@ -73,7 +90,10 @@ const cleanup = defineTool({
           ctx.log.info(`${id}: still managed by corerun pid ${state.owner!.pid}; skipped (use --force)`);
           continue;
         }
-        teardown(root, id, path);
+        if (teardown(root, id, path, ctx.log).length) {
+          failed++;
+          continue;
+        }
         process.stdout.write(`${id}\n`);
       } catch (err) {
         failed++;
@@ -125,12 +145,16 @@ const ps = defineTool({
       process.stdout.write(`${JSON.stringify(states, null, 2)}\n`);
       return 0;
     }
-    process.stdout.write(`${"ID".padEnd(14)}${"NAME".padEnd(16)}${"STATUS".padEnd(10)}${"PID".padEnd(8)}${"NETWORK".padEnd(12)}COMMAND\n`);
-    for (const s of states) {
-      const status = s.status === "running" && !isAlive(s.owner) ? "orphaned" : s.status;
-      const net = s.config.network.mode === "bridge" ? (s.config.network.net ?? netPaths(root).defaultNetwork) : s.config.network.mode;
-      process.stdout.write(`${s.id.padEnd(14)}${(s.config.name ?? "-").padEnd(16)}${status.padEnd(10)}${String(s.init?.pid ?? "-").padEnd(8)}${net.padEnd(12)}${s.config.command.join(" ")}\n`);
-    }
+    const rows = [["ID", "NAME", "STATUS", "PID", "NETWORK", "COMMAND"], ...states.map((s) => [
+      s.id,
+      s.config.name ?? "-",
+      s.status === "running" && !isAlive(s.owner) ? "orphaned" : s.status,
+      String(s.init?.pid ?? "-"),
+      s.config.network.mode === "bridge" ? (s.config.network.net ?? netPaths(root).defaultNetwork) : s.config.network.mode,
+      s.config.command.join(" "),
+    ])];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 2);
+    for (const r of rows) process.stdout.write(`${r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("")}\n`);
     return 0;
   },
 });
@@ -142,7 +166,7 @@ const runTool_ = defineTool({
   args: runArgs,
   tail: "command",
   notes: [
-    "corerun chains its tools: corerun-ns (namespaces, first process), corerun-mount (filesystem\ntree, pivot_root) and corerun-exec (/proc, hostname, exec CMD). --print-script shows the chain.",
+    "corerun chains its tools: the cgroup (corerun-cgroup) and the first process in new namespaces\n(corerun-ns), made in-process with their libraries; corerun-net (network, /etc files) and\ncorerun-mount (filesystem tree, pivot_root) as processes; then corerun-exec (/proc, cgroup,\nhostname, capabilities, exec CMD). --print-script prints the chain as a script of the tools.",
     "Exit status: CMD's own; 128+N when CMD died of signal N; 125 when corerun fails;\n126 when CMD cannot be executed; 127 when CMD is not found.",
   ],
   examples: [

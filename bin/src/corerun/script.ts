@@ -15,8 +15,9 @@ const q = (words: readonly string[]) => words.map((w) => (w.startsWith('"$') ? w
 
 /**
  * The steps of `corerun run` as a script of corerun's own tools, for a user to read, copy and
- * change. corerun itself runs corerun-ns with --detach and reaps the container as a child
- * subreaper; the script keeps corerun-ns in the foreground so that `wait` returns its status.
+ * change. corerun itself makes the cgroup and the first process in-process, with the libraries
+ * corerun-cgroup and corerun-ns are built on; the script runs the tools, keeping corerun-ns in the
+ * foreground so that `wait` returns the container's status.
  */
 export function renderScript(cfg: RunConfig, binDir: string, hostname: string | undefined): string {
   const bin = (name: string) => `"$bin/${name}"`;
@@ -44,7 +45,7 @@ export function renderScript(cfg: RunConfig, binDir: string, hostname: string | 
     `${bin("corerun-cgroup")} rm -f ${id} --cgroup-parent ${shellQuote(cfg.cgroupParent)}`,
     ...(cfg.network.mode === "bridge" ? [`${bin("corerun-net")} teardown --id ${id} > /dev/null`] : []),
     // Mount points the rootfs lacked are created in it; they go again when still empty.
-    ...missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes("/x")]).reverse()
+    ...missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes("/x", cfg.volumes)]).reverse()
       .map((m) => (m.kind === "dir" ? `rmdir ${shellQuote(m.path)} 2>/dev/null` : `{ [ -s ${shellQuote(m.path)} ] || rm -f ${shellQuote(m.path)}; }`)),
   ];
   return `#!/usr/bin/env bash
@@ -69,7 +70,7 @@ ${bin("corerun-cgroup")} create ${id} ${q(limits)} > /dev/null
 ${cfg.userns?.auto ? "# --userns auto: the first range free when this script was printed.\n" : ""}${bin("corerun-ns")} ${q(ns)} --preserve-fds ${cgroupFds.length} --pid-file "$sync/pid" -- \\
   ${bin("corerun-exec")} ${sync(execArgs(cfg, c))} ${redirects} &
 ns=$!
-until [ -s "$sync/pid" ]; do sleep 0.01; done
+until [ -s "$sync/pid" ]; do kill -0 "$ns" 2>/dev/null || exit 125; sleep 0.01; done
 pid=$(cat "$sync/pid")
 
 # 2. Its network and its /etc/hosts, /etc/resolv.conf and /etc/hostname.

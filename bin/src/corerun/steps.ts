@@ -1,28 +1,26 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import {
-  chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, statSync,
-  unlinkSync, writeFileSync,
+  chmodSync, chownSync, closeSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmdirSync, rmSync,
+  statSync, unlinkSync, writeFileSync,
 } from "node:fs";
 import { createHash } from "node:crypto";
-import { createRequire } from "node:module";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { once } from "node:events";
-import { FD_CLOEXEC, inNetworkNamespace, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
-import { exitCodeOf, UsageError, type ProcessEnd } from "@corerun/cli";
-import { missingMountPoints, type VolumeSpec } from "@corerun/rootfs";
+import { FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
+import { UsageError } from "@corerun/cli";
+import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, formatBytes, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
   createContainer, isAlive, listContainers, procStartTime, readState, removeContainer, setStatus, statePath, updateState,
-  withLock, checkStateRoot, allocateAutoUserns, hostIdOf, idMapText, type IdRange, type State,
+  withLock, checkStateRoot, allocateAutoUserns, claimCreatedPaths, releaseCreatedPaths, type CreatedPath, hostIdOf, idMapText, type IdRange, type State,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
 
 /** The bundled tools sit next to corerun's own bundle. */
 const DIST = dirname(process.argv[1] ?? ".");
-const require = createRequire(join(DIST, "corerun.cjs"));
 
 export function toolCommand(name: string): string[] {
   return [process.execPath, join(DIST, `${name}.cjs`)];
@@ -42,8 +40,12 @@ export interface Container {
 }
 
 /** The container's own /etc/hosts, /etc/resolv.conf and /etc/hostname, bind-mounted over the rootfs's. */
-export function etcVolumes(dir: string): (VolumeSpec & { kind: "file" })[] {
-  return Object.values(ETC_FILES).map((f) => ({ source: join(dir, "etc", f), target: `/etc/${f}`, readonly: false, kind: "file" as const }));
+export function etcVolumes(dir: string, user: readonly VolumeSpec[] = []): (VolumeSpec & { kind: "file" })[] {
+  // A file the user mounts there, or a whole /etc, wins, as in Docker.
+  const taken = (target: string) => user.some((v) => v.target === target || v.target === "/etc");
+  return Object.values(ETC_FILES)
+    .map((f) => ({ source: join(dir, "etc", f), target: `/etc/${f}`, readonly: false, kind: "file" as const }))
+    .filter((v) => !taken(v.target));
 }
 
 /**
@@ -73,7 +75,11 @@ export function createState(cfg: RunConfig): Container {
   mkdirSync(join(dir, "etc"));
   for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
   if (userns) handToContainerRoot(cfg.root, dir, userns);
-  updateState(path, () => ({ mountPoints: missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes(dir)]) }));
+  const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
+  const missing = missingMountPoints(cfg.rootfs, targets);
+  const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
+  const held = claimCreatedPaths(cfg.root, id, missing, wanted);
+  updateState(path, () => ({ mountPoints: held }));
   return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [], userns };
 }
 
@@ -105,9 +111,7 @@ export function execRuntime(root: string): string {
   chmodSync(root, 0o711);
   const tmp = mkdtempSync(join(root, "runtime", ".tmp-"));
   try {
-    // require.resolve("koffi") names a file inside the package: walk up to node_modules.
-    let modules = dirname(require.resolve("koffi"));
-    while (basename(modules) !== "node_modules") modules = dirname(modules);
+    const modules = koffiModulesDir();
     cpSync(bundle, join(tmp, "corerun-exec.cjs"));
     cpSync(join(modules, "koffi"), join(tmp, "node_modules", "koffi"), { recursive: true });
     const native = join(modules, "@koromix");
@@ -184,7 +188,7 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
 }
 
 export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): string[] {
-  const volumes = [...cfg.volumes, ...etcVolumes(dir)];
+  const volumes = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes)];
   const spec = (v: VolumeSpec) => `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}${v.idmap ? ",idmap" : ""}`;
   return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns ? ["--idmap"] : []), "--proc", "--sync-dir", dir];
 }
@@ -204,7 +208,7 @@ export function netArgs(cfg: RunConfig, c: Pick<Container, "id" | "dir" | "hostn
  * ports (and writes the /etc files); for the other modes only the /etc files are written, here,
  * with the library corerun-net is built on.
  */
-export async function setupNetwork(cfg: RunConfig, c: Container, pid: number): Promise<void> {
+export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, tools: Tools): Promise<void> {
   const n = cfg.network;
   if (n.mode !== "bridge") {
     if (n.mode === "none") inNetworkNamespace(sys, pid, () => sys.setLinkUp("lo"));
@@ -212,10 +216,7 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number): P
     writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode }));
     return;
   }
-  const [node, tool] = toolCommand("corerun-net");
-  const child = spawn(node!, [tool!, ...netArgs(cfg, c, pid)], { stdio: ["ignore", "ignore", "inherit"] });
-  const [code] = (await once(child, "exit")) as [number | null];
-  if (code !== 0) throw new ToolFailed("corerun-net", code ?? 125);
+  await runTool_(tools, "corerun-net", netArgs(cfg, c, pid));
 }
 
 /**
@@ -266,11 +267,31 @@ export function recordInit(c: Container, pid: number): State {
   return updateState(c.path, () => ({ init: { pid, startTime: procStartTime(pid) ?? 0 } }));
 }
 
-export async function buildTree(cfg: RunConfig, c: Container, pid: number): Promise<void> {
-  const [node, tool] = toolCommand("corerun-mount");
-  const child = spawn(node!, [tool!, ...mountArgs(cfg, pid, c.dir), "--die-with-parent"], { stdio: ["ignore", "inherit", "inherit"] });
+export function buildTree(cfg: RunConfig, c: Container, pid: number, tools: Tools): Promise<void> {
+  return runTool_(tools, "corerun-mount", [...mountArgs(cfg, pid, c.dir), "--die-with-parent"]);
+}
+
+/** The tools corerun runs during a start, to stop them when the start ends early. */
+export type Tools = ChildProcess[];
+
+/**
+ * Runs one tool to its end. It gets a process group of its own: a Ctrl-C on the terminal reaches
+ * corerun, which aborts the start, instead of killing the tool halfway.
+ */
+async function runTool_(tools: Tools, name: string, args: string[]): Promise<void> {
+  const [node, tool] = toolCommand(name);
+  const child = spawn(node!, [tool!, ...args], { stdio: ["ignore", name === "corerun-net" ? "ignore" : "inherit", "inherit"], detached: true });
+  tools.push(child);
   const [code] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
-  if (code !== 0) throw new ToolFailed("corerun-mount", code ?? 125);
+  if (code !== 0) throw new ToolFailed(name, code ?? 125);
+}
+
+/** Kills the tools still running and waits for them, before their work is cleaned up. */
+export async function stopTools(tools: Tools): Promise<void> {
+  await Promise.all(tools.filter((t) => t.exitCode === null && t.signalCode === null).map((t) => {
+    t.kill("SIGKILL");
+    return once(t, "exit");
+  }));
 }
 
 export function start(c: Container): void {
@@ -278,51 +299,66 @@ export function start(c: Container): void {
   sendGo(c.dir);
 }
 
-/** Removes the mount points corerun added to the rootfs, if they are still empty. */
-export function removeMountPoints(state: Pick<State, "mountPoints">): void {
-  for (const m of [...(state.mountPoints ?? [])].reverse()) {
-    try {
-      if (m.kind === "dir") rmdirSync(m.path);
-      else if (statSync(m.path).size === 0) unlinkSync(m.path);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EBUSY") throw err;
-    }
+/**
+ * Removes a path corerun created in the rootfs, if it is still what was made: an empty directory
+ * or an empty file, reached without a symlink. The container may have replaced a parent with a
+ * link to somewhere else on the host; nothing is removed through one.
+ */
+export function removeCreatedPath(m: CreatedPath): void {
+  const parent = dirname(m.path);
+  try {
+    if (realpathSync(parent) !== parent) return;
+    const st = lstatSync(m.path);
+    if (m.kind === "dir" && st.isDirectory()) rmdirSync(m.path);
+    else if (m.kind === "file" && st.isFile() && st.size === 0) unlinkSync(m.path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EBUSY" && code !== "ENOTDIR") throw err;
   }
 }
 
 /**
  * Ends whatever is left of a container and removes everything recorded for it: a live first
- * process is killed (its PID namespace dies with it), mount points go, then the state directory.
+ * process is killed (its PID namespace dies with it), then its network, cgroup and mount points
+ * go, each step on its own so that one failure does not keep the others from running. The
+ * state directory goes last, and only when every step worked, so that `corerun cleanup` can try
+ * again. Returns the failures, already logged.
  */
-export function teardown(root: string, id: string, statePath: string): void {
+export function teardown(root: string, id: string, statePath: string, log?: ConsolaInstance): Error[] {
   let state: State | undefined;
   try {
     state = readState(statePath);
   } catch {
     state = undefined;
   }
-  if (state && isAlive(state.init)) {
+  const failures: Error[] = [];
+  const step = (what: string, fn: () => void) => {
     try {
-      process.kill(state.init!.pid, "SIGKILL");
-    } catch {
-      // exited meanwhile
+      fn();
+    } catch (err) {
+      const e = new Error(`cleanup of ${id}: ${what}`, { cause: err });
+      failures.push(e);
+      log?.error(e);
     }
+  };
+  const s = state;
+  if (s) {
+    step("first process", () => {
+      if (isAlive(s.init)) process.kill(s.init!.pid, "SIGKILL");
+    });
+    if (s.config.network.mode === "bridge") step("network", () => void netTeardown({ root, id }));
+    if (s.cgroup) {
+      const { name, parent } = s.cgroup;
+      step("cgroup", () => {
+        const cg = cgroupManager({ name, parent });
+        cg.killAll();
+        cg.remove();
+      });
+    }
+    step("mount points", () => {
+      for (const m of releaseCreatedPaths(root, id, s.mountPoints ?? [])) removeCreatedPath(m);
+    });
   }
-  if (state?.config.network.mode === "bridge") netTeardown({ root, id });
-  if (state?.cgroup) {
-    const cg = cgroupManager({ name: state.cgroup.name, parent: state.cgroup.parent });
-    cg.killAll();
-    cg.remove();
-  }
-  if (state) removeMountPoints(state);
-  removeContainer(root, id);
-}
-
-export function exitStatus(end: ProcessEnd): number {
-  return exitCodeOf(end);
-}
-
-export function readPidOf(path: string): number {
-  return Number(readFileSync(path, "utf8").trim());
+  if (!failures.length) step("state", () => removeContainer(root, id));
+  return failures;
 }

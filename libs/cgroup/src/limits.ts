@@ -44,7 +44,7 @@ export function formatBytes(n: number): string {
   return `${n} B`;
 }
 
-/** Plain numbers are MiB (the seed flag); Docker sizes carry a unit: 512m, 1g, 1.5G, 65536k, 100mb. */
+/** Plain numbers are MiB (corerun's --memory 512); Docker sizes carry a unit: 512m, 1g, 1.5G, 65536k, 100mb. */
 export function parseMemory(value: string | number): number {
   const text = String(value).trim();
   const m = /^(\d+(?:\.\d+)?)(?:([kmgt])(?:i?b)?|(b))?$/i.exec(text);

@@ -6,7 +6,7 @@ const LEVELS: Record<string, number> = { silent: -999, error: 0, warn: 1, info: 
 export const LOG_LEVELS = Object.keys(LEVELS);
 
 /**
- * Resolves the log level from --log-level, the seed's --log true|false, and CORERUN_LOG, in that
+ * Resolves the log level from --log-level, --log true|false, and CORERUN_LOG, in that
  * order. The default shows warnings and errors only, so a container's stdout and stderr stay its own.
  */
 export function logLevel(opts: { log?: string | undefined; logLevel?: string | undefined }, env = process.env): number {

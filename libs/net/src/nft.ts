@@ -65,6 +65,15 @@ export function rulesetFor(records: Pick<Records, "networks" | "leases">, table:
         { match: { op: "in", left: { ct: { key: "status" } }, right: "dnat" } }, { masquerade: null },
       ], "published ports reached from a container"),
       rule("postrouting", [eq(payload("ip", "saddr"), "@subnets"), ne(payload("ip", "daddr"), "@subnets"), { masquerade: null }], "outbound"),
+      // route_localnet on the bridges lets published ports answer 127.0.0.1; without this a
+      // container could send packets to 127.0.0.0/8 itself and reach the host's loopback-only
+      // services (CVE-2020-8558). Replies to 127.0.0.1 clients still carry the gateway's address
+      // here, before their masquerade is undone.
+      { add: { chain: { ...t, name: "loopback", type: "filter", hook: "prerouting", prio: -300, policy: "accept" } } },
+      rule("loopback", [
+        eq({ meta: { key: "iifname" } }, { set: records.networks.map((n) => n.bridge) }),
+        eq(payload("ip", "daddr"), { prefix: { addr: "127.0.0.0", len: 8 } }), { drop: null },
+      ], "no container reaches the host's loopback"),
     );
     for (const lease of records.leases) {
       for (const p of lease.ports) {

@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { UsageError } from "@corerun/cli";
 
@@ -49,6 +49,7 @@ export function checkRootfs(value: string | undefined): string {
     throw new UsageError(`--rootfs ${value}: no such directory; build one with tools/rootfs/build.sh`);
   }
   if (!isDir) throw new UsageError(`--rootfs ${value}: not a directory`);
-  return path;
+  // Symlinks resolved once, so that every path corerun derives inside the rootfs is a real one.
+  return realpathSync(path);
 }
 

@@ -5,3 +5,4 @@ export {
   checkHostname, parseEnvVars, checkWorkdir, capabilitySet, DEFAULT_CAPABILITIES, parseIdMap, hostIdOf, idMapText, type IdRange,
 } from "./config.ts";
 export { allocateAutoUserns, subidPool, AUTO_SIZE, DEFAULT_POOL } from "./userns.ts";
+export { claimCreatedPaths, releaseCreatedPaths, type CreatedPath } from "./mountpoints.ts";

@@ -64,8 +64,12 @@ static int child_main(void *p)
     if ((a->flags & CLONE_NEWNS) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         _exit(125);
     if (a->become_root) {
-        /* Without this the process keeps its unmapped ids: the overflow uid 65534 inside. */
-        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+        /*
+         * Without this the process keeps its unmapped ids: the overflow uid 65534 inside. Raw
+         * system calls: glibc's wrappers would try to change the ids of every thread of the
+         * parent, whose list this child inherited but whose threads it does not have.
+         */
+        if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
             _exit(125);
     }
     for (fd = 0; fd < 3; fd++)

@@ -1,6 +1,7 @@
 import koffi from "koffi";
 import { realpathSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { createRequire } from "node:module";
 import { SyscallError } from "./error.ts";
 
 export type Fn = (...args: unknown[]) => number;
@@ -65,4 +66,11 @@ export function nativeFn(proto: string): Fn {
     cache.set(`native:${proto}`, f);
   }
   return f;
+}
+
+/** The node_modules directory koffi (and its native addon package) is installed in, seen from the running script. */
+export function koffiModulesDir(): string {
+  let dir = dirname(createRequire(realpathSync(process.argv[1] ?? ".")).resolve("koffi"));
+  while (basename(dir) !== "node_modules" && dir !== dirname(dir)) dir = dirname(dir);
+  return dir;
 }

@@ -40,6 +40,8 @@ export const PR_SET_PDEATHSIG = 1;
 export const PR_SET_NAME = 15;
 export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_CAPBSET_DROP = 24;
+export const PR_CAP_AMBIENT = 47;
+export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
 
 /** Capability numbers from <linux/capability.h>, by the names users write (without CAP_). */
 export const CAPABILITIES: Record<string, number> = {

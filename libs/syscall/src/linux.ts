@@ -55,8 +55,24 @@ export const linuxSyscall: Syscall = {
   closeRange(first, last, flags) {
     check(fn("int close_range(unsigned int first, unsigned int last, int flags)")(first, last, flags), "close_range");
   },
-  prctl(option, arg) {
-    check(fn("int prctl(int option, ...)")(option, "unsigned long", arg), "prctl");
+  prctl(option, arg, arg3 = 0) {
+    check(fn("int prctl(int option, ...)")(option, "unsigned long", arg, "unsigned long", arg3, "unsigned long", 0, "unsigned long", 0), "prctl");
+  },
+  setsid() {
+    check(fn("int setsid(void)")(), "setsid");
+  },
+  limitInheritable(keep) {
+    // struct __user_cap_header_struct { u32 version, pid } and two data words of
+    // { u32 effective, permitted, inheritable } (_LINUX_CAPABILITY_VERSION_3).
+    const header = Buffer.alloc(8);
+    header.writeUInt32LE(0x20080522, 0);
+    const data = Buffer.alloc(24);
+    check(fn("int capget(void *header, _Inout_ uint8_t *data)")(header, data), "capget");
+    for (const word of [0, 1]) {
+      const mask = keep.filter((c) => c >= word * 32 && c < word * 32 + 32).reduce((m, c) => m | (1 << (c % 32)), 0) >>> 0;
+      data.writeUInt32LE((data.readUInt32LE(word * 12 + 8) & mask) >>> 0, word * 12 + 8);
+    }
+    check(fn("int capset(void *header, const uint8_t *data)")(header, data), "capset");
   },
   waitid(pid, options) {
     // siginfo_t is 128 bytes; si_pid, si_code and si_status sit at the same offsets on x86-64 and arm64.

@@ -24,7 +24,10 @@ export interface Syscall {
   getFileFlags(fd: number): number;
   setFileFlags(fd: number, flags: number): void;
   closeRange(first: number, last: number, flags: number): void;
-  prctl(option: number, arg: number): void;
+  prctl(option: number, arg: number, arg3?: number): void;
+  setsid(): void;
+  /** Keeps only `keep` (capability numbers) in the inheritable set. */
+  limitInheritable(keep: readonly number[]): void;
   /** waitid(P_PID, pid) decoded; null when WNOHANG finds nothing to report. */
   waitid(pid: number, options: number): WaitResult | null;
   flock(fd: number, op: number): void;
