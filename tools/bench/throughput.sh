@@ -206,8 +206,10 @@ leftovers() {
   if nft list ruleset 2>/dev/null | grep -qF "\"${server_id}\""; then
     printf 'an nftables rule tagged %s still exists\n' "${server_id}"
   fi
-  if [[ -e "/run/corerun/${server_id}" ]]; then
-    printf 'state directory /run/corerun/%s still exists\n' "${server_id}"
+  # corerun's state root, as corerun itself chooses it.
+  local root="${CORERUN_ROOT:-/run/corerun}"
+  if [[ -e "${root}/${server_id}" ]]; then
+    printf 'state directory %s/%s still exists\n' "${root}" "${server_id}"
   fi
   return 0
 }

@@ -51,7 +51,13 @@ while (($# > 0)); do
   esac
   shift
 done
-dir="${dir:-${repo_root}/build/rootfs}"
+if [[ -z "${dir}" ]]; then
+  dir="${repo_root}/build/rootfs"
+  # Containers write to their rootfs as root: a setuid file one of them leaves there must not be
+  # reachable by the host's other users.
+  mkdir -p -- "${repo_root}/build"
+  chmod 0700 -- "${repo_root}/build"
+fi
 
 # Relative DIRs are taken from the caller's working directory, like any other
 # path argument; the result is made absolute because runtimes need that.

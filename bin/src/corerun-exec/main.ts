@@ -24,10 +24,12 @@ export const tool = defineTool({
   run(ctx) {
     let sync: ExecSide | undefined;
     try {
+      // The FIFOs first: any later failure, bad options included, then reaches the waiting side.
+      const syncDir = ctx.values["sync-dir"]?.at(-1);
+      if (syncDir) sync = new ExecSide(syncDir);
       const opts = parseExecOptions(ctx);
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...openCgroupProcs(opts.cgroups), ...opts.cgroupFds];
-      if (opts.syncDir) sync = new ExecSide(opts.syncDir);
       const lastCap = lastCapability();
       if (opts.mountProc) mountProc(sys);
       if (sync) {

@@ -11,13 +11,13 @@ import {
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
+  if (process.geteuid?.() !== 0 && !ctx.flags["print-script"]) {
+    throw new Error("corerun needs root to create namespaces and mounts; run it with sudo (rootless containers are not available yet)");
+  }
   const cfg = parseRunConfig(ctx);
   if (cfg.printScript) {
     process.stdout.write(renderScript(cfg, binDirOf(dirname(process.argv[1]!)), cfg.hostname));
     return 0;
-  }
-  if (process.geteuid?.() !== 0) {
-    throw new Error("corerun needs root to create namespaces and mounts; run it with sudo (rootless containers are not available yet)");
   }
   let c: Container | undefined;
   let pid: number | undefined;
