@@ -94,6 +94,24 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
     assert.deepEqual(containerCgroups(), []);
   });
 
+  test("corerun-cgroup stats reports plausible usage for a running container", async () => {
+    const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "--memory", "64", "--pids", "50", "/bin/sh", "-c", "echo up; sleep 30; true"], { stdio: ["ignore", "pipe", "pipe"] });
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    const [state] = JSON.parse(tool("corerun", ["ps", "--root", root, "--json"]).stdout) as { id: string }[];
+    const r = tool("corerun-cgroup", ["stats", state!.id, "--cgroup-parent", PARENT]);
+    tool("corerun", ["kill", "--root", root, state!.id]);
+    await new Promise((resolve) => child.once("exit", resolve));
+    assert.equal(r.code, 0, r.stderr);
+    const stats = JSON.parse(r.stdout) as { memory: { current: number; limit: number }; pids: { current: number; limit: number }; cpu: { usageUsec: number }; oomKills: number };
+    assert.ok(stats.memory.current > 0 && stats.memory.current < 64 * 1024 * 1024, `memory ${stats.memory.current}`);
+    assert.equal(stats.memory.limit, 64 * 1024 * 1024);
+    assert.ok(stats.pids.current >= 2 && stats.pids.current <= 5, `pids ${stats.pids.current}`);
+    assert.equal(stats.pids.limit, 50);
+    assert.ok(stats.cpu.usageUsec > 0);
+    assert.equal(stats.oomKills, 0);
+    assert.deepEqual(containerCgroups(), []);
+  });
+
   test("--cpus 0.5 is Docker's spelling of --cpu 50", () => {
     const r = corerun(["--cpus", "0.5", "--print-script", "/bin/true"]);
     assert.match(r.stdout, /corerun-cgroup" create \w+ --cpu 50 --cgroup-parent /);
