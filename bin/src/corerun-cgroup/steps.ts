@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import type { ConsolaInstance } from "consola";
-import { CommandError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, exitCodeOf } from "@corerun/cli";
-import { cgroupManager, describeLimits, formatBytes, joinCommand, type CgroupManager, type Limits } from "@corerun/cgroup";
+import { CommandError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, exitCodeOf, FORWARDED_SIGNALS } from "@corerun/cli";
+import { cgroupManager, describeLimits, joinCommand, oomReport, type CgroupManager, type Limits } from "@corerun/cgroup";
 import type { Place, RunOptions } from "./args.ts";
 
 export const SUBCOMMANDS = ["create", "add", "stats", "freeze", "thaw", "kill", "rm", "ls", "run"];
@@ -74,8 +74,6 @@ export function startInCgroup(m: CgroupManager, command: string[]): Promise<Chil
   });
 }
 
-const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
-
 /**
  * Waits for the command, forwarding signals to it; returns its status (128+N for signal N). The
  * handlers stay until the process exits, so a signal that arrives during cleanup does not end
@@ -85,7 +83,7 @@ export function waitCommand(child: ChildProcess): Promise<number> {
   const forward = (sig: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };
-  for (const sig of FORWARDED) process.on(sig, forward);
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
   return new Promise((resolve) => {
     child.once("exit", (exitCode, signal) => resolve(exitCodeOf({ exitCode, signal })));
   });
@@ -93,10 +91,8 @@ export function waitCommand(child: ChildProcess): Promise<number> {
 
 /** One line on stderr when the kernel's OOM killer acted in the cgroup. */
 export function reportOom(m: CgroupManager, limits: Limits, log: ConsolaInstance): void {
-  const kills = m.stats().oomKills ?? 0;
-  if (!kills) return;
-  const limit = limits.memory === undefined ? "" : ` (memory limit ${formatBytes(limits.memory)})`;
-  log.error(`out of memory: the kernel's OOM killer killed ${kills} process${kills > 1 ? "es" : ""} in cgroup ${m.name}${limit}`);
+  const line = oomReport(m, limits.memory, `cgroup ${m.name}`);
+  if (line) log.error(line);
 }
 
 /** run: create, start the command inside, wait, report OOM kills, kill what is left, remove. */

@@ -10,7 +10,7 @@ import { FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, n
 import { UsageError } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
-import { cgroupManager, formatBytes, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
   createContainer, isAlive, listContainers, procStartTime, readState, removeContainer, setStatus, statePath, updateState,
@@ -155,11 +155,8 @@ export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
 
 /** One line when the kernel's OOM killer acted in the container's cgroup. */
 export function reportOom(cg: CgroupManager, limits: RunConfig["limits"], log: ConsolaInstance): void {
-  const kills = cg.stats().oomKills ?? 0;
-  if (kills > 0) {
-    const limit = limits.memory ? ` (memory limit ${formatBytes(limits.memory)})` : "";
-    log.error(`out of memory: the kernel's OOM killer killed ${kills} process${kills > 1 ? "es" : ""} in the container${limit}`);
-  }
+  const line = oomReport(cg, limits.memory, "the container");
+  if (line) log.error(line);
 }
 
 /**

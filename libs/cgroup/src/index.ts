@@ -8,7 +8,7 @@ export {
   type Limits, type LimitInput,
 } from "./limits.ts";
 export {
-  cgroupManager, listCgroups, validateName, normalizeParent, DEFAULT_PARENT, type CgroupManager, type CgroupOptions, type LimitController,
+  cgroupManager, oomReport, listCgroups, validateName, normalizeParent, DEFAULT_PARENT, type CgroupManager, type CgroupOptions, type LimitController,
 } from "./manager.ts";
 export type { CgroupStats } from "./stats.ts";
 export { joinCgroups, joinCommand, openCgroupProcs, joinCgroupFds, JOIN_SCRIPT } from "./join.ts";

@@ -3,7 +3,7 @@ import { UsageError } from "@corerun/cli";
 import { discoverLayout, type CgroupLayout, type LayoutOptions } from "./detect.ts";
 import { errnoOf, nodeCgroupFs, waitFor, type CgroupFs } from "./fs.ts";
 import { readPids, writeValue } from "./files.ts";
-import type { Limits } from "./limits.ts";
+import { formatBytes, type Limits } from "./limits.ts";
 import { emptyStats, type CgroupStats } from "./stats.ts";
 import { v1CpuUsage, v1Freeze, V1_UNITS } from "./v1.ts";
 import { enableController, v2CanKill, v2CpuUsage, v2Freeze, v2Kill, V2_UNITS } from "./v2.ts";
@@ -347,4 +347,12 @@ export function listCgroups(opts: Omit<CgroupOptions, "name"> = {}): string[] {
     if (fs.exists(dir)) for (const n of fs.subdirs(dir)) names.add(n);
   }
   return [...names].sort();
+}
+
+/** The line both tools print when the kernel's OOM killer acted in a cgroup, or undefined. */
+export function oomReport(m: CgroupManager, memoryLimit: number | undefined, where: string): string | undefined {
+  const kills = m.stats().oomKills ?? 0;
+  if (!kills) return undefined;
+  const limit = memoryLimit === undefined ? "" : ` (memory limit ${formatBytes(memoryLimit)})`;
+  return `out of memory: the kernel's OOM killer killed ${kills} process${kills > 1 ? "es" : ""} in ${where}${limit}`;
 }
