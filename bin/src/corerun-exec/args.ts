@@ -13,6 +13,7 @@ export const args = {
   cgroupns: { type: "boolean", description: "after joining, create a cgroup namespace, so the command sees its cgroup as the root" },
   "cap-add": { type: "string", valueHint: "CAP", description: "keep a capability beyond Docker's default set (repeatable; ALL keeps every one)" },
   "cap-drop": { type: "string", valueHint: "CAP", description: "drop a capability of Docker's default set (repeatable; ALL drops every one)" },
+  "lo-up": { type: "boolean", description: "bring the loopback interface of its network namespace up" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "say ready on DIR/ready once loaded, then wait for go on DIR/go (FIFOs)" },
 } as const satisfies ArgsDef;
 
@@ -25,6 +26,7 @@ export interface ExecOptions {
   cgroupFds: number[];
   cgroupns: boolean;
   syncDir: string | undefined;
+  loUp: boolean;
   /** The capabilities the command keeps (its bounding set). */
   capabilities: number[];
   command: string[];
@@ -60,6 +62,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     cgroupFds: (ctx.values["cgroup-fd"] ?? []).map(cgroupFd),
     cgroupns: ctx.flags.cgroupns ?? false,
     syncDir: ctx.values["sync-dir"]?.at(-1),
+    loUp: ctx.flags["lo-up"] ?? false,
     capabilities: capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []),
     command: ctx.tail,
   };

@@ -37,6 +37,7 @@ export const tool = defineTool({
         sync.waitGo();
       }
       if (opts.mountProc) maskProc(sys);
+      if (opts.loUp) sys.setLinkUp("lo");
       const hostname = setHostname(sys, opts.hostname);
       enterWorkdir(opts.workdir);
       const env = containerEnv(opts, hostname);

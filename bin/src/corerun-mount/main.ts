@@ -3,7 +3,7 @@ import { defineTool, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { procStartTime } from "@corerun/state";
-import { bindRootfs, checkOwnMountNamespace, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
+import { bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-mount",
@@ -14,19 +14,25 @@ export const tool = defineTool({
   notes: [
     "corerun-mount enters the mount namespace of PID (with its network and IPC namespaces, which\nsysfs and mqueue belong to), binds the rootfs, mounts /dev (tmpfs, null zero full random urandom\ntty, a new devpts, shm, mqueue), a read-only /sys with Docker's masks and the volumes, then\npivots PID's root to it and detaches the old root. /proc must be mounted from inside the PID\nnamespace (corerun-exec --mount-proc); --proc moves that mount into the rootfs.",
     "Mount points missing from the rootfs are created in it (corerun records and removes them).\nWith --sync-dir, the pivot waits until corerun-exec has said ready.",
+    "Run by a user other than root (rootless), corerun-mount starts itself again inside PID's user,\nmount, network and IPC namespaces, through the native helper, and mounts from there.",
   ],
   examples: [
     "sudo corerun-mount --pid 4242 --rootfs ./rootfs -v /srv/data:/data:ro --sync-dir /run/corerun/x",
   ],
-  run(ctx) {
+  async run(ctx) {
     const opts = parseMountOptions(ctx);
     // Blocked on the ready FIFO, corerun-mount would otherwise outlive a corerun killed with -9.
     if (opts.dieWithParent) sys.prctl(PR_SET_PDEATHSIG, 9);
-    checkOwnMountNamespace(opts.pid);
+    const joined = takeJoined(opts.pid);
+    // Not root: only a process inside the container's user namespace may mount there, and Node
+    // cannot join one; corerun-mount runs again, started inside by the native helper.
+    if (!joined && process.geteuid?.() !== 0) return runJoined(sys, opts.pid);
+    if (!joined) checkOwnMountNamespace(opts.pid);
     const points = mountPointsFor(opts);
     const startTime = procStartTime(opts.pid);
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;
-    enterNamespaces(sys, opts.pid);
+    if (joined) makePrivate(sys);
+    else enterNamespaces(sys, opts.pid);
     // Before the bind: host root cannot create files through an idmapped mount (its uid has no
     // mapping there), so missing mount points are made on the rootfs itself.
     createMountPoints(points);

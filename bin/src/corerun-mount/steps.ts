@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync, statSync, symlinkSync } from "node:fs";
-import { UsageError } from "@corerun/cli";
+import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
-  CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
+  isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
 } from "@corerun/syscall";
 import { MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, type MountPoint } from "@corerun/rootfs";
@@ -35,8 +35,40 @@ export function enterNamespaces(sys: Syscall, pid: number): void {
   } finally {
     closeSync(pidfd);
   }
-  // Nothing mounted from here on may propagate back to the host.
+  makePrivate(sys);
+}
+
+/** Nothing mounted from here on may propagate back to the host. */
+export function makePrivate(sys: Syscall): void {
   sys.mount(null, "/", null, MS_REC | MS_PRIVATE);
+}
+
+const JOINED = "CORERUN_MOUNT_JOINED";
+
+/** Whether this is the copy runJoined started inside PID's namespaces (the marker is consumed). */
+export function takeJoined(pid: number): boolean {
+  const marker = process.env[JOINED];
+  delete process.env[JOINED];
+  return marker === String(pid);
+}
+
+/**
+ * Runs corerun-mount again, with the same arguments, inside PID's user, mount, network and IPC
+ * namespaces: the native helper's child joins them with setns before it execs, which a
+ * single-threaded process may do and Node may not. Returns the copy's status.
+ */
+export async function runJoined(sys: Syscall, pid: number): Promise<number> {
+  const pidfd = sys.pidfdOpen(pid);
+  let child: number;
+  try {
+    const argv = [process.execPath, process.argv[1]!, ...process.argv.slice(2)];
+    const env = [...Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`), `${JOINED}=${pid}`];
+    const flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC;
+    child = sys.cloneExec(0, process.execPath, argv, env, { join: { fd: pidfd, flags } });
+  } finally {
+    closeSync(pidfd);
+  }
+  return exitCodeOf(await waitChild(sys, child));
 }
 
 /**
@@ -109,7 +141,13 @@ export function mountDev(sys: Syscall, rootfs: string): void {
     sys.mount(`/dev/${name}`, `${dev}/${name}`, null, MS_BIND);
   }
   mkdirSync(`${dev}/pts`);
-  sys.mount("devpts", `${dev}/pts`, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  try {
+    sys.mount("devpts", `${dev}/pts`, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  } catch (err) {
+    // In a user namespace that does not map gid 5 (tty), the kernel refuses the option.
+    if (!isErrno(err, "EINVAL")) throw err;
+    sys.mount("devpts", `${dev}/pts`, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+  }
   mkdirSync(`${dev}/shm`);
   sys.mount("shm", `${dev}/shm`, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
   mkdirSync(`${dev}/mqueue`);

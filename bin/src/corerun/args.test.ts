@@ -28,7 +28,7 @@ after(() => {
 /** `corerun run ARGV` as main.ts splits it, with --rootfs pointing at the test rootfs. */
 function parse(argv: string[], env: NodeJS.ProcessEnv = {}) {
   const ctx = splitArgv(["--rootfs", rootfs, ...argv], { ...runArgs, ...COMMON_ARGS }, { tail: "command", optionalValues: { log: ["true", "false"] } });
-  return parseRunConfig(ctx, env);
+  return parseRunConfig(ctx, env, 0, 0);
 }
 
 function usageError(argv: string[], message: RegExp): void {
@@ -52,6 +52,7 @@ describe("parseRunConfig", () => {
       network: { mode: "bridge", net: undefined, subnet: undefined, ports: [] },
       name: undefined,
       limits: {},
+      rootless: false,
       userns: undefined,
       capAdd: [],
       capDrop: [],
@@ -76,6 +77,26 @@ describe("parseRunConfig", () => {
     usageError(["--uidmap", "0:1000:0", "sh"], /the size is 0/);
     usageError(["--uidmap", "1:1000:10", "sh"], /nothing maps container id 0/);
     usageError(["--gidmap", "0:x:1", "sh"], /expected CONTAINER_ID:HOST_ID:SIZE/);
+  });
+
+  test("rootless (uid 1000): its own uid mapped to root, --network none, no cgroup options", () => {
+    const rootless = (argv: string[]) => parseRunConfig(splitArgv(["--rootfs", rootfs, ...argv], { ...runArgs, ...COMMON_ARGS }, { tail: "command" }), {}, 1000, 1000);
+    const cfg = rootless(["sh"]);
+    assert.equal(cfg.rootless, true);
+    assert.deepEqual(cfg.network, { mode: "none", ports: [] });
+    assert.deepEqual(cfg.userns, { auto: false, uidMap: [{ container: 0, host: 1000, size: 1 }], gidMap: [{ container: 0, host: 1000, size: 1 }] });
+    assert.equal(cfg.root, "/tmp/corerun-1000");
+    assert.equal(rootless(["--uidmap", "0:1000:1", "sh"]).rootless, true);
+    for (const [argv, message] of [
+      [["--memory", "64", "sh"], /--memory: cgroup limits need root here \(corerun run as uid 1000\)/],
+      [["--network", "bridge", "sh"], /get --network none only; bridge networking and published ports need root/],
+      [["-P", "8080:80", "sh"], /published ports need root/],
+      [["--uidmap", "0:100000:65536", "sh"], /may map only 0:1000:1/],
+      [["--userns", "auto", "sh"], /--userns auto: ranges from \/etc\/subuid/],
+      [["--userns", "host", "sh"], /always has a user namespace/],
+    ] as const) {
+      assert.throws(() => rootless([...argv]), { name: "UsageError", message }, argv.join(" "));
+    }
   });
 
   test("--network: bridge is the default, multi its other name; none and host are accepted", () => {

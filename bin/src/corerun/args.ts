@@ -56,6 +56,8 @@ export interface RunConfig {
   network: NetworkConfig;
   name: string | undefined;
   limits: Limits;
+  /** Run by a user other than root: no cgroup, no idmapped mounts, tools that join from inside. */
+  rootless: boolean;
   /** auto: corerun picks the range when it creates the container. */
   userns: { auto: true } | { auto: false; uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
   capAdd: string[];
@@ -120,9 +122,38 @@ function parseUserns(ctx: Pick<ToolContext, "values">): RunConfig["userns"] {
   return { auto: false, uidMap: uidMap.length ? uidMap : gidMap, gidMap: gidMap.length ? gidMap : uidMap };
 }
 
+/**
+ * A user other than root runs rootless: always in a user namespace that maps that user to root
+ * (the one mapping that needs no privilege), on --network none, without cgroups. What needs
+ * privileges the host does not give is refused, never dropped.
+ */
+function rootless(ctx: Pick<ToolContext, "values">, uid: number, gid: number): RunConfig["userns"] {
+  const who = `corerun run as uid ${uid}`;
+  for (const option of ["memory", "cpu", "cpus", "pids", "cgroup-parent"]) {
+    if (ctx.values[option]?.length) throw new UsageError(`--${option}: cgroup limits need root here (${who}); this host delegates no cgroup to users`);
+  }
+  const network = ctx.values.network?.at(-1);
+  if ((network !== undefined && network !== "none") || ctx.values.port?.length || ctx.values.net?.length || ctx.values.subnet?.length) {
+    throw new UsageError(`rootless containers (${who}) get --network none only; bridge networking and published ports need root`);
+  }
+  const mode = ctx.values.userns?.at(-1);
+  if (mode === "host") throw new UsageError(`--userns host: a rootless container (${who}) always has a user namespace`);
+  if (mode === "auto") throw new UsageError(`--userns auto: ranges from /etc/subuid (newuidmap) are not used yet; rootless containers map uid ${uid} to root`);
+  const own = { uidMap: [{ container: 0, host: uid, size: 1 }], gidMap: [{ container: 0, host: gid, size: 1 }] };
+  const given = parseUserns(ctx);
+  if (given && !given.auto) {
+    const same = (a: IdRange[], b: IdRange[]) => JSON.stringify(a) === JSON.stringify(b);
+    if (!same(given.uidMap, own.uidMap) || !same(given.gidMap, own.gidMap)) {
+      throw new UsageError(`--uidmap/--gidmap: a rootless container (${who}) may map only 0:${uid}:1 and 0:${gid}:1; other ids need root`);
+    }
+  }
+  return { auto: false, ...own };
+}
+
 /** Every check that can be made before anything is created. */
-export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env): RunConfig {
-  const userns = parseUserns(ctx);
+export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env, uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0): RunConfig {
+  const isRootless = uid !== 0;
+  const userns = isRootless ? rootless(ctx, uid, gid) : parseUserns(ctx);
   const given = ctx.values.rootfs?.at(-1);
   if (given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
@@ -133,7 +164,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const vars = parseEnvVars(ctx.values.env ?? [], env);
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
   const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
-  const root = stateRoot(ctx.values.root?.at(-1), env);
+  const root = stateRoot(ctx.values.root?.at(-1), env, uid);
   capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []);
   const path = vars.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
   findCommand(rootfs, ctx.tail[0]!, path);
@@ -144,7 +175,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     env: vars,
     workdir,
     volumes,
-    network: parseNetwork(ctx, root),
+    network: isRootless ? { mode: "none", ports: [] } : parseNetwork(ctx, root),
+    rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
     limits: parseLimits({ memory: ctx.values.memory?.at(-1), cpu: ctx.values.cpu?.at(-1), cpus: ctx.values.cpus?.at(-1), pids: ctx.values.pids?.at(-1) }),
     userns,

@@ -11,9 +11,6 @@ import {
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
-  if (process.geteuid?.() !== 0 && !ctx.flags["print-script"]) {
-    throw new Error("corerun needs root to create namespaces and mounts; run it with sudo (rootless containers are not available yet)");
-  }
   const cfg = parseRunConfig(ctx);
   if (cfg.printScript) {
     process.stdout.write(renderScript(cfg, binDirOf(dirname(process.argv[1]!)), cfg.hostname));
@@ -41,7 +38,7 @@ async function run(ctx: ToolContext): Promise<number> {
   try {
     c = createState(cfg);
     ctx.log.info(`container ${c.id}: state ${c.path}`);
-    const cg = createCgroup(cfg, c);
+    const cg = cfg.rootless ? undefined : createCgroup(cfg, c);
     pid = startFirstProcess(cfg, c);
     recordInit(c, pid);
     ctx.log.info(`container ${c.id}: first process ${pid}`);
@@ -56,7 +53,7 @@ async function run(ctx: ToolContext): Promise<number> {
     start(c);
     const end = await ended;
     ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
-    reportOom(cg, cfg.limits, ctx.log);
+    if (cg) reportOom(cg, cfg.limits, ctx.log);
     return exitCodeOf(end);
   } catch (err) {
     if (aborted) return 128 + signalNumber(aborted);

@@ -179,6 +179,7 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
   const cgroups = c.cgroupFds ? c.cgroupFds.flatMap((fd) => ["--cgroup-fd", String(fd)]) : c.cgroupDirs.flatMap((d) => ["--cgroup", d]);
   return [
     "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns",
+    ...(cfg.network.mode === "none" ? ["--lo-up"] : []),
     ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]),
     ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, "--", ...cfg.command,
   ];
@@ -187,7 +188,7 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
 export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): string[] {
   const volumes = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes)];
   const spec = (v: VolumeSpec) => `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}${v.idmap ? ",idmap" : ""}`;
-  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns ? ["--idmap"] : []), "--proc", "--sync-dir", dir];
+  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), "--proc", "--sync-dir", dir];
 }
 
 /** corerun-net setup's options for a bridge container. */
@@ -208,7 +209,6 @@ export function netArgs(cfg: RunConfig, c: Pick<Container, "id" | "dir" | "hostn
 export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, tools: Tools): Promise<void> {
   const n = cfg.network;
   if (n.mode !== "bridge") {
-    if (n.mode === "none") inNetworkNamespace(sys, pid, () => sys.setLinkUp("lo"));
     const mode = n.mode === "container" ? { mode: "container" as const, container: n.container! } : { mode: n.mode };
     writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode }));
     return;
@@ -224,7 +224,8 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, to
  */
 export function startFirstProcess(cfg: RunConfig, c: Container): number {
   const node = process.execPath;
-  const exec = c.userns ? execRuntime(cfg.root) : toolCommand("corerun-exec")[1]!;
+  // Rootless, corerun-exec runs as the user who can read the checkout already.
+  const exec = c.userns && !cfg.rootless ? execRuntime(cfg.root) : toolCommand("corerun-exec")[1]!;
   // corerun-exec joins through fds opened here, by root: in a user namespace it could not open
   // the host's cgroup files itself, and the kernel checks a write against the opener.
   c.cgroupFds = openCgroupProcs(c.cgroupDirs);

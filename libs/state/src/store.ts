@@ -7,8 +7,13 @@ import { canTransition, ID_PATTERN, parseState, STATE_VERSION, type ContainerCon
 export const DEFAULT_ROOT = "/run/corerun";
 
 /** --root, then CORERUN_ROOT, then /run/corerun. */
-export function stateRoot(flag?: string, env = process.env): string {
-  return resolve(flag ?? env.CORERUN_ROOT ?? DEFAULT_ROOT);
+export function stateRoot(flag?: string, env = process.env, uid = process.geteuid?.() ?? 0): string {
+  return resolve(flag ?? env.CORERUN_ROOT ?? (uid === 0 ? DEFAULT_ROOT : rootlessRoot(env, uid)));
+}
+
+/** A user's own state root: $XDG_RUNTIME_DIR/corerun, else /tmp/corerun-UID. */
+export function rootlessRoot(env: NodeJS.ProcessEnv, uid: number): string {
+  return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, "corerun") : `/tmp/corerun-${uid}`;
 }
 
 /** Fails early, before anything is created, when the state root cannot be written. */

@@ -28,6 +28,8 @@ struct child_args {
     char *const *argv;
     char *const *envp;
     int flags;
+    int join_fd;
+    int join_flags;
     int sync_fd;
     int sync_close_fd;
     int become_root;
@@ -45,6 +47,12 @@ static int child_main(void *p)
     for (sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             sigaction(sig, &dfl, NULL);
+    /*
+     * Joining another process's namespaces (its user namespace among them) is only possible for
+     * a single-threaded process: this child can, Node cannot.
+     */
+    if (a->join_fd >= 0 && setns(a->join_fd, a->join_flags) < 0)
+        _exit(125);
     if (a->sync_close_fd >= 0)
         close(a->sync_close_fd);
     if (a->sync_fd >= 0) {
@@ -69,7 +77,10 @@ static int child_main(void *p)
          * system calls: glibc's wrappers would try to change the ids of every thread of the
          * parent, whose list this child inherited but whose threads it does not have.
          */
-        if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
+        /* setgroups is denied in a user namespace an unprivileged user made: the groups stay. */
+        if (syscall(SYS_setgroups, 0, NULL) < 0 && errno != EPERM)
+            _exit(125);
+        if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
             _exit(125);
     }
     for (fd = 0; fd < 3; fd++)
@@ -83,12 +94,13 @@ static int child_main(void *p)
  * Returns the child's pid, or -1 with errno set. All signals stay blocked from before the clone
  * until the child has reset its handlers, so no Node handler can run in the child.
  */
-int corerun_clone_exec(int flags, const char *path, char *const argv[], char *const envp[], int sync_fd, int sync_close_fd,
-                       int become_root)
+int corerun_clone_exec(int flags, const char *path, char *const argv[], char *const envp[], int join_fd, int join_flags,
+                       int sync_fd, int sync_close_fd, int become_root)
 {
     const size_t stack_size = 256 * 1024;
-    struct child_args a = { .path = path, .argv = argv, .envp = envp, .flags = flags, .sync_fd = sync_fd,
-                            .sync_close_fd = sync_close_fd, .become_root = become_root };
+    struct child_args a = { .path = path, .argv = argv, .envp = envp, .flags = flags, .join_fd = join_fd,
+                            .join_flags = join_flags, .sync_fd = sync_fd, .sync_close_fd = sync_close_fd,
+                            .become_root = become_root };
     sigset_t all;
     char *stack;
     int pid, saved;

@@ -23,7 +23,7 @@ export interface StartOptions {
 /**
  * Starts a process in new namespaces through the native clone helper. When its user namespace
  * needs maps or its namespaces need work from outside, it waits on a pipe until both are done
- * here (maps written as root, so setgroups may stay allowed), then runs. A failure kills it.
+ * here (by root, setgroups may stay allowed), then runs. A failure kills it.
  */
 export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   const flags = opts.flags | (opts.userns ? CLONE_NEWUSER : 0);
@@ -33,6 +33,8 @@ export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   try {
     pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined });
     if (opts.userns) {
+      // An unprivileged writer may map its gid only once setgroups is denied (Linux 3.19+).
+      if (process.geteuid?.() !== 0) writeFileSync(`/proc/${pid}/setgroups`, "deny");
       writeFileSync(`/proc/${pid}/uid_map`, opts.userns.uidMap);
       writeFileSync(`/proc/${pid}/gid_map`, opts.userns.gidMap);
     }

@@ -36,10 +36,14 @@ export interface Syscall {
    * clone(2) with namespace flags and execve in the child, through the native helper: the child
    * is created in its namespaces (PID 1 of a new PID namespace) and runs no JavaScript; a new
    * mount namespace gets private propagation. With `sync` (a pipe from pipe()), it first waits
-   * for one byte on its read end; becomeRoot makes it uid/gid 0 of a new user namespace.
+   * for one byte on its read end; becomeRoot makes it uid/gid 0 of a new user namespace; `join`
+   * makes it setns(fd, flags) first, into another process's namespaces (a pidfd).
    * Returns the child's pid.
    */
-  cloneExec(flags: number, path: string, argv: readonly string[], envp: readonly string[], opts?: { sync?: [number, number]; becomeRoot?: boolean }): number;
+  cloneExec(
+    flags: number, path: string, argv: readonly string[], envp: readonly string[],
+    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number } },
+  ): number;
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /** Brings a network interface of the calling thread's network namespace up. */
