@@ -5,12 +5,31 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { busyboxRootfs, hostMountsUnder, isRoot, REPO, run, type Result } from "./helpers.ts";
 
 const USER = `crrl${process.pid % 100000}`;
+
+/** The subordinate range this test gives its user: far above the ids any host hands out. */
+const SUBID_START = 2000000000;
+const subidLine = () => `${USER}:${SUBID_START}:65536`;
+
+/** Removes the lines of this test's own user. */
+function removeUserLines(path: string, user: string): void {
+  if (!existsSync(path)) return;
+  const lines = readFileSync(path, "utf8").split("\n");
+  const kept = lines.filter((l) => !l.startsWith(`${user}:`));
+  if (kept.length !== lines.length) writeFileSync(path, kept.join("\n"));
+}
+
+/** Removes exactly the line this test added, whatever else the file holds. */
+function removeLine(path: string, line: string): void {
+  if (!existsSync(path)) return;
+  const lines = readFileSync(path, "utf8").split("\n");
+  if (lines.includes(line)) writeFileSync(path, lines.filter((l) => l !== line).join("\n"));
+}
 
 describe("rootless containers", { skip: !isRoot && "needs root (to make the throwaway user)" }, () => {
   let base = "";
@@ -22,6 +41,8 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     const made = run("useradd", ["--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
     assert.equal(made.code, 0, made.stderr);
     uid = Number(run("id", ["-u", USER]).stdout.trim());
+    // useradd may give a new user subordinate ranges; the first tests run without any.
+    for (const f of ["/etc/subuid", "/etc/subgid"]) removeUserLines(f, USER);
     for (const f of readdirSync(join(REPO, "dist"))) cpSync(join(REPO, "dist", f), join(base, "dist", f));
     for (const m of ["koffi", "@koromix"]) cpSync(join(REPO, "node_modules", m), join(base, "node_modules", m), { recursive: true });
     cpSync(busyboxRootfs(), join(base, "rootfs"), { recursive: true, verbatimSymlinks: true });
@@ -30,6 +51,7 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
   });
 
   after(() => {
+    for (const f of ["/etc/subuid", "/etc/subgid"]) removeLine(f, subidLine());
     run("pkill", ["-KILL", "-u", USER]);
     run("userdel", [USER]);
     if (base.startsWith(join(tmpdir(), "corerun-rootless-"))) rmSync(base, { recursive: true, force: true });
@@ -55,11 +77,24 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     assert.notEqual(run("pgrep", ["-u", USER]).code, 0, "a process of the user is left");
   });
 
+  test("with /etc/subuid and /etc/subgid ranges, newuidmap maps container ids 1 and up to them", (t) => {
+    if (!existsSync("/usr/bin/newuidmap")) return t.skip("newuidmap (Debian's uidmap package) is not installed");
+    for (const f of ["/etc/subuid", "/etc/subgid"]) appendFileSync(f, `${subidLine()}\n`);
+    const r = asUser(["--rootfs", join(base, "rootfs"), "--network", "none", "/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/f && chown 1000:1000 /tmp/f && stat -c %u:%g /tmp/f"]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+    assert.deepEqual(lines, [`0 ${uid} 1`, `1 ${SUBID_START} 65536`, `0 ${uid} 1`, `1 ${SUBID_START} 65536`, "1000:1000"]);
+    // A host range outside the user's own uid and its subordinate range is not the user's to map.
+    const bad = asUser(["--rootfs", join(base, "rootfs"), "--uidmap", `0:${uid}:1`, "--uidmap", "1:5000:10", "/bin/true"]);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, new RegExp(`--uidmap 1:5000:10: corerun run as uid ${uid} may not use host ids 5000-5009; it may use ${uid} \\(yours\\), ${SUBID_START}-${SUBID_START + 65535}`));
+  });
+
   test("what needs root is refused with one line: limits, bridge networking, published ports, other uids", () => {
     for (const [args, message] of [
       [["--memory", "64"], /--memory: cgroup limits need root here/],
       [["-P", "8080:80"], /get --network none only; bridge networking and published ports need root/],
-      [["--uidmap", "0:100000:65536"], /may map only 0:\d+:1/],
+      [["--uidmap", "0:100000:65536"], /may not use host ids 100000-165535/],
     ] as const) {
       const r = asUser(["--rootfs", join(base, "rootfs"), ...args, "/bin/true"]);
       assert.equal(r.code, 125, r.stderr);

@@ -91,7 +91,7 @@ describe("parseRunConfig", () => {
       [["--memory", "64", "sh"], /--memory: cgroup limits need root here \(corerun run as uid 1000\)/],
       [["--network", "bridge", "sh"], /get --network none only; bridge networking and published ports need root/],
       [["-P", "8080:80", "sh"], /published ports need root/],
-      [["--uidmap", "0:100000:65536", "sh"], /may map only 0:1000:1/],
+      [["--uidmap", "0:100000:65536", "sh"], /--uidmap 0:100000:65536: corerun run as uid 1000 may not use host ids 100000-165535; it may use 1000 \(yours\)/],
       [["--userns", "auto", "sh"], /--userns auto: ranges from \/etc\/subuid/],
       [["--userns", "host", "sh"], /always has a user namespace/],
     ] as const) {

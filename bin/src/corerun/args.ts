@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
+import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  capabilitySet, checkHostname, checkWorkdir, isAlive, parseIdMap, type IdRange, listContainers, parseEnvVars, readState, stateRoot, statePath, type State,
+  AUTO_SIZE, capabilitySet, checkHostname, checkWorkdir, isAlive, parseIdMap, subidRanges, type IdRange, listContainers, parseEnvVars, readState, stateRoot, statePath, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
@@ -127,7 +128,7 @@ function parseUserns(ctx: Pick<ToolContext, "values">): RunConfig["userns"] {
  * (the one mapping that needs no privilege), on --network none, without cgroups. What needs
  * privileges the host does not give is refused, never dropped.
  */
-function rootless(ctx: Pick<ToolContext, "values">, uid: number, gid: number): RunConfig["userns"] {
+function rootless(ctx: Pick<ToolContext, "values">, uid: number, gid: number, files = { subuid: "/etc/subuid", subgid: "/etc/subgid" }): RunConfig["userns"] {
   const who = `corerun run as uid ${uid}`;
   for (const option of ["memory", "cpu", "cpus", "pids", "cgroup-parent"]) {
     if (ctx.values[option]?.length) throw new UsageError(`--${option}: cgroup limits need root here (${who}); this host delegates no cgroup to users`);
@@ -140,16 +141,43 @@ function rootless(ctx: Pick<ToolContext, "values">, uid: number, gid: number): R
   if (mode === "host") throw new UsageError(`--userns host: a rootless container (${who}) always has a user namespace`);
   if (mode === "auto") throw new UsageError(`--userns auto: ranges from /etc/subuid (newuidmap) are not used yet; rootless containers map uid ${uid} to root`);
   const own = { uidMap: [{ container: 0, host: uid, size: 1 }], gidMap: [{ container: 0, host: gid, size: 1 }] };
+  // With /etc/subuid and /etc/subgid ranges and the uidmap helpers, container ids 1 and up map
+  // to the user's first subordinate range, as Podman does.
+  const user = userInfoName(uid);
+  const subuid = subidRanges(files.subuid, user, uid);
+  const subgid = subidRanges(files.subgid, user, uid);
+  const helpers = subuid.length > 0 && subgid.length > 0 && hasCommand("newuidmap") && hasCommand("newgidmap");
+  const full = helpers
+    ? {
+      uidMap: [...own.uidMap, { container: 1, host: subuid[0]!.host, size: Math.min(subuid[0]!.size, AUTO_SIZE) }],
+      gidMap: [...own.gidMap, { container: 1, host: subgid[0]!.host, size: Math.min(subgid[0]!.size, AUTO_SIZE) }],
+    }
+    : own;
   const given = parseUserns(ctx);
-  if (given && !given.auto) {
-    const same = (a: IdRange[], b: IdRange[]) => JSON.stringify(a) === JSON.stringify(b);
-    if (!same(given.uidMap, own.uidMap) || !same(given.gidMap, own.gidMap)) {
-      throw new UsageError(`--uidmap/--gidmap: a rootless container (${who}) may map only 0:${uid}:1 and 0:${gid}:1; other ids need root`);
+  const maps = given && !given.auto ? given : full;
+  for (const [option, map, self, sub] of [["--uidmap", maps.uidMap, uid, subuid], ["--gidmap", maps.gidMap, gid, subgid]] as const) {
+    for (const r of map) {
+      const allowed = (r.host === self && r.size === 1) || (helpers && sub.some((x) => r.host >= x.host && r.host + r.size <= x.host + x.size));
+      if (!allowed) {
+        const ranges = [`${self} (yours)`, ...(helpers ? sub.map((x) => `${x.host}-${x.host + x.size - 1}`) : [])].join(", ");
+        throw new UsageError(`${option} ${r.container}:${r.host}:${r.size}: ${who} may not use host ids ${r.host}-${r.host + r.size - 1}; it may use ${ranges}${helpers ? "" : " (ranges need /etc/subuid, /etc/subgid and the uidmap package)"}`);
+      }
     }
   }
-  return { auto: false, ...own };
+  return { auto: false, uidMap: maps.uidMap, gidMap: maps.gidMap };
 }
 
+function userInfoName(uid: number): string | undefined {
+  try {
+    return userInfo().uid === uid ? userInfo().username : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function hasCommand(name: string): boolean {
+  return (process.env.PATH ?? "/usr/bin:/bin").split(":").some((d) => d && existsSync(join(d, name)));
+}
 /** Every check that can be made before anything is created. */
 export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env, uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0): RunConfig {
   const isRootless = uid !== 0;

@@ -233,7 +233,8 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
     const argv = [node, exec, ...execArgs(cfg, c)];
     const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`);
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
-    const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap) };
+    const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
+    const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };
     const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env, userns }));
     // The child inherits the network namespace of the thread that clones it.
     return cfg.network.mode === "container" ? inNetworkNamespace(sys, cfg.network.containerPid!, clone) : clone();

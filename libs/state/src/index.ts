@@ -4,5 +4,5 @@ export { procStartTime, isAlive } from "./proc.ts";
 export {
   checkHostname, parseEnvVars, checkWorkdir, capabilitySet, DEFAULT_CAPABILITIES, parseIdMap, hostIdOf, idMapText, type IdRange,
 } from "./config.ts";
-export { allocateAutoUserns, subidPool, AUTO_SIZE, DEFAULT_POOL } from "./userns.ts";
+export { allocateAutoUserns, subidPool, subidRanges, AUTO_SIZE, DEFAULT_POOL } from "./userns.ts";
 export { claimCreatedPaths, releaseCreatedPaths, type CreatedPath } from "./mountpoints.ts";

@@ -53,3 +53,18 @@ export function allocateAutoUserns(root: string, files = { subuid: "/etc/subuid"
   }
   throw new UsageError(`--userns auto: all ${blocks} ranges of ${AUTO_SIZE} ids are in use; stop a container or add a larger corerun entry to /etc/subuid and /etc/subgid`);
 }
+
+/** Every "USER:START:COUNT" range of a subordinate id file for a user, by name or by uid. */
+export function subidRanges(path: string, user: string | undefined, uid: number): IdRange[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return [];
+  }
+  return text.split("\n").flatMap((line) => {
+    const [name, start, count] = line.trim().split(":");
+    if ((name !== user && name !== String(uid)) || !/^\d+$/.test(start ?? "") || !/^\d+$/.test(count ?? "")) return [];
+    return [{ container: 0, host: Number(start), size: Number(count) }];
+  });
+}

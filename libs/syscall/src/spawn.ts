@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { closeSync, writeFileSync, writeSync } from "node:fs";
 import { CLONE_NEWUSER } from "./constants.ts";
 import type { Syscall } from "./types.ts";
@@ -6,6 +7,11 @@ export interface IdMapText {
   /** /proc/PID/uid_map and gid_map contents: "CTR HOST SIZE" lines. */
   uidMap: string;
   gidMap: string;
+  /**
+   * Write them through newuidmap/newgidmap (setuid helpers of the uidmap package that check
+   * /etc/subuid and /etc/subgid): an unprivileged user may write only a map of its own ids.
+   */
+  helpers?: boolean;
 }
 
 export interface StartOptions {
@@ -32,7 +38,10 @@ export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   let pid: number | undefined;
   try {
     pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined });
-    if (opts.userns) {
+    if (opts.userns?.helpers) {
+      mapWith("newuidmap", pid, opts.userns.uidMap);
+      mapWith("newgidmap", pid, opts.userns.gidMap);
+    } else if (opts.userns) {
       // An unprivileged writer may map its gid only once setgroups is denied (Linux 3.19+).
       if (process.geteuid?.() !== 0) writeFileSync(`/proc/${pid}/setgroups`, "deny");
       writeFileSync(`/proc/${pid}/uid_map`, opts.userns.uidMap);
@@ -47,5 +56,13 @@ export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   } finally {
     closeSync(sync[0]);
     closeSync(sync[1]);
+  }
+}
+
+function mapWith(helper: string, pid: number, map: string): void {
+  const r = spawnSync(helper, [String(pid), ...map.trim().split(/\s+/)], { encoding: "utf8" });
+  if (r.error || r.status !== 0) {
+    const why = r.error ? (r.error as NodeJS.ErrnoException).code : (r.stderr || "").trim().split("\n")[0];
+    throw new Error(`${helper} ${pid} failed (${why}); install the uidmap package and check /etc/subuid and /etc/subgid`);
   }
 }
