@@ -92,7 +92,7 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
 
   test("what needs root is refused with one line: limits, bridge networking, published ports, other uids", () => {
     for (const [args, message] of [
-      [["--memory", "64"], /--memory: cgroup limits need root here/],
+      [["--memory", "64"], /--memory: cgroup limits of rootless containers .* need a delegated cgroup/],
       [["-P", "8080:80"], /get --network none only; bridge networking and published ports need root/],
       [["--uidmap", "0:100000:65536"], /may not use host ids 100000-165535/],
     ] as const) {

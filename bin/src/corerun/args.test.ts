@@ -88,7 +88,7 @@ describe("parseRunConfig", () => {
     assert.equal(cfg.root, "/tmp/corerun-1000");
     assert.equal(rootless(["--uidmap", "0:1000:1", "sh"]).rootless, true);
     for (const [argv, message] of [
-      [["--memory", "64", "sh"], /--memory: cgroup limits need root here \(corerun run as uid 1000\)/],
+      [["--memory", "64", "sh"], /--memory: cgroup limits of rootless containers \(corerun run as uid 1000\) need a delegated cgroup/],
       [["--network", "bridge", "sh"], /get --network none only; bridge networking and published ports need root/],
       [["-P", "8080:80", "sh"], /published ports need root/],
       [["--uidmap", "0:100000:65536", "sh"], /--uidmap 0:100000:65536: corerun run as uid 1000 may not use host ids 100000-165535; it may use 1000 \(yours\)/],

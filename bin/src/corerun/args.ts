@@ -131,7 +131,7 @@ function parseUserns(ctx: Pick<ToolContext, "values">): RunConfig["userns"] {
 function rootless(ctx: Pick<ToolContext, "values">, uid: number, gid: number, files = { subuid: "/etc/subuid", subgid: "/etc/subgid" }): RunConfig["userns"] {
   const who = `corerun run as uid ${uid}`;
   for (const option of ["memory", "cpu", "cpus", "pids", "cgroup-parent"]) {
-    if (ctx.values[option]?.length) throw new UsageError(`--${option}: cgroup limits need root here (${who}); this host delegates no cgroup to users`);
+    if (ctx.values[option]?.length) throw new UsageError(`--${option}: cgroup limits of rootless containers (${who}) need a delegated cgroup, which corerun does not use yet; run as root for limits`);
   }
   const network = ctx.values.network?.at(-1);
   if ((network !== undefined && network !== "none") || ctx.values.port?.length || ctx.values.net?.length || ctx.values.subnet?.length) {
