@@ -45,6 +45,7 @@ export interface NetworkConfig {
   /** container mode: the other container's id and its first process. */
   container?: string | undefined;
   containerPid?: number | undefined;
+  containerStartTime?: number | undefined;
 }
 
 export interface RunConfig {
@@ -105,7 +106,7 @@ function parseNetwork(ctx: Pick<ToolContext, "values">, root: string): NetworkCo
     const ref = value.slice("container:".length);
     const other = ref ? findRunning(root, ref) : undefined;
     if (!other) throw new UsageError(`--network ${value}: no running container has the name or id "${ref}"; see corerun ps`);
-    return { mode: "container", ports: [], container: other.id, containerPid: other.init!.pid };
+    return { mode: "container", ports: [], container: other.id, containerPid: other.init!.pid, containerStartTime: other.init!.startTime };
   }
   throw new UsageError(`--network ${value}: unknown mode; use bridge, none, host or container:NAME`);
 }

@@ -1,8 +1,9 @@
+import { closeSync } from "node:fs";
 import { dirname } from "node:path";
 import { defineTool, errorLine, exitCodeOf, runTool, signalNumber, UsageError, waitChild, type ToolContext } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { netPaths } from "@corerun/net";
-import { isAlive, listContainers, readState, stateRoot, statePath } from "@corerun/state";
+import { isAlive, listContainers, openRecorded, readState, stateRoot, statePath } from "@corerun/state";
 import type { ArgsDef } from "citty";
 import { findRunning, parseRunConfig, runArgs } from "./args.ts";
 import { binDirOf, renderScript } from "./script.ts";
@@ -118,7 +119,16 @@ const kill = defineTool({
       if (!state) throw new UsageError(`no running container has the name or id "${ref}"; see corerun ps`);
       return state;
     });
-    for (const t of targets) process.kill(t.init!.pid, sig);
+    // Through a pidfd checked against the recorded start time: never a reused pid.
+    for (const t of targets) {
+      const fd = openRecorded(sys, t.init);
+      if (fd === undefined) continue;
+      try {
+        sys.pidfdSendSignal(fd, sig);
+      } finally {
+        closeSync(fd);
+      }
+    }
     return 0;
   },
 });

@@ -14,7 +14,7 @@ import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@
 import type { ConsolaInstance } from "consola";
 import {
   createContainer, isAlive, listContainers, procStartTime, readState, removeContainer, setStatus, statePath, updateState,
-  withLock, checkStateRoot, allocateAutoUserns, claimCreatedPaths, releaseCreatedPaths, type CreatedPath, hostIdOf, idMapText, type IdRange, type State,
+  withLock, checkStateRoot, openRecorded, allocateAutoUserns, claimCreatedPaths, releaseCreatedPaths, type CreatedPath, hostIdOf, idMapText, type IdRange, type State,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
@@ -237,7 +237,16 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };
     const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env, userns }));
     // The child inherits the network namespace of the thread that clones it.
-    return cfg.network.mode === "container" ? inNetworkNamespace(sys, cfg.network.containerPid!, clone) : clone();
+    if (cfg.network.mode !== "container") return clone();
+    // Joined through a pidfd checked against the recorded start time: not a process that got the
+    // pid of a container that has exited since.
+    const other = openRecorded(sys, { pid: cfg.network.containerPid!, startTime: cfg.network.containerStartTime! });
+    if (other === undefined) throw new UsageError(`--network container:${cfg.network.container}: that container has exited`);
+    try {
+      return inNetworkNamespace(sys, { pidfd: other }, clone);
+    } finally {
+      closeSync(other);
+    }
   } finally {
     for (const fd of c.cgroupFds) closeSync(fd);
   }
@@ -343,7 +352,14 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
   const s = state;
   if (s) {
     step("first process", () => {
-      if (isAlive(s.init)) process.kill(s.init!.pid, "SIGKILL");
+      const fd = openRecorded(sys, s.init);
+      if (fd !== undefined) {
+        try {
+          sys.pidfdSendSignal(fd, 9);
+        } finally {
+          closeSync(fd);
+        }
+      }
     });
     if (s.config.network.mode === "bridge") step("network", () => void netTeardown({ root, id }));
     if (s.cgroup) {

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { closeSync, readFileSync } from "node:fs";
 
 /**
  * A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined
@@ -20,4 +20,23 @@ export function procStartTime(pid: number, proc = "/proc"): number | undefined {
 /** Whether the recorded process is still the same live process. */
 export function isAlive(ref: { pid: number; startTime: number } | undefined, proc = "/proc"): boolean {
   return ref !== undefined && procStartTime(ref.pid, proc) === ref.startTime;
+}
+
+/**
+ * A pidfd of the recorded process, or undefined when it is gone. The start time is checked after
+ * the pidfd is open: from then on the fd names that process even if its pid is reused.
+ */
+export function openRecorded(sys: { pidfdOpen(pid: number): number }, ref: { pid: number; startTime: number } | undefined): number | undefined {
+  if (!ref) return undefined;
+  let fd: number;
+  try {
+    fd = sys.pidfdOpen(ref.pid);
+  } catch {
+    return undefined;
+  }
+  if (procStartTime(ref.pid) !== ref.startTime) {
+    closeSync(fd);
+    return undefined;
+  }
+  return fd;
 }

@@ -23,28 +23,30 @@ export function namespaceFlags(names: readonly NamespaceName[]): number {
 }
 
 /**
- * Runs fn with Node's main thread in another network namespace (a pid's, or a namespace file such
- * as /run/netns/NAME), then moves it back. setns moves only the calling thread: fn must be
+ * Runs fn with Node's main thread in another network namespace (a pid's, a pidfd's, or a
+ * namespace file such as /run/netns/NAME), then moves it back. setns moves only the calling thread: fn must be
  * synchronous. A socket or a child created inside stays in that namespace.
  */
-export function inNetworkNamespace<T>(sys: Syscall, target: number | string, fn: () => T): T {
+export function inNetworkNamespace<T>(sys: Syscall, target: number | string | { pidfd: number }, fn: () => T): T {
   const own = openSync("/proc/self/ns/net", "r");
   let fd: number;
   try {
-    fd = typeof target === "number" ? sys.pidfdOpen(target) : openSync(target, "r");
+    fd = typeof target === "number" ? sys.pidfdOpen(target) : typeof target === "string" ? openSync(target, "r") : target.pidfd;
   } catch (err) {
     closeSync(own);
     throw err;
   }
+  const label = typeof target === "number" ? `pid ${target}` : typeof target === "string" ? target : "pidfd";
   try {
-    sys.setns(fd, CLONE_NEWNET, typeof target === "number" ? `pid ${target}` : target);
+    sys.setns(fd, CLONE_NEWNET, label);
     try {
       return fn();
     } finally {
       sys.setns(own, CLONE_NEWNET, "/proc/self/ns/net");
     }
   } finally {
-    closeSync(fd);
+    // A pidfd given by the caller stays the caller's to close.
+    if (typeof target !== "object") closeSync(fd);
     closeSync(own);
   }
 }
