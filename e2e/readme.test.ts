@@ -100,7 +100,7 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
 
   test("--print-script prints a script that does what corerun does", () => {
     const args = ["--rootfs", rootfs, "--hostname", "printed", "-e", "X=it's", "/bin/sh", "-c", "hostname; echo $$ \"$X\""];
-    const script = tool("corerun", ["--print-script", ...args]);
+    const script = tool("corerun", ["--root", root, "--print-script", ...args]);
     assert.equal(script.code, 0, script.stderr);
     const direct = tool("corerun", ["--root", root, ...args]);
     const scripted = run("bash", ["-c", script.stdout]);

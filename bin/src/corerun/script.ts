@@ -40,10 +40,10 @@ export function renderScript(cfg: RunConfig, binDir: string, hostname: string | 
   const ns = [...(cfg.network.mode === "container" ? ["--ns", namespacesFor(cfg), "--net-ns", `/proc/${cfg.network.containerPid}/ns/net`] : ["--ns", namespacesFor(cfg)]), ...userns];
   const net = cfg.network.mode === "bridge"
     ? `${bin("corerun-net")} ${sync(netArgs(cfg, c, "PID"))} > /dev/null`.replace("--pid PID", '--pid "$pid"')
-    : `${bin("corerun-net")} etc --id ${id} --etc-dir "$sync/etc" --network ${cfg.network.mode === "container" ? `container:${cfg.network.container}` : cfg.network.mode} --hostname ${shellQuote(c.hostname)}${cfg.name ? ` --name ${shellQuote(cfg.name)}` : ""} > /dev/null`;
+    : `${bin("corerun-net")} etc --id ${id} --root ${shellQuote(cfg.root)} --etc-dir "$sync/etc" --network ${cfg.network.mode === "container" ? `container:${cfg.network.container}` : cfg.network.mode} --hostname ${shellQuote(c.hostname)}${cfg.name ? ` --name ${shellQuote(cfg.name)}` : ""} > /dev/null`;
   const undo = [
     `${bin("corerun-cgroup")} rm -f ${id} --cgroup-parent ${shellQuote(cfg.cgroupParent)}`,
-    ...(cfg.network.mode === "bridge" ? [`${bin("corerun-net")} teardown --id ${id} > /dev/null`] : []),
+    ...(cfg.network.mode === "bridge" ? [`${bin("corerun-net")} teardown --id ${id} --root ${shellQuote(cfg.root)} > /dev/null`] : []),
     // Mount points the rootfs lacked are created in it; they go again when still empty.
     ...missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes("/x", cfg.volumes)]).reverse()
       .map((m) => (m.kind === "dir" ? `rmdir ${shellQuote(m.path)} 2>/dev/null` : `{ [ -s ${shellQuote(m.path)} ] || rm -f ${shellQuote(m.path)}; }`)),
