@@ -77,6 +77,9 @@ export function normalizeParent(parent: string): string {
 }
 
 const TEARDOWN_MS = 2_000;
+// An upper bound, reached only on a loaded machine: a killed process with a large heap can take
+// seconds to exit there.
+const KILL_WAIT_MS = 10_000;
 
 class Manager implements CgroupManager {
   readonly name: string;
@@ -276,7 +279,7 @@ class Manager implements CgroupManager {
   killAll(): void {
     if (!this.exists()) return;
     if (this.v2 && v2CanKill(this.fs, this.v2.path)) {
-      v2Kill(this.fs, this.v2.path, TEARDOWN_MS);
+      v2Kill(this.fs, this.v2.path, KILL_WAIT_MS);
       return;
     }
     // Without cgroup.kill: freeze so that no process forks between reading the list and the

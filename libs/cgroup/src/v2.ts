@@ -85,7 +85,7 @@ export function v2CanKill(fs: CgroupFs, dir: string): boolean {
  * it runs, which a loop over cgroup.procs cannot promise. Waits until the kernel reports the
  * cgroup unpopulated.
  */
-export function v2Kill(fs: CgroupFs, dir: string, timeoutMs = 2_000): void {
+export function v2Kill(fs: CgroupFs, dir: string, timeoutMs = 10_000): void {
   writeValue(fs, dir, "cgroup.kill", "1");
   if (!waitFor(() => !v2Events(fs, dir).populated, timeoutMs)) {
     throw new Error(`${dir} still has processes ${timeoutMs} ms after cgroup.kill`);
