@@ -209,7 +209,8 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
       assert.equal(s.pids.limit, 50);
       assert.equal(s.oomKills, 0);
       assert.equal(s.processes, 2);
-      assert.equal(cg(["kill", name, "--cgroup-parent", PARENT]).code, 0);
+      const killed = cg(["kill", name, "--cgroup-parent", PARENT]);
+      assert.equal(killed.code, 0, killed.stderr);
     } finally {
       bg.child.kill("SIGTERM");
     }

@@ -86,7 +86,13 @@ export function v2CanKill(fs: CgroupFs, dir: string): boolean {
  * cgroup unpopulated.
  */
 export function v2Kill(fs: CgroupFs, dir: string, timeoutMs = 10_000): void {
-  writeValue(fs, dir, "cgroup.kill", "1");
+  try {
+    writeValue(fs, dir, "cgroup.kill", "1");
+  } catch (err) {
+    // Removed meanwhile (its last process ended and its owner cleaned up): nothing to kill.
+    if (!fs.exists(dir)) return;
+    throw err;
+  }
   if (!waitFor(() => !v2Events(fs, dir).populated, timeoutMs)) {
     throw new Error(`${dir} still has processes ${timeoutMs} ms after cgroup.kill`);
   }
