@@ -1,8 +1,8 @@
-import { defineTool, helpText, runTool, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, helpText, printJson, runTool, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { listCgroups } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { addArgs, createArgs, parseLimitValues, parsePid, parsePlace, parseRun, placeArgs, rmArgs, runArgs, withName } from "./args.ts";
-import { createCgroup, destroyCgroup, mustExist, openCgroup, printJson, runInCgroup } from "./steps.ts";
+import { createCgroup, destroyCgroup, mustExist, openCgroup, runInCgroup } from "./steps.ts";
 
 const LIMIT_NOTES = [
   "Limits: --memory is MiB or a Docker size (6 MiB at least); --cpu is percent of one core, --cpus the\nsame in CPUs; --pids counts processes and threads. Bad values exit 125 before anything is created.\nA limit whose controller the host lacks is an error naming the controller.",

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, statSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { DEFAULT_PATH, findCommand } from "@corerun/rootfs";
 import type { ConsolaInstance } from "consola";
 import { CommandError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, exitCodeOf, FORWARDED_SIGNALS } from "@corerun/cli";
 import { cgroupManager, describeLimits, joinCommand, oomReport, type CgroupManager, type Limits } from "@corerun/cgroup";
@@ -16,9 +15,6 @@ export function mustExist(m: CgroupManager): void {
   if (!m.exists()) throw new Error(`no cgroup ${m.name} under ${m.parent} in ${m.layout.root}`);
 }
 
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
-}
 
 export function createCgroup(m: CgroupManager, limits: Limits, log: ConsolaInstance): Record<string, string> {
   const paths = m.create(limits);
@@ -37,27 +33,19 @@ export function destroyCgroup(m: CgroupManager, log: ConsolaInstance): void {
   log.info(`removed cgroup ${m.name}`);
 }
 
-function executable(path: string): "yes" | "no" | "missing" {
-  try {
-    if (!statSync(path).isFile()) return "no";
-    accessSync(path, constants.X_OK);
-    return "yes";
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR" ? "missing" : "no";
-  }
-}
-
 /**
  * Looks the command up the way the shell step will (PATH, or the path itself when it has a slash),
  * so that a typo fails with 127 before a cgroup is created.
  */
 export function checkCommand(command: string, env: NodeJS.ProcessEnv = process.env): void {
-  const candidates = command.includes("/") ? [command] : (env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(delimiter).map((d) => join(d || ".", command));
-  const found = candidates.map(executable);
-  if (found.includes("yes")) return;
-  if (found.includes("no")) throw new CommandError(`cannot run ${command}: permission denied or not a file`, EXIT_CANNOT_EXECUTE);
-  const hint = command.includes("/") ? "" : `; to use a subcommand, give one of ${SUBCOMMANDS.join(", ")}`;
-  throw new CommandError(`cannot run ${command}: command not found${hint}`, EXIT_NOT_FOUND);
+  try {
+    findCommand("/", command, env.PATH ?? DEFAULT_PATH);
+  } catch (err) {
+    if (!(err instanceof CommandError)) throw err;
+    if (err.exitCode === EXIT_CANNOT_EXECUTE) throw new CommandError(`cannot run ${command}: permission denied or not a file`, EXIT_CANNOT_EXECUTE);
+    const hint = command.includes("/") ? "" : `; to use a subcommand, give one of ${SUBCOMMANDS.join(", ")}`;
+    throw new CommandError(`cannot run ${command}: command not found${hint}`, EXIT_NOT_FOUND);
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { readlinkSync } from "node:fs";
 import { UsageError, type ToolContext } from "@corerun/cli";
+import { DEFAULT_PATH } from "@corerun/rootfs";
 import { capabilitySet, checkHostname, checkWorkdir, parseEnvVars } from "@corerun/state";
 import type { ArgsDef } from "citty";
 
@@ -74,7 +75,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
  */
 export function containerEnv(opts: ExecOptions, hostname: string): string[] {
   const env = new Map<string, string>([
-    ["PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    ["PATH", DEFAULT_PATH],
     ["HOSTNAME", hostname],
     ["HOME", "/root"],
   ]);

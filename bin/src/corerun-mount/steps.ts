@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync, statSync, symlinkSync } from "node:fs";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
-  isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
+  envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
 } from "@corerun/syscall";
 import { MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, type MountPoint } from "@corerun/rootfs";
@@ -62,7 +62,7 @@ export async function runJoined(sys: Syscall, pid: number): Promise<number> {
   let child: number;
   try {
     const argv = [process.execPath, process.argv[1]!, ...process.argv.slice(2)];
-    const env = [...Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`), `${JOINED}=${pid}`];
+    const env = [...envp(), `${JOINED}=${pid}`];
     const flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC;
     child = sys.cloneExec(0, process.execPath, argv, env, { join: { fd: pidfd, flags } });
   } finally {

@@ -1,6 +1,6 @@
-import { defineTool, runTool } from "@corerun/cli";
+import { defineTool, printJson, runTool } from "@corerun/cli";
 import { etcArgs, listArgs, parseEtc, parseNames, parseSetup, parseTeardown, rootArgs, rootOf, setupArgs, teardownArgs } from "./args.ts";
-import { listNetworks, networkTable, printJson, remove, removeNetworks, setup, writeEtc } from "./steps.ts";
+import { listNetworks, networkTable, remove, removeNetworks, setup, writeEtc } from "./steps.ts";
 
 const EXIT = "Exit status: 0 on success; 125 on bad input or when the kernel refuses a step (the message\nnames the request, the errno and what to do). A refused setup leaves nothing behind.";
 

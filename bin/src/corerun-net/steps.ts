@@ -64,6 +64,4 @@ export function networkTable(networks: NetworkInfo[]): string {
 
 export { listNetworks, removeNetworks };
 
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
-}
+

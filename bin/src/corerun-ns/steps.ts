@@ -1,5 +1,5 @@
 import { existsSync, writeFileSync, writeSync, renameSync } from "node:fs";
-import { CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, inNetworkNamespace, namespaceFlags, startInNamespaces, type Syscall } from "@corerun/syscall";
+import { CLOSE_RANGE_CLOEXEC, envp, FD_CLOEXEC, inNetworkNamespace, namespaceFlags, startInNamespaces, type Syscall } from "@corerun/syscall";
 import { idMapText } from "@corerun/state";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import { findCommand } from "@corerun/rootfs";
@@ -27,10 +27,9 @@ export function startCommand(sys: Syscall, opts: NsOptions): number {
   sys.closeRange(3 + opts.preserveFds, 0xffffffff, CLOSE_RANGE_CLOEXEC);
   for (let fd = 3; fd < 3 + opts.preserveFds; fd++) sys.setFdFlags(fd, 0);
   const path = findCommand("/", opts.command[0]!, process.env.PATH);
-  const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`);
   const userns = opts.uidMap.length ? { uidMap: idMapText(opts.uidMap), gidMap: idMapText(opts.gidMap) } : undefined;
   const prepare = opts.namespaces.includes("net") ? (pid: number) => inNetworkNamespace(sys, pid, () => sys.setLinkUp("lo")) : undefined;
-  const start = () => startInNamespaces(sys, { flags: namespaceFlags(opts.namespaces), path, argv: opts.command, env, userns, prepare });
+  const start = () => startInNamespaces(sys, { flags: namespaceFlags(opts.namespaces), path, argv: opts.command, env: envp(), userns, prepare });
   // A joined network namespace is inherited by the child from the thread that clones it.
   return opts.netNs ? inNetworkNamespace(sys, opts.netNs, start) : start();
 }

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  AUTO_SIZE, capabilitySet, checkHostname, checkWorkdir, isAlive, parseIdMap, subidRanges, type IdRange, listContainers, parseEnvVars, readState, stateRoot, statePath, type State,
+  AUTO_SIZE, capabilitySet, checkHostname, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, subidRanges, type IdRange, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
@@ -76,16 +76,7 @@ export function defaultRootfs(): string {
 
 /** A running container of this state root, by id or --name, or undefined. */
 export function findRunning(root: string, ref: string): State | undefined {
-  for (const id of listContainers(root)) {
-    let state: State;
-    try {
-      state = readState(statePath(root, id));
-    } catch {
-      continue;
-    }
-    if ((state.id === ref || state.config.name === ref) && state.status === "running" && isAlive(state.init)) return state;
-  }
-  return undefined;
+  return readStates(root).find((s) => (s.id === ref || s.config.name === ref) && s.status === "running" && isAlive(s.init));
 }
 
 function parseNetwork(ctx: Pick<ToolContext, "values">, root: string): NetworkConfig {

@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import { defineTool, errorLine, exitCodeOf, runTool, signalNumber, UsageError, waitChild, type ToolContext } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { netPaths } from "@corerun/net";
-import { isAlive, listContainers, openRecorded, readState, stateRoot, statePath } from "@corerun/state";
+import { isAlive, listContainers, openRecorded, readState, readStates, stateRoot, statePath } from "@corerun/state";
 import type { ArgsDef } from "citty";
 import { findRunning, parseRunConfig, runArgs } from "./args.ts";
 import { binDirOf, renderScript } from "./script.ts";
@@ -141,13 +141,7 @@ const ps = defineTool({
   tail: "none",
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
-    const states = listContainers(root).flatMap((id) => {
-      try {
-        return [readState(statePath(root, id))];
-      } catch {
-        return [];
-      }
-    });
+    const states = readStates(root);
     if (ctx.flags.json) {
       process.stdout.write(`${JSON.stringify(states, null, 2)}\n`);
       return 0;

@@ -6,14 +6,14 @@ import {
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { once } from "node:events";
-import { FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
+import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
 import { UsageError } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
-  createContainer, isAlive, listContainers, procStartTime, readState, removeContainer, setStatus, statePath, updateState,
+  createContainer, isAlive, procStartTime, readState, readStates, removeContainer, setStatus, updateState,
   withLock, checkStateRoot, openRecorded, allocateAutoUserns, claimCreatedPaths, releaseCreatedPaths, type CreatedPath, hostIdOf, idMapText, type IdRange, type State,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
@@ -127,15 +127,7 @@ export function execRuntime(root: string): string {
 
 /** A container holding `name` whose corerun is alive, whatever its status. */
 function findRunningOrStarting(root: string, name: string): string | undefined {
-  for (const id of listContainers(root)) {
-    try {
-      const s = readState(statePath(root, id));
-      if (s.config.name === name && s.status !== "stopped" && (isAlive(s.owner) || isAlive(s.init))) return id;
-    } catch {
-      // a container being removed
-    }
-  }
-  return undefined;
+  return readStates(root).find((s) => s.config.name === name && s.status !== "stopped" && (isAlive(s.owner) || isAlive(s.init)))?.id;
 }
 
 /**
@@ -231,11 +223,10 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
   c.cgroupFds = openCgroupProcs(c.cgroupDirs);
   try {
     const argv = [node, exec, ...execArgs(cfg, c)];
-    const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ""}`);
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
     const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };
-    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env, userns }));
+    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns }));
     // The child inherits the network namespace of the thread that clones it.
     if (cfg.network.mode !== "container") return clone();
     // Joined through a pidfd checked against the recorded start time: not a process that got the

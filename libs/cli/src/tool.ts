@@ -34,6 +34,11 @@ export interface ToolSpec {
   run?(ctx: ToolContext): Promise<number> | number;
 }
 
+/** Machine-readable output: one line of JSON on stdout (logs go to stderr). */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
 /** The citty command definition behind a tool: its name, description and typed options. */
 export function defineTool(spec: ToolSpec): ToolSpec & { command: CommandDef } {
   return { ...spec, command: defineCommand({ meta: { name: spec.name, description: spec.description }, args: { ...spec.args, ...COMMON_ARGS } }) as CommandDef };

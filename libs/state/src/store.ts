@@ -130,6 +130,17 @@ export function listContainers(root: string): string[] {
   }
 }
 
+/** The state of every container under the root that can be read (one being removed is skipped). */
+export function readStates(root: string): State[] {
+  return listContainers(root).flatMap((id) => {
+    try {
+      return [readState(statePath(root, id))];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** Removes a container's directory; the id pattern guarantees the path is one container's. */
 export function removeContainer(root: string, id: string): void {
   rmSync(containerDir(root, id), { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { isAlive } from "./proc.ts";
-import { listContainers, readState, statePath } from "./store.ts";
+import { readStates } from "./store.ts";
 import type { IdRange } from "./config.ts";
 
 /** The size of one --userns auto range, as Podman's default. */
@@ -34,13 +34,8 @@ export function allocateAutoUserns(root: string, files = { subuid: "/etc/subuid"
   const uidPool = subidPool(files.subuid) ?? DEFAULT_POOL;
   const gidPool = subidPool(files.subgid) ?? DEFAULT_POOL;
   const taken = new Set<number>();
-  for (const id of listContainers(root)) {
-    try {
-      const s = readState(statePath(root, id));
-      if (s.config.userns?.auto && s.status !== "stopped" && (isAlive(s.owner) || isAlive(s.init))) taken.add(s.config.userns.uidMap[0]!.host - uidPool.host);
-    } catch {
-      // a container being removed holds nothing
-    }
+  for (const s of readStates(root)) {
+    if (s.config.userns?.auto && s.status !== "stopped" && (isAlive(s.owner) || isAlive(s.init))) taken.add(s.config.userns.uidMap[0]!.host - uidPool.host);
   }
   const blocks = Math.floor(Math.min(uidPool.size, gidPool.size) / AUTO_SIZE);
   for (let b = 0; b < blocks; b++) {

@@ -5,5 +5,5 @@ export { linuxSyscall } from "./linux.ts";
 export { recordingSyscall, type RecordedCall } from "./recording.ts";
 export { NAMESPACES, namespaceFlags, inNetworkNamespace, type NamespaceName } from "./namespaces.ts";
 export * from "./netlink.ts";
-export { startInNamespaces, type StartOptions, type IdMapText } from "./spawn.ts";
+export { startInNamespaces, envp, type StartOptions, type IdMapText } from "./spawn.ts";
 export { koffiModulesDir } from "./_libc.ts";

@@ -15,9 +15,6 @@ export const linuxSyscall: Syscall = {
   pidfdOpen(pid) {
     return check(fn(SYSCALL)(nr("pidfd_open"), "int", pid, "unsigned int", 0), "pidfd_open", `pid ${pid}`);
   },
-  pidfdGetfd(pidfd, fd) {
-    return check(fn(SYSCALL)(nr("pidfd_getfd"), "int", pidfd, "int", fd, "unsigned int", 0), "pidfd_getfd", `fd ${fd}`);
-  },
   pidfdSendSignal(pidfd, sig) {
     check(fn(SYSCALL)(nr("pidfd_send_signal"), "int", pidfd, "int", sig, "void *", null, "unsigned int", 0), "pidfd_send_signal");
   },

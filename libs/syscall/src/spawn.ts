@@ -14,6 +14,11 @@ export interface IdMapText {
   helpers?: boolean;
 }
 
+/** An environment as execve takes it: KEY=VALUE strings. */
+export function envp(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.entries(env).map(([k, v]) => `${k}=${v ?? ""}`);
+}
+
 export interface StartOptions {
   /** CLONE_NEW* flags; CLONE_NEWUSER is added when `userns` is given. */
   flags: number;

@@ -11,7 +11,6 @@ export interface Syscall {
   unshare(flags: number): void;
   setns(fd: number, nstype: number, path?: string): void;
   pidfdOpen(pid: number): number;
-  pidfdGetfd(pidfd: number, fd: number): number;
   pidfdSendSignal(pidfd: number, sig: number): void;
   kill(pid: number, sig: number): void;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
