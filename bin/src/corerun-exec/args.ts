@@ -16,6 +16,8 @@ export const args = {
   "cap-drop": { type: "string", valueHint: "CAP", description: "drop a capability of Docker's default set (repeatable; ALL drops every one)" },
   "lo-up": { type: "boolean", description: "bring the loopback interface of its network namespace up" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "say ready on DIR/ready once loaded, then wait for go on DIR/go (FIFOs)" },
+  oci: { type: "string", valueHint: "CONFIG", description: "take the process, hostname, sysctls and masked paths from an OCI config.json (no CMD then)" },
+  keyring: { type: "string", valueHint: "NAME", description: "join a new session keyring NAME, so the container does not share its caller's keys" },
 } as const satisfies ArgsDef;
 
 export interface ExecOptions {
@@ -31,6 +33,9 @@ export interface ExecOptions {
   /** The capabilities the command keeps (its bounding set). */
   capabilities: number[];
   command: string[];
+  /** An OCI config.json to take the process from. */
+  oci: string | undefined;
+  keyring: string | undefined;
 }
 
 /** An inherited fd that must be open on a cgroup.procs file: writing elsewhere would be harmful. */
@@ -51,7 +56,12 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
   const env = parseEnvVars(ctx.values.env ?? [], hostEnv);
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
-  if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-exec [options] -- CMD [ARGS...]");
+  const oci = ctx.values.oci?.at(-1);
+  if (oci !== undefined && ctx.tail.length) throw new UsageError("--oci takes the command from config.json; give no CMD");
+  if (oci !== undefined && (ctx.values.env?.length || ctx.values.workdir?.length || ctx.values.hostname?.length || ctx.values["cap-add"]?.length || ctx.values["cap-drop"]?.length)) {
+    throw new UsageError("--oci takes env, cwd, hostname and capabilities from config.json; drop -e, -w, --hostname, --cap-add and --cap-drop");
+  }
+  if (oci === undefined && ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-exec [options] -- CMD [ARGS...]");
   // A new /proc over the host's would hide the host's processes from everyone in this namespace.
   if (ctx.flags["mount-proc"] && process.pid !== 1) throw new UsageError("--mount-proc needs corerun-exec to be PID 1 of a new PID namespace (start it with corerun-ns)");
   return {
@@ -66,6 +76,8 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     loUp: ctx.flags["lo-up"] ?? false,
     capabilities: capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []),
     command: ctx.tail,
+    oci,
+    keyring: ctx.values.keyring?.at(-1),
   };
 }
 

@@ -3,6 +3,7 @@ import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { openCgroupProcs } from "@corerun/cgroup";
+import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv } from "./oci.ts";
 import { dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
 
 export const tool = defineTool({
@@ -28,6 +29,7 @@ export const tool = defineTool({
       const syncDir = ctx.values["sync-dir"]?.at(-1);
       if (syncDir) sync = new ExecSide(syncDir);
       const opts = parseExecOptions(ctx);
+      const oci = opts.oci === undefined ? undefined : loadOciProcess(opts.oci);
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...openCgroupProcs(opts.cgroups), ...opts.cgroupFds];
       const lastCap = lastCapability();
@@ -36,8 +38,21 @@ export const tool = defineTool({
         sync.sendReady();
         sync.waitGo();
       }
-      if (opts.mountProc) maskProc(sys);
       if (opts.loUp) sys.setLinkUp("lo");
+      if (opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
+      if (oci) {
+        const { spec } = oci;
+        applyKernelSettings(sys, spec);
+        if (spec.hostname !== undefined) sys.sethostname(spec.hostname);
+        if (spec.domainname !== undefined) sys.setdomainname(spec.domainname);
+        enterWorkdir(spec.process!.cwd);
+        applyRlimits(sys, spec);
+        joinCgroup(sys, cgroupFds, opts.cgroupns);
+        prepareFds(sys);
+        applyUserAndCapabilities(sys, spec, oci.caps, lastCap);
+        return execCommand(sys, { command: spec.process!.args! }, ociEnv(spec));
+      }
+      if (opts.mountProc) maskProc(sys);
       const hostname = setHostname(sys, opts.hostname);
       enterWorkdir(opts.workdir);
       const env = containerEnv(opts, hostname);

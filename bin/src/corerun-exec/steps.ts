@@ -81,7 +81,7 @@ export function lastCapability(): number {
   return Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
 }
 
-export function execCommand(sys: Syscall, opts: ExecOptions, env: string[]): never {
+export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command">, env: string[]): never {
   const path = env.find((e) => e.startsWith("PATH="))?.slice(5);
   const file = findCommand("/", opts.command[0]!, path);
   // A session of its own, as runc's init makes: the container may not reach the caller's

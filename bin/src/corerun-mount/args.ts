@@ -11,6 +11,8 @@ export const args = {
   idmap: { type: "boolean", description: "idmap the rootfs (and volumes marked idmap) through PID's user namespace" },
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
+  oci: { type: "string", valueHint: "CONFIG", description: "mount what an OCI config.json lists (mounts, devices, root.readonly) instead of corerun's /dev, /sys and volumes" },
+  "cgroup-dir": { type: "string", valueHint: "NAME=DIR", description: "with --oci: the container's cgroup directory of hierarchy NAME, for a cgroup mount (repeatable; NAME empty for v2)" },
 } as const satisfies ArgsDef;
 
 export interface MountOptions {
@@ -21,12 +23,15 @@ export interface MountOptions {
   dieWithParent: boolean;
   proc: boolean;
   idmap: boolean;
+  oci: string | undefined;
+  cgroupDirs: { name: string; dir: string }[];
 }
 
 export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): MountOptions {
   const pid = ctx.values.pid?.at(-1);
   if (pid === undefined || !/^[1-9]\d*$/.test(pid)) throw new UsageError(`--pid ${pid ?? "is required"}${pid === undefined ? "" : ": not a process id"}: the pid of the waiting container process`);
   const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
+  if (ctx.values.oci !== undefined && volumes.length) throw new UsageError("--oci takes the mounts from config.json; drop -v");
   const idmapped = volumes.find((v) => v.idmap);
   if (idmapped && !ctx.flags.idmap) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap needs --idmap (a target in its own user namespace)`);
   return {
@@ -38,5 +43,11 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     dieWithParent: ctx.flags["die-with-parent"] ?? false,
     proc: ctx.flags.proc ?? false,
     idmap: ctx.flags.idmap ?? false,
+    oci: ctx.values.oci === undefined ? undefined : resolve(ctx.values.oci.at(-1)!),
+    cgroupDirs: (ctx.values["cgroup-dir"] ?? []).map((text) => {
+      const eq = text.indexOf("=");
+      if (eq < 0 || !text.slice(eq + 1).startsWith("/")) throw new UsageError(`--cgroup-dir ${text}: expected NAME=DIR with an absolute DIR, e.g. memory=/sys/fs/cgroup/memory/corerun/web`);
+      return { name: text.slice(0, eq), dir: text.slice(eq + 1) };
+    }),
   };
 }

@@ -3,6 +3,9 @@ import { defineTool, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { procStartTime } from "@corerun/state";
+import { readSpec } from "@corerun/oci";
+import { dirname } from "node:path";
+import { mountOciTree, readonlyRoot } from "./oci.ts";
 import { bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
@@ -29,6 +32,8 @@ export const tool = defineTool({
     if (!joined && process.geteuid?.() !== 0) return runJoined(sys, opts.pid);
     if (!joined) checkOwnMountNamespace(opts.pid);
     const points = mountPointsFor(opts);
+    // Read before the namespace changes: the path is the host's.
+    const spec = opts.oci === undefined ? undefined : readSpec(dirname(opts.oci), opts.oci);
     const startTime = procStartTime(opts.pid);
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;
     if (joined) makePrivate(sys);
@@ -36,13 +41,19 @@ export const tool = defineTool({
     // Before the bind: host root cannot create files through an idmapped mount (its uid has no
     // mapping there), so missing mount points are made on the rootfs itself.
     createMountPoints(points);
-    bindRootfs(sys, opts.rootfs, userns);
-    mountDev(sys, opts.rootfs);
-    mountSys(sys, opts.rootfs);
-    mountVolumes(sys, opts.rootfs, opts, userns);
+    if (spec) {
+      bindRootfs(sys, opts.rootfs, userns, { nodev: false });
+      mountOciTree(sys, opts.rootfs, spec, opts.cgroupDirs);
+    } else {
+      bindRootfs(sys, opts.rootfs, userns);
+      mountDev(sys, opts.rootfs);
+      mountSys(sys, opts.rootfs);
+      mountVolumes(sys, opts.rootfs, opts, userns);
+    }
     if (opts.syncDir) waitReady(opts.syncDir);
     if (opts.proc) moveProc(sys, opts.rootfs, startTime);
     pivot(sys, opts.rootfs);
+    if (spec?.root?.readonly) readonlyRoot(sys);
     return 0;
   },
 });

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, mkdirSync, openSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync, symlinkSync } from "node:fs";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
   envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
@@ -76,13 +76,14 @@ export async function runJoined(sys: Syscall, pid: number): Promise<number> {
  * namespace, the bind is an idmapped mount instead, so that files owned by host root appear owned
  * by container root and container root's writes land as host root's.
  */
-export function bindRootfs(sys: Syscall, rootfs: string, userns: number | undefined): void {
+export function bindRootfs(sys: Syscall, rootfs: string, userns: number | undefined, opts = { nodev: true }): void {
   if (userns === undefined) sys.mount(rootfs, rootfs, null, MS_BIND | MS_REC);
   else idmappedBind(sys, rootfs, rootfs, userns);
   // Container root keeps CAP_MKNOD, as in Docker, but there is no device cgroup to stop it from
   // opening a node it makes for the host's disk: no device node works on the rootfs or volumes.
-  // The devices the container gets are bind mounts of their own in /dev.
-  sys.mountSetattr(rootfs, MOUNT_ATTR_NODEV, 0, true);
+  // The devices the container gets are bind mounts of their own in /dev. (An OCI bundle brings
+  // its own device cgroup rules.)
+  if (opts.nodev) sys.mountSetattr(rootfs, MOUNT_ATTR_NODEV, 0, true);
 }
 
 /** The user namespace to idmap through, opened while /proc/PID is still the host's. */
@@ -136,10 +137,7 @@ const DEV_LINKS: [string, string][] = [
 export function mountDev(sys: Syscall, rootfs: string): void {
   const dev = resolveInRoot(rootfs, "/dev");
   sys.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k");
-  for (const name of DEVICES) {
-    closeSync(openSync(`${dev}/${name}`, "w", 0o666));
-    sys.mount(`/dev/${name}`, `${dev}/${name}`, null, MS_BIND);
-  }
+  bindDevices(sys, dev);
   mkdirSync(`${dev}/pts`);
   try {
     sys.mount("devpts", `${dev}/pts`, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
@@ -154,6 +152,33 @@ export function mountDev(sys: Syscall, rootfs: string): void {
   sys.mount("mqueue", `${dev}/mqueue`, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC);
   for (const [name, target] of DEV_LINKS) symlinkSync(target, `${dev}/${name}`);
   chmodSync(dev, 0o755);
+}
+
+/** The six harmless devices, as bind mounts of the host's (mknod may be refused, e.g. in a user namespace). */
+function bindDevices(sys: Syscall, dev: string): void {
+  for (const name of DEVICES) {
+    const path = `${dev}/${name}`;
+    if (existsSync(path)) continue;
+    closeSync(openSync(path, "w", 0o666));
+    sys.mount(`/dev/${name}`, path, null, MS_BIND);
+  }
+}
+
+/**
+ * The devices and links runtime-linux.md requires in a /dev that an OCI bundle mounts itself:
+ * null, zero, full, random, urandom, tty, and /dev/fd, stdin, stdout, stderr, ptmx.
+ */
+export function populateDev(sys: Syscall, dev: string): void {
+  mkdirSync(dev, { recursive: true });
+  bindDevices(sys, dev);
+  for (const [name, target] of DEV_LINKS) {
+    if (name === "core") continue;
+    try {
+      symlinkSync(target, `${dev}/${name}`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
 }
 
 /** A read-only sysfs of the container's network namespace, with Docker's /sys masks. */

@@ -1,11 +1,12 @@
-import { closeSync } from "node:fs";
 import { dirname } from "node:path";
-import { defineTool, errorLine, exitCodeOf, runTool, signalNumber, UsageError, waitChild, type ToolContext } from "@corerun/cli";
+import { defineTool, errorLine, exitCodeOf, printJson, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { netPaths } from "@corerun/net";
-import { isAlive, listContainers, openRecorded, readState, readStates, stateRoot, statePath } from "@corerun/state";
+import { isAlive, listContainers, readState, readStates, stateRoot, statePath } from "@corerun/state";
 import type { ArgsDef } from "citty";
-import { findRunning, parseRunConfig, runArgs } from "./args.ts";
+import { parseRunConfig, runArgs } from "./args.ts";
+import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
+import { create, del, featuresTool, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
@@ -104,43 +105,50 @@ const cleanup = defineTool({
 
 const kill = defineTool({
   name: "corerun kill",
-  description: "Send a signal (default SIGKILL, as docker kill) to running containers' first process.",
-  usage: "[options] NAME|ID...",
-  args: { ...rootArg, signal: { type: "string", alias: "s", valueHint: "SIG", description: "signal name or number (default KILL)" } },
+  description: "Send a signal (default SIGKILL, as docker kill) to containers' first process, or with --all to every process.",
+  usage: "[options] NAME|ID... | NAME|ID SIG",
+  args: {
+    ...rootArg,
+    signal: { type: "string", alias: "s", valueHint: "SIG", description: "signal name or number (default KILL)" },
+    all: { type: "boolean", alias: "a", description: "signal every process of the container's cgroup" },
+  },
   tail: "command",
-  examples: ["sudo corerun kill web", "sudo corerun kill -s TERM web   # PID 1 ignores it unless it handles it"],
+  notes: ["runc's form `kill ID SIG` (a number or a name as second word) is taken as -s SIG ID."],
+  examples: ["sudo corerun kill web", "sudo corerun kill -s TERM web   # PID 1 ignores it unless it handles it", "sudo corerun kill --all web 9"],
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
-    const given = ctx.values.signal?.at(-1) ?? "KILL";
-    const sig = /^\d+$/.test(given) ? Number(given) : signalNumber(given.toUpperCase().startsWith("SIG") ? given.toUpperCase() : `SIG${given.toUpperCase()}`);
     if (!ctx.tail.length) throw new UsageError("name the containers to signal; see corerun ps");
-    const targets = ctx.tail.map((ref) => {
-      const state = findRunning(root, ref);
-      if (!state) throw new UsageError(`no running container has the name or id "${ref}"; see corerun ps`);
-      return state;
-    });
+    const runcForm = ctx.tail.length === 2 && ctx.values.signal === undefined && /^(\d+|(SIG)?[A-Z][A-Z0-9+-]*)$/i.test(ctx.tail[1]!) && !findContainer(root, ctx.tail[1]!);
+    const sig = parseSignal(runcForm ? ctx.tail[1] : (ctx.values.signal?.at(-1) ?? "KILL"));
+    const refs = runcForm ? [ctx.tail[0]!] : ctx.tail;
+    for (const ref of refs) mustFind(root, ref);
     // Through a pidfd checked against the recorded start time: never a reused pid.
-    for (const t of targets) {
-      const fd = openRecorded(sys, t.init);
-      if (fd === undefined) continue;
-      try {
-        sys.pidfdSendSignal(fd, sig);
-      } finally {
-        closeSync(fd);
-      }
-    }
+    for (const ref of refs) ociKill(root, ref, sig, ctx.flags.all ?? false);
     return 0;
   },
 });
 
 const ps = defineTool({
   name: "corerun ps",
-  description: "List containers: id, status, first process, command.",
-  usage: "[options]",
-  args: { ...rootArg, json: { type: "boolean", description: "print the state files as a JSON array" } },
-  tail: "none",
+  description: "List containers (id, status, first process, command), or with an id the processes of that container.",
+  usage: "[options] [ID [PS-ARGS...]]",
+  args: {
+    ...rootArg,
+    json: { type: "boolean", description: "print the state files as a JSON array" },
+    format: { type: "string", alias: "f", valueHint: "table|json", description: "with an ID: its processes as ps prints them (table, default) or a JSON array of host pids" },
+  },
+  tail: "command",
+  examples: ["sudo corerun ps", "sudo corerun ps --format json web"],
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
+    if (ctx.tail.length) {
+      const pids = ociPids(root, ctx.tail[0]!);
+      const format = ctx.values.format?.at(-1) ?? "table";
+      if (format === "json") printJson(pids);
+      else if (format === "table") process.stdout.write(psTable(pids, ctx.tail.slice(1)));
+      else throw new UsageError(`--format ${format}: use table or json`);
+      return 0;
+    }
     const states = readStates(root);
     if (ctx.flags.json) {
       process.stdout.write(`${JSON.stringify(states, null, 2)}\n`);
@@ -149,7 +157,7 @@ const ps = defineTool({
     const rows = [["ID", "NAME", "STATUS", "PID", "NETWORK", "COMMAND"], ...states.map((s) => [
       s.id,
       s.config.name ?? "-",
-      s.status === "running" && !isAlive(s.owner) ? "orphaned" : s.status,
+      s.oci ? liveStatus(s) : s.status === "running" && !isAlive(s.owner) ? "orphaned" : s.status,
       String(s.init?.pid ?? "-"),
       s.config.network.mode === "bridge" ? (s.config.network.net ?? netPaths(root).defaultNetwork) : s.config.network.mode,
       s.config.command.join(" "),
@@ -180,6 +188,24 @@ const runTool_ = defineTool({
 });
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...]", subCommands: undefined };
-runTool_.subCommands = { run: runCmd, ps, kill, cleanup };
+const subCommands: Record<string, ToolSpec> = {
+  run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, features: featuresTool,
+};
+runTool_.subCommands = subCommands;
 
-void runTool(runTool_);
+// runc's form first: global options, then a subcommand. Everything else is `corerun [run] ...`.
+let oci: ReturnType<typeof splitGlobals>;
+try {
+  oci = splitGlobals(process.argv.slice(2), Object.keys(subCommands));
+} catch (err) {
+  process.stderr.write(`corerun: ${errorLine(err)}\n`);
+  process.exit(125);
+}
+if (oci && "version" in oci) {
+  printVersion();
+  process.exit(0);
+} else if (oci) {
+  void runOci(subCommands[oci.sub]!, oci.rest, oci.globals);
+} else {
+  void runTool(runTool_);
+}

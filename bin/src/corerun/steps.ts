@@ -88,12 +88,12 @@ export function createState(cfg: RunConfig): Container {
  * must reach the sync FIFOs (and may write its /etc files), but nothing else of the state. The
  * directories become traversable, not listable; state.json stays root's.
  */
-function handToContainerRoot(root: string, dir: string, userns: { uidMap: IdRange[]; gidMap: IdRange[] }): void {
+export function handToContainerRoot(root: string, dir: string, userns: { uidMap: IdRange[]; gidMap: IdRange[] }, files = [readyPath(dir), goPath(dir), ...etcVolumes(dir).map((v) => v.source)]): void {
   const uid = hostIdOf(userns.uidMap, 0)!;
   const gid = hostIdOf(userns.gidMap, 0)!;
   chmodSync(root, 0o711);
   chmodSync(dir, 0o711);
-  for (const f of [readyPath(dir), goPath(dir), ...etcVolumes(dir).map((v) => v.source)]) chownSync(f, uid, gid);
+  for (const f of files) chownSync(f, uid, gid);
 }
 
 /**
@@ -205,7 +205,7 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, to
     writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode }));
     return;
   }
-  await runTool_(tools, "corerun-net", netArgs(cfg, c, pid));
+  await runChild(tools, "corerun-net", netArgs(cfg, c, pid));
 }
 
 /**
@@ -262,12 +262,12 @@ export class ToolFailed extends Error {
   }
 }
 
-export function recordInit(c: Container, pid: number): State {
+export function recordInit(c: Pick<Container, "path">, pid: number): State {
   return updateState(c.path, () => ({ init: { pid, startTime: procStartTime(pid) ?? 0 } }));
 }
 
 export function buildTree(cfg: RunConfig, c: Container, pid: number, tools: Tools): Promise<void> {
-  return runTool_(tools, "corerun-mount", [...mountArgs(cfg, pid, c.dir), "--die-with-parent"]);
+  return runChild(tools, "corerun-mount", [...mountArgs(cfg, pid, c.dir), "--die-with-parent"]);
 }
 
 /** The tools corerun runs during a start, to stop them when the start ends early. */
@@ -277,7 +277,7 @@ export type Tools = ChildProcess[];
  * Runs one tool to its end. It gets a process group of its own: a Ctrl-C on the terminal reaches
  * corerun, which aborts the start, instead of killing the tool halfway.
  */
-async function runTool_(tools: Tools, name: string, args: string[]): Promise<void> {
+export async function runChild(tools: Tools, name: string, args: string[]): Promise<void> {
   const [node, tool] = toolCommand(name);
   const child = spawn(node!, [tool!, ...args], { stdio: ["ignore", name === "corerun-net" ? "ignore" : "inherit", "inherit"], detached: true });
   tools.push(child);
@@ -354,9 +354,9 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
     });
     if (s.config.network.mode === "bridge") step("network", () => void netTeardown({ root, id }));
     if (s.cgroup) {
-      const { name, parent } = s.cgroup;
+      const { name, parent, devices } = s.cgroup;
       step("cgroup", () => {
-        const cg = cgroupManager({ name, parent });
+        const cg = cgroupManager({ name, parent, devices });
         cg.killAll();
         cg.remove();
       });

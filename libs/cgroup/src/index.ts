@@ -4,8 +4,8 @@ export {
 } from "./detect.ts";
 export { nodeCgroupFs, type CgroupFs } from "./fs.ts";
 export {
-  parseLimits, parseMemory, parseCpuPercent, parsePids, describeLimits, formatBytes, MEMORY_FLOOR, CPU_PERIOD, CPU_MIN_QUOTA,
-  type Limits, type LimitInput,
+  parseLimits, deviceRuleText, parseMemory, parseCpuPercent, parsePids, describeLimits, formatBytes, MEMORY_FLOOR, CPU_PERIOD, CPU_MIN_QUOTA,
+  type Limits, type LimitInput, type DeviceRule,
 } from "./limits.ts";
 export {
   cgroupManager, oomReport, listCgroups, validateName, normalizeParent, DEFAULT_PARENT, type CgroupManager, type CgroupOptions, type LimitController,

@@ -12,6 +12,30 @@ export interface Limits {
   cpu?: { quota: number; period: number };
   /** pids.max: tasks (processes and threads) the cgroup may hold. */
   pids?: number;
+  /**
+   * Memory plus swap in bytes (the OCI and v1 memsw meaning), -1 for no swap limit. Absent: swap
+   * does not extend the memory limit.
+   */
+  swap?: number;
+  /** Relative CPU weight, in v1 cpu.shares units (2-262144; v2 converts to cpu.weight). */
+  cpuShares?: number;
+  /** Device access rules, in order; only on a host with the v1 devices hierarchy. */
+  devices?: DeviceRule[];
+}
+
+/** One device cgroup rule: type a|b|c, -1 for any major or minor, access a subset of rwm. */
+export interface DeviceRule {
+  allow: boolean;
+  type: "a" | "b" | "c";
+  major: number;
+  minor: number;
+  access: string;
+}
+
+/** A rule as devices.allow and devices.deny take it: "c 1:3 rwm", "a *:* rwm". */
+export function deviceRuleText(r: DeviceRule): string {
+  const n = (x: number) => (x < 0 ? "*" : String(x));
+  return `${r.type} ${n(r.major)}:${n(r.minor)} ${r.access}`;
 }
 
 /** The limits as a user spells them (flag values); each field is optional. */
@@ -99,5 +123,6 @@ export function describeLimits(limits: Limits): string {
   if (limits.memory !== undefined) parts.push(`memory ${formatBytes(limits.memory)}`);
   if (limits.cpu) parts.push(`cpu ${Number(((limits.cpu.quota / limits.cpu.period) * 100).toFixed(1))}%`);
   if (limits.pids !== undefined) parts.push(`pids ${limits.pids}`);
+  if (limits.cpuShares !== undefined) parts.push(`cpu shares ${limits.cpuShares}`);
   return parts.join(", ") || "no limits";
 }

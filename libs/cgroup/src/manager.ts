@@ -11,8 +11,8 @@ import { enableController, v2CanKill, v2CpuUsage, v2Freeze, v2Kill, V2_UNITS } f
 export const DEFAULT_PARENT = "corerun";
 
 /** The controllers a limit can need. */
-export type LimitController = "memory" | "cpu" | "pids";
-const LIMIT_CONTROLLERS: readonly LimitController[] = ["memory", "cpu", "pids"];
+export type LimitController = "memory" | "cpu" | "pids" | "devices";
+const LIMIT_CONTROLLERS: readonly LimitController[] = ["memory", "cpu", "pids", "devices"];
 
 /** One directory of the cgroup: in the v2 hierarchy, or in one v1 hierarchy. */
 interface CgroupDir {
@@ -58,6 +58,8 @@ export interface CgroupOptions extends LayoutOptions {
   parent?: string;
   /** The host's layout, when already discovered (or made up for a test). */
   layout?: CgroupLayout;
+  /** Also place the cgroup in the v1 devices hierarchy, for device rules. */
+  devices?: boolean;
 }
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -110,7 +112,9 @@ class Manager implements CgroupManager {
     };
     // Per controller: the v2 hierarchy when it offers it, else the v1 hierarchy that mounts it.
     for (const c of LIMIT_CONTROLLERS) {
-      if (this.v2 && v2Controllers.includes(c)) {
+      if (c === "devices" && !opts.devices) continue;
+      // cgroup v2 has no devices files (its filter is an eBPF program): only v1 can take rules.
+      if (this.v2 && c !== "devices" && v2Controllers.includes(c)) {
         this.v2.controllers.push(c);
         this.route[c] = this.v2;
       } else {
@@ -144,6 +148,9 @@ class Manager implements CgroupManager {
   }
 
   private unavailable(c: LimitController): Error {
+    if (c === "devices") {
+      return new Error(`device rules need the v1 devices hierarchy, which this host does not mount (cgroup v2 filters devices with eBPF, which corerun does not load yet)`);
+    }
     const why: string[] = [];
     if (this.layout.unified) {
       const offered = this.layout.v2Controllers.join(" ") || "none";
@@ -157,7 +164,8 @@ class Manager implements CgroupManager {
   private needed(limits: Limits): LimitController[] {
     const need: LimitController[] = [];
     if (limits.memory !== undefined) need.push("memory");
-    if (limits.cpu) need.push("cpu");
+    if (limits.cpu || limits.cpuShares !== undefined) need.push("cpu");
+    if (limits.devices) need.push("devices");
     if (limits.pids !== undefined) need.push("pids");
     for (const c of need) if (!this.route[c]) throw this.unavailable(c);
     return need;
@@ -224,7 +232,7 @@ class Manager implements CgroupManager {
   apply(limits: Limits): void {
     for (const c of this.needed(limits)) {
       const dir = this.route[c]!;
-      (dir.kind === "v2" ? V2_UNITS : V1_UNITS)[c].apply(this.fs, dir.path, limits);
+      (dir.kind === "v2" && c !== "devices" ? V2_UNITS[c] : V1_UNITS[c]).apply(this.fs, dir.path, limits);
     }
   }
 
@@ -254,7 +262,7 @@ class Manager implements CgroupManager {
     const out = emptyStats();
     for (const c of LIMIT_CONTROLLERS) {
       const dir = this.route[c];
-      if (dir) (dir.kind === "v2" ? V2_UNITS : V1_UNITS)[c].stats(this.fs, dir.path, out);
+      if (dir) (dir.kind === "v2" && c !== "devices" ? V2_UNITS[c] : V1_UNITS[c]).stats(this.fs, dir.path, out);
     }
     out.cpu.usageUsec = this.v2 ? v2CpuUsage(this.fs, this.v2.path) : this.cpuacct ? v1CpuUsage(this.fs, this.cpuacct.path) : null;
     out.processes = this.pids().length;

@@ -7,19 +7,22 @@ import type { CgroupFs } from "./fs.ts";
 import { waitFor } from "./fs.ts";
 import { readKeyed, readNumber, readOptional, writeValue } from "./files.ts";
 import type { ControllerUnit } from "./v2.ts";
+import { deviceRuleText } from "./limits.ts";
 
 export const v1Memory: ControllerUnit = {
   apply(fs, dir, limits) {
     if (limits.memory === undefined) return;
     const value = String(limits.memory);
+    const memsw = limits.swap === undefined ? value : String(limits.swap);
     // memsw (memory + swap) exists when the kernel accounts swap; set equal to the memory limit, so
     // swap does not extend it. The kernel keeps memsw >= memory at every step: raise memsw first
     // when raising, lower it last when lowering.
     const hasMemsw = fs.exists(join(dir, "memory.memsw.limit_in_bytes"));
     const current = readNumber(fs, dir, "memory.limit_in_bytes") ?? Infinity;
-    if (hasMemsw && limits.memory > current) writeValue(fs, dir, "memory.memsw.limit_in_bytes", value);
+    if (!hasMemsw && limits.swap !== undefined) throw new Error(`a swap limit needs ${join(dir, "memory.memsw.limit_in_bytes")}, which this kernel lacks (swap accounting is off)`);
+    if (hasMemsw && limits.memory > current) writeValue(fs, dir, "memory.memsw.limit_in_bytes", memsw);
     writeValue(fs, dir, "memory.limit_in_bytes", value);
-    if (hasMemsw && limits.memory <= current) writeValue(fs, dir, "memory.memsw.limit_in_bytes", value);
+    if (hasMemsw && limits.memory <= current) writeValue(fs, dir, "memory.memsw.limit_in_bytes", memsw);
   },
   stats(fs, dir, out) {
     out.memory.current = readNumber(fs, dir, "memory.usage_in_bytes");
@@ -31,6 +34,7 @@ export const v1Memory: ControllerUnit = {
 
 export const v1Cpu: ControllerUnit = {
   apply(fs, dir, limits) {
+    if (limits.cpuShares !== undefined) writeValue(fs, dir, "cpu.shares", String(limits.cpuShares));
     if (!limits.cpu) return;
     writeValue(fs, dir, "cpu.cfs_period_us", String(limits.cpu.period));
     writeValue(fs, dir, "cpu.cfs_quota_us", String(limits.cpu.quota));
@@ -52,7 +56,20 @@ export const v1Pids: ControllerUnit = {
   },
 };
 
-export const V1_UNITS = { memory: v1Memory, cpu: v1Cpu, pids: v1Pids } as const;
+/**
+ * The device cgroup: everything denied first, then the rules in order, as runc writes them. A
+ * child starts with its parent's list, so the leading deny is what makes the rules the whole list.
+ */
+export const v1Devices: ControllerUnit = {
+  apply(fs, dir, limits) {
+    if (!limits.devices) return;
+    writeValue(fs, dir, "devices.deny", "a");
+    for (const r of limits.devices) writeValue(fs, dir, r.allow ? "devices.allow" : "devices.deny", deviceRuleText(r));
+  },
+  stats() {},
+};
+
+export const V1_UNITS = { memory: v1Memory, cpu: v1Cpu, pids: v1Pids, devices: v1Devices } as const;
 
 /** cpuacct.usage is in nanoseconds. */
 export function v1CpuUsage(fs: CgroupFs, dir: string): number | null {

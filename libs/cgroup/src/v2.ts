@@ -21,7 +21,9 @@ export const v2Memory: ControllerUnit = {
     writeValue(fs, dir, "memory.max", String(limits.memory));
     // v2 accounts swap apart from memory.max: without swap.max 0, a process could use its limit a
     // second time in swap. The file exists only when the kernel accounts swap.
-    if (fs.exists(join(dir, "memory.swap.max"))) writeValue(fs, dir, "memory.swap.max", "0");
+    const swap = limits.swap === undefined ? "0" : limits.swap < 0 ? "max" : String(limits.swap - limits.memory);
+    if (fs.exists(join(dir, "memory.swap.max"))) writeValue(fs, dir, "memory.swap.max", swap);
+    else if (limits.swap !== undefined) throw new Error(`a swap limit needs ${join(dir, "memory.swap.max")}, which this kernel lacks (swap accounting is off)`);
   },
   stats(fs, dir, out) {
     out.memory.current = readNumber(fs, dir, "memory.current");
@@ -34,6 +36,8 @@ export const v2Memory: ControllerUnit = {
 export const v2Cpu: ControllerUnit = {
   apply(fs, dir, limits) {
     if (limits.cpu) writeValue(fs, dir, "cpu.max", `${limits.cpu.quota} ${limits.cpu.period}`);
+    // The conversion runc and crun use: shares 2..262144 onto weight 1..10000.
+    if (limits.cpuShares !== undefined) writeValue(fs, dir, "cpu.weight", String(1 + Math.floor(((limits.cpuShares - 2) * 9999) / 262142)));
   },
   stats(fs, dir, out) {
     const [quota, period] = (readOptional(fs, dir, "cpu.max") ?? "").trim().split(/\s+/);

@@ -78,7 +78,7 @@ export function helpText(spec: ToolSpec): string {
  * Runs a tool: parses argv, runs it, exits with the status from the one exit-code table. Errors
  * print as one line "tool: message" and exit 125 (126/127 when the command cannot be run).
  */
-export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slice(2)): Promise<never> {
+export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slice(2), opts: { onError?: (line: string) => void } = {}): Promise<never> {
   let log = createLogger(spec.name);
   let code: number;
   try {
@@ -95,6 +95,7 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
     code = await active.run({ values: split.values, flags: split.flags, tail: split.tail, log });
   } catch (err) {
     log.error(errorLine(err));
+    opts.onError?.(errorLine(err));
     if (process.env.CORERUN_LOG === "debug" && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     code = exitCodeForError(err);
   }

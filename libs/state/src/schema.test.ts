@@ -43,7 +43,7 @@ describe("parseState", () => {
   });
 
   const bad: [string, (s: State) => void, RegExp][] = [
-    ["an unknown status", (s) => (s.status = "paused" as never), /: status: /],
+    ["an unknown status", (s) => (s.status = "exited" as never), /: status: /],
     ["an id that is not 12 hex digits", (s) => (s.id = "../../etc"), /: id: /],
     ["another version", (s) => (s.version = 2 as never), /: version: /],
     ["an empty command", (s) => (s.config.command = []), /: config\.command: /],
@@ -73,9 +73,12 @@ describe("parseState", () => {
 describe("status transitions", () => {
   const all = Status.options;
 
-  test("creating may start or fail, running may stop, stopped is final", () => {
+  test("the runtime-spec's lifecycle with runc's paused: creating → created → running ⇄ paused → stopped", () => {
     const allowed = all.flatMap((from) => all.filter((to) => canTransition(from, to)).map((to) => `${from}->${to}`));
-    assert.deepEqual(allowed.sort(), ["creating->running", "creating->stopped", "running->stopped"]);
+    assert.deepEqual(allowed.sort(), [
+      "created->running", "created->stopped", "creating->created", "creating->running", "creating->stopped",
+      "paused->running", "paused->stopped", "running->paused", "running->stopped",
+    ]);
   });
 
   test("no status goes back or stays put through a transition", () => {

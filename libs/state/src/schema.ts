@@ -2,13 +2,19 @@ import * as v from "valibot";
 
 export const STATE_VERSION = 1;
 
-/** creating → running → stopped; creating → stopped when the start fails. */
-export const Status = v.picklist(["creating", "running", "stopped"]);
+/**
+ * The runtime-spec's lifecycle, with runc's paused: creating → created (everything set up, the
+ * first process waiting for start) → running ⇄ paused → stopped. `corerun run` goes from
+ * creating straight to running; a failed start goes to stopped from anywhere.
+ */
+export const Status = v.picklist(["creating", "created", "running", "paused", "stopped"]);
 export type Status = v.InferOutput<typeof Status>;
 
 const TRANSITIONS: Record<Status, readonly Status[]> = {
-  creating: ["running", "stopped"],
-  running: ["stopped"],
+  creating: ["created", "running", "stopped"],
+  created: ["running", "stopped"],
+  running: ["paused", "stopped"],
+  paused: ["running", "stopped"],
   stopped: [],
 };
 
@@ -17,6 +23,24 @@ export function canTransition(from: Status, to: Status): boolean {
 }
 
 export const ID_PATTERN = /^[0-9a-f]{12}$/;
+
+/** runc's container ids, which engines choose: an OCI container's id is its corerun name. */
+export const OCI_ID_PATTERN = /^[A-Za-z0-9_+-][A-Za-z0-9_+.-]{0,1023}$/;
+
+const HookRef = v.object({ path: v.string(), args: v.optional(v.array(v.string())), env: v.optional(v.array(v.string())), timeout: v.optional(v.number()) });
+
+/** What an OCI container keeps from its bundle: `state` reports it, `delete` runs poststop. */
+export const OciState = v.object({
+  bundle: v.string(),
+  ociVersion: v.string(),
+  annotations: v.optional(v.record(v.string(), v.string()), {}),
+  /** The poststop hooks, as config.json had them at create (config.json may change or go). */
+  poststop: v.optional(v.array(HookRef), []),
+  /** startContainer and poststart hooks, run by `start`. */
+  startContainer: v.optional(v.array(HookRef), []),
+  poststart: v.optional(v.array(HookRef), []),
+});
+export type OciState = v.InferOutput<typeof OciState>;
 
 const Pid = v.pipe(v.number(), v.integer(), v.minValue(1));
 
@@ -29,7 +53,8 @@ export type Volume = v.InferOutput<typeof Volume>;
 
 /** none: own namespace, loopback only; host: the host's; bridge: a veth on a bridge; container: another's. */
 export const Network = v.object({
-  mode: v.picklist(["none", "host", "bridge", "container"]),
+  /** external: namespaces an OCI bundle joins by path (a netns an engine set up). */
+  mode: v.picklist(["none", "host", "bridge", "container", "external"]),
   /** bridge: the network (bridge) name. */
   net: v.optional(v.string()),
   subnet: v.optional(v.string()),
@@ -45,6 +70,8 @@ export const Limits = v.object({
   memory: v.optional(v.number()),
   cpu: v.optional(v.object({ quota: v.number(), period: v.number() })),
   pids: v.optional(v.number()),
+  swap: v.optional(v.number()),
+  cpuShares: v.optional(v.number()),
 });
 
 const IdRangeSchema = v.object({ container: v.number(), host: v.number(), size: v.number() });
@@ -81,7 +108,9 @@ export const State = v.object({
   init: v.optional(ProcessRef),
   exitCode: v.optional(v.number()),
   /** The container's cgroup, recorded before it is created: hierarchy → directory ("" is v2). */
-  cgroup: v.optional(v.object({ name: v.string(), parent: v.string(), paths: v.record(v.string(), v.string()) })),
+  cgroup: v.optional(v.object({ name: v.string(), parent: v.string(), paths: v.record(v.string(), v.string()), devices: v.optional(v.boolean()) })),
+  /** Containers made by the OCI commands (create, run --bundle): their bundle and hooks. */
+  oci: v.optional(OciState),
   /**
    * Mount points corerun creates in the user's rootfs because they were missing; recorded before
    * they are created and removed again (when still empty) when the container ends.

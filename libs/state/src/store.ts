@@ -83,7 +83,7 @@ export function withLock<T>(path: string, fn: () => T, sys: Syscall = linuxSysca
 export function createContainer(
   root: string,
   config: ContainerConfig,
-  extra: Partial<Pick<State, "owner" | "mountPoints">> = {},
+  extra: Partial<Pick<State, "owner" | "mountPoints" | "oci">> = {},
 ): { id: string; dir: string; path: string; state: State } {
   checkStateRoot(root);
   for (;;) {

@@ -42,6 +42,15 @@ export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_CAPBSET_DROP = 24;
 export const PR_CAP_AMBIENT = 47;
 export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+export const PR_CAP_AMBIENT_RAISE = 2;
+export const PR_SET_KEEPCAPS = 8;
+export const PR_SET_NO_NEW_PRIVS = 38;
+
+/** RLIMIT_* numbers of <asm-generic/resource.h>, by the runtime-spec's names. */
+export const RLIMIT_NUMBERS: Record<string, number> = {
+  RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4, RLIMIT_RSS: 5, RLIMIT_NPROC: 6, RLIMIT_NOFILE: 7,
+  RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9, RLIMIT_LOCKS: 10, RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12, RLIMIT_NICE: 13, RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
+};
 
 /** Capability numbers from <linux/capability.h>, by the names users write (without CAP_). */
 export const CAPABILITIES: Record<string, number> = {

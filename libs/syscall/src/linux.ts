@@ -145,4 +145,42 @@ export const linuxSyscall: Syscall = {
     }
     check(fn("int sigprocmask(int how, const uint8_t *set, uint8_t *oldset)")(2 /* SIG_SETMASK */, Buffer.alloc(128), null), "sigprocmask");
   },
+  setresgid(gid) {
+    check(fn("int setresgid(unsigned int r, unsigned int e, unsigned int s)")(gid, gid, gid), "setresgid", `gid ${gid}`);
+  },
+  setgroups(gids) {
+    check(fn("int setgroups(size_t size, const uint32_t *list)")(gids.length, Uint32Array.from(gids)), "setgroups");
+  },
+  setrlimit(resource, soft, hard) {
+    // struct rlimit64 { u64 cur, max }; RLIM_INFINITY is ~0.
+    const lim = Buffer.alloc(16);
+    const u64 = (n: number) => (n >= 2 ** 53 ? 0xffffffffffffffffn : BigInt(n));
+    lim.writeBigUInt64LE(u64(soft), 0);
+    lim.writeBigUInt64LE(u64(hard), 8);
+    check(fn("int prlimit(int pid, int resource, const uint8_t *limit, uint8_t *old)")(0, resource, lim, null), "prlimit", `resource ${resource}`);
+  },
+  capset(sets) {
+    const header = Buffer.alloc(8);
+    header.writeUInt32LE(0x20080522, 0);
+    const data = Buffer.alloc(24);
+    const mask = (caps: readonly number[], word: number) => caps.filter((c) => c >= word * 32 && c < word * 32 + 32).reduce((m, c) => m | (1 << (c % 32)), 0) >>> 0;
+    for (const word of [0, 1]) {
+      data.writeUInt32LE(mask(sets.effective, word), word * 12);
+      data.writeUInt32LE(mask(sets.permitted, word), word * 12 + 4);
+      data.writeUInt32LE(mask(sets.inheritable, word), word * 12 + 8);
+    }
+    check(fn("int capset(void *header, const uint8_t *data)")(header, data), "capset");
+  },
+  setdomainname(name) {
+    check(fn("int setdomainname(const char *name, size_t len)")(name, Buffer.byteLength(name)), "setdomainname", name);
+  },
+  joinSessionKeyring(name) {
+    check(fn(SYSCALL)(nr("keyctl"), "int", 1 /* KEYCTL_JOIN_SESSION_KEYRING */, "const char *", name), "keyctl", name);
+  },
+  mknod(path, type, mode, major, minor) {
+    const kind = type === "c" ? 0o020000 : type === "b" ? 0o060000 : 0o010000;
+    // makedev() of glibc: the major's low 12 bits at 8, the minor's low 8 bits at 0, the rest above.
+    const dev = ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(major) & ~0xfffn) << 32n) | (BigInt(minor) & 0xffn) | ((BigInt(minor) & ~0xffn) << 12n);
+    check(fn("int mknod(const char *path, unsigned int mode, uint64_t dev)")(path, kind | (mode & 0o7777), dev), "mknod", path);
+  },
 };

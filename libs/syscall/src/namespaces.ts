@@ -50,3 +50,57 @@ export function inNetworkNamespace<T>(sys: Syscall, target: number | string | { 
     closeSync(own);
   }
 }
+
+/** The clone flag of each namespace Node's main thread can join and leave again by path. */
+const JOINABLE: Record<string, { flag: number; proc: string }> = {
+  pid: { flag: CLONE_NEWPID, proc: "pid_for_children" },
+  uts: { flag: CLONE_NEWUTS, proc: "uts" },
+  ipc: { flag: CLONE_NEWIPC, proc: "ipc" },
+  network: { flag: CLONE_NEWNET, proc: "net" },
+  cgroup: { flag: CLONE_NEWCGROUP, proc: "cgroup" },
+};
+
+/** Whether Node's main thread can join a namespace of this type (the user and mount ones it cannot). */
+export function canJoinByPath(type: string): boolean {
+  return type in JOINABLE;
+}
+
+/**
+ * Runs fn with Node's main thread in the namespaces at these paths (an OCI bundle's
+ * linux.namespaces[].path), then moves it back. Joining a PID namespace sets the namespace of the
+ * thread's next children, not its own: a child cloned inside fn is born in it. fn must be
+ * synchronous (only the main thread moves).
+ */
+export function inNamespaces<T>(sys: Syscall, joins: readonly { type: string; path: string }[], fn: () => T): T {
+  const opened: { own: number; target: number; flag: number; path: string; proc: string }[] = [];
+  try {
+    for (const j of joins) {
+      const ns = JOINABLE[j.type];
+      if (!ns) throw new Error(`the ${j.type} namespace cannot be joined by path here`);
+      const own = openSync(`/proc/thread-self/ns/${ns.proc}`, "r");
+      let target: number;
+      try {
+        target = openSync(j.path, "r");
+      } catch (err) {
+        closeSync(own);
+        throw new Error(`cannot open the ${j.type} namespace ${j.path} (${(err as NodeJS.ErrnoException).code})`);
+      }
+      opened.push({ own, target, flag: ns.flag, path: j.path, proc: ns.proc });
+    }
+    const entered: typeof opened = [];
+    try {
+      for (const o of opened) {
+        sys.setns(o.target, o.flag, o.path);
+        entered.push(o);
+      }
+      return fn();
+    } finally {
+      for (const o of entered.reverse()) sys.setns(o.own, o.flag, `/proc/thread-self/ns/${o.proc}`);
+    }
+  } finally {
+    for (const o of opened) {
+      closeSync(o.own);
+      closeSync(o.target);
+    }
+  }
+}

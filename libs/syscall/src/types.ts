@@ -56,4 +56,17 @@ export interface Syscall {
   setresuid(uid: number): void;
   /** Default disposition for every signal and an empty mask, for the process about to exec. */
   resetSignals(): void;
+  // Credentials and limits of the process about to exec (glibc's wrappers apply them to every
+  // thread of a Node process, which is what a later execve from any thread needs).
+  setresgid(gid: number): void;
+  setgroups(gids: readonly number[]): void;
+  /** prlimit(2) on the calling process; values above 2^53 mean unlimited. */
+  setrlimit(resource: number, soft: number, hard: number): void;
+  /** capset(2) of the calling thread's effective, permitted and inheritable sets. */
+  capset(sets: { effective: readonly number[]; permitted: readonly number[]; inheritable: readonly number[] }): void;
+  setdomainname(name: string): void;
+  /** A new anonymous session keyring (keyctl JOIN_SESSION_KEYRING), as runc gives each container. */
+  joinSessionKeyring(name: string): void;
+  /** mknod(2): type "c" or "b" with major/minor, or "p" for a FIFO. */
+  mknod(path: string, type: "c" | "b" | "p", mode: number, major: number, minor: number): void;
 }

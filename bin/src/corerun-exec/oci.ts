@@ -1,0 +1,90 @@
+/**
+ * corerun-exec --oci CONFIG: the last step of an OCI container's first process, taken from the
+ * bundle's config.json (the copy `corerun create` keeps): the process (args, env, cwd, user,
+ * capabilities, rlimits, no_new_privs), hostname, domainname, sysctls, masked and read-only
+ * paths. Applied in runc's order, inside the container after pivot_root.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { UsageError } from "@corerun/cli";
+import { planCapabilities, readSpec, type CapabilityPlan, type Spec } from "@corerun/oci";
+import { maskPaths, readonlyPaths } from "@corerun/rootfs";
+import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, type Syscall } from "@corerun/syscall";
+import { dirname } from "node:path";
+
+export interface OciProcess {
+  spec: Spec;
+  caps: CapabilityPlan;
+}
+
+/** Reads and checks the config before anything happens, so a bad one is reported on "ready". */
+export function loadOciProcess(configPath: string): OciProcess {
+  const spec = readSpec(dirname(configPath), configPath);
+  if (!spec.process?.args?.length) throw new UsageError(`${configPath}: process.args is empty; name the program to run`);
+  return { spec, caps: planCapabilities(spec) };
+}
+
+/**
+ * Sysctls first, while /proc/sys is still writable; then the read-only and masked paths, from
+ * inside, where /proc is the container's own.
+ */
+export function applyKernelSettings(sys: Syscall, spec: Spec): void {
+  for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
+    if (!/^[A-Za-z0-9_.\/-]+$/.test(key) || key.includes("..")) throw new Error(`linux.sysctl: "${key}" is not a sysctl name`);
+    try {
+      writeFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, value);
+    } catch (err) {
+      throw new Error(`linux.sysctl ${key}=${value}: cannot be set in the container (${(err as NodeJS.ErrnoException).code}); only namespaced sysctls can`);
+    }
+  }
+  readonlyPaths(sys, "/", spec.linux?.readonlyPaths ?? []);
+  maskPaths(sys, "/", spec.linux?.maskedPaths ?? []);
+}
+
+/** The environment exactly as config.json gives it, plus HOME from /etc/passwd when missing (as runc). */
+export function ociEnv(spec: Spec): string[] {
+  const env = [...(spec.process!.env ?? [])];
+  if (!env.some((e) => e.startsWith("HOME="))) env.push(`HOME=${homeOf(spec.process!.user.uid)}`);
+  return env;
+}
+
+function homeOf(uid: number): string {
+  try {
+    for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 6 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/";
+    }
+  } catch {
+    // no /etc/passwd in the image
+  }
+  return "/";
+}
+
+export function applyRlimits(sys: Syscall, spec: Spec): void {
+  for (const r of spec.process!.rlimits ?? []) {
+    if (r.soft > r.hard) throw new Error(`process.rlimits ${r.type}: soft ${r.soft} is above hard ${r.hard}`);
+    sys.setrlimit(RLIMIT_NUMBERS[r.type]!, r.soft, r.hard);
+  }
+}
+
+/**
+ * runc's order: shrink the bounding set, keep the permitted set across the uid change, change
+ * groups, gid and uid, then set the effective, permitted and inheritable sets and raise the
+ * ambient ones. The kernel clears the capabilities of a process whose uids all leave 0 unless
+ * KEEPCAPS is set.
+ */
+export function applyUserAndCapabilities(sys: Syscall, spec: Spec, caps: CapabilityPlan, lastCap: number): void {
+  const user = spec.process!.user;
+  for (let cap = 0; cap <= lastCap; cap++) if (!caps.bounding.includes(cap)) sys.prctl(PR_CAPBSET_DROP, cap);
+  sys.prctl(PR_SET_KEEPCAPS, 1);
+  sys.setgroups(user.additionalGids ?? []);
+  sys.setresgid(user.gid);
+  sys.setresuid(user.uid);
+  sys.prctl(PR_SET_KEEPCAPS, 0);
+  sys.capset({ effective: caps.effective, permitted: caps.permitted, inheritable: caps.inheritable });
+  // The kernel raises an ambient capability only if it is permitted and inheritable; bundles
+  // (runc spec's own template) list ambient ones without inheritable, which runc and crun then
+  // leave out too. For uid 0 it changes nothing: exec gives root its bounding set.
+  for (const cap of caps.ambient) if (caps.inheritable.includes(cap) && caps.permitted.includes(cap)) sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap);
+  if (user.umask !== undefined) process.umask(user.umask);
+  if (spec.process!.noNewPrivileges) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);
+}

@@ -1,0 +1,104 @@
+/**
+ * corerun-mount --oci CONFIG: the container's tree as an OCI bundle's config.json lists it, in
+ * order, instead of corerun's own /dev, /sys and volumes. Each destination is resolved inside the
+ * rootfs (a symlink in the image cannot send a mount onto the host, CVE-2021-30465).
+ */
+import { closeSync, lchownSync, mkdirSync, openSync, statSync, lstatSync } from "node:fs";
+import { dirname } from "node:path";
+import { bindRemountFlags, planMounts, type MountPlan, type Spec, MOUNT_FLAGS } from "@corerun/oci";
+import { resolveInRoot } from "@corerun/rootfs";
+import { isErrno, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
+import { populateDev } from "./steps.ts";
+
+/** Makes the mount point: a directory, or an empty file when a file is bind-mounted. */
+function mountPoint(target: string, file: boolean): void {
+  try {
+    lstatSync(target);
+    return;
+  } catch {
+    // missing: made below
+  }
+  mkdirSync(file ? dirname(target) : target, { recursive: true, mode: 0o755 });
+  if (file) closeSync(openSync(target, "a", 0o644));
+}
+
+/** A cgroup mount: the container's own cgroup directories, one per hierarchy, as runc binds them on v1. */
+function mountCgroups(sys: Syscall, target: string, plan: MountPlan, dirs: readonly { name: string; dir: string }[]): void {
+  const ro = (plan.flags & MS_RDONLY) !== 0;
+  const flags = plan.flags & ~(MS_RDONLY | MOUNT_FLAGS.BIND | MS_REC | MOUNT_FLAGS.REMOUNT);
+  if (dirs.length === 1 && dirs[0]!.name === "") {
+    sys.mount(dirs[0]!.dir, target, null, MS_BIND);
+    sys.mount(null, target, null, MS_BIND | MS_REMOUNT | flags | (ro ? MS_RDONLY : 0));
+    return;
+  }
+  sys.mount("tmpfs", target, "tmpfs", flags, "mode=755");
+  for (const { name, dir } of dirs) {
+    const at = `${target}/${name}`;
+    mkdirSync(at, { recursive: true });
+    sys.mount(dir, at, null, MS_BIND);
+    sys.mount(null, at, null, MS_BIND | MS_REMOUNT | flags | (ro ? MS_RDONLY : 0));
+  }
+  if (ro) sys.mount(null, target, null, MS_REMOUNT | MS_RDONLY | flags);
+}
+
+function mountOne(sys: Syscall, rootfs: string, plan: MountPlan, cgroupDirs: readonly { name: string; dir: string }[]): void {
+  const target = resolveInRoot(rootfs, plan.destination);
+  if (plan.type === "bind") {
+    let sourceIsDir = true;
+    try {
+      sourceIsDir = statSync(plan.source).isDirectory();
+    } catch (err) {
+      throw new Error(`bind mount source ${plan.source} (for ${plan.destination}) is missing (${(err as NodeJS.ErrnoException).code})`);
+    }
+    mountPoint(target, !sourceIsDir);
+    sys.mount(plan.source, target, null, MS_BIND | (plan.flags & MS_REC));
+    // A bind takes its per-mount flags (ro, nosuid, ...) only in a remount.
+    const extra = bindRemountFlags(plan);
+    if (extra) sys.mount(null, target, null, MS_BIND | MS_REMOUNT | extra);
+  } else if (plan.type === "cgroup" || plan.type === "cgroup2") {
+    mountPoint(target, false);
+    mountCgroups(sys, target, plan, cgroupDirs);
+  } else {
+    mountPoint(target, false);
+    try {
+      sys.mount(plan.source, target, plan.type, plan.flags, plan.data || null);
+    } catch (err) {
+      // devpts refuses gid=5 in a user namespace that does not map gid 5 (tty).
+      if (plan.type !== "devpts" || !isErrno(err, "EINVAL") || !/gid=/.test(plan.data)) throw err;
+      sys.mount(plan.source, target, plan.type, plan.flags, plan.data.split(",").filter((o) => !o.startsWith("gid=")).join(",") || null);
+    }
+  }
+  if (plan.recursiveSet || plan.recursiveClear) sys.mountSetattr(target, plan.recursiveSet, plan.recursiveClear, true);
+  if (plan.propagation) sys.mount(null, target, null, plan.propagation);
+}
+
+/**
+ * Every mount of the config except /proc, which corerun-exec mounted from inside the PID
+ * namespace (moved in by --proc); then the devices the spec requires and linux.devices. The
+ * rootfs itself is not made nodev: config.json's mounts and device cgroup decide.
+ */
+export function mountOciTree(sys: Syscall, rootfs: string, spec: Spec, cgroupDirs: readonly { name: string; dir: string }[]): void {
+  const plans = planMounts(spec);
+  for (const plan of plans) {
+    if (plan.type === "proc" && plan.destination.replace(/\/+$/, "") === "/proc") continue;
+    mountOne(sys, rootfs, plan, cgroupDirs);
+  }
+  // A bind-mounted host /dev already has its devices; a tmpfs one gets those runtime-linux.md requires.
+  const devBind = plans.some((p) => p.destination.replace(/\/+$/, "") === "/dev" && p.type === "bind");
+  if (!devBind) populateDev(sys, resolveInRoot(rootfs, "/dev"));
+  for (const d of spec.linux?.devices ?? []) {
+    const target = resolveInRoot(rootfs, d.path);
+    mkdirSync(dirname(target), { recursive: true });
+    try {
+      sys.mknod(target, d.type === "u" ? "c" : d.type, d.fileMode ?? 0o666, d.major ?? 0, d.minor ?? 0);
+    } catch (err) {
+      if (!isErrno(err, "EEXIST")) throw new Error(`linux.devices ${d.path}`, { cause: err });
+    }
+    if (d.uid !== undefined || d.gid !== undefined) lchownSync(target, d.uid ?? 0, d.gid ?? 0);
+  }
+}
+
+/** root.readonly: the container's / read-only, after pivot_root (runc does it from init). */
+export function readonlyRoot(sys: Syscall): void {
+  sys.mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY);
+}

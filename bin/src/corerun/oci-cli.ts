@@ -1,0 +1,226 @@
+/**
+ * runc's command line: global options before the subcommand (`corerun --root R --log L
+ * --log-format json create --bundle B --pid-file P ID`), long options with one dash or two, with
+ * `=` or a separate value. The subcommands are corerun's own tools in citty's form; only the
+ * globals and the error log are runc's.
+ */
+import { appendFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { defineTool, printJson, runTool, UsageError, type ToolSpec } from "@corerun/cli";
+import { stateRoot } from "@corerun/state";
+import type { ArgsDef } from "citty";
+import { checkId, features, liveStatus, ociCreate, ociDelete, ociPause, ociStart, ociState, mustFind, OCI_VERSION } from "./oci.ts";
+import { readStates } from "@corerun/state";
+
+export interface Globals {
+  root: string | undefined;
+  log: string | undefined;
+  logFormat: "text" | "json";
+  debug: boolean;
+}
+
+/** Global options and whether each takes a value. */
+const GLOBAL_OPTIONS: Record<string, boolean> = { root: true, log: true, "log-format": true, debug: false, "systemd-cgroup": false, rootless: true, criu: true };
+
+/**
+ * Splits runc-style global options off argv when they are followed by one of `subcommands`
+ * (or `--version`). Anything else (the seed form `corerun [options] CMD`) returns undefined and
+ * is parsed as `corerun run` is.
+ */
+export function splitGlobals(argv: readonly string[], subcommands: readonly string[]): { globals: Globals; sub: string; rest: string[] } | { version: true } | undefined {
+  const values: Record<string, string> = {};
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === "--version" || word === "-v") return { version: true };
+    if (!word.startsWith("-") || word === "-" || word === "--") break;
+    const body = word.replace(/^--?/, "");
+    const eq = body.indexOf("=");
+    const name = eq < 0 ? body : body.slice(0, eq);
+    if (!(name in GLOBAL_OPTIONS)) return undefined;
+    if (GLOBAL_OPTIONS[name]) {
+      if (eq >= 0) values[name] = body.slice(eq + 1);
+      else if (i + 1 < argv.length) values[name] = argv[++i]!;
+      else return undefined;
+    } else {
+      values[name] = eq < 0 ? "true" : body.slice(eq + 1);
+    }
+  }
+  const sub = argv[i];
+  if (sub === undefined || !subcommands.includes(sub)) return undefined;
+  if (values["systemd-cgroup"] !== undefined && values["systemd-cgroup"] !== "false") {
+    throw new UsageError("--systemd-cgroup: corerun manages cgroups itself and does not create systemd units; use the cgroupfs manager (podman --cgroup-manager=cgroupfs, containerd SystemdCgroup = false)");
+  }
+  const rootless = values.rootless;
+  if (rootless !== undefined && !["auto", "false", "true"].includes(rootless)) throw new UsageError(`--rootless ${rootless}: use auto, true or false`);
+  if (rootless === "true" && process.geteuid?.() === 0) throw new UsageError("--rootless true: corerun's OCI commands do not run rootless containers as root; use --rootless auto");
+  if (values.criu !== undefined) throw new UsageError("--criu: checkpoint and restore are not supported by corerun");
+  const format = values["log-format"] ?? "text";
+  if (format !== "text" && format !== "json") throw new UsageError(`--log-format ${format}: use text or json`);
+  return {
+    globals: { root: values.root === undefined ? undefined : resolve(values.root), log: values.log, logFormat: format, debug: values.debug === "true" },
+    sub,
+    rest: argv.slice(i + 1),
+  };
+}
+
+/** One log line as runc writes it: logrus's JSON (containerd reads level, msg, time) or text. */
+export function logLine(format: "text" | "json", level: string, msg: string, time = new Date()): string {
+  if (format === "json") return `${JSON.stringify({ level, msg, time: time.toISOString() })}\n`;
+  return `time="${time.toISOString()}" level=${level} msg=${JSON.stringify(msg)}\n`;
+}
+
+/** Single-dash long options (go-runc passes `-no-subreaper`) as citty expects them. */
+export function normalizeDashes(words: readonly string[], spec: ToolSpec): string[] {
+  const longs = new Set(Object.keys(spec.args));
+  const out: string[] = [];
+  for (const [i, w] of words.entries()) {
+    if (w === "--" || !w.startsWith("-")) return [...out, ...words.slice(i)];
+    const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(w);
+    out.push(m && longs.has(m[1]!) ? `-${w}` : w);
+  }
+  return out;
+}
+
+/** Runs one OCI subcommand: errors go to stderr and, with --log, to the log file too. */
+export function runOci(spec: ToolSpec, words: string[], g: Globals): Promise<never> {
+  const root = g.root ? ["--root", g.root] : [];
+  const debug = g.debug ? ["--log-level", "debug"] : [];
+  const onError = (line: string) => {
+    if (g.log) appendFileSync(g.log, logLine(g.logFormat, "error", line), { mode: 0o644 });
+  };
+  return runTool(spec, [...root, ...debug, ...normalizeDashes(words, spec)], { onError });
+}
+
+const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;
+
+const one = (tail: string[], what: string) => {
+  if (tail.length !== 1) throw new UsageError(`${what} takes exactly one container id; see --help`);
+  return checkId(tail[0]);
+};
+
+export const create = defineTool({
+  name: "corerun create",
+  description: "Create a container from an OCI bundle: everything set up, its process waiting for start.",
+  usage: "[options] ID",
+  args: {
+    ...rootArg,
+    bundle: { type: "string", alias: "b", valueHint: "DIR", description: "the bundle: config.json and the root filesystem (default: the current directory)" },
+    "pid-file": { type: "string", valueHint: "FILE", description: "write the container process's host pid to FILE (digits only)" },
+    "console-socket": { type: "string", valueHint: "PATH", description: "send the pty master to this AF_UNIX socket (process.terminal)" },
+    "no-pivot": { type: "boolean", description: "refused: corerun always uses pivot_root" },
+    "no-new-keyring": { type: "boolean", description: "keep the caller's session keyring instead of a new one" },
+    "preserve-fds": { type: "string", valueHint: "N", description: "pass N extra fds (3...) to the container; only 0 is supported" },
+  },
+  tail: "command",
+  notes: ["create returns once the container is created; its first process then waits for `corerun start ID`.\nNo corerun process stays behind: the caller's subreaper (containerd's shim, conmon) inherits it."],
+  examples: ["sudo corerun create --bundle ./bundle --pid-file ./init.pid web && sudo corerun start web"],
+  async run(ctx) {
+    const id = one(ctx.tail, "create");
+    if (ctx.flags["no-pivot"]) throw new UsageError("--no-pivot: corerun always pivots the root (pivot_root); drop --no-pivot");
+    const fds = ctx.values["preserve-fds"]?.at(-1);
+    if (fds !== undefined && fds !== "0") throw new UsageError(`--preserve-fds ${fds}: passing extra fds to the container is not supported yet`);
+    await ociCreate({
+      id, bundle: resolve(ctx.values.bundle?.at(-1) ?? "."), pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1),
+      noNewKeyring: ctx.flags["no-new-keyring"] ?? false, root: stateRoot(ctx.values.root?.at(-1)),
+    });
+    return 0;
+  },
+});
+
+export const start = defineTool({
+  name: "corerun start",
+  description: "Start a created container: its process execs the bundle's program.",
+  usage: "[options] ID",
+  args: rootArg,
+  tail: "command",
+  run(ctx) {
+    ociStart(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "start"));
+    return 0;
+  },
+});
+
+export const state = defineTool({
+  name: "corerun state",
+  description: "Print a container's state as the runtime-spec's JSON (id, status, pid, bundle, ...).",
+  usage: "[options] ID",
+  args: rootArg,
+  tail: "command",
+  run(ctx) {
+    const s = mustFind(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "state"));
+    process.stdout.write(JSON.stringify(ociState(s), null, 2));
+    return 0;
+  },
+});
+
+export const del = defineTool({
+  name: "corerun delete",
+  description: "Delete a stopped or created container: its process, cgroup, mounts and state.",
+  usage: "[options] ID",
+  args: { ...rootArg, force: { type: "boolean", alias: "f", description: "also kill and delete a running container; an unknown id is not an error" } },
+  tail: "command",
+  run(ctx) {
+    ociDelete(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "delete"), ctx.flags.force ?? false);
+    return 0;
+  },
+});
+
+const pauseTool = (pause: boolean) =>
+  defineTool({
+    name: `corerun ${pause ? "pause" : "resume"}`,
+    description: pause ? "Freeze every process of a running container (cgroup freezer)." : "Thaw a paused container.",
+    usage: "[options] ID",
+    args: rootArg,
+    tail: "command",
+    run(ctx) {
+      ociPause(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, pause ? "pause" : "resume"), pause);
+      return 0;
+    },
+  });
+export const pause = pauseTool(true);
+export const resume = pauseTool(false);
+
+export const list = defineTool({
+  name: "corerun list",
+  description: "List containers as runc does: id, pid, status, bundle, created.",
+  usage: "[options]",
+  args: {
+    ...rootArg,
+    format: { type: "string", alias: "f", valueHint: "table|json", description: "output format (default table)" },
+    quiet: { type: "boolean", alias: "q", description: "print only the ids" },
+  },
+  tail: "none",
+  run(ctx) {
+    const format = ctx.values.format?.at(-1) ?? "table";
+    if (format !== "table" && format !== "json") throw new UsageError(`--format ${format}: use table or json`);
+    const states = readStates(stateRoot(ctx.values.root?.at(-1))).map(ociState);
+    if (ctx.flags.quiet) {
+      for (const s of states) process.stdout.write(`${String(s.id)}\n`);
+    } else if (format === "json") {
+      printJson(states);
+    } else {
+      const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED"], ...states.map((s) => [String(s.id), String(s.pid), String(s.status), String(s.bundle) || "-", String(s.created)])];
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 2);
+      for (const r of rows) process.stdout.write(`${r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join("")}\n`);
+    }
+    return 0;
+  },
+});
+
+export const featuresTool = defineTool({
+  name: "corerun features",
+  description: "Print what this corerun implements, as the runtime-spec's features JSON.",
+  usage: "",
+  args: {},
+  tail: "none",
+  run() {
+    process.stdout.write(`${JSON.stringify(features(), null, 4)}\n`);
+    return 0;
+  },
+});
+
+export function printVersion(): void {
+  process.stdout.write(`corerun version 0.1.0\nspec: ${OCI_VERSION}\n`);
+}
+
+export { liveStatus };

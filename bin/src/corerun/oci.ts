@@ -1,0 +1,344 @@
+/**
+ * The OCI runtime commands (runc's command line, as containerd's shim, conmon and Docker call
+ * it): create, start, state, kill, delete, list, ps, pause, resume, update, features. They run on
+ * the same state machine, state files and tools as `corerun run`: an OCI container is a corerun
+ * container whose name is its OCI id and whose state keeps its bundle.
+ *
+ * create leaves the first process (corerun-exec) waiting on its go FIFO with the tree built, the
+ * cgroup joined and the pid file written, and exits: no corerun process stays between create and
+ * start, and the engine's subreaper inherits the container.
+ */
+import { spawnSync } from "node:child_process";
+import { closeSync, copyFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
+import { UsageError, signalNumber } from "@corerun/cli";
+import {
+  MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
+} from "@corerun/oci";
+import {
+  checkStateRoot, createContainer, idMapText, isAlive, OCI_ID_PATTERN, openRecorded, procStartTime, readStates, setStatus, updateState, withLock,
+  type State, type Status,
+} from "@corerun/state";
+import { goPath, readyPath, sendGo } from "@corerun/sync";
+import { envp, inNamespaces, linuxSyscall as sys, namespaceFlags, startInNamespaces, CAPABILITIES, type NamespaceName } from "@corerun/syscall";
+import { execRuntime, handToContainerRoot, recordInit, runChild, stopTools, teardown, toolCommand, type Tools } from "./steps.ts";
+
+/** The runtime-spec version corerun implements and reports. */
+export const OCI_VERSION = "1.2.0";
+
+/** runc's error wording, which engines match on (containerd's shim, Docker, podman). */
+export const notExist = (id: string) => new UsageError(`container "${id}" does not exist`);
+
+export function checkId(id: string | undefined): string {
+  if (id === undefined || id === "") throw new UsageError("container id cannot be empty; give the container's id");
+  if (!OCI_ID_PATTERN.test(id)) throw new UsageError(`invalid container id "${id}": use letters, digits, "_", "+", "-" and "." (not first)`);
+  return id;
+}
+
+/** A container by OCI id (its name) or corerun id. */
+export function findContainer(root: string, ref: string): State | undefined {
+  const states = readStates(root);
+  return states.find((s) => s.config.name === ref) ?? states.find((s) => s.id === ref);
+}
+
+export function mustFind(root: string, ref: string): State {
+  const s = findContainer(root, ref);
+  if (!s) throw notExist(ref);
+  return s;
+}
+
+/** The status as the kernel has it: a container whose first process is gone has stopped. */
+export function liveStatus(s: State): Status {
+  if ((s.status === "created" || s.status === "running" || s.status === "paused") && !isAlive(s.init)) return "stopped";
+  return s.status;
+}
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  pidFile: string | undefined;
+  consoleSocket: string | undefined;
+  noNewKeyring: boolean;
+  root: string;
+}
+
+/** What create takes from a config.json, every refusal made before anything exists. */
+export interface CreatePlan {
+  spec: Spec;
+  rootfs: string;
+  namespaces: ReturnType<typeof planNamespaces>;
+  limits: ReturnType<typeof planLimits>;
+  cgroup: { parent: string; name: string };
+}
+
+export function planCreate(o: CreateOptions): CreatePlan {
+  if (process.geteuid?.() !== 0) throw new UsageError("corerun's OCI commands need root: rootless OCI containers are not supported yet");
+  const spec = readSpec(o.bundle);
+  const p = spec.process;
+  if (!p?.args?.length) throw new UsageError(`${o.bundle}/config.json: process.args is empty; name the program to run`);
+  if (p.terminal && !o.consoleSocket) throw new UsageError("cannot allocate tty if corerun will detach without setting console socket (process.terminal is true: pass --console-socket)");
+  if (!p.terminal && o.consoleSocket) throw new UsageError("--console-socket needs process.terminal true in config.json");
+  if (p.terminal) throw new UsageError("process.terminal: a pty through --console-socket is not supported yet; set terminal to false");
+  if (spec.linux?.seccomp !== undefined) throw new UsageError("linux.seccomp: seccomp filters are not supported by corerun's OCI path yet; remove linux.seccomp");
+  for (const name of ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const) {
+    if (spec.hooks?.[name]?.length) throw new UsageError(`hooks.${name}: hooks are not supported by corerun yet; remove them`);
+  }
+  if (spec.linux?.rootfsPropagation && !["private", "rprivate"].includes(spec.linux.rootfsPropagation)) {
+    throw new UsageError(`linux.rootfsPropagation "${spec.linux.rootfsPropagation}": corerun keeps the container's mounts private; use rprivate`);
+  }
+  const namespaces = planNamespaces(spec);
+  planCapabilities(spec);
+  const mounts = planMounts(spec);
+  const proc = mounts.some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc");
+  if (proc && !namespaces.create.includes("pid")) throw new UsageError("mounts: a /proc for a PID namespace joined by path is not supported yet; give the container a new pid namespace");
+  const rootfs = rootPath(spec, o.bundle);
+  let isDir = false;
+  try {
+    isDir = statSync(rootfs).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (!isDir) throw new UsageError(`root.path ${rootfs} is not a directory; the bundle needs its root filesystem there`);
+  return { spec, rootfs, namespaces, limits: planLimits(spec.linux?.resources, spec.linux?.devices), cgroup: planCgroupPath(spec, o.id) };
+}
+
+/**
+ * Records the container (its id claimed under the state root's lock, as runc refuses a second
+ * container of one id), with the bundle and a copy of config.json that later commands use: the
+ * bundle may change or go after create.
+ */
+function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: string; path: string } {
+  checkStateRoot(o.root);
+  const { spec } = plan;
+  const owner = { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
+  const joinsNet = plan.namespaces.join.some((j) => j.type === "network");
+  const config = {
+    rootfs: plan.rootfs, command: spec.process!.args!, hostname: spec.hostname, env: spec.process!.env ?? [], cwd: spec.process!.cwd, volumes: [],
+    network: { mode: plan.namespaces.create.includes("network") ? ("none" as const) : joinsNet ? ("external" as const) : ("host" as const), ports: [] },
+    name: o.id, limits: plan.limits, cgroupParent: plan.cgroup.parent,
+  };
+  const oci = { bundle: o.bundle, ociVersion: spec.ociVersion, annotations: spec.annotations ?? {} };
+  const made = withLock(join(o.root, "names.lock"), () => {
+    if (findContainer(o.root, o.id)?.config.name === o.id) throw new UsageError(`container with id "${o.id}" already exists`);
+    return createContainer(o.root, config, { owner, oci: { ...oci, poststop: [], startContainer: [], poststart: [] } });
+  });
+  copyFileSync(join(o.bundle, "config.json"), join(made.dir, "config.json"));
+  sys.mkfifo(readyPath(made.dir), 0o600);
+  sys.mkfifo(goPath(made.dir), 0o600);
+  return made;
+}
+
+function createCgroup(path: string, plan: CreatePlan): CgroupManager {
+  const cg = cgroupManager({ ...plan.cgroup, devices: plan.limits.devices !== undefined });
+  updateState(path, () => ({ cgroup: { name: cg.name, parent: cg.parent, paths: cg.paths(), devices: plan.limits.devices !== undefined } }));
+  cg.create(plan.limits);
+  return cg;
+}
+
+/** corerun-exec as the first process, in the config's namespaces, waiting for go. */
+function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string): number {
+  const { spec, namespaces } = plan;
+  const userns = namespaces.create.includes("user")
+    ? { uidMap: idMapText(spec.linux!.uidMappings!.map(toRange)), gidMap: idMapText((spec.linux!.gidMappings ?? spec.linux!.uidMappings!).map(toRange)) }
+    : undefined;
+  const exec = userns ? execRuntime(o.root) : toolCommand("corerun-exec")[1]!;
+  const proc = planMounts(spec).some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc");
+  const argv = [
+    process.execPath, exec, "--sync-dir", dir, "--oci", join(dir, "config.json"),
+    ...(proc ? ["--mount-proc"] : []),
+    ...(namespaces.create.includes("cgroup") ? ["--cgroupns"] : []),
+    ...(namespaces.create.includes("network") ? ["--lo-up"] : []),
+    ...(o.noNewKeyring ? [] : ["--keyring", o.id]),
+  ];
+  // The cgroup namespace is made by corerun-exec once in its cgroup, so that it is the root there.
+  const names = namespaces.create.filter((t) => t !== "cgroup" && t !== "user").map((t) => (t === "network" ? "net" : t)) as NamespaceName[];
+  const clone = () => startInNamespaces(sys, { flags: namespaceFlags(names), path: process.execPath, argv, env: envp(), userns });
+  return inNamespaces(sys, namespaces.join, clone);
+}
+
+const toRange = (m: { containerID: number; hostID: number; size: number }) => ({ container: m.containerID, host: m.hostID, size: m.size });
+
+/** runc writes the pid file as digits only, through a rename: a reader never sees half of it. */
+function writePidFile(file: string, pid: number): void {
+  const tmp = join(dirname(file), `.${file.split("/").at(-1)}.tmp`);
+  writeFileSync(tmp, String(pid));
+  renameSync(tmp, file);
+}
+
+/** The cgroup directories a cgroup mount binds: hierarchy name (its mount point's base) → dir. */
+function cgroupDirArgs(cg: CgroupManager): string[] {
+  const paths = cg.paths();
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const [controller, dir] of Object.entries(paths)) {
+    if (seen.has(dir)) continue;
+    seen.add(dir);
+    const mount = controller === "" ? cg.layout.unified : cg.layout.v1[controller];
+    const name = controller === "" && cg.layout.setup === "unified" ? "" : mount ? mount.split("/").at(-1)! : controller;
+    out.push("--cgroup-dir", `${name}=${dir}`);
+  }
+  return out;
+}
+
+export async function ociCreate(o: CreateOptions): Promise<State> {
+  const plan = planCreate(o);
+  const made = createOciState(o, plan);
+  const tools: Tools = [];
+  try {
+    if (plan.namespaces.create.includes("user")) {
+      const maps = { uidMap: plan.spec.linux!.uidMappings!.map(toRange), gidMap: (plan.spec.linux!.gidMappings ?? plan.spec.linux!.uidMappings!).map(toRange) };
+      handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
+    }
+    const cg = createCgroup(made.path, plan);
+    const pid = startFirstProcess(o, plan, made.dir);
+    recordInit({ path: made.path }, pid);
+    // Into its cgroup now, while it waits: the engine reads the cgroup from /proc/PID/cgroup as
+    // soon as create returns, for stats and OOM events.
+    cg.addTask(pid);
+    if (plan.spec.process!.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.spec.process!.oomScoreAdj));
+    const mountArgs = [
+      "--pid", String(pid), "--rootfs", plan.rootfs, "--oci", join(made.dir, "config.json"), "--sync-dir", made.dir, ...cgroupDirArgs(cg),
+      ...(planMounts(plan.spec).some((m) => m.type === "proc") ? ["--proc"] : []), "--die-with-parent",
+    ];
+    await runChild(tools, "corerun-mount", mountArgs);
+    if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
+    return setStatus(made.path, "created");
+  } catch (err) {
+    await stopTools(tools);
+    teardown(o.root, made.id, made.path);
+    throw err;
+  }
+}
+
+/** start: the waiting first process goes on to exec the config's program. */
+export function ociStart(root: string, id: string): void {
+  const s = mustFind(root, id);
+  const status = liveStatus(s);
+  if (status !== "created") throw new UsageError(`cannot start a container that is ${status === "stopped" ? "stopped" : `not in created state (${status})`}`);
+  const dir = join(root, s.id);
+  setStatus(join(dir, "state.json"), "running");
+  try {
+    sendGo(dir);
+  } catch (err) {
+    throw new Error(`container "${id}" is not running: its first process no longer waits for start`, { cause: err });
+  }
+}
+
+/** runc's `state` JSON: the runtime-spec's fields, plus rootfs, created and owner. */
+export function ociState(s: State): Record<string, unknown> {
+  const status = liveStatus(s);
+  return {
+    ociVersion: s.oci?.ociVersion ?? OCI_VERSION,
+    id: s.config.name ?? s.id,
+    pid: status === "stopped" ? 0 : (s.init?.pid ?? 0),
+    status: status === "creating" ? "creating" : status,
+    bundle: s.oci?.bundle ?? "",
+    rootfs: s.config.rootfs,
+    created: s.created,
+    ...(s.oci?.annotations && Object.keys(s.oci.annotations).length ? { annotations: s.oci.annotations } : {}),
+    owner: "",
+  };
+}
+
+/** A signal as runc takes it: a number, KILL or SIGKILL; SIGTERM when absent. */
+export function parseSignal(text: string | undefined): number {
+  if (text === undefined) return 15;
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    if (n < 1 || n > 64) throw new UsageError(`signal ${text}: give a number from 1 to 64 or a name such as TERM`);
+    return n;
+  }
+  const name = text.toUpperCase();
+  return signalNumber(name.startsWith("SIG") ? name : `SIG${name}`);
+}
+
+/** kill: the first process, or with all every process of the container's cgroup. */
+export function ociKill(root: string, id: string, sig: number, all: boolean): void {
+  const s = mustFind(root, id);
+  const status = liveStatus(s);
+  if (all && s.cgroup) {
+    const cg = cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices });
+    if (!cg.exists()) return;
+    for (const pid of cg.pids()) {
+      try {
+        process.kill(pid, sig);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+      }
+    }
+    return;
+  }
+  if (status === "stopped" || status === "creating") throw new UsageError(`container "${id}" not running`);
+  const fd = openRecorded(sys, s.init);
+  if (fd === undefined) throw new UsageError(`container "${id}" not running`);
+  try {
+    sys.pidfdSendSignal(fd, sig);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** delete: what create made goes; a running container only with force. */
+export function ociDelete(root: string, id: string, force: boolean): void {
+  const s = findContainer(root, id);
+  if (!s) {
+    if (force) return;
+    throw notExist(id);
+  }
+  const status = liveStatus(s);
+  if ((status === "running" || status === "paused") && !force) throw new UsageError(`cannot delete container "${id}" that is not stopped: ${status}`);
+  const failures = teardown(root, s.id, join(root, s.id, "state.json"));
+  if (failures.length) throw failures[0]!;
+}
+
+export function ociPause(root: string, id: string, pause: boolean): void {
+  const s = mustFind(root, id);
+  const status = liveStatus(s);
+  if (pause && status !== "running") throw new UsageError(`container "${id}" not running`);
+  if (!pause && status !== "paused") throw new UsageError(`container "${id}" not paused`);
+  if (!s.cgroup) throw new UsageError(`container "${id}" has no cgroup to freeze`);
+  const cg = cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices });
+  if (pause) cg.freeze();
+  else cg.thaw();
+  setStatus(join(root, s.id, "state.json"), pause ? "paused" : "running");
+}
+
+/** The pids of every process in the container's cgroup. */
+export function ociPids(root: string, id: string): number[] {
+  const s = mustFind(root, id);
+  if (!s.cgroup) return s.init && isAlive(s.init) ? [s.init.pid] : [];
+  const cg = cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices });
+  return cg.exists() ? cg.pids() : [];
+}
+
+/** `ps --format table`: the host's ps, keeping the header and the container's processes. */
+export function psTable(pids: readonly number[], psArgs: readonly string[]): string {
+  const r = spawnSync("ps", psArgs.length ? [...psArgs] : ["-ef"], { encoding: "utf8" });
+  if (r.error || r.status !== 0) throw new Error(`ps ${psArgs.join(" ")} failed: ${(r.stderr || String(r.error)).trim()}`);
+  const [header, ...lines] = r.stdout.trimEnd().split("\n");
+  const col = (header ?? "").trim().split(/\s+/).indexOf("PID");
+  if (col < 0) throw new UsageError(`ps ${psArgs.join(" ")}: its output has no PID column`);
+  const keep = lines.filter((l) => pids.includes(Number(l.trim().split(/\s+/)[col])));
+  return `${[header, ...keep].join("\n")}\n`;
+}
+
+/** runtime-spec features.md: what this build of corerun implements. */
+export function features(): Record<string, unknown> {
+  return {
+    ociVersionMin: "1.0.0",
+    ociVersionMax: OCI_VERSION,
+    hooks: [],
+    mountOptions: MOUNT_OPTIONS,
+    linux: {
+      namespaces: [...NAMESPACE_TYPES],
+      capabilities: Object.keys(CAPABILITIES).map((c) => `CAP_${c}`),
+      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
+      seccomp: { enabled: false },
+      apparmor: { enabled: false },
+      selinux: { enabled: false },
+      mountExtensions: { idmap: { enabled: false } },
+    },
+    annotations: { "io.github.corerun.version": "0.1.0" },
+  };
+}

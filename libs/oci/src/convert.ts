@@ -1,0 +1,139 @@
+/**
+ * What corerun's steps take from a config.json: namespaces as clone flags and paths to join,
+ * capabilities as numbers, resources as cgroup limits, the cgroup's place. Pure: every refusal
+ * happens here, before anything is created.
+ */
+import { posix } from "node:path";
+import { CAPABILITIES } from "@corerun/syscall";
+import type { DeviceRule, Limits } from "@corerun/cgroup";
+import { planMount, type MountPlan } from "./mounts.ts";
+import type { Device, NamespaceType, Resources, Spec } from "./spec.ts";
+
+export interface NamespacePlan {
+  /** Namespaces created new for the container. */
+  create: NamespaceType[];
+  /** Namespaces joined by path (e.g. a netns made by CNI, a pod's /proc/PID/ns/ipc). */
+  join: { type: NamespaceType; path: string }[];
+}
+
+export function planNamespaces(spec: Spec): NamespacePlan {
+  const create: NamespaceType[] = [];
+  const join: NamespacePlan["join"] = [];
+  const seen = new Set<string>();
+  for (const [i, ns] of (spec.linux?.namespaces ?? []).entries()) {
+    if (seen.has(ns.type)) throw new Error(`linux.namespaces[${i}]: the ${ns.type} namespace is listed twice`);
+    seen.add(ns.type);
+    if (ns.path) {
+      if (!ns.path.startsWith("/")) throw new Error(`linux.namespaces[${i}]: path "${ns.path}" must be absolute`);
+      if (ns.type === "user" || ns.type === "mount") {
+        throw new Error(`linux.namespaces[${i}]: joining an existing ${ns.type} namespace by path is not supported by corerun; let it create a new one`);
+      }
+      join.push({ type: ns.type, path: ns.path });
+    } else {
+      create.push(ns.type);
+    }
+  }
+  if (!create.includes("mount")) throw new Error("linux.namespaces: corerun needs a new mount namespace (add {\"type\": \"mount\"}) to build the container's root");
+  const maps = (spec.linux?.uidMappings?.length ?? 0) + (spec.linux?.gidMappings?.length ?? 0);
+  if (create.includes("user") && !spec.linux?.uidMappings?.length) throw new Error("linux.uidMappings: a new user namespace needs uid and gid mappings");
+  if (!create.includes("user") && maps) throw new Error("linux.uidMappings: mappings need a new user namespace in linux.namespaces");
+  return { create, join };
+}
+
+export interface CapabilityPlan {
+  bounding: number[];
+  effective: number[];
+  permitted: number[];
+  inheritable: number[];
+  ambient: number[];
+}
+
+function capNumbers(names: readonly string[] | undefined, set: string): number[] {
+  return [...new Set((names ?? []).map((name) => {
+    const n = CAPABILITIES[name.replace(/^CAP_/, "")];
+    if (n === undefined || !name.startsWith("CAP_")) throw new Error(`process.capabilities.${set}: unknown capability "${name}"; names look like CAP_NET_ADMIN`);
+    return n;
+  }))].sort((a, b) => a - b);
+}
+
+export function planCapabilities(spec: Spec): CapabilityPlan {
+  const c = spec.process?.capabilities;
+  return {
+    bounding: capNumbers(c?.bounding, "bounding"),
+    effective: capNumbers(c?.effective, "effective"),
+    permitted: capNumbers(c?.permitted, "permitted"),
+    inheritable: capNumbers(c?.inheritable, "inheritable"),
+    ambient: capNumbers(c?.ambient, "ambient"),
+  };
+}
+
+/** Where the container's cgroup goes: PARENT/NAME below each hierarchy's root. */
+export function planCgroupPath(spec: Spec, id: string): { parent: string; name: string } {
+  const path = spec.linux?.cgroupsPath;
+  if (path === undefined || path === "") return { parent: "corerun", name: id };
+  if (path.includes(":")) {
+    throw new Error(`linux.cgroupsPath "${path}" is a systemd slice:prefix:name path; corerun manages cgroups itself (cgroupfs): give a path such as /corerun/${id} (podman: --cgroup-manager=cgroupfs)`);
+  }
+  const parts = posix.normalize(path).split("/").filter(Boolean);
+  if (parts.length < 2 || parts.includes("..")) throw new Error(`linux.cgroupsPath "${path}": give PARENT/NAME below the cgroup root, such as /corerun/${id}`);
+  return { parent: parts.slice(0, -1).join("/"), name: parts.at(-1)! };
+}
+
+/** linux.resources as corerun's limits; what corerun cannot apply is refused by name. */
+export function planLimits(resources: Resources | undefined, devices?: readonly Device[]): Limits {
+  const limits: Limits = {};
+  const mem = resources?.memory;
+  if (mem) {
+    if (mem.limit !== undefined && mem.limit > 0) limits.memory = mem.limit;
+    if (mem.swap !== undefined && mem.swap !== 0) {
+      if (mem.swap !== -1 && limits.memory !== undefined && mem.swap < limits.memory) {
+        throw new Error(`linux.resources.memory.swap (${mem.swap}) is memory plus swap and must be at least memory.limit (${limits.memory}), or -1 for no limit`);
+      }
+      if (limits.memory === undefined && mem.swap !== -1) throw new Error("linux.resources.memory.swap needs memory.limit");
+      limits.swap = mem.swap;
+    }
+    if (mem.reservation) throw new Error("linux.resources.memory.reservation is not supported by corerun; remove it");
+    if (mem.swappiness !== undefined && mem.swappiness !== null) throw new Error("linux.resources.memory.swappiness is not supported by corerun; remove it");
+    if (mem.disableOOMKiller) throw new Error("linux.resources.memory.disableOOMKiller is not supported by corerun; remove it");
+  }
+  const cpu = resources?.cpu;
+  if (cpu) {
+    if (cpu.quota !== undefined && cpu.quota > 0) limits.cpu = { quota: cpu.quota, period: cpu.period && cpu.period > 0 ? cpu.period : 100_000 };
+    if (cpu.shares !== undefined && cpu.shares !== 0) {
+      if (cpu.shares < 2 || cpu.shares > 262144) throw new Error(`linux.resources.cpu.shares ${cpu.shares}: give a value from 2 to 262144`);
+      limits.cpuShares = cpu.shares;
+    }
+    if (cpu.cpus || cpu.mems) throw new Error("linux.resources.cpu.cpus/mems (cpuset) are not supported by corerun; remove them");
+  }
+  const pids = resources?.pids?.limit;
+  if (pids !== undefined && pids > 0) limits.pids = pids;
+  if (resources?.devices?.length) {
+    const rules = resources.devices.map((d): DeviceRule => ({ allow: d.allow, type: d.type ?? ("a" as const), major: d.major ?? -1, minor: d.minor ?? -1, access: d.access ?? "rwm" }));
+    const own = (devices ?? []).filter((d) => d.type === "c" || d.type === "b").map((d): DeviceRule => ({ allow: true, type: d.type as "c" | "b", major: d.major ?? 0, minor: d.minor ?? 0, access: "rwm" }));
+    limits.devices = [...rules, ...DEFAULT_DEVICE_RULES, ...own];
+  }
+  return limits;
+}
+
+/**
+ * The devices every container may use whatever its rules say, as runc appends them: mknod of
+ * any node (opening it is what the rules guard), the devices runtime-linux.md puts in /dev, the
+ * pty multiplexer and its slaves.
+ */
+export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
+  { allow: true, type: "c", major: -1, minor: -1, access: "m" },
+  { allow: true, type: "b", major: -1, minor: -1, access: "m" },
+  ...[[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 1], [5, 2]].map(([major, minor]): DeviceRule => ({ allow: true, type: "c", major: major!, minor: minor!, access: "rwm" })),
+  { allow: true, type: "c", major: 136, minor: -1, access: "rwm" },
+];
+
+/** Every mount of the config, checked, in order. */
+export function planMounts(spec: Spec): MountPlan[] {
+  return (spec.mounts ?? []).map((m, i) => planMount(m, `mounts[${i}]`));
+}
+
+/** The container's root directory: root.path, relative to the bundle or absolute. */
+export function rootPath(spec: Spec, bundle: string): string {
+  if (!spec.root) throw new Error("root: config.json needs root.path, the container's root filesystem");
+  return posix.resolve(bundle, spec.root.path);
+}

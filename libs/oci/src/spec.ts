@@ -1,0 +1,188 @@
+/**
+ * The OCI runtime-spec config.json (1.0-1.2), as far as corerun honours it. Every object is
+ * strict: a field corerun does not implement is refused by name, never dropped, so a bundle never
+ * runs with less isolation than its author asked for.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as v from "valibot";
+
+const uint32 = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(4294967295));
+const int64 = v.pipe(v.number(), v.integer());
+const strings = v.array(v.string());
+
+const IdMapping = v.strictObject({ containerID: uint32, hostID: uint32, size: v.pipe(uint32, v.minValue(1)) });
+export type IdMapping = v.InferOutput<typeof IdMapping>;
+
+const Capabilities = v.strictObject({
+  bounding: v.optional(strings),
+  effective: v.optional(strings),
+  inheritable: v.optional(strings),
+  permitted: v.optional(strings),
+  ambient: v.optional(strings),
+});
+
+export const RLIMITS = [
+  "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE",
+  "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+] as const;
+
+const Rlimit = v.strictObject({ type: v.picklist(RLIMITS), hard: v.pipe(v.number(), v.integer(), v.minValue(0)), soft: v.pipe(v.number(), v.integer(), v.minValue(0)) });
+export type Rlimit = v.InferOutput<typeof Rlimit>;
+
+/** Fields an engine may send empty; a value would need an LSM or feature corerun does not drive. */
+const emptyOnly = (what: string) => v.optional(v.pipe(v.string(), v.check((s) => s === "", `${what} is not supported by corerun (this host has no such LSM support in corerun); remove it`)));
+
+export const Process = v.strictObject({
+  terminal: v.optional(v.boolean()),
+  consoleSize: v.optional(v.strictObject({ height: uint32, width: uint32 })),
+  user: v.strictObject({
+    uid: uint32,
+    gid: uint32,
+    umask: v.optional(uint32),
+    additionalGids: v.optional(v.array(uint32)),
+  }),
+  args: v.optional(strings),
+  env: v.optional(v.array(v.pipe(v.string(), v.check((e) => e.includes("="), "an env entry must be KEY=VALUE")))),
+  cwd: v.pipe(v.string(), v.check((c) => c.startsWith("/"), "cwd must be an absolute path")),
+  capabilities: v.optional(Capabilities),
+  rlimits: v.optional(v.array(Rlimit)),
+  noNewPrivileges: v.optional(v.boolean()),
+  oomScoreAdj: v.optional(v.pipe(v.number(), v.integer(), v.minValue(-1000), v.maxValue(1000))),
+  apparmorProfile: emptyOnly("an AppArmor profile"),
+  selinuxLabel: emptyOnly("an SELinux label"),
+});
+export type Process = v.InferOutput<typeof Process>;
+
+export const Mount = v.strictObject({
+  destination: v.pipe(v.string(), v.minLength(1)),
+  type: v.optional(v.string()),
+  source: v.optional(v.string()),
+  options: v.optional(strings),
+});
+export type Mount = v.InferOutput<typeof Mount>;
+
+const Hook = v.strictObject({
+  path: v.pipe(v.string(), v.check((p) => p.startsWith("/"), "a hook's path must be absolute")),
+  args: v.optional(strings),
+  env: v.optional(strings),
+  timeout: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+});
+export type Hook = v.InferOutput<typeof Hook>;
+
+export const HOOK_NAMES = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const;
+export type HookName = (typeof HOOK_NAMES)[number];
+const Hooks = v.strictObject(Object.fromEntries(HOOK_NAMES.map((n) => [n, v.optional(v.array(Hook))])) as Record<HookName, v.OptionalSchema<v.ArraySchema<typeof Hook, undefined>, undefined>>);
+export type Hooks = v.InferOutput<typeof Hooks>;
+
+export const NAMESPACE_TYPES = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup"] as const;
+export type NamespaceType = (typeof NAMESPACE_TYPES)[number];
+const Namespace = v.strictObject({ type: v.picklist(NAMESPACE_TYPES, `a namespace type is one of ${NAMESPACE_TYPES.join(", ")}`), path: v.optional(v.string()) });
+
+const DeviceRule = v.strictObject({
+  allow: v.boolean(),
+  type: v.optional(v.picklist(["a", "b", "c"])),
+  major: v.optional(v.nullable(int64)),
+  minor: v.optional(v.nullable(int64)),
+  access: v.optional(v.pipe(v.string(), v.regex(/^[rwm]*$/, "access is a combination of r, w and m"))),
+});
+export type DeviceRule = v.InferOutput<typeof DeviceRule>;
+
+const Device = v.strictObject({
+  type: v.picklist(["c", "b", "u", "p"]),
+  path: v.pipe(v.string(), v.check((p) => p.startsWith("/dev/"), "a device's path must be under /dev/")),
+  major: v.optional(int64),
+  minor: v.optional(int64),
+  fileMode: v.optional(uint32),
+  uid: v.optional(uint32),
+  gid: v.optional(uint32),
+});
+export type Device = v.InferOutput<typeof Device>;
+
+const Resources = v.strictObject({
+  devices: v.optional(v.array(DeviceRule)),
+  memory: v.optional(v.strictObject({
+    limit: v.optional(int64),
+    reservation: v.optional(int64),
+    swap: v.optional(int64),
+    swappiness: v.optional(v.nullable(int64)),
+    disableOOMKiller: v.optional(v.boolean()),
+  })),
+  cpu: v.optional(v.strictObject({
+    shares: v.optional(int64),
+    quota: v.optional(int64),
+    period: v.optional(int64),
+    cpus: v.optional(v.string()),
+    mems: v.optional(v.string()),
+  })),
+  pids: v.optional(v.strictObject({ limit: int64 })),
+});
+export type Resources = v.InferOutput<typeof Resources>;
+
+export const Linux = v.strictObject({
+  namespaces: v.optional(v.array(Namespace)),
+  uidMappings: v.optional(v.array(IdMapping)),
+  gidMappings: v.optional(v.array(IdMapping)),
+  devices: v.optional(v.array(Device)),
+  resources: v.optional(Resources),
+  cgroupsPath: v.optional(v.string()),
+  sysctl: v.optional(v.record(v.string(), v.string())),
+  maskedPaths: v.optional(strings),
+  readonlyPaths: v.optional(strings),
+  rootfsPropagation: v.optional(v.picklist(["private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"])),
+  mountLabel: emptyOnly("an SELinux mount label"),
+  /** Set by the security work: refused until a filter can be built from it. */
+  seccomp: v.optional(v.unknown()),
+});
+export type Linux = v.InferOutput<typeof Linux>;
+
+export const Spec = v.strictObject({
+  ociVersion: v.pipe(v.string(), v.regex(/^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$/, "corerun runs runtime-spec 1.x bundles")),
+  process: v.optional(Process),
+  root: v.optional(v.strictObject({ path: v.pipe(v.string(), v.minLength(1)), readonly: v.optional(v.boolean()) })),
+  hostname: v.optional(v.string()),
+  domainname: v.optional(v.string()),
+  mounts: v.optional(v.array(Mount)),
+  hooks: v.optional(Hooks),
+  annotations: v.optional(v.record(v.string(), v.string())),
+  linux: v.optional(Linux),
+});
+export type Spec = v.InferOutput<typeof Spec>;
+
+/** A config.json that is missing, is not JSON or does not match: one line naming the field. */
+export class SpecError extends Error {
+  override name = "SpecError";
+}
+
+function issueLine(issue: v.BaseIssue<unknown>): string {
+  const where = issue.path?.map((p) => (typeof p.key === "number" ? `[${p.key}]` : `.${String(p.key)}`)).join("").replace(/^\./, "") ?? "";
+  if (issue.kind === "schema" && issue.expected === "never" && issue.path?.length) {
+    return `${where}: corerun does not support this field; remove it`;
+  }
+  return `${where ? `${where}: ` : ""}${issue.message}`;
+}
+
+/** Validates parsed JSON as a config; `file` names it in errors. */
+export function parseSpec(data: unknown, file: string): Spec {
+  const result = v.safeParse(Spec, data);
+  if (!result.success) throw new SpecError(`${file}: ${issueLine(result.issues[0])}`);
+  return result.output;
+}
+
+/** Reads BUNDLE/config.json (or another copy of it). */
+export function readSpec(bundle: string, file = join(bundle, "config.json")): Spec {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new SpecError(`${file}: cannot be read (${code}); give --bundle the directory that holds config.json`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new SpecError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  return parseSpec(data, file);
+}
