@@ -3,7 +3,7 @@ import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { openCgroupProcs } from "@corerun/cgroup";
-import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv } from "./oci.ts";
+import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, takeConsole } from "./oci.ts";
 import { dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
 
 export const tool = defineTool({
@@ -42,6 +42,7 @@ export const tool = defineTool({
       if (opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
       if (oci) {
         const { spec } = oci;
+        if (spec.process!.terminal) takeConsole(sys);
         applyKernelSettings(sys, spec);
         if (spec.hostname !== undefined) sys.sethostname(spec.hostname);
         if (spec.domainname !== undefined) sys.setdomainname(spec.domainname);

@@ -4,11 +4,11 @@
  * capabilities, rlimits, no_new_privs), hostname, domainname, sysctls, masked and read-only
  * paths. Applied in runc's order, inside the container after pivot_root.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { planCapabilities, readSpec, type CapabilityPlan, type Spec } from "@corerun/oci";
 import { maskPaths, readonlyPaths } from "@corerun/rootfs";
-import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, type Syscall } from "@corerun/syscall";
+import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, takeTerminal, type Syscall } from "@corerun/syscall";
 import { dirname } from "node:path";
 
 export interface OciProcess {
@@ -62,7 +62,11 @@ function homeOf(uid: number): string {
 export function applyRlimits(sys: Syscall, spec: Spec): void {
   for (const r of spec.process!.rlimits ?? []) {
     if (r.soft > r.hard) throw new Error(`process.rlimits ${r.type}: soft ${r.soft} is above hard ${r.hard}`);
-    sys.setrlimit(RLIMIT_NUMBERS[r.type]!, r.soft, r.hard);
+    try {
+      sys.setrlimit(RLIMIT_NUMBERS[r.type]!, r.soft, r.hard);
+    } catch (err) {
+      throw new Error(`process.rlimits ${r.type} ${r.soft}:${r.hard}: raising a hard limit above the runtime's own needs CAP_SYS_RESOURCE (podman: --ulimit)`, { cause: err });
+    }
   }
 }
 
@@ -87,4 +91,15 @@ export function applyUserAndCapabilities(sys: Syscall, spec: Spec, caps: Capabil
   for (const cap of caps.ambient) if (caps.inheritable.includes(cap) && caps.permitted.includes(cap)) sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap);
   if (user.umask !== undefined) process.umask(user.umask);
   if (spec.process!.noNewPrivileges) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);
+}
+
+/** process.terminal: /dev/console (the pty peer corerun-mount bound there) as the controlling terminal and stdio. */
+export function takeConsole(sys: Syscall): void {
+  sys.setsid();
+  const fd = openSync("/dev/console", "r+");
+  try {
+    takeTerminal(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -12,6 +12,7 @@ export const args = {
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
   oci: { type: "string", valueHint: "CONFIG", description: "mount what an OCI config.json lists (mounts, devices, root.readonly) instead of corerun's /dev, /sys and volumes" },
+  "console-socket": { type: "string", valueHint: "PATH", description: "with --oci and process.terminal: send a pty master from the container's devpts to this AF_UNIX socket, its peer on /dev/console" },
   "cgroup-dir": { type: "string", valueHint: "NAME=DIR", description: "with --oci: the container's cgroup directory of hierarchy NAME, for a cgroup mount (repeatable; NAME empty for v2)" },
 } as const satisfies ArgsDef;
 
@@ -24,6 +25,7 @@ export interface MountOptions {
   proc: boolean;
   idmap: boolean;
   oci: string | undefined;
+  consoleSocket: string | undefined;
   cgroupDirs: { name: string; dir: string }[];
 }
 
@@ -32,6 +34,7 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
   if (pid === undefined || !/^[1-9]\d*$/.test(pid)) throw new UsageError(`--pid ${pid ?? "is required"}${pid === undefined ? "" : ": not a process id"}: the pid of the waiting container process`);
   const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
   if (ctx.values.oci !== undefined && volumes.length) throw new UsageError("--oci takes the mounts from config.json; drop -v");
+  if (ctx.values["console-socket"] !== undefined && ctx.values.oci === undefined) throw new UsageError("--console-socket needs --oci (the terminal comes from config.json's process.terminal)");
   const idmapped = volumes.find((v) => v.idmap);
   if (idmapped && !ctx.flags.idmap) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap needs --idmap (a target in its own user namespace)`);
   return {
@@ -44,6 +47,7 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     proc: ctx.flags.proc ?? false,
     idmap: ctx.flags.idmap ?? false,
     oci: ctx.values.oci === undefined ? undefined : resolve(ctx.values.oci.at(-1)!),
+    consoleSocket: ctx.values["console-socket"] === undefined ? undefined : resolve(ctx.values["console-socket"].at(-1)!),
     cgroupDirs: (ctx.values["cgroup-dir"] ?? []).map((text) => {
       const eq = text.indexOf("=");
       if (eq < 0 || !text.slice(eq + 1).startsWith("/")) throw new UsageError(`--cgroup-dir ${text}: expected NAME=DIR with an absolute DIR, e.g. memory=/sys/fs/cgroup/memory/corerun/web`);

@@ -1,11 +1,11 @@
-import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
+import { connectUnix, linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { procStartTime } from "@corerun/state";
 import { readSpec } from "@corerun/oci";
 import { dirname } from "node:path";
-import { mountOciTree, readonlyRoot } from "./oci.ts";
+import { mountOciTree, readonlyRoot, sendConsole } from "./oci.ts";
 import { bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
@@ -34,6 +34,7 @@ export const tool = defineTool({
     const points = mountPointsFor(opts);
     // Read before the namespace changes: the path is the host's.
     const spec = opts.oci === undefined ? undefined : readSpec(dirname(opts.oci), opts.oci);
+    const consoleFd = opts.consoleSocket === undefined ? undefined : connectUnix(opts.consoleSocket);
     const startTime = procStartTime(opts.pid);
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;
     if (joined) makePrivate(sys);
@@ -53,6 +54,7 @@ export const tool = defineTool({
     if (opts.syncDir) waitReady(opts.syncDir);
     if (opts.proc) moveProc(sys, opts.rootfs, startTime);
     pivot(sys, opts.rootfs);
+    if (spec && consoleFd !== undefined) sendConsole(sys, spec, consoleFd);
     if (spec?.root?.readonly) readonlyRoot(sys);
     return 0;
   },

@@ -7,7 +7,7 @@ import { closeSync, lchownSync, mkdirSync, openSync, statSync, lstatSync } from 
 import { dirname } from "node:path";
 import { bindRemountFlags, planMounts, type MountPlan, type Spec, MOUNT_FLAGS } from "@corerun/oci";
 import { resolveInRoot } from "@corerun/rootfs";
-import { isErrno, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
+import { isErrno, openPty, sendFd, setWindowSize, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
 import { populateDev } from "./steps.ts";
 
 /** Makes the mount point: a directory, or an empty file when a file is bind-mounted. */
@@ -101,4 +101,25 @@ export function mountOciTree(sys: Syscall, rootfs: string, spec: Spec, cgroupDir
 /** root.readonly: the container's / read-only, after pivot_root (runc does it from init). */
 export function readonlyRoot(sys: Syscall): void {
   sys.mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY);
+}
+
+/**
+ * process.terminal: a pty from the container's own devpts (after pivot_root, so /dev/pts is
+ * the container's instance), its peer bound on /dev/console, the master sent to the caller's
+ * console socket (connected before the namespaces changed: the path is the host's). Only the
+ * engine holds the master afterwards.
+ */
+export function sendConsole(sys: Syscall, spec: Spec, socket: number): void {
+  const { master, peer, index } = openPty("/dev/pts");
+  try {
+    const size = spec.process?.consoleSize;
+    if (size) setWindowSize(master, size.height, size.width);
+    mountPoint("/dev/console", true);
+    sys.mount(`/dev/pts/${index}`, "/dev/console", null, MS_BIND);
+    sendFd(socket, master, "/dev/pts/ptmx");
+  } finally {
+    closeSync(master);
+    closeSync(peer);
+    closeSync(socket);
+  }
 }

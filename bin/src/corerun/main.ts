@@ -6,7 +6,7 @@ import { isAlive, listContainers, readState, readStates, stateRoot, statePath } 
 import type { ArgsDef } from "citty";
 import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
-import { create, del, featuresTool, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
+import { create, del, exec, featuresTool, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
@@ -189,7 +189,7 @@ const runTool_ = defineTool({
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
-  run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, features: featuresTool,
+  run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, exec, features: featuresTool,
 };
 runTool_.subCommands = subCommands;
 

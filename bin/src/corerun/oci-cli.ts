@@ -11,6 +11,7 @@ import { stateRoot } from "@corerun/state";
 import type { ArgsDef } from "citty";
 import { checkId, features, liveStatus, ociCreate, ociDelete, ociPause, ociStart, ociState, mustFind, OCI_VERSION } from "./oci.ts";
 import { readStates } from "@corerun/state";
+import { ociExec } from "./exec.ts";
 
 export interface Globals {
   root: string | undefined;
@@ -216,6 +217,38 @@ export const featuresTool = defineTool({
   run() {
     process.stdout.write(`${JSON.stringify(features(), null, 4)}\n`);
     return 0;
+  },
+});
+
+export const exec = defineTool({
+  name: "corerun exec",
+  description: "Run a new process in a running container: its namespaces, cgroup, capabilities and environment.",
+  usage: "[options] ID [CMD [ARGS...]]",
+  args: {
+    ...rootArg,
+    process: { type: "string", alias: "p", valueHint: "FILE", description: "the process as runtime-spec JSON (args, env, cwd, user, capabilities, terminal, ...)" },
+    detach: { type: "boolean", alias: "d", description: "return once the process runs instead of waiting for it" },
+    "pid-file": { type: "string", valueHint: "FILE", description: "write the process's host pid to FILE" },
+    "console-socket": { type: "string", valueHint: "PATH", description: "send the pty master to this AF_UNIX socket (with -t and --detach)" },
+    tty: { type: "boolean", alias: "t", description: "give the process a pty from the container's devpts" },
+    cwd: { type: "string", valueHint: "DIR", description: "working directory inside (default: the container's)" },
+    env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "add an environment variable (repeatable)" },
+    user: { type: "string", alias: "u", valueHint: "UID[:GID]", description: "run as this uid and gid (default: the container's user)" },
+    "additional-gids": { type: "string", alias: "g", valueHint: "GID", description: "a supplementary group (repeatable)" },
+    cap: { type: "string", alias: "c", valueHint: "CAP", description: "add a capability (repeatable, e.g. CAP_NET_ADMIN)" },
+    "no-new-privs": { type: "boolean", description: "set no_new_privs for the process" },
+  },
+  tail: "command",
+  notes: ["Without --detach, exec waits and exits with the process's status (128+N for signal N)."],
+  examples: ["sudo corerun exec web /bin/ps", "sudo corerun exec --detach --pid-file p.pid --process proc.json web"],
+  async run(ctx) {
+    const [id, ...args] = ctx.tail;
+    return ociExec({
+      root: stateRoot(ctx.values.root?.at(-1)), id: checkId(id), processFile: ctx.values.process?.at(-1), args, env: ctx.values.env ?? [],
+      cwd: ctx.values.cwd?.at(-1), user: ctx.values.user?.at(-1), additionalGids: ctx.values["additional-gids"] ?? [], caps: ctx.values.cap ?? [],
+      noNewPrivs: ctx.flags["no-new-privs"] ?? false, tty: ctx.flags.tty ?? false, detach: ctx.flags.detach ?? false,
+      pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1),
+    });
   },
 });
 

@@ -79,7 +79,6 @@ export function planCreate(o: CreateOptions): CreatePlan {
   if (!p?.args?.length) throw new UsageError(`${o.bundle}/config.json: process.args is empty; name the program to run`);
   if (p.terminal && !o.consoleSocket) throw new UsageError("cannot allocate tty if corerun will detach without setting console socket (process.terminal is true: pass --console-socket)");
   if (!p.terminal && o.consoleSocket) throw new UsageError("--console-socket needs process.terminal true in config.json");
-  if (p.terminal) throw new UsageError("process.terminal: a pty through --console-socket is not supported yet; set terminal to false");
   if (spec.linux?.seccomp !== undefined) throw new UsageError("linux.seccomp: seccomp filters are not supported by corerun's OCI path yet; remove linux.seccomp");
   for (const name of ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const) {
     if (spec.hooks?.[name]?.length) throw new UsageError(`hooks.${name}: hooks are not supported by corerun yet; remove them`);
@@ -160,7 +159,7 @@ function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string): num
 const toRange = (m: { containerID: number; hostID: number; size: number }) => ({ container: m.containerID, host: m.hostID, size: m.size });
 
 /** runc writes the pid file as digits only, through a rename: a reader never sees half of it. */
-function writePidFile(file: string, pid: number): void {
+export function writePidFile(file: string, pid: number): void {
   const tmp = join(dirname(file), `.${file.split("/").at(-1)}.tmp`);
   writeFileSync(tmp, String(pid));
   renameSync(tmp, file);
@@ -200,6 +199,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     const mountArgs = [
       "--pid", String(pid), "--rootfs", plan.rootfs, "--oci", join(made.dir, "config.json"), "--sync-dir", made.dir, ...cgroupDirArgs(cg),
       ...(planMounts(plan.spec).some((m) => m.type === "proc") ? ["--proc"] : []), "--die-with-parent",
+      ...(o.consoleSocket ? ["--console-socket", resolve(o.consoleSocket)] : []),
     ];
     await runChild(tools, "corerun-mount", mountArgs);
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);

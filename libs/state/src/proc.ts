@@ -17,9 +17,18 @@ export function procStartTime(pid: number, proc = "/proc"): number | undefined {
   return Number.isFinite(value) ? value : undefined;
 }
 
-/** Whether the recorded process is still the same live process. */
+/**
+ * Whether the recorded process is still the same live process. A zombie is not: it has exited
+ * and waits only for its parent (often the host's init, which may take its time) to reap it.
+ */
 export function isAlive(ref: { pid: number; startTime: number } | undefined, proc = "/proc"): boolean {
-  return ref !== undefined && procStartTime(ref.pid, proc) === ref.startTime;
+  if (ref === undefined || procStartTime(ref.pid, proc) !== ref.startTime) return false;
+  try {
+    const stat = readFileSync(`${proc}/${ref.pid}/stat`, "utf8");
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -19,7 +19,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -117,4 +121,215 @@ int corerun_clone_exec(int flags, const char *path, char *const argv[], char *co
     free(stack);
     errno = saved;
     return pid;
+}
+
+/*
+ * Entering a running container (exec): a new process joins the namespaces of the container's
+ * first process (through its pidfd; the PID namespace was set for this thread's children by the
+ * caller), takes the process's terminal, working directory, credentials and capabilities, and
+ * execs. Node cannot do any of this for itself: the program and its libraries live in the
+ * container's root, where no Node is, and setns into a user or mount namespace needs a
+ * single-threaded caller. A failing step writes {step, errno} on err_fd (close-on-exec, so a
+ * successful exec reads as EOF) and exits 125, or 126/127 when the exec itself fails.
+ */
+struct enter_args {
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int pidfd;
+    int ns_flags;
+    int sync_fd;
+    int sync_close_fd;
+    int err_fd;
+    int tty_fd;
+    unsigned int uid;
+    unsigned int gid;
+    int ngroups;
+    const unsigned int *groups;
+    /* bounding, effective, permitted, inheritable, ambient: two 32-bit words each */
+    const unsigned int *caps;
+    int last_cap;
+    int no_new_privs;
+    int umask_value;
+    sigset_t mask;
+};
+
+enum enter_step { STEP_SYNC = 1, STEP_SETNS, STEP_TTY, STEP_CHDIR, STEP_BOUNDING, STEP_USER, STEP_CAPS, STEP_AMBIENT, STEP_NNP, STEP_EXEC };
+
+static void enter_fail(const struct enter_args *a, int step)
+{
+    int msg[2] = { step, errno };
+    ssize_t n = write(a->err_fd, msg, sizeof msg);
+    (void)n;
+    if (step == STEP_EXEC)
+        _exit(msg[1] == ENOENT ? 127 : 126);
+    _exit(125);
+}
+
+static int has_cap(const unsigned int *set, int cap)
+{
+    return (set[cap / 32] >> (cap % 32)) & 1;
+}
+
+/* execvpe's search, with PATH taken from the new environment rather than this process's. */
+static void exec_in_path(const struct enter_args *a)
+{
+    const char *file = a->argv[0], *path = NULL;
+    char buf[4096];
+    int i, saved = ENOENT;
+
+    if (strchr(file, '/')) {
+        execve(file, a->argv, a->envp);
+        return;
+    }
+    for (i = 0; a->envp[i]; i++)
+        if (strncmp(a->envp[i], "PATH=", 5) == 0)
+            path = a->envp[i] + 5;
+    if (!path)
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        if (len + strlen(file) + 2 <= sizeof buf) {
+            memcpy(buf, path, len);
+            buf[len] = '/';
+            strcpy(buf + len + 1, file);
+            execve(buf, a->argv, a->envp);
+            if (errno != ENOENT && errno != ENOTDIR)
+                saved = errno;
+        }
+        path += len;
+        if (*path == ':')
+            path++;
+    }
+    errno = saved;
+}
+
+static int enter_main(void *p)
+{
+    struct enter_args *a = p;
+    struct sigaction dfl;
+    int sig, fd, cap;
+    struct { unsigned int version; int pid; } hdr = { 0x20080522, 0 };
+    struct { unsigned int effective, permitted, inheritable; } data[2];
+
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+    if (a->sync_close_fd >= 0)
+        close(a->sync_close_fd);
+    {
+        char c;
+        ssize_t n;
+        do
+            n = read(a->sync_fd, &c, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+            enter_fail(a, STEP_SYNC);
+        close(a->sync_fd);
+    }
+    if (setns(a->pidfd, a->ns_flags) < 0)
+        enter_fail(a, STEP_SETNS);
+    close(a->pidfd);
+    if (a->tty_fd >= 0) {
+        if (setsid() < 0 || ioctl(a->tty_fd, TIOCSCTTY, 0) < 0)
+            enter_fail(a, STEP_TTY);
+        for (fd = 0; fd < 3; fd++)
+            if (dup2(a->tty_fd, fd) < 0)
+                enter_fail(a, STEP_TTY);
+        if (a->tty_fd > 2)
+            close(a->tty_fd);
+    } else if (setsid() < 0) {
+        enter_fail(a, STEP_TTY);
+    }
+    if (chdir(a->cwd) < 0)
+        enter_fail(a, STEP_CHDIR);
+    for (cap = 0; cap <= a->last_cap; cap++)
+        if (!has_cap(a->caps, cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+            enter_fail(a, STEP_BOUNDING);
+    /* Raw calls: this child has one thread, glibc's wrappers would signal the parent's. */
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || syscall(SYS_setgroups, a->ngroups, a->groups) < 0 ||
+        syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0 || syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0 ||
+        prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+        enter_fail(a, STEP_USER);
+    for (fd = 0; fd < 2; fd++) {
+        data[fd].effective = a->caps[2 + fd];
+        data[fd].permitted = a->caps[4 + fd];
+        data[fd].inheritable = a->caps[6 + fd];
+    }
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        enter_fail(a, STEP_CAPS);
+    for (cap = 0; cap <= a->last_cap; cap++)
+        if (has_cap(a->caps + 8, cap) && has_cap(a->caps + 6, cap) && has_cap(a->caps + 4, cap) &&
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            enter_fail(a, STEP_AMBIENT);
+    if (a->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        enter_fail(a, STEP_NNP);
+    if (a->umask_value >= 0)
+        umask(a->umask_value);
+    for (fd = 0; fd < 3; fd++)
+        fcntl(fd, F_SETFD, 0);
+    sigprocmask(SIG_SETMASK, &a->mask, NULL);
+    exec_in_path(a);
+    enter_fail(a, STEP_EXEC);
+    return 0;
+}
+
+/*
+ * Returns the new process's pid, or -1 with errno set. It waits for one byte on sync_fd before
+ * it enters: the caller moves it into the container's cgroup and sets its rlimits meanwhile.
+ */
+int corerun_enter_exec(char *const argv[], char *const envp[], const char *cwd, int pidfd, int ns_flags, int sync_fd,
+                       int sync_close_fd, int err_fd, int tty_fd, unsigned int uid, unsigned int gid, int ngroups,
+                       const unsigned int *groups, const unsigned int *caps, int last_cap, int no_new_privs, int umask_value)
+{
+    const size_t stack_size = 256 * 1024;
+    struct enter_args a = { .argv = argv, .envp = envp, .cwd = cwd, .pidfd = pidfd, .ns_flags = ns_flags, .sync_fd = sync_fd,
+                            .sync_close_fd = sync_close_fd, .err_fd = err_fd, .tty_fd = tty_fd, .uid = uid, .gid = gid,
+                            .ngroups = ngroups, .groups = groups, .caps = caps, .last_cap = last_cap,
+                            .no_new_privs = no_new_privs, .umask_value = umask_value };
+    sigset_t all;
+    char *stack;
+    int pid, saved;
+
+    stack = malloc(stack_size);
+    if (!stack)
+        return -1;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &a.mask);
+    pid = clone(enter_main, stack + stack_size, SIGCHLD, &a);
+    saved = errno;
+    pthread_sigmask(SIG_SETMASK, &a.mask, NULL);
+    free(stack);
+    errno = saved;
+    return pid;
+}
+
+/*
+ * The console-socket protocol: one sendmsg carrying the pty's name as data and exactly one
+ * SCM_RIGHTS control message with one fd, the shape containerd's go-runc and conmon check.
+ */
+int corerun_send_fd(int sock, int fd, const char *name)
+{
+    struct msghdr msg;
+    struct iovec iov;
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct cmsghdr *cmsg;
+
+    memset(&msg, 0, sizeof msg);
+    memset(&control, 0, sizeof control);
+    iov.iov_base = (void *)name;
+    iov.iov_len = strlen(name);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
 }

@@ -151,13 +151,13 @@ export const linuxSyscall: Syscall = {
   setgroups(gids) {
     check(fn("int setgroups(size_t size, const uint32_t *list)")(gids.length, Uint32Array.from(gids)), "setgroups");
   },
-  setrlimit(resource, soft, hard) {
+  setrlimit(resource, soft, hard, pid = 0) {
     // struct rlimit64 { u64 cur, max }; RLIM_INFINITY is ~0.
     const lim = Buffer.alloc(16);
     const u64 = (n: number) => (n >= 2 ** 53 ? 0xffffffffffffffffn : BigInt(n));
     lim.writeBigUInt64LE(u64(soft), 0);
     lim.writeBigUInt64LE(u64(hard), 8);
-    check(fn("int prlimit(int pid, int resource, const uint8_t *limit, uint8_t *old)")(0, resource, lim, null), "prlimit", `resource ${resource}`);
+    check(fn("int prlimit(int pid, int resource, const uint8_t *limit, uint8_t *old)")(pid, resource, lim, null), "prlimit", `resource ${resource}`);
   },
   capset(sets) {
     const header = Buffer.alloc(8);
@@ -182,5 +182,17 @@ export const linuxSyscall: Syscall = {
     // makedev() of glibc: the major's low 12 bits at 8, the minor's low 8 bits at 0, the rest above.
     const dev = ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(major) & ~0xfffn) << 32n) | (BigInt(minor) & 0xffn) | ((BigInt(minor) & ~0xffn) << 12n);
     check(fn("int mknod(const char *path, unsigned int mode, uint64_t dev)")(path, kind | (mode & 0o7777), dev), "mknod", path);
+  },
+  enterExec(o) {
+    const enter = nativeFn(
+      "int corerun_enter_exec(const char **argv, const char **envp, const char *cwd, int pidfd, int ns_flags, int sync_fd, int sync_close_fd, int err_fd, int tty_fd, unsigned int uid, unsigned int gid, int ngroups, const uint32_t *groups, const uint32_t *caps, int last_cap, int no_new_privs, int umask_value)",
+    );
+    const words = (set: readonly number[]) => [0, 1].map((w) => set.filter((c) => c >= w * 32 && c < w * 32 + 32).reduce((m, c) => m | (1 << (c % 32)), 0) >>> 0);
+    const caps = Uint32Array.from([o.caps.bounding, o.caps.effective, o.caps.permitted, o.caps.inheritable, o.caps.ambient].flatMap(words));
+    return check(
+      enter([...o.argv, null], [...o.env, null], o.cwd, o.pidfd, o.nsFlags, o.sync[0], o.sync[1], o.errFd, o.ttyFd, o.uid, o.gid, o.groups.length, Uint32Array.from(o.groups), caps, o.lastCap, o.noNewPrivs ? 1 : 0, o.umask ?? -1),
+      "clone",
+      o.argv[0],
+    );
   },
 };

@@ -1,7 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { closeSync, writeFileSync, writeSync } from "node:fs";
-import { CLONE_NEWUSER } from "./constants.ts";
-import type { Syscall } from "./types.ts";
+import { closeSync, openSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { CLONE_NEWPID, CLONE_NEWUSER } from "./constants.ts";
+import { SyscallError } from "./error.ts";
+import type { EnterExecArgs, Syscall } from "./types.ts";
 
 export interface IdMapText {
   /** /proc/PID/uid_map and gid_map contents: "CTR HOST SIZE" lines. */
@@ -69,5 +70,76 @@ function mapWith(helper: string, pid: number, map: string): void {
   if (r.error || r.status !== 0) {
     const why = r.error ? (r.error as NodeJS.ErrnoException).code : (r.stderr || "").trim().split("\n")[0];
     throw new Error(`${helper} ${pid} failed (${why}); install the uidmap package and check /etc/subuid and /etc/subgid`);
+  }
+}
+
+const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "execve"];
+
+export interface EnterOptions extends Omit<EnterExecArgs, "sync" | "errFd" | "nsFlags" | "pidfd"> {
+  /** A pidfd of the container's first process; its namespaces are joined. */
+  pidfd: number;
+  /** Namespaces to join besides the PID namespace: CLONE_NEW* flags. */
+  nsFlags: number;
+  /** Also join its PID namespace (the new process is born in it). */
+  pidNamespace: boolean;
+  /** Work on the new process before it enters (cgroup, rlimits), while it waits. */
+  prepare?: ((pid: number) => void) | undefined;
+}
+
+/**
+ * Starts a process inside a running container through the native helper, and returns its pid
+ * once it has exec'd. A step that failed inside is thrown as a SyscallError naming it; the exec
+ * itself failing (no such program) carries errno ENOENT or EACCES for the 127/126 statuses.
+ */
+export function enterContainer(sys: Syscall, o: EnterOptions): number {
+  const sync = sys.pipe();
+  const err = sys.pipe();
+  let pid: number | undefined;
+  try {
+    const clone = () => sys.enterExec({ ...o, sync, errFd: err[1] });
+    pid = o.pidNamespace ? inPidNamespace(sys, o.pidfd, clone) : clone();
+    closeSync(err[1]);
+    err[1] = -1;
+    o.prepare?.(pid);
+    writeSync(sync[1], "1");
+  } catch (e) {
+    if (pid !== undefined) sys.kill(pid, 9);
+    throw e;
+  } finally {
+    closeSync(sync[0]);
+    closeSync(sync[1]);
+    if (err[1] >= 0) closeSync(err[1]);
+  }
+  try {
+    const msg = Buffer.alloc(8);
+    let got = 0;
+    for (;;) {
+      const n = readSync(err[0], msg, got, 8 - got, null);
+      if (n === 0) break;
+      got += n;
+      if (got === 8) break;
+    }
+    if (got === 8) {
+      const step = msg.readInt32LE(0);
+      throw new SyscallError({ syscall: step === ENTER_STEPS.length - 1 ? "execve" : ENTER_STEPS[step] ?? "enter", errno: msg.readInt32LE(4), path: o.argv[0] });
+    }
+  } finally {
+    closeSync(err[0]);
+  }
+  return pid;
+}
+
+/** The PID namespace of the calling thread's next children, set for the clone inside fn. */
+function inPidNamespace<T>(sys: Syscall, pidfd: number, fn: () => T): T {
+  const own = openSync("/proc/thread-self/ns/pid_for_children", "r");
+  try {
+    sys.setns(pidfd, CLONE_NEWPID, "pidfd");
+    try {
+      return fn();
+    } finally {
+      sys.setns(own, CLONE_NEWPID, "/proc/thread-self/ns/pid_for_children");
+    }
+  } finally {
+    closeSync(own);
   }
 }

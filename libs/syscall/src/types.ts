@@ -60,8 +60,8 @@ export interface Syscall {
   // thread of a Node process, which is what a later execve from any thread needs).
   setresgid(gid: number): void;
   setgroups(gids: readonly number[]): void;
-  /** prlimit(2) on the calling process; values above 2^53 mean unlimited. */
-  setrlimit(resource: number, soft: number, hard: number): void;
+  /** prlimit(2) on the calling process (or pid); values above 2^53 mean unlimited. */
+  setrlimit(resource: number, soft: number, hard: number, pid?: number): void;
   /** capset(2) of the calling thread's effective, permitted and inheritable sets. */
   capset(sets: { effective: readonly number[]; permitted: readonly number[]; inheritable: readonly number[] }): void;
   setdomainname(name: string): void;
@@ -69,4 +69,30 @@ export interface Syscall {
   joinSessionKeyring(name: string): void;
   /** mknod(2): type "c" or "b" with major/minor, or "p" for a FIFO. */
   mknod(path: string, type: "c" | "b" | "p", mode: number, major: number, minor: number): void;
+  /**
+   * The native helper's exec into a running container: a child that waits on sync, joins
+   * nsFlags of pidfd's process, takes ttyFd as its controlling terminal and stdio, changes to
+   * cwd, credentials and capabilities, and execs argv[0] through the PATH of env. A failing step
+   * writes two ints {step, errno} on errFd. Returns the child's pid.
+   */
+  enterExec(opts: EnterExecArgs): number;
+}
+
+export interface EnterExecArgs {
+  argv: readonly string[];
+  env: readonly string[];
+  cwd: string;
+  pidfd: number;
+  nsFlags: number;
+  sync: [number, number];
+  errFd: number;
+  ttyFd: number;
+  uid: number;
+  gid: number;
+  groups: readonly number[];
+  /** bounding, effective, permitted, inheritable, ambient as capability numbers. */
+  caps: { bounding: readonly number[]; effective: readonly number[]; permitted: readonly number[]; inheritable: readonly number[]; ambient: readonly number[] };
+  lastCap: number;
+  noNewPrivs: boolean;
+  umask: number | undefined;
 }
