@@ -1,4 +1,4 @@
-import { connectUnix, linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
+import { connectUnix, fdSender, linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
@@ -35,6 +35,7 @@ export const tool = defineTool({
     // Read before the namespace changes: the path is the host's.
     const spec = opts.oci === undefined ? undefined : readSpec(dirname(opts.oci), opts.oci);
     const consoleFd = opts.consoleSocket === undefined ? undefined : connectUnix(opts.consoleSocket);
+    const sendFd = consoleFd === undefined ? undefined : fdSender();
     const startTime = procStartTime(opts.pid);
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;
     if (joined) makePrivate(sys);
@@ -54,7 +55,7 @@ export const tool = defineTool({
     if (opts.syncDir) waitReady(opts.syncDir);
     if (opts.proc) moveProc(sys, opts.rootfs, startTime);
     pivot(sys, opts.rootfs);
-    if (spec && consoleFd !== undefined) sendConsole(sys, spec, consoleFd);
+    if (spec && consoleFd !== undefined) sendConsole(sys, spec, consoleFd, sendFd!);
     if (spec?.root?.readonly) readonlyRoot(sys);
     return 0;
   },

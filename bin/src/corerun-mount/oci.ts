@@ -7,7 +7,7 @@ import { closeSync, lchownSync, mkdirSync, openSync, statSync, lstatSync } from 
 import { dirname } from "node:path";
 import { bindRemountFlags, planMounts, type MountPlan, type Spec, MOUNT_FLAGS } from "@corerun/oci";
 import { resolveInRoot } from "@corerun/rootfs";
-import { isErrno, openPty, sendFd, setWindowSize, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
+import { isErrno, openPty, setWindowSize, type FdSender, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
 import { populateDev } from "./steps.ts";
 
 /** Makes the mount point: a directory, or an empty file when a file is bind-mounted. */
@@ -109,7 +109,7 @@ export function readonlyRoot(sys: Syscall): void {
  * console socket (connected before the namespaces changed: the path is the host's). Only the
  * engine holds the master afterwards.
  */
-export function sendConsole(sys: Syscall, spec: Spec, socket: number): void {
+export function sendConsole(sys: Syscall, spec: Spec, socket: number, sendFd: FdSender): void {
   const { master, peer, index } = openPty("/dev/pts");
   try {
     const size = spec.process?.consoleSize;

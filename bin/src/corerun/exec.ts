@@ -12,7 +12,7 @@ import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import { planCapabilities, Process, readSpec, type Spec } from "@corerun/oci";
 import { openRecorded, type State } from "@corerun/state";
 import {
-  connectUnix, enterContainer, linuxSyscall as sys, openPty, sendFd, setWindowSize, CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS,
+  connectUnix, enterContainer, fdSender, linuxSyscall as sys, openPty, setWindowSize, CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS,
   CLONE_NEWUSER, CLONE_NEWUTS, RLIMIT_NUMBERS,
 } from "@corerun/syscall";
 import { liveStatus, mustFind, writePidFile } from "./oci.ts";
@@ -130,7 +130,7 @@ export async function ociExec(req: ExecRequest): Promise<number> {
         if (proc.oomScoreAdj !== undefined) writeFileSync(`/proc/${child}/oom_score_adj`, String(proc.oomScoreAdj));
       },
     });
-    if (tty && sock !== undefined) sendFd(sock, tty.master, "/dev/pts/ptmx");
+    if (tty && sock !== undefined) fdSender()(sock, tty.master, "/dev/pts/ptmx");
     if (req.pidFile) writePidFile(resolve(req.pidFile), pid);
     if (req.detach) return 0;
     return exitCodeOf(await waitChild(sys, pid));

@@ -152,7 +152,7 @@ function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string): num
   ];
   // The cgroup namespace is made by corerun-exec once in its cgroup, so that it is the root there.
   const names = namespaces.create.filter((t) => t !== "cgroup" && t !== "user").map((t) => (t === "network" ? "net" : t)) as NamespaceName[];
-  const clone = () => startInNamespaces(sys, { flags: namespaceFlags(names), path: process.execPath, argv, env: envp(), userns });
+  const clone = () => startInNamespaces(sys, { flags: namespaceFlags(names), path: process.execPath, argv, env: envp(), userns, nullStdio: spec.process!.terminal ?? false });
   return inNamespaces(sys, namespaces.join, clone);
 }
 

@@ -37,6 +37,7 @@ struct child_args {
     int sync_fd;
     int sync_close_fd;
     int become_root;
+    int null_stdio;
     sigset_t mask;
 };
 
@@ -87,6 +88,17 @@ static int child_main(void *p)
         if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
             _exit(125);
     }
+    /*
+     * A process that will take a terminal must not hold its caller's stdio: containerd's shim
+     * waits for every holder of create's output pipes to close them before it goes on.
+     */
+    if (a->null_stdio) {
+        fd = open("/dev/null", O_RDWR);
+        if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(125);
+        if (fd > 2)
+            close(fd);
+    }
     for (fd = 0; fd < 3; fd++)
         fcntl(fd, F_SETFD, 0);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
@@ -99,12 +111,12 @@ static int child_main(void *p)
  * until the child has reset its handlers, so no Node handler can run in the child.
  */
 int corerun_clone_exec(int flags, const char *path, char *const argv[], char *const envp[], int join_fd, int join_flags,
-                       int sync_fd, int sync_close_fd, int become_root)
+                       int sync_fd, int sync_close_fd, int become_root, int null_stdio)
 {
     const size_t stack_size = 256 * 1024;
     struct child_args a = { .path = path, .argv = argv, .envp = envp, .flags = flags, .join_fd = join_fd,
                             .join_flags = join_flags, .sync_fd = sync_fd, .sync_close_fd = sync_close_fd,
-                            .become_root = become_root };
+                            .become_root = become_root, .null_stdio = null_stdio };
     sigset_t all;
     char *stack;
     int pid, saved;

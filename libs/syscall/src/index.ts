@@ -7,4 +7,4 @@ export { NAMESPACES, namespaceFlags, inNetworkNamespace, inNamespaces, canJoinBy
 export * from "./netlink.ts";
 export { startInNamespaces, enterContainer, envp, type StartOptions, type EnterOptions, type IdMapText } from "./spawn.ts";
 export { koffiModulesDir } from "./_libc.ts";
-export { openPty, setWindowSize, takeTerminal, connectUnix, sendFd } from "./terminal.ts";
+export { openPty, setWindowSize, takeTerminal, connectUnix, fdSender, type FdSender } from "./terminal.ts";

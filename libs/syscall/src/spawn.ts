@@ -30,6 +30,8 @@ export interface StartOptions {
   userns?: IdMapText | undefined;
   /** Work on the new namespaces from outside (a loopback to bring up) before the process runs. */
   prepare?: ((pid: number) => void) | undefined;
+  /** /dev/null as its stdio instead of the caller's. */
+  nullStdio?: boolean;
 }
 
 /**
@@ -39,11 +41,11 @@ export interface StartOptions {
  */
 export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   const flags = opts.flags | (opts.userns ? CLONE_NEWUSER : 0);
-  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env);
+  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { nullStdio: opts.nullStdio ?? false });
   const sync = sys.pipe();
   let pid: number | undefined;
   try {
-    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined });
+    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined, nullStdio: opts.nullStdio ?? false });
     if (opts.userns?.helpers) {
       mapWith("newuidmap", pid, opts.userns.uidMap);
       mapWith("newgidmap", pid, opts.userns.gidMap);

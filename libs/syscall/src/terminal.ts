@@ -69,7 +69,13 @@ export function connectUnix(path: string): number {
   return fd;
 }
 
-/** Sends fd over a connected socket as the console-socket protocol wants it (native helper). */
-export function sendFd(sock: number, fd: number, name: string): void {
-  check(nativeFn("int corerun_send_fd(int sock, int fd, const char *name)")(sock, fd, name), "sendmsg", "console socket");
+export type FdSender = (sock: number, fd: number, name: string) => void;
+
+/**
+ * A sender of fds over a connected socket as the console-socket protocol wants it (native
+ * helper). Made before the caller's root moves: the helper is loaded from the host's path.
+ */
+export function fdSender(): FdSender {
+  const send = nativeFn("int corerun_send_fd(int sock, int fd, const char *name)");
+  return (sock, fd, name) => void check(send(sock, fd, name), "sendmsg", "console socket");
 }
