@@ -5,7 +5,7 @@ import { args, parseMountOptions } from "./args.ts";
 import { procStartTime } from "@corerun/state";
 import { readSpec } from "@corerun/oci";
 import { dirname } from "node:path";
-import { mountOciTree, readonlyRoot, sendConsole } from "./oci.ts";
+import { checkProgram, mountOciTree, readonlyRoot, sendConsole } from "./oci.ts";
 import { bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
@@ -55,6 +55,7 @@ export const tool = defineTool({
     if (opts.syncDir) waitReady(opts.syncDir);
     if (opts.proc) moveProc(sys, opts.rootfs, startTime);
     pivot(sys, opts.rootfs);
+    if (spec) checkProgram(spec);
     if (spec && consoleFd !== undefined) sendConsole(sys, spec, consoleFd, sendFd!);
     if (spec?.root?.readonly) readonlyRoot(sys);
     return 0;

@@ -6,7 +6,8 @@
 import { closeSync, lchownSync, mkdirSync, openSync, statSync, lstatSync } from "node:fs";
 import { dirname } from "node:path";
 import { bindRemountFlags, planMounts, type MountPlan, type Spec, MOUNT_FLAGS } from "@corerun/oci";
-import { resolveInRoot } from "@corerun/rootfs";
+import { DEFAULT_PATH, findCommand, resolveInRoot } from "@corerun/rootfs";
+import { CommandError, EXIT_NOT_FOUND } from "@corerun/cli";
 import { isErrno, openPty, setWindowSize, type FdSender, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
 import { populateDev } from "./steps.ts";
 
@@ -121,5 +122,24 @@ export function sendConsole(sys: Syscall, spec: Spec, socket: number, sendFd: Fd
     closeSync(master);
     closeSync(peer);
     closeSync(socket);
+  }
+}
+
+/**
+ * The program must exist in the finished tree, checked where runc checks it (at create), so
+ * that an engine reports a bad command on create, in runc's words, which podman and Docker map
+ * to exit statuses 127 and 126.
+ */
+export function checkProgram(spec: Spec): void {
+  const args = spec.process?.args;
+  const cmd = args?.[0];
+  if (!cmd || (cmd.includes("/") && !cmd.startsWith("/"))) return;
+  const path = spec.process!.env?.find((e) => e.startsWith("PATH="))?.slice(5);
+  try {
+    findCommand("/", cmd, path ?? DEFAULT_PATH);
+  } catch (err) {
+    if (!(err instanceof CommandError)) throw err;
+    const why = err.exitCode === EXIT_NOT_FOUND ? (cmd.includes("/") ? "no such file or directory" : "executable file not found in $PATH") : "permission denied";
+    throw new CommandError(`exec: "${cmd}": ${why} (${err.message})`, err.exitCode);
   }
 }

@@ -85,7 +85,8 @@ export function normalizeDashes(words: readonly string[], spec: ToolSpec): strin
 
 /** Runs one OCI subcommand: errors go to stderr and, with --log, to the log file too. */
 export function runOci(spec: ToolSpec, words: string[], g: Globals): Promise<never> {
-  const root = g.root ? ["--root", g.root] : [];
+  // A global option reaches the subcommands that have it (features has no state root).
+  const root = g.root && "root" in spec.args ? ["--root", g.root] : [];
   const debug = g.debug ? ["--log-level", "debug"] : [];
   const onError = (line: string) => {
     if (g.log) appendFileSync(g.log, logLine(g.logFormat, "error", line), { mode: 0o644 });

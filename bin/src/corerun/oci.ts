@@ -201,7 +201,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       ...(planMounts(plan.spec).some((m) => m.type === "proc") ? ["--proc"] : []), "--die-with-parent",
       ...(o.consoleSocket ? ["--console-socket", resolve(o.consoleSocket)] : []),
     ];
-    await runChild(tools, "corerun-mount", mountArgs);
+    await runChild(tools, "corerun-mount", mountArgs, { captureErrors: true });
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
     return setStatus(made.path, "created");
   } catch (err) {

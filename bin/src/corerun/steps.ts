@@ -257,8 +257,9 @@ function withInheritedFds<T>(fds: readonly number[], fn: () => T): T {
 /** A tool failed and has already said why on stderr; corerun exits with its status. */
 export class ToolFailed extends Error {
   override name = "ToolFailed";
-  constructor(readonly tool: string, readonly exitCode: number) {
-    super(`${tool} failed`);
+  /** `said`: the tool's own error line, when corerun captured it (the OCI commands log it). */
+  constructor(readonly tool: string, readonly exitCode: number, said?: string) {
+    super(said || `${tool} failed`);
   }
 }
 
@@ -277,12 +278,15 @@ export type Tools = ChildProcess[];
  * Runs one tool to its end. It gets a process group of its own: a Ctrl-C on the terminal reaches
  * corerun, which aborts the start, instead of killing the tool halfway.
  */
-export async function runChild(tools: Tools, name: string, args: string[]): Promise<void> {
+export async function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean } = {}): Promise<void> {
   const [node, tool] = toolCommand(name);
-  const child = spawn(node!, [tool!, ...args], { stdio: ["ignore", name === "corerun-net" ? "ignore" : "inherit", "inherit"], detached: true });
+  const stderr = opts.captureErrors ? "pipe" : "inherit";
+  const child = spawn(node!, [tool!, ...args], { stdio: ["ignore", name === "corerun-net" ? "ignore" : "inherit", stderr], detached: true });
   tools.push(child);
+  let said = "";
+  child.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString("utf8")));
   const [code] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
-  if (code !== 0) throw new ToolFailed(name, code ?? 125);
+  if (code !== 0) throw new ToolFailed(name, code ?? 125, said.trim().split("\n").at(-1));
 }
 
 /** Kills the tools still running and waits for them, before their work is cleaned up. */

@@ -1,0 +1,345 @@
+/**
+ * corerun as an OCI runtime, driven the way engines drive runc: bundles with a config.json,
+ * create (the process waits), start, state, exec, kill, pause, delete, with --root, --log and
+ * --log-format json. Each test checks what the container saw and that delete left nothing: no
+ * state, no cgroup, no process.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+
+let rootfs = "";
+let root = "";
+let work = "";
+const PARENT = `corerun-e2e-oci-${process.pid}`;
+const CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"];
+
+/** A config.json as `runc spec` and containerd write them, around the busybox rootfs. */
+function config(id: string, args: string[], change: (c: Record<string, any>) => void = () => {}): Record<string, any> {
+  const c: Record<string, any> = {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args,
+      env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+      cwd: "/",
+      capabilities: { bounding: [...CAPS], effective: [...CAPS], permitted: [...CAPS] },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: rootfs, readonly: false },
+    hostname: "oci",
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc" },
+      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+    ],
+    linux: {
+      resources: { devices: [{ allow: false, access: "rwm" }] },
+      cgroupsPath: `/${PARENT}/${id}`,
+      namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
+      maskedPaths: ["/proc/kcore", "/proc/keys", "/sys/firmware"],
+      readonlyPaths: ["/proc/sys", "/proc/sysrq-trigger"],
+    },
+  };
+  change(c);
+  return c;
+}
+
+/** A bundle directory holding config.json (the rootfs is shared, by absolute path). */
+function bundle(id: string, args: string[], change?: (c: Record<string, any>) => void): string {
+  const dir = mkdtempSync(join(work, "bundle-"));
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config(id, args, change), null, 2));
+  return dir;
+}
+
+function corerun(args: string[], opts: Parameters<typeof tool>[2] = {}): Result {
+  return tool("corerun", ["--root", root, ...args], opts);
+}
+
+/** create with the container's stdout and stderr going to a file, as a shim gives it pipes. */
+function create(id: string, dir: string, extra: string[] = []): { r: Result; out: string } {
+  const out = join(dir, "out.txt");
+  const fd = openSync(out, "w");
+  try {
+    const r = tool("corerun", ["--root", root, "create", "--bundle", dir, "--pid-file", join(dir, "init.pid"), ...extra, id], { stdio: ["ignore", fd, fd] });
+    return { r: { ...r, stderr: readFileSync(out, "utf8") }, out };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function state(id: string): Record<string, any> {
+  const r = corerun(["state", id]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+async function waitStatus(id: string, want: string): Promise<Record<string, any>> {
+  for (let i = 0; i < 100; i++) {
+    const s = state(id);
+    if (s.status === want) return s;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error(`${id} did not become ${want}: ${JSON.stringify(state(id))}`);
+}
+
+/** The container's cgroup directories that still exist, in any hierarchy. */
+function cgroupsLeft(id: string): string[] {
+  return readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h, PARENT, id)).filter((d) => existsSync(d));
+}
+
+function assertGone(id: string, dir: string): void {
+  assert.deepEqual(leftoverState(root), [], "a state directory is left");
+  assert.deepEqual(cgroupsLeft(id), [], "a cgroup is left");
+  assert.deepEqual(hostMountsUnder(dir), [], "a mount of the bundle is left");
+  assert.equal(corerun(["state", id]).code === 0, false, "state still answers");
+}
+
+describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+    work = mkdtempSync(join(tmpdir(), "corerun-e2e-oci-"));
+  });
+  after(() => {
+    try {
+      assert.deepEqual(leftoverState(root), []);
+    } finally {
+      removeStateRoot(root);
+      // Only what this file made: its bundles, and its cgroup parent in each hierarchy.
+      if (work.startsWith(join(tmpdir(), "corerun-e2e-oci-"))) rmSync(work, { recursive: true, force: true });
+      for (const h of readdirSync("/sys/fs/cgroup")) {
+        const p = join("/sys/fs/cgroup", h, PARENT);
+        if (existsSync(p)) rmdirSync(p);
+      }
+    }
+  });
+
+  test("create leaves the process waiting in its cgroup; start runs it; delete leaves nothing", async () => {
+    const dir = bundle("life", ["/bin/sh", "-c", "echo hello from $(hostname) as $$; exit 3"]);
+    const { r, out } = create("life", dir);
+    assert.equal(r.code, 0, r.stderr);
+    const pid = readFileSync(join(dir, "init.pid"), "utf8");
+    assert.match(pid, /^\d+$/, "the pid file holds digits only");
+    const s = state("life");
+    assert.equal(s.status, "created");
+    assert.equal(s.pid, Number(pid));
+    assert.equal(s.bundle, dir);
+    assert.equal(s.id, "life");
+    assert.match(readFileSync(`/proc/${pid}/cgroup`, "utf8"), new RegExp(`/${PARENT}/life$`, "m"), "in its cgroup before start");
+    assert.equal(corerun(["start", "life"]).code, 0);
+    const done = await waitStatus("life", "stopped");
+    assert.equal(done.pid, 0);
+    assert.equal(readFileSync(out, "utf8"), "hello from oci as 1\n");
+    const d = corerun(["delete", "life"]);
+    assert.equal(d.code, 0, d.stderr);
+    assertGone("life", dir);
+  });
+
+  test("config.json's process, hostname, masks and limits are what the container gets", async () => {
+    const script = [
+      "id -u; id -g; id -G; pwd; echo $FOO; hostname; ulimit -n; umask",
+      "grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status",
+      "cat /proc/sys/net/ipv4/ip_forward",
+      "cat /proc/keys | wc -c",
+      "touch /proc/sys/x 2>/dev/null || echo proc-sys-ro",
+      "touch /ro-test 2>/dev/null || echo root-ro",
+      "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+    ].join("; ");
+    const dir = bundle("proc", ["/bin/sh", "-c", script], (c) => {
+      c.process.user = { uid: 1000, gid: 1000, additionalGids: [10, 20], umask: 0o027 };
+      c.process.env.push("FOO=bar");
+      c.process.cwd = "/tmp";
+      c.process.capabilities = { bounding: ["CAP_KILL", "CAP_NET_BIND_SERVICE"], effective: ["CAP_KILL"], permitted: ["CAP_KILL"] };
+      c.process.rlimits = [{ type: "RLIMIT_NOFILE", hard: 512, soft: 256 }];
+      c.hostname = "custom";
+      c.root.readonly = true;
+      c.linux.sysctl = { "net.ipv4.ip_forward": "1" };
+      c.linux.resources.pids = { limit: 42 };
+      c.mounts.push({ destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "ro"] });
+    });
+    const { r, out } = create("proc", dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(corerun(["start", "proc"]).code, 0);
+    await waitStatus("proc", "stopped");
+    const lines = readFileSync(out, "utf8").trim().split("\n");
+    assert.deepEqual(lines.slice(0, 8), ["1000", "1000", "1000 10 20", "/tmp", "bar", "custom", "256", "0027"]);
+    assert.equal(lines[8], "CapBnd:\t0000000000000420");
+    assert.equal(lines[9], "NoNewPrivs:\t1");
+    assert.equal(lines[10], "1", "the sysctl was set in the container's network namespace");
+    assert.equal(lines[11]!.trim(), "0", "/proc/keys is masked");
+    assert.ok(lines.includes("proc-sys-ro"));
+    assert.ok(lines.includes("root-ro"));
+    assert.equal(lines.at(-1), "42", "the pids limit, seen through the container's own cgroup mount");
+    assert.equal(corerun(["delete", "proc"]).code, 0);
+    assertGone("proc", dir);
+  });
+
+  test("exec: output and status, --detach with a pid file, a process.json; ps and kill --all", async () => {
+    const dir = bundle("ex", ["/bin/sleep", "60"]);
+    assert.equal(create("ex", dir).r.code, 0);
+    assert.equal(corerun(["start", "ex"]).code, 0);
+    assert.equal(state("ex").status, "running");
+    const e = corerun(["exec", "ex", "/bin/sh", "-c", "echo in $(hostname); echo $$; exit 5"]);
+    assert.equal(e.code, 5, e.stderr);
+    assert.match(e.stdout, /^in oci\n\d+\n$/);
+    assert.notEqual(e.stdout.split("\n")[1], "1", "a new process, not PID 1");
+    const proc = join(dir, "process.json");
+    writeFileSync(proc, JSON.stringify({ args: ["/bin/sleep", "30"], env: ["PATH=/bin"], cwd: "/", user: { uid: 0, gid: 0 } }));
+    // Detached, the process keeps exec's stdio, as a shim's pipes: give it none to hold.
+    const d = corerun(["exec", "--detach", "--pid-file", join(dir, "exec.pid"), "--process", proc, "ex"], { stdio: "ignore" });
+    assert.equal(d.code, 0, d.stderr);
+    const execPid = Number(readFileSync(join(dir, "exec.pid"), "utf8"));
+    const ps = corerun(["ps", "--format", "json", "ex"]);
+    assert.equal(ps.code, 0, ps.stderr);
+    const pids: number[] = JSON.parse(ps.stdout);
+    assert.ok(pids.includes(state("ex").pid) && pids.includes(execPid), `${ps.stdout} lacks the processes`);
+    const missing = corerun(["exec", "ex", "/no/such/program"]);
+    assert.equal(missing.code, 127);
+    assert.match(missing.stderr, /no such file or directory/);
+    assert.equal(corerun(["kill", "--all", "ex", "9"]).code, 0);
+    await waitStatus("ex", "stopped");
+    assert.equal(corerun(["delete", "ex"]).code, 0);
+    assertGone("ex", dir);
+  });
+
+  test("kill, pause and resume, list, and delete --force of a running container", async () => {
+    const dir = bundle("pk", ["/bin/sleep", "60"]);
+    assert.equal(create("pk", dir).r.code, 0);
+    const listed = JSON.parse(corerun(["list", "--format", "json"]).stdout);
+    assert.deepEqual(listed.map((c: { id: string; status: string }) => [c.id, c.status]), [["pk", "created"]]);
+    assert.equal(corerun(["start", "pk"]).code, 0);
+    assert.equal(corerun(["pause", "pk"]).code, 0);
+    assert.equal(state("pk").status, "paused");
+    assert.match(corerun(["pause", "pk"]).stderr, /not running/);
+    assert.equal(corerun(["resume", "pk"]).code, 0);
+    assert.equal(state("pk").status, "running");
+    const refused = corerun(["delete", "pk"]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /cannot delete container "pk" that is not stopped: running/);
+    assert.equal(state("pk").status, "running", "a refused delete changes nothing");
+    assert.equal(corerun(["delete", "--force", "pk"]).code, 0);
+    assertGone("pk", dir);
+    // A created container goes too, with its waiting process.
+    const dir2 = bundle("pk2", ["/bin/true"]);
+    assert.equal(create("pk2", dir2).r.code, 0);
+    const pid = state("pk2").pid;
+    assert.equal(corerun(["kill", "pk2", "KILL"]).code, 0);
+    await waitStatus("pk2", "stopped");
+    assert.equal(existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`).length > 0, false);
+    assert.equal(corerun(["delete", "pk2"]).code, 0);
+    assertGone("pk2", dir2);
+  });
+
+  test("process.terminal: the pty master arrives on --console-socket, the process has /dev/console", async () => {
+    const dir = bundle("tty", ["/bin/sh", "-c", "tty; stty size; echo tty-done"], (c) => {
+      c.process.terminal = true;
+      c.process.consoleSize = { height: 33, width: 99 };
+    });
+    // A receiver as engines have it: accept, recvmsg one fd, read the master until the output ends.
+    const receiver = join(dir, "recv.py");
+    writeFileSync(receiver, [
+      "import socket, sys, os, array, time",
+      "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(1)",
+      "print('listening', flush=True)",
+      "c, _ = s.accept()",
+      "msg, anc, _, _ = c.recvmsg(4096, socket.CMSG_SPACE(4))",
+      "fds = array.array('i'); fds.frombytes(anc[0][2][:4])",
+      "print('name', msg.decode(), 'fds', len(anc), flush=True)",
+      "out = b''; end = time.time() + 20",
+      "while time.time() < end and b'tty-done' not in out:",
+      "    try: out += os.read(fds[0], 4096)",
+      "    except OSError: time.sleep(0.05)",
+      "print(out.decode().replace('\\r', ''), flush=True)",
+    ].join("\n"));
+    const sock = join(dir, "console.sock");
+    const py = spawn("python3", [receiver, sock], { stdio: ["ignore", "pipe", "inherit"] });
+    let got = "";
+    py.stdout.on("data", (d: Buffer) => (got += d.toString()));
+    while (!got.includes("listening")) await new Promise((res) => setTimeout(res, 50));
+    const { r } = create("tty", dir, ["--console-socket", sock]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(corerun(["start", "tty"]).code, 0);
+    await new Promise((res) => py.on("exit", res));
+    assert.match(got, /name \/dev\/pts\/ptmx fds 1/);
+    assert.match(got, /\/dev\/console\n33 99\ntty-done/);
+    await waitStatus("tty", "stopped");
+    assert.equal(corerun(["delete", "tty"]).code, 0);
+    assertGone("tty", dir);
+  });
+
+  test("bad bundles and bad commands: one clear line, an error in the JSON log, nothing created", () => {
+    const log = join(work, "log.json");
+    const bad: [string, () => string[], RegExp][] = [
+      ["no config.json", () => ["create", "--bundle", mkdtempSync(join(work, "empty-")), "b1"], /config\.json: cannot be read \(ENOENT\)/],
+      ["config.json is not JSON", () => {
+        const d = mkdtempSync(join(work, "badjson-"));
+        writeFileSync(join(d, "config.json"), "{ nope");
+        return ["create", "--bundle", d, "b2"];
+      }, /config\.json: not valid JSON/],
+      ["an unsupported field", () => ["create", "--bundle", bundle("b3", ["/bin/true"], (c) => (c.linux.intelRdt = { closID: "x" })), "b3"], /linux\.intelRdt: corerun does not support this field/],
+      ["an unknown namespace", () => ["create", "--bundle", bundle("b4", ["/bin/true"], (c) => c.linux.namespaces.push({ type: "time" })), "b4"], /linux\.namespaces\[5\]\.type: a namespace type is one of/],
+      ["an unknown capability", () => ["create", "--bundle", bundle("b5", ["/bin/true"], (c) => c.process.capabilities.bounding.push("CAP_FLY")), "b5"], /unknown capability "CAP_FLY"/],
+      ["a systemd cgroup path", () => ["create", "--bundle", bundle("b6", ["/bin/true"], (c) => (c.linux.cgroupsPath = "system.slice:corerun:b6")), "b6"], /systemd slice:prefix:name path/],
+      ["an unknown mount type", () => ["create", "--bundle", bundle("b7", ["/bin/true"], (c) => c.mounts.push({ destination: "/x", type: "nfs", source: "h:/x" })), "b7"], /mount type "nfs" is not supported/],
+      ["a program that is not there", () => ["create", "--bundle", bundle("b8", ["nosuchprog"]), "b8"], /exec: "nosuchprog": executable file not found in \$PATH/],
+      ["a bad id", () => ["create", "--bundle", bundle("x", ["/bin/true"]), "../etc"], /invalid container id "\.\.\/etc"/],
+      ["state of an unknown id", () => ["state", "nope"], /container "nope" does not exist/],
+      ["start of an unknown id", () => ["start", "nope"], /container "nope" does not exist/],
+      ["kill of an unknown id", () => ["kill", "nope", "9"], /container "nope" does not exist/],
+      ["delete of an unknown id", () => ["delete", "nope"], /container "nope" does not exist/],
+      ["--systemd-cgroup", () => ["--systemd-cgroup", "create", "--bundle", bundle("b9", ["/bin/true"]), "b9"], /--systemd-cgroup: corerun manages cgroups itself/],
+    ];
+    for (const [what, args, message] of bad) {
+      rmSync(log, { force: true });
+      const r = tool("corerun", ["--root", root, "--log", log, "--log-format", "json", ...args()]);
+      assert.notEqual(r.code, 0, `${what}: exit status`);
+      assert.match(r.stderr, message, what);
+      assert.equal(r.stderr.trim().split("\n").length, 1, `${what}: one line: ${r.stderr}`);
+      if (existsSync(log)) {
+        const entry = JSON.parse(readFileSync(log, "utf8").trim().split("\n").at(-1)!);
+        assert.equal(entry.level, "error", what);
+        assert.match(entry.msg, message, what);
+        assert.ok(!Number.isNaN(Date.parse(entry.time)), `${what}: an RFC 3339 time`);
+      } else {
+        assert.match(what, /--systemd-cgroup/, `${what}: no log line`);
+      }
+      assert.deepEqual(leftoverState(root), [], `${what}: state left`);
+    }
+    assert.deepEqual(readdirSync("/sys/fs/cgroup").flatMap((h) => (existsSync(join("/sys/fs/cgroup", h, PARENT)) ? readdirSync(join("/sys/fs/cgroup", h, PARENT), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name) : [])), [], "a cgroup is left");
+    assert.equal(corerun(["delete", "--force", "nope"]).code, 0, "delete --force of an unknown id is not an error");
+  });
+
+  test("one id, one container; start only from created", async () => {
+    const dir = bundle("dup", ["/bin/true"]);
+    assert.equal(create("dup", dir).r.code, 0);
+    const again = create("dup", bundle("dup", ["/bin/true"]));
+    assert.notEqual(again.r.code, 0);
+    assert.match(again.r.stderr, /container with id "dup" already exists/);
+    assert.equal(corerun(["start", "dup"]).code, 0);
+    await waitStatus("dup", "stopped");
+    const twice = corerun(["start", "dup"]);
+    assert.notEqual(twice.code, 0);
+    assert.match(twice.stderr, /cannot start a container that is stopped/);
+    assert.equal(corerun(["delete", "dup"]).code, 0);
+    assertGone("dup", dir);
+  });
+
+  test("features and --version describe this runtime", () => {
+    const f = JSON.parse(corerun(["features"]).stdout);
+    assert.equal(f.ociVersionMin, "1.0.0");
+    assert.ok(f.linux.namespaces.includes("user"));
+    assert.ok(f.mountOptions.includes("rbind") && f.mountOptions.includes("rro"));
+    const version = tool("corerun", ["--version"]);
+    assert.match(version.stdout, /^corerun version \S+\nspec: 1\.\d+\.\d+\n$/);
+  });
+});
