@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- bundles are written and changed as plain JSON, field by field */
 /**
  * corerun as an OCI runtime, driven the way engines drive runc: bundles with a config.json,
  * create (the process waits), start, state, exec, kill, pause, delete, with --root, --log and
