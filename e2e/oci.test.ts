@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -276,6 +276,46 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     await waitStatus("tty", "stopped");
     assert.equal(corerun(["delete", "tty"]).code, 0);
     assertGone("tty", dir);
+  });
+
+  test("hooks run at the moments runtime.md gives, with the state on stdin; a failing one undoes create", async () => {
+    const notes = mkdtempSync(join(work, "hooks-"));
+    const dir = bundle("hk", ["/bin/sh", "-c", "cat /hook-start"], (c) => {
+      const note = (name: string) => ({ path: "/bin/sh", args: ["sh", "-c", `cat > ${notes}/${name}.json; echo ${name} >> ${notes}/order`], timeout: 10 });
+      c.hooks = {
+        prestart: [note("prestart")], createRuntime: [note("createRuntime")],
+        createContainer: [{ path: "/bin/sh", args: ["sh", "-c", `readlink /proc/self/ns/mnt > ${notes}/cc-mnt; echo createContainer >> ${notes}/order`] }],
+        // Inside the container: its path and its output are the container's.
+        startContainer: [{ path: "/bin/sh", args: ["sh", "-c", "cat > /tmp/hook-state; grep -o '\"status\":\"[a-z]*\"' /tmp/hook-state > /hook-start"] }],
+        poststart: [note("poststart")], poststop: [note("poststop")],
+      };
+    });
+    const { r, out } = create("hk", dir);
+    assert.equal(r.code, 0, r.stderr);
+    const pid = state("hk").pid;
+    assert.equal(readFileSync(join(notes, "cc-mnt"), "utf8").trim(), readlinkSync(`/proc/${pid}/ns/mnt`), "createContainer ran in the container's mount namespace");
+    assert.equal(corerun(["start", "hk"]).code, 0);
+    await waitStatus("hk", "stopped");
+    assert.equal(readFileSync(out, "utf8"), '"status":"created"\n', "startContainer ran inside, before the program, with the state");
+    assert.equal(corerun(["delete", "hk"]).code, 0);
+    assert.deepEqual(readFileSync(join(notes, "order"), "utf8").trim().split("\n"), ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]);
+    const hookState = (name: string) => JSON.parse(readFileSync(join(notes, `${name}.json`), "utf8"));
+    assert.equal(hookState("createRuntime").status, "creating");
+    assert.equal(hookState("createRuntime").pid, pid);
+    assert.equal(hookState("poststart").status, "running");
+    assert.equal(hookState("poststop").status, "stopped");
+    assert.equal(hookState("poststop").id, "hk");
+    assertGone("hk", dir);
+
+    const failing = bundle("hkf", ["/bin/true"], (c) => (c.hooks = { createRuntime: [{ path: "/bin/sh", args: ["sh", "-c", "echo nope >&2; exit 4"] }] }));
+    const f = create("hkf", failing);
+    assert.notEqual(f.r.code, 0);
+    assert.match(f.r.stderr, /hooks\.createRuntime\[0\] \/bin\/sh exited with status 4: nope/);
+    assertGone("hkf", failing);
+    const slow = bundle("hks", ["/bin/true"], (c) => (c.hooks = { prestart: [{ path: "/bin/sleep", args: ["sleep", "30"], timeout: 1 }] }));
+    const t = create("hks", slow);
+    assert.match(t.r.stderr, /hooks\.prestart\[0\] \/bin\/sleep did not finish within its timeout of 1 s/);
+    assertGone("hks", slow);
   });
 
   test("bad bundles and bad commands: one clear line, an error in the JSON log, nothing created", () => {

@@ -3,7 +3,7 @@ import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { openCgroupProcs } from "@corerun/cgroup";
-import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, takeConsole } from "./oci.ts";
+import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole } from "./oci.ts";
 import { dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
 
 export const tool = defineTool({
@@ -34,9 +34,10 @@ export const tool = defineTool({
       const cgroupFds = [...openCgroupProcs(opts.cgroups), ...opts.cgroupFds];
       const lastCap = lastCapability();
       if (opts.mountProc) mountProc(sys);
+      let go: ReturnType<ExecSide["waitGo"]> | undefined;
       if (sync) {
         sync.sendReady();
-        sync.waitGo();
+        go = sync.waitGo();
       }
       if (opts.loUp) sys.setLinkUp("lo");
       if (opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
@@ -46,6 +47,7 @@ export const tool = defineTool({
         applyKernelSettings(sys, spec);
         if (spec.hostname !== undefined) sys.sethostname(spec.hostname);
         if (spec.domainname !== undefined) sys.setdomainname(spec.domainname);
+        runStartContainerHooks(spec, go?.state);
         enterWorkdir(spec.process!.cwd);
         applyRlimits(sys, spec);
         joinCgroup(sys, cgroupFds, opts.cgroupns);

@@ -4,6 +4,7 @@
  * capabilities, rlimits, no_new_privs), hostname, domainname, sysctls, masked and read-only
  * paths. Applied in runc's order, inside the container after pivot_root.
  */
+import { spawnSync } from "node:child_process";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { planCapabilities, readSpec, type CapabilityPlan, type Spec } from "@corerun/oci";
@@ -101,5 +102,19 @@ export function takeConsole(sys: Syscall): void {
     takeTerminal(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * startContainer hooks: inside the container (their paths are the container's), after start and
+ * before the program, with the state `corerun start` sent along with "go".
+ */
+export function runStartContainerHooks(spec: Spec, state: unknown): void {
+  for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) {
+    const [argv0, ...rest] = h.args ?? [h.path];
+    const env = Object.fromEntries((h.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+    const r = spawnSync(h.path, rest, { argv0, env, input: JSON.stringify(state ?? {}), stdio: ["pipe", "inherit", "inherit"], timeout: h.timeout ? h.timeout * 1000 : undefined });
+    if (r.error) throw new Error(`hooks.startContainer[${i}] ${h.path}: ${(r.error as NodeJS.ErrnoException).code ?? r.error.message}`);
+    if (r.status !== 0) throw new Error(`hooks.startContainer[${i}] ${h.path} ${r.signal ? `was killed (${r.signal}${h.timeout ? `; timeout ${h.timeout} s` : ""})` : `exited with status ${r.status}`}`);
   }
 }

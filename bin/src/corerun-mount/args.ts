@@ -12,6 +12,7 @@ export const args = {
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
   oci: { type: "string", valueHint: "CONFIG", description: "mount what an OCI config.json lists (mounts, devices, root.readonly) instead of corerun's /dev, /sys and volumes" },
+  "hook-pause": { type: "boolean", description: "once the tree is built, write \"built\" on stdout and wait for a line on stdin before pivot_root (for OCI hooks)" },
   "console-socket": { type: "string", valueHint: "PATH", description: "with --oci and process.terminal: send a pty master from the container's devpts to this AF_UNIX socket, its peer on /dev/console" },
   "cgroup-dir": { type: "string", valueHint: "NAME=DIR", description: "with --oci: the container's cgroup directory of hierarchy NAME, for a cgroup mount (repeatable; NAME empty for v2)" },
 } as const satisfies ArgsDef;
@@ -26,6 +27,7 @@ export interface MountOptions {
   idmap: boolean;
   oci: string | undefined;
   consoleSocket: string | undefined;
+  hookPause: boolean;
   cgroupDirs: { name: string; dir: string }[];
 }
 
@@ -47,6 +49,7 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     proc: ctx.flags.proc ?? false,
     idmap: ctx.flags.idmap ?? false,
     oci: ctx.values.oci === undefined ? undefined : resolve(ctx.values.oci.at(-1)!),
+    hookPause: ctx.flags["hook-pause"] ?? false,
     consoleSocket: ctx.values["console-socket"] === undefined ? undefined : resolve(ctx.values["console-socket"].at(-1)!),
     cgroupDirs: (ctx.values["cgroup-dir"] ?? []).map((text) => {
       const eq = text.indexOf("=");

@@ -5,7 +5,7 @@ import { args, parseMountOptions } from "./args.ts";
 import { procStartTime } from "@corerun/state";
 import { readSpec } from "@corerun/oci";
 import { dirname } from "node:path";
-import { checkProgram, mountOciTree, readonlyRoot, sendConsole } from "./oci.ts";
+import { checkProgram, mountOciTree, pauseForHooks, readonlyRoot, sendConsole } from "./oci.ts";
 import { bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
@@ -52,6 +52,7 @@ export const tool = defineTool({
       mountSys(sys, opts.rootfs);
       mountVolumes(sys, opts.rootfs, opts, userns);
     }
+    if (opts.hookPause) pauseForHooks();
     if (opts.syncDir) waitReady(opts.syncDir);
     if (opts.proc) moveProc(sys, opts.rootfs, startTime);
     pivot(sys, opts.rootfs);

@@ -3,7 +3,7 @@
  * order, instead of corerun's own /dev, /sys and volumes. Each destination is resolved inside the
  * rootfs (a symlink in the image cannot send a mount onto the host, CVE-2021-30465).
  */
-import { closeSync, lchownSync, mkdirSync, openSync, statSync, lstatSync } from "node:fs";
+import { closeSync, lchownSync, mkdirSync, openSync, readSync, statSync, lstatSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { bindRemountFlags, planMounts, type MountPlan, type Spec, MOUNT_FLAGS } from "@corerun/oci";
 import { DEFAULT_PATH, findCommand, resolveInRoot } from "@corerun/rootfs";
@@ -141,5 +141,20 @@ export function checkProgram(spec: Spec): void {
     if (!(err instanceof CommandError)) throw err;
     const why = err.exitCode === EXIT_NOT_FOUND ? (cmd.includes("/") ? "no such file or directory" : "executable file not found in $PATH") : "permission denied";
     throw new CommandError(`exec: "${cmd}": ${why} (${err.message})`, err.exitCode);
+  }
+}
+
+/**
+ * The moment the runtime-spec gives createRuntime and createContainer hooks: the tree is built,
+ * the root not yet pivoted. The caller runs them and answers with a line.
+ */
+export function pauseForHooks(): void {
+  writeSync(1, "built\n");
+  const buf = Buffer.alloc(64);
+  let line = "";
+  while (!line.includes("\n")) {
+    const n = readSync(0, buf, 0, buf.length, null);
+    if (n === 0) throw new Error("the hooks' caller went away before the pivot");
+    line += buf.toString("utf8", 0, n);
   }
 }

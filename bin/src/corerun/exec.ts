@@ -12,10 +12,9 @@ import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import { planCapabilities, Process, readSpec, type Spec } from "@corerun/oci";
 import { openRecorded, type State } from "@corerun/state";
 import {
-  connectUnix, enterContainer, fdSender, linuxSyscall as sys, openPty, setWindowSize, CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS,
-  CLONE_NEWUSER, CLONE_NEWUTS, RLIMIT_NUMBERS,
+  connectUnix, enterContainer, fdSender, linuxSyscall as sys, openPty, setWindowSize, CAPABILITIES, RLIMIT_NUMBERS,
 } from "@corerun/syscall";
-import { liveStatus, mustFind, writePidFile } from "./oci.ts";
+import { joinableNamespaces, liveStatus, mustFind, writePidFile } from "./oci.ts";
 
 type ExecProcess = v.InferOutput<typeof Process>;
 
@@ -83,13 +82,6 @@ function badGid(g: string): never {
   throw new UsageError(`--additional-gids ${g}: give a numeric gid`);
 }
 
-/** The namespaces of pid that differ from corerun's own: the ones to join. */
-function namespacesOf(pid: number): { flags: number; pid: boolean } {
-  const differs = (ns: string) => statSync(`/proc/${pid}/ns/${ns}`).ino !== statSync(`/proc/self/ns/${ns}`).ino;
-  const table: [string, number][] = [["user", CLONE_NEWUSER], ["mnt", CLONE_NEWNS], ["uts", CLONE_NEWUTS], ["ipc", CLONE_NEWIPC], ["net", CLONE_NEWNET], ["cgroup", CLONE_NEWCGROUP]];
-  return { flags: table.filter(([ns]) => differs(ns)).reduce((f, [, flag]) => f | flag, 0), pid: differs("pid") };
-}
-
 /** Runs `exec`; returns the exit status (exec's own unless detached). */
 export async function ociExec(req: ExecRequest): Promise<number> {
   const s: State = mustFind(req.root, req.id);
@@ -117,7 +109,7 @@ export async function ociExec(req: ExecRequest): Promise<number> {
       tty = openPty(`/proc/${s.init!.pid}/root/dev/pts`);
       if (proc.consoleSize) setWindowSize(tty.master, proc.consoleSize.height, proc.consoleSize.width);
     }
-    const ns = namespacesOf(s.init!.pid);
+    const ns = { flags: joinableNamespaces(s.init!.pid), pid: statSync(`/proc/${s.init!.pid}/ns/pid`).ino !== statSync("/proc/self/ns/pid").ino };
     const cg = s.cgroup ? cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices }) : undefined;
     const lastCap = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
     const pid = enterContainer(sys, {

@@ -136,8 +136,8 @@ export const start = defineTool({
   usage: "[options] ID",
   args: rootArg,
   tail: "command",
-  run(ctx) {
-    ociStart(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "start"));
+  async run(ctx) {
+    await ociStart(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "start"));
     return 0;
   },
 });
@@ -161,8 +161,8 @@ export const del = defineTool({
   usage: "[options] ID",
   args: { ...rootArg, force: { type: "boolean", alias: "f", description: "also kill and delete a running container; an unknown id is not an error" } },
   tail: "command",
-  run(ctx) {
-    ociDelete(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "delete"), ctx.flags.force ?? false);
+  async run(ctx) {
+    await ociDelete(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "delete"), ctx.flags.force ?? false);
     return 0;
   },
 });

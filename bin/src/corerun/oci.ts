@@ -17,11 +17,15 @@ import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
 import {
-  checkStateRoot, createContainer, idMapText, isAlive, OCI_ID_PATTERN, openRecorded, procStartTime, readStates, setStatus, updateState, withLock,
+  checkStateRoot, createContainer, idMapText, isAlive, OCI_ID_PATTERN, openRecorded, procStartTime, readState, readStates, setStatus, updateState, withLock,
   type State, type Status,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
-import { envp, inNamespaces, linuxSyscall as sys, namespaceFlags, startInNamespaces, CAPABILITIES, type NamespaceName } from "@corerun/syscall";
+import {
+  envp, inNamespaces, linuxSyscall as sys, namespaceFlags, startInNamespaces, CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
+  type NamespaceName,
+} from "@corerun/syscall";
+import { runHooks } from "./hooks.ts";
 import { execRuntime, handToContainerRoot, recordInit, runChild, stopTools, teardown, toolCommand, type Tools } from "./steps.ts";
 
 /** The runtime-spec version corerun implements and reports. */
@@ -80,9 +84,6 @@ export function planCreate(o: CreateOptions): CreatePlan {
   if (p.terminal && !o.consoleSocket) throw new UsageError("cannot allocate tty if corerun will detach without setting console socket (process.terminal is true: pass --console-socket)");
   if (!p.terminal && o.consoleSocket) throw new UsageError("--console-socket needs process.terminal true in config.json");
   if (spec.linux?.seccomp !== undefined) throw new UsageError("linux.seccomp: seccomp filters are not supported by corerun's OCI path yet; remove linux.seccomp");
-  for (const name of ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const) {
-    if (spec.hooks?.[name]?.length) throw new UsageError(`hooks.${name}: hooks are not supported by corerun yet; remove them`);
-  }
   if (spec.linux?.rootfsPropagation && !["private", "rprivate"].includes(spec.linux.rootfsPropagation)) {
     throw new UsageError(`linux.rootfsPropagation "${spec.linux.rootfsPropagation}": corerun keeps the container's mounts private; use rprivate`);
   }
@@ -120,7 +121,8 @@ function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: 
   const oci = { bundle: o.bundle, ociVersion: spec.ociVersion, annotations: spec.annotations ?? {} };
   const made = withLock(join(o.root, "names.lock"), () => {
     if (findContainer(o.root, o.id)?.config.name === o.id) throw new UsageError(`container with id "${o.id}" already exists`);
-    return createContainer(o.root, config, { owner, oci: { ...oci, poststop: [], startContainer: [], poststart: [] } });
+    const hooks = { poststop: spec.hooks?.poststop ?? [], startContainer: spec.hooks?.startContainer ?? [], poststart: spec.hooks?.poststart ?? [] };
+    return createContainer(o.root, config, { owner, oci: { ...oci, ...hooks } });
   });
   copyFileSync(join(o.bundle, "config.json"), join(made.dir, "config.json"));
   sys.mkfifo(readyPath(made.dir), 0o600);
@@ -201,7 +203,12 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       ...(planMounts(plan.spec).some((m) => m.type === "proc") ? ["--proc"] : []), "--die-with-parent",
       ...(o.consoleSocket ? ["--console-socket", resolve(o.consoleSocket)] : []),
     ];
-    await runChild(tools, "corerun-mount", mountArgs, { captureErrors: true });
+    const hooks = plan.spec.hooks;
+    if (hooks?.prestart?.length || hooks?.createRuntime?.length || hooks?.createContainer?.length) {
+      await runChild(tools, "corerun-mount", [...mountArgs, "--hook-pause"], { captureErrors: true, onPause: () => createHooks(made.path, plan.spec, pid) });
+    } else {
+      await runChild(tools, "corerun-mount", mountArgs, { captureErrors: true });
+    }
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
     return setStatus(made.path, "created");
   } catch (err) {
@@ -211,17 +218,51 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
   }
 }
 
-/** start: the waiting first process goes on to exec the config's program. */
-export function ociStart(root: string, id: string): void {
+/**
+ * prestart (deprecated, still used by GPU hooks) and createRuntime in corerun's namespaces,
+ * then createContainer in the container's, while corerun-mount waits before pivot_root.
+ */
+async function createHooks(path: string, spec: Spec, pid: number): Promise<void> {
+  const state = ociState(readState(path));
+  await runHooks("prestart", spec.hooks?.prestart, state);
+  await runHooks("createRuntime", spec.hooks?.createRuntime, state);
+  if (!spec.hooks?.createContainer?.length) return;
+  const pidfd = sys.pidfdOpen(pid);
+  try {
+    await runHooks("createContainer", spec.hooks.createContainer, state, { pidfd, flags: joinableNamespaces(pid) });
+  } finally {
+    closeSync(pidfd);
+  }
+}
+
+/** The namespaces of pid that differ from corerun's own, as CLONE_NEW* flags (its PID namespace aside). */
+export function joinableNamespaces(pid: number): number {
+  const differs = (ns: string) => statSync(`/proc/${pid}/ns/${ns}`).ino !== statSync(`/proc/self/ns/${ns}`).ino;
+  const table: [string, number][] = [["user", CLONE_NEWUSER], ["mnt", CLONE_NEWNS], ["uts", CLONE_NEWUTS], ["ipc", CLONE_NEWIPC], ["net", CLONE_NEWNET], ["cgroup", CLONE_NEWCGROUP]];
+  return table.filter(([ns]) => differs(ns)).reduce((f, [, flag]) => f | flag, 0);
+}
+
+/**
+ * start: the waiting first process runs the startContainer hooks (inside) and execs the
+ * config's program; then the poststart hooks run here. A failing poststart hook stops the
+ * container, as runc does.
+ */
+export async function ociStart(root: string, id: string): Promise<void> {
   const s = mustFind(root, id);
   const status = liveStatus(s);
   if (status !== "created") throw new UsageError(`cannot start a container that is ${status === "stopped" ? "stopped" : `not in created state (${status})`}`);
   const dir = join(root, s.id);
-  setStatus(join(dir, "state.json"), "running");
+  const running = setStatus(join(dir, "state.json"), "running");
   try {
-    sendGo(dir);
+    sendGo(dir, s.oci?.startContainer.length ? ociState(s) : undefined);
   } catch (err) {
     throw new Error(`container "${id}" is not running: its first process no longer waits for start`, { cause: err });
+  }
+  try {
+    await runHooks("poststart", s.oci?.poststart, ociState(running));
+  } catch (err) {
+    ociKill(root, id, 9, true);
+    throw err;
   }
 }
 
@@ -280,7 +321,7 @@ export function ociKill(root: string, id: string, sig: number, all: boolean): vo
 }
 
 /** delete: what create made goes; a running container only with force. */
-export function ociDelete(root: string, id: string, force: boolean): void {
+export async function ociDelete(root: string, id: string, force: boolean): Promise<void> {
   const s = findContainer(root, id);
   if (!s) {
     if (force) return;
@@ -290,6 +331,12 @@ export function ociDelete(root: string, id: string, force: boolean): void {
   if ((status === "running" || status === "paused") && !force) throw new UsageError(`cannot delete container "${id}" that is not stopped: ${status}`);
   const failures = teardown(root, s.id, join(root, s.id, "state.json"));
   if (failures.length) throw failures[0]!;
+  // After the container is gone; a failure is only a warning (runtime.md).
+  try {
+    await runHooks("poststop", s.oci?.poststop, { ...ociState(s), status: "stopped", pid: 0 });
+  } catch (err) {
+    process.stderr.write(`corerun delete: warning: ${(err as Error).message}\n`);
+  }
 }
 
 export function ociPause(root: string, id: string, pause: boolean): void {
@@ -328,7 +375,7 @@ export function features(): Record<string, unknown> {
   return {
     ociVersionMin: "1.0.0",
     ociVersionMax: OCI_VERSION,
-    hooks: [],
+    hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
     mountOptions: MOUNT_OPTIONS,
     linux: {
       namespaces: [...NAMESPACE_TYPES],

@@ -278,14 +278,28 @@ export type Tools = ChildProcess[];
  * Runs one tool to its end. It gets a process group of its own: a Ctrl-C on the terminal reaches
  * corerun, which aborts the start, instead of killing the tool halfway.
  */
-export async function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean } = {}): Promise<void> {
+export async function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): Promise<void> {
   const [node, tool] = toolCommand(name);
   const stderr = opts.captureErrors ? "pipe" : "inherit";
-  const child = spawn(node!, [tool!, ...args], { stdio: ["ignore", name === "corerun-net" ? "ignore" : "inherit", stderr], detached: true });
+  const stdout = opts.onPause ? "pipe" : name === "corerun-net" ? "ignore" : "inherit";
+  const child = spawn(node!, [tool!, ...args], { stdio: [opts.onPause ? "pipe" : "ignore", stdout, stderr], detached: true });
   tools.push(child);
   let said = "";
   child.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString("utf8")));
+  // A tool that pauses (corerun-mount --hook-pause) says "built"; it goes on when answered.
+  let paused: Promise<void> | undefined;
+  child.stdout?.on("data", (chunk: Buffer) => {
+    if (!paused && chunk.toString("utf8").includes("built")) {
+      paused = opts.onPause!().then(() => void child.stdin!.end("go\n"), (err: unknown) => {
+        child.kill("SIGKILL");
+        throw err;
+      });
+      // Awaited after the exit below; until then a failure must not count as unhandled.
+      paused.catch(() => {});
+    }
+  });
   const [code] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
+  if (paused) await paused;
   if (code !== 0) throw new ToolFailed(name, code ?? 125, said.trim().split("\n").at(-1));
 }
 

@@ -20,7 +20,7 @@ import { join } from "node:path";
 
 export type SyncMessage =
   | { t: "ready" }
-  | { t: "go" }
+  | { t: "go"; state?: unknown }
   | { t: "error"; message: string; exitCode: number };
 
 export class UnexpectedMessage extends Error {
@@ -50,7 +50,9 @@ export function decode(line: string): SyncMessage {
     throw new Error(`sync: not a message: ${JSON.stringify(line.slice(0, 80))}`);
   }
   const t = typeof value === "object" && value !== null ? (value as { t?: unknown }).t : undefined;
-  if (t === "ready" || t === "go") return { t };
+  if (t === "ready") return { t };
+  // go may carry the container's OCI state, for the hooks that run just before the exec.
+  if (t === "go") return (value as { state?: unknown }).state === undefined ? { t } : { t, state: (value as { state?: unknown }).state };
   if (t === "error") {
     const v = value as { message?: unknown; exitCode?: unknown };
     return { t, message: String(v.message ?? "unknown error"), exitCode: typeof v.exitCode === "number" ? v.exitCode : 125 };
@@ -95,8 +97,8 @@ export class ExecSide {
     return true;
   }
 
-  /** Blocks until one line arrives on go, and requires it to be "go". */
-  waitGo(): void {
+  /** Blocks until one line arrives on go, and requires it to be "go"; returns the message. */
+  waitGo(): SyncMessage & { t: "go" } {
     const buf = Buffer.alloc(512);
     let line = "";
     while (!line.includes("\n")) {
@@ -108,6 +110,7 @@ export class ExecSide {
     const msg = first ? decode(first) : undefined;
     if (msg?.t !== "go") throw new UnexpectedMessage("go", first);
     closeSync(this.go);
+    return msg;
   }
 }
 
@@ -121,10 +124,10 @@ export function waitReady(dir: string): void {
 }
 
 /** Tells corerun-exec to go on. Never blocks: corerun-exec holds go open read-write. */
-export function sendGo(dir: string): void {
+export function sendGo(dir: string, state?: unknown): void {
   const fd = openSync(goPath(dir), constants.O_WRONLY | constants.O_NONBLOCK);
   try {
-    writeSync(fd, encode({ t: "go" }));
+    writeSync(fd, encode(state === undefined ? { t: "go" } : { t: "go", state }));
   } finally {
     closeSync(fd);
   }

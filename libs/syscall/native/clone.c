@@ -38,6 +38,7 @@ struct child_args {
     int sync_close_fd;
     int become_root;
     int null_stdio;
+    int stdin_fd;
     sigset_t mask;
 };
 
@@ -99,6 +100,9 @@ static int child_main(void *p)
         if (fd > 2)
             close(fd);
     }
+    /* A hook reads the container's state on its stdin. */
+    if (a->stdin_fd >= 0 && dup2(a->stdin_fd, 0) < 0)
+        _exit(125);
     for (fd = 0; fd < 3; fd++)
         fcntl(fd, F_SETFD, 0);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
@@ -111,12 +115,12 @@ static int child_main(void *p)
  * until the child has reset its handlers, so no Node handler can run in the child.
  */
 int corerun_clone_exec(int flags, const char *path, char *const argv[], char *const envp[], int join_fd, int join_flags,
-                       int sync_fd, int sync_close_fd, int become_root, int null_stdio)
+                       int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd)
 {
     const size_t stack_size = 256 * 1024;
     struct child_args a = { .path = path, .argv = argv, .envp = envp, .flags = flags, .join_fd = join_fd,
                             .join_flags = join_flags, .sync_fd = sync_fd, .sync_close_fd = sync_close_fd,
-                            .become_root = become_root, .null_stdio = null_stdio };
+                            .become_root = become_root, .null_stdio = null_stdio, .stdin_fd = stdin_fd };
     sigset_t all;
     char *stack;
     int pid, saved;

@@ -121,9 +121,9 @@ export const linuxSyscall: Syscall = {
     check(fn("int setresuid(unsigned int r, unsigned int e, unsigned int s)")(uid, uid, uid), "setresuid", `uid ${uid}`);
   },
   cloneExec(flags, path, argv, envp, opts = {}) {
-    const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio)");
+    const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd)");
     const { sync, join } = opts;
-    return check(clone(flags, path, [...argv, null], [...envp, null], join?.fd ?? -1, join?.flags ?? 0, sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0, opts.nullStdio ? 1 : 0), "clone", path);
+    return check(clone(flags, path, [...argv, null], [...envp, null], join?.fd ?? -1, join?.flags ?? 0, sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0, opts.nullStdio ? 1 : 0, opts.stdinFd ?? -1), "clone", path);
   },
   pipe() {
     const fds = new Int32Array(2);

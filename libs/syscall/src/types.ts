@@ -37,12 +37,12 @@ export interface Syscall {
    * mount namespace gets private propagation. With `sync` (a pipe from pipe()), it first waits
    * for one byte on its read end; becomeRoot makes it uid/gid 0 of a new user namespace; `join`
    * makes it setns(fd, flags) first, into another process's namespaces (a pidfd); nullStdio
-   * gives it /dev/null as fds 0-2 instead of the caller's.
+   * gives it /dev/null as fds 0-2 instead of the caller's; stdinFd becomes its stdin.
    * Returns the child's pid.
    */
   cloneExec(
     flags: number, path: string, argv: readonly string[], envp: readonly string[],
-    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; nullStdio?: boolean },
+    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; nullStdio?: boolean; stdinFd?: number },
   ): number;
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
