@@ -6,7 +6,7 @@ import { isAlive, listContainers, readState, readStates, stateRoot, statePath } 
 import type { ArgsDef } from "citty";
 import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
-import { create, del, exec, featuresTool, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
+import { create, del, events, exec, featuresTool, isOciRun, ociRun, update, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
@@ -189,7 +189,7 @@ const runTool_ = defineTool({
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
-  run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, exec, features: featuresTool,
+  run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool,
 };
 runTool_.subCommands = subCommands;
 
@@ -205,7 +205,9 @@ if (oci && "version" in oci) {
   printVersion();
   process.exit(0);
 } else if (oci) {
-  void runOci(subCommands[oci.sub]!, oci.rest, oci.globals);
+  void runOci(oci.sub === "run" && isOciRun(oci.rest) ? ociRun : subCommands[oci.sub]!, oci.rest, oci.globals);
+} else if (process.argv[2] === "run" && isOciRun(process.argv.slice(3))) {
+  void runOci(ociRun, process.argv.slice(3), { root: undefined, log: undefined, logFormat: "text", debug: false });
 } else {
   void runTool(runTool_);
 }

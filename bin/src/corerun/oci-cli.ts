@@ -4,12 +4,15 @@
  * `=` or a separate value. The subcommands are corerun's own tools in citty's form; only the
  * globals and the error log are runc's.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { defineTool, printJson, runTool, UsageError, type ToolSpec } from "@corerun/cli";
+import { defineTool, exitCodeOf, printJson, runTool, UsageError, waitChild, type ToolSpec } from "@corerun/cli";
+import { linuxSyscall as sys } from "@corerun/syscall";
 import { stateRoot } from "@corerun/state";
 import type { ArgsDef } from "citty";
-import { checkId, features, liveStatus, ociCreate, ociDelete, ociPause, ociStart, ociState, mustFind, OCI_VERSION } from "./oci.ts";
+import { checkId, features, liveStatus, ociCreate, ociDelete, ociPause, ociStart, ociState, ociStats, ociUpdate, oomKills, mustFind, OCI_VERSION } from "./oci.ts";
+import { Resources } from "@corerun/oci";
+import * as v from "valibot";
 import { readStates } from "@corerun/state";
 import { ociExec } from "./exec.ts";
 
@@ -252,6 +255,140 @@ export const exec = defineTool({
     });
   },
 });
+
+export const update = defineTool({
+  name: "corerun update",
+  description: "Change a running container's cgroup limits (runc's LinuxResources JSON, or flags).",
+  usage: "[options] ID",
+  args: {
+    ...rootArg,
+    resources: { type: "string", alias: "r", valueHint: "FILE|-", description: "the runtime-spec's linux.resources as JSON, from a file or stdin" },
+    memory: { type: "string", valueHint: "BYTES", description: "memory limit in bytes" },
+    "memory-swap": { type: "string", valueHint: "BYTES", description: "memory plus swap in bytes (-1 for no limit)" },
+    "cpu-quota": { type: "string", valueHint: "USEC", description: "CPU time per period, in microseconds" },
+    "cpu-period": { type: "string", valueHint: "USEC", description: "the CPU period, in microseconds" },
+    "cpu-share": { type: "string", valueHint: "N", description: "relative CPU weight (2-262144)" },
+    "pids-limit": { type: "string", valueHint: "N", description: "most tasks the container may hold" },
+  },
+  tail: "command",
+  examples: ["sudo corerun update --memory 268435456 --pids-limit 100 web", "echo '{\"memory\":{\"limit\":134217728}}' | sudo corerun update --resources - web"],
+  run(ctx) {
+    const id = one(ctx.tail, "update");
+    const file = ctx.values.resources?.at(-1);
+    let data: Record<string, Record<string, unknown>> = {};
+    if (file !== undefined) {
+      try {
+        data = JSON.parse(readFileSync(file === "-" ? 0 : file, "utf8"));
+      } catch (err) {
+        throw new UsageError(`--resources ${file}: cannot be read as JSON (${(err as Error).message})`);
+      }
+    }
+    const num = (flag: string) => {
+      const value = ctx.values[flag]?.at(-1);
+      if (value === undefined) return undefined;
+      if (!/^-?\d+$/.test(value)) throw new UsageError(`--${flag} ${value}: not a number`);
+      return Number(value);
+    };
+    const set = (section: string, key: string, value: number | undefined) => {
+      if (value !== undefined) data[section] = { ...data[section], [key]: value };
+    };
+    set("memory", "limit", num("memory"));
+    set("memory", "swap", num("memory-swap"));
+    set("cpu", "quota", num("cpu-quota"));
+    set("cpu", "period", num("cpu-period"));
+    set("cpu", "shares", num("cpu-share"));
+    set("pids", "limit", num("pids-limit"));
+    const r = v.safeParse(Resources, data);
+    if (!r.success) {
+      const issue = r.issues[0];
+      throw new UsageError(`--resources: ${issue.path?.map((p) => String(p.key)).join(".") ?? ""}: ${issue.expected === "never" ? "corerun does not support this field" : issue.message}`);
+    }
+    ociUpdate(stateRoot(ctx.values.root?.at(-1)), id, r.output);
+    return 0;
+  },
+});
+
+export const events = defineTool({
+  name: "corerun events",
+  description: "Print a container's usage (cpu, memory, pids) as runc's JSON events, once or every interval, and its OOM kills.",
+  usage: "[options] ID",
+  args: {
+    ...rootArg,
+    stats: { type: "boolean", description: "print one stats event and exit" },
+    interval: { type: "string", valueHint: "DURATION", description: "time between stats events, e.g. 5s or 500ms (default 5s)" },
+  },
+  tail: "command",
+  async run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    const id = one(ctx.tail, "events");
+    if (ctx.flags.stats) {
+      printJson(ociStats(root, id));
+      return 0;
+    }
+    const text = ctx.values.interval?.at(-1) ?? "5s";
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
+    if (!m || Number(m[1]) <= 0) throw new UsageError(`--interval ${text}: give a duration such as 5s or 500ms`);
+    const ms = Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "s" ? 1000 : 60_000);
+    let ooms = oomKills(root, id);
+    for (;;) {
+      let stats: Record<string, unknown>;
+      try {
+        stats = ociStats(root, id);
+      } catch {
+        return 0;
+      }
+      const now = oomKills(root, id);
+      if (now > ooms) printJson({ type: "oom", id });
+      ooms = now;
+      printJson(stats);
+      await new Promise((res) => setTimeout(res, ms));
+    }
+  },
+});
+
+/** runc's `run`: create, start, wait for the process, delete; with --detach, create and start. */
+export const ociRun = defineTool({
+  name: "corerun run --bundle",
+  description: "Create and start a container from an OCI bundle, wait for it and delete it (runc's run).",
+  usage: "--bundle DIR [options] ID",
+  args: {
+    ...create.args,
+    detach: { type: "boolean", alias: "d", description: "return once the container runs; delete it later with corerun delete" },
+  },
+  tail: "command",
+  notes: ["Told apart from `corerun run [options] CMD` by --bundle (or -b), which it requires."],
+  examples: ["sudo corerun run --bundle ./bundle web"],
+  async run(ctx) {
+    const id = one(ctx.tail, "run");
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (ctx.flags["no-pivot"]) throw new UsageError("--no-pivot: corerun always pivots the root (pivot_root); drop --no-pivot");
+    const fds = ctx.values["preserve-fds"]?.at(-1);
+    if (fds !== undefined && fds !== "0") throw new UsageError(`--preserve-fds ${fds}: passing extra fds to the container is not supported yet`);
+    const consoleSocket = ctx.values["console-socket"]?.at(-1);
+    const bundle = resolve(ctx.values.bundle!.at(-1)!);
+    const s = await ociCreate({ id, bundle, pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket, noNewKeyring: ctx.flags["no-new-keyring"] ?? false, root });
+    try {
+      await ociStart(root, id);
+    } catch (err) {
+      await ociDelete(root, id, true);
+      throw err;
+    }
+    if (ctx.flags.detach) return 0;
+    // The container's first process is this process's child: its status is run's.
+    const end = await waitChild(sys, s.init!.pid);
+    await ociDelete(root, id, true);
+    return exitCodeOf(end);
+  },
+});
+
+/** Whether `run`'s words are runc's form (they name a bundle) rather than `run [options] CMD`. */
+export function isOciRun(words: readonly string[]): boolean {
+  for (const w of words) {
+    if (!w.startsWith("-") || w === "--") return false;
+    if (/^--?(bundle|b)(=|$)/.test(w)) return true;
+  }
+  return false;
+}
 
 export function printVersion(): void {
   process.stdout.write(`corerun version 0.1.0\nspec: ${OCI_VERSION}\n`);

@@ -14,7 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
 import { UsageError, signalNumber } from "@corerun/cli";
 import {
-  MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
+  MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
 import {
   checkStateRoot, createContainer, idMapText, isAlive, OCI_ID_PATTERN, openRecorded, procStartTime, readState, readStates, setStatus, updateState, withLock,
@@ -388,4 +388,44 @@ export function features(): Record<string, unknown> {
     },
     annotations: { "io.github.corerun.version": "0.1.0" },
   };
+}
+
+/** The container's cgroup, for the commands that read or change it. */
+function cgroupOf(s: State, id: string): CgroupManager {
+  if (!s.cgroup) throw new UsageError(`container "${id}" has no cgroup`);
+  return cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices });
+}
+
+/** update: new limits for a live container's cgroup (runc's LinuxResources JSON and flags). */
+export function ociUpdate(root: string, id: string, resources: ResourcesConfig): void {
+  const s = mustFind(root, id);
+  const status = liveStatus(s);
+  if (status === "stopped") throw new UsageError(`container "${id}" not running`);
+  if (resources.devices?.length) throw new UsageError("update: device rules cannot be changed after create");
+  const limits = planLimits(resources);
+  cgroupOf(s, id).apply(limits);
+  updateState(join(root, s.id, "state.json"), (cur) => ({ config: { ...cur.config, limits: { ...cur.config.limits, ...limits } } }));
+}
+
+/** runc's stats event (types/events.go), from the cgroup's files. */
+export function ociStats(root: string, id: string): Record<string, unknown> {
+  const s = mustFind(root, id);
+  if (liveStatus(s) === "stopped") throw new UsageError(`container with id "${id}" is not running`);
+  const st = cgroupOf(s, id).stats();
+  return {
+    type: "stats",
+    id,
+    data: {
+      cpu: { usage: { total: st.cpu.usageUsec === null ? 0 : st.cpu.usageUsec * 1000 }, throttling: {} },
+      memory: { usage: { usage: st.memory.current ?? 0, limit: st.memory.limit ?? 0, max: st.memory.peak ?? 0 }, raw: {} },
+      pids: { current: st.pids.current ?? st.processes, limit: st.pids.limit ?? 0 },
+      blkio: {},
+      hugetlb: {},
+    },
+  };
+}
+
+/** The OOM kills counted so far in the container's cgroup. */
+export function oomKills(root: string, id: string): number {
+  return cgroupOf(mustFind(root, id), id).stats().oomKills ?? 0;
 }

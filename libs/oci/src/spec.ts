@@ -99,7 +99,7 @@ const Device = v.strictObject({
 });
 export type Device = v.InferOutput<typeof Device>;
 
-const Resources = v.strictObject({
+export const Resources = v.strictObject({
   devices: v.optional(v.array(DeviceRule)),
   memory: v.optional(v.strictObject({
     limit: v.optional(int64),
