@@ -42,6 +42,14 @@ export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_CAPBSET_DROP = 24;
 export const PR_CAP_AMBIENT = 47;
 export const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+export const PR_SET_NO_NEW_PRIVS = 38;
+
+/** seccomp(2) filter flags, by the names the OCI runtime spec uses (SECCOMP_FILTER_FLAG_*). */
+export const SECCOMP_FILTER_FLAGS: Record<string, number> = {
+  SECCOMP_FILTER_FLAG_TSYNC: 1,
+  SECCOMP_FILTER_FLAG_LOG: 2,
+  SECCOMP_FILTER_FLAG_SPEC_ALLOW: 4,
+};
 
 /** Capability numbers from <linux/capability.h>, by the names users write (without CAP_). */
 export const CAPABILITIES: Record<string, number> = {

@@ -7,3 +7,4 @@ export { NAMESPACES, namespaceFlags, inNetworkNamespace, type NamespaceName } fr
 export * from "./netlink.ts";
 export { startInNamespaces, envp, type StartOptions, type IdMapText } from "./spawn.ts";
 export { koffiModulesDir } from "./_libc.ts";
+export { libseccomp, SCMP_ACT, SCMP_CMP, type SeccompArgCmp, type SeccompContext, type SyscallNumber } from "./libseccomp.ts";
