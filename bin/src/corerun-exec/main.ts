@@ -16,6 +16,7 @@ export const tool = defineTool({
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "The environment starts empty: PATH, HOSTNAME and HOME as Docker sets them, then -e values.\nEvery fd but 0-2 is closed on exec; 0-2 lose close-on-exec and O_NONBLOCK.",
+    "--no-new-privs and --seccomp FILE come last, right before the exec, in that order: the\ncommand starts under the filter, and no syscall of corerun-exec's runs after it but execve.\nFILE is a compiled program (corerun compiles profiles with libseccomp and caches them under\nits state root); it is read at start, before the root moves.",
     "Exit status: CMD replaces corerun-exec; 125 when a step fails; 126 when CMD is not\nexecutable; 127 when it is not found.",
   ],
   examples: [
@@ -36,7 +37,7 @@ export const tool = defineTool({
         sync.sendReady();
         sync.waitGo();
       }
-      if (opts.mountProc) maskProc(sys);
+      if (opts.mountProc && !opts.unmasked) maskProc(sys);
       if (opts.loUp) sys.setLinkUp("lo");
       const hostname = setHostname(sys, opts.hostname);
       enterWorkdir(opts.workdir);

@@ -10,6 +10,8 @@ export const args = {
   "sync-dir": { type: "string", valueHint: "DIR", description: "wait for corerun-exec's ready on DIR/ready before pivot_root" },
   idmap: { type: "boolean", description: "idmap the rootfs (and volumes marked idmap) through PID's user namespace" },
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
+  unmasked: { type: "boolean", description: "a read-write /sys without Docker's masks (what Docker's --privileged gives)" },
+  "host-devices": { type: "boolean", description: "also bind every device node of the host's /dev into the container's /dev (Docker's --privileged)" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
 } as const satisfies ArgsDef;
 
@@ -21,6 +23,8 @@ export interface MountOptions {
   dieWithParent: boolean;
   proc: boolean;
   idmap: boolean;
+  unmasked: boolean;
+  hostDevices: boolean;
 }
 
 export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): MountOptions {
@@ -38,5 +42,7 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     dieWithParent: ctx.flags["die-with-parent"] ?? false,
     proc: ctx.flags.proc ?? false,
     idmap: ctx.flags.idmap ?? false,
+    unmasked: ctx.flags.unmasked ?? false,
+    hostDevices: ctx.flags["host-devices"] ?? false,
   };
 }

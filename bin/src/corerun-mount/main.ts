@@ -3,7 +3,7 @@ import { defineTool, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { procStartTime } from "@corerun/state";
-import { bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
+import { bindHostDevices, bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-mount",
@@ -38,7 +38,8 @@ export const tool = defineTool({
     createMountPoints(points);
     bindRootfs(sys, opts.rootfs, userns);
     mountDev(sys, opts.rootfs);
-    mountSys(sys, opts.rootfs);
+    if (opts.hostDevices) bindHostDevices(sys, opts.rootfs);
+    mountSys(sys, opts.rootfs, opts.unmasked);
     mountVolumes(sys, opts.rootfs, opts, userns);
     if (opts.syncDir) waitReady(opts.syncDir);
     if (opts.proc) moveProc(sys, opts.rootfs, startTime);

@@ -24,7 +24,7 @@ function rootfs(...dirs: string[]): string {
 }
 
 function options(root: string, volumes: MountOptions["volumes"]): MountOptions {
-  return { pid: 4242, rootfs: root, volumes, syncDir: undefined, dieWithParent: false, proc: false, idmap: false };
+  return { pid: 4242, rootfs: root, volumes, syncDir: undefined, dieWithParent: false, proc: false, idmap: false, unmasked: false, hostDevices: false };
 }
 
 describe("mountVolumes", () => {
