@@ -94,8 +94,8 @@ describe("compileSeccomp", { skip: !native && "the syscall numbers below are x86
     assert.equal(evaluate(prog, X86_64, 435 /* clone3 */), ERRNO(38));
     assert.equal(evaluate(prog, X86_64, 41, [2 /* AF_INET */]), ALLOW);
     assert.equal(evaluate(prog, X86_64, 41, [40 /* AF_VSOCK */]), ERRNO(1));
-    assert.equal(evaluate(prog, X86_64, 135, [0x20000 /* PER_LINUX32 */]), ALLOW);
-    assert.equal(evaluate(prog, X86_64, 135, [0x20000 | 0x40000 /* ADDR_NO_RANDOMIZE */]), ERRNO(1));
+    assert.equal(evaluate(prog, X86_64, 135, [0x0008 /* PER_LINUX32 */]), ALLOW);
+    assert.equal(evaluate(prog, X86_64, 135, [0x0008 | 0x40000 /* ADDR_NO_RANDOMIZE */]), ERRNO(1));
   });
 
   test("i386 and x32 programs are filtered too, by their own numbers", () => {
