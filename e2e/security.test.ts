@@ -152,11 +152,25 @@ describe("security defaults", { skip: !isRoot && "needs root" }, () => {
     assert.equal(r.stdout, "0\nro\n", r.stderr);
   });
 
+  test("/sys/fs/cgroup is read-only and shows the container's own cgroup, its limits included", () => {
+    // v1 (hybrid) paths first, then the pure v2 ones; only one of each pair exists.
+    const script = "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; mkdir /sys/fs/cgroup/pids/x /sys/fs/cgroup/x 2>/dev/null || echo read-only";
+    const r = tool("corerun", ["--root", root, "--rootfs", rootfs, "--network", "none", "--memory", "64", "--pids", "50", "/bin/sh", "-c", script]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["50", String(64 * 1024 * 1024), "read-only"]);
+  });
+
+  test("--privileged: a writable /sys/fs/cgroup; child cgroups the container makes go with it", () => {
+    const r = corerun(["--privileged"], "mkdir /sys/fs/cgroup/pids/child && echo made");
+    assert.equal(r.stdout, "made\n", r.stderr);
+    assert.equal(r.stderr, "");
+  });
+
   test("in a user namespace the same filter holds", (t) => {
     const userns = ["--uidmap", "0:100000:65536"];
     assert.equal(status(userns).Seccomp, "2");
-    const r = corerun(userns, "unshare -U true; echo \"unshare-U $?\"");
-    assert.equal(r.stdout, "unshare-U 1\n");
+    const r = corerun(userns, "unshare -U true; echo \"unshare-U $?\"; mkdir /sys/fs/cgroup/x 2>/dev/null || echo read-only");
+    assert.equal(r.stdout, "unshare-U 1\nread-only\n", r.stderr);
     if (noProbe) return t.skip(noProbe);
     assert.deepEqual(probe(userns, ["add_key", "userfaultfd", "personality", "kcmp"]), { add_key: "EPERM", userfaultfd: "EPERM", personality: "EPERM", kcmp: "EPERM" });
     assert.deepEqual(probe([...userns, "--security-opt", "seccomp=unconfined"], ["userfaultfd", "personality"]), { userfaultfd: "ok", personality: "ok" });

@@ -13,6 +13,7 @@ export const args = {
   cgroup: { type: "string", valueHint: "DIR", description: "join the cgroup DIR right before the exec (repeatable: one per hierarchy); opened at start, so it works after pivot_root" },
   "cgroup-fd": { type: "string", valueHint: "FD", description: "join a cgroup through an inherited fd of its cgroup.procs, opened by the caller (repeatable)" },
   cgroupns: { type: "boolean", description: "after joining, create a cgroup namespace, so the command sees its cgroup as the root" },
+  "mount-cgroup": { type: "boolean", description: "with --cgroupns: mount the host's cgroup hierarchies at /sys/fs/cgroup, read-only, showing the command's own cgroup" },
   "cap-add": { type: "string", valueHint: "CAP", description: "keep a capability beyond Docker's default set (repeatable; ALL keeps every one)" },
   "cap-drop": { type: "string", valueHint: "CAP", description: "drop a capability of Docker's default set (repeatable; ALL drops every one)" },
   "lo-up": { type: "boolean", description: "bring the loopback interface of its network namespace up" },
@@ -31,6 +32,7 @@ export interface ExecOptions {
   cgroups: string[];
   cgroupFds: number[];
   cgroupns: boolean;
+  mountCgroup: boolean;
   syncDir: string | undefined;
   loUp: boolean;
   /** A compiled seccomp program, read before the root moves, and its seccomp(2) flags. */
@@ -86,6 +88,8 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
   if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-exec [options] -- CMD [ARGS...]");
   // A new /proc over the host's would hide the host's processes from everyone in this namespace.
+  // Mounted outside a cgroup namespace, the hierarchies would show the host's whole cgroup tree.
+  if (ctx.flags["mount-cgroup"] && !ctx.flags.cgroupns) throw new UsageError("--mount-cgroup needs --cgroupns");
   if (ctx.flags["mount-proc"] && process.pid !== 1) throw new UsageError("--mount-proc needs corerun-exec to be PID 1 of a new PID namespace (start it with corerun-ns)");
   return {
     hostname,
@@ -95,6 +99,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     cgroups: ctx.values.cgroup ?? [],
     cgroupFds: (ctx.values["cgroup-fd"] ?? []).map(cgroupFd),
     cgroupns: ctx.flags.cgroupns ?? false,
+    mountCgroup: ctx.flags["mount-cgroup"] ?? false,
     syncDir: ctx.values["sync-dir"]?.at(-1),
     loUp: ctx.flags["lo-up"] ?? false,
     capabilities: capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []),

@@ -2,7 +2,7 @@ import { linuxSyscall as sys } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
-import { openCgroupProcs } from "@corerun/cgroup";
+import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs } from "@corerun/cgroup";
 import { dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
 
 export const tool = defineTool({
@@ -32,6 +32,8 @@ export const tool = defineTool({
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...openCgroupProcs(opts.cgroups), ...opts.cgroupFds];
       const lastCap = lastCapability();
+      // The host's hierarchies are read while its /proc and /sys are still in reach.
+      const cgroupFs = opts.mountCgroup ? cgroupTree(discoverLayout()) : undefined;
       if (opts.mountProc) mountProc(sys);
       if (sync) {
         sync.sendReady();
@@ -43,6 +45,7 @@ export const tool = defineTool({
       enterWorkdir(opts.workdir);
       const env = containerEnv(opts, hostname);
       joinCgroup(sys, cgroupFds, opts.cgroupns);
+      if (cgroupFs) mountCgroupTree(sys, cgroupFs, !opts.unmasked);
       prepareFds(sys);
       dropCapabilities(sys, opts.capabilities, lastCap);
       return execCommand(sys, opts, env);

@@ -171,7 +171,7 @@ export function nsArgs(cfg: RunConfig): string[] {
 export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" | "cgroupDirs" | "cgroupFds">): string[] {
   const cgroups = c.cgroupFds ? c.cgroupFds.flatMap((fd) => ["--cgroup-fd", String(fd)]) : c.cgroupDirs.flatMap((d) => ["--cgroup", d]);
   return [
-    "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns",
+    "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns", "--mount-cgroup",
     ...(cfg.network.mode === "none" ? ["--lo-up"] : []),
     ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]), ...securityExecArgs(cfg.security),
     ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, "--", ...cfg.command,
