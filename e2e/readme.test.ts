@@ -76,6 +76,13 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.match(lines[3]!, /^0 \d+ 65536$/);
   });
 
+  test("the security examples: the default filter, unconfined, no-new-privileges, SYS_ADMIN, --privileged", () => {
+    const r = bash(readmeBlock("security"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.replace(/\s+/g, " ")), ["Seccomp: 2", "refused", "allowed", "NoNewPrivs: 1", "mounted", "Seccomp: 0", "/dev/kmsg"]);
+    assert.match(r.stderr, /unshare: unshare\(0x10000000\): Operation not permitted/);
+  });
+
   test("the corerun-ns examples", () => {
     const r = bash(readmeBlock("corerun-ns"));
     assert.equal(r.code, 0, r.stderr);
