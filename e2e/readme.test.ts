@@ -99,6 +99,12 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.ok(Number(count) <= 4, `the new /proc shows ${count} processes`);
   });
 
+  test("the corerun-exec seccomp example: a program compiled by corerun seccomp, loaded last", () => {
+    const r = bash(readmeBlock("corerun-exec-seccomp"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.replace(/\s+/g, " ")), ["NoNewPrivs: 1", "Seccomp: 2"]);
+  });
+
   test("the hand-composed script builds the same container as corerun", () => {
     const r = bash(readmeBlock("hand-script"));
     assert.equal(r.code, 0, r.stderr);

@@ -7,6 +7,7 @@ import { isAlive, listContainers, openRecorded, readState, readStates, stateRoot
 import type { ArgsDef } from "citty";
 import { findRunning, parseRunConfig, runArgs } from "./args.ts";
 import { binDirOf, renderScript } from "./script.ts";
+import { seccompCommand } from "./security.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
@@ -180,6 +181,6 @@ const runTool_ = defineTool({
 });
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...]", subCommands: undefined };
-runTool_.subCommands = { run: runCmd, ps, kill, cleanup };
+runTool_.subCommands = { run: runCmd, ps, kill, cleanup, seccomp: seccompCommand };
 
 void runTool(runTool_);
