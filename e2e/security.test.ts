@@ -166,7 +166,7 @@ describe("security defaults", { skip: !isRoot && "needs root" }, () => {
     assert.equal(r.stderr, "");
   });
 
-  test("in a user namespace the same filter holds", (t) => {
+  test("in a user namespace the same filter holds, and no-new-privileges too", (t) => {
     const userns = ["--uidmap", "0:100000:65536"];
     assert.equal(status(userns).Seccomp, "2");
     const r = corerun(userns, "unshare -U true; echo \"unshare-U $?\"; mkdir /sys/fs/cgroup/x 2>/dev/null || echo read-only");
@@ -174,6 +174,9 @@ describe("security defaults", { skip: !isRoot && "needs root" }, () => {
     if (noProbe) return t.skip(noProbe);
     assert.deepEqual(probe(userns, ["add_key", "userfaultfd", "personality", "kcmp"]), { add_key: "EPERM", userfaultfd: "EPERM", personality: "EPERM", kcmp: "EPERM" });
     assert.deepEqual(probe([...userns, "--security-opt", "seccomp=unconfined"], ["userfaultfd", "personality"]), { userfaultfd: "ok", personality: "ok" });
+    const setuid = "cp /probe/probe /rw/suid && chmod 4755 /rw/suid && /probe/probe asuser 1000 /rw/suid ids";
+    assert.equal(corerun([...userns, "-v", `${volume("userns-suid")}:/rw`], setuid).stdout, "uid=1000 euid=0\n");
+    assert.equal(corerun([...userns, "--security-opt", "no-new-privileges", "-v", `${volume("userns-suid-nnp")}:/rw`], setuid).stdout, "uid=1000 euid=1000\n");
   });
 
   test("a bad profile: one line naming the profile and the entry, exit 125, nothing created", () => {
