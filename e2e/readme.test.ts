@@ -76,6 +76,13 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.match(lines[3]!, /^0 \d+ 65536$/);
   });
 
+  test("the security examples: the default filter, unconfined, no-new-privileges, SYS_ADMIN, --privileged", () => {
+    const r = bash(readmeBlock("security"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.replace(/\s+/g, " ")), ["Seccomp: 2", "refused", "allowed", "NoNewPrivs: 1", "mounted", "Seccomp: 0", "/dev/kmsg"]);
+    assert.match(r.stderr, /unshare: unshare\(0x10000000\): Operation not permitted/);
+  });
+
   test("the corerun-ns examples", () => {
     const r = bash(readmeBlock("corerun-ns"));
     assert.equal(r.code, 0, r.stderr);
@@ -90,6 +97,12 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.equal(name, "demo");
     assert.equal(a, "1");
     assert.ok(Number(count) <= 4, `the new /proc shows ${count} processes`);
+  });
+
+  test("the corerun-exec seccomp example: a program compiled by corerun seccomp, loaded last", () => {
+    const r = bash(readmeBlock("corerun-exec-seccomp"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.replace(/\s+/g, " ")), ["NoNewPrivs: 1", "Seccomp: 2"]);
   });
 
   test("the hand-composed script builds the same container as corerun", () => {

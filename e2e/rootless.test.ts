@@ -69,6 +69,15 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     assert.deepEqual(lines, ["0", `0 ${uid} 1`, "1", "rootless", "lo"]);
   });
 
+  test("the default seccomp filter holds rootless too; seccomp=unconfined and no-new-privileges work", () => {
+    const args = ["--rootfs", join(base, "rootfs"), "--network", "none"];
+    const r = asUser([...args, "/bin/sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true; echo \"unshare-U $?\""]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.replace(/\t/g, " "), "NoNewPrivs: 0\nSeccomp: 2\nunshare-U 1\n");
+    const open = asUser([...args, "--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges", "/bin/sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true && echo unshared"]);
+    assert.equal(open.stdout.replace(/\t/g, " "), "NoNewPrivs: 1\nSeccomp: 0\nunshared\n", open.stderr);
+  });
+
   test("nothing is left behind: no state, mount point, mount or process", () => {
     const state = join(base, "run", "corerun");
     assert.deepEqual(existsSync(state) ? readdirSync(state).filter((n) => /^[0-9a-f]{12}$/.test(n)) : [], []);

@@ -1,7 +1,8 @@
-import { readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { DEFAULT_PATH } from "@corerun/rootfs";
 import { capabilitySet, checkHostname, checkWorkdir, parseEnvVars } from "@corerun/state";
+import { SECCOMP_FILTER_FLAGS } from "@corerun/syscall";
 import type { ArgsDef } from "citty";
 
 export const args = {
@@ -12,12 +13,17 @@ export const args = {
   cgroup: { type: "string", valueHint: "DIR", description: "join the cgroup DIR right before the exec (repeatable: one per hierarchy); opened at start, so it works after pivot_root" },
   "cgroup-fd": { type: "string", valueHint: "FD", description: "join a cgroup through an inherited fd of its cgroup.procs, opened by the caller (repeatable)" },
   cgroupns: { type: "boolean", description: "after joining, create a cgroup namespace, so the command sees its cgroup as the root" },
+  "mount-cgroup": { type: "boolean", description: "with --cgroupns: mount the host's cgroup hierarchies at /sys/fs/cgroup, read-only, showing the command's own cgroup" },
   "cap-add": { type: "string", valueHint: "CAP", description: "keep a capability beyond Docker's default set (repeatable; ALL keeps every one)" },
   "cap-drop": { type: "string", valueHint: "CAP", description: "drop a capability of Docker's default set (repeatable; ALL drops every one)" },
   "lo-up": { type: "boolean", description: "bring the loopback interface of its network namespace up" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "say ready on DIR/ready once loaded, then wait for go on DIR/go (FIFOs)" },
   oci: { type: "string", valueHint: "CONFIG", description: "take the process, hostname, sysctls and masked paths from an OCI config.json (no CMD then)" },
   keyring: { type: "string", valueHint: "NAME", description: "join a new session keyring NAME, so the container does not share its caller's keys" },
+  seccomp: { type: "string", valueHint: "FILE", description: "install this compiled seccomp BPF program (struct sock_filter[]) right before the exec; read at start" },
+  "seccomp-flag": { type: "string", valueHint: "FLAG", description: "a seccomp(2) filter flag: SECCOMP_FILTER_FLAG_TSYNC, _LOG or _SPEC_ALLOW (repeatable)" },
+  "no-new-privs": { type: "boolean", description: "set no_new_privs: setuid and file capabilities grant nothing to the command" },
+  unmasked: { type: "boolean", description: "with --mount-proc: no masked or read-only paths in /proc (Docker's --privileged)" },
 } as const satisfies ArgsDef;
 
 export interface ExecOptions {
@@ -28,8 +34,13 @@ export interface ExecOptions {
   cgroups: string[];
   cgroupFds: number[];
   cgroupns: boolean;
+  mountCgroup: boolean;
   syncDir: string | undefined;
   loUp: boolean;
+  /** A compiled seccomp program, read before the root moves, and its seccomp(2) flags. */
+  seccomp: { program: Buffer; flags: number } | undefined;
+  noNewPrivs: boolean;
+  unmasked: boolean;
   /** The capabilities the command keeps (its bounding set). */
   capabilities: number[];
   command: string[];
@@ -52,6 +63,30 @@ function cgroupFd(value: string): number {
   return Number(value);
 }
 
+/** --seccomp FILE: a whole number of 8-byte BPF instructions, read now (the path is the host's). */
+function seccompOption(file: string | undefined, flagNames: readonly string[]): ExecOptions["seccomp"] {
+  if (file === undefined) {
+    if (flagNames.length) throw new UsageError("--seccomp-flag needs --seccomp FILE");
+    return undefined;
+  }
+  let program: Buffer;
+  try {
+    program = readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`--seccomp ${file}: cannot be read (${(err as NodeJS.ErrnoException).code}); give a compiled BPF program`);
+  }
+  if (program.length === 0 || program.length % 8 !== 0 || program.length / 8 > 4096) {
+    throw new UsageError(`--seccomp ${file}: ${program.length} bytes is not a BPF program of 1 to 4096 8-byte instructions (seccomp_export_bpf's output)`);
+  }
+  let flags = 0;
+  for (const name of flagNames) {
+    const bit = SECCOMP_FILTER_FLAGS[name] ?? SECCOMP_FILTER_FLAGS[`SECCOMP_FILTER_FLAG_${name}`];
+    if (bit === undefined) throw new UsageError(`--seccomp-flag ${name}: unknown; use ${Object.keys(SECCOMP_FILTER_FLAGS).join(", ")}`);
+    flags |= bit;
+  }
+  return { program, flags };
+}
+
 export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail">, hostEnv = process.env): ExecOptions {
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
   const env = parseEnvVars(ctx.values.env ?? [], hostEnv);
@@ -63,6 +98,8 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   }
   if (oci === undefined && ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-exec [options] -- CMD [ARGS...]");
   // A new /proc over the host's would hide the host's processes from everyone in this namespace.
+  // Mounted outside a cgroup namespace, the hierarchies would show the host's whole cgroup tree.
+  if (ctx.flags["mount-cgroup"] && !ctx.flags.cgroupns) throw new UsageError("--mount-cgroup needs --cgroupns");
   if (ctx.flags["mount-proc"] && process.pid !== 1) throw new UsageError("--mount-proc needs corerun-exec to be PID 1 of a new PID namespace (start it with corerun-ns)");
   return {
     hostname,
@@ -72,9 +109,13 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     cgroups: ctx.values.cgroup ?? [],
     cgroupFds: (ctx.values["cgroup-fd"] ?? []).map(cgroupFd),
     cgroupns: ctx.flags.cgroupns ?? false,
+    mountCgroup: ctx.flags["mount-cgroup"] ?? false,
     syncDir: ctx.values["sync-dir"]?.at(-1),
     loUp: ctx.flags["lo-up"] ?? false,
     capabilities: capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []),
+    seccomp: seccompOption(ctx.values.seccomp?.at(-1), ctx.values["seccomp-flag"] ?? []),
+    noNewPrivs: ctx.flags["no-new-privs"] ?? false,
+    unmasked: ctx.flags.unmasked ?? false,
     command: ctx.tail,
     oci,
     keyring: ctx.values.keyring?.at(-1),

@@ -2,9 +2,9 @@ import { linuxSyscall as sys } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
-import { openCgroupProcs } from "@corerun/cgroup";
+import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs } from "@corerun/cgroup";
 import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole } from "./oci.ts";
-import { dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
+import { lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-exec",
@@ -17,6 +17,7 @@ export const tool = defineTool({
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "The environment starts empty: PATH, HOSTNAME and HOME as Docker sets them, then -e values.\nEvery fd but 0-2 is closed on exec; 0-2 lose close-on-exec and O_NONBLOCK.",
+    "--no-new-privs and --seccomp FILE come last, right before the exec, in that order: the\ncommand starts under the filter, and no syscall of corerun-exec's runs after it but execve.\nFILE is a compiled program (corerun compiles profiles with libseccomp and caches them under\nits state root); it is read at start, before the root moves.",
     "Exit status: CMD replaces corerun-exec; 125 when a step fails; 126 when CMD is not\nexecutable; 127 when it is not found.",
   ],
   examples: [
@@ -33,6 +34,8 @@ export const tool = defineTool({
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...openCgroupProcs(opts.cgroups), ...opts.cgroupFds];
       const lastCap = lastCapability();
+      // The host's hierarchies are read while its /proc and /sys are still in reach.
+      const cgroupFs = opts.mountCgroup ? cgroupTree(discoverLayout()) : undefined;
       if (opts.mountProc) mountProc(sys);
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
       if (sync) {
@@ -52,14 +55,19 @@ export const tool = defineTool({
         applyRlimits(sys, spec);
         joinCgroup(sys, cgroupFds, opts.cgroupns);
         prepareFds(sys);
+        // Without no_new_privs the kernel takes a filter only from a process that still has
+        // CAP_SYS_ADMIN: load it before the user and capabilities change (runc's order), else last.
+        const nnp = spec.process!.noNewPrivileges ?? false;
+        if (!nnp) lockDown(sys, { noNewPrivs: false, seccomp: opts.seccomp });
         applyUserAndCapabilities(sys, spec, oci.caps, lastCap);
-        return execCommand(sys, { command: spec.process!.args! }, ociEnv(spec));
+        return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, ociEnv(spec));
       }
-      if (opts.mountProc) maskProc(sys);
+      if (opts.mountProc && !opts.unmasked) maskProc(sys);
       const hostname = setHostname(sys, opts.hostname);
       enterWorkdir(opts.workdir);
       const env = containerEnv(opts, hostname);
       joinCgroup(sys, cgroupFds, opts.cgroupns);
+      if (cgroupFs) mountCgroupTree(sys, cgroupFs, !opts.unmasked);
       prepareFds(sys);
       dropCapabilities(sys, opts.capabilities, lastCap);
       return execCommand(sys, opts, env);

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { joinCgroupFds } from "@corerun/cgroup";
 import { hostname as osHostname } from "node:os";
 import {
-  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
+  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
 } from "@corerun/syscall";
 import { findCommand, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
@@ -81,7 +81,7 @@ export function lastCapability(): number {
   return Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
 }
 
-export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command">, env: string[]): never {
+export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "noNewPrivs" | "seccomp">, env: string[]): never {
   const path = env.find((e) => e.startsWith("PATH="))?.slice(5);
   const file = findCommand("/", opts.command[0]!, path);
   // A session of its own, as runc's init makes: the container may not reach the caller's
@@ -93,5 +93,19 @@ export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command">, en
     if (!isErrno(err, "EPERM")) throw err;
   }
   sys.resetSignals();
+  lockDown(sys, opts);
   return sys.execve(file, opts.command, env);
+}
+
+/**
+ * no_new_privs, then the seccomp filter, as the very last steps before execve: every syscall
+ * made after the filter is in place must pass it, so nothing but the exec comes after. The kernel
+ * takes a filter without no_new_privs only from a process with CAP_SYS_ADMIN in its user
+ * namespace; runc loads it before dropping capabilities for that reason. corerun-exec keeps its
+ * effective capabilities until the exec (only the bounding set shrinks before), so the filter can
+ * come last either way.
+ */
+export function lockDown(sys: Syscall, opts: Pick<ExecOptions, "noNewPrivs" | "seccomp">): void {
+  if (opts.noNewPrivs) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);
+  if (opts.seccomp) sys.seccompFilter(opts.seccomp.program, opts.seccomp.flags);
 }

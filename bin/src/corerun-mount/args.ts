@@ -10,6 +10,8 @@ export const args = {
   "sync-dir": { type: "string", valueHint: "DIR", description: "wait for corerun-exec's ready on DIR/ready before pivot_root" },
   idmap: { type: "boolean", description: "idmap the rootfs (and volumes marked idmap) through PID's user namespace" },
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
+  unmasked: { type: "boolean", description: "a read-write /sys without Docker's masks (what Docker's --privileged gives)" },
+  "host-devices": { type: "boolean", description: "also bind every device node of the host's /dev into the container's /dev (Docker's --privileged)" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
   oci: { type: "string", valueHint: "CONFIG", description: "mount what an OCI config.json lists (mounts, devices, root.readonly) instead of corerun's /dev, /sys and volumes" },
   "hook-pause": { type: "boolean", description: "once the tree is built, write \"built\" on stdout and wait for a line on stdin before pivot_root (for OCI hooks)" },
@@ -29,6 +31,8 @@ export interface MountOptions {
   consoleSocket: string | undefined;
   hookPause: boolean;
   cgroupDirs: { name: string; dir: string }[];
+  unmasked: boolean;
+  hostDevices: boolean;
 }
 
 export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): MountOptions {
@@ -56,5 +60,7 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
       if (eq < 0 || !text.slice(eq + 1).startsWith("/")) throw new UsageError(`--cgroup-dir ${text}: expected NAME=DIR with an absolute DIR, e.g. memory=/sys/fs/cgroup/memory/corerun/web`);
       return { name: text.slice(0, eq), dir: text.slice(eq + 1) };
     }),
+    unmasked: ctx.flags.unmasked ?? false,
+    hostDevices: ctx.flags["host-devices"] ?? false,
   };
 }

@@ -6,7 +6,7 @@ import { procStartTime } from "@corerun/state";
 import { readSpec } from "@corerun/oci";
 import { dirname } from "node:path";
 import { checkProgram, mountOciTree, pauseForHooks, readonlyRoot, sendConsole } from "./oci.ts";
-import { bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
+import { bindHostDevices, bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-mount",
@@ -49,7 +49,8 @@ export const tool = defineTool({
     } else {
       bindRootfs(sys, opts.rootfs, userns);
       mountDev(sys, opts.rootfs);
-      mountSys(sys, opts.rootfs);
+      if (opts.hostDevices) bindHostDevices(sys, opts.rootfs);
+      mountSys(sys, opts.rootfs, opts.unmasked);
       mountVolumes(sys, opts.rootfs, opts, userns);
     }
     if (opts.hookPause) pauseForHooks();

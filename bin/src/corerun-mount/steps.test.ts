@@ -24,7 +24,7 @@ function rootfs(...dirs: string[]): string {
 }
 
 function options(root: string, volumes: MountOptions["volumes"]): MountOptions {
-  return { pid: 4242, rootfs: root, volumes, syncDir: undefined, dieWithParent: false, proc: false, idmap: false, oci: undefined, consoleSocket: undefined, hookPause: false, cgroupDirs: [] };
+  return { pid: 4242, rootfs: root, volumes, syncDir: undefined, dieWithParent: false, proc: false, idmap: false, oci: undefined, consoleSocket: undefined, hookPause: false, cgroupDirs: [], unmasked: false, hostDevices: false };
 }
 
 describe("mountVolumes", () => {

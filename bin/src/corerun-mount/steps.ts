@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync } from "node:fs";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
   envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
@@ -118,7 +118,7 @@ export function createMountPoints(points: readonly MountPoint[]): void {
   }
 }
 
-const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"] as const;
+const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"];
 
 const DEV_LINKS: [string, string][] = [
   ["fd", "/proc/self/fd"],
@@ -181,11 +181,36 @@ export function populateDev(sys: Syscall, dev: string): void {
   }
 }
 
-/** A read-only sysfs of the container's network namespace, with Docker's /sys masks. */
-export function mountSys(sys: Syscall, rootfs: string): void {
+/** A read-only sysfs of the container's network namespace, with Docker's /sys masks; unmasked, read-write and whole. */
+export function mountSys(sys: Syscall, rootfs: string, unmasked = false): void {
   const path = resolveInRoot(rootfs, "/sys");
-  sys.mount("sysfs", path, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
-  maskPaths(sys, rootfs, pathsUnder(MASKED_PATHS, "/sys"));
+  sys.mount("sysfs", path, "sysfs", (unmasked ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  if (!unmasked) maskPaths(sys, rootfs, pathsUnder(MASKED_PATHS, "/sys"));
+}
+
+/** Host /dev entries a container never gets: its own devpts, shm and mqueue stand in for them. */
+const NOT_HOST_DEVICES = new Set(["pts", "shm", "mqueue", "console", ".lxc", ".udev", ...DEVICES, ...DEV_LINKS.map(([name]) => name)]);
+
+/**
+ * Docker's --privileged: every character and block device of the host's /dev (as seen from the
+ * mount namespace, which is still the host's tree before pivot_root), bound at the same path in
+ * the container's /dev. Bind mounts work where mknod does not (in a user namespace).
+ */
+export function bindHostDevices(sys: Syscall, rootfs: string, dir = "/dev"): void {
+  const dev = resolveInRoot(rootfs, "/dev");
+  for (const name of readdirSync(dir)) {
+    if (dir === "/dev" && NOT_HOST_DEVICES.has(name)) continue;
+    const host = `${dir}/${name}`;
+    const st = lstatSync(host);
+    const target = `${dev}${host.slice("/dev".length)}`;
+    if (st.isDirectory()) {
+      mkdirSync(target, { recursive: true, mode: 0o755 });
+      bindHostDevices(sys, rootfs, host);
+    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      closeSync(openSync(target, "w", 0o600));
+      sys.mount(host, target, null, MS_BIND);
+    }
+  }
 }
 
 /** Bind mounts; "ro" is recursive (mount_setattr), so submounts of the volume are read-only too. */

@@ -41,7 +41,10 @@ function usageError(argv: string[], message: RegExp): void {
 
 describe("parseRunConfig", () => {
   test("a plain run gets the defaults", () => {
-    const cfg = parse(["sh", "-c", "echo hi"], { CORERUN_ROOT: join(base, "state") });
+    const { security, ...cfg } = parse(["sh", "-c", "echo hi"], { CORERUN_ROOT: join(base, "state") });
+    assert.equal(security.privileged, false);
+    assert.equal(security.noNewPrivs, false);
+    assert.match(security.seccomp!.program.path, new RegExp(`^${join(base, "state", "seccomp")}/[0-9a-f]{32}\\.bpf$`));
     assert.deepEqual(cfg, {
       rootfs,
       command: ["sh", "-c", "echo hi"],

@@ -9,6 +9,7 @@ import {
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
+import { parseSecurity, securityArgs, type Security } from "./security.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -30,6 +31,7 @@ export const runArgs = {
   cpus: { type: "string", valueHint: "N", description: "CPU limit in cores, Docker's spelling (0.5 = --cpu 50)" },
   pids: { type: "string", alias: "p", valueHint: "N", description: "maximum number of processes" },
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
+  ...securityArgs,
   // Options of features that are not built yet: rejected with a clear error, never ignored.
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "run in a user namespace with this uid map (repeatable; the gid map defaults to it)" },
   gidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "gid map of the user namespace (repeatable; defaults to the uid map)" },
@@ -64,6 +66,7 @@ export interface RunConfig {
   userns: { auto: true } | { auto: false; uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
   capAdd: string[];
   capDrop: string[];
+  security: Security;
   cgroupParent: string;
   root: string;
   printScript: boolean;
@@ -188,6 +191,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []);
   const path = vars.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
   findCommand(rootfs, ctx.tail[0]!, path);
+  // Last: a profile is compiled into the state root's cache once everything else is known good.
+  const security = parseSecurity(ctx, root);
   return {
     rootfs,
     command: ctx.tail,
@@ -200,8 +205,9 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     name: checkName(ctx.values.name?.at(-1)),
     limits: parseLimits({ memory: ctx.values.memory?.at(-1), cpu: ctx.values.cpu?.at(-1), cpus: ctx.values.cpus?.at(-1), pids: ctx.values.pids?.at(-1) }),
     userns,
-    capAdd: ctx.values["cap-add"] ?? [],
-    capDrop: ctx.values["cap-drop"] ?? [],
+    capAdd: security.privileged ? ["ALL"] : (ctx.values["cap-add"] ?? []),
+    capDrop: security.privileged ? [] : (ctx.values["cap-drop"] ?? []),
+    security,
     cgroupParent: normalizeParent(ctx.values["cgroup-parent"]?.at(-1) ?? "corerun"),
     root,
     printScript: ctx.flags["print-script"] ?? false,

@@ -8,6 +8,7 @@ import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
 import { create, del, events, exec, featuresTool, isOciRun, ociRun, update, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
+import { seccompCommand } from "./security.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
@@ -189,7 +190,7 @@ const runTool_ = defineTool({
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
-  run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool,
+  run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
 };
 runTool_.subCommands = subCommands;
 

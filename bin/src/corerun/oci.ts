@@ -22,10 +22,11 @@ import {
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import {
-  envp, inNamespaces, linuxSyscall as sys, namespaceFlags, startInNamespaces, CAPABILITIES, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
+  envp, inNamespaces, linuxSyscall as sys, namespaceFlags, startInNamespaces, CAPABILITIES, SCMP_CMP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
   type NamespaceName,
 } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
+import { prepareSeccompProgram, SECCOMP_ACTIONS, seccompFlags, storeSeccompProgram, type CachedProgram } from "@corerun/seccomp";
 import { execRuntime, handToContainerRoot, recordInit, runChild, stopTools, teardown, toolCommand, type Tools } from "./steps.ts";
 
 /** The runtime-spec version corerun implements and reports. */
@@ -74,6 +75,7 @@ export interface CreatePlan {
   namespaces: ReturnType<typeof planNamespaces>;
   limits: ReturnType<typeof planLimits>;
   cgroup: { parent: string; name: string };
+  seccomp: { program: CachedProgram; flags: string[] } | undefined;
 }
 
 export function planCreate(o: CreateOptions): CreatePlan {
@@ -83,7 +85,6 @@ export function planCreate(o: CreateOptions): CreatePlan {
   if (!p?.args?.length) throw new UsageError(`${o.bundle}/config.json: process.args is empty; name the program to run`);
   if (p.terminal && !o.consoleSocket) throw new UsageError("cannot allocate tty if corerun will detach without setting console socket (process.terminal is true: pass --console-socket)");
   if (!p.terminal && o.consoleSocket) throw new UsageError("--console-socket needs process.terminal true in config.json");
-  if (spec.linux?.seccomp !== undefined) throw new UsageError("linux.seccomp: seccomp filters are not supported by corerun's OCI path yet; remove linux.seccomp");
   if (spec.linux?.rootfsPropagation && !["private", "rprivate"].includes(spec.linux.rootfsPropagation)) {
     throw new UsageError(`linux.rootfsPropagation "${spec.linux.rootfsPropagation}": corerun keeps the container's mounts private; use rprivate`);
   }
@@ -100,7 +101,14 @@ export function planCreate(o: CreateOptions): CreatePlan {
     // reported below
   }
   if (!isDir) throw new UsageError(`root.path ${rootfs} is not a directory; the bundle needs its root filesystem there`);
-  return { spec, rootfs, namespaces, limits: planLimits(spec.linux?.resources, spec.linux?.devices), cgroup: planCgroupPath(spec, o.id) };
+  // Compiled (or found in the cache) now, so that a bad filter is refused before anything exists.
+  let seccomp: CreatePlan["seccomp"];
+  if (spec.linux?.seccomp !== undefined) {
+    const source = `${o.bundle}/config.json: linux.seccomp`;
+    seccompFlags(spec.linux.seccomp, source);
+    seccomp = { program: prepareSeccompProgram(o.root, spec.linux.seccomp, source), flags: spec.linux.seccomp.flags ?? [] };
+  }
+  return { spec, rootfs, namespaces, limits: planLimits(spec.linux?.resources, spec.linux?.devices), cgroup: planCgroupPath(spec, o.id), seccomp };
 }
 
 /**
@@ -151,6 +159,7 @@ function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string): num
     ...(namespaces.create.includes("cgroup") ? ["--cgroupns"] : []),
     ...(namespaces.create.includes("network") ? ["--lo-up"] : []),
     ...(o.noNewKeyring ? [] : ["--keyring", o.id]),
+    ...(plan.seccomp ? ["--seccomp", storeSeccompProgram(plan.seccomp.program), ...plan.seccomp.flags.flatMap((f) => ["--seccomp-flag", f])] : []),
   ];
   // The cgroup namespace is made by corerun-exec once in its cgroup, so that it is the root there.
   const names = namespaces.create.filter((t) => t !== "cgroup" && t !== "user").map((t) => (t === "network" ? "net" : t)) as NamespaceName[];
@@ -381,7 +390,13 @@ export function features(): Record<string, unknown> {
       namespaces: [...NAMESPACE_TYPES],
       capabilities: Object.keys(CAPABILITIES).map((c) => `CAP_${c}`),
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
-      seccomp: { enabled: false },
+      seccomp: {
+        enabled: true,
+        actions: [...SECCOMP_ACTIONS],
+        operators: Object.keys(SCMP_CMP).sort(),
+        knownFlags: ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+        supportedFlags: ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+      },
       apparmor: { enabled: false },
       selinux: { enabled: false },
       mountExtensions: { idmap: { enabled: false } },

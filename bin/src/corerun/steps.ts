@@ -18,6 +18,7 @@ import {
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
+import { securityExecArgs, securityMountArgs } from "./security.ts";
 
 /** The bundled tools sit next to corerun's own bundle. */
 const DIST = dirname(process.argv[1] ?? ".");
@@ -170,9 +171,9 @@ export function nsArgs(cfg: RunConfig): string[] {
 export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" | "cgroupDirs" | "cgroupFds">): string[] {
   const cgroups = c.cgroupFds ? c.cgroupFds.flatMap((fd) => ["--cgroup-fd", String(fd)]) : c.cgroupDirs.flatMap((d) => ["--cgroup", d]);
   return [
-    "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns",
+    "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns", "--mount-cgroup",
     ...(cfg.network.mode === "none" ? ["--lo-up"] : []),
-    ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]),
+    ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]), ...securityExecArgs(cfg.security),
     ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, "--", ...cfg.command,
   ];
 }
@@ -180,7 +181,7 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
 export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): string[] {
   const volumes = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes)];
   const spec = (v: VolumeSpec) => `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}${v.idmap ? ",idmap" : ""}`;
-  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), "--proc", "--sync-dir", dir];
+  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), ...securityMountArgs(cfg.security), "--proc", "--sync-dir", dir];
 }
 
 /** corerun-net setup's options for a bridge container. */

@@ -12,3 +12,4 @@ export {
 } from "./manager.ts";
 export type { CgroupStats } from "./stats.ts";
 export { joinCgroups, joinCommand, openCgroupProcs, joinCgroupFds, JOIN_SCRIPT } from "./join.ts";
+export { cgroupTree, mountCgroupTree, type CgroupTree } from "./mount.ts";

@@ -318,6 +318,8 @@ class Manager implements CgroupManager {
       try {
         gone = waitFor(() => {
           try {
+            // A container with a writable cgroupfs (--privileged) may have made child cgroups.
+            this.removeChildren(d.path);
             this.fs.rmdir(d.path);
             return true;
           } catch (err) {
@@ -338,6 +340,26 @@ class Manager implements CgroupManager {
       }
     }
     if (failures.length) throw failures[0]!;
+  }
+
+  /** Child cgroups, deepest first; each must be empty of processes, as killAll leaves them. */
+  private removeChildren(dir: string): void {
+    let children: string[];
+    try {
+      children = this.fs.subdirs(dir);
+    } catch (err) {
+      if (errnoOf(err) === "ENOENT") return;
+      throw err;
+    }
+    for (const name of children) {
+      const child = `${dir}/${name}`;
+      this.removeChildren(child);
+      try {
+        this.fs.rmdir(child);
+      } catch (err) {
+        if (errnoOf(err) !== "ENOENT") throw err;
+      }
+    }
   }
 }
 

@@ -116,6 +116,18 @@ describe("v1 backend on a fixture tree (legacy host)", () => {
     assert.equal(m.exists(), false);
   });
 
+  it("removes child cgroups the container made, deepest first", () => {
+    const h = fixture("legacy");
+    const m = manager(h);
+    m.create();
+    for (const dir of Object.values(m.paths())) {
+      h.mkdir(`${dir}/child`);
+      h.mkdir(`${dir}/child/grandchild`);
+    }
+    m.remove();
+    assert.equal(m.exists(), false);
+  });
+
   it("says which processes keep a cgroup from being removed", () => {
     const h = fixture("legacy");
     const m = manager(h);

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
+import { OciSeccomp } from "@corerun/seccomp";
 
 const uint32 = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(4294967295));
 const int64 = v.pipe(v.number(), v.integer());
@@ -131,8 +132,8 @@ export const Linux = v.strictObject({
   readonlyPaths: v.optional(strings),
   rootfsPropagation: v.optional(v.picklist(["private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"])),
   mountLabel: emptyOnly("an SELinux mount label"),
-  /** Set by the security work: refused until a filter can be built from it. */
-  seccomp: v.optional(v.unknown()),
+  /** Compiled with libseccomp by libs/seccomp, which owns its schema. */
+  seccomp: v.optional(OciSeccomp),
 });
 export type Linux = v.InferOutput<typeof Linux>;
 

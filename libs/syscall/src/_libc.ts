@@ -8,8 +8,8 @@ export type Fn = (...args: unknown[]) => number;
 
 /** Syscall numbers for calls without a glibc wrapper on every supported glibc. */
 const NR: Record<string, Record<string, number>> = {
-  x64: { keyctl: 250, pivot_root: 155, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
-  arm64: { keyctl: 219, pivot_root: 41, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
+  x64: { keyctl: 250, seccomp: 317, pivot_root: 155, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
+  arm64: { keyctl: 219, seccomp: 277, pivot_root: 41, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
 };
 
 export function nr(name: string): number {
@@ -34,6 +34,15 @@ export function fn(proto: string): Fn {
     cache.set(proto, f);
   }
   return f;
+}
+
+const structs = new Set<string>();
+
+/** Declares a C struct for prototypes and variadic arguments ("NAME *"), once. */
+export function struct(name: string, fields: Record<string, string>): void {
+  if (structs.has(name)) return;
+  koffi.struct(name, fields);
+  structs.add(name);
 }
 
 /** Turns a -1 return into a SyscallError, reading errno before anything else can change it. */

@@ -52,6 +52,13 @@ export const RLIMIT_NUMBERS: Record<string, number> = {
   RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9, RLIMIT_LOCKS: 10, RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12, RLIMIT_NICE: 13, RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
 };
 
+/** seccomp(2) filter flags, by the names the OCI runtime spec uses (SECCOMP_FILTER_FLAG_*). */
+export const SECCOMP_FILTER_FLAGS: Record<string, number> = {
+  SECCOMP_FILTER_FLAG_TSYNC: 1,
+  SECCOMP_FILTER_FLAG_LOG: 2,
+  SECCOMP_FILTER_FLAG_SPEC_ALLOW: 4,
+};
+
 /** Capability numbers from <linux/capability.h>, by the names users write (without CAP_). */
 export const CAPABILITIES: Record<string, number> = {
   CHOWN: 0, DAC_OVERRIDE: 1, DAC_READ_SEARCH: 2, FOWNER: 3, FSETID: 4, KILL: 5, SETGID: 6, SETUID: 7,

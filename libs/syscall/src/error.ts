@@ -14,6 +14,8 @@ const HINTS: Record<string, string> = {
   "sethostname:EINVAL": "the hostname is longer than 64 bytes",
   "execve:ENOENT": "the command (or its interpreter) does not exist in the container's root filesystem",
   "execve:EACCES": "the command is not executable (mode bits or a noexec mount)",
+  "seccomp:EACCES": "loading a filter needs no_new_privs or CAP_SYS_ADMIN",
+  "seccomp:EINVAL": "the program is longer than the kernel's 4096 instructions, or this kernel lacks a flag",
   "execve:ENOEXEC": "the file is not a valid executable for this machine",
 };
 

@@ -1,4 +1,4 @@
-import { check, fn, nativeFn, nr } from "./_libc.ts";
+import { check, fn, nativeFn, nr, struct } from "./_libc.ts";
 import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_GETFD, F_GETFL, F_SETFD, F_SETFL, P_PID } from "./constants.ts";
 import type { Syscall, WaitResult } from "./types.ts";
 
@@ -135,6 +135,13 @@ export const linuxSyscall: Syscall = {
   },
   flock(fd, op) {
     check(fn("int flock(int fd, int op)")(fd, op), "flock");
+  },
+  seccompFilter(program, flags) {
+    // struct sock_fprog { unsigned short len; struct sock_filter *filter; }, 8 bytes an instruction.
+    if (program.length === 0 || program.length % 8 !== 0) throw new Error(`a seccomp program of ${program.length} bytes is not a sequence of 8-byte BPF instructions`);
+    struct("sock_fprog", { len: "uint16_t", filter: "void *" });
+    const prog = { len: program.length / 8, filter: program };
+    check(fn(SYSCALL)(nr("seccomp"), "unsigned int", 1 /* SECCOMP_SET_MODE_FILTER */, "unsigned int", flags, "sock_fprog *", prog), "seccomp");
   },
   resetSignals() {
     // An ignored signal stays ignored across execve; Node ignores SIGPIPE, which would make

@@ -55,6 +55,11 @@ export interface Syscall {
   /** move_mount of a detached tree (from openTree) onto target. */
   moveMount(fd: number, target: string): void;
   setresuid(uid: number): void;
+  /**
+   * seccomp(SECCOMP_SET_MODE_FILTER, flags) with a compiled BPF program (struct sock_filter[]).
+   * The kernel takes it without no_new_privs only from a process with CAP_SYS_ADMIN.
+   */
+  seccompFilter(program: Uint8Array, flags: number): void;
   /** Default disposition for every signal and an empty mask, for the process about to exec. */
   resetSignals(): void;
   // Credentials and limits of the process about to exec (glibc's wrappers apply them to every

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, sep } from "node:path";
+import { after, describe, test } from "node:test";
+import { UsageError } from "@corerun/cli";
+import { PR_SET_NO_NEW_PRIVS, recordingSyscall } from "@corerun/syscall";
+import { parseExecOptions } from "./args.ts";
+import { lockDown } from "./steps.ts";
+
+const base = mkdtempSync(join(tmpdir(), "corerun-exec-test-"));
+after(() => {
+  if (base.startsWith(tmpdir() + sep) && base.includes("corerun-exec-test-")) rmSync(base, { recursive: true, force: true });
+});
+
+function options(values: Record<string, string[]>, flags: Record<string, boolean> = {}) {
+  return parseExecOptions({ values, flags, tail: ["/bin/true"] }, {});
+}
+
+describe("lockDown", () => {
+  test("no_new_privs, then the filter: nothing else", () => {
+    const { sys, calls } = recordingSyscall();
+    const program = Buffer.alloc(16);
+    lockDown(sys, { noNewPrivs: true, seccomp: { program, flags: 2 } });
+    assert.deepEqual(calls, [{ name: "prctl", args: [PR_SET_NO_NEW_PRIVS, 1] }, { name: "seccompFilter", args: [program, 2] }]);
+  });
+
+  test("neither asked: no call", () => {
+    const { sys, calls } = recordingSyscall();
+    lockDown(sys, { noNewPrivs: false, seccomp: undefined });
+    assert.deepEqual(calls, []);
+  });
+});
+
+describe("--seccomp, --seccomp-flag, --mount-cgroup", () => {
+  test("the program is read at start; flags by their OCI names or short ones", () => {
+    const file = join(base, "ok.bpf");
+    writeFileSync(file, Buffer.alloc(16, 1));
+    const opts = options({ seccomp: [file], "seccomp-flag": ["SECCOMP_FILTER_FLAG_LOG", "SPEC_ALLOW"] });
+    assert.deepEqual(opts.seccomp, { program: Buffer.alloc(16, 1), flags: 2 | 4 });
+  });
+
+  test("what is not a program, or options without their partner, are refused", () => {
+    const odd = join(base, "odd.bpf");
+    writeFileSync(odd, Buffer.alloc(12));
+    assert.throws(() => options({ seccomp: [odd] }), (e: unknown) => e instanceof UsageError && /12 bytes is not a BPF program/.test(e.message));
+    assert.throws(() => options({ seccomp: [join(base, "none.bpf")] }), (e: unknown) => e instanceof UsageError && /cannot be read \(ENOENT\)/.test(e.message));
+    assert.throws(() => options({ "seccomp-flag": ["LOG"] }), (e: unknown) => e instanceof UsageError && /--seccomp-flag needs --seccomp FILE/.test(e.message));
+    writeFileSync(join(base, "ok.bpf"), Buffer.alloc(8));
+    assert.throws(() => options({ seccomp: [join(base, "ok.bpf")], "seccomp-flag": ["TURBO"] }), (e: unknown) => e instanceof UsageError && /--seccomp-flag TURBO: unknown/.test(e.message));
+    assert.throws(() => options({}, { "mount-cgroup": true }), (e: unknown) => e instanceof UsageError && /--mount-cgroup needs --cgroupns/.test(e.message));
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * Security defaults, for real: the seccomp filter of Docker's default profile, no_new_privs on
+ * request, --privileged, and what --cap-add changes in the filter. Calls busybox cannot make
+ * come from a small static C probe (e2e/fixtures/seccomp-probe.c), built here into the test's
+ * own directory and handed to the containers as a read-only volume.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, sep } from "node:path";
+import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
+
+let rootfs = "";
+let root = "";
+let scratch = "";
+/** Why the probe could not be built, if it could not. */
+let noProbe: string | undefined;
+
+/** A writable volume of its own for one test. */
+function volume(name: string): string {
+  const dir = join(scratch, name);
+  mkdirSync(dir, { mode: 0o777 });
+  chmodSync(dir, 0o777);
+  return dir;
+}
+
+function corerun(args: string[], script: string) {
+  const r = tool("corerun", ["--root", root, "--rootfs", rootfs, "--network", "none", "-v", `${join(scratch, "probe")}:/probe:ro`, ...args, "/bin/sh", "-c", script]);
+  assert.deepEqual(leftoverState(root), []);
+  return r;
+}
+
+/** The probe's answers, "NAME: ok" or "NAME: ERRNO", as a record. */
+function probe(args: string[], calls: string[]): Record<string, string> {
+  const r = corerun(args, `/probe/probe ${calls.join(" ")}`);
+  assert.equal(r.code, 0, r.stderr);
+  return Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split(": ") as [string, string]));
+}
+
+function status(args: string[]): Record<string, string> {
+  const r = corerun(args, "cat /proc/self/status");
+  assert.equal(r.code, 0, r.stderr);
+  return Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split(/:\s+/) as [string, string]));
+}
+
+describe("security defaults", { skip: !isRoot && "needs root" }, () => {
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+    scratch = mkdtempSync(join(tmpdir(), "corerun-security-"));
+    // Reached by container root mapped to an unprivileged host uid too.
+    chmodSync(scratch, 0o755);
+    mkdirSync(join(scratch, "probe"), { mode: 0o755 });
+    const cc = run("cc", ["-static", "-O2", "-o", join(scratch, "probe", "probe"), join(REPO, "e2e/fixtures/seccomp-probe.c")]);
+    if (cc.code !== 0) noProbe = `cc -static cannot build the probe (static glibc is in libc6-dev): ${cc.stderr.trim().split("\n")[0]}`;
+  });
+  after(() => {
+    try {
+      assert.deepEqual(leftoverState(root), []);
+    } finally {
+      if (scratch.startsWith(join(tmpdir(), "corerun-security-"))) rmSync(scratch, { recursive: true, force: true });
+      removeStateRoot(root);
+    }
+  });
+
+  test("a default container runs under a seccomp filter, without no_new_privs", () => {
+    const s = status([]);
+    assert.equal(s.Seccomp, "2");
+    assert.equal(s.NoNewPrivs, "0");
+  });
+
+  test("unshare -U, unshare -m, mount and umount are refused with EPERM", () => {
+    const r = corerun([], "unshare -U true; echo \"unshare-U $?\"; unshare -m true; echo \"unshare-m $?\"; mount -t tmpfs t /mnt; echo \"mount $?\"; umount /proc; echo \"umount $?\"");
+    assert.deepEqual(r.stdout.trim().split("\n"), ["unshare-U 1", "unshare-m 1", "mount 1", "umount 1"]);
+    // busybox mount words EPERM as "permission denied (are you root?)".
+    assert.equal(r.stderr.match(/Operation not permitted/g)?.length, 3, r.stderr);
+    assert.match(r.stderr, /^mount: permission denied/m);
+  });
+
+  test("calls busybox cannot make are refused with the profile's EPERM; ptrace is allowed, as in Docker on kernels from 4.8", (t) => {
+    if (noProbe) return t.skip(noProbe);
+    const calls = ["add_key", "keyctl", "bpf", "perf_event_open", "userfaultfd", "open_by_handle_at", "kexec_load", "personality", "kcmp", "ptrace"];
+    assert.deepEqual(probe([], calls), {
+      add_key: "EPERM", keyctl: "EPERM", bpf: "EPERM", perf_event_open: "EPERM", userfaultfd: "EPERM", open_by_handle_at: "EPERM",
+      kexec_load: "EPERM", personality: "EPERM", kcmp: "EPERM", ptrace: "ok",
+    });
+  });
+
+  test("--security-opt seccomp=unconfined: no filter; unshare -U and the calls the kernel itself allows work", (t) => {
+    assert.equal(status(["--security-opt", "seccomp=unconfined"]).Seccomp, "0");
+    const r = corerun(["--security-opt", "seccomp=unconfined"], "unshare -U true && echo unshared");
+    assert.equal(r.stdout, "unshared\n", r.stderr);
+    if (noProbe) return t.skip(noProbe);
+    assert.deepEqual(probe(["--security-opt", "seccomp=unconfined"], ["add_key", "userfaultfd", "personality", "kcmp"]), { add_key: "ok", userfaultfd: "ok", personality: "ok", kcmp: "ok" });
+  });
+
+  test("ordinary programs still work: applets, a pipeline, ping with NET_RAW, httpd", () => {
+    const www = volume("www");
+    writeFileSync(join(www, "index.html"), "served under seccomp\n");
+    const r = tool("corerun", ["--root", root, "--rootfs", rootfs, "--network", "none", "-v", `${www}:/www:ro`, "/bin/sh", "-c",
+      "echo pipeline | tr a-z A-Z | cat; ls /bin | grep -c . >/dev/null && echo ls; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo ping; httpd -p 8080 -h /www && sleep 0.2 && wget -q -O - http://127.0.0.1:8080/"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "PIPELINE\nls\nping\nserved under seccomp\n");
+  });
+
+  test("--security-opt no-new-privileges: NoNewPrivs 1, and a setuid-root program run as uid 1000 stays uid 1000", (t) => {
+    assert.equal(status(["--security-opt", "no-new-privileges"]).NoNewPrivs, "1");
+    assert.equal(status(["--security-opt", "no-new-privileges=false"]).NoNewPrivs, "0");
+    if (noProbe) return t.skip(noProbe);
+    const setuid = "cp /probe/probe /rw/suid && chmod 4755 /rw/suid && /probe/probe asuser 1000 /rw/suid ids";
+    const without = corerun(["-v", `${volume("suid-plain")}:/rw`], setuid);
+    assert.equal(without.stdout, "uid=1000 euid=0\n", without.stderr);
+    const nnp = corerun(["--security-opt", "no-new-privileges=true", "-v", `${volume("suid-nnp")}:/rw`], setuid);
+    assert.equal(nnp.stdout, "uid=1000 euid=1000\n", nnp.stderr);
+  });
+
+  test("a custom profile that denies mkdir makes mkdir fail with the profile's errno", () => {
+    const profile = join(scratch, "deny-mkdir.json");
+    writeFileSync(profile, JSON.stringify({
+      defaultAction: "SCMP_ACT_ALLOW",
+      syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 122 }],
+    }));
+    const r = corerun(["--security-opt", `seccomp=${profile}`, "-v", `${volume("mkdir")}:/rw`], "mkdir /rw/d; echo \"mkdir $?\"; touch /rw/f && echo touched");
+    assert.equal(r.stdout, "mkdir 1\ntouched\n");
+    assert.match(r.stderr, /can't create directory '\/rw\/d': Disk quota exceeded/);
+  });
+
+  test("--cap-add follows Docker's profile: SYS_ADMIN allows mount and unshare -m, DAC_READ_SEARCH allows open_by_handle_at", (t) => {
+    const r = corerun(["--cap-add", "SYS_ADMIN"], "unshare -m true && echo unshared; mount -t tmpfs t /mnt && echo mounted; unshare -U true; echo \"unshare-U $?\"");
+    assert.equal(r.stdout, "unshared\nmounted\nunshare-U 0\n", r.stderr);
+    if (noProbe) return t.skip(noProbe);
+    // The filter lets it through; the kernel then rejects the made-up handle, not the caller.
+    assert.notEqual(probe(["--cap-add", "DAC_READ_SEARCH"], ["open_by_handle_at"]).open_by_handle_at, "EPERM");
+    // --cap-drop takes the capability's group away: no chroot without SYS_CHROOT.
+    const chroot = corerun(["--cap-drop", "SYS_CHROOT"], "chroot / true; echo \"chroot $?\"");
+    assert.match(chroot.stderr, /Operation not permitted/);
+  });
+
+  test("--privileged: every capability, no filter, no masks, a writable /sys, the host's devices; it can mount", () => {
+    const r = corerun(["--privileged"], "grep -E '^(Seccomp|CapBnd):' /proc/self/status; mount -t tmpfs t /mnt && echo mounted; grep ' /sys ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1; grep -c ' /proc/keys ' /proc/self/mounts; ls /dev/loop-control /dev/kmsg");
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    // Every capability the host's bounding set has.
+    assert.equal(lines[0], run("grep", ["^CapBnd:", "/proc/self/status"]).stdout.trim());
+    assert.equal(lines[1], "Seccomp:\t0");
+    assert.deepEqual(lines.slice(2), ["mounted", "rw", "0", "/dev/kmsg", "/dev/loop-control"]);
+  });
+
+  test("the default container keeps Docker's masks: /proc/keys is empty, /sys read-only", () => {
+    const r = corerun([], "wc -c < /proc/keys; grep ' /sys ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1");
+    assert.equal(r.stdout, "0\nro\n", r.stderr);
+  });
+
+  test("/sys/fs/cgroup is read-only and shows the container's own cgroup, its limits included", () => {
+    // v1 (hybrid) paths first, then the pure v2 ones; only one of each pair exists.
+    const script = "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; mkdir /sys/fs/cgroup/pids/x /sys/fs/cgroup/x 2>/dev/null || echo read-only";
+    const r = tool("corerun", ["--root", root, "--rootfs", rootfs, "--network", "none", "--memory", "64", "--pids", "50", "/bin/sh", "-c", script]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["50", String(64 * 1024 * 1024), "read-only"]);
+  });
+
+  test("--privileged: a writable /sys/fs/cgroup; child cgroups the container makes go with it", () => {
+    const r = corerun(["--privileged"], "mkdir /sys/fs/cgroup/pids/child && echo made");
+    assert.equal(r.stdout, "made\n", r.stderr);
+    assert.equal(r.stderr, "");
+  });
+
+  test("in a user namespace the same filter holds, and no-new-privileges too", (t) => {
+    const userns = ["--uidmap", "0:100000:65536"];
+    assert.equal(status(userns).Seccomp, "2");
+    const r = corerun(userns, "unshare -U true; echo \"unshare-U $?\"; mkdir /sys/fs/cgroup/x 2>/dev/null || echo read-only");
+    assert.equal(r.stdout, "unshare-U 1\nread-only\n", r.stderr);
+    if (noProbe) return t.skip(noProbe);
+    assert.deepEqual(probe(userns, ["add_key", "userfaultfd", "personality", "kcmp"]), { add_key: "EPERM", userfaultfd: "EPERM", personality: "EPERM", kcmp: "EPERM" });
+    assert.deepEqual(probe([...userns, "--security-opt", "seccomp=unconfined"], ["userfaultfd", "personality"]), { userfaultfd: "ok", personality: "ok" });
+    const setuid = "cp /probe/probe /rw/suid && chmod 4755 /rw/suid && /probe/probe asuser 1000 /rw/suid ids";
+    assert.equal(corerun([...userns, "-v", `${volume("userns-suid")}:/rw`], setuid).stdout, "uid=1000 euid=0\n");
+    assert.equal(corerun([...userns, "--security-opt", "no-new-privileges", "-v", `${volume("userns-suid-nnp")}:/rw`], setuid).stdout, "uid=1000 euid=1000\n");
+  });
+
+  test("a bad profile: one line naming the profile and the entry, exit 125, nothing created", () => {
+    const fresh = stateRoot();
+    try {
+      const cases: [string, string, RegExp][] = [
+        ["not-json.json", "{ nope", /: not valid JSON \(/],
+        ["unknown-syscall.json", '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdri"],"action":"SCMP_ACT_ERRNO"}]}', /: syscalls\[0\] \(mkdri\): unknown syscall "mkdri"/],
+        ["unknown-action.json", '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_DENY"}]}', /: syscalls\[0\] \(mkdir\): unknown action "SCMP_ACT_DENY"/],
+        ["unknown-arch.json", '{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_VAX"]}', /: architectures: SCMP_ARCH_VAX is not an architecture libseccomp/],
+      ];
+      for (const [name, text, message] of cases) {
+        const path = join(scratch, name);
+        writeFileSync(path, text);
+        const r = tool("corerun", ["--root", fresh, "--rootfs", rootfs, "--network", "none", "--security-opt", `seccomp=${path}`, "/bin/true"]);
+        assert.equal(r.code, 125, name);
+        const lines = r.stderr.trim().split("\n");
+        assert.equal(lines.length, 1, r.stderr);
+        assert.ok(lines[0]!.startsWith(`corerun: ${path}: `), lines[0]);
+        assert.match(lines[0]!, message);
+      }
+      assert.deepEqual(readdirSync(fresh), []);
+      assert.equal(existsSync(join(fresh, "seccomp")), false);
+    } finally {
+      if (fresh.startsWith(tmpdir() + sep)) removeStateRoot(fresh);
+    }
+  });
+});

@@ -1,0 +1,180 @@
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { UsageError } from "@corerun/cli";
+import { libseccomp, SCMP_ACT, SCMP_CMP, SECCOMP_FILTER_FLAGS, SyscallError, type SeccompArgCmp, type SeccompContext } from "@corerun/syscall";
+import type { OciSeccomp, OciSeccompArg } from "./oci.ts";
+
+const EPERM = 1;
+
+/** The runtime spec's actions this compiler builds; SCMP_ACT_NOTIFY needs an agent and is refused. */
+export const SECCOMP_ACTIONS = ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE", "SCMP_ACT_LOG"];
+
+function actionCode(action: string, errnoRet: number | undefined, source: string, where: string): number {
+  switch (action) {
+    case "SCMP_ACT_ALLOW": return SCMP_ACT.ALLOW;
+    // runc's default for an ERRNO without errnoRet: EPERM.
+    case "SCMP_ACT_ERRNO": return SCMP_ACT.ERRNO(errnoRet ?? EPERM);
+    case "SCMP_ACT_KILL":
+    case "SCMP_ACT_KILL_THREAD": return SCMP_ACT.KILL_THREAD;
+    case "SCMP_ACT_KILL_PROCESS": return SCMP_ACT.KILL_PROCESS;
+    case "SCMP_ACT_TRAP": return SCMP_ACT.TRAP;
+    case "SCMP_ACT_TRACE": return SCMP_ACT.TRACE(errnoRet ?? EPERM);
+    case "SCMP_ACT_LOG": return SCMP_ACT.LOG;
+    case "SCMP_ACT_NOTIFY":
+      throw new UsageError(`${source}: ${where}: SCMP_ACT_NOTIFY needs a seccomp agent (listenerPath), which corerun does not support yet; use another action`);
+    default:
+      throw new UsageError(`${source}: ${where}: unknown action "${action}"; use one of ${SECCOMP_ACTIONS.join(", ")}`);
+  }
+}
+
+/** The kernel's seccomp(2) flags for a profile's `flags`. */
+export function seccompFlags(oci: OciSeccomp, source = "linux.seccomp"): number {
+  let flags = 0;
+  for (const name of oci.flags ?? []) {
+    const bit = SECCOMP_FILTER_FLAGS[name];
+    if (bit === undefined) {
+      const hint = name === "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" ? "it applies to a seccomp agent, which corerun does not support yet" : `use ${Object.keys(SECCOMP_FILTER_FLAGS).join(", ")}`;
+      throw new UsageError(`${source}: flags: ${name} is not supported; ${hint}`);
+    }
+    flags |= bit;
+  }
+  return flags;
+}
+
+function argRules(args: readonly OciSeccompArg[], source: string, where: string): SeccompArgCmp[][] {
+  const cmps = args.map((a) => {
+    const op = SCMP_CMP[a.op];
+    if (op === undefined) throw new UsageError(`${source}: ${where}: unknown comparison "${a.op}"; use one of ${Object.keys(SCMP_CMP).join(", ")}`);
+    return { index: a.index, op, value: BigInt(a.value), valueTwo: BigInt(a.valueTwo ?? 0) };
+  });
+  // Conditions on one argument cannot be combined in one libseccomp rule; as runc does, each
+  // then becomes a rule of its own (any of them matches).
+  const indexes = cmps.map((c) => c.index);
+  if (new Set(indexes).size !== indexes.length) return cmps.map((c) => [c]);
+  return [cmps];
+}
+
+/** libseccomp's name for a runtime-spec architecture: SCMP_ARCH_X86_64 → x86_64. */
+function archName(spec: string): string {
+  return spec.replace(/^SCMP_ARCH_/, "").toLowerCase();
+}
+
+/**
+ * Compiles the runtime spec's `linux.seccomp` into a BPF program (struct sock_filter[]) with
+ * libseccomp, ready for seccomp(SECCOMP_SET_MODE_FILTER). A syscall name, action, comparison,
+ * flag or architecture that cannot be honoured is refused with one error naming the entry.
+ *
+ * The native architecture gets a filter of its own, merged with the one for the others (x86 and
+ * x32 beside x86_64): syscalls newer than libseccomp are added there by number, and libseccomp
+ * can translate only names it knows to another architecture. On those, a newer syscall gets the
+ * default action.
+ */
+export function compileSeccomp(oci: OciSeccomp, source = "linux.seccomp"): Buffer {
+  if (oci.listenerPath) throw new UsageError(`${source}: listenerPath: a seccomp agent is not supported yet; remove listenerPath and SCMP_ACT_NOTIFY rules`);
+  seccompFlags(oci, source);
+  const defaultAction = actionCode(oci.defaultAction, oci.defaultErrnoRet, source, "defaultAction");
+  const native = libseccomp.nativeArchName();
+  const arches = [...new Set((oci.architectures ?? []).map((a) => {
+    const name = archName(a);
+    if (!a.startsWith("SCMP_ARCH_") || libseccomp.archToken(name) === 0) {
+      throw new UsageError(`${source}: architectures: ${a} is not an architecture libseccomp ${libseccomp.version()} knows; use names such as SCMP_ARCH_X86_64, SCMP_ARCH_X86, SCMP_ARCH_X32`);
+    }
+    return name;
+  }))];
+  const others = arches.filter((a) => a !== native);
+  const withNative = arches.length === 0 || arches.includes(native);
+  const contexts: { ctx: SeccompContext; native: boolean }[] = [];
+  try {
+    if (withNative) contexts.push({ ctx: libseccomp.init(defaultAction), native: true });
+    if (others.length) {
+      const ctx = libseccomp.init(defaultAction);
+      contexts.push({ ctx, native: false });
+      for (const a of others) libseccomp.archAdd(ctx, libseccomp.archToken(a));
+      libseccomp.archRemove(ctx, libseccomp.archToken(native));
+    }
+    for (const [i, rule] of (oci.syscalls ?? []).entries()) {
+      const where = `syscalls[${i}] (${rule.names.join(", ")})`;
+      const action = actionCode(rule.action, rule.errnoRet, source, where);
+      // libseccomp refuses a rule whose action is the default one; it would change nothing.
+      if (action === defaultAction) continue;
+      const argSets = argRules(rule.args ?? [], source, where);
+      for (const name of rule.names) {
+        const known = libseccomp.knows(name);
+        const onNative = libseccomp.resolve(name, native);
+        if (!known && onNative.kind === "unknown") {
+          throw new UsageError(`${source}: ${where}: unknown syscall "${name}" (libseccomp ${libseccomp.version()} does not know it); check its spelling`);
+        }
+        for (const c of contexts) {
+          // A name libseccomp knows goes in as its native (pseudo-)number, which it translates
+          // for each architecture of the context; a newer one only by number, natively.
+          let nr: number;
+          if (known) nr = libseccomp.resolveNative(name);
+          else if (c.native && onNative.kind === "number") nr = onNative.nr;
+          else continue;
+          for (const args of argSets) {
+            try {
+              libseccomp.ruleAdd(c.ctx, action, nr, args, name);
+            } catch (err) {
+              if (err instanceof SyscallError) throw new UsageError(`${source}: ${where}: libseccomp refused the rule for ${name} (${err.code}); check its action and args`, { cause: err });
+              throw err;
+            }
+          }
+        }
+      }
+    }
+    const [first, second] = contexts;
+    if (second) {
+      libseccomp.merge(first!.ctx, second.ctx);
+      contexts.pop();
+    }
+    return libseccomp.exportBpf(first!.ctx);
+  } finally {
+    for (const c of contexts) libseccomp.release(c.ctx);
+  }
+}
+
+/** Bump when the compiled form of the same input changes. */
+const CACHE_FORMAT = 1;
+
+/** A program's place in the cache, and the program itself when it is not stored there yet. */
+export interface CachedProgram {
+  path: string;
+  compiled: Buffer | undefined;
+}
+
+/**
+ * Where the program for `oci` is cached under the state root (ROOT/seccomp/KEY.bpf, KEY a hash
+ * of the input); compiled now, in memory, when it is not there yet. Writes nothing: a profile
+ * that cannot be compiled is refused before anything exists.
+ */
+export function prepareSeccompProgram(root: string, oci: OciSeccomp, source = "linux.seccomp"): CachedProgram {
+  const key = createHash("sha256").update(JSON.stringify({ format: CACHE_FORMAT, arch: process.arch, oci })).digest("hex").slice(0, 32);
+  const path = join(root, "seccomp", `${key}.bpf`);
+  return { path, compiled: existsSync(path) ? undefined : compileSeccomp(oci, source) };
+}
+
+/**
+ * Stores a prepared program (atomically: a reader sees the whole file or none) and returns its
+ * path. The directory and files are world-readable: in a user namespace the process that loads
+ * the program runs as the mapped uid.
+ */
+export function storeSeccompProgram(p: CachedProgram): string {
+  if (!p.compiled || existsSync(p.path)) return p.path;
+  const dir = dirname(p.path);
+  mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(dir, 0o755);
+  const tmp = `${p.path}.${process.pid}.tmp`;
+  writeFileSync(tmp, p.compiled, { mode: 0o644 });
+  renameSync(tmp, p.path);
+  return p.path;
+}
+
+/**
+ * The compiled program for `oci`, from the cache under the state root, compiled and stored on
+ * first use. A container start then only reads a file: libseccomp is not on the start path.
+ */
+export function seccompProgram(root: string, oci: OciSeccomp, source = "linux.seccomp"): string {
+  return storeSeccompProgram(prepareSeccompProgram(root, oci, source));
+}
