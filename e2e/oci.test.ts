@@ -318,6 +318,24 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertGone("hks", slow);
   });
 
+  test("linux.seccomp is compiled and loaded: a denied syscall fails with the errno the config gives", async () => {
+    const seccomp = { defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"], syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 122 }] };
+    const dir = bundle("sc", ["/bin/sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; true"], (c) => (c.linux.seccomp = seccomp));
+    const { r, out } = create("sc", dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(corerun(["start", "sc"]).code, 0);
+    await waitStatus("sc", "stopped");
+    const text = readFileSync(out, "utf8");
+    assert.match(text, /^Seccomp:\t2$/m);
+    assert.match(text, /Disk quota exceeded/, "errno 122 (EDQUOT) from the filter");
+    assert.equal(corerun(["delete", "sc"]).code, 0);
+    assertGone("sc", dir);
+    const bad = create("sc2", bundle("sc2", ["/bin/true"], (c) => (c.linux.seccomp = { ...seccomp, syscalls: [{ names: ["mkdri"], action: "SCMP_ACT_ERRNO" }] })));
+    assert.notEqual(bad.r.code, 0);
+    assert.match(bad.r.stderr, /linux\.seccomp: syscalls\[0\] \(mkdri\): unknown syscall "mkdri"/);
+    assert.deepEqual(leftoverState(root), []);
+  });
+
   test("bad bundles and bad commands: one clear line, an error in the JSON log, nothing created", () => {
     const log = join(work, "log.json");
     const bad: [string, () => string[], RegExp][] = [
