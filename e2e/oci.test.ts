@@ -218,6 +218,8 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assert.equal(create("pk", dir).r.code, 0);
     const listed = JSON.parse(corerun(["list", "--format", "json"]).stdout);
     assert.deepEqual(listed.map((c: { id: string; status: string }) => [c.id, c.status]), [["pk", "created"]]);
+    assert.equal(corerun(["cleanup"]).code, 0);
+    assert.equal(state("pk").status, "created", "cleanup leaves an OCI container to its engine");
     assert.equal(corerun(["start", "pk"]).code, 0);
     assert.equal(corerun(["pause", "pk"]).code, 0);
     assert.equal(state("pk").status, "paused");

@@ -90,6 +90,12 @@ const cleanup = defineTool({
           ctx.log.info(`${id}: still managed by corerun pid ${state.owner!.pid}; skipped (use --force)`);
           continue;
         }
+        // An OCI container outlives its create by design: its engine deletes it. Only a create
+        // that died halfway is cleanup's.
+        if (state.oci && state.status !== "creating" && !ctx.flags.force) {
+          ctx.log.info(`${id}: OCI container ${state.config.name} is its engine's to delete (corerun delete); skipped (use --force)`);
+          continue;
+        }
         if (teardown(root, id, path, ctx.log).length) {
           failed++;
           continue;
