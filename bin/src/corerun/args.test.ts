@@ -107,6 +107,7 @@ describe("parseRunConfig", () => {
     assert.equal(parse(["--network", "multi", "sh"]).network.mode, "bridge");
     assert.equal(parse(["--network", "host", "sh"]).network.mode, "host");
     assert.equal(parse(["--network=none", "sh"]).network.mode, "none");
+    assert.equal(parse(["-n", "none", "-l", "false", "sh"]).network.mode, "none", "the short spellings -n and -l");
   });
 
   test("bridge options: -N, --subnet and published ports are parsed and checked", () => {

@@ -15,7 +15,7 @@ export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
-  network: { type: "string", valueHint: "MODE", description: "bridge (default; multi is the same), none (loopback only), host, or container:NAME|ID" },
+  network: { type: "string", alias: "n", valueHint: "MODE", description: "bridge (default; multi is the same), none (loopback only), host, or container:NAME|ID" },
   net: { type: "string", alias: "N", valueHint: "NAME", description: "bridge network to join, created when missing (default corerun0)" },
   subnet: { type: "string", valueHint: "CIDR", description: "subnet for a new bridge network (default: the first free 10.77.N.0/24)" },
   port: { type: "string", alias: ["P", "publish"], valueHint: "[IP:]HOST:CTR[/tcp|udp]", description: "publish a container port on the host (repeatable)" },

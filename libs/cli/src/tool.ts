@@ -6,7 +6,7 @@ import { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
 
 /** Options every tool accepts. */
 export const COMMON_ARGS = {
-  log: { type: "string", valueHint: "true|false", description: "log what the tool does (info level), or only errors" },
+  log: { type: "string", alias: "l", valueHint: "true|false", description: "log what the tool does (info level), or only errors" },
   "log-level": { type: "string", valueHint: LOG_LEVELS.join("|"), description: "log level (default warn; env CORERUN_LOG)" },
 } as const satisfies ArgsDef;
 
