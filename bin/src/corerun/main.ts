@@ -1,12 +1,11 @@
 import { dirname } from "node:path";
-import { defineTool, errorLine, exitCodeOf, printJson, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, errorLine, exitCodeOf, printJson, printTable, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { netPaths } from "@corerun/net";
 import { isAlive, listContainers, readState, readStates, stateRoot, statePath } from "@corerun/state";
-import type { ArgsDef } from "citty";
 import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
-import { create, del, events, exec, featuresTool, isOciRun, ociRun, update, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
+import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import { seccompCommand } from "./security.ts";
 import {
@@ -69,7 +68,6 @@ async function run(ctx: ToolContext): Promise<number> {
   }
 }
 
-const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;
 
 const cleanup = defineTool({
   name: "corerun cleanup",
@@ -169,8 +167,7 @@ const ps = defineTool({
       s.config.network.mode === "bridge" ? (s.config.network.net ?? netPaths(root).defaultNetwork) : s.config.network.mode,
       s.config.command.join(" "),
     ])];
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 2);
-    for (const r of rows) process.stdout.write(`${r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("")}\n`);
+    printTable(rows);
     return 0;
   },
 });

@@ -6,11 +6,11 @@
  */
 import { appendFileSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { defineTool, exitCodeOf, printJson, runTool, UsageError, waitChild, type ToolSpec } from "@corerun/cli";
+import { defineTool, exitCodeOf, printJson, printTable, runTool, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { stateRoot } from "@corerun/state";
 import type { ArgsDef } from "citty";
-import { checkId, features, liveStatus, ociCreate, ociDelete, ociPause, ociStart, ociState, ociStats, ociUpdate, oomKills, mustFind, OCI_VERSION } from "./oci.ts";
+import { checkId, features, type CreateOptions, liveStatus, ociCreate, ociDelete, ociPause, ociStart, ociState, ociStats, ociUpdate, oomKills, mustFind, OCI_VERSION } from "./oci.ts";
 import { Resources } from "@corerun/oci";
 import * as v from "valibot";
 import { readStates } from "@corerun/state";
@@ -97,12 +97,23 @@ export function runOci(spec: ToolSpec, words: string[], g: Globals): Promise<nev
   return runTool(spec, [...root, ...debug, ...normalizeDashes(words, spec)], { onError });
 }
 
-const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;
+export const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;
 
 const one = (tail: string[], what: string) => {
   if (tail.length !== 1) throw new UsageError(`${what} takes exactly one container id; see --help`);
   return checkId(tail[0]);
 };
+
+/** create's options, shared with run --bundle. */
+function createOptions(ctx: ToolContext, id: string): CreateOptions {
+  if (ctx.flags["no-pivot"]) throw new UsageError("--no-pivot: corerun always pivots the root (pivot_root); drop --no-pivot");
+  const fds = ctx.values["preserve-fds"]?.at(-1);
+  if (fds !== undefined && fds !== "0") throw new UsageError(`--preserve-fds ${fds}: passing extra fds to the container is not supported yet`);
+  return {
+    id, bundle: resolve(ctx.values.bundle?.at(-1) ?? "."), pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1),
+    noNewKeyring: ctx.flags["no-new-keyring"] ?? false, root: stateRoot(ctx.values.root?.at(-1)),
+  };
+}
 
 export const create = defineTool({
   name: "corerun create",
@@ -122,13 +133,7 @@ export const create = defineTool({
   examples: ["sudo corerun create --bundle ./bundle --pid-file ./init.pid web && sudo corerun start web"],
   async run(ctx) {
     const id = one(ctx.tail, "create");
-    if (ctx.flags["no-pivot"]) throw new UsageError("--no-pivot: corerun always pivots the root (pivot_root); drop --no-pivot");
-    const fds = ctx.values["preserve-fds"]?.at(-1);
-    if (fds !== undefined && fds !== "0") throw new UsageError(`--preserve-fds ${fds}: passing extra fds to the container is not supported yet`);
-    await ociCreate({
-      id, bundle: resolve(ctx.values.bundle?.at(-1) ?? "."), pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1),
-      noNewKeyring: ctx.flags["no-new-keyring"] ?? false, root: stateRoot(ctx.values.root?.at(-1)),
-    });
+    await ociCreate(createOptions(ctx, id));
     return 0;
   },
 });
@@ -204,9 +209,7 @@ export const list = defineTool({
     } else if (format === "json") {
       printJson(states);
     } else {
-      const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED"], ...states.map((s) => [String(s.id), String(s.pid), String(s.status), String(s.bundle) || "-", String(s.created)])];
-      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 2);
-      for (const r of rows) process.stdout.write(`${r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join("")}\n`);
+      printTable([["ID", "PID", "STATUS", "BUNDLE", "CREATED"], ...states.map((s) => [String(s.id), String(s.pid), String(s.status), String(s.bundle) || "-", String(s.created)])]);
     }
     return 0;
   },
@@ -360,13 +363,9 @@ export const ociRun = defineTool({
   examples: ["sudo corerun run --bundle ./bundle web"],
   async run(ctx) {
     const id = one(ctx.tail, "run");
-    const root = stateRoot(ctx.values.root?.at(-1));
-    if (ctx.flags["no-pivot"]) throw new UsageError("--no-pivot: corerun always pivots the root (pivot_root); drop --no-pivot");
-    const fds = ctx.values["preserve-fds"]?.at(-1);
-    if (fds !== undefined && fds !== "0") throw new UsageError(`--preserve-fds ${fds}: passing extra fds to the container is not supported yet`);
-    const consoleSocket = ctx.values["console-socket"]?.at(-1);
-    const bundle = resolve(ctx.values.bundle!.at(-1)!);
-    const s = await ociCreate({ id, bundle, pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket, noNewKeyring: ctx.flags["no-new-keyring"] ?? false, root });
+    const o = createOptions(ctx, id);
+    const { root } = o;
+    const s = await ociCreate(o);
     try {
       await ociStart(root, id);
     } catch (err) {

@@ -4,5 +4,5 @@ export {
   type ProcessEnd,
 } from "./exit.ts";
 export { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
-export { runTool, defineTool, helpText, printJson, COMMON_ARGS, type ToolSpec, type ToolContext } from "./tool.ts";
+export { runTool, defineTool, helpText, printJson, printTable, COMMON_ARGS, type ToolSpec, type ToolContext } from "./tool.ts";
 export { waitChild, FORWARDED_SIGNALS } from "./wait.ts";

@@ -39,6 +39,12 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
+/** Rows as aligned columns, the first row a header (ps, list): two spaces between columns. */
+export function printTable(rows: readonly (readonly string[])[]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 2);
+  for (const r of rows) process.stdout.write(`${r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("")}\n`);
+}
+
 /** The citty command definition behind a tool: its name, description and typed options. */
 export function defineTool(spec: ToolSpec): ToolSpec & { command: CommandDef } {
   return { ...spec, command: defineCommand({ meta: { name: spec.name, description: spec.description }, args: { ...spec.args, ...COMMON_ARGS } }) as CommandDef };

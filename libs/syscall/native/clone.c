@@ -42,17 +42,63 @@ struct child_args {
     sigset_t mask;
 };
 
-static int child_main(void *p)
+/* Node's handlers point into a heap the child must not touch: every signal back to default. */
+static void reset_signals(void)
 {
-    struct child_args *a = p;
     struct sigaction dfl;
-    int sig, fd;
+    int sig;
 
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     for (sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             sigaction(sig, &dfl, NULL);
+}
+
+/* One byte on fd, or -1 when the writer went away first (the caller died or gave up). */
+static int wait_byte(int fd)
+{
+    char c;
+    ssize_t n;
+
+    do
+        n = read(fd, &c, 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    return n == 1 ? 0 : -1;
+}
+
+/*
+ * clone(2) of fn on a stack of its own, with every signal blocked from before the clone until
+ * the child has reset its handlers (it restores *mask itself): no Node handler can run in it.
+ * No CLONE_VM: the child gets its own copy of memory, stack included, as with fork.
+ */
+static int clone_child(int (*fn)(void *), void *arg, int flags, sigset_t *mask)
+{
+    const size_t stack_size = 256 * 1024;
+    sigset_t all;
+    char *stack;
+    int pid, saved;
+
+    stack = malloc(stack_size);
+    if (!stack)
+        return -1;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, mask);
+    pid = clone(fn, stack + stack_size, flags | SIGCHLD, arg);
+    saved = errno;
+    pthread_sigmask(SIG_SETMASK, mask, NULL);
+    free(stack);
+    errno = saved;
+    return pid;
+}
+
+static int child_main(void *p)
+{
+    struct child_args *a = p;
+    int fd;
+
+    reset_signals();
     /*
      * Joining another process's namespaces (its user namespace among them) is only possible for
      * a single-threaded process: this child can, Node cannot.
@@ -61,16 +107,8 @@ static int child_main(void *p)
         _exit(125);
     if (a->sync_close_fd >= 0)
         close(a->sync_close_fd);
-    if (a->sync_fd >= 0) {
-        char c;
-        ssize_t n;
-        do
-            n = read(a->sync_fd, &c, 1);
-        while (n < 0 && errno == EINTR);
-        if (n != 1)
-            _exit(125);
-        close(a->sync_fd);
-    }
+    if (a->sync_fd >= 0 && wait_byte(a->sync_fd) < 0)
+        _exit(125);
     /*
      * The new mount namespace starts as a copy with the host's shared propagation: without this,
      * every mount the command makes would appear on the host too.
@@ -117,26 +155,11 @@ static int child_main(void *p)
 int corerun_clone_exec(int flags, const char *path, char *const argv[], char *const envp[], int join_fd, int join_flags,
                        int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd)
 {
-    const size_t stack_size = 256 * 1024;
     struct child_args a = { .path = path, .argv = argv, .envp = envp, .flags = flags, .join_fd = join_fd,
                             .join_flags = join_flags, .sync_fd = sync_fd, .sync_close_fd = sync_close_fd,
                             .become_root = become_root, .null_stdio = null_stdio, .stdin_fd = stdin_fd };
-    sigset_t all;
-    char *stack;
-    int pid, saved;
 
-    stack = malloc(stack_size);
-    if (!stack)
-        return -1;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &a.mask);
-    /* No CLONE_VM: the child gets its own copy of memory, stack included, as with fork. */
-    pid = clone(child_main, stack + stack_size, flags | SIGCHLD, &a);
-    saved = errno;
-    pthread_sigmask(SIG_SETMASK, &a.mask, NULL);
-    free(stack);
-    errno = saved;
-    return pid;
+    return clone_child(child_main, &a, flags, &a.mask);
 }
 
 /*
@@ -224,28 +247,15 @@ static void exec_in_path(const struct enter_args *a)
 static int enter_main(void *p)
 {
     struct enter_args *a = p;
-    struct sigaction dfl;
-    int sig, fd, cap;
+    int fd, cap;
     struct { unsigned int version; int pid; } hdr = { 0x20080522, 0 };
     struct { unsigned int effective, permitted, inheritable; } data[2];
 
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction(sig, &dfl, NULL);
+    reset_signals();
     if (a->sync_close_fd >= 0)
         close(a->sync_close_fd);
-    {
-        char c;
-        ssize_t n;
-        do
-            n = read(a->sync_fd, &c, 1);
-        while (n < 0 && errno == EINTR);
-        if (n != 1)
-            enter_fail(a, STEP_SYNC);
-        close(a->sync_fd);
-    }
+    if (wait_byte(a->sync_fd) < 0)
+        enter_fail(a, STEP_SYNC);
     if (setns(a->pidfd, a->ns_flags) < 0)
         enter_fail(a, STEP_SETNS);
     close(a->pidfd);
@@ -301,26 +311,12 @@ int corerun_enter_exec(char *const argv[], char *const envp[], const char *cwd, 
                        int sync_close_fd, int err_fd, int tty_fd, unsigned int uid, unsigned int gid, int ngroups,
                        const unsigned int *groups, const unsigned int *caps, int last_cap, int no_new_privs, int umask_value)
 {
-    const size_t stack_size = 256 * 1024;
     struct enter_args a = { .argv = argv, .envp = envp, .cwd = cwd, .pidfd = pidfd, .ns_flags = ns_flags, .sync_fd = sync_fd,
                             .sync_close_fd = sync_close_fd, .err_fd = err_fd, .tty_fd = tty_fd, .uid = uid, .gid = gid,
                             .ngroups = ngroups, .groups = groups, .caps = caps, .last_cap = last_cap,
                             .no_new_privs = no_new_privs, .umask_value = umask_value };
-    sigset_t all;
-    char *stack;
-    int pid, saved;
 
-    stack = malloc(stack_size);
-    if (!stack)
-        return -1;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &a.mask);
-    pid = clone(enter_main, stack + stack_size, SIGCHLD, &a);
-    saved = errno;
-    pthread_sigmask(SIG_SETMASK, &a.mask, NULL);
-    free(stack);
-    errno = saved;
-    return pid;
+    return clone_child(enter_main, &a, 0, &a.mask);
 }
 
 /*
