@@ -54,6 +54,15 @@ export interface Syscall {
   /** move_mount of a detached tree (from openTree) onto target. */
   moveMount(fd: number, target: string): void;
   setresuid(uid: number): void;
+  setresgid(gid: number): void;
+  /** The supplementary groups of the calling process (all its threads, through glibc). */
+  setgroups(gids: readonly number[]): void;
+  /** mknod(2): a device node (overlayfs whiteouts are character devices 0/0). */
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  /** lsetxattr(2): an extended attribute of a path, not followed through a symlink. */
+  lsetxattr(path: string, name: string, value: string): void;
+  /** lgetxattr(2): the attribute's value, or undefined when the path has none (ENODATA). */
+  lgetxattr(path: string, name: string): string | undefined;
   /** Default disposition for every signal and an empty mask, for the process about to exec. */
   resetSignals(): void;
 }
