@@ -3,7 +3,9 @@ import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { openCgroupProcs } from "@corerun/cgroup";
-import { dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
+import {
+  dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, readEtc, resolveUser, setHostname, switchUser,
+} from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-exec",
@@ -15,6 +17,7 @@ export const tool = defineTool({
     "With --sync-dir DIR, corerun-exec opens the FIFOs DIR/go and DIR/ready first, writes\n{\"t\":\"ready\"} on ready once it has loaded everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo.",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
+    "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
     "The environment starts empty: PATH, HOSTNAME and HOME as Docker sets them, then -e values.\nEvery fd but 0-2 is closed on exec; 0-2 lose close-on-exec and O_NONBLOCK.",
     "Exit status: CMD replaces corerun-exec; 125 when a step fails; 126 when CMD is not\nexecutable; 127 when it is not found.",
   ],
@@ -40,10 +43,12 @@ export const tool = defineTool({
       if (opts.loUp) sys.setLinkUp("lo");
       const hostname = setHostname(sys, opts.hostname);
       enterWorkdir(opts.workdir);
-      const env = containerEnv(opts, hostname);
+      const creds = opts.user === undefined ? undefined : resolveUser(opts.user, readEtc("/etc/passwd"), readEtc("/etc/group"));
+      const env = containerEnv(opts, hostname, creds?.home);
       joinCgroup(sys, cgroupFds, opts.cgroupns);
       prepareFds(sys);
       dropCapabilities(sys, opts.capabilities, lastCap);
+      if (creds) switchUser(sys, creds);
       return execCommand(sys, opts, env);
     } catch (err) {
       // Before "ready", the error goes to the reader as data so that it is reported once.
