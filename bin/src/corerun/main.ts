@@ -7,6 +7,7 @@ import { isAlive, listContainers, openRecorded, readState, readStates, stateRoot
 import type { ArgsDef } from "citty";
 import { findRunning, parseRunConfig, runArgs } from "./args.ts";
 import { binDirOf, renderScript } from "./script.ts";
+import { commitTool, imageTool } from "./image.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
@@ -163,7 +164,7 @@ const ps = defineTool({
 const runTool_ = defineTool({
   name: "corerun",
   description: "Run a command in a new container: its own namespaces, root filesystem, /dev, /proc and /sys.",
-  usage: "[run] [options] [--] CMD [ARGS...]",
+  usage: "[run] [options] [--] CMD [ARGS...] | [run] [options] IMAGE [CMD [ARGS...]]",
   args: runArgs,
   tail: "command",
   notes: [
@@ -179,7 +180,7 @@ const runTool_ = defineTool({
   run,
 });
 
-const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...]", subCommands: undefined };
-runTool_.subCommands = { run: runCmd, ps, kill, cleanup };
+const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...] | [options] IMAGE [CMD [ARGS...]]", subCommands: undefined };
+runTool_.subCommands = { run: runCmd, ps, kill, cleanup, image: imageTool, commit: commitTool };
 
 void runTool(runTool_);

@@ -18,6 +18,7 @@ import {
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
+import { mountImage, unmountImage } from "./image.ts";
 
 /** The bundled tools sit next to corerun's own bundle. */
 const DIST = dirname(process.argv[1] ?? ".");
@@ -70,6 +71,12 @@ export function createState(cfg: RunConfig): Container {
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
     return { ...createContainer(cfg.root, { ...config, userns }, { owner }), userns };
   });
+  try {
+    if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path });
+  } catch (err) {
+    teardown(cfg.root, id, path);
+    throw err;
+  }
   sys.mkfifo(readyPath(dir), 0o600);
   sys.mkfifo(goPath(dir), 0o600);
   mkdirSync(join(dir, "etc"));
@@ -173,7 +180,7 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
     "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns",
     ...(cfg.network.mode === "none" ? ["--lo-up"] : []),
     ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]),
-    ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, "--", ...cfg.command,
+    ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, ...(cfg.user === undefined ? [] : ["--user", cfg.user]), "--", ...cfg.command,
   ];
 }
 
@@ -364,6 +371,7 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
     step("mount points", () => {
       for (const m of releaseCreatedPaths(root, id, s.mountPoints ?? [])) removeCreatedPath(m);
     });
+    if (s.image) step("image rootfs", () => unmountImage(root, id, s.image!));
   }
   if (!failures.length) step("state", () => removeContainer(root, id));
   return failures;

@@ -1,0 +1,328 @@
+import { existsSync, mkdirSync, rmdirSync, rmSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { defineTool, printJson, UsageError, type ToolContext, type ToolSpec } from "@corerun/cli";
+import {
+  commitImage, exportImage, findImage, importImage, imageUsers, layerDiff, listImageIds, pruneImages, readImage, readLayer, readRefs, removeImage,
+  requireImage, storePaths, tagImage, tagsOf, withStoreLock, type ImportEvent, type RemoveResult,
+} from "@corerun/image";
+import { containerDir, readStates, stateRoot, updateState, type State } from "@corerun/state";
+import { isErrno, linuxSyscall as sys, MNT_DETACH } from "@corerun/syscall";
+import type { ArgsDef } from "citty";
+
+/** What `corerun run IMAGE` takes from the image, merged with the flags as Docker does. */
+export interface ImageRun {
+  image: { id: string; ref: string; lower: string[] };
+  command: string[];
+  env: string[];
+  workdir: string | undefined;
+  user: string | undefined;
+}
+
+/**
+ * Whether `corerun run WORD …` runs an image, and with what. WORD names an image when no
+ * --rootfs is given, it does not start with / or . (a path is always a command), and the store
+ * has an image of that reference or id; otherwise it is a command on --rootfs or the default
+ * rootfs, as before. The image's Entrypoint and Cmd make the command: words after the image
+ * replace Cmd, --entrypoint replaces Entrypoint and drops Cmd; its Env comes before -e values,
+ * its WorkingDir and User are used unless -w and --user are given.
+ */
+export function imageRun(ctx: Pick<ToolContext, "values" | "tail">, root: string, mode: { rootless: boolean; userns: boolean }): ImageRun | undefined {
+  const word = ctx.tail[0];
+  if (ctx.values.rootfs?.length || word === undefined || /^[/.]/.test(word)) return undefined;
+  const id = findImage(root, word);
+  if (id === undefined) return undefined;
+  if (mode.rootless) throw new UsageError(`image ${word}: images need root for now (the overlayfs and the store's whiteout devices); run as root, or give --rootfs DIR`);
+  // Measured on Linux 6.18: mount_setattr(MOUNT_ATTR_IDMAP) of an overlayfs mount fails with
+  // EINVAL (overlayfs cannot be idmapped itself; only its lower layers can).
+  if (mode.userns) throw new UsageError(`image ${word}: --userns and --uidmap are not built for image containers yet (the kernel cannot idmap an overlayfs mount; idmapped lower layers are the way, not done); run without them, or give --rootfs DIR`);
+  const { record, config } = readImage(root, id);
+  const exec = config.config ?? {};
+  const ep = ctx.values.entrypoint?.at(-1);
+  const entrypoint = ep !== undefined ? (ep === "" ? [] : [ep]) : (exec.Entrypoint ?? []);
+  const args = ctx.tail.length > 1 ? ctx.tail.slice(1) : ep !== undefined ? [] : (exec.Cmd ?? []);
+  const command = [...entrypoint, ...args];
+  if (!command.length) throw new UsageError(`image ${word} has no Entrypoint or Cmd; give a command: corerun run ${word} CMD [ARGS...]`);
+  return {
+    image: { id, ref: word, lower: [...record.layers].reverse().map((d) => layerDiff(root, d)) },
+    command,
+    env: exec.Env ?? [],
+    workdir: exec.WorkingDir || undefined,
+    user: exec.User || undefined,
+  };
+}
+
+/** RunConfig's image and user, present only when there are some. */
+export function imageAndUser(ctx: Pick<ToolContext, "values">, img: ImageRun | undefined): { image?: ImageRun["image"]; user?: string } {
+  const user = ctx.values.user?.at(-1) ?? img?.user;
+  return { ...(img ? { image: img.image } : {}), ...(user !== undefined ? { user } : {}) };
+}
+
+/** The command of a --rootfs container: --entrypoint, when given, goes first. */
+export function withEntrypoint(ctx: Pick<ToolContext, "values">, tail: string[]): string[] {
+  const ep = ctx.values.entrypoint?.at(-1);
+  return ep ? [ep, ...tail] : tail;
+}
+
+/** The page the kernel copies mount options into: lowerdir= must fit in it. */
+const MOUNT_DATA_MAX = 4095;
+
+/**
+ * The container's own overlayfs: the image's layers as read-only lowers, an upper and a work
+ * directory of its own under its state directory, merged at ROOT/ID/rootfs, which becomes its
+ * rootfs. Recorded in the state before anything is made, so that teardown and `corerun cleanup`
+ * find it after a crash. Returns the merged directory.
+ */
+export function mountImage(root: string, image: ImageRun["image"], c: { dir: string; path: string }): string {
+  const target = join(c.dir, "rootfs");
+  const upper = join(c.dir, "upper");
+  const work = join(c.dir, "work");
+  updateState(c.path, (s) => ({ image: { ...image, target, upper, work }, config: { ...s.config, rootfs: target } }));
+  for (const d of [target, upper, work]) mkdirSync(d, { mode: 0o755 });
+  // Relative to the store's layers directory: every lower of a deep image fits in one page.
+  const layers = storePaths(root).layers;
+  const lower = image.lower.map((l) => relative(layers, l)).join(":");
+  const data = `lowerdir=${lower},upperdir=${upper},workdir=${work}`;
+  if (data.length > MOUNT_DATA_MAX) throw new UsageError(`image ${image.ref} has ${image.lower.length} layers, more than one overlayfs mount can take here; flatten it (corerun commit of a container, or fewer layers)`);
+  const cwd = process.cwd();
+  process.chdir(layers);
+  try {
+    sys.mount("overlay", target, "overlay", 0, data);
+  } finally {
+    process.chdir(cwd);
+  }
+  return target;
+}
+
+/**
+ * Teardown's step for an image container: the overlayfs goes (detached: the container's own
+ * mount namespace may still hold a reference while its last process dies), then the upper and
+ * work directories. Only directories inside the container's own state directory are removed.
+ */
+export function unmountImage(root: string, id: string, image: NonNullable<State["image"]>): void {
+  const own = containerDir(root, id);
+  for (const p of [image.target, image.upper, image.work]) {
+    if (p !== undefined && dirname(resolve(p)) !== own) throw new Error(`state of ${id} names ${p} for its overlayfs, outside ${own}; left alone`);
+  }
+  try {
+    sys.umount2(image.target, MNT_DETACH);
+  } catch (err) {
+    // EINVAL: not mounted (the crash came before the mount); ENOENT: gone already.
+    if (!isErrno(err, "EINVAL", "ENOENT")) throw err;
+  }
+  for (const d of [image.upper, image.work]) if (d) rmSync(d, { recursive: true, force: true });
+  if (existsSync(image.target)) rmdirSync(image.target);
+}
+
+const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory, which holds the store (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;
+const rootOf = (ctx: ToolContext) => stateRoot(ctx.values.root?.at(-1));
+const short = (id: string) => id.slice(7, 19);
+
+function humanSize(n: number): string {
+  const units = ["B", "kB", "MB", "GB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${i ? n.toFixed(n < 10 ? 2 : 1) : n} ${units[i]}`;
+}
+
+/**
+ * Progress of an import on stderr: on a terminal a bar over the layers' bytes that redraws in
+ * place (as `docker load` shows), otherwise one plain line per layer.
+ */
+export function progress(stream: NodeJS.WriteStream = process.stderr): (e: ImportEvent) => void {
+  const tty = stream.isTTY === true;
+  return (e) => {
+    if (e.t !== "layer") return;
+    const name = e.diffId ? short(e.diffId) : "layer";
+    const where = `layer ${e.index + 1}/${e.count} ${name}`;
+    if (!tty) {
+      if (e.status !== "unpacking") stream.write(`${where}: ${e.status === "exists" ? "already in the store" : `${humanSize(e.size)} unpacked`}\n`);
+      return;
+    }
+    const width = 30;
+    const filled = e.status === "unpacking" ? Math.floor(width / 2) : width;
+    const bar = `[${"=".repeat(Math.max(0, filled - 1))}>${" ".repeat(width - filled)}]`;
+    stream.write(`\r\x1b[2K${where} ${bar} ${humanSize(e.size)}${e.status === "exists" ? " (in the store)" : e.status === "done" ? " done" : ""}`);
+    if (e.status !== "unpacking") stream.write("\n");
+  };
+}
+
+const importCmd = defineTool({
+  name: "corerun image import",
+  description: "Import an image: an OCI layout (directory or oci-archive tar), a docker-archive, or a rootfs tarball.",
+  usage: "[options] FILE|DIR",
+  args: { ...rootArg, name: { type: "string", valueHint: "NAME[:TAG]", description: "the reference the image gets (default: the archive's own; none for a rootfs tarball)" } },
+  tail: "command",
+  notes: [
+    "Every blob is checked against its digest, every layer unpacked once into ROOT/layers and\nshared by the images that have it; gzip and zstd layers; whiteouts as overlayfs reads them.\nEntries with absolute paths, .., or symlinks and hard links out of the layer are refused.",
+  ],
+  examples: ["sudo corerun image import busybox.tar", "sudo corerun image import --name alpine:3.20 alpine-minirootfs.tar.gz"],
+  async run(ctx) {
+    if (ctx.tail.length !== 1) throw new UsageError("give one FILE or DIR to import; usage: corerun image import [--name REF] FILE|DIR");
+    const input = resolve(ctx.tail[0]!);
+    const out = await importImage(rootOf(ctx), input, { name: ctx.values.name?.at(-1), onEvent: progress() });
+    for (const img of out) {
+      if (img.refs.length) for (const r of img.refs) process.stdout.write(`Loaded image: ${r}\n`);
+      else process.stdout.write(`Loaded image ID: ${img.id}\n`);
+    }
+    return 0;
+  },
+});
+
+const lsCmd = defineTool({
+  name: "corerun image ls",
+  description: "List the images of the store: reference, id, creation time, size of the layers' blobs.",
+  usage: "[options]",
+  args: { ...rootArg, json: { type: "boolean", description: "print a JSON array" } },
+  tail: "none",
+  run(ctx) {
+    const root = rootOf(ctx);
+    const refs = readRefs(root);
+    const images = listImageIds(root).map((id) => {
+      const { record, config } = readImage(root, id);
+      const size = record.layers.reduce((n, d) => n + readLayer(root, d).size, 0);
+      return { id, tags: tagsOf(refs, id), created: config.created ?? null, size, layers: record.layers.length };
+    });
+    if (ctx.flags.json) {
+      printJson(images);
+      return 0;
+    }
+    const rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]];
+    for (const img of images) {
+      const tags = img.tags.length ? img.tags : ["<none>:<none>"];
+      for (const t of tags) {
+        const colon = t.lastIndexOf(":");
+        rows.push([t.slice(0, colon), t.slice(colon + 1), short(img.id), img.created?.replace(/\.\d+Z$/, "Z") ?? "-", humanSize(img.size)]);
+      }
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 3);
+    for (const r of rows) process.stdout.write(`${r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("")}\n`);
+    return 0;
+  },
+});
+
+const inspectCmd = defineTool({
+  name: "corerun image inspect",
+  description: "Print images as JSON: id, references, config (Entrypoint, Cmd, Env, …), layers and where they are stored.",
+  usage: "[options] REF...",
+  args: rootArg,
+  tail: "command",
+  run(ctx) {
+    const root = rootOf(ctx);
+    if (!ctx.tail.length) throw new UsageError("name the images to inspect; see corerun image ls");
+    const refs = readRefs(root);
+    const users = imageUsers(root);
+    const out = ctx.tail.map((ref) => {
+      const id = requireImage(root, ref);
+      const { record, config } = readImage(root, id);
+      return {
+        Id: id, RepoTags: tagsOf(refs, id), Created: config.created ?? null, Architecture: config.architecture ?? null, Os: config.os ?? null,
+        Config: config.config ?? {}, RootFS: { Type: "layers", Layers: record.layers }, History: config.history ?? [],
+        LayerDirs: record.layers.map((d) => layerDiff(root, d)), Containers: users.get(id) ?? [],
+      };
+    });
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return 0;
+  },
+});
+
+function printRemoved(r: RemoveResult): void {
+  for (const t of r.untagged) process.stdout.write(`Untagged: ${t}\n`);
+  for (const id of r.deleted) process.stdout.write(`Deleted: ${id}\n`);
+  for (const l of r.layers) process.stdout.write(`Deleted layer: ${l}\n`);
+}
+
+const rmCmd = defineTool({
+  name: "corerun image rm",
+  description: "Remove images: a reference loses that tag (the image goes with its last one), an id removes the image; refused while a container uses it.",
+  usage: "[options] REF...",
+  args: { ...rootArg, force: { type: "boolean", alias: "f", description: "remove the image behind a tag with all its tags" } },
+  tail: "command",
+  async run(ctx) {
+    const root = rootOf(ctx);
+    if (!ctx.tail.length) throw new UsageError("name the images to remove; see corerun image ls");
+    await withStoreLock(root, () => {
+      for (const ref of ctx.tail) printRemoved(removeImage(root, ref, ctx.flags.force ?? false));
+    });
+    return 0;
+  },
+});
+
+const tagCmd = defineTool({
+  name: "corerun image tag",
+  description: "Give an image another reference, NAME[:TAG] (moved from the image that had it).",
+  usage: "[options] SOURCE TARGET",
+  args: rootArg,
+  tail: "command",
+  async run(ctx) {
+    const root = rootOf(ctx);
+    if (ctx.tail.length !== 2) throw new UsageError("usage: corerun image tag SOURCE TARGET (SOURCE a reference or id, TARGET NAME[:TAG])");
+    await withStoreLock(root, () => tagImage(root, ctx.tail[0]!, ctx.tail[1]!));
+    return 0;
+  },
+});
+
+const pruneCmd = defineTool({
+  name: "corerun image prune",
+  description: "Remove images that have no reference and no container, the layers no image uses, and what killed imports left.",
+  usage: "[options]",
+  args: rootArg,
+  tail: "none",
+  async run(ctx) {
+    const root = rootOf(ctx);
+    printRemoved(await withStoreLock(root, () => pruneImages(root)));
+    return 0;
+  },
+});
+
+const exportCmd = defineTool({
+  name: "corerun image export",
+  description: "Write an image as an OCI layout in a tar (oci-archive), which corerun image import, skopeo and podman load read.",
+  usage: "[options] REF FILE",
+  args: rootArg,
+  tail: "command",
+  async run(ctx) {
+    if (ctx.tail.length !== 2) throw new UsageError("usage: corerun image export REF FILE");
+    const file = resolve(ctx.tail[1]!);
+    if (!existsSync(dirname(file))) throw new UsageError(`${file}: its directory does not exist`);
+    const r = await exportImage(rootOf(ctx), ctx.tail[0]!, file);
+    process.stdout.write(`${r.id}\n`);
+    return 0;
+  },
+});
+
+export const imageTool: ToolSpec = defineTool({
+  name: "corerun image",
+  description: "Manage the images of the store: import, ls, inspect, rm, tag, prune, export.",
+  usage: "COMMAND [options]",
+  args: rootArg,
+  tail: "none",
+  examples: ["sudo corerun image import busybox-oci.tar", "sudo corerun image ls", "sudo corerun run busybox:latest echo hi"],
+  subCommands: { import: importCmd, ls: lsCmd, inspect: inspectCmd, rm: rmCmd, tag: tagCmd, prune: pruneCmd, export: exportCmd },
+});
+
+export const commitTool: ToolSpec = defineTool({
+  name: "corerun commit",
+  description: "Make a new image from a running image container: its writes become one more layer on its image's.",
+  usage: "[options] NAME|ID REF",
+  args: rootArg,
+  tail: "command",
+  examples: ["sudo corerun commit web web:snapshot"],
+  async run(ctx) {
+    const root = rootOf(ctx);
+    if (ctx.tail.length !== 2) throw new UsageError("usage: corerun commit NAME|ID REF");
+    const [name, ref] = ctx.tail as [string, string];
+    const state = readStates(root).find((s) => (s.id === name || s.config.name === name) && s.status === "running");
+    if (!state) throw new UsageError(`no running container has the name or id "${name}"; see corerun ps`);
+    if (!state.image?.upper) throw new UsageError(`container ${name} does not run on an image's overlayfs with an upper directory (it has --rootfs or --read-only); nothing to commit`);
+    const target = state.image.target;
+    const exclude = new Set((state.mountPoints ?? []).map((m) => relative(target, m.path)).filter((p) => !p.startsWith("..")));
+    const r = await commitImage(root, {
+      upper: state.image.upper, exclude, parent: state.image.id, ref, createdBy: `corerun commit ${name} (${state.config.command.join(" ")})`,
+    });
+    process.stdout.write(`${r.id}\n`);
+    return 0;
+  },
+});
