@@ -128,10 +128,10 @@ function humanSize(n: number): string {
 }
 
 /**
- * Progress of an import on stderr: on a terminal a bar over the layers' bytes that redraws in
- * place (as `docker load` shows), otherwise one plain line per layer.
+ * Progress of an import on stdout, beside its result (as `docker load` does; stderr keeps only
+ * errors): on a terminal a bar per layer that redraws in place, otherwise one plain line per layer.
  */
-export function progress(stream: NodeJS.WriteStream = process.stderr): (e: ImportEvent) => void {
+export function progress(stream: NodeJS.WriteStream = process.stdout): (e: ImportEvent) => void {
   const tty = stream.isTTY === true;
   return (e) => {
     if (e.t !== "layer") return;

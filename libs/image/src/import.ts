@@ -324,18 +324,31 @@ async function ingestLayer(ctx: Ctx, blob: string, expect: Expect, index: number
     copyFileSync(blob, join(tmp, "blob"));
     writeJsonAtomic(join(tmp, "layer.json"), record);
     const final = layerDir(ctx.root, r.diffId);
-    if (existsSync(final)) {
-      rmSync(tmp, { recursive: true, force: true });
-    } else {
+    const known = existsSync(final);
+    if (known) rmSync(tmp, { recursive: true, force: true });
+    else {
       renameSync(tmp, final);
       ctx.added.push(r.diffId);
     }
-    ctx.events({ t: "layer", index, count, diffId: r.diffId, size, status: "done" });
+    ctx.events({ t: "layer", index, count, diffId: r.diffId, size, status: known ? "exists" : "done" });
     return record;
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    if (err instanceof UsageError || !isDataError(err)) throw err;
+    // A blob that fails to decompress or parse: when its digest is known, say that it does not
+    // match (the likely cause), otherwise what the decoder said.
+    if (expect.digest) {
+      const h = await hashBlob(blob, false);
+      if (h.digest !== expect.digest) throw new UsageError(`${what}: the blob's digest is ${h.digest}; the image is corrupt or was altered`);
+    }
+    throw new UsageError(`${what}: not a valid layer (${(err as Error).message})`);
   }
+}
+
+/** zlib's and tar-stream's complaints about their input, as opposed to a failure of the host. */
+function isDataError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? "";
+  return code.startsWith("Z_") || /tar|header|unexpected end/i.test((err as Error).message ?? "");
 }
 
 /** The image's own directory: config bytes and record, renamed into place once written. */

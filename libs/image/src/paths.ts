@@ -32,9 +32,10 @@ export function checkSymlink(path: string, target: string, what: string): void {
 
 /** Hard links name another entry of the same layer; the target is checked like an entry name. */
 export function hardlinkTarget(path: string, target: string, what: string): string {
-  const rel = entryPath(target.replace(/^\/+/, ""), what);
-  if (rel === "") throw new UsageError(`${what}: hard link "${path}" points at the layer's root; refused`);
-  return rel;
+  const parts = target.replace(/^\/+/, "").split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..") || target.includes("\0")) throw new UsageError(`${what}: hard link "${path}" -> "${target}" points out of the layer; refused`);
+  if (!parts.length) throw new UsageError(`${what}: hard link "${path}" points at the layer's root; refused`);
+  return parts.join("/");
 }
 
 export const WHITEOUT_PREFIX = ".wh.";
