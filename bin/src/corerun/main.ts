@@ -170,11 +170,13 @@ const runTool_ = defineTool({
   notes: [
     "corerun chains its tools: the cgroup (corerun-cgroup) and the first process in new namespaces\n(corerun-ns), made in-process with their libraries; corerun-net (network, /etc files) and\ncorerun-mount (filesystem tree, pivot_root) as processes; then corerun-exec (/proc, cgroup,\nhostname, capabilities, exec CMD). --print-script prints the chain as a script of the tools.",
     "Exit status: CMD's own; 128+N when CMD died of signal N; 125 when corerun fails;\n126 when CMD cannot be executed; 127 when CMD is not found.",
+    "IMAGE: without --rootfs, a first word that names an image of the store (corerun image ls)\nruns that image on an overlayfs of its own, with its Entrypoint, Cmd, Env, WorkingDir and\nUser; words after it replace Cmd. A word starting with / or . is always a command.",
   ],
   examples: [
     "sudo corerun --rootfs ./rootfs --hostname demo /bin/sh -c 'hostname; echo $$; ls /'",
     "sudo corerun -v /srv/data:/data:ro --network host /bin/ls /data",
     "corerun --print-script --hostname demo /bin/true > steps.sh",
+    "sudo corerun run --network none busybox:latest sh -c 'echo from an image'",
   ],
   subCommands: {},
   run,
