@@ -15,9 +15,13 @@ type Entry = { name: string; type?: "file" | "directory" | "symlink" | "link"; b
 async function tarOf(entries: Entry[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on("data", (c: Buffer) => chunks.push(c));
-  const ended = new Promise((r) => p.on("end", r));
-  for (const e of entries) p.entry({ name: e.name, type: e.type ?? "file", linkname: e.linkname, mode: e.type === "directory" ? 0o755 : 0o644 }, e.type ? undefined : (e.body ?? ""));
+  p.on("data", (c) => void chunks.push(c as Buffer));
+  const ended = new Promise<void>((r) => p.on("end", () => r()));
+  for (const e of entries) {
+    const header = { name: e.name, type: e.type ?? "file", linkname: e.linkname, mode: e.type === "directory" ? 0o755 : 0o644 } as const;
+    if (e.type) p.entry(header);
+    else p.entry(header, e.body ?? "");
+  }
   p.finalize();
   await ended;
   return Buffer.concat(chunks);
