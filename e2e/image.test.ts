@@ -105,6 +105,25 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(info?.RootFS.Layers, f.diffIds);
   });
 
+  test("a zstd layer (through the zstd program) on top of a plain one", () => {
+    const r = stateRoot();
+    const dir = join(f.dir, "zstd");
+    try {
+      const plain = readFileSync(f.layers[0]!.path);
+      const second = execFileSync("gzip", ["-dc", f.layers[1]!.path]);
+      const zst = execFileSync("zstd", ["-q", "-c"], { input: second });
+      writeOci(dir, [{ data: plain }, { data: zst, mediaType: "application/vnd.oci.image.layer.v1.tar+zstd", diffId: f.diffIds[1] }], { Cmd: ["/bin/cat", "/etc/added"] }, "zstd:1");
+      const i = corerun(["image", "import", dir], r);
+      assert.equal(i.code, 0, i.stderr);
+      const c = corerun(["run", "--network", "none", "zstd:1"], r);
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(c.stdout, "added by layer 2\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      removeStateRoot(r);
+    }
+  });
+
   test("a container sees the merged tree: the whiteout hides a file, the opaque directory its old content", () => {
     const r = corerun(["run", "--network", "none", "-u", "0", "--entrypoint", "/bin/sh", "fixture:oci", "-c",
       "ls /etc/doomed 2>&1 || true; ls /data; cat /etc/added; ls /bin/busybox"]);

@@ -133,19 +133,25 @@ function humanSize(n: number): string {
  */
 export function progress(stream: NodeJS.WriteStream = process.stdout): (e: ImportEvent) => void {
   const tty = stream.isTTY === true;
+  let current = "";
+  const bar = (done: number, total: number) => {
+    const width = 30;
+    const filled = total > 0 ? Math.min(width, Math.round((done / total) * width)) : width;
+    return `[${"=".repeat(Math.max(0, filled - 1))}${filled ? ">" : ""}${" ".repeat(width - filled)}] ${humanSize(done)}/${humanSize(total)}`;
+  };
   return (e) => {
-    if (e.t !== "layer") return;
-    const name = e.diffId ? short(e.diffId) : "layer";
-    const where = `layer ${e.index + 1}/${e.count} ${name}`;
-    if (!tty) {
-      if (e.status !== "unpacking") stream.write(`${where}: ${e.status === "exists" ? "already in the store" : `${humanSize(e.size)} unpacked`}\n`);
+    if (e.t === "image") return;
+    if (e.t === "bytes") {
+      if (tty) stream.write(`\r\x1b[2K${current} ${bar(e.done, e.total)}`);
       return;
     }
-    const width = 30;
-    const filled = e.status === "unpacking" ? Math.floor(width / 2) : width;
-    const bar = `[${"=".repeat(Math.max(0, filled - 1))}>${" ".repeat(width - filled)}]`;
-    stream.write(`\r\x1b[2K${where} ${bar} ${humanSize(e.size)}${e.status === "exists" ? " (in the store)" : e.status === "done" ? " done" : ""}`);
-    if (e.status !== "unpacking") stream.write("\n");
+    current = `layer ${e.index + 1}/${e.count} ${e.diffId ? short(e.diffId) : ""}`.trimEnd();
+    if (e.status === "unpacking") {
+      if (tty) stream.write(`\r\x1b[2K${current} ${bar(0, e.size)}`);
+      return;
+    }
+    const what = e.status === "exists" ? "already in the store" : `${humanSize(e.size)} unpacked`;
+    stream.write(tty ? `\r\x1b[2K${current}: ${what}\n` : `${current}: ${what}\n`);
   };
 }
 

@@ -315,7 +315,8 @@ async function ingestLayer(ctx: Ctx, blob: string, expect: Expect, index: number
   const tmp = mkdtempSync(join(layers, ".tmp-"));
   try {
     mkdirSync(join(tmp, "diff"), { mode: 0o755 });
-    const r = await unpackBlob(blob, join(tmp, "diff"), { what, layer: true, sys: ctx.opts.sys });
+    const onBytes = (done: number) => ctx.events({ t: "bytes", done, total: size });
+    const r = await unpackBlob(blob, join(tmp, "diff"), { what, layer: true, sys: ctx.opts.sys, onBytes });
     if (expect.digest && r.digest !== expect.digest) throw new UsageError(`${what}: the blob's digest is ${r.digest}; the image is corrupt or was altered`);
     if (expect.size !== undefined && r.size !== expect.size) throw new UsageError(`${what}: the blob has ${r.size} bytes, its descriptor says ${expect.size}`);
     if (expect.diffId && r.diffId !== expect.diffId) throw new UsageError(`${what}: its content's digest is ${r.diffId}, the config's diff id ${expect.diffId}; the image is corrupt or was altered`);

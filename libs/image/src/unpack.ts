@@ -22,9 +22,18 @@ const S_IFIFO = 0o010000;
 export class Digester extends Transform {
   readonly hash: Hash = createHash("sha256");
   bytes = 0;
+  private reported = 0;
+  /** Called with the byte count every 10 ms at most, for a progress bar. */
+  constructor(private readonly onBytes?: (bytes: number) => void) {
+    super();
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.hash.update(chunk);
     this.bytes += chunk.length;
+    if (this.onBytes && Date.now() - this.reported >= 10) {
+      this.reported = Date.now();
+      this.onBytes(this.bytes);
+    }
     done(null, chunk);
   }
   digest(): string {
@@ -71,6 +80,8 @@ export interface UnpackOptions {
   /** Apply owners, device nodes and whiteouts (a layer); false for an archive's plain files. */
   layer: boolean;
   sys?: Syscall;
+  /** Bytes of the blob read so far, now and then. */
+  onBytes?: (bytes: number) => void;
 }
 
 export interface UnpackResult {
@@ -93,7 +104,7 @@ export interface UnpackResult {
 export async function unpackBlob(blob: string, dest: string, opts: UnpackOptions): Promise<UnpackResult> {
   const sys = opts.sys ?? linuxSyscall;
   const compression = sniffCompression(blob);
-  const outer = new Digester();
+  const outer = new Digester(opts.onBytes);
   const inner = new Digester();
   const dec = decompressor(compression, opts.what);
   const extract = tarExtract();
