@@ -22,7 +22,7 @@ function corerun(args: string[], r = root): Result {
 
 /** `--root` goes after the subcommand words (`image ls --root R`, `run --root R …`). */
 function withRoot(args: string[], r: string): string[] {
-  const words = args[0] === "image" ? 2 : args[0] === "commit" || args[0] === "run" ? 1 : 0;
+  const words = args[0] === "image" ? 2 : ["commit", "run", "cleanup", "kill", "ps"].includes(args[0]!) ? 1 : 0;
   return [...args.slice(0, words), "--root", r, ...args.slice(words)];
 }
 
@@ -45,7 +45,7 @@ function storeListing(r = root): string[] {
 
 function assertClean(): void {
   assert.deepEqual(leftoverState(root), [], "a container's state directory is left");
-  assert.deepEqual(hostMountsUnder(root).filter((l) => l.includes("overlay")), [], "an overlay mount is left on the host");
+  assert.deepEqual(hostMountsUnder(root), [], "an overlay mount or an idmapped layer is left on the host");
 }
 
 /** Ends a container started in the background (its PID 1 ignores SIGINT) and waits for its corerun. */
@@ -151,6 +151,16 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     assert.match(bad.stderr, /--user ghost: no user "ghost" in the container's \/etc\/passwd/);
   });
 
+  test("in a user namespace the layers are idmapped: container root owns the image's files and its writes", () => {
+    const script = "id -u; stat -c %u /bin/busybox /data; touch /data/mine && stat -c %u /data/mine; cat /proc/self/uid_map";
+    const r = corerun(["run", "--network", "none", "--uidmap", "0:200000:65536", "-u", "0", "--entrypoint", "/bin/sh", "fixture:oci", "-c", script]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" ")), ["0", "0", "0", "0", "0 200000 65536"]);
+    const auto = corerun(["run", "--network", "none", "--userns", "auto", "fixture:oci"]);
+    assert.equal(auto.code, 0, auto.stderr);
+    assert.equal(auto.stdout, "from-the-image in /data as 1000:1000\n");
+  });
+
   test("two containers of one image write without seeing each other's writes; the store is unchanged", async () => {
     const before_ = storeListing();
     const script = (name: string) => `echo ${name} > /data/mine; echo ${name} >> /etc/added; sleep 1; cat /data/mine /etc/added; ls /data`;
@@ -168,6 +178,18 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(a.stdout.trim().split("\n"), ["a", "added by layer 2", "a", "mine", "new"]);
     assert.deepEqual(b.stdout.trim().split("\n"), ["b", "added by layer 2", "b", "mine", "new"]);
     assert.deepEqual(storeListing(), before_);
+    assertClean();
+  });
+
+  test("after kill -9 of corerun, cleanup removes the image container's overlayfs and idmapped layers", async () => {
+    const child = spawn(join(BIN, "corerun"), withRoot(["run", "--network", "none", "--userns", "auto", "--entrypoint", "/bin/sh", "fixture:oci", "-c", "echo up; sleep 60"], root), { stdio: ["ignore", "pipe", "ignore"] });
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+    assert.equal(leftoverState(root).length, 1);
+    assert.ok(hostMountsUnder(root).length >= 3, "the overlayfs and its two idmapped layers are mounted");
+    const c = corerun(["cleanup"]);
+    assert.equal(c.code, 0, c.stderr);
     assertClean();
   });
 

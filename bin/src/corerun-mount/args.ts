@@ -9,6 +9,7 @@ export const args = {
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "wait for corerun-exec's ready on DIR/ready before pivot_root" },
   idmap: { type: "boolean", description: "idmap the rootfs (and volumes marked idmap) through PID's user namespace" },
+  "rootfs-mapped": { type: "boolean", description: "with --idmap, bind the rootfs as it is: it shows the user namespace's ids already (an image's overlayfs of idmapped layers)" },
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
 } as const satisfies ArgsDef;
@@ -21,6 +22,7 @@ export interface MountOptions {
   dieWithParent: boolean;
   proc: boolean;
   idmap: boolean;
+  rootfsMapped?: boolean;
 }
 
 export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): MountOptions {
@@ -38,5 +40,6 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     dieWithParent: ctx.flags["die-with-parent"] ?? false,
     proc: ctx.flags.proc ?? false,
     idmap: ctx.flags.idmap ?? false,
+    rootfsMapped: ctx.flags["rootfs-mapped"] ?? false,
   };
 }

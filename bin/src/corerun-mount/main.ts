@@ -36,7 +36,7 @@ export const tool = defineTool({
     // Before the bind: host root cannot create files through an idmapped mount (its uid has no
     // mapping there), so missing mount points are made on the rootfs itself.
     createMountPoints(points);
-    bindRootfs(sys, opts.rootfs, userns);
+    bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns);
     mountDev(sys, opts.rootfs);
     mountSys(sys, opts.rootfs);
     mountVolumes(sys, opts.rootfs, opts, userns);

@@ -181,7 +181,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const isRootless = uid !== 0;
   const userns = isRootless ? rootless(ctx, uid, gid) : parseUserns(ctx);
   const root = stateRoot(ctx.values.root?.at(-1), env, uid);
-  const img = imageRun(ctx, root, { rootless: isRootless, userns: userns !== undefined });
+  const img = imageRun(ctx, root, { rootless: isRootless });
   const given = ctx.values.rootfs?.at(-1);
   if (!img && given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);

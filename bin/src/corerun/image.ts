@@ -1,12 +1,12 @@
-import { existsSync, mkdirSync, rmdirSync, rmSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmdirSync, rmSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { defineTool, printJson, UsageError, type ToolContext, type ToolSpec } from "@corerun/cli";
 import {
   commitImage, exportImage, findImage, importImage, imageUsers, layerDiff, listImageIds, pruneImages, readImage, readLayer, readRefs, removeImage,
   requireImage, storePaths, tagImage, tagsOf, withStoreLock, type ImportEvent, type RemoveResult,
 } from "@corerun/image";
-import { containerDir, readStates, stateRoot, updateState, type State } from "@corerun/state";
-import { isErrno, linuxSyscall as sys, MNT_DETACH } from "@corerun/syscall";
+import { containerDir, hostIdOf, idMapText, readStates, stateRoot, updateState, type IdRange, type State } from "@corerun/state";
+import { isErrno, linuxSyscall as sys, MNT_DETACH, MOUNT_ATTR_IDMAP, startInNamespaces, WEXITED } from "@corerun/syscall";
 import type { ArgsDef } from "citty";
 
 /** What `corerun run IMAGE` takes from the image, merged with the flags as Docker does. */
@@ -26,15 +26,12 @@ export interface ImageRun {
  * replace Cmd, --entrypoint replaces Entrypoint and drops Cmd; its Env comes before -e values,
  * its WorkingDir and User are used unless -w and --user are given.
  */
-export function imageRun(ctx: Pick<ToolContext, "values" | "tail">, root: string, mode: { rootless: boolean; userns: boolean }): ImageRun | undefined {
+export function imageRun(ctx: Pick<ToolContext, "values" | "tail">, root: string, mode: { rootless: boolean }): ImageRun | undefined {
   const word = ctx.tail[0];
   if (ctx.values.rootfs?.length || word === undefined || /^[/.]/.test(word)) return undefined;
   const id = findImage(root, word);
   if (id === undefined) return undefined;
   if (mode.rootless) throw new UsageError(`image ${word}: images need root for now (the overlayfs and the store's whiteout devices); run as root, or give --rootfs DIR`);
-  // Measured on Linux 6.18: mount_setattr(MOUNT_ATTR_IDMAP) of an overlayfs mount fails with
-  // EINVAL (overlayfs cannot be idmapped itself; only its lower layers can).
-  if (mode.userns) throw new UsageError(`image ${word}: --userns and --uidmap are not built for image containers yet (the kernel cannot idmap an overlayfs mount; idmapped lower layers are the way, not done); run without them, or give --rootfs DIR`);
   const { record, config } = readImage(root, id);
   const exec = config.config ?? {};
   const ep = ctx.values.entrypoint?.at(-1);
@@ -71,20 +68,32 @@ const MOUNT_DATA_MAX = 4095;
  * directory of its own under its state directory, merged at ROOT/ID/rootfs, which becomes its
  * rootfs. Recorded in the state before anything is made, so that teardown and `corerun cleanup`
  * find it after a crash. Returns the merged directory.
+ *
+ * In a user namespace the overlayfs itself cannot be idmapped (mount_setattr refuses it with
+ * EINVAL), but its layers can (Linux 5.19+): each lower is an idmapped mount of the store's
+ * layer at ROOT/ID/lower/N, through a user namespace with the container's maps, so that files
+ * of host root show as container root's; the upper directory belongs to container root.
  */
-export function mountImage(root: string, image: ImageRun["image"], c: { dir: string; path: string }): string {
+export function mountImage(root: string, image: ImageRun["image"], c: { dir: string; path: string }, userns?: { uidMap: IdRange[]; gidMap: IdRange[] }): string {
   const target = join(c.dir, "rootfs");
   const upper = join(c.dir, "upper");
   const work = join(c.dir, "work");
-  updateState(c.path, (s) => ({ image: { ...image, target, upper, work }, config: { ...s.config, rootfs: target } }));
+  const lower = userns ? image.lower.map((_, i) => join(c.dir, "lower", String(i))) : image.lower;
+  updateState(c.path, (s) => ({ image: { ...image, lower, target, upper, work }, config: { ...s.config, rootfs: target } }));
   for (const d of [target, upper, work]) mkdirSync(d, { mode: 0o755 });
-  // Relative to the store's layers directory: every lower of a deep image fits in one page.
-  const layers = storePaths(root).layers;
-  const lower = image.lower.map((l) => relative(layers, l)).join(":");
-  const data = `lowerdir=${lower},upperdir=${upper},workdir=${work}`;
+  if (userns) {
+    const uid = hostIdOf(userns.uidMap, 0);
+    const gid = hostIdOf(userns.gidMap, 0);
+    if (uid === undefined || gid === undefined) throw new UsageError(`image ${image.ref}: the user namespace maps no host id to container root; map container id 0`);
+    chownSync(upper, uid, gid);
+    idmapLayers(image, lower, userns);
+  }
+  // Relative paths: every lower of a deep image fits in the one page of mount options.
+  const base = userns ? c.dir : storePaths(root).layers;
+  const data = `lowerdir=${lower.map((l) => relative(base, l)).join(":")},upperdir=${upper},workdir=${work}`;
   if (data.length > MOUNT_DATA_MAX) throw new UsageError(`image ${image.ref} has ${image.lower.length} layers, more than one overlayfs mount can take here; flatten it (corerun commit of a container, or fewer layers)`);
   const cwd = process.cwd();
-  process.chdir(layers);
+  process.chdir(base);
   try {
     sys.mount("overlay", target, "overlay", 0, data);
   } finally {
@@ -93,22 +102,69 @@ export function mountImage(root: string, image: ImageRun["image"], c: { dir: str
   return target;
 }
 
+/** Each layer of the store, idmapped through a user namespace with the container's maps, at its lower path. */
+function idmapLayers(image: ImageRun["image"], lower: string[], userns: { uidMap: IdRange[]; gidMap: IdRange[] }): void {
+  const ns = usernsWithMaps(userns);
+  try {
+    for (const [i, layer] of image.lower.entries()) {
+      mkdirSync(lower[i]!, { recursive: true, mode: 0o755 });
+      const tree = sys.openTree(layer, false);
+      try {
+        try {
+          sys.mountSetattr("", MOUNT_ATTR_IDMAP, 0, false, { fd: tree, usernsFd: ns });
+        } catch (err) {
+          throw new Error(`image ${image.ref}: the kernel refuses to idmap its layer ${layer} (idmapped overlayfs layers need Linux 5.19 and a filesystem that supports idmapped mounts); run it without --userns/--uidmap`, { cause: err });
+        }
+        sys.moveMount(tree, lower[i]!);
+      } finally {
+        closeSync(tree);
+      }
+    }
+  } finally {
+    closeSync(ns);
+  }
+}
+
+/**
+ * A user namespace with these maps, as an fd: its process is killed before it runs anything (the
+ * namespace lives on through the fd). Node cannot create one itself; the native helper can.
+ */
+function usernsWithMaps(userns: { uidMap: IdRange[]; gidMap: IdRange[] }): number {
+  let fd: number | undefined;
+  const pid = startInNamespaces(sys, {
+    flags: 0, path: "/bin/true", argv: ["true"], env: [],
+    userns: { uidMap: idMapText(userns.uidMap), gidMap: idMapText(userns.gidMap) },
+    prepare(p) {
+      fd = openSync(`/proc/${p}/ns/user`, "r");
+      sys.kill(p, 9);
+    },
+  });
+  sys.waitid(pid, WEXITED);
+  return fd!;
+}
+
 /**
  * Teardown's step for an image container: the overlayfs goes (detached: the container's own
- * mount namespace may still hold a reference while its last process dies), then the upper and
- * work directories. Only directories inside the container's own state directory are removed.
+ * mount namespace may still hold a reference while its last process dies), then its idmapped
+ * lowers, then the upper and work directories. Only paths inside the container's own state
+ * directory are unmounted or removed.
  */
 export function unmountImage(root: string, id: string, image: NonNullable<State["image"]>): void {
   const own = containerDir(root, id);
   for (const p of [image.target, image.upper, image.work]) {
     if (p !== undefined && dirname(resolve(p)) !== own) throw new Error(`state of ${id} names ${p} for its overlayfs, outside ${own}; left alone`);
   }
-  try {
-    sys.umount2(image.target, MNT_DETACH);
-  } catch (err) {
-    // EINVAL: not mounted (the crash came before the mount); ENOENT: gone already.
-    if (!isErrno(err, "EINVAL", "ENOENT")) throw err;
+  const ownLowers = image.lower.filter((l) => dirname(dirname(resolve(l))) === own);
+  for (const m of [image.target, ...ownLowers]) {
+    try {
+      sys.umount2(m, MNT_DETACH);
+    } catch (err) {
+      // EINVAL: not mounted (the crash came before the mount); ENOENT: gone already.
+      if (!isErrno(err, "EINVAL", "ENOENT")) throw err;
+    }
   }
+  for (const l of ownLowers) if (existsSync(l)) rmdirSync(l);
+  if (existsSync(join(own, "lower"))) rmdirSync(join(own, "lower"));
   for (const d of [image.upper, image.work]) if (d) rmSync(d, { recursive: true, force: true });
   if (existsSync(image.target)) rmdirSync(image.target);
 }

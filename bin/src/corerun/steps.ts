@@ -72,7 +72,7 @@ export function createState(cfg: RunConfig): Container {
     return { ...createContainer(cfg.root, { ...config, userns }, { owner }), userns };
   });
   try {
-    if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path });
+    if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path }, userns);
   } catch (err) {
     teardown(cfg.root, id, path);
     throw err;
@@ -187,7 +187,7 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
 export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): string[] {
   const volumes = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes)];
   const spec = (v: VolumeSpec) => `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}${v.idmap ? ",idmap" : ""}`;
-  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), "--proc", "--sync-dir", dir];
+  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), ...(cfg.userns && cfg.image ? ["--rootfs-mapped"] : []), "--proc", "--sync-dir", dir];
 }
 
 /** corerun-net setup's options for a bridge container. */
