@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, createReadStream, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join, relative } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
@@ -63,6 +63,7 @@ export async function importImage(root: string, input: string, opts: ImportOptio
       if (st.isDirectory()) images = await fromLayout(ctx, input);
       else if (await isImageArchive(input)) {
         tmp = mkdtempSync(join(storePaths(root).images, ".tmp-"));
+        ctx.scratch = realpathSync(tmp);
         await unpackBlob(input, tmp, { what: input, layer: false, sys: opts.sys });
         images = await fromLayout(ctx, tmp);
       } else images = [await fromRootfsTar(ctx)];
@@ -93,6 +94,8 @@ interface Ctx {
   opts: ImportOptions;
   /** Layers this import created, removed again if it fails. */
   added: string[];
+  /** Where an archive was unpacked: its files are this import's to move. */
+  scratch?: string | undefined;
   events: (e: ImportEvent) => void;
 }
 
@@ -322,7 +325,10 @@ async function ingestLayer(ctx: Ctx, blob: string, expect: Expect, index: number
     if (expect.diffId && r.diffId !== expect.diffId) throw new UsageError(`${what}: its content's digest is ${r.diffId}, the config's diff id ${expect.diffId}; the image is corrupt or was altered`);
     if (!r.entries) throw new UsageError(`${what}: an empty archive, not an image or a root filesystem`);
     const record: LayerRecord = { diffId: r.diffId, digest: r.digest, mediaType: expect.mediaType, size: r.size };
-    copyFileSync(blob, join(tmp, "blob"));
+    // A blob of the archive corerun unpacked itself is linked (it may serve another image of the
+    // archive too); the user's own files are copied, so that changing them cannot change the store.
+    if (ctx.scratch && blob.startsWith(`${ctx.scratch}/`)) linkSync(blob, join(tmp, "blob"));
+    else copyFileSync(blob, join(tmp, "blob"));
     writeJsonAtomic(join(tmp, "layer.json"), record);
     const final = layerDir(ctx.root, r.diffId);
     const known = existsSync(final);
