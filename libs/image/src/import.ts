@@ -141,7 +141,7 @@ function inside(dir: string, rel: string, what: string): string {
   try {
     real = realpathSync(join(base, rel));
   } catch {
-    throw new UsageError(`${what}: the blob ${rel} is missing from the image`);
+    throw new UsageError(`${what}: ${rel.startsWith("blobs/") ? `the blob ${rel}` : rel} is missing from the image`);
   }
   const r = relative(base, real);
   if (r.startsWith("..") || r === "") throw new UsageError(`${what}: ${rel} points outside the image; refused`);
@@ -172,9 +172,15 @@ const MANIFEST_TYPES: readonly string[] = [MEDIA.ociManifest, MEDIA.dockerManife
 
 async function fromOci(ctx: Ctx, dir: string): Promise<Pending[]> {
   const what = ctx.input;
-  const layout = JSON.parse(readFileSync(join(dir, "oci-layout"), "utf8")) as { imageLayoutVersion?: unknown };
+  let layout: { imageLayoutVersion?: unknown };
+  try {
+    layout = JSON.parse(readFileSync(inside(dir, "oci-layout", what), "utf8")) as { imageLayoutVersion?: unknown };
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`${what}: oci-layout is not JSON`);
+  }
   if (layout.imageLayoutVersion !== "1.0.0") throw new UsageError(`${what}: oci-layout: imageLayoutVersion ${JSON.stringify(layout.imageLayoutVersion)} is not 1.0.0`);
-  const index = parseJson(ImageIndex, readFileSync(join(dir, "index.json"), "utf8"), `${what}: index.json`);
+  const index = parseJson(ImageIndex, readFileSync(inside(dir, "index.json", what), "utf8"), `${what}: index.json`);
   const manifests: { desc: Descriptor; refs: string[] }[] = [];
   const visit = (list: Descriptor[], depth: number, refs: string[]) => {
     const linux = list.filter((d) => !d.platform || (d.platform.os === "linux" && d.platform.architecture === ociArch()));
@@ -231,7 +237,7 @@ function refsOf(d: Descriptor): string[] {
 
 async function fromDocker(ctx: Ctx, dir: string): Promise<Pending[]> {
   const what = ctx.input;
-  const entries = parseJson(DockerManifest, readFileSync(join(dir, "manifest.json"), "utf8"), `${what}: manifest.json`);
+  const entries = parseJson(DockerManifest, readFileSync(inside(dir, "manifest.json", what), "utf8"), `${what}: manifest.json`);
   if (!entries.length) throw new UsageError(`${what}: manifest.json lists no image`);
   const out: Pending[] = [];
   for (const e of entries) {

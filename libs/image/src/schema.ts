@@ -134,7 +134,9 @@ export function parseJson<S extends v.GenericSchema>(schema: S, text: string, wh
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`${what}: not JSON (${(err as Error).message})`);
+    // Not the parser's message: it quotes the text, which need not be the image's own.
+    void err;
+    throw new UsageError(`${what}: not JSON`);
   }
   const r = v.safeParse(schema, data);
   if (!r.success) throw new UsageError(`${what}: ${issueText(r.issues)}`);

@@ -56,14 +56,14 @@ describe("unpackBlob", () => {
     const { dest } = await unpack([{ name: "f", body: "one" }, { name: "f", body: "two" }]);
     assert.equal(readFileSync(join(dest, "f"), "utf8"), "two");
   });
-  test("nothing is written through a symlink of the layer", async () => {
-    const outside = mkdtempSync(join(dir, "outside-"));
-    await assert.rejects(unpack([{ name: "l", type: "symlink", linkname: outside }, { name: "l/x", body: "escaped" }]), /entry "l\/x" goes through the symlink "l"; refused/);
-    assert.equal(existsSync(join(outside, "x")), false);
+  test("nothing is written through a symlink, even one that stays inside", async () => {
+    await assert.rejects(unpack([{ name: "d/", type: "directory" }, { name: "l", type: "symlink", linkname: "d" }, { name: "l/x", body: "x" }]),
+      /entry "l\/x" goes through the symlink "l"; refused/);
   });
-  test("an archive's absolute symlinks are kept as they are (the container reads them)", async () => {
-    const { dest } = await unpack([{ name: "sh", type: "symlink", linkname: "/bin/busybox" }]);
-    assert.equal(readlinkSync(join(dest, "sh")), "/bin/busybox");
+  test("an archive's absolute symlinks are refused: its files are read on the host", async () => {
+    const outside = mkdtempSync(join(dir, "outside-"));
+    await assert.rejects(unpack([{ name: "l", type: "symlink", linkname: outside }, { name: "l/x", body: "escaped" }]), /symlink "l" -> ".*" points out of the archive; refused/);
+    assert.equal(existsSync(join(outside, "x")), false);
   });
   test("a hard link to a file that is not in the layer is refused", async () => {
     await assert.rejects(unpack([{ name: "h", type: "link", linkname: "etc/passwd" }]), /hard link "h" -> "etc\/passwd" names no earlier file of this layer; refused/);

@@ -217,6 +217,8 @@ async function applyEntry(root: string, h: Header, body: Readable, opts: UnpackO
       break;
     case "symlink":
       checkSymlink(rel, h.linkname ?? "", what);
+      // An archive's files are read on the host, where an absolute target is the host's.
+      if (!opts.layer && (h.linkname ?? "").startsWith("/")) throw new UsageError(`${what}: symlink "${rel}" -> "${h.linkname}" points out of the archive; refused`);
       clear(path, false);
       symlinkSync(h.linkname ?? "", path);
       await drain();
