@@ -161,6 +161,26 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     assert.equal(auto.stdout, "from-the-image in /data as 1000:1000\n");
   });
 
+  test("--read-only: no upper directory, writes refused, the mount points in a layer of the container's own", async () => {
+    const name = `ro-${process.pid}`;
+    const child = spawn(join(BIN, "corerun"), withRoot(["run", "--network", "none", "--read-only", "--name", name, "-u", "0", "--entrypoint", "/bin/sh", "fixture:oci", "-c",
+      "touch /data/x 2>&1; cat /etc/hostname; echo up; sleep 30"], root), { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    const deadline = Date.now() + 20_000;
+    while (!out.includes("up")) {
+      assert.ok(Date.now() < deadline && child.exitCode === null, `the container did not start: ${out}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const [id] = leftoverState(root);
+    assert.deepEqual(["init", "rootfs", "upper", "work"].filter((d) => existsSync(join(root, id!, d))), ["init", "rootfs"]);
+    await stop(child, name, root);
+    assert.match(out, /^touch: \/data\/x: Read-only file system\n[0-9a-f]{12}\nup\n$/);
+    const rootfs = corerun(["run", "--read-only", "--rootfs", f.dir, "/bin/true"]);
+    assert.equal(rootfs.code, 125);
+    assert.match(rootfs.stderr, /--read-only is built for image containers only so far/);
+  });
+
   test("two containers of one image write without seeing each other's writes; the store is unchanged", async () => {
     const before_ = storeListing();
     const script = (name: string) => `echo ${name} > /data/mine; echo ${name} >> /etc/added; sleep 1; cat /data/mine /etc/added; ls /data`;

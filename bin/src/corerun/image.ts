@@ -1,4 +1,4 @@
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmdirSync, rmSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { defineTool, printJson, UsageError, type ToolContext, type ToolSpec } from "@corerun/cli";
 import {
@@ -7,11 +7,13 @@ import {
 } from "@corerun/image";
 import { containerDir, hostIdOf, idMapText, readStates, stateRoot, updateState, type IdRange, type State } from "@corerun/state";
 import { isErrno, linuxSyscall as sys, MNT_DETACH, MOUNT_ATTR_IDMAP, startInNamespaces, WEXITED } from "@corerun/syscall";
+import { missingMountPoints, type VolumeSpec } from "@corerun/rootfs";
 import type { ArgsDef } from "citty";
 
 /** What `corerun run IMAGE` takes from the image, merged with the flags as Docker does. */
 export interface ImageRun {
-  image: { id: string; ref: string; lower: string[] };
+  /** readOnly: --read-only, no upper directory. */
+  image: { id: string; ref: string; lower: string[]; readOnly: boolean };
   command: string[];
   env: string[];
   workdir: string | undefined;
@@ -26,11 +28,14 @@ export interface ImageRun {
  * replace Cmd, --entrypoint replaces Entrypoint and drops Cmd; its Env comes before -e values,
  * its WorkingDir and User are used unless -w and --user are given.
  */
-export function imageRun(ctx: Pick<ToolContext, "values" | "tail">, root: string, mode: { rootless: boolean }): ImageRun | undefined {
+export function imageRun(ctx: Pick<ToolContext, "values" | "tail"> & { flags?: Record<string, boolean> }, root: string, mode: { rootless: boolean }): ImageRun | undefined {
   const word = ctx.tail[0];
-  if (ctx.values.rootfs?.length || word === undefined || /^[/.]/.test(word)) return undefined;
-  const id = findImage(root, word);
-  if (id === undefined) return undefined;
+  const id = ctx.values.rootfs?.length || word === undefined || /^[/.]/.test(word) ? undefined : findImage(root, word);
+  if (id === undefined) {
+    if (ctx.flags?.["read-only"]) throw new UsageError("--read-only is built for image containers only so far (an overlayfs without an upper directory); run an image, or leave it out");
+    return undefined;
+  }
+  if (!word) return undefined;
   if (mode.rootless) throw new UsageError(`image ${word}: images need root for now (the overlayfs and the store's whiteout devices); run as root, or give --rootfs DIR`);
   const { record, config } = readImage(root, id);
   const exec = config.config ?? {};
@@ -40,7 +45,7 @@ export function imageRun(ctx: Pick<ToolContext, "values" | "tail">, root: string
   const command = [...entrypoint, ...args];
   if (!command.length) throw new UsageError(`image ${word} has no Entrypoint or Cmd; give a command: corerun run ${word} CMD [ARGS...]`);
   return {
-    image: { id, ref: word, lower: [...record.layers].reverse().map((d) => layerDiff(root, d)) },
+    image: { id, ref: word, lower: [...record.layers].reverse().map((d) => layerDiff(root, d)), readOnly: ctx.flags?.["read-only"] ?? false },
     command,
     env: exec.Env ?? [],
     workdir: exec.WorkingDir || undefined,
@@ -74,31 +79,60 @@ const MOUNT_DATA_MAX = 4095;
  * layer at ROOT/ID/lower/N, through a user namespace with the container's maps, so that files
  * of host root show as container root's; the upper directory belongs to container root.
  */
-export function mountImage(root: string, image: ImageRun["image"], c: { dir: string; path: string }, userns?: { uidMap: IdRange[]; gidMap: IdRange[] }): string {
+export function mountImage(
+  root: string, image: ImageRun["image"], c: { dir: string; path: string }, userns: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined,
+  targets: readonly (VolumeSpec & { kind?: "dir" | "file" })[],
+): string {
   const target = join(c.dir, "rootfs");
-  const upper = join(c.dir, "upper");
-  const work = join(c.dir, "work");
-  const lower = userns ? image.lower.map((_, i) => join(c.dir, "lower", String(i))) : image.lower;
-  updateState(c.path, (s) => ({ image: { ...image, lower, target, upper, work }, config: { ...s.config, rootfs: target } }));
-  for (const d of [target, upper, work]) mkdirSync(d, { mode: 0o755 });
+  const upper = image.readOnly ? undefined : join(c.dir, "upper");
+  const work = image.readOnly ? undefined : join(c.dir, "work");
+  const init = image.readOnly ? join(c.dir, "init") : undefined;
+  const layers = userns ? image.lower.map((_, i) => join(c.dir, "lower", String(i))) : image.lower;
+  const lower = init ? [init, ...layers] : layers;
+  const { id, ref } = image;
+  updateState(c.path, (s) => ({ image: { id, ref, lower, target, upper, work }, config: { ...s.config, rootfs: target } }));
+  for (const d of [target, upper, work, init]) if (d) mkdirSync(d, { mode: 0o755 });
   if (userns) {
     const uid = hostIdOf(userns.uidMap, 0);
     const gid = hostIdOf(userns.gidMap, 0);
     if (uid === undefined || gid === undefined) throw new UsageError(`image ${image.ref}: the user namespace maps no host id to container root; map container id 0`);
-    chownSync(upper, uid, gid);
-    idmapLayers(image, lower, userns);
+    if (upper) chownSync(upper, uid, gid);
+    idmapLayers(image, layers, userns);
   }
   // Relative paths: every lower of a deep image fits in the one page of mount options.
   const base = userns ? c.dir : storePaths(root).layers;
-  const data = `lowerdir=${lower.map((l) => relative(base, l)).join(":")},upperdir=${upper},workdir=${work}`;
-  if (data.length > MOUNT_DATA_MAX) throw new UsageError(`image ${image.ref} has ${image.lower.length} layers, more than one overlayfs mount can take here; flatten it (corerun commit of a container, or fewer layers)`);
-  const cwd = process.cwd();
-  process.chdir(base);
-  try {
-    sys.mount("overlay", target, "overlay", 0, data);
-  } finally {
-    process.chdir(cwd);
-  }
+  const mount = (options: string) => {
+    const data = `lowerdir=${lower.map((l) => relative(base, l)).join(":")}${options}`;
+    if (data.length > MOUNT_DATA_MAX) throw new UsageError(`image ${image.ref} has ${image.lower.length} layers, more than one overlayfs mount can take here; flatten it (corerun commit of a container, or fewer layers)`);
+    const cwd = process.cwd();
+    process.chdir(base);
+    try {
+      sys.mount("overlay", target, "overlay", 0, data);
+    } finally {
+      process.chdir(cwd);
+    }
+  };
+  if (init) {
+    // Without an upper nothing can be created in the tree, so the mount points corerun needs and
+    // the image lacks go into a small layer of the container's own, on top: found through a
+    // first mount, made in the layer, then mounted again.
+    mount("");
+    let missing: ReturnType<typeof missingMountPoints>;
+    try {
+      missing = missingMountPoints(target, targets);
+    } finally {
+      sys.umount2(target, MNT_DETACH);
+    }
+    for (const m of missing) {
+      const p = join(init, relative(target, m.path));
+      if (m.kind === "dir") mkdirSync(p, { recursive: true, mode: 0o755 });
+      else {
+        mkdirSync(dirname(p), { recursive: true, mode: 0o755 });
+        writeFileSync(p, "", { mode: 0o644 });
+      }
+    }
+    mount("");
+  } else mount(`,upperdir=${upper},workdir=${work}`);
   return target;
 }
 
@@ -165,6 +199,8 @@ export function unmountImage(root: string, id: string, image: NonNullable<State[
   }
   for (const l of ownLowers) if (existsSync(l)) rmdirSync(l);
   if (existsSync(join(own, "lower"))) rmdirSync(join(own, "lower"));
+  // --read-only: the container's own layer of mount points.
+  rmSync(join(own, "init"), { recursive: true, force: true });
   for (const d of [image.upper, image.work]) if (d) rmSync(d, { recursive: true, force: true });
   if (existsSync(image.target)) rmdirSync(image.target);
 }

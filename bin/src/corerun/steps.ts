@@ -71,8 +71,9 @@ export function createState(cfg: RunConfig): Container {
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
     return { ...createContainer(cfg.root, { ...config, userns }, { owner }), userns };
   });
+  const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
   try {
-    if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path }, userns);
+    if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path }, userns, targets);
   } catch (err) {
     teardown(cfg.root, id, path);
     throw err;
@@ -82,7 +83,6 @@ export function createState(cfg: RunConfig): Container {
   mkdirSync(join(dir, "etc"));
   for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
   if (userns) handToContainerRoot(cfg.root, dir, userns);
-  const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
   const missing = missingMountPoints(cfg.rootfs, targets);
   const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
   const held = claimCreatedPaths(cfg.root, id, missing, wanted);
