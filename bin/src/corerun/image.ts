@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { defineTool, printJson, UsageError, type ToolContext, type ToolSpec } from "@corerun/cli";
 import {
   commitImage, exportImage, findImage, importImage, imageUsers, layerDiff, listImageIds, pruneImages, readImage, readLayer, readRefs, removeImage,
-  requireImage, storePaths, tagImage, tagsOf, withStoreLock, type ImportEvent, type RemoveResult,
+  requireImage, storePaths, tagImage, tagsOf, withImageInUse, withStoreLock, type ImportEvent, type RemoveResult,
 } from "@corerun/image";
 import { containerDir, hostIdOf, idMapText, readStates, stateRoot, updateState, type IdRange, type State } from "@corerun/state";
 import { isErrno, linuxSyscall as sys, MNT_DETACH, MOUNT_ATTR_IDMAP, startInNamespaces, WEXITED } from "@corerun/syscall";
@@ -80,6 +80,13 @@ const MOUNT_DATA_MAX = 4095;
  * of host root show as container root's; the upper directory belongs to container root.
  */
 export function mountImage(
+  root: string, image: ImageRun["image"], c: { dir: string; path: string }, userns: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined,
+  targets: readonly (VolumeSpec & { kind?: "dir" | "file" })[],
+): string {
+  return withImageInUse(root, image.id, image.ref, () => mountImage_(root, image, c, userns, targets));
+}
+
+function mountImage_(
   root: string, image: ImageRun["image"], c: { dir: string; path: string }, userns: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined,
   targets: readonly (VolumeSpec & { kind?: "dir" | "file" })[],
 ): string {

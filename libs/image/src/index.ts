@@ -3,7 +3,7 @@ export { entryPath, checkSymlink, hardlinkTarget, classifyEntry, whiteoutEntry, 
 export { unpackBlob, sniffCompression, Digester, type UnpackResult } from "./unpack.ts";
 export { packTree, type PackOptions } from "./pack.ts";
 export {
-  storePaths, imageDir, layerDir, layerDiff, withStoreLock, readRefs, readImage, readLayer, listImageIds, findImage, requireImage, tagsOf, imageUsers,
+  storePaths, withImageInUse, imageDir, layerDir, layerDiff, withStoreLock, readRefs, readImage, readLayer, listImageIds, findImage, requireImage, tagsOf, imageUsers,
   removeImage, pruneImages, tagImage, type StoredImage, type RemoveResult,
 } from "./store.ts";
 export { importImage, ociArch, type ImportEvent, type ImportOptions, type Imported } from "./import.ts";

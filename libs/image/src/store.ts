@@ -1,7 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "@corerun/cli";
-import { linuxSyscall, LOCK_EX, LOCK_UN, type Syscall } from "@corerun/syscall";
+import { linuxSyscall, LOCK_EX, LOCK_SH, LOCK_UN, type Syscall } from "@corerun/syscall";
 import { readStates, writeJsonAtomic } from "@corerun/state";
 import { parseReference } from "./paths.ts";
 import { ImageConfig, ImageRecord, LayerRecord, parseJson, Refs, type LayerRecord as Layer } from "./schema.ts";
@@ -25,10 +25,44 @@ export interface StorePaths {
   layers: string;
   refs: string;
   lock: string;
+  /** Held shared by a container while it records and mounts its image, exclusive by a removal. */
+  removal: string;
 }
 
 export function storePaths(root: string): StorePaths {
-  return { images: join(root, "images"), layers: join(root, "layers"), refs: join(root, "images", "refs.json"), lock: join(root, "images.lock") };
+  return {
+    images: join(root, "images"), layers: join(root, "layers"), refs: join(root, "images", "refs.json"), lock: join(root, "images.lock"),
+    removal: join(root, "images.removal.lock"),
+  };
+}
+
+/** Runs fn holding an flock of `path` (LOCK_SH or LOCK_EX). */
+function withFlock<T>(path: string, op: number, fn: () => T, sys: Syscall): T {
+  const fd = openSync(path, "a", 0o600);
+  try {
+    sys.flock(fd, op);
+    return fn();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A container takes its image under the removal lock, shared: `image rm` and `prune` hold it
+ * exclusive while they look for users and delete, so an image is either seen as used (the
+ * container recorded it first) or gone before the container records it (then refused here).
+ */
+export function withImageInUse<T>(root: string, id: string, ref: string, fn: () => T, sys: Syscall = linuxSyscall): T {
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  return withFlock(storePaths(root).removal, LOCK_SH, () => {
+    if (!existsSync(imageDir(root, id))) throw new UsageError(`image ${ref} was removed while the container was being created; import it again`);
+    return fn();
+  }, sys);
+}
+
+/** For image rm and prune: no container takes an image meanwhile. */
+function withRemoval<T>(root: string, fn: () => T, sys: Syscall = linuxSyscall): T {
+  return withFlock(storePaths(root).removal, LOCK_EX, fn, sys);
 }
 
 const hex = (digest: string) => digest.slice("sha256:".length);
@@ -171,6 +205,10 @@ export interface RemoveResult {
  * Layers no image uses any more are removed with it.
  */
 export function removeImage(root: string, ref: string, force = false): RemoveResult {
+  return withRemoval(root, () => removeImage_(root, ref, force));
+}
+
+function removeImage_(root: string, ref: string, force: boolean): RemoveResult {
   const id = requireImage(root, ref);
   const refs = readRefs(root);
   const key = parseReference(ref);
@@ -192,6 +230,10 @@ export function removeImage(root: string, ref: string, force = false): RemoveRes
 
 /** `image prune`: images without a tag that no container uses, then layers no image uses. */
 export function pruneImages(root: string): RemoveResult {
+  return withRemoval(root, () => pruneImages_(root));
+}
+
+function pruneImages_(root: string): RemoveResult {
   const refs = readRefs(root);
   const tagged = new Set(Object.values(refs));
   const users = imageUsers(root);
