@@ -34,6 +34,7 @@ export const runArgs = {
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
   "read-only": { type: "boolean", description: "an image container's overlayfs without an upper directory: its root filesystem cannot be written" },
   entrypoint: { type: "string", valueHint: "CMD", description: "the program to run, before the command's words (replaces an image's Entrypoint and drops its Cmd)" },
+  // Options of features that are not built yet: rejected with a clear error, never ignored.
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "run in a user namespace with this uid map (repeatable; the gid map defaults to it)" },
   gidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "gid map of the user namespace (repeatable; defaults to the uid map)" },
   userns: { type: "string", valueHint: "auto|host", description: "auto: a user namespace with a free range of 65536 ids; host: none (default)" },
