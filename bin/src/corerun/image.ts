@@ -29,13 +29,13 @@ export interface ImageRun {
  * its WorkingDir and User are used unless -w and --user are given.
  */
 export function imageRun(ctx: Pick<ToolContext, "values" | "tail"> & { flags?: Record<string, boolean> }, root: string, mode: { rootless: boolean }): ImageRun | undefined {
-  const word = ctx.tail[0];
-  const id = ctx.values.rootfs?.length || word === undefined || /^[/.]/.test(word) ? undefined : findImage(root, word);
-  if (id === undefined) {
+  const first = ctx.tail[0];
+  const word = !ctx.values.rootfs?.length && first !== undefined && !/^[/.]/.test(first) ? first : undefined;
+  const id = word === undefined ? undefined : findImage(root, word);
+  if (word === undefined || id === undefined) {
     if (ctx.flags?.["read-only"]) throw new UsageError("--read-only is built for image containers only so far (an overlayfs without an upper directory); run an image, or leave it out");
     return undefined;
   }
-  if (!word) return undefined;
   if (mode.rootless) throw new UsageError(`image ${word}: images need root for now (the overlayfs and the store's whiteout devices); run as root, or give --rootfs DIR`);
   const { record, config } = readImage(root, id);
   const exec = config.config ?? {};
