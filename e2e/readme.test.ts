@@ -83,6 +83,20 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.match(r.stderr, /unshare: unshare\(0x10000000\): Operation not permitted/);
   });
 
+  test("the images example: import, a container on its own overlayfs, export, rm, import again", () => {
+    const r = bash(readmeBlock("images"));
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.ok(lines.includes("Loaded image: busybox:latest"), r.stdout);
+    assert.ok(lines.includes("written"));
+    assert.ok(lines.includes("not in a second container"));
+    const id = lines.find((l) => /^sha256:[0-9a-f]{64}$/.test(l));
+    assert.ok(id && lines.includes(`Deleted: ${id}`), "the exported id is the one rm deleted");
+    assert.match(r.stdout, /^busybox\s+latest\s+[0-9a-f]{12}\s/m);
+    assert.equal(lines.filter((l) => l === "Loaded image: busybox:latest").length, 2, "the export comes back under its name");
+    assert.ok(r.stdout.includes(id!.slice(7, 19)), "with the same id");
+  });
+
   test("the corerun-ns examples", () => {
     const r = bash(readmeBlock("corerun-ns"));
     assert.equal(r.code, 0, r.stderr);
@@ -139,9 +153,10 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(processesWith(marker), []);
   });
 
-  for (const name of ["corerun", "corerun-ns", "corerun-mount", "corerun-exec", "corerun-cgroup", "corerun-net"]) {
+  for (const name of ["corerun", "corerun image", "corerun image import", "corerun commit", "corerun-ns", "corerun-mount", "corerun-exec", "corerun-cgroup", "corerun-net"]) {
     test(`${name} --help`, () => {
-      const r = tool(name, ["--help"]);
+      const [bin, ...sub] = name.split(" ");
+      const r = tool(bin!, [...sub, "--help"]);
       assert.equal(r.code, 0);
       assert.match(r.stdout, new RegExp(`^Usage: ${name} `));
       assert.match(r.stdout, /Options:/);

@@ -20,8 +20,9 @@ fi
 # busybox-static: the default rootfs and test containers; iproute2 and nftables: networking and
 # its tests; util-linux: setpriv and runuser for the tests that run as an unprivileged user;
 # uidmap: newuidmap/newgidmap, which map /etc/subuid ranges for rootless containers;
-# libseccomp2: compiles seccomp profiles into the filters containers run under.
-packages=(busybox-static iproute2 nftables util-linux uidmap libseccomp2)
+# libseccomp2: compiles seccomp profiles into the filters containers run under; zstd:
+# zstd-compressed image layers (Node 20's zlib has no zstd).
+packages=(busybox-static iproute2 nftables util-linux uidmap libseccomp2 zstd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,6 +17,7 @@ export const args = {
   "cap-add": { type: "string", valueHint: "CAP", description: "keep a capability beyond Docker's default set (repeatable; ALL keeps every one)" },
   "cap-drop": { type: "string", valueHint: "CAP", description: "drop a capability of Docker's default set (repeatable; ALL drops every one)" },
   "lo-up": { type: "boolean", description: "bring the loopback interface of its network namespace up" },
+  user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user: a name or uid, and a group name or gid (names from the container's /etc/passwd and /etc/group)" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "say ready on DIR/ready once loaded, then wait for go on DIR/go (FIFOs)" },
   oci: { type: "string", valueHint: "CONFIG", description: "take the process, hostname, sysctls and masked paths from an OCI config.json (no CMD then)" },
   keyring: { type: "string", valueHint: "NAME", description: "join a new session keyring NAME, so the container does not share its caller's keys" },
@@ -41,6 +42,8 @@ export interface ExecOptions {
   seccomp: { program: Buffer; flags: number } | undefined;
   noNewPrivs: boolean;
   unmasked: boolean;
+  /** --user as given; resolved against the container's /etc files once its root is in place. */
+  user: string | undefined;
   /** The capabilities the command keeps (its bounding set). */
   capabilities: number[];
   command: string[];
@@ -112,6 +115,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     mountCgroup: ctx.flags["mount-cgroup"] ?? false,
     syncDir: ctx.values["sync-dir"]?.at(-1),
     loUp: ctx.flags["lo-up"] ?? false,
+    user: ctx.values.user?.at(-1),
     capabilities: capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []),
     seccomp: seccompOption(ctx.values.seccomp?.at(-1), ctx.values["seccomp-flag"] ?? []),
     noNewPrivs: ctx.flags["no-new-privs"] ?? false,
@@ -126,11 +130,11 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
  * The container's environment: nothing from the host unless asked for, then Docker's defaults
  * (PATH, HOSTNAME, HOME) and the -e values, later ones winning.
  */
-export function containerEnv(opts: ExecOptions, hostname: string): string[] {
+export function containerEnv(opts: ExecOptions, hostname: string, home = "/root"): string[] {
   const env = new Map<string, string>([
     ["PATH", DEFAULT_PATH],
     ["HOSTNAME", hostname],
-    ["HOME", "/root"],
+    ["HOME", home],
   ]);
   for (const e of opts.env) {
     const eq = e.indexOf("=");

@@ -4,7 +4,9 @@ import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs } from "@corerun/cgroup";
 import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole } from "./oci.ts";
-import { lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, setHostname } from "./steps.ts";
+import {
+  lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, readEtc, resolveUser, setHostname, switchUser,
+} from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-exec",
@@ -16,6 +18,7 @@ export const tool = defineTool({
     "With --sync-dir DIR, corerun-exec opens the FIFOs DIR/go and DIR/ready first, writes\n{\"t\":\"ready\"} on ready once it has loaded everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo.",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
+    "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
     "The environment starts empty: PATH, HOSTNAME and HOME as Docker sets them, then -e values.\nEvery fd but 0-2 is closed on exec; 0-2 lose close-on-exec and O_NONBLOCK.",
     "--no-new-privs and --seccomp FILE come last, right before the exec, in that order: the\ncommand starts under the filter, and no syscall of corerun-exec's runs after it but execve.\nFILE is a compiled program (corerun compiles profiles with libseccomp and caches them under\nits state root); it is read at start, before the root moves.",
     "Exit status: CMD replaces corerun-exec; 125 when a step fails; 126 when CMD is not\nexecutable; 127 when it is not found.",
@@ -65,12 +68,18 @@ export const tool = defineTool({
       if (opts.mountProc && !opts.unmasked) maskProc(sys);
       const hostname = setHostname(sys, opts.hostname);
       enterWorkdir(opts.workdir);
-      const env = containerEnv(opts, hostname);
+      const creds = opts.user === undefined ? undefined : resolveUser(opts.user, readEtc("/etc/passwd"), readEtc("/etc/group"));
+      const env = containerEnv(opts, hostname, creds?.home);
       joinCgroup(sys, cgroupFds, opts.cgroupns);
       if (cgroupFs) mountCgroupTree(sys, cgroupFs, !opts.unmasked);
       prepareFds(sys);
       dropCapabilities(sys, opts.capabilities, lastCap);
-      return execCommand(sys, opts, env);
+      if (!creds) return execCommand(sys, opts, env);
+      // A user other than root loses CAP_SYS_ADMIN: the filter goes in first unless
+      // no_new_privs lets the kernel take it later (the same order as the OCI path above).
+      if (!opts.noNewPrivs) lockDown(sys, { noNewPrivs: false, seccomp: opts.seccomp });
+      switchUser(sys, creds);
+      return execCommand(sys, { ...opts, seccomp: opts.noNewPrivs ? opts.seccomp : undefined }, env);
     } catch (err) {
       // Before "ready", the error goes to the reader as data so that it is reported once.
       if (sync?.fail(errorLine(err), exitCodeForError(err))) process.exit(exitCodeForError(err));

@@ -9,6 +9,7 @@ export const args = {
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "wait for corerun-exec's ready on DIR/ready before pivot_root" },
   idmap: { type: "boolean", description: "idmap the rootfs (and volumes marked idmap) through PID's user namespace" },
+  "rootfs-mapped": { type: "boolean", description: "with --idmap, bind the rootfs as it is: it shows the user namespace's ids already (an image's overlayfs of idmapped layers)" },
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
   unmasked: { type: "boolean", description: "a read-write /sys without Docker's masks (what Docker's --privileged gives)" },
   "host-devices": { type: "boolean", description: "also bind every device node of the host's /dev into the container's /dev (Docker's --privileged)" },
@@ -33,6 +34,7 @@ export interface MountOptions {
   cgroupDirs: { name: string; dir: string }[];
   unmasked: boolean;
   hostDevices: boolean;
+  rootfsMapped?: boolean;
 }
 
 export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): MountOptions {
@@ -62,5 +64,6 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     }),
     unmasked: ctx.flags.unmasked ?? false,
     hostDevices: ctx.flags["host-devices"] ?? false,
+    rootfsMapped: ctx.flags["rootfs-mapped"] ?? false,
   };
 }

@@ -47,7 +47,7 @@ export const tool = defineTool({
       bindRootfs(sys, opts.rootfs, userns, { nodev: false });
       mountOciTree(sys, opts.rootfs, spec, opts.cgroupDirs);
     } else {
-      bindRootfs(sys, opts.rootfs, userns);
+      bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns);
       mountDev(sys, opts.rootfs);
       if (opts.hostDevices) bindHostDevices(sys, opts.rootfs);
       mountSys(sys, opts.rootfs, opts.unmasked);

@@ -91,7 +91,8 @@ export function mountOciTree(sys: Syscall, rootfs: string, spec: Spec, cgroupDir
     const target = resolveInRoot(rootfs, d.path);
     mkdirSync(dirname(target), { recursive: true });
     try {
-      sys.mknod(target, d.type === "u" ? "c" : d.type, d.fileMode ?? 0o666, d.major ?? 0, d.minor ?? 0);
+      const kind = d.type === "b" ? 0o060000 : d.type === "p" ? 0o010000 : 0o020000;
+      sys.mknod(target, kind | ((d.fileMode ?? 0o666) & 0o7777), d.major ?? 0, d.minor ?? 0);
     } catch (err) {
       if (!isErrno(err, "EEXIST")) throw new Error(`linux.devices ${d.path}`, { cause: err });
     }

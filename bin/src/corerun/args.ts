@@ -10,6 +10,7 @@ import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet }
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
+import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -32,6 +33,9 @@ export const runArgs = {
   pids: { type: "string", alias: "p", valueHint: "N", description: "maximum number of processes" },
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
   ...securityArgs,
+  user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
+  "read-only": { type: "boolean", description: "an image container's overlayfs without an upper directory: its root filesystem cannot be written" },
+  entrypoint: { type: "string", valueHint: "CMD", description: "the program to run, before the command's words (replaces an image's Entrypoint and drops its Cmd)" },
   // Options of features that are not built yet: rejected with a clear error, never ignored.
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "run in a user namespace with this uid map (repeatable; the gid map defaults to it)" },
   gidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "gid map of the user namespace (repeatable; defaults to the uid map)" },
@@ -70,6 +74,10 @@ export interface RunConfig {
   cgroupParent: string;
   root: string;
   printScript: boolean;
+  /** The image whose layers make the rootfs (an overlayfs made when the container is created). */
+  image?: ImageRun["image"] | undefined;
+  /** --user, or the image's User. */
+  user?: string | undefined;
 }
 
 /** The repository's own build of the busybox rootfs, the default for a demo. */
@@ -177,25 +185,30 @@ function hasCommand(name: string): boolean {
 export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env, uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0): RunConfig {
   const isRootless = uid !== 0;
   const userns = isRootless ? rootless(ctx, uid, gid) : parseUserns(ctx);
+  const root = stateRoot(ctx.values.root?.at(-1), env, uid);
+  const img = imageRun(ctx, root, { rootless: isRootless });
   const given = ctx.values.rootfs?.at(-1);
-  if (given === undefined && !existsSync(defaultRootfs())) {
+  if (!img && given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
   }
-  const rootfs = checkRootfs(given ?? defaultRootfs());
-  if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun [options] CMD [ARGS...]");
+  if (img && ctx.flags["print-script"]) throw new UsageError(`--print-script does not print image containers yet (their overlayfs); give --rootfs DIR`);
+  // An image container's rootfs is its overlayfs, made with its state (createState).
+  const rootfs = img ? "" : checkRootfs(given ?? defaultRootfs());
+  const command = img ? img.command : withEntrypoint(ctx, ctx.tail);
+  if (command.length === 0) throw new UsageError("no command given; usage: corerun [options] CMD [ARGS...] or corerun [options] IMAGE [CMD...]");
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
-  const vars = parseEnvVars(ctx.values.env ?? [], env);
-  const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
+  const vars = parseEnvVars([...(img?.env ?? []), ...(ctx.values.env ?? [])], env);
+  const workdir = checkWorkdir(ctx.values.workdir?.at(-1) ?? img?.workdir);
   const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
-  const root = stateRoot(ctx.values.root?.at(-1), env, uid);
   capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []);
   const path = vars.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
-  findCommand(rootfs, ctx.tail[0]!, path);
+  // An image's command is looked up by corerun-exec in the merged tree (127 when missing).
+  if (!img) findCommand(rootfs, command[0]!, path);
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);
   return {
     rootfs,
-    command: ctx.tail,
+    command,
     hostname,
     env: vars,
     workdir,
@@ -211,5 +224,6 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     cgroupParent: normalizeParent(ctx.values["cgroup-parent"]?.at(-1) ?? "corerun"),
     root,
     printScript: ctx.flags["print-script"] ?? false,
+    ...imageAndUser(ctx, img),
   };
 }

@@ -8,6 +8,7 @@ import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from 
 import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import { seccompCommand } from "./security.ts";
+import { commitTool, imageTool } from "./image.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
@@ -175,25 +176,28 @@ const ps = defineTool({
 const runTool_ = defineTool({
   name: "corerun",
   description: "Run a command in a new container: its own namespaces, root filesystem, /dev, /proc and /sys.",
-  usage: "[run] [options] [--] CMD [ARGS...]",
+  usage: "[run] [options] [--] CMD [ARGS...] | [run] [options] IMAGE [CMD [ARGS...]]",
   args: runArgs,
   tail: "command",
   notes: [
     "corerun chains its tools: the cgroup (corerun-cgroup) and the first process in new namespaces\n(corerun-ns), made in-process with their libraries; corerun-net (network, /etc files) and\ncorerun-mount (filesystem tree, pivot_root) as processes; then corerun-exec (/proc, cgroup,\nhostname, capabilities, exec CMD). --print-script prints the chain as a script of the tools.",
     "Exit status: CMD's own; 128+N when CMD died of signal N; 125 when corerun fails;\n126 when CMD cannot be executed; 127 when CMD is not found.",
+    "IMAGE: without --rootfs, a first word that names an image of the store (corerun image ls)\nruns that image on an overlayfs of its own, with its Entrypoint, Cmd, Env, WorkingDir and\nUser; words after it replace Cmd. A word starting with / or . is always a command.",
   ],
   examples: [
     "sudo corerun --rootfs ./rootfs --hostname demo /bin/sh -c 'hostname; echo $$; ls /'",
     "sudo corerun -v /srv/data:/data:ro --network host /bin/ls /data",
     "corerun --print-script --hostname demo /bin/true > steps.sh",
+    "sudo corerun run --network none busybox:latest sh -c 'echo from an image'",
   ],
   subCommands: {},
   run,
 });
 
-const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...]", subCommands: undefined };
+const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...] | [options] IMAGE [CMD [ARGS...]]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
   run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
+  image: imageTool, commit: commitTool,
 };
 runTool_.subCommands = subCommands;
 

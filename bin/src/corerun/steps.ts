@@ -19,6 +19,7 @@ import {
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
 import { securityExecArgs, securityMountArgs } from "./security.ts";
+import { mountImage, unmountImage } from "./image.ts";
 
 /** The bundled tools sit next to corerun's own bundle. */
 const DIST = dirname(process.argv[1] ?? ".");
@@ -71,12 +72,18 @@ export function createState(cfg: RunConfig): Container {
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
     return { ...createContainer(cfg.root, { ...config, userns }, { owner }), userns };
   });
+  const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
+  try {
+    if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path }, userns, targets);
+  } catch (err) {
+    teardown(cfg.root, id, path);
+    throw err;
+  }
   sys.mkfifo(readyPath(dir), 0o600);
   sys.mkfifo(goPath(dir), 0o600);
   mkdirSync(join(dir, "etc"));
   for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
   if (userns) handToContainerRoot(cfg.root, dir, userns);
-  const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
   const missing = missingMountPoints(cfg.rootfs, targets);
   const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
   const held = claimCreatedPaths(cfg.root, id, missing, wanted);
@@ -174,14 +181,14 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
     "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns", "--mount-cgroup",
     ...(cfg.network.mode === "none" ? ["--lo-up"] : []),
     ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]), ...securityExecArgs(cfg.security),
-    ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, "--", ...cfg.command,
+    ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, ...(cfg.user === undefined ? [] : ["--user", cfg.user]), "--", ...cfg.command,
   ];
 }
 
 export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): string[] {
   const volumes = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes)];
   const spec = (v: VolumeSpec) => `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}${v.idmap ? ",idmap" : ""}`;
-  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), ...securityMountArgs(cfg.security), "--proc", "--sync-dir", dir];
+  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), ...(cfg.userns && cfg.image ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), "--proc", "--sync-dir", dir];
 }
 
 /** corerun-net setup's options for a bridge container. */
@@ -383,6 +390,7 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
     step("mount points", () => {
       for (const m of releaseCreatedPaths(root, id, s.mountPoints ?? [])) removeCreatedPath(m);
     });
+    if (s.image) step("image rootfs", () => unmountImage(root, id, s.image!));
   }
   if (!failures.length) step("state", () => removeContainer(root, id));
   return failures;

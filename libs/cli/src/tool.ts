@@ -88,13 +88,17 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
   let log = createLogger(spec.name);
   let code: number;
   try {
-    const sub = spec.subCommands && argv[0] !== undefined && Object.hasOwn(spec.subCommands, argv[0]) ? spec.subCommands[argv[0]] : undefined;
-    const active = sub ?? spec;
-    const words = sub ? argv.slice(1) : argv;
+    // Subcommands nest (`corerun image ls`): each word that names one descends a level.
+    let active = spec;
+    let words = argv;
+    while (active.subCommands && words[0] !== undefined && Object.hasOwn(active.subCommands, words[0])) {
+      active = active.subCommands[words[0]]!;
+      words = words.slice(1);
+    }
     const split = splitArgv(words, { ...active.args, ...COMMON_ARGS }, { tail: active.tail, optionalValues: { log: ["true", "false"] } });
     if (split.help || !active.run) {
       process.stdout.write(helpText(active));
-      if (!split.help && !active.run && words.length) throw new UsageError(`unknown command "${argv[0]}"; see --help`);
+      if (!split.help && !active.run && words.length) throw new UsageError(`unknown command "${words[0]}"; see --help`);
       process.exit(split.help || !words.length ? 0 : 125);
     }
     log = createLogger(spec.name, logLevel({ log: split.values.log?.at(-1), logLevel: split.values["log-level"]?.at(-1) }));

@@ -116,6 +116,14 @@ export const State = v.object({
    * they are created and removed again (when still empty) when the container ends.
    */
   mountPoints: v.optional(v.array(v.object({ path: v.string(), kind: v.picklist(["dir", "file"]) })), []),
+  /**
+   * A container of an image: its overlayfs, recorded before it is mounted. `target` is the merged
+   * tree (the rootfs), `lower` the store's layer directories, top first; `upper` and `work` are
+   * the container's own (absent with --read-only). All of it goes with the container.
+   */
+  image: v.optional(v.object({
+    id: v.string(), ref: v.string(), target: v.string(), lower: v.array(v.string()), upper: v.optional(v.string()), work: v.optional(v.string()),
+  })),
 });
 export type State = v.InferOutput<typeof State>;
 

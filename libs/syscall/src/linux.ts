@@ -1,6 +1,7 @@
 import { check, fn, nativeFn, nr, struct } from "./_libc.ts";
 import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_GETFD, F_GETFL, F_SETFD, F_SETFL, P_PID } from "./constants.ts";
 import type { Syscall, WaitResult } from "./types.ts";
+import { isErrno } from "./error.ts";
 
 /** The raw entry point, for calls glibc has no wrapper for. */
 const SYSCALL = "long syscall(long number, ...)";
@@ -120,6 +121,31 @@ export const linuxSyscall: Syscall = {
   setresuid(uid) {
     check(fn("int setresuid(unsigned int r, unsigned int e, unsigned int s)")(uid, uid, uid), "setresuid", `uid ${uid}`);
   },
+  setresgid(gid) {
+    check(fn("int setresgid(unsigned int r, unsigned int e, unsigned int s)")(gid, gid, gid), "setresgid", `gid ${gid}`);
+  },
+  setgroups(gids) {
+    check(fn("int setgroups(size_t size, const unsigned int *list)")(gids.length, Uint32Array.from(gids)), "setgroups", `groups ${gids.join(",")}`);
+  },
+  mknod(path, mode, major, minor) {
+    // dev_t as glibc's makedev() builds it.
+    const dev = (BigInt(major & 0xfff) << 8n) | BigInt(minor & 0xff) | (BigInt(minor & ~0xff) << 12n) | (BigInt(major & ~0xfff) << 32n);
+    check(fn("int mknod(const char *path, unsigned int mode, uint64_t dev)")(path, mode, dev), "mknod", path);
+  },
+  lsetxattr(path, name, value) {
+    const data = Buffer.from(value);
+    check(fn("int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)")(path, name, data, data.length, 0), "lsetxattr", `${path} ${name}`);
+  },
+  lgetxattr(path, name) {
+    const buf = Buffer.alloc(256);
+    try {
+      const n = check(fn("long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)")(path, name, buf, buf.length), "lgetxattr", `${path} ${name}`);
+      return buf.subarray(0, n).toString();
+    } catch (err) {
+      if (isErrno(err, "ENODATA")) return undefined;
+      throw err;
+    }
+  },
   cloneExec(flags, path, argv, envp, opts = {}) {
     const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd)");
     const { sync, join } = opts;
@@ -152,12 +178,6 @@ export const linuxSyscall: Syscall = {
     }
     check(fn("int sigprocmask(int how, const uint8_t *set, uint8_t *oldset)")(2 /* SIG_SETMASK */, Buffer.alloc(128), null), "sigprocmask");
   },
-  setresgid(gid) {
-    check(fn("int setresgid(unsigned int r, unsigned int e, unsigned int s)")(gid, gid, gid), "setresgid", `gid ${gid}`);
-  },
-  setgroups(gids) {
-    check(fn("int setgroups(size_t size, const uint32_t *list)")(gids.length, Uint32Array.from(gids)), "setgroups");
-  },
   setrlimit(resource, soft, hard, pid = 0) {
     // struct rlimit64 { u64 cur, max }; RLIM_INFINITY is ~0.
     const lim = Buffer.alloc(16);
@@ -183,12 +203,6 @@ export const linuxSyscall: Syscall = {
   },
   joinSessionKeyring(name) {
     check(fn(SYSCALL)(nr("keyctl"), "int", 1 /* KEYCTL_JOIN_SESSION_KEYRING */, "const char *", name), "keyctl", name);
-  },
-  mknod(path, type, mode, major, minor) {
-    const kind = type === "c" ? 0o020000 : type === "b" ? 0o060000 : 0o010000;
-    // makedev() of glibc: the major's low 12 bits at 8, the minor's low 8 bits at 0, the rest above.
-    const dev = ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(major) & ~0xfffn) << 32n) | (BigInt(minor) & 0xffn) | ((BigInt(minor) & ~0xffn) << 12n);
-    check(fn("int mknod(const char *path, unsigned int mode, uint64_t dev)")(path, kind | (mode & 0o7777), dev), "mknod", path);
   },
   enterExec(o) {
     const enter = nativeFn(

@@ -60,12 +60,18 @@ export interface Syscall {
    * The kernel takes it without no_new_privs only from a process with CAP_SYS_ADMIN.
    */
   seccompFilter(program: Uint8Array, flags: number): void;
+  /** lsetxattr(2): an extended attribute of a path, not followed through a symlink. */
+  lsetxattr(path: string, name: string, value: string): void;
+  /** lgetxattr(2): the attribute's value, or undefined when the path has none (ENODATA). */
+  lgetxattr(path: string, name: string): string | undefined;
   /** Default disposition for every signal and an empty mask, for the process about to exec. */
   resetSignals(): void;
   // Credentials and limits of the process about to exec (glibc's wrappers apply them to every
   // thread of a Node process, which is what a later execve from any thread needs).
   setresgid(gid: number): void;
   setgroups(gids: readonly number[]): void;
+  /** mknod(2): mode carries the type (S_IFCHR, S_IFBLK, S_IFIFO); overlayfs whiteouts are character devices 0/0. */
+  mknod(path: string, mode: number, major: number, minor: number): void;
   /** prlimit(2) on the calling process (or pid); values above 2^53 mean unlimited. */
   setrlimit(resource: number, soft: number, hard: number, pid?: number): void;
   /** capset(2) of the calling thread's effective, permitted and inheritable sets. */
@@ -73,8 +79,6 @@ export interface Syscall {
   setdomainname(name: string): void;
   /** A new anonymous session keyring (keyctl JOIN_SESSION_KEYRING), as runc gives each container. */
   joinSessionKeyring(name: string): void;
-  /** mknod(2): type "c" or "b" with major/minor, or "p" for a FIFO. */
-  mknod(path: string, type: "c" | "b" | "p", mode: number, major: number, minor: number): void;
   /**
    * The native helper's exec into a running container: a child that waits on sync, joins
    * nsFlags of pidfd's process, takes ttyFd as its controlling terminal and stdio, changes to

@@ -1,0 +1,59 @@
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { imageRun, withEntrypoint } from "./image.ts";
+
+const root = mkdtempSync(join(tmpdir(), "corerun-image-test-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+/** A store with one image, written as the import writes it. */
+function addImage(ref: string, config: Record<string, unknown>): string {
+  const diff = `sha256:${"b".repeat(64)}`;
+  const text = JSON.stringify({ architecture: "amd64", os: "linux", config, rootfs: { type: "layers", diff_ids: [diff] } });
+  const id = `sha256:${createHash("sha256").update(text).digest("hex")}`;
+  const dir = join(root, "images/sha256", id.slice(7));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "config.json"), text);
+  writeFileSync(join(dir, "image.json"), JSON.stringify({ id, imported: "now", layers: [diff] }));
+  writeFileSync(join(root, "images/refs.json"), JSON.stringify({ [ref]: id }));
+  return id;
+}
+
+const ctx = (tail: string[], values: Record<string, string[]> = {}, flags: Record<string, boolean> = {}) => ({ tail, values, flags });
+
+describe("imageRun", () => {
+  const id = addImage("app:latest", { Entrypoint: ["/bin/app"], Cmd: ["--serve"], Env: ["A=1"], WorkingDir: "/srv", User: "app" });
+
+  test("a word naming an image runs it: Entrypoint + Cmd, Env, WorkingDir, User, its layers top first", () => {
+    const r = imageRun(ctx(["app"]), root, { rootless: false });
+    assert.deepEqual(r?.command, ["/bin/app", "--serve"]);
+    assert.deepEqual(r?.env, ["A=1"]);
+    assert.equal(r?.workdir, "/srv");
+    assert.equal(r?.user, "app");
+    assert.equal(r?.image.id, id);
+    assert.deepEqual(r?.image.lower, [join(root, "layers/sha256", "b".repeat(64), "diff")]);
+    assert.equal(imageRun(ctx([id.slice(7, 15)]), root, { rootless: false })?.image.id, id, "an id prefix names it too");
+  });
+  test("words after the image replace Cmd; --entrypoint replaces Entrypoint and drops Cmd", () => {
+    assert.deepEqual(imageRun(ctx(["app", "--debug"]), root, { rootless: false })?.command, ["/bin/app", "--debug"]);
+    assert.deepEqual(imageRun(ctx(["app"], { entrypoint: ["/bin/sh"] }), root, { rootless: false })?.command, ["/bin/sh"]);
+    assert.deepEqual(imageRun(ctx(["app", "-c", "x"], { entrypoint: ["/bin/sh"] }), root, { rootless: false })?.command, ["/bin/sh", "-c", "x"]);
+    assert.deepEqual(imageRun(ctx(["app", "ls"], { entrypoint: [""] }), root, { rootless: false })?.command, ["ls"]);
+  });
+  test("a path, an unknown word, or --rootfs means a command", () => {
+    assert.equal(imageRun(ctx(["/bin/app"]), root, { rootless: false }), undefined);
+    assert.equal(imageRun(ctx(["./app"]), root, { rootless: false }), undefined);
+    assert.equal(imageRun(ctx(["sh"]), root, { rootless: false }), undefined);
+    assert.equal(imageRun(ctx(["app"], { rootfs: ["/r"] }), root, { rootless: false }), undefined);
+    assert.deepEqual(withEntrypoint({ values: { entrypoint: ["/bin/sh"] } }, ["-c", "x"]), ["/bin/sh", "-c", "x"]);
+  });
+  test("refusals: --read-only without an image, an image run rootless, an image with nothing to run", () => {
+    assert.throws(() => imageRun(ctx(["sh"], {}, { "read-only": true }), root, { rootless: false }), /--read-only is built for image containers only/);
+    assert.throws(() => imageRun(ctx(["app"]), root, { rootless: true }), /^UsageError: image app: images need root for now/);
+    addImage("empty:1", {});
+    assert.throws(() => imageRun(ctx(["empty:1"]), root, { rootless: false }), /image empty:1 has no Entrypoint or Cmd; give a command/);
+  });
+});

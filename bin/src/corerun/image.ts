@@ -1,0 +1,433 @@
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { defineTool, printJson, UsageError, type ToolContext, type ToolSpec } from "@corerun/cli";
+import {
+  commitImage, exportImage, findImage, importImage, imageUsers, layerDiff, listImageIds, pruneImages, readImage, readLayer, readRefs, removeImage,
+  requireImage, storePaths, tagImage, tagsOf, withImageInUse, withStoreLock, type ImportEvent, type RemoveResult,
+} from "@corerun/image";
+import { containerDir, hostIdOf, idMapText, readStates, stateRoot, updateState, type IdRange, type State } from "@corerun/state";
+import { isErrno, linuxSyscall as sys, MNT_DETACH, MOUNT_ATTR_IDMAP, startInNamespaces, WEXITED } from "@corerun/syscall";
+import { missingMountPoints, type VolumeSpec } from "@corerun/rootfs";
+import type { ArgsDef } from "citty";
+
+/** What `corerun run IMAGE` takes from the image, merged with the flags as Docker does. */
+export interface ImageRun {
+  /** readOnly: --read-only, no upper directory. */
+  image: { id: string; ref: string; lower: string[]; readOnly: boolean };
+  command: string[];
+  env: string[];
+  workdir: string | undefined;
+  user: string | undefined;
+}
+
+/**
+ * Whether `corerun run WORD …` runs an image, and with what. WORD names an image when no
+ * --rootfs is given, it does not start with / or . (a path is always a command), and the store
+ * has an image of that reference or id; otherwise it is a command on --rootfs or the default
+ * rootfs, as before. The image's Entrypoint and Cmd make the command: words after the image
+ * replace Cmd, --entrypoint replaces Entrypoint and drops Cmd; its Env comes before -e values,
+ * its WorkingDir and User are used unless -w and --user are given.
+ */
+export function imageRun(ctx: Pick<ToolContext, "values" | "tail"> & { flags?: Record<string, boolean> }, root: string, mode: { rootless: boolean }): ImageRun | undefined {
+  const first = ctx.tail[0];
+  const word = !ctx.values.rootfs?.length && first !== undefined && !/^[/.]/.test(first) ? first : undefined;
+  const id = word === undefined ? undefined : findImage(root, word);
+  if (word === undefined || id === undefined) {
+    if (ctx.flags?.["read-only"]) throw new UsageError("--read-only is built for image containers only so far (an overlayfs without an upper directory); run an image, or leave it out");
+    return undefined;
+  }
+  if (mode.rootless) throw new UsageError(`image ${word}: images need root for now (the overlayfs and the store's whiteout devices); run as root, or give --rootfs DIR`);
+  const { record, config } = readImage(root, id);
+  const exec = config.config ?? {};
+  const ep = ctx.values.entrypoint?.at(-1);
+  const entrypoint = ep !== undefined ? (ep === "" ? [] : [ep]) : (exec.Entrypoint ?? []);
+  const args = ctx.tail.length > 1 ? ctx.tail.slice(1) : ep !== undefined ? [] : (exec.Cmd ?? []);
+  const command = [...entrypoint, ...args];
+  if (!command.length) throw new UsageError(`image ${word} has no Entrypoint or Cmd; give a command: corerun run ${word} CMD [ARGS...]`);
+  return {
+    image: { id, ref: word, lower: [...record.layers].reverse().map((d) => layerDiff(root, d)), readOnly: ctx.flags?.["read-only"] ?? false },
+    command,
+    env: exec.Env ?? [],
+    workdir: exec.WorkingDir || undefined,
+    user: exec.User || undefined,
+  };
+}
+
+/** RunConfig's image and user, present only when there are some. */
+export function imageAndUser(ctx: Pick<ToolContext, "values">, img: ImageRun | undefined): { image?: ImageRun["image"]; user?: string } {
+  const user = ctx.values.user?.at(-1) ?? img?.user;
+  return { ...(img ? { image: img.image } : {}), ...(user !== undefined ? { user } : {}) };
+}
+
+/** The command of a --rootfs container: --entrypoint, when given, goes first. */
+export function withEntrypoint(ctx: Pick<ToolContext, "values">, tail: string[]): string[] {
+  const ep = ctx.values.entrypoint?.at(-1);
+  return ep ? [ep, ...tail] : tail;
+}
+
+/** The page the kernel copies mount options into: lowerdir= must fit in it. */
+const MOUNT_DATA_MAX = 4095;
+
+/**
+ * The container's own overlayfs: the image's layers as read-only lowers, an upper and a work
+ * directory of its own under its state directory, merged at ROOT/ID/rootfs, which becomes its
+ * rootfs. Recorded in the state before anything is made, so that teardown and `corerun cleanup`
+ * find it after a crash. Returns the merged directory.
+ *
+ * In a user namespace the overlayfs itself cannot be idmapped (mount_setattr refuses it with
+ * EINVAL), but its layers can (Linux 5.19+): each lower is an idmapped mount of the store's
+ * layer at ROOT/ID/lower/N, through a user namespace with the container's maps, so that files
+ * of host root show as container root's; the upper directory belongs to container root.
+ */
+export function mountImage(
+  root: string, image: ImageRun["image"], c: { dir: string; path: string }, userns: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined,
+  targets: readonly (VolumeSpec & { kind?: "dir" | "file" })[],
+): string {
+  return withImageInUse(root, image.id, image.ref, () => mountImage_(root, image, c, userns, targets));
+}
+
+function mountImage_(
+  root: string, image: ImageRun["image"], c: { dir: string; path: string }, userns: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined,
+  targets: readonly (VolumeSpec & { kind?: "dir" | "file" })[],
+): string {
+  const target = join(c.dir, "rootfs");
+  const upper = image.readOnly ? undefined : join(c.dir, "upper");
+  const work = image.readOnly ? undefined : join(c.dir, "work");
+  const init = image.readOnly ? join(c.dir, "init") : undefined;
+  const layers = userns ? image.lower.map((_, i) => join(c.dir, "lower", String(i))) : image.lower;
+  const lower = init ? [init, ...layers] : layers;
+  const { id, ref } = image;
+  updateState(c.path, (s) => ({ image: { id, ref, lower, target, upper, work }, config: { ...s.config, rootfs: target } }));
+  for (const d of [target, upper, work, init]) if (d) mkdirSync(d, { mode: 0o755 });
+  if (userns) {
+    const uid = hostIdOf(userns.uidMap, 0);
+    const gid = hostIdOf(userns.gidMap, 0);
+    if (uid === undefined || gid === undefined) throw new UsageError(`image ${image.ref}: the user namespace maps no host id to container root; map container id 0`);
+    if (upper) chownSync(upper, uid, gid);
+    idmapLayers(image, layers, userns);
+  }
+  // Relative paths: every lower of a deep image fits in the one page of mount options.
+  const base = userns ? c.dir : storePaths(root).layers;
+  const mount = (options: string) => {
+    const data = `lowerdir=${lower.map((l) => relative(base, l)).join(":")}${options}`;
+    if (data.length > MOUNT_DATA_MAX) throw new UsageError(`image ${image.ref} has ${image.lower.length} layers, more than one overlayfs mount can take here; flatten it (corerun commit of a container, or fewer layers)`);
+    const cwd = process.cwd();
+    process.chdir(base);
+    try {
+      sys.mount("overlay", target, "overlay", 0, data);
+    } finally {
+      process.chdir(cwd);
+    }
+  };
+  if (init) {
+    // Without an upper nothing can be created in the tree, so the mount points corerun needs and
+    // the image lacks go into a small layer of the container's own, on top: found through a
+    // first mount, made in the layer, then mounted again.
+    mount("");
+    let missing: ReturnType<typeof missingMountPoints>;
+    try {
+      missing = missingMountPoints(target, targets);
+    } finally {
+      sys.umount2(target, MNT_DETACH);
+    }
+    for (const m of missing) {
+      const p = join(init, relative(target, m.path));
+      if (m.kind === "dir") mkdirSync(p, { recursive: true, mode: 0o755 });
+      else {
+        mkdirSync(dirname(p), { recursive: true, mode: 0o755 });
+        writeFileSync(p, "", { mode: 0o644 });
+      }
+    }
+    mount("");
+  } else mount(`,upperdir=${upper},workdir=${work}`);
+  return target;
+}
+
+/** Each layer of the store, idmapped through a user namespace with the container's maps, at its lower path. */
+function idmapLayers(image: ImageRun["image"], lower: string[], userns: { uidMap: IdRange[]; gidMap: IdRange[] }): void {
+  const ns = usernsWithMaps(userns);
+  try {
+    for (const [i, layer] of image.lower.entries()) {
+      mkdirSync(lower[i]!, { recursive: true, mode: 0o755 });
+      const tree = sys.openTree(layer, false);
+      try {
+        try {
+          sys.mountSetattr("", MOUNT_ATTR_IDMAP, 0, false, { fd: tree, usernsFd: ns });
+        } catch (err) {
+          throw new Error(`image ${image.ref}: the kernel refuses to idmap its layer ${layer} (idmapped overlayfs layers need Linux 5.19 and a filesystem that supports idmapped mounts); run it without --userns/--uidmap`, { cause: err });
+        }
+        sys.moveMount(tree, lower[i]!);
+      } finally {
+        closeSync(tree);
+      }
+    }
+  } finally {
+    closeSync(ns);
+  }
+}
+
+/**
+ * A user namespace with these maps, as an fd: its process is killed before it runs anything (the
+ * namespace lives on through the fd). Node cannot create one itself; the native helper can.
+ */
+function usernsWithMaps(userns: { uidMap: IdRange[]; gidMap: IdRange[] }): number {
+  let fd: number | undefined;
+  const pid = startInNamespaces(sys, {
+    flags: 0, path: "/bin/true", argv: ["true"], env: [],
+    userns: { uidMap: idMapText(userns.uidMap), gidMap: idMapText(userns.gidMap) },
+    prepare(p) {
+      fd = openSync(`/proc/${p}/ns/user`, "r");
+      sys.kill(p, 9);
+    },
+  });
+  sys.waitid(pid, WEXITED);
+  return fd!;
+}
+
+/**
+ * Teardown's step for an image container: the overlayfs goes (detached: the container's own
+ * mount namespace may still hold a reference while its last process dies), then its idmapped
+ * lowers, then the upper and work directories. Only paths inside the container's own state
+ * directory are unmounted or removed.
+ */
+export function unmountImage(root: string, id: string, image: NonNullable<State["image"]>): void {
+  const own = containerDir(root, id);
+  for (const p of [image.target, image.upper, image.work]) {
+    if (p !== undefined && dirname(resolve(p)) !== own) throw new Error(`state of ${id} names ${p} for its overlayfs, outside ${own}; left alone`);
+  }
+  const ownLowers = image.lower.filter((l) => dirname(dirname(resolve(l))) === own);
+  for (const m of [image.target, ...ownLowers]) {
+    try {
+      sys.umount2(m, MNT_DETACH);
+    } catch (err) {
+      // EINVAL: not mounted (the crash came before the mount); ENOENT: gone already.
+      if (!isErrno(err, "EINVAL", "ENOENT")) throw err;
+    }
+  }
+  for (const l of ownLowers) if (existsSync(l)) rmdirSync(l);
+  if (existsSync(join(own, "lower"))) rmdirSync(join(own, "lower"));
+  // --read-only: the container's own layer of mount points.
+  rmSync(join(own, "init"), { recursive: true, force: true });
+  for (const d of [image.upper, image.work]) if (d) rmSync(d, { recursive: true, force: true });
+  if (existsSync(image.target)) rmdirSync(image.target);
+}
+
+const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory, which holds the store (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;
+const rootOf = (ctx: ToolContext) => stateRoot(ctx.values.root?.at(-1));
+const short = (id: string) => id.slice(7, 19);
+
+function humanSize(n: number): string {
+  const units = ["B", "kB", "MB", "GB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${i ? n.toFixed(n < 10 ? 2 : 1) : n} ${units[i]}`;
+}
+
+/**
+ * Progress of an import on stdout, beside its result (as `docker load` does; stderr keeps only
+ * errors): on a terminal a bar per layer that redraws in place, otherwise one plain line per layer.
+ */
+export function progress(stream: NodeJS.WriteStream = process.stdout): (e: ImportEvent) => void {
+  const tty = stream.isTTY === true;
+  let current = "";
+  const bar = (done: number, total: number) => {
+    const width = 30;
+    const filled = total > 0 ? Math.min(width, Math.round((done / total) * width)) : width;
+    return `[${"=".repeat(Math.max(0, filled - 1))}${filled ? ">" : ""}${" ".repeat(width - filled)}] ${humanSize(done)}/${humanSize(total)}`;
+  };
+  return (e) => {
+    if (e.t === "image") return;
+    if (e.t === "bytes") {
+      if (tty) stream.write(`\r\x1b[2K${current} ${bar(e.done, e.total)}`);
+      return;
+    }
+    current = `layer ${e.index + 1}/${e.count} ${e.diffId ? short(e.diffId) : ""}`.trimEnd();
+    if (e.status === "unpacking") {
+      if (tty) stream.write(`\r\x1b[2K${current} ${bar(0, e.size)}`);
+      return;
+    }
+    const what = e.status === "exists" ? "already in the store" : `${humanSize(e.size)} unpacked`;
+    stream.write(tty ? `\r\x1b[2K${current}: ${what}\n` : `${current}: ${what}\n`);
+  };
+}
+
+const importCmd = defineTool({
+  name: "corerun image import",
+  description: "Import an image: an OCI layout (directory or oci-archive tar), a docker-archive, or a rootfs tarball.",
+  usage: "[options] FILE|DIR",
+  args: { ...rootArg, name: { type: "string", valueHint: "NAME[:TAG]", description: "the reference the image gets (default: the archive's own; none for a rootfs tarball)" } },
+  tail: "command",
+  notes: [
+    "Every blob is checked against its digest, every layer unpacked once into ROOT/layers and\nshared by the images that have it; gzip and zstd layers; whiteouts as overlayfs reads them.\nEntries with absolute paths, .., or symlinks and hard links out of the layer are refused.",
+  ],
+  examples: ["sudo corerun image import busybox.tar", "sudo corerun image import --name alpine:3.20 alpine-minirootfs.tar.gz"],
+  async run(ctx) {
+    if (ctx.tail.length !== 1) throw new UsageError("give one FILE or DIR to import; usage: corerun image import [--name REF] FILE|DIR");
+    const input = resolve(ctx.tail[0]!);
+    const out = await importImage(rootOf(ctx), input, { name: ctx.values.name?.at(-1), onEvent: progress() });
+    for (const img of out) {
+      if (img.refs.length) for (const r of img.refs) process.stdout.write(`Loaded image: ${r}\n`);
+      else process.stdout.write(`Loaded image ID: ${img.id}\n`);
+    }
+    return 0;
+  },
+});
+
+const lsCmd = defineTool({
+  name: "corerun image ls",
+  description: "List the images of the store: reference, id, creation time, size of the layers' blobs.",
+  usage: "[options]",
+  args: { ...rootArg, json: { type: "boolean", description: "print a JSON array" } },
+  tail: "none",
+  run(ctx) {
+    const root = rootOf(ctx);
+    const refs = readRefs(root);
+    const images = listImageIds(root).map((id) => {
+      const { record, config } = readImage(root, id);
+      const size = record.layers.reduce((n, d) => n + readLayer(root, d).size, 0);
+      return { id, tags: tagsOf(refs, id), created: config.created ?? null, size, layers: record.layers.length };
+    });
+    if (ctx.flags.json) {
+      printJson(images);
+      return 0;
+    }
+    const rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]];
+    for (const img of images) {
+      const tags = img.tags.length ? img.tags : ["<none>:<none>"];
+      for (const t of tags) {
+        const colon = t.lastIndexOf(":");
+        rows.push([t.slice(0, colon), t.slice(colon + 1), short(img.id), img.created?.replace(/\.\d+Z$/, "Z") ?? "-", humanSize(img.size)]);
+      }
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 3);
+    for (const r of rows) process.stdout.write(`${r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("")}\n`);
+    return 0;
+  },
+});
+
+const inspectCmd = defineTool({
+  name: "corerun image inspect",
+  description: "Print images as JSON: id, references, config (Entrypoint, Cmd, Env, …), layers and where they are stored.",
+  usage: "[options] REF...",
+  args: rootArg,
+  tail: "command",
+  run(ctx) {
+    const root = rootOf(ctx);
+    if (!ctx.tail.length) throw new UsageError("name the images to inspect; see corerun image ls");
+    const refs = readRefs(root);
+    const users = imageUsers(root);
+    const out = ctx.tail.map((ref) => {
+      const id = requireImage(root, ref);
+      const { record, config } = readImage(root, id);
+      return {
+        Id: id, RepoTags: tagsOf(refs, id), Created: config.created ?? null, Architecture: config.architecture ?? null, Os: config.os ?? null,
+        Config: config.config ?? {}, RootFS: { Type: "layers", Layers: record.layers }, History: config.history ?? [],
+        LayerDirs: record.layers.map((d) => layerDiff(root, d)), Containers: users.get(id) ?? [],
+      };
+    });
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return 0;
+  },
+});
+
+function printRemoved(r: RemoveResult): void {
+  for (const t of r.untagged) process.stdout.write(`Untagged: ${t}\n`);
+  for (const id of r.deleted) process.stdout.write(`Deleted: ${id}\n`);
+  for (const l of r.layers) process.stdout.write(`Deleted layer: ${l}\n`);
+}
+
+const rmCmd = defineTool({
+  name: "corerun image rm",
+  description: "Remove images: a reference loses that tag (the image goes with its last one), an id removes the image; refused while a container uses it.",
+  usage: "[options] REF...",
+  args: { ...rootArg, force: { type: "boolean", alias: "f", description: "remove the image behind a tag with all its tags" } },
+  tail: "command",
+  async run(ctx) {
+    const root = rootOf(ctx);
+    if (!ctx.tail.length) throw new UsageError("name the images to remove; see corerun image ls");
+    await withStoreLock(root, () => {
+      for (const ref of ctx.tail) printRemoved(removeImage(root, ref, ctx.flags.force ?? false));
+    });
+    return 0;
+  },
+});
+
+const tagCmd = defineTool({
+  name: "corerun image tag",
+  description: "Give an image another reference, NAME[:TAG] (moved from the image that had it).",
+  usage: "[options] SOURCE TARGET",
+  args: rootArg,
+  tail: "command",
+  async run(ctx) {
+    const root = rootOf(ctx);
+    if (ctx.tail.length !== 2) throw new UsageError("usage: corerun image tag SOURCE TARGET (SOURCE a reference or id, TARGET NAME[:TAG])");
+    await withStoreLock(root, () => tagImage(root, ctx.tail[0]!, ctx.tail[1]!));
+    return 0;
+  },
+});
+
+const pruneCmd = defineTool({
+  name: "corerun image prune",
+  description: "Remove images that have no reference and no container, the layers no image uses, and what killed imports left.",
+  usage: "[options]",
+  args: rootArg,
+  tail: "none",
+  async run(ctx) {
+    const root = rootOf(ctx);
+    printRemoved(await withStoreLock(root, () => pruneImages(root)));
+    return 0;
+  },
+});
+
+const exportCmd = defineTool({
+  name: "corerun image export",
+  description: "Write an image as an OCI layout in a tar (oci-archive), which corerun image import, skopeo and podman load read.",
+  usage: "[options] REF FILE",
+  args: rootArg,
+  tail: "command",
+  async run(ctx) {
+    if (ctx.tail.length !== 2) throw new UsageError("usage: corerun image export REF FILE");
+    const file = resolve(ctx.tail[1]!);
+    if (!existsSync(dirname(file))) throw new UsageError(`${file}: its directory does not exist`);
+    const r = await exportImage(rootOf(ctx), ctx.tail[0]!, file);
+    process.stdout.write(`${r.id}\n`);
+    return 0;
+  },
+});
+
+export const imageTool: ToolSpec = defineTool({
+  name: "corerun image",
+  description: "Manage the images of the store: import, ls, inspect, rm, tag, prune, export.",
+  usage: "COMMAND [options]",
+  args: rootArg,
+  tail: "none",
+  examples: ["sudo corerun image import busybox-oci.tar", "sudo corerun image ls", "sudo corerun run busybox:latest echo hi"],
+  subCommands: { import: importCmd, ls: lsCmd, inspect: inspectCmd, rm: rmCmd, tag: tagCmd, prune: pruneCmd, export: exportCmd },
+});
+
+export const commitTool: ToolSpec = defineTool({
+  name: "corerun commit",
+  description: "Make a new image from a running image container: its writes become one more layer on its image's.",
+  usage: "[options] NAME|ID REF",
+  args: rootArg,
+  tail: "command",
+  examples: ["sudo corerun commit web web:snapshot"],
+  async run(ctx) {
+    const root = rootOf(ctx);
+    if (ctx.tail.length !== 2) throw new UsageError("usage: corerun commit NAME|ID REF");
+    const [name, ref] = ctx.tail as [string, string];
+    const state = readStates(root).find((s) => (s.id === name || s.config.name === name) && s.status === "running");
+    if (!state) throw new UsageError(`no running container has the name or id "${name}"; see corerun ps`);
+    if (!state.image?.upper) throw new UsageError(`container ${name} does not run on an image's overlayfs with an upper directory (it has --rootfs or --read-only); nothing to commit`);
+    const target = state.image.target;
+    const exclude = new Set((state.mountPoints ?? []).map((m) => relative(target, m.path)).filter((p) => !p.startsWith("..")));
+    const r = await commitImage(root, {
+      upper: state.image.upper, exclude, parent: state.image.id, ref, createdBy: `corerun commit ${name} (${state.config.command.join(" ")})`,
+    });
+    process.stdout.write(`${r.id}\n`);
+    return 0;
+  },
+});
