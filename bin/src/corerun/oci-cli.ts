@@ -94,7 +94,7 @@ export function runOci(spec: ToolSpec, words: string[], g: Globals): Promise<nev
   const onError = (line: string) => {
     if (g.log) appendFileSync(g.log, logLine(g.logFormat, "error", line), { mode: 0o644 });
   };
-  return runTool(spec, [...root, ...debug, ...normalizeDashes(words, spec)], { onError });
+  return runTool(spec, [...root, ...debug, ...normalizeDashes(words, spec)], { onError, logName: "corerun" });
 }
 
 export const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;

@@ -84,8 +84,9 @@ export function helpText(spec: ToolSpec): string {
  * Runs a tool: parses argv, runs it, exits with the status from the one exit-code table. Errors
  * print as one line "tool: message" and exit 125 (126/127 when the command cannot be run).
  */
-export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slice(2), opts: { onError?: (line: string) => void } = {}): Promise<never> {
-  let log = createLogger(spec.name);
+export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slice(2), opts: { onError?: (line: string) => void; logName?: string } = {}): Promise<never> {
+  const name = opts.logName ?? spec.name;
+  let log = createLogger(name);
   let code: number;
   try {
     // Subcommands nest (`corerun image ls`): each word that names one descends a level.
@@ -101,7 +102,7 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
       if (!split.help && !active.run && words.length) throw new UsageError(`unknown command "${words[0]}"; see --help`);
       process.exit(split.help || !words.length ? 0 : 125);
     }
-    log = createLogger(spec.name, logLevel({ log: split.values.log?.at(-1), logLevel: split.values["log-level"]?.at(-1) }));
+    log = createLogger(name, logLevel({ log: split.values.log?.at(-1), logLevel: split.values["log-level"]?.at(-1) }));
     code = await active.run({ values: split.values, flags: split.flags, tail: split.tail, log });
   } catch (err) {
     log.error(errorLine(err));
