@@ -19,8 +19,11 @@ fi
 
 # busybox-static: the default rootfs and test containers; iproute2 and nftables: networking and
 # its tests; util-linux: setpriv and runuser for the tests that run as an unprivileged user;
-# uidmap: newuidmap/newgidmap, which map /etc/subuid ranges for rootless containers.
-packages=(busybox-static iproute2 nftables util-linux uidmap)
+# uidmap: newuidmap/newgidmap, which map /etc/subuid ranges for rootless containers;
+# containerd (with ctr and the runc shim), podman (with conmon, netavark and iptables for its
+# bridge) and umoci (OCI images made offline from the rootfs): the engines that drive corerun as
+# their OCI runtime in e2e/engines.test.ts.
+packages=(busybox-static iproute2 nftables util-linux uidmap containerd podman conmon netavark iptables umoci)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
