@@ -153,7 +153,7 @@ export interface Containerd extends Daemon {
 
 /**
  * Starts containerd with its own root, state, sockets and opt directory under `dir`; `extra` is
- * appended to its config.toml (version 2). The CRI plugin is disabled unless `extra` configures it.
+ * appended to its config.toml (version 2). The CRI plugin is disabled unless `cri` is true.
  */
 export async function startContainerd(dir: string, extra = "", cri = false): Promise<Containerd> {
   const sock = join(dir, "containerd.sock");
