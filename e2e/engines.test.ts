@@ -71,9 +71,12 @@ describe("containerd drives corerun through ctr", { skip: (!isRoot && "needs roo
     const id = `${TAG}-d`;
     const mark = `corerun-${TAG}-loop`;
     try {
-      ok(c!.ctr(["run", "-d", ...runtime(), image, id, "/bin/sh", "-c", `: ${mark}; while :; do sleep 1; done`]), "ctr run -d");
+      // Two processes that stay until the kill: the shell and its sleep.
+      ok(c!.ctr(["run", "-d", ...runtime(), image, id, "/bin/sh", "-c", `: ${mark}; sleep 1000 & wait`]), "ctr run -d");
       const [, pid, status] = c!.ctr(["task", "ls"]).stdout.split("\n").find((l) => l.startsWith(`${id} `))!.trim().split(/\s+/);
       assert.equal(status, "RUNNING");
+      // `start` returns once the first process was told to go; it execs the command a moment later.
+      for (let i = 0; i < 50 && !processesWith(mark).length; i++) await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual(processesWith(mark), [Number(pid)], "the task's pid is the container's first process on the host");
 
       const e = c!.ctr(["task", "exec", "--exec-id", "e1", id, "/bin/sh", "-c", "echo from exec; ls /proc | grep -c '^[0-9]'; exit 5"]);
@@ -84,6 +87,7 @@ describe("containerd drives corerun through ctr", { skip: (!isRoot && "needs roo
 
       const ps = ok(c!.ctr(["task", "ps", id]), "ctr task ps");
       const pids = ps.stdout.trim().split("\n").slice(1).map((l) => Number(l.trim().split(/\s+/)[0]));
+      assert.equal(pids.length, 2, ps.stdout);
       assert.ok(pids.includes(Number(pid)), `task ps lists the first process ${pid}: ${ps.stdout}`);
       for (const p of pids) assert.match(readFileSync(`/proc/${p}/cgroup`, "utf8"), new RegExp(`/default/${id}$`, "m"));
 
