@@ -5,9 +5,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { busyboxRootfs, isRoot, leftoverState, processesWith, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
+import { BIN, busyboxRootfs, isRoot, leftoverState, processesWith, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
+import { cgroupsNamed, corerunContainers, corerunWithRoot, hasSysResource, missing, removeWorkDir, startContainerd, startDockerd, stopContainerd, stopDaemon, workDir } from "./engines.ts";
 
 /** The fenced block that follows `<!-- e2e:NAME -->` in README.md. */
 export function readmeBlock(name: string): string {
@@ -20,8 +21,8 @@ export function readmeBlock(name: string): string {
 let root = "";
 let rootfs = "";
 
-function bash(script: string, input?: string) {
-  const env = { ...process.env, CORERUN_ROOT: root };
+function bash(script: string, input?: string, extraEnv: Record<string, string> = {}) {
+  const env = { ...process.env, CORERUN_ROOT: root, ...extraEnv };
   return run("bash", ["-euo", "pipefail", "-c", script.replace(/\bsudo /g, "")], { cwd: REPO, env, ...(input === undefined ? {} : { input }) });
 }
 
@@ -151,6 +152,106 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(leftoverState(root), []);
     for (let i = 0; i < 50 && processesWith(marker).length; i++) await new Promise((res) => setTimeout(res, 20));
     assert.deepEqual(processesWith(marker), []);
+  });
+
+  test("the OCI runtime example: create, state, start, exec, delete of a bundle from runc spec", (t) => {
+    if (missing(["runc"])) return t.skip("runc is not installed (tools/setup.sh installs it with containerd)");
+    const r = bash(readmeBlock("oci"));
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n").map((l) => l.trim());
+    assert.equal(lines[0], '"status": "created",');
+    assert.deepEqual(lines.slice(1, 3).sort(), ["demo", "hello from demo"]);
+    assert.equal(lines[3], '"status": "stopped",');
+    assert.equal(lines.length, 4);
+  });
+
+  test("the containerd config: the CRI plugin loads it, with corerun as a runtime's BinaryName", async (t) => {
+    const absent = missing(["containerd", "ctr"]);
+    if (absent) return t.skip(`${absent} is not installed (tools/setup.sh installs it)`);
+    const block = readmeBlock("containerd");
+    assert.match(block, /^version = 2\n/, "the snippet is a version 2 config");
+    const corerun = join(BIN, "corerun");
+    // The test's containerd writes its own `version = 2` header with a private root, state and sockets.
+    const snippet = block.replace(/^version = 2\n/, "").replaceAll('"/usr/local/bin/corerun"', JSON.stringify(corerun));
+    const dir = workDir();
+    try {
+      const c = await startContainerd(dir, snippet, true);
+      try {
+        const cri = c.ctr(["plugins", "ls"]).stdout.split("\n").find((l) => /\bio\.containerd\.grpc\.v1\s+cri\b/.test(l));
+        assert.match(cri ?? "", /\sok\s*$/, `the CRI plugin did not load the config:\n${readFileSync(c.log, "utf8").split("\n").filter((l) => /level=(error|warning).*cri/.test(l)).join("\n")}`);
+        const dump = run("containerd", ["--config", c.config, "config", "dump"]);
+        assert.equal(dump.code, 0, dump.stderr);
+        const runtime = /\[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\.runtimes\.corerun\.options\]\n([^[]*)/.exec(dump.stdout)?.[1] ?? "";
+        assert.match(runtime, new RegExp(`BinaryName = "${corerun}"`));
+        assert.match(runtime, /SystemdCgroup = false/);
+      } finally {
+        await stopContainerd(c);
+      }
+    } finally {
+      removeWorkDir(dir);
+    }
+  });
+
+  test("the RuntimeClass's handler is the runtime named in the containerd config", () => {
+    const handler = /^handler: (\S+)$/m.exec(readmeBlock("runtimeclass"))?.[1];
+    assert.ok(handler);
+    assert.match(readmeBlock("containerd"), new RegExp(`\\.runtimes\\.${handler}\\.options\\]`));
+    assert.match(readmeBlock("runtimeclass"), new RegExp(`runtimeClassName: ${handler}$`, "m"));
+  });
+
+  test("the containers.conf drop-in makes corerun podman's runtime", (t) => {
+    const absent = missing(["podman", "conmon"]);
+    if (absent) return t.skip(`${absent} is not installed (tools/setup.sh installs it)`);
+    const dir = workDir();
+    try {
+      // corerun with a private state root in place of /usr/local/bin/corerun; where the bounding
+      // set lacks CAP_SYS_RESOURCE, the ulimits the README gives for such hosts.
+      const state = join(dir, "corerun-state");
+      const runtime = corerunWithRoot(dir, state);
+      let conf = readmeBlock("podman-conf").replaceAll('"/usr/local/bin/corerun"', JSON.stringify(runtime.path));
+      assert.notEqual(conf, readmeBlock("podman-conf"), "the snippet names /usr/local/bin/corerun");
+      if (!hasSysResource()) conf = conf.replace("[containers]\n", '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]\n');
+      const file = join(dir, "containers.conf");
+      writeFileSync(file, conf);
+      const r = bash(readmeBlock("podman"), undefined, { CONTAINERS_CONF: file });
+      assert.equal(r.code, 0, r.stderr);
+      const id = /^hello from ([0-9a-f]{12})$/.exec(r.stdout.trim())?.[1];
+      assert.ok(id, r.stdout);
+      assert.match(readFileSync(runtime.calls, "utf8"), /^create --bundle /m, "podman ran corerun");
+      assert.deepEqual(corerunContainers(state), []);
+      assert.deepEqual(cgroupsNamed(id), []);
+    } finally {
+      removeWorkDir(dir);
+    }
+  });
+
+  test("the daemon.json makes corerun a Docker runtime", async (t) => {
+    const absent = missing(["dockerd", "docker", "containerd", "ctr"]);
+    if (absent) return t.skip(`${absent} is not installed: Docker's engine is not tested on this machine`);
+    const dir = workDir();
+    try {
+      const file = join(dir, "daemon.json");
+      writeFileSync(file, readmeBlock("docker").replaceAll('"/usr/local/bin/corerun"', JSON.stringify(join(BIN, "corerun"))));
+      const c = await startContainerd(dir);
+      try {
+        const d = await startDockerd(dir, c, ["--config-file", file]);
+        if (typeof d === "string") return t.skip(d);
+        try {
+          const tar = join(dir, "rootfs.tar");
+          assert.equal(run("tar", ["-C", rootfs, "-cf", tar, "."]).code, 0);
+          assert.equal(d.docker(["import", tar, "corerun-readme:busybox"]).code, 0);
+          const r = d.docker(["run", "--rm", "--runtime", "corerun", "--network", "none", "corerun-readme:busybox", "/bin/echo", "hello from corerun"]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.stdout, "hello from corerun\n");
+        } finally {
+          await stopDaemon(d);
+        }
+      } finally {
+        await stopContainerd(c);
+      }
+    } finally {
+      removeWorkDir(dir);
+    }
   });
 
   for (const name of ["corerun", "corerun image", "corerun image import", "corerun commit", "corerun-ns", "corerun-mount", "corerun-exec", "corerun-cgroup", "corerun-net"]) {

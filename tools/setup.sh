@@ -21,8 +21,11 @@ fi
 # its tests; util-linux: setpriv and runuser for the tests that run as an unprivileged user;
 # uidmap: newuidmap/newgidmap, which map /etc/subuid ranges for rootless containers;
 # libseccomp2: compiles seccomp profiles into the filters containers run under; zstd:
-# zstd-compressed image layers (Node 20's zlib has no zstd).
-packages=(busybox-static iproute2 nftables util-linux uidmap libseccomp2 zstd)
+# zstd-compressed image layers (Node 20's zlib has no zstd); containerd (with ctr and the runc
+# shim), podman (with conmon, netavark and iptables for its bridge) and umoci (OCI images made
+# offline from the rootfs): the engines that drive corerun as their OCI runtime in
+# e2e/engines.test.ts.
+packages=(busybox-static iproute2 nftables util-linux uidmap libseccomp2 zstd containerd podman conmon netavark iptables umoci)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

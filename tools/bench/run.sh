@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Start+stop latency of corerun next to runc and podman, in one hyperfine run.
+# Start+stop latency of corerun next to runc and podman, in one hyperfine run;
+# with --scenario oci, the OCI lifecycle (create, start, delete of one bundle)
+# of corerun, runc and crun, and podman with corerun or runc as its runtime.
 # This is a benchmark, not a test: it never fails because one runtime is
 # slower, and runtimes that are missing or broken are left out with a message.
 #
@@ -21,7 +23,8 @@ readonly podman_install_hint="DEBIAN_FRONTEND=noninteractive apt-get install -y 
 #   runc_patch     JSON merged into the runc config.json "linux" object,
 #                  or empty when runc has no equivalent (runc is then skipped)
 #   podman_flags   arguments for podman run before --rootfs
-readonly scenarios="none limits bridge port"
+# The oci scenario times engines' calls instead of `corerun run`: see oci_rows.
+readonly scenarios="none limits bridge port oci"
 define_scenario() {
   case "$1" in
     none)
@@ -45,6 +48,11 @@ define_scenario() {
       runc_patch=''
       podman_flags=(--network bridge -p 18080:80)
       ;;
+    oci)
+      corerun_flags=()
+      runc_patch='{}'
+      podman_flags=(--network none)
+      ;;
     *)
       return 1
       ;;
@@ -66,6 +74,8 @@ usage: tools/bench/run.sh [--runs N] [--warmup N] [--scenario NAME]
 
 Times container start+stop of corerun, runc and podman (plus a "node -e 0"
 baseline) in one hyperfine run and prints medians as ratios to corerun.
+Scenario oci: create+start+delete of one bundle by corerun, runc and crun, and
+podman --runtime corerun next to podman --runtime runc.
 
   --runs N         timed runs per command (default 20)
   --warmup N       untimed runs per command first (default 3)
@@ -126,6 +136,9 @@ work="$(mktemp -d -t corerun-bench.XXXXXX)"
 runc_id="corerun-bench-$$"
 runc_used=0
 hyperfine_pid=""
+# The oci scenario's `delete --force` commands, run on exit for the
+# containers an interrupted run left.
+oci_used=()
 cleanup() {
   # A TERM sent to this script alone would otherwise leave hyperfine running.
   if [[ -n "${hyperfine_pid}" ]] && kill -0 "${hyperfine_pid}" 2>/dev/null; then
@@ -135,6 +148,10 @@ cleanup() {
   if [[ "${runc_used}" -eq 1 ]] && runc state "${runc_id}" >/dev/null 2>&1; then
     runc delete -f "${runc_id}" >/dev/null 2>&1 || true
   fi
+  local delete
+  for delete in "${oci_used[@]}"; do
+    sh -c "${delete}" >/dev/null 2>&1 || true
+  done
   if [[ -n "${work}" && -d "${work}" ]]; then
     rm -rf -- "${work:?}"
   fi
@@ -176,27 +193,14 @@ quote() {
   printf '%s' "${out}"
 }
 
-# corerun
-if [[ -x "${corerun}" ]]; then
-  rootfs="$(rootfs_for corerun)"
-  add_candidate corerun \
-    "$(quote "${corerun}" --rootfs "${rootfs}" "${corerun_flags[@]}" /bin/true)"
-else
-  note "skipping corerun: ${corerun} does not exist yet (build it first)"
-fi
-
-# runc
-if [[ -z "${runc_patch}" ]]; then
-  note "skipping runc: scenario '${scenario}' has no runc equivalent"
-elif ! command -v runc >/dev/null; then
-  note "skipping runc: not installed (apt-get install -y runc)"
-else
-  rootfs="$(rootfs_for runc)"
-  bundle="${work}/runc-bundle"
+# A bundle from `runc spec` around ROOTFS running /bin/true without a
+# terminal; PATCH (JSON) is merged into its "linux" object. podman and corerun
+# mount the rootfs writable; runc's default read-only root would add a remount
+# the others do not pay for.
+make_bundle() {
+  local bundle="$1" rootfs="$2" patch="$3"
   mkdir -p -- "${bundle}"
   runc spec --bundle "${bundle}"
-  # podman and corerun mount the rootfs writable; runc's default read-only
-  # root would add a remount the others do not pay for.
   node -e '
     const fs = require("node:fs");
     const [file, rootfs, patch] = process.argv.slice(1);
@@ -209,24 +213,128 @@ else
       spec.linux[key] = { ...(spec.linux[key] ?? {}), ...value };
     }
     fs.writeFileSync(file, JSON.stringify(spec, null, 2));
-  ' "${bundle}/config.json" "${rootfs}" "${runc_patch}"
-  # runc run in the foreground deletes the container when it exits, so one
-  # id can be reused across runs; the exit trap covers an interrupted run.
-  runc_used=1
-  add_candidate runc "$(quote runc run --bundle "${bundle}" "${runc_id}")"
-fi
+  ' "${bundle}/config.json" "${rootfs}" "${patch}"
+}
 
-# podman
-if ! command -v podman >/dev/null; then
-  note "skipping podman: not installed; install it with: ${podman_install_hint}"
+# The oci scenario: what an engine asks of its runtime for one container.
+# Each OCI row is one lifecycle, run by lifecycle.sh: create (the process
+# waits), start, wait until the process has exited (create's caller is not its
+# parent: the init it was orphaned to reaps it), delete. Every runtime gets the
+# same bundle (from runc spec) around its own rootfs copy and its own state root.
+write_lifecycle() {
+  cat >"$1" <<'EOS'
+#!/bin/sh
+# lifecycle.sh ROOT BUNDLE ID RUNTIME [ARGS...]
+root=$1 bundle=$2 id=$3
+shift 3
+"$@" --root "$root" create --bundle "$bundle" --pid-file "$bundle/init.pid" "$id" || exit
+"$@" --root "$root" start "$id" || exit
+read -r pid <"$bundle/init.pid" || [ -n "$pid" ] || exit
+while read -r _ _ st _ <"/proc/$pid/stat" 2>/dev/null && [ "$st" != Z ]; do :; done
+"$@" --root "$root" delete "$id"
+EOS
+  chmod +x -- "$1"
+}
+
+# crun refuses hybrid hosts (a cgroup v2 hierarchy with controllers next to
+# the v1 ones). This wrapper runs each crun call in a private mount namespace
+# in which the unified hierarchy is unmounted, so that crun sees a v1 host;
+# the host keeps its mount.
+write_crun_v1() {
+  cat >"$1" <<'EOS'
+#!/bin/sh
+exec unshare --mount --propagation private sh -c 'umount /sys/fs/cgroup/unified && exec crun "$@"' crun "$@"
+EOS
+  chmod +x -- "$1"
+}
+
+oci_row() {
+  local name="$1" runtime="$2"
+  local bundle="${work}/bundle-${name}" root="${work}/state-${name}"
+  make_bundle "${bundle}" "$(rootfs_for "oci-${name}")" '{}'
+  oci_used+=("${runtime} --root $(quote "${root}") delete --force $(quote "${runc_id}")")
+  add_candidate "${name}" "$(quote "${work}/lifecycle.sh" "${root}" "${bundle}" "${runc_id}") ${runtime}"
+}
+
+# Both podman rows run the same container; without a seccomp filter, because
+# corerun refuses linux.seccomp until it loads filters itself.
+podman_row() {
+  local name="$1" runtime="$2"
+  add_candidate "podman ${name}" "$(quote podman --runtime "${runtime}" --cgroup-manager=cgroupfs run --rm \
+    --ulimit nofile=20000:20000 --ulimit nproc=20000:20000 --security-opt seccomp=unconfined \
+    "${podman_flags[@]}" --rootfs "$(rootfs_for "podman-${name}")" /bin/true)"
+}
+
+oci_rows() {
+  command -v runc >/dev/null || die "scenario oci makes its bundle with runc spec: apt-get install -y runc"
+  write_lifecycle "${work}/lifecycle.sh"
+  if [[ -x "${corerun}" ]]; then
+    oci_row corerun "$(quote "${corerun}")"
+  else
+    note "skipping corerun: ${corerun} does not exist yet (build it first)"
+  fi
+  oci_row runc runc
+  if ! command -v crun >/dev/null; then
+    note "skipping crun: not installed (apt-get install -y crun)"
+  elif mountpoint -q /sys/fs/cgroup/unified; then
+    write_crun_v1 "${work}/crun-v1"
+    note "crun: each call runs where /sys/fs/cgroup/unified is unmounted (a private mount namespace), as this hybrid host needs"
+    oci_row crun "$(quote "${work}/crun-v1")"
+  else
+    oci_row crun crun
+  fi
+  if ! command -v podman >/dev/null; then
+    note "skipping podman: not installed; install it with: ${podman_install_hint}"
+    return 0
+  fi
+  [[ -x "${corerun}" ]] && podman_row corerun "${corerun}"
+  podman_row runc runc
+}
+
+# The other scenarios: one `corerun run` next to `runc run` and `podman run`.
+run_rows() {
+  local rootfs bundle
+  # corerun
+  if [[ -x "${corerun}" ]]; then
+    rootfs="$(rootfs_for corerun)"
+    add_candidate corerun \
+      "$(quote "${corerun}" --rootfs "${rootfs}" "${corerun_flags[@]}" /bin/true)"
+  else
+    note "skipping corerun: ${corerun} does not exist yet (build it first)"
+  fi
+
+  # runc
+  if [[ -z "${runc_patch}" ]]; then
+    note "skipping runc: scenario '${scenario}' has no runc equivalent"
+  elif ! command -v runc >/dev/null; then
+    note "skipping runc: not installed (apt-get install -y runc)"
+  else
+    bundle="${work}/runc-bundle"
+    make_bundle "${bundle}" "$(rootfs_for runc)" "${runc_patch}"
+    # runc run in the foreground deletes the container when it exits, so one
+    # id can be reused across runs; the exit trap covers an interrupted run.
+    runc_used=1
+    add_candidate runc "$(quote runc run --bundle "${bundle}" "${runc_id}")"
+  fi
+
+  # podman
+  if ! command -v podman >/dev/null; then
+    note "skipping podman: not installed; install it with: ${podman_install_hint}"
+  else
+    rootfs="$(rootfs_for podman)"
+    # crun, podman's default runtime, refuses this hybrid-cgroup host; the
+    # explicit ulimits avoid raising RLIMIT_NOFILE, which fails because the
+    # bounding set lacks CAP_SYS_RESOURCE.
+    add_candidate podman "$(quote podman --runtime runc --cgroup-manager=cgroupfs run --rm \
+      --ulimit nofile=20000:20000 --ulimit nproc=20000:20000 \
+      "${podman_flags[@]}" --rootfs "${rootfs}" /bin/true)"
+  fi
+}
+
+if [[ "${scenario}" == oci ]]; then
+  oci_rows
 else
-  rootfs="$(rootfs_for podman)"
-  # crun, podman's default runtime, refuses this hybrid-cgroup host; the
-  # explicit ulimits avoid raising RLIMIT_NOFILE, which fails because the
-  # bounding set lacks CAP_SYS_RESOURCE.
-  add_candidate podman "$(quote podman --runtime runc --cgroup-manager=cgroupfs run --rm \
-    --ulimit nofile=20000:20000 --ulimit nproc=20000:20000 \
-    "${podman_flags[@]}" --rootfs "${rootfs}" /bin/true)"
+  run_rows
 fi
 
 runtime_count="${#names[@]}"
@@ -252,20 +360,23 @@ wait "${hyperfine_pid}"
 hyperfine_pid=""
 
 # hyperfine's own summary is relative to the fastest command and uses means;
-# medians relative to corerun are what the README reports.
+# medians relative to corerun are what the README reports (the oci scenario's
+# podman rows: relative to podman with corerun as its runtime).
 printf '\nmedians (scenario %s):\n' "${scenario}"
 # shellcheck disable=SC2016 # ${} here is JavaScript template syntax
 node -e '
   const fs = require("node:fs");
   const { results } = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
   const runtimes = results.filter((r) => r.command !== "node -e 0");
-  const ref =
+  const corerun =
     results.find((r) => r.command === "corerun") ??
     runtimes.reduce((a, b) => (b.median < a.median ? b : a));
+  const podmanCorerun = results.find((r) => r.command === "podman corerun");
   for (const r of results) {
+    const ref = podmanCorerun && r.command.startsWith("podman ") ? podmanCorerun : corerun;
     const ms = (r.median * 1000).toFixed(1).padStart(8);
     const ratio = (r.median / ref.median).toFixed(2).padStart(6);
-    console.log(`  ${r.command.padEnd(10)} ${ms} ms  ${ratio}x ${ref.command}`);
+    console.log(`  ${r.command.padEnd(14)} ${ms} ms  ${ratio}x ${ref.command}`);
   }
 ' "${results_json}"
 printf '\nresults: %s\n         %s\n' "${results_md}" "${results_json}"

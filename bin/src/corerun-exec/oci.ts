@@ -5,7 +5,7 @@
  * paths. Applied in runc's order, inside the container after pivot_root.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { planCapabilities, readSpec, type CapabilityPlan, type Spec } from "@corerun/oci";
 import { maskPaths, readonlyPaths } from "@corerun/rootfs";
@@ -94,10 +94,19 @@ export function applyUserAndCapabilities(sys: Syscall, spec: Spec, caps: Capabil
   if (spec.process!.noNewPrivileges) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);
 }
 
-/** process.terminal: /dev/console (the pty peer corerun-mount bound there) as the controlling terminal and stdio. */
+/**
+ * process.terminal: the pty peer corerun-mount bound on /dev/console as the controlling terminal
+ * and stdio, opened by its own name (/dev/pts/N, from its device number) as runc does, so that
+ * tty(1) names it.
+ */
 export function takeConsole(sys: Syscall): void {
   sys.setsid();
-  const fd = openSync("/dev/console", "r+");
+  const rdev = statSync("/dev/console").rdev;
+  // Unix98 ptys: majors 136-143, the index spread over them 256 at a time.
+  const major = Number((BigInt(rdev) >> 8n) & 0xfffn);
+  const minor = Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
+  const path = major >= 136 && major <= 143 ? `/dev/pts/${(major - 136) * 256 + minor}` : "/dev/console";
+  const fd = openSync(path, "r+");
   try {
     takeTerminal(fd);
   } finally {

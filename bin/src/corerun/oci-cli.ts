@@ -36,7 +36,7 @@ export function splitGlobals(argv: readonly string[], subcommands: readonly stri
   let i = 0;
   for (; i < argv.length; i++) {
     const word = argv[i]!;
-    if (word === "--version" || word === "-v") return { version: true };
+    if (word === "--version") return { version: true };
     if (!word.startsWith("-") || word === "-" || word === "--") break;
     const body = word.replace(/^--?/, "");
     const eq = body.indexOf("=");
