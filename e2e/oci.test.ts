@@ -282,13 +282,15 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
 
   test("hooks run at the moments runtime.md gives, with the state on stdin; a failing one undoes create", async () => {
     const notes = mkdtempSync(join(work, "hooks-"));
-    const dir = bundle("hk", ["/bin/sh", "-c", "cat /hook-start"], (c) => {
+    const dir = bundle("hk", ["/bin/sh", "-c", "cat /tmp/hook-start"], (c) => {
+      // The rootfs is shared by the suite: what the hooks write inside goes to a tmpfs.
+      c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"] });
       const note = (name: string) => ({ path: "/bin/sh", args: ["sh", "-c", `cat > ${notes}/${name}.json; echo ${name} >> ${notes}/order`], timeout: 10 });
       c.hooks = {
         prestart: [note("prestart")], createRuntime: [note("createRuntime")],
         createContainer: [{ path: "/bin/sh", args: ["sh", "-c", `readlink /proc/self/ns/mnt > ${notes}/cc-mnt; echo createContainer >> ${notes}/order`] }],
         // Inside the container: its path and its output are the container's.
-        startContainer: [{ path: "/bin/sh", args: ["sh", "-c", "cat > /tmp/hook-state; grep -o '\"status\":\"[a-z]*\"' /tmp/hook-state > /hook-start"] }],
+        startContainer: [{ path: "/bin/sh", args: ["sh", "-c", "cat > /tmp/hook-state; grep -o '\"status\":\"[a-z]*\"' /tmp/hook-state > /tmp/hook-start"] }],
         poststart: [note("poststart")], poststop: [note("poststop")],
       };
     });
@@ -322,7 +324,10 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
 
   test("linux.seccomp is compiled and loaded: a denied syscall fails with the errno the config gives", async () => {
     const seccomp = { defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"], syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 122 }] };
-    const dir = bundle("sc", ["/bin/sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; true"], (c) => (c.linux.seccomp = seccomp));
+    const dir = bundle("sc", ["/bin/sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; true"], (c) => {
+      c.linux.seccomp = seccomp;
+      c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs" });
+    });
     const { r, out } = create("sc", dir);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(corerun(["start", "sc"]).code, 0);

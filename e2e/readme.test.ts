@@ -210,7 +210,7 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
       const runtime = corerunWithRoot(dir, state);
       let conf = readmeBlock("podman-conf").replaceAll('"/usr/local/bin/corerun"', JSON.stringify(runtime.path));
       assert.notEqual(conf, readmeBlock("podman-conf"), "the snippet names /usr/local/bin/corerun");
-      if (!hasSysResource()) conf = conf.replace("[containers]\n", '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]\n');
+      if (!hasSysResource()) conf = `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]\n\n${conf}`;
       const file = join(dir, "containers.conf");
       writeFileSync(file, conf);
       const r = bash(readmeBlock("podman"), undefined, { CONTAINERS_CONF: file });
