@@ -11,7 +11,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, type Result } from "./helpers.ts";
 
 let rootfs = "";
 let root = "";
@@ -341,6 +341,25 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assert.notEqual(bad.r.code, 0);
     assert.match(bad.r.stderr, /linux\.seccomp: syscalls\[0\] \(mkdri\): unknown syscall "mkdri"/);
     assert.deepEqual(leftoverState(root), []);
+  });
+
+  test("--preserve-fds and LISTEN_FDS pass the caller's fds 3.. on to the program, nothing more", async () => {
+    const dir = bundle("pf", ["/bin/sh", "-c", "cat <&3; cat <&4; echo LISTEN_FDS=$LISTEN_FDS LISTEN_PID=$LISTEN_PID; ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
+    writeFileSync(join(dir, "three"), "from fd 3\n");
+    writeFileSync(join(dir, "four"), "from fd 4\n");
+    const out = join(dir, "out.txt");
+    const fds = [openSync(out, "w"), openSync(join(dir, "three"), "r"), openSync(join(dir, "four"), "r")];
+    try {
+      // As conmon does it: LISTEN_FDS with LISTEN_PID naming the runtime itself, then --preserve-fds.
+      const r = run("bash", ["-c", `export LISTEN_FDS=1 LISTEN_PID=$$; exec "$0" --root "$1" run --bundle "$2" --preserve-fds 1 pf`, join(BIN, "corerun"), root, dir], {
+        stdio: ["ignore", fds[0], fds[0], fds[1], fds[2]],
+      });
+      assert.equal(r.code, 0, readFileSync(out, "utf8"));
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+    assert.equal(readFileSync(out, "utf8"), "from fd 3\nfrom fd 4\nLISTEN_FDS=1 LISTEN_PID=1\n0 1 2 3 4 5 ", "fds 3 and 4 (5 is ls's own on /proc/self/fd), none of corerun's");
+    assertGone("pf", dir);
   });
 
   test("bad bundles and bad commands: one clear line, an error in the JSON log, nothing created", () => {

@@ -1,5 +1,5 @@
 import { readFileSync, readlinkSync } from "node:fs";
-import { UsageError, type ToolContext } from "@corerun/cli";
+import { fdCount, UsageError, type ToolContext } from "@corerun/cli";
 import { DEFAULT_PATH } from "@corerun/rootfs";
 import { capabilitySet, checkHostname, checkWorkdir, parseEnvVars } from "@corerun/state";
 import { SECCOMP_FILTER_FLAGS } from "@corerun/syscall";
@@ -21,6 +21,8 @@ export const args = {
   "sync-dir": { type: "string", valueHint: "DIR", description: "say ready on DIR/ready once loaded, then wait for go on DIR/go (FIFOs)" },
   oci: { type: "string", valueHint: "CONFIG", description: "take the process, hostname, sysctls and masked paths from an OCI config.json (no CMD then)" },
   keyring: { type: "string", valueHint: "NAME", description: "join a new session keyring NAME, so the container does not share its caller's keys" },
+  "preserve-fds": { type: "string", valueHint: "N", description: "pass the inherited fds 3 to 3+N-1 on to the command (every other fd but 0-2 is closed)" },
+  "listen-fds": { type: "string", valueHint: "N", description: "with --oci: the first N preserved fds are socket-activation sockets: LISTEN_FDS=N and LISTEN_PID=1 join the environment" },
   seccomp: { type: "string", valueHint: "FILE", description: "install this compiled seccomp BPF program (struct sock_filter[]) right before the exec; read at start" },
   "seccomp-flag": { type: "string", valueHint: "FLAG", description: "a seccomp(2) filter flag: SECCOMP_FILTER_FLAG_TSYNC, _LOG or _SPEC_ALLOW (repeatable)" },
   "no-new-privs": { type: "boolean", description: "set no_new_privs: setuid and file capabilities grant nothing to the command" },
@@ -50,6 +52,10 @@ export interface ExecOptions {
   /** An OCI config.json to take the process from. */
   oci: string | undefined;
   keyring: string | undefined;
+  /** Inherited fds 3..3+N-1 passed on to the command. */
+  preserveFds: number;
+  /** Of those, the socket-activation ones (LISTEN_FDS). */
+  listenFds: number;
 }
 
 /** An inherited fd that must be open on a cgroup.procs file: writing elsewhere would be harmful. */
@@ -123,6 +129,8 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     command: ctx.tail,
     oci,
     keyring: ctx.values.keyring?.at(-1),
+    preserveFds: fdCount(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds"),
+    listenFds: fdCount(ctx.values["listen-fds"]?.at(-1), "--listen-fds"),
   };
 }
 

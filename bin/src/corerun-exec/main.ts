@@ -57,13 +57,14 @@ export const tool = defineTool({
         enterWorkdir(spec.process!.cwd);
         applyRlimits(sys, spec);
         joinCgroup(sys, cgroupFds, opts.cgroupns);
-        prepareFds(sys);
+        prepareFds(sys, opts.preserveFds);
         // Without no_new_privs the kernel takes a filter only from a process that still has
         // CAP_SYS_ADMIN: load it before the user and capabilities change (runc's order), else last.
         const nnp = spec.process!.noNewPrivileges ?? false;
         if (!nnp) lockDown(sys, { noNewPrivs: false, seccomp: opts.seccomp });
         applyUserAndCapabilities(sys, spec, oci.caps, lastCap);
-        return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, ociEnv(spec));
+        const listen = opts.listenFds ? [`LISTEN_FDS=${opts.listenFds}`, "LISTEN_PID=1"] : [];
+        return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, [...ociEnv(spec), ...listen]);
       }
       if (opts.mountProc && !opts.unmasked) maskProc(sys);
       const hostname = setHostname(sys, opts.hostname);
@@ -72,7 +73,7 @@ export const tool = defineTool({
       const env = containerEnv(opts, hostname, creds?.home);
       joinCgroup(sys, cgroupFds, opts.cgroupns);
       if (cgroupFs) mountCgroupTree(sys, cgroupFs, !opts.unmasked);
-      prepareFds(sys);
+      prepareFds(sys, opts.preserveFds);
       dropCapabilities(sys, opts.capabilities, lastCap);
       if (!creds) return execCommand(sys, opts, env);
       // A user other than root loses CAP_SYS_ADMIN: the filter goes in first unless

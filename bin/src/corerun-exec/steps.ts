@@ -52,8 +52,10 @@ export function joinCgroup(sys: Syscall, fds: readonly number[], newNamespace: b
  * close-on-exec (runc CVE-2024-21626 was a leaked host fd). O_NONBLOCK lives on the shared open
  * file description, so clearing it also restores blocking I/O for the processes sharing it.
  */
-export function prepareFds(sys: Syscall): void {
-  sys.closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+export function prepareFds(sys: Syscall, preserve = 0): void {
+  sys.closeRange(3 + preserve, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+  // --preserve-fds: the caller's fds 3..3+N-1 (socket activation, podman --preserve-fds).
+  for (let fd = 3; fd < 3 + preserve; fd++) sys.setFdFlags(fd, 0);
   for (const fd of [0, 1, 2]) {
     try {
       sys.setFdFlags(fd, sys.getFdFlags(fd) & ~FD_CLOEXEC);

@@ -6,7 +6,7 @@
  */
 import { appendFileSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { defineTool, exitCodeOf, printJson, printTable, runTool, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, exitCodeOf, fdCount, printJson, printTable, runTool, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { stateRoot } from "@corerun/state";
 import type { ArgsDef } from "citty";
@@ -107,11 +107,13 @@ const one = (tail: string[], what: string) => {
 /** create's options, shared with run --bundle. */
 function createOptions(ctx: ToolContext, id: string): CreateOptions {
   if (ctx.flags["no-pivot"]) throw new UsageError("--no-pivot: corerun always pivots the root (pivot_root); drop --no-pivot");
-  const fds = ctx.values["preserve-fds"]?.at(-1);
-  if (fds !== undefined && fds !== "0") throw new UsageError(`--preserve-fds ${fds}: passing extra fds to the container is not supported yet`);
+  // Socket activation as runc does it: LISTEN_FDS sockets meant for this process come first,
+  // then the --preserve-fds ones; the container sees LISTEN_FDS with LISTEN_PID=1.
+  const listenFds = process.env.LISTEN_FDS !== undefined && process.env.LISTEN_PID === String(process.pid) ? fdCount(process.env.LISTEN_FDS, "LISTEN_FDS") : 0;
+  const preserveFds = fdCount(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds");
   return {
     id, bundle: resolve(ctx.values.bundle?.at(-1) ?? "."), pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1),
-    noNewKeyring: ctx.flags["no-new-keyring"] ?? false, root: stateRoot(ctx.values.root?.at(-1)),
+    noNewKeyring: ctx.flags["no-new-keyring"] ?? false, root: stateRoot(ctx.values.root?.at(-1)), listenFds, preserveFds: listenFds + preserveFds,
   };
 }
 
@@ -126,7 +128,7 @@ export const create = defineTool({
     "console-socket": { type: "string", valueHint: "PATH", description: "send the pty master to this AF_UNIX socket (process.terminal)" },
     "no-pivot": { type: "boolean", description: "refused: corerun always uses pivot_root" },
     "no-new-keyring": { type: "boolean", description: "keep the caller's session keyring instead of a new one" },
-    "preserve-fds": { type: "string", valueHint: "N", description: "pass N extra fds (3...) to the container; only 0 is supported" },
+    "preserve-fds": { type: "string", valueHint: "N", description: "pass fds 3 to 3+N-1 (after LISTEN_FDS ones) on to the container's process" },
   },
   tail: "command",
   notes: ["create returns once the container is created; its first process then waits for `corerun start ID`.\nNo corerun process stays behind: the caller's subreaper (containerd's shim, conmon) inherits it."],

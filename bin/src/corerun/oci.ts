@@ -27,7 +27,7 @@ import {
 } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
 import { prepareSeccompProgram, SECCOMP_ACTIONS, seccompFlags, storeSeccompProgram, type CachedProgram } from "@corerun/seccomp";
-import { execRuntime, handToContainerRoot, recordInit, runChild, stopTools, teardown, toolCommand, type Tools } from "./steps.ts";
+import { execRuntime, handToContainerRoot, recordInit, runChild, stopTools, teardown, toolCommand, withInheritedFds, type Tools } from "./steps.ts";
 
 /** The runtime-spec version corerun implements and reports. */
 export const OCI_VERSION = "1.2.0";
@@ -66,6 +66,9 @@ export interface CreateOptions {
   consoleSocket: string | undefined;
   noNewKeyring: boolean;
   root: string;
+  /** Inherited fds 3.. passed on to the container; the first listenFds are socket activation's. */
+  preserveFds: number;
+  listenFds: number;
 }
 
 /** What create takes from a config.json, every refusal made before anything exists. */
@@ -159,12 +162,15 @@ function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string): num
     ...(namespaces.create.includes("cgroup") ? ["--cgroupns"] : []),
     ...(namespaces.create.includes("network") ? ["--lo-up"] : []),
     ...(o.noNewKeyring ? [] : ["--keyring", o.id]),
+    ...(o.preserveFds ? ["--preserve-fds", String(o.preserveFds)] : []), ...(o.listenFds ? ["--listen-fds", String(o.listenFds)] : []),
     ...(plan.seccomp ? ["--seccomp", storeSeccompProgram(plan.seccomp.program), ...plan.seccomp.flags.flatMap((f) => ["--seccomp-flag", f])] : []),
   ];
   // The cgroup namespace is made by corerun-exec once in its cgroup, so that it is the root there.
   const names = namespaces.create.filter((t) => t !== "cgroup" && t !== "user").map((t) => (t === "network" ? "net" : t)) as NamespaceName[];
   const clone = () => startInNamespaces(sys, { flags: namespaceFlags(names), path: process.execPath, argv, env: envp(), userns, nullStdio: spec.process!.terminal ?? false });
-  return inNamespaces(sys, namespaces.join, clone);
+  // Node marks the fds it inherited close-on-exec; the preserved ones must reach corerun-exec.
+  const preserved = Array.from({ length: o.preserveFds }, (_, i) => 3 + i);
+  return withInheritedFds(preserved, () => inNamespaces(sys, namespaces.join, clone));
 }
 
 const toRange = (m: { containerID: number; hostID: number; size: number }) => ({ container: m.containerID, host: m.hostID, size: m.size });

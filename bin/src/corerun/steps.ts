@@ -252,7 +252,7 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
 }
 
 /** Node opens every fd close-on-exec; these few are let through one clone, and no other spawn. */
-function withInheritedFds<T>(fds: readonly number[], fn: () => T): T {
+export function withInheritedFds<T>(fds: readonly number[], fn: () => T): T {
   for (const fd of fds) sys.setFdFlags(fd, 0);
   try {
     return fn();

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import type { ArgsDef } from "citty";
 import { UsageError } from "./exit.ts";
 
@@ -85,3 +86,13 @@ export function splitArgv(argv: readonly string[], def: ArgsDef, opts: SplitOpti
   return done([]);
 }
 
+
+/** A count of inherited fds from 3 on, each of which must be open. */
+export function fdCount(value: string | undefined, option: string): number {
+  if (value === undefined) return 0;
+  if (!/^\d+$/.test(value) || Number(value) > 1024) throw new UsageError(`${option} ${value}: give a count of fds (0 to 1024)`);
+  for (let fd = 3; fd < 3 + Number(value); fd++) {
+    if (!existsSync(`/proc/self/fd/${fd}`)) throw new UsageError(`${option} ${value}: fd ${fd} is not open; pass the fds from 3 on`);
+  }
+  return Number(value);
+}

@@ -1,4 +1,4 @@
-export { splitArgv, type SplitArgv, type SplitOptions } from "./argv.ts";
+export { splitArgv, fdCount, type SplitArgv, type SplitOptions } from "./argv.ts";
 export {
   EXIT_RUNTIME, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, UsageError, CommandError, exitCodeOf, exitCodeForError, errorLine, signalNumber,
   type ProcessEnd,
