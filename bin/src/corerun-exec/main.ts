@@ -1,5 +1,5 @@
-import { linuxSyscall as sys } from "@corerun/syscall";
-import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
+import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
+import { defineTool, errorLine, exitCodeForError, faultPoint, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { openCgroupProcs } from "@corerun/cgroup";
@@ -26,16 +26,24 @@ export const tool = defineTool({
     try {
       // The FIFOs first: any later failure, bad options included, then reaches the waiting side.
       const syncDir = ctx.values["sync-dir"]?.at(-1);
+      faultPoint("exec:start");
       if (syncDir) sync = new ExecSide(syncDir);
+      faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...openCgroupProcs(opts.cgroups), ...opts.cgroupFds];
       const lastCap = lastCapability();
       if (opts.mountProc) mountProc(sys);
+      faultPoint("exec:proc");
       if (sync) {
         sync.sendReady();
+        faultPoint("exec:ready");
         sync.waitGo();
+        faultPoint("exec:go");
       }
+      // A parent-death signal from the clone (corerun run's start) guards the waits only: once
+      // started, the container outlives a killed corerun, and corerun cleanup ends it.
+      sys.prctl(PR_SET_PDEATHSIG, 0);
       if (opts.mountProc) maskProc(sys);
       if (opts.loUp) sys.setLinkUp("lo");
       const hostname = setHostname(sys, opts.hostname);
@@ -44,6 +52,7 @@ export const tool = defineTool({
       joinCgroup(sys, cgroupFds, opts.cgroupns);
       prepareFds(sys);
       dropCapabilities(sys, opts.capabilities, lastCap);
+      faultPoint("exec:exec");
       return execCommand(sys, opts, env);
     } catch (err) {
       // Before "ready", the error goes to the reader as data so that it is reported once.

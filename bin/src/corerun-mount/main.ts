@@ -1,5 +1,6 @@
-import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
-import { defineTool, runTool } from "@corerun/cli";
+import { closeSync } from "node:fs";
+import { linuxSyscall as sys } from "@corerun/syscall";
+import { defineTool, dieWithParent, faultPoint, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { procStartTime } from "@corerun/state";
@@ -22,7 +23,8 @@ export const tool = defineTool({
   async run(ctx) {
     const opts = parseMountOptions(ctx);
     // Blocked on the ready FIFO, corerun-mount would otherwise outlive a corerun killed with -9.
-    if (opts.dieWithParent) sys.prctl(PR_SET_PDEATHSIG, 9);
+    if (opts.dieWithParent) dieWithParent(sys);
+    faultPoint("mount:start");
     const joined = takeJoined(opts.pid);
     // Not root: only a process inside the container's user namespace may mount there, and Node
     // cannot join one; corerun-mount runs again, started inside by the native helper.
@@ -31,18 +33,33 @@ export const tool = defineTool({
     const points = mountPointsFor(opts);
     const startTime = procStartTime(opts.pid);
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;
-    if (joined) makePrivate(sys);
-    else enterNamespaces(sys, opts.pid);
-    // Before the bind: host root cannot create files through an idmapped mount (its uid has no
-    // mapping there), so missing mount points are made on the rootfs itself.
-    createMountPoints(points);
-    bindRootfs(sys, opts.rootfs, userns);
-    mountDev(sys, opts.rootfs);
-    mountSys(sys, opts.rootfs);
-    mountVolumes(sys, opts.rootfs, opts, userns);
-    if (opts.syncDir) waitReady(opts.syncDir);
-    if (opts.proc) moveProc(sys, opts.rootfs, startTime);
-    pivot(sys, opts.rootfs);
+    // The wait for ready ends when the target dies: a pidfd, opened while its pid is its own.
+    const target = sys.pidfdOpen(opts.pid);
+    try {
+      if (joined) makePrivate(sys);
+      else enterNamespaces(sys, opts.pid);
+      faultPoint("mount:namespaces");
+      // Before the bind: host root cannot create files through an idmapped mount (its uid has no
+      // mapping there), so missing mount points are made on the rootfs itself.
+      createMountPoints(points);
+      faultPoint("mount:mount-points");
+      bindRootfs(sys, opts.rootfs, userns);
+      faultPoint("mount:rootfs");
+      mountDev(sys, opts.rootfs);
+      faultPoint("mount:dev");
+      mountSys(sys, opts.rootfs);
+      faultPoint("mount:sys");
+      mountVolumes(sys, opts.rootfs, opts, userns);
+      faultPoint("mount:volumes");
+      if (opts.syncDir) waitReady(opts.syncDir, { pidfd: target, name: `process ${opts.pid}`, sys });
+      faultPoint("mount:ready");
+      if (opts.proc) moveProc(sys, opts.rootfs, startTime);
+      faultPoint("mount:proc");
+      pivot(sys, opts.rootfs);
+      faultPoint("mount:pivot");
+    } finally {
+      closeSync(target);
+    }
     return 0;
   },
 });

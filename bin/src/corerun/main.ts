@@ -1,12 +1,13 @@
 import { closeSync } from "node:fs";
 import { dirname } from "node:path";
-import { defineTool, errorLine, exitCodeOf, runTool, signalNumber, UsageError, waitChild, type ToolContext } from "@corerun/cli";
+import { defineTool, exitCodeOf, faultPoint, runTool, signalNumber, UsageError, waitChild, type ToolContext } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { netPaths } from "@corerun/net";
-import { isAlive, listContainers, openRecorded, readState, readStates, stateRoot, statePath } from "@corerun/state";
+import { isAlive, openRecorded, readStates, stateRoot } from "@corerun/state";
 import type { ArgsDef } from "citty";
 import { findRunning, parseRunConfig, runArgs } from "./args.ts";
 import { binDirOf, renderScript } from "./script.ts";
+import { cleanupContainers } from "./cleanup.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
@@ -41,6 +42,7 @@ async function run(ctx: ToolContext): Promise<number> {
     ctx.log.info(`container ${c.id}: state ${c.path}`);
     const cg = cfg.rootless ? undefined : createCgroup(cfg, c);
     pid = startFirstProcess(cfg, c);
+    faultPoint("corerun:cloned");
     recordInit(c, pid);
     ctx.log.info(`container ${c.id}: first process ${pid}`);
     if (aborted) kill(pid);
@@ -50,9 +52,11 @@ async function run(ctx: ToolContext): Promise<number> {
     const first = await Promise.race([built.then(() => undefined), ended]);
     if (aborted) return 128 + signalNumber(aborted);
     if (first) return exitCodeOf(first);
+    faultPoint("corerun:tree-built");
     for (const sig of starting) process.off(sig, abort);
     start(c);
     const end = await ended;
+    faultPoint("corerun:exited");
     ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
     if (cg) reportOom(cg, cfg.limits, ctx.log);
     return exitCodeOf(end);
@@ -77,28 +81,7 @@ const cleanup = defineTool({
   tail: "command",
   examples: ["sudo corerun cleanup            # every container whose corerun is gone"],
   run(ctx) {
-    const root = stateRoot(ctx.values.root?.at(-1));
-    const ids = ctx.tail.length ? ctx.tail : listContainers(root);
-    let failed = 0;
-    for (const id of ids) {
-      try {
-        const path = statePath(root, id);
-        const state = readState(path);
-        if (isAlive(state.owner) && !ctx.flags.force) {
-          ctx.log.info(`${id}: still managed by corerun pid ${state.owner!.pid}; skipped (use --force)`);
-          continue;
-        }
-        if (teardown(root, id, path, ctx.log).length) {
-          failed++;
-          continue;
-        }
-        process.stdout.write(`${id}\n`);
-      } catch (err) {
-        failed++;
-        ctx.log.error(`${id}: ${errorLine(err)}`);
-      }
-    }
-    return failed ? 125 : 0;
+    return cleanupContainers(stateRoot(ctx.values.root?.at(-1)), ctx.tail, ctx.flags.force ?? false, ctx.log) ? 125 : 0;
   },
 });
 

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { once } from "node:events";
 import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
-import { UsageError } from "@corerun/cli";
+import { faultPoint, PARENT_PID_ENV, UsageError } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
@@ -75,11 +75,14 @@ export function createState(cfg: RunConfig): Container {
   mkdirSync(join(dir, "etc"));
   for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
   if (userns) handToContainerRoot(cfg.root, dir, userns);
+  faultPoint("corerun:sync-files");
   const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
   const missing = missingMountPoints(cfg.rootfs, targets);
   const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
   const held = claimCreatedPaths(cfg.root, id, missing, wanted);
+  faultPoint("corerun:mount-points-claimed");
   updateState(path, () => ({ mountPoints: held }));
+  faultPoint("corerun:mount-points-recorded");
   return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [], userns };
 }
 
@@ -140,7 +143,9 @@ function findRunningOrStarting(root: string, name: string): string | undefined {
 export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
   const cg = cgroupManager({ name: c.id, parent: cfg.cgroupParent });
   updateState(c.path, () => ({ cgroup: { name: cg.name, parent: cg.parent, paths: cg.paths() } }));
+  faultPoint("corerun:cgroup-recorded");
   cg.create(cfg.limits);
+  faultPoint("corerun:cgroup");
   c.cgroupDirs = cg.dirs();
   return cg;
 }
@@ -205,7 +210,7 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, to
     writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode }));
     return;
   }
-  await runTool_(tools, "corerun-net", netArgs(cfg, c, pid));
+  await runTool_(tools, "corerun-net", [...netArgs(cfg, c, pid), "--die-with-parent"]);
 }
 
 /**
@@ -226,7 +231,7 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
     const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };
-    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns }));
+    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns, dieWithParent: true }));
     // The child inherits the network namespace of the thread that clones it.
     if (cfg.network.mode !== "container") return clone();
     // Joined through a pidfd checked against the recorded start time: not a process that got the
@@ -263,7 +268,9 @@ export class ToolFailed extends Error {
 }
 
 export function recordInit(c: Container, pid: number): State {
-  return updateState(c.path, () => ({ init: { pid, startTime: procStartTime(pid) ?? 0 } }));
+  const state = updateState(c.path, () => ({ init: { pid, startTime: procStartTime(pid) ?? 0 } }));
+  faultPoint("corerun:init-recorded");
+  return state;
 }
 
 export function buildTree(cfg: RunConfig, c: Container, pid: number, tools: Tools): Promise<void> {
@@ -279,8 +286,10 @@ export type Tools = ChildProcess[];
  */
 async function runTool_(tools: Tools, name: string, args: string[]): Promise<void> {
   const [node, tool] = toolCommand(name);
-  const child = spawn(node!, [tool!, ...args], { stdio: ["ignore", name === "corerun-net" ? "ignore" : "inherit", "inherit"], detached: true });
+  const env = { ...process.env, [PARENT_PID_ENV]: String(process.pid) };
+  const child = spawn(node!, [tool!, ...args], { stdio: ["ignore", name === "corerun-net" ? "ignore" : "inherit", "inherit"], detached: true, env });
   tools.push(child);
+  faultPoint(`corerun:${name}-started`);
   const [code] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
   if (code !== 0) throw new ToolFailed(name, code ?? 125);
 }
@@ -295,7 +304,9 @@ export async function stopTools(tools: Tools): Promise<void> {
 
 export function start(c: Container): void {
   setStatus(c.path, "running");
+  faultPoint("corerun:running");
   sendGo(c.dir);
+  faultPoint("corerun:go");
 }
 
 /**
@@ -352,7 +363,9 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
         }
       }
     });
+    faultPoint("teardown:first-process");
     if (s.config.network.mode === "bridge") step("network", () => void netTeardown({ root, id }));
+    faultPoint("teardown:network");
     if (s.cgroup) {
       const { name, parent } = s.cgroup;
       step("cgroup", () => {
@@ -360,10 +373,12 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
         cg.killAll();
         cg.remove();
       });
+      faultPoint("teardown:cgroup");
     }
     step("mount points", () => {
       for (const m of releaseCreatedPaths(root, id, s.mountPoints ?? [])) removeCreatedPath(m);
     });
+    faultPoint("teardown:mount-points");
   }
   if (!failures.length) step("state", () => removeContainer(root, id));
   return failures;

@@ -11,15 +11,22 @@
  * configures the new namespaces from outside, such as uid_map/gid_map or the loopback. It then takes root in that namespace when
  * asked, resets signal handlers (Node's handlers point into a heap the child must not touch),
  * makes fds 0-2 inheritable (Node marks them close-on-exec) and execs.
+ *
+ * With die_with_parent, the child gets SIGKILL when its parent dies (PR_SET_PDEATHSIG, set
+ * after the last change of its ids, which would clear it). A parent that died before that is
+ * caught through a pidfd of the parent, opened before the clone: it is readable once the
+ * parent has exited.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -33,6 +40,7 @@ struct child_args {
     int sync_fd;
     int sync_close_fd;
     int become_root;
+    int parent_fd;
     sigset_t mask;
 };
 
@@ -83,6 +91,12 @@ static int child_main(void *p)
         if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
             _exit(125);
     }
+    if (a->parent_fd >= 0) {
+        struct pollfd parent = { .fd = a->parent_fd, .events = POLLIN };
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || poll(&parent, 1, 0) != 0)
+            _exit(125);
+        close(a->parent_fd);
+    }
     for (fd = 0; fd < 3; fd++)
         fcntl(fd, F_SETFD, 0);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
@@ -95,19 +109,29 @@ static int child_main(void *p)
  * until the child has reset its handlers, so no Node handler can run in the child.
  */
 int corerun_clone_exec(int flags, const char *path, char *const argv[], char *const envp[], int join_fd, int join_flags,
-                       int sync_fd, int sync_close_fd, int become_root)
+                       int sync_fd, int sync_close_fd, int become_root, int die_with_parent)
 {
     const size_t stack_size = 256 * 1024;
     struct child_args a = { .path = path, .argv = argv, .envp = envp, .flags = flags, .join_fd = join_fd,
                             .join_flags = join_flags, .sync_fd = sync_fd, .sync_close_fd = sync_close_fd,
-                            .become_root = become_root };
+                            .become_root = become_root, .parent_fd = -1 };
     sigset_t all;
     char *stack;
     int pid, saved;
 
+    if (die_with_parent) {
+        a.parent_fd = syscall(SYS_pidfd_open, getpid(), 0);
+        if (a.parent_fd < 0)
+            return -1;
+    }
     stack = malloc(stack_size);
-    if (!stack)
+    if (!stack) {
+        saved = errno;
+        if (a.parent_fd >= 0)
+            close(a.parent_fd);
+        errno = saved;
         return -1;
+    }
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &a.mask);
     /* No CLONE_VM: the child gets its own copy of memory, stack included, as with fork. */
@@ -115,6 +139,8 @@ int corerun_clone_exec(int flags, const char *path, char *const argv[], char *co
     saved = errno;
     pthread_sigmask(SIG_SETMASK, &a.mask, NULL);
     free(stack);
+    if (a.parent_fd >= 0)
+        close(a.parent_fd);
     errno = saved;
     return pid;
 }

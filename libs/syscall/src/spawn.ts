@@ -29,6 +29,11 @@ export interface StartOptions {
   userns?: IdMapText | undefined;
   /** Work on the new namespaces from outside (a loopback to bring up) before the process runs. */
   prepare?: ((pid: number) => void) | undefined;
+  /**
+   * SIGKILL for the process when the caller dies, from its first instruction: for a start that
+   * must not outlive the process driving it. Without it, the process may wait for a later one.
+   */
+  dieWithParent?: boolean | undefined;
 }
 
 /**
@@ -38,11 +43,12 @@ export interface StartOptions {
  */
 export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   const flags = opts.flags | (opts.userns ? CLONE_NEWUSER : 0);
-  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env);
+  const dieWithParent = opts.dieWithParent ?? false;
+  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { dieWithParent });
   const sync = sys.pipe();
   let pid: number | undefined;
   try {
-    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined });
+    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined, dieWithParent });
     if (opts.userns?.helpers) {
       mapWith("newuidmap", pid, opts.userns.uidMap);
       mapWith("newgidmap", pid, opts.userns.gidMap);

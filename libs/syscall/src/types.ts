@@ -36,13 +36,16 @@ export interface Syscall {
    * is created in its namespaces (PID 1 of a new PID namespace) and runs no JavaScript; a new
    * mount namespace gets private propagation. With `sync` (a pipe from pipe()), it first waits
    * for one byte on its read end; becomeRoot makes it uid/gid 0 of a new user namespace; `join`
-   * makes it setns(fd, flags) first, into another process's namespaces (a pidfd).
+   * makes it setns(fd, flags) first, into another process's namespaces (a pidfd); dieWithParent
+   * gives it SIGKILL when the calling process dies (or has died before it could be set).
    * Returns the child's pid.
    */
   cloneExec(
     flags: number, path: string, argv: readonly string[], envp: readonly string[],
-    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number } },
+    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; dieWithParent?: boolean },
   ): number;
+  /** poll(2) on fds for POLLIN; returns the revents of each, all 0 on a timeout (ms, -1 for none). */
+  poll(fds: readonly number[], timeoutMs: number): number[];
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /** Brings a network interface of the calling thread's network namespace up. */
