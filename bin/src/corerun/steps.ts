@@ -70,19 +70,26 @@ export function createState(cfg: RunConfig): Container {
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
     return { ...createContainer(cfg.root, { ...config, userns }, { owner }), userns };
   });
-  sys.mkfifo(readyPath(dir), 0o600);
-  sys.mkfifo(goPath(dir), 0o600);
-  mkdirSync(join(dir, "etc"));
-  for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
-  if (userns) handToContainerRoot(cfg.root, dir, userns);
-  faultPoint("corerun:sync-files");
-  const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
-  const missing = missingMountPoints(cfg.rootfs, targets);
-  const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
-  const held = claimCreatedPaths(cfg.root, id, missing, wanted);
-  faultPoint("corerun:mount-points-claimed");
-  updateState(path, () => ({ mountPoints: held }));
-  faultPoint("corerun:mount-points-recorded");
+  try {
+    sys.mkfifo(readyPath(dir), 0o600);
+    sys.mkfifo(goPath(dir), 0o600);
+    mkdirSync(join(dir, "etc"));
+    for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
+    if (userns) handToContainerRoot(cfg.root, dir, userns);
+    faultPoint("corerun:sync-files");
+    const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
+    const missing = missingMountPoints(cfg.rootfs, targets);
+    const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
+    const held = claimCreatedPaths(cfg.root, id, missing, wanted);
+    faultPoint("corerun:mount-points-claimed");
+    updateState(path, () => ({ mountPoints: held }));
+    faultPoint("corerun:mount-points-recorded");
+  } catch (err) {
+    // Nothing outside the directory exists yet (a mount point is only claimed here, and made by
+    // corerun-mount): a rootfs refused here leaves nothing behind.
+    removeContainer(cfg.root, id);
+    throw err;
+  }
   return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [], userns };
 }
 

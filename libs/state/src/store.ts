@@ -1,6 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, accessSync, constants } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, accessSync, constants } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { linuxSyscall, LOCK_EX, LOCK_UN, type Syscall } from "@corerun/syscall";
 import { faultPoint } from "@corerun/cli";
 import { procStartTime } from "./proc.ts";
@@ -24,7 +24,16 @@ export function checkStateRoot(root: string): void {
     mkdirSync(root, { recursive: true, mode: 0o700 });
     accessSync(root, constants.W_OK);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
+    let code = (err as NodeJS.ErrnoException).code ?? "error";
+    // A recursive mkdir reports ENOENT for a parent it could not create on its way (EROFS,
+    // EACCES): one step at the last level names the real reason.
+    if (code === "ENOENT" && existsSync(dirname(root))) {
+      try {
+        mkdirSync(root, { mode: 0o700 });
+      } catch (again) {
+        code = (again as NodeJS.ErrnoException).code ?? code;
+      }
+    }
     throw new Error(`state root ${root} cannot be written (${code}); pass --root DIR or set CORERUN_ROOT to a writable directory`);
   }
 }

@@ -18,6 +18,7 @@
 import { closeSync, openSync, readFileSync, readSync, writeSync, constants } from "node:fs";
 import { join } from "node:path";
 import type { Syscall } from "@corerun/syscall";
+import { UsageError } from "@corerun/cli";
 
 export type SyncMessage =
   | { t: "ready" }
@@ -73,7 +74,12 @@ export class ExecSide {
   private ready: number | undefined;
 
   constructor(dir: string) {
-    this.go = openSync(goPath(dir), constants.O_RDWR);
+    try {
+      this.go = openSync(goPath(dir), constants.O_RDWR);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      throw new UsageError(`--sync-dir ${dir}: no FIFO ${goPath(dir)}; make both with mkfifo ${readyPath(dir)} ${goPath(dir)}`);
+    }
     // Blocks until a reader opens `ready`: corerun-mount, corerun or a script.
     this.ready = openSync(readyPath(dir), constants.O_WRONLY);
   }
