@@ -10,7 +10,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -127,10 +127,24 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Files under the root that some process holds a lock on (/proc/locks names them by inode). */
+function locksHeld(root: string): string[] {
+  const held = new Set(readFileSync("/proc/locks", "utf8").split("\n").map((l) => l.split(/\s+/)[5]?.split(":")[2]).filter(Boolean));
+  const files = (readdirSync(root, { recursive: true }) as string[]).map((f) => join(root, f));
+  return files.filter((f) => {
+    try {
+      return held.has(String(statSync(f).ino));
+    } catch {
+      return false;
+    }
+  });
+}
+
 async function assertHostClean(root: string, pids: number[], what: string): Promise<void> {
   assert.deepEqual(await settle(() => [...processesWith(root), ...processesWith(`marker-${tag}`)]), [], `${what}: a process is left`);
   assert.deepEqual(pids.filter(alive), [], `${what}: a recorded process is alive`);
   assert.deepEqual(stateLeft(root), [], `${what}: state is left`);
+  assert.deepEqual(locksHeld(root), [], `${what}: a lock is held`);
   assert.deepEqual(cgroupsLeft(), [], `${what}: a cgroup is left`);
   assert.deepEqual([...hostMountsUnder(root), ...hostMountsUnder(volume), ...hostMountsUnder(TARGET)], [], `${what}: a mount is left`);
   assert.equal(existsSync(join(rootfs, TARGET)), false, `${what}: the mount point ${TARGET} is left in the rootfs`);
