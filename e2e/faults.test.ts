@@ -42,12 +42,14 @@ function cgroupsLeft(): string[] {
 interface Mode {
   name: string;
   args: string[];
+  /** Also kill the container's first process while corerun or a tool stands at each step. */
+  killFirstProcess: boolean;
 }
 
 const MODES: Mode[] = [
-  { name: "network none", args: ["--network", "none"] },
-  { name: "bridge with a published port", args: ["-N", BRIDGE, "-P", `${PORT}:80`] },
-  { name: "user namespace (--userns auto)", args: ["--network", "none", "--userns", "auto"] },
+  { name: "network none", args: ["--network", "none"], killFirstProcess: true },
+  { name: "bridge with a published port", args: ["-N", BRIDGE, "-P", `${PORT}:80`], killFirstProcess: true },
+  { name: "user namespace (--userns auto)", args: ["--network", "none", "--userns", "auto"], killFirstProcess: false },
 ];
 
 /** The state root may keep only what outlives containers: locks, the registries, networks, the runtime copy. */
@@ -153,6 +155,22 @@ async function assertHostClean(root: string, pids: number[], what: string): Prom
   assert.deepEqual(natRules(), [], `${what}: a published-port rule is left`);
 }
 
+/** The process of this file's start that stopped itself at a CORERUN_FAULT_PAUSE point. */
+async function pausedProcess(root: string): Promise<number> {
+  for (let i = 0; i < 600; i++) {
+    for (const pid of processesWith(root)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return pid;
+      } catch {
+        // gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("no process stopped at the pause point");
+}
+
 /** The fault points one start passes, in the order first reached, from every process of it. */
 async function tracePoints(root: string, mode: Mode): Promise<string[]> {
   const file = join(work, `trace-${mode.name.replace(/\W+/g, "-")}`);
@@ -213,6 +231,29 @@ describe("kill at every step, then corerun cleanup: the host is as before", { sk
           const c = tool("corerun", ["cleanup", "--root", root]);
           assert.equal(c.code, 0, `${point}: cleanup failed: ${c.stderr}`);
           await assertHostClean(root, [r.pid, ...pids], `killed at ${point}`);
+        }
+      });
+
+      test("the container's first process killed while corerun or a tool stands at each step", { skip: !mode.killFirstProcess && "covered by the modes above" }, async () => {
+        // From the moment the first process exists until it is told to go (after that, the
+        // command may be done before it can be killed); its own steps (exec:*) are walked
+        // above, by stopping it dead there.
+        const from = points.indexOf("corerun:init-recorded");
+        const to = points.indexOf("corerun:go");
+        assert.ok(from >= 0 && to > from, points.join(" "));
+        for (const point of points.slice(from, to).filter((p) => !p.startsWith("exec:"))) {
+          removeNetworks(root, mode);
+          const ended = start(root, mode, { CORERUN_FAULT_PAUSE: point });
+          const paused = await pausedProcess(root);
+          const pids = recordedPids(root);
+          assert.equal(pids.length, 1, `${point}: no first process recorded`);
+          process.kill(pids[0]!, "SIGKILL");
+          process.kill(paused, "SIGCONT");
+          const r = await ended;
+          assert.notEqual(r.code, 0, `${point}: corerun exited 0 with its first process killed`);
+          const c = tool("corerun", ["cleanup", "--root", root]);
+          assert.equal(c.code, 0, `${point}: cleanup failed: ${c.stderr}`);
+          await assertHostClean(root, [r.pid, ...pids], `first process killed at ${point}`);
         }
       });
 
