@@ -10,7 +10,7 @@ const graph = await createProjectGraphAsync({ exitOnError: true });
 
 // A constraint matches only tagged projects, so a project without a type tag would escape the
 // koffi ban. Refuse to lint until every project has exactly one.
-const TYPES = ["type:syscall", "type:lib", "type:tool"];
+const TYPES = ["type:syscall", "type:lib", "type:tool", "type:e2e"];
 const untagged = Object.values(graph.nodes).filter((p) => (p.data.tags ?? []).filter((t) => TYPES.includes(t)).length !== 1);
 if (untagged.length) {
   throw new Error(`every project needs exactly one of the tags ${TYPES.join(", ")} in its project.json: ${untagged.map((p) => p.data.root).join(", ")}`);
@@ -46,6 +46,7 @@ export default tseslint.config(
             { sourceTag: "type:syscall", onlyDependOnLibsWithTags: [] },
             { sourceTag: "type:lib", onlyDependOnLibsWithTags: ["type:lib", "type:syscall"], bannedExternalImports: KOFFI },
             { sourceTag: "type:tool", onlyDependOnLibsWithTags: ["type:lib", "type:syscall"], bannedExternalImports: KOFFI },
+            { sourceTag: "type:e2e", onlyDependOnLibsWithTags: ["type:lib", "type:syscall", "type:tool"], bannedExternalImports: KOFFI },
           ],
         },
       ],

@@ -30,12 +30,14 @@ export interface TarEntry {
 export async function tarOf(entries: TarEntry[]): Promise<Buffer> {
   const p = tarPack();
   const chunks: Buffer[] = [];
-  p.on("data", (c: Buffer) => chunks.push(c));
+  p.on("data", (c: unknown) => chunks.push(c as Buffer));
   const ended = new Promise<void>((resolve) => p.on("end", () => resolve()));
   for (const e of entries) {
     const type = e.type ?? "file";
     const mode = e.mode ?? (type === "directory" ? 0o755 : 0o644);
-    p.entry({ name: e.name, type, mode, uid: e.uid ?? 0, gid: e.gid ?? 0, linkname: e.linkname, mtime: new Date(0) }, type === "file" ? (e.body ?? "") : undefined);
+    const header = { name: e.name, type, mode, uid: e.uid ?? 0, gid: e.gid ?? 0, linkname: e.linkname, mtime: new Date(0) };
+    if (type === "file") p.entry(header, e.body ?? "");
+    else p.entry(header);
   }
   p.finalize();
   await ended;

@@ -312,7 +312,7 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
       // One byte of the gzip layer's blob changed, under its old name.
       const layer = join(bad, "blobs/sha256", f.layers[1]!.digest.slice(7));
       const data = readFileSync(layer);
-      data[data.length - 5] ^= 0xff;
+      data[data.length - 5] = data[data.length - 5]! ^ 0xff;
       writeFileSync(layer, data);
       const i = corerun(["image", "import", bad], r);
       assert.equal(i.code, 125);

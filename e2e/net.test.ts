@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BIN, busyboxRootfs, isRoot, REPO, removeStateRoot, stateRoot } from "./helpers.ts";
-import { netPaths } from "../libs/net/src/records.ts";
+import { netPaths } from "@corerun/net";
 
 const REMOTE_NS = "crtest-remote";
 const HOST_END = "crtest-h";

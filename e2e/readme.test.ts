@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, busyboxRootfs, isRoot, leftoverState, processesWith, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
 import { cgroupsNamed, corerunContainers, corerunWithRoot, hasSysResource, missing, removeWorkDir, startContainerd, startDockerd, stopContainerd, stopDaemon, workDir } from "./engines.ts";
@@ -48,10 +48,29 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(r.stdout.trim().split("\n"), ["demo", "1", ...readdirSync(rootfs).sort()]);
   });
 
-  test("the second command runs the test suite the way CI does", () => {
+  test("the second command runs the checks through Nx, and CI runs exactly it", () => {
     const text = readFileSync(join(REPO, "README.md"), "utf8");
-    assert.match(text, /```sh\nsudo tools\/setup\.sh && sudo npm test\n```/);
-    assert.match(readFileSync(join(REPO, ".ci/run"), "utf8"), /^npm test$/m);
+    const second = /```sh\n(sudo tools\/setup\.sh && sudo npx nx run-many -t typecheck lint test && sudo npx nx run e2e:e2e)\n```/.exec(text);
+    assert.ok(second, "the README's second command runs typecheck, lint and test with nx run-many, then e2e:e2e");
+    const ci = readFileSync(join(REPO, ".ci/run"), "utf8").split("\n");
+    assert.ok(ci.includes(second[1]!.replaceAll("sudo ", "")), ".ci/run runs the README's command without sudo");
+    // Every project has the targets the command runs, as Nx sees them: none escapes a check.
+    const nx = (...args: string[]) => {
+      const r = run("npx", ["nx", "show", "projects", "--json", ...args], { cwd: REPO, env: { ...process.env, NX_DAEMON: "false", NX_NO_CLOUD: "true" } });
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as string[]).sort();
+    };
+    const all = nx();
+    assert.deepEqual(nx("--with-target", "typecheck"), all);
+    assert.deepEqual(nx("--with-target", "lint"), all);
+    assert.deepEqual(nx("--with-target", "e2e"), ["e2e"]);
+    // A project with unit tests has a test target that runs them.
+    const tested = nx("--with-target", "test");
+    for (const p of all.filter((name) => name !== "e2e" && !tested.includes(name))) {
+      const dir = existsSync(join(REPO, "libs", p)) ? join(REPO, "libs", p) : join(REPO, "bin/src", p);
+      const tests = (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith(".test.ts"));
+      assert.deepEqual(tests, [], `${p} has unit tests but no test target`);
+    }
   });
 
   test("the corerun examples", () => {

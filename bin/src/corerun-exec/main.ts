@@ -1,5 +1,5 @@
-import { linuxSyscall as sys } from "@corerun/syscall";
-import { defineTool, errorLine, exitCodeForError, runTool } from "@corerun/cli";
+import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
+import { defineTool, errorLine, exitCodeForError, faultPoint, runTool } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs } from "@corerun/cgroup";
@@ -31,7 +31,9 @@ export const tool = defineTool({
     try {
       // The FIFOs first: any later failure, bad options included, then reaches the waiting side.
       const syncDir = ctx.values["sync-dir"]?.at(-1);
+      faultPoint("exec:start");
       if (syncDir) sync = new ExecSide(syncDir);
+      faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
       const oci = opts.oci === undefined ? undefined : loadOciProcess(opts.oci);
       // The cgroup paths live on the host: open them before the root can move.
@@ -40,11 +42,17 @@ export const tool = defineTool({
       // The host's hierarchies are read while its /proc and /sys are still in reach.
       const cgroupFs = opts.mountCgroup ? cgroupTree(discoverLayout()) : undefined;
       if (opts.mountProc) mountProc(sys);
+      faultPoint("exec:proc");
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
       if (sync) {
         sync.sendReady();
+        faultPoint("exec:ready");
         go = sync.waitGo();
+        faultPoint("exec:go");
       }
+      // A parent-death signal from the clone (corerun run's start) guards the waits only: once
+      // started, the container outlives a killed corerun, and corerun cleanup ends it.
+      sys.prctl(PR_SET_PDEATHSIG, 0);
       if (opts.loUp) sys.setLinkUp("lo");
       if (opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
       if (oci) {
@@ -75,6 +83,7 @@ export const tool = defineTool({
       if (cgroupFs) mountCgroupTree(sys, cgroupFs, !opts.unmasked);
       prepareFds(sys, opts.preserveFds);
       dropCapabilities(sys, opts.capabilities, lastCap);
+      faultPoint("exec:exec");
       if (!creds) return execCommand(sys, opts, env);
       // A user other than root loses CAP_SYS_ADMIN: the filter goes in first unless
       // no_new_privs lets the kernel take it later (the same order as the OCI path above).

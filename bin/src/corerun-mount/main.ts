@@ -1,5 +1,6 @@
-import { connectUnix, fdSender, linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
-import { defineTool, runTool } from "@corerun/cli";
+import { closeSync } from "node:fs";
+import { connectUnix, fdSender, linuxSyscall as sys } from "@corerun/syscall";
+import { defineTool, dieWithParent, faultPoint, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { procStartTime } from "@corerun/state";
@@ -25,7 +26,8 @@ export const tool = defineTool({
   async run(ctx) {
     const opts = parseMountOptions(ctx);
     // Blocked on the ready FIFO, corerun-mount would otherwise outlive a corerun killed with -9.
-    if (opts.dieWithParent) sys.prctl(PR_SET_PDEATHSIG, 9);
+    if (opts.dieWithParent) dieWithParent(sys);
+    faultPoint("mount:start");
     const joined = takeJoined(opts.pid);
     // Not root: only a process inside the container's user namespace may mount there, and Node
     // cannot join one; corerun-mount runs again, started inside by the native helper.
@@ -38,28 +40,45 @@ export const tool = defineTool({
     const sendFd = consoleFd === undefined ? undefined : fdSender();
     const startTime = procStartTime(opts.pid);
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;
-    if (joined) makePrivate(sys);
-    else enterNamespaces(sys, opts.pid);
-    // Before the bind: host root cannot create files through an idmapped mount (its uid has no
-    // mapping there), so missing mount points are made on the rootfs itself.
-    createMountPoints(points);
-    if (spec) {
-      bindRootfs(sys, opts.rootfs, userns, { nodev: false });
-      mountOciTree(sys, opts.rootfs, spec, opts.cgroupDirs);
-    } else {
-      bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns);
-      mountDev(sys, opts.rootfs);
-      if (opts.hostDevices) bindHostDevices(sys, opts.rootfs);
-      mountSys(sys, opts.rootfs, opts.unmasked);
-      mountVolumes(sys, opts.rootfs, opts, userns);
+    // The wait for ready ends when the target dies: a pidfd, opened while its pid is its own.
+    const target = sys.pidfdOpen(opts.pid);
+    try {
+      if (joined) makePrivate(sys);
+      else enterNamespaces(sys, opts.pid);
+      faultPoint("mount:namespaces");
+      // Before the bind: host root cannot create files through an idmapped mount (its uid has no
+      // mapping there), so missing mount points are made on the rootfs itself.
+      createMountPoints(points);
+      faultPoint("mount:mount-points");
+      if (spec) {
+        bindRootfs(sys, opts.rootfs, userns, { nodev: false });
+        faultPoint("mount:rootfs");
+        mountOciTree(sys, opts.rootfs, spec, opts.cgroupDirs);
+        faultPoint("mount:oci-mounts");
+      } else {
+        bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns);
+        faultPoint("mount:rootfs");
+        mountDev(sys, opts.rootfs);
+        if (opts.hostDevices) bindHostDevices(sys, opts.rootfs);
+        faultPoint("mount:dev");
+        mountSys(sys, opts.rootfs, opts.unmasked);
+        faultPoint("mount:sys");
+        mountVolumes(sys, opts.rootfs, opts, userns);
+        faultPoint("mount:volumes");
+      }
+      if (opts.hookPause) pauseForHooks();
+      if (opts.syncDir) waitReady(opts.syncDir, { pidfd: target, name: `process ${opts.pid}`, sys });
+      faultPoint("mount:ready");
+      if (opts.proc) moveProc(sys, opts.rootfs, startTime);
+      faultPoint("mount:proc");
+      pivot(sys, opts.rootfs);
+      faultPoint("mount:pivot");
+      if (spec) checkProgram(spec);
+      if (spec && consoleFd !== undefined) sendConsole(sys, spec, consoleFd, sendFd!);
+      if (spec?.root?.readonly) readonlyRoot(sys);
+    } finally {
+      closeSync(target);
     }
-    if (opts.hookPause) pauseForHooks();
-    if (opts.syncDir) waitReady(opts.syncDir);
-    if (opts.proc) moveProc(sys, opts.rootfs, startTime);
-    pivot(sys, opts.rootfs);
-    if (spec) checkProgram(spec);
-    if (spec && consoleFd !== undefined) sendConsole(sys, spec, consoleFd, sendFd!);
-    if (spec?.root?.readonly) readonlyRoot(sys);
     return 0;
   },
 });

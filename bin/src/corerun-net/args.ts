@@ -19,6 +19,7 @@ export const setupArgs = {
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname, for /etc/hostname and /etc/hosts (default: ID)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name, listed in its network's /etc/hosts files" },
   "etc-dir": { type: "string", valueHint: "DIR", description: "write hosts, resolv.conf and hostname into DIR, in place" },
+  "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
   root,
 } as const satisfies ArgsDef;
 

@@ -1,4 +1,5 @@
-import { defineTool, printJson, runTool } from "@corerun/cli";
+import { defineTool, dieWithParent, printJson, runTool } from "@corerun/cli";
+import { linuxSyscall as sys } from "@corerun/syscall";
 import { etcArgs, listArgs, parseEtc, parseNames, parseSetup, parseTeardown, rootArgs, rootOf, setupArgs, teardownArgs } from "./args.ts";
 import { listNetworks, networkTable, remove, removeNetworks, setup, writeEtc } from "./steps.ts";
 
@@ -20,6 +21,8 @@ const setupCmd = defineTool({
     "sudo corerun-net setup --netns /run/netns/demo --id demo -N demo0 --subnet 10.213.5.0/24",
   ],
   run(ctx) {
+    // A setup whose corerun died is undone by corerun cleanup, which must not race with it.
+    if (ctx.flags["die-with-parent"]) dieWithParent(sys);
     printJson(setup(parseSetup(ctx), (m) => ctx.log.info(m)));
     return 0;
   },

@@ -1,3 +1,5 @@
+import { statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { NAMESPACES, type NamespaceName } from "@corerun/syscall";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { parseIdMap, type IdRange } from "@corerun/state";
@@ -26,6 +28,14 @@ export interface NsOptions {
   command: string[];
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function fdNumber(value: string | undefined, option: string): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) > 1024) throw new UsageError(`${option} "${value}" is not a file descriptor number`);
@@ -45,13 +55,19 @@ export function parseNsOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const uidMap = parseIdMap(ctx.values.uidmap ?? [], "--uidmap");
   const gidMap = parseIdMap(ctx.values.gidmap ?? [], "--gidmap");
   const preserve = fdNumber(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds") ?? 0;
+  const pidFile = ctx.values["pid-file"]?.at(-1);
+  // Checked before the command starts: a pid file that cannot be written would otherwise fail
+  // after it runs.
+  if (pidFile !== undefined && !isDirectory(dirname(resolve(pidFile)))) {
+    throw new UsageError(`--pid-file ${pidFile}: ${dirname(resolve(pidFile))} is not a directory; give a path in an existing directory`);
+  }
   return {
     namespaces: namespaces as NamespaceName[],
     netNs,
     uidMap: uidMap.length ? uidMap : gidMap,
     gidMap: gidMap.length ? gidMap : uidMap,
     detach: ctx.flags.detach ?? false,
-    pidFile: ctx.values["pid-file"]?.at(-1),
+    pidFile,
     statusFd: fdNumber(ctx.values["json-status-fd"]?.at(-1), "--json-status-fd"),
     preserveFds: preserve,
     command: ctx.tail,

@@ -200,6 +200,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const vars = parseEnvVars([...(img?.env ?? []), ...(ctx.values.env ?? [])], env);
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1) ?? img?.workdir);
   const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
+  const idmapped = volumes.find((v) => v.idmap);
+  if (idmapped && !userns) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap maps through a user namespace; add --userns auto or --uidmap, or drop idmap`);
   capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []);
   const path = vars.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
   // An image's command is looked up by corerun-exec in the merged tree (127 when missing).

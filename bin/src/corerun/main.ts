@@ -1,14 +1,15 @@
 import { dirname } from "node:path";
-import { defineTool, errorLine, exitCodeOf, printJson, printTable, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, errorLine, exitCodeOf, faultPoint, printJson, printTable, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { netPaths } from "@corerun/net";
-import { isAlive, listContainers, readState, readStates, stateRoot, statePath } from "@corerun/state";
+import { isAlive, readStates, stateRoot } from "@corerun/state";
 import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
 import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
+import { cleanupContainers } from "./cleanup.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
@@ -43,6 +44,7 @@ async function run(ctx: ToolContext): Promise<number> {
     ctx.log.info(`container ${c.id}: state ${c.path}`);
     const cg = cfg.rootless ? undefined : createCgroup(cfg, c);
     pid = startFirstProcess(cfg, c);
+    faultPoint("corerun:cloned");
     recordInit(c, pid);
     ctx.log.info(`container ${c.id}: first process ${pid}`);
     if (aborted) kill(pid);
@@ -52,9 +54,11 @@ async function run(ctx: ToolContext): Promise<number> {
     const first = await Promise.race([built.then(() => undefined), ended]);
     if (aborted) return 128 + signalNumber(aborted);
     if (first) return exitCodeOf(first);
+    faultPoint("corerun:tree-built");
     for (const sig of starting) process.off(sig, abort);
     start(c);
     const end = await ended;
+    faultPoint("corerun:exited");
     ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
     if (cg) reportOom(cg, cfg.limits, ctx.log);
     return exitCodeOf(end);
@@ -78,34 +82,7 @@ const cleanup = defineTool({
   tail: "command",
   examples: ["sudo corerun cleanup            # every container whose corerun is gone"],
   run(ctx) {
-    const root = stateRoot(ctx.values.root?.at(-1));
-    const ids = ctx.tail.length ? ctx.tail : listContainers(root);
-    let failed = 0;
-    for (const id of ids) {
-      try {
-        const path = statePath(root, id);
-        const state = readState(path);
-        if (isAlive(state.owner) && !ctx.flags.force) {
-          ctx.log.info(`${id}: still managed by corerun pid ${state.owner!.pid}; skipped (use --force)`);
-          continue;
-        }
-        // An OCI container outlives its create by design: its engine deletes it. Only a create
-        // that died halfway is cleanup's.
-        if (state.oci && state.status !== "creating" && !ctx.flags.force) {
-          ctx.log.info(`${id}: OCI container ${state.config.name} is its engine's to delete (corerun delete); skipped (use --force)`);
-          continue;
-        }
-        if (teardown(root, id, path, ctx.log).length) {
-          failed++;
-          continue;
-        }
-        process.stdout.write(`${id}\n`);
-      } catch (err) {
-        failed++;
-        ctx.log.error(`${id}: ${errorLine(err)}`);
-      }
-    }
-    return failed ? 125 : 0;
+    return cleanupContainers(stateRoot(ctx.values.root?.at(-1)), ctx.tail, ctx.flags.force ?? false, ctx.log) ? 125 : 0;
   },
 });
 

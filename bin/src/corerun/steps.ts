@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { once } from "node:events";
 import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
-import { UsageError } from "@corerun/cli";
+import { faultPoint, PARENT_PID_ENV, UsageError } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
@@ -79,15 +79,27 @@ export function createState(cfg: RunConfig): Container {
     teardown(cfg.root, id, path);
     throw err;
   }
-  sys.mkfifo(readyPath(dir), 0o600);
-  sys.mkfifo(goPath(dir), 0o600);
-  mkdirSync(join(dir, "etc"));
-  for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
-  if (userns) handToContainerRoot(cfg.root, dir, userns);
-  const missing = missingMountPoints(cfg.rootfs, targets);
-  const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
-  const held = claimCreatedPaths(cfg.root, id, missing, wanted);
-  updateState(path, () => ({ mountPoints: held }));
+  faultPoint("corerun:image-mounted");
+  try {
+    sys.mkfifo(readyPath(dir), 0o600);
+    sys.mkfifo(goPath(dir), 0o600);
+    mkdirSync(join(dir, "etc"));
+    for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
+    if (userns) handToContainerRoot(cfg.root, dir, userns);
+    faultPoint("corerun:sync-files");
+    const missing = missingMountPoints(cfg.rootfs, targets);
+    const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
+    const held = claimCreatedPaths(cfg.root, id, missing, wanted);
+    faultPoint("corerun:mount-points-claimed");
+    updateState(path, () => ({ mountPoints: held }));
+    faultPoint("corerun:mount-points-recorded");
+  } catch (err) {
+    // Nothing outside the directory exists yet (a mount point is only claimed here, and made by
+    // corerun-mount) but an image's overlayfs: a rootfs refused here leaves nothing behind.
+    if (cfg.image) teardown(cfg.root, id, path);
+    else removeContainer(cfg.root, id);
+    throw err;
+  }
   return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [], userns };
 }
 
@@ -148,7 +160,9 @@ function findRunningOrStarting(root: string, name: string): string | undefined {
 export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
   const cg = cgroupManager({ name: c.id, parent: cfg.cgroupParent });
   updateState(c.path, () => ({ cgroup: { name: cg.name, parent: cg.parent, paths: cg.paths() } }));
+  faultPoint("corerun:cgroup-recorded");
   cg.create(cfg.limits);
+  faultPoint("corerun:cgroup");
   c.cgroupDirs = cg.dirs();
   return cg;
 }
@@ -213,7 +227,7 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, to
     writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode }));
     return;
   }
-  await runChild(tools, "corerun-net", netArgs(cfg, c, pid));
+  await runChild(tools, "corerun-net", [...netArgs(cfg, c, pid), "--die-with-parent"]);
 }
 
 /**
@@ -234,7 +248,7 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
     const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };
-    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns }));
+    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns, dieWithParent: true }));
     // The child inherits the network namespace of the thread that clones it.
     if (cfg.network.mode !== "container") return clone();
     // Joined through a pidfd checked against the recorded start time: not a process that got the
@@ -272,7 +286,9 @@ export class ToolFailed extends Error {
 }
 
 export function recordInit(c: Pick<Container, "path">, pid: number): State {
-  return updateState(c.path, () => ({ init: { pid, startTime: procStartTime(pid) ?? 0 } }));
+  const state = updateState(c.path, () => ({ init: { pid, startTime: procStartTime(pid) ?? 0 } }));
+  faultPoint("corerun:init-recorded");
+  return state;
 }
 
 export function buildTree(cfg: RunConfig, c: Container, pid: number, tools: Tools): Promise<void> {
@@ -290,8 +306,10 @@ export async function runChild(tools: Tools, name: string, args: string[], opts:
   const [node, tool] = toolCommand(name);
   const stderr = opts.captureErrors ? "pipe" : "inherit";
   const stdout = opts.onPause ? "pipe" : name === "corerun-net" ? "ignore" : "inherit";
-  const child = spawn(node!, [tool!, ...args], { stdio: [opts.onPause ? "pipe" : "ignore", stdout, stderr], detached: true });
+  const env = { ...process.env, [PARENT_PID_ENV]: String(process.pid) };
+  const child = spawn(node!, [tool!, ...args], { stdio: [opts.onPause ? "pipe" : "ignore", stdout, stderr], detached: true, env });
   tools.push(child);
+  faultPoint(`corerun:${name}-started`);
   let said = "";
   child.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString("utf8")));
   // A tool that pauses (corerun-mount --hook-pause) says "built"; it goes on when answered.
@@ -321,7 +339,9 @@ export async function stopTools(tools: Tools): Promise<void> {
 
 export function start(c: Container): void {
   setStatus(c.path, "running");
+  faultPoint("corerun:running");
   sendGo(c.dir);
+  faultPoint("corerun:go");
 }
 
 /**
@@ -378,7 +398,9 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
         }
       }
     });
+    faultPoint("teardown:first-process");
     if (s.config.network.mode === "bridge") step("network", () => void netTeardown({ root, id }));
+    faultPoint("teardown:network");
     if (s.cgroup) {
       const { name, parent, devices } = s.cgroup;
       step("cgroup", () => {
@@ -386,11 +408,13 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
         cg.killAll();
         cg.remove();
       });
+      faultPoint("teardown:cgroup");
     }
     step("mount points", () => {
       for (const m of releaseCreatedPaths(root, id, s.mountPoints ?? [])) removeCreatedPath(m);
     });
     if (s.image) step("image rootfs", () => unmountImage(root, id, s.image!));
+    faultPoint("teardown:mount-points");
   }
   if (!failures.length) step("state", () => removeContainer(root, id));
   return failures;

@@ -50,7 +50,11 @@ export function splitArgv(argv: readonly string[], def: ArgsDef, opts: SplitOpti
   const done = (tail: string[]): SplitArgv => ({ values, flags, tail, help });
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i]!;
-    if (word === "--") return done(argv.slice(i + 1));
+    if (word === "--") {
+      // A tool that takes no words would otherwise ignore what follows.
+      if (opts.tail === "none" && i + 1 < argv.length) throw new UsageError(`unexpected argument "${argv[i + 1]}"; see --help`);
+      return done(argv.slice(i + 1));
+    }
     if (word === "-h" || word === "--help") {
       help = true;
       continue;

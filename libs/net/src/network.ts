@@ -18,7 +18,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openNetlink } from "@corerun/syscall";
-import { UsageError } from "@corerun/cli";
+import { faultPoint, UsageError } from "@corerun/cli";
 import { isAlive, procStartTime } from "@corerun/state";
 import { Rtnl } from "./client.ts";
 import { ETC_FILES, hostHostsFile, hostsFile, resolvConf, writeEtcFiles, writeHostsFile, type EtcFiles, type HostEntry } from "./etc.ts";
@@ -277,6 +277,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
       if (isNew) records.networks.push(network);
       records.leases.push(lease);
       save();
+      faultPoint("net:lease");
 
       const made = { bridge: false, veth: undefined as Link | undefined };
       try {
@@ -294,6 +295,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
           network.bridgeIndex = bridge.index;
           save();
           opts.log?.(`created bridge ${network.bridge} (${network.subnet})`);
+          faultPoint("net:bridge");
         }
         // route_localnet lets DNATed connections from 127.0.0.1 leave through the bridge;
         // forwarding lets the host route between the bridge and everything else.
@@ -311,6 +313,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         }
         const failed = r.find((x) => !x.ok);
         if (failed && !failed.ok) throw failed.error;
+        faultPoint("net:veth");
 
         const [eth0Reply] = ctr.batch([getLinkByName(CONTAINER_IFNAME)])[0]!;
         const eth0 = decodeLink(eth0Reply!);
@@ -320,9 +323,12 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
           setLinkUp({ name: "lo" }),
           newDefaultRoute({ gateway: network.gateway, index: eth0.index, name: CONTAINER_IFNAME }),
         ]);
+        faultPoint("net:address");
         if (syncRuleset(records, paths.table, nftOpts(kernel, paths))) opts.log?.(`loaded nftables table ip ${paths.table}`);
+        faultPoint("net:nft");
         lease.state = "active";
         save();
+        faultPoint("net:active");
 
         const result: SetupResult = {
           id: opts.id, network: network.name, bridge: network.bridge, subnet: network.subnet, interface: CONTAINER_IFNAME, hostInterface: lease.veth,
@@ -332,6 +338,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         if (opts.etcDir) {
           writeEtcFiles(opts.etcDir, { hostname: opts.hostname ?? opts.id, hosts: leaseHosts(records, lease), resolv: resolvConf({ mode: "private" }) });
           result.etc = etcPaths(opts.etcDir);
+          faultPoint("net:etc");
         }
         refreshPeers(records, network.name, opts.id, opts.log);
         return result;
@@ -429,6 +436,7 @@ export function teardown(opts: { root: string; id: string; log?: (m: string) => 
         const [r] = host.results([deleteLink(link)]);
         // ENODEV: the kernel deleted the pair meanwhile, with the container's namespace.
         if (r && !r.ok && r.error.code !== "ENODEV") throw r.error;
+        faultPoint("net:teardown-veth");
       }
       records.leases = records.leases.filter((l) => l !== lease);
       reclaim(records, links, host, kernel, opts.log);

@@ -1,5 +1,6 @@
 import { lstatSync, readlinkSync } from "node:fs";
 import { posix } from "node:path";
+import { UsageError } from "@corerun/cli";
 
 const MAX_LINKS = 40;
 
@@ -36,7 +37,7 @@ export function resolveInRoot(root: string, path: string): string {
       continue;
     }
     if (st.isSymbolicLink()) {
-      if (++links > MAX_LINKS) throw new Error(`too many levels of symbolic links in ${path}`);
+      if (++links > MAX_LINKS) throw new UsageError(`${path} in the root filesystem ${root}: too many levels of symbolic links (a loop, such as /etc -> /etc); make its links point inside it`);
       const target = readlinkSync(host);
       if (target.startsWith("/")) done.length = 0;
       parts.unshift(...target.split("/").filter((p) => p && p !== "."));

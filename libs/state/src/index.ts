@@ -6,3 +6,4 @@ export {
 } from "./config.ts";
 export { allocateAutoUserns, subidPool, subidRanges, AUTO_SIZE, DEFAULT_POOL } from "./userns.ts";
 export { claimCreatedPaths, releaseCreatedPaths, type CreatedPath } from "./mountpoints.ts";
+export { judgePartial, readOwner, removePartial, sweepUnpublished, type PartialDir } from "./partial.ts";

@@ -83,7 +83,7 @@ describe("container state", () => {
     // JSON drops the undefined hostname; everything else comes back as written.
     assert.deepEqual(readState(path), JSON.parse(JSON.stringify(state)));
     assert.equal(statSync(dir).mode & 0o777, 0o700);
-    assert.deepEqual(tree(dir), ["state.json"]);
+    assert.deepEqual(tree(dir), ["owner", "state.json"]);
     assert.equal(statSync(path).mode & 0o777, 0o600);
   });
 

@@ -1,8 +1,10 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, accessSync, constants } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, accessSync, constants } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { linuxSyscall, LOCK_EX, LOCK_UN, type Syscall } from "@corerun/syscall";
-import { canTransition, ID_PATTERN, parseState, STATE_VERSION, type ContainerConfig, type State, type Status } from "./schema.ts";
+import { faultPoint } from "@corerun/cli";
+import { procStartTime } from "./proc.ts";
+import { canTransition, ID_PATTERN, parseState, STATE_VERSION, type ContainerConfig, type ProcessRef, type State, type Status } from "./schema.ts";
 
 export const DEFAULT_ROOT = "/run/corerun";
 
@@ -22,7 +24,16 @@ export function checkStateRoot(root: string): void {
     mkdirSync(root, { recursive: true, mode: 0o700 });
     accessSync(root, constants.W_OK);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
+    let code = (err as NodeJS.ErrnoException).code ?? "error";
+    // A recursive mkdir reports ENOENT for a parent it could not create on its way (EROFS,
+    // EACCES): one step at the last level names the real reason.
+    if (code === "ENOENT" && existsSync(dirname(root))) {
+      try {
+        mkdirSync(root, { mode: 0o700 });
+      } catch (again) {
+        code = (again as NodeJS.ErrnoException).code ?? code;
+      }
+    }
     throw new Error(`state root ${root} cannot be written (${code}); pass --root DIR or set CORERUN_ROOT to a writable directory`);
   }
 }
@@ -79,6 +90,43 @@ export function withLock<T>(path: string, fn: () => T, sys: Syscall = linuxSysca
   }
 }
 
+/** The file in a container's directory that names the process that made it. */
+export const OWNER_FILE = "owner";
+
+/** A directory being made: `.new-ID-PID-STARTTIME`, its maker's pid and start time in its name. */
+export const NEW_DIR_PATTERN = /^\.new-([0-9a-f]{12})-([1-9]\d*)-(\d+)$/;
+
+/**
+ * Makes a container's directory appear whole: it is filled under a temporary name that records
+ * its maker (so `corerun cleanup` can tell an abandoned one from one still being made, whatever
+ * instant its maker died at), then renamed to the id. The directory under its id therefore always
+ * holds the owner file and a complete state.json. Returns false when the id is taken.
+ */
+export function publishContainerDir(root: string, id: string, owner: ProcessRef, state: State): boolean {
+  const dir = containerDir(root, id);
+  const tmp = join(root, `.new-${id}-${owner.pid}-${owner.startTime}`);
+  try {
+    mkdirSync(tmp, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+  faultPoint("state:new-dir");
+  try {
+    writeJsonAtomic(join(tmp, OWNER_FILE), owner);
+    writeStateFile(join(tmp, "state.json"), state);
+    faultPoint("state:new-files");
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    // rename(2) replaces only an empty directory: a non-empty one is another container's.
+    if (["ENOTEMPTY", "EEXIST"].includes((err as NodeJS.ErrnoException).code ?? "")) return false;
+    throw err;
+  }
+  faultPoint("state:dir");
+  return true;
+}
+
 /** Creates the container's directory and first state, status "creating". */
 export function createContainer(
   root: string,
@@ -86,19 +134,13 @@ export function createContainer(
   extra: Partial<Pick<State, "owner" | "mountPoints" | "oci">> = {},
 ): { id: string; dir: string; path: string; state: State } {
   checkStateRoot(root);
+  const owner = extra.owner ?? { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
   for (;;) {
     const id = randomBytes(6).toString("hex");
-    const dir = containerDir(root, id);
-    try {
-      mkdirSync(dir, { mode: 0o700 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "EEXIST") continue;
-      throw err;
-    }
     const state: State = { version: STATE_VERSION, id, status: "creating", created: new Date().toISOString(), config, mountPoints: [], ...extra };
-    const path = join(dir, "state.json");
-    writeStateFile(path, state);
-    return { id, dir, path, state };
+    if (!publishContainerDir(root, id, owner, state)) continue;
+    const dir = containerDir(root, id);
+    return { id, dir, path: join(dir, "state.json"), state };
   }
 }
 

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, test } from "node:test";
+import { linuxSyscall } from "@corerun/syscall";
 import { decode, encode, goPath, readyPath, ReportedError, sendGo, UnexpectedMessage, waitReady, type SyncMessage } from "./index.ts";
 
 const base = mkdtempSync(join(tmpdir(), "corerun-sync-test-"));
@@ -148,6 +149,31 @@ describe("the FIFO handshake between two processes", () => {
 
   test("sendGo with nobody holding go fails at once instead of blocking", () => {
     const dir = syncDir("nobody");
-    assert.throws(() => sendGo(dir), { code: "ENXIO" });
+    assert.throws(() => sendGo(dir), { name: "PeerGone", message: `the process waiting on ${goPath(dir)} exited before go` });
+  });
+
+  test("waitReady with the writer's pidfd ends when the writer dies without writing", async () => {
+    const dir = syncDir("peer-dies");
+    const peer = spawn("sleep", ["0.3"], { stdio: "ignore" });
+    const pidfd = linuxSyscall.pidfdOpen(peer.pid!);
+    try {
+      assert.throws(() => waitReady(dir, { pidfd, name: `sleep (pid ${peer.pid})`, sys: linuxSyscall }), {
+        name: "PeerGone", message: `sleep (pid ${peer.pid}) exited before it said ready`,
+      });
+    } finally {
+      closeSync(pidfd);
+    }
+  });
+
+  test("waitReady with the writer's pidfd reads its ready", () => {
+    const dir = syncDir("peer-ready");
+    const peer = spawn("sh", ["-c", 'sleep 0.2; printf \'{"t":"ready"}\\n\' > "$1"; sleep 5', "writer", readyPath(dir)], { stdio: "ignore" });
+    const pidfd = linuxSyscall.pidfdOpen(peer.pid!);
+    try {
+      waitReady(dir, { pidfd, name: "sh", sys: linuxSyscall });
+    } finally {
+      closeSync(pidfd);
+      peer.kill("SIGKILL");
+    }
   });
 });

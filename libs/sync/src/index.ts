@@ -17,6 +17,8 @@
  */
 import { closeSync, openSync, readFileSync, readSync, writeSync, constants } from "node:fs";
 import { join } from "node:path";
+import type { Syscall } from "@corerun/syscall";
+import { UsageError } from "@corerun/cli";
 
 export type SyncMessage =
   | { t: "ready" }
@@ -74,7 +76,12 @@ export class ExecSide {
   private ready: number | undefined;
 
   constructor(dir: string) {
-    this.go = openSync(goPath(dir), constants.O_RDWR);
+    try {
+      this.go = openSync(goPath(dir), constants.O_RDWR);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      throw new UsageError(`--sync-dir ${dir}: no FIFO ${goPath(dir)}; make both with mkfifo ${readyPath(dir)} ${goPath(dir)}`);
+    }
     // Blocks until a reader opens `ready`: corerun-mount, corerun or a script.
     this.ready = openSync(readyPath(dir), constants.O_WRONLY);
   }
@@ -114,9 +121,58 @@ export class ExecSide {
   }
 }
 
-/** Reads the one message on `ready` (blocks until corerun-exec writes it); throws its error. */
-export function waitReady(dir: string): void {
-  const text = readFileSync(readyPath(dir), "utf8");
+/** The process on the other end of a FIFO, as a pidfd: a wait on it ends when it dies. */
+export interface Peer {
+  pidfd: number;
+  /** How to name it when it died, e.g. "corerun-exec (pid 4242)". */
+  name: string;
+  sys: Pick<Syscall, "poll">;
+}
+
+/** The peer died before it said anything: there is nothing left to wait for. */
+export class PeerGone extends Error {
+  override name = "PeerGone";
+}
+
+/**
+ * Reads `ready` to its end. Without a peer, the open blocks until a writer comes, for ever if
+ * none does. With one, the FIFO is opened without blocking (a reader may always do that) and
+ * polled with the peer's pidfd: the wait ends when the peer dies. Until a writer has opened a
+ * FIFO, Linux reports no hang-up on it to a reader, so the poll sleeps instead of spinning.
+ */
+function readReady(dir: string, peer: Peer | undefined): string {
+  if (!peer) return readFileSync(readyPath(dir), "utf8");
+  const fd = openSync(readyPath(dir), constants.O_RDONLY | constants.O_NONBLOCK);
+  const buf = Buffer.alloc(4096);
+  let text = "";
+  try {
+    for (;;) {
+      const [fifo, gone] = peer.sys.poll([fd, peer.pidfd], -1);
+      if (fifo) {
+        let n: number;
+        try {
+          n = readSync(fd, buf, 0, buf.length, null);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "EAGAIN") continue;
+          throw err;
+        }
+        if (n === 0) return text;
+        text += buf.toString("utf8", 0, n);
+      } else if (gone) {
+        throw new PeerGone(`${peer.name} exited before it said ready`);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads the one message on `ready` (blocks until corerun-exec writes it, or, given its pidfd,
+ * until it dies); throws its error.
+ */
+export function waitReady(dir: string, peer?: Peer): void {
+  const text = readReady(dir, peer);
   const first = text.split("\n")[0] ?? "";
   const msg = first ? decode(first) : undefined;
   if (msg?.t === "error") throw new ReportedError(msg.message, msg.exitCode);
@@ -125,7 +181,14 @@ export function waitReady(dir: string): void {
 
 /** Tells corerun-exec to go on. Never blocks: corerun-exec holds go open read-write. */
 export function sendGo(dir: string, state?: unknown): void {
-  const fd = openSync(goPath(dir), constants.O_WRONLY | constants.O_NONBLOCK);
+  let fd: number;
+  try {
+    fd = openSync(goPath(dir), constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    // ENXIO: no reader holds go open, so the waiting process is gone.
+    if ((err as NodeJS.ErrnoException).code === "ENXIO") throw new PeerGone(`the process waiting on ${goPath(dir)} exited before go`);
+    throw err;
+  }
   try {
     writeSync(fd, encode(state === undefined ? { t: "go" } : { t: "go", state }));
   } finally {

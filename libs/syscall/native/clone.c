@@ -11,10 +11,16 @@
  * configures the new namespaces from outside, such as uid_map/gid_map or the loopback. It then takes root in that namespace when
  * asked, resets signal handlers (Node's handlers point into a heap the child must not touch),
  * makes fds 0-2 inheritable (Node marks them close-on-exec) and execs.
+ *
+ * With die_with_parent, the child gets SIGKILL when its parent dies (PR_SET_PDEATHSIG, set
+ * after the last change of its ids, which would clear it). A parent that died before that is
+ * caught through a pidfd of the parent, opened before the clone: it is readable once the
+ * parent has exited.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -39,6 +45,7 @@ struct child_args {
     int become_root;
     int null_stdio;
     int stdin_fd;
+    int parent_fd;
     sigset_t mask;
 };
 
@@ -141,6 +148,12 @@ static int child_main(void *p)
     /* A hook reads the container's state on its stdin. */
     if (a->stdin_fd >= 0 && dup2(a->stdin_fd, 0) < 0)
         _exit(125);
+    if (a->parent_fd >= 0) {
+        struct pollfd parent = { .fd = a->parent_fd, .events = POLLIN };
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || poll(&parent, 1, 0) != 0)
+            _exit(125);
+        close(a->parent_fd);
+    }
     for (fd = 0; fd < 3; fd++)
         fcntl(fd, F_SETFD, 0);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
@@ -153,13 +166,24 @@ static int child_main(void *p)
  * until the child has reset its handlers, so no Node handler can run in the child.
  */
 int corerun_clone_exec(int flags, const char *path, char *const argv[], char *const envp[], int join_fd, int join_flags,
-                       int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd)
+                       int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd, int die_with_parent)
 {
     struct child_args a = { .path = path, .argv = argv, .envp = envp, .flags = flags, .join_fd = join_fd,
                             .join_flags = join_flags, .sync_fd = sync_fd, .sync_close_fd = sync_close_fd,
-                            .become_root = become_root, .null_stdio = null_stdio, .stdin_fd = stdin_fd };
+                            .become_root = become_root, .null_stdio = null_stdio, .stdin_fd = stdin_fd, .parent_fd = -1 };
+    int pid, saved;
 
-    return clone_child(child_main, &a, flags, &a.mask);
+    if (die_with_parent) {
+        a.parent_fd = syscall(SYS_pidfd_open, getpid(), 0);
+        if (a.parent_fd < 0)
+            return -1;
+    }
+    pid = clone_child(child_main, &a, flags, &a.mask);
+    saved = errno;
+    if (a.parent_fd >= 0)
+        close(a.parent_fd);
+    errno = saved;
+    return pid;
 }
 
 /*

@@ -77,6 +77,9 @@ export const CLD_EXITED = 1;
 export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
 
+export const POLLIN = 0x1;
+export const POLLHUP = 0x10;
+
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;

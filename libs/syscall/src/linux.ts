@@ -1,7 +1,7 @@
 import { check, fn, nativeFn, nr, struct } from "./_libc.ts";
-import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_GETFD, F_GETFL, F_SETFD, F_SETFL, P_PID } from "./constants.ts";
-import type { Syscall, WaitResult } from "./types.ts";
+import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_GETFD, F_GETFL, F_SETFD, F_SETFL, P_PID, POLLIN } from "./constants.ts";
 import { isErrno } from "./error.ts";
+import type { Syscall, WaitResult } from "./types.ts";
 
 /** The raw entry point, for calls glibc has no wrapper for. */
 const SYSCALL = "long syscall(long number, ...)";
@@ -147,9 +147,25 @@ export const linuxSyscall: Syscall = {
     }
   },
   cloneExec(flags, path, argv, envp, opts = {}) {
-    const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd)");
+    const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd, int die_with_parent)");
     const { sync, join } = opts;
-    return check(clone(flags, path, [...argv, null], [...envp, null], join?.fd ?? -1, join?.flags ?? 0, sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0, opts.nullStdio ? 1 : 0, opts.stdinFd ?? -1), "clone", path);
+    return check(clone(flags, path, [...argv, null], [...envp, null], join?.fd ?? -1, join?.flags ?? 0, sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0, opts.nullStdio ? 1 : 0, opts.stdinFd ?? -1, opts.dieWithParent ? 1 : 0), "clone", path);
+  },
+  poll(fds, timeoutMs) {
+    // struct pollfd { int fd; short events; short revents; }
+    const buf = Buffer.alloc(8 * fds.length);
+    fds.forEach((fd, i) => {
+      buf.writeInt32LE(fd, 8 * i);
+      buf.writeInt16LE(POLLIN, 8 * i + 4);
+    });
+    for (;;) {
+      try {
+        check(fn("int poll(void *fds, unsigned long n, int timeout)")(buf, fds.length, timeoutMs), "poll");
+        return fds.map((_, i) => buf.readInt16LE(8 * i + 6));
+      } catch (err) {
+        if (!isErrno(err, "EINTR")) throw err;
+      }
+    }
   },
   pipe() {
     const fds = new Int32Array(2);

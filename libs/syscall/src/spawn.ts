@@ -32,6 +32,11 @@ export interface StartOptions {
   prepare?: ((pid: number) => void) | undefined;
   /** /dev/null as its stdio instead of the caller's. */
   nullStdio?: boolean;
+  /**
+   * SIGKILL for the process when the caller dies, from its first instruction: for a start that
+   * must not outlive the process driving it. Without it, the process may wait for a later one.
+   */
+  dieWithParent?: boolean | undefined;
 }
 
 /**
@@ -41,11 +46,13 @@ export interface StartOptions {
  */
 export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   const flags = opts.flags | (opts.userns ? CLONE_NEWUSER : 0);
-  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { nullStdio: opts.nullStdio ?? false });
+  const dieWithParent = opts.dieWithParent ?? false;
+  const nullStdio = opts.nullStdio ?? false;
+  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { nullStdio, dieWithParent });
   const sync = sys.pipe();
   let pid: number | undefined;
   try {
-    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined, nullStdio: opts.nullStdio ?? false });
+    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined, nullStdio, dieWithParent });
     if (opts.userns?.helpers) {
       mapWith("newuidmap", pid, opts.userns.uidMap);
       mapWith("newgidmap", pid, opts.userns.gidMap);

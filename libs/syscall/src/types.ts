@@ -37,13 +37,16 @@ export interface Syscall {
    * mount namespace gets private propagation. With `sync` (a pipe from pipe()), it first waits
    * for one byte on its read end; becomeRoot makes it uid/gid 0 of a new user namespace; `join`
    * makes it setns(fd, flags) first, into another process's namespaces (a pidfd); nullStdio
-   * gives it /dev/null as fds 0-2 instead of the caller's; stdinFd becomes its stdin.
+   * gives it /dev/null as fds 0-2 instead of the caller's; stdinFd becomes its stdin;
+   * dieWithParent gives it SIGKILL when the calling process dies (or has died before it could be set).
    * Returns the child's pid.
    */
   cloneExec(
     flags: number, path: string, argv: readonly string[], envp: readonly string[],
-    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; nullStdio?: boolean; stdinFd?: number },
+    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; nullStdio?: boolean; stdinFd?: number; dieWithParent?: boolean },
   ): number;
+  /** poll(2) on fds for POLLIN; returns the revents of each, all 0 on a timeout (ms, -1 for none). */
+  poll(fds: readonly number[], timeoutMs: number): number[];
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /** Brings a network interface of the calling thread's network namespace up. */

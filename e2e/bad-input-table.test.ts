@@ -1,0 +1,290 @@
+/**
+ * Bad input, as one table across corerun's subcommands and every tool: each malformed invocation
+ * gets one line on stderr, prefixed with the tool's name, naming the input (and, where there is
+ * one, the fix), the exit status of the one table (125, or 126/127 for the command), and leaves
+ * the host as it was: no state directory, no mount, no process, no cgroup, no lease, nothing
+ * added to a rootfs, no host file changed. (A NUL byte cannot reach a program through argv or
+ * the environment: the kernel ends each string at the first one.)
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { busyboxRootfs, hostMountsUnder, isRoot, processesWith, removeStateRoot, run, stateRoot, tool } from "./helpers.ts";
+
+const tag = randomBytes(3).toString("hex");
+const PARENT = `corerun-bad-${tag}`;
+const LONG = "x".repeat(5000);
+
+interface Ctx {
+  root: string;
+  rootfs: string;
+  scratch: string;
+  /** A rootfs whose /etc is a link to the host's /etc. */
+  etcLink: string;
+  /** A rootfs whose /etc/hosts is a link to itself. */
+  hostsLoop: string;
+  /** A read-only filesystem, for a state root. */
+  readOnly: string;
+}
+
+type Row = [tool: string, args: (c: Ctx) => string[], code: number, message: (c: Ctx) => RegExp];
+
+const re = (s: string) => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+
+/** corerun with the test's state root, rootfs and cgroup parent. */
+const corerun = (...args: string[]) => (c: Ctx) => ["--root", c.root, "--rootfs", c.rootfs, "--cgroup-parent", PARENT, ...args];
+
+const ROWS: Row[] = [
+  // corerun run: limits
+  ["corerun", corerun("--memory", "lots", "/bin/true"), 125, () => /--memory "lots" is not a size; give MiB/],
+  ["corerun", corerun("--memory", "5", "/bin/true"), 125, () => /--memory "5" is below the minimum of 6 MiB; give 6 or more/],
+  ["corerun", corerun("--memory", "99999999999999999999g", "/bin/true"), 125, () => /--memory "99999999999999999999g" is too large/],
+  ["corerun", corerun("--memory", "-5", "/bin/true"), 125, () => /--memory "-5" is not a size/],
+  ["corerun", corerun("--memory", LONG, "/bin/true"), 125, () => /--memory "x+" is not a size/],
+  ["corerun", corerun("--cpu", "-1", "/bin/true"), 125, () => /--cpu "-1" is not a number; give 50 for half a core/],
+  ["corerun", corerun("--cpu", "0", "/bin/true"), 125, () => /--cpu "0" is below the minimum of 1/],
+  ["corerun", corerun("--cpu", "abc", "/bin/true"), 125, () => /--cpu "abc" is not a number/],
+  ["corerun", corerun("--cpus", "abc", "/bin/true"), 125, () => /--cpus "abc" is not a number; give 0.5 for half a core/],
+  ["corerun", corerun("--cpus", "0.5", "--cpu", "50", "/bin/true"), 125, () => /--cpu and --cpus set the same limit/],
+  ["corerun", corerun("--pids", "-3", "/bin/true"), 125, () => /--pids "-3" is not a positive integer; give the most tasks/],
+  ["corerun", corerun("--pids", "1.5", "/bin/true"), 125, () => /--pids "1.5" is not a positive integer/],
+  ["corerun", corerun("--pids", "0", "/bin/true"), 125, () => /--pids "0"/],
+  ["corerun", corerun("--memory"), 125, () => /option --memory needs a value; see --help/],
+  ["corerun", corerun("--cgroup-parent", "../../etc", "/bin/true"), 125, () => /--cgroup-parent "..\/..\/etc" is not valid; give a path below the cgroup root/],
+  // corerun run: ports, networks, subnets
+  ["corerun", corerun("-P", "abc", "/bin/true"), 125, () => /-P abc: expected \[IP:\]HOST_PORT:CONTAINER_PORT\[\/tcp\|udp\], e.g. 8080:80/],
+  ["corerun", corerun("-P", "8080", "/bin/true"), 125, () => /-P 8080: expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
+  ["corerun", corerun("-P", "1.2.3.4.5:8080:80", "/bin/true"), 125, () => /-P 1.2.3.4.5:8080:80: "1.2.3.4.5" is not an IPv4 address of this host/],
+  ["corerun", corerun("-P", "8080:0", "/bin/true"), 125, () => /-P 8080:0: container port 0 is out of range; ports go from 1 to 65535/],
+  ["corerun", corerun("-P", "0:80", "/bin/true"), 125, () => /-P 0:80: .*port/],
+  ["corerun", corerun("-P", "70000:80", "/bin/true"), 125, () => /-P 70000:80: .*out of range/],
+  ["corerun", corerun("-P", "8080:80/sctp", "/bin/true"), 125, () => /unknown protocol "sctp"; use tcp or udp/],
+  ["corerun", corerun("-P", "8080:80/tcp/udp", "/bin/true"), 125, () => /-P 8080:80\/tcp\/udp: container port "80\/tcp" is not a number/],
+  ["corerun", corerun("-P", "8080:80", "-P", "8080:81", "/bin/true"), 125, () => /publish the same host port twice/],
+  ["corerun", corerun("-P", `${LONG}:80`, "/bin/true"), 125, () => /-P x+:80: /],
+  ["corerun", corerun("--network", "host", "-P", "80:80", "/bin/true"), 125, () => /-P needs --network bridge \(it is host\)/],
+  ["corerun", corerun("--network", "none", "-N", "x", "/bin/true"), 125, () => /--net needs --network bridge \(it is none\)/],
+  ["corerun", corerun("--network", "carrier-pigeon", "/bin/true"), 125, () => /--network carrier-pigeon: unknown mode/],
+  ["corerun", corerun("--network", "container:", "/bin/true"), 125, () => /--network container:: no running container has the name or id ""; see corerun ps/],
+  ["corerun", corerun("--network", "container:ghost", "/bin/true"), 125, () => /no running container has the name or id "ghost"/],
+  ["corerun", corerun("--subnet", "10.0.0.0", "/bin/true"), 125, () => /--subnet 10.0.0.0: is not in the form a.b.c.d\/N/],
+  ["corerun", corerun("--subnet", "300.0.0.0/24", "/bin/true"), 125, () => /--subnet 300.0.0.0\/24: "300.0.0.0" is not an IPv4 address/],
+  ["corerun", corerun("--subnet", "10.0.0.0/31", "/bin/true"), 125, () => /--subnet 10.0.0.0\/31: use a prefix length from \/8 to \/30/],
+  ["corerun", corerun("--subnet", "10.1.2.0/40", "/bin/true"), 125, () => /--subnet 10.1.2.0\/40: /],
+  ["corerun", corerun("--subnet", "abc", "/bin/true"), 125, () => /--subnet abc: is not in the form a.b.c.d\/N/],
+  ["corerun", corerun("-N", "much-too-long-bridge", "/bin/true"), 125, () => /a bridge name is at most 15 characters/],
+  ["corerun", corerun("-N", "br/0", "/bin/true"), 125, () => /a bridge name starts with a letter/],
+  ["corerun", corerun("-N", LONG, "/bin/true"), 125, () => /a bridge name is at most 15 characters/],
+  // corerun run: user namespaces
+  ["corerun", corerun("--uidmap", "0:100000", "/bin/true"), 125, () => /--uidmap 0:100000: expected CONTAINER_ID:HOST_ID:SIZE, e.g. 0:100000:65536/],
+  ["corerun", corerun("--uidmap", "a:b:c", "/bin/true"), 125, () => /--uidmap a:b:c: expected CONTAINER_ID:HOST_ID:SIZE/],
+  ["corerun", corerun("--uidmap", "0:100000:0", "/bin/true"), 125, () => /--uidmap 0:100000:0: the size is 0; map at least one id/],
+  ["corerun", corerun("--uidmap", "0:4294967295:10", "/bin/true"), 125, () => /--uidmap 0:4294967295:10: the range goes past id 4294967294/],
+  ["corerun", corerun("--gidmap", "0:100000", "/bin/true"), 125, () => /--gidmap 0:100000: expected CONTAINER_ID:HOST_ID:SIZE/],
+  ["corerun", corerun("--userns", "maybe", "/bin/true"), 125, () => /--userns maybe: unknown mode; use auto or host/],
+  // corerun run: names, environment, working directory, capabilities
+  ["corerun", corerun("--hostname", "a".repeat(65), "/bin/true"), 125, () => /--hostname "a+" is 65 characters long; the limit is 64/],
+  ["corerun", corerun("--hostname", LONG, "/bin/true"), 125, () => /--hostname "x+" is 5000 characters long; the limit is 64/],
+  ["corerun", corerun("--hostname", "bad_name!", "/bin/true"), 125, () => /--hostname "bad_name!" may hold only letters, digits/],
+  ["corerun", corerun("--hostname", "-lead", "/bin/true"), 125, () => /--hostname "-lead" may hold only/],
+  ["corerun", corerun("--name", "bad name", "/bin/true"), 125, () => /--name "bad name": use letters, digits, '_', '.' and '-'/],
+  ["corerun", corerun("--name", LONG, "/bin/true"), 125, () => /--name "x+": use letters, digits/],
+  ["corerun", corerun("--name", "../up", "/bin/true"), 125, () => /--name "..\/up": use letters, digits/],
+  ["corerun", corerun("-e", "=x", "/bin/true"), 125, () => /-e "=x": "" is not a valid variable name/],
+  ["corerun", corerun("-e", "1A=x", "/bin/true"), 125, () => /-e "1A=x": "1A" is not a valid variable name/],
+  ["corerun", corerun("-w", "rel", "/bin/true"), 125, () => /--workdir "rel" must be an absolute path/],
+  ["corerun", corerun("--cap-add", "FLY", "/bin/true"), 125, () => /--cap-add FLY: unknown capability; use a name such as NET_ADMIN/],
+  ["corerun", corerun("--cap-drop", "NOPE", "/bin/true"), 125, () => /--cap-drop NOPE: unknown capability/],
+  ["corerun", corerun("--log-level", "loud", "/bin/true"), 125, () => /unknown log level "loud"; use one of silent, error/],
+  ["corerun", corerun("--frobnicate", "/bin/true"), 125, () => /unknown option --frobnicate; see --help/],
+  ["corerun", corerun(), 125, () => /no command given/],
+  // corerun run: volumes and paths
+  ["corerun", (c) => corerun("-v", `${c.scratch}:/../etc`, "/bin/true")(c), 125, () => /container path may not contain "\.\."/],
+  ["corerun", (c) => corerun("-v", `${c.scratch}:/data/../../x`, "/bin/true")(c), 125, () => /container path may not contain "\.\."/],
+  ["corerun", (c) => corerun("-v", `${c.scratch}:/`, "/bin/true")(c), 125, () => /cannot mount over the container's \//],
+  ["corerun", (c) => corerun("-v", `${c.scratch}:/data:ro:rw`, "/bin/true")(c), 125, () => /expected HOST_PATH:CONTAINER_PATH\[:ro\|rw\]\[,idmap\]/],
+  ["corerun", (c) => corerun("-v", `${c.scratch}:/data:rx`, "/bin/true")(c), 125, () => /unknown mode "rx"; use ro or rw/],
+  ["corerun", (c) => corerun("-v", `${c.scratch}:data`, "/bin/true")(c), 125, () => /container path "data" must be absolute/],
+  ["corerun", corerun("-v", ":/data", "/bin/true"), 125, () => /-v ":\/data": expected HOST_PATH:CONTAINER_PATH/],
+  ["corerun", (c) => corerun("-v", `${c.scratch}/nope:/data`, "/bin/true")(c), 125, () => /host path .*nope does not exist/],
+  ["corerun", (c) => corerun("-v", `${c.scratch}/${LONG}:/data`, "/bin/true")(c), 125, (c) => re(`-v "${c.scratch}/${LONG}:/data"`)],
+  ["corerun", (c) => corerun("-v", `${c.scratch}:/data:ro,idmap`, "/bin/true")(c), 125, () => /-v .*:\/data: idmap maps through a user namespace; add --userns auto or --uidmap, or drop idmap/],
+  ["corerun", (c) => ["--root", c.root, "--rootfs", join(c.scratch, "none"), "/bin/true"], 125, () => /--rootfs .*none: no such directory/],
+  ["corerun", (c) => ["--root", c.root, "--rootfs", join(c.scratch, "file"), "/bin/true"], 125, () => /--rootfs .*file: not a directory/],
+  ["corerun", (c) => ["--root", c.root, "--rootfs", join(c.scratch, LONG), "/bin/true"], 125, () => /--rootfs .*x+/],
+  ["corerun", (c) => ["--root", c.root, "--rootfs", c.etcLink, "--network", "none", "/bin/true"], 125, () => /\/etc\/hosts in the root filesystem .*etc-link: too many levels of symbolic links .*make its links point inside it/],
+  ["corerun", (c) => ["--root", c.root, "--rootfs", c.hostsLoop, "--network", "none", "/bin/true"], 125, () => /\/etc\/hosts in the root filesystem .*hosts-loop: too many levels of symbolic links/],
+  ["corerun", (c) => ["--root", join(c.readOnly, "state"), "--rootfs", c.rootfs, "/bin/true"], 125, (c) => re(`state root ${join(c.readOnly, "state")} cannot be written (EROFS); pass --root DIR or set CORERUN_ROOT`)],
+  ["corerun", (c) => ["--root", join(c.scratch, "file", "sub"), "--rootfs", c.rootfs, "/bin/true"], 125, () => /state root .* cannot be written \(ENOTDIR\)/],
+  // corerun run: the command
+  ["corerun", corerun("/bin/nonexistent"), 127, () => /\/bin\/nonexistent: no such file in the root filesystem/],
+  ["corerun", corerun("nonexistent-command"), 127, () => /nonexistent-command: not found in PATH .* in the root filesystem/],
+  ["corerun", corerun("/etc"), 126, () => /\/etc: \/etc in the root filesystem .* is not an executable file/],
+  ["corerun", (c) => ["--root", c.root, "--rootfs", c.scratch, "/bin/true"], 127, () => /\/bin\/true: no such file in the root filesystem/],
+  // corerun ps, kill, cleanup
+  ["corerun", (c) => ["ps", "--root", c.root, "extra"], 125, () => /unexpected argument "extra"; see --help/],
+  ["corerun", (c) => ["ps", "--root", c.root, "--frob"], 125, () => /unknown option --frob; see --help/],
+  ["corerun", (c) => ["kill", "--root", c.root], 125, () => /name the containers to signal; see corerun ps/],
+  ["corerun", (c) => ["kill", "--root", c.root, "ghost"], 125, () => /no running container has the name or id "ghost"; see corerun ps/],
+  ["corerun", (c) => ["kill", "--root", c.root, "-s", "NOPE", "ghost"], 125, () => /unknown signal SIGNOPE/],
+  ["corerun", (c) => ["cleanup", "--root", c.root, "../etc"], 125, () => /\.\.\/etc: invalid container id "\.\.\/etc"/],
+  ["corerun", (c) => ["cleanup", "--root", c.root, "abc"], 125, () => /abc: invalid container id "abc"/],
+  ["corerun", (c) => ["cleanup", "--root", c.root, "--frob"], 125, () => /unknown option --frob; see --help/],
+  ["corerun", corerun("--print-script", "--memory", "0", "/bin/true"), 125, () => /--memory "0" is below the minimum of 6 MiB/],
+  // corerun-cgroup
+  ["corerun-cgroup", () => ["create", "--cgroup-parent", PARENT], 125, () => /no cgroup name given; usage: corerun-cgroup create NAME/],
+  ["corerun-cgroup", () => ["create", "../x", "--cgroup-parent", PARENT], 125, () => /cgroup name "\.\.\/x" is not valid; use letters, digits/],
+  ["corerun-cgroup", () => ["create", "a/b", "--cgroup-parent", PARENT], 125, () => /cgroup name "a\/b" is not valid/],
+  ["corerun-cgroup", () => ["create", LONG, "--cgroup-parent", PARENT], 125, () => /cgroup name "x+" is not valid/],
+  ["corerun-cgroup", () => ["create", `c${tag}`, "--cgroup-parent", PARENT, "--memory", "0"], 125, () => /--memory "0" is below the minimum of 6 MiB/],
+  ["corerun-cgroup", () => ["create", `c${tag}`, "--cgroup-parent", PARENT, "--cpus", "-1"], 125, () => /--cpus "-1" is not a number/],
+  ["corerun-cgroup", () => ["create", `c${tag}`, "--cgroup-parent", PARENT, "--pids", "abc"], 125, () => /--pids "abc" is not a positive integer/],
+  ["corerun-cgroup", () => ["add", `none${tag}`, "--cgroup-parent", PARENT, "--pid", "1"], 125, () => new RegExp(`no cgroup none${tag} under ${PARENT} in /sys/fs/cgroup`)],
+  ["corerun-cgroup", () => ["add", `c${tag}`, "--cgroup-parent", PARENT, "--pid", "abc"], 125, () => /--pid "abc" is not a process id/],
+  ["corerun-cgroup", () => ["stats", `none${tag}`, "--cgroup-parent", PARENT], 125, () => new RegExp(`no cgroup none${tag} under ${PARENT}`)],
+  ["corerun-cgroup", () => ["freeze", `none${tag}`, "--cgroup-parent", PARENT], 125, () => new RegExp(`no cgroup none${tag} under ${PARENT}`)],
+  ["corerun-cgroup", () => ["thaw", `none${tag}`, "--cgroup-parent", PARENT], 125, () => new RegExp(`no cgroup none${tag} under ${PARENT}`)],
+  ["corerun-cgroup", () => ["kill", `none${tag}`, "--cgroup-parent", PARENT], 125, () => new RegExp(`no cgroup none${tag} under ${PARENT}`)],
+  ["corerun-cgroup", () => ["rm", `none${tag}`, "--cgroup-parent", PARENT], 125, () => new RegExp(`no cgroup none${tag} under ${PARENT}`)],
+  ["corerun-cgroup", () => [`frob${tag}`], 127, () => new RegExp(`cannot run frob${tag}: command not found; to use a subcommand, give one of create`)],
+  ["corerun-cgroup", () => ["run", "--cgroup-parent", PARENT, "--memory", "x", "--", "/bin/true"], 125, () => /--memory "x" is not a size/],
+  ["corerun-cgroup", (c) => ["run", "--cgroup-parent", PARENT, "--cgroup-root", join(c.scratch, "file"), "--", "/bin/true"], 125, () => /file is neither cgroup2 nor a tmpfs of cgroup hierarchies/],
+  ["corerun-cgroup", () => ["run", "--cgroup-parent", PARENT, "--", `/nonexistent-${tag}`], 127, () => new RegExp(`cannot run /nonexistent-${tag}: command not found`)],
+  ["corerun-cgroup", () => ["--cgroup-parent", "../..", "--", "/bin/true"], 125, () => /--cgroup-parent "\.\.\/\.\." is not valid/],
+  // corerun-ns
+  ["corerun-ns", () => ["--ns", "pid,bogus", "--", "/bin/true"], 125, () => /--ns: unknown namespace "bogus"; use pid,uts,ipc,net,cgroup,mount/],
+  ["corerun-ns", () => ["--uidmap", "0:1", "--", "/bin/true"], 125, () => /--uidmap 0:1: expected CONTAINER_ID:HOST_ID:SIZE/],
+  ["corerun-ns", () => ["--preserve-fds", "-1", "--", "/bin/true"], 125, () => /--preserve-fds "-1" is not a file descriptor number/],
+  ["corerun-ns", () => ["--preserve-fds", "abc", "--", "/bin/true"], 125, () => /--preserve-fds "abc" is not a file descriptor number/],
+  ["corerun-ns", () => ["--json-status-fd", "abc", "--", "/bin/true"], 125, () => /--json-status-fd "abc" is not a file descriptor number/],
+  ["corerun-ns", (c) => ["--net-ns", join(c.scratch, "file"), "--", "/bin/true"], 125, () => /--net-ns joins a network namespace: leave net out of --ns/],
+  ["corerun-ns", (c) => ["--pid-file", join(c.scratch, "none", "pid"), "--", "/bin/true"], 125, () => /--pid-file .*none\/pid: .*none is not a directory; give a path in an existing directory/],
+  ["corerun-ns", () => ["--", `/nonexistent-${tag}`], 127, () => new RegExp(`/nonexistent-${tag}: no such file in the container`)],
+  ["corerun-ns", () => [], 125, () => /no command given; usage: corerun-ns \[options\] -- CMD/],
+  ["corerun-ns", () => ["--frob", "--", "/bin/true"], 125, () => /unknown option --frob; see --help/],
+  // corerun-exec
+  ["corerun-exec", () => [], 125, () => /no command given; usage: corerun-exec \[options\] -- CMD/],
+  ["corerun-exec", () => ["--mount-proc", "--", "/bin/true"], 125, () => /--mount-proc needs corerun-exec to be PID 1 of a new PID namespace \(start it with corerun-ns\)/],
+  ["corerun-exec", () => ["--cgroup-fd", "abc", "--", "/bin/true"], 125, () => /--cgroup-fd abc: not an inherited fd open on a cgroup.procs file/],
+  ["corerun-exec", () => ["--cgroup-fd", "1", "--", "/bin/true"], 125, () => /--cgroup-fd 1: not an inherited fd open on a cgroup.procs file/],
+  ["corerun-exec", () => ["--cap-add", "FLY", "--", "/bin/true"], 125, () => /--cap-add FLY: unknown capability/],
+  ["corerun-exec", () => ["--hostname", "bad_name!", "--", "/bin/true"], 125, () => /--hostname "bad_name!" may hold only letters, digits/],
+  ["corerun-exec", () => ["-e", "=1", "--", "/bin/true"], 125, () => /-e "=1": "" is not a valid variable name/],
+  ["corerun-exec", () => ["-w", "rel", "--", "/bin/true"], 125, () => /--workdir "rel" must be an absolute path/],
+  ["corerun-exec", (c) => ["--sync-dir", join(c.scratch, "none"), "--", "/bin/true"], 125, () => /--sync-dir .*none: no FIFO .*none\/go; make both with mkfifo/],
+  ["corerun-exec", () => ["--", `/nonexistent-${tag}`], 127, () => new RegExp(`/nonexistent-${tag}: no such file in the container`)],
+  ["corerun-exec", (c) => ["--", join(c.scratch, "file")], 126, () => /file in the container is not an executable file/],
+  // corerun-mount
+  ["corerun-mount", () => [], 125, () => /--pid is required: the pid of the waiting container process/],
+  ["corerun-mount", (c) => ["--pid", "abc", "--rootfs", c.rootfs], 125, () => /--pid abc: not a process id/],
+  ["corerun-mount", (c) => ["--pid", "0", "--rootfs", c.rootfs], 125, () => /--pid 0: not a process id/],
+  ["corerun-mount", (c) => ["--pid", "999999999", "--rootfs", c.rootfs], 125, () => /--pid 999999999: no such process/],
+  ["corerun-mount", () => ["--pid", String(process.pid)], 125, () => /--rootfs is required: the directory to use as the container's \//],
+  ["corerun-mount", (c) => ["--pid", String(process.pid), "--rootfs", c.rootfs], 125, () => /the process shares corerun-mount's mount namespace; give the pid of a process in a new one/],
+  ["corerun-mount", (c) => ["--pid", String(process.pid), "--rootfs", join(c.scratch, "none")], 125, () => /--rootfs .*none: no such directory; build one with tools\/rootfs\/build.sh/],
+  ["corerun-mount", (c) => ["--pid", String(process.pid), "--rootfs", c.rootfs, "-v", "x"], 125, () => /-v "x": expected HOST_PATH:CONTAINER_PATH/],
+  ["corerun-mount", (c) => ["--pid", String(process.pid), "--rootfs", c.rootfs, "-v", `${c.scratch}:/d:rw,idmap`], 125, () => /idmap needs --idmap/],
+  // corerun-net
+  ["corerun-net", (c) => ["setup", "--root", c.root], 125, () => /give exactly one of --pid PID and --netns PATH/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--pid", "abc", "--id", "x"], 125, () => /--pid "abc" is not a process id/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--pid", "1", "--netns", "/x", "--id", "x"], 125, () => /give exactly one of --pid PID and --netns PATH/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--netns", join(c.scratch, "file"), "--id", "bad id"], 125, () => /--id "bad id": use 1 to 128 letters, digits/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--netns", join(c.scratch, "file"), "--id", LONG], 125, () => /--id "x+": use 1 to 128 letters/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--netns", join(c.scratch, "none"), "--id", "x"], 125, () => /--netns .*none: no such file/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--netns", join(c.scratch, "file"), "--id", "x"], 125, () => /setns .*file: EINVAL \(invalid argument\); the fd is not a namespace of that type/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--netns", join(c.scratch, "file"), "--id", "x", "--network", "weird"], 125, () => /--network weird: unknown mode; use bridge or none/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--netns", join(c.scratch, "file"), "--id", "x", "-P", "99999:1"], 125, () => /-P 99999:1: host port 99999 is out of range; ports go from 1 to 65535/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--netns", join(c.scratch, "file"), "--id", "x", "--subnet", "1.2.3.4/33"], 125, () => /--subnet 1.2.3.4\/33: "\/33" is not a prefix length from 0 to 32/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--netns", join(c.scratch, "file"), "--id", "x", "-N", "-bad"], 125, () => /--net -bad: a bridge name starts with a letter/],
+  ["corerun-net", (c) => ["setup", "--root", c.root, "--netns", join(c.scratch, "file"), "--id", "x", "--hostname", "a_b"], 125, () => /--hostname "a_b" may hold only letters, digits/],
+  ["corerun-net", (c) => ["teardown", "--root", c.root], 125, () => /--id is required, e.g. --id c0ffee123456/],
+  ["corerun-net", (c) => ["teardown", "--root", c.root, "--id", "../x"], 125, () => /--id "\.\.\/x": use 1 to 128 letters/],
+  ["corerun-net", (c) => ["rm", "--root", c.root], 125, () => /name the network to remove, e.g. corerun-net rm corerun0/],
+  ["corerun-net", (c) => ["rm", "--root", c.root, `none${tag}`], 125, () => new RegExp(`no network named none${tag}; see corerun-net ls`)],
+  ["corerun-net", (c) => ["ls", "--root", c.root, "extra"], 125, () => /unexpected argument "extra"; see --help/],
+  ["corerun-net", () => ["frob"], 125, () => /unexpected argument "frob"; see --help/],
+  ["corerun-net", (c) => ["etc", "--root", c.root, "--id", "x"], 125, () => /--etc-dir is required, e.g. --etc-dir \/run\/corerun\/ID\/etc/],
+  ["corerun-net", (c) => ["etc", "--root", c.root, "--id", "x", "--etc-dir", join(c.scratch, "none"), "--network", "bridge"], 125, () => /--network bridge: corerun-net setup writes the files of a bridge container/],
+];
+
+function hash(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+/** What the host shows of this file's activity; compared before and after each case. */
+function snapshot(c: Ctx): unknown {
+  const cgroups = readdirSync("/sys/fs/cgroup").flatMap((h) => {
+    const p = join("/sys/fs/cgroup", h, PARENT);
+    return existsSync(p) ? readdirSync(p, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(p, d.name)) : [];
+  });
+  const leases = join(c.root, "networks/networks.json");
+  return {
+    state: existsSync(c.root) ? readdirSync(c.root).filter((n) => !["names.lock", "mountpoints.json", "networks"].includes(n)) : [],
+    leases: existsSync(leases) ? (JSON.parse(readFileSync(leases, "utf8")) as { leases: unknown[] }).leases : [],
+    cgroups,
+    mounts: [...hostMountsUnder(c.scratch), ...hostMountsUnder(c.root)].filter((l) => !l.includes(c.readOnly)),
+    processes: processesWith(tag),
+    rootfs: readdirSync(c.rootfs).sort(),
+    etcLink: readdirSync(c.etcLink).sort(),
+    hostsLoop: readdirSync(join(c.hostsLoop, "etc")).sort(),
+    scratch: readdirSync(c.scratch).sort(),
+    hostEtc: ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].filter(existsSync).map(hash),
+  };
+}
+
+describe(`bad input, as a table of ${ROWS.length} invocations: one line, the exit status, nothing left`, { skip: !isRoot && "needs root" }, () => {
+  const c = {} as Ctx;
+  let before_: unknown;
+  before(() => {
+    c.rootfs = busyboxRootfs();
+    c.root = stateRoot();
+    c.scratch = mkdtempSync(join(tmpdir(), "corerun-bad-table-"));
+    writeFileSync(join(c.scratch, "file"), "");
+    c.etcLink = join(c.scratch, "etc-link");
+    cpSync(c.rootfs, c.etcLink, { recursive: true, verbatimSymlinks: true });
+    rmSync(join(c.etcLink, "etc"), { recursive: true });
+    symlinkSync("/etc", join(c.etcLink, "etc"));
+    c.hostsLoop = join(c.scratch, "hosts-loop");
+    cpSync(c.rootfs, c.hostsLoop, { recursive: true, verbatimSymlinks: true });
+    if (existsSync(join(c.hostsLoop, "etc/hosts"))) unlinkSync(join(c.hostsLoop, "etc/hosts"));
+    symlinkSync("/etc/hosts", join(c.hostsLoop, "etc/hosts"));
+    c.readOnly = join(c.scratch, "read-only");
+    mkdirSync(c.readOnly);
+    const m = run("mount", ["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", c.readOnly]);
+    assert.equal(m.code, 0, m.stderr);
+    before_ = snapshot(c);
+  });
+  after(() => {
+    try {
+      run("umount", [c.readOnly]);
+      for (const h of readdirSync("/sys/fs/cgroup")) {
+        const p = join("/sys/fs/cgroup", h, PARENT);
+        if (existsSync(p)) rmdirSync(p);
+      }
+      if (c.scratch.startsWith(join(tmpdir(), "corerun-bad-table-")) && !hostMountsUnder(c.readOnly).length) rmSync(c.scratch, { recursive: true, force: true });
+    } finally {
+      removeStateRoot(c.root);
+    }
+  });
+
+  test("the table has at least 100 invocations across corerun and every tool", () => {
+    assert.ok(ROWS.length >= 100, String(ROWS.length));
+    const tools = new Set(ROWS.map(([t]) => t));
+    assert.deepEqual([...tools].sort(), ["corerun", "corerun-cgroup", "corerun-exec", "corerun-mount", "corerun-net", "corerun-ns"]);
+  });
+
+  ROWS.forEach(([name, args, code, message], i) => {
+    test(`${i + 1}. ${name} ${args({ root: "ROOT", rootfs: "ROOTFS", scratch: "S", etcLink: "S/etc-link", hostsLoop: "S/hosts-loop", readOnly: "S/read-only" }).join(" ").slice(0, 100)}`, () => {
+      const r = tool(name, args(c), { env: { ...process.env, CORERUN_ROOT: c.root } });
+      const lines = r.stderr.trimEnd().split("\n");
+      assert.equal(lines.length, 1, `more than one line:\n${r.stderr}`);
+      assert.ok(lines[0]!.startsWith(`${name}: `), lines[0]);
+      assert.match(lines[0]!, message(c));
+      assert.equal(r.code, code, r.stderr);
+      assert.deepEqual(snapshot(c), before_);
+    });
+  });
+});

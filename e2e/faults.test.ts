@@ -1,0 +1,274 @@
+/**
+ * Nothing is lost however a start ends: corerun, each tool and the container's first process are
+ * stopped dead (CORERUN_FAULT, the same as kill -9 at that instant) at every step they trace,
+ * one step at a time; then `corerun cleanup` runs, and the host must be as before: no state
+ * directory, no process (by pid and by command line, in every PID namespace), no cgroup in any
+ * hierarchy, no mount, no veth on the test's bridge, no lease, no nftables rule, no mount point
+ * left in the rootfs. The steps are not listed here: a first start with CORERUN_FAULT_TRACE
+ * records every point it passes, so a new step is walked as soon as it exists.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { busyboxRootfs, hostMountsUnder, isRoot, processesWith, REPO, removeStateRoot, run, stateRoot, tool } from "./helpers.ts";
+
+const tag = randomBytes(3).toString("hex");
+/** This file's own cgroup parent, bridge and published port: nothing else on the host counts. */
+const PARENT = `corerun-faults-${tag}`;
+const BRIDGE = `crf${tag}`;
+const PORT = 20000 + (parseInt(tag, 16) % 10000);
+const TARGET = `/fault-${tag}`;
+
+let rootfs = "";
+let work = "";
+let volume = "";
+
+function hierarchies(): string[] {
+  return readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h));
+}
+
+/** Container cgroups under this file's parent, in every hierarchy. */
+function cgroupsLeft(): string[] {
+  return hierarchies().flatMap((h) => {
+    const parent = join(h, PARENT);
+    return existsSync(parent) ? readdirSync(parent, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(parent, d.name)) : [];
+  });
+}
+
+interface Mode {
+  name: string;
+  args: string[];
+  /** Also kill the container's first process while corerun or a tool stands at each step. */
+  killFirstProcess: boolean;
+}
+
+const MODES: Mode[] = [
+  { name: "network none", args: ["--network", "none"], killFirstProcess: true },
+  { name: "bridge with a published port", args: ["-N", BRIDGE, "-P", `${PORT}:80`], killFirstProcess: true },
+  { name: "user namespace (--userns auto)", args: ["--network", "none", "--userns", "auto"], killFirstProcess: false },
+];
+
+/** The state root may keep only what outlives containers: locks, the registries, networks, the runtime copy. */
+function stateLeft(root: string): string[] {
+  const keep = new Set(["names.lock", "mountpoints.json", "networks", "runtime"]);
+  return existsSync(root) ? readdirSync(root).filter((n) => !keep.has(n)) : [];
+}
+
+function leases(root: string): unknown[] {
+  const path = join(root, "networks/networks.json");
+  return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as { leases: unknown[] }).leases : [];
+}
+
+/** Published-port rules (DNAT) in any nftables table that mention this file's port. */
+function natRules(): string[] {
+  const r = run("nft", ["list", "ruleset"]);
+  return r.stdout.split("\n").filter((l) => l.includes(`dport ${PORT} `));
+}
+
+/** Ports of the test's bridge (its veths); none once every container is gone. */
+function bridgePorts(): string[] {
+  const dir = `/sys/class/net/${BRIDGE}/brif`;
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+/** Polls for up to 3 s: a killed corerun's helpers die with it, within a second. */
+async function settle(check: () => unknown[]): Promise<unknown[]> {
+  let left = check();
+  for (let i = 0; i < 30 && left.length; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = check();
+  }
+  return left;
+}
+
+function corerunArgs(root: string, mode: Mode): string[] {
+  return [
+    "--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "-v", `${volume}:${TARGET}`, "--memory", "64", "--pids", "50",
+    ...mode.args, "/bin/sh", "-c", "exit 0", `marker-${tag}`,
+  ];
+}
+
+/** Runs corerun to its end with the given fault environment; resolves its pid and status. */
+function start(root: string, mode: Mode, env: Record<string, string>): Promise<{ pid: number; code: number | null; signal: string | null; stderr: string }> {
+  const child = spawn(join(REPO, "bin/corerun"), corerunArgs(root, mode), { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  return new Promise((resolve) => child.once("exit", (code, signal) => resolve({ pid: child.pid!, code, signal, stderr })));
+}
+
+/** Every first process recorded under the root: checked by pid after the cleanup. */
+function recordedPids(root: string): number[] {
+  return readdirSync(root).filter((n) => /^[0-9a-f]{12}$/.test(n)).flatMap((id) => {
+    try {
+      const s = JSON.parse(readFileSync(join(root, id, "state.json"), "utf8")) as { init?: { pid: number } };
+      return s.init ? [s.init.pid] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Without its network, a bridged start passes the steps that create the bridge too. */
+function removeNetworks(root: string, mode: Mode): void {
+  if (!mode.args.includes("-N")) return;
+  const r = tool("corerun-net", ["prune", "--root", root]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(existsSync(`/sys/class/net/${BRIDGE}`), false, `${BRIDGE} is left after prune`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
+  } catch {
+    return false;
+  }
+}
+
+/** Files under the root that some process holds a lock on (/proc/locks names them by inode). */
+function locksHeld(root: string): string[] {
+  const held = new Set(readFileSync("/proc/locks", "utf8").split("\n").map((l) => l.split(/\s+/)[5]?.split(":")[2]).filter(Boolean));
+  const files = (readdirSync(root, { recursive: true }) as string[]).map((f) => join(root, f));
+  return files.filter((f) => {
+    try {
+      return held.has(String(statSync(f).ino));
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function assertHostClean(root: string, pids: number[], what: string): Promise<void> {
+  assert.deepEqual(await settle(() => [...processesWith(root), ...processesWith(`marker-${tag}`)]), [], `${what}: a process is left`);
+  assert.deepEqual(pids.filter(alive), [], `${what}: a recorded process is alive`);
+  assert.deepEqual(stateLeft(root), [], `${what}: state is left`);
+  assert.deepEqual(locksHeld(root), [], `${what}: a lock is held`);
+  assert.deepEqual(cgroupsLeft(), [], `${what}: a cgroup is left`);
+  assert.deepEqual([...hostMountsUnder(root), ...hostMountsUnder(volume), ...hostMountsUnder(TARGET)], [], `${what}: a mount is left`);
+  assert.equal(existsSync(join(rootfs, TARGET)), false, `${what}: the mount point ${TARGET} is left in the rootfs`);
+  assert.deepEqual(bridgePorts(), [], `${what}: a veth is left on ${BRIDGE}`);
+  assert.deepEqual(leases(root), [], `${what}: a lease is left`);
+  assert.deepEqual(natRules(), [], `${what}: a published-port rule is left`);
+}
+
+/** The process of this file's start that stopped itself at a CORERUN_FAULT_PAUSE point. */
+async function pausedProcess(root: string): Promise<number> {
+  for (let i = 0; i < 600; i++) {
+    for (const pid of processesWith(root)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return pid;
+      } catch {
+        // gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("no process stopped at the pause point");
+}
+
+/** The fault points one start passes, in the order first reached, from every process of it. */
+async function tracePoints(root: string, mode: Mode): Promise<string[]> {
+  const file = join(work, `trace-${mode.name.replace(/\W+/g, "-")}`);
+  writeFileSync(file, "");
+  // A corerun-exec running as a mapped uid appends to it too.
+  chmodSync(file, 0o666);
+  const r = await start(root, mode, { CORERUN_FAULT_TRACE: file });
+  assert.equal(r.code, 0, r.stderr);
+  return [...new Set(readFileSync(file, "utf8").split("\n").filter(Boolean))];
+}
+
+describe("kill at every step, then corerun cleanup: the host is as before", { skip: !isRoot && "needs root" }, () => {
+  before(() => {
+    rootfs = busyboxRootfs();
+    work = mkdtempSync(join(tmpdir(), "corerun-faults-"));
+    // Traversable by a mapped uid, for the trace file.
+    chmodSync(work, 0o755);
+    volume = join(work, "volume");
+    mkdirSync(volume);
+  });
+  after(() => {
+    for (const h of hierarchies()) {
+      const parent = join(h, PARENT);
+      if (existsSync(parent)) rmdirSync(parent);
+    }
+    if (work.startsWith(join(tmpdir(), "corerun-faults-"))) rmSync(work, { recursive: true, force: true });
+  });
+
+  for (const mode of MODES) {
+    describe(mode.name, () => {
+      let root = "";
+      let points: string[] = [];
+      before(async () => {
+        root = stateRoot();
+        points = await tracePoints(root, mode);
+      });
+      after(() => {
+        removeNetworks(root, mode);
+        removeStateRoot(root);
+      });
+
+      test("the trace covers every process of a start and its teardown", async () => {
+        for (const p of ["state:dir", "corerun:cloned", "mount:pivot", "exec:ready", "exec:exec", "corerun:exited", "teardown:mount-points"]) {
+          assert.ok(points.includes(p), `${p} not reached: ${points.join(" ")}`);
+        }
+        if (mode.args.includes("-P")) assert.ok(points.includes("net:nft"), points.join(" "));
+        await assertHostClean(root, [], "after a start that ran to its end");
+      });
+
+      test("each step in turn", async () => {
+        for (const point of points) {
+          removeNetworks(root, mode);
+          const r = await start(root, mode, { CORERUN_FAULT: point });
+          const pids = recordedPids(root);
+          // A tool or the first process dying makes corerun fail and clean up after itself;
+          // corerun dying leaves the rest to cleanup.
+          assert.notEqual(r.code, 0, `${point}: corerun exited 0`);
+          const c = tool("corerun", ["cleanup", "--root", root]);
+          assert.equal(c.code, 0, `${point}: cleanup failed: ${c.stderr}`);
+          await assertHostClean(root, [r.pid, ...pids], `killed at ${point}`);
+        }
+      });
+
+      test("the container's first process killed while corerun or a tool stands at each step", { skip: !mode.killFirstProcess && "covered by the modes above" }, async () => {
+        // From the moment the first process exists until it is told to go (after that, the
+        // command may be done before it can be killed); its own steps (exec:*) are walked
+        // above, by stopping it dead there.
+        const from = points.indexOf("corerun:init-recorded");
+        const to = points.indexOf("corerun:go");
+        assert.ok(from >= 0 && to > from, points.join(" "));
+        for (const point of points.slice(from, to).filter((p) => !p.startsWith("exec:"))) {
+          removeNetworks(root, mode);
+          const ended = start(root, mode, { CORERUN_FAULT_PAUSE: point });
+          const paused = await pausedProcess(root);
+          const pids = recordedPids(root);
+          assert.equal(pids.length, 1, `${point}: no first process recorded`);
+          process.kill(pids[0]!, "SIGKILL");
+          process.kill(paused, "SIGCONT");
+          const r = await ended;
+          assert.notEqual(r.code, 0, `${point}: corerun exited 0 with its first process killed`);
+          const c = tool("corerun", ["cleanup", "--root", root]);
+          assert.equal(c.code, 0, `${point}: cleanup failed: ${c.stderr}`);
+          await assertHostClean(root, [r.pid, ...pids], `first process killed at ${point}`);
+        }
+      });
+
+      test("corerun cleanup killed at each of its own steps, then run again", async () => {
+        for (const point of points.filter((p) => p.startsWith("teardown:") || p === "net:teardown-veth")) {
+          const r = await start(root, mode, { CORERUN_FAULT: "corerun:tree-built" });
+          assert.equal(r.signal, "SIGKILL", r.stderr);
+          const pids = recordedPids(root);
+          const killed = tool("corerun", ["cleanup", "--root", root], { env: { ...process.env, CORERUN_FAULT: point } });
+          assert.equal(killed.signal, "SIGKILL", `${point}: ${killed.stderr}`);
+          const c = tool("corerun", ["cleanup", "--root", root]);
+          assert.equal(c.code, 0, `${point}: cleanup failed: ${c.stderr}`);
+          await assertHostClean(root, [r.pid, ...pids], `cleanup killed at ${point}`);
+        }
+      });
+    });
+  }
+});

@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// Soak: many containers, one after another and at once, each on a bridge with a published port
+// and limits; then the host must be as before. Reports whether the state root, the nftables
+// table and corerun's own memory grow with the count, and the start-time median at 1, 10 and 50
+// containers starting at once. A benchmark, not a test: run it by hand (as root), not in CI.
+//
+//   sudo tools/bench/soak.mjs [--sequential 1000] [--concurrent 50] [--churn 20]
+import { spawn, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const corerunBin = process.env.CORERUN ?? join(repo, "bin/corerun");
+const { values } = parseArgs({
+  options: {
+    sequential: { type: "string", default: "1000" },
+    concurrent: { type: "string", default: "50" },
+    churn: { type: "string", default: "20" },
+  },
+});
+const SEQUENTIAL = Number(values.sequential);
+const CONCURRENT = Number(values.concurrent);
+const CHURN = Number(values.churn);
+for (const [name, n] of [["--sequential", SEQUENTIAL], ["--concurrent", CONCURRENT], ["--churn", CHURN]]) {
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`soak: ${name} ${n}: give a positive whole number`);
+    process.exit(125);
+  }
+}
+if (process.geteuid() !== 0) {
+  console.error("soak: containers on a bridge need root; run with sudo");
+  process.exit(125);
+}
+
+const tag = randomBytes(3).toString("hex");
+const NET = `crsoak${tag}`;
+const PARENT = `corerun-soak-${tag}`;
+const BASE_PORT = 30000 + (parseInt(tag, 16) % 20000);
+const root = mkdtempSync(join(tmpdir(), "corerun-soak-"));
+const rootfs = spawnSync(join(repo, "tools/rootfs/build.sh"), { encoding: "utf8" }).stdout.trim().split("\n").at(-1);
+const timeBin = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
+const failures = [];
+
+/** One container: bridge, a published port, limits. Resolves its wall time, address and peak RSS. */
+function container(i, command) {
+  const args = [
+    "--root", root, "--rootfs", rootfs, "-N", NET, "-P", `${BASE_PORT + (i % 20000)}:80`, "--cgroup-parent", PARENT,
+    "--memory", "64", "--pids", "50", "--cpu", "50", "/bin/sh", "-c", command,
+  ];
+  const [file, argv] = timeBin ? [timeBin, ["-f", "rss=%M", corerunBin, ...args]] : [corerunBin, args];
+  const start = process.hrtime.bigint();
+  return new Promise((resolve) => {
+    const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let firstLine;
+    child.stdout.on("data", (d) => {
+      out += d;
+      firstLine ??= Number(process.hrtime.bigint() - start) / 1e6;
+    });
+    child.stderr.on("data", (d) => (err += d));
+    child.on("exit", (code) => {
+      const rss = /rss=(\d+)/.exec(err)?.[1];
+      resolve({ code, ms: Number(process.hrtime.bigint() - start) / 1e6, startMs: firstLine, out: out.trim(), err: err.replace(/rss=\d+\n?/, "").trim(), rssKiB: rss ? Number(rss) : undefined });
+    });
+  });
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)] : NaN;
+}
+
+function tableName() {
+  return `corerun_${createHash("sha256").update(root).digest("hex").slice(0, 8)}`;
+}
+
+/** What must not grow with the number of containers run. */
+function footprint() {
+  const entries = readdirSync(root);
+  const bytes = entries.reduce((n, e) => {
+    const p = join(root, e);
+    const st = statSync(p);
+    return n + (st.isDirectory() ? readdirSync(p).reduce((m, f) => m + statSync(join(p, f)).size, 0) : st.size);
+  }, 0);
+  // This root's own table: other roots on the host change theirs meanwhile.
+  const nft = spawnSync("nft", ["list", "table", "ip", tableName()], { encoding: "utf8" }).stdout.split("\n").length;
+  return { entries: entries.length, bytes, nftLines: nft };
+}
+
+function leases() {
+  const p = join(root, "networks/networks.json");
+  return existsSync(p) ? JSON.parse(readFileSync(p, "utf8")).leases : [];
+}
+
+function hostLeftovers() {
+  const left = [];
+  const ids = readdirSync(root).filter((n) => /^[0-9a-f]{12}$|^\.new-/.test(n));
+  if (ids.length) left.push(`state directories: ${ids.join(" ")}`);
+  if (leases().length) left.push(`${leases().length} leases`);
+  const brif = `/sys/class/net/${NET}/brif`;
+  if (existsSync(brif) && readdirSync(brif).length) left.push(`veths on ${NET}: ${readdirSync(brif).join(" ")}`);
+  for (const h of readdirSync("/sys/fs/cgroup")) {
+    const p = join("/sys/fs/cgroup", h, PARENT);
+    if (existsSync(p) && readdirSync(p, { withFileTypes: true }).some((d) => d.isDirectory())) left.push(`cgroups under ${p}`);
+  }
+  const rules = spawnSync("nft", ["list", "table", "ip", tableName()], { encoding: "utf8" }).stdout;
+  if (/dnat to/.test(rules)) left.push(`published-port rules in table ip ${tableName()}`);
+  return left;
+}
+
+function check(what, ok, detail = "") {
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}${detail ? `: ${detail}` : ""}`);
+  if (!ok) failures.push(what);
+}
+
+try {
+  // 1. One after another: nothing may grow with the count.
+  const samples = [];
+  const rss = [];
+  const seqTimes = [];
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const r = await container(i, "ip -4 -o addr show eth0 | awk '{print $4}'");
+    if (r.code !== 0) failures.push(`sequential ${i}: exit ${r.code}: ${r.err}`);
+    seqTimes.push(r.ms);
+    if (r.rssKiB) rss.push(r.rssKiB);
+    if (i === 9 || i === SEQUENTIAL - 1 || (i + 1) % 100 === 0) samples.push({ after: i + 1, ...footprint() });
+  }
+  console.log(`\n${SEQUENTIAL} sequential containers: median ${median(seqTimes).toFixed(0)} ms start to end`);
+  console.log("after\tentries\tbytes\tnft lines");
+  for (const s of samples) console.log(`${s.after}\t${s.entries}\t${s.bytes}\t${s.nftLines}`);
+  const [first, last] = [samples[0], samples.at(-1)];
+  check("the state root does not grow", last.entries <= first.entries && last.bytes <= first.bytes * 1.5 + 4096, `${first.bytes} -> ${last.bytes} bytes`);
+  check("the nftables ruleset does not grow", last.nftLines <= first.nftLines, `${first.nftLines} -> ${last.nftLines} lines`);
+  if (rss.length >= 20) {
+    const early = median(rss.slice(0, 10));
+    const late = median(rss.slice(-10));
+    check("corerun's own peak memory does not grow", late <= early * 1.2, `median peak RSS ${early} KiB first, ${late} KiB last`);
+  } else {
+    console.log("(corerun's memory is not measured: /usr/bin/time is missing or too few runs)");
+  }
+
+  // 2. At once: distinct addresses and ports; the start-time median stays flat with the count.
+  console.log("\nat once\tmedian start (ms, to the first line)");
+  for (const n of [...new Set([1, 10, CONCURRENT].filter((x) => x <= CONCURRENT))]) {
+    const runs = await Promise.all(Array.from({ length: n }, (_, i) => container(i, "ip -4 -o addr show eth0 | awk '{print $4}'; sleep 3")));
+    const bad = runs.filter((r) => r.code !== 0);
+    if (bad.length) failures.push(`${bad.length} of ${n} concurrent containers failed: ${bad[0].err}`);
+    const addresses = runs.map((r) => r.out);
+    check(`${n} at once: ${n} distinct addresses`, new Set(addresses).size === n && addresses.every(Boolean), addresses.filter((a, i) => addresses.indexOf(a) !== i).join(" "));
+    console.log(`${n}\t${median(runs.map((r) => r.startMs ?? r.ms)).toFixed(0)}`);
+  }
+
+  // 3. cleanup and ps while containers start and stop: no error, no running container torn down.
+  const churn = Promise.all(Array.from({ length: CHURN }, (_, i) => container(i, "sleep 2; echo done")));
+  const probes = [];
+  for (let i = 0; i < 20; i++) {
+    probes.push(new Promise((resolve) => {
+      const args = i % 2 ? ["ps", "--root", root] : ["cleanup", "--root", root];
+      const c = spawn(corerunBin, args, { stdio: ["ignore", "ignore", "pipe"] });
+      let err = "";
+      c.stderr.on("data", (d) => (err += d));
+      c.on("exit", (code) => resolve({ args, code, err }));
+    }));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const [ended, probed] = await Promise.all([churn, Promise.all(probes)]);
+  const probeErrors = probed.filter((p) => p.code !== 0);
+  check("20 concurrent cleanup and ps while containers start and stop: no error", probeErrors.length === 0, probeErrors.map((p) => `${p.args[0]}: ${p.err.trim()}`).join("; "));
+  const cut = ended.filter((r) => r.code !== 0 || r.out !== "done");
+  check(`no running container torn down (${CHURN} started)`, cut.length === 0, cut.map((r) => `exit ${r.code} ${r.err}`).join("; "));
+
+  // 4. The host as before.
+  const left = hostLeftovers();
+  check("nothing left: state, leases, veths, cgroups, published-port rules", left.length === 0, left.join("; "));
+} finally {
+  spawnSync(corerunBin, ["cleanup", "--force", "--root", root], { stdio: "inherit" });
+  spawnSync(join(repo, "bin/corerun-net"), ["prune", "--root", root], { stdio: "ignore" });
+  for (const h of readdirSync("/sys/fs/cgroup")) {
+    const p = join("/sys/fs/cgroup", h, PARENT);
+    try {
+      if (existsSync(p)) rmdirSync(p);
+    } catch {
+      // not empty: reported above
+    }
+  }
+  if (root.startsWith(join(tmpdir(), "corerun-soak-"))) rmSync(root, { recursive: true, force: true });
+}
+if (failures.length) {
+  console.error(`soak: ${failures.length} check(s) failed:\n${failures.slice(0, 10).join("\n")}`);
+  process.exit(1);
+}
