@@ -125,10 +125,10 @@ const ROWS: Row[] = [
   ["corerun", corerun("/etc"), 126, () => /\/etc: \/etc in the root filesystem .* is not an executable file/],
   ["corerun", (c) => ["--root", c.root, "--rootfs", c.scratch, "/bin/true"], 127, () => /\/bin\/true: no such file in the root filesystem/],
   // corerun ps, kill, cleanup
-  ["corerun", (c) => ["ps", "--root", c.root, "extra"], 125, () => /unexpected argument "extra"; see --help/],
+  ["corerun", (c) => ["ps", "--root", c.root, "extra"], 125, () => /container "extra" does not exist; see corerun list/],
   ["corerun", (c) => ["ps", "--root", c.root, "--frob"], 125, () => /unknown option --frob; see --help/],
   ["corerun", (c) => ["kill", "--root", c.root], 125, () => /name the containers to signal; see corerun ps/],
-  ["corerun", (c) => ["kill", "--root", c.root, "ghost"], 125, () => /no running container has the name or id "ghost"; see corerun ps/],
+  ["corerun", (c) => ["kill", "--root", c.root, "ghost"], 125, () => /container "ghost" does not exist; see corerun list/],
   ["corerun", (c) => ["kill", "--root", c.root, "-s", "NOPE", "ghost"], 125, () => /unknown signal SIGNOPE/],
   ["corerun", (c) => ["cleanup", "--root", c.root, "../etc"], 125, () => /\.\.\/etc: invalid container id "\.\.\/etc"/],
   ["corerun", (c) => ["cleanup", "--root", c.root, "abc"], 125, () => /abc: invalid container id "abc"/],

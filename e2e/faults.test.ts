@@ -52,9 +52,9 @@ const MODES: Mode[] = [
   { name: "user namespace (--userns auto)", args: ["--network", "none", "--userns", "auto"], killFirstProcess: false },
 ];
 
-/** The state root may keep only what outlives containers: locks, the registries, networks, the runtime copy. */
+/** The state root may keep only what outlives containers: locks, the registries, networks, the runtime copy, compiled seccomp filters. */
 function stateLeft(root: string): string[] {
-  const keep = new Set(["names.lock", "mountpoints.json", "networks", "runtime"]);
+  const keep = new Set(["names.lock", "mountpoints.json", "networks", "runtime", "seccomp"]);
   return existsSync(root) ? readdirSync(root).filter((n) => !keep.has(n)) : [];
 }
 

@@ -33,7 +33,7 @@ import { execRuntime, handToContainerRoot, recordInit, runChild, stopTools, tear
 export const OCI_VERSION = "1.2.0";
 
 /** runc's error wording, which engines match on (containerd's shim, Docker, podman). */
-export const notExist = (id: string) => new UsageError(`container "${id}" does not exist`);
+export const notExist = (id: string) => new UsageError(`container "${id}" does not exist; see corerun list`);
 
 export function checkId(id: string | undefined): string {
   if (id === undefined || id === "") throw new UsageError("container id cannot be empty; give the container's id");
