@@ -362,6 +362,23 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertGone("pf", dir);
   });
 
+  test("tight limits (8 MiB, 5 pids) hold the program, not the runtime's waiting process", () => {
+    const dir = bundle("tight", ["/bin/sh", "-c", "echo within; grep -c . /proc/self/status > /dev/null && echo limits-ok"], (c) => {
+      c.linux.resources.memory = { limit: 8 << 20 };
+      c.linux.resources.pids = { limit: 5 };
+    });
+    const out = join(dir, "out.txt");
+    const fd = openSync(out, "w");
+    try {
+      const r = tool("corerun", ["--root", root, "run", "--bundle", dir, "tight"], { stdio: ["ignore", fd, fd] });
+      assert.equal(r.code, 0, readFileSync(out, "utf8"));
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(readFileSync(out, "utf8"), "within\nlimits-ok\n");
+    assertGone("tight", dir);
+  });
+
   test("bad bundles and bad commands: one clear line, an error in the JSON log, nothing created", () => {
     const log = join(work, "log.json");
     const bad: [string, () => string[], RegExp][] = [

@@ -66,9 +66,9 @@ export const tool = defineTool({
         mountVolumes(sys, opts.rootfs, opts, userns);
         faultPoint("mount:volumes");
       }
-      if (opts.hookPause) pauseForHooks();
       if (opts.syncDir) waitReady(opts.syncDir, { pidfd: target, name: `process ${opts.pid}`, sys });
       faultPoint("mount:ready");
+      if (opts.hookPause) pauseForHooks();
       if (opts.proc) moveProc(sys, opts.rootfs, startTime);
       faultPoint("mount:proc");
       pivot(sys, opts.rootfs);

@@ -146,8 +146,9 @@ export function checkProgram(spec: Spec): void {
 }
 
 /**
- * The moment the runtime-spec gives createRuntime and createContainer hooks: the tree is built,
- * the root not yet pivoted. The caller runs them and answers with a line.
+ * The moment the runtime-spec gives createRuntime and createContainer hooks: the tree is built
+ * and the container's process is ready, the root not yet pivoted. The caller runs them and
+ * answers with a line.
  */
 export function pauseForHooks(): void {
   writeSync(1, "built\n");

@@ -10,7 +10,7 @@ import { closeSync, writeSync } from "node:fs";
 import { once } from "node:events";
 import { exitCodeOf, waitChild } from "@corerun/cli";
 import type { Hook } from "@corerun/oci";
-import { linuxSyscall as sys } from "@corerun/syscall";
+import { inPidNamespace, linuxSyscall as sys } from "@corerun/syscall";
 
 export class HookFailed extends Error {
   override name = "HookFailed";
@@ -37,12 +37,16 @@ async function runHere(name: string, i: number, h: Hook, state: unknown): Promis
   }
 }
 
-/** Runs one hook in the namespaces given by pidfd and flags (a child of the native helper). */
-async function runInside(name: string, i: number, h: Hook, state: unknown, join: { pidfd: number; flags: number }): Promise<void> {
+/**
+ * Runs one hook in the namespaces given by pidfd and flags (a child of the native helper), born
+ * in the PID namespace too when `pid` says so: the container's /proc then shows it itself.
+ */
+async function runInside(name: string, i: number, h: Hook, state: unknown, join: { pidfd: number; flags: number; pid: boolean }): Promise<void> {
   const input = sys.pipe();
   let pid: number;
   try {
-    pid = sys.cloneExec(0, h.path, h.args ?? [h.path], h.env ?? [], { join: { fd: join.pidfd, flags: join.flags }, stdinFd: input[0] });
+    const clone = () => sys.cloneExec(0, h.path, h.args ?? [h.path], h.env ?? [], { join: { fd: join.pidfd, flags: join.flags }, stdinFd: input[0] });
+    pid = join.pid ? inPidNamespace(sys, join.pidfd, clone) : clone();
   } finally {
     closeSync(input[0]);
   }
@@ -60,7 +64,7 @@ async function runInside(name: string, i: number, h: Hook, state: unknown, join:
 }
 
 /** Runs a list of hooks in order; the first failure stops the list. */
-export async function runHooks(name: string, hooks: readonly Hook[] | undefined, state: unknown, join?: { pidfd: number; flags: number }): Promise<void> {
+export async function runHooks(name: string, hooks: readonly Hook[] | undefined, state: unknown, join?: { pidfd: number; flags: number; pid: boolean }): Promise<void> {
   for (const [i, h] of (hooks ?? []).entries()) {
     if (join) await runInside(name, i, h, state, join);
     else await runHere(name, i, h, state);

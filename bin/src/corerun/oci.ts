@@ -149,7 +149,7 @@ function createCgroup(path: string, plan: CreatePlan): CgroupManager {
 }
 
 /** corerun-exec as the first process, in the config's namespaces, waiting for go. */
-function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string): number {
+function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string, prepare: (pid: number) => void): number {
   const { spec, namespaces } = plan;
   const userns = namespaces.create.includes("user")
     ? { uidMap: idMapText(spec.linux!.uidMappings!.map(toRange)), gidMap: idMapText((spec.linux!.gidMappings ?? spec.linux!.uidMappings!).map(toRange)) }
@@ -167,7 +167,7 @@ function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string): num
   ];
   // The cgroup namespace is made by corerun-exec once in its cgroup, so that it is the root there.
   const names = namespaces.create.filter((t) => t !== "cgroup" && t !== "user").map((t) => (t === "network" ? "net" : t)) as NamespaceName[];
-  const clone = () => startInNamespaces(sys, { flags: namespaceFlags(names), path: process.execPath, argv, env: envp(), userns, nullStdio: spec.process!.terminal ?? false });
+  const clone = () => startInNamespaces(sys, { flags: namespaceFlags(names), path: process.execPath, argv, env: envp(), userns, prepare, nullStdio: spec.process!.terminal ?? false });
   // Node marks the fds it inherited close-on-exec; the preserved ones must reach corerun-exec.
   const preserved = Array.from({ length: o.preserveFds }, (_, i) => 3 + i);
   return withInheritedFds(preserved, () => inNamespaces(sys, namespaces.join, clone));
@@ -207,12 +207,17 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
     }
     const cg = createCgroup(made.path, plan);
-    const pid = startFirstProcess(o, plan, made.dir);
-    recordInit({ path: made.path }, pid);
-    // Into its cgroup now, while it waits: the engine reads the cgroup from /proc/PID/cgroup as
-    // soon as create returns, for stats and OOM events.
-    cg.addTask(pid);
-    if (plan.spec.process!.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.spec.process!.oomScoreAdj));
+    // Recorded before the process runs at all: a create killed at any moment leaves either no
+    // process (it waits on a pipe that closes with create) or one that cleanup finds.
+    const pid = startFirstProcess(o, plan, made.dir, (child) => void recordInit({ path: made.path }, child));
+    // Into its cgroup once it has loaded (it said ready), before any hook and before create
+    // returns: the engine reads the cgroup from /proc/PID/cgroup for stats and OOM events, and
+    // the memory the waiting Node process took to load stays charged where it was, out of the
+    // container's limit.
+    const enterCgroup = () => {
+      cg.addTask(pid);
+      if (plan.spec.process!.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.spec.process!.oomScoreAdj));
+    };
     const mountArgs = [
       "--pid", String(pid), "--rootfs", plan.rootfs, "--oci", join(made.dir, "config.json"), "--sync-dir", made.dir, ...cgroupDirArgs(cg),
       ...(planMounts(plan.spec).some((m) => m.type === "proc") ? ["--proc"] : []), "--die-with-parent",
@@ -220,9 +225,16 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     ];
     const hooks = plan.spec.hooks;
     if (hooks?.prestart?.length || hooks?.createRuntime?.length || hooks?.createContainer?.length) {
-      await runChild(tools, "corerun-mount", [...mountArgs, "--hook-pause"], { captureErrors: true, onPause: () => createHooks(made.path, plan.spec, pid) });
+      await runChild(tools, "corerun-mount", [...mountArgs, "--hook-pause"], {
+        captureErrors: true,
+        onPause: () => {
+          enterCgroup();
+          return createHooks(made.path, plan.spec, pid);
+        },
+      });
     } else {
       await runChild(tools, "corerun-mount", mountArgs, { captureErrors: true });
+      enterCgroup();
     }
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
     return setStatus(made.path, "created");
@@ -244,7 +256,8 @@ async function createHooks(path: string, spec: Spec, pid: number): Promise<void>
   if (!spec.hooks?.createContainer?.length) return;
   const pidfd = sys.pidfdOpen(pid);
   try {
-    await runHooks("createContainer", spec.hooks.createContainer, state, { pidfd, flags: joinableNamespaces(pid) });
+    const ownPid = statSync(`/proc/${pid}/ns/pid`).ino !== statSync("/proc/self/ns/pid").ino;
+    await runHooks("createContainer", spec.hooks.createContainer, state, { pidfd, flags: joinableNamespaces(pid), pid: ownPid });
   } finally {
     closeSync(pidfd);
   }

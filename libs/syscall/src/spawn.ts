@@ -139,7 +139,7 @@ export function enterContainer(sys: Syscall, o: EnterOptions): number {
 }
 
 /** The PID namespace of the calling thread's next children, set for the clone inside fn. */
-function inPidNamespace<T>(sys: Syscall, pidfd: number, fn: () => T): T {
+export function inPidNamespace<T>(sys: Syscall, pidfd: number, fn: () => T): T {
   const own = openSync("/proc/thread-self/ns/pid_for_children", "r");
   try {
     sys.setns(pidfd, CLONE_NEWPID, "pidfd");
