@@ -272,3 +272,87 @@ describe("kill at every step, then corerun cleanup: the host is as before", { sk
     });
   }
 });
+
+/**
+ * The OCI path, as engines drive it: create, start, then delete once the program is done. Each
+ * point any of them (or the tools and the first process they start) passes is walked: the
+ * commands run with CORERUN_FAULT set to it, then the engine's own recovery (containerd's shim
+ * runs `delete --force` after a failed create) and `corerun cleanup` must leave the host as before.
+ */
+describe("OCI create, start and delete killed at every step, then delete --force and cleanup", { skip: !isRoot && "needs root" }, () => {
+  let root = "";
+  let bundle = "";
+  const id = `oci-fault-${tag}`;
+  const env = (extra: Record<string, string>) => ({ env: { ...process.env, ...extra }, stdio: "ignore" as const });
+
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+    bundle = mkdtempSync(join(tmpdir(), "corerun-faults-oci-"));
+    chmodSync(bundle, 0o755);
+    const config = {
+      ociVersion: "1.0.2",
+      process: { user: { uid: 0, gid: 0 }, args: ["/bin/sh", "-c", `exit 0; marker-${tag}`], env: ["PATH=/bin"], cwd: "/", capabilities: { bounding: ["CAP_KILL"] } },
+      root: { path: rootfs },
+      hostname: "fault",
+      mounts: [
+        { destination: "/proc", type: "proc", source: "proc" },
+        { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "mode=755"] },
+        { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["newinstance", "ptmxmode=0666"] },
+      ],
+      linux: {
+        cgroupsPath: `/${PARENT}/${id}`,
+        resources: { memory: { limit: 64 << 20 }, pids: { limit: 50 }, devices: [{ allow: false, access: "rwm" }] },
+        namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
+        maskedPaths: ["/proc/kcore"],
+        readonlyPaths: ["/proc/sys"],
+      },
+    };
+    writeFileSync(join(bundle, "config.json"), JSON.stringify(config));
+  });
+  after(() => {
+    removeStateRoot(root);
+    for (const h of hierarchies()) {
+      const parent = join(h, PARENT);
+      if (existsSync(parent)) rmdirSync(parent);
+    }
+    if (bundle.startsWith(join(tmpdir(), "corerun-faults-oci-"))) rmSync(bundle, { recursive: true, force: true });
+  });
+
+  /** create, start, a wait for the program's end, delete: each with the fault environment. */
+  async function lifecycle(faults: Record<string, string>): Promise<{ create: number | null }> {
+    const create = tool("corerun", ["--root", root, "create", "--bundle", bundle, id], env(faults));
+    if (create.code === 0) {
+      tool("corerun", ["--root", root, "start", id], env(faults));
+      for (let i = 0; i < 50; i++) {
+        const s = tool("corerun", ["--root", root, "state", id]);
+        if (s.code !== 0 || JSON.parse(s.stdout).status === "stopped") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      tool("corerun", ["--root", root, "delete", id], env(faults));
+    }
+    return { create: create.code };
+  }
+
+  test("every step of create, start and delete", async () => {
+    const trace = join(bundle, "trace");
+    writeFileSync(trace, "");
+    chmodSync(trace, 0o666);
+    const clean = await lifecycle({ CORERUN_FAULT_TRACE: trace });
+    assert.equal(clean.create, 0);
+    const points = [...new Set(readFileSync(trace, "utf8").split("\n").filter(Boolean))];
+    for (const p of ["oci:state", "oci:cloned", "mount:pivot", "exec:ready", "oci:created", "oci:go", "exec:exec", "teardown:mount-points"]) {
+      assert.ok(points.includes(p), `${p} not reached: ${points.join(" ")}`);
+    }
+    await assertHostClean(root, [], "after a lifecycle that ran to its end");
+    for (const point of points) {
+      await lifecycle({ CORERUN_FAULT: point });
+      const pids = recordedPids(root);
+      const d = tool("corerun", ["--root", root, "delete", "--force", id]);
+      assert.equal(d.code, 0, `${point}: delete --force failed: ${d.stderr}`);
+      const c = tool("corerun", ["cleanup", "--root", root]);
+      assert.equal(c.code, 0, `${point}: cleanup failed: ${c.stderr}`);
+      await assertHostClean(root, pids, `killed at ${point}`);
+    }
+  });
+});

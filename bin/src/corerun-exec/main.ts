@@ -72,6 +72,7 @@ export const tool = defineTool({
         if (!nnp) lockDown(sys, { noNewPrivs: false, seccomp: opts.seccomp });
         applyUserAndCapabilities(sys, spec, oci.caps, lastCap);
         const listen = opts.listenFds ? [`LISTEN_FDS=${opts.listenFds}`, "LISTEN_PID=1"] : [];
+        faultPoint("exec:exec");
         return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, [...ociEnv(spec), ...listen]);
       }
       if (opts.mountProc && !opts.unmasked) maskProc(sys);

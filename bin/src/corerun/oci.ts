@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, copyFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
-import { UsageError, signalNumber } from "@corerun/cli";
+import { faultPoint, UsageError, signalNumber } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
@@ -200,6 +200,7 @@ function cgroupDirArgs(cg: CgroupManager): string[] {
 export async function ociCreate(o: CreateOptions): Promise<State> {
   const plan = planCreate(o);
   const made = createOciState(o, plan);
+  faultPoint("oci:state");
   const tools: Tools = [];
   try {
     if (plan.namespaces.create.includes("user")) {
@@ -207,9 +208,11 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
     }
     const cg = createCgroup(made.path, plan);
+    faultPoint("oci:cgroup");
     // Recorded before the process runs at all: a create killed at any moment leaves either no
     // process (it waits on a pipe that closes with create) or one that cleanup finds.
     const pid = startFirstProcess(o, plan, made.dir, (child) => void recordInit({ path: made.path }, child));
+    faultPoint("oci:cloned");
     // Into its cgroup once it has loaded (it said ready), before any hook and before create
     // returns: the engine reads the cgroup from /proc/PID/cgroup for stats and OOM events, and
     // the memory the waiting Node process took to load stays charged where it was, out of the
@@ -217,6 +220,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     const enterCgroup = () => {
       cg.addTask(pid);
       if (plan.spec.process!.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.spec.process!.oomScoreAdj));
+      faultPoint("oci:cgroup-joined");
     };
     const mountArgs = [
       "--pid", String(pid), "--rootfs", plan.rootfs, "--oci", join(made.dir, "config.json"), "--sync-dir", made.dir, ...cgroupDirArgs(cg),
@@ -237,7 +241,10 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       enterCgroup();
     }
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
-    return setStatus(made.path, "created");
+    faultPoint("oci:pid-file");
+    const created = setStatus(made.path, "created");
+    faultPoint("oci:created");
+    return created;
   } catch (err) {
     await stopTools(tools);
     teardown(o.root, made.id, made.path);
@@ -281,8 +288,10 @@ export async function ociStart(root: string, id: string): Promise<void> {
   if (status !== "created") throw new UsageError(`cannot start a container that is ${status === "stopped" ? "stopped" : `not in created state (${status})`}`);
   const dir = join(root, s.id);
   const running = setStatus(join(dir, "state.json"), "running");
+  faultPoint("oci:running");
   try {
     sendGo(dir, s.oci?.startContainer.length ? ociState(s) : undefined);
+    faultPoint("oci:go");
   } catch (err) {
     throw new Error(`container "${id}" is not running: its first process no longer waits for start`, { cause: err });
   }
