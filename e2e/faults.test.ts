@@ -52,9 +52,9 @@ const MODES: Mode[] = [
   { name: "user namespace (--userns auto)", args: ["--network", "none", "--userns", "auto"], killFirstProcess: false },
 ];
 
-/** The state root may keep only what outlives containers: locks, the registries, networks, the runtime copy, compiled seccomp filters. */
+/** The state root may keep only what outlives containers: locks, the registries, networks, the runtime copy and compiled seccomp filters. */
 function stateLeft(root: string): string[] {
-  const keep = new Set(["names.lock", "mountpoints.json", "networks", "runtime", "seccomp"]);
+  const keep = new Set(["names.lock", "mountpoints.json", "networks", "runtime"]);
   return existsSync(root) ? readdirSync(root).filter((n) => !keep.has(n)) : [];
 }
 

@@ -33,7 +33,7 @@ describe("parseSecurity", () => {
     assert.equal(security.privileged, false);
     assert.equal(security.noNewPrivs, false);
     assert.ok(security.seccomp?.program.compiled);
-    assert.equal(existsSync(join(root, "seccomp")), false);
+    assert.equal(existsSync(join(root, "runtime", "seccomp")), false);
     const args = securityExecArgs(security);
     assert.deepEqual(args, ["--seccomp", security.seccomp.program.path]);
     assert.deepEqual(readFileSync(security.seccomp.program.path), security.seccomp.program.compiled);

@@ -116,7 +116,7 @@ export const seccompCommand = defineTool({
     "cap-drop": runCapArgs["cap-drop"],
   },
   tail: "command",
-  notes: ["PROFILE.json is in Docker's format; without it, corerun's default profile (Docker's). Its\ncapability-conditional rules follow Docker's default set changed by --cap-add and --cap-drop.\nThe program is stored once under ROOT/seccomp/ and its path printed. A profile's flags are\nnot part of the program: give them to corerun-exec as --seccomp-flag."],
+  notes: ["PROFILE.json is in Docker's format; without it, corerun's default profile (Docker's). Its\ncapability-conditional rules follow Docker's default set changed by --cap-add and --cap-drop.\nThe program is stored once under ROOT/runtime/seccomp/ and its path printed. A profile's flags are\nnot part of the program: give them to corerun-exec as --seccomp-flag."],
   examples: ["prog=$(sudo corerun seccomp --cap-add SYS_PTRACE) && sudo corerun-ns -- corerun-exec --mount-proc --seccomp \"$prog\" -- /bin/sh"],
   run(ctx) {
     if (ctx.tail.length > 1) throw new UsageError("give at most one profile file; usage: corerun seccomp [options] [PROFILE.json]");

@@ -159,12 +159,12 @@ describe("the program cache", () => {
     const oci: OciSeccomp = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_ERRNO" }] };
     const prepared = prepareSeccompProgram(root, oci);
     assert.ok(prepared.compiled);
-    assert.equal(existsSync(join(root, "seccomp")), false);
+    assert.equal(existsSync(join(root, "runtime", "seccomp")), false);
     const path = seccompProgram(root, oci);
     assert.equal(path, prepared.path);
     assert.deepEqual(readFileSync(path), prepared.compiled);
     assert.equal(statSync(path).mode & 0o777, 0o644);
-    assert.equal(statSync(join(root, "seccomp")).mode & 0o777, 0o755);
+    assert.equal(statSync(join(root, "runtime", "seccomp")).mode & 0o777, 0o755);
     assert.equal(prepareSeccompProgram(root, oci).compiled, undefined, "a cached program is not compiled again");
     assert.notEqual(seccompProgram(root, { ...oci, defaultErrnoRet: 13 }), path);
   });

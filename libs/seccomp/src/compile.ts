@@ -144,13 +144,14 @@ export interface CachedProgram {
 }
 
 /**
- * Where the program for `oci` is cached under the state root (ROOT/seccomp/KEY.bpf, KEY a hash
+ * Where the program for `oci` is cached under the state root (ROOT/runtime/seccomp/KEY.bpf, KEY a hash
  * of the input); compiled now, in memory, when it is not there yet. Writes nothing: a profile
  * that cannot be compiled is refused before anything exists.
  */
 export function prepareSeccompProgram(root: string, oci: OciSeccomp, source = "linux.seccomp"): CachedProgram {
   const key = createHash("sha256").update(JSON.stringify({ format: CACHE_FORMAT, arch: process.arch, oci })).digest("hex").slice(0, 32);
-  const path = join(root, "seccomp", `${key}.bpf`);
+  // Beside the copy of corerun-exec in ROOT/runtime: what the start path reads, kept across containers.
+  const path = join(root, "runtime", "seccomp", `${key}.bpf`);
   return { path, compiled: existsSync(path) ? undefined : compileSeccomp(oci, source) };
 }
 
@@ -162,8 +163,9 @@ export function prepareSeccompProgram(root: string, oci: OciSeccomp, source = "l
 export function storeSeccompProgram(p: CachedProgram): string {
   if (!p.compiled || existsSync(p.path)) return p.path;
   const dir = dirname(p.path);
-  mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+  mkdirSync(dirname(dirname(dir)), { recursive: true, mode: 0o700 });
   mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(dirname(dir), 0o755);
   chmodSync(dir, 0o755);
   const tmp = `${p.path}.${process.pid}.tmp`;
   writeFileSync(tmp, p.compiled, { mode: 0o644 });
