@@ -199,7 +199,7 @@ describe("security defaults", { skip: !isRoot && "needs root" }, () => {
         assert.match(lines[0]!, message);
       }
       assert.deepEqual(readdirSync(fresh), []);
-      assert.equal(existsSync(join(fresh, "seccomp")), false);
+      assert.equal(existsSync(join(fresh, "runtime", "seccomp")), false);
     } finally {
       if (fresh.startsWith(tmpdir() + sep)) removeStateRoot(fresh);
     }

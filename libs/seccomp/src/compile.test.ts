@@ -173,7 +173,7 @@ describe("the program cache", () => {
     const empty = mkdtempSync(join(tmpdir(), "corerun-seccomp-test-"));
     try {
       assert.throws(() => seccompProgram(empty, { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["nope"], action: "SCMP_ACT_ERRNO" }] }), UsageError);
-      assert.equal(existsSync(join(empty, "seccomp")), false);
+      assert.equal(existsSync(join(empty, "runtime", "seccomp")), false);
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
