@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
-import { planCapabilities, readSpec, type CapabilityPlan, type Spec } from "@corerun/oci";
+import { hookEnv, planCapabilities, readSpec, type CapabilityPlan, type Spec } from "@corerun/oci";
 import { maskPaths, readonlyPaths } from "@corerun/rootfs";
 import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, takeTerminal, type Syscall } from "@corerun/syscall";
 import { dirname } from "node:path";
@@ -121,8 +121,7 @@ export function takeConsole(sys: Syscall): void {
 export function runStartContainerHooks(spec: Spec, state: unknown): void {
   for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) {
     const [argv0, ...rest] = h.args ?? [h.path];
-    const env = Object.fromEntries((h.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
-    const r = spawnSync(h.path, rest, { argv0, env, input: JSON.stringify(state ?? {}), stdio: ["pipe", "inherit", "inherit"], timeout: h.timeout ? h.timeout * 1000 : undefined });
+    const r = spawnSync(h.path, rest, { argv0, env: hookEnv(h), input: JSON.stringify(state ?? {}), stdio: ["pipe", "inherit", "inherit"], timeout: h.timeout ? h.timeout * 1000 : undefined });
     if (r.error) throw new Error(`hooks.startContainer[${i}] ${h.path}: ${(r.error as NodeJS.ErrnoException).code ?? r.error.message}`);
     if (r.status !== 0) throw new Error(`hooks.startContainer[${i}] ${h.path} ${r.signal ? `was killed (${r.signal}${h.timeout ? `; timeout ${h.timeout} s` : ""})` : `exited with status ${r.status}`}`);
   }

@@ -4,12 +4,12 @@
  * container's own process). The native helper does the entering (see libs/syscall/native); this
  * file decides what it enters with.
  */
-import { closeSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as v from "valibot";
 import { cgroupManager } from "@corerun/cgroup";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
-import { planCapabilities, Process, readSpec, type Spec } from "@corerun/oci";
+import { parseOci, planCapabilities, Process, readSpec, type Spec } from "@corerun/oci";
 import { openRecorded, type State } from "@corerun/state";
 import {
   connectUnix, enterContainer, fdSender, linuxSyscall as sys, openPty, setWindowSize, CAPABILITIES, RLIMIT_NUMBERS,
@@ -46,13 +46,7 @@ export function execProcess(req: ExecRequest, base: Spec): ExecProcess {
     } catch (err) {
       throw new UsageError(`--process ${req.processFile}: cannot be read as JSON (${(err as Error).message})`);
     }
-    const r = v.safeParse(Process, data);
-    if (!r.success) {
-      const issue = r.issues[0];
-      const where = issue.path?.map((p) => String(p.key)).join(".") ?? "";
-      throw new UsageError(`--process ${req.processFile}: ${where ? `${where}: ` : ""}${issue.expected === "never" ? "corerun does not support this field" : issue.message}`);
-    }
-    return r.output;
+    return parseOci(Process, data, `--process ${req.processFile}`);
   }
   if (!req.args.length) throw new UsageError("exec needs a command after the container id, or --process FILE");
   const own = base.process!;
@@ -109,7 +103,7 @@ export async function ociExec(req: ExecRequest): Promise<number> {
       tty = openPty(`/proc/${s.init!.pid}/root/dev/pts`);
       if (proc.consoleSize) setWindowSize(tty.master, proc.consoleSize.height, proc.consoleSize.width);
     }
-    const ns = { flags: joinableNamespaces(s.init!.pid), pid: statSync(`/proc/${s.init!.pid}/ns/pid`).ino !== statSync("/proc/self/ns/pid").ino };
+    const ns = joinableNamespaces(s.init!.pid);
     const cg = s.cgroup ? cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices }) : undefined;
     const lastCap = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
     const pid = enterContainer(sys, {

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { closeSync, writeSync } from "node:fs";
 import { once } from "node:events";
 import { exitCodeOf, waitChild } from "@corerun/cli";
-import type { Hook } from "@corerun/oci";
+import { hookEnv, type Hook } from "@corerun/oci";
 import { inPidNamespace, linuxSyscall as sys } from "@corerun/syscall";
 
 export class HookFailed extends Error {
@@ -23,7 +23,7 @@ function describe(name: string, i: number, h: Hook): string {
 /** Runs one hook in corerun's own namespaces. */
 async function runHere(name: string, i: number, h: Hook, state: unknown): Promise<void> {
   const [argv0, ...rest] = h.args ?? [h.path];
-  const child = spawn(h.path, rest, { argv0: argv0 ?? h.path, env: Object.fromEntries((h.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])), stdio: ["pipe", "inherit", "pipe"] });
+  const child = spawn(h.path, rest, { argv0: argv0 ?? h.path, env: hookEnv(h), stdio: ["pipe", "inherit", "pipe"] });
   let said = "";
   child.stderr.on("data", (d: Buffer) => (said += d.toString()));
   child.stdin.on("error", () => {});

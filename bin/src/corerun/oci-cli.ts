@@ -11,8 +11,7 @@ import { linuxSyscall as sys } from "@corerun/syscall";
 import { stateRoot } from "@corerun/state";
 import type { ArgsDef } from "citty";
 import { checkId, features, type CreateOptions, liveStatus, ociCreate, ociDelete, ociPause, ociStart, ociState, ociStats, ociUpdate, oomKills, mustFind, OCI_VERSION } from "./oci.ts";
-import { Resources } from "@corerun/oci";
-import * as v from "valibot";
+import { parseOci, Resources } from "@corerun/oci";
 import { readStates } from "@corerun/state";
 import { ociExec } from "./exec.ts";
 
@@ -303,12 +302,7 @@ export const update = defineTool({
     set("cpu", "period", num("cpu-period"));
     set("cpu", "shares", num("cpu-share"));
     set("pids", "limit", num("pids-limit"));
-    const r = v.safeParse(Resources, data);
-    if (!r.success) {
-      const issue = r.issues[0];
-      throw new UsageError(`--resources: ${issue.path?.map((p) => String(p.key)).join(".") ?? ""}: ${issue.expected === "never" ? "corerun does not support this field" : issue.message}`);
-    }
-    ociUpdate(stateRoot(ctx.values.root?.at(-1)), id, r.output);
+    ociUpdate(stateRoot(ctx.values.root?.at(-1)), id, parseOci(Resources, data, "--resources"));
     return 0;
   },
 });

@@ -263,18 +263,20 @@ async function createHooks(path: string, spec: Spec, pid: number): Promise<void>
   if (!spec.hooks?.createContainer?.length) return;
   const pidfd = sys.pidfdOpen(pid);
   try {
-    const ownPid = statSync(`/proc/${pid}/ns/pid`).ino !== statSync("/proc/self/ns/pid").ino;
-    await runHooks("createContainer", spec.hooks.createContainer, state, { pidfd, flags: joinableNamespaces(pid), pid: ownPid });
+    await runHooks("createContainer", spec.hooks.createContainer, state, { pidfd, ...joinableNamespaces(pid) });
   } finally {
     closeSync(pidfd);
   }
 }
 
-/** The namespaces of pid that differ from corerun's own, as CLONE_NEW* flags (its PID namespace aside). */
-export function joinableNamespaces(pid: number): number {
+/**
+ * The namespaces of pid that differ from corerun's own: as CLONE_NEW* flags for setns, and
+ * whether its PID namespace does (joined apart: a process is born into a PID namespace).
+ */
+export function joinableNamespaces(pid: number): { flags: number; pid: boolean } {
   const differs = (ns: string) => statSync(`/proc/${pid}/ns/${ns}`).ino !== statSync(`/proc/self/ns/${ns}`).ino;
   const table: [string, number][] = [["user", CLONE_NEWUSER], ["mnt", CLONE_NEWNS], ["uts", CLONE_NEWUTS], ["ipc", CLONE_NEWIPC], ["net", CLONE_NEWNET], ["cgroup", CLONE_NEWCGROUP]];
-  return table.filter(([ns]) => differs(ns)).reduce((f, [, flag]) => f | flag, 0);
+  return { flags: table.filter(([ns]) => differs(ns)).reduce((f, [, flag]) => f | flag, 0), pid: differs("pid") };
 }
 
 /**

@@ -1,21 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { refusesCleanly } from "@corerun/cli/testing";
 import { UsageError } from "@corerun/cli";
 import { parseV1Mounts } from "./detect.ts";
 import { CPU_PERIOD, MEMORY_FLOOR, parseCpuPercent, parseMemory, parsePids, PIDS_CEILING } from "./limits.ts";
 
 const MiB = 1024 * 1024;
-/** A parser either returns or refuses with a UsageError that quotes the input: never another error. */
-function refusesCleanly(fn: () => unknown, input: string): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof UsageError, `${String(err)} for ${JSON.stringify(input)}`);
-    assert.ok(!err.message.includes("\n"), err.message);
-  }
-}
-
 describe("limit parsers, on generated input", () => {
   test("a plain number of MiB at or above the floor is that many MiB; m and g suffixes agree", () => {
     fc.assert(fc.property(fc.integer({ min: 6, max: 1024 * 1024 }), (n) => {

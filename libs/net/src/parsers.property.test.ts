@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { refusesCleanly } from "@corerun/cli/testing";
 import { UsageError } from "@corerun/cli";
 import { cidrString, contains, formatIPv4, mask, parseCidr, parseIPv4 } from "./ip.ts";
 import { checkId, checkName, checkNetworkName, parseSubnet } from "./network.ts";
@@ -9,16 +10,6 @@ import { decodeAttrs, splitMessages } from "./rtnl.ts";
 
 const uint32 = fc.integer({ min: 0, max: 0xffffffff });
 const port = fc.integer({ min: 1, max: 65535 });
-
-/** Returns, or refuses with a one-line UsageError: never another error. */
-function refusesCleanly(fn: () => unknown): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof UsageError, String(err));
-    assert.ok(!err.message.includes("\n"), err.message);
-  }
-}
 
 describe("network parsers, on generated input", () => {
   test("an IPv4 address survives formatting and parsing", () => {

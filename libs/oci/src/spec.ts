@@ -150,6 +150,11 @@ export const Spec = v.strictObject({
 });
 export type Spec = v.InferOutput<typeof Spec>;
 
+/** A hook's env list (KEY=VALUE) as the object child_process takes. */
+export function hookEnv(h: Hook): Record<string, string> {
+  return Object.fromEntries((h.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+}
+
 /** A config.json that is missing, is not JSON or does not match: one line naming the field. */
 export class SpecError extends Error {
   override name = "SpecError";
@@ -163,11 +168,19 @@ function issueLine(issue: v.BaseIssue<unknown>): string {
   return `${where ? `${where}: ` : ""}${issue.message}`;
 }
 
+/**
+ * Validates parsed JSON against one of the runtime-spec's schemas (a whole config, a process
+ * for exec, resources for update); `what` names the input in the one-line error.
+ */
+export function parseOci<S extends v.GenericSchema>(schema: S, data: unknown, what: string): v.InferOutput<S> {
+  const result = v.safeParse(schema, data);
+  if (!result.success) throw new SpecError(`${what}: ${issueLine(result.issues[0])}`);
+  return result.output;
+}
+
 /** Validates parsed JSON as a config; `file` names it in errors. */
 export function parseSpec(data: unknown, file: string): Spec {
-  const result = v.safeParse(Spec, data);
-  if (!result.success) throw new SpecError(`${file}: ${issueLine(result.issues[0])}`);
-  return result.output;
+  return parseOci(Spec, data, file);
 }
 
 /** Reads BUNDLE/config.json (or another copy of it). */

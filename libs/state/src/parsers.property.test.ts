@@ -1,22 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { refusesCleanly } from "@corerun/cli/testing";
 import { UsageError } from "@corerun/cli";
 import { checkHostname, checkWorkdir, hostIdOf, idMapText, parseEnvVars, parseIdMap } from "./config.ts";
 import { NEW_DIR_PATTERN } from "./store.ts";
 import { parseState } from "./schema.ts";
 
 const label = fc.stringMatching(/^[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?$/);
-
-/** Returns, or refuses with a one-line UsageError: never another error. */
-function refusesCleanly(fn: () => unknown): void {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof UsageError, String(err));
-    assert.ok(!err.message.includes("\n"), err.message);
-  }
-}
 
 describe("state and config parsers, on generated input", () => {
   test("a hostname of RFC 1123 labels within 64 characters is accepted as it is", () => {
