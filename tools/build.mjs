@@ -37,4 +37,12 @@ if (cc.error || cc.status !== 0) {
   console.error(`build: cannot compile ${native}${cc.error ? ` (${cc.error.code})` : ""}; install a C compiler: apt-get install gcc`);
   process.exit(1);
 }
-console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")} dist/libcorerun.so`);
+// A detached container's monitor: a native process, so that each one costs about a MB, not a Node.
+const monitorSrc = join(root, "libs/syscall/native/monitor.c");
+const monitor = join(root, "dist/corerun-monitor");
+const mc = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", monitor, monitorSrc], { stdio: "inherit" });
+if (mc.error || mc.status !== 0) {
+  console.error(`build: cannot compile ${monitorSrc}${mc.error ? ` (${mc.error.code})` : ""}; install a C compiler: apt-get install gcc`);
+  process.exit(1);
+}
+console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")} dist/libcorerun.so dist/corerun-monitor`);

@@ -62,6 +62,8 @@ describe("parseRunConfig", () => {
       cgroupParent: "corerun",
       root: join(base, "state"),
       printScript: false,
+      detach: false,
+      rm: false,
     });
   });
 
@@ -184,6 +186,13 @@ describe("parseRunConfig", () => {
   test("a rootfs that does not exist is refused", () => {
     const ctx = splitArgv(["--rootfs", join(base, "missing"), "sh"], { ...runArgs, ...COMMON_ARGS }, { tail: "command" });
     assert.throws(() => parseRunConfig(ctx, {}), { name: "UsageError", message: /no such directory/ });
+  });
+
+  test("-d and --rm are recorded; -d does not print a script", () => {
+    const cfg = parse(["-d", "--rm", "sh"]);
+    assert.equal(cfg.detach, true);
+    assert.equal(cfg.rm, true);
+    assert.throws(() => parse(["-d", "--print-script", "sh"]), { name: "UsageError", message: /--print-script prints a start in the foreground; drop -d/ });
   });
 
   test("--root wins over CORERUN_ROOT", () => {

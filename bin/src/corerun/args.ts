@@ -35,6 +35,8 @@ export const runArgs = {
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
   "read-only": { type: "boolean", description: "an image container's overlayfs without an upper directory: its root filesystem cannot be written" },
+  detach: { type: "boolean", alias: "d", description: "run in the background: print the container's id once its command runs; corerun-monitor keeps its output (corerun logs) and exit status" },
+  rm: { type: "boolean", description: "remove the container when it exits (a run in the foreground always does; with -d the monitor does)" },
   entrypoint: { type: "string", valueHint: "CMD", description: "the program to run, before the command's words (replaces an image's Entrypoint and drops its Cmd)" },
   // Options of features that are not built yet: rejected with a clear error, never ignored.
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "run in a user namespace with this uid map (repeatable; the gid map defaults to it)" },
@@ -74,6 +76,10 @@ export interface RunConfig {
   cgroupParent: string;
   root: string;
   printScript: boolean;
+  /** -d: started under corerun-monitor, which outlives this process. */
+  detach: boolean;
+  /** --rm: a detached container is removed at its exit instead of kept for logs and inspect. */
+  rm: boolean;
   /** The image whose layers make the rootfs (an overlayfs made when the container is created). */
   image?: ImageRun["image"] | undefined;
   /** --user, or the image's User. */
@@ -191,6 +197,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (!img && given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
   }
+  if (ctx.flags.detach && ctx.flags["print-script"]) throw new UsageError("--print-script prints a start in the foreground; drop -d");
+  if (ctx.flags.detach && isRootless) throw new UsageError("-d: detached containers need root (their monitor's cgroup and state); run in the foreground");
   if (img && ctx.flags["print-script"]) throw new UsageError(`--print-script does not print image containers yet (their overlayfs); give --rootfs DIR`);
   // An image container's rootfs is its overlayfs, made with its state (createState).
   const rootfs = img ? "" : checkRootfs(given ?? defaultRootfs());
@@ -226,6 +234,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     cgroupParent: normalizeParent(ctx.values["cgroup-parent"]?.at(-1) ?? "corerun"),
     root,
     printScript: ctx.flags["print-script"] ?? false,
+    detach: ctx.flags.detach ?? false,
+    rm: ctx.flags.rm ?? false,
     ...imageAndUser(ctx, img),
   };
 }

@@ -32,6 +32,11 @@ export function cleanupContainers(root: string, given: readonly string[], force:
         log.info(`${id}: still managed by corerun pid ${state.owner!.pid}; skipped (use --force)`);
         continue;
       }
+      // An exited detached container is kept, released, for its log and exit status: rm's to remove.
+      if (state.detached?.finished && !force) {
+        log.info(`${id}: exited detached container, kept for corerun logs; skipped (corerun rm removes it)`);
+        continue;
+      }
       // An OCI container outlives its create by design: its engine deletes it. Only a create
       // that died halfway is cleanup's.
       if (state.oci && state.status !== "creating" && !force) {

@@ -10,6 +10,7 @@ import { binDirOf, renderScript } from "./script.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
+import { detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop } from "./lifecycle.ts";
 import {
   buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
@@ -20,6 +21,9 @@ async function run(ctx: ToolContext): Promise<number> {
     process.stdout.write(renderScript(cfg, binDirOf(dirname(process.argv[1]!)), cfg.hostname));
     return 0;
   }
+  // -d: this process is either the client, which hands the start to corerun-monitor, or that start.
+  const detached = detachedStart(cfg);
+  if (cfg.detach && !detached) return runDetached(cfg);
   let c: Container | undefined;
   let pid: number | undefined;
   const tools: Tools = [];
@@ -40,15 +44,17 @@ async function run(ctx: ToolContext): Promise<number> {
   const starting = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   for (const sig of starting) process.on(sig, abort);
   try {
-    c = createState(cfg);
+    c = createState(cfg, detached?.extra);
+    detached?.created(c);
     ctx.log.info(`container ${c.id}: state ${c.path}`);
     const cg = cfg.rootless ? undefined : createCgroup(cfg, c);
-    pid = startFirstProcess(cfg, c);
+    pid = detached ? detached.withOutput(() => startFirstProcess(cfg, c!)) : startFirstProcess(cfg, c);
     faultPoint("corerun:cloned");
     recordInit(c, pid);
     ctx.log.info(`container ${c.id}: first process ${pid}`);
     if (aborted) kill(pid);
-    const ended = waitChild(sys, pid);
+    // A detached container's first process is left for corerun-monitor to reap: its status is the monitor's to record.
+    const ended = waitChild(sys, pid, undefined, detached !== undefined);
     const built = Promise.all([buildTree(cfg, c, pid, tools), setupNetwork(cfg, c, pid, tools)]);
     // If the first process dies while the tree is being built, the build can never finish.
     const first = await Promise.race([built.then(() => undefined), ended]);
@@ -57,6 +63,11 @@ async function run(ctx: ToolContext): Promise<number> {
     faultPoint("corerun:tree-built");
     for (const sig of starting) process.off(sig, abort);
     start(c);
+    if (detached) {
+      detached.started(pid);
+      c = undefined;
+      return 0;
+    }
     const end = await ended;
     faultPoint("corerun:exited");
     ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
@@ -113,15 +124,17 @@ const kill = defineTool({
 
 const ps = defineTool({
   name: "corerun ps",
-  description: "List containers (id, status, first process, command), or with an id the processes of that container.",
+  description: "List containers (id, name, status, first process, network, ports, age, command), or with an id the processes of that container.",
   usage: "[options] [ID [PS-ARGS...]]",
   args: {
     ...rootArg,
-    json: { type: "boolean", description: "print the state files as a JSON array" },
+    all: { type: "boolean", alias: "a", description: "also list exited containers (kept by run -d until corerun rm)" },
+    json: { type: "boolean", description: "print the state files as a JSON array, each with its statusText" },
     format: { type: "string", alias: "f", valueHint: "table|json", description: "with an ID: its processes as ps prints them (table, default) or a JSON array of host pids" },
   },
   tail: "command",
-  examples: ["sudo corerun ps", "sudo corerun ps --format json web"],
+  notes: ["STATUS: running, paused, created, exited (CODE), orphaned (its foreground corerun was killed)\nor monitor-lost (a detached container's monitor was killed); corerun cleanup removes the last two."],
+  examples: ["sudo corerun ps", "sudo corerun ps -a", "sudo corerun ps --format json web"],
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
     if (ctx.tail.length) {
@@ -132,20 +145,7 @@ const ps = defineTool({
       else throw new UsageError(`--format ${format}: use table or json`);
       return 0;
     }
-    const states = readStates(root);
-    if (ctx.flags.json) {
-      process.stdout.write(`${JSON.stringify(states, null, 2)}\n`);
-      return 0;
-    }
-    const rows = [["ID", "NAME", "STATUS", "PID", "NETWORK", "COMMAND"], ...states.map((s) => [
-      s.id,
-      s.config.name ?? "-",
-      s.oci ? liveStatus(s) : s.status === "running" && !isAlive(s.owner) ? "orphaned" : s.status,
-      String(s.init?.pid ?? "-"),
-      s.config.network.mode === "bridge" ? (s.config.network.net ?? netPaths(root).defaultNetwork) : s.config.network.mode,
-      s.config.command.join(" "),
-    ])];
-    printTable(rows);
+    listContainers(root, ctx.flags.all ?? false, ctx.flags.json ?? false);
     return 0;
   },
 });
@@ -173,11 +173,13 @@ const runTool_ = defineTool({
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...] | [options] IMAGE [CMD [ARGS...]]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
-  run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
+  run: runCmd, ps, kill, cleanup, logs, stop, rm, inspect, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
   image: imageTool, commit: commitTool,
 };
 runTool_.subCommands = subCommands;
 
+// corerun-monitor's call at a detached container's exit; not a command for users.
+if (process.argv[2] === MONITOR_EXIT) process.exit(monitorExit(process.argv.slice(3)));
 // runc's form first: global options, then a subcommand. Everything else is `corerun [run] ...`.
 let oci: ReturnType<typeof splitGlobals>;
 try {

@@ -54,9 +54,9 @@ export function etcVolumes(dir: string, user: readonly VolumeSpec[] = []): (Volu
  * Records the container, then the mount points it will add to the rootfs, before creating any.
  * A --name is claimed under the state root's lock, so two containers never get the same one.
  */
-export function createState(cfg: RunConfig): Container {
+export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" | "detached">> = {}): Container {
   checkStateRoot(cfg.root);
-  const owner = { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
+  const owner = extra.owner ?? { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
   const { mode, net, subnet, ports, container } = cfg.network;
   const config = {
     rootfs: cfg.rootfs, command: cfg.command, hostname: cfg.hostname, env: cfg.env, cwd: cfg.workdir,
@@ -70,7 +70,7 @@ export function createState(cfg: RunConfig): Container {
     if (holder) throw new UsageError(`--name ${cfg.name} is already used by container ${holder}; pick another name`);
     const maps = cfg.userns?.auto ? allocateAutoUserns(cfg.root) : cfg.userns;
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
-    return { ...createContainer(cfg.root, { ...config, userns }, { owner }), userns };
+    return { ...createContainer(cfg.root, { ...config, userns }, { owner, ...(extra.detached ? { detached: extra.detached } : {}) }), userns };
   });
   const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
   try {
@@ -145,9 +145,9 @@ export function execRuntime(root: string): string {
   return join(dest, "corerun-exec.cjs");
 }
 
-/** A container holding `name` whose corerun is alive, whatever its status. */
+/** A container holding `name`: its corerun is alive, whatever its status, or it is detached and not removed yet. */
 function findRunningOrStarting(root: string, name: string): string | undefined {
-  return readStates(root).find((s) => s.config.name === name && s.status !== "stopped" && (isAlive(s.owner) || isAlive(s.init)))?.id;
+  return readStates(root).find((s) => s.config.name === name && (s.detached !== undefined || (s.status !== "stopped" && (isAlive(s.owner) || isAlive(s.init)))))?.id;
 }
 
 /**
@@ -248,7 +248,7 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
     const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };
-    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns, dieWithParent: true }));
+    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns, dieWithParent: !cfg.detach }));
     // The child inherits the network namespace of the thread that clones it.
     if (cfg.network.mode !== "container") return clone();
     // Joined through a pidfd checked against the recorded start time: not a process that got the
@@ -367,9 +367,10 @@ export function removeCreatedPath(m: CreatedPath): void {
  * process is killed (its PID namespace dies with it), then its network, cgroup and mount points
  * go, each step on its own so that one failure does not keep the others from running. The
  * state directory goes last, and only when every step worked, so that `corerun cleanup` can try
- * again. Returns the failures, already logged.
+ * again. A detached container that has exited keeps its state (keepState) for logs and inspect.
+ * Returns the failures, already logged.
  */
-export function teardown(root: string, id: string, statePath: string, log?: ConsolaInstance): Error[] {
+export function teardown(root: string, id: string, statePath: string, log?: ConsolaInstance, keepState = false): Error[] {
   let state: State | undefined;
   try {
     state = readState(statePath);
@@ -416,6 +417,6 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
     if (s.image) step("image rootfs", () => unmountImage(root, id, s.image!));
     faultPoint("teardown:mount-points");
   }
-  if (!failures.length) step("state", () => removeContainer(root, id));
+  if (!failures.length && !keepState) step("state", () => removeContainer(root, id));
   return failures;
 }

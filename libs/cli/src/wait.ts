@@ -1,4 +1,4 @@
-import { isErrno, WEXITED, WNOHANG, type Syscall, type WaitResult } from "@corerun/syscall";
+import { isErrno, WEXITED, WNOHANG, WNOWAIT, type Syscall, type WaitResult } from "@corerun/syscall";
 import type { ProcessEnd } from "./exit.ts";
 
 /** The signals a parent passes on to the process it runs, as Docker's and Podman's clients do. */
@@ -8,9 +8,11 @@ export const FORWARDED_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIG
  * Waits for a child that libuv did not start (it came from clone(2)), forwarding signals to it.
  * SIGCHLD triggers waitid(WNOHANG) on that one pid, so libuv still reaps its own children.
  * Signal listeners do not keep Node's event loop alive; the interval does, and doubles as a
- * safety net for a SIGCHLD that arrives while libuv handles its own.
+ * safety net for a SIGCHLD that arrives while libuv handles its own. With `leaveZombie` the
+ * child is seen but not reaped: a subreaper above (a detached container's monitor) reaps it
+ * once this process has exited, and learns its status.
  */
-export function waitChild(sys: Syscall, pid: number, forward: readonly NodeJS.Signals[] = FORWARDED_SIGNALS): Promise<ProcessEnd> {
+export function waitChild(sys: Syscall, pid: number, forward: readonly NodeJS.Signals[] = FORWARDED_SIGNALS, leaveZombie = false): Promise<ProcessEnd> {
   const pass = (sig: NodeJS.Signals) => {
     try {
       process.kill(pid, sig);
@@ -23,7 +25,7 @@ export function waitChild(sys: Syscall, pid: number, forward: readonly NodeJS.Si
     const check = () => {
       let r: WaitResult | null;
       try {
-        r = sys.waitid(pid, WEXITED | WNOHANG);
+        r = sys.waitid(pid, WEXITED | WNOHANG | (leaveZombie ? WNOWAIT : 0));
       } catch (err) {
         if (!isErrno(err, "ECHILD")) throw err;
         r = { pid, exitCode: 125 };

@@ -96,6 +96,20 @@ export const ContainerConfig = v.object({
 });
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
+/**
+ * A detached container (`run -d`): corerun-monitor holds its output (json-file log) and records
+ * its end. `finished` is set, with the state's exitCode, once the first process has exited and
+ * the container's resources are released; the state and its log stay until `rm` (or go at once
+ * with `rm`).
+ */
+export const Detached = v.object({
+  monitor: ProcessRef,
+  rm: v.boolean(),
+  log: v.optional(v.string()),
+  finished: v.optional(v.string()),
+});
+export type Detached = v.InferOutput<typeof Detached>;
+
 export const State = v.object({
   version: v.literal(STATE_VERSION),
   id: v.pipe(v.string(), v.regex(ID_PATTERN)),
@@ -109,6 +123,7 @@ export const State = v.object({
   exitCode: v.optional(v.number()),
   /** The container's cgroup, recorded before it is created: hierarchy → directory ("" is v2). */
   cgroup: v.optional(v.object({ name: v.string(), parent: v.string(), paths: v.record(v.string(), v.string()), devices: v.optional(v.boolean()) })),
+  detached: v.optional(Detached),
   /** Containers made by the OCI commands (create, run --bundle): their bundle and hooks. */
   oci: v.optional(OciState),
   /**

@@ -131,7 +131,7 @@ export function publishContainerDir(root: string, id: string, owner: ProcessRef,
 export function createContainer(
   root: string,
   config: ContainerConfig,
-  extra: Partial<Pick<State, "owner" | "mountPoints" | "oci">> = {},
+  extra: Partial<Pick<State, "owner" | "mountPoints" | "oci" | "detached">> = {},
 ): { id: string; dir: string; path: string; state: State } {
   checkStateRoot(root);
   const owner = extra.owner ?? { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };

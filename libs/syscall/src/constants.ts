@@ -28,6 +28,7 @@ export const MS_STRICTATIME = 0x1000000;
 export const MNT_DETACH = 0x2;
 
 export const F_GETFD = 1;
+export const F_DUPFD_CLOEXEC = 1030;
 export const F_SETFD = 2;
 export const F_GETFL = 3;
 export const F_SETFL = 4;

@@ -1,5 +1,5 @@
 import { check, fn, nativeFn, nr, struct } from "./_libc.ts";
-import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_GETFD, F_GETFL, F_SETFD, F_SETFL, P_PID, POLLIN } from "./constants.ts";
+import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFD, F_SETFL, P_PID, POLLIN } from "./constants.ts";
 import { isErrno } from "./error.ts";
 import type { Syscall, WaitResult } from "./types.ts";
 
@@ -49,6 +49,12 @@ export const linuxSyscall: Syscall = {
   },
   setFileFlags(fd, flags) {
     check(fn("int fcntl(int fd, int cmd, ...)")(fd, F_SETFL, "int", flags), "fcntl", `fd ${fd}`);
+  },
+  dup(fd) {
+    return check(fn("int fcntl(int fd, int cmd, ...)")(fd, F_DUPFD_CLOEXEC, "int", 3), "fcntl", `fd ${fd}`);
+  },
+  dup2(oldfd, newfd) {
+    check(fn("int dup2(int oldfd, int newfd)")(oldfd, newfd), "dup2", `fd ${oldfd} to ${newfd}`);
   },
   closeRange(first, last, flags) {
     check(fn("int close_range(unsigned int first, unsigned int last, int flags)")(first, last, flags), "close_range");

@@ -23,6 +23,10 @@ export interface Syscall {
   getFileFlags(fd: number): number;
   setFileFlags(fd: number, flags: number): void;
   closeRange(first: number, last: number, flags: number): void;
+  /** fcntl(F_DUPFD_CLOEXEC): a close-on-exec copy of fd, numbered 3 or higher. */
+  dup(fd: number): number;
+  /** dup2(2): newfd becomes a copy of oldfd (inheritable, as dup2 leaves it). */
+  dup2(oldfd: number, newfd: number): void;
   prctl(option: number, arg: number, arg3?: number): void;
   setsid(): void;
   /** Keeps only `keep` (capability numbers) in the inheritable set. */

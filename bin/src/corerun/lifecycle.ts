@@ -1,0 +1,476 @@
+/**
+ * Detached containers: `run -d` under corerun-monitor, and the commands that act on a container
+ * after its start (logs, stop, rm, inspect; ps's statuses).
+ *
+ *   client (corerun run -d)          corerun-monitor (C, setsid, subreaper)      start (corerun run -d)
+ *   spawn monitor ─────────────────► fork+exec the start ───────────────────────► createState (owner: monitor)
+ *                                    ◄──────────────── "id ID" on CORERUN_REPORT_FD
+ *                                                                                cgroup, first process
+ *                                                                                (stdout/stderr: the monitor's
+ *                                                                                pipes), tree, network, go
+ *                                    ◄──────────────── "pid PID"; the start exits, nothing torn down
+ *   ◄──────── "ok ID" | "fail CODE"  first process re-parented to the monitor
+ *   prints ID, exits 0               log lines → ROOT/ID/container.log (json-file)
+ *                                    first process exits → corerun __monitor-exit ROOT ID STATUS MS rm|keep
+ *                                    (records exitCode and finished, releases or removes), monitor exits
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { defineTool, printJson, printTable, UsageError, type ToolContext } from "@corerun/cli";
+import { netPaths, readRecords } from "@corerun/net";
+import {
+  isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
+} from "@corerun/state";
+import { FD_CLOEXEC, linuxSyscall as sys } from "@corerun/syscall";
+import type { RunConfig } from "./args.ts";
+import { liveStatus, mustFind } from "./oci.ts";
+import { rootArg } from "./oci-cli.ts";
+import { teardown, type Container } from "./steps.ts";
+
+/** The hidden word by which corerun-monitor runs corerun at the container's exit. */
+export const MONITOR_EXIT = "__monitor-exit";
+
+/** Each log file is rotated once past this size: at most twice this much log per container. */
+export const LOG_MAX_BYTES = 10 * 1024 * 1024;
+
+const DIST = dirname(process.argv[1] ?? ".");
+
+/** The fds corerun-monitor hands to the start it runs (see monitor.c). */
+interface MonitorFds {
+  stdout: number;
+  stderr: number;
+  report: number;
+}
+
+const FD_ENV = { stdout: "CORERUN_STDOUT_FD", stderr: "CORERUN_STDERR_FD", report: "CORERUN_REPORT_FD" } as const;
+
+/**
+ * The monitor's fds, taken out of the environment (the tools must not see them) and marked
+ * close-on-exec (no process but the container's first gets its output pipes, through dup2).
+ * undefined when this process is not a start run by corerun-monitor.
+ */
+function takeMonitorFds(env = process.env): MonitorFds | undefined {
+  if (env[FD_ENV.report] === undefined) return undefined;
+  const fds = {} as Record<keyof MonitorFds, number>;
+  for (const [key, name] of Object.entries(FD_ENV) as [keyof MonitorFds, string][]) {
+    const value = env[name];
+    if (value === undefined || !/^\d+$/.test(value)) throw new Error(`unable to convert ${name}=${value ?? ""} to an fd`);
+    fds[key] = Number(value);
+    delete env[name];
+    sys.setFdFlags(fds[key], FD_CLOEXEC);
+  }
+  return fds;
+}
+
+/** The start of a detached container, as run by corerun-monitor: what run() does differently. */
+export interface DetachedStart {
+  /** The monitor owns the container: cleanup leaves it alone while the monitor lives. */
+  extra: Pick<State, "owner" | "detached">;
+  created(c: Container): void;
+  /** Runs fn (the clone of the first process) with the container's output pipes as fds 1 and 2. */
+  withOutput<T>(fn: () => T): T;
+  started(pid: number): void;
+}
+
+export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
+  if (!cfg.detach) return undefined;
+  const fds = takeMonitorFds();
+  if (!fds) return undefined;
+  const monitor: ProcessRef = { pid: process.ppid, startTime: procStartTime(process.ppid) ?? 0 };
+  const report = (line: string) => writeAll(fds.report, `${line}\n`);
+  return {
+    extra: { owner: monitor, detached: { monitor, rm: cfg.rm } },
+    created(c) {
+      updateState(c.path, (s) => ({ detached: { ...s.detached!, log: join(c.dir, "container.log") } }));
+      report(`id ${c.id}`);
+    },
+    withOutput(fn) {
+      const saved = [sys.dup(1), sys.dup(2)];
+      try {
+        sys.dup2(fds.stdout, 1);
+        sys.dup2(fds.stderr, 2);
+        return fn();
+      } finally {
+        sys.dup2(saved[0]!, 1);
+        sys.dup2(saved[1]!, 2);
+        for (const fd of saved) closeSync(fd);
+        closeSync(fds.stdout);
+        closeSync(fds.stderr);
+      }
+    },
+    started(pid) {
+      report(`pid ${pid}`);
+      closeSync(fds.report);
+    },
+  };
+}
+
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off);
+}
+
+/**
+ * `run -d` itself: corerun-monitor runs this same command line as the start, in a session of
+ * its own, and answers once the command runs. The start's errors reach this stderr directly.
+ */
+export async function runDetached(cfg: RunConfig): Promise<number> {
+  const monitor = join(DIST, "corerun-monitor");
+  if (!existsSync(monitor)) throw new UsageError(`-d needs ${monitor}, which is not built; run npm run build`);
+  const argv = [cfg.root, String(LOG_MAX_BYTES), cfg.rm ? "rm" : "keep", "--", process.execPath, process.argv[1]!, ...process.argv.slice(2)];
+  const child = spawn(monitor, argv, { detached: true, stdio: ["ignore", "pipe", "inherit"] });
+  let said = "";
+  child.stdout.on("data", (chunk: Buffer) => (said += chunk.toString("utf8")));
+  await once(child.stdout, "end");
+  child.unref();
+  const ok = /^ok ([0-9a-f]{12})$/m.exec(said);
+  if (ok) {
+    process.stdout.write(`${ok[1]}\n`);
+    return 0;
+  }
+  const fail = /^fail (\d+)$/m.exec(said);
+  if (fail) return Number(fail[1]);
+  throw new Error(`corerun-monitor ended without saying whether the container started${child.exitCode !== null ? ` (status ${child.exitCode})` : ""}`);
+}
+
+/**
+ * `corerun __monitor-exit ROOT ID STATUS FINISHED_MS rm|keep`, run by corerun-monitor when the
+ * first process has exited: the network, cgroup and mounts go as a foreground run's teardown
+ * takes them; the state and log stay (keep) until `rm`, or go too (rm).
+ */
+export function monitorExit(args: readonly string[]): number {
+  const [root, id, status, finished, mode] = args;
+  if (root === undefined || id === undefined || !/^\d+$/.test(status ?? "") || !/^\d+$/.test(finished ?? "") || (mode !== "rm" && mode !== "keep")) {
+    process.stderr.write(`corerun ${MONITOR_EXIT}: usage: ROOT ID STATUS FINISHED_MS rm|keep (run by corerun-monitor)\n`);
+    return 125;
+  }
+  const path = statePath(root, id);
+  if (!existsSync(path)) return 0;
+  if (mode === "rm") return teardown(root, id, path).length ? 125 : 0;
+  const failures = teardown(root, id, path, undefined, true);
+  // What was released is dropped from the state, so that rm does not release it twice; what
+  // failed stays for rm and cleanup to retry.
+  const released = failures.length ? {} : { cgroup: undefined, mountPoints: [], image: undefined };
+  updateState(path, (s) => ({
+    ...released,
+    status: "stopped",
+    exitCode: Number(status),
+    detached: { ...(s.detached ?? { monitor: { pid: 1, startTime: 0 }, rm: false }), finished: new Date(Number(finished)).toISOString() },
+  }));
+  return failures.length ? 125 : 0;
+}
+
+/** The status as ps shows it: running, paused, created, exited (N), monitor-lost, orphaned. */
+export function displayStatus(s: State): string {
+  if (s.oci) return liveStatus(s);
+  if (s.detached) {
+    if (s.status === "stopped") return `exited (${s.exitCode ?? "?"})`;
+    if (!isAlive(s.detached.monitor)) return "monitor-lost";
+    return s.status === "creating" ? "created" : s.status;
+  }
+  if (s.status === "running" && !isAlive(s.owner)) return "orphaned";
+  return s.status;
+}
+
+/** How long ago, in the largest whole unit: "12s ago", "3m ago", "5h ago", "2d ago". */
+export function age(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+/** Whether ps shows it without -a: everything that has not exited, as Docker's ps. */
+export function shownByDefault(s: State): boolean {
+  return (s.oci ? liveStatus(s) : s.status) !== "stopped";
+}
+
+export function psRows(root: string, states: readonly State[]): string[][] {
+  const network = (s: State) => (s.config.network.mode === "bridge" ? (s.config.network.net ?? netPaths(root).defaultNetwork) : s.config.network.mode);
+  return [["ID", "NAME", "STATUS", "PID", "NETWORK", "PORTS", "CREATED", "COMMAND"], ...states.map((s) => [
+    s.id,
+    s.config.name ?? "-",
+    displayStatus(s),
+    String(s.init && isAlive(s.init) ? s.init.pid : "-"),
+    network(s),
+    s.config.network.ports.join(",") || "-",
+    age(s.created),
+    s.config.command.join(" "),
+  ])];
+}
+
+/** One json-file entry. */
+interface LogEntry {
+  log: string;
+  stream: "stdout" | "stderr";
+  time: string;
+}
+
+function parseEntries(text: string): LogEntry[] {
+  return text.split("\n").filter((l) => l !== "").flatMap((l) => {
+    try {
+      return [JSON.parse(l) as LogEntry];
+    } catch {
+      return [];
+    }
+  });
+}
+
+function logFileOf(s: State, ref: string): string {
+  if (!s.detached?.log) throw new UsageError(`container ${ref} was not started with -d: only detached containers keep a log (its output went to its terminal)`);
+  return s.detached.log;
+}
+
+function readLog(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return Buffer.alloc(0);
+    throw err;
+  }
+}
+
+function printEntry(e: LogEntry, timestamps: boolean): void {
+  (e.stream === "stderr" ? process.stderr : process.stdout).write(timestamps ? `${e.time} ${e.log}` : e.log);
+}
+
+/** Whether the container's log can still grow: its monitor lives. */
+function logOpen(root: string, id: string): boolean {
+  try {
+    const s = readState(statePath(root, id));
+    return s.detached !== undefined && isAlive(s.detached.monitor);
+  } catch {
+    return false;
+  }
+}
+
+/** Prints what is added to the log from byte `from` on, across a rotation, until the monitor is gone. */
+async function followLog(root: string, s: State, file: string, timestamps: boolean, from: number): Promise<void> {
+  let fd = -1;
+  let ino = -1;
+  let pos = from;
+  let rest = Buffer.alloc(0);
+  const buf = Buffer.alloc(65536);
+  const inode = () => {
+    try {
+      return statSync(file).ino;
+    } catch {
+      return -1;
+    }
+  };
+  const open = () => {
+    try {
+      fd = openSync(file, "r");
+      ino = fstatSync(fd).ino;
+    } catch {
+      fd = -1;
+    }
+  };
+  const drain = () => {
+    if (fd < 0) return;
+    for (let n; (n = readSync(fd, buf, 0, buf.length, pos)) > 0;) {
+      pos += n;
+      const data = Buffer.concat([rest, buf.subarray(0, n)]);
+      const cut = data.lastIndexOf(10) + 1;
+      for (const e of parseEntries(data.subarray(0, cut).toString("utf8"))) printEntry(e, timestamps);
+      rest = Buffer.from(data.subarray(cut));
+    }
+  };
+  open();
+  for (;;) {
+    // Read before looking: output written before the monitor exited is printed.
+    const more = logOpen(root, s.id);
+    drain();
+    if (inode() !== ino) {
+      // Rotated (the old file was drained above), or made after we looked: the new one from its start.
+      if (fd >= 0) closeSync(fd);
+      rest = Buffer.alloc(0);
+      pos = 0;
+      open();
+      drain();
+    }
+    if (!more) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (fd >= 0) closeSync(fd);
+}
+
+export const logs = defineTool({
+  name: "corerun logs",
+  description: "Print a detached container's output (stdout to stdout, stderr to stderr), also after it has exited.",
+  usage: "[options] NAME|ID",
+  args: {
+    ...rootArg,
+    follow: { type: "boolean", alias: "f", description: "keep printing new output until the container stops" },
+    timestamps: { type: "boolean", alias: "t", description: "begin each line with the time it was written (RFC 3339, nanoseconds)" },
+    tail: { type: "string", alias: "n", valueHint: "N|all", description: "only the last N lines (default all)" },
+  },
+  tail: "command",
+  notes: [
+    `The log is Docker's json-file format, one {"log","stream","time"} object per line, in\nROOT/ID/container.log (corerun inspect shows the path). Past ${LOG_MAX_BYTES / 1024 / 1024} MiB it is renamed to\ncontainer.log.1 (replacing the previous one) and a new file begun: at most ${(2 * LOG_MAX_BYTES) / 1024 / 1024} MiB per container.`,
+  ],
+  examples: ["sudo corerun logs web", "sudo corerun logs -f --tail 10 web", "sudo corerun logs --timestamps web"],
+  async run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (ctx.tail.length !== 1) throw new UsageError("logs takes one container name or id; see corerun ps -a");
+    const tailValue = ctx.values.tail?.at(-1) ?? "all";
+    if (tailValue !== "all" && !/^\d+$/.test(tailValue)) throw new UsageError(`--tail ${tailValue}: give a number of lines or all`);
+    const s = mustFind(root, ctx.tail[0]!);
+    const file = logFileOf(s, ctx.tail[0]!);
+    const timestamps = ctx.flags.timestamps ?? false;
+    // Whole lines only: a line being written is printed by -f once it is complete.
+    const current = readLog(file);
+    const whole = current.subarray(0, current.lastIndexOf(10) + 1);
+    const entries = parseEntries(readLog(`${file}.1`).toString("utf8") + whole.toString("utf8"));
+    const shown = tailValue === "all" ? entries : entries.slice(entries.length - Math.min(entries.length, Number(tailValue)));
+    for (const e of shown) printEntry(e, timestamps);
+    if (ctx.flags.follow) await followLog(root, s, file, timestamps, whole.length);
+    return 0;
+  },
+});
+
+/** Waits up to ms for the process behind pidfd to end; true when it has. */
+function endedWithin(pidfd: number, ms: number): boolean {
+  return sys.poll([pidfd], ms)[0] !== 0;
+}
+
+/**
+ * Once the first process is gone, waits (up to 15 s) until whoever owns the container has
+ * finished with it: the monitor has recorded the exit and released everything, or the
+ * foreground corerun has torn it down.
+ */
+async function settled(root: string, s: State): Promise<void> {
+  const keeper = s.detached?.monitor ?? (s.oci ? undefined : s.owner);
+  for (let i = 0; i < 300 && isAlive(keeper) && existsSync(statePath(root, s.id)); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** SIGTERM (or sig), then SIGKILL after graceMs; returns once the first process is gone. */
+function endFirstProcess(s: State, sig: number, graceMs: number): void {
+  const fd = openRecorded(sys, s.init);
+  if (fd === undefined) return;
+  try {
+    sys.pidfdSendSignal(fd, sig);
+    if (sig !== 9 && !endedWithin(fd, graceMs)) sys.pidfdSendSignal(fd, 9);
+    endedWithin(fd, 10_000);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export const stop = defineTool({
+  name: "corerun stop",
+  description: "Stop containers: SIGTERM to the first process, SIGKILL after the grace period; returns once each has stopped.",
+  usage: "[options] NAME|ID...",
+  args: { ...rootArg, time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default 10)" } },
+  tail: "command",
+  notes: ["A detached container's monitor records the exit status (corerun ps -a) and releases its\nnetwork, cgroup and mounts; its state and log stay until corerun rm. A stopped container is\nleft as it is."],
+  examples: ["sudo corerun stop web", "sudo corerun stop -t 0 web db"],
+  async run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (!ctx.tail.length) throw new UsageError("name the containers to stop; see corerun ps");
+    const time = ctx.values.time?.at(-1) ?? "10";
+    if (!/^\d+$/.test(time)) throw new UsageError(`-t ${time}: give the grace period in whole seconds`);
+    const found = ctx.tail.map((ref) => mustFind(root, ref));
+    for (const [i, s] of found.entries()) {
+      if (s.oci) throw new UsageError(`container ${ctx.tail[i]} is an OCI container: its engine stops it (corerun kill)`);
+    }
+    for (const [i, s] of found.entries()) {
+      endFirstProcess(s, 15, Number(time) * 1000);
+      await settled(root, s);
+      process.stdout.write(`${ctx.tail[i]}\n`);
+    }
+    return 0;
+  },
+});
+
+export const rm = defineTool({
+  name: "corerun rm",
+  description: "Remove containers: their state and log, and whatever they still hold. A running one only with -f.",
+  usage: "[options] NAME|ID...",
+  args: { ...rootArg, force: { type: "boolean", alias: "f", description: "kill a running container (SIGKILL) and remove it" } },
+  tail: "command",
+  notes: ["A container whose monitor was killed (monitor-lost) is removed with everything it had by rm -f\n(or corerun cleanup). OCI containers are their engine's: corerun delete."],
+  examples: ["sudo corerun rm web", "sudo corerun rm -f web"],
+  async run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (!ctx.tail.length) throw new UsageError("name the containers to remove; see corerun ps -a");
+    const force = ctx.flags.force ?? false;
+    const found = ctx.tail.map((ref) => mustFind(root, ref));
+    for (const [i, s] of found.entries()) {
+      const ref = ctx.tail[i]!;
+      if (s.oci) throw new UsageError(`container ${ref} is an OCI container: its engine deletes it (corerun delete ${s.config.name})`);
+      if (!force && isAlive(s.init)) throw new UsageError(`container ${ref} is ${displayStatus(s)}: stop it first (corerun stop ${ref}) or remove it with rm -f`);
+    }
+    for (const [i, s] of found.entries()) {
+      endFirstProcess(s, 9, 0);
+      await settled(root, s);
+      const failures = teardown(root, s.id, statePath(root, s.id));
+      if (failures.length) throw failures[0]!;
+      process.stdout.write(`${ctx.tail[i]}\n`);
+    }
+    return 0;
+  },
+});
+
+/** What inspect prints of one container. */
+export function inspectOne(root: string, s: State): Record<string, unknown> {
+  const leases = s.config.network.mode === "bridge" ? readRecords(netPaths(root).records).leases.filter((l) => l.id === s.id) : [];
+  const alive = isAlive(s.init);
+  const d: Detached | undefined = s.detached;
+  return {
+    Id: s.id,
+    Name: s.config.name ?? null,
+    Created: s.created,
+    Path: s.config.command[0],
+    Args: s.config.command.slice(1),
+    State: {
+      Status: displayStatus(s),
+      Running: alive && s.status === "running",
+      Paused: s.status === "paused",
+      Pid: alive ? s.init!.pid : 0,
+      ExitCode: s.exitCode ?? null,
+      FinishedAt: d?.finished ?? null,
+    },
+    Config: s.config,
+    NetworkSettings: {
+      Mode: s.config.network.mode,
+      Networks: Object.fromEntries(leases.map((l) => [l.network, { IPAddress: l.address, Interface: "eth0", HostVeth: l.veth }])),
+      Ports: s.config.network.ports,
+    },
+    Mounts: [
+      ...s.config.volumes.map((v) => ({ Type: "bind", Source: v.source, Destination: v.target, RW: !v.readonly })),
+      ...(s.image ? [{ Type: "overlay", Destination: "/", Source: s.image.target, Image: s.image.ref }] : [{ Type: "rootfs", Destination: "/", Source: s.config.rootfs }]),
+    ],
+    Cgroup: s.cgroup ? { Name: s.cgroup.name, Parent: s.cgroup.parent, Paths: s.cgroup.paths } : null,
+    LogPath: d?.log ?? null,
+    Monitor: d ? { Pid: d.monitor.pid, Alive: isAlive(d.monitor), Remove: d.rm } : null,
+    Owner: s.owner ? { Pid: s.owner.pid, Alive: isAlive(s.owner) } : null,
+    Oci: s.oci ?? null,
+  };
+}
+
+export const inspect = defineTool({
+  name: "corerun inspect",
+  description: "Print containers as a JSON array: config, state, network addresses, mounts, cgroup paths, log path, monitor.",
+  usage: "[options] NAME|ID...",
+  args: rootArg,
+  tail: "command",
+  examples: ["sudo corerun inspect web", "sudo corerun inspect web | jq -r '.[0].NetworkSettings.Networks[].IPAddress'"],
+  run(ctx: ToolContext) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (!ctx.tail.length) throw new UsageError("name the containers to inspect; see corerun ps -a");
+    const found = ctx.tail.map((ref) => mustFind(root, ref));
+    process.stdout.write(`${JSON.stringify(found.map((s) => inspectOne(root, s)), null, 2)}\n`);
+    return 0;
+  },
+});
+
+/** ps's container list: running ones, or with all every one; as a table or the state files. */
+export function listContainers(root: string, all: boolean, json: boolean): void {
+  const states = readStates(root).filter((s) => all || shownByDefault(s));
+  if (json) printJson(states.map((s) => ({ ...s, statusText: displayStatus(s) })));
+  else printTable(psRows(root, states));
+}

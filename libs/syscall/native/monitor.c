@@ -1,0 +1,423 @@
+/*
+ * corerun-monitor: the one process that stays with a detached container (`corerun run -d`).
+ *
+ *   corerun-monitor ROOT LOG_MAX rm|keep -- NODE CORERUN_JS ARGS...
+ *
+ * A Node process costs tens of MB; this one costs about one. It is a child subreaper and runs
+ * the ordinary start (NODE CORERUN_JS ARGS..., corerun's run with -d) with:
+ *   fd 0  /dev/null
+ *   fd 1  /dev/null
+ *   fd 2  the client's stderr (the start's errors reach the user)
+ *   fd 3  the container's stdout  (CORERUN_STDOUT_FD)
+ *   fd 4  the container's stderr  (CORERUN_STDERR_FD)
+ *   fd 5  the start's report      (CORERUN_REPORT_FD): "id ID\n" once the state exists,
+ *         "pid PID\n" once the first process runs its command
+ * The start exits without tearing anything down; the container's first process, its child, is
+ * re-parented here. The monitor tells the client on its stdout "ok ID\n" or "fail CODE\n", then
+ * lets go of the client's stdout and stderr.
+ *
+ * From then on it copies the container's stdout and stderr into ROOT/ID/container.log in
+ * Docker's json-file format, one object per line; past LOG_MAX bytes the file is renamed to
+ * container.log.1 (replacing the previous one) and a new one begun. When the first process
+ * exits, it runs `NODE CORERUN_JS __monitor-exit ROOT ID STATUS FINISHED_MS rm|keep`, which
+ * records the exit and releases (or with rm removes) the container, and it exits once that is
+ * done and the container's output has ended.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Docker splits a line longer than this into several entries, the last one ending in \n. */
+#define LINE_MAX_BYTES 16384
+#define HANDLER_WORD "__monitor-exit"
+
+struct stream {
+    int fd;
+    const char *name;
+    size_t len;
+    char buf[LINE_MAX_BYTES];
+};
+
+static const char *root;
+static long long log_max;
+static int remove_all;
+static char id[64];
+static pid_t init_pid;
+static int log_fd = -1;
+static char log_path[PATH_MAX];
+static long long log_size;
+static char out[LINE_MAX_BYTES * 6 + 256];
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void open_log(void)
+{
+    log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log_fd >= 0) {
+        struct stat st;
+        log_size = fstat(log_fd, &st) == 0 ? st.st_size : 0;
+    }
+}
+
+/* One json-file entry: {"log":"...","stream":"stdout","time":"RFC3339Nano"}. */
+static void log_entry(const char *stream, const char *data, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    size_t o = 0, i;
+    static const char hex[] = "0123456789abcdef";
+
+    if (log_fd < 0)
+        return;
+    o += (size_t)snprintf(out, sizeof out, "{\"log\":\"");
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else if (c == '\r') {
+            out[o++] = '\\';
+            out[o++] = 'r';
+        } else if (c == '\t') {
+            out[o++] = '\\';
+            out[o++] = 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(out + o, "\\u00", 4);
+            o += 4;
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    o += (size_t)snprintf(out + o, sizeof out - o, "\",\"stream\":\"%s\",\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ\"}\n", stream,
+                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
+    if (log_size > 0 && log_size + (long long)o > log_max) {
+        char old[PATH_MAX + 8];
+        snprintf(old, sizeof old, "%s.1", log_path);
+        close(log_fd);
+        rename(log_path, old);
+        open_log();
+        if (log_fd < 0)
+            return;
+    }
+    if (write_all(log_fd, out, o) == 0)
+        log_size += (long long)o;
+}
+
+/* Reads what is there; returns 0 at EOF (the remainder is written out), 1 otherwise. */
+static int pump(struct stream *s)
+{
+    ssize_t n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
+    size_t start = 0, i;
+
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 1 : 0;
+    if (n == 0) {
+        if (s->len)
+            log_entry(s->name, s->buf, s->len);
+        s->len = 0;
+        close(s->fd);
+        s->fd = -1;
+        return 0;
+    }
+    s->len += (size_t)n;
+    for (i = 0; i < s->len; i++) {
+        if (s->buf[i] == '\n') {
+            log_entry(s->name, s->buf + start, i + 1 - start);
+            start = i + 1;
+        }
+    }
+    if (start == 0 && s->len == sizeof s->buf) {
+        log_entry(s->name, s->buf, s->len);
+        start = s->len;
+    }
+    memmove(s->buf, s->buf + start, s->len - start);
+    s->len -= start;
+    return 1;
+}
+
+static int status_code(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return 125;
+}
+
+static int devnull(void)
+{
+    return open("/dev/null", O_RDWR | O_CLOEXEC);
+}
+
+/* The handler: records the exit and releases the container, with stdio on /dev/null. */
+static pid_t run_handler(char **start, int code, long long finished_ms, const char *mode)
+{
+    char status[16], finished[32];
+    pid_t pid;
+
+    snprintf(status, sizeof status, "%d", code);
+    snprintf(finished, sizeof finished, "%lld", finished_ms);
+    pid = fork();
+    if (pid == 0) {
+        char *argv[] = { start[0], start[1], HANDLER_WORD, (char *)root, id, status, finished, (char *)mode, NULL };
+        sigset_t none;
+        int fd = devnull();
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (fd >= 0) {
+            dup2(fd, 0);
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(start[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "id ID" and "pid PID" lines of the start's report. */
+static void report_line(char *line)
+{
+    if (strncmp(line, "id ", 3) == 0 && strlen(line + 3) < sizeof id && strspn(line + 3, "0123456789abcdef") == strlen(line + 3)) {
+        strcpy(id, line + 3);
+        snprintf(log_path, sizeof log_path, "%s/%s/container.log", root, id);
+        open_log();
+    } else if (strncmp(line, "pid ", 4) == 0) {
+        init_pid = (pid_t)atoi(line + 4);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int outp[2], errp[2], repp[2], sfd, i;
+    char **start;
+    pid_t starter, handler = 0;
+    int starter_status = -1, init_status = -1, handler_done = 0, report_open = 1;
+    char rep[256];
+    size_t rep_len = 0;
+    struct stream so = { .fd = -1, .name = "stdout" }, se = { .fd = -1, .name = "stderr" };
+    sigset_t chld;
+    long long init_ms = 0, drain_deadline = 0;
+
+    if (argc < 7 || strcmp(argv[4], "--") != 0 || (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0)) {
+        fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep -- NODE CORERUN_JS ARGS...\n");
+        return 125;
+    }
+    root = argv[1];
+    log_max = atoll(argv[2]);
+    remove_all = strcmp(argv[3], "rm") == 0;
+    start = argv + 5;
+    if (log_max < 4096)
+        log_max = 4096;
+
+    /* The first process is the start's child: at the start's exit it becomes ours. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+        perror("corerun-monitor: prctl(PR_SET_CHILD_SUBREAPER)");
+        return 125;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(repp, O_CLOEXEC) < 0) {
+        perror("corerun-monitor: pipe");
+        return 125;
+    }
+    starter = fork();
+    if (starter < 0) {
+        perror("corerun-monitor: fork");
+        return 125;
+    }
+    if (starter == 0) {
+        sigset_t none;
+        int null = devnull(), fds[3];
+        /* Above 5 first, so that no dup2 below overwrites a source. */
+        fds[0] = fcntl(outp[1], F_DUPFD_CLOEXEC, 10);
+        fds[1] = fcntl(errp[1], F_DUPFD_CLOEXEC, 10);
+        fds[2] = fcntl(repp[1], F_DUPFD_CLOEXEC, 10);
+        if (null < 0 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(fds[0], 3) < 0 ||
+            dup2(fds[1], 4) < 0 || dup2(fds[2], 5) < 0)
+            _exit(125);
+        setenv("CORERUN_STDOUT_FD", "3", 1);
+        setenv("CORERUN_STDERR_FD", "4", 1);
+        setenv("CORERUN_REPORT_FD", "5", 1);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv(start[0], start);
+        _exit(127);
+    }
+    close(outp[1]);
+    close(errp[1]);
+    close(repp[1]);
+    so.fd = outp[0];
+    se.fd = errp[0];
+    if (chdir("/") < 0)
+        return 125;
+
+    for (;;) {
+        struct pollfd p[4];
+        int n = 0, timeout = -1;
+        struct signalfd_siginfo si;
+        pid_t w;
+        int st;
+
+        /* The start is over: answer the client once. */
+        if (starter && starter_status >= 0 && !report_open) {
+            int ok = WIFEXITED(starter_status) && WEXITSTATUS(starter_status) == 0 && id[0] && init_pid > 0;
+            char msg[96];
+            int fd = devnull();
+            if (ok) {
+                snprintf(msg, sizeof msg, "ok %s\n", id);
+            } else {
+                int code = status_code(starter_status);
+                char dir[PATH_MAX];
+                snprintf(msg, sizeof msg, "fail %d\n", code ? code : 125);
+                /* A start that died without its own teardown (killed) leaves its state: remove it. */
+                snprintf(dir, sizeof dir, "%s/%s", root, id);
+                if (id[0] && access(dir, F_OK) == 0) {
+                    pid_t h = run_handler(start, code ? code : 125, now_ms(), "rm");
+                    while (h > 0 && waitpid(h, &st, 0) < 0 && errno == EINTR)
+                        ;
+                }
+            }
+            write_all(1, msg, strlen(msg));
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+            if (!ok)
+                return 0;
+            starter = 0;
+        }
+        if (!starter && init_status >= 0 && !handler) {
+            handler = run_handler(start, status_code(init_status), init_ms, remove_all ? "rm" : "keep");
+            if (handler < 0)
+                return 1;
+        }
+        if (handler_done && so.fd < 0 && se.fd < 0)
+            break;
+        if (handler_done) {
+            /* Whatever still holds the pipes was killed with the cgroup; do not wait for ever. */
+            if (!drain_deadline)
+                drain_deadline = now_ms() + 2000;
+            if (now_ms() >= drain_deadline)
+                break;
+            timeout = (int)(drain_deadline - now_ms());
+        }
+
+        /*
+         * The report before the children: the start writes its last line before it exits, and
+         * the first process may be reaped in the same round; its pid must be known by then.
+         */
+        if (report_open) {
+            p[n].fd = repp[0];
+            p[n++].events = POLLIN;
+        }
+        p[n].fd = sfd;
+        p[n++].events = POLLIN;
+        /* The container's output is read once the log file is known; until then the pipes hold it. */
+        if (log_fd >= 0 || !report_open) {
+            if (so.fd >= 0) {
+                p[n].fd = so.fd;
+                p[n++].events = POLLIN;
+            }
+            if (se.fd >= 0) {
+                p[n].fd = se.fd;
+                p[n++].events = POLLIN;
+            }
+        }
+        if (poll(p, (nfds_t)n, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            return 1;
+        }
+        for (i = 0; i < n; i++) {
+            if (!p[i].revents)
+                continue;
+            if (p[i].fd == sfd) {
+                while (read(sfd, &si, sizeof si) > 0)
+                    ;
+                while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+                    if (w == starter)
+                        starter_status = st;
+                    else if (init_pid > 0 && w == init_pid && init_status < 0) {
+                        init_status = st;
+                        init_ms = now_ms();
+                    } else if (handler > 0 && w == handler)
+                        handler_done = 1;
+                }
+            } else if (report_open && p[i].fd == repp[0]) {
+                ssize_t r = read(repp[0], rep + rep_len, sizeof rep - 1 - rep_len);
+                if (r <= 0) {
+                    if (r < 0 && errno == EINTR)
+                        continue;
+                    close(repp[0]);
+                    report_open = 0;
+                    continue;
+                }
+                rep_len += (size_t)r;
+                rep[rep_len] = 0;
+                for (char *nl; (nl = memchr(rep, '\n', rep_len));) {
+                    *nl = 0;
+                    report_line(rep);
+                    rep_len -= (size_t)(nl + 1 - rep);
+                    memmove(rep, nl + 1, rep_len);
+                }
+                if (rep_len == sizeof rep - 1)
+                    rep_len = 0;
+            } else if (p[i].fd == so.fd) {
+                pump(&so);
+            } else if (p[i].fd == se.fd) {
+                pump(&se);
+            }
+        }
+    }
+    if (so.len)
+        log_entry(so.name, so.buf, so.len);
+    if (se.len)
+        log_entry(se.name, se.buf, se.len);
+    return 0;
+}
