@@ -10,11 +10,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { busyboxRootfs, hostMountsUnder, isRoot, processesWith, REPO, removeStateRoot, run, stateRoot, tool } from "./helpers.ts";
+import { busyboxRootfs, isRoot, processesWith, REPO, removeStateRoot, stateRoot, tool } from "./helpers.ts";
+import { assertHostClean as assertScopeClean, hierarchies } from "./host.ts";
 
 const tag = randomBytes(3).toString("hex");
 /** This file's own cgroup parent, bridge and published port: nothing else on the host counts. */
@@ -26,18 +27,6 @@ const TARGET = `/fault-${tag}`;
 let rootfs = "";
 let work = "";
 let volume = "";
-
-function hierarchies(): string[] {
-  return readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h));
-}
-
-/** Container cgroups under this file's parent, in every hierarchy. */
-function cgroupsLeft(): string[] {
-  return hierarchies().flatMap((h) => {
-    const parent = join(h, PARENT);
-    return existsSync(parent) ? readdirSync(parent, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(parent, d.name)) : [];
-  });
-}
 
 interface Mode {
   name: string;
@@ -51,39 +40,6 @@ const MODES: Mode[] = [
   { name: "bridge with a published port", args: ["-N", BRIDGE, "-P", `${PORT}:80`], killFirstProcess: true },
   { name: "user namespace (--userns auto)", args: ["--network", "none", "--userns", "auto"], killFirstProcess: false },
 ];
-
-/** The state root may keep only what outlives containers: locks, the registries, networks, the runtime copy and compiled seccomp filters. */
-function stateLeft(root: string): string[] {
-  const keep = new Set(["names.lock", "mountpoints.json", "networks", "runtime"]);
-  return existsSync(root) ? readdirSync(root).filter((n) => !keep.has(n)) : [];
-}
-
-function leases(root: string): unknown[] {
-  const path = join(root, "networks/networks.json");
-  return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as { leases: unknown[] }).leases : [];
-}
-
-/** Published-port rules (DNAT) in any nftables table that mention this file's port. */
-function natRules(): string[] {
-  const r = run("nft", ["list", "ruleset"]);
-  return r.stdout.split("\n").filter((l) => l.includes(`dport ${PORT} `));
-}
-
-/** Ports of the test's bridge (its veths); none once every container is gone. */
-function bridgePorts(): string[] {
-  const dir = `/sys/class/net/${BRIDGE}/brif`;
-  return existsSync(dir) ? readdirSync(dir) : [];
-}
-
-/** Polls for up to 3 s: a killed corerun's helpers die with it, within a second. */
-async function settle(check: () => unknown[]): Promise<unknown[]> {
-  let left = check();
-  for (let i = 0; i < 30 && left.length; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    left = check();
-  }
-  return left;
-}
 
 function corerunArgs(root: string, mode: Mode): string[] {
   return [
@@ -120,39 +76,8 @@ function removeNetworks(root: string, mode: Mode): void {
   assert.equal(existsSync(`/sys/class/net/${BRIDGE}`), false, `${BRIDGE} is left after prune`);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
-  } catch {
-    return false;
-  }
-}
-
-/** Files under the root that some process holds a lock on (/proc/locks names them by inode). */
-function locksHeld(root: string): string[] {
-  const held = new Set(readFileSync("/proc/locks", "utf8").split("\n").map((l) => l.split(/\s+/)[5]?.split(":")[2]).filter(Boolean));
-  const files = (readdirSync(root, { recursive: true }) as string[]).map((f) => join(root, f));
-  return files.filter((f) => {
-    try {
-      return held.has(String(statSync(f).ino));
-    } catch {
-      return false;
-    }
-  });
-}
-
 async function assertHostClean(root: string, pids: number[], what: string): Promise<void> {
-  assert.deepEqual(await settle(() => [...processesWith(root), ...processesWith(`marker-${tag}`)]), [], `${what}: a process is left`);
-  assert.deepEqual(pids.filter(alive), [], `${what}: a recorded process is alive`);
-  assert.deepEqual(stateLeft(root), [], `${what}: state is left`);
-  assert.deepEqual(locksHeld(root), [], `${what}: a lock is held`);
-  assert.deepEqual(cgroupsLeft(), [], `${what}: a cgroup is left`);
-  assert.deepEqual([...hostMountsUnder(root), ...hostMountsUnder(volume), ...hostMountsUnder(TARGET)], [], `${what}: a mount is left`);
-  assert.equal(existsSync(join(rootfs, TARGET)), false, `${what}: the mount point ${TARGET} is left in the rootfs`);
-  assert.deepEqual(bridgePorts(), [], `${what}: a veth is left on ${BRIDGE}`);
-  assert.deepEqual(leases(root), [], `${what}: a lease is left`);
-  assert.deepEqual(natRules(), [], `${what}: a published-port rule is left`);
+  await assertScopeClean({ root, parent: PARENT, bridge: BRIDGE, port: PORT, markers: [`marker-${tag}`], mounts: [volume, TARGET], absent: [join(rootfs, TARGET)] }, pids, what);
 }
 
 /** The process of this file's start that stopped itself at a CORERUN_FAULT_PAUSE point. */

@@ -175,6 +175,19 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(processesWith(marker), []);
   });
 
+  test("the detached example: run -d, ps, logs -f until stop, ps -a with the exit code, inspect, rm", () => {
+    const r = bash(readmeBlock("detached"));
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[1]!, /^[0-9a-f]{12}\s+web\s+running\s/);
+    assert.deepEqual(lines.slice(2, 5), ["hello", "bye", "web"], "logs -f prints the output up to the exit; stop prints the name");
+    assert.match(lines[6]!, /^[0-9a-f]{12}\s+web\s+exited \(0\)\s/);
+    assert.match(lines[7]!, /"ExitCode": 0,/);
+    assert.match(lines[8]!, /"LogPath": ".*\/container\.log"/);
+    assert.equal(lines[9], "web");
+    assert.deepEqual(leftoverState(root), []);
+  });
+
   test("the OCI runtime example: create, state, start, exec, delete of a bundle from runc spec", (t) => {
     if (missing(["runc"])) return t.skip("runc is not installed (tools/setup.sh installs it with containerd)");
     const r = bash(readmeBlock("oci"));

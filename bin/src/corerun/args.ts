@@ -198,6 +198,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
   }
   if (ctx.flags.detach && ctx.flags["print-script"]) throw new UsageError("--print-script prints a start in the foreground; drop -d");
+  if (ctx.flags.detach && (ctx.flags.tty || ctx.flags.interactive)) throw new UsageError("-d with -t or -i: a detached container gets no terminal or stdin yet (attach is not built); drop -t/-i or -d");
   if (ctx.flags.detach && isRootless) throw new UsageError("-d: detached containers need root (their monitor's cgroup and state); run in the foreground");
   if (img && ctx.flags["print-script"]) throw new UsageError(`--print-script does not print image containers yet (their overlayfs); give --rootfs DIR`);
   // An image container's rootfs is its overlayfs, made with its state (createState).

@@ -1,11 +1,10 @@
 import { dirname } from "node:path";
-import { defineTool, errorLine, exitCodeOf, faultPoint, printJson, printTable, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
-import { netPaths } from "@corerun/net";
-import { isAlive, readStates, stateRoot } from "@corerun/state";
+import { stateRoot } from "@corerun/state";
 import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
-import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
+import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";

@@ -1,0 +1,212 @@
+/**
+ * Detached containers (`corerun run -d`), real ones: the monitor keeps their output and exit
+ * status, stop/rm/--rm end them, a killed monitor is reported and cleaned up, and 20 at once
+ * leave nothing on the host once stopped and removed.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, rmdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { createServer } from "node:net";
+import { busyboxRootfs, isRoot, removeStateRoot, REPO, stateRoot, tool, type Result } from "./helpers.ts";
+import { assertHostClean, cgroupsUnder, hierarchies, leases, type HostScope } from "./host.ts";
+import type { SpawnSyncOptions } from "node:child_process";
+
+const tag = randomBytes(3).toString("hex");
+const PARENT = `corerun-detach-${tag}`;
+const BRIDGE = `crd${tag}`;
+const PORT = 20000 + ((parseInt(tag, 16) + 5000) % 10000);
+const MARKER = `detach-${tag}`;
+
+let root = "";
+let rootfs = "";
+
+function corerun(args: string[], opts: SpawnSyncOptions & { input?: string } = {}): Result {
+  return tool("corerun", [...args.slice(0, 1), "--root", root, ...args.slice(1)], opts);
+}
+
+/** run -d with this file's cgroup parent; the command line carries the marker. */
+function runDetached(args: string[], script: string): Result {
+  return corerun(["run", "-d", "--rootfs", rootfs, "--cgroup-parent", PARENT, ...args, "/bin/sh", "-c", script, MARKER]);
+}
+
+interface PsEntry {
+  id: string;
+  statusText: string;
+  exitCode?: number;
+  detached?: { monitor: { pid: number }; log?: string; finished?: string };
+  init?: { pid: number };
+}
+
+function psAll(): PsEntry[] {
+  const r = corerun(["ps", "-a", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as PsEntry[];
+}
+
+function entry(id: string): PsEntry | undefined {
+  return psAll().find((e) => e.id === id);
+}
+
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  for (let waited = 0; !check(); waited += 50) {
+    if (waited > ms) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function scope(): HostScope {
+  return { root, parent: PARENT, bridge: BRIDGE, port: PORT, markers: [MARKER] };
+}
+
+describe("detached containers", { skip: !isRoot && "needs root" }, () => {
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+  });
+  after(() => {
+    try {
+      removeStateRoot(root);
+    } finally {
+      for (const h of hierarchies()) {
+        const parent = join(h, PARENT);
+        if (existsSync(parent)) rmdirSync(parent);
+      }
+    }
+  });
+
+  test("run -d prints the id; logs -f follows until stop; the exit is recorded; rm removes it", async () => {
+    const script = 'trap "echo term; exit 0" TERM; echo out; echo err >&2; while :; do sleep 0.1; done';
+    const r = runDetached(["--name", `web-${tag}`, "-N", BRIDGE, "-P", `${PORT}:80`], script);
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    assert.match(id, /^[0-9a-f]{12}$/);
+    const ps = corerun(["ps"]);
+    assert.match(ps.stdout, new RegExp(`^${id}\\s+web-${tag}\\s+running\\s+\\d+\\s+${BRIDGE}\\s+${PORT}:80\\s+\\d+s ago\\s`, "m"));
+    const running = entry(id)!;
+    assert.ok(cgroupsUnder(PARENT).length > 0, "a running container has its cgroup");
+    assert.equal(leases(root).length, 1, "and its address");
+
+    const follow = spawn(join(REPO, "bin/corerun"), ["logs", "--root", root, "-f", "--timestamps", `web-${tag}`], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    follow.stdout.on("data", (d) => (out += d));
+    follow.stderr.on("data", (d) => (err += d));
+    const followed = new Promise((resolve) => follow.once("exit", resolve));
+    await until("logs -f to print the first line", () => out.includes("out"));
+
+    const stop = corerun(["stop", "-t", "5", `web-${tag}`]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(stop.stdout, `web-${tag}\n`);
+    assert.equal(await followed, 0, "logs -f ends once the container has stopped");
+    const stamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z /;
+    assert.deepEqual(out.split("\n").filter(Boolean).map((l) => [stamp.test(l), l.replace(stamp, "")]), [[true, "out"], [true, "term"]]);
+    assert.match(err, /Z err\n$/);
+
+    // Stopped: exit code and time recorded, resources released, state and log kept.
+    const stopped = entry(id)!;
+    assert.equal(stopped.statusText, "exited (0)");
+    assert.equal(stopped.exitCode, 0);
+    assert.ok(stopped.detached?.finished);
+    assert.equal(corerun(["ps"]).stdout.includes(id), false, "ps without -a lists running containers only");
+    assert.deepEqual(cgroupsUnder(PARENT), [], "the cgroup is released at the exit");
+    assert.deepEqual(leases(root), [], "and the address");
+    const lines = readFileSync(stopped.detached!.log!, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { log: string; stream: string; time: string });
+    assert.deepEqual(lines.map((l) => [l.stream, l.log]), [["stdout", "out\n"], ["stderr", "err\n"], ["stdout", "term\n"]]);
+    const logs = corerun(["logs", "--tail", "1", id]);
+    assert.equal(logs.stdout, "term\n", "--tail 1 prints the last line only");
+
+    const [inspected] = JSON.parse(corerun(["inspect", `web-${tag}`]).stdout) as { State: { ExitCode: number; Status: string }; LogPath: string; Monitor: { Pid: number; Alive: boolean } }[];
+    assert.equal(inspected!.State.ExitCode, 0);
+    assert.equal(inspected!.LogPath, stopped.detached!.log);
+    assert.equal(inspected!.Monitor.Pid, running.detached!.monitor.pid);
+    assert.equal(inspected!.Monitor.Alive, false, "the monitor exits after the container");
+
+    const again = runDetached(["--name", `web-${tag}`, "--network", "none"], "true");
+    assert.equal(again.code, 125);
+    assert.match(again.stderr, new RegExp(`--name web-${tag} is already used by container ${id}`), "a name is kept until rm");
+    const rm = corerun(["rm", `web-${tag}`]);
+    assert.equal(rm.code, 0, rm.stderr);
+    await assertHostClean(scope(), [running.init!.pid, running.detached!.monitor.pid], "after stop and rm");
+  });
+
+  test("rm refuses a running container; rm -f kills and removes it; a second name gets 125", async () => {
+    const r = runDetached(["--network", "none"], "exec sleep 100");
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const refused = corerun(["rm", id]);
+    assert.equal(refused.code, 125);
+    assert.match(refused.stderr, new RegExp(`container ${id} is running: stop it first \\(corerun stop ${id}\\) or remove it with rm -f`));
+    assert.equal(corerun(["rm", "nosuch"]).code, 125);
+    const forced = corerun(["rm", "-f", id]);
+    assert.equal(forced.code, 0, forced.stderr);
+    await assertHostClean(scope(), [], "after rm -f");
+  });
+
+  test("--rm: a detached container that exits leaves nothing; its exit code is recorded without --rm", async () => {
+    const gone = runDetached(["--rm", "-N", BRIDGE], "exit 0");
+    assert.equal(gone.code, 0, gone.stderr);
+    const kept = runDetached(["--network", "none"], "echo bye; exit 7");
+    assert.equal(kept.code, 0, kept.stderr);
+    const id = kept.stdout.trim();
+    await until("the exit to be recorded", () => entry(id)?.statusText === "exited (7)");
+    assert.equal(entry(gone.stdout.trim()), undefined, "--rm removed the state");
+    assert.equal(corerun(["logs", id]).stdout, "bye\n");
+    assert.equal(corerun(["rm", id]).code, 0);
+    await assertHostClean(scope(), [], "after --rm");
+  });
+
+  test("a start that fails after its state exists returns the start's status and leaves nothing", async () => {
+    // The published port is taken on the host: corerun-net refuses it during the start.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(PORT + 1, "0.0.0.0", resolve));
+    try {
+      const r = runDetached(["-N", BRIDGE, "-P", `${PORT + 1}:80`], "true");
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(r.stderr, new RegExp(`${PORT + 1}`), "the start's error reaches the caller");
+      assert.equal(r.stdout, "", "no id is printed");
+    } finally {
+      server.close();
+    }
+    await assertHostClean(scope(), [], "after a failed start");
+  });
+
+  test("a monitor killed with SIGKILL: ps shows monitor-lost, cleanup removes the container and all it had", async () => {
+    const r = runDetached(["-N", BRIDGE, "-P", `${PORT}:80`], "exec sleep 100");
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const e = entry(id)!;
+    process.kill(e.detached!.monitor.pid, "SIGKILL");
+    await until("ps to report the lost monitor", () => entry(id)?.statusText === "monitor-lost");
+    assert.match(corerun(["ps"]).stdout, new RegExp(`^${id}\\s+-\\s+monitor-lost\\s`, "m"));
+    const c = corerun(["cleanup"]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, new RegExp(`^${id}$`, "m"));
+    await assertHostClean(scope(), [e.init!.pid, e.detached!.monitor.pid], "after cleanup of a lost monitor");
+  });
+
+  test("20 detached containers at once, all stopped and removed: nothing left on the host", async () => {
+    const starts = Array.from({ length: 20 }, () => new Promise<Result>((resolve) => {
+      const child = spawn(join(REPO, "bin/corerun"), ["run", "--root", root, "-d", "--rootfs", rootfs, "--cgroup-parent", PARENT, "--network", "none", "/bin/sh", "-c", "exec sleep 100", MARKER], { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      child.once("exit", (code, signal) => resolve({ code, signal, stdout, stderr }));
+    }));
+    const results = await Promise.all(starts);
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const ids = results.map((r) => r.stdout.trim());
+    assert.equal(new Set(ids).size, 20);
+    const states = psAll();
+    assert.equal(states.filter((s) => ids.includes(s.id) && s.statusText === "running").length, 20);
+    const pids = states.flatMap((s) => [s.init!.pid, s.detached!.monitor.pid]);
+    const stop = corerun(["stop", "-t", "0", ...ids], { timeout: 120_000 });
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.deepEqual(psAll().filter((s) => ids.includes(s.id)).map((s) => s.statusText), ids.map(() => "exited (137)"));
+    assert.equal(corerun(["rm", ...ids]).code, 0);
+    await assertHostClean(scope(), pids, "after 20 detached containers");
+  });
+});
