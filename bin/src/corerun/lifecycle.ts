@@ -23,7 +23,7 @@ import { netPaths, readRecords } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
 } from "@corerun/state";
-import { FD_CLOEXEC, linuxSyscall as sys } from "@corerun/syscall";
+import { FD_CLOEXEC, isErrno, linuxSyscall as sys } from "@corerun/syscall";
 import type { RunConfig } from "./args.ts";
 import { liveStatus, mustFind } from "./oci.ts";
 import { rootArg } from "./oci-cli.ts";
@@ -347,17 +347,30 @@ async function settled(root: string, s: State): Promise<void> {
   for (let i = 0; i < 300 && isAlive(keeper) && existsSync(statePath(root, s.id)); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
-/** SIGTERM (or sig), then SIGKILL after graceMs; returns once the first process is gone. */
-function endFirstProcess(s: State, sig: number, graceMs: number): void {
-  const fd = openRecorded(sys, s.init);
-  if (fd === undefined) return;
+/** A signal through a pidfd; a process that has ended (and been reaped) meanwhile is no error. */
+function signal(pidfd: number, sig: number): void {
   try {
-    sys.pidfdSendSignal(fd, sig);
-    if (sig !== 9 && !endedWithin(fd, graceMs)) sys.pidfdSendSignal(fd, 9);
-    endedWithin(fd, 10_000);
-  } finally {
-    closeSync(fd);
+    sys.pidfdSendSignal(pidfd, sig);
+  } catch (err) {
+    if (!isErrno(err, "ESRCH")) throw err;
   }
+}
+
+/**
+ * Ends the containers' first processes together: sig (SIGTERM) to each, SIGKILL to those still
+ * there after graceMs; then waits until each container's owner has finished with it.
+ */
+async function endFirstProcesses(root: string, found: readonly State[], sig: number, graceMs: number): Promise<void> {
+  const fds = found.map((s) => openRecorded(sys, s.init));
+  try {
+    for (const fd of fds) if (fd !== undefined) signal(fd, sig);
+    const deadline = Date.now() + graceMs;
+    if (sig !== 9) for (const fd of fds) if (fd !== undefined && !endedWithin(fd, Math.max(0, deadline - Date.now()))) signal(fd, 9);
+    for (const fd of fds) if (fd !== undefined) endedWithin(fd, 10_000);
+  } finally {
+    for (const fd of fds) if (fd !== undefined) closeSync(fd);
+  }
+  await Promise.all(found.map((s) => settled(root, s)));
 }
 
 export const stop = defineTool({
@@ -377,11 +390,8 @@ export const stop = defineTool({
     for (const [i, s] of found.entries()) {
       if (s.oci) throw new UsageError(`container ${ctx.tail[i]} is an OCI container: its engine stops it (corerun kill)`);
     }
-    for (const [i, s] of found.entries()) {
-      endFirstProcess(s, 15, Number(time) * 1000);
-      await settled(root, s);
-      process.stdout.write(`${ctx.tail[i]}\n`);
-    }
+    await endFirstProcesses(root, found, 15, Number(time) * 1000);
+    for (const ref of ctx.tail) process.stdout.write(`${ref}\n`);
     return 0;
   },
 });
@@ -404,9 +414,8 @@ export const rm = defineTool({
       if (s.oci) throw new UsageError(`container ${ref} is an OCI container: its engine deletes it (corerun delete ${s.config.name})`);
       if (!force && isAlive(s.init)) throw new UsageError(`container ${ref} is ${displayStatus(s)}: stop it first (corerun stop ${ref}) or remove it with rm -f`);
     }
+    await endFirstProcesses(root, found, 9, 0);
     for (const [i, s] of found.entries()) {
-      endFirstProcess(s, 9, 0);
-      await settled(root, s);
       const failures = teardown(root, s.id, statePath(root, s.id));
       if (failures.length) throw failures[0]!;
       process.stdout.write(`${ctx.tail[i]}\n`);
