@@ -132,7 +132,7 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [running.init!.pid, running.detached!.monitor.pid], "after stop and rm");
   });
 
-  test("rm refuses a running container; rm -f kills and removes it; a second name gets 125", async () => {
+  test("rm refuses a running container; rm -f kills and removes it, paused too", async () => {
     const r = runDetached(["--network", "none"], "exec sleep 100");
     assert.equal(r.code, 0, r.stderr);
     const id = r.stdout.trim();
@@ -140,6 +140,9 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     assert.equal(refused.code, 125);
     assert.match(refused.stderr, new RegExp(`container ${id} is running: stop it first \\(corerun stop ${id}\\) or remove it with rm -f`));
     assert.equal(corerun(["rm", "nosuch"]).code, 125);
+    // Paused, it takes no signal until thawed: rm -f thaws it first.
+    assert.equal(corerun(["pause", id]).code, 0);
+    assert.equal(entry(id)?.statusText, "paused");
     const forced = corerun(["rm", "-f", id]);
     assert.equal(forced.code, 0, forced.stderr);
     await assertHostClean(scope(), [], "after rm -f");

@@ -25,7 +25,7 @@ import {
 } from "@corerun/state";
 import { FD_CLOEXEC, isErrno, linuxSyscall as sys } from "@corerun/syscall";
 import type { RunConfig } from "./args.ts";
-import { liveStatus, mustFind } from "./oci.ts";
+import { liveStatus, mustFind, ociPause } from "./oci.ts";
 import { rootArg } from "./oci-cli.ts";
 import { teardown, type Container } from "./steps.ts";
 
@@ -361,6 +361,8 @@ function signal(pidfd: number, sig: number): void {
  * there after graceMs; then waits until each container's owner has finished with it.
  */
 async function endFirstProcesses(root: string, found: readonly State[], sig: number, graceMs: number): Promise<void> {
+  // A frozen process takes no signal: a paused container is thawed first, as Docker's stop does.
+  for (const s of found) if (s.status === "paused" && isAlive(s.init)) ociPause(root, s.id, false);
   const fds = found.map((s) => openRecorded(sys, s.init));
   try {
     for (const fd of fds) if (fd !== undefined) signal(fd, sig);
