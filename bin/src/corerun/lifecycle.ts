@@ -157,7 +157,7 @@ export function monitorExit(args: readonly string[]): number {
     ...released,
     status: "stopped",
     exitCode: Number(status),
-    detached: { ...(s.detached ?? { monitor: { pid: 1, startTime: 0 }, rm: false }), finished: new Date(Number(finished)).toISOString() },
+    detached: s.detached && { ...s.detached, finished: new Date(Number(finished)).toISOString() },
   }));
   return failures.length ? 125 : 0;
 }
