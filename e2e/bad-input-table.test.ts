@@ -134,6 +134,18 @@ const ROWS: Row[] = [
   ["corerun", (c) => ["cleanup", "--root", c.root, "abc"], 125, () => /abc: invalid container id "abc"/],
   ["corerun", (c) => ["cleanup", "--root", c.root, "--frob"], 125, () => /unknown option --frob; see --help/],
   ["corerun", corerun("--print-script", "--memory", "0", "/bin/true"), 125, () => /--memory "0" is below the minimum of 6 MiB/],
+  // run -d, logs, stop, rm, inspect
+  ["corerun", corerun("-d", "--print-script", "/bin/true"), 125, () => /--print-script prints a start in the foreground; drop -d/],
+  ["corerun", (c) => ["logs", "--root", c.root], 125, () => /logs takes one container name or id; see corerun ps -a/],
+  ["corerun", (c) => ["logs", "--root", c.root, "ghost"], 125, () => /"ghost" does not exist/],
+  ["corerun", (c) => ["logs", "--root", c.root, "--tail", "x", "ghost"], 125, () => /--tail x: give a number of lines or all/],
+  ["corerun", (c) => ["stop", "--root", c.root], 125, () => /name the containers to stop; see corerun ps/],
+  ["corerun", (c) => ["stop", "--root", c.root, "-t", "soon", "ghost"], 125, () => /-t soon: give the grace period in whole seconds/],
+  ["corerun", (c) => ["stop", "--root", c.root, "ghost"], 125, () => /"ghost" does not exist/],
+  ["corerun", (c) => ["rm", "--root", c.root], 125, () => /name the containers to remove; see corerun ps -a/],
+  ["corerun", (c) => ["rm", "--root", c.root, "-f", "ghost"], 125, () => /"ghost" does not exist/],
+  ["corerun", (c) => ["inspect", "--root", c.root], 125, () => /name the containers to inspect; see corerun ps -a/],
+  ["corerun", (c) => ["inspect", "--root", c.root, "ghost"], 125, () => /"ghost" does not exist/],
   // corerun-cgroup
   ["corerun-cgroup", () => ["create", "--cgroup-parent", PARENT], 125, () => /no cgroup name given; usage: corerun-cgroup create NAME/],
   ["corerun-cgroup", () => ["create", "../x", "--cgroup-parent", PARENT], 125, () => /cgroup name "\.\.\/x" is not valid; use letters, digits/],
