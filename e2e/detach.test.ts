@@ -88,6 +88,11 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     const running = entry(id)!;
     assert.ok(cgroupsUnder(PARENT).length > 0, "a running container has its cgroup");
     assert.equal(leases(root).length, 1, "and its address");
+    const [live] = JSON.parse(corerun(["inspect", id]).stdout) as { State: { Status: string; Pid: number }; NetworkSettings: { Networks: Record<string, { IPAddress: string }> }; Cgroup: { Paths: Record<string, string> } }[];
+    assert.equal(live!.State.Status, "running");
+    assert.equal(live!.State.Pid, running.init!.pid);
+    assert.match(live!.NetworkSettings.Networks[BRIDGE]?.IPAddress ?? "", /^\d+\.\d+\.\d+\.\d+$/);
+    assert.ok(Object.values(live!.Cgroup.Paths).every((p) => p.includes(PARENT)), "inspect shows the cgroup paths");
 
     const follow = spawn(join(REPO, "bin/corerun"), ["logs", "--root", root, "-f", "--timestamps", `web-${tag}`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -151,7 +156,8 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
   test("--rm: a detached container that exits leaves nothing; its exit code is recorded without --rm", async () => {
     const gone = runDetached(["--rm", "-N", BRIDGE], "exit 0");
     assert.equal(gone.code, 0, gone.stderr);
-    const kept = runDetached(["--network", "none"], "echo bye; exit 7");
+    // stdin is /dev/null: cat ends at once.
+    const kept = runDetached(["--network", "none"], "cat; echo bye; exit 7");
     assert.equal(kept.code, 0, kept.stderr);
     const id = kept.stdout.trim();
     await until("the exit to be recorded", () => entry(id)?.statusText === "exited (7)");
