@@ -147,9 +147,9 @@ export const linuxSyscall: Syscall = {
     }
   },
   cloneExec(flags, path, argv, envp, opts = {}) {
-    const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd, int die_with_parent)");
+    const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd, int die_with_parent, int userns_fd)");
     const { sync, join } = opts;
-    return check(clone(flags, path, [...argv, null], [...envp, null], join?.fd ?? -1, join?.flags ?? 0, sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0, opts.nullStdio ? 1 : 0, opts.stdinFd ?? -1, opts.dieWithParent ? 1 : 0), "clone", path);
+    return check(clone(flags, path, [...argv, null], [...envp, null], join?.fd ?? -1, join?.flags ?? 0, sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0, opts.nullStdio ? 1 : 0, opts.stdinFd ?? -1, opts.dieWithParent ? 1 : 0, opts.usernsFd ?? -1), "clone", path);
   },
   poll(fds, timeoutMs) {
     // struct pollfd { int fd; short events; short revents; }

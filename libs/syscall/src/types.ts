@@ -43,7 +43,7 @@ export interface Syscall {
    */
   cloneExec(
     flags: number, path: string, argv: readonly string[], envp: readonly string[],
-    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; nullStdio?: boolean; stdinFd?: number; dieWithParent?: boolean },
+    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; nullStdio?: boolean; stdinFd?: number; dieWithParent?: boolean; usernsFd?: number },
   ): number;
   /** poll(2) on fds for POLLIN; returns the revents of each, all 0 on a timeout (ms, -1 for none). */
   poll(fds: readonly number[], timeoutMs: number): number[];
