@@ -26,7 +26,8 @@ export function planNamespaces(spec: Spec): NamespacePlan {
     if (ns.path) {
       if (!ns.path.startsWith("/")) throw new Error(`linux.namespaces[${i}]: path "${ns.path}" must be absolute`);
       if (ns.type === "mount") {
-        throw new Error(`linux.namespaces[${i}]: joining an existing mount namespace by path is not supported by corerun; let it create a new one`);
+        // pivot_root would move the root of every process sharing that namespace, not only ours.
+        throw new Error(`linux.namespaces[${i}]: joining an existing mount namespace by path is not supported by corerun (it builds the root with pivot_root, which would move every other process's root there); let it create a new one`);
       }
       join.push({ type: ns.type, path: ns.path });
     } else {
