@@ -292,6 +292,38 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
     }
   });
 
+  test("device rules on cgroup v2 are an eBPF filter (on /sys/fs/cgroup/unified): what it denies cannot be opened or made, the rest can", () => {
+    const name = uniq("v2dev");
+    const m = cgroupManager({ name, parent: PARENT, root: UNIFIED, devices: true });
+    assert.equal(m.layout.setup, "unified");
+    // Deny everything, then /dev/null for all access and /dev/zero for reading only.
+    const rules = [
+      { allow: false, type: "a" as const, major: -1, minor: -1, access: "rwm" },
+      { allow: true, type: "c" as const, major: 1, minor: 3, access: "rwm" },
+      { allow: true, type: "c" as const, major: 1, minor: 5, access: "r" },
+    ];
+    assert.deepEqual(m.create({ devices: rules }), { "": join(UNIFIED, PARENT, name) });
+    const scratch = mkdtempSync(join(tmpdir(), "corerun-e2e-dev-"));
+    try {
+      const script = [
+        "echo x > /dev/null && echo null-write ok", "head -c1 /dev/zero >/dev/null && echo zero-read ok",
+        "{ echo x > /dev/zero; } 2>/dev/null && echo zero-write ok", "{ head -c1 /dev/urandom >/dev/null; } 2>/dev/null && echo urandom-read ok",
+        `mknod ${scratch}/null c 1 3 && echo mknod-null ok`, `mknod ${scratch}/full c 1 7 2>/dev/null && echo mknod-full ok`, "true",
+      ].join("; ");
+      const inside = joinCommand(m.dirs(), ["/bin/sh", "-c", script]);
+      const r = spawnSync(inside[0]!, inside.slice(1), { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), ["null-write ok", "zero-read ok", "mknod-null ok"]);
+      // The same script outside the cgroup: everything works, so the refusals were the filter's.
+      rmSync(join(scratch, "null"));
+      const outside = spawnSync("/bin/sh", ["-c", script], { encoding: "utf8" });
+      assert.deepEqual(outside.stdout.trim().split("\n"), ["null-write ok", "zero-read ok", "zero-write ok", "urandom-read ok", "mknod-null ok", "mknod-full ok"]);
+      m.remove();
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
   test("v2 core for real through the tool: run --cgroup-root /sys/fs/cgroup/unified joins only the v2 hierarchy", () => {
     const name = uniq("v2run");
     const r = cg(["run", "--cgroup-root", UNIFIED, "--name", name, "--cgroup-parent", PARENT, "--", "cat", "/proc/self/cgroup"]);

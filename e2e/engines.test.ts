@@ -7,13 +7,14 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, processesWith, run, type Result } from "./helpers.ts";
 import {
-  busyboxImage, cgroupsNamed, corerunContainers, corerunWithRoot, freePort, hasSysResource, httpGet, importImage, missing, onPty, removeWorkDir,
+  busyboxImage, cgroupsNamed, corerunContainers, corerunWithRoot, criConfig, freePort, hasSysResource, httpGet, importImage, missing, onPty, removeWorkDir,
   rootfsCopy, startContainerd, startDockerd, stopContainerd, stopDaemon, workDir, type Containerd,
 } from "./engines.ts";
+import { criRuntime, type CriRuntime } from "./cri.ts";
 
 const CORERUN = join(BIN, "corerun");
 const TAG = `e2e${process.pid}`;
@@ -113,6 +114,122 @@ describe("containerd drives corerun through ctr", { skip: (!isRoot && "needs roo
     assert.equal(r.code, 7, r.stdout + r.stderr);
     assert.match(r.stdout, /on a tty/);
     assertGone(root(), id, bundle(id));
+  });
+});
+
+/** A pod's cgroup parent, made by corerun below each hierarchy as the kubelet's would be. */
+const POD_CGROUP = `corerun-${TAG}-pod`;
+
+describe("Kubernetes' CRI: containerd's CRI plugin runs a pod on corerun", { skip: (!isRoot && "needs root") || (ctrMissing && `${ctrMissing} is not installed (tools/setup.sh installs it)`) }, () => {
+  let dir = "";
+  let c: Containerd | undefined;
+  let cri: CriRuntime | undefined;
+  let runcRoot = "";
+  let image = "";
+  // The shim hands corerun a root per containerd namespace; the CRI plugin's is k8s.io.
+  const root = () => join(runcRoot, "k8s.io");
+
+  before(async () => {
+    dir = workDir();
+    runcRoot = join(dir, "corerun-state");
+    const cniDir = join(dir, "cni");
+    mkdirSync(cniDir);
+    mkdirSync(join(dir, "pod-logs"));
+    const base = `corerun.test/${TAG}`;
+    c = await startContainerd(dir, criConfig({ binary: CORERUN, runcRoot, sandboxImage: `${base}:pause`, cniDir }), true);
+    image = importImage(c, busyboxImage(dir, busyboxRootfs(), true), "k8s.io", base);
+    cri = criRuntime(c.sock);
+  });
+  after(async () => {
+    try {
+      cri?.close();
+      if (c) await stopContainerd(c);
+      // The pod's cgroup parent is the kubelet's to remove once the pod is gone; here, the test's.
+      for (const cg of cgroupsNamed(POD_CGROUP).sort().reverse()) rmdirSync(cg);
+    } finally {
+      removeWorkDir(dir);
+    }
+  });
+
+  test("RunPodSandbox, CreateContainer, StartContainer, ExecSync, ContainerStatus, StopPodSandbox, RemovePodSandbox: the container shares the sandbox's PID and IPC namespaces", async () => {
+    const mark = `corerun-${TAG}-cri`;
+    // As the kubelet sends a hostNetwork pod: the node's network and UTS namespaces, the pod's PID and IPC ones.
+    const namespaces = { network: "NODE", pid: "POD", ipc: "POD" };
+    const sandboxConfig = {
+      metadata: { name: "web", uid: `uid-${TAG}`, namespace: "default", attempt: 0 },
+      log_directory: join(dir, "pod-logs"),
+      linux: { cgroup_parent: `/${POD_CGROUP}`, security_context: { namespace_options: namespaces } },
+    };
+    assert.equal((await cri!.call<{ runtime_api_version: string }>("Version", {})).runtime_api_version, "v1");
+    const { pod_sandbox_id: pod } = await cri!.call<{ pod_sandbox_id: string }>("RunPodSandbox", { config: sandboxConfig });
+    let container = "";
+    let sandboxPid = 0;
+    try {
+      const status = await cri!.call<{ status: { state: string } }>("PodSandboxStatus", { pod_sandbox_id: pod });
+      assert.equal(status.status.state, "SANDBOX_READY");
+      assert.deepEqual(corerunContainers(root()), [pod], "the sandbox is a corerun container");
+      sandboxPid = JSON.parse(ok(run(CORERUN, ["--root", root(), "state", pod]), "corerun state").stdout).pid;
+
+      // The container reports what it shares, then waits for ExecSync to tell it to exit 3.
+      const script = [
+        `: ${mark}`, "echo pid $$", "echo init $(cat /proc/1/cmdline | tr '\\0' ' ')",
+        "[ $(readlink /proc/self/ns/ipc) = $(readlink /proc/1/ns/ipc) ] && echo ipc shared",
+        "echo net $(readlink /proc/self/ns/net)", "echo cgroup $(grep -m1 -o 'corerun-[^/]*-pod/.*' /proc/self/cgroup)",
+        "while [ ! -e /dev/shm/stop ]; do sleep 0.1; done", "exit 3",
+      ].join("; ");
+      ({ container_id: container } = await cri!.call<{ container_id: string }>("CreateContainer", {
+        pod_sandbox_id: pod, sandbox_config: sandboxConfig,
+        config: {
+          metadata: { name: "main", attempt: 0 }, image: { image }, command: ["/bin/sh", "-c", script], log_path: "main.log",
+          envs: [{ key: "GREETING", value: Buffer.from("from the pod spec") }], linux: { security_context: { namespace_options: namespaces } },
+        },
+      }));
+      await cri!.call("StartContainer", { container_id: container });
+      assert.deepEqual(corerunContainers(root()).sort(), [pod, container].sort());
+
+      const e = await cri!.call<{ stdout: Buffer; stderr: Buffer; exit_code: number }>("ExecSync", {
+        container_id: container, timeout: 30, cmd: ["/bin/sh", "-c", "echo $GREETING; ps -o pid,args | grep -c sleep; touch /dev/shm/stop"],
+      });
+      assert.equal(e.exit_code, 0, String(e.stderr));
+      const [greeting, sleeps] = String(e.stdout).trim().split("\n");
+      assert.equal(greeting, "from the pod spec");
+      assert.ok(Number(sleeps) >= 1, "exec sees the sandbox's sleep: one PID namespace for the pod");
+
+      let state = { state: "", exit_code: -1, reason: "" };
+      for (let i = 0; i < 100 && state.state !== "CONTAINER_EXITED"; i++) {
+        ({ status: state } = await cri!.call<{ status: typeof state }>("ContainerStatus", { container_id: container }));
+        if (state.state !== "CONTAINER_EXITED") await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(state.state, "CONTAINER_EXITED");
+      assert.equal(state.exit_code, 3);
+
+      // The kubelet's log format: TIME STREAM F|P LINE.
+      const log = readFileSync(join(dir, "pod-logs", "main.log"), "utf8").trim().split("\n").map((l) => l.split(" ").slice(3).join(" "));
+      assert.notEqual(log[0], "pid 1", "the container's shell is not PID 1: the pod's sandbox is");
+      assert.match(log[0]!, /^pid \d+$/);
+      assert.equal(log[1], "init /bin/sleep 2147483647", "PID 1 is the sandbox's pause stand-in");
+      assert.equal(log[2], "ipc shared");
+      assert.equal(log[3], `net ${readlinkSync("/proc/self/ns/net")}`, "a hostNetwork pod is on the node's network");
+      assert.equal(log[4], `cgroup ${POD_CGROUP}/${container}`, "the container's cgroup is below the pod's");
+    } finally {
+      await cri!.call("StopPodSandbox", { pod_sandbox_id: pod });
+      await cri!.call("RemovePodSandbox", { pod_sandbox_id: pod });
+    }
+    // Nothing of the pod is left: no corerun state, cgroup, mount (the sandbox's /dev/shm included) or process.
+    assert.deepEqual(corerunContainers(root()), []);
+    assert.deepEqual(leftoverState(root()), []);
+    for (const id of [pod, container]) {
+      assert.deepEqual(cgroupsNamed(id), [], `cgroups named after ${id}`);
+      assert.deepEqual(hostMountsUnder(id), [], `mounts of ${id}`);
+    }
+    assert.deepEqual(processesWith(mark), []);
+    let cmdline = "";
+    try {
+      cmdline = readFileSync(`/proc/${sandboxPid}/cmdline`, "utf8");
+    } catch {
+      // gone, as it should be
+    }
+    assert.ok(sandboxPid > 0 && cmdline !== "/bin/sleep\x002147483647\x00", `the sandbox's first process ${sandboxPid} is gone`);
   });
 });
 

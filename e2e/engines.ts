@@ -197,10 +197,14 @@ export async function stopContainerd(c: Containerd): Promise<void> {
 /**
  * An OCI image archive of the busybox rootfs, made offline with umoci: a layout with one layer
  * holding the whole rootfs, tagged `busybox`, as `ctr images import` and `docker load` take it.
+ * With `pause`, the same layer is also tagged `pause` with a long sleep as its entrypoint, to
+ * stand in for a pod sandbox's pause image.
  */
-export function busyboxImage(dir: string, rootfs: string): string {
+export function busyboxImage(dir: string, rootfs: string, pause = false): string {
   const layout = join(dir, "oci-layout");
-  for (const args of [["init", "--layout", layout], ["new", "--image", `${layout}:busybox`], ["insert", "--image", `${layout}:busybox`, rootfs, "/"]]) {
+  const steps = [["init", "--layout", layout], ["new", "--image", `${layout}:busybox`], ["insert", "--image", `${layout}:busybox`, rootfs, "/"]];
+  if (pause) steps.push(["config", "--image", `${layout}:busybox`, "--tag", "pause", "--config.entrypoint", "/bin/sleep", "--config.cmd", "2147483647"]);
+  for (const args of steps) {
     const r = run("umoci", args);
     if (r.code !== 0) throw new Error(`umoci ${args.join(" ")}: ${r.stderr}`);
   }
@@ -210,13 +214,44 @@ export function busyboxImage(dir: string, rootfs: string): string {
   return tar;
 }
 
-/** Imports the image archive into containerd and returns its name. */
-export function importImage(c: Containerd, tar: string, ns = "default"): string {
-  const r = c.ctr(["-n", ns, "images", "import", tar]);
+/**
+ * Imports the image archive into containerd and returns its name. `baseName` names the images
+ * (BASE:busybox, BASE:pause) where a configuration must name them in advance.
+ */
+export function importImage(c: Containerd, tar: string, ns = "default", baseName?: string): string {
+  const r = c.ctr(["-n", ns, "images", "import", ...(baseName ? ["--base-name", baseName] : []), tar]);
   if (r.code !== 0) throw new Error(`ctr images import: ${r.stderr}`);
   const name = c.ctr(["-n", ns, "images", "ls", "-q"]).stdout.split("\n").find((n) => n.endsWith(":busybox"));
   if (!name) throw new Error(`ctr images import: no busybox image after import:\n${r.stdout}`);
   return name;
+}
+
+/**
+ * containerd's CRI plugin as a Kubernetes node would configure it (config version 2), with
+ * corerun as the runc binary of its default runtime and its state under `runcRoot`:
+ * - sandbox_image: the pause stand-in imported offline (nothing is pulled);
+ * - restrict_oom_score_adj: a sandbox asks for oom_score_adj -998, which needs CAP_SYS_RESOURCE,
+ *   missing from some hosts' bounding set; containerd then keeps its own value as the floor;
+ * - disable_apparmor: nothing to load where the host has no AppArmor;
+ * - cni: an empty private directory; pods on the node's network need no plugin.
+ */
+export function criConfig(o: { binary: string; runcRoot: string; sandboxImage: string; cniDir: string }): string {
+  return [
+    '[plugins."io.containerd.grpc.v1.cri"]',
+    `  sandbox_image = "${o.sandboxImage}"`,
+    "  restrict_oom_score_adj = true",
+    "  disable_apparmor = true",
+    '  [plugins."io.containerd.grpc.v1.cri".cni]',
+    `    conf_dir = "${o.cniDir}"`,
+    `    bin_dir = "${o.cniDir}"`,
+    '  [plugins."io.containerd.grpc.v1.cri".containerd]',
+    '    default_runtime_name = "runc"',
+    '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+    '      runtime_type = "io.containerd.runc.v2"',
+    '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
+    `        BinaryName = "${o.binary}"`,
+    `        Root = "${o.runcRoot}"`,
+  ].join("\n");
 }
 
 /**

@@ -362,6 +362,66 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertGone("pf", dir);
   });
 
+  test("a pod's namespaces joined by path: user (mappings checked), PID with its own /proc, IPC, UTS, network", async () => {
+    const maps = { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] };
+    // The sandbox: new namespaces, a user namespace among them, as a pod with user namespaces has.
+    const sandboxDir = bundle("pod", ["/bin/sleep", "1000"], (c) => {
+      c.hostname = "pod";
+      c.linux.namespaces.push({ type: "user" });
+      Object.assign(c.linux, maps);
+    });
+    let r = create("pod", sandboxDir).r;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(corerun(["start", "pod"]).code, 0);
+    const podPid = state("pod").pid;
+    const joined = ["user", "pid", "ipc", "uts", "network"];
+    const byPath = (c: Record<string, any>) => {
+      c.hostname = undefined;
+      c.linux.namespaces = [{ type: "mount" }, ...joined.map((type) => ({ type, path: `/proc/${podPid}/ns/${type === "network" ? "net" : type}` }))];
+      Object.assign(c.linux, maps);
+    };
+    // The pod's own state stays until its delete: only the member's cgroup, mounts and state are checked here.
+    const memberGone = (id: string, dir: string) => {
+      assert.deepEqual(cgroupsLeft(id), [], "a cgroup is left");
+      assert.deepEqual(hostMountsUnder(dir), [], "a mount of the bundle is left");
+      assert.notEqual(corerun(["state", id]).code, 0, "state still answers");
+      assert.equal(readdirSync(root).filter((n) => /^[0-9a-f]{12}$/.test(n)).length, 1, "only the pod's state directory is left");
+    };
+    const script = "cat /proc/self/uid_map; id -u; hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; echo pid $$; for ns in user pid ipc uts net; do readlink /proc/self/ns/$ns; done";
+    const dir = bundle("member", ["/bin/sh", "-c", script], byPath);
+    try {
+      const c = create("member", dir);
+      assert.equal(c.r.code, 0, c.r.stderr);
+      assert.equal(corerun(["start", "member"]).code, 0);
+      await waitStatus("member", "stopped");
+      const [map, uid, host, init, pid, ...ns] = readFileSync(c.out, "utf8").trim().split("\n");
+      assert.equal(map!.trim().split(/\s+/).join(" "), "0 100000 65536", "the pod's user namespace");
+      assert.equal(uid, "0");
+      assert.equal(host, "pod", "the pod's UTS namespace");
+      assert.equal(init, "/bin/sleep 1000 ", "its /proc shows the pod's PID namespace: PID 1 is the sandbox's sleep");
+      assert.notEqual(pid, "pid 1");
+      const podNs = ["user", "pid", "ipc", "uts", "net"].map((n) => readlinkSync(`/proc/${podPid}/ns/${n}`));
+      assert.deepEqual(ns, podNs);
+      assert.equal(corerun(["delete", "member"]).code, 0);
+      memberGone("member", dir);
+
+      // Mappings that are not the joined namespace's: refused by name, nothing left.
+      const wrong = bundle("wrong", ["/bin/true"], (c) => {
+        byPath(c);
+        c.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      });
+      r = create("wrong", wrong).r;
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /linux\.uidMappings: the user namespace \/proc\/\d+\/ns\/user maps "0 100000 65536"/);
+      memberGone("wrong", wrong);
+    } finally {
+      corerun(["delete", "--force", "member"]);
+      corerun(["delete", "--force", "wrong"]);
+      corerun(["delete", "--force", "pod"]);
+    }
+    assertGone("pod", sandboxDir);
+  });
+
   test("tight limits (8 MiB, 5 pids) hold the program, not the runtime's waiting process", () => {
     const dir = bundle("tight", ["/bin/sh", "-c", "echo within; grep -c . /proc/self/status > /dev/null && echo limits-ok"], (c) => {
       c.linux.resources.memory = { limit: 8 << 20 };

@@ -1,7 +1,7 @@
 import { readFileSync, readlinkSync } from "node:fs";
 import { fdCount, UsageError, type ToolContext } from "@corerun/cli";
 import { DEFAULT_PATH } from "@corerun/rootfs";
-import { capabilitySet, checkHostname, checkWorkdir, parseEnvVars } from "@corerun/state";
+import { capabilitySet, checkHostname, checkWorkdir, nsPids, parseEnvVars } from "@corerun/state";
 import { SECCOMP_FILTER_FLAGS } from "@corerun/syscall";
 import type { ArgsDef } from "citty";
 
@@ -109,7 +109,11 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   // A new /proc over the host's would hide the host's processes from everyone in this namespace.
   // Mounted outside a cgroup namespace, the hierarchies would show the host's whole cgroup tree.
   if (ctx.flags["mount-cgroup"] && !ctx.flags.cgroupns) throw new UsageError("--mount-cgroup needs --cgroupns");
-  if (ctx.flags["mount-proc"] && process.pid !== 1) throw new UsageError("--mount-proc needs corerun-exec to be PID 1 of a new PID namespace (start it with corerun-ns)");
+  // In a PID namespace of its own (pid 1) or joined by path (a pod's): NSpid, read through the
+  // host's /proc still mounted here, then has more than one level.
+  if (ctx.flags["mount-proc"] && process.pid !== 1 && nsPids("self").length < 2) {
+    throw new UsageError("--mount-proc needs corerun-exec in a PID namespace other than the host's (start it with corerun-ns)");
+  }
   return {
     hostname,
     env,

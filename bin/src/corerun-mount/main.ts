@@ -3,7 +3,7 @@ import { connectUnix, fdSender, linuxSyscall as sys } from "@corerun/syscall";
 import { defineTool, dieWithParent, faultPoint, runTool } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
-import { procStartTime } from "@corerun/state";
+import { nsPids, procStartTime } from "@corerun/state";
 import { readSpec } from "@corerun/oci";
 import { dirname } from "node:path";
 import { checkProgram, mountOciTree, pauseForHooks, readonlyRoot, sendConsole } from "./oci.ts";
@@ -39,6 +39,8 @@ export const tool = defineTool({
     const consoleFd = opts.consoleSocket === undefined ? undefined : connectUnix(opts.consoleSocket);
     const sendFd = consoleFd === undefined ? undefined : fdSender();
     const startTime = procStartTime(opts.pid);
+    // Read from the host's /proc: the target's pid in its own PID namespace, where its /proc is.
+    const nsPid = nsPids(opts.pid).at(-1);
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;
     // The wait for ready ends when the target dies: a pidfd, opened while its pid is its own.
     const target = sys.pidfdOpen(opts.pid);
@@ -69,7 +71,7 @@ export const tool = defineTool({
       if (opts.syncDir) waitReady(opts.syncDir, { pidfd: target, name: `process ${opts.pid}`, sys });
       faultPoint("mount:ready");
       if (opts.hookPause) pauseForHooks();
-      if (opts.proc) moveProc(sys, opts.rootfs, startTime);
+      if (opts.proc) moveProc(sys, opts.rootfs, { nsPid, startTime });
       faultPoint("mount:proc");
       pivot(sys, opts.rootfs);
       faultPoint("mount:pivot");

@@ -238,11 +238,12 @@ export function pivot(sys: Syscall, rootfs: string): void {
 /**
  * Moves the container's own /proc, which corerun-exec --mount-proc mounted from inside its PID
  * namespace, into the rootfs. The top mount on /proc must be that one and not the host's copy,
- * which would show every host process: its PID 1 must be PID itself (same start time).
+ * which would show every host process: the target must be there under its own namespace's pid
+ * (`nsPid`: 1 in a new PID namespace, another number in one joined by path), with its start time.
  */
-export function moveProc(sys: Syscall, rootfs: string, pidStartTime: number | undefined): void {
-  const init = procStartTime(1, "/proc");
-  if (pidStartTime === undefined || init !== pidStartTime) {
+export function moveProc(sys: Syscall, rootfs: string, target: { nsPid: number | undefined; startTime: number | undefined }): void {
+  const seen = target.nsPid === undefined ? undefined : procStartTime(target.nsPid, "/proc");
+  if (target.startTime === undefined || seen !== target.startTime) {
     throw new Error("the /proc of the target's mount namespace is not its own; start it with corerun-exec --mount-proc");
   }
   sys.mount("/proc", resolveInRoot(rootfs, "/proc"), null, MS_MOVE);

@@ -14,7 +14,7 @@ import { openRecorded, type State } from "@corerun/state";
 import {
   connectUnix, enterContainer, fdSender, linuxSyscall as sys, openPty, setWindowSize, CAPABILITIES, RLIMIT_NUMBERS,
 } from "@corerun/syscall";
-import { joinableNamespaces, liveStatus, mustFind, writePidFile } from "./oci.ts";
+import { joinableNamespaces, liveStatus, mustFind, setOomScoreAdj, writePidFile } from "./oci.ts";
 
 type ExecProcess = v.InferOutput<typeof Process>;
 
@@ -113,7 +113,7 @@ export async function ociExec(req: ExecRequest): Promise<number> {
       prepare(child) {
         cg?.addTask(child);
         for (const r of proc.rlimits ?? []) sys.setrlimit(RLIMIT_NUMBERS[r.type]!, r.soft, r.hard, child);
-        if (proc.oomScoreAdj !== undefined) writeFileSync(`/proc/${child}/oom_score_adj`, String(proc.oomScoreAdj));
+        setOomScoreAdj(child, proc.oomScoreAdj);
       },
     });
     if (tty && sock !== undefined) fdSender()(sock, tty.master, "/dev/pts/ptmx");

@@ -9,7 +9,8 @@
  * start, and the engine's subreaper inherits the container.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
 import { faultPoint, UsageError, signalNumber } from "@corerun/cli";
@@ -22,7 +23,7 @@ import {
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import {
-  envp, inNamespaces, linuxSyscall as sys, namespaceFlags, startInNamespaces, CAPABILITIES, SCMP_CMP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
+  envp, inNamespaces, linuxSyscall as sys, SyscallError, namespaceFlags, startInNamespaces, CAPABILITIES, SCMP_CMP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
   type NamespaceName,
 } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
@@ -95,7 +96,11 @@ export function planCreate(o: CreateOptions): CreatePlan {
   planCapabilities(spec);
   const mounts = planMounts(spec);
   const proc = mounts.some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc");
-  if (proc && !namespaces.create.includes("pid")) throw new UsageError("mounts: a /proc for a PID namespace joined by path is not supported yet; give the container a new pid namespace");
+  // A /proc shows the PID namespace of the process that mounts it (corerun-exec): the host's
+  // processes unless it has a new PID namespace or joins one.
+  if (proc && !namespaces.create.includes("pid") && !namespaces.join.some((j) => j.type === "pid")) {
+    throw new UsageError("mounts: a /proc needs a pid namespace (new or joined by path) in linux.namespaces; without one it would show the host's processes");
+  }
   const rootfs = rootPath(spec, o.bundle);
   let isDir = false;
   try {
@@ -148,13 +153,33 @@ function createCgroup(path: string, plan: CreatePlan): CgroupManager {
   return cg;
 }
 
+/** The config's uid and gid mappings as /proc/PID/uid_map and gid_map text. */
+function mapsOf(spec: Spec): { uidMap: string; gidMap: string } {
+  return { uidMap: idMapText(spec.linux!.uidMappings!.map(toRange)), gidMap: idMapText((spec.linux!.gidMappings ?? spec.linux!.uidMappings!).map(toRange)) };
+}
+
+/**
+ * A user namespace joined by path has its mappings already: the config's must be the same, or
+ * the files handed to the container's root (and the engine's idea of its ids) would be wrong.
+ */
+function checkJoinedMaps(spec: Spec, pid: number, path: string): void {
+  const want = mapsOf(spec);
+  const lines = (text: string) => text.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" ")).filter(Boolean);
+  for (const [kind, file] of [["uid", want.uidMap], ["gid", want.gidMap]] as const) {
+    const has = lines(readFileSync(`/proc/${pid}/${kind}_map`, "utf8"));
+    if (lines(file).join("; ") !== has.join("; ")) {
+      throw new UsageError(`linux.${kind}Mappings: the user namespace ${path} maps "${has.join("; ")}" (container host size), not "${lines(file).join("; ")}"; give its own mappings`);
+    }
+  }
+}
+
 /** corerun-exec as the first process, in the config's namespaces, waiting for go. */
 function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string, prepare: (pid: number) => void): number {
   const { spec, namespaces } = plan;
-  const userns = namespaces.create.includes("user")
-    ? { uidMap: idMapText(spec.linux!.uidMappings!.map(toRange)), gidMap: idMapText((spec.linux!.gidMappings ?? spec.linux!.uidMappings!).map(toRange)) }
-    : undefined;
-  const exec = userns ? execRuntime(o.root) : toolCommand("corerun-exec")[1]!;
+  const userns = namespaces.create.includes("user") ? mapsOf(spec) : undefined;
+  // Node's threads keep it out of a user namespace: the native helper's child joins it.
+  const joinedUser = namespaces.join.find((j) => j.type === "user");
+  const exec = userns || joinedUser ? execRuntime(o.root) : toolCommand("corerun-exec")[1]!;
   const proc = planMounts(spec).some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc");
   const argv = [
     process.execPath, exec, "--sync-dir", dir, "--oci", join(dir, "config.json"),
@@ -167,10 +192,33 @@ function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string, prep
   ];
   // The cgroup namespace is made by corerun-exec once in its cgroup, so that it is the root there.
   const names = namespaces.create.filter((t) => t !== "cgroup" && t !== "user").map((t) => (t === "network" ? "net" : t)) as NamespaceName[];
-  const clone = () => startInNamespaces(sys, { flags: namespaceFlags(names), path: process.execPath, argv, env: envp(), userns, prepare, nullStdio: spec.process!.terminal ?? false });
-  // Node marks the fds it inherited close-on-exec; the preserved ones must reach corerun-exec.
-  const preserved = Array.from({ length: o.preserveFds }, (_, i) => 3 + i);
-  return withInheritedFds(preserved, () => inNamespaces(sys, namespaces.join, clone));
+  // With a joined user namespace, the native helper's child joins the PID namespace too: the
+  // pid it gets back is then one of corerun's namespace, not the pod's.
+  const joinedPid = joinedUser ? namespaces.join.find((j) => j.type === "pid") : undefined;
+  const fds: number[] = [];
+  try {
+    const joinUserns = joinedUser ? { userns: fds[fds.push(openNamespace(joinedUser)) - 1]!, pidns: joinedPid ? fds[fds.push(openNamespace(joinedPid)) - 1] : undefined } : undefined;
+    const clone = () => startInNamespaces(sys, {
+      flags: namespaceFlags(names), path: process.execPath, argv, env: envp(), userns, joinUserns, nullStdio: spec.process!.terminal ?? false,
+      prepare: (child) => {
+        if (joinedUser) checkJoinedMaps(spec, child, joinedUser.path);
+        prepare(child);
+      },
+    });
+    // Node marks the fds it inherited close-on-exec; the preserved ones must reach corerun-exec.
+    const preserved = Array.from({ length: o.preserveFds }, (_, i) => 3 + i);
+    return withInheritedFds(preserved, () => inNamespaces(sys, namespaces.join.filter((j) => j.type !== "user" && j !== joinedPid), clone));
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+}
+
+function openNamespace(ns: { type: string; path: string }): number {
+  try {
+    return openSync(ns.path, "r");
+  } catch (err) {
+    throw new UsageError(`linux.namespaces: cannot open the ${ns.type} namespace ${ns.path} (${(err as NodeJS.ErrnoException).code})`);
+  }
 }
 
 const toRange = (m: { containerID: number; hostID: number; size: number }) => ({ container: m.containerID, host: m.hostID, size: m.size });
@@ -180,6 +228,22 @@ export function writePidFile(file: string, pid: number): void {
   const tmp = join(dirname(file), `.${file.split("/").at(-1)}.tmp`);
   writeFileSync(tmp, String(pid));
   renameSync(tmp, file);
+}
+
+/**
+ * process.oomScoreAdj for a container process. Lowering it below the current value needs
+ * CAP_SYS_RESOURCE, which a host's bounding set may lack (containerd's restrict_oom_score_adj).
+ */
+export function setOomScoreAdj(pid: number, value: number | undefined): void {
+  if (value === undefined) return;
+  const file = `/proc/${pid}/oom_score_adj`;
+  try {
+    writeFileSync(file, String(value));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM") throw err;
+    throw new SyscallError({ syscall: "write", errno: osConstants.errno[code], path: file, context: `process.oomScoreAdj ${value} (below the current value needs CAP_SYS_RESOURCE)` });
+  }
 }
 
 /** The cgroup directories a cgroup mount binds: hierarchy name (its mount point's base) → dir. */
@@ -203,7 +267,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
   faultPoint("oci:state");
   const tools: Tools = [];
   try {
-    if (plan.namespaces.create.includes("user")) {
+    if (plan.namespaces.create.includes("user") || plan.namespaces.join.some((j) => j.type === "user")) {
       const maps = { uidMap: plan.spec.linux!.uidMappings!.map(toRange), gidMap: (plan.spec.linux!.gidMappings ?? plan.spec.linux!.uidMappings!).map(toRange) };
       handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
     }
@@ -219,7 +283,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     // container's limit.
     const enterCgroup = () => {
       cg.addTask(pid);
-      if (plan.spec.process!.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.spec.process!.oomScoreAdj));
+      setOomScoreAdj(pid, plan.spec.process!.oomScoreAdj);
       faultPoint("oci:cgroup-joined");
     };
     const mountArgs = [

@@ -11,5 +11,6 @@ export {
   cgroupManager, oomReport, listCgroups, validateName, normalizeParent, DEFAULT_PARENT, type CgroupManager, type CgroupOptions, type LimitController,
 } from "./manager.ts";
 export type { CgroupStats } from "./stats.ts";
+export { attachDeviceFilter, deviceFilterProgram, effectiveRules } from "./devicefilter.ts";
 export { joinCgroups, joinCommand, openCgroupProcs, joinCgroupFds, JOIN_SCRIPT } from "./join.ts";
 export { cgroupTree, mountCgroupTree, type CgroupTree } from "./mount.ts";

@@ -19,7 +19,7 @@ export interface Limits {
   swap?: number;
   /** Relative CPU weight, in v1 cpu.shares units (2-262144; v2 converts to cpu.weight). */
   cpuShares?: number;
-  /** Device access rules, in order; only on a host with the v1 devices hierarchy. */
+  /** Device access rules, in order: the v1 devices hierarchy's files, or cgroup v2's eBPF filter. */
   devices?: DeviceRule[];
 }
 

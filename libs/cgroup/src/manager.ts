@@ -3,7 +3,8 @@ import { UsageError } from "@corerun/cli";
 import { discoverLayout, type CgroupLayout, type LayoutOptions } from "./detect.ts";
 import { errnoOf, nodeCgroupFs, waitFor, type CgroupFs } from "./fs.ts";
 import { readPids, writeValue } from "./files.ts";
-import { formatBytes, type Limits } from "./limits.ts";
+import { attachDeviceFilter } from "./devicefilter.ts";
+import { formatBytes, type DeviceRule, type Limits } from "./limits.ts";
 import { emptyStats, type CgroupStats } from "./stats.ts";
 import { v1CpuUsage, v1Freeze, V1_UNITS } from "./v1.ts";
 import { enableController, v2CanKill, v2CpuUsage, v2Freeze, v2Kill, V2_UNITS } from "./v2.ts";
@@ -58,8 +59,13 @@ export interface CgroupOptions extends LayoutOptions {
   parent?: string;
   /** The host's layout, when already discovered (or made up for a test). */
   layout?: CgroupLayout;
-  /** Also place the cgroup in the v1 devices hierarchy, for device rules. */
+  /**
+   * Device rules will be applied: the cgroup goes into the v1 devices hierarchy where the host
+   * mounts one, else its v2 directory gets an eBPF device filter.
+   */
   devices?: boolean;
+  /** Loads and attaches the v2 device filter (the kernel's; unit tests record the call). */
+  attachDeviceFilter?: (dir: string, rules: readonly DeviceRule[]) => void;
 }
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -93,11 +99,13 @@ class Manager implements CgroupManager {
   private readonly route: Partial<Record<LimitController, CgroupDir>> = {};
   private readonly cpuacct: CgroupDir | undefined;
   private readonly freezer: CgroupDir | undefined;
+  private readonly attachDeviceFilter: (dir: string, rules: readonly DeviceRule[]) => void;
 
   constructor(opts: CgroupOptions) {
     this.name = validateName(opts.name);
     this.parent = normalizeParent(opts.parent ?? DEFAULT_PARENT);
     this.fs = opts.fs ?? nodeCgroupFs;
+    this.attachDeviceFilter = opts.attachDeviceFilter ?? attachDeviceFilter;
     this.layout = opts.layout ?? discoverLayout(opts);
     const { unified, v2Controllers, v1 } = this.layout;
     const at = (mount: string) => join(mount, this.parent, this.name);
@@ -112,9 +120,15 @@ class Manager implements CgroupManager {
     };
     // Per controller: the v2 hierarchy when it offers it, else the v1 hierarchy that mounts it.
     for (const c of LIMIT_CONTROLLERS) {
-      if (c === "devices" && !opts.devices) continue;
-      // cgroup v2 has no devices files (its filter is an eBPF program): only v1 can take rules.
-      if (this.v2 && c !== "devices" && v2Controllers.includes(c)) {
+      if (c === "devices") {
+        if (!opts.devices) continue;
+        // cgroup v2 has no devices files: where no v1 hierarchy takes the rules, an eBPF filter
+        // on the v2 directory does (no controller to enable for it).
+        const d = v1Dir(c) ?? this.v2;
+        if (d) this.route[c] = d;
+        continue;
+      }
+      if (this.v2 && v2Controllers.includes(c)) {
         this.v2.controllers.push(c);
         this.route[c] = this.v2;
       } else {
@@ -148,9 +162,7 @@ class Manager implements CgroupManager {
   }
 
   private unavailable(c: LimitController): Error {
-    if (c === "devices") {
-      return new Error(`device rules need the v1 devices hierarchy, which this host does not mount (cgroup v2 filters devices with eBPF, which corerun does not load yet)`);
-    }
+    if (c === "devices") return new Error(`device rules need the v1 devices hierarchy or cgroup v2 (for an eBPF filter), and this host mounts neither under ${this.layout.root}`);
     const why: string[] = [];
     if (this.layout.unified) {
       const offered = this.layout.v2Controllers.join(" ") || "none";
@@ -232,7 +244,8 @@ class Manager implements CgroupManager {
   apply(limits: Limits): void {
     for (const c of this.needed(limits)) {
       const dir = this.route[c]!;
-      (dir.kind === "v2" && c !== "devices" ? V2_UNITS[c] : V1_UNITS[c]).apply(this.fs, dir.path, limits);
+      if (c === "devices" && dir.kind === "v2") this.attachDeviceFilter(dir.path, limits.devices!);
+      else (dir.kind === "v2" && c !== "devices" ? V2_UNITS[c] : V1_UNITS[c]).apply(this.fs, dir.path, limits);
     }
   }
 

@@ -25,8 +25,9 @@ export function planNamespaces(spec: Spec): NamespacePlan {
     seen.add(ns.type);
     if (ns.path) {
       if (!ns.path.startsWith("/")) throw new Error(`linux.namespaces[${i}]: path "${ns.path}" must be absolute`);
-      if (ns.type === "user" || ns.type === "mount") {
-        throw new Error(`linux.namespaces[${i}]: joining an existing ${ns.type} namespace by path is not supported by corerun; let it create a new one`);
+      if (ns.type === "mount") {
+        // pivot_root would move the root of every process sharing that namespace, not only ours.
+        throw new Error(`linux.namespaces[${i}]: joining an existing mount namespace by path is not supported by corerun (it builds the root with pivot_root, which would move every other process's root there); let it create a new one`);
       }
       join.push({ type: ns.type, path: ns.path });
     } else {
@@ -35,8 +36,11 @@ export function planNamespaces(spec: Spec): NamespacePlan {
   }
   if (!create.includes("mount")) throw new Error("linux.namespaces: corerun needs a new mount namespace (add {\"type\": \"mount\"}) to build the container's root");
   const maps = (spec.linux?.uidMappings?.length ?? 0) + (spec.linux?.gidMappings?.length ?? 0);
+  const joinsUser = join.some((j) => j.type === "user");
+  // A joined namespace's mappings are checked against the kernel's once the process is in it.
   if (create.includes("user") && !spec.linux?.uidMappings?.length) throw new Error("linux.uidMappings: a new user namespace needs uid and gid mappings");
-  if (!create.includes("user") && maps) throw new Error("linux.uidMappings: mappings need a new user namespace in linux.namespaces");
+  if (joinsUser && !spec.linux?.uidMappings?.length) throw new Error("linux.uidMappings: a user namespace joined by path needs its uid and gid mappings, as the engine knows them");
+  if (!create.includes("user") && !joinsUser && maps) throw new Error("linux.uidMappings: mappings need a user namespace in linux.namespaces");
   return { create, join };
 }
 

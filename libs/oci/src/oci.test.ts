@@ -75,6 +75,11 @@ describe("the rest of config.json as corerun's steps", () => {
     assert.throws(() => planNamespaces(parseSpec(user, "c")), /a new user namespace needs uid and gid mappings/);
     const joinMount = { ...base(), linux: { namespaces: [{ type: "mount", path: "/proc/1/ns/mnt" }] } };
     assert.throws(() => planNamespaces(parseSpec(joinMount, "c")), /joining an existing mount namespace by path is not supported/);
+    const joinUser = { ...base(), linux: { namespaces: [{ type: "mount" }, { type: "user", path: "/proc/7/ns/user" }] } };
+    assert.throws(() => planNamespaces(parseSpec(joinUser, "c")), /joined by path needs its uid and gid mappings/);
+    const maps = { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] };
+    assert.deepEqual(planNamespaces(parseSpec({ ...base(), linux: { ...joinUser.linux, ...maps } }, "c")), { create: ["mount"], join: [{ type: "user", path: "/proc/7/ns/user" }] });
+    assert.throws(() => planNamespaces(parseSpec({ ...base(), linux: { namespaces: [{ type: "mount" }], ...maps } }, "c")), /mappings need a user namespace/);
   });
 
   test("capabilities: names to numbers, unknown names refused", () => {

@@ -1,6 +1,6 @@
 export * from "./schema.ts";
 export * from "./store.ts";
-export { procStartTime, isAlive, openRecorded } from "./proc.ts";
+export { procStartTime, nsPids, isAlive, openRecorded } from "./proc.ts";
 export {
   checkHostname, parseEnvVars, checkWorkdir, capabilitySet, DEFAULT_CAPABILITIES, parseIdMap, hostIdOf, idMapText, type IdRange,
 } from "./config.ts";

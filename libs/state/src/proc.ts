@@ -1,6 +1,21 @@
 import { closeSync, readFileSync } from "node:fs";
 
 /**
+ * A process's pid in each PID namespace it is in, outermost (that of the /proc it is read from)
+ * first: the NSpid line of /proc/PID/status. Empty when it is gone.
+ */
+export function nsPids(pid: number | "self", proc = "/proc"): number[] {
+  let status: string;
+  try {
+    status = readFileSync(`${proc}/${pid}/status`, "utf8");
+  } catch {
+    return [];
+  }
+  const line = status.split("\n").find((l) => l.startsWith("NSpid:"));
+  return line ? line.slice(6).trim().split(/\s+/).map(Number) : [];
+}
+
+/**
  * A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined
  * when it is gone. Recorded next to each pid, it tells a live process from a reused pid.
  */

@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct child_args {
@@ -46,8 +47,14 @@ struct child_args {
     int null_stdio;
     int stdin_fd;
     int parent_fd;
+    /* A user namespace to join first, and where the child reports its own child's pid (below). */
+    int userns_fd;
+    int report_fd;
+    char *stack2;
     sigset_t mask;
 };
+
+#define STACK_SIZE (256 * 1024)
 
 /* Node's handlers point into a heap the child must not touch: every signal back to default. */
 static void reset_signals(void)
@@ -82,17 +89,16 @@ static int wait_byte(int fd)
  */
 static int clone_child(int (*fn)(void *), void *arg, int flags, sigset_t *mask)
 {
-    const size_t stack_size = 256 * 1024;
     sigset_t all;
     char *stack;
     int pid, saved;
 
-    stack = malloc(stack_size);
+    stack = malloc(STACK_SIZE);
     if (!stack)
         return -1;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, mask);
-    pid = clone(fn, stack + stack_size, flags | SIGCHLD, arg);
+    pid = clone(fn, stack + STACK_SIZE, flags | SIGCHLD, arg);
     saved = errno;
     pthread_sigmask(SIG_SETMASK, mask, NULL);
     free(stack);
@@ -162,15 +168,81 @@ static int child_main(void *p)
 }
 
 /*
+ * Namespaces made by clone belong to the user namespace the caller is in. To make them in a user
+ * namespace joined by path (a pod's, as runc's nsexec does), a first child joins it and clones
+ * the real child with CLONE_PARENT, so that it is the caller's child; it reports that pid (or
+ * minus errno) and exits. Signals stay blocked throughout: child_main resets them. join_fd (a
+ * PID namespace) is joined here, after the user namespace that owns it: the real child is born
+ * in it, while this one stays in the caller's, so that the pid clone returns is the caller's.
+ */
+static int userns_main(void *p)
+{
+    struct child_args *a = p;
+    int pid;
+
+    if (setns(a->userns_fd, CLONE_NEWUSER) < 0 || (a->join_fd >= 0 && setns(a->join_fd, a->join_flags) < 0))
+        pid = -errno;
+    else {
+        a->join_fd = -1;
+        pid = clone(child_main, a->stack2 + STACK_SIZE, a->flags | CLONE_PARENT, a);
+        if (pid < 0)
+            pid = -errno;
+    }
+    if (write(a->report_fd, &pid, sizeof pid) != sizeof pid)
+        _exit(125);
+    _exit(0);
+}
+
+static int clone_in_userns(struct child_args *a)
+{
+    int report[2], pid = -1, first, status, saved = 0;
+    ssize_t n;
+
+    a->stack2 = malloc(STACK_SIZE);
+    if (!a->stack2)
+        return -1;
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        free(a->stack2);
+        return -1;
+    }
+    a->report_fd = report[1];
+    first = clone_child(userns_main, a, 0, &a->mask);
+    if (first < 0)
+        saved = errno;
+    close(report[1]);
+    if (first >= 0) {
+        do
+            n = read(report[0], &pid, sizeof pid);
+        while (n < 0 && errno == EINTR);
+        if (n != sizeof pid) {
+            pid = -1;
+            saved = ECHILD;
+        } else if (pid < 0) {
+            saved = -pid;
+            pid = -1;
+        }
+        while (waitpid(first, &status, __WALL) < 0 && errno == EINTR)
+            ;
+    }
+    close(report[0]);
+    free(a->stack2);
+    errno = saved;
+    return pid;
+}
+
+/*
  * Returns the child's pid, or -1 with errno set. All signals stay blocked from before the clone
- * until the child has reset its handlers, so no Node handler can run in the child.
+ * until the child has reset its handlers, so no Node handler can run in the child. With
+ * userns_fd, the namespaces of flags are made inside that user namespace, which the child joins.
  */
 int corerun_clone_exec(int flags, const char *path, char *const argv[], char *const envp[], int join_fd, int join_flags,
-                       int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd, int die_with_parent)
+                       int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd, int die_with_parent,
+                       int userns_fd)
 {
     struct child_args a = { .path = path, .argv = argv, .envp = envp, .flags = flags, .join_fd = join_fd,
                             .join_flags = join_flags, .sync_fd = sync_fd, .sync_close_fd = sync_close_fd,
-                            .become_root = become_root, .null_stdio = null_stdio, .stdin_fd = stdin_fd, .parent_fd = -1 };
+                            .become_root = become_root, .null_stdio = null_stdio, .stdin_fd = stdin_fd, .parent_fd = -1,
+                            .userns_fd = userns_fd, .report_fd = -1, .stack2 = NULL };
     int pid, saved;
 
     if (die_with_parent) {
@@ -178,7 +250,7 @@ int corerun_clone_exec(int flags, const char *path, char *const argv[], char *co
         if (a.parent_fd < 0)
             return -1;
     }
-    pid = clone_child(child_main, &a, flags, &a.mask);
+    pid = userns_fd >= 0 ? clone_in_userns(&a) : clone_child(child_main, &a, flags, &a.mask);
     saved = errno;
     if (a.parent_fd >= 0)
         close(a.parent_fd);

@@ -8,8 +8,8 @@ export type Fn = (...args: unknown[]) => number;
 
 /** Syscall numbers for calls without a glibc wrapper on every supported glibc. */
 const NR: Record<string, Record<string, number>> = {
-  x64: { keyctl: 250, seccomp: 317, pivot_root: 155, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
-  arm64: { keyctl: 219, seccomp: 277, pivot_root: 41, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
+  x64: { bpf: 321, keyctl: 250, seccomp: 317, pivot_root: 155, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
+  arm64: { bpf: 280, keyctl: 219, seccomp: 277, pivot_root: 41, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
 };
 
 export function nr(name: string): number {

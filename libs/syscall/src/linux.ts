@@ -153,9 +153,9 @@ export const linuxSyscall: Syscall = {
     }
   },
   cloneExec(flags, path, argv, envp, opts = {}) {
-    const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd, int die_with_parent)");
+    const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd, int die_with_parent, int userns_fd)");
     const { sync, join } = opts;
-    return check(clone(flags, path, [...argv, null], [...envp, null], join?.fd ?? -1, join?.flags ?? 0, sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0, opts.nullStdio ? 1 : 0, opts.stdinFd ?? -1, opts.dieWithParent ? 1 : 0), "clone", path);
+    return check(clone(flags, path, [...argv, null], [...envp, null], join?.fd ?? -1, join?.flags ?? 0, sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0, opts.nullStdio ? 1 : 0, opts.stdinFd ?? -1, opts.dieWithParent ? 1 : 0, opts.usernsFd ?? -1), "clone", path);
   },
   poll(fds, timeoutMs) {
     // struct pollfd { int fd; short events; short revents; }
@@ -190,6 +190,32 @@ export const linuxSyscall: Syscall = {
     struct("sock_fprog", { len: "uint16_t", filter: "void *" });
     const prog = { len: program.length / 8, filter: program };
     check(fn(SYSCALL)(nr("seccomp"), "unsigned int", 1 /* SECCOMP_SET_MODE_FILTER */, "unsigned int", flags, "sock_fprog *", prog), "seccomp");
+  },
+  bpfProgLoad(type, program, expectedAttachType) {
+    if (program.length === 0 || program.length % 8 !== 0) throw new Error(`a BPF program of ${program.length} bytes is not a sequence of 8-byte instructions`);
+    // union bpf_attr for BPF_PROG_LOAD, up to expected_attach_type; pointers are 64-bit fields.
+    struct("bpf_prog_load_attr", {
+      prog_type: "uint32_t", insn_cnt: "uint32_t", insns: "void *", license: "const char *", log_level: "uint32_t", log_size: "uint32_t",
+      log_buf: "void *", kern_version: "uint32_t", prog_flags: "uint32_t", prog_name: "char[16]", prog_ifindex: "uint32_t", expected_attach_type: "uint32_t",
+    });
+    const log = Buffer.alloc(4096);
+    const attr = {
+      prog_type: type, insn_cnt: program.length / 8, insns: program, license: "Apache-2.0", log_level: 1, log_size: log.length, log_buf: log,
+      kern_version: 0, prog_flags: 0, prog_name: "corerun", prog_ifindex: 0, expected_attach_type: expectedAttachType,
+    };
+    try {
+      return check(fn(SYSCALL)(nr("bpf"), "int", 5 /* BPF_PROG_LOAD */, "bpf_prog_load_attr *", attr, "unsigned int", 48 + 16 + 8), "bpf(BPF_PROG_LOAD)");
+    } catch (err) {
+      // The verifier says why in its log; its first line is enough to act on.
+      const why = log.subarray(0, Math.max(0, log.indexOf(0))).toString().trim().split("\n")[0];
+      if (why && err instanceof Error) err.message += ` (verifier: ${why})`;
+      throw err;
+    }
+  },
+  bpfProgAttach(targetFd, progFd, attachType, flags) {
+    struct("bpf_prog_attach_attr", { target_fd: "uint32_t", attach_bpf_fd: "uint32_t", attach_type: "uint32_t", attach_flags: "uint32_t", replace_bpf_fd: "uint32_t" });
+    const attr = { target_fd: targetFd, attach_bpf_fd: progFd, attach_type: attachType, attach_flags: flags, replace_bpf_fd: 0 };
+    check(fn(SYSCALL)(nr("bpf"), "int", 8 /* BPF_PROG_ATTACH */, "bpf_prog_attach_attr *", attr, "unsigned int", 20), "bpf(BPF_PROG_ATTACH)");
   },
   resetSignals() {
     // An ignored signal stays ignored across execve; Node ignores SIGPIPE, which would make

@@ -28,6 +28,12 @@ export interface StartOptions {
   env: readonly string[];
   /** A new user namespace with these maps, in which the process becomes uid and gid 0. */
   userns?: IdMapText | undefined;
+  /**
+   * A user namespace to join instead (a pod's, by path), in which the process becomes uid and
+   * gid 0; the namespaces of `flags` are made inside it. `pidns`: a PID namespace (owned by it)
+   * for the process to be born in; the caller must not have joined that one itself.
+   */
+  joinUserns?: { userns: number; pidns?: number | undefined } | undefined;
   /** Work on the new namespaces from outside (a loopback to bring up) before the process runs. */
   prepare?: ((pid: number) => void) | undefined;
   /** /dev/null as its stdio instead of the caller's. */
@@ -48,11 +54,14 @@ export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   const flags = opts.flags | (opts.userns ? CLONE_NEWUSER : 0);
   const dieWithParent = opts.dieWithParent ?? false;
   const nullStdio = opts.nullStdio ?? false;
-  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { nullStdio, dieWithParent });
+  if (opts.userns && opts.joinUserns !== undefined) throw new Error("a process gets a new user namespace or joins one, not both");
+  const usernsFd = opts.joinUserns?.userns;
+  const join = opts.joinUserns?.pidns === undefined ? undefined : { fd: opts.joinUserns.pidns, flags: CLONE_NEWPID };
+  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { nullStdio, dieWithParent, usernsFd, join, becomeRoot: usernsFd !== undefined });
   const sync = sys.pipe();
   let pid: number | undefined;
   try {
-    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined, nullStdio, dieWithParent });
+    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined || usernsFd !== undefined, nullStdio, dieWithParent, usernsFd, join });
     if (opts.userns?.helpers) {
       mapWith("newuidmap", pid, opts.userns.uidMap);
       mapWith("newgidmap", pid, opts.userns.gidMap);

@@ -47,8 +47,15 @@ export interface Syscall {
    */
   cloneExec(
     flags: number, path: string, argv: readonly string[], envp: readonly string[],
-    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; nullStdio?: boolean; stdinFd?: number; dieWithParent?: boolean },
+    opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; nullStdio?: boolean; stdinFd?: number; dieWithParent?: boolean; usernsFd?: number },
   ): number;
+  /**
+   * bpf(BPF_PROG_LOAD) of a program (8-byte instructions) of a BPF_PROG_TYPE_*; returns its fd.
+   * A refusal carries the first line of the verifier's log.
+   */
+  bpfProgLoad(type: number, program: Buffer, expectedAttachType: number): number;
+  /** bpf(BPF_PROG_ATTACH) of a loaded program to a target (a cgroup directory's fd). */
+  bpfProgAttach(targetFd: number, progFd: number, attachType: number, flags: number): void;
   /** poll(2) on fds for POLLIN; returns the revents of each, all 0 on a timeout (ms, -1 for none). */
   poll(fds: readonly number[], timeoutMs: number): number[];
   /** pipe2(O_CLOEXEC): [read end, write end]. */
