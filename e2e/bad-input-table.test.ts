@@ -81,8 +81,10 @@ const ROWS: Row[] = [
   ["corerun", corerun("--memory"), 125, () => /option --memory needs a value; see --help/],
   ["corerun", corerun("--cgroup-parent", "../../etc", "/bin/true"), 125, () => /--cgroup-parent "..\/..\/etc" is not valid; give a path below the cgroup root/],
   // corerun run: ports, networks, subnets
-  ["corerun", corerun("-P", "abc", "/bin/true"), 125, () => /-P abc: expected \[IP:\]HOST_PORT:CONTAINER_PORT\[\/tcp\|udp\], e.g. 8080:80/],
-  ["corerun", corerun("-P", "8080", "/bin/true"), 125, () => /-P 8080: expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
+  ["corerun", corerun("-P", "abc", "/bin/true"), 125, () => /-P abc: container port "abc" is not a number; use \[\[IP:\]HOST_PORT:\]CONTAINER_PORT\[\/tcp\|udp\]/],
+  ["corerun", corerun("-P", "8080:", "/bin/true"), 125, () => /-P 8080:: container port "" is not a number/],
+  ["corerun", corerun("-P", "1:2:3:4", "/bin/true"), 125, () => /-P 1:2:3:4: expected \[\[IP:\]HOST_PORT:\]CONTAINER_PORT\[\/tcp\|udp\], e.g. 8080:80/],
+  ["corerun", corerun("--publish-all", "/bin/true"), 125, () => /--publish-all publishes an image's ExposedPorts, and a --rootfs container has none; give each port with -P CONTAINER_PORT/],
   ["corerun", corerun("-P", "1.2.3.4.5:8080:80", "/bin/true"), 125, () => /-P 1.2.3.4.5:8080:80: "1.2.3.4.5" is not an IPv4 address of this host/],
   ["corerun", corerun("-P", "8080:0", "/bin/true"), 125, () => /-P 8080:0: container port 0 is out of range; ports go from 1 to 65535/],
   ["corerun", corerun("-P", "0:80", "/bin/true"), 125, () => /-P 0:80: .*port/],

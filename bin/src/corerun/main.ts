@@ -1,7 +1,7 @@
 import { dirname } from "node:path";
 import { defineTool, errorLine, exitCodeOf, faultPoint, printJson, printTable, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
-import { netPaths } from "@corerun/net";
+import { netPaths, publishedPorts } from "@corerun/net";
 import { isAlive, readStates, stateRoot } from "@corerun/state";
 import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
@@ -137,12 +137,14 @@ const ps = defineTool({
       process.stdout.write(`${JSON.stringify(states, null, 2)}\n`);
       return 0;
     }
-    const rows = [["ID", "NAME", "STATUS", "PID", "NETWORK", "COMMAND"], ...states.map((s) => [
+    const ports = publishedPorts(root);
+    const rows = [["ID", "NAME", "STATUS", "PID", "NETWORK", "PORTS", "COMMAND"], ...states.map((s) => [
       s.id,
       s.config.name ?? "-",
       s.oci ? liveStatus(s) : s.status === "running" && !isAlive(s.owner) ? "orphaned" : s.status,
       String(s.init?.pid ?? "-"),
       s.config.network.mode === "bridge" ? (s.config.network.net ?? netPaths(root).defaultNetwork) : s.config.network.mode,
+      ports.get(s.id) || "-",
       s.config.command.join(" "),
     ])];
     printTable(rows);
