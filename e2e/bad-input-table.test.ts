@@ -12,7 +12,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { busyboxRootfs, hostMountsUnder, isRoot, processesWith, removeStateRoot, run, stateRoot, tool } from "./helpers.ts";
+import { once } from "node:events";
+import { setTimeout as delay } from "node:timers/promises";
+import { BIN, busyboxRootfs, hostMountsUnder, spawn, isRoot, processesWith, removeStateRoot, run, stateRoot, tool } from "./helpers.ts";
 
 const tag = randomBytes(3).toString("hex");
 const PARENT = `corerun-bad-${tag}`;
@@ -28,6 +30,8 @@ interface Ctx {
   hostsLoop: string;
   /** A read-only filesystem, for a state root. */
   readOnly: string;
+  /** A link to the busybox rootfs. */
+  rootfsLink: string;
 }
 
 type Row = [tool: string, args: (c: Ctx) => string[], code: number, message: (c: Ctx) => RegExp];
@@ -36,6 +40,28 @@ const re = (s: string) => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
 
 /** corerun with the test's state root, rootfs and cgroup parent. */
 const corerun = (...args: string[]) => (c: Ctx) => ["--root", c.root, "--rootfs", c.rootfs, "--cgroup-parent", PARENT, ...args];
+
+/** A config.json that runs `args` from `root`, as a bundle's. */
+function config(name: string, args: string[], root: string): unknown {
+  return {
+    ociVersion: "1.0.2", process: { args, cwd: "/", user: { uid: 0, gid: 0 } }, root: { path: root },
+    linux: { namespaces: [{ type: "pid" }, { type: "mount" }], cgroupsPath: `/${PARENT}/${name}` },
+  };
+}
+
+/** JSON files the rows name under the scratch directory, made before the first row ("\0": a NUL byte in a string). */
+const FILES: Record<string, (c: Ctx) => unknown> = {
+  "nul-args/config.json": (c) => config("nul-args", ["/bin/true\0--frob"], c.rootfs),
+  "nul-root/config.json": (c) => config("nul-root", ["/bin/true"], `${c.rootfs}\0/x`),
+  "link-root/config.json": (c) => config("link-root", ["/bin/true"], c.rootfsLink),
+  "nul-resources.json": () => ({ "memory\0": { limit: 1 } }),
+  "nul-profile.json": () => ({ defaultAction: "SCMP_ACT_ERRNO", syscalls: [{ names: ["read\0write"], action: "SCMP_ACT_ALLOW" }] }),
+  "nul-layout/oci-layout": () => ({ imageLayoutVersion: "1.0.0" }),
+  "nul-layout/index.json": () => ({
+    schemaVersion: 2,
+    manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${"0".repeat(64)}`, size: 2, annotations: { "org.opencontainers.image.ref.name": "busybox\0:evil" } }],
+  }),
+};
 
 const ROWS: Row[] = [
   // corerun run: limits
@@ -55,8 +81,10 @@ const ROWS: Row[] = [
   ["corerun", corerun("--memory"), 125, () => /option --memory needs a value; see --help/],
   ["corerun", corerun("--cgroup-parent", "../../etc", "/bin/true"), 125, () => /--cgroup-parent "..\/..\/etc" is not valid; give a path below the cgroup root/],
   // corerun run: ports, networks, subnets
-  ["corerun", corerun("-P", "abc", "/bin/true"), 125, () => /-P abc: expected \[IP:\]HOST_PORT:CONTAINER_PORT\[\/tcp\|udp\], e.g. 8080:80/],
-  ["corerun", corerun("-P", "8080", "/bin/true"), 125, () => /-P 8080: expected \[IP:\]HOST_PORT:CONTAINER_PORT/],
+  ["corerun", corerun("-P", "abc", "/bin/true"), 125, () => /-P abc: container port "abc" is not a number; use \[\[IP:\]HOST_PORT:\]CONTAINER_PORT\[\/tcp\|udp\]/],
+  ["corerun", corerun("-P", "8080:", "/bin/true"), 125, () => /-P 8080:: container port "" is not a number/],
+  ["corerun", corerun("-P", "1:2:3:4", "/bin/true"), 125, () => /-P 1:2:3:4: expected \[\[IP:\]HOST_PORT:\]CONTAINER_PORT\[\/tcp\|udp\], e.g. 8080:80/],
+  ["corerun", corerun("--publish-all", "/bin/true"), 125, () => /--publish-all publishes an image's ExposedPorts, and a --rootfs container has none; give each port with -P CONTAINER_PORT/],
   ["corerun", corerun("-P", "1.2.3.4.5:8080:80", "/bin/true"), 125, () => /-P 1.2.3.4.5:8080:80: "1.2.3.4.5" is not an IPv4 address of this host/],
   ["corerun", corerun("-P", "8080:0", "/bin/true"), 125, () => /-P 8080:0: container port 0 is out of range; ports go from 1 to 65535/],
   ["corerun", corerun("-P", "0:80", "/bin/true"), 125, () => /-P 0:80: .*port/],
@@ -119,6 +147,13 @@ const ROWS: Row[] = [
   ["corerun", (c) => ["--root", c.root, "--rootfs", c.hostsLoop, "--network", "none", "/bin/true"], 125, () => /\/etc\/hosts in the root filesystem .*hosts-loop: too many levels of symbolic links/],
   ["corerun", (c) => ["--root", join(c.readOnly, "state"), "--rootfs", c.rootfs, "/bin/true"], 125, (c) => re(`state root ${join(c.readOnly, "state")} cannot be written (EROFS); pass --root DIR or set CORERUN_ROOT`)],
   ["corerun", (c) => ["--root", join(c.scratch, "file", "sub"), "--rootfs", c.rootfs, "/bin/true"], 125, () => /state root .* cannot be written \(ENOTDIR\)/],
+  // NUL bytes, through the JSON files corerun reads; a rootfs given through a link
+  ["corerun", (c) => ["--root", c.root, "create", "--bundle", join(c.scratch, "nul-args"), "nul1"], 125, () => /nul-args\/config\.json: process\.args\[0\] holds a NUL byte, which no path, argument or name can carry; remove it/],
+  ["corerun", (c) => ["--root", c.root, "create", "--bundle", join(c.scratch, "nul-root"), "nul2"], 125, () => /nul-root\/config\.json: root\.path holds a NUL byte/],
+  ["corerun", (c) => ["--root", c.root, "create", "--bundle", join(c.scratch, "link-root"), "link1"], 125, (c) => re(`root.path ${c.rootfsLink} is a symlink or passes through one (to ${c.rootfs}); give the real path in config.json, as runc requires`)],
+  ["corerun", (c) => ["--root", c.root, "update", "--resources", join(c.scratch, "nul-resources.json"), "ghost"], 125, () => /--resources: "memory\\u0000" \(a key\) holds a NUL byte/],
+  ["corerun", (c) => corerun("--security-opt", `seccomp=${join(c.scratch, "nul-profile.json")}`, "/bin/true")(c), 125, () => /nul-profile\.json: syscalls\[0\]\.names\[0\] holds a NUL byte/],
+  ["corerun", (c) => ["image", "import", "--root", c.root, join(c.scratch, "nul-layout")], 125, () => /nul-layout: index\.json: manifests\[0\]\.annotations\.org\.opencontainers\.image\.ref\.name holds a NUL byte/],
   // corerun run: the command
   ["corerun", corerun("/bin/nonexistent"), 127, () => /\/bin\/nonexistent: no such file in the root filesystem/],
   ["corerun", corerun("nonexistent-command"), 127, () => /nonexistent-command: not found in PATH .* in the root filesystem/],
@@ -234,7 +269,9 @@ function snapshot(c: Ctx): unknown {
   });
   const leases = join(c.root, "networks/networks.json");
   return {
-    state: existsSync(c.root) ? readdirSync(c.root).filter((n) => !["names.lock", "mountpoints.json", "networks"].includes(n)) : [],
+    // Containers, and what the image store holds (its empty directories and lock are no change).
+    state: existsSync(c.root) ? readdirSync(c.root).filter((n) => !["names.lock", "mountpoints.json", "networks", "runtime", "images", "layers", "images.lock"].includes(n)) : [],
+    store: ["images", "layers"].flatMap((d) => (existsSync(join(c.root, d)) ? readdirSync(join(c.root, d), { recursive: true, withFileTypes: true }).filter((e) => !e.isDirectory()).map((e) => join(e.parentPath, e.name)) : [])),
     leases: existsSync(leases) ? (JSON.parse(readFileSync(leases, "utf8")) as { leases: unknown[] }).leases : [],
     cgroups,
     mounts: [...hostMountsUnder(c.scratch), ...hostMountsUnder(c.root)].filter((l) => !l.includes(c.readOnly)),
@@ -263,6 +300,12 @@ describe(`bad input, as a table of ${ROWS.length} invocations: one line, the exi
     cpSync(c.rootfs, c.hostsLoop, { recursive: true, verbatimSymlinks: true });
     if (existsSync(join(c.hostsLoop, "etc/hosts"))) unlinkSync(join(c.hostsLoop, "etc/hosts"));
     symlinkSync("/etc/hosts", join(c.hostsLoop, "etc/hosts"));
+    c.rootfsLink = join(c.scratch, "rootfs-link");
+    symlinkSync(c.rootfs, c.rootfsLink);
+    for (const [name, data] of Object.entries(FILES)) {
+      mkdirSync(join(c.scratch, name, ".."), { recursive: true });
+      writeFileSync(join(c.scratch, name), JSON.stringify(data(c)));
+    }
     c.readOnly = join(c.scratch, "read-only");
     mkdirSync(c.readOnly);
     const m = run("mount", ["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", c.readOnly]);
@@ -288,8 +331,42 @@ describe(`bad input, as a table of ${ROWS.length} invocations: one line, the exi
     assert.deepEqual([...tools].sort(), ["corerun", "corerun-cgroup", "corerun-exec", "corerun-mount", "corerun-net", "corerun-ns"]);
   });
 
+  test("links in a rootfs stay inside it: the rootfs is recorded by its real path, a mount target linking to a host path is made inside the rootfs", async () => {
+    const tree = join(c.scratch, "data-link");
+    cpSync(c.rootfs, tree, { recursive: true, verbatimSymlinks: true });
+    const hostSide = join(c.scratch, "host-side");
+    const volume = join(c.scratch, "volume");
+    mkdirSync(hostSide);
+    mkdirSync(volume);
+    // Read on the host, /data would be the host's directory; inside the rootfs it is a path that does not exist yet.
+    symlinkSync(hostSide, join(tree, "data"));
+    const link = join(c.scratch, "data-link-link");
+    symlinkSync(tree, link);
+    const treeBefore = readdirSync(tree, { recursive: true }).sort();
+    const child = spawn(join(BIN, "corerun"), ["--root", c.root, "--rootfs", link, "--cgroup-parent", PARENT, "--network", "none", "-v", `${volume}:/data`, "/bin/sh", "-c", "echo in-volume > /data/f && exec sleep 30"], { stdio: "ignore" });
+    const ended = once(child, "exit");
+    let states: { id: string; config: { rootfs: string } }[] = [];
+    try {
+      for (let i = 0; i < 100 && !existsSync(join(volume, "f")); i++) await delay(100);
+      states = JSON.parse(tool("corerun", ["ps", "--json", "--root", c.root]).stdout) as typeof states;
+      assert.deepEqual(states.map((st) => st.config.rootfs), [tree]);
+      assert.equal(readFileSync(join(volume, "f"), "utf8"), "in-volume\n");
+    } finally {
+      // The container's end ends its corerun, which removes what it made.
+      for (const st of states) tool("corerun", ["kill", "--root", c.root, st.id]);
+      if (!states.length) child.kill("SIGKILL");
+      await ended;
+      if (!states.length) tool("corerun", ["cleanup", "--root", c.root]);
+    }
+    assert.deepEqual(readdirSync(hostSide), [], "nothing reached the host's directory");
+    assert.deepEqual(readdirSync(tree, { recursive: true }).sort(), treeBefore, "the mount point made inside the rootfs is gone");
+    rmSync(tree, { recursive: true });
+    for (const p of [link, volume, hostSide]) rmSync(p, { recursive: true });
+    assert.deepEqual(snapshot(c), before_);
+  });
+
   ROWS.forEach(([name, args, code, message], i) => {
-    test(`${i + 1}. ${name} ${args({ root: "ROOT", rootfs: "ROOTFS", scratch: "S", etcLink: "S/etc-link", hostsLoop: "S/hosts-loop", readOnly: "S/read-only" }).join(" ").slice(0, 100)}`, () => {
+    test(`${i + 1}. ${name} ${args({ root: "ROOT", rootfs: "ROOTFS", scratch: "S", etcLink: "S/etc-link", hostsLoop: "S/hosts-loop", readOnly: "S/read-only", rootfsLink: "S/rootfs-link" }).join(" ").slice(0, 100)}`, () => {
       const r = tool(name, args(c), { env: { ...process.env, CORERUN_ROOT: c.root } });
       const lines = r.stderr.trimEnd().split("\n");
       assert.equal(lines.length, 1, `more than one line:\n${r.stderr}`);

@@ -24,6 +24,8 @@ export interface TarEntry {
   mode?: number;
   uid?: number;
   gid?: number;
+  /** PAX records of the entry (ASCII values: tar-stream writes them as UTF-8). */
+  pax?: Record<string, string>;
 }
 
 /** A tar archive from entries given one by one. */
@@ -35,7 +37,7 @@ export async function tarOf(entries: TarEntry[]): Promise<Buffer> {
   for (const e of entries) {
     const type = e.type ?? "file";
     const mode = e.mode ?? (type === "directory" ? 0o755 : 0o644);
-    const header = { name: e.name, type, mode, uid: e.uid ?? 0, gid: e.gid ?? 0, linkname: e.linkname, mtime: new Date(0) };
+    const header = { name: e.name, type, mode, uid: e.uid ?? 0, gid: e.gid ?? 0, linkname: e.linkname, mtime: new Date(0), ...(e.pax ? { pax: e.pax } : {}) };
     if (type === "file") p.entry(header, e.body ?? "");
     else p.entry(header);
   }
@@ -51,6 +53,7 @@ export const FIXTURE_CONFIG = {
   Cmd: ["echo \"$GREETING in $(pwd) as $(id -u):$(id -g)\""],
   WorkingDir: "/data",
   User: "1000:1000",
+  ExposedPorts: { "8080/tcp": {}, "9090/udp": {} },
 };
 
 export interface Fixtures {

@@ -11,7 +11,9 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rm
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, BIN, type Result } from "./helpers.ts";
-import { makeFixtures, sha256, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
+import { blob, makeFixtures, sha256, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
+import { setTimeout as delay } from "node:timers/promises";
+import { ephemeralRange } from "@corerun/net";
 
 let f: Fixtures;
 let root = "";
@@ -149,6 +151,56 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     const bad = corerun(["run", "--network", "none", "-u", "ghost", "fixture:oci"]);
     assert.equal(bad.code, 125);
     assert.match(bad.stderr, /--user ghost: no user "ghost" in the container's \/etc\/passwd/);
+  });
+
+  test("--publish-all publishes the ExposedPorts on free host ports, -P CONTAINER_PORT one; corerun ps shows them; no two containers share one", async () => {
+    const r = withImage();
+    const [lo, hi] = ephemeralRange();
+    const serve = (text: string) => ["-u", "0", "--entrypoint", "/bin/sh", "fixture:oci", "-c", `echo ${text} > /data/index.html; exec httpd -f -p 8080 -h /data`];
+    const all = spawn(join(BIN, "corerun"), withRoot(["run", "--name", "pub-all", "--publish-all", ...serve("all")], r), { stdio: "ignore" });
+    const one = spawn(join(BIN, "corerun"), withRoot(["run", "--name", "pub-one", "-P", "8080", ...serve("one")], r), { stdio: "ignore" });
+    try {
+      const shown = new Map<string, string>();
+      for (let i = 0; i < 100 && shown.size < 2; i++) {
+        await delay(100);
+        for (const line of corerun(["ps"], r).stdout.split("\n").slice(1)) {
+          const [, name, status, , , ...rest] = line.trim().split(/\s+/);
+          if (status === "running" && rest.join(" ").includes("->8080")) shown.set(name!, rest.join(" "));
+        }
+      }
+      const ports = (name: string) => [...(shown.get(name) ?? "").matchAll(/0\.0\.0\.0:(\d+)->(\d+\/\w+)/g)].map((m) => [Number(m[1]), m[2]] as const);
+      assert.deepEqual(ports("pub-all").map(([, c]) => c), ["8080/tcp", "9090/udp"], shown.get("pub-all"));
+      assert.deepEqual(ports("pub-one").map(([, c]) => c), ["8080/tcp"], shown.get("pub-one"));
+      const hostPorts = [...ports("pub-all"), ...ports("pub-one")].map(([h]) => h);
+      for (const h of hostPorts) assert.ok(h >= lo && h <= hi, `${h} is not in the ephemeral range ${lo}-${hi}`);
+      assert.notEqual(ports("pub-all")[0]![0], ports("pub-one")[0]![0]);
+      for (const [name, text] of [["pub-all", "all"], ["pub-one", "one"]]) {
+        let body = "";
+        for (let i = 0; i < 50 && body !== `${text}\n`; i++) {
+          body = await fetch(`http://127.0.0.1:${ports(name!)[0]![0]}/index.html`).then((res) => res.text(), () => "");
+          if (body !== `${text}\n`) await delay(100);
+        }
+        assert.equal(body, `${text}\n`, `${name} answers on its host port`);
+      }
+    } finally {
+      await stop(all, "pub-all", r);
+      await stop(one, "pub-one", r);
+      assert.deepEqual(leftoverState(r), []);
+      removeStateRoot(r);
+    }
+  });
+
+  test("--print-script of an image container: the script mounts its overlayfs and prints what corerun prints", () => {
+    const script = corerun(["run", "--print-script", "--network", "none", "fixture:oci"]);
+    assert.equal(script.code, 0, script.stderr);
+    assert.match(script.stdout, /mount -t overlay overlay -o lowerdir=/);
+    const scripted = run("bash", ["-c", script.stdout]);
+    assert.equal(scripted.code, 0, scripted.stderr);
+    assert.equal(scripted.stdout, corerun(["run", "--network", "none", "fixture:oci"]).stdout);
+    assert.equal(scripted.stdout, "from-the-image in /data as 1000:1000\n");
+    const userns = corerun(["run", "--print-script", "--userns", "auto", "fixture:oci"]);
+    assert.equal(userns.code, 125);
+    assert.match(userns.stderr, /^corerun: --print-script: image fixture:oci in a user namespace needs idmapped layers \(mount_setattr\), which no shell tool makes; leave out --print-script, or --userns\/--uidmap\n$/);
   });
 
   test("in a user namespace the layers are idmapped: container root owns the image's files and its writes", () => {
@@ -323,6 +375,44 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
       assert.equal(existsSync(join(r, "images/refs.json")), false);
     } finally {
       rmSync(bad, { recursive: true, force: true });
+      removeStateRoot(r);
+    }
+  });
+
+  test("file capabilities (security.capability in PAX SCHILY.xattr records) are kept through import; overlayfs's own attributes are refused", async () => {
+    const r = stateRoot();
+    const dir = join(f.dir, "caps");
+    try {
+      const tree = join(dir, "tree");
+      mkdirSync(join(tree, "bin"), { recursive: true });
+      cpSync(join(f.dir, "tree/bin/busybox"), join(tree, "bin/busybox-capped"));
+      const set = run("setcap", ["cap_net_raw,cap_setuid+ep", join(tree, "bin/busybox-capped")]);
+      assert.equal(set.code, 0, set.stderr);
+      // GNU tar writes the binary value as it is; CAP_SETUID is bit 7, a byte UTF-8 cannot carry alone.
+      const layer = execFileSync("tar", ["-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=security.capability", "-cf", "-", "bin/busybox-capped"], { maxBuffer: 64 << 20 });
+      assert.ok(layer.includes("SCHILY.xattr.security.capability"), "the fixture carries the capability");
+      writeOci(join(dir, "oci"), [{ data: blob(f, f.layers[0]!.digest) }, { data: layer }], { Env: ["PATH=/bin"] }, "fixture:caps");
+      const imp = corerun(["image", "import", join(dir, "oci")], r);
+      assert.equal(imp.code, 0, imp.stderr);
+      const stored = run("getcap", [join(r, "layers/sha256", sha256(layer).slice(7), "diff/bin/busybox-capped")]);
+      assert.match(stored.stdout, /busybox-capped cap_setuid,cap_net_raw=ep$/m, stored.stdout + stored.stderr);
+      const status = (exe: string) => {
+        const c = corerun(["run", "--network", "none", "-u", "1000", "--entrypoint", exe, "fixture:caps", "cat", "/proc/self/status"], r);
+        assert.equal(c.code, 0, c.stderr);
+        return /^CapEff:\s*(\w+)$/m.exec(c.stdout)?.[1];
+      };
+      assert.equal(status("/bin/busybox-capped"), "0000000000002080", "uid 1000 gets CAP_NET_RAW and CAP_SETUID from the file");
+      assert.equal(status("/bin/busybox"), "0000000000000000", "and nothing from the same program without them");
+      // A layer may not set overlayfs's own attributes: opaque directories come from whiteout entries.
+      const bad = await tarOf([{ name: "etc/", type: "directory", pax: { "SCHILY.xattr.trusted.overlay.opaque": "y" } }]);
+      writeOci(join(dir, "forged-oci"), [{ data: bad }], { Cmd: ["/bin/true"] }, "fixture:forged");
+      const before = storeListing(r);
+      const refused = corerun(["image", "import", join(dir, "forged-oci")], r);
+      assert.equal(refused.code, 125);
+      assert.match(refused.stderr, /^corerun: .*forged-oci: layer 1\/1 sha256:[0-9a-f]{64}: entry "etc" sets trusted\.overlay\.opaque, overlayfs's own attribute; a layer says that with a whiteout entry; refused\n$/);
+      assert.deepEqual(storeListing(r), before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
       removeStateRoot(r);
     }
   });

@@ -90,6 +90,14 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(r.stdout.trim().split("\n"), ["hello from corerun", "hello from corerun", "hello from corerun"]);
   });
 
+  test("a published port without a host port: a free one, shown by ps", () => {
+    const r = bash(readmeBlock("publish-free"));
+    assert.equal(r.code, 0, r.stderr);
+    const [mapping, body] = r.stdout.trim().split("\n");
+    assert.match(mapping!, /^0\.0\.0\.0:\d+->80\/tcp$/);
+    assert.equal(body, "hello from corerun");
+  });
+
   test("the user namespace examples", () => {
     const r = bash(readmeBlock("userns"));
     assert.equal(r.code, 0, r.stderr);

@@ -25,7 +25,7 @@ fi
 # shim), podman (with conmon, netavark and iptables for its bridge) and umoci (OCI images made
 # offline from the rootfs): the engines that drive corerun as their OCI runtime in
 # e2e/engines.test.ts.
-packages=(busybox-static iproute2 nftables util-linux uidmap libseccomp2 zstd containerd podman conmon netavark iptables umoci)
+packages=(busybox-static iproute2 nftables util-linux uidmap libseccomp2 zstd libcap2-bin time containerd podman conmon netavark iptables umoci)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,7 +7,7 @@
 //   sudo tools/bench/soak.mjs [--sequential 1000] [--concurrent 50] [--churn 20]
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -45,10 +45,13 @@ const rootfs = spawnSync(join(repo, "tools/rootfs/build.sh"), { encoding: "utf8"
 const timeBin = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
 const failures = [];
 
-/** One container: bridge, a published port, limits. Resolves its wall time, address and peak RSS. */
-function container(i, command) {
+/**
+ * One container: bridge, a published port (a given one, or "80": a free host port corerun picks),
+ * limits. Resolves its wall time, address and peak RSS; onFirstLine runs when it has printed.
+ */
+function container(i, command, { publish = `${BASE_PORT + (i % 20000)}:80`, onFirstLine = () => {}, volume = [] } = {}) {
   const args = [
-    "--root", root, "--rootfs", rootfs, "-N", NET, "-P", `${BASE_PORT + (i % 20000)}:80`, "--cgroup-parent", PARENT,
+    "--root", root, "--rootfs", rootfs, "-N", NET, "-P", publish, "--cgroup-parent", PARENT, ...volume,
     "--memory", "64", "--pids", "50", "--cpu", "50", "/bin/sh", "-c", command,
   ];
   const [file, argv] = timeBin ? [timeBin, ["-f", "rss=%M", corerunBin, ...args]] : [corerunBin, args];
@@ -60,7 +63,10 @@ function container(i, command) {
     let firstLine;
     child.stdout.on("data", (d) => {
       out += d;
-      firstLine ??= Number(process.hrtime.bigint() - start) / 1e6;
+      if (firstLine === undefined) {
+        firstLine = Number(process.hrtime.bigint() - start) / 1e6;
+        onFirstLine();
+      }
     });
     child.stderr.on("data", (d) => (err += d));
     child.on("exit", (code) => {
@@ -147,11 +153,28 @@ try {
   // 2. At once: distinct addresses and ports; the start-time median stays flat with the count.
   console.log("\nat once\tmedian start (ms, to the first line)");
   for (const n of [...new Set([1, 10, CONCURRENT].filter((x) => x <= CONCURRENT))]) {
-    const runs = await Promise.all(Array.from({ length: n }, (_, i) => container(i, "ip -4 -o addr show eth0 | awk '{print $4}'; sleep 3")));
+    // All n hold their address and their free host port (chosen by corerun) until every one has
+    // started (or failed): then the leases are read, and a file in a shared volume lets them end.
+    const barrier = mkdtempSync(join(tmpdir(), "corerun-soak-barrier-"));
+    let settled = 0;
+    let ports = [];
+    const settle = () => {
+      if (++settled !== n) return;
+      ports = leases().flatMap((l) => l.ports.map((p) => `${p.hostPort}/${p.protocol}`));
+      writeFileSync(join(barrier, "go"), "");
+    };
+    const wait = "ip -4 -o addr show eth0 | awk '{print $4}'; until [ -e /barrier/go ]; do sleep 0.2; done";
+    const runs = await Promise.all(Array.from({ length: n }, (_, i) => container(i, wait, { publish: "80", onFirstLine: settle, volume: ["-v", `${barrier}:/barrier:ro`] })
+      .then((r) => {
+        if (r.startMs === undefined) settle();
+        return r;
+      })));
+    if (barrier.startsWith(join(tmpdir(), "corerun-soak-barrier-"))) rmSync(barrier, { recursive: true, force: true });
     const bad = runs.filter((r) => r.code !== 0);
     if (bad.length) failures.push(`${bad.length} of ${n} concurrent containers failed: ${bad[0].err}`);
     const addresses = runs.map((r) => r.out);
     check(`${n} at once: ${n} distinct addresses`, new Set(addresses).size === n && addresses.every(Boolean), addresses.filter((a, i) => addresses.indexOf(a) !== i).join(" "));
+    check(`${n} at once: ${n} distinct free host ports`, ports.length === n && new Set(ports).size === n, `${ports.length} published: ${ports.filter((a, i) => ports.indexOf(a) !== i).join(" ")}`);
     console.log(`${n}\t${median(runs.map((r) => r.startMs ?? r.ms)).toFixed(0)}`);
   }
 

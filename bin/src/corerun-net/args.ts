@@ -15,7 +15,7 @@ export const setupArgs = {
   network: { type: "string", valueHint: "MODE", description: "bridge (default; multi is accepted for it) or none (loopback only)" },
   net: { type: "string", alias: "N", valueHint: "NAME", description: `bridge network to join, created when missing (default ${DEFAULT_NETWORK}; corerun_<hash> for another --root)` },
   subnet: { type: "string", valueHint: "CIDR", description: "subnet of a new network (default: the first free 10.77.N.0/24)" },
-  port: { type: "string", alias: ["P", "publish"], valueHint: "[IP:]HOST:CTR[/tcp|udp]", description: "publish a container port on the host (repeatable)" },
+  port: { type: "string", alias: ["P", "publish"], valueHint: "[[IP:]HOST:]CTR[/tcp|udp]", description: "publish a container port on the host (repeatable); without HOST, on a free port of the ephemeral range" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname, for /etc/hostname and /etc/hosts (default: ID)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name, listed in its network's /etc/hosts files" },
   "etc-dir": { type: "string", valueHint: "DIR", description: "write hosts, resolv.conf and hostname into DIR, in place" },

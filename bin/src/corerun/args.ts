@@ -19,7 +19,8 @@ export const runArgs = {
   network: { type: "string", alias: "n", valueHint: "MODE", description: "bridge (default; multi is the same), none (loopback only), host, or container:NAME|ID" },
   net: { type: "string", alias: "N", valueHint: "NAME", description: "bridge network to join, created when missing (default corerun0)" },
   subnet: { type: "string", valueHint: "CIDR", description: "subnet for a new bridge network (default: the first free 10.77.N.0/24)" },
-  port: { type: "string", alias: ["P", "publish"], valueHint: "[IP:]HOST:CTR[/tcp|udp]", description: "publish a container port on the host (repeatable)" },
+  port: { type: "string", alias: ["P", "publish"], valueHint: "[[IP:]HOST:]CTR[/tcp|udp]", description: "publish a container port on the host (repeatable); without HOST, on a free host port (see corerun ps)" },
+  "publish-all": { type: "boolean", description: "publish every port of the image's ExposedPorts on a free host port (docker run -P)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name: unique among running containers, resolvable by its network's peers" },
   env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone passes corerun's own value" },
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container (default /)" },
@@ -96,9 +97,11 @@ export function findRunning(root: string, ref: string): State | undefined {
   return readStates(root).find((s) => (s.id === ref || s.config.name === ref) && s.status === "running" && isAlive(s.init));
 }
 
-function parseNetwork(ctx: Pick<ToolContext, "values">, root: string): NetworkConfig {
+function parseNetwork(ctx: Pick<ToolContext, "values" | "flags">, root: string, img: ImageRun | undefined): NetworkConfig {
   const value = ctx.values.network?.at(-1) ?? "bridge";
-  const ports = ctx.values.port ?? [];
+  if (ctx.flags["publish-all"] && !img) throw new UsageError("--publish-all publishes an image's ExposedPorts, and a --rootfs container has none; give each port with -P CONTAINER_PORT");
+  if (ctx.flags["publish-all"] && value !== "bridge" && value !== "multi") throw new UsageError(`--publish-all needs --network bridge (it is ${value})`);
+  const ports = [...(ctx.values.port ?? []), ...(ctx.flags["publish-all"] ? img!.exposed : [])];
   const net = ctx.values.net?.at(-1);
   const subnet = ctx.values.subnet?.at(-1);
   if (value === "bridge" || value === "multi") {
@@ -200,7 +203,6 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (ctx.flags.detach && ctx.flags["print-script"]) throw new UsageError("--print-script prints a start in the foreground; drop -d");
   if (ctx.flags.detach && (ctx.flags.tty || ctx.flags.interactive)) throw new UsageError("-d with -t or -i: a detached container gets no terminal or stdin yet (attach is not built); drop -t/-i or -d");
   if (ctx.flags.detach && isRootless) throw new UsageError("-d: detached containers need root (their monitor's cgroup and state); run in the foreground");
-  if (img && ctx.flags["print-script"]) throw new UsageError(`--print-script does not print image containers yet (their overlayfs); give --rootfs DIR`);
   // An image container's rootfs is its overlayfs, made with its state (createState).
   const rootfs = img ? "" : checkRootfs(given ?? defaultRootfs());
   const command = img ? img.command : withEntrypoint(ctx, ctx.tail);
@@ -224,7 +226,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     env: vars,
     workdir,
     volumes,
-    network: isRootless ? { mode: "none", ports: [] } : parseNetwork(ctx, root),
+    network: isRootless ? { mode: "none", ports: [] } : parseNetwork(ctx, root, img),
     rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
     limits: parseLimits({ memory: ctx.values.memory?.at(-1), cpu: ctx.values.cpu?.at(-1), cpus: ctx.values.cpus?.at(-1), pids: ctx.values.pids?.at(-1) }),

@@ -18,6 +18,8 @@ export interface ImageRun {
   env: string[];
   workdir: string | undefined;
   user: string | undefined;
+  /** The config's ExposedPorts ("80/tcp"), which --publish-all publishes on free host ports. */
+  exposed: string[];
 }
 
 /**
@@ -50,6 +52,7 @@ export function imageRun(ctx: Pick<ToolContext, "values" | "tail"> & { flags?: R
     env: exec.Env ?? [],
     workdir: exec.WorkingDir || undefined,
     user: exec.User || undefined,
+    exposed: Object.keys(exec.ExposedPorts ?? {}),
   };
 }
 

@@ -19,7 +19,7 @@ import { once } from "node:events";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defineTool, printJson, printTable, UsageError, type ToolContext } from "@corerun/cli";
-import { netPaths, readRecords } from "@corerun/net";
+import { netPaths, publishedPorts, readRecords } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
 } from "@corerun/state";
@@ -190,13 +190,16 @@ export function shownByDefault(s: State): boolean {
 
 export function psRows(root: string, states: readonly State[]): string[][] {
   const network = (s: State) => (s.config.network.mode === "bridge" ? (s.config.network.net ?? netPaths(root).defaultNetwork) : s.config.network.mode);
+  // A running container's ports as leased (with the host ports chosen for -P PORT); an exited
+  // one's as it was given.
+  const leased = publishedPorts(root);
   return [["ID", "NAME", "STATUS", "PID", "NETWORK", "PORTS", "CREATED", "COMMAND"], ...states.map((s) => [
     s.id,
     s.config.name ?? "-",
     displayStatus(s),
     String(s.init && isAlive(s.init) ? s.init.pid : "-"),
     network(s),
-    s.config.network.ports.join(",") || "-",
+    leased.get(s.id) || s.config.network.ports.join(",") || "-",
     age(s.created),
     s.config.command.join(" "),
   ])];

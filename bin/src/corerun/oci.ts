@@ -9,7 +9,7 @@
  * start, and the engine's subreaper inherits the container.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, openSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
@@ -109,6 +109,10 @@ export function planCreate(o: CreateOptions): CreatePlan {
     // reported below
   }
   if (!isDir) throw new UsageError(`root.path ${rootfs} is not a directory; the bundle needs its root filesystem there`);
+  // As runc: every later path is derived from this one, so it must be the real one, not a link
+  // that could be pointed elsewhere between create and start.
+  const real = realpathSync(rootfs);
+  if (real !== rootfs) throw new UsageError(`root.path ${rootfs} is a symlink or passes through one (to ${real}); give the real path in config.json, as runc requires`);
   // Compiled (or found in the cache) now, so that a bad filter is refused before anything exists.
   let seccomp: CreatePlan["seccomp"];
   if (spec.linux?.seccomp !== undefined) {

@@ -4,6 +4,7 @@ import { cgroupManager } from "@corerun/cgroup";
 import type { RunConfig } from "./args.ts";
 import { missingMountPoints } from "@corerun/rootfs";
 import { allocateAutoUserns, hostIdOf } from "@corerun/state";
+import { UsageError } from "@corerun/cli";
 import { etcVolumes, execArgs, mountArgs, namespacesFor, netArgs } from "./steps.ts";
 
 /** Quotes a word for a POSIX shell. */
@@ -19,8 +20,19 @@ const q = (words: readonly string[]) => words.map((w) => (w.startsWith('"$') ? w
  * corerun-cgroup and corerun-ns are built on; the script runs the tools, keeping corerun-ns in the
  * foreground so that `wait` returns the container's status.
  */
-export function renderScript(cfg: RunConfig, binDir: string, hostname: string | undefined): string {
+export function renderScript(given: RunConfig, binDir: string, hostname: string | undefined): string {
   const bin = (name: string) => `"$bin/${name}"`;
+  const image = given.image;
+  if (image && given.userns) throw new UsageError(`--print-script: image ${image.ref} in a user namespace needs idmapped layers (mount_setattr), which no shell tool makes; leave out --print-script, or --userns/--uidmap`);
+  if (image?.readOnly) throw new UsageError(`--print-script: image ${image.ref} with --read-only needs a layer of mount points made on a first mount; leave out --print-script, or --read-only`);
+  // An image container's rootfs is an overlayfs the script mounts, with its upper and work directories, in its own directory.
+  const cfg = image ? { ...given, rootfs: "$sync/rootfs" } : given;
+  const overlay = image
+    ? `# The image's overlayfs. (corerun also marks the image in use, so that corerun image rm refuses it; this script does not.)
+mkdir "$sync/rootfs" "$sync/upper" "$sync/work"
+mount -t overlay overlay -o ${shellQuote(`lowerdir=${image.lower.join(":")}`)}",upperdir=$sync/upper,workdir=$sync/work" "$sync/rootfs"
+`
+    : "";
   const id = randomBytes(6).toString("hex");
   const cgroupDirs = cgroupManager({ name: id, parent: cfg.cgroupParent }).dirs();
   // corerun-exec joins its cgroup through fds the shell opens as root, as corerun does: in a
@@ -44,9 +56,9 @@ export function renderScript(cfg: RunConfig, binDir: string, hostname: string | 
   const undo = [
     `${bin("corerun-cgroup")} rm -f ${id} --cgroup-parent ${shellQuote(cfg.cgroupParent)}`,
     ...(cfg.network.mode === "bridge" ? [`${bin("corerun-net")} teardown --id ${id} --root ${shellQuote(cfg.root)} > /dev/null`] : []),
-    // Mount points the rootfs lacked are created in it; they go again when still empty.
-    ...missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes("/x", cfg.volumes)]).reverse()
-      .map((m) => (m.kind === "dir" ? `rmdir ${shellQuote(m.path)} 2>/dev/null` : `{ [ -s ${shellQuote(m.path)} ] || rm -f ${shellQuote(m.path)}; }`)),
+    // Mount points the rootfs lacked are created in it; they go again when still empty (an image's go with its upper directory).
+    ...(image ? [`umount -l "$sync/rootfs"`] : missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes("/x", cfg.volumes)])).reverse()
+      .map((m) => (typeof m === "string" ? m : m.kind === "dir" ? `rmdir ${shellQuote(m.path)} 2>/dev/null` : `{ [ -s ${shellQuote(m.path)} ] || rm -f ${shellQuote(m.path)}; }`)),
   ];
   return `#!/usr/bin/env bash
 # What \`corerun\` does for this container, as a chain of its tools.
@@ -62,7 +74,7 @@ mkfifo "$sync/ready" "$sync/go"
 mkdir "$sync/etc" && touch "$sync/etc/hosts" "$sync/etc/resolv.conf" "$sync/etc/hostname"
 ${maps ? `# Container root is host uid ${hostIdOf(maps.uidMap, 0)} in its user namespace: it must reach the FIFOs.
 chmod 711 "$sync" && chown ${hostIdOf(maps.uidMap, 0)}:${hostIdOf(maps.gidMap, 0)} "$sync/ready" "$sync/go" "$sync/etc/"*
-` : ""}
+` : ""}${overlay}
 # 0. The container's cgroup, with its limits; corerun-exec joins it right before the exec.
 ${bin("corerun-cgroup")} create ${id} ${q(limits)} > /dev/null
 

@@ -7,4 +7,5 @@ export { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
 export { runTool, defineTool, helpText, printJson, printTable, COMMON_ARGS, type ToolSpec, type ToolContext } from "./tool.ts";
 export { waitChild, FORWARDED_SIGNALS } from "./wait.ts";
 export { faultPoint } from "./fault.ts";
+export { nulBytePath, nulByteRefusal } from "./json.ts";
 export { dieWithParent, PARENT_PID_ENV } from "./parent.ts";

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { UsageError } from "@corerun/cli";
+import { nulByteRefusal, UsageError } from "@corerun/cli";
 
 /**
  * The parts of the OCI image-spec (v1.1) and of Docker's `docker save` format that an import
@@ -138,6 +138,8 @@ export function parseJson<S extends v.GenericSchema>(schema: S, text: string, wh
     void err;
     throw new UsageError(`${what}: not JSON`);
   }
+  const nul = nulByteRefusal(data, what);
+  if (nul) throw new UsageError(nul);
   const r = v.safeParse(schema, data);
   if (!r.success) throw new UsageError(`${what}: ${issueText(r.issues)}`);
   return r.output;

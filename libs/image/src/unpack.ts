@@ -13,6 +13,7 @@ import { UsageError } from "@corerun/cli";
 import { linuxSyscall, type Syscall } from "@corerun/syscall";
 import { checkSymlink, classifyEntry, entryPath, hardlinkTarget } from "./paths.ts";
 import type { Compression } from "./schema.ts";
+import { checkXattr, PaxXattrs } from "./xattrs.ts";
 
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
@@ -108,13 +109,14 @@ export async function unpackBlob(blob: string, dest: string, opts: UnpackOptions
   const inner = new Digester();
   const dec = decompressor(compression, opts.what);
   const extract = tarExtract();
-  const piping = pipeline(createReadStream(blob), outer, dec.stream, inner, extract);
+  const xattrs = new PaxXattrs(opts.what);
+  const piping = pipeline(createReadStream(blob), outer, dec.stream, inner, xattrs, extract);
   const dirTimes: [string, Date][] = [];
   let entries = 0;
   try {
     for await (const entry of extract) {
+      await applyEntry(dest, entry.header, entry as unknown as Readable, opts, sys, dirTimes, xattrs.entryXattrs(entries));
       entries++;
-      await applyEntry(dest, entry.header, entry as unknown as Readable, opts, sys, dirTimes);
     }
     await piping;
     await dec.done;
@@ -168,7 +170,9 @@ function clear(path: string, keepDir: boolean): void {
   } else unlinkSync(path);
 }
 
-async function applyEntry(root: string, h: Header, body: Readable, opts: UnpackOptions, sys: Syscall, dirTimes: [string, Date][]): Promise<void> {
+async function applyEntry(
+  root: string, h: Header, body: Readable, opts: UnpackOptions, sys: Syscall, dirTimes: [string, Date][], xattrs: Map<string, Buffer> | undefined,
+): Promise<void> {
   const { what } = opts;
   const rel = entryPath(h.name, what);
   const drain = async () => {
@@ -248,6 +252,17 @@ async function applyEntry(root: string, h: Header, body: Readable, opts: UnpackO
   if (opts.layer) lchownSync(path, h.uid ?? 0, h.gid ?? 0);
   // After chown, which clears set-id bits; a symlink's mode means nothing on Linux.
   if (h.type !== "symlink") chmodSync(path, opts.layer ? mode : mode & 0o777);
+  // After chown too, which clears security.capability: file capabilities are kept as the layer has them.
+  if (opts.layer) {
+    for (const [name, value] of xattrs ?? []) {
+      checkXattr(name, rel, what);
+      try {
+        sys.lsetxattr(path, name, value);
+      } catch (err) {
+        throw new UsageError(`${what}: entry "${rel}": the store's filesystem refuses its attribute ${name} (lsetxattr: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); keep the state root on a filesystem with extended attributes`);
+      }
+    }
+  }
   const mtime = h.mtime ?? new Date(0);
   if (h.type === "directory") dirTimes.push([path, mtime]);
   else lutimesSync(path, mtime, mtime);

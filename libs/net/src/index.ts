@@ -6,7 +6,7 @@ export {
   Records, Lease, NetworkRecord, PublishedPort, Protocol, RECORDS_VERSION, DEFAULT_TABLE, netPaths, readRecords, writeRecords, withRecords,
   emptyRecords, type NetPaths,
 } from "./records.ts";
-export { parsePublish, portString, portsCollide, checkOwnPorts, checkPortsFree, hostListeners, decodeProcAddress, type Listener } from "./ports.ts";
+export { parsePublish, portString, portsCollide, checkOwnPorts, checkPortsFree, choosePorts, ephemeralRange, publishedPorts, hostListeners, decodeProcAddress, type Listener } from "./ports.ts";
 export { rulesetFor, rulesetDigest, syncRuleset, loadRuleset, bootId } from "./nft.ts";
 export {
   hostsFile, resolvConf, writeInPlace, writeEtcFiles, writeHostsFile, hostHostsFile, FALLBACK_NAMESERVERS, ETC_FILES,

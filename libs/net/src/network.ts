@@ -24,7 +24,7 @@ import { Rtnl } from "./client.ts";
 import { ETC_FILES, hostHostsFile, hostsFile, resolvConf, writeEtcFiles, writeHostsFile, type EtcFiles, type HostEntry } from "./etc.ts";
 import { cidrString, formatIPv4, parseCidr, parseIPv4, type Cidr } from "./ip.ts";
 import { bootId, loadRuleset, syncRuleset } from "./nft.ts";
-import { checkOwnPorts, checkPortsFree, hostListeners, type Listener } from "./ports.ts";
+import { checkOwnPorts, checkPortsFree, choosePorts, hostListeners, type Listener } from "./ports.ts";
 import { netPaths, withRecords, type Lease, type NetPaths, type NetworkRecord, type PublishedPort, type Records } from "./records.ts";
 import {
   decodeAddress, decodeLink, decodeRoute, deleteLink, dumpAddresses, dumpLinks, dumpRoutes, getLinkByName, newAddress, newBridge,
@@ -263,15 +263,17 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
       }
       const network: NetworkRecord = net;
       const subnet = cidrOf(network.subnet);
-      checkPortsFree(opts.ports, records.leases, kernel.listeners());
-      checkHostIps(opts.ports, host);
+      const listeners = kernel.listeners();
+      checkPortsFree(opts.ports.filter((p) => p.hostPort !== 0), records.leases, listeners);
+      const ports = choosePorts(opts.ports, records.leases, listeners);
+      checkHostIps(ports, host);
       const used = new Set(records.leases.filter((l) => l.network === network.name).map((l) => parseIPv4(l.address)!));
       const addr = allocateAddress(subnet, used);
       if (addr === undefined) throw new UsageError(`network ${network.name} (${network.subnet}) has no free address left`);
 
       const lease: Lease = {
         id: opts.id, network: network.name, address: formatIPv4(addr), veth: vethName(opts.id), state: "pending", owner: selfRef(),
-        ports: opts.ports, created: new Date().toISOString(),
+        ports, created: new Date().toISOString(),
         hostname: opts.hostname ?? opts.id, ...(opts.name ? { name: opts.name } : {}), ...(opts.etcDir ? { etcDir: opts.etcDir } : {}),
       };
       if (isNew) records.networks.push(network);
@@ -332,7 +334,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
 
         const result: SetupResult = {
           id: opts.id, network: network.name, bridge: network.bridge, subnet: network.subnet, interface: CONTAINER_IFNAME, hostInterface: lease.veth,
-          address: lease.address, prefixLength: subnet.prefix, gateway: network.gateway, ports: opts.ports,
+          address: lease.address, prefixLength: subnet.prefix, gateway: network.gateway, ports,
           ...(eth0.mac ? { mac: eth0.mac } : {}), ...(opts.hostname ? { hostname: opts.hostname } : {}),
         };
         if (opts.etcDir) {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
-import { checkOwnPorts, checkPortsFree, decodeProcAddress, hostListeners, parsePublish, portString } from "./ports.ts";
+import { checkOwnPorts, checkPortsFree, choosePorts, decodeProcAddress, ephemeralRange, hostListeners, parsePublish, portString } from "./ports.ts";
 import type { Lease } from "./records.ts";
 
 describe("parsePublish", () => {
@@ -14,11 +14,21 @@ describe("parsePublish", () => {
     assert.equal(portString(parsePublish("127.0.0.1:5353:53/udp")), "127.0.0.1:5353:53/udp");
   });
 
+  test("CTR, :CTR and IP::CTR leave the host port to be chosen (0)", () => {
+    assert.deepEqual(parsePublish("80"), { hostPort: 0, containerPort: 80, protocol: "tcp" });
+    assert.deepEqual(parsePublish(":53/udp"), { hostPort: 0, containerPort: 53, protocol: "udp" });
+    assert.deepEqual(parsePublish("127.0.0.1::80"), { hostIp: "127.0.0.1", hostPort: 0, containerPort: 80, protocol: "tcp" });
+    assert.equal(portString(parsePublish("80")), "80/tcp");
+    assert.equal(portString(parsePublish("127.0.0.1::80")), "127.0.0.1::80/tcp");
+    checkOwnPorts([parsePublish("80"), parsePublish("81")]);
+  });
+
   test("bad input is one line naming the value and the fix", () => {
     assert.throws(() => parsePublish("0:80"), /-P 0:80: host port 0 is out of range; ports go from 1 to 65535/);
     assert.throws(() => parsePublish("8080:65536"), /container port 65536 is out of range/);
     assert.throws(() => parsePublish("8080:80/sctp"), /unknown protocol "sctp"; use tcp or udp/);
-    assert.throws(() => parsePublish("80"), /expected \[IP:\]HOST_PORT:CONTAINER_PORT/);
+    assert.throws(() => parsePublish("1:2:3:4"), /expected \[\[IP:\]HOST_PORT:\]CONTAINER_PORT/);
+    assert.throws(() => parsePublish("8080:"), /container port "" is not a number/);
     assert.throws(() => parsePublish("x:80"), /"x" is not a number/);
     assert.throws(() => parsePublish("1.2.3:8080:80"), /not an IPv4 address/);
   });
@@ -43,6 +53,16 @@ describe("host ports in use", () => {
     assert.throws(() => checkPortsFree([parsePublish("8080:80")], [], [{ protocol: "tcp", address: "127.0.0.1", port: 8080 }]), /held by a process on this host \(127\.0\.0\.1\)/);
     assert.throws(() => checkPortsFree([parsePublish("127.0.0.1:8080:80")], [], [{ protocol: "tcp", address: undefined, port: 8080 }]), /all addresses/);
     checkPortsFree([parsePublish("8080:80/udp")], [], [{ protocol: "tcp", address: undefined, port: 8080 }]);
+  });
+
+  test("a free host port is chosen in the range: none another container publishes, a host socket holds, or the request takes", () => {
+    const leases = [lease([parsePublish("40001:80")])];
+    const listeners = [{ protocol: "tcp" as const, address: undefined, port: 40002 }];
+    const got = choosePorts([parsePublish("40000:1"), parsePublish("80"), parsePublish("82/udp")], leases, listeners, [40000, 40003], () => 0);
+    assert.deepEqual(got.map(portString), ["40000:1/tcp", "40003:80/tcp", "40000:82/udp"]);
+    assert.throws(() => choosePorts([parsePublish("40000:1"), parsePublish("80"), parsePublish("81")], leases, listeners, [40000, 40003], () => 0), /-P 81\/tcp: no free host port left in 40000-40003 \(net\.ipv4\.ip_local_port_range\); give one/);
+    const [lo, hi] = ephemeralRange();
+    assert.ok(lo >= 1 && lo <= hi && hi <= 65535);
   });
 
   const dir = mkdtempSync(join(tmpdir(), "corerun-net-ports-test-"));

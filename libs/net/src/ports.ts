@@ -1,38 +1,45 @@
 import { readFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { formatIPv4, parseIPv4 } from "./ip.ts";
-import type { Lease, Protocol, PublishedPort } from "./records.ts";
+import { netPaths, readRecords, type Lease, type Protocol, type PublishedPort } from "./records.ts";
+
+const FORM = "[[IP:]HOST_PORT:]CONTAINER_PORT[/tcp|udp]";
 
 function portNumber(text: string, what: string, spec: string): number {
-  if (!/^\d+$/.test(text)) throw new UsageError(`-P ${spec}: ${what} "${text}" is not a number; use [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`);
+  if (!/^\d+$/.test(text)) throw new UsageError(`-P ${spec}: ${what} "${text}" is not a number; use ${FORM}`);
   const n = Number(text);
   if (n < 1 || n > 65535) throw new UsageError(`-P ${spec}: ${what} ${n} is out of range; ports go from 1 to 65535`);
   return n;
 }
 
-/** -P / --publish [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], as Docker spells it (IPv4). */
+/**
+ * -P / --publish [[HOST_IP:]HOST_PORT:]CONTAINER_PORT[/tcp|/udp], as Docker spells it (IPv4).
+ * Without a host port (80, 127.0.0.1::80) hostPort is 0: a free one is chosen when the
+ * container's network is set up (choosePorts), as Docker does.
+ */
 export function parsePublish(spec: string): PublishedPort {
   const slash = spec.lastIndexOf("/");
   const proto = slash < 0 ? "tcp" : spec.slice(slash + 1);
   if (proto !== "tcp" && proto !== "udp") throw new UsageError(`-P ${spec}: unknown protocol "${proto}"; use tcp or udp`);
   const parts = (slash < 0 ? spec : spec.slice(0, slash)).split(":");
-  if (parts.length < 2 || parts.length > 3) {
-    throw new UsageError(`-P ${spec}: expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp], e.g. 8080:80 or 127.0.0.1:8080:80/udp`);
-  }
-  const [ipText, hostText, ctrText] = parts.length === 3 ? parts : [undefined, ...parts];
+  if (parts.length > 3) throw new UsageError(`-P ${spec}: expected ${FORM}, e.g. 8080:80, 127.0.0.1:8080:80/udp, or 80 for a free host port`);
+  const [ipText, hostText, ctrText] = parts.length === 3 ? parts : parts.length === 2 ? [undefined, ...parts] : [undefined, "", parts[0]];
   let hostIp: string | undefined;
   if (ipText !== undefined && ipText !== "" && ipText !== "0.0.0.0") {
     const ip = parseIPv4(ipText);
     if (ip === undefined) throw new UsageError(`-P ${spec}: "${ipText}" is not an IPv4 address of this host`);
     hostIp = formatIPv4(ip);
   }
-  const port: PublishedPort = { hostPort: portNumber(hostText!, "host port", spec), containerPort: portNumber(ctrText!, "container port", spec), protocol: proto };
+  const hostPort = hostText === "" ? 0 : portNumber(hostText!, "host port", spec);
+  const port: PublishedPort = { hostPort, containerPort: portNumber(ctrText!, "container port", spec), protocol: proto };
   if (hostIp !== undefined) port.hostIp = hostIp;
   return port;
 }
 
 export function portString(p: PublishedPort): string {
-  return `${p.hostIp ? `${p.hostIp}:` : ""}${p.hostPort}:${p.containerPort}/${p.protocol}`;
+  const host = p.hostPort === 0 ? "" : String(p.hostPort);
+  if (!p.hostIp && !host) return `${p.containerPort}/${p.protocol}`;
+  return `${p.hostIp ? `${p.hostIp}:` : ""}${host}:${p.containerPort}/${p.protocol}`;
 }
 
 /** Two publications collide when they take the same port of the same protocol on a shared address. */
@@ -40,10 +47,10 @@ export function portsCollide(a: PublishedPort, b: PublishedPort): boolean {
   return a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostIp === undefined || b.hostIp === undefined || a.hostIp === b.hostIp);
 }
 
-/** Rejects duplicates within one request. */
+/** Rejects duplicates within one request (a host port still to be chosen is no duplicate). */
 export function checkOwnPorts(ports: readonly PublishedPort[]): void {
   ports.forEach((p, i) => {
-    const other = ports.slice(0, i).find((q) => portsCollide(p, q));
+    const other = p.hostPort === 0 ? undefined : ports.slice(0, i).find((q) => portsCollide(p, q));
     if (other) throw new UsageError(`-P ${portString(p)} and -P ${portString(other)} publish the same host port twice`);
   });
 }
@@ -117,9 +124,56 @@ export function checkPortsFree(ports: readonly PublishedPort[], leases: readonly
       const taken = lease.ports.find((q) => portsCollide(p, q));
       if (taken) throw new UsageError(`-P ${portString(p)}: host port ${p.hostPort}/${p.protocol} is already published by container ${lease.id}`);
     }
-    const held = listeners.find((l) => l.protocol === p.protocol && l.port === p.hostPort && l.address !== "v6" && (p.hostIp === undefined || l.address === undefined || l.address === p.hostIp));
+    const held = heldBy(p, listeners);
     if (held) {
       throw new UsageError(`-P ${portString(p)}: host port ${p.hostPort}/${p.protocol} is held by a process on this host (${held.address ?? "all addresses"}); pick another host port`);
     }
   }
+}
+
+/** The host socket a DNAT of this port would shadow, if any. */
+function heldBy(p: PublishedPort, listeners: readonly Listener[]): Listener | undefined {
+  return listeners.find((l) => l.protocol === p.protocol && l.port === p.hostPort && l.address !== "v6" && (p.hostIp === undefined || l.address === undefined || l.address === p.hostIp));
+}
+
+/** The kernel's ephemeral port range (net.ipv4.ip_local_port_range), where Docker takes free host ports too. */
+export function ephemeralRange(proc = "/proc"): [number, number] {
+  try {
+    const [lo, hi] = readFileSync(`${proc}/sys/net/ipv4/ip_local_port_range`, "utf8").trim().split(/\s+/).map(Number);
+    if (lo && hi && lo <= hi) return [lo, hi];
+  } catch {
+    // not readable: Linux's default range
+  }
+  return [32768, 60999];
+}
+
+/**
+ * Gives each port without a host port (hostPort 0) a free one: published by no container, held
+ * by no host socket, and not taken by this request's other ports. Called under the records' lock,
+ * so two containers starting at once never get the same. The search starts at a random place in
+ * the range, so that a port a container just gave up is not handed out again at once.
+ */
+export function choosePorts(ports: readonly PublishedPort[], leases: readonly Lease[], listeners: readonly Listener[], range = ephemeralRange(), random = Math.random): PublishedPort[] {
+  const [lo, hi] = range;
+  const span = hi - lo + 1;
+  const chosen = ports.filter((p) => p.hostPort !== 0);
+  const free = (q: PublishedPort) => !chosen.some((x) => portsCollide(q, x)) && !leases.some((l) => l.ports.some((x) => portsCollide(q, x))) && !heldBy(q, listeners);
+  return ports.map((p) => {
+    if (p.hostPort !== 0) return p;
+    const start = Math.floor(random() * span);
+    for (let i = 0; i < span; i++) {
+      const q = { ...p, hostPort: lo + ((start + i) % span) };
+      if (free(q)) {
+        chosen.push(q);
+        return q;
+      }
+    }
+    throw new UsageError(`-P ${portString(p)}: no free host port left in ${lo}-${hi} (net.ipv4.ip_local_port_range); give one`);
+  });
+}
+
+/** Each container's published ports as Docker's ps shows them (0.0.0.0:32768->80/tcp), by id, from the leases. */
+export function publishedPorts(root: string): Map<string, string> {
+  const leases = readRecords(netPaths(root).records).leases;
+  return new Map(leases.map((l) => [l.id, l.ports.map((p) => `${p.hostIp ?? "0.0.0.0"}:${p.hostPort}->${p.containerPort}/${p.protocol}`).join(", ")]));
 }

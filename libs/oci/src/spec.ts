@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { OciSeccomp } from "@corerun/seccomp";
+import { nulByteRefusal } from "@corerun/cli";
 
 const uint32 = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(4294967295));
 const int64 = v.pipe(v.number(), v.integer());
@@ -173,6 +174,8 @@ function issueLine(issue: v.BaseIssue<unknown>): string {
  * for exec, resources for update); `what` names the input in the one-line error.
  */
 export function parseOci<S extends v.GenericSchema>(schema: S, data: unknown, what: string): v.InferOutput<S> {
+  const nul = nulByteRefusal(data, what);
+  if (nul) throw new SpecError(nul);
   const result = v.safeParse(schema, data);
   if (!result.success) throw new SpecError(`${what}: ${issueLine(result.issues[0])}`);
   return result.output;

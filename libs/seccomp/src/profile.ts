@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { UsageError } from "@corerun/cli";
+import { nulByteRefusal, UsageError } from "@corerun/cli";
 import { OciSeccompArg, type OciSeccomp, type OciSyscall } from "./oci.ts";
 import DEFAULT_PROFILE_JSON from "../profiles/default.json" with { type: "json" };
 
@@ -96,6 +96,8 @@ export function parseProfile(text: string, source: string): DockerProfile {
   } catch (err) {
     throw new UsageError(`${source}: not valid JSON (${(err as Error).message}); give a seccomp profile in Docker's format`);
   }
+  const nul = nulByteRefusal(json, source);
+  if (nul) throw new UsageError(nul);
   const r = v.safeParse(DockerProfile, json);
   if (!r.success) {
     const issue = r.issues[0]!;

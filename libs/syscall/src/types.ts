@@ -75,7 +75,7 @@ export interface Syscall {
    */
   seccompFilter(program: Uint8Array, flags: number): void;
   /** lsetxattr(2): an extended attribute of a path, not followed through a symlink. */
-  lsetxattr(path: string, name: string, value: string): void;
+  lsetxattr(path: string, name: string, value: string | Buffer): void;
   /** lgetxattr(2): the attribute's value, or undefined when the path has none (ENODATA). */
   lgetxattr(path: string, name: string): string | undefined;
   /** Default disposition for every signal and an empty mask, for the process about to exec. */
