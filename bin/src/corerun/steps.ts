@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { once } from "node:events";
 import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
-import { faultPoint, PARENT_PID_ENV, UsageError } from "@corerun/cli";
+import { faultPoint, PARENT_PID_ENV, span, UsageError } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
@@ -224,7 +224,7 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, to
   const n = cfg.network;
   if (n.mode !== "bridge") {
     const mode = n.mode === "container" ? { mode: "container" as const, container: n.container! } : { mode: n.mode };
-    writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode }));
+    span("write /etc files", { dir: join(c.dir, "etc") }, () => writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode })));
     return;
   }
   await runChild(tools, "corerun-net", [...netArgs(cfg, c, pid), "--die-with-parent"]);
@@ -302,7 +302,11 @@ export type Tools = ChildProcess[];
  * Runs one tool to its end. It gets a process group of its own: a Ctrl-C on the terminal reaches
  * corerun, which aborts the start, instead of killing the tool halfway.
  */
-export async function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): Promise<void> {
+export function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): Promise<void> {
+  return span(name, { argv: args.join(" ") }, () => runChildToEnd(tools, name, args, opts));
+}
+
+async function runChildToEnd(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> }): Promise<void> {
   const [node, tool] = toolCommand(name);
   const stderr = opts.captureErrors ? "pipe" : "inherit";
   const stdout = opts.onPause ? "pipe" : name === "corerun-net" ? "ignore" : "inherit";

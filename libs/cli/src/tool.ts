@@ -3,6 +3,7 @@ import type { ConsolaInstance } from "consola";
 import { aliasesOf, splitArgv } from "./argv.ts";
 import { errorLine, exitCodeForError, UsageError } from "./exit.ts";
 import { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
+import { span, startTrace } from "./trace.ts";
 
 /** Options every tool accepts. */
 export const COMMON_ARGS = {
@@ -86,6 +87,7 @@ export function helpText(spec: ToolSpec): string {
  */
 export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slice(2), opts: { onError?: (line: string) => void; logName?: string } = {}): Promise<never> {
   const name = opts.logName ?? spec.name;
+  startTrace(name);
   let log = createLogger(name);
   let code: number;
   try {
@@ -103,7 +105,7 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
       process.exit(split.help || !words.length ? 0 : 125);
     }
     log = createLogger(name, logLevel({ log: split.values.log?.at(-1), logLevel: split.values["log-level"]?.at(-1) }));
-    code = await active.run({ values: split.values, flags: split.flags, tail: split.tail, log });
+    code = await span(active.name, { argv: words.join(" ") }, () => active.run!({ values: split.values, flags: split.flags, tail: split.tail, log }));
   } catch (err) {
     log.error(errorLine(err));
     opts.onError?.(errorLine(err));
