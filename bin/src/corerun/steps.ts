@@ -122,8 +122,9 @@ export function handToContainerRoot(root: string, dir: string, userns: { uidMap:
  * once per build into ROOT/runtime/KEY, owned by root and world-readable.
  */
 export function execRuntime(root: string): string {
-  const bundle = join(DIST, "corerun-exec.cjs");
-  const st = statSync(bundle);
+  // The loader, the bundle it compiles and the bundle's code cache (tools/build.mjs).
+  const files = ["corerun-exec.cjs", "corerun-exec.bundle.cjs", "corerun-exec.bundle.cache"].filter((f) => existsSync(join(DIST, f)));
+  const st = statSync(join(DIST, "corerun-exec.bundle.cjs"));
   const key = createHash("sha256").update(`${st.size}:${st.mtimeMs}:${process.versions.node}`).digest("hex").slice(0, 16);
   const dest = join(root, "runtime", key);
   if (existsSync(join(dest, "corerun-exec.cjs"))) return join(dest, "corerun-exec.cjs");
@@ -132,7 +133,7 @@ export function execRuntime(root: string): string {
   const tmp = mkdtempSync(join(root, "runtime", ".tmp-"));
   try {
     const modules = koffiModulesDir();
-    cpSync(bundle, join(tmp, "corerun-exec.cjs"));
+    for (const f of files) cpSync(join(DIST, f), join(tmp, f));
     cpSync(join(modules, "koffi"), join(tmp, "node_modules", "koffi"), { recursive: true });
     const native = join(modules, "@koromix");
     if (existsSync(native)) cpSync(native, join(tmp, "node_modules", "@koromix"), { recursive: true });
