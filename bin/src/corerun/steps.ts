@@ -384,7 +384,7 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
   const failures: Error[] = [];
   const step = (what: string, fn: () => void) => {
     try {
-      fn();
+      span(what, { id }, fn);
     } catch (err) {
       const e = new Error(`cleanup of ${id}: ${what}`, { cause: err });
       failures.push(e);
