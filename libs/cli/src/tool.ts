@@ -87,10 +87,10 @@ export function helpText(spec: ToolSpec): string {
  */
 export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slice(2), opts: { onError?: (line: string) => void; logName?: string } = {}): Promise<never> {
   const name = opts.logName ?? spec.name;
-  startTrace(name);
   let log = createLogger(name);
   let code: number;
   try {
+    startTrace(name);
     // Subcommands nest (`corerun image ls`): each word that names one descends a level.
     let active = spec;
     let words = argv;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
@@ -92,6 +92,25 @@ describe("trace writer", () => {
   });
 });
 
+describe("a parts directory left by a killed run", () => {
+  test("its events are left out of the next trace, and the directory is removed", () => {
+    const file = join(base, "stale.json");
+    mkdirSync(`${file}.parts`);
+    writeFileSync(join(`${file}.parts`, "4242.jsonl"), [
+      JSON.stringify({ name: "process_name", ph: "M", ts: 0, pid: 4242, tid: 4242, args: { name: "old" } }),
+      JSON.stringify({ name: "old step", ph: "X", ts: 1, dur: 1, pid: 4242, tid: 4242 }),
+      '{"name":"cut sh',
+    ].join("\n"));
+    const r = node(`import { startTrace, span } from ${JSON.stringify(traceTs)}; startTrace("new"); span("new step", undefined, () => {});`, file);
+    assert.equal(r.status, 0, r.stderr);
+    const events = (JSON.parse(readFileSync(file, "utf8")) as { traceEvents: TraceEvent[] }).traceEvents;
+    assert.ok(events.some((e) => e.name === "new step"));
+    assert.equal(events.some((e) => e.pid === 4242), false);
+    assert.equal(existsSync(`${file}.parts`), false);
+    rmSync(file);
+  });
+});
+
 describe("laneSpans", () => {
   test("nested spans share the process's track; overlapping ones get lanes of their own", () => {
     const out = laneSpans([x("run", 5, 0, 100), x("mount", 5, 10, 50), x("net", 5, 12, 70), x("step", 5, 20, 5), x("start", 5, 85, 5), x("other", 6, 0, 10)]);
@@ -110,5 +129,15 @@ describe("laneSpans", () => {
     const doc = JSON.parse(renderTrace(events)) as { traceEvents: TraceEvent[]; displayTimeUnit: string };
     assert.equal(doc.displayTimeUnit, "ms");
     assert.deepEqual(doc.traceEvents.map((e) => e.name), ["a", "b"]);
+  });
+});
+
+describe("CORERUN_TRACE in a directory that does not exist", () => {
+  test("a tool says so in one line and exits 125", () => {
+    const tool = fileURLToPath(new URL("./tool.ts", import.meta.url));
+    const script = `import { runTool } from ${JSON.stringify(tool)}; void runTool({ name: "t", description: "", usage: "", args: {}, tail: "none", run: () => 0 }, []);`;
+    const r = node(script, join(base, "missing", "t.json"));
+    assert.equal(r.status, 125);
+    assert.match(r.stderr, /^t: CORERUN_TRACE=.*missing\/t\.json: cannot make .*missing\/t\.json\.parts \(ENOENT\); give a path in a writable directory\n$/);
   });
 });

@@ -1,6 +1,7 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 import { instrumentSyscalls, linuxSyscall } from "@corerun/syscall";
+import { UsageError } from "./exit.ts";
 
 /**
  * A trace of every step, in Chrome's trace-event format (Perfetto and chrome://tracing open it).
@@ -40,6 +41,8 @@ interface Tracer {
   file?: string;
   parts: string;
   fd?: number;
+  /** The root's start: events in the parts directory from before it belong to a killed run. */
+  since?: number;
   /** Spans not ended yet: written as ended when the process writes its events (an execve, an exit inside a step). */
   open: Set<TraceEvent>;
 }
@@ -94,7 +97,14 @@ export function startTrace(name: string, file: string | undefined = process.env[
     }
   } else {
     // World-writable and sticky, as /tmp: a tool running as a container's mapped uid writes its part here.
-    mkdirSync(parts, { recursive: true, mode: 0o1733 });
+    try {
+      mkdirSync(parts);
+      // Not through mkdir's mode, which the umask narrows.
+      chmodSync(parts, 0o1733);
+    } catch (err) {
+      // Left by a run that was killed: its events are older than this process and left out.
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new UsageError(`${TRACE_ENV}=${file}: cannot make ${parts} (${(err as NodeJS.ErrnoException).code}); give a path in a writable directory`);
+    }
     t.file = file;
     process.env[TRACE_ENV] = file;
     process.env[PARTS_ENV] = parts;
@@ -103,6 +113,7 @@ export function startTrace(name: string, file: string | undefined = process.env[
   t.events.push({ name: "process_name", ph: "M", ts: 0, pid, tid: pid, args: { name, ppid } });
   // performance.now() counts from the process's time origin, taken as Node starts.
   const origin = now - performance.now() * 1000;
+  if (!partsFromParent) t.since = origin;
   const boot = performance.nodeTiming.bootstrapComplete * 1000;
   t.events.push({ name: "node start", cat: "node", ph: "X", ts: origin, dur: boot, pid, tid: pid, args: { v8Start: round(performance.nodeTiming.v8Start) } });
   t.events.push({ name: "load bundle", cat: "node", ph: "X", ts: origin + boot, dur: now - origin - boot, pid, tid: pid, args: { script: basename(process.argv[1] ?? "") } });
@@ -188,7 +199,10 @@ export function endTrace(): void {
     return;
   }
   tracer = undefined;
-  const all = [...events, ...readParts(t.parts)];
+  const parts = readParts(t.parts);
+  const fresh = parts.filter((e) => e.ph !== "M" && e.ts >= t.since!);
+  const live = new Set(fresh.map((e) => e.pid));
+  const all = [...events, ...fresh, ...parts.filter((e) => e.ph === "M" && live.has(e.pid))];
   writeFileSync(t.file!, renderTrace(all));
   rmSync(t.parts, { recursive: true, force: true });
 }
