@@ -73,15 +73,20 @@ export function spanTree(events: readonly TraceEvent[]): Step {
   }
   const rootPid = steps.find((s) => !procs.has(procs.get(s.pid)?.ppid ?? 0))?.pid ?? steps[0]!.pid;
   const root: Step = { name: procs.get(rootPid)?.name ?? String(rootPid), process: "", pid: rootPid, ts: Infinity, end: -Infinity, children: [] };
-  for (const s of steps) {
-    let p = parentOf.get(s);
-    if (!p && s.pid !== rootPid) {
-      const inParent = steps.filter((c) => c.pid === procs.get(s.pid)?.ppid);
-      const around = inParent.filter((c) => contains(c, s));
-      p = shortest(around.filter((c) => c.name === s.process)) ?? shortest(around) ?? shortest(inParent.filter((c) => c.ts <= s.ts && s.ts <= c.end));
-    }
-    (p ?? root).children.push(s);
-  }
+  // A process's outermost spans go together under one step of its parent, chosen by the
+  // process's whole life: a tool's start (node start, load bundle) belongs where its work does.
+  const anchors = new Map<number, Step | undefined>();
+  const anchorOf = (pid: number): Step | undefined => {
+    if (anchors.has(pid)) return anchors.get(pid);
+    const own = steps.filter((c) => c.pid === pid);
+    const life: Step = { ...own[0]!, ts: Math.min(...own.map((c) => c.ts)), end: Math.max(...own.map((c) => c.end)) };
+    const inParent = steps.filter((c) => c.pid === procs.get(pid)?.ppid);
+    const around = inParent.filter((c) => contains(c, life));
+    const p = shortest(around.filter((c) => c.name === life.process)) ?? shortest(around) ?? shortest(inParent.filter((c) => c.ts <= life.ts && life.ts <= c.end));
+    anchors.set(pid, p);
+    return p;
+  };
+  for (const s of steps) (parentOf.get(s) ?? (s.pid === rootPid ? undefined : anchorOf(s.pid)) ?? root).children.push(s);
   for (const s of root.children) {
     root.ts = Math.min(root.ts, s.ts);
     root.end = Math.max(root.end, s.end);
