@@ -98,6 +98,15 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.equal(body, "hello from corerun");
   });
 
+  test("the trace example prints the critical path of a start", () => {
+    const r = bash(readmeBlock("trace"));
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[0]!, /^STEP\s+PROCESS\s+START MS\s+DURATION MS\s+SHARE %$/);
+    const steps = lines.slice(1).map((l) => l.trim().split(/\s{2,}/)[0]!);
+    for (const step of ["node start", "corerun run", "build tree and network", "corerun-mount", "pivot_root", "teardown"]) assert.ok(steps.includes(step), `${step}:\n${r.stdout}`);
+  });
+
   test("the user namespace examples", () => {
     const r = bash(readmeBlock("userns"));
     assert.equal(r.code, 0, r.stderr);
@@ -296,7 +305,7 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
-  for (const name of ["corerun", "corerun image", "corerun image import", "corerun commit", "corerun-ns", "corerun-mount", "corerun-exec", "corerun-cgroup", "corerun-net"]) {
+  for (const name of ["corerun", "corerun image", "corerun image import", "corerun commit", "corerun trace summary", "corerun-ns", "corerun-mount", "corerun-exec", "corerun-cgroup", "corerun-net"]) {
     test(`${name} --help`, () => {
       const [bin, ...sub] = name.split(" ");
       const r = tool(bin!, [...sub, "--help"]);

@@ -79,7 +79,7 @@ podman --runtime corerun next to podman --runtime runc.
 
   --runs N         timed runs per command (default 20)
   --warmup N       untimed runs per command first (default 3)
-  --scenario NAME  one of: ${scenarios} (default none)
+  --scenario NAME  one of: ${scenarios}, or all of them in turn (default none)
 
 Environment: CORERUN=PATH times that binary instead of bin/corerun.
 
@@ -121,6 +121,13 @@ done
 
 [[ "${runs}" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ "${warmup}" =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer"
+# all: every scenario in turn, each its own hyperfine run, one after the other.
+if [[ "${scenario}" == all ]]; then
+  for s in ${scenarios}; do
+    "${BASH_SOURCE[0]}" --runs "${runs}" --warmup "${warmup}" --scenario "${s}"
+  done
+  exit 0
+fi
 define_scenario "${scenario}" || die "unknown scenario '${scenario}' (known: ${scenarios})"
 
 # Every runtime compared here needs root for namespaces and cgroups, so a

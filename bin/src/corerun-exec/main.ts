@@ -1,5 +1,5 @@
 import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
-import { defineTool, errorLine, exitCodeForError, faultPoint, runTool } from "@corerun/cli";
+import { defineTool, errorLine, exitCodeForError, faultPoint, runTool, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs } from "@corerun/cgroup";
@@ -15,7 +15,7 @@ export const tool = defineTool({
   args,
   tail: "command",
   notes: [
-    "With --sync-dir DIR, corerun-exec opens the FIFOs DIR/go and DIR/ready first, writes\n{\"t\":\"ready\"} on ready once it has loaded everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo.",
+    "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first, writes {\"t\":\"ready\"} on the\nFIFO DIR/ready once it has loaded and prepared everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo.",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
@@ -29,31 +29,31 @@ export const tool = defineTool({
   run(ctx) {
     let sync: ExecSide | undefined;
     try {
-      // The FIFOs first: any later failure, bad options included, then reaches the waiting side.
+      // go first: any later failure, bad options included, then reaches the waiting side on ready.
       const syncDir = ctx.values["sync-dir"]?.at(-1);
       faultPoint("exec:start");
-      if (syncDir) sync = new ExecSide(syncDir);
+      if (syncDir) sync = span("open go fifo", { dir: syncDir }, () => new ExecSide(syncDir));
       faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
       const oci = opts.oci === undefined ? undefined : loadOciProcess(opts.oci);
       // The cgroup paths live on the host: open them before the root can move.
-      const cgroupFds = [...openCgroupProcs(opts.cgroups), ...opts.cgroupFds];
+      const cgroupFds = [...span("open cgroup.procs", { cgroups: opts.cgroups }, () => openCgroupProcs(opts.cgroups)), ...opts.cgroupFds];
       const lastCap = lastCapability();
       // The host's hierarchies are read while its /proc and /sys are still in reach.
-      const cgroupFs = opts.mountCgroup ? cgroupTree(discoverLayout()) : undefined;
-      if (opts.mountProc) mountProc(sys);
+      const cgroupFs = opts.mountCgroup ? span("read cgroup layout", undefined, () => cgroupTree(discoverLayout())) : undefined;
+      if (opts.mountProc) span("mount /proc", undefined, () => mountProc(sys));
       faultPoint("exec:proc");
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
       if (sync) {
-        sync.sendReady();
+        span("send ready", undefined, () => sync!.sendReady());
         faultPoint("exec:ready");
-        go = sync.waitGo();
+        go = span("wait for go", undefined, () => sync!.waitGo());
         faultPoint("exec:go");
       }
       // A parent-death signal from the clone (corerun run's start) guards the waits only: once
       // started, the container outlives a killed corerun, and corerun cleanup ends it.
       sys.prctl(PR_SET_PDEATHSIG, 0);
-      if (opts.loUp) sys.setLinkUp("lo");
+      if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
       if (opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
       if (oci) {
         const { spec } = oci;
@@ -75,15 +75,15 @@ export const tool = defineTool({
         faultPoint("exec:exec");
         return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, [...ociEnv(spec), ...listen]);
       }
-      if (opts.mountProc && !opts.unmasked) maskProc(sys);
-      const hostname = setHostname(sys, opts.hostname);
+      if (opts.mountProc && !opts.unmasked) span("mask /proc", undefined, () => maskProc(sys));
+      const hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
       enterWorkdir(opts.workdir);
       const creds = opts.user === undefined ? undefined : resolveUser(opts.user, readEtc("/etc/passwd"), readEtc("/etc/group"));
       const env = containerEnv(opts, hostname, creds?.home);
-      joinCgroup(sys, cgroupFds, opts.cgroupns);
-      if (cgroupFs) mountCgroupTree(sys, cgroupFs, !opts.unmasked);
+      span("join cgroup", { cgroups: opts.cgroups, cgroupns: opts.cgroupns }, () => joinCgroup(sys, cgroupFds, opts.cgroupns));
+      if (cgroupFs) span("mount /sys/fs/cgroup", undefined, () => mountCgroupTree(sys, cgroupFs, !opts.unmasked));
       prepareFds(sys, opts.preserveFds);
-      dropCapabilities(sys, opts.capabilities, lastCap);
+      span("drop capabilities", undefined, () => dropCapabilities(sys, opts.capabilities, lastCap));
       faultPoint("exec:exec");
       if (!creds) return execCommand(sys, opts, env);
       // A user other than root loses CAP_SYS_ADMIN: the filter goes in first unless

@@ -1,6 +1,6 @@
 import { closeSync } from "node:fs";
 import { connectUnix, fdSender, linuxSyscall as sys } from "@corerun/syscall";
-import { defineTool, dieWithParent, faultPoint, runTool } from "@corerun/cli";
+import { defineTool, dieWithParent, faultPoint, runTool, span } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { nsPids, procStartTime } from "@corerun/state";
@@ -46,11 +46,11 @@ export const tool = defineTool({
     const target = sys.pidfdOpen(opts.pid);
     try {
       if (joined) makePrivate(sys);
-      else enterNamespaces(sys, opts.pid);
+      else span("enter namespaces", { pid: opts.pid }, () => enterNamespaces(sys, opts.pid));
       faultPoint("mount:namespaces");
       // Before the bind: host root cannot create files through an idmapped mount (its uid has no
       // mapping there), so missing mount points are made on the rootfs itself.
-      createMountPoints(points);
+      span("create mount points", { count: points.length }, () => createMountPoints(points));
       faultPoint("mount:mount-points");
       if (spec) {
         bindRootfs(sys, opts.rootfs, userns, { nodev: false });
@@ -58,22 +58,22 @@ export const tool = defineTool({
         mountOciTree(sys, opts.rootfs, spec, opts.cgroupDirs);
         faultPoint("mount:oci-mounts");
       } else {
-        bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns);
+        span("bind rootfs", { rootfs: opts.rootfs, idmap: userns !== undefined }, () => bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns));
         faultPoint("mount:rootfs");
-        mountDev(sys, opts.rootfs);
+        span("mount /dev", { target: `${opts.rootfs}/dev` }, () => mountDev(sys, opts.rootfs));
         if (opts.hostDevices) bindHostDevices(sys, opts.rootfs);
         faultPoint("mount:dev");
-        mountSys(sys, opts.rootfs, opts.unmasked);
+        span("mount /sys", { target: `${opts.rootfs}/sys`, masked: !opts.unmasked }, () => mountSys(sys, opts.rootfs, opts.unmasked));
         faultPoint("mount:sys");
-        mountVolumes(sys, opts.rootfs, opts, userns);
+        span("mount volumes", { volumes: opts.volumes.map((v) => `${v.source}:${v.target}`).join(" ") }, () => mountVolumes(sys, opts.rootfs, opts, userns));
         faultPoint("mount:volumes");
       }
-      if (opts.syncDir) waitReady(opts.syncDir, { pidfd: target, name: `process ${opts.pid}`, sys });
+      if (opts.syncDir) span("wait for ready", { pid: opts.pid }, () => waitReady(opts.syncDir!, { pidfd: target, name: `process ${opts.pid}`, sys }));
       faultPoint("mount:ready");
       if (opts.hookPause) pauseForHooks();
-      if (opts.proc) moveProc(sys, opts.rootfs, { nsPid, startTime });
+      if (opts.proc) span("move /proc", { target: `${opts.rootfs}/proc` }, () => moveProc(sys, opts.rootfs, { nsPid, startTime }));
       faultPoint("mount:proc");
-      pivot(sys, opts.rootfs);
+      span("pivot_root", { rootfs: opts.rootfs }, () => pivot(sys, opts.rootfs));
       faultPoint("mount:pivot");
       if (spec) checkProgram(spec);
       if (spec && consoleFd !== undefined) sendConsole(sys, spec, consoleFd, sendFd!);

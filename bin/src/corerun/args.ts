@@ -28,6 +28,7 @@ export const runArgs = {
   "cap-add": { type: "string", valueHint: "CAP", description: "give the container a capability beyond Docker's default set (repeatable; ALL for every one)" },
   "cap-drop": { type: "string", valueHint: "CAP", description: "take a capability of Docker's default set away (repeatable; ALL for every one)" },
   "print-script": { type: "boolean", description: "print the tool invocations as a shell script instead of running them" },
+  trace: { type: "string", valueHint: "FILE", description: "write a trace of every step of every tool to FILE (Chrome trace-event JSON; env CORERUN_TRACE)" },
   memory: { type: "string", alias: "m", valueHint: "MB", description: "memory limit in MiB, or a Docker size (512m, 1g); at least 6 MiB; swap does not extend it" },
   cpu: { type: "string", alias: "c", valueHint: "PERCENT", description: "CPU limit in percent of one core (150 = one and a half cores)" },
   cpus: { type: "string", valueHint: "N", description: "CPU limit in cores, Docker's spelling (0.5 = --cpu 50)" },

@@ -1,5 +1,6 @@
 import { dirname } from "node:path";
-import { defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, span, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { traceCommand, withTraceFlag } from "./trace.ts";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { stateRoot } from "@corerun/state";
 import { parseRunConfig, runArgs } from "./args.ts";
@@ -15,7 +16,7 @@ import {
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
-  const cfg = parseRunConfig(ctx);
+  const cfg = span("parse options", undefined, () => parseRunConfig(ctx));
   if (cfg.printScript) {
     process.stdout.write(renderScript(cfg, binDirOf(dirname(process.argv[1]!)), cfg.hostname));
     return 0;
@@ -43,31 +44,33 @@ async function run(ctx: ToolContext): Promise<number> {
   const starting = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   for (const sig of starting) process.on(sig, abort);
   try {
-    c = createState(cfg, detached?.extra);
+    c = span("create state", { root: cfg.root }, () => createState(cfg, detached?.extra));
     detached?.created(c);
     ctx.log.info(`container ${c.id}: state ${c.path}`);
-    const cg = cfg.rootless ? undefined : createCgroup(cfg, c);
-    pid = detached ? detached.withOutput(() => startFirstProcess(cfg, c!)) : startFirstProcess(cfg, c);
+    const cg = cfg.rootless ? undefined : span("create cgroup", { id: c.id, limits: cfg.limits }, () => createCgroup(cfg, c!));
+    pid = span("start first process", { exec: "corerun-exec" }, () => (detached ? detached.withOutput(() => startFirstProcess(cfg, c!)) : startFirstProcess(cfg, c!)));
     faultPoint("corerun:cloned");
-    recordInit(c, pid);
+    span("record first process", { pid }, () => recordInit(c!, pid!));
     ctx.log.info(`container ${c.id}: first process ${pid}`);
     if (aborted) kill(pid);
     // A detached container's first process is left for corerun-monitor to reap: its status is the monitor's to record.
     const ended = waitChild(sys, pid, undefined, detached !== undefined);
-    const built = Promise.all([buildTree(cfg, c, pid, tools), setupNetwork(cfg, c, pid, tools)]);
     // If the first process dies while the tree is being built, the build can never finish.
-    const first = await Promise.race([built.then(() => undefined), ended]);
+    const first = await span("build tree and network", undefined, () => {
+      const built = Promise.all([buildTree(cfg, c!, pid!, tools), setupNetwork(cfg, c!, pid!, tools)]);
+      return Promise.race([built.then(() => undefined), ended]);
+    });
     if (aborted) return 128 + signalNumber(aborted);
     if (first) return exitCodeOf(first);
     faultPoint("corerun:tree-built");
     for (const sig of starting) process.off(sig, abort);
-    start(c);
+    span("start", { fifo: "go" }, () => start(c!));
     if (detached) {
       detached.started(pid);
       c = undefined;
       return 0;
     }
-    const end = await ended;
+    const end = await span("container runs", { pid }, () => ended);
     faultPoint("corerun:exited");
     ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
     if (cg) reportOom(cg, cfg.limits, ctx.log);
@@ -79,7 +82,7 @@ async function run(ctx: ToolContext): Promise<number> {
   } finally {
     await stopTools(tools);
     // A failed cleanup step is reported, and left for `corerun cleanup`; the status stays the command's.
-    if (c) teardown(cfg.root, c.id, c.path, ctx.log);
+    if (c) span("teardown", { id: c.id }, () => teardown(cfg.root, c!.id, c!.path, ctx.log));
   }
 }
 
@@ -167,13 +170,13 @@ const runTool_ = defineTool({
     "sudo corerun run --network none busybox:latest sh -c 'echo from an image'",
   ],
   subCommands: {},
-  run,
+  run: withTraceFlag(run),
 });
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...] | [options] IMAGE [CMD [ARGS...]]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
   run: runCmd, ps, kill, cleanup, logs, stop, rm, inspect, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
-  image: imageTool, commit: commitTool,
+  image: imageTool, commit: commitTool, trace: traceCommand,
 };
 runTool_.subCommands = subCommands;
 

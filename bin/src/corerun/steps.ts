@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { once } from "node:events";
 import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
-import { faultPoint, PARENT_PID_ENV, UsageError } from "@corerun/cli";
+import { faultPoint, PARENT_PID_ENV, span, UsageError } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
@@ -122,8 +122,9 @@ export function handToContainerRoot(root: string, dir: string, userns: { uidMap:
  * once per build into ROOT/runtime/KEY, owned by root and world-readable.
  */
 export function execRuntime(root: string): string {
-  const bundle = join(DIST, "corerun-exec.cjs");
-  const st = statSync(bundle);
+  // The loader, the bundle it compiles and the bundle's code cache (tools/build.mjs).
+  const files = ["corerun-exec.cjs", "corerun-exec.bundle.cjs", "corerun-exec.bundle.cache"].filter((f) => existsSync(join(DIST, f)));
+  const st = statSync(join(DIST, "corerun-exec.bundle.cjs"));
   const key = createHash("sha256").update(`${st.size}:${st.mtimeMs}:${process.versions.node}`).digest("hex").slice(0, 16);
   const dest = join(root, "runtime", key);
   if (existsSync(join(dest, "corerun-exec.cjs"))) return join(dest, "corerun-exec.cjs");
@@ -132,7 +133,7 @@ export function execRuntime(root: string): string {
   const tmp = mkdtempSync(join(root, "runtime", ".tmp-"));
   try {
     const modules = koffiModulesDir();
-    cpSync(bundle, join(tmp, "corerun-exec.cjs"));
+    for (const f of files) cpSync(join(DIST, f), join(tmp, f));
     cpSync(join(modules, "koffi"), join(tmp, "node_modules", "koffi"), { recursive: true });
     const native = join(modules, "@koromix");
     if (existsSync(native)) cpSync(native, join(tmp, "node_modules", "@koromix"), { recursive: true });
@@ -224,7 +225,7 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, to
   const n = cfg.network;
   if (n.mode !== "bridge") {
     const mode = n.mode === "container" ? { mode: "container" as const, container: n.container! } : { mode: n.mode };
-    writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode }));
+    span("write /etc files", { dir: join(c.dir, "etc") }, () => writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode })));
     return;
   }
   await runChild(tools, "corerun-net", [...netArgs(cfg, c, pid), "--die-with-parent"]);
@@ -302,7 +303,11 @@ export type Tools = ChildProcess[];
  * Runs one tool to its end. It gets a process group of its own: a Ctrl-C on the terminal reaches
  * corerun, which aborts the start, instead of killing the tool halfway.
  */
-export async function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): Promise<void> {
+export function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): Promise<void> {
+  return span(name, { argv: args.join(" ") }, () => runChildToEnd(tools, name, args, opts));
+}
+
+async function runChildToEnd(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> }): Promise<void> {
   const [node, tool] = toolCommand(name);
   const stderr = opts.captureErrors ? "pipe" : "inherit";
   const stdout = opts.onPause ? "pipe" : name === "corerun-net" ? "ignore" : "inherit";
@@ -380,7 +385,7 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
   const failures: Error[] = [];
   const step = (what: string, fn: () => void) => {
     try {
-      fn();
+      span(what, { id }, fn);
     } catch (err) {
       const e = new Error(`cleanup of ${id}: ${what}`, { cause: err });
       failures.push(e);

@@ -1,4 +1,5 @@
 import { openSync, writeSync } from "node:fs";
+import { mark } from "./trace.ts";
 
 let traceFd: number | undefined;
 
@@ -11,6 +12,7 @@ let traceFd: number | undefined;
  * them from corerun. Without them, a point costs three lookups.
  */
 export function faultPoint(name: string, env: NodeJS.ProcessEnv = process.env): void {
+  mark(name);
   if (env.CORERUN_FAULT_TRACE) trace(env.CORERUN_FAULT_TRACE, name);
   // Stopped there (SIGSTOP) until someone sends SIGCONT: a test may act at that instant, such as
   // kill the container's first process while corerun or a tool stands at this step.

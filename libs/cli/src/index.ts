@@ -9,3 +9,4 @@ export { waitChild, FORWARDED_SIGNALS } from "./wait.ts";
 export { faultPoint } from "./fault.ts";
 export { nulBytePath, nulByteRefusal } from "./json.ts";
 export { dieWithParent, PARENT_PID_ENV } from "./parent.ts";
+export { startTrace, endTrace, span, mark, tracing, nowUs, renderTrace, laneSpans, checkTraceFile, TRACE_ENV, SLOW_SYSCALL_US, type TraceEvent } from "./trace.ts";

@@ -3,6 +3,7 @@ import type { ConsolaInstance } from "consola";
 import { aliasesOf, splitArgv } from "./argv.ts";
 import { errorLine, exitCodeForError, UsageError } from "./exit.ts";
 import { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
+import { span, startTrace } from "./trace.ts";
 
 /** Options every tool accepts. */
 export const COMMON_ARGS = {
@@ -89,6 +90,7 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
   let log = createLogger(name);
   let code: number;
   try {
+    startTrace(name);
     // Subcommands nest (`corerun image ls`): each word that names one descends a level.
     let active = spec;
     let words = argv;
@@ -103,7 +105,7 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
       process.exit(split.help || !words.length ? 0 : 125);
     }
     log = createLogger(name, logLevel({ log: split.values.log?.at(-1), logLevel: split.values["log-level"]?.at(-1) }));
-    code = await active.run({ values: split.values, flags: split.flags, tail: split.tail, log });
+    code = await span(active.name, { argv: words.join(" ") }, () => active.run!({ values: split.values, flags: split.flags, tail: split.tail, log }));
   } catch (err) {
     log.error(errorLine(err));
     opts.onError?.(errorLine(err));

@@ -18,7 +18,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openNetlink } from "@corerun/syscall";
-import { faultPoint, UsageError } from "@corerun/cli";
+import { faultPoint, span, UsageError } from "@corerun/cli";
 import { isAlive, procStartTime } from "@corerun/state";
 import { Rtnl } from "./client.ts";
 import { ETC_FILES, hostHostsFile, hostsFile, resolvConf, writeEtcFiles, writeHostsFile, type EtcFiles, type HostEntry } from "./etc.ts";
@@ -289,7 +289,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
             delete network.bridgeIndex;
             save();
           }
-          const r = host.results([newBridge(network.bridge, network.mac), getLinkByName(network.bridge)]);
+          const r = span("create bridge", { bridge: network.bridge, subnet: network.subnet }, () => host.results([newBridge(network.bridge, network.mac), getLinkByName(network.bridge)]));
           if (!r[0]!.ok) throw r[0]!.error;
           made.bridge = true;
           if (!r[1]!.ok) throw r[1]!.error;
@@ -301,14 +301,17 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         }
         // route_localnet lets DNATed connections from 127.0.0.1 leave through the bridge;
         // forwarding lets the host route between the bridge and everything else.
-        kernel.sysctl(`net/ipv4/conf/${network.bridge}/route_localnet`, "1");
-        kernel.sysctl("net/ipv4/ip_forward", "1");
-        const r = host.results([
-          newAddress({ index: bridge.index, name: network.bridge, address: network.gateway, prefixLength: subnet.prefix, replace: true }),
-          setLinkUp({ index: bridge.index, name: network.bridge }),
-          newVethPair({ name: lease.veth, master: bridge.index, peerName: CONTAINER_IFNAME, peerNetns: { fd: opts.netns.fd } }),
+        span("sysctls", { bridge: network.bridge }, () => {
+          kernel.sysctl(`net/ipv4/conf/${network.bridge}/route_localnet`, "1");
+          kernel.sysctl("net/ipv4/ip_forward", "1");
+        });
+        const br = bridge;
+        const r = span("veth pair", { veth: lease.veth, peer: CONTAINER_IFNAME, bridge: network.bridge }, () => host.results([
+          newAddress({ index: br.index, name: network.bridge, address: network.gateway, prefixLength: subnet.prefix, replace: true }),
+          setLinkUp({ index: br.index, name: network.bridge }),
+          newVethPair({ name: lease.veth, master: br.index, peerName: CONTAINER_IFNAME, peerNetns: { fd: opts.netns.fd } }),
           getLinkByName(lease.veth),
-        ]);
+        ]));
         if (r[2]!.ok) {
           made.veth = r[3]!.ok ? decodeLink(r[3]!.replies[0]!) : { index: 0, name: lease.veth, flags: 0, kind: "veth", master: undefined, mac: undefined };
           if (made.veth.index) lease.vethIndex = made.veth.index;
@@ -317,16 +320,19 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         if (failed && !failed.ok) throw failed.error;
         faultPoint("net:veth");
 
-        const [eth0Reply] = ctr.batch([getLinkByName(CONTAINER_IFNAME)])[0]!;
-        const eth0 = decodeLink(eth0Reply!);
-        ctr.batch([
-          setLinkUp({ index: eth0.index, name: CONTAINER_IFNAME }),
-          newAddress({ index: eth0.index, name: CONTAINER_IFNAME, address: lease.address, prefixLength: subnet.prefix }),
-          setLinkUp({ name: "lo" }),
-          newDefaultRoute({ gateway: network.gateway, index: eth0.index, name: CONTAINER_IFNAME }),
-        ]);
+        const eth0 = span("container address", { interface: CONTAINER_IFNAME, address: lease.address, gateway: network.gateway }, () => {
+          const [eth0Reply] = ctr.batch([getLinkByName(CONTAINER_IFNAME)])[0]!;
+          const eth0 = decodeLink(eth0Reply!);
+          ctr.batch([
+            setLinkUp({ index: eth0.index, name: CONTAINER_IFNAME }),
+            newAddress({ index: eth0.index, name: CONTAINER_IFNAME, address: lease.address, prefixLength: subnet.prefix }),
+            setLinkUp({ name: "lo" }),
+            newDefaultRoute({ gateway: network.gateway, index: eth0.index, name: CONTAINER_IFNAME }),
+          ]);
+          return eth0;
+        });
         faultPoint("net:address");
-        if (syncRuleset(records, paths.table, nftOpts(kernel, paths))) opts.log?.(`loaded nftables table ip ${paths.table}`);
+        if (span("nft ruleset", { table: paths.table, ports: opts.ports.length }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths)))) opts.log?.(`loaded nftables table ip ${paths.table}`);
         faultPoint("net:nft");
         lease.state = "active";
         save();
@@ -338,11 +344,11 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
           ...(eth0.mac ? { mac: eth0.mac } : {}), ...(opts.hostname ? { hostname: opts.hostname } : {}),
         };
         if (opts.etcDir) {
-          writeEtcFiles(opts.etcDir, { hostname: opts.hostname ?? opts.id, hosts: leaseHosts(records, lease), resolv: resolvConf({ mode: "private" }) });
+          span("write /etc files", { dir: opts.etcDir }, () => writeEtcFiles(opts.etcDir!, { hostname: opts.hostname ?? opts.id, hosts: leaseHosts(records, lease), resolv: resolvConf({ mode: "private" }) }));
           result.etc = etcPaths(opts.etcDir);
           faultPoint("net:etc");
         }
-        refreshPeers(records, network.name, opts.id, opts.log);
+        span("refresh peers", { network: network.name }, () => refreshPeers(records, network.name, opts.id, opts.log));
         return result;
       } catch (err) {
         undoSetup(records, save, { network, isNew, lease, made, host, paths, kernel, log: opts.log });

@@ -3,6 +3,7 @@
  *
  *   corerun-exec (PID 1)              corerun-mount / a script          corerun / a script
  *   open go (O_RDWR: never blocks)
+ *   load, prepare
  *   open ready (O_WRONLY) ─────────── open ready, read to EOF
  *   write {"t":"ready"}, close ─────▶ (knows exec loaded everything)
  *                                     pivot_root, exit 0 ─────────────▶
@@ -10,8 +11,10 @@
  *   /proc, hostname, exec CMD
  *
  * corerun-exec holds go open read-write so that its read blocks until a message arrives instead
- * of seeing EOF while no writer is there yet, and so that it alone reads go. Each side opens its
- * FIFOs before the root moves: the paths live on the host.
+ * of seeing EOF while no writer is there yet, and so that it alone reads go. corerun-exec opens
+ * ready only when it has something to say: the open blocks until the reader comes, and its own
+ * preparation runs meanwhile instead of after. Each side opens its FIFOs before the root moves
+ * (the reader pivots only after "ready"): the paths live on the host.
  * A failure before "ready" is sent as {"t":"error",...} on ready, so the reader reports it and
  * stops instead of pivoting; after "ready", corerun-exec reports errors itself and exits 125-127.
  */
@@ -73,7 +76,8 @@ export class ReportedError extends Error {
 /** The waiting side (corerun-exec): opens both FIFOs, before its root can move. */
 export class ExecSide {
   private readonly go: number;
-  private ready: number | undefined;
+  private readonly readyPath: string;
+  private sent = false;
 
   constructor(dir: string) {
     try {
@@ -82,15 +86,19 @@ export class ExecSide {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       throw new UsageError(`--sync-dir ${dir}: no FIFO ${goPath(dir)}; make both with mkfifo ${readyPath(dir)} ${goPath(dir)}`);
     }
-    // Blocks until a reader opens `ready`: corerun-mount, corerun or a script.
-    this.ready = openSync(readyPath(dir), constants.O_WRONLY);
+    this.readyPath = readyPath(dir);
   }
 
   private send(msg: SyncMessage): void {
-    if (this.ready === undefined) return;
-    writeSync(this.ready, encode(msg));
-    closeSync(this.ready);
-    this.ready = undefined;
+    if (this.sent) return;
+    this.sent = true;
+    // Blocks until a reader opens `ready`: corerun-mount, corerun or a script.
+    const ready = openSync(this.readyPath, constants.O_WRONLY);
+    try {
+      writeSync(ready, encode(msg));
+    } finally {
+      closeSync(ready);
+    }
   }
 
   sendReady(): void {
@@ -99,7 +107,7 @@ export class ExecSide {
 
   /** Reports a failure before "ready"; returns false when "ready" was already sent. */
   fail(message: string, exitCode: number): boolean {
-    if (this.ready === undefined) return false;
+    if (this.sent) return false;
     this.send({ t: "error", message, exitCode });
     return true;
   }

@@ -2,7 +2,7 @@ export * from "./constants.ts";
 export { SyscallError, isErrno, type SyscallErrorInit } from "./error.ts";
 export type { Syscall, WaitResult, EnterExecArgs } from "./types.ts";
 export { linuxSyscall } from "./linux.ts";
-export { recordingSyscall, type RecordedCall } from "./recording.ts";
+export { recordingSyscall, instrumentSyscalls, type RecordedCall } from "./recording.ts";
 export { NAMESPACES, namespaceFlags, inNetworkNamespace, inNamespaces, canJoinByPath, type NamespaceName } from "./namespaces.ts";
 export * from "./netlink.ts";
 export { startInNamespaces, enterContainer, inPidNamespace, envp, type StartOptions, type EnterOptions, type IdMapText } from "./spawn.ts";

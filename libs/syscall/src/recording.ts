@@ -23,3 +23,25 @@ export function recordingSyscall(fail: Partial<Record<keyof Syscall, Error>> = {
   });
   return { sys, calls };
 }
+
+/**
+ * Times every call of `sys` in place (callers hold the object itself): `onCall` gets the call's
+ * name, arguments, start and duration in µs of CLOCK_MONOTONIC, also when it throws. The trace
+ * turns the slow ones into spans; nothing is wrapped unless asked.
+ */
+export function instrumentSyscalls(sys: Syscall, onCall: (name: keyof Syscall, args: unknown[], startUs: number, durUs: number) => void): void {
+  const table = sys as unknown as Record<string, unknown>;
+  for (const name of Object.keys(table)) {
+    const f = table[name];
+    if (typeof f !== "function") continue;
+    table[name] = function (this: unknown, ...args: unknown[]) {
+      const start = process.hrtime.bigint();
+      try {
+        return (f as (...a: unknown[]) => unknown).apply(this, args);
+      } finally {
+        const end = process.hrtime.bigint();
+        onCall(name as keyof Syscall, args, Number(start) / 1000, Number(end - start) / 1000);
+      }
+    };
+  }
+}
