@@ -84,7 +84,7 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     const id = r.stdout.trim();
     assert.match(id, /^[0-9a-f]{12}$/);
     const ps = corerun(["ps"]);
-    assert.match(ps.stdout, new RegExp(`^${id}\\s+web-${tag}\\s+running\\s+\\d+\\s+${BRIDGE}\\s+${PORT}:80\\s+\\d+s ago\\s`, "m"));
+    assert.match(ps.stdout, new RegExp(`^${id}\\s+web-${tag}\\s+running\\s+\\d+\\s+${BRIDGE}\\s+0\\.0\\.0\\.0:${PORT}->80\\/tcp\\s+\\d+s ago\\s`, "m"));
     const running = entry(id)!;
     assert.ok(cgroupsUnder(PARENT).length > 0, "a running container has its cgroup");
     assert.equal(leases(root).length, 1, "and its address");
