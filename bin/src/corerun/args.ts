@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  AUTO_SIZE, capabilitySet, checkHostname, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, subidRanges, type IdRange, type State,
+  AUTO_SIZE, capabilitySet, checkHostname, findByRef, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, subidRanges, type IdRange, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
@@ -85,9 +85,9 @@ export function defaultRootfs(): string {
   return join(dirname(process.argv[1] ?? "."), "..", "build", "rootfs");
 }
 
-/** A running container of this state root, by id or --name, or undefined. */
+/** A running container of this state root, by --name, id or id prefix, or undefined. */
 export function findRunning(root: string, ref: string): State | undefined {
-  return readStates(root).find((s) => (s.id === ref || s.config.name === ref) && s.status === "running" && isAlive(s.init));
+  return findByRef(readStates(root).filter((s) => s.status === "running" && isAlive(s.init)), ref);
 }
 
 function parseNetwork(ctx: Pick<ToolContext, "values">, root: string): NetworkConfig {

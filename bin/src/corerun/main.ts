@@ -101,7 +101,7 @@ const kill = defineTool({
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to signal; see corerun ps");
-    const runcForm = ctx.tail.length === 2 && ctx.values.signal === undefined && /^(\d+|(SIG)?[A-Z][A-Z0-9+-]*)$/i.test(ctx.tail[1]!) && !findContainer(root, ctx.tail[1]!);
+    const runcForm = ctx.tail.length === 2 && ctx.values.signal === undefined && /^(\d+|(SIG)?[A-Z][A-Z0-9+-]*)$/i.test(ctx.tail[1]!) && !findContainer(root, ctx.tail[1]!, true);
     const sig = parseSignal(runcForm ? ctx.tail[1] : (ctx.values.signal?.at(-1) ?? "KILL"));
     const refs = runcForm ? [ctx.tail[0]!] : ctx.tail;
     for (const ref of refs) mustFind(root, ref);
