@@ -84,6 +84,12 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.match(r.stdout, /^hi from \/tmp$/m);
   });
 
+  test("the exec and terminal examples: exec by name with -u, -w, its status, -i; a pty with -t", () => {
+    const r = bash(readmeBlock("exec"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.split("\n"), ["web", "65534", "/tmp", "status 3", "typed", "/dev/pts/0\r", ""]);
+  });
+
   test("the network example: a published port, a peer by name, a shared network namespace", () => {
     const r = bash(readmeBlock("network"));
     assert.equal(r.code, 0, r.stderr);

@@ -62,6 +62,8 @@ describe("parseRunConfig", () => {
       cgroupParent: "corerun",
       root: join(base, "state"),
       printScript: false,
+      tty: false,
+      interactive: false,
     });
   });
 

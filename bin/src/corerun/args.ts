@@ -35,6 +35,8 @@ export const runArgs = {
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
   "read-only": { type: "boolean", description: "an image container's overlayfs without an upper directory: its root filesystem cannot be written" },
+  tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal" },
+  interactive: { type: "boolean", alias: "i", description: "pass corerun's stdin to the command (into its pty with -t); without it the command reads /dev/null" },
   entrypoint: { type: "string", valueHint: "CMD", description: "the program to run, before the command's words (replaces an image's Entrypoint and drops its Cmd)" },
   // Options of features that are not built yet: rejected with a clear error, never ignored.
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "run in a user namespace with this uid map (repeatable; the gid map defaults to it)" },
@@ -78,6 +80,10 @@ export interface RunConfig {
   image?: ImageRun["image"] | undefined;
   /** --user, or the image's User. */
   user?: string | undefined;
+  /** -t: a pty of the container's devpts, relayed to corerun's terminal. */
+  tty: boolean;
+  /** -i: corerun's stdin reaches the command; otherwise it reads /dev/null. */
+  interactive: boolean;
 }
 
 /** The repository's own build of the busybox rootfs, the default for a demo. */
@@ -191,6 +197,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (!img && given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
   }
+  if (ctx.flags.tty && ctx.flags["print-script"]) throw new UsageError("--print-script does not print -t (corerun relays the pty itself); leave -t out of the script");
   if (img && ctx.flags["print-script"]) throw new UsageError(`--print-script does not print image containers yet (their overlayfs); give --rootfs DIR`);
   // An image container's rootfs is its overlayfs, made with its state (createState).
   const rootfs = img ? "" : checkRootfs(given ?? defaultRootfs());
@@ -226,6 +233,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     cgroupParent: normalizeParent(ctx.values["cgroup-parent"]?.at(-1) ?? "corerun"),
     root,
     printScript: ctx.flags["print-script"] ?? false,
+    tty: ctx.flags.tty ?? false,
+    interactive: ctx.flags.interactive ?? false,
     ...imageAndUser(ctx, img),
   };
 }

@@ -7,6 +7,7 @@ import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
 import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
+import { openTerminal, relayTerminal } from "./tty.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
@@ -56,8 +57,13 @@ async function run(ctx: ToolContext): Promise<number> {
     if (first) return exitCodeOf(first);
     faultPoint("corerun:tree-built");
     for (const sig of starting) process.off(sig, abort);
-    start(c);
+    // -t: the pty comes from the container's devpts, mounted now; corerun-exec takes it after go.
+    const term = cfg.tty ? openTerminal(pid) : undefined;
+    start(c, term?.index);
+    const relay = term && relayTerminal(term.master, { input: cfg.interactive ? process.stdin : undefined, output: process.stdout });
     const end = await ended;
+    // The peer stays open here until the end: a pty whose peer nobody holds yet reads as ended.
+    await relay?.finish(term!.peer);
     faultPoint("corerun:exited");
     ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
     if (cg) reportOom(cg, cfg.limits, ctx.log);

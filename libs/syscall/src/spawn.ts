@@ -32,6 +32,8 @@ export interface StartOptions {
   prepare?: ((pid: number) => void) | undefined;
   /** /dev/null as its stdio instead of the caller's. */
   nullStdio?: boolean;
+  /** This fd as its stdin instead of the caller's (/dev/null for `corerun run` without -i). */
+  stdinFd?: number | undefined;
   /**
    * SIGKILL for the process when the caller dies, from its first instruction: for a start that
    * must not outlive the process driving it. Without it, the process may wait for a later one.
@@ -48,11 +50,12 @@ export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   const flags = opts.flags | (opts.userns ? CLONE_NEWUSER : 0);
   const dieWithParent = opts.dieWithParent ?? false;
   const nullStdio = opts.nullStdio ?? false;
-  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { nullStdio, dieWithParent });
+  const stdinFd = opts.stdinFd;
+  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { nullStdio, stdinFd, dieWithParent });
   const sync = sys.pipe();
   let pid: number | undefined;
   try {
-    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined, nullStdio, dieWithParent });
+    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined, nullStdio, stdinFd, dieWithParent });
     if (opts.userns?.helpers) {
       mapWith("newuidmap", pid, opts.userns.uidMap);
       mapWith("newgidmap", pid, opts.userns.gidMap);
@@ -82,7 +85,7 @@ function mapWith(helper: string, pid: number, map: string): void {
   }
 }
 
-const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "execve"];
+const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve"];
 
 export interface EnterOptions extends Omit<EnterExecArgs, "sync" | "errFd" | "nsFlags" | "pidfd"> {
   /** A pidfd of the container's first process; its namespaces are joined. */

@@ -1,0 +1,190 @@
+/**
+ * Entering and talking to containers: names and id prefixes, `corerun exec` into `corerun run`
+ * containers, and -t/-i under a real pty (script(1) from util-linux holds the terminal the user
+ * would, and the test types into it). Real containers on the busybox rootfs, as root.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { join } from "node:path";
+import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+
+let rootfs = "";
+let root = "";
+
+function corerun(args: string[], input?: string): Result {
+  return tool("corerun", ["--root", root, ...args], input === undefined ? {} : { input });
+}
+
+/** A container that runs until stopped, started by an attached corerun in the background. */
+async function background(args: string[]): Promise<{ id: string; stop: () => Promise<void> }> {
+  const child = spawn(join(BIN, "corerun"), ["--root", root, "--rootfs", rootfs, ...args, "/bin/sh", "-c", "echo started; exec sleep 600"], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const first = await Promise.race([new Promise((resolve) => child.stdout.once("data", resolve)), exited.then(() => undefined)]);
+  assert.ok(first !== undefined, `the container did not start: ${err}`);
+  const states = JSON.parse(corerun(["ps", "--json"]).stdout) as { id: string; owner: { pid: number } }[];
+  const id = states.find((s) => s.owner.pid === child.pid)!.id;
+  return {
+    id,
+    async stop() {
+      corerun(["kill", id]);
+      await exited;
+    },
+  };
+}
+
+/**
+ * Runs a command under script(1) and plays a dialogue with it: each step waits until the
+ * terminal's output matches (and, given a delay, a little longer: a shell echoes a line before it
+ * runs it), then types. Returns the output and script's exit status.
+ */
+async function underPty(command: string, steps: [RegExp, string, number?][], timeoutMs = 20_000): Promise<{ out: string; code: number | null }> {
+  const child: ChildProcessWithoutNullStreams = spawn("script", ["-qec", command, "/dev/null"], { stdio: "pipe" });
+  let out = "";
+  const waiters: (() => void)[] = [];
+  child.stdout.on("data", (d) => {
+    out += d;
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  try {
+    let from = 0;
+    for (const [expect, type, delayMs] of steps) {
+      while (!expect.test(out.slice(from))) {
+        const more = new Promise<void>((resolve) => waiters.push(resolve));
+        if ((await Promise.race([more.then(() => false), exited.then(() => true)])) && !expect.test(out.slice(from))) {
+          assert.fail(`the terminal ended before ${expect}: ${JSON.stringify(out)}`);
+        }
+      }
+      from = out.length;
+      if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      child.stdin.write(type);
+    }
+    const code = await exited;
+    return { out, code };
+  } finally {
+    clearTimeout(timer);
+    child.stdin.end();
+  }
+}
+
+function assertClean(): void {
+  assert.deepEqual(leftoverState(root), [], "a state directory is left");
+  assert.deepEqual(hostMountsUnder(rootfs), [], "a mount of the rootfs is left on the host");
+}
+
+const status = (text: string, key: string) => new RegExp(`^${key}:\\s*(.*)$`, "m").exec(text)?.[1];
+
+describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+  });
+  after(() => {
+    try {
+      assertClean();
+    } finally {
+      removeStateRoot(root);
+    }
+  });
+
+  test("exec into a bridged container: its eth0, hostname, environment, capabilities, seccomp and exit code; by name or id prefix", async () => {
+    const c = await background(["--name", "ex-web", "--hostname", "webhost", "-e", "GREETING=hi", "-w", "/tmp"]);
+    try {
+      const own = corerun(["exec", "ex-web", "cat", "/proc/1/status"]).stdout;
+      const r = corerun(["exec", "ex-web", "/bin/sh", "-c", "ls /sys/class/net; hostname; echo $GREETING $HOSTNAME; pwd; cat /proc/self/status"]);
+      assert.equal(r.code, 0, r.stderr);
+      const [, eth0] = /^(eth0)$/m.exec(r.stdout) ?? [];
+      assert.equal(eth0, "eth0");
+      assert.match(r.stdout, /^webhost\nhi webhost\n\/tmp$/m);
+      for (const key of ["CapBnd", "CapEff", "CapPrm", "NoNewPrivs", "Seccomp", "Seccomp_filters"]) assert.equal(status(r.stdout, key), status(own, key), key);
+      assert.equal(status(r.stdout, "Seccomp"), "2");
+      // Its cgroup is the container's: the same line as PID 1's.
+      assert.equal(corerun(["exec", "ex-web", "cat", "/proc/self/cgroup"]).stdout, corerun(["exec", "ex-web", "cat", "/proc/1/cgroup"]).stdout);
+      assert.equal(corerun(["exec", c.id.slice(0, 5), "/bin/sh", "-c", "exit 3"]).code, 3);
+      assert.equal(corerun(["exec", c.id, "/bin/sh", "-c", "kill -9 $$"]).code, 137);
+      // -u by name from the container's /etc/passwd: no capabilities left, as in Docker; -e and -w.
+      const u = corerun(["exec", "-u", "nobody", "-e", "X=1", "-w", "/", "ex-web", "/bin/sh", "-c", "id -u; echo $X; pwd; grep CapEff /proc/self/status"]);
+      assert.equal(u.code, 0, u.stderr);
+      assert.match(u.stdout, /^65534\n1\n\/\nCapEff:\s*0+$/m);
+      // stdin: /dev/null without -i, corerun's with it.
+      assert.equal(corerun(["exec", "ex-web", "cat"], "typed\n").stdout, "");
+      assert.equal(corerun(["exec", "-i", "ex-web", "cat"], "typed\n").stdout, "typed\n");
+    } finally {
+      await c.stop();
+    }
+    assertClean();
+  });
+
+  test("exec's refusals: an unknown name, a missing command (127), a container that has ended", async () => {
+    const unknown = corerun(["exec", "ex-none", "true"]);
+    assert.equal(unknown.code, 125);
+    assert.equal(unknown.stderr, 'corerun: container "ex-none" does not exist; see corerun list\n');
+    const c = await background(["--name", "ex-gone", "--network", "none"]);
+    try {
+      const missing = corerun(["exec", "ex-gone", "nosuch"]);
+      assert.equal(missing.code, 127);
+      assert.match(missing.stderr, /^corerun: execve nosuch: ENOENT/);
+      assert.equal(missing.stderr.split("\n").length, 2, "one line");
+    } finally {
+      await c.stop();
+    }
+    const gone = corerun(["exec", c.id, "true"]);
+    assert.equal(gone.code, 125);
+    assert.equal(gone.stderr.split("\n").length, 2, "one line");
+  });
+
+  test("run -it under a real terminal: a prompt, the terminal's size and a resize, Ctrl-C interrupts the foreground job", async () => {
+    const cmd = `stty rows 30 cols 100; (sleep 3; stty rows 40 cols 120 </dev/tty) & ${join(BIN, "corerun")} run --root ${root} --rootfs ${rootfs} --network none -it /bin/sh; echo "outer=$?"`;
+    const { out, code } = await underPty(cmd, [
+      [/\/ # /, "stty size; tty; echo pid=$$\n"],
+      [/pid=1\r*\n/, "sleep 3.5; stty size\n"],
+      [/40 120\r*\n/, "sleep 30\n"],
+      // Ctrl-C as a byte: corerun's terminal is raw; the container's line discipline sends SIGINT.
+      [/sleep 30\r*\n/, "\x03", 500],
+      [/\/ # /, "echo rc=$?\n"],
+      [/rc=130/, "exit 5\n"],
+    ]);
+    assert.equal(code, 0, out);
+    assert.match(out, /30 100\r*\n\/dev\/pts\/0\r*\npid=1/);
+    assert.match(out, /\^C/);
+    assert.match(out, /outer=5/);
+    assertClean();
+  });
+
+  test("exec -it under a real terminal: a prompt, job control's Ctrl-C, its exit code; -t without a terminal relays as it is", async () => {
+    const c = await background(["--name", "ex-tty", "--network", "none"]);
+    try {
+      const cmd = `stty rows 25 cols 90; ${join(BIN, "corerun")} exec --root ${root} -it ex-tty /bin/sh; echo "outer=$?"`;
+      const { out, code } = await underPty(cmd, [
+        [/\/ # /, "stty size; tty\n"],
+        [/\/dev\/pts\/\d+\r*\n/, "sleep 30\n"],
+        [/sleep 30\r*\n/, "\x03", 500],
+        [/\/ # /, "echo rc=$?\n"],
+        [/rc=130/, "exit 6\n"],
+      ]);
+      assert.equal(code, 0, out);
+      assert.match(out, /25 90\r*\n/);
+      assert.match(out, /outer=6/);
+      const piped = corerun(["exec", "-t", "ex-tty", "/bin/sh", "-c", "tty; echo out"]);
+      assert.equal(piped.code, 0, piped.stderr);
+      assert.match(piped.stdout, /^\/dev\/pts\/\d+\r\nout\r\n$/);
+    } finally {
+      await c.stop();
+    }
+    assertClean();
+  });
+
+  test("run -t without a terminal: the command has a pty; -t with --print-script is refused", () => {
+    const r = corerun(["--rootfs", rootfs, "--network", "none", "-t", "/bin/sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "/dev/pts/0\r\nstdin-is-a-tty\r\n");
+    const s = corerun(["--print-script", "-t", "/bin/true"]);
+    assert.equal(s.code, 125);
+    assert.match(s.stderr, /^corerun: --print-script does not print -t/);
+    assertClean();
+  });
+});
