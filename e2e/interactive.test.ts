@@ -178,6 +178,39 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     assertClean();
   });
 
+  test("stats --no-stream: a busy container's CPU %, its memory limit, its network bytes and tasks; --json; an unknown name", async () => {
+    const busy = await background(["--name", "st-busy", "-m", "64", "--network", "none"]);
+    const idle = await background(["--name", "st-idle"]);
+    try {
+      // Load after the start: the busy loop runs in an exec'd shell of the same cgroup.
+      const loop = spawn(join(BIN, "corerun"), ["exec", "--root", root, "-d", "st-busy", "/bin/sh", "-c", "while :; do :; done"], { stdio: "ignore" });
+      await new Promise((resolve) => loop.once("exit", resolve));
+      const r = corerun(["stats", "--no-stream"]);
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trim().split("\n");
+      assert.match(lines[0]!, /^CONTAINER ID +NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +PIDS$/);
+      const row = (name: string) => lines.find((l) => l.split(/\s+/)[1] === name)!.split(/\s{2,}/);
+      const [, , cpu, mem, , net, pids] = row("st-busy");
+      assert.ok(Number(cpu!.replace("%", "")) > 50, `a busy loop uses most of a core: ${cpu}`);
+      assert.match(mem!, / \/ 64MiB$/);
+      assert.equal(net, "0B / 0B", "--network none: lo only, which is not counted");
+      assert.equal(pids, "2");
+      const [, , idleCpu, , , idleNet] = row("st-idle");
+      assert.ok(Number(idleCpu!.replace("%", "")) < 20, `an idle container: ${idleCpu}`);
+      assert.match(idleNet!, /^\d+(\.\d+)?k?B \/ \d+(\.\d+)?k?B$/);
+      const j = corerun(["stats", "--no-stream", "--json", "st-idle"]);
+      const objs = j.stdout.trim().split("\n").map((l) => JSON.parse(l) as { id: string; name: string; pids: number });
+      assert.deepEqual(objs.map((o) => [o.id, o.name, o.pids]), [[idle.id, "st-idle", 1]]);
+      const unknown = corerun(["stats", "--no-stream", "st-none"]);
+      assert.equal(unknown.code, 125);
+      assert.equal(unknown.stderr, 'corerun: container "st-none" does not exist; see corerun list\n');
+    } finally {
+      await busy.stop();
+      await idle.stop();
+    }
+    assertClean();
+  });
+
   test("run -t without a terminal: the command has a pty; -t with --print-script is refused", () => {
     const r = corerun(["--rootfs", rootfs, "--network", "none", "-t", "/bin/sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty"]);
     assert.equal(r.code, 0, r.stderr);

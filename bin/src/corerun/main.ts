@@ -8,6 +8,7 @@ import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from 
 import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, liveStatus, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import { openTerminal, relayTerminal } from "./tty.ts";
+import { statsTool } from "./stats.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
@@ -180,7 +181,7 @@ const runTool_ = defineTool({
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...] | [options] IMAGE [CMD [ARGS...]]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
   run: runCmd, ps, kill, cleanup, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
-  image: imageTool, commit: commitTool,
+  image: imageTool, commit: commitTool, stats: statsTool,
 };
 runTool_.subCommands = subCommands;
 
