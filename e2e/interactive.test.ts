@@ -211,6 +211,23 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     assertClean();
   });
 
+  test("--ulimit: the command's limits, and exec's; a bad name is refused before anything exists", async () => {
+    const r = corerun(["--rootfs", rootfs, "--network", "none", "--ulimit", "nofile=512:1024", "--ulimit", "core=0", "/bin/sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "512\n1024\n0\n");
+    const c = await background(["--name", "ul", "--network", "none", "--ulimit", "nproc=100:200"]);
+    try {
+      const e = corerun(["exec", "ul", "/bin/sh", "-c", "grep 'Max processes' /proc/self/limits"]);
+      assert.match(e.stdout, /^Max processes\s+100\s+200\s+processes/);
+    } finally {
+      await c.stop();
+    }
+    const bad = corerun(["--rootfs", rootfs, "--ulimit", "files=1", "/bin/true"]);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /^corerun: --ulimit files=1: unknown limit "files"; use one of as, core, /);
+    assertClean();
+  });
+
   test("run -t without a terminal: the command has a pty; -t with --print-script is refused", () => {
     const r = corerun(["--rootfs", rootfs, "--network", "none", "-t", "/bin/sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty"]);
     assert.equal(r.code, 0, r.stderr);

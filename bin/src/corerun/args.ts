@@ -11,6 +11,7 @@ import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
+import { parseUlimits, type Ulimit } from "./ulimit.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -35,6 +36,7 @@ export const runArgs = {
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
   "read-only": { type: "boolean", description: "an image container's overlayfs without an upper directory: its root filesystem cannot be written" },
+  ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "a resource limit in Docker's names (nofile, nproc, core, memlock, stack, ...; -1 or unlimited), repeatable" },
   tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal" },
   interactive: { type: "boolean", alias: "i", description: "pass corerun's stdin to the command (into its pty with -t); without it the command reads /dev/null" },
   entrypoint: { type: "string", valueHint: "CMD", description: "the program to run, before the command's words (replaces an image's Entrypoint and drops its Cmd)" },
@@ -80,6 +82,8 @@ export interface RunConfig {
   image?: ImageRun["image"] | undefined;
   /** --user, or the image's User. */
   user?: string | undefined;
+  /** --ulimit: resource limits of every process of the container. */
+  ulimits: Ulimit[];
   /** -t: a pty of the container's devpts, relayed to corerun's terminal. */
   tty: boolean;
   /** -i: corerun's stdin reaches the command; otherwise it reads /dev/null. */
@@ -197,6 +201,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (!img && given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
   }
+  const ulimits = parseUlimits(ctx.values.ulimit ?? []);
+  if (ulimits.length && ctx.flags["print-script"]) throw new UsageError("--print-script does not print --ulimit yet (prlimit on the waiting process); leave it out of the script");
   if (ctx.flags.tty && ctx.flags["print-script"]) throw new UsageError("--print-script does not print -t (corerun relays the pty itself); leave -t out of the script");
   if (img && ctx.flags["print-script"]) throw new UsageError(`--print-script does not print image containers yet (their overlayfs); give --rootfs DIR`);
   // An image container's rootfs is its overlayfs, made with its state (createState).
@@ -233,6 +239,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     cgroupParent: normalizeParent(ctx.values["cgroup-parent"]?.at(-1) ?? "corerun"),
     root,
     printScript: ctx.flags["print-script"] ?? false,
+    ulimits,
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,
     ...imageAndUser(ctx, img),

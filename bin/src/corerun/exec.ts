@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import * as v from "valibot";
 import { cgroupManager } from "@corerun/cgroup";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
-import { parseOci, planCapabilities, Process, readSpec, type Spec } from "@corerun/oci";
+import { parseOci, planCapabilities, Process, readSpec, type Rlimit, type Spec } from "@corerun/oci";
 import { containerEnv, resolveUser } from "@corerun/rootfs";
 import { capabilitySet, openRecorded, type RunProcess, type State } from "@corerun/state";
 import {
@@ -92,6 +92,7 @@ export function runProcess(cfg: RunConfig): RunProcess {
     capabilities: capabilitySet(cfg.capAdd, cfg.capDrop),
     ...(cfg.user === undefined ? {} : { user: cfg.user }),
     noNewPrivs: security.noNewPrivs,
+    rlimits: cfg.ulimits,
     ...(security.seccomp ? { seccomp: { program: storeSeccompProgram(security.seccomp.program), flags: security.seccomp.flags } } : {}),
   };
 }
@@ -140,6 +141,7 @@ function runBase(s: State, p: RunProcess): Base {
       user: { uid: own.uid, gid: own.gid, additionalGids: own.groups },
       capabilities: capabilitiesFor(p.capabilities, own.uid),
       noNewPrivileges: p.noNewPrivs,
+      rlimits: p.rlimits.map((r) => ({ ...r, type: r.type as Rlimit["type"] })),
     },
   };
   const seccomp = p.seccomp && {

@@ -9,6 +9,7 @@ import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, upd
 import { binDirOf, renderScript } from "./script.ts";
 import { openTerminal, relayTerminal } from "./tty.ts";
 import { statsTool } from "./stats.ts";
+import { applyUlimits } from "./ulimit.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
@@ -59,6 +60,7 @@ async function run(ctx: ToolContext): Promise<number> {
     faultPoint("corerun:tree-built");
     for (const sig of starting) process.off(sig, abort);
     // -t: the pty comes from the container's devpts, mounted now; corerun-exec takes it after go.
+    applyUlimits(pid, cfg.ulimits);
     const term = cfg.tty ? openTerminal(pid) : undefined;
     start(c, term?.index);
     const relay = term && relayTerminal(term.master, { input: cfg.interactive ? process.stdin : undefined, output: process.stdout });

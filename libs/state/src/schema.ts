@@ -83,13 +83,15 @@ export type Userns = v.InferOutput<typeof Userns>;
 /**
  * How `corerun run` started the first process, for the processes `corerun exec` adds: the
  * capability set (numbers), the user as given (resolved in the container's /etc at exec time, as
- * Docker does), no_new_privs, and the compiled seccomp program with its flags.
+ * Docker does), no_new_privs, the compiled seccomp program with its flags, and --ulimit.
  */
 export const RunProcess = v.object({
   capabilities: v.array(v.number()),
   user: v.optional(v.string()),
   noNewPrivs: v.boolean(),
   seccomp: v.optional(v.object({ program: v.string(), flags: v.array(v.string()) })),
+  /** --ulimit: RLIMIT_* names, values as prlimit takes them (2^64 for unlimited). */
+  rlimits: v.optional(v.array(v.object({ type: v.string(), soft: v.number(), hard: v.number() })), []),
 });
 export type RunProcess = v.InferOutput<typeof RunProcess>;
 
