@@ -228,6 +228,21 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     assertClean();
   });
 
+  test("--init: a reaper as PID 1, the command its child; SIGTERM reaches a command that ignores it as PID 1; statuses pass through", async () => {
+    const r = corerun(["--rootfs", rootfs, "--network", "none", "--init", "/bin/sh", "-c", "echo $$; cat /proc/1/comm; touch /sbin/docker-init 2> /dev/null || echo read-only; exit 7"]);
+    assert.equal(r.code, 7, r.stderr);
+    const [pid, comm, ro] = r.stdout.trim().split("\n");
+    assert.notEqual(pid, "1");
+    assert.equal(comm, "docker-init");
+    assert.match(ro!, /read-only/);
+    const child = spawn(join(BIN, "corerun"), ["--root", root, "--rootfs", rootfs, "--network", "none", "--init", "/bin/sh", "-c", "echo started; exec sleep 600"], { stdio: ["ignore", "pipe", "pipe"] });
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 143);
+    assertClean();
+  });
+
   test("run -t without a terminal: the command has a pty; -t with --print-script is refused", () => {
     const r = corerun(["--rootfs", rootfs, "--network", "none", "-t", "/bin/sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty"]);
     assert.equal(r.code, 0, r.stderr);

@@ -37,4 +37,11 @@ if (cc.error || cc.status !== 0) {
   console.error(`build: cannot compile ${native}${cc.error ? ` (${cc.error.code})` : ""}; install a C compiler: apt-get install gcc`);
   process.exit(1);
 }
-console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")} dist/libcorerun.so`);
+// corerun run --init's PID 1: static, as it runs from inside any root filesystem (needs libc.a).
+const initSource = join(root, "libs/syscall/native/init.c");
+const init = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", join(root, "dist/corerun-init"), initSource], { stdio: "inherit" });
+if (init.error || init.status !== 0) {
+  console.error(`build: cannot compile ${initSource} statically; install a C compiler and a static libc: apt-get install gcc libc6-dev`);
+  process.exit(1);
+}
+console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")} dist/libcorerun.so dist/corerun-init`);

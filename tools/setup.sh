@@ -24,8 +24,9 @@ fi
 # zstd-compressed image layers (Node 20's zlib has no zstd); containerd (with ctr and the runc
 # shim), podman (with conmon, netavark and iptables for its bridge) and umoci (OCI images made
 # offline from the rootfs): the engines that drive corerun as their OCI runtime in
-# e2e/engines.test.ts.
-packages=(busybox-static iproute2 nftables util-linux uidmap libseccomp2 zstd containerd podman conmon netavark iptables umoci)
+# e2e/engines.test.ts. gcc and libc6-dev: the native helper, and corerun-init (run --init), which
+# is linked statically against libc.a.
+packages=(gcc libc6-dev busybox-static iproute2 nftables util-linux uidmap libseccomp2 zstd containerd podman conmon netavark iptables umoci)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -36,6 +36,7 @@ export const runArgs = {
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
   "read-only": { type: "boolean", description: "an image container's overlayfs without an upper directory: its root filesystem cannot be written" },
+  init: { type: "boolean", description: "run a tiny init as PID 1 that forwards signals to the command and reaps zombies (Docker's docker-init, at /sbin/docker-init)" },
   ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "a resource limit in Docker's names (nofile, nproc, core, memlock, stack, ...; -1 or unlimited), repeatable" },
   tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal" },
   interactive: { type: "boolean", alias: "i", description: "pass corerun's stdin to the command (into its pty with -t); without it the command reads /dev/null" },
@@ -191,6 +192,21 @@ function userInfoName(uid: number): string | undefined {
 function hasCommand(name: string): boolean {
   return (process.env.PATH ?? "/usr/bin:/bin").split(":").some((d) => d && existsSync(join(d, name)));
 }
+/** The binary `--init` mounts, next to corerun's bundles (tools/build.mjs makes it). */
+export function initBinary(): string {
+  return join(dirname(process.argv[1] ?? "."), "corerun-init");
+}
+
+/** Where Docker mounts its init: the command becomes its argument. */
+export const INIT_PATH = "/sbin/docker-init";
+
+function withInit(command: string[], volumes: VolumeSpec[]): { command: string[]; volumes: VolumeSpec[] } {
+  const source = initBinary();
+  if (!existsSync(source)) throw new UsageError(`--init: ${source} is not built; run npm run build (it needs gcc and libc6-dev for a static binary)`);
+  if (volumes.some((v) => v.target === INIT_PATH)) throw new UsageError(`--init mounts ${INIT_PATH}; a volume there excludes it`);
+  return { command: [INIT_PATH, "--", ...command], volumes: [...volumes, { source, target: INIT_PATH, readonly: true }] };
+}
+
 /** Every check that can be made before anything is created. */
 export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env, uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0): RunConfig {
   const isRootless = uid !== 0;
@@ -219,15 +235,17 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const path = vars.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
   // An image's command is looked up by corerun-exec in the merged tree (127 when missing).
   if (!img) findCommand(rootfs, command[0]!, path);
+  // --init: corerun-init as PID 1, bind-mounted read-only where Docker puts docker-init.
+  const init = ctx.flags.init ? withInit(command, volumes) : undefined;
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);
   return {
     rootfs,
-    command,
+    command: init?.command ?? command,
     hostname,
     env: vars,
     workdir,
-    volumes,
+    volumes: init?.volumes ?? volumes,
     network: isRootless ? { mode: "none", ports: [] } : parseNetwork(ctx, root),
     rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
