@@ -6,6 +6,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
 
@@ -240,6 +242,21 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGTERM");
     assert.equal(await exited, 143);
+    assertClean();
+  });
+
+  test("--read-only with --rootfs: / cannot be written, a volume and /dev can; the rootfs is left as it was", () => {
+    const vol = mkdtempSync(join(tmpdir(), "corerun-ro-"));
+    try {
+      const r = corerun(["--rootfs", rootfs, "--network", "none", "--read-only", "-v", `${vol}:/data`, "/bin/sh", "-c",
+        "touch /x 2> /dev/null || echo root-ro; touch /tmp/x 2> /dev/null || echo tmp-ro; echo hi > /data/f && echo data-rw; echo > /dev/null && echo dev-ok"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "root-ro\ntmp-ro\ndata-rw\ndev-ok\n");
+      assert.equal(readFileSync(join(vol, "f"), "utf8"), "hi\n");
+      assert.ok(!existsSync(join(rootfs, "x")));
+    } finally {
+      rmSync(vol, { recursive: true, force: true });
+    }
     assertClean();
   });
 

@@ -4,7 +4,6 @@ import { hostname as osHostname } from "node:os";
 import {
   isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
 } from "@corerun/syscall";
-import { UsageError } from "@corerun/cli";
 import { findCommand, type Credentials, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
 

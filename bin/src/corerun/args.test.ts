@@ -62,6 +62,7 @@ describe("parseRunConfig", () => {
       cgroupParent: "corerun",
       root: join(base, "state"),
       printScript: false,
+      readOnly: false,
       ulimits: [],
       tty: false,
       interactive: false,

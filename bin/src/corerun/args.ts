@@ -35,7 +35,7 @@ export const runArgs = {
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
-  "read-only": { type: "boolean", description: "an image container's overlayfs without an upper directory: its root filesystem cannot be written" },
+  "read-only": { type: "boolean", description: "a root filesystem that cannot be written (an image's overlayfs without an upper directory; a --rootfs remounted read-only); volumes, /dev, /proc stay as they are" },
   init: { type: "boolean", description: "run a tiny init as PID 1 that forwards signals to the command and reaps zombies (Docker's docker-init, at /sbin/docker-init)" },
   ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "a resource limit in Docker's names (nofile, nproc, core, memlock, stack, ...; -1 or unlimited), repeatable" },
   tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal" },
@@ -83,6 +83,8 @@ export interface RunConfig {
   image?: ImageRun["image"] | undefined;
   /** --user, or the image's User. */
   user?: string | undefined;
+  /** --read-only: the container's / cannot be written. */
+  readOnly: boolean;
   /** --ulimit: resource limits of every process of the container. */
   ulimits: Ulimit[];
   /** -t: a pty of the container's devpts, relayed to corerun's terminal. */
@@ -258,6 +260,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     root,
     printScript: ctx.flags["print-script"] ?? false,
     ulimits,
+    readOnly: ctx.flags["read-only"] ?? false,
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,
     ...imageAndUser(ctx, img),

@@ -205,7 +205,7 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
 export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): string[] {
   const volumes = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes)];
   const spec = (v: VolumeSpec) => `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}${v.idmap ? ",idmap" : ""}`;
-  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), ...(cfg.userns && cfg.image ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), "--proc", "--sync-dir", dir];
+  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), ...(cfg.userns && cfg.image ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), ...(cfg.readOnly && !cfg.image ? ["--read-only"] : []), "--proc", "--sync-dir", dir];
 }
 
 /** corerun-net setup's options for a bridge container. */
