@@ -10,7 +10,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, BIN, type Result } from "./helpers.ts";
+import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, BIN, type Result } from "./helpers.ts";
 import { blob, makeFixtures, sha256, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
 import { setTimeout as delay } from "node:timers/promises";
 import { ephemeralRange } from "@corerun/net";
@@ -228,9 +228,10 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(["init", "rootfs", "upper", "work"].filter((d) => existsSync(join(root, id!, d))), ["init", "rootfs"]);
     await stop(child, name, root);
     assert.match(out, /^touch: \/data\/x: Read-only file system\n[0-9a-f]{12}\nup\n$/);
-    const rootfs = corerun(["run", "--read-only", "--rootfs", f.dir, "/bin/true"]);
-    assert.equal(rootfs.code, 125);
-    assert.match(rootfs.stderr, /--read-only is built for image containers only so far/);
+    // A --rootfs container's --read-only is its / remounted read-only (see e2e/interactive.test.ts).
+    const rootfs = corerun(["run", "--network", "none", "--read-only", "--rootfs", busyboxRootfs(), "/bin/sh", "-c", "touch /x 2>&1"]);
+    assert.notEqual(rootfs.code, 0);
+    assert.match(rootfs.stdout, /^touch: \/x: Read-only file system$/m);
   });
 
   test("two containers of one image write without seeing each other's writes; the store is unchanged", async () => {

@@ -82,6 +82,23 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.match(r.stdout, /^hello$/m);
     assert.match(r.stdout, /^lo$/m);
     assert.match(r.stdout, /^hi from \/tmp$/m);
+    assert.match(r.stdout, /^files 512$/m);
+    assert.match(r.stdout, /^PID 1 is docker-init$/m);
+  });
+
+  test("the exec and terminal examples: exec by name with -u, -w, its status, -i; a pty with -t", () => {
+    const r = bash(readmeBlock("exec"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.split("\n"), ["web", "65534", "/tmp", "status 3", "typed", "/dev/pts/0\r", ""]);
+  });
+
+  test("the stats example: one table with the container's memory limit", () => {
+    const r = bash(readmeBlock("stats"));
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[0]!, /^CONTAINER ID +NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +PIDS$/);
+    assert.match(lines[1]!, /^[0-9a-f]{12} +db +\d+\.\d\d% +\S+ \/ 64MiB +\d+\.\d\d% +0B \/ 0B +1$/);
+    assert.equal(lines.length, 2);
   });
 
   test("the network example: a published port, a peer by name, a shared network namespace", () => {

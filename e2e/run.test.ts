@@ -164,9 +164,10 @@ describe("corerun run", { skip: !isRoot && "needs root" }, () => {
     assert.equal(r.code, 137);
   });
 
-  test("stdin is piped through", () => {
-    const r = container(["/bin/cat"], "hi\n");
-    assert.equal(r.stdout, "hi\n");
+  test("stdin is piped through with -i, and is /dev/null without it (Docker's rule)", () => {
+    assert.equal(container(["-i", "/bin/cat"], "hi\n").stdout, "hi\n");
+    const r = container(["/bin/sh", "-c", "cat; readlink /proc/self/fd/0"], "hi\n");
+    assert.equal(r.stdout, "/dev/null\n");
   });
 
   test("SIGTERM sent to corerun reaches the container's handler", async () => {

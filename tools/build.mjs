@@ -63,20 +63,19 @@ new Script(source, { filename: bundle, cachedData }).runInThisContext()(module.e
 `;
 }
 
+// The native parts, each one C file: a C compiler (gcc) and, for the static init, libc.a (libc6-dev).
+function compile(source, output, flags, hint) {
+  const src = join(root, "libs/syscall/native", source);
+  const r = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", ...flags, "-o", join(root, "dist", output), src], { stdio: "inherit" });
+  if (r.error || r.status !== 0) {
+    console.error(`build: cannot compile ${src}${r.error ? ` (${r.error.code})` : ""}; ${hint}`);
+    process.exit(1);
+  }
+}
 // The native helper: clone(2) into new namespaces without running JavaScript in the child.
-const native = join(root, "libs/syscall/native/clone.c");
-const lib = join(root, "dist/libcorerun.so");
-const cc = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o", lib, native], { stdio: "inherit" });
-if (cc.error || cc.status !== 0) {
-  console.error(`build: cannot compile ${native}${cc.error ? ` (${cc.error.code})` : ""}; install a C compiler: apt-get install gcc`);
-  process.exit(1);
-}
+compile("clone.c", "libcorerun.so", ["-shared", "-fPIC"], "install a C compiler: apt-get install gcc");
 // A detached container's monitor: a native process, so that each one costs about a MB, not a Node.
-const monitorSrc = join(root, "libs/syscall/native/monitor.c");
-const monitor = join(root, "dist/corerun-monitor");
-const mc = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", monitor, monitorSrc], { stdio: "inherit" });
-if (mc.error || mc.status !== 0) {
-  console.error(`build: cannot compile ${monitorSrc}${mc.error ? ` (${mc.error.code})` : ""}; install a C compiler: apt-get install gcc`);
-  process.exit(1);
-}
-console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")} dist/libcorerun.so dist/corerun-monitor`);
+compile("monitor.c", "corerun-monitor", [], "install a C compiler: apt-get install gcc");
+// corerun run --init's PID 1: static, as it runs from inside any root filesystem.
+compile("init.c", "corerun-init", ["-static"], "install a C compiler and a static libc: apt-get install gcc libc6-dev");
+console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")} dist/libcorerun.so dist/corerun-monitor dist/corerun-init`);

@@ -24,8 +24,10 @@ fi
 # zstd-compressed image layers (Node 20's zlib has no zstd); containerd (with ctr and the runc
 # shim), podman (with conmon, netavark and iptables for its bridge) and umoci (OCI images made
 # offline from the rootfs): the engines that drive corerun as their OCI runtime in
-# e2e/engines.test.ts.
-packages=(busybox-static iproute2 nftables util-linux uidmap libseccomp2 zstd libcap2-bin time containerd podman conmon netavark iptables umoci)
+# e2e/engines.test.ts. gcc and libc6-dev: the native helper, the monitor, and corerun-init (run
+# --init), which is linked statically against libc.a. libcap2-bin (setcap, getcap): the image
+# test's file capabilities. time: the soak benchmark's memory figures.
+packages=(gcc libc6-dev busybox-static iproute2 nftables util-linux uidmap libseccomp2 zstd libcap2-bin time containerd podman conmon netavark iptables umoci)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,6 @@
 import { readFileSync, readlinkSync } from "node:fs";
 import { fdCount, UsageError, type ToolContext } from "@corerun/cli";
-import { DEFAULT_PATH } from "@corerun/rootfs";
+import { containerEnv as sharedEnv } from "@corerun/rootfs";
 import { capabilitySet, checkHostname, checkWorkdir, nsPids, parseEnvVars } from "@corerun/state";
 import { SECCOMP_FILTER_FLAGS } from "@corerun/syscall";
 import type { ArgsDef } from "citty";
@@ -138,19 +138,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   };
 }
 
-/**
- * The container's environment: nothing from the host unless asked for, then Docker's defaults
- * (PATH, HOSTNAME, HOME) and the -e values, later ones winning.
- */
+/** The container's environment (see @corerun/rootfs containerEnv). */
 export function containerEnv(opts: ExecOptions, hostname: string, home = "/root"): string[] {
-  const env = new Map<string, string>([
-    ["PATH", DEFAULT_PATH],
-    ["HOSTNAME", hostname],
-    ["HOME", home],
-  ]);
-  for (const e of opts.env) {
-    const eq = e.indexOf("=");
-    env.set(e.slice(0, eq), e.slice(eq + 1));
-  }
-  return [...env].map(([k, v]) => `${k}=${v}`);
+  return sharedEnv(opts.env, hostname, home);
 }

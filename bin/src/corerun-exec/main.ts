@@ -3,7 +3,7 @@ import { defineTool, errorLine, exitCodeForError, faultPoint, runTool, span } fr
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs } from "@corerun/cgroup";
-import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole } from "./oci.ts";
+import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole, takeTerminalAt } from "./oci.ts";
 import {
   lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, readEtc, resolveUser, setHostname, switchUser,
 } from "./steps.ts";
@@ -15,7 +15,7 @@ export const tool = defineTool({
   args,
   tail: "command",
   notes: [
-    "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first, writes {\"t\":\"ready\"} on the\nFIFO DIR/ready once it has loaded and prepared everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo.",
+    "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first, writes {\"t\":\"ready\"} on the\nFIFO DIR/ready once it has loaded and prepared everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo. {\"t\":\"go\",\"tty\":N} makes\n/dev/pts/N (of the container's devpts) its controlling terminal and stdio (corerun run -t).",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
@@ -75,6 +75,8 @@ export const tool = defineTool({
         faultPoint("exec:exec");
         return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, [...ociEnv(spec), ...listen]);
       }
+      // corerun run -t: the pty corerun opened in the container's devpts, named in go.
+      if (go?.tty !== undefined) takeTerminalAt(sys, `/dev/pts/${go.tty}`);
       if (opts.mountProc && !opts.unmasked) span("mask /proc", undefined, () => maskProc(sys));
       const hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
       enterWorkdir(opts.workdir);

@@ -100,12 +100,20 @@ export function applyUserAndCapabilities(sys: Syscall, spec: Spec, caps: Capabil
  * tty(1) names it.
  */
 export function takeConsole(sys: Syscall): void {
-  sys.setsid();
   const rdev = statSync("/dev/console").rdev;
   // Unix98 ptys: majors 136-143, the index spread over them 256 at a time.
   const major = Number((BigInt(rdev) >> 8n) & 0xfffn);
   const minor = Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
-  const path = major >= 136 && major <= 143 ? `/dev/pts/${(major - 136) * 256 + minor}` : "/dev/console";
+  takeTerminalAt(sys, major >= 136 && major <= 143 ? `/dev/pts/${(major - 136) * 256 + minor}` : "/dev/console");
+}
+
+/**
+ * A terminal of the container's devpts as the controlling terminal (in a session of its own, so
+ * that job control works) and stdio: process.terminal's console, or the pty `corerun run -t`
+ * names in go.
+ */
+export function takeTerminalAt(sys: Syscall, path: string): void {
+  sys.setsid();
   const fd = openSync(path, "r+");
   try {
     takeTerminal(fd);

@@ -4,8 +4,8 @@ import { hostname as osHostname } from "node:os";
 import {
   isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
 } from "@corerun/syscall";
-import { endTrace, mark, UsageError } from "@corerun/cli";
-import { findCommand, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
+import { endTrace, mark } from "@corerun/cli";
+import { findCommand, type Credentials, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
 
 /**
@@ -79,39 +79,7 @@ export function dropCapabilities(sys: Syscall, keep: readonly number[], last: nu
   sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
 }
 
-/** Read while the host's /proc is still there: corerun-exec may run without a /proc of its own. */
-export interface Credentials {
-  uid: number;
-  gid: number;
-  /** Supplementary groups: the primary one and every group of /etc/group that lists the user. */
-  groups: number[];
-  home: string;
-}
-
-/**
- * USER[:GROUP] as Docker reads it: a name is looked up in the container's /etc/passwd, a number
- * is taken as it is (a uid without an entry gets gid 0, as in Docker); GROUP likewise in
- * /etc/group. Pure, so that the rules are tested without a container.
- */
-export function resolveUser(spec: string, passwd: string, group: string): Credentials {
-  const [user = "", grp] = spec.split(":", 2) as [string, string | undefined];
-  const rows = (text: string) => text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
-  const users = rows(passwd);
-  const groups = rows(group);
-  const numeric = /^\d+$/.test(user);
-  const entry = users.find((r) => (numeric ? r[2] === user : r[0] === user));
-  if (!entry && !numeric) throw new UsageError(`--user ${spec}: no user "${user}" in the container's /etc/passwd; give a uid or a user the image has`);
-  const uid = Number(numeric ? user : entry![2]);
-  let gid = entry ? Number(entry[3]) : 0;
-  if (grp !== undefined) {
-    const g = /^\d+$/.test(grp) ? undefined : groups.find((r) => r[0] === grp);
-    if (!/^\d+$/.test(grp) && !g) throw new UsageError(`--user ${spec}: no group "${grp}" in the container's /etc/group; give a gid or a group the image has`);
-    gid = Number(g ? g[2] : grp);
-  }
-  const name = entry?.[0];
-  const extra = name === undefined || grp !== undefined ? [] : groups.filter((r) => (r[3] ?? "").split(",").includes(name)).map((r) => Number(r[2]));
-  return { uid, gid, groups: [...new Set([gid, ...extra])], home: entry?.[5] || (uid === 0 ? "/root" : "/") };
-}
+export { resolveUser, type Credentials } from "@corerun/rootfs";
 
 /** Reads a file of the container's root, "" when it has none. */
 export function readEtc(path: string): string {

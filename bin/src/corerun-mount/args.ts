@@ -13,6 +13,7 @@ export const args = {
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
   unmasked: { type: "boolean", description: "a read-write /sys without Docker's masks (what Docker's --privileged gives)" },
   "host-devices": { type: "boolean", description: "also bind every device node of the host's /dev into the container's /dev (Docker's --privileged)" },
+  "read-only": { type: "boolean", description: "remount the container's / read-only after pivot_root (the mounts on it, /dev, /proc, /sys and volumes, stay as they are)" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
   oci: { type: "string", valueHint: "CONFIG", description: "mount what an OCI config.json lists (mounts, devices, root.readonly) instead of corerun's /dev, /sys and volumes" },
   "hook-pause": { type: "boolean", description: "once the tree is built, write \"built\" on stdout and wait for a line on stdin before pivot_root (for OCI hooks)" },
@@ -35,6 +36,8 @@ export interface MountOptions {
   unmasked: boolean;
   hostDevices: boolean;
   rootfsMapped?: boolean;
+  /** --read-only: / remounted read-only after pivot_root. */
+  readOnly?: boolean;
 }
 
 export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): MountOptions {
@@ -42,6 +45,7 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
   if (pid === undefined || !/^[1-9]\d*$/.test(pid)) throw new UsageError(`--pid ${pid ?? "is required"}${pid === undefined ? "" : ": not a process id"}: the pid of the waiting container process`);
   const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
   if (ctx.values.oci !== undefined && volumes.length) throw new UsageError("--oci takes the mounts from config.json; drop -v");
+  if (ctx.flags["read-only"] && ctx.values.oci !== undefined) throw new UsageError("--oci takes root.readonly from config.json; drop --read-only");
   if (ctx.values["console-socket"] !== undefined && ctx.values.oci === undefined) throw new UsageError("--console-socket needs --oci (the terminal comes from config.json's process.terminal)");
   const idmapped = volumes.find((v) => v.idmap);
   if (idmapped && !ctx.flags.idmap) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap needs --idmap (a target in its own user namespace)`);
@@ -65,5 +69,6 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     unmasked: ctx.flags.unmasked ?? false,
     hostDevices: ctx.flags["host-devices"] ?? false,
     rootfsMapped: ctx.flags["rootfs-mapped"] ?? false,
+    readOnly: ctx.flags["read-only"] ?? false,
   };
 }

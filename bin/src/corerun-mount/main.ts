@@ -77,7 +77,7 @@ export const tool = defineTool({
       faultPoint("mount:pivot");
       if (spec) checkProgram(spec);
       if (spec && consoleFd !== undefined) sendConsole(sys, spec, consoleFd, sendFd!);
-      if (spec?.root?.readonly) readonlyRoot(sys);
+      if (spec?.root?.readonly || opts.readOnly) readonlyRoot(sys);
     } finally {
       closeSync(target);
     }

@@ -64,6 +64,10 @@ describe("parseRunConfig", () => {
       printScript: false,
       detach: false,
       rm: false,
+      readOnly: false,
+      ulimits: [],
+      tty: false,
+      interactive: false,
     });
   });
 

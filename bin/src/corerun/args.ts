@@ -4,13 +4,14 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  AUTO_SIZE, capabilitySet, checkHostname, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, subidRanges, type IdRange, type State,
+  AUTO_SIZE, capabilitySet, checkHostname, findByRef, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, subidRanges, type IdRange, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
+import { parseUlimits, type Ulimit } from "./ulimit.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -36,9 +37,13 @@ export const runArgs = {
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
-  "read-only": { type: "boolean", description: "an image container's overlayfs without an upper directory: its root filesystem cannot be written" },
+  "read-only": { type: "boolean", description: "a root filesystem that cannot be written (an image's overlayfs without an upper directory; a --rootfs remounted read-only); volumes, /dev, /proc stay as they are" },
   detach: { type: "boolean", alias: "d", description: "run in the background: print the container's id once its command runs; corerun-monitor keeps its output (corerun logs) and exit status" },
   rm: { type: "boolean", description: "remove the container when it exits (a run in the foreground always does; with -d the monitor does)" },
+  init: { type: "boolean", description: "run a tiny init as PID 1 that forwards signals to the command and reaps zombies (Docker's docker-init, at /sbin/docker-init)" },
+  ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "a resource limit in Docker's names (nofile, nproc, core, memlock, stack, ...; -1 or unlimited), repeatable" },
+  tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal" },
+  interactive: { type: "boolean", alias: "i", description: "pass corerun's stdin to the command (into its pty with -t); without it the command reads /dev/null" },
   entrypoint: { type: "string", valueHint: "CMD", description: "the program to run, before the command's words (replaces an image's Entrypoint and drops its Cmd)" },
   // Options of features that are not built yet: rejected with a clear error, never ignored.
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "run in a user namespace with this uid map (repeatable; the gid map defaults to it)" },
@@ -86,6 +91,14 @@ export interface RunConfig {
   image?: ImageRun["image"] | undefined;
   /** --user, or the image's User. */
   user?: string | undefined;
+  /** --read-only: the container's / cannot be written. */
+  readOnly: boolean;
+  /** --ulimit: resource limits of every process of the container. */
+  ulimits: Ulimit[];
+  /** -t: a pty of the container's devpts, relayed to corerun's terminal. */
+  tty: boolean;
+  /** -i: corerun's stdin reaches the command; otherwise it reads /dev/null. */
+  interactive: boolean;
 }
 
 /** The repository's own build of the busybox rootfs, the default for a demo. */
@@ -93,9 +106,9 @@ export function defaultRootfs(): string {
   return join(dirname(process.argv[1] ?? "."), "..", "build", "rootfs");
 }
 
-/** A running container of this state root, by id or --name, or undefined. */
+/** A running container of this state root, by --name, id or id prefix, or undefined. */
 export function findRunning(root: string, ref: string): State | undefined {
-  return readStates(root).find((s) => (s.id === ref || s.config.name === ref) && s.status === "running" && isAlive(s.init));
+  return findByRef(readStates(root).filter((s) => s.status === "running" && isAlive(s.init)), ref);
 }
 
 function parseNetwork(ctx: Pick<ToolContext, "values" | "flags">, root: string, img: ImageRun | undefined): NetworkConfig {
@@ -191,6 +204,21 @@ function userInfoName(uid: number): string | undefined {
 function hasCommand(name: string): boolean {
   return (process.env.PATH ?? "/usr/bin:/bin").split(":").some((d) => d && existsSync(join(d, name)));
 }
+/** The binary `--init` mounts, next to corerun's bundles (tools/build.mjs makes it). */
+export function initBinary(): string {
+  return join(dirname(process.argv[1] ?? "."), "corerun-init");
+}
+
+/** Where Docker mounts its init: the command becomes its argument. */
+export const INIT_PATH = "/sbin/docker-init";
+
+function withInit(command: string[], volumes: VolumeSpec[]): { command: string[]; volumes: VolumeSpec[] } {
+  const source = initBinary();
+  if (!existsSync(source)) throw new UsageError(`--init: ${source} is not built; run npm run build (it needs gcc and libc6-dev for a static binary)`);
+  if (volumes.some((v) => v.target === INIT_PATH)) throw new UsageError(`--init mounts ${INIT_PATH}; a volume there excludes it`);
+  return { command: [INIT_PATH, "--", ...command], volumes: [...volumes, { source, target: INIT_PATH, readonly: true }] };
+}
+
 /** Every check that can be made before anything is created. */
 export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env, uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0): RunConfig {
   const isRootless = uid !== 0;
@@ -204,6 +232,9 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (ctx.flags.detach && ctx.flags["print-script"]) throw new UsageError("--print-script prints a start in the foreground; drop -d");
   if (ctx.flags.detach && (ctx.flags.tty || ctx.flags.interactive)) throw new UsageError("-d with -t or -i: a detached container gets no terminal or stdin yet (attach is not built); drop -t/-i or -d");
   if (ctx.flags.detach && isRootless) throw new UsageError("-d: detached containers need root (their monitor's cgroup and state); run in the foreground");
+  const ulimits = parseUlimits(ctx.values.ulimit ?? []);
+  if (ulimits.length && ctx.flags["print-script"]) throw new UsageError("--print-script does not print --ulimit yet (prlimit on the waiting process); leave it out of the script");
+  if (ctx.flags.tty && ctx.flags["print-script"]) throw new UsageError("--print-script does not print -t (corerun relays the pty itself); leave -t out of the script");
   // An image container's rootfs is its overlayfs, made with its state (createState).
   const rootfs = img ? "" : checkRootfs(given ?? defaultRootfs());
   const command = img ? img.command : withEntrypoint(ctx, ctx.tail);
@@ -218,15 +249,17 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const path = vars.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
   // An image's command is looked up by corerun-exec in the merged tree (127 when missing).
   if (!img) findCommand(rootfs, command[0]!, path);
+  // --init: corerun-init as PID 1, bind-mounted read-only where Docker puts docker-init.
+  const init = ctx.flags.init ? withInit(command, volumes) : undefined;
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);
   return {
     rootfs,
-    command,
+    command: init?.command ?? command,
     hostname,
     env: vars,
     workdir,
-    volumes,
+    volumes: init?.volumes ?? volumes,
     network: isRootless ? { mode: "none", ports: [] } : parseNetwork(ctx, root, img),
     rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
@@ -240,6 +273,10 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     printScript: ctx.flags["print-script"] ?? false,
     detach: ctx.flags.detach ?? false,
     rm: ctx.flags.rm ?? false,
+    ulimits,
+    readOnly: ctx.flags["read-only"] ?? false,
+    tty: ctx.flags.tty ?? false,
+    interactive: ctx.flags.interactive ?? false,
     ...imageAndUser(ctx, img),
   };
 }

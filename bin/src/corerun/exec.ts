@@ -2,19 +2,25 @@
  * `corerun exec`: a new process in every namespace and the cgroup of a running container, with
  * the process config of runc's exec (a process.json, or arguments and flags over the
  * container's own process). The native helper does the entering (see libs/syscall/native); this
- * file decides what it enters with.
+ * file decides what it enters with. An OCI container's own process is its config.json's; a
+ * `corerun run` container's is made from what its state recorded (RunProcess), so that both
+ * take one path.
  */
-import { closeSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as v from "valibot";
 import { cgroupManager } from "@corerun/cgroup";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
-import { parseOci, planCapabilities, Process, readSpec, type Spec } from "@corerun/oci";
-import { openRecorded, type State } from "@corerun/state";
+import { parseOci, planCapabilities, Process, readSpec, type Rlimit, type Spec } from "@corerun/oci";
+import { containerEnv, resolveUser } from "@corerun/rootfs";
+import { capabilitySet, openRecorded, type RunProcess, type State } from "@corerun/state";
 import {
-  connectUnix, enterContainer, fdSender, linuxSyscall as sys, openPty, setWindowSize, CAPABILITIES, RLIMIT_NUMBERS,
+  connectUnix, enterContainer, fdSender, linuxSyscall as sys, CAPABILITIES, RLIMIT_NUMBERS, SECCOMP_FILTER_FLAGS,
 } from "@corerun/syscall";
 import { joinableNamespaces, liveStatus, mustFind, setOomScoreAdj, writePidFile } from "./oci.ts";
+import { openTerminal, relayTerminal } from "./tty.ts";
+import type { RunConfig } from "./args.ts";
+import { storeSeccompProgram } from "@corerun/seccomp";
 
 type ExecProcess = v.InferOutput<typeof Process>;
 
@@ -31,13 +37,15 @@ export interface ExecRequest {
   caps: string[];
   noNewPrivs: boolean;
   tty: boolean;
+  /** -i: corerun's stdin reaches the process (relayed into its pty with -t). */
+  interactive: boolean;
   detach: boolean;
   pidFile: string | undefined;
   consoleSocket: string | undefined;
 }
 
 /** The process to start: process.json as given, or the container's own with the flags over it. */
-export function execProcess(req: ExecRequest, base: Spec): ExecProcess {
+export function execProcess(req: ExecRequest, base: Spec, users?: (spec: string) => ExecProcess["user"]): ExecProcess {
   if (req.processFile !== undefined) {
     if (req.args.length || req.env.length || req.cwd || req.user || req.caps.length) throw new UsageError("--process gives the whole process; drop the command and --env, --cwd, --user, --cap");
     let data: unknown;
@@ -51,7 +59,8 @@ export function execProcess(req: ExecRequest, base: Spec): ExecProcess {
   if (!req.args.length) throw new UsageError("exec needs a command after the container id, or --process FILE");
   const own = base.process!;
   let user = own.user;
-  if (req.user !== undefined) {
+  if (req.user !== undefined && users) user = users(req.user);
+  else if (req.user !== undefined) {
     const m = /^(\d+)(?::(\d+))?$/.exec(req.user);
     if (!m) throw new UsageError(`--user ${req.user}: give UID[:GID] as numbers`);
     user = { uid: Number(m[1]), gid: Number(m[2] ?? 0) };
@@ -76,32 +85,109 @@ function badGid(g: string): never {
   throw new UsageError(`--additional-gids ${g}: give a numeric gid`);
 }
 
+/** What `corerun run` records for exec: its first process's capabilities, user, no_new_privs, seccomp. */
+export function runProcess(cfg: RunConfig): RunProcess {
+  const { security } = cfg;
+  return {
+    capabilities: capabilitySet(cfg.capAdd, cfg.capDrop),
+    ...(cfg.user === undefined ? {} : { user: cfg.user }),
+    noNewPrivs: security.noNewPrivs,
+    rlimits: cfg.ulimits,
+    ...(security.seccomp ? { seccomp: { program: storeSeccompProgram(security.seccomp.program), flags: security.seccomp.flags } } : {}),
+  };
+}
+
+/**
+ * Docker's rule for a process's capabilities: root holds its set in every set but ambient; any
+ * other user keeps it as the bounding set only.
+ */
+export function capabilitiesFor(set: readonly number[], uid: number): NonNullable<ExecProcess["capabilities"]> {
+  const names = Object.entries(CAPABILITIES).filter(([, n]) => set.includes(n)).map(([name]) => `CAP_${name}`);
+  return { bounding: names, effective: uid === 0 ? names : [], permitted: uid === 0 ? names : [], inheritable: [], ambient: [] };
+}
+
+/** Reads a file of the container's root, "" when it has none. */
+function readEtc(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+interface Base {
+  spec: Spec;
+  /** USER[:GROUP] by name, in the container's /etc (run containers; OCI's exec takes numbers). */
+  users?: (spec: string) => ExecProcess["user"];
+  /** A run container's capability set, given again for the final user. */
+  capabilities?: number[];
+  seccomp?: { program: Uint8Array; flags: number };
+}
+
+/** A `corerun run` container's own process as runtime-spec, from its state and its /etc. */
+function runBase(s: State, p: RunProcess): Base {
+  const root = `/proc/${s.init!.pid}/root`;
+  const users = (spec: string) => {
+    const c = resolveUser(spec, readEtc(`${root}/etc/passwd`), readEtc(`${root}/etc/group`));
+    return { uid: c.uid, gid: c.gid, additionalGids: c.groups };
+  };
+  const own = resolveUser(p.user ?? "0", readEtc(`${root}/etc/passwd`), readEtc(`${root}/etc/group`));
+  const spec: Spec = {
+    ociVersion: "1.2.0",
+    process: {
+      args: s.config.command,
+      env: containerEnv(s.config.env, s.config.hostname ?? s.id, own.home),
+      cwd: s.config.cwd,
+      user: { uid: own.uid, gid: own.gid, additionalGids: own.groups },
+      capabilities: capabilitiesFor(p.capabilities, own.uid),
+      noNewPrivileges: p.noNewPrivs,
+      rlimits: p.rlimits.map((r) => ({ ...r, type: r.type as Rlimit["type"] })),
+    },
+  };
+  const seccomp = p.seccomp && {
+    program: new Uint8Array(readFileSync(p.seccomp.program)),
+    flags: p.seccomp.flags.reduce((f, name) => f | (SECCOMP_FILTER_FLAGS[name] ?? 0), 0),
+  };
+  return { spec, users, capabilities: p.capabilities, ...(seccomp ? { seccomp } : {}) };
+}
+
+function baseOf(root: string, s: State, ref: string): Base {
+  if (s.config.process) return runBase(s, s.config.process);
+  try {
+    return { spec: readSpec(join(root, s.id), join(root, s.id, "config.json")) };
+  } catch {
+    throw new UsageError(`container "${ref}" has neither config.json nor a recorded process (it was started by an older corerun); exec cannot enter it`);
+  }
+}
+
 /** Runs `exec`; returns the exit status (exec's own unless detached). */
 export async function ociExec(req: ExecRequest): Promise<number> {
   const s: State = mustFind(req.root, req.id);
   const status = liveStatus(s);
-  if (status !== "running") throw new UsageError(`cannot exec in a container that is ${status === "stopped" ? "stopped" : `not running (${status})`}`);
-  const configPath = join(req.root, s.id, "config.json");
-  let base: Spec;
-  try {
-    base = readSpec(join(req.root, s.id), configPath);
-  } catch {
-    throw new UsageError(`container "${req.id}" was not made from an OCI bundle (corerun create); exec into it is not supported yet`);
+  if (status !== "running") throw new UsageError(`cannot exec in container "${req.id}": it is ${status === "stopped" ? "stopped" : `not running (${status})`}`);
+  const base = baseOf(req.root, s, req.id);
+  const proc = execProcess(req, base.spec, base.users);
+  // A run container's process follows Docker: its user decides which sets hold the capabilities.
+  if (base.capabilities) {
+    const added = req.caps.map((c) => CAPABILITIES[c.toUpperCase().replace(/^CAP_/, "")] ?? badCap(c));
+    proc.capabilities = capabilitiesFor([...new Set([...base.capabilities, ...added])], proc.user.uid);
   }
-  const proc = execProcess(req, base);
   if (proc.terminal && req.detach && !req.consoleSocket) throw new UsageError("cannot allocate tty if corerun will detach without setting console socket");
-  if (proc.terminal && !req.detach) throw new UsageError("exec -t without --detach: corerun does not relay a terminal yet; use --detach with --console-socket");
   if (!proc.terminal && req.consoleSocket) throw new UsageError("--console-socket needs a terminal (-t or process.terminal)");
-  const caps = planCapabilities({ ...base, process: proc });
+  if (req.consoleSocket && !req.detach) throw new UsageError("--console-socket hands the terminal to its listener: add --detach, or drop it to use corerun's own terminal");
+  const caps = planCapabilities({ ...base.spec, process: proc });
   const pidfd = openRecorded(sys, s.init);
   if (pidfd === undefined) throw new UsageError(`container "${req.id}" not running`);
   let tty: { master: number; peer: number } | undefined;
   let sock: number | undefined;
+  // Docker's rule for `corerun run` containers: stdin only with -i. An OCI container's exec keeps
+  // runc's (the caller's stdio as given: engines pass their pipes).
+  const nullIn = !proc.terminal && !req.interactive && base.capabilities ? openSync("/dev/null", "r") : undefined;
+  let relaying = false;
   try {
     if (proc.terminal) {
-      sock = connectUnix(resolve(req.consoleSocket!));
-      tty = openPty(`/proc/${s.init!.pid}/root/dev/pts`);
-      if (proc.consoleSize) setWindowSize(tty.master, proc.consoleSize.height, proc.consoleSize.width);
+      if (req.consoleSocket) sock = connectUnix(resolve(req.consoleSocket));
+      tty = openTerminal(s.init!.pid, proc.consoleSize ?? undefined);
     }
     const ns = joinableNamespaces(s.init!.pid);
     const cg = s.cgroup ? cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices }) : undefined;
@@ -109,7 +195,7 @@ export async function ociExec(req: ExecRequest): Promise<number> {
     const pid = enterContainer(sys, {
       argv: proc.args!, env: proc.env ?? [], cwd: proc.cwd, pidfd, nsFlags: ns.flags, pidNamespace: ns.pid, ttyFd: tty?.peer ?? -1,
       uid: proc.user.uid, gid: proc.user.gid, groups: proc.user.additionalGids ?? [], caps, lastCap: Math.min(lastCap, Math.max(...Object.values(CAPABILITIES))),
-      noNewPrivs: proc.noNewPrivileges ?? false, umask: proc.user.umask,
+      noNewPrivs: proc.noNewPrivileges ?? false, umask: proc.user.umask, seccomp: base.seccomp, stdinFd: nullIn,
       prepare(child) {
         cg?.addTask(child);
         for (const r of proc.rlimits ?? []) sys.setrlimit(RLIMIT_NUMBERS[r.type]!, r.soft, r.hard, child);
@@ -119,13 +205,25 @@ export async function ociExec(req: ExecRequest): Promise<number> {
     if (tty && sock !== undefined) fdSender()(sock, tty.master, "/dev/pts/ptmx");
     if (req.pidFile) writePidFile(resolve(req.pidFile), pid);
     if (req.detach) return 0;
-    return exitCodeOf(await waitChild(sys, pid));
+    if (!tty) return exitCodeOf(await waitChild(sys, pid));
+    // The relay owns the master from here; the peer is the process's now.
+    closeSync(tty.peer);
+    const relay = relayTerminal(tty.master, { input: req.interactive ? process.stdin : undefined, output: process.stdout });
+    relaying = true;
+    const end = await waitChild(sys, pid);
+    await relay.finish();
+    return exitCodeOf(end);
   } finally {
     closeSync(pidfd);
-    if (tty) {
+    if (tty && !relaying) {
       closeSync(tty.master);
       closeSync(tty.peer);
     }
     if (sock !== undefined) closeSync(sock);
+    if (nullIn !== undefined) closeSync(nullIn);
   }
+}
+
+function badCap(c: string): never {
+  throw new UsageError(`--cap ${c}: unknown capability; give a name such as CAP_NET_ADMIN`);
 }

@@ -50,8 +50,7 @@ describe("imageRun", () => {
     assert.equal(imageRun(ctx(["app"], { rootfs: ["/r"] }), root, { rootless: false }), undefined);
     assert.deepEqual(withEntrypoint({ values: { entrypoint: ["/bin/sh"] } }, ["-c", "x"]), ["/bin/sh", "-c", "x"]);
   });
-  test("refusals: --read-only without an image, an image run rootless, an image with nothing to run", () => {
-    assert.throws(() => imageRun(ctx(["sh"], {}, { "read-only": true }), root, { rootless: false }), /--read-only is built for image containers only/);
+  test("refusals: an image run rootless, an image with nothing to run", () => {
     assert.throws(() => imageRun(ctx(["app"]), root, { rootless: true }), /^UsageError: image app: images need root for now/);
     addImage("empty:1", {});
     assert.throws(() => imageRun(ctx(["empty:1"]), root, { rootless: false }), /image empty:1 has no Entrypoint or Cmd; give a command/);

@@ -34,10 +34,8 @@ export function imageRun(ctx: Pick<ToolContext, "values" | "tail"> & { flags?: R
   const first = ctx.tail[0];
   const word = !ctx.values.rootfs?.length && first !== undefined && !/^[/.]/.test(first) ? first : undefined;
   const id = word === undefined ? undefined : findImage(root, word);
-  if (word === undefined || id === undefined) {
-    if (ctx.flags?.["read-only"]) throw new UsageError("--read-only is built for image containers only so far (an overlayfs without an upper directory); run an image, or leave it out");
-    return undefined;
-  }
+  // A --rootfs container's --read-only is corerun-mount's (its / remounted read-only).
+  if (word === undefined || id === undefined) return undefined;
   if (mode.rootless) throw new UsageError(`image ${word}: images need root for now (the overlayfs and the store's whiteout devices); run as root, or give --rootfs DIR`);
   const { record, config } = readImage(root, id);
   const exec = config.config ?? {};

@@ -7,6 +7,9 @@ import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
 import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
 import { binDirOf, renderScript } from "./script.ts";
+import { openTerminal, relayTerminal } from "./tty.ts";
+import { statsTool } from "./stats.ts";
+import { applyUlimits } from "./ulimit.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
@@ -64,13 +67,19 @@ async function run(ctx: ToolContext): Promise<number> {
     if (first) return exitCodeOf(first);
     faultPoint("corerun:tree-built");
     for (const sig of starting) process.off(sig, abort);
-    span("start", { fifo: "go" }, () => start(c!));
+    // -t: the pty comes from the container's devpts, mounted now; corerun-exec takes it after go.
+    applyUlimits(pid, cfg.ulimits);
+    const term = cfg.tty ? openTerminal(pid) : undefined;
+    span("start", { fifo: "go" }, () => start(c!, term?.index));
     if (detached) {
       detached.started(pid);
       c = undefined;
       return 0;
     }
+    const relay = term && relayTerminal(term.master, { input: cfg.interactive ? process.stdin : undefined, output: process.stdout });
     const end = await span("container runs", { pid }, () => ended);
+    // The peer stays open here until the end: a pty whose peer nobody holds yet reads as ended.
+    await relay?.finish(term!.peer);
     faultPoint("corerun:exited");
     ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
     if (cg) reportOom(cg, cfg.limits, ctx.log);
@@ -114,7 +123,7 @@ const kill = defineTool({
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to signal; see corerun ps");
-    const runcForm = ctx.tail.length === 2 && ctx.values.signal === undefined && /^(\d+|(SIG)?[A-Z][A-Z0-9+-]*)$/i.test(ctx.tail[1]!) && !findContainer(root, ctx.tail[1]!);
+    const runcForm = ctx.tail.length === 2 && ctx.values.signal === undefined && /^(\d+|(SIG)?[A-Z][A-Z0-9+-]*)$/i.test(ctx.tail[1]!) && !findContainer(root, ctx.tail[1]!, true);
     const sig = parseSignal(runcForm ? ctx.tail[1] : (ctx.values.signal?.at(-1) ?? "KILL"));
     const refs = runcForm ? [ctx.tail[0]!] : ctx.tail;
     for (const ref of refs) mustFind(root, ref);
@@ -176,7 +185,7 @@ const runTool_ = defineTool({
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...] | [options] IMAGE [CMD [ARGS...]]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
   run: runCmd, ps, kill, cleanup, logs, stop, rm, inspect, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
-  image: imageTool, commit: commitTool, trace: traceCommand,
+  image: imageTool, commit: commitTool, trace: traceCommand, stats: statsTool,
 };
 runTool_.subCommands = subCommands;
 

@@ -18,7 +18,7 @@ import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
 import {
-  checkStateRoot, createContainer, idMapText, isAlive, OCI_ID_PATTERN, openRecorded, procStartTime, readState, readStates, setStatus, updateState, withLock,
+  checkStateRoot, createContainer, findByRef, idMapText, isAlive, OCI_ID_PATTERN, openRecorded, procStartTime, readState, readStates, setStatus, updateState, withLock,
   type State, type Status,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
@@ -42,14 +42,13 @@ export function checkId(id: string | undefined): string {
   return id;
 }
 
-/** A container by OCI id (its name) or corerun id. */
-export function findContainer(root: string, ref: string): State | undefined {
-  const states = readStates(root);
-  return states.find((s) => s.config.name === ref) ?? states.find((s) => s.id === ref);
+/** A container by OCI id (its name), corerun id or, unless exact, a unique prefix of that id. */
+export function findContainer(root: string, ref: string, exact = false): State | undefined {
+  return findByRef(readStates(root), ref, exact);
 }
 
-export function mustFind(root: string, ref: string): State {
-  const s = findContainer(root, ref);
+export function mustFind(root: string, ref: string, exact = false): State {
+  const s = findContainer(root, ref, exact);
   if (!s) throw notExist(ref);
   return s;
 }
@@ -140,7 +139,7 @@ function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: 
   };
   const oci = { bundle: o.bundle, ociVersion: spec.ociVersion, annotations: spec.annotations ?? {} };
   const made = withLock(join(o.root, "names.lock"), () => {
-    if (findContainer(o.root, o.id)?.config.name === o.id) throw new UsageError(`container with id "${o.id}" already exists`);
+    if (findContainer(o.root, o.id, true)?.config.name === o.id) throw new UsageError(`container with id "${o.id}" already exists`);
     const hooks = { poststop: spec.hooks?.poststop ?? [], startContainer: spec.hooks?.startContainer ?? [], poststart: spec.hooks?.poststart ?? [] };
     return createContainer(o.root, config, { owner, oci: { ...oci, ...hooks } });
   });
@@ -429,7 +428,8 @@ export function ociKill(root: string, id: string, sig: number, all: boolean): vo
 
 /** delete: what create made goes; a running container only with force. */
 export async function ociDelete(root: string, id: string, force: boolean): Promise<void> {
-  const s = findContainer(root, id);
+  // Whole ids only: a forced delete of a container that is gone must not reach another one.
+  const s = findContainer(root, id, true);
   if (!s) {
     if (force) return;
     throw notExist(id);

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import {
-  chmodSync, chownSync, closeSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmdirSync, rmSync,
+  chmodSync, chownSync, closeSync, cpSync, openSync, existsSync, lstatSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmdirSync, rmSync,
   statSync, unlinkSync, writeFileSync,
 } from "node:fs";
 import { createHash } from "node:crypto";
@@ -20,6 +20,7 @@ import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
 import { securityExecArgs, securityMountArgs } from "./security.ts";
 import { mountImage, unmountImage } from "./image.ts";
+import { runProcess } from "./exec.ts";
 
 /** The bundled tools sit next to corerun's own bundle. */
 const DIST = dirname(process.argv[1] ?? ".");
@@ -39,6 +40,8 @@ export interface Container {
   cgroupFds?: number[];
   /** The user namespace's maps, when the container has one. */
   userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
+  /** /dev/null, opened for the first process's stdin (no -i) until it is cloned. */
+  nullStdin?: number | undefined;
 }
 
 /** The container's own /etc/hosts, /etc/resolv.conf and /etc/hostname, bind-mounted over the rootfs's. */
@@ -61,7 +64,7 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
   const config = {
     rootfs: cfg.rootfs, command: cfg.command, hostname: cfg.hostname, env: cfg.env, cwd: cfg.workdir,
     volumes: cfg.volumes, network: { mode, net, subnet, ports, container }, name: cfg.name, limits: cfg.limits,
-    cgroupParent: cfg.cgroupParent,
+    cgroupParent: cfg.cgroupParent, process: runProcess(cfg),
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.
@@ -203,7 +206,7 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
 export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): string[] {
   const volumes = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes)];
   const spec = (v: VolumeSpec) => `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}${v.idmap ? ",idmap" : ""}`;
-  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), ...(cfg.userns && cfg.image ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), "--proc", "--sync-dir", dir];
+  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), ...(cfg.userns && cfg.image ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), ...(cfg.readOnly && !cfg.image ? ["--read-only"] : []), "--proc", "--sync-dir", dir];
 }
 
 /** corerun-net setup's options for a bridge container. */
@@ -249,7 +252,9 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
     const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };
-    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns, dieWithParent: !cfg.detach }));
+    // -t: no caller's stdio at all until it takes its pty; without -i, stdin is /dev/null (Docker's rule).
+    const stdio = cfg.tty ? { nullStdio: true } : cfg.interactive ? {} : { stdinFd: c.nullStdin = openSync("/dev/null", "r") };
+    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns, dieWithParent: !cfg.detach, ...stdio }));
     // The child inherits the network namespace of the thread that clones it.
     if (cfg.network.mode !== "container") return clone();
     // Joined through a pidfd checked against the recorded start time: not a process that got the
@@ -263,6 +268,7 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
     }
   } finally {
     for (const fd of c.cgroupFds) closeSync(fd);
+    if (c.nullStdin !== undefined) closeSync(c.nullStdin);
   }
 }
 
@@ -342,10 +348,10 @@ export async function stopTools(tools: Tools): Promise<void> {
   }));
 }
 
-export function start(c: Container): void {
+export function start(c: Container, tty?: number): void {
   setStatus(c.path, "running");
   faultPoint("corerun:running");
-  sendGo(c.dir);
+  sendGo(c.dir, undefined, tty);
   faultPoint("corerun:go");
 }
 

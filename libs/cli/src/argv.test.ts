@@ -13,6 +13,7 @@ const def = {
   port: { type: "string", alias: ["P", "publish"] },
   "print-script": { type: "boolean" },
   detach: { type: "boolean", alias: "d" },
+  tty: { type: "boolean", alias: "t" },
   log: { type: "string" },
 } as const satisfies ArgsDef;
 
@@ -110,6 +111,14 @@ describe("splitArgv", () => {
     assert.deepEqual(split(["--no-print-script"]).flags, { "print-script": false });
     assert.deepEqual(split(["-d"]).flags, { detach: true });
     assert.deepEqual(split(["--print-script", "--no-print-script"]).flags, { "print-script": false });
+  });
+
+  test("short flags bundle as in Docker: -dt, and a value-taking flag last takes the next word", () => {
+    assert.deepEqual(split(["-dt", "sh"]).flags, { detach: true, tty: true });
+    const r = split(["-tv", "a:/b", "sh"]);
+    assert.deepEqual([r.flags, r.values, r.tail], [{ tty: true }, { volume: ["a:/b"] }, ["sh"]]);
+    assert.throws(() => split(["-dvt", "x"]), { name: "UsageError", message: /option -v takes a value: put it last in -dvt/ });
+    assert.throws(() => split(["-dZ"]), { name: "UsageError", message: /unknown option -Z in -dZ/ });
   });
 
   test("a boolean given a value is a usage error", () => {

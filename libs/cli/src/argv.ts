@@ -68,6 +68,19 @@ export function splitArgv(argv: readonly string[], def: ArgsDef, opts: SplitOpti
     const key = long ? word.slice(2, eq > 0 ? eq : undefined) : word.slice(1, 2);
     const entry = table.get(key);
     if (!entry) throw new UsageError(`unknown option ${long ? `--${key}` : `-${key}`}; see --help`);
+    // Short flags bundle as in Docker's CLI: -it is -i -t; -it VALUE-TAKING must come last.
+    if (!long && !entry.takesValue && word.length > 2 && /^-[A-Za-z]+$/.test(word)) {
+      const bundle = [...word.slice(1)].map((k) => [k, table.get(k)] as const);
+      const bad = bundle.find(([, e], j) => !e || (e.takesValue && j < bundle.length - 1));
+      if (bad) throw new UsageError(bad[1] ? `option -${bad[0]} takes a value: put it last in ${word}; see --help` : `unknown option -${bad[0]} in ${word}; see --help`);
+      for (const [, e] of bundle.filter(([, e]) => !e!.takesValue)) flags[e!.name] = true;
+      const last = bundle.at(-1)![1]!;
+      if (last.takesValue) {
+        if (argv[i + 1] === undefined) throw new UsageError(`option -${word.at(-1)} needs a value; see --help`);
+        (values[last.name] ??= []).push(argv[++i]!);
+      }
+      continue;
+    }
     if (!entry.takesValue) {
       if ((long && eq > 0) || (!long && word.length > 2)) throw new UsageError(`option ${long ? `--${key}` : `-${key}`} takes no value; see --help`);
       flags[entry.name] = !key.startsWith("no-") || key === entry.name;

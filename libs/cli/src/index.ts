@@ -4,7 +4,7 @@ export {
   type ProcessEnd,
 } from "./exit.ts";
 export { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
-export { runTool, defineTool, helpText, printJson, printTable, COMMON_ARGS, type ToolSpec, type ToolContext } from "./tool.ts";
+export { runTool, defineTool, formatTable, helpText, printJson, printTable, COMMON_ARGS, type ToolSpec, type ToolContext } from "./tool.ts";
 export { waitChild, FORWARDED_SIGNALS } from "./wait.ts";
 export { faultPoint } from "./fault.ts";
 export { nulBytePath, nulByteRefusal } from "./json.ts";

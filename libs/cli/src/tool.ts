@@ -42,8 +42,13 @@ export function printJson(value: unknown): void {
 
 /** Rows as aligned columns, the first row a header (ps, list): two spaces between columns. */
 export function printTable(rows: readonly (readonly string[])[]): void {
+  process.stdout.write(formatTable(rows));
+}
+
+/** Rows as columns padded to their widest cell, one line each. */
+export function formatTable(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 2);
-  for (const r of rows) process.stdout.write(`${r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("")}\n`);
+  return rows.map((r) => `${r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("")}\n`).join("");
 }
 
 /** The citty command definition behind a tool: its name, description and typed options. */

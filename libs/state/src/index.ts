@@ -1,6 +1,7 @@
 export * from "./schema.ts";
 export * from "./store.ts";
 export { procStartTime, nsPids, isAlive, openRecorded } from "./proc.ts";
+export { findByRef } from "./ref.ts";
 export {
   checkHostname, parseEnvVars, checkWorkdir, capabilitySet, DEFAULT_CAPABILITIES, parseIdMap, hostIdOf, idMapText, type IdRange,
 } from "./config.ts";

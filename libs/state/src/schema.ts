@@ -80,6 +80,21 @@ const IdRangeSchema = v.object({ container: v.number(), host: v.number(), size: 
 export const Userns = v.object({ uidMap: v.array(IdRangeSchema), gidMap: v.array(IdRangeSchema), auto: v.boolean() });
 export type Userns = v.InferOutput<typeof Userns>;
 
+/**
+ * How `corerun run` started the first process, for the processes `corerun exec` adds: the
+ * capability set (numbers), the user as given (resolved in the container's /etc at exec time, as
+ * Docker does), no_new_privs, the compiled seccomp program with its flags, and --ulimit.
+ */
+export const RunProcess = v.object({
+  capabilities: v.array(v.number()),
+  user: v.optional(v.string()),
+  noNewPrivs: v.boolean(),
+  seccomp: v.optional(v.object({ program: v.string(), flags: v.array(v.string()) })),
+  /** --ulimit: RLIMIT_* names, values as prlimit takes them (2^64 for unlimited). */
+  rlimits: v.optional(v.array(v.object({ type: v.string(), soft: v.number(), hard: v.number() })), []),
+});
+export type RunProcess = v.InferOutput<typeof RunProcess>;
+
 export const ContainerConfig = v.object({
   rootfs: v.string(),
   command: v.pipe(v.array(v.string()), v.minLength(1)),
@@ -93,6 +108,8 @@ export const ContainerConfig = v.object({
   limits: v.optional(Limits, {}),
   cgroupParent: v.optional(v.string(), "corerun"),
   userns: v.optional(Userns),
+  /** `corerun run` containers: what exec gives a new process (OCI containers have config.json). */
+  process: v.optional(RunProcess),
 });
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 

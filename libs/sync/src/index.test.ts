@@ -14,9 +14,9 @@ after(() => {
 });
 
 describe("encode and decode", () => {
-  const messages: SyncMessage[] = [{ t: "ready" }, { t: "go" }, { t: "error", message: "mount /proc: EPERM", exitCode: 125 }];
+  const messages: SyncMessage[] = [{ t: "ready" }, { t: "go" }, { t: "go", tty: 3 }, { t: "error", message: "mount /proc: EPERM", exitCode: 125 }];
   for (const msg of messages) {
-    test(`round-trips ${msg.t} as one line`, () => {
+    test(`round-trips ${JSON.stringify(msg)} as one line`, () => {
       const line = encode(msg);
       assert.ok(line.endsWith("\n") && !line.slice(0, -1).includes("\n"));
       assert.deepEqual(decode(line.trimEnd()), msg);
@@ -26,6 +26,11 @@ describe("encode and decode", () => {
   test("an error message without fields gets defaults", () => {
     assert.deepEqual(decode('{"t":"error"}'), { t: "error", message: "unknown error", exitCode: 125 });
     assert.deepEqual(decode('{"t":"error","message":"x","exitCode":"127"}'), { t: "error", message: "x", exitCode: 125 });
+  });
+
+  test("go names a pty by a whole number only", () => {
+    assert.throws(() => decode('{"t":"go","tty":"3"}'), /sync: go names no pty/);
+    assert.throws(() => decode('{"t":"go","tty":-1}'), /sync: go names no pty/);
   });
 
   test("extra fields are dropped", () => {

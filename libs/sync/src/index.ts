@@ -25,7 +25,7 @@ import { UsageError } from "@corerun/cli";
 
 export type SyncMessage =
   | { t: "ready" }
-  | { t: "go"; state?: unknown }
+  | { t: "go"; state?: unknown; tty?: number }
   | { t: "error"; message: string; exitCode: number };
 
 export class UnexpectedMessage extends Error {
@@ -57,7 +57,12 @@ export function decode(line: string): SyncMessage {
   const t = typeof value === "object" && value !== null ? (value as { t?: unknown }).t : undefined;
   if (t === "ready") return { t };
   // go may carry the container's OCI state, for the hooks that run just before the exec.
-  if (t === "go") return (value as { state?: unknown }).state === undefined ? { t } : { t, state: (value as { state?: unknown }).state };
+  // and the index of a pty of the container's devpts to take as its terminal (corerun run -t).
+  if (t === "go") {
+    const { state, tty } = value as { state?: unknown; tty?: unknown };
+    if (tty !== undefined && !(typeof tty === "number" && Number.isInteger(tty) && tty >= 0)) throw new Error(`sync: go names no pty: ${JSON.stringify(line.slice(0, 80))}`);
+    return { t, ...(state === undefined ? {} : { state }), ...(tty === undefined ? {} : { tty }) };
+  }
   if (t === "error") {
     const v = value as { message?: unknown; exitCode?: unknown };
     return { t, message: String(v.message ?? "unknown error"), exitCode: typeof v.exitCode === "number" ? v.exitCode : 125 };
@@ -188,7 +193,7 @@ export function waitReady(dir: string, peer?: Peer): void {
 }
 
 /** Tells corerun-exec to go on. Never blocks: corerun-exec holds go open read-write. */
-export function sendGo(dir: string, state?: unknown): void {
+export function sendGo(dir: string, state?: unknown, tty?: number): void {
   let fd: number;
   try {
     fd = openSync(goPath(dir), constants.O_WRONLY | constants.O_NONBLOCK);
@@ -198,7 +203,7 @@ export function sendGo(dir: string, state?: unknown): void {
     throw err;
   }
   try {
-    writeSync(fd, encode(state === undefined ? { t: "go" } : { t: "go", state }));
+    writeSync(fd, encode({ t: "go", ...(state === undefined ? {} : { state }), ...(tty === undefined ? {} : { tty }) }));
   } finally {
     closeSync(fd);
   }

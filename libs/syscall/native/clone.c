@@ -287,9 +287,15 @@ struct enter_args {
     int no_new_privs;
     int umask_value;
     sigset_t mask;
+    /* A compiled seccomp program (struct sock_filter[], filter_len instructions) and seccomp(2)'s flags. */
+    const void *filter;
+    int filter_len;
+    unsigned int seccomp_flags;
+    /* Without a terminal: this fd (/dev/null for exec without -i) as stdin, or the caller's when < 0. */
+    int stdin_fd;
 };
 
-enum enter_step { STEP_SYNC = 1, STEP_SETNS, STEP_TTY, STEP_CHDIR, STEP_BOUNDING, STEP_USER, STEP_CAPS, STEP_AMBIENT, STEP_NNP, STEP_EXEC };
+enum enter_step { STEP_SYNC = 1, STEP_SETNS, STEP_TTY, STEP_CHDIR, STEP_BOUNDING, STEP_USER, STEP_CAPS, STEP_AMBIENT, STEP_NNP, STEP_SECCOMP, STEP_EXEC };
 
 static void enter_fail(const struct enter_args *a, int step)
 {
@@ -299,6 +305,14 @@ static void enter_fail(const struct enter_args *a, int step)
     if (step == STEP_EXEC)
         _exit(msg[1] == ENOENT ? 127 : 126);
     _exit(125);
+}
+
+/* seccomp(SECCOMP_SET_MODE_FILTER): a raw call, as the other credential changes here. */
+static int load_filter(const struct enter_args *a)
+{
+    struct { unsigned short len; const void *filter; } prog = { (unsigned short)a->filter_len, a->filter };
+
+    return (int)syscall(SYS_seccomp, 1, a->seccomp_flags, &prog);
 }
 
 static int has_cap(const unsigned int *set, int cap)
@@ -363,7 +377,7 @@ static int enter_main(void *p)
                 enter_fail(a, STEP_TTY);
         if (a->tty_fd > 2)
             close(a->tty_fd);
-    } else if (setsid() < 0) {
+    } else if (setsid() < 0 || (a->stdin_fd >= 0 && dup2(a->stdin_fd, 0) < 0)) {
         enter_fail(a, STEP_TTY);
     }
     if (chdir(a->cwd) < 0)
@@ -371,6 +385,12 @@ static int enter_main(void *p)
     for (cap = 0; cap <= a->last_cap; cap++)
         if (!has_cap(a->caps, cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
             enter_fail(a, STEP_BOUNDING);
+    /*
+     * Without no_new_privs the kernel takes a filter only while CAP_SYS_ADMIN is still held:
+     * before the user changes (runc's order); with it, last, right before the exec.
+     */
+    if (a->filter && !a->no_new_privs && load_filter(a) < 0)
+        enter_fail(a, STEP_SECCOMP);
     /* Raw calls: this child has one thread, glibc's wrappers would signal the parent's. */
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || syscall(SYS_setgroups, a->ngroups, a->groups) < 0 ||
         syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0 || syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0 ||
@@ -389,6 +409,8 @@ static int enter_main(void *p)
             enter_fail(a, STEP_AMBIENT);
     if (a->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         enter_fail(a, STEP_NNP);
+    if (a->filter && a->no_new_privs && load_filter(a) < 0)
+        enter_fail(a, STEP_SECCOMP);
     if (a->umask_value >= 0)
         umask(a->umask_value);
     for (fd = 0; fd < 3; fd++)
@@ -405,12 +427,14 @@ static int enter_main(void *p)
  */
 int corerun_enter_exec(char *const argv[], char *const envp[], const char *cwd, int pidfd, int ns_flags, int sync_fd,
                        int sync_close_fd, int err_fd, int tty_fd, unsigned int uid, unsigned int gid, int ngroups,
-                       const unsigned int *groups, const unsigned int *caps, int last_cap, int no_new_privs, int umask_value)
+                       const unsigned int *groups, const unsigned int *caps, int last_cap, int no_new_privs, int umask_value,
+                       const void *filter, int filter_len, unsigned int seccomp_flags, int stdin_fd)
 {
     struct enter_args a = { .argv = argv, .envp = envp, .cwd = cwd, .pidfd = pidfd, .ns_flags = ns_flags, .sync_fd = sync_fd,
                             .sync_close_fd = sync_close_fd, .err_fd = err_fd, .tty_fd = tty_fd, .uid = uid, .gid = gid,
                             .ngroups = ngroups, .groups = groups, .caps = caps, .last_cap = last_cap,
-                            .no_new_privs = no_new_privs, .umask_value = umask_value };
+                            .no_new_privs = no_new_privs, .umask_value = umask_value, .filter = filter,
+                            .filter_len = filter_len, .seccomp_flags = seccomp_flags, .stdin_fd = stdin_fd };
 
     return clone_child(enter_main, &a, 0, &a.mask);
 }

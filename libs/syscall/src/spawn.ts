@@ -38,6 +38,8 @@ export interface StartOptions {
   prepare?: ((pid: number) => void) | undefined;
   /** /dev/null as its stdio instead of the caller's. */
   nullStdio?: boolean;
+  /** This fd as its stdin instead of the caller's (/dev/null for `corerun run` without -i). */
+  stdinFd?: number | undefined;
   /**
    * SIGKILL for the process when the caller dies, from its first instruction: for a start that
    * must not outlive the process driving it. Without it, the process may wait for a later one.
@@ -57,11 +59,12 @@ export function startInNamespaces(sys: Syscall, opts: StartOptions): number {
   if (opts.userns && opts.joinUserns !== undefined) throw new Error("a process gets a new user namespace or joins one, not both");
   const usernsFd = opts.joinUserns?.userns;
   const join = opts.joinUserns?.pidns === undefined ? undefined : { fd: opts.joinUserns.pidns, flags: CLONE_NEWPID };
-  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { nullStdio, dieWithParent, usernsFd, join, becomeRoot: usernsFd !== undefined });
+  const stdinFd = opts.stdinFd;
+  if (!opts.userns && !opts.prepare) return sys.cloneExec(flags, opts.path, opts.argv, opts.env, { nullStdio, stdinFd, dieWithParent, usernsFd, join, becomeRoot: usernsFd !== undefined });
   const sync = sys.pipe();
   let pid: number | undefined;
   try {
-    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined || usernsFd !== undefined, nullStdio, dieWithParent, usernsFd, join });
+    pid = sys.cloneExec(flags, opts.path, opts.argv, opts.env, { sync, becomeRoot: opts.userns !== undefined || usernsFd !== undefined, nullStdio, stdinFd, dieWithParent, usernsFd, join });
     if (opts.userns?.helpers) {
       mapWith("newuidmap", pid, opts.userns.uidMap);
       mapWith("newgidmap", pid, opts.userns.gidMap);
@@ -91,7 +94,7 @@ function mapWith(helper: string, pid: number, map: string): void {
   }
 }
 
-const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "execve"];
+const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve"];
 
 export interface EnterOptions extends Omit<EnterExecArgs, "sync" | "errFd" | "nsFlags" | "pidfd"> {
   /** A pidfd of the container's first process; its namespaces are joined. */

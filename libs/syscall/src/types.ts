@@ -119,4 +119,8 @@ export interface EnterExecArgs {
   lastCap: number;
   noNewPrivs: boolean;
   umask: number | undefined;
+  /** The container's compiled seccomp program (8-byte BPF instructions) and seccomp(2)'s flags. */
+  seccomp?: { program: Uint8Array; flags: number } | undefined;
+  /** Without a terminal: its stdin (/dev/null when exec has no -i); the caller's when absent. */
+  stdinFd?: number | undefined;
 }

@@ -1,0 +1,272 @@
+/**
+ * Entering and talking to containers: names and id prefixes, `corerun exec` into `corerun run`
+ * containers, and -t/-i under a real pty (script(1) from util-linux holds the terminal the user
+ * would, and the test types into it). Real containers on the busybox rootfs, as root.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+
+let rootfs = "";
+let root = "";
+
+function corerun(args: string[], input?: string): Result {
+  return tool("corerun", ["--root", root, ...args], input === undefined ? {} : { input });
+}
+
+/** A container that runs until stopped, started by an attached corerun in the background. */
+async function background(args: string[]): Promise<{ id: string; stop: () => Promise<void> }> {
+  const child = spawn(join(BIN, "corerun"), ["--root", root, "--rootfs", rootfs, ...args, "/bin/sh", "-c", "echo started; exec sleep 600"], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const first = await Promise.race([new Promise((resolve) => child.stdout.once("data", resolve)), exited.then(() => undefined)]);
+  assert.ok(first !== undefined, `the container did not start: ${err}`);
+  const states = JSON.parse(corerun(["ps", "--json"]).stdout) as { id: string; owner: { pid: number } }[];
+  const id = states.find((s) => s.owner.pid === child.pid)!.id;
+  return {
+    id,
+    async stop() {
+      corerun(["kill", id]);
+      await exited;
+    },
+  };
+}
+
+/**
+ * Runs a command under script(1) and plays a dialogue with it: each step waits until the
+ * terminal's output matches (and, given a delay, a little longer: a shell echoes a line before it
+ * runs it), then types. Returns the output and script's exit status.
+ */
+async function underPty(command: string, steps: [RegExp, string, number?][], timeoutMs = 20_000): Promise<{ out: string; code: number | null }> {
+  const child: ChildProcessWithoutNullStreams = spawn("script", ["-qec", command, "/dev/null"], { stdio: "pipe" });
+  let out = "";
+  const waiters: (() => void)[] = [];
+  child.stdout.on("data", (d) => {
+    out += d;
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  try {
+    let from = 0;
+    for (const [expect, type, delayMs] of steps) {
+      while (!expect.test(out.slice(from))) {
+        const more = new Promise<void>((resolve) => waiters.push(resolve));
+        if ((await Promise.race([more.then(() => false), exited.then(() => true)])) && !expect.test(out.slice(from))) {
+          assert.fail(`the terminal ended before ${expect}: ${JSON.stringify(out)}`);
+        }
+      }
+      from = out.length;
+      if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      child.stdin.write(type);
+    }
+    const code = await exited;
+    return { out, code };
+  } finally {
+    clearTimeout(timer);
+    child.stdin.end();
+  }
+}
+
+function assertClean(): void {
+  assert.deepEqual(leftoverState(root), [], "a state directory is left");
+  assert.deepEqual(hostMountsUnder(rootfs), [], "a mount of the rootfs is left on the host");
+}
+
+const status = (text: string, key: string) => new RegExp(`^${key}:\\s*(.*)$`, "m").exec(text)?.[1];
+
+describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
+  before(() => {
+    rootfs = busyboxRootfs();
+    root = stateRoot();
+  });
+  after(() => {
+    try {
+      assertClean();
+    } finally {
+      removeStateRoot(root);
+    }
+  });
+
+  test("exec into a bridged container: its eth0, hostname, environment, capabilities, seccomp and exit code; by name or id prefix", async () => {
+    const c = await background(["--name", "ex-web", "--hostname", "webhost", "-e", "GREETING=hi", "-w", "/tmp"]);
+    try {
+      const own = corerun(["exec", "ex-web", "cat", "/proc/1/status"]).stdout;
+      const r = corerun(["exec", "ex-web", "/bin/sh", "-c", "ls /sys/class/net; hostname; echo $GREETING $HOSTNAME; pwd; cat /proc/self/status"]);
+      assert.equal(r.code, 0, r.stderr);
+      const [, eth0] = /^(eth0)$/m.exec(r.stdout) ?? [];
+      assert.equal(eth0, "eth0");
+      assert.match(r.stdout, /^webhost\nhi webhost\n\/tmp$/m);
+      for (const key of ["CapBnd", "CapEff", "CapPrm", "NoNewPrivs", "Seccomp", "Seccomp_filters"]) assert.equal(status(r.stdout, key), status(own, key), key);
+      assert.equal(status(r.stdout, "Seccomp"), "2");
+      // Its cgroup is the container's: the same line as PID 1's.
+      assert.equal(corerun(["exec", "ex-web", "cat", "/proc/self/cgroup"]).stdout, corerun(["exec", "ex-web", "cat", "/proc/1/cgroup"]).stdout);
+      assert.equal(corerun(["exec", c.id.slice(0, 5), "/bin/sh", "-c", "exit 3"]).code, 3);
+      assert.equal(corerun(["exec", c.id, "/bin/sh", "-c", "kill -9 $$"]).code, 137);
+      // -u by name from the container's /etc/passwd: no capabilities left, as in Docker; -e and -w.
+      const u = corerun(["exec", "-u", "nobody", "-e", "X=1", "-w", "/", "ex-web", "/bin/sh", "-c", "id -u; echo $X; pwd; grep CapEff /proc/self/status"]);
+      assert.equal(u.code, 0, u.stderr);
+      assert.match(u.stdout, /^65534\n1\n\/\nCapEff:\s*0+$/m);
+      // stdin: /dev/null without -i, corerun's with it.
+      assert.equal(corerun(["exec", "ex-web", "cat"], "typed\n").stdout, "");
+      assert.equal(corerun(["exec", "-i", "ex-web", "cat"], "typed\n").stdout, "typed\n");
+    } finally {
+      await c.stop();
+    }
+    assertClean();
+  });
+
+  test("exec's refusals: an unknown name, a missing command (127), a container that has ended", async () => {
+    const unknown = corerun(["exec", "ex-none", "true"]);
+    assert.equal(unknown.code, 125);
+    assert.equal(unknown.stderr, 'corerun: container "ex-none" does not exist; see corerun list\n');
+    const c = await background(["--name", "ex-gone", "--network", "none"]);
+    try {
+      const missing = corerun(["exec", "ex-gone", "nosuch"]);
+      assert.equal(missing.code, 127);
+      assert.match(missing.stderr, /^corerun: execve nosuch: ENOENT/);
+      assert.equal(missing.stderr.split("\n").length, 2, "one line");
+    } finally {
+      await c.stop();
+    }
+    const gone = corerun(["exec", c.id, "true"]);
+    assert.equal(gone.code, 125);
+    assert.equal(gone.stderr.split("\n").length, 2, "one line");
+  });
+
+  test("run -it under a real terminal: a prompt, the terminal's size and a resize, Ctrl-C interrupts the foreground job", async () => {
+    const cmd = `stty rows 30 cols 100; (sleep 3; stty rows 40 cols 120 </dev/tty) & ${join(BIN, "corerun")} run --root ${root} --rootfs ${rootfs} --network none -it /bin/sh; echo "outer=$?"`;
+    const { out, code } = await underPty(cmd, [
+      [/\/ # /, "stty size; tty; echo pid=$$\n"],
+      [/pid=1\r*\n/, "sleep 3.5; stty size\n"],
+      [/40 120\r*\n/, "sleep 30\n"],
+      // Ctrl-C as a byte: corerun's terminal is raw; the container's line discipline sends SIGINT.
+      [/sleep 30\r*\n/, "\x03", 500],
+      [/\/ # /, "echo rc=$?\n"],
+      [/rc=130/, "exit 5\n"],
+    ]);
+    assert.equal(code, 0, out);
+    assert.match(out, /30 100\r*\n\/dev\/pts\/0\r*\npid=1/);
+    assert.match(out, /\^C/);
+    assert.match(out, /outer=5/);
+    assertClean();
+  });
+
+  test("exec -it under a real terminal: a prompt, job control's Ctrl-C, its exit code; -t without a terminal relays as it is", async () => {
+    const c = await background(["--name", "ex-tty", "--network", "none"]);
+    try {
+      const cmd = `stty rows 25 cols 90; ${join(BIN, "corerun")} exec --root ${root} -it ex-tty /bin/sh; echo "outer=$?"`;
+      const { out, code } = await underPty(cmd, [
+        [/\/ # /, "stty size; tty\n"],
+        [/\/dev\/pts\/\d+\r*\n/, "sleep 30\n"],
+        [/sleep 30\r*\n/, "\x03", 500],
+        [/\/ # /, "echo rc=$?\n"],
+        [/rc=130/, "exit 6\n"],
+      ]);
+      assert.equal(code, 0, out);
+      assert.match(out, /25 90\r*\n/);
+      assert.match(out, /outer=6/);
+      const piped = corerun(["exec", "-t", "ex-tty", "/bin/sh", "-c", "tty; echo out"]);
+      assert.equal(piped.code, 0, piped.stderr);
+      assert.match(piped.stdout, /^\/dev\/pts\/\d+\r\nout\r\n$/);
+    } finally {
+      await c.stop();
+    }
+    assertClean();
+  });
+
+  test("stats --no-stream: a busy container's CPU %, its memory limit, its network bytes and tasks; --json; an unknown name", async () => {
+    const busy = await background(["--name", "st-busy", "-m", "64", "--network", "none"]);
+    const idle = await background(["--name", "st-idle"]);
+    try {
+      // Load after the start: the busy loop runs in an exec'd shell of the same cgroup.
+      const loop = spawn(join(BIN, "corerun"), ["exec", "--root", root, "-d", "st-busy", "/bin/sh", "-c", "while :; do :; done"], { stdio: "ignore" });
+      await new Promise((resolve) => loop.once("exit", resolve));
+      const r = corerun(["stats", "--no-stream"]);
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trim().split("\n");
+      assert.match(lines[0]!, /^CONTAINER ID +NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +PIDS$/);
+      const row = (name: string) => lines.find((l) => l.split(/\s+/)[1] === name)!.split(/\s{2,}/);
+      const [, , cpu, mem, , net, pids] = row("st-busy");
+      assert.ok(Number(cpu!.replace("%", "")) > 50, `a busy loop uses most of a core: ${cpu}`);
+      assert.match(mem!, / \/ 64MiB$/);
+      assert.equal(net, "0B / 0B", "--network none: lo only, which is not counted");
+      assert.equal(pids, "2");
+      const [, , idleCpu, , , idleNet] = row("st-idle");
+      assert.ok(Number(idleCpu!.replace("%", "")) < 20, `an idle container: ${idleCpu}`);
+      assert.match(idleNet!, /^\d+(\.\d+)?k?B \/ \d+(\.\d+)?k?B$/);
+      const j = corerun(["stats", "--no-stream", "--json", "st-idle"]);
+      const objs = j.stdout.trim().split("\n").map((l) => JSON.parse(l) as { id: string; name: string; pids: number });
+      assert.deepEqual(objs.map((o) => [o.id, o.name, o.pids]), [[idle.id, "st-idle", 1]]);
+      const unknown = corerun(["stats", "--no-stream", "st-none"]);
+      assert.equal(unknown.code, 125);
+      assert.equal(unknown.stderr, 'corerun: container "st-none" does not exist; see corerun list\n');
+    } finally {
+      await busy.stop();
+      await idle.stop();
+    }
+    assertClean();
+  });
+
+  test("--ulimit: the command's limits, and exec's; a bad name is refused before anything exists", async () => {
+    const r = corerun(["--rootfs", rootfs, "--network", "none", "--ulimit", "nofile=512:1024", "--ulimit", "core=0", "/bin/sh", "-c", "ulimit -n; ulimit -Hn; ulimit -c"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "512\n1024\n0\n");
+    const c = await background(["--name", "ul", "--network", "none", "--ulimit", "nproc=100:200"]);
+    try {
+      const e = corerun(["exec", "ul", "/bin/sh", "-c", "grep 'Max processes' /proc/self/limits"]);
+      assert.match(e.stdout, /^Max processes\s+100\s+200\s+processes/);
+    } finally {
+      await c.stop();
+    }
+    const bad = corerun(["--rootfs", rootfs, "--ulimit", "files=1", "/bin/true"]);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /^corerun: --ulimit files=1: unknown limit "files"; use one of as, core, /);
+    assertClean();
+  });
+
+  test("--init: a reaper as PID 1, the command its child; SIGTERM reaches a command that ignores it as PID 1; statuses pass through", async () => {
+    const r = corerun(["--rootfs", rootfs, "--network", "none", "--init", "/bin/sh", "-c", "echo $$; cat /proc/1/comm; touch /sbin/docker-init 2> /dev/null || echo read-only; exit 7"]);
+    assert.equal(r.code, 7, r.stderr);
+    const [pid, comm, ro] = r.stdout.trim().split("\n");
+    assert.notEqual(pid, "1");
+    assert.equal(comm, "docker-init");
+    assert.match(ro!, /read-only/);
+    const child = spawn(join(BIN, "corerun"), ["--root", root, "--rootfs", rootfs, "--network", "none", "--init", "/bin/sh", "-c", "echo started; exec sleep 600"], { stdio: ["ignore", "pipe", "pipe"] });
+    await new Promise((resolve) => child.stdout.once("data", resolve));
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 143);
+    assertClean();
+  });
+
+  test("--read-only with --rootfs: / cannot be written, a volume and /dev can; the rootfs is left as it was", () => {
+    const vol = mkdtempSync(join(tmpdir(), "corerun-ro-"));
+    try {
+      const r = corerun(["--rootfs", rootfs, "--network", "none", "--read-only", "-v", `${vol}:/data`, "/bin/sh", "-c",
+        "touch /x 2> /dev/null || echo root-ro; touch /tmp/x 2> /dev/null || echo tmp-ro; echo hi > /data/f && echo data-rw; echo > /dev/null && echo dev-ok"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "root-ro\ntmp-ro\ndata-rw\ndev-ok\n");
+      assert.equal(readFileSync(join(vol, "f"), "utf8"), "hi\n");
+      assert.ok(!existsSync(join(rootfs, "x")));
+    } finally {
+      rmSync(vol, { recursive: true, force: true });
+    }
+    assertClean();
+  });
+
+  test("run -t without a terminal: the command has a pty; -t with --print-script is refused", () => {
+    const r = corerun(["--rootfs", rootfs, "--network", "none", "-t", "/bin/sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "/dev/pts/0\r\nstdin-is-a-tty\r\n");
+    const s = corerun(["--print-script", "-t", "/bin/true"]);
+    assert.equal(s.code, 125);
+    assert.match(s.stderr, /^corerun: --print-script does not print -t/);
+    assertClean();
+  });
+});
