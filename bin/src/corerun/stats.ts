@@ -11,6 +11,7 @@ import { cgroupManager } from "@corerun/cgroup";
 import { defineTool, formatTable, UsageError } from "@corerun/cli";
 import { isAlive, readStates, stateRoot, type State } from "@corerun/state";
 import { liveStatus, mustFind } from "./oci.ts";
+import { rootArg } from "./oci-cli.ts";
 
 /** Time between two samples: the CPU % is the CPU time used over it. */
 const INTERVAL_MS = 1000;
@@ -130,7 +131,7 @@ export const statsTool = defineTool({
   description: "Show running containers' CPU %, memory use and limit, network I/O and task count, live as docker stats.",
   usage: "[options] [NAME|ID...]",
   args: {
-    root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" },
+    ...rootArg,
     "no-stream": { type: "boolean", description: "print one table (two samples a second apart) and exit" },
     json: { type: "boolean", description: "one JSON object per container and sample instead of a table" },
   },
