@@ -113,7 +113,7 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     assert.equal(veth.args?.peer, "eth0");
 
     // corerun-exec: ready only once its /proc is mounted, the last steps after go, then the exec.
-    inOrder(exec.spans, ["node start", "load bundle", "open go fifo", "mount /proc", "send ready", "wait for go", "set hostname", "join cgroup", "drop capabilities"]);
+    inOrder(exec.spans, ["node start", "load bundle", "open sync fifos", "mount /proc", "send ready", "wait for go", "set hostname", "join cgroup", "drop capabilities"]);
     assert.ok(exec.marks.some((m) => m.name === "execve" && m.args?.file === "/bin/true"));
     assert.ok(one(mount.spans, "pivot_root").ts >= one(exec.spans, "send ready").ts, "the root moves after ready");
     assert.ok(end(one(exec.spans, "wait for go")) >= one(corerun.spans, "start").ts, "go comes from corerun's start");

@@ -15,7 +15,7 @@ export const tool = defineTool({
   args,
   tail: "command",
   notes: [
-    "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first, writes {\"t\":\"ready\"} on the\nFIFO DIR/ready once it has loaded and prepared everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo. {\"t\":\"go\",\"tty\":N} makes\n/dev/pts/N (of the container's devpts) its controlling terminal and stdio (corerun run -t).",
+    "With --sync-dir DIR, corerun-exec opens the FIFOs DIR/go and DIR/ready first, writes\n{\"t\":\"ready\"} on ready once it has loaded everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo. {\"t\":\"go\",\"tty\":N} makes\n/dev/pts/N (of the container's devpts) its controlling terminal and stdio (corerun run -t).",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
@@ -29,10 +29,10 @@ export const tool = defineTool({
   run(ctx) {
     let sync: ExecSide | undefined;
     try {
-      // go first: any later failure, bad options included, then reaches the waiting side on ready.
+      // The FIFOs first: any later failure, bad options included, then reaches the waiting side.
       const syncDir = ctx.values["sync-dir"]?.at(-1);
       faultPoint("exec:start");
-      if (syncDir) sync = span("open go fifo", { dir: syncDir }, () => new ExecSide(syncDir));
+      if (syncDir) sync = span("open sync fifos", { dir: syncDir }, () => new ExecSide(syncDir));
       faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
       const oci = opts.oci === undefined ? undefined : loadOciProcess(opts.oci);

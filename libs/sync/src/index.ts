@@ -3,7 +3,6 @@
  *
  *   corerun-exec (PID 1)              corerun-mount / a script          corerun / a script
  *   open go (O_RDWR: never blocks)
- *   load, prepare
  *   open ready (O_WRONLY) ─────────── open ready, read to EOF
  *   write {"t":"ready"}, close ─────▶ (knows exec loaded everything)
  *                                     pivot_root, exit 0 ─────────────▶
@@ -11,10 +10,8 @@
  *   /proc, hostname, exec CMD
  *
  * corerun-exec holds go open read-write so that its read blocks until a message arrives instead
- * of seeing EOF while no writer is there yet, and so that it alone reads go. corerun-exec opens
- * ready only when it has something to say: the open blocks until the reader comes, and its own
- * preparation runs meanwhile instead of after. Each side opens its FIFOs before the root moves
- * (the reader pivots only after "ready"): the paths live on the host.
+ * of seeing EOF while no writer is there yet, and so that it alone reads go. Each side opens its
+ * FIFOs before the root moves: the paths live on the host.
  * A failure before "ready" is sent as {"t":"error",...} on ready, so the reader reports it and
  * stops instead of pivoting; after "ready", corerun-exec reports errors itself and exits 125-127.
  */
@@ -81,8 +78,7 @@ export class ReportedError extends Error {
 /** The waiting side (corerun-exec): opens both FIFOs, before its root can move. */
 export class ExecSide {
   private readonly go: number;
-  private readonly readyPath: string;
-  private sent = false;
+  private ready: number | undefined;
 
   constructor(dir: string) {
     try {
@@ -91,19 +87,15 @@ export class ExecSide {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       throw new UsageError(`--sync-dir ${dir}: no FIFO ${goPath(dir)}; make both with mkfifo ${readyPath(dir)} ${goPath(dir)}`);
     }
-    this.readyPath = readyPath(dir);
+    // Blocks until a reader opens `ready`: corerun-mount, corerun or a script.
+    this.ready = openSync(readyPath(dir), constants.O_WRONLY);
   }
 
   private send(msg: SyncMessage): void {
-    if (this.sent) return;
-    this.sent = true;
-    // Blocks until a reader opens `ready`: corerun-mount, corerun or a script.
-    const ready = openSync(this.readyPath, constants.O_WRONLY);
-    try {
-      writeSync(ready, encode(msg));
-    } finally {
-      closeSync(ready);
-    }
+    if (this.ready === undefined) return;
+    writeSync(this.ready, encode(msg));
+    closeSync(this.ready);
+    this.ready = undefined;
   }
 
   sendReady(): void {
@@ -112,7 +104,7 @@ export class ExecSide {
 
   /** Reports a failure before "ready"; returns false when "ready" was already sent. */
   fail(message: string, exitCode: number): boolean {
-    if (this.sent) return false;
+    if (this.ready === undefined) return false;
     this.send({ t: "error", message, exitCode });
     return true;
   }
