@@ -1,6 +1,7 @@
 import { dirname } from "node:path";
 import { defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
+import { goTaken } from "@corerun/sync";
 import { stateRoot } from "@corerun/state";
 import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
@@ -63,6 +64,8 @@ async function run(ctx: ToolContext): Promise<number> {
     for (const sig of starting) process.off(sig, abort);
     start(c);
     if (detached) {
+      // The first process dies with this start until it has taken go: not a moment sooner may it exit.
+      await goTaken(c.dir);
       detached.started(pid);
       c = undefined;
       return 0;
