@@ -281,3 +281,88 @@ describe("OCI create, start and delete killed at every step, then delete --force
     }
   });
 });
+
+/**
+ * The detached path: the hidden start that corerun-monitor runs, corerun-monitor itself (its
+ * own steps: the start forked, the client answered, the first log line copied, before and after
+ * the exit handler) and the exit handler (`corerun __monitor-exit`), each stopped dead at every
+ * step it traces. Once nothing of the run is left running, `corerun cleanup`, then `rm -f` of
+ * whatever is still recorded (an exited container is kept for its log), must leave the host as
+ * before.
+ */
+describe("run -d killed at every step, then cleanup and rm -f", { skip: !isRoot && "needs root" }, () => {
+  /**
+   * network none walks every step; the bridged walk, the steps of its own (the monitor's, the
+   * exit handler's, the network's): the start's other steps are those the foreground walk takes.
+   */
+  const DETACHED: (Mode & { only?: RegExp })[] = [MODES[0]!, { ...MODES[1]!, only: /^(monitor|detach|monitor-exit|teardown|net):/ }];
+  before(() => {
+    rootfs = busyboxRootfs();
+    work = mkdtempSync(join(tmpdir(), "corerun-faults-"));
+    chmodSync(work, 0o755);
+    volume = join(work, "volume");
+    mkdirSync(volume);
+  });
+  after(() => {
+    for (const h of hierarchies()) {
+      const parent = join(h, PARENT);
+      if (existsSync(parent)) rmdirSync(parent);
+    }
+    if (work.startsWith(join(tmpdir(), "corerun-faults-"))) rmSync(work, { recursive: true, force: true });
+  });
+
+  /** run -d to the client's end; then waits (at most 10 s) until no process of the run is left. */
+  async function runDetached(root: string, mode: Mode, env: Record<string, string>): Promise<{ pid: number; code: number | null }> {
+    const args = [
+      "run", "-d", "--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "-v", `${volume}:${TARGET}`, "--memory", "64", "--pids", "50",
+      ...mode.args, "/bin/sh", "-c", "echo out; echo err >&2; exit 0", `marker-${tag}`,
+    ];
+    const child = spawn(join(REPO, "bin/corerun"), args, { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, ...env } });
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    for (let i = 0; i < 200 && [root, `marker-${tag}`].some((m) => processesWith(m).length); i++) await new Promise((r) => setTimeout(r, 50));
+    return { pid: child.pid!, code };
+  }
+
+  function recorded(root: string): string[] {
+    return readdirSync(root).filter((n) => /^[0-9a-f]{12}$/.test(n));
+  }
+
+  for (const mode of DETACHED) {
+    test(mode.name, async () => {
+      const root = stateRoot();
+      try {
+        const file = join(work, `trace-detached-${mode.name.replace(/\W+/g, "-")}`);
+        writeFileSync(file, "");
+        chmodSync(file, 0o666);
+        const clean = await runDetached(root, mode, { CORERUN_FAULT_TRACE: file });
+        assert.equal(clean.code, 0);
+        const points = [...new Set(readFileSync(file, "utf8").split("\n").filter(Boolean))];
+        for (const p of ["monitor:forked", "state:dir", "detach:id-reported", "corerun:go", "detach:pid-reported", "monitor:reported", "monitor:log",
+          "monitor:exit-handler", "monitor-exit:begin", "teardown:cgroup", "monitor-exit:recorded", "monitor:exit-handler-done"]) {
+          assert.ok(points.includes(p), `${p} not reached: ${points.join(" ")}`);
+        }
+        const [id] = recorded(root);
+        assert.ok(id, "the exited container is kept");
+        assert.match(readFileSync(join(root, id, "container.log"), "utf8"), /"log":"out\\n","stream":"stdout"/);
+        const r = tool("corerun", ["rm", "--root", root, id]);
+        assert.equal(r.code, 0, r.stderr);
+        await assertHostClean(root, [], "after a detached run that ran to its end");
+        for (const point of points.filter((p) => !mode.only || mode.only.test(p))) {
+          removeNetworks(root, mode);
+          const run = await runDetached(root, mode, { CORERUN_FAULT: point });
+          const pids = recordedPids(root);
+          const c = tool("corerun", ["cleanup", "--root", root]);
+          assert.equal(c.code, 0, `${point}: cleanup failed: ${c.stderr}`);
+          for (const left of recorded(root)) {
+            const rm = tool("corerun", ["rm", "-f", "--root", root, left]);
+            assert.equal(rm.code, 0, `${point}: rm -f ${left} failed: ${rm.stderr}`);
+          }
+          await assertHostClean(root, [run.pid, ...pids], `run -d killed at ${point}`);
+        }
+      } finally {
+        removeNetworks(root, mode);
+        removeStateRoot(root);
+      }
+    });
+  }
+});

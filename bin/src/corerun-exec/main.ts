@@ -53,6 +53,7 @@ export const tool = defineTool({
       // A parent-death signal from the clone (corerun run's start) guards the waits only: once
       // started, the container outlives a killed corerun, and corerun cleanup ends it.
       sys.prctl(PR_SET_PDEATHSIG, 0);
+      sync?.release();
       if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
       if (opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
       if (oci) {

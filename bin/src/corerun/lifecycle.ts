@@ -18,7 +18,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { defineTool, printJson, printTable, UsageError, type ToolContext } from "@corerun/cli";
+import { defineTool, faultPoint, printJson, printTable, UsageError, type ToolContext } from "@corerun/cli";
 import { netPaths, publishedPorts, readRecords } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
@@ -85,6 +85,7 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
     created(c) {
       updateState(c.path, (s) => ({ detached: { ...s.detached!, log: join(c.dir, "container.log") } }));
       report(`id ${c.id}`);
+      faultPoint("detach:id-reported");
     },
     withOutput(fn) {
       const saved = [sys.dup(1), sys.dup(2)];
@@ -102,6 +103,7 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
     },
     started(pid) {
       report(`pid ${pid}`);
+      faultPoint("detach:pid-reported");
       closeSync(fds.report);
     },
   };
@@ -147,6 +149,7 @@ export function monitorExit(args: readonly string[]): number {
     return 125;
   }
   const path = statePath(root, id);
+  faultPoint("monitor-exit:begin");
   if (!existsSync(path)) return 0;
   if (mode === "rm") return teardown(root, id, path).length ? 125 : 0;
   const failures = teardown(root, id, path, undefined, true);
@@ -159,6 +162,7 @@ export function monitorExit(args: readonly string[]): number {
     exitCode: Number(status),
     detached: s.detached && { ...s.detached, finished: new Date(Number(finished)).toISOString() },
   }));
+  faultPoint("monitor-exit:recorded");
   return failures.length ? 125 : 0;
 }
 

@@ -2,6 +2,7 @@ import { dirname } from "node:path";
 import { defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, span, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { traceCommand, withTraceFlag } from "./trace.ts";
 import { linuxSyscall as sys } from "@corerun/syscall";
+import { goTaken } from "@corerun/sync";
 import { stateRoot } from "@corerun/state";
 import { parseRunConfig, runArgs } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
@@ -72,6 +73,8 @@ async function run(ctx: ToolContext): Promise<number> {
     const term = cfg.tty ? openTerminal(pid) : undefined;
     span("start", { fifo: "go" }, () => start(c!, term?.index));
     if (detached) {
+      // The first process dies with this start until it has taken go: not a moment sooner may it exit.
+      await goTaken(c.dir);
       detached.started(pid);
       c = undefined;
       return 0;

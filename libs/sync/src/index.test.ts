@@ -6,7 +6,7 @@ import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, test } from "node:test";
 import { linuxSyscall } from "@corerun/syscall";
-import { decode, encode, goPath, readyPath, ReportedError, sendGo, UnexpectedMessage, waitReady, type SyncMessage } from "./index.ts";
+import { decode, encode, goPath, readyPath, ReportedError, goTaken, sendGo, UnexpectedMessage, waitReady, type SyncMessage } from "./index.ts";
 
 const base = mkdtempSync(join(tmpdir(), "corerun-sync-test-"));
 after(() => {
@@ -87,6 +87,18 @@ function watchdog(dir: string, child: ChildProcess, seconds = 20): ChildProcess 
 }
 
 describe("the FIFO handshake between two processes", () => {
+  test("goTaken waits while the waiting side holds go open, and resolves once it lets go", async () => {
+    const dir = syncDir("taken");
+    const reader = openSync(goPath(dir), constants.O_RDWR);
+    let resolved = false;
+    const taken = goTaken(dir).then(() => (resolved = true));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(resolved, false);
+    closeSync(reader);
+    await taken;
+    assert.equal(resolved, true);
+  });
+
   test("waitReady sees ready, and sendGo releases the waiting side", async () => {
     const dir = syncDir("ok");
     const exec = startExecSide(dir, "ok");

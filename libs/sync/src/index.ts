@@ -7,6 +7,7 @@
  *   write {"t":"ready"}, close ─────▶ (knows exec loaded everything)
  *                                     pivot_root, exit 0 ─────────────▶
  *   read go (blocks) ◀──────────────────────────────────────────────── write {"t":"go"}
+ *   parent-death signal cleared, close go ───────────────────────────▶ (goTaken: no reader left)
  *   /proc, hostname, exec CMD
  *
  * corerun-exec holds go open read-write so that its read blocks until a message arrives instead
@@ -109,7 +110,10 @@ export class ExecSide {
     return true;
   }
 
-  /** Blocks until one line arrives on go, and requires it to be "go"; returns the message. */
+  /**
+   * Blocks until one line arrives on go, and requires it to be "go"; returns the message. go
+   * stays open until release(): its close tells the sender (goTaken) that the message was taken.
+   */
   waitGo(): SyncMessage & { t: "go" } {
     const buf = Buffer.alloc(512);
     let line = "";
@@ -121,8 +125,11 @@ export class ExecSide {
     const first = line.split("\n")[0] ?? "";
     const msg = first ? decode(first) : undefined;
     if (msg?.t !== "go") throw new UnexpectedMessage("go", first);
-    closeSync(this.go);
     return msg;
+  }
+
+  release(): void {
+    closeSync(this.go);
   }
 }
 
@@ -198,5 +205,24 @@ export function sendGo(dir: string, state?: unknown, tty?: number): void {
     writeSync(fd, encode({ t: "go", ...(state === undefined ? {} : { state }), ...(tty === undefined ? {} : { tty }) }));
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Resolves once no process holds go open for reading: corerun-exec has taken "go" and released
+ * it (and with it the parent-death signal that guarded its wait), or it died. A detached start
+ * waits for this before it exits, or its exit could kill the first process in that instant.
+ */
+export async function goTaken(dir: string): Promise<void> {
+  for (;;) {
+    let fd: number;
+    try {
+      fd = openSync(goPath(dir), constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENXIO") return;
+      throw err;
+    }
+    closeSync(fd);
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }

@@ -22,6 +22,10 @@
  * exits, it runs `NODE CORERUN_JS __monitor-exit ROOT ID STATUS FINISHED_MS rm|keep`, which
  * records the exit and releases (or with rm removes) the container, and it exits once that is
  * done and the container's output has ended.
+ *
+ * It honours corerun's fault switch (CORERUN_FAULT, CORERUN_FAULT_TRACE, CORERUN_FAULT_PAUSE; see
+ * libs/cli/src/fault.ts) at its own steps: monitor:forked, monitor:reported, monitor:log,
+ * monitor:exit-handler and monitor:exit-handler-done.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,6 +63,29 @@ static int log_fd = -1;
 static char log_path[PATH_MAX];
 static long long log_size;
 static char out[LINE_MAX_BYTES * 6 + 256];
+static int logged;
+
+static int write_all(int fd, const char *p, size_t n);
+
+/* The same switch as corerun's faultPoint: trace the step, stop there, or die there as kill -9 would. */
+static void fault_point(const char *name)
+{
+    const char *trace = getenv("CORERUN_FAULT_TRACE"), *pause = getenv("CORERUN_FAULT_PAUSE"), *fault = getenv("CORERUN_FAULT");
+
+    if (trace && *trace) {
+        int fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            char line[64];
+            int n = snprintf(line, sizeof line, "%s\n", name);
+            write_all(fd, line, (size_t)n);
+            close(fd);
+        }
+    }
+    if (pause && strcmp(pause, name) == 0)
+        raise(SIGSTOP);
+    if (fault && strcmp(fault, name) == 0)
+        kill(getpid(), SIGKILL);
+}
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -133,6 +160,10 @@ static void log_entry(const char *stream, const char *data, size_t n)
     }
     if (write_all(log_fd, out, o) == 0)
         log_size += (long long)o;
+    if (!logged) {
+        logged = 1;
+        fault_point("monitor:log");
+    }
 }
 
 /* Reads what is there; returns 0 at EOF (the remainder is written out), 1 otherwise. */
@@ -288,6 +319,7 @@ int main(int argc, char **argv)
         execv(start[0], start);
         _exit(127);
     }
+    fault_point("monitor:forked");
     close(outp[1]);
     close(errp[1]);
     close(repp[1]);
@@ -328,11 +360,13 @@ int main(int argc, char **argv)
                 dup2(fd, 2);
                 close(fd);
             }
+            fault_point("monitor:reported");
             if (!ok)
                 return 0;
             starter = 0;
         }
         if (!starter && init_status >= 0 && !handler) {
+            fault_point("monitor:exit-handler");
             handler = run_handler(start, status_code(init_status), init_ms, remove_all ? "rm" : "keep");
             if (handler < 0)
                 return 1;
@@ -386,8 +420,10 @@ int main(int argc, char **argv)
                     else if (init_pid > 0 && w == init_pid && init_status < 0) {
                         init_status = st;
                         init_ms = now_ms();
-                    } else if (handler > 0 && w == handler)
+                    } else if (handler > 0 && w == handler) {
                         handler_done = 1;
+                        fault_point("monitor:exit-handler-done");
+                    }
                 }
             } else if (report_open && p[i].fd == repp[0]) {
                 ssize_t r = read(repp[0], rep + rep_len, sizeof rep - 1 - rep_len);

@@ -17,6 +17,7 @@ try {
   side.sendReady();
   process.stdout.write(`after ready, fail gives ${side.fail("too late", 125)}\n`);
   side.waitGo();
+  side.release();
   process.stdout.write("went\n");
 } catch (err) {
   process.stdout.write(`${(err as Error).name}: ${(err as Error).message}\n`);
