@@ -82,7 +82,7 @@ describe("trace writer", () => {
   });
 
   test("a parts directory the process cannot write to leaves it untraced, with one line on stderr", () => {
-    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", `import { startTrace, tracing } from ${JSON.stringify(traceTs)}; startTrace("t"); console.log(tracing());`], {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", `import { startTrace, tracing } from ${JSON.stringify(traceTs)}; startTrace("t"); process.stdout.write(String(tracing()) + "\\n");`], {
       encoding: "utf8", env: { ...process.env, CORERUN_TRACE: join(base, "x.json"), CORERUN_TRACE_PARTS: join(base, "missing", "parts") },
     });
     assert.equal(r.status, 0, r.stderr);
