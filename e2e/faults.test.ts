@@ -107,22 +107,27 @@ async function tracePoints(root: string, mode: Mode): Promise<string[]> {
   return [...new Set(readFileSync(file, "utf8").split("\n").filter(Boolean))];
 }
 
+/** The walks' own directory (with a volume) and cgroup parent. */
+function makeWork(): void {
+  rootfs = busyboxRootfs();
+  work = mkdtempSync(join(tmpdir(), "corerun-faults-"));
+  // Traversable by a mapped uid, for the trace file.
+  chmodSync(work, 0o755);
+  volume = join(work, "volume");
+  mkdirSync(volume);
+}
+
+function removeWork(): void {
+  for (const h of hierarchies()) {
+    const parent = join(h, PARENT);
+    if (existsSync(parent)) rmdirSync(parent);
+  }
+  if (work.startsWith(join(tmpdir(), "corerun-faults-"))) rmSync(work, { recursive: true, force: true });
+}
+
 describe("kill at every step, then corerun cleanup: the host is as before", { skip: !isRoot && "needs root" }, () => {
-  before(() => {
-    rootfs = busyboxRootfs();
-    work = mkdtempSync(join(tmpdir(), "corerun-faults-"));
-    // Traversable by a mapped uid, for the trace file.
-    chmodSync(work, 0o755);
-    volume = join(work, "volume");
-    mkdirSync(volume);
-  });
-  after(() => {
-    for (const h of hierarchies()) {
-      const parent = join(h, PARENT);
-      if (existsSync(parent)) rmdirSync(parent);
-    }
-    if (work.startsWith(join(tmpdir(), "corerun-faults-"))) rmSync(work, { recursive: true, force: true });
-  });
+  before(makeWork);
+  after(removeWork);
 
   for (const mode of MODES) {
     describe(mode.name, () => {
@@ -296,20 +301,8 @@ describe("run -d killed at every step, then cleanup and rm -f", { skip: !isRoot 
    * exit handler's, the network's): the start's other steps are those the foreground walk takes.
    */
   const DETACHED: (Mode & { only?: RegExp })[] = [MODES[0]!, { ...MODES[1]!, only: /^(monitor|detach|monitor-exit|teardown|net):/ }];
-  before(() => {
-    rootfs = busyboxRootfs();
-    work = mkdtempSync(join(tmpdir(), "corerun-faults-"));
-    chmodSync(work, 0o755);
-    volume = join(work, "volume");
-    mkdirSync(volume);
-  });
-  after(() => {
-    for (const h of hierarchies()) {
-      const parent = join(h, PARENT);
-      if (existsSync(parent)) rmdirSync(parent);
-    }
-    if (work.startsWith(join(tmpdir(), "corerun-faults-"))) rmSync(work, { recursive: true, force: true });
-  });
+  before(makeWork);
+  after(removeWork);
 
   /** run -d to the client's end; then waits (at most 10 s) until no process of the run is left. */
   async function runDetached(root: string, mode: Mode, env: Record<string, string>): Promise<{ pid: number; code: number | null }> {
