@@ -181,6 +181,14 @@ const ROWS: Row[] = [
   ["corerun", (c) => ["rm", "--root", c.root, "-f", "ghost"], 125, () => /"ghost" does not exist/],
   ["corerun", (c) => ["inspect", "--root", c.root], 125, () => /name the containers to inspect; see corerun ps -a/],
   ["corerun", (c) => ["inspect", "--root", c.root, "ghost"], 125, () => /"ghost" does not exist/],
+  // attach, --detach-keys
+  ["corerun", (c) => ["attach", "--root", c.root], 125, () => /attach takes one container name or id; see corerun ps/],
+  ["corerun", (c) => ["attach", "--root", c.root, "ghost"], 125, () => /container "ghost" does not exist/],
+  ["corerun", (c) => ["attach", "--root", c.root, "--detach-keys", "ctrl-1", "ghost"], 125, () => /--detach-keys "ctrl-1": unknown key "ctrl-1"; give comma-separated single characters or ctrl-</],
+  ["corerun", (c) => ["attach", "--root", c.root, "--detach-keys", "ctrl-p,,ctrl-q", "ghost"], 125, () => /--detach-keys "ctrl-p,,ctrl-q": unknown key ""/],
+  ["corerun", (c) => ["attach", "--root", c.root, "--sig-proxy=maybe", "ghost"], 125, () => /--sig-proxy maybe: give true or false/],
+  ["corerun", (c) => ["exec", "--root", c.root, "-it", "--detach-keys", "alt-q", "ghost", "sh"], 125, () => /--detach-keys "alt-q": unknown key "alt-q"/],
+  ["corerun", corerun("-it", "--detach-keys", "ctrl-a", "/bin/true"), 125, () => /--detach-keys: corerun run does not detach from its container \(a foreground run has no monitor\); start it with -dit/],
   // corerun-cgroup
   ["corerun-cgroup", () => ["create", "--cgroup-parent", PARENT], 125, () => /no cgroup name given; usage: corerun-cgroup create NAME/],
   ["corerun-cgroup", () => ["create", "../x", "--cgroup-parent", PARENT], 125, () => /cgroup name "\.\.\/x" is not valid; use letters, digits/],

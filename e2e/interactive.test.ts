@@ -9,7 +9,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, processesWith, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
 
 let rootfs = "";
 let root = "";
@@ -177,6 +177,102 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     } finally {
       await c.stop();
     }
+    assertClean();
+  });
+
+  test("run -dit and attach under a real terminal: typed commands, its size and a resize, ctrl-p ctrl-q detaches, two clients, attach again until the exit", async () => {
+    const started = corerun(["run", "--rootfs", rootfs, "--network", "none", "-dit", "--name", "at-box", "/bin/sh"]);
+    assert.equal(started.code, 0, started.stderr);
+    const id = started.stdout.trim();
+    assert.match(id, /^[0-9a-f]{12}$/);
+    const attach = `${join(BIN, "corerun")} attach --root ${root} at-box; echo "outer=$?"`;
+    // What is typed before attach runs waits in the terminal (and is echoed there, quotes and all).
+    const first = await underPty(`stty rows 30 cols 100; (sleep 3; stty rows 40 cols 120 </dev/tty) & ${attach}`, [
+      [/(?:)/, "echo hel''lo; tty; stty size\n"],
+      // Unchanged bytes: the pty's own \r\n, not \r\r\n (the attach terminal's output processing is off).
+      [/hello\r\n\/dev\/pts\/0\r\n30 100\r\n/, "sleep 3.5; stty size\n"],
+      [/40 120\r\n/, "\x10\x11"],
+    ]);
+    assert.equal(first.code, 0, first.out);
+    assert.match(first.out, /outer=0/, "ctrl-p ctrl-q: attach ends with 0");
+    const states = JSON.parse(corerun(["ps", "--json"]).stdout) as { id: string; statusText: string }[];
+    assert.equal(states.find((s) => s.id === id)?.statusText, "running", "the container runs on");
+    const [info] = JSON.parse(corerun(["inspect", "at-box"]).stdout) as { Config: { Tty: boolean; OpenStdin: boolean }; AttachSocket: string }[];
+    assert.deepEqual([info!.Config.Tty, info!.Config.OpenStdin, info!.AttachSocket], [true, true, join(root, id, "attach.sock")]);
+
+    // Two clients at once: what the container writes reaches both.
+    const clients = [0, 1].map(() => {
+      const child = spawn(join(BIN, "corerun"), ["attach", "--root", root, "--no-stdin", "at-box"], { stdio: ["ignore", "pipe", "pipe"] });
+      const seen = { out: "", exited: new Promise((resolve) => child.once("exit", resolve)) };
+      child.stdout.on("data", (d) => (seen.out += d));
+      return { child, seen };
+    });
+    try {
+      while (!clients.every((c) => c.seen.out.includes("to-both"))) {
+        const w = corerun(["exec", "at-box", "/bin/sh", "-c", "echo to-both > /proc/1/fd/0"]);
+        assert.equal(w.code, 0, w.stderr);
+        // The clients' output is read between the (synchronous) execs.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      for (const c of clients) c.child.kill("SIGTERM");
+      await Promise.all(clients.map((c) => c.seen.exited));
+    }
+
+    const second = await underPty(attach, [[/(?:)/, "echo ag''ain; exit 7\n"]]);
+    assert.match(second.out, /again\r\n/);
+    assert.match(second.out, /outer=7/, "attach ends with the container's status");
+    const exited = JSON.parse(corerun(["ps", "-a", "--json"]).stdout) as { id: string; statusText: string }[];
+    assert.equal(exited.find((s) => s.id === id)?.statusText, "exited (7)");
+    assert.ok(!existsSync(join(root, id, "attach.sock")), "the attach socket goes at the exit");
+    const logs = corerun(["logs", "at-box"]);
+    assert.match(logs.stdout, /^hello\r$/m, "the pty's output is logged as stdout");
+    assert.match(logs.stdout, /^again\r$/m);
+    const late = corerun(["attach", "at-box"]);
+    assert.equal(late.code, 125);
+    assert.equal(late.stderr, "corerun: cannot attach to container at-box: it is exited (7) (corerun logs shows its output)\n");
+    assert.equal(corerun(["rm", "at-box"]).code, 0);
+    assertClean();
+  });
+
+  test("run -di: attach types into the container's stdin; --sig-proxy passes a signal to it", async () => {
+    const started = corerun(["run", "--rootfs", rootfs, "--network", "none", "-di", "--init", "--name", "at-cat", "/bin/cat"]);
+    assert.equal(started.code, 0, started.stderr);
+    const child = spawn(join(BIN, "corerun"), ["attach", "--root", root, "at-cat"], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const echoed = new Promise<void>((resolve) => child.stdout.on("data", (d) => ((out += d), out.includes("typed line\n") && resolve())));
+    child.stdin.write("typed line\n");
+    await echoed;
+    child.kill("SIGTERM");
+    assert.equal(await exited, 143, "cat got the SIGTERM attach received, and attach exits with its status");
+    assert.equal(corerun(["logs", "at-cat"]).stdout, "typed line\n");
+    assert.equal(corerun(["rm", "at-cat"]).code, 0);
+    assertClean();
+  });
+
+  test("exec -it: ctrl-p ctrl-q detaches and leaves the process running; --detach-keys changes the keys", async () => {
+    const c = await background(["--name", "ex-det", "--network", "none"]);
+    try {
+      const exec = (keys: string) => `${join(BIN, "corerun")} exec --root ${root} -it ${keys} ex-det /bin/sh; echo "outer=$?"`;
+      const first = await underPty(exec(""), [
+        [/\/ # /, "echo in-exec $$\n"],
+        [/in-exec \d+\r\n/, "\x10\x11"],
+      ]);
+      assert.match(first.out, /outer=0/);
+      const pid = /in-exec (\d+)\r\n/.exec(first.out)![1]!;
+      assert.equal(corerun(["exec", "ex-det", "kill", "-0", pid]).code, 0, "the detached shell runs on");
+      // Other keys: ctrl-x alone detaches.
+      const second = await underPty(exec("--detach-keys ctrl-x"), [
+        [/\/ # /, "echo other-keys $$\n"],
+        [/other-keys \d+\r\n/, "\x18"],
+      ]);
+      assert.match(second.out, /outer=0/);
+    } finally {
+      await c.stop();
+    }
+    // The holders of the detached shells' terminals end with them.
+    while (processesWith("corerun-monitor --drain").length) await new Promise((resolve) => setTimeout(resolve, 50));
     assertClean();
   });
 

@@ -222,6 +222,18 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(leftoverState(root), []);
   });
 
+  test("the attach example: run -dit, attach and detach with ctrl-p ctrl-q, attach again until the exit, logs, ps -a, rm", () => {
+    const r = bash(readmeBlock("attach"));
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[1]!, /^[0-9a-f]{12}\s+box\s+running\s/, "detached: box runs on");
+    assert.equal(lines[2], "attach: status 3", "the second attach ends with the container's status");
+    assert.equal(lines[3], "one");
+    assert.match(lines[5]!, /^[0-9a-f]{12}\s+box\s+exited \(3\)\s/);
+    assert.equal(lines[6], "box");
+    assert.deepEqual(leftoverState(root), []);
+  });
+
   test("the OCI runtime example: create, state, start, exec, delete of a bundle from runc spec", (t) => {
     if (missing(["runc"])) return t.skip("runc is not installed (tools/setup.sh installs it with containerd)");
     const r = bash(readmeBlock("oci"));

@@ -42,8 +42,9 @@ export const runArgs = {
   rm: { type: "boolean", description: "remove the container when it exits (a run in the foreground always does; with -d the monitor does)" },
   init: { type: "boolean", description: "run a tiny init as PID 1 that forwards signals to the command and reaps zombies (Docker's docker-init, at /sbin/docker-init)" },
   ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "a resource limit in Docker's names (nofile, nproc, core, memlock, stack, ...; -1 or unlimited), repeatable" },
-  tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal" },
-  interactive: { type: "boolean", alias: "i", description: "pass corerun's stdin to the command (into its pty with -t); without it the command reads /dev/null" },
+  tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal (with -d, held by the monitor for corerun attach)" },
+  interactive: { type: "boolean", alias: "i", description: "pass corerun's stdin to the command (into its pty with -t); without it the command reads /dev/null; with -d its input stays open for corerun attach" },
+  "detach-keys": { type: "string", valueHint: "KEYS", description: "refused: a foreground run cannot detach; run -dit, then corerun attach --detach-keys KEYS" },
   entrypoint: { type: "string", valueHint: "CMD", description: "the program to run, before the command's words (replaces an image's Entrypoint and drops its Cmd)" },
   // Options of features that are not built yet: rejected with a clear error, never ignored.
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "run in a user namespace with this uid map (repeatable; the gid map defaults to it)" },
@@ -230,7 +231,9 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
   }
   if (ctx.flags.detach && ctx.flags["print-script"]) throw new UsageError("--print-script prints a start in the foreground; drop -d");
-  if (ctx.flags.detach && (ctx.flags.tty || ctx.flags.interactive)) throw new UsageError("-d with -t or -i: a detached container gets no terminal or stdin yet (attach is not built); drop -t/-i or -d");
+  if (ctx.values["detach-keys"]) {
+    throw new UsageError("--detach-keys: corerun run does not detach from its container (a foreground run has no monitor); start it with -dit, then corerun attach --detach-keys KEYS NAME");
+  }
   if (ctx.flags.detach && isRootless) throw new UsageError("-d: detached containers need root (their monitor's cgroup and state); run in the foreground");
   const ulimits = parseUlimits(ctx.values.ulimit ?? []);
   if (ulimits.length && ctx.flags["print-script"]) throw new UsageError("--print-script does not print --ulimit yet (prlimit on the waiting process); leave it out of the script");

@@ -18,7 +18,8 @@ import {
   connectUnix, enterContainer, fdSender, linuxSyscall as sys, CAPABILITIES, RLIMIT_NUMBERS, SECCOMP_FILTER_FLAGS,
 } from "@corerun/syscall";
 import { joinableNamespaces, liveStatus, mustFind, setOomScoreAdj, writePidFile } from "./oci.ts";
-import { openTerminal, relayTerminal } from "./tty.ts";
+import { holdTerminal, openTerminal, relayTerminal } from "./tty.ts";
+import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detachkeys.ts";
 import type { RunConfig } from "./args.ts";
 import { storeSeccompProgram } from "@corerun/seccomp";
 
@@ -42,6 +43,8 @@ export interface ExecRequest {
   detach: boolean;
   pidFile: string | undefined;
   consoleSocket: string | undefined;
+  /** --detach-keys as given (default ctrl-p,ctrl-q with -it). */
+  detachKeys?: string | undefined;
 }
 
 /** The process to start: process.json as given, or the container's own with the flags over it. */
@@ -162,6 +165,7 @@ function baseOf(root: string, s: State, ref: string): Base {
 
 /** Runs `exec`; returns the exit status (exec's own unless detached). */
 export async function ociExec(req: ExecRequest): Promise<number> {
+  const given = req.detachKeys === undefined ? undefined : parseDetachKeys(req.detachKeys);
   const s: State = mustFind(req.root, req.id);
   const status = liveStatus(s);
   if (status !== "running") throw new UsageError(`cannot exec in container "${req.id}": it is ${status === "stopped" ? "stopped" : `not running (${status})`}`);
@@ -175,6 +179,9 @@ export async function ociExec(req: ExecRequest): Promise<number> {
   if (proc.terminal && req.detach && !req.consoleSocket) throw new UsageError("cannot allocate tty if corerun will detach without setting console socket");
   if (!proc.terminal && req.consoleSocket) throw new UsageError("--console-socket needs a terminal (-t or process.terminal)");
   if (req.consoleSocket && !req.detach) throw new UsageError("--console-socket hands the terminal to its listener: add --detach, or drop it to use corerun's own terminal");
+  const relayed = proc.terminal && req.interactive && !req.detach;
+  if (req.detachKeys !== undefined && !relayed) throw new UsageError("--detach-keys: only exec -it (without --detach) relays typed keys; add -i and -t, or drop --detach-keys");
+  const keys = relayed ? (given ?? parseDetachKeys(DEFAULT_DETACH_KEYS)) : [];
   const caps = planCapabilities({ ...base.spec, process: proc });
   const pidfd = openRecorded(sys, s.init);
   if (pidfd === undefined) throw new UsageError(`container "${req.id}" not running`);
@@ -208,11 +215,21 @@ export async function ociExec(req: ExecRequest): Promise<number> {
     if (!tty) return exitCodeOf(await waitChild(sys, pid));
     // The relay owns the master from here; the peer is the process's now.
     closeSync(tty.peer);
-    const relay = relayTerminal(tty.master, { input: req.interactive ? process.stdin : undefined, output: process.stdout });
+    const master = tty.master;
+    let detached: (() => void) | undefined;
+    const detaching = new Promise<number>((resolve) => (detached = () => resolve(0)));
+    const relay = relayTerminal(master, {
+      input: req.interactive ? process.stdin : undefined,
+      output: process.stdout,
+      // The process keeps its terminal: a small holder reads it from now on.
+      detach: { keys, onDetach: () => (holdTerminal(master), relay.detach(), detached!()) },
+    });
     relaying = true;
-    const end = await waitChild(sys, pid);
-    await relay.finish();
-    return exitCodeOf(end);
+    const ended = waitChild(sys, pid).then(async (end) => {
+      await relay.finish();
+      return exitCodeOf(end);
+    });
+    return await Promise.race([ended, detaching]);
   } finally {
     closeSync(pidfd);
     if (tty && !relaying) {

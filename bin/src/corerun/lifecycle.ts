@@ -9,8 +9,11 @@
  *                                                                                (stdout/stderr: the monitor's
  *                                                                                pipes), tree, network, go
  *                                    ◄──────────────── "pid PID"; the start exits, nothing torn down
+ *                                    ◄──────────────── with -t: "tty master", "tty peer" (SCM_RIGHTS);
+ *                                                      with -i: "stdin"
  *   ◄──────── "ok ID" | "fail CODE"  first process re-parented to the monitor
  *   prints ID, exits 0               log lines → ROOT/ID/container.log (json-file)
+ *                                    attach clients ↔ ROOT/ID/attach.sock (corerun attach)
  *                                    first process exits → corerun __monitor-exit ROOT ID STATUS MS rm|keep
  *                                    (records exitCode and finished, releases or removes), monitor exits
  */
@@ -23,11 +26,12 @@ import { netPaths, publishedPorts, readRecords } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
 } from "@corerun/state";
-import { FD_CLOEXEC, isErrno, linuxSyscall as sys } from "@corerun/syscall";
+import { FD_CLOEXEC, fdSender, isErrno, linuxSyscall as sys } from "@corerun/syscall";
 import type { RunConfig } from "./args.ts";
 import { liveStatus, mustFind, ociPause } from "./oci.ts";
 import { rootArg } from "./oci-cli.ts";
 import { teardown, type Container } from "./steps.ts";
+import type { Terminal } from "./tty.ts";
 
 /** The hidden word by which corerun-monitor runs corerun at the container's exit. */
 export const MONITOR_EXIT = "__monitor-exit";
@@ -71,6 +75,8 @@ export interface DetachedStart {
   created(c: Container): void;
   /** Runs fn (the clone of the first process) with the container's output pipes as fds 1 and 2. */
   withOutput<T>(fn: () => T): T;
+  /** Hands the container's pty (-t) to the monitor; the start keeps no copy. */
+  terminal(t: Terminal): void;
   started(pid: number): void;
 }
 
@@ -81,9 +87,9 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
   const monitor: ProcessRef = { pid: process.ppid, startTime: procStartTime(process.ppid) ?? 0 };
   const report = (line: string) => writeAll(fds.report, `${line}\n`);
   return {
-    extra: { owner: monitor, detached: { monitor, rm: cfg.rm } },
+    extra: { owner: monitor, detached: { monitor, rm: cfg.rm, tty: cfg.tty, stdin: cfg.interactive } },
     created(c) {
-      updateState(c.path, (s) => ({ detached: { ...s.detached!, log: join(c.dir, "container.log") } }));
+      updateState(c.path, (s) => ({ detached: { ...s.detached!, log: join(c.dir, "container.log"), attach: join(c.dir, "attach.sock") } }));
       report(`id ${c.id}`);
       faultPoint("detach:id-reported");
     },
@@ -101,7 +107,15 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
         closeSync(fds.stderr);
       }
     },
+    terminal(t) {
+      const send = fdSender();
+      send(fds.report, t.master, "tty master\n");
+      send(fds.report, t.peer, "tty peer\n");
+      closeSync(t.master);
+      closeSync(t.peer);
+    },
     started(pid) {
+      if (cfg.interactive) report("stdin");
       report(`pid ${pid}`);
       faultPoint("detach:pid-reported");
       closeSync(fds.report);
@@ -452,7 +466,8 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
       ExitCode: s.exitCode ?? null,
       FinishedAt: d?.finished ?? null,
     },
-    Config: s.config,
+    // Docker's names for -t and -i (recorded for detached containers, whose monitor holds them).
+    Config: { ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false },
     NetworkSettings: {
       Mode: s.config.network.mode,
       Networks: Object.fromEntries(leases.map((l) => [l.network, { IPAddress: l.address, Interface: "eth0", HostVeth: l.veth }])),
@@ -464,6 +479,7 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     ],
     Cgroup: s.cgroup ? { Name: s.cgroup.name, Parent: s.cgroup.parent, Paths: s.cgroup.paths } : null,
     LogPath: d?.log ?? null,
+    AttachSocket: d?.attach && alive && d.finished === undefined ? d.attach : null,
     Monitor: d ? { Pid: d.monitor.pid, Alive: isAlive(d.monitor), Remove: d.rm } : null,
     Owner: s.owner ? { Pid: s.owner.pid, Alive: isAlive(s.owner) } : null,
     Oci: s.oci ?? null,

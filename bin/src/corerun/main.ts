@@ -10,6 +10,7 @@ import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, upd
 import { binDirOf, renderScript } from "./script.ts";
 import { openTerminal, relayTerminal } from "./tty.ts";
 import { statsTool } from "./stats.ts";
+import { attach } from "./attach.ts";
 import { applyUlimits } from "./ulimit.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
@@ -75,6 +76,7 @@ async function run(ctx: ToolContext): Promise<number> {
     if (detached) {
       // The first process dies with this start until it has taken go: not a moment sooner may it exit.
       await goTaken(c.dir);
+      if (term) detached.terminal(term);
       detached.started(pid);
       c = undefined;
       return 0;
@@ -187,7 +189,7 @@ const runTool_ = defineTool({
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...] | [options] IMAGE [CMD [ARGS...]]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
-  run: runCmd, ps, kill, cleanup, logs, stop, rm, inspect, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
+  run: runCmd, ps, kill, cleanup, logs, attach, stop, rm, inspect, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
   image: imageTool, commit: commitTool, trace: traceCommand, stats: statsTool,
 };
 runTool_.subCommands = subCommands;

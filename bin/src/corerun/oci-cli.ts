@@ -246,12 +246,13 @@ export const exec = defineTool({
     "additional-gids": { type: "string", alias: "g", valueHint: "GID", description: "a supplementary group (repeatable)" },
     cap: { type: "string", alias: "c", valueHint: "CAP", description: "add a capability (repeatable, e.g. CAP_NET_ADMIN)" },
     "no-new-privs": { type: "boolean", description: "set no_new_privs for the process" },
+    "detach-keys": { type: "string", valueHint: "KEYS", description: "with -it: keys that detach, leaving the process running (default ctrl-p,ctrl-q; \"\" for none)" },
   },
   tail: "command",
   notes: [
     "ID is a name, an id or a unique prefix of an id. The process joins every namespace and the\ncgroup of the container, with its capabilities, seccomp filter, no_new_privs, environment,\nworking directory and user; -e, -w, -u and --cap change them.",
     "Without --detach, exec waits and exits with the process's status (128+N for signal N);\n125 when the container is not running, 126 when CMD cannot be executed, 127 when not found.",
-    "-t gives the process a pty from the container's devpts as its controlling terminal; corerun\nrelays it to its own terminal (raw while it runs, window size passed through), or sends the\nmaster to --console-socket with --detach.",
+    "-t gives the process a pty from the container's devpts as its controlling terminal; corerun\nrelays it to its own terminal (raw while it runs, window size passed through; 24x80 when\ncorerun's side is no terminal), or sends the master to --console-socket with --detach.\nWith -it the detach keys end the relay and leave the process running (its output discarded).",
   ],
   examples: ["sudo corerun exec web /bin/ps", "sudo corerun exec -it web sh", "sudo corerun exec --detach --pid-file p.pid --process proc.json web"],
   async run(ctx) {
@@ -260,7 +261,7 @@ export const exec = defineTool({
       root: stateRoot(ctx.values.root?.at(-1)), id: checkId(id), processFile: ctx.values.process?.at(-1), args, env: ctx.values.env ?? [],
       cwd: ctx.values.cwd?.at(-1), user: ctx.values.user?.at(-1), additionalGids: ctx.values["additional-gids"] ?? [], caps: ctx.values.cap ?? [],
       noNewPrivs: ctx.flags["no-new-privs"] ?? false, tty: ctx.flags.tty ?? false, interactive: ctx.flags.interactive ?? false, detach: ctx.flags.detach ?? false,
-      pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1),
+      pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1), detachKeys: ctx.values["detach-keys"]?.at(-1),
     });
   },
 });

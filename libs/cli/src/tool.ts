@@ -103,7 +103,7 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
       active = active.subCommands[words[0]]!;
       words = words.slice(1);
     }
-    const split = splitArgv(words, { ...active.args, ...COMMON_ARGS }, { tail: active.tail, optionalValues: { log: ["true", "false"] } });
+    const split = splitArgv(words, { ...active.args, ...COMMON_ARGS }, { tail: active.tail, optionalValues: { log: ["true", "false"], "sig-proxy": ["true", "false"] } });
     if (split.help || !active.run) {
       process.stdout.write(helpText(active));
       if (!split.help && !active.run && words.length) throw new UsageError(`unknown command "${words[0]}"; see --help`);

@@ -117,13 +117,18 @@ export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
  * A detached container (`run -d`): corerun-monitor holds its output (json-file log) and records
  * its end. `finished` is set, with the state's exitCode, once the first process has exited and
  * the container's resources are released; the state and its log stay until `rm` (or go at once
- * with `rm`).
+ * with `rm`). The attach socket lives in the container's directory and goes with it.
  */
 export const Detached = v.object({
   monitor: ProcessRef,
   rm: v.boolean(),
   log: v.optional(v.string()),
   finished: v.optional(v.string()),
+  /** -t: the monitor holds the container's pty; -i: it keeps the container's input open. */
+  tty: v.optional(v.boolean()),
+  stdin: v.optional(v.boolean()),
+  /** The monitor's socket for `corerun attach`, there while the container runs. */
+  attach: v.optional(v.string()),
 });
 export type Detached = v.InferOutput<typeof Detached>;
 

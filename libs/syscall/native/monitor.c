@@ -5,13 +5,13 @@
  *
  * A Node process costs tens of MB; this one costs about one. It is a child subreaper and runs
  * the ordinary start (NODE CORERUN_JS ARGS..., corerun's run with -d) with:
- *   fd 0  /dev/null
+ *   fd 0  the read end of the container's stdin pipe (kept by the monitor only with -i)
  *   fd 1  /dev/null
  *   fd 2  the client's stderr (the start's errors reach the user)
  *   fd 3  the container's stdout  (CORERUN_STDOUT_FD)
  *   fd 4  the container's stderr  (CORERUN_STDERR_FD)
- *   fd 5  the start's report      (CORERUN_REPORT_FD): "id ID\n" once the state exists,
- *         "pid PID\n" once the first process runs its command
+ *   fd 5  the start's report      (CORERUN_REPORT_FD, a socket): "id ID\n" once the state
+ *         exists, "pid PID\n" once the first process runs its command
  * The start exits without tearing anything down; the container's first process, its child, is
  * re-parented here. The monitor tells the client on its stdout "ok ID\n" or "fail CODE\n", then
  * lets go of the client's stdout and stderr.
@@ -22,6 +22,19 @@
  * exits, it runs `NODE CORERUN_JS __monitor-exit ROOT ID STATUS FINISHED_MS rm|keep`, which
  * records the exit and releases (or with rm removes) the container, and it exits once that is
  * done and the container's output has ended.
+ *
+ * With -t the start also sends the container's pty over the report socket (SCM_RIGHTS, lines
+ * "tty master" and "tty peer"): the monitor logs what the master reads as stream "stdout", as
+ * Docker does for a tty container, and holds the peer until the first process exits, so that the
+ * master does not read as ended before the container has opened its side. With -i the start
+ * says "stdin": clients' input then reaches the pty, or without -t the container's stdin, a pipe
+ * whose read end the start got as fd 0 (without "stdin" the monitor closes its end).
+ *
+ * Once the container runs, ROOT/ID/attach.sock takes `corerun attach` clients (see the attach
+ * section below for its frames); each client gets the output from then on and may type into
+ * the container; at the end each gets the exit status. `corerun-monitor --drain` (fd 0 a pty
+ * master) only reads and discards until the pty ends: what keeps an `exec -it` process's
+ * terminal open once its client has detached.
  *
  * It honours corerun's fault switch (CORERUN_FAULT, CORERUN_FAULT_TRACE, CORERUN_FAULT_PAUSE; see
  * libs/cli/src/fault.ts) at its own steps: monitor:forked, monitor:reported, monitor:log,
@@ -36,8 +49,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -50,6 +66,7 @@
 struct stream {
     int fd;
     const char *name;
+    char type; /* its attach frame type */
     size_t len;
     char buf[LINE_MAX_BYTES];
 };
@@ -66,6 +83,7 @@ static char out[LINE_MAX_BYTES * 6 + 256];
 static int logged;
 
 static int write_all(int fd, const char *p, size_t n);
+static void attach_output(char type, const char *data, size_t n);
 
 /* The same switch as corerun's faultPoint: trace the step, stop there, or die there as kill -9 would. */
 static void fault_point(const char *name)
@@ -172,9 +190,10 @@ static int pump(struct stream *s)
     ssize_t n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
     size_t start = 0, i;
 
-    if (n < 0)
-        return errno == EINTR || errno == EAGAIN ? 1 : 0;
-    if (n == 0) {
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 1;
+    /* A pty master reads EIO once no process holds its peer: its end. */
+    if (n <= 0) {
         if (s->len)
             log_entry(s->name, s->buf, s->len);
         s->len = 0;
@@ -182,6 +201,7 @@ static int pump(struct stream *s)
         s->fd = -1;
         return 0;
     }
+    attach_output(s->type, s->buf + s->len, (size_t)n);
     s->len += (size_t)n;
     for (i = 0; i < s->len; i++) {
         if (s->buf[i] == '\n') {
@@ -196,6 +216,250 @@ static int pump(struct stream *s)
     memmove(s->buf, s->buf + start, s->len - start);
     s->len -= start;
     return 1;
+}
+
+/*
+ * ---- The terminal, the container's stdin and attach clients (run -d -t/-i, corerun attach) ----
+ *
+ * ROOT/ID/attach.sock, a stream socket; every message either way is one frame:
+ *   TYPE (1 byte)  LENGTH (2 bytes, big-endian)  LENGTH bytes
+ * monitor -> client: 'o' output (the pty's, or stdout), 'e' stderr, 'x' the exit status in
+ * decimal, sent when the container has exited and its output has ended, before the socket closes.
+ * client -> monitor: 'i' input (dropped unless the start said "stdin"), 'w' a window size
+ * (rows, columns: 2 bytes each, big-endian) for the pty.
+ * A client that cannot keep up for a second is disconnected rather than stall the others.
+ */
+#define ATTACH_MAX 16
+#define FRAME_MAX 4096
+
+struct client {
+    int fd;
+    size_t len;
+    unsigned char buf[3 + FRAME_MAX];
+};
+
+static struct client clients[ATTACH_MAX];
+static int attach_fd = -1;
+static char attach_path[PATH_MAX];
+static int tty_master = -1, tty_peer = -1;
+static int stdin_w = -1;
+static int keep_stdin;
+static int received[4];
+static int n_received;
+
+/* Writes everything to a non-blocking fd, waiting for room at most a second in all. */
+static int write_waiting(int fd, const char *p, size_t n)
+{
+    long long waited = 0;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(fd, p, n);
+        if (w < 0) {
+            struct pollfd pf = { .fd = fd, .events = POLLOUT };
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN || waited >= 1000)
+                return -1;
+            poll(&pf, 1, 100);
+            waited += 100;
+            continue;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void client_close(struct client *c)
+{
+    close(c->fd);
+    c->fd = -1;
+    c->len = 0;
+}
+
+static void attach_output(char type, const char *data, size_t n)
+{
+    int i;
+    while (n > 0) {
+        size_t part = n > 65535 ? 65535 : n;
+        unsigned char head[3] = { (unsigned char)type, (unsigned char)(part >> 8), (unsigned char)part };
+        for (i = 0; i < ATTACH_MAX; i++) {
+            if (clients[i].fd < 0)
+                continue;
+            if (write_waiting(clients[i].fd, (const char *)head, 3) < 0 || write_waiting(clients[i].fd, data, part) < 0)
+                client_close(&clients[i]);
+        }
+        data += part;
+        n -= part;
+    }
+}
+
+/* Once the container runs: the socket clients attach to. */
+static void attach_open(void)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int i;
+
+    for (i = 0; i < ATTACH_MAX; i++)
+        clients[i].fd = -1;
+    if (snprintf(attach_path, sizeof attach_path, "%s/%s/attach.sock", root, id) >= (int)sizeof addr.sun_path)
+        return;
+    strcpy(addr.sun_path, attach_path);
+    attach_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (attach_fd < 0)
+        return;
+    unlink(attach_path);
+    if (bind(attach_fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(attach_path, 0600) < 0 || listen(attach_fd, 8) < 0) {
+        close(attach_fd);
+        attach_fd = -1;
+    }
+}
+
+static void attach_accept(void)
+{
+    int fd = accept4(attach_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), i;
+    if (fd < 0)
+        return;
+    for (i = 0; i < ATTACH_MAX; i++) {
+        if (clients[i].fd < 0) {
+            clients[i].fd = fd;
+            clients[i].len = 0;
+            return;
+        }
+    }
+    close(fd);
+}
+
+/* Typed input: into the pty, or the container's stdin; only when the container was given -i. */
+static void feed_input(const char *data, size_t n)
+{
+    int fd = tty_master >= 0 ? tty_master : stdin_w;
+    if (!keep_stdin || fd < 0)
+        return;
+    if (write_waiting(fd, data, n) < 0 && fd == stdin_w && errno == EPIPE) {
+        close(stdin_w);
+        stdin_w = -1;
+    }
+}
+
+static void client_read(struct client *c)
+{
+    ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
+    size_t at = 0;
+
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (r <= 0) {
+        client_close(c);
+        return;
+    }
+    c->len += (size_t)r;
+    while (c->len - at >= 3) {
+        unsigned char *f = c->buf + at;
+        size_t len = (size_t)f[1] << 8 | f[2];
+        if (len > FRAME_MAX) {
+            client_close(c);
+            return;
+        }
+        if (c->len - at < 3 + len)
+            break;
+        if (f[0] == 'i') {
+            feed_input((const char *)f + 3, len);
+        } else if (f[0] == 'w' && len == 4 && tty_master >= 0) {
+            struct winsize ws = { .ws_row = (unsigned short)(f[3] << 8 | f[4]), .ws_col = (unsigned short)(f[5] << 8 | f[6]) };
+            ioctl(tty_master, TIOCSWINSZ, &ws);
+        }
+        at += 3 + len;
+    }
+    memmove(c->buf, c->buf + at, c->len - at);
+    c->len -= at;
+}
+
+/* The end: every client gets the exit status, and the socket goes. */
+static void attach_close(int code)
+{
+    char text[16];
+    int i, n = snprintf(text, sizeof text, "%d", code);
+
+    if (attach_fd < 0)
+        return;
+    attach_output('x', text, (size_t)n);
+    for (i = 0; i < ATTACH_MAX; i++)
+        if (clients[i].fd >= 0)
+            client_close(&clients[i]);
+    close(attach_fd);
+    attach_fd = -1;
+    unlink(attach_path);
+}
+
+/* The report socket: its bytes, and the fds that come with them (queued for "tty" lines). */
+static ssize_t report_read(int fd, char *buf, size_t cap)
+{
+    union { char b[CMSG_SPACE(sizeof(int) * 2)]; struct cmsghdr align; } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = cap };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.b, .msg_controllen = sizeof control.b };
+    struct cmsghdr *cm;
+    ssize_t r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+
+    if (r < 0)
+        return r;
+    for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        for (size_t k = 0; k < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
+            int got;
+            memcpy(&got, CMSG_DATA(cm) + k * sizeof(int), sizeof got);
+            if (n_received < (int)(sizeof received / sizeof received[0]))
+                received[n_received++] = got;
+            else
+                close(got);
+        }
+    }
+    return r;
+}
+
+static int take_received(void)
+{
+    int fd;
+    if (!n_received)
+        return -1;
+    fd = received[0];
+    memmove(received, received + 1, sizeof received - sizeof received[0]);
+    n_received--;
+    return fd;
+}
+
+/* Report lines about the terminal and stdin; 0 when the line is not one of them. */
+static int report_terminal(const char *line)
+{
+    if (strcmp(line, "tty master") == 0) {
+        tty_master = take_received();
+        if (tty_master >= 0)
+            fcntl(tty_master, F_SETFL, fcntl(tty_master, F_GETFL) | O_NONBLOCK);
+    } else if (strcmp(line, "tty peer") == 0) {
+        tty_peer = take_received();
+    } else if (strcmp(line, "stdin") == 0) {
+        keep_stdin = 1;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* corerun-monitor --drain: fd 0 is a pty master; read until no process holds its peer. */
+static int drain(void)
+{
+    char buf[4096];
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    for (;;) {
+        ssize_t r = read(0, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return 0;
+    }
 }
 
 static int status_code(int status)
@@ -248,6 +512,8 @@ static long long now_ms(void)
 /* "id ID" and "pid PID" lines of the start's report. */
 static void report_line(char *line)
 {
+    if (report_terminal(line))
+        return;
     if (strncmp(line, "id ", 3) == 0 && strlen(line + 3) < sizeof id && strspn(line + 3, "0123456789abcdef") == strlen(line + 3)) {
         strcpy(id, line + 3);
         snprintf(log_path, sizeof log_path, "%s/%s/container.log", root, id);
@@ -259,16 +525,20 @@ static void report_line(char *line)
 
 int main(int argc, char **argv)
 {
-    int outp[2], errp[2], repp[2], sfd, i;
+    int outp[2], errp[2], repp[2], inp[2], sfd, i;
     char **start;
     pid_t starter, handler = 0;
     int starter_status = -1, init_status = -1, handler_done = 0, report_open = 1;
     char rep[256];
     size_t rep_len = 0;
-    struct stream so = { .fd = -1, .name = "stdout" }, se = { .fd = -1, .name = "stderr" };
+    struct stream so = { .fd = -1, .name = "stdout", .type = 'o' }, se = { .fd = -1, .name = "stderr", .type = 'e' };
+    /* A tty container's output: Docker logs it as stdout. */
+    struct stream tt = { .fd = -1, .name = "stdout", .type = 'o' };
     sigset_t chld;
     long long init_ms = 0, drain_deadline = 0;
 
+    if (argc == 2 && strcmp(argv[1], "--drain") == 0)
+        return drain();
     if (argc < 7 || strcmp(argv[4], "--") != 0 || (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0)) {
         fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep -- NODE CORERUN_JS ARGS...\n");
         return 125;
@@ -292,7 +562,8 @@ int main(int argc, char **argv)
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, NULL);
     sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(repp, O_CLOEXEC) < 0) {
+    if (sfd < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(inp, O_CLOEXEC) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, repp) < 0) {
         perror("corerun-monitor: pipe");
         return 125;
     }
@@ -308,7 +579,7 @@ int main(int argc, char **argv)
         fds[0] = fcntl(outp[1], F_DUPFD_CLOEXEC, 10);
         fds[1] = fcntl(errp[1], F_DUPFD_CLOEXEC, 10);
         fds[2] = fcntl(repp[1], F_DUPFD_CLOEXEC, 10);
-        if (null < 0 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(fds[0], 3) < 0 ||
+        if (null < 0 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || dup2(inp[0], 0) < 0 || dup2(null, 1) < 0 || dup2(fds[0], 3) < 0 ||
             dup2(fds[1], 4) < 0 || dup2(fds[2], 5) < 0)
             _exit(125);
         setenv("CORERUN_STDOUT_FD", "3", 1);
@@ -323,13 +594,16 @@ int main(int argc, char **argv)
     close(outp[1]);
     close(errp[1]);
     close(repp[1]);
+    close(inp[0]);
+    stdin_w = inp[1];
+    fcntl(stdin_w, F_SETFL, O_NONBLOCK);
     so.fd = outp[0];
     se.fd = errp[0];
     if (chdir("/") < 0)
         return 125;
 
     for (;;) {
-        struct pollfd p[4];
+        struct pollfd p[6 + ATTACH_MAX];
         int n = 0, timeout = -1;
         struct signalfd_siginfo si;
         pid_t w;
@@ -364,6 +638,7 @@ int main(int argc, char **argv)
             if (!ok)
                 return 0;
             starter = 0;
+            attach_open();
         }
         if (!starter && init_status >= 0 && !handler) {
             fault_point("monitor:exit-handler");
@@ -371,7 +646,7 @@ int main(int argc, char **argv)
             if (handler < 0)
                 return 1;
         }
-        if (handler_done && so.fd < 0 && se.fd < 0)
+        if (handler_done && so.fd < 0 && se.fd < 0 && tt.fd < 0)
             break;
         if (handler_done) {
             /* Whatever still holds the pipes was killed with the cgroup; do not wait for ever. */
@@ -402,6 +677,20 @@ int main(int argc, char **argv)
                 p[n].fd = se.fd;
                 p[n++].events = POLLIN;
             }
+            if (tt.fd >= 0) {
+                p[n].fd = tt.fd;
+                p[n++].events = POLLIN;
+            }
+        }
+        if (attach_fd >= 0) {
+            p[n].fd = attach_fd;
+            p[n++].events = POLLIN;
+            for (i = 0; i < ATTACH_MAX; i++) {
+                if (clients[i].fd >= 0) {
+                    p[n].fd = clients[i].fd;
+                    p[n++].events = POLLIN;
+                }
+            }
         }
         if (poll(p, (nfds_t)n, timeout) < 0) {
             if (errno == EINTR)
@@ -420,18 +709,27 @@ int main(int argc, char **argv)
                     else if (init_pid > 0 && w == init_pid && init_status < 0) {
                         init_status = st;
                         init_ms = now_ms();
+                        /* The pty now ends (EIO) once the container's processes have let go of it. */
+                        if (tty_peer >= 0)
+                            close(tty_peer);
+                        tty_peer = -1;
                     } else if (handler > 0 && w == handler) {
                         handler_done = 1;
                         fault_point("monitor:exit-handler-done");
                     }
                 }
             } else if (report_open && p[i].fd == repp[0]) {
-                ssize_t r = read(repp[0], rep + rep_len, sizeof rep - 1 - rep_len);
+                ssize_t r = report_read(repp[0], rep + rep_len, sizeof rep - 1 - rep_len);
                 if (r <= 0) {
                     if (r < 0 && errno == EINTR)
                         continue;
                     close(repp[0]);
                     report_open = 0;
+                    /* Without -i (or with -t, where the pty is stdin) nobody writes the pipe. */
+                    if (!keep_stdin || tty_master >= 0) {
+                        close(stdin_w);
+                        stdin_w = -1;
+                    }
                     continue;
                 }
                 rep_len += (size_t)r;
@@ -444,10 +742,21 @@ int main(int argc, char **argv)
                 }
                 if (rep_len == sizeof rep - 1)
                     rep_len = 0;
+                if (tty_master >= 0 && tt.fd < 0 && tt.len == 0)
+                    tt.fd = tty_master;
             } else if (p[i].fd == so.fd) {
                 pump(&so);
             } else if (p[i].fd == se.fd) {
                 pump(&se);
+            } else if (p[i].fd == tt.fd) {
+                if (!pump(&tt))
+                    tty_master = -1;
+            } else if (p[i].fd == attach_fd) {
+                attach_accept();
+            } else {
+                for (int k = 0; k < ATTACH_MAX; k++)
+                    if (clients[k].fd >= 0 && clients[k].fd == p[i].fd)
+                        client_read(&clients[k]);
             }
         }
     }
@@ -455,5 +764,8 @@ int main(int argc, char **argv)
         log_entry(so.name, so.buf, so.len);
     if (se.len)
         log_entry(se.name, se.buf, se.len);
+    if (tt.len)
+        log_entry(tt.name, tt.buf, tt.len);
+    attach_close(init_status >= 0 ? status_code(init_status) : 125);
     return 0;
 }

@@ -46,6 +46,27 @@ export function setWindowSize(fd: number, rows: number, cols: number): void {
   check(ioctl()(fd, TIOCSWINSZ, "void *", ws), "ioctl TIOCSWINSZ");
 }
 
+// struct termios on Linux (glibc): c_iflag, c_oflag, c_cflag, c_lflag, c_line, c_cc[32], speeds.
+const TERMIOS_SIZE = 60;
+const OPOST = 0o1;
+const TCSADRAIN = 1;
+
+/**
+ * Puts the terminal at fd in raw mode (cfmakeraw: no echo, no line editing, no signals from keys,
+ * no output processing), or with outputOnly only turns off output processing (OPOST, so ONLCR
+ * no longer turns a relayed \r\n into \r\r\n). Returns what puts the terminal back as it was.
+ * Node's setRawMode keeps OPOST on, which is why a relay uses this instead.
+ */
+export function makeRaw(fd: number, outputOnly = false): () => void {
+  const saved = Buffer.alloc(TERMIOS_SIZE);
+  check(fn("int tcgetattr(int fd, _Out_ uint8_t *termios)")(fd, saved), "tcgetattr", `fd ${fd}`);
+  const raw = Buffer.from(saved);
+  if (outputOnly) raw.writeUInt32LE(raw.readUInt32LE(4) & ~OPOST, 4);
+  else fn("void cfmakeraw(_Inout_ uint8_t *termios)")(raw);
+  check(fn("int tcsetattr(int fd, int when, const uint8_t *termios)")(fd, TCSADRAIN, raw), "tcsetattr", `fd ${fd}`);
+  return () => void fn("int tcsetattr(int fd, int when, const uint8_t *termios)")(fd, TCSADRAIN, saved);
+}
+
 /** Makes fd the calling process's controlling terminal and its stdin, stdout and stderr. */
 export function takeTerminal(fd: number): void {
   check(ioctl()(fd, TIOCSCTTY, "int", 0), "ioctl TIOCSCTTY");

@@ -1,0 +1,140 @@
+/**
+ * `corerun attach`: this terminal to a detached container's stdio, through its monitor's attach
+ * socket (frames described in libs/syscall/native/monitor.c): the output from now on, the typed
+ * input when the container was started with -i, the window size of a -t container at start and
+ * on every resize. It ends with the container's exit status, or with 0 when the detach keys are
+ * typed (the container keeps running). Several clients may be attached at once.
+ */
+import { once } from "node:events";
+import { createConnection, type Socket } from "node:net";
+import { defineTool, UsageError } from "@corerun/cli";
+import { isAlive, stateRoot, type State } from "@corerun/state";
+import { DEFAULT_DETACH_KEYS, DetachScanner, parseDetachKeys } from "./detachkeys.ts";
+import { displayStatus } from "./lifecycle.ts";
+import { mustFind, ociKill } from "./oci.ts";
+import { rootArg } from "./oci-cli.ts";
+import { rawTerminal } from "./tty.ts";
+
+/** Signals proxied to a container without a tty (--sig-proxy, as Docker's attach). */
+const PROXIED = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12 } as const;
+
+function frame(type: string, data: Buffer): Buffer {
+  const head = Buffer.from([type.charCodeAt(0), data.length >> 8, data.length & 0xff]);
+  return Buffer.concat([head, data]);
+}
+
+function windowFrame(rows: number, cols: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt16BE(rows, 0);
+  b.writeUInt16BE(cols, 2);
+  return frame("w", b);
+}
+
+/** The container to attach to, or one line saying why it cannot be. */
+function attachable(root: string, ref: string): State & { detached: NonNullable<State["detached"]> } {
+  const s = mustFind(root, ref);
+  if (s.oci) throw new UsageError(`container ${ref} is an OCI container: its engine holds its stdio`);
+  if (!s.detached) throw new UsageError(`container ${ref} was not started with -d: its stdio is its own corerun's terminal`);
+  const status = displayStatus(s);
+  if (status !== "running") throw new UsageError(`cannot attach to container ${ref}: it is ${status}${status.startsWith("exited") ? " (corerun logs shows its output)" : ""}`);
+  if (!s.detached.attach) throw new UsageError(`container ${ref} was started by a corerun without attach; see corerun logs -f`);
+  return s as State & { detached: NonNullable<State["detached"]> };
+}
+
+async function connect(path: string, ref: string): Promise<Socket> {
+  const sock = createConnection(path);
+  try {
+    await once(sock, "connect");
+  } catch (err) {
+    throw new UsageError(`cannot attach to container ${ref}: its monitor does not answer on ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return sock;
+}
+
+export const attach = defineTool({
+  name: "corerun attach",
+  description: "Attach this terminal to a detached container's output and input (run -d, -dit); the detach keys leave it running.",
+  usage: "[options] NAME|ID",
+  args: {
+    ...rootArg,
+    "detach-keys": { type: "string", valueHint: "KEYS", description: `keys that detach, leaving the container running (default ${DEFAULT_DETACH_KEYS}; "" for none)` },
+    "no-stdin": { type: "boolean", description: "do not pass this terminal's input to the container" },
+    "sig-proxy": { type: "string", valueHint: "true|false", description: "pass signals this process gets (INT, TERM, HUP, QUIT, USR1, USR2) to the container's first process (default true; containers without -t)" },
+  },
+  tail: "command",
+  notes: [
+    "Input reaches the container only if it was started with -i (run -di, -dit); with -t this terminal\ngoes raw and the container's pty takes its size. KEYS: comma-separated single characters or\nctrl-<c> for c in a-z, @, [, \\, ], ^, _. The exit status is the container's, or 0 after detaching.",
+  ],
+  examples: ["sudo corerun run -dit --name box busybox:latest sh", "sudo corerun attach box            # ctrl-p ctrl-q detaches", "sudo corerun attach --no-stdin --detach-keys ctrl-x box"],
+  async run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (ctx.tail.length !== 1) throw new UsageError("attach takes one container name or id; see corerun ps");
+    const ref = ctx.tail[0]!;
+    const keys = parseDetachKeys(ctx.values["detach-keys"]?.at(-1) ?? DEFAULT_DETACH_KEYS);
+    const proxyText = ctx.values["sig-proxy"]?.at(-1);
+    if (proxyText !== undefined && proxyText !== "true" && proxyText !== "false") throw new UsageError(`--sig-proxy ${proxyText}: give true or false`);
+    const s = attachable(root, ref);
+    const tty = s.detached.tty ?? false;
+    if (tty && proxyText !== undefined) throw new UsageError(`--sig-proxy: container ${ref} has a tty, whose keys (Ctrl-C) are its signals; drop --sig-proxy`);
+    const sock = await connect(s.detached.attach!, ref);
+    const input = !ctx.flags["no-stdin"] && s.detached.stdin ? process.stdin : undefined;
+    const restore = tty ? rawTerminal(input, process.stdout) : () => {};
+    let code: number | undefined;
+    let detached = false;
+    let pending: Buffer = Buffer.alloc(0);
+    sock.on("data", (chunk: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      while (pending.length >= 3) {
+        const len = pending.readUInt16BE(1);
+        if (pending.length < 3 + len) break;
+        const body = pending.subarray(3, 3 + len);
+        const type = String.fromCharCode(pending[0]!);
+        if (detached) return;
+        if (type === "o") process.stdout.write(body);
+        else if (type === "e") process.stderr.write(body);
+        else if (type === "x") code = Number(body.toString("latin1"));
+        pending = pending.subarray(3 + len);
+      }
+    });
+    const resize = () => void sock.write(windowFrame(process.stdout.rows, process.stdout.columns));
+    // A terminal that reports no size (0x0) leaves the pty as it is.
+    if (tty && process.stdout.isTTY && process.stdout.rows > 0 && process.stdout.columns > 0) {
+      resize();
+      process.stdout.on("resize", resize);
+    }
+    const scanner = new DetachScanner(keys);
+    const onInput = (chunk: Buffer) => {
+      const { out, detach } = scanner.feed(chunk);
+      for (let off = 0; off < out.length; off += 4096) sock.write(frame("i", out.subarray(off, off + 4096)));
+      if (detach) {
+        // What was typed before the keys still reaches the container; nothing is printed after them.
+        detached = true;
+        input?.off("data", onInput);
+        sock.end();
+      }
+    };
+    input?.on("data", onInput);
+    const proxies = !tty && proxyText !== "false" ? Object.entries(PROXIED).map(([name, n]) => {
+      const h = () => ociKill(root, s.id, n, false);
+      process.on(name, h);
+      return [name, h] as const;
+    }) : [];
+    try {
+      await new Promise<void>((resolve) => {
+        sock.on("close", () => resolve());
+        sock.on("error", () => resolve());
+      });
+    } finally {
+      input?.off("data", onInput);
+      input?.pause();
+      for (const [name, h] of proxies) process.off(name, h);
+      restore();
+    }
+    if (detached) return 0;
+    if (code !== undefined) return code;
+    // The monitor went away without the status: it was killed (ps shows monitor-lost).
+    const now = mustFind(root, s.id);
+    if (now.exitCode !== undefined) return now.exitCode;
+    throw new Error(`container ${ref}: its monitor ended without its exit status (${isAlive(now.detached?.monitor) ? "it closed the connection" : "the monitor is gone; see corerun ps"})`);
+  },
+});
