@@ -5,7 +5,10 @@
 // `podman run -d`. Reported as MB per extra container. The containers' own processes (sleep)
 // are not counted. A benchmark, not a test: run it by hand, as root.
 //
-//   sudo tools/bench/detached.mjs [--count 20]
+// With --tty the containers are started with -dit (a pty each, held by the monitor, and stdin
+// kept open), on both sides.
+//
+//   sudo tools/bench/detached.mjs [--count 20] [--tty]
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
@@ -16,7 +19,8 @@ import { parseArgs } from "node:util";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const corerun = process.env.CORERUN ?? join(repo, "bin/corerun");
-const { values } = parseArgs({ options: { count: { type: "string", default: "20" } } });
+const { values } = parseArgs({ options: { count: { type: "string", default: "20" }, tty: { type: "boolean", default: false } } });
+const detach = values.tty ? "-dit" : "-d";
 const COUNT = Number(values.count);
 if (!Number.isInteger(COUNT) || COUNT < 2) {
   console.error(`detached: --count ${values.count}: give a whole number of at least 2`);
@@ -89,8 +93,8 @@ const rootfs = sh(join(repo, "tools/rootfs/build.sh"), []).trim().split("\n").at
 const ids = [];
 try {
   results.push(measure(
-    "corerun run -d (corerun-monitor)",
-    () => ids.push(sh(corerun, ["run", "--root", root, "-d", "--network", "none", "--rootfs", rootfs, "/bin/sleep", "1000"]).trim()),
+    `corerun run ${detach} (corerun-monitor)`,
+    () => ids.push(sh(corerun, ["run", "--root", root, detach, "--network", "none", "--rootfs", rootfs, "/bin/sleep", "1000"]).trim()),
     () => {
       if (ids.length) sh(corerun, ["stop", "--root", root, "-t", "0", ...ids]);
       if (ids.length) sh(corerun, ["rm", "--root", root, ...ids]);
@@ -108,10 +112,10 @@ if (spawnSync("podman", ["--version"]).status === 0) {
   const names = [];
   try {
     results.push(measure(
-      "podman run -d (conmon)",
+      `podman run ${detach} (conmon)`,
       (i) => {
         const name = `corerun-bench-${tag}-${i}`;
-        sh("podman", ["--runtime", "runc", "--cgroup-manager=cgroupfs", "run", "-d", "--name", name, "--network", "none",
+        sh("podman", ["--runtime", "runc", "--cgroup-manager=cgroupfs", "run", detach, "--name", name, "--network", "none",
           "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=20000:20000", "--rootfs", podRootfs, "/bin/sleep", "1000"]);
         names.push(name);
       },

@@ -6,7 +6,9 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { createConnection } from "node:net";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -88,6 +90,51 @@ describe("corerun-monitor", () => {
       assert.equal(r.status, 0);
       assert.equal(r.stdout, "fail 126\n");
       assert.equal(r.stderr, "corerun: it failed\n", "the start's own error reaches the client");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the attach socket: input frames reach the container's stdin (-i), its output comes back as frames, then its exit status", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "corerun-monitor-test-"));
+    try {
+      const monitor = join(dir, "corerun-monitor");
+      const cc = spawnSync(process.env.CC ?? "cc", ["-O2", "-o", monitor, join(import.meta.dirname, "../native/monitor.c")], { encoding: "utf8" });
+      assert.equal(cc.status, 0, cc.stderr);
+      const root = join(dir, "root");
+      const script = join(dir, "stand-in.sh");
+      // The first process reads one line from its stdin (fd 0 of the start: the monitor's pipe;
+      // kept through 6, since an asynchronous list's stdin is otherwise /dev/null).
+      writeFileSync(script, `
+if [ "$1" = "__monitor-exit" ]; then echo "$@" > "$2/$3/handler"; exit 0; fi
+mkdir -p "$ROOT/${ID}"
+echo "id ${ID}" >&5
+echo stdin >&5
+exec 6<&0
+( exec 0<&6 1>&3 2>&4 3>&- 4>&- 5>&- 6<&-; read line; echo "got $line"; echo "to stderr" >&2; exit 3 ) &
+echo "pid $!" >&5
+`);
+      const m = spawn(monitor, [root, "100000", "keep", "--", "/bin/sh", script], { env: { ...process.env, ROOT: root }, stdio: ["ignore", "pipe", "inherit"] });
+      const [said] = (await once(m.stdout, "data")) as [Buffer];
+      assert.equal(said.toString(), `ok ${ID}\n`);
+      const sock = createConnection(join(root, ID, "attach.sock"));
+      await once(sock, "connect");
+      const frames: [string, string][] = [];
+      let pending = Buffer.alloc(0);
+      sock.on("data", (d: Buffer) => {
+        pending = Buffer.concat([pending, d]);
+        while (pending.length >= 3 && pending.length >= 3 + pending.readUInt16BE(1)) {
+          frames.push([String.fromCharCode(pending[0]!), pending.subarray(3, 3 + pending.readUInt16BE(1)).toString()]);
+          pending = pending.subarray(3 + pending.readUInt16BE(1));
+        }
+      });
+      const text = Buffer.from("hello\n");
+      sock.write(Buffer.concat([Buffer.from([0x77, 0, 4, 0, 24, 0, 80]), Buffer.from([0x69, 0, text.length]), text]));
+      await once(sock, "close");
+      assert.deepEqual(frames.filter(([t]) => t !== "e"), [["o", "got hello\n"], ["x", "3"]], "a window size without a pty is ignored");
+      assert.deepEqual(frames.filter(([t]) => t === "e"), [["e", "to stderr\n"]]);
+      await once(m, "exit");
+      assert.ok(!existsSync(join(root, ID, "attach.sock")), "the socket goes at the end");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
