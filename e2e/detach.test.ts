@@ -196,6 +196,33 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [e.init!.pid, e.detached!.monitor.pid], "after cleanup of a lost monitor");
   });
 
+  test("-dit: stop then rm, rm -f, and cleanup after a killed monitor each take the pty and the attach socket with the rest", async () => {
+    for (const end of ["stop", "rm -f", "monitor killed"]) {
+      const r = runDetached(["-t", "-i", "--network", "none"], "exec sleep 100");
+      assert.equal(r.code, 0, r.stderr);
+      const id = r.stdout.trim();
+      const e = entry(id)!;
+      const sock = join(root, id, "attach.sock");
+      assert.ok(existsSync(sock), `${end}: the monitor listens for attach`);
+      if (end === "stop") {
+        assert.equal(corerun(["stop", "-t", "0", id]).code, 0);
+        assert.equal(entry(id)?.statusText, "exited (137)");
+        assert.ok(!existsSync(sock), "the socket goes at the exit; the state stays for rm");
+        assert.equal(corerun(["rm", id]).code, 0);
+      } else if (end === "rm -f") {
+        assert.equal(corerun(["rm", "-f", id]).code, 0);
+      } else {
+        process.kill(e.detached!.monitor.pid, "SIGKILL");
+        await until("ps to report the lost monitor", () => entry(id)?.statusText === "monitor-lost");
+        const a = corerun(["attach", id]);
+        assert.equal(a.code, 125);
+        assert.equal(a.stderr, `corerun: cannot attach to container ${id}: it is monitor-lost\n`);
+        assert.equal(corerun(["cleanup"]).code, 0);
+      }
+      await assertHostClean(scope(), [e.init!.pid, e.detached!.monitor.pid], `after ${end}`);
+    }
+  });
+
   test("20 detached containers at once, all stopped and removed: nothing left on the host", async () => {
     const starts = Array.from({ length: 20 }, () => new Promise<Result>((resolve) => {
       const child = spawn(join(REPO, "bin/corerun"), ["run", "--root", root, "-d", "--rootfs", rootfs, "--cgroup-parent", PARENT, "--network", "none", "/bin/sh", "-c", "exec sleep 100", MARKER], { stdio: ["ignore", "pipe", "pipe"] });

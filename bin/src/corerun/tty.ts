@@ -150,5 +150,8 @@ export function relayTerminal(master: number, ends: RelayEnds): Relay {
  */
 export function holdTerminal(master: number): void {
   const monitor = join(dirname(process.argv[1] ?? "."), "corerun-monitor");
-  spawn(monitor, ["--drain"], { stdio: [master, "ignore", "ignore"], detached: true }).unref();
+  const holder = spawn(monitor, ["--drain"], { stdio: [master, "ignore", "ignore"], detached: true });
+  // Without the holder (not built) the process gets the hangup a closed terminal gives.
+  holder.on("error", () => {});
+  holder.unref();
 }
