@@ -171,9 +171,10 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
       assert.equal(code, 0, out);
       assert.match(out, /25 90\r*\n/);
       assert.match(out, /outer=6/);
-      const piped = corerun(["exec", "-t", "ex-tty", "/bin/sh", "-c", "tty; echo out"]);
+      // No terminal to take a size from: 24x80, not 0x0.
+      const piped = corerun(["exec", "-t", "ex-tty", "/bin/sh", "-c", "tty; stty size; echo out"]);
       assert.equal(piped.code, 0, piped.stderr);
-      assert.match(piped.stdout, /^\/dev\/pts\/\d+\r\nout\r\n$/);
+      assert.match(piped.stdout, /^\/dev\/pts\/\d+\r\n24 80\r\nout\r\n$/);
     } finally {
       await c.stop();
     }
@@ -357,9 +358,9 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
   });
 
   test("run -t without a terminal: the command has a pty; -t with --print-script is refused", () => {
-    const r = corerun(["--rootfs", rootfs, "--network", "none", "-t", "/bin/sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty"]);
+    const r = corerun(["--rootfs", rootfs, "--network", "none", "-t", "/bin/sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty; stty size"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, "/dev/pts/0\r\nstdin-is-a-tty\r\n");
+    assert.equal(r.stdout, "/dev/pts/0\r\nstdin-is-a-tty\r\n24 80\r\n");
     const s = corerun(["--print-script", "-t", "/bin/true"]);
     assert.equal(s.code, 125);
     assert.match(s.stderr, /^corerun: --print-script does not print -t/);
