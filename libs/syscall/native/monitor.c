@@ -227,7 +227,8 @@ static int pump(struct stream *s)
  * decimal, sent when the container has exited and its output has ended, before the socket closes.
  * client -> monitor: 'i' input (dropped unless the start said "stdin"), 'w' a window size
  * (rows, columns: 2 bytes each, big-endian) for the pty.
- * A client that cannot keep up for a second is disconnected rather than stall the others.
+ * A client that cannot keep up for a second is disconnected rather than stall the others. A
+ * client's buffer is allocated when it connects: a container nobody attaches to costs nothing more.
  */
 #define ATTACH_MAX 16
 #define FRAME_MAX 4096
@@ -238,7 +239,7 @@ struct client {
     unsigned char buf[3 + FRAME_MAX];
 };
 
-static struct client clients[ATTACH_MAX];
+static struct client *clients[ATTACH_MAX];
 static int attach_fd = -1;
 static char attach_path[PATH_MAX];
 static int tty_master = -1, tty_peer = -1;
@@ -271,11 +272,11 @@ static int write_waiting(int fd, const char *p, size_t n)
     return 0;
 }
 
-static void client_close(struct client *c)
+static void client_close(int i)
 {
-    close(c->fd);
-    c->fd = -1;
-    c->len = 0;
+    close(clients[i]->fd);
+    free(clients[i]);
+    clients[i] = NULL;
 }
 
 static void attach_output(char type, const char *data, size_t n)
@@ -285,10 +286,10 @@ static void attach_output(char type, const char *data, size_t n)
         size_t part = n > 65535 ? 65535 : n;
         unsigned char head[3] = { (unsigned char)type, (unsigned char)(part >> 8), (unsigned char)part };
         for (i = 0; i < ATTACH_MAX; i++) {
-            if (clients[i].fd < 0)
+            if (!clients[i])
                 continue;
-            if (write_waiting(clients[i].fd, (const char *)head, 3) < 0 || write_waiting(clients[i].fd, data, part) < 0)
-                client_close(&clients[i]);
+            if (write_waiting(clients[i]->fd, (const char *)head, 3) < 0 || write_waiting(clients[i]->fd, data, part) < 0)
+                client_close(i);
         }
         data += part;
         n -= part;
@@ -299,10 +300,7 @@ static void attach_output(char type, const char *data, size_t n)
 static void attach_open(void)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    int i;
 
-    for (i = 0; i < ATTACH_MAX; i++)
-        clients[i].fd = -1;
     if (snprintf(attach_path, sizeof attach_path, "%s/%s/attach.sock", root, id) >= (int)sizeof addr.sun_path)
         return;
     strcpy(addr.sun_path, attach_path);
@@ -322,9 +320,11 @@ static void attach_accept(void)
     if (fd < 0)
         return;
     for (i = 0; i < ATTACH_MAX; i++) {
-        if (clients[i].fd < 0) {
-            clients[i].fd = fd;
-            clients[i].len = 0;
+        if (!clients[i]) {
+            clients[i] = calloc(1, sizeof *clients[i]);
+            if (!clients[i])
+                break;
+            clients[i]->fd = fd;
             return;
         }
     }
@@ -343,15 +343,16 @@ static void feed_input(const char *data, size_t n)
     }
 }
 
-static void client_read(struct client *c)
+static void client_read(int i)
 {
+    struct client *c = clients[i];
     ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
     size_t at = 0;
 
     if (r < 0 && (errno == EINTR || errno == EAGAIN))
         return;
     if (r <= 0) {
-        client_close(c);
+        client_close(i);
         return;
     }
     c->len += (size_t)r;
@@ -359,7 +360,7 @@ static void client_read(struct client *c)
         unsigned char *f = c->buf + at;
         size_t len = (size_t)f[1] << 8 | f[2];
         if (len > FRAME_MAX) {
-            client_close(c);
+            client_close(i);
             return;
         }
         if (c->len - at < 3 + len)
@@ -386,8 +387,8 @@ static void attach_close(int code)
         return;
     attach_output('x', text, (size_t)n);
     for (i = 0; i < ATTACH_MAX; i++)
-        if (clients[i].fd >= 0)
-            client_close(&clients[i]);
+        if (clients[i])
+            client_close(i);
     close(attach_fd);
     attach_fd = -1;
     unlink(attach_path);
@@ -686,8 +687,8 @@ int main(int argc, char **argv)
             p[n].fd = attach_fd;
             p[n++].events = POLLIN;
             for (i = 0; i < ATTACH_MAX; i++) {
-                if (clients[i].fd >= 0) {
-                    p[n].fd = clients[i].fd;
+                if (clients[i]) {
+                    p[n].fd = clients[i]->fd;
                     p[n++].events = POLLIN;
                 }
             }
@@ -755,8 +756,8 @@ int main(int argc, char **argv)
                 attach_accept();
             } else {
                 for (int k = 0; k < ATTACH_MAX; k++)
-                    if (clients[k].fd >= 0 && clients[k].fd == p[i].fd)
-                        client_read(&clients[k]);
+                    if (clients[k] && clients[k]->fd == p[i].fd)
+                        client_read(k);
             }
         }
     }
