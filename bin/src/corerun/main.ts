@@ -14,9 +14,9 @@ import { applyUlimits } from "./ulimit.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
-import { detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop } from "./lifecycle.ts";
+import { detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
 import {
-  buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
+  buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
@@ -31,6 +31,8 @@ async function run(ctx: ToolContext): Promise<number> {
   let c: Container | undefined;
   let pid: number | undefined;
   const tools: Tools = [];
+  // A restarted container's state outlives a failed start: its monitor records the failure.
+  let keepState = false;
   // A signal during the start aborts it (the first process, still waiting, is killed); once the
   // container runs, signals are forwarded to it.
   let aborted: NodeJS.Signals | undefined;
@@ -48,7 +50,14 @@ async function run(ctx: ToolContext): Promise<number> {
   const starting = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   for (const sig of starting) process.on(sig, abort);
   try {
-    c = span("create state", { root: cfg.root }, () => createState(cfg, detached?.extra));
+    if (detached?.restartOf) {
+      c = span("restart state", { id: detached.restartOf }, () => restartState(cfg, detached.restartOf!, detached.extra.owner));
+      // Stopped by the user while it waited: it stays as it is.
+      if (!c) return 0;
+      keepState = true;
+    } else {
+      c = span("create state", { root: cfg.root }, () => createState(cfg, detached?.extra));
+    }
     detached?.created(c);
     ctx.log.info(`container ${c.id}: state ${c.path}`);
     const cg = cfg.rootless ? undefined : span("create cgroup", { id: c.id, limits: cfg.limits }, () => createCgroup(cfg, c!));
@@ -75,7 +84,7 @@ async function run(ctx: ToolContext): Promise<number> {
     if (detached) {
       // The first process dies with this start until it has taken go: not a moment sooner may it exit.
       await goTaken(c.dir);
-      detached.started(pid);
+      detached.started(pid, c);
       c = undefined;
       return 0;
     }
@@ -94,7 +103,7 @@ async function run(ctx: ToolContext): Promise<number> {
   } finally {
     await stopTools(tools);
     // A failed cleanup step is reported, and left for `corerun cleanup`; the status stays the command's.
-    if (c) span("teardown", { id: c.id }, () => teardown(cfg.root, c!.id, c!.path, ctx.log));
+    if (c) span("teardown", { id: c.id }, () => teardown(cfg.root, c!.id, c!.path, ctx.log, keepState));
   }
 }
 
@@ -129,7 +138,9 @@ const kill = defineTool({
     const runcForm = ctx.tail.length === 2 && ctx.values.signal === undefined && /^(\d+|(SIG)?[A-Z][A-Z0-9+-]*)$/i.test(ctx.tail[1]!) && !findContainer(root, ctx.tail[1]!, true);
     const sig = parseSignal(runcForm ? ctx.tail[1] : (ctx.values.signal?.at(-1) ?? "KILL"));
     const refs = runcForm ? [ctx.tail[0]!] : ctx.tail;
-    for (const ref of refs) mustFind(root, ref);
+    const found = refs.map((ref) => mustFind(root, ref));
+    // A container killed by its user is not started again by its restart policy (Docker's rule).
+    for (const s of found) stopRestarting(root, s);
     // Through a pidfd checked against the recorded start time: never a reused pid.
     for (const ref of refs) ociKill(root, ref, sig, ctx.flags.all ?? false);
     return 0;

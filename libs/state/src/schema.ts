@@ -95,6 +95,13 @@ export const RunProcess = v.object({
 });
 export type RunProcess = v.InferOutput<typeof RunProcess>;
 
+/** Docker's restart policies; maxRetries counts for on-failure only (0: no limit). */
+export const RestartPolicy = v.object({
+  name: v.picklist(["no", "on-failure", "always", "unless-stopped"]),
+  maxRetries: v.pipe(v.number(), v.integer(), v.minValue(0)),
+});
+export type RestartPolicy = v.InferOutput<typeof RestartPolicy>;
+
 export const ContainerConfig = v.object({
   rootfs: v.string(),
   command: v.pipe(v.array(v.string()), v.minLength(1)),
@@ -110,6 +117,8 @@ export const ContainerConfig = v.object({
   userns: v.optional(Userns),
   /** `corerun run` containers: what exec gives a new process (OCI containers have config.json). */
   process: v.optional(RunProcess),
+  /** --restart (detached containers): when corerun-monitor starts the container again. */
+  restart: v.optional(RestartPolicy),
 });
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
@@ -124,6 +133,15 @@ export const Detached = v.object({
   rm: v.boolean(),
   log: v.optional(v.string()),
   finished: v.optional(v.string()),
+  /** When the current (or last) run's command began: a run of 10 s resets the restart delay. */
+  started: v.optional(v.string()),
+  /** --restart: how often the container was started again, and the last delay before a start. */
+  restartCount: v.optional(v.number()),
+  backoffMs: v.optional(v.number()),
+  /** The monitor waits backoffMs before starting it again (ps: restarting). */
+  restarting: v.optional(v.boolean()),
+  /** stop, kill or rm by the user: never started again. */
+  stoppedByUser: v.optional(v.boolean()),
 });
 export type Detached = v.InferOutput<typeof Detached>;
 
