@@ -19,7 +19,7 @@ import { once } from "node:events";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defineTool, faultPoint, printJson, printTable, UsageError, type ToolContext } from "@corerun/cli";
-import { netPaths, publishedPorts, readRecords } from "@corerun/net";
+import { netPaths, portString, publishedPorts, readRecords } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
 } from "@corerun/state";
@@ -176,8 +176,13 @@ export function monitorExit(args: readonly string[]): number {
   faultPoint("monitor-exit:begin");
   if (!existsSync(path)) return 0;
   if (mode === "rm") return teardown(root, id, path).length ? 125 : 0;
-  // A restart the user stopped before it began: the last run's exit is recorded already.
-  if (readState(path).status === "stopped") return 0;
+  // A restart the user stopped before it began: the last run's exit is recorded already. (A
+  // restart whose start failed before it took the state is recorded below, with the start's status.)
+  const before = readState(path);
+  if (before.status === "stopped" && before.detached?.stoppedByUser) return 0;
+  // Read before the lease goes: a restart asks for the same address and host ports.
+  const lease = readRecords(netPaths(root).records).leases.find((l) => l.id === id && l.state === "active");
+  const lastNetwork = lease && { address: lease.address, ports: lease.ports.map(portString) };
   const failures = teardown(root, id, path, undefined, true);
   // What was released is dropped from the state, so that rm does not release it twice; what
   // failed stays for rm and cleanup to retry.
@@ -195,7 +200,11 @@ export function monitorExit(args: readonly string[]): number {
       ...released,
       status: "stopped",
       exitCode,
-      detached: d && { ...d, finished: new Date(Number(finished)).toISOString(), restarting: delay !== undefined, backoffMs: delay ?? d.backoffMs },
+      detached: d && {
+        ...d, finished: new Date(Number(finished)).toISOString(), restarting: delay !== undefined, backoffMs: delay ?? d.backoffMs, ...(lastNetwork ? { lastNetwork } : {}),
+        // Counted when decided, as Docker does: a start that then fails counts too.
+        restartCount: (d.restartCount ?? 0) + (delay === undefined ? 0 : 1),
+      },
     };
   });
   faultPoint("monitor-exit:recorded");
@@ -211,8 +220,14 @@ export function monitorExit(args: readonly string[]): number {
  */
 export function stopRestarting(root: string, s: State): State {
   if (!s.detached || !s.config.restart || s.config.restart.name === "no") return s;
-  const now = updateState(statePath(root, s.id), (cur) => ({ detached: { ...cur.detached!, stoppedByUser: true } }));
-  if (now.detached!.restarting) {
+  let waiting = false;
+  const now = updateState(statePath(root, s.id), (cur) => {
+    const d = cur.detached!;
+    waiting = d.restarting ?? false;
+    // A restart that was decided but will not begin is not counted.
+    return { detached: { ...d, stoppedByUser: true, restarting: false, ...(waiting ? { restartCount: Math.max(0, (d.restartCount ?? 0) - 1) } : {}) } };
+  });
+  if (waiting) {
     const fd = openRecorded(sys, now.detached!.monitor);
     if (fd !== undefined) {
       try {
@@ -247,9 +262,9 @@ export function age(iso: string, now = Date.now()): string {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
-/** Whether ps shows it without -a: everything that has not exited, as Docker's ps. */
+/** Whether ps shows it without -a: everything that has not exited (restarting has not), as Docker's ps. */
 export function shownByDefault(s: State): boolean {
-  return (s.oci ? liveStatus(s) : s.status) !== "stopped";
+  return (s.oci ? liveStatus(s) : s.status) !== "stopped" || displayStatus(s).startsWith("restarting");
 }
 
 export function psRows(root: string, states: readonly State[]): string[][] {

@@ -40,6 +40,8 @@ export interface Container {
   cgroupFds?: number[];
   /** The user namespace's maps, when the container has one. */
   userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
+  /** A restarted container's last address and host ports, asked of corerun-net again. */
+  prefer?: { address: string; ports: string[] } | undefined;
   /** /dev/null, opened for the first process's stdin (no -i) until it is cloned. */
   nullStdin?: number | undefined;
 }
@@ -90,7 +92,8 @@ export function restartState(cfg: RunConfig, id: string, owner: State["owner"]):
   faultPoint("corerun:restart-state");
   if (!s) return undefined;
   const userns = s.config.userns;
-  return prepareContainer(cfg, id, dir, path, userns && { uidMap: userns.uidMap, gidMap: userns.gidMap }, true);
+  const c = prepareContainer(cfg, id, dir, path, userns && { uidMap: userns.uidMap, gidMap: userns.gidMap }, true);
+  return { ...c, prefer: s.detached?.lastNetwork };
 }
 
 /** The container directory's sync FIFOs and /etc files, the image's overlayfs and the mount points, each recorded first. */
@@ -233,10 +236,11 @@ export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): st
 }
 
 /** corerun-net setup's options for a bridge container. */
-export function netArgs(cfg: RunConfig, c: Pick<Container, "id" | "dir" | "hostname">, pid: number | string): string[] {
+export function netArgs(cfg: RunConfig, c: Pick<Container, "id" | "dir" | "hostname" | "prefer">, pid: number | string): string[] {
   const n = cfg.network;
+  const prefer = c.prefer ? ["--prefer-address", c.prefer.address, ...c.prefer.ports.flatMap((p) => ["--prefer-port", p])] : [];
   return [
-    "setup", "--pid", String(pid), "--id", c.id, "--root", cfg.root, "--hostname", c.hostname, "--etc-dir", join(c.dir, "etc"),
+    "setup", ...prefer, "--pid", String(pid), "--id", c.id, "--root", cfg.root, "--hostname", c.hostname, "--etc-dir", join(c.dir, "etc"),
     ...(n.net ? ["-N", n.net] : []), ...(n.subnet ? ["--subnet", n.subnet] : []), ...n.ports.flatMap((p) => ["-P", p]),
     ...(cfg.name ? ["--name", cfg.name] : []),
   ];

@@ -39,6 +39,8 @@ export const OciState = v.object({
   /** startContainer and poststart hooks, run by `start`. */
   startContainer: v.optional(v.array(HookRef), []),
   poststart: v.optional(v.array(HookRef), []),
+  /** linux.seccomp compiled at create (a file of the state root's cache): exec installs it too. */
+  seccomp: v.optional(v.object({ program: v.string(), flags: v.array(v.string()) })),
 });
 export type OciState = v.InferOutput<typeof OciState>;
 
@@ -142,6 +144,8 @@ export const Detached = v.object({
   restarting: v.optional(v.boolean()),
   /** stop, kill or rm by the user: never started again. */
   stoppedByUser: v.optional(v.boolean()),
+  /** The last run's bridge address and host ports (as -P specs), taken again by a restart when free. */
+  lastNetwork: v.optional(v.object({ address: v.string(), ports: v.array(v.string()) })),
 });
 export type Detached = v.InferOutput<typeof Detached>;
 

@@ -171,7 +171,7 @@ export function restartContainer(path: string, owner: State["owner"]): State | u
     if (current.status !== "stopped" || !d?.restarting || d.stoppedByUser) return undefined;
     const next: State = {
       ...current, status: "creating", owner, init: undefined, exitCode: undefined, cgroup: undefined, mountPoints: [], image: undefined,
-      detached: { ...d, finished: undefined, restarting: false, restartCount: (d.restartCount ?? 0) + 1 },
+      detached: { ...d, finished: undefined, restarting: false },
     };
     writeStateFile(path, next);
     return next;

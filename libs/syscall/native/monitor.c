@@ -69,6 +69,8 @@ static char out[LINE_MAX_BYTES * 6 + 256];
 static int logged;
 
 static int write_all(int fd, const char *p, size_t n);
+static int restarted;
+static void restart_fault(void);
 
 /* The same switch as corerun's faultPoint: trace the step, stop there, or die there as kill -9 would. */
 static void fault_point(const char *name)
@@ -236,6 +238,8 @@ static pid_t run_handler(char **start, int code, long long finished_ms, const ch
         int fd = devnull();
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        if (restarted)
+            restart_fault();
         if (fd >= 0) {
             dup2(fd, 0);
             dup2(out[1] >= 0 ? out[1] : fd, 1);
@@ -306,6 +310,20 @@ static long long restart_answer(int fd)
     return delay;
 }
 
+/*
+ * Once a run after the first has begun (restarted), CORERUN_FAULT_RESTART is the CORERUN_FAULT
+ * of its start and handler: the fault walk stops a restarted run at each of the steps that the
+ * first run passes too.
+ */
+static void restart_fault(void)
+{
+    const char *fault = getenv("CORERUN_FAULT_RESTART");
+    if (fault)
+        setenv("CORERUN_FAULT", fault, 1);
+    else
+        unsetenv("CORERUN_FAULT");
+}
+
 /* One run of the container: its start, its first process, its exit handler, its output pipes. */
 struct run {
     pid_t starter, handler;
@@ -344,8 +362,10 @@ static int begin_run(struct run *r, char **start, struct stream *so, struct stre
         setenv("CORERUN_STDOUT_FD", "3", 1);
         setenv("CORERUN_STDERR_FD", "4", 1);
         setenv("CORERUN_REPORT_FD", "5", 1);
-        if (restart)
+        if (restart) {
             setenv("CORERUN_RESTART_ID", id, 1);
+            restart_fault();
+        }
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         execv(start[0], start);
@@ -486,6 +506,7 @@ int main(int argc, char **argv)
                     fault_point("monitor:restart-wait");
                 }
                 if (now >= r.restart_at) {
+                    restarted = 1;
                     if (begin_run(&r, start, &so, &se, 1) < 0)
                         break;
                     fault_point("monitor:restarted");
