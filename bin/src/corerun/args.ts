@@ -285,7 +285,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     printScript: ctx.flags["print-script"] ?? false,
     detach: ctx.flags.detach ?? false,
     rm: ctx.flags.rm ?? false,
-    restart: restart?.name === "no" ? undefined : restart,
+    ...(restart && restart.name !== "no" ? { restart } : {}),
     ulimits,
     readOnly: ctx.flags["read-only"] ?? false,
     tty: ctx.flags.tty ?? false,

@@ -463,7 +463,7 @@ export const stop = defineTool({
   usage: "[options] NAME|ID...",
   args: { ...rootArg, time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default 10)" } },
   tail: "command",
-  notes: ["A detached container's monitor records the exit status (corerun ps -a) and releases its\nnetwork, cgroup and mounts; its state and log stay until corerun rm. A stopped container is\nleft as it is."],
+  notes: ["A detached container's monitor records the exit status (corerun ps -a) and releases its\nnetwork, cgroup and mounts; its state and log stay until corerun rm. A stopped container is\nleft as it is. A container with a --restart policy is not started again (also when stop\ncomes while its monitor waits to restart it)."],
   examples: ["sudo corerun stop web", "sudo corerun stop -t 0 web db"],
   async run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));

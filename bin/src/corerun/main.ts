@@ -130,7 +130,7 @@ const kill = defineTool({
     all: { type: "boolean", alias: "a", description: "signal every process of the container's cgroup" },
   },
   tail: "command",
-  notes: ["runc's form `kill ID SIG` (a number or a name as second word) is taken as -s SIG ID."],
+  notes: ["runc's form `kill ID SIG` (a number or a name as second word) is taken as -s SIG ID.", "A detached container killed here is not started again by its --restart policy (Docker's rule)."],
   examples: ["sudo corerun kill web", "sudo corerun kill -s TERM web   # PID 1 ignores it unless it handles it", "sudo corerun kill --all web 9"],
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
@@ -158,7 +158,7 @@ const ps = defineTool({
     format: { type: "string", alias: "f", valueHint: "table|json", description: "with an ID: its processes as ps prints them (table, default) or a JSON array of host pids" },
   },
   tail: "command",
-  notes: ["STATUS: running, paused, created, exited (CODE), orphaned (its foreground corerun was killed)\nor monitor-lost (a detached container's monitor was killed); corerun cleanup removes the last two."],
+  notes: ["STATUS: running, paused, created, restarting (CODE) (its monitor waits to start it again;\nCODE is the last run's), exited (CODE), orphaned (its foreground corerun was killed) or\nmonitor-lost (a detached container's monitor was killed); corerun cleanup removes the last two."],
   examples: ["sudo corerun ps", "sudo corerun ps -a", "sudo corerun ps --format json web"],
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
@@ -191,6 +191,7 @@ const runTool_ = defineTool({
     "sudo corerun -v /srv/data:/data:ro --network host /bin/ls /data",
     "corerun --print-script --hostname demo /bin/true > steps.sh",
     "sudo corerun run --network none busybox:latest sh -c 'echo from an image'",
+    "sudo corerun run -d --name web -P 80 --restart on-failure:5 /bin/httpd -f -p 80",
   ],
   subCommands: {},
   run: withTraceFlag(run),
