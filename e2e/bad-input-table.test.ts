@@ -171,6 +171,13 @@ const ROWS: Row[] = [
   ["corerun", corerun("--print-script", "--memory", "0", "/bin/true"), 125, () => /--memory "0" is below the minimum of 6 MiB/],
   // run -d, logs, stop, rm, inspect
   ["corerun", corerun("-d", "--print-script", "/bin/true"), 125, () => /--print-script prints a start in the foreground; drop -d/],
+  // --restart
+  ["corerun", corerun("-d", "--restart", "sometimes", "/bin/true"), 125, () => /--restart sometimes: use no, on-failure\[:N\], always or unless-stopped/],
+  ["corerun", corerun("-d", "--restart", "on-failure:-1", "/bin/true"), 125, () => /--restart on-failure:-1: the retry count must be a whole number, 0 or more/],
+  ["corerun", corerun("-d", "--restart", "always:3", "/bin/true"), 125, () => /--restart always:3: a retry count goes only with on-failure \(on-failure:3\)/],
+  ["corerun", corerun("-d", "--rm", "--restart", "always", "/bin/true"), 125, () => /Conflicting options: --restart always and --rm/],
+  ["corerun", corerun("--restart", "on-failure", "/bin/true"), 125, () => /--restart on-failure needs -d: only a detached container's monitor starts it again/],
+  ["corerun", corerun("-dit", "--restart", "always", "/bin/sh"), 125, () => /--restart always with -t or -i is not built yet/],
   ["corerun", (c) => ["logs", "--root", c.root], 125, () => /logs takes one container name or id; see corerun ps -a/],
   ["corerun", (c) => ["logs", "--root", c.root, "ghost"], 125, () => /"ghost" does not exist/],
   ["corerun", (c) => ["logs", "--root", c.root, "--tail", "x", "ghost"], 125, () => /--tail x: give a number of lines or all/],

@@ -305,10 +305,10 @@ describe("run -d killed at every step, then cleanup and rm -f", { skip: !isRoot 
   after(removeWork);
 
   /** run -d to the client's end; then waits (at most 10 s) until no process of the run is left. */
-  async function runDetached(root: string, mode: Mode, env: Record<string, string>): Promise<{ pid: number; code: number | null }> {
+  async function runDetached(root: string, mode: Mode, env: Record<string, string>, extra: string[] = [], script = "echo out; echo err >&2; exit 0"): Promise<{ pid: number; code: number | null }> {
     const args = [
       "run", "-d", "--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "-v", `${volume}:${TARGET}`, "--memory", "64", "--pids", "50",
-      ...mode.args, "/bin/sh", "-c", "echo out; echo err >&2; exit 0", `marker-${tag}`,
+      ...mode.args, ...extra, "/bin/sh", "-c", script, `marker-${tag}`,
     ];
     const child = spawn(join(REPO, "bin/corerun"), args, { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, ...env } });
     const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
@@ -358,4 +358,46 @@ describe("run -d killed at every step, then cleanup and rm -f", { skip: !isRoot 
       }
     });
   }
+  /**
+   * --restart on-failure:1 with a command that fails: the monitor waits, then starts the same
+   * container again. Its own new steps (the wait, the restart) are walked with CORERUN_FAULT; the
+   * restarted run's start and exit handler, which pass the first run's steps again, with
+   * CORERUN_FAULT_RESTART (the monitor hands it to them as their CORERUN_FAULT).
+   */
+  test("--restart: the monitor's wait and restart, and every step of the restarted run", async () => {
+    const root = stateRoot();
+    const mode = MODES[0]!;
+    const restart = ["--restart", "on-failure:1"];
+    try {
+      const file = join(work, "trace-restart");
+      writeFileSync(file, "");
+      chmodSync(file, 0o666);
+      const clean = await runDetached(root, mode, { CORERUN_FAULT_TRACE: file }, restart, "echo run; exit 1");
+      assert.equal(clean.code, 0);
+      const points = [...new Set(readFileSync(file, "utf8").split("\n").filter(Boolean))];
+      for (const p of ["monitor:restart-wait", "monitor:restarted", "corerun:restart-state"]) assert.ok(points.includes(p), `${p} not reached: ${points.join(" ")}`);
+      const [id] = recorded(root);
+      assert.equal((readFileSync(join(root, id!, "container.log"), "utf8").match(/"log":"run\\n"/g) ?? []).length, 2, "two runs in one log");
+      assert.equal(tool("corerun", ["rm", "--root", root, id!]).code, 0);
+      await assertHostClean(root, [], "after a restarted run that ran to its end");
+      const walks = [
+        ...["monitor:restart-wait", "monitor:restarted"].map((p) => ({ CORERUN_FAULT: p })),
+        ...points.filter((p) => !p.startsWith("monitor:")).map((p) => ({ CORERUN_FAULT_RESTART: p })),
+      ];
+      for (const env of walks) {
+        const what = Object.entries(env).map(([k, v]) => `${k}=${v}`).join("");
+        const run = await runDetached(root, mode, env, restart, "echo run; exit 1");
+        const pids = recordedPids(root);
+        const c = tool("corerun", ["cleanup", "--root", root]);
+        assert.equal(c.code, 0, `${what}: cleanup failed: ${c.stderr}`);
+        for (const left of recorded(root)) {
+          const rm = tool("corerun", ["rm", "-f", "--root", root, left]);
+          assert.equal(rm.code, 0, `${what}: rm -f ${left} failed: ${rm.stderr}`);
+        }
+        await assertHostClean(root, [run.pid, ...pids], `run -d --restart killed at ${what}`);
+      }
+    } finally {
+      removeStateRoot(root);
+    }
+  });
 });

@@ -322,6 +322,39 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertGone("hks", slow);
   });
 
+  test("exec and exec --process get the container's seccomp filter; capabilities and noNewPrivileges as config.json gives them", async () => {
+    const seccomp = { defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"], syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 122 }] };
+    const dir = bundle("xsc", ["/bin/sleep", "60"], (c) => {
+      c.linux.seccomp = seccomp;
+      c.process.capabilities = { bounding: ["CAP_KILL", "CAP_CHOWN"], effective: ["CAP_KILL"], permitted: ["CAP_KILL"] };
+      c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs" });
+    });
+    assert.equal(create("xsc", dir).r.code, 0);
+    assert.equal(corerun(["start", "xsc"]).code, 0);
+    const script = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; mkdir /tmp/x 2>&1; true";
+    const e = corerun(["exec", "xsc", "/bin/sh", "-c", script]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.match(e.stdout, /^CapEff:\t0000000000000020$/m);
+    assert.match(e.stdout, /^CapBnd:\t0000000000000021$/m);
+    assert.match(e.stdout, /^NoNewPrivs:\t1$/m);
+    assert.match(e.stdout, /^Seccomp:\t2$/m);
+    assert.match(e.stdout, /Disk quota exceeded/, "errno 122 (EDQUOT) from the container's filter");
+    // runc's --process form, as engines call it: the filter is the container's whatever process.json says.
+    const proc = join(dir, "process.json");
+    writeFileSync(proc, JSON.stringify({ args: ["/bin/sh", "-c", script], env: ["PATH=/bin"], cwd: "/", user: { uid: 0, gid: 0 }, noNewPrivileges: false,
+      capabilities: { bounding: ["CAP_KILL"], effective: ["CAP_KILL"], permitted: ["CAP_KILL"] } }));
+    const p = corerun(["exec", "--process", proc, "xsc"]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stdout, /^CapBnd:\t0000000000000020$/m);
+    assert.match(p.stdout, /^NoNewPrivs:\t0$/m, "process.json's noNewPrivileges");
+    assert.match(p.stdout, /^Seccomp:\t2$/m);
+    assert.match(p.stdout, /Disk quota exceeded/);
+    assert.equal(corerun(["kill", "xsc", "9"]).code, 0);
+    await waitStatus("xsc", "stopped");
+    assert.equal(corerun(["delete", "xsc"]).code, 0);
+    assertGone("xsc", dir);
+  });
+
   test("linux.seccomp is compiled and loaded: a denied syscall fails with the errno the config gives", async () => {
     const seccomp = { defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"], syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 122 }] };
     const dir = bundle("sc", ["/bin/sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; true"], (c) => {

@@ -234,6 +234,16 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(leftoverState(root), []);
   });
 
+  test("the restart example: on-failure:2 runs the command three times, then it stays exited", () => {
+    const r = bash(readmeBlock("restart"));
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n").map((l) => l.trim());
+    assert.match(lines[0]!, /^[0-9a-f]{12}$/);
+    assert.deepEqual(lines.slice(1, 4), ["try", "try", "try"]);
+    assert.deepEqual(lines.slice(4), ['"ExitCode": 3,', '"RestartCount": 2,', "flaky"]);
+    assert.deepEqual(leftoverState(root), []);
+  });
+
   test("the OCI runtime example: create, state, start, exec, delete of a bundle from runc spec", (t) => {
     if (missing(["runc"])) return t.skip("runc is not installed (tools/setup.sh installs it with containerd)");
     const r = bash(readmeBlock("oci"));

@@ -19,6 +19,8 @@ export const setupArgs = {
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname, for /etc/hostname and /etc/hosts (default: ID)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name, listed in its network's /etc/hosts files" },
   "etc-dir": { type: "string", valueHint: "DIR", description: "write hosts, resolv.conf and hostname into DIR, in place" },
+  "prefer-address": { type: "string", valueHint: "IP", description: "take this address when it is free in the network (a restarted container keeps its own)" },
+  "prefer-port": { type: "string", valueHint: "IP:HOST:CTR[/tcp|udp]", description: "for a -P without HOST, take this host port when it is free (repeatable)" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
   root,
 } as const satisfies ArgsDef;
@@ -73,6 +75,8 @@ export interface SetupConfig {
   name: string | undefined;
   etcDir: string | undefined;
   root: string;
+  /** A restarted container's last address and host ports, taken again when free. */
+  prefer: { address?: string | undefined; ports: PublishedPort[] };
 }
 
 function parseMode(value: string | undefined): "bridge" | "none" {
@@ -111,7 +115,13 @@ export function parseSetup(ctx: Ctx): SetupConfig {
     name: checkName(last(ctx, "name")),
     etcDir: etcDir(ctx),
     root: rootOf(ctx),
+    prefer: { address: preferredAddress(last(ctx, "prefer-address")), ports: (ctx.values["prefer-port"] ?? []).map(parsePublish) },
   };
+}
+
+function preferredAddress(text: string | undefined): string | undefined {
+  if (text !== undefined && !/^(\d{1,3})(\.\d{1,3}){3}$/.test(text)) throw new UsageError(`--prefer-address ${text}: give an IPv4 address, e.g. 10.77.0.2`);
+  return text;
 }
 
 export function parseTeardown(ctx: Ctx): { id: string; root: string } {

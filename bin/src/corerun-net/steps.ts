@@ -37,7 +37,7 @@ export function setup(cfg: SetupConfig, log: (m: string) => void): SetupResult {
     if (cfg.mode === "none") return setupNone({ id: cfg.id, netns, hostname: cfg.hostname, etcDir: cfg.etcDir });
     return setupBridge({
       root: cfg.root, id: cfg.id, netns, network: cfg.network, subnet: cfg.subnet, ports: cfg.ports,
-      hostname: cfg.hostname, name: cfg.name, etcDir: cfg.etcDir, log,
+      hostname: cfg.hostname, name: cfg.name, etcDir: cfg.etcDir, log, prefer: cfg.prefer,
     });
   } finally {
     closeSync(netns.fd);

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  AUTO_SIZE, capabilitySet, checkHostname, findByRef, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, subidRanges, type IdRange, type State,
+  AUTO_SIZE, capabilitySet, checkHostname, findByRef, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, subidRanges, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
@@ -12,6 +12,7 @@ import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
 import { parseUlimits, type Ulimit } from "./ulimit.ts";
+import { parseRestart } from "./restart.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -40,6 +41,7 @@ export const runArgs = {
   "read-only": { type: "boolean", description: "a root filesystem that cannot be written (an image's overlayfs without an upper directory; a --rootfs remounted read-only); volumes, /dev, /proc stay as they are" },
   detach: { type: "boolean", alias: "d", description: "run in the background: print the container's id once its command runs; corerun-monitor keeps its output (corerun logs) and exit status" },
   rm: { type: "boolean", description: "remove the container when it exits (a run in the foreground always does; with -d the monitor does)" },
+  restart: { type: "string", valueHint: "POLICY", description: "with -d: no (default), on-failure[:N] (non-zero exits, at most N restarts), always, or unless-stopped; the monitor starts the container again after 100 ms, doubled each time" },
   init: { type: "boolean", description: "run a tiny init as PID 1 that forwards signals to the command and reaps zombies (Docker's docker-init, at /sbin/docker-init)" },
   ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "a resource limit in Docker's names (nofile, nproc, core, memlock, stack, ...; -1 or unlimited), repeatable" },
   tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal (with -d, held by the monitor for corerun attach)" },
@@ -88,6 +90,8 @@ export interface RunConfig {
   detach: boolean;
   /** --rm: a detached container is removed at its exit instead of kept for logs and inspect. */
   rm: boolean;
+  /** --restart: corerun-monitor starts a detached container again by this policy. */
+  restart?: RestartPolicy | undefined;
   /** The image whose layers make the rootfs (an overlayfs made when the container is created). */
   image?: ImageRun["image"] | undefined;
   /** --user, or the image's User. */
@@ -235,6 +239,16 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     throw new UsageError("--detach-keys: corerun run does not detach from its container (a foreground run has no monitor); start it with -dit, then corerun attach --detach-keys KEYS NAME");
   }
   if (ctx.flags.detach && isRootless) throw new UsageError("-d: detached containers need root (their monitor's cgroup and state); run in the foreground");
+  const restartGiven = ctx.values.restart?.at(-1);
+  const restart = restartGiven === undefined ? undefined : parseRestart(restartGiven);
+  if (restart && restart.name !== "no") {
+    if (ctx.flags.rm) throw new UsageError(`Conflicting options: --restart ${restartGiven} and --rm; a container that is started again cannot be removed at its exit, drop one`);
+    // Docker's daemon restarts a foreground container after its client has gone; corerun's
+    // restarts are kept by a detached container's monitor only.
+    if (!ctx.flags.detach) throw new UsageError(`--restart ${restartGiven} needs -d: only a detached container's monitor starts it again; add -d, or drop --restart`);
+    // The monitor holds one pty and one stdin pipe, made by the first start; a restarted run would need new ones.
+    if (ctx.flags.tty || ctx.flags.interactive) throw new UsageError(`--restart ${restartGiven} with -t or -i is not built yet (a restarted run gets no new pty or stdin); drop -t/-i, or --restart`);
+  }
   const ulimits = parseUlimits(ctx.values.ulimit ?? []);
   if (ulimits.length && ctx.flags["print-script"]) throw new UsageError("--print-script does not print --ulimit yet (prlimit on the waiting process); leave it out of the script");
   if (ctx.flags.tty && ctx.flags["print-script"]) throw new UsageError("--print-script does not print -t (corerun relays the pty itself); leave -t out of the script");
@@ -276,6 +290,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     printScript: ctx.flags["print-script"] ?? false,
     detach: ctx.flags.detach ?? false,
     rm: ctx.flags.rm ?? false,
+    ...(restart && restart.name !== "no" ? { restart } : {}),
     ulimits,
     readOnly: ctx.flags["read-only"] ?? false,
     tty: ctx.flags.tty ?? false,

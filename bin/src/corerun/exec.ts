@@ -147,20 +147,30 @@ function runBase(s: State, p: RunProcess): Base {
       rlimits: p.rlimits.map((r) => ({ ...r, type: r.type as Rlimit["type"] })),
     },
   };
-  const seccomp = p.seccomp && {
-    program: new Uint8Array(readFileSync(p.seccomp.program)),
-    flags: p.seccomp.flags.reduce((f, name) => f | (SECCOMP_FILTER_FLAGS[name] ?? 0), 0),
-  };
+  const seccomp = p.seccomp && loadSeccomp(p.seccomp);
   return { spec, users, capabilities: p.capabilities, ...(seccomp ? { seccomp } : {}) };
+}
+
+/** A recorded filter (a compiled program in the state root's cache) as enterContainer installs it. */
+function loadSeccomp(recorded: { program: string; flags: string[] }): NonNullable<Base["seccomp"]> {
+  return {
+    program: new Uint8Array(readFileSync(recorded.program)),
+    flags: recorded.flags.reduce((f, name) => f | (SECCOMP_FILTER_FLAGS[name] ?? 0), 0),
+  };
 }
 
 function baseOf(root: string, s: State, ref: string): Base {
   if (s.config.process) return runBase(s, s.config.process);
+  let spec: Spec;
   try {
-    return { spec: readSpec(join(root, s.id), join(root, s.id, "config.json")) };
+    spec = readSpec(join(root, s.id), join(root, s.id, "config.json"));
   } catch {
     throw new UsageError(`container "${ref}" has neither config.json nor a recorded process (it was started by an older corerun); exec cannot enter it`);
   }
+  // An OCI container's: capabilities, user and noNewPrivileges are config.json's process; its
+  // seccomp filter was compiled and recorded by create, as runc's exec applies the container's.
+  const seccomp = s.oci?.seccomp && loadSeccomp(s.oci.seccomp);
+  return { spec, ...(seccomp ? { seccomp } : {}) };
 }
 
 /** Runs `exec`; returns the exit status (exec's own unless detached). */

@@ -22,7 +22,7 @@ import { once } from "node:events";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defineTool, faultPoint, printJson, printTable, UsageError, type ToolContext } from "@corerun/cli";
-import { netPaths, publishedPorts, readRecords } from "@corerun/net";
+import { netPaths, portString, publishedPorts, readRecords } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
 } from "@corerun/state";
@@ -32,6 +32,7 @@ import { liveStatus, mustFind, ociPause } from "./oci.ts";
 import { rootArg } from "./oci-cli.ts";
 import { teardown, type Container } from "./steps.ts";
 import type { Terminal } from "./tty.ts";
+import { restartDelay, restartText } from "./restart.ts";
 
 /** The hidden word by which corerun-monitor runs corerun at the container's exit. */
 export const MONITOR_EXIT = "__monitor-exit";
@@ -72,24 +73,43 @@ function takeMonitorFds(env = process.env): MonitorFds | undefined {
 export interface DetachedStart {
   /** The monitor owns the container: cleanup leaves it alone while the monitor lives. */
   extra: Pick<State, "owner" | "detached">;
+  /** --restart: the id of the container the monitor starts again (its state is reused). */
+  restartOf: string | undefined;
   created(c: Container): void;
   /** Runs fn (the clone of the first process) with the container's output pipes as fds 1 and 2. */
   withOutput<T>(fn: () => T): T;
   /** Hands the container's pty (-t) to the monitor; the start keeps no copy. */
   terminal(t: Terminal): void;
-  started(pid: number): void;
+  started(pid: number, c: Container): void;
+}
+
+/** The monitor's word to a start: start this container again rather than a new one. */
+const RESTART_ENV = "CORERUN_RESTART_ID";
+
+function killRecorded(ref: ProcessRef | undefined): void {
+  const fd = openRecorded(sys, ref);
+  if (fd === undefined) return;
+  try {
+    signal(fd, 9);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
   if (!cfg.detach) return undefined;
   const fds = takeMonitorFds();
   if (!fds) return undefined;
+  const restartOf = process.env[RESTART_ENV];
+  delete process.env[RESTART_ENV];
+  if (restartOf !== undefined && !/^[0-9a-f]{12}$/.test(restartOf)) throw new Error(`unable to take ${RESTART_ENV}=${restartOf} as a container id`);
   const monitor: ProcessRef = { pid: process.ppid, startTime: procStartTime(process.ppid) ?? 0 };
   const report = (line: string) => writeAll(fds.report, `${line}\n`);
   return {
     extra: { owner: monitor, detached: { monitor, rm: cfg.rm, tty: cfg.tty, stdin: cfg.interactive } },
+    restartOf,
     created(c) {
-      updateState(c.path, (s) => ({ detached: { ...s.detached!, log: join(c.dir, "container.log"), attach: join(c.dir, "attach.sock") } }));
+      updateState(c.path, (s) => ({ detached: { ...s.detached!, monitor, log: join(c.dir, "container.log"), attach: join(c.dir, "attach.sock") } }));
       report(`id ${c.id}`);
       faultPoint("detach:id-reported");
     },
@@ -114,8 +134,12 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
       closeSync(t.master);
       closeSync(t.peer);
     },
-    started(pid) {
+    started(pid, c) {
       if (cfg.interactive) report("stdin");
+      const s = updateState(c.path, (s) => ({ detached: { ...s.detached!, started: new Date().toISOString() } }));
+      // stop, kill or rm came while this start ran: it found no first process to signal, so the
+      // start ends it; the monitor then records the exit and does not restart it.
+      if (s.detached!.stoppedByUser) killRecorded(s.init);
       report(`pid ${pid}`);
       faultPoint("detach:pid-reported");
       closeSync(fds.report);
@@ -166,24 +190,75 @@ export function monitorExit(args: readonly string[]): number {
   faultPoint("monitor-exit:begin");
   if (!existsSync(path)) return 0;
   if (mode === "rm") return teardown(root, id, path).length ? 125 : 0;
+  // A restart the user stopped before it began: the last run's exit is recorded already. (A
+  // restart whose start failed before it took the state is recorded below, with the start's status.)
+  const before = readState(path);
+  if (before.status === "stopped" && before.detached?.stoppedByUser) return 0;
+  // Read before the lease goes: a restart asks for the same address and host ports.
+  const lease = readRecords(netPaths(root).records).leases.find((l) => l.id === id && l.state === "active");
+  const lastNetwork = lease && { address: lease.address, ports: lease.ports.map(portString) };
   const failures = teardown(root, id, path, undefined, true);
   // What was released is dropped from the state, so that rm does not release it twice; what
   // failed stays for rm and cleanup to retry.
   const released = failures.length ? {} : { cgroup: undefined, mountPoints: [], image: undefined };
-  updateState(path, (s) => ({
-    ...released,
-    status: "stopped",
-    exitCode: Number(status),
-    detached: s.detached && { ...s.detached, finished: new Date(Number(finished)).toISOString() },
-  }));
+  let delay: number | undefined;
+  updateState(path, (s) => {
+    const d = s.detached;
+    const exitCode = Number(status);
+    // Decided under the lock that stop, kill and rm take to set stoppedByUser.
+    delay = d && !failures.length ? restartDelay(s.config.restart, {
+      exitCode, restartCount: d.restartCount ?? 0, stoppedByUser: d.stoppedByUser ?? false, lastDelayMs: d.backoffMs ?? 0,
+      ranMs: d.started ? Number(finished) - Date.parse(d.started) : 0,
+    }) : undefined;
+    return {
+      ...released,
+      status: "stopped",
+      exitCode,
+      detached: d && {
+        ...d, finished: new Date(Number(finished)).toISOString(), restarting: delay !== undefined, backoffMs: delay ?? d.backoffMs, ...(lastNetwork ? { lastNetwork } : {}),
+        // Counted when decided, as Docker does: a start that then fails counts too.
+        restartCount: (d.restartCount ?? 0) + (delay === undefined ? 0 : 1),
+      },
+    };
+  });
   faultPoint("monitor-exit:recorded");
+  // corerun-monitor reads this on the handler's stdout, waits, and starts the container again.
+  if (delay !== undefined) writeAll(1, `restart ${delay}\n`);
   return failures.length ? 125 : 0;
+}
+
+/**
+ * stop, kill and rm: a container with a restart policy is not started again. A monitor waiting
+ * to restart it is told to give up (SIGUSR1) and exits; a start under way ends what it started.
+ * Returns the state as it is now.
+ */
+export function stopRestarting(root: string, s: State): State {
+  if (!s.detached || !s.config.restart || s.config.restart.name === "no") return s;
+  let waiting = false;
+  const now = updateState(statePath(root, s.id), (cur) => {
+    const d = cur.detached!;
+    waiting = d.restarting ?? false;
+    // A restart that was decided but will not begin is not counted.
+    return { detached: { ...d, stoppedByUser: true, restarting: false, ...(waiting ? { restartCount: Math.max(0, (d.restartCount ?? 0) - 1) } : {}) } };
+  });
+  if (waiting) {
+    const fd = openRecorded(sys, now.detached!.monitor);
+    if (fd !== undefined) {
+      try {
+        signal(fd, 10);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+  return now;
 }
 
 /** The status as ps shows it: running, paused, created, exited (N), monitor-lost, orphaned. */
 export function displayStatus(s: State): string {
   if (s.oci) return liveStatus(s);
   if (s.detached) {
+    if (s.status === "stopped" && s.detached.restarting && isAlive(s.detached.monitor)) return `restarting (${s.exitCode ?? "?"})`;
     if (s.status === "stopped") return `exited (${s.exitCode ?? "?"})`;
     if (!isAlive(s.detached.monitor)) return "monitor-lost";
     return s.status === "creating" ? "created" : s.status;
@@ -201,9 +276,9 @@ export function age(iso: string, now = Date.now()): string {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
-/** Whether ps shows it without -a: everything that has not exited, as Docker's ps. */
+/** Whether ps shows it without -a: everything that has not exited (restarting has not), as Docker's ps. */
 export function shownByDefault(s: State): boolean {
-  return (s.oci ? liveStatus(s) : s.status) !== "stopped";
+  return (s.oci ? liveStatus(s) : s.status) !== "stopped" || displayStatus(s).startsWith("restarting");
 }
 
 export function psRows(root: string, states: readonly State[]): string[][] {
@@ -402,7 +477,7 @@ export const stop = defineTool({
   usage: "[options] NAME|ID...",
   args: { ...rootArg, time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default 10)" } },
   tail: "command",
-  notes: ["A detached container's monitor records the exit status (corerun ps -a) and releases its\nnetwork, cgroup and mounts; its state and log stay until corerun rm. A stopped container is\nleft as it is."],
+  notes: ["A detached container's monitor records the exit status (corerun ps -a) and releases its\nnetwork, cgroup and mounts; its state and log stay until corerun rm. A stopped container is\nleft as it is. A container with a --restart policy is not started again (also when stop\ncomes while its monitor waits to restart it)."],
   examples: ["sudo corerun stop web", "sudo corerun stop -t 0 web db"],
   async run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
@@ -413,7 +488,8 @@ export const stop = defineTool({
     for (const [i, s] of found.entries()) {
       if (s.oci) throw new UsageError(`container ${ctx.tail[i]} is an OCI container: its engine stops it (corerun kill)`);
     }
-    await endFirstProcesses(root, found, 15, Number(time) * 1000);
+    const now = found.map((s) => stopRestarting(root, s));
+    await endFirstProcesses(root, now, 15, Number(time) * 1000);
     for (const ref of ctx.tail) process.stdout.write(`${ref}\n`);
     return 0;
   },
@@ -437,8 +513,9 @@ export const rm = defineTool({
       if (s.oci) throw new UsageError(`container ${ref} is an OCI container: its engine deletes it (corerun delete ${s.config.name})`);
       if (!force && isAlive(s.init)) throw new UsageError(`container ${ref} is ${displayStatus(s)}: stop it first (corerun stop ${ref}) or remove it with rm -f`);
     }
-    await endFirstProcesses(root, found, 9, 0);
-    for (const [i, s] of found.entries()) {
+    const now = found.map((s) => stopRestarting(root, s));
+    await endFirstProcesses(root, now, 9, 0);
+    for (const [i, s] of now.entries()) {
       const failures = teardown(root, s.id, statePath(root, s.id));
       if (failures.length) throw failures[0]!;
       process.stdout.write(`${ctx.tail[i]}\n`);
@@ -463,9 +540,13 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
       Running: alive && s.status === "running",
       Paused: s.status === "paused",
       Pid: alive ? s.init!.pid : 0,
+      Restarting: displayStatus(s).startsWith("restarting"),
       ExitCode: s.exitCode ?? null,
+      StartedAt: d?.started ?? null,
       FinishedAt: d?.finished ?? null,
     },
+    RestartCount: d?.restartCount ?? 0,
+    HostConfig: { RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 } },
     // Docker's names for -t and -i (recorded for detached containers, whose monitor holds them).
     Config: { ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false },
     NetworkSettings: {

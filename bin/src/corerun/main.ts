@@ -15,9 +15,9 @@ import { applyUlimits } from "./ulimit.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
-import { detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop } from "./lifecycle.ts";
+import { detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
 import {
-  buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
+  buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
@@ -32,6 +32,8 @@ async function run(ctx: ToolContext): Promise<number> {
   let c: Container | undefined;
   let pid: number | undefined;
   const tools: Tools = [];
+  // A restarted container's state outlives a failed start: its monitor records the failure.
+  let keepState = false;
   // A signal during the start aborts it (the first process, still waiting, is killed); once the
   // container runs, signals are forwarded to it.
   let aborted: NodeJS.Signals | undefined;
@@ -49,7 +51,14 @@ async function run(ctx: ToolContext): Promise<number> {
   const starting = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   for (const sig of starting) process.on(sig, abort);
   try {
-    c = span("create state", { root: cfg.root }, () => createState(cfg, detached?.extra));
+    if (detached?.restartOf) {
+      c = span("restart state", { id: detached.restartOf }, () => restartState(cfg, detached.restartOf!, detached.extra.owner));
+      // Stopped by the user while it waited: it stays as it is.
+      if (!c) return 0;
+      keepState = true;
+    } else {
+      c = span("create state", { root: cfg.root }, () => createState(cfg, detached?.extra));
+    }
     detached?.created(c);
     ctx.log.info(`container ${c.id}: state ${c.path}`);
     const cg = cfg.rootless ? undefined : span("create cgroup", { id: c.id, limits: cfg.limits }, () => createCgroup(cfg, c!));
@@ -77,7 +86,7 @@ async function run(ctx: ToolContext): Promise<number> {
       // The first process dies with this start until it has taken go: not a moment sooner may it exit.
       await goTaken(c.dir);
       if (term) detached.terminal(term);
-      detached.started(pid);
+      detached.started(pid, c);
       c = undefined;
       return 0;
     }
@@ -96,7 +105,7 @@ async function run(ctx: ToolContext): Promise<number> {
   } finally {
     await stopTools(tools);
     // A failed cleanup step is reported, and left for `corerun cleanup`; the status stays the command's.
-    if (c) span("teardown", { id: c.id }, () => teardown(cfg.root, c!.id, c!.path, ctx.log));
+    if (c) span("teardown", { id: c.id }, () => teardown(cfg.root, c!.id, c!.path, ctx.log, keepState));
   }
 }
 
@@ -123,7 +132,7 @@ const kill = defineTool({
     all: { type: "boolean", alias: "a", description: "signal every process of the container's cgroup" },
   },
   tail: "command",
-  notes: ["runc's form `kill ID SIG` (a number or a name as second word) is taken as -s SIG ID."],
+  notes: ["runc's form `kill ID SIG` (a number or a name as second word) is taken as -s SIG ID.", "A detached container killed here is not started again by its --restart policy (Docker's rule)."],
   examples: ["sudo corerun kill web", "sudo corerun kill -s TERM web   # PID 1 ignores it unless it handles it", "sudo corerun kill --all web 9"],
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
@@ -131,7 +140,9 @@ const kill = defineTool({
     const runcForm = ctx.tail.length === 2 && ctx.values.signal === undefined && /^(\d+|(SIG)?[A-Z][A-Z0-9+-]*)$/i.test(ctx.tail[1]!) && !findContainer(root, ctx.tail[1]!, true);
     const sig = parseSignal(runcForm ? ctx.tail[1] : (ctx.values.signal?.at(-1) ?? "KILL"));
     const refs = runcForm ? [ctx.tail[0]!] : ctx.tail;
-    for (const ref of refs) mustFind(root, ref);
+    const found = refs.map((ref) => mustFind(root, ref));
+    // A container killed by its user is not started again by its restart policy (Docker's rule).
+    for (const s of found) stopRestarting(root, s);
     // Through a pidfd checked against the recorded start time: never a reused pid.
     for (const ref of refs) ociKill(root, ref, sig, ctx.flags.all ?? false);
     return 0;
@@ -149,7 +160,7 @@ const ps = defineTool({
     format: { type: "string", alias: "f", valueHint: "table|json", description: "with an ID: its processes as ps prints them (table, default) or a JSON array of host pids" },
   },
   tail: "command",
-  notes: ["STATUS: running, paused, created, exited (CODE), orphaned (its foreground corerun was killed)\nor monitor-lost (a detached container's monitor was killed); corerun cleanup removes the last two."],
+  notes: ["STATUS: running, paused, created, restarting (CODE) (its monitor waits to start it again;\nCODE is the last run's), exited (CODE), orphaned (its foreground corerun was killed) or\nmonitor-lost (a detached container's monitor was killed); corerun cleanup removes the last two."],
   examples: ["sudo corerun ps", "sudo corerun ps -a", "sudo corerun ps --format json web"],
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
@@ -182,6 +193,7 @@ const runTool_ = defineTool({
     "sudo corerun -v /srv/data:/data:ro --network host /bin/ls /data",
     "corerun --print-script --hostname demo /bin/true > steps.sh",
     "sudo corerun run --network none busybox:latest sh -c 'echo from an image'",
+    "sudo corerun run -d --name web -P 80 --restart on-failure:5 /bin/httpd -f -p 80",
   ],
   subCommands: {},
   run: withTraceFlag(run),

@@ -137,7 +137,9 @@ function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: 
     network: { mode: plan.namespaces.create.includes("network") ? ("none" as const) : joinsNet ? ("external" as const) : ("host" as const), ports: [] },
     name: o.id, limits: plan.limits, cgroupParent: plan.cgroup.parent,
   };
-  const oci = { bundle: o.bundle, ociVersion: spec.ociVersion, annotations: spec.annotations ?? {} };
+  // The filter the first process gets, for exec to give every process it starts in the container.
+  const seccomp = plan.seccomp && { program: storeSeccompProgram(plan.seccomp.program), flags: plan.seccomp.flags };
+  const oci = { bundle: o.bundle, ociVersion: spec.ociVersion, annotations: spec.annotations ?? {}, ...(seccomp ? { seccomp } : {}) };
   const made = withLock(join(o.root, "names.lock"), () => {
     if (findContainer(o.root, o.id, true)?.config.name === o.id) throw new UsageError(`container with id "${o.id}" already exists`);
     const hooks = { poststop: spec.hooks?.poststop ?? [], startContainer: spec.hooks?.startContainer ?? [], poststart: spec.hooks?.poststart ?? [] };

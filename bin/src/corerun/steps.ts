@@ -13,7 +13,7 @@ import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "
 import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
-  createContainer, isAlive, procStartTime, readState, readStates, removeContainer, setStatus, updateState,
+  createContainer, restartContainer, isAlive, procStartTime, readState, readStates, removeContainer, setStatus, updateState,
   withLock, checkStateRoot, openRecorded, allocateAutoUserns, claimCreatedPaths, releaseCreatedPaths, type CreatedPath, hostIdOf, idMapText, type IdRange, type State,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
@@ -40,6 +40,8 @@ export interface Container {
   cgroupFds?: number[];
   /** The user namespace's maps, when the container has one. */
   userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
+  /** A restarted container's last address and host ports, asked of corerun-net again. */
+  prefer?: { address: string; ports: string[] } | undefined;
   /** /dev/null, opened for the first process's stdin (no -i) until it is cloned. */
   nullStdin?: number | undefined;
 }
@@ -64,7 +66,7 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
   const config = {
     rootfs: cfg.rootfs, command: cfg.command, hostname: cfg.hostname, env: cfg.env, cwd: cfg.workdir,
     volumes: cfg.volumes, network: { mode, net, subnet, ports, container }, name: cfg.name, limits: cfg.limits,
-    cgroupParent: cfg.cgroupParent, process: runProcess(cfg),
+    cgroupParent: cfg.cgroupParent, process: runProcess(cfg), ...(cfg.restart ? { restart: cfg.restart } : {}),
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.
@@ -75,18 +77,41 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
     return { ...createContainer(cfg.root, { ...config, userns }, { owner, ...(extra.detached ? { detached: extra.detached } : {}) }), userns };
   });
+  return prepareContainer(cfg, id, dir, path, userns, false);
+}
+
+/**
+ * A detached container started again by its monitor (--restart): the same state, id and name,
+ * back to "creating" with everything of its last run released; its directory is made ready for
+ * a new first process as createState does. undefined when the user stopped it meanwhile.
+ */
+export function restartState(cfg: RunConfig, id: string, owner: State["owner"]): Container | undefined {
+  const dir = join(cfg.root, id);
+  const path = join(dir, "state.json");
+  const s = restartContainer(path, owner);
+  faultPoint("corerun:restart-state");
+  if (!s) return undefined;
+  const userns = s.config.userns;
+  const c = prepareContainer(cfg, id, dir, path, userns && { uidMap: userns.uidMap, gidMap: userns.gidMap }, true);
+  return { ...c, prefer: s.detached?.lastNetwork };
+}
+
+/** The container directory's sync FIFOs and /etc files, the image's overlayfs and the mount points, each recorded first. */
+function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string, userns: Container["userns"], again: boolean): Container {
   const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
   try {
     if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path }, userns, targets);
   } catch (err) {
-    teardown(cfg.root, id, path);
+    teardown(cfg.root, id, path, undefined, again);
     throw err;
   }
   faultPoint("corerun:image-mounted");
   try {
+    // A run before this one left its FIFOs (and whatever was said on them).
+    if (again) for (const f of [readyPath(dir), goPath(dir)]) rmSync(f, { force: true });
     sys.mkfifo(readyPath(dir), 0o600);
     sys.mkfifo(goPath(dir), 0o600);
-    mkdirSync(join(dir, "etc"));
+    mkdirSync(join(dir, "etc"), { recursive: again });
     for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
     if (userns) handToContainerRoot(cfg.root, dir, userns);
     faultPoint("corerun:sync-files");
@@ -99,7 +124,8 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
   } catch (err) {
     // Nothing outside the directory exists yet (a mount point is only claimed here, and made by
     // corerun-mount) but an image's overlayfs: a rootfs refused here leaves nothing behind.
-    if (cfg.image) teardown(cfg.root, id, path);
+    if (again) teardown(cfg.root, id, path, undefined, true);
+    else if (cfg.image) teardown(cfg.root, id, path);
     else removeContainer(cfg.root, id);
     throw err;
   }
@@ -210,10 +236,11 @@ export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): st
 }
 
 /** corerun-net setup's options for a bridge container. */
-export function netArgs(cfg: RunConfig, c: Pick<Container, "id" | "dir" | "hostname">, pid: number | string): string[] {
+export function netArgs(cfg: RunConfig, c: Pick<Container, "id" | "dir" | "hostname" | "prefer">, pid: number | string): string[] {
   const n = cfg.network;
+  const prefer = c.prefer ? ["--prefer-address", c.prefer.address, ...c.prefer.ports.flatMap((p) => ["--prefer-port", p])] : [];
   return [
-    "setup", "--pid", String(pid), "--id", c.id, "--root", cfg.root, "--hostname", c.hostname, "--etc-dir", join(c.dir, "etc"),
+    "setup", ...prefer, "--pid", String(pid), "--id", c.id, "--root", cfg.root, "--hostname", c.hostname, "--etc-dir", join(c.dir, "etc"),
     ...(n.net ? ["-N", n.net] : []), ...(n.subnet ? ["--subnet", n.subnet] : []), ...n.ports.flatMap((p) => ["-P", p]),
     ...(cfg.name ? ["--name", cfg.name] : []),
   ];

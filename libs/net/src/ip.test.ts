@@ -59,5 +59,9 @@ describe("subnets", () => {
     assert.equal(allocateAddress(c, new Set([parseIPv4("10.213.0.2")!])), undefined);
     const big = cidr("10.213.0.0/24");
     assert.equal(formatIPv4(allocateAddress(big, new Set([parseIPv4("10.213.0.2")!, parseIPv4("10.213.0.4")!]))!), "10.213.0.3");
+    // A restarted container's own address when free; never the gateway, broadcast or another subnet's.
+    assert.equal(formatIPv4(allocateAddress(big, new Set([parseIPv4("10.213.0.2")!]), parseIPv4("10.213.0.9"))!), "10.213.0.9");
+    assert.equal(formatIPv4(allocateAddress(big, new Set([parseIPv4("10.213.0.9")!]), parseIPv4("10.213.0.9"))!), "10.213.0.2");
+    for (const bad of ["10.213.0.1", "10.213.0.255", "10.213.1.9"]) assert.equal(formatIPv4(allocateAddress(big, new Set(), parseIPv4(bad))!), "10.213.0.2");
   });
 });

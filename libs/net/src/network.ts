@@ -138,6 +138,8 @@ export interface SetupOptions {
   name?: string | undefined;
   etcDir?: string | undefined;
   log?: (msg: string) => void;
+  /** Taken when free: a restarted container's last address, and host ports for its -P without one. */
+  prefer?: { address?: string | undefined; ports: PublishedPort[] } | undefined;
 }
 
 export interface SetupResult {
@@ -265,10 +267,10 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
       const subnet = cidrOf(network.subnet);
       const listeners = kernel.listeners();
       checkPortsFree(opts.ports.filter((p) => p.hostPort !== 0), records.leases, listeners);
-      const ports = choosePorts(opts.ports, records.leases, listeners);
+      const ports = choosePorts(opts.ports, records.leases, listeners, undefined, undefined, opts.prefer?.ports);
       checkHostIps(ports, host);
       const used = new Set(records.leases.filter((l) => l.network === network.name).map((l) => parseIPv4(l.address)!));
-      const addr = allocateAddress(subnet, used);
+      const addr = allocateAddress(subnet, used, opts.prefer?.address === undefined ? undefined : parseIPv4(opts.prefer.address));
       if (addr === undefined) throw new UsageError(`network ${network.name} (${network.subnet}) has no free address left`);
 
       const lease: Lease = {

@@ -65,6 +65,15 @@ describe("host ports in use", () => {
     assert.ok(lo >= 1 && lo <= hi && hi <= 65535);
   });
 
+  test("a restarted container's host port is taken again when free, else another free one", () => {
+    const leases = [lease([parsePublish("40001:80")])];
+    const again = (pref: string) => choosePorts([parsePublish("80")], leases, [], [40000, 40003], () => 0, [parsePublish(pref)]).map(portString);
+    assert.deepEqual(again("40002:80"), ["40002:80/tcp"]);
+    assert.deepEqual(again("40001:80"), ["40000:80/tcp"], "taken by another container meanwhile");
+    assert.deepEqual(again("40002:81"), ["40000:80/tcp"], "another container port's");
+    assert.deepEqual(again("40002:80/udp"), ["40000:80/tcp"], "another protocol's");
+  });
+
   const dir = mkdtempSync(join(tmpdir(), "corerun-net-ports-test-"));
   after(() => {
     if (dir.startsWith(tmpdir() + sep) && dir.includes("corerun-net-ports-test-")) rmSync(dir, { recursive: true, force: true });

@@ -151,15 +151,24 @@ export function ephemeralRange(proc = "/proc"): [number, number] {
  * Gives each port without a host port (hostPort 0) a free one: published by no container, held
  * by no host socket, and not taken by this request's other ports. Called under the records' lock,
  * so two containers starting at once never get the same. The search starts at a random place in
- * the range, so that a port a container just gave up is not handed out again at once.
+ * the range, so that a port a container just gave up is not handed out again at once, unless it
+ * is the preferred one of a restarted container.
  */
-export function choosePorts(ports: readonly PublishedPort[], leases: readonly Lease[], listeners: readonly Listener[], range = ephemeralRange(), random = Math.random): PublishedPort[] {
+export function choosePorts(
+  ports: readonly PublishedPort[], leases: readonly Lease[], listeners: readonly Listener[], range = ephemeralRange(), random = Math.random, preferred: readonly PublishedPort[] = [],
+): PublishedPort[] {
   const [lo, hi] = range;
   const span = hi - lo + 1;
   const chosen = ports.filter((p) => p.hostPort !== 0);
   const free = (q: PublishedPort) => !chosen.some((x) => portsCollide(q, x)) && !leases.some((l) => l.ports.some((x) => portsCollide(q, x))) && !heldBy(q, listeners);
   return ports.map((p) => {
     if (p.hostPort !== 0) return p;
+    // A restarted container's host port for this one, when it is still free.
+    const again = preferred.find((q) => q.containerPort === p.containerPort && q.protocol === p.protocol && q.hostIp === p.hostIp && q.hostPort !== 0);
+    if (again && free(again)) {
+      chosen.push(again);
+      return again;
+    }
     const start = Math.floor(random() * span);
     for (let i = 0; i < span; i++) {
       const q = { ...p, hostPort: lo + ((start + i) % span) };

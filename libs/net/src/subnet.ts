@@ -45,8 +45,10 @@ export function gatewayOf(c: Cidr): number {
  * are given out in order, so a container that comes back after a restart usually gets its old
  * address again.
  */
-export function allocateAddress(c: Cidr, used: ReadonlySet<number>): number | undefined {
+export function allocateAddress(c: Cidr, used: ReadonlySet<number>, preferred?: number): number | undefined {
   const last = c.base + size(c) - 2;
+  // A restarted container's own address, when nobody took it meanwhile.
+  if (preferred !== undefined && preferred >= c.base + 2 && preferred <= last && !used.has(preferred) && contains(c, preferred)) return preferred;
   for (let a = c.base + 2; a <= last; a++) {
     if (!used.has(a >>> 0) && contains(c, a >>> 0)) return a >>> 0;
   }

@@ -39,6 +39,8 @@ export const OciState = v.object({
   /** startContainer and poststart hooks, run by `start`. */
   startContainer: v.optional(v.array(HookRef), []),
   poststart: v.optional(v.array(HookRef), []),
+  /** linux.seccomp compiled at create (a file of the state root's cache): exec installs it too. */
+  seccomp: v.optional(v.object({ program: v.string(), flags: v.array(v.string()) })),
 });
 export type OciState = v.InferOutput<typeof OciState>;
 
@@ -95,6 +97,13 @@ export const RunProcess = v.object({
 });
 export type RunProcess = v.InferOutput<typeof RunProcess>;
 
+/** Docker's restart policies; maxRetries counts for on-failure only (0: no limit). */
+export const RestartPolicy = v.object({
+  name: v.picklist(["no", "on-failure", "always", "unless-stopped"]),
+  maxRetries: v.pipe(v.number(), v.integer(), v.minValue(0)),
+});
+export type RestartPolicy = v.InferOutput<typeof RestartPolicy>;
+
 export const ContainerConfig = v.object({
   rootfs: v.string(),
   command: v.pipe(v.array(v.string()), v.minLength(1)),
@@ -110,6 +119,8 @@ export const ContainerConfig = v.object({
   userns: v.optional(Userns),
   /** `corerun run` containers: what exec gives a new process (OCI containers have config.json). */
   process: v.optional(RunProcess),
+  /** --restart (detached containers): when corerun-monitor starts the container again. */
+  restart: v.optional(RestartPolicy),
 });
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
@@ -129,6 +140,17 @@ export const Detached = v.object({
   stdin: v.optional(v.boolean()),
   /** The monitor's socket for `corerun attach`, there while the container runs. */
   attach: v.optional(v.string()),
+  /** When the current (or last) run's command began: a run of 10 s resets the restart delay. */
+  started: v.optional(v.string()),
+  /** --restart: how often the container was started again, and the last delay before a start. */
+  restartCount: v.optional(v.number()),
+  backoffMs: v.optional(v.number()),
+  /** The monitor waits backoffMs before starting it again (ps: restarting). */
+  restarting: v.optional(v.boolean()),
+  /** stop, kill or rm by the user: never started again. */
+  stoppedByUser: v.optional(v.boolean()),
+  /** The last run's bridge address and host ports (as -P specs), taken again by a restart when free. */
+  lastNetwork: v.optional(v.object({ address: v.string(), ports: v.array(v.string()) })),
 });
 export type Detached = v.InferOutput<typeof Detached>;
 

@@ -158,6 +158,26 @@ export function updateState(path: string, change: (s: State) => Partial<State>):
   });
 }
 
+/**
+ * The one way back from stopped: a detached container with a restart policy, started again by
+ * its monitor, becomes "creating" once more with its id, name, config and log. What its last run
+ * held was released at its exit; what the new run makes is recorded anew. undefined (and nothing
+ * changed) when the user has stopped it meanwhile or it is not waiting for a restart.
+ */
+export function restartContainer(path: string, owner: State["owner"]): State | undefined {
+  return withLock(`${path}.lock`, () => {
+    const current = readState(path);
+    const d = current.detached;
+    if (current.status !== "stopped" || !d?.restarting || d.stoppedByUser) return undefined;
+    const next: State = {
+      ...current, status: "creating", owner, init: undefined, exitCode: undefined, cgroup: undefined, mountPoints: [], image: undefined,
+      detached: { ...d, finished: undefined, restarting: false },
+    };
+    writeStateFile(path, next);
+    return next;
+  });
+}
+
 export function setStatus(path: string, status: Status, extra: Partial<State> = {}): State {
   return updateState(path, () => ({ ...extra, status }));
 }

@@ -36,9 +36,12 @@
  * master) only reads and discards until the pty ends: what keeps an `exec -it` process's
  * terminal open once its client has detached.
  *
+ * With --restart, the handler may answer "restart DELAY_MS": the monitor then waits and runs the
+ * start again for the same container (see begin_run and restart_answer below).
+ *
  * It honours corerun's fault switch (CORERUN_FAULT, CORERUN_FAULT_TRACE, CORERUN_FAULT_PAUSE; see
  * libs/cli/src/fault.ts) at its own steps: monitor:forked, monitor:reported, monitor:log,
- * monitor:exit-handler and monitor:exit-handler-done.
+ * monitor:exit-handler, monitor:exit-handler-done, monitor:restart-wait and monitor:restarted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -84,6 +87,8 @@ static int logged;
 
 static int write_all(int fd, const char *p, size_t n);
 static void attach_output(char type, const char *data, size_t n);
+static int restarted;
+static void restart_fault(void);
 
 /* The same switch as corerun's faultPoint: trace the step, stop there, or die there as kill -9 would. */
 static void fault_point(const char *name)
@@ -477,14 +482,20 @@ static int devnull(void)
     return open("/dev/null", O_RDWR | O_CLOEXEC);
 }
 
-/* The handler: records the exit and releases the container, with stdio on /dev/null. */
-static pid_t run_handler(char **start, int code, long long finished_ms, const char *mode)
+/*
+ * The handler: records the exit and releases the container, with stdin and stderr on /dev/null.
+ * Its stdout, when answer is given, is a pipe on which it says "restart DELAY_MS" (--restart).
+ */
+static pid_t run_handler(char **start, int code, long long finished_ms, const char *mode, int *answer)
 {
     char status[16], finished[32];
+    int out[2] = { -1, -1 };
     pid_t pid;
 
     snprintf(status, sizeof status, "%d", code);
     snprintf(finished, sizeof finished, "%lld", finished_ms);
+    if (answer && pipe2(out, O_CLOEXEC) < 0)
+        out[0] = out[1] = -1;
     pid = fork();
     if (pid == 0) {
         char *argv[] = { start[0], start[1], HANDLER_WORD, (char *)root, id, status, finished, (char *)mode, NULL };
@@ -492,14 +503,20 @@ static pid_t run_handler(char **start, int code, long long finished_ms, const ch
         int fd = devnull();
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        if (restarted)
+            restart_fault();
         if (fd >= 0) {
             dup2(fd, 0);
-            dup2(fd, 1);
+            dup2(out[1] >= 0 ? out[1] : fd, 1);
             dup2(fd, 2);
         }
         execv(start[0], argv);
         _exit(127);
     }
+    if (out[1] >= 0)
+        close(out[1]);
+    if (answer)
+        *answer = out[0];
     return pid;
 }
 
@@ -515,7 +532,7 @@ static void report_line(char *line)
 {
     if (report_terminal(line))
         return;
-    if (strncmp(line, "id ", 3) == 0 && strlen(line + 3) < sizeof id && strspn(line + 3, "0123456789abcdef") == strlen(line + 3)) {
+    if (log_fd < 0 && strncmp(line, "id ", 3) == 0 && strlen(line + 3) < sizeof id && strspn(line + 3, "0123456789abcdef") == strlen(line + 3)) {
         strcpy(id, line + 3);
         snprintf(log_path, sizeof log_path, "%s/%s/container.log", root, id);
         open_log();
@@ -524,19 +541,136 @@ static void report_line(char *line)
     }
 }
 
+/*
+ * --restart. After each exit the handler (corerun __monitor-exit) decides, by the container's
+ * policy, whether it starts again; the monitor waits the delay it names (Docker's backoff:
+ * 100 ms doubled each time, reset after a run of 10 s), then runs the same start with
+ * CORERUN_RESTART_ID, which reuses the container's state: same id, name, config and log file.
+ * stop, kill and rm mark the container stopped by the user and send SIGUSR1, on which a monitor
+ * that is waiting gives up and exits.
+ */
+
+/* "restart MS" on the handler's stdout: the delay in ms, or -1 when the container stays exited. */
+static long long restart_answer(int fd)
+{
+    char buf[64];
+    ssize_t n, len = 0;
+    long long delay = -1;
+
+    if (fd < 0)
+        return -1;
+    while (len < (ssize_t)sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - (size_t)len)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        len += n;
+    }
+    close(fd);
+    buf[len] = 0;
+    if (strncmp(buf, "restart ", 8) == 0) {
+        delay = atoll(buf + 8);
+        if (delay < 0)
+            delay = 0;
+    }
+    return delay;
+}
+
+/*
+ * Once a run after the first has begun (restarted), CORERUN_FAULT_RESTART is the CORERUN_FAULT
+ * of its start and handler: the fault walk stops a restarted run at each of the steps that the
+ * first run passes too.
+ */
+static void restart_fault(void)
+{
+    const char *fault = getenv("CORERUN_FAULT_RESTART");
+    if (fault)
+        setenv("CORERUN_FAULT", fault, 1);
+    else
+        unsetenv("CORERUN_FAULT");
+}
+
+/* One run of the container: its start, its first process, its exit handler, its output pipes. */
+struct run {
+    pid_t starter, handler;
+    int starter_status, init_status, handler_done, report_open, report_fd, answer_fd;
+    long long init_ms, drain_deadline, restart_delay, restart_at;
+};
+
+/*
+ * Forks the start (NODE CORERUN_JS ARGS...) with IN (the container's stdin pipe, or /dev/null)
+ * as fd 0, the container's output pipes and the report socket; a restart gets CORERUN_RESTART_ID, and its errors go to the container's stderr log.
+ */
+static int begin_run(struct run *r, char **start, struct stream *so, struct stream *se, int in, int restart)
+{
+    int outp[2], errp[2], repp[2];
+
+    memset(r, 0, sizeof *r);
+    r->starter_status = r->init_status = -1;
+    r->answer_fd = -1;
+    r->restart_delay = -1;
+    init_pid = 0;
+    /* The report is a socket: with -t the start sends the pty's fds over it (SCM_RIGHTS). */
+    if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, repp) < 0)
+        return -1;
+    r->starter = fork();
+    if (r->starter < 0)
+        return -1;
+    if (r->starter == 0) {
+        sigset_t none;
+        int null = devnull(), fds[3];
+        /* Above 5 first, so that no dup2 below overwrites a source. */
+        fds[0] = fcntl(outp[1], F_DUPFD_CLOEXEC, 10);
+        fds[1] = fcntl(errp[1], F_DUPFD_CLOEXEC, 10);
+        fds[2] = fcntl(repp[1], F_DUPFD_CLOEXEC, 10);
+        if (null < 0 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || dup2(in >= 0 ? in : null, 0) < 0 || dup2(null, 1) < 0 || dup2(fds[0], 3) < 0 ||
+            dup2(fds[1], 4) < 0 || dup2(fds[2], 5) < 0 || (restart && dup2(fds[1], 2) < 0))
+            _exit(125);
+        setenv("CORERUN_STDOUT_FD", "3", 1);
+        setenv("CORERUN_STDERR_FD", "4", 1);
+        setenv("CORERUN_REPORT_FD", "5", 1);
+        if (restart) {
+            setenv("CORERUN_RESTART_ID", id, 1);
+            restart_fault();
+        }
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv(start[0], start);
+        _exit(127);
+    }
+    close(outp[1]);
+    close(errp[1]);
+    close(repp[1]);
+    so->fd = outp[0];
+    se->fd = errp[0];
+    r->report_fd = repp[0];
+    r->report_open = 1;
+    return 0;
+}
+
+/* Output that has not ended by the drain deadline: its last partial lines are logged, the pipes let go. */
+static void end_output(struct stream *s)
+{
+    if (s->len)
+        log_entry(s->name, s->buf, s->len);
+    s->len = 0;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
 int main(int argc, char **argv)
 {
-    int outp[2], errp[2], repp[2], inp[2], sfd, i;
+    int inp[2], sfd, i, first_run = 1;
     char **start;
-    pid_t starter, handler = 0;
-    int starter_status = -1, init_status = -1, handler_done = 0, report_open = 1;
     char rep[256];
     size_t rep_len = 0;
     struct stream so = { .fd = -1, .name = "stdout", .type = 'o' }, se = { .fd = -1, .name = "stderr", .type = 'e' };
     /* A tty container's output: Docker logs it as stdout. */
     struct stream tt = { .fd = -1, .name = "stdout", .type = 'o' };
-    sigset_t chld;
-    long long init_ms = 0, drain_deadline = 0;
+    struct run r;
+    sigset_t mask;
 
     if (argc == 2 && strcmp(argv[1], "--drain") == 0)
         return drain();
@@ -559,72 +693,44 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, NULL);
-    sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(inp, O_CLOEXEC) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, repp) < 0) {
-        perror("corerun-monitor: pipe");
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0 || pipe2(inp, O_CLOEXEC) < 0 || begin_run(&r, start, &so, &se, inp[0], 0) < 0) {
+        perror("corerun-monitor: start");
         return 125;
-    }
-    starter = fork();
-    if (starter < 0) {
-        perror("corerun-monitor: fork");
-        return 125;
-    }
-    if (starter == 0) {
-        sigset_t none;
-        int null = devnull(), fds[3];
-        /* Above 5 first, so that no dup2 below overwrites a source. */
-        fds[0] = fcntl(outp[1], F_DUPFD_CLOEXEC, 10);
-        fds[1] = fcntl(errp[1], F_DUPFD_CLOEXEC, 10);
-        fds[2] = fcntl(repp[1], F_DUPFD_CLOEXEC, 10);
-        if (null < 0 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || dup2(inp[0], 0) < 0 || dup2(null, 1) < 0 || dup2(fds[0], 3) < 0 ||
-            dup2(fds[1], 4) < 0 || dup2(fds[2], 5) < 0)
-            _exit(125);
-        setenv("CORERUN_STDOUT_FD", "3", 1);
-        setenv("CORERUN_STDERR_FD", "4", 1);
-        setenv("CORERUN_REPORT_FD", "5", 1);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(start[0], start);
-        _exit(127);
     }
     fault_point("monitor:forked");
-    close(outp[1]);
-    close(errp[1]);
-    close(repp[1]);
     close(inp[0]);
     stdin_w = inp[1];
     fcntl(stdin_w, F_SETFL, O_NONBLOCK);
-    so.fd = outp[0];
-    se.fd = errp[0];
     if (chdir("/") < 0)
         return 125;
 
     for (;;) {
         struct pollfd p[6 + ATTACH_MAX];
-        int n = 0, timeout = -1;
+        int n = 0, timeout = -1, give_up = 0;
         struct signalfd_siginfo si;
         pid_t w;
         int st;
 
         /* The start is over: answer the client once. */
-        if (starter && starter_status >= 0 && !report_open) {
-            int ok = WIFEXITED(starter_status) && WEXITSTATUS(starter_status) == 0 && id[0] && init_pid > 0;
+        if (r.starter && r.starter_status >= 0 && !r.report_open && first_run) {
+            int ok = WIFEXITED(r.starter_status) && WEXITSTATUS(r.starter_status) == 0 && id[0] && init_pid > 0;
             char msg[96];
             int fd = devnull();
             if (ok) {
                 snprintf(msg, sizeof msg, "ok %s\n", id);
             } else {
-                int code = status_code(starter_status);
+                int code = status_code(r.starter_status);
                 char dir[PATH_MAX];
                 snprintf(msg, sizeof msg, "fail %d\n", code ? code : 125);
                 /* A start that died without its own teardown (killed) leaves its state: remove it. */
                 snprintf(dir, sizeof dir, "%s/%s", root, id);
                 if (id[0] && access(dir, F_OK) == 0) {
-                    pid_t h = run_handler(start, code ? code : 125, now_ms(), "rm");
+                    pid_t h = run_handler(start, code ? code : 125, now_ms(), "rm", NULL);
                     while (h > 0 && waitpid(h, &st, 0) < 0 && errno == EINTR)
                         ;
                 }
@@ -638,38 +744,71 @@ int main(int argc, char **argv)
             fault_point("monitor:reported");
             if (!ok)
                 return 0;
-            starter = 0;
+            r.starter = 0;
+            first_run = 0;
             attach_open();
         }
-        if (!starter && init_status >= 0 && !handler) {
+        /* A restart that did not start (or was stopped before): the handler records it and the policy decides. */
+        if (r.starter && r.starter_status >= 0 && !r.report_open) {
+            if (init_pid <= 0 && r.init_status < 0) {
+                int code = status_code(r.starter_status);
+                r.init_status = code ? r.starter_status : 0;
+                r.init_ms = now_ms();
+            }
+            r.starter = 0;
+        }
+        if (!r.starter && r.init_status >= 0 && !r.handler) {
             fault_point("monitor:exit-handler");
-            handler = run_handler(start, status_code(init_status), init_ms, remove_all ? "rm" : "keep");
-            if (handler < 0)
+            r.handler = run_handler(start, status_code(r.init_status), r.init_ms, remove_all ? "rm" : "keep", remove_all ? NULL : &r.answer_fd);
+            if (r.handler < 0)
                 return 1;
         }
-        if (handler_done && so.fd < 0 && se.fd < 0 && tt.fd < 0)
-            break;
-        if (handler_done) {
+        if (r.handler_done) {
+            long long now = now_ms();
+            int drained = so.fd < 0 && se.fd < 0 && tt.fd < 0;
             /* Whatever still holds the pipes was killed with the cgroup; do not wait for ever. */
-            if (!drain_deadline)
-                drain_deadline = now_ms() + 2000;
-            if (now_ms() >= drain_deadline)
-                break;
-            timeout = (int)(drain_deadline - now_ms());
+            if (!drained && !r.drain_deadline)
+                r.drain_deadline = now + 2000;
+            if (!drained && now >= r.drain_deadline) {
+                end_output(&so);
+                end_output(&se);
+                end_output(&tt);
+                tty_master = -1;
+                drained = 1;
+            }
+            if (drained) {
+                if (r.restart_delay < 0)
+                    break;
+                if (!r.restart_at) {
+                    r.restart_at = now + r.restart_delay;
+                    fault_point("monitor:restart-wait");
+                }
+                if (now >= r.restart_at) {
+                    restarted = 1;
+                    /* -t and -i are refused with --restart: a restarted run's stdin is /dev/null. */
+                    if (begin_run(&r, start, &so, &se, -1, 1) < 0)
+                        break;
+                    fault_point("monitor:restarted");
+                    continue;
+                }
+                timeout = (int)(r.restart_at - now);
+            } else {
+                timeout = (int)(r.drain_deadline - now);
+            }
         }
 
         /*
          * The report before the children: the start writes its last line before it exits, and
          * the first process may be reaped in the same round; its pid must be known by then.
          */
-        if (report_open) {
-            p[n].fd = repp[0];
+        if (r.report_open) {
+            p[n].fd = r.report_fd;
             p[n++].events = POLLIN;
         }
         p[n].fd = sfd;
         p[n++].events = POLLIN;
         /* The container's output is read once the log file is known; until then the pipes hold it. */
-        if (log_fd >= 0 || !report_open) {
+        if (log_fd >= 0 || !r.report_open) {
             if (so.fd >= 0) {
                 p[n].fd = so.fd;
                 p[n++].events = POLLIN;
@@ -702,38 +841,44 @@ int main(int argc, char **argv)
             if (!p[i].revents)
                 continue;
             if (p[i].fd == sfd) {
-                while (read(sfd, &si, sizeof si) > 0)
-                    ;
+                while (read(sfd, &si, sizeof si) > 0) {
+                    /* stop, kill or rm while waiting to restart: the container stays exited. */
+                    if (si.ssi_signo == SIGUSR1 && r.restart_at)
+                        give_up = 1;
+                }
                 while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-                    if (w == starter)
-                        starter_status = st;
-                    else if (init_pid > 0 && w == init_pid && init_status < 0) {
-                        init_status = st;
-                        init_ms = now_ms();
+                    if (w == r.starter)
+                        r.starter_status = st;
+                    else if (init_pid > 0 && w == init_pid && r.init_status < 0) {
+                        r.init_status = st;
+                        r.init_ms = now_ms();
                         /* The pty now ends (EIO) once the container's processes have let go of it. */
                         if (tty_peer >= 0)
                             close(tty_peer);
                         tty_peer = -1;
-                    } else if (handler > 0 && w == handler) {
-                        handler_done = 1;
+                    } else if (r.handler > 0 && w == r.handler) {
+                        r.handler_done = 1;
+                        r.restart_delay = restart_answer(r.answer_fd);
+                        r.answer_fd = -1;
                         fault_point("monitor:exit-handler-done");
                     }
                 }
-            } else if (report_open && p[i].fd == repp[0]) {
-                ssize_t r = report_read(repp[0], rep + rep_len, sizeof rep - 1 - rep_len);
-                if (r <= 0) {
-                    if (r < 0 && errno == EINTR)
+            } else if (r.report_open && p[i].fd == r.report_fd) {
+                ssize_t got = report_read(r.report_fd, rep + rep_len, sizeof rep - 1 - rep_len);
+                if (got <= 0) {
+                    if (got < 0 && errno == EINTR)
                         continue;
-                    close(repp[0]);
-                    report_open = 0;
+                    close(r.report_fd);
+                    r.report_open = 0;
+                    rep_len = 0;
                     /* Without -i (or with -t, where the pty is stdin) nobody writes the pipe. */
-                    if (!keep_stdin || tty_master >= 0) {
+                    if (stdin_w >= 0 && (!keep_stdin || tty_master >= 0)) {
                         close(stdin_w);
                         stdin_w = -1;
                     }
                     continue;
                 }
-                rep_len += (size_t)r;
+                rep_len += (size_t)got;
                 rep[rep_len] = 0;
                 for (char *nl; (nl = memchr(rep, '\n', rep_len));) {
                     *nl = 0;
@@ -760,6 +905,8 @@ int main(int argc, char **argv)
                         client_read(k);
             }
         }
+        if (give_up)
+            break;
     }
     if (so.len)
         log_entry(so.name, so.buf, so.len);
@@ -767,6 +914,6 @@ int main(int argc, char **argv)
         log_entry(se.name, se.buf, se.len);
     if (tt.len)
         log_entry(tt.name, tt.buf, tt.len);
-    attach_close(init_status >= 0 ? status_code(init_status) : 125);
+    attach_close(r.init_status >= 0 ? status_code(r.init_status) : 125);
     return 0;
 }
