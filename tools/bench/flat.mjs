@@ -4,7 +4,7 @@
 // containers and networks" means: the N others sit idle, and one more start costs what it cost
 // with one. (N starts at once is another question, CPU-bound on a small machine: soak.mjs.)
 //
-//   sudo tools/bench/flat.mjs [--counts 1,10,50] [--runs 10] [--warmup 1] [--phases containers,networks] [--no-podman]
+//   sudo tools/bench/flat.mjs [--counts 1,10,50] [--runs 10] [--warmup 1] [--phases containers,networks] [--descending] [--no-podman]
 //
 // Each count times four commands in rounds (each command once per round, in turn): corerun and
 // podman, each with a bridge, a published port and limits, and with --network none and limits,
@@ -31,12 +31,16 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "1" },
     phases: { type: "string", default: "containers,networks" },
     "no-podman": { type: "boolean", default: false },
+    descending: { type: "boolean", default: false },
   },
 });
 const COUNTS = values.counts.split(",").map(Number);
 const RUNS = Number(values.runs);
 const WARMUP = Number(values.warmup);
 const PHASES = values.phases.split(",");
+// Largest count first, then others removed: a load on the machine that falls during the run then
+// favours the small counts instead of the large ones; run both ways to see through it.
+const ORDER = values.descending ? [...COUNTS].reverse() : COUNTS;
 function usage(msg) {
   console.error(`flat: ${msg}`);
   process.exit(125);
@@ -176,8 +180,12 @@ function removeAll() {
 let failed = false;
 try {
   if (PHASES.includes("containers")) {
-    for (const n of COUNTS) {
+    for (const n of ORDER) {
       // N others: detached, bridged, a free published port each, limits.
+      while (crIds.length > n) {
+        sh(corerun, ["rm", "-f", "--root", root, crIds.pop()]);
+        if (withPodman) sh(podman[0], [...podman.slice(1), "rm", "-f", "-t", "0", podNames.pop()], { stdio: ["ignore", "ignore", "pipe"] });
+      }
       for (let i = crIds.length; i < n; i++) {
         crIds.push(sh(corerun, ["run", "-d", ...cr("-P", "80", ...limits, "/bin/sleep", "1000000").slice(1)]).trim());
         if (withPodman) {
@@ -197,9 +205,13 @@ try {
     podNames.length = 0;
   }
   if (PHASES.includes("networks")) {
-    for (const n of COUNTS) {
+    for (const n of ORDER) {
       // corerun makes a network with its first container (the bridge and its record stay);
       // podman's `network create` writes its config, and netavark makes the bridge on first use.
+      while (crNets.length > n) {
+        sh(join(repo, "bin/corerun-net"), ["rm", "--root", root, crNets.pop()], { stdio: ["ignore", "ignore", "pipe"] });
+        if (withPodman) sh(podman[0], [...podman.slice(1), "network", "rm", podNets.pop()], { stdio: ["ignore", "ignore", "pipe"] });
+      }
       for (let i = crNets.length; i < n; i++) {
         const name = `cf${tag}${i}`;
         sh(corerun, cr("-N", name, "/bin/true").slice(1));
@@ -236,7 +248,7 @@ const lines = [
   ...table.map((r) => `| ${r.phase === "containers" ? "running containers" : "networks"} | ${r.n} | ${f(r["corerun port"])} | ${f(r["podman port"])} | ${ratio(r["corerun port"], r["podman port"])} | ${f(r["corerun none"])} | ${f(r["podman none"])} | ${ratio(r["corerun none"], r["podman none"])} | ${f(r["node -e 0"])} | ${r.load} |`),
 ];
 for (const phase of ["containers", "networks"]) {
-  const rows = table.filter((r) => r.phase === phase);
+  const rows = table.filter((r) => r.phase === phase).sort((a, b) => a.n - b.n);
   if (rows.length < 2) continue;
   const [first, last] = [rows[0], rows.at(-1)];
   const growth = (k) => ratio(last[k], first[k]);
