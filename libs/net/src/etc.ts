@@ -85,15 +85,18 @@ export function resolvConf(opts: ResolvOptions): string {
   return `${out.join("\n")}\n`;
 }
 
-/** Truncates and rewrites a file through its existing inode (created if missing, mode 0644). */
+/** Rewrites a file through its existing inode (created if missing, mode 0644). */
 export function writeInPlace(path: string, text: string): void {
   // O_NOFOLLOW: the directory is the caller's, but a symlink planted there must not redirect
   // a root-owned write elsewhere.
   const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
   try {
-    ftruncateSync(fd, 0);
     const data = Buffer.from(text);
     for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at, at);
+    // Cut to the new length after writing, not to zero before: ext4 flushes a file truncated to
+    // zero and rewritten when it is closed, which made rewriting every peer's hosts file cost
+    // milliseconds per container of the network.
+    ftruncateSync(fd, data.length);
   } finally {
     closeSync(fd);
   }

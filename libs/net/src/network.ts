@@ -17,7 +17,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { openNetlink } from "@corerun/syscall";
+import { interfaceIndex, openNetlink } from "@corerun/syscall";
 import { faultPoint, span, UsageError } from "@corerun/cli";
 import { isAlive, procStartTime } from "@corerun/state";
 import { Rtnl } from "./client.ts";
@@ -43,6 +43,8 @@ export interface NetKernel {
   sysctl(key: string, value: string): void;
   listeners(): Listener[];
   isAlive(ref: { pid: number; startTime: number }): boolean;
+  /** The index of the host's interface of that name (in the host socket's namespace), if any. */
+  interfaceIndex(name: string): number | undefined;
   /** Loads an nft JSON ruleset; `file` is where it may be kept (the records' directory). */
   loadNft(ruleset: Record<string, unknown>, file: string): void;
   bootId(): string;
@@ -68,6 +70,7 @@ export const linuxNetKernel: NetKernel = {
   },
   listeners: () => hostListeners(),
   isAlive: (ref) => isAlive(ref),
+  interfaceIndex: (name) => interfaceIndex(name),
   loadNft: (ruleset, file) => loadRuleset(ruleset, file),
   bootId: () => bootId(),
 };
@@ -182,16 +185,40 @@ function refreshPeers(records: Records, network: string, except: string, log?: (
   }
 }
 
+/** Lookups per datagram: their answers (about 1.3 KiB each) stay well within one receive buffer. */
+const LOOKUP_BATCH = 32;
+
+/**
+ * The host's links of these names, each looked up by name: a start needs a few, never the whole
+ * host's list, whose dump costs time in proportion to every interface of the host (every other
+ * container's veth, other runtimes' links).
+ */
+function linksNamed(host: Rtnl, names: Iterable<string>): Link[] {
+  const wanted = [...new Set(names)];
+  const out: Link[] = [];
+  for (let at = 0; at < wanted.length; at += LOOKUP_BATCH) {
+    for (const r of host.results(wanted.slice(at, at + LOOKUP_BATCH).map(getLinkByName))) {
+      if (r.ok && r.replies[0]) out.push(decodeLink(r.replies[0]));
+      else if (!r.ok && r.error.code !== "ENODEV") throw r.error;
+    }
+  }
+  return out;
+}
+
 /**
  * Removes the leases of containers that are gone: a pending lease whose corerun-net died (its
  * veth, if it got that far, is deleted: the name was recorded before the link was made), and an
  * active lease whose veth is gone (the kernel deletes the pair with the network namespace).
+ * Every lease is checked on every setup and teardown, by interface index (one ioctl each), so
+ * the check stays a small part of a start however many containers run.
  */
-function reclaim(records: Records, links: Link[], host: Rtnl, kernel: NetKernel, log?: (m: string) => void): Lease[] {
-  const stale = records.leases.filter((l) =>
-    l.state === "pending"
-      ? !kernel.isAlive(l.owner)
-      : !links.some((k) => k.name === l.veth && (l.vethIndex === undefined || k.index === l.vethIndex)));
+function reclaim(records: Records, host: Rtnl, kernel: NetKernel, log?: (m: string) => void): Lease[] {
+  const stale = records.leases.filter((l) => {
+    if (l.state === "pending") return !kernel.isAlive(l.owner);
+    const index = kernel.interfaceIndex(l.veth);
+    return index === undefined || (l.vethIndex !== undefined && index !== l.vethIndex);
+  });
+  const links = stale.length ? linksNamed(host, stale.map((l) => l.veth)) : [];
   for (const l of stale) {
     const link = links.find((k) => k.name === l.veth && k.kind === "veth" && (l.vethIndex === undefined || k.index === l.vethIndex));
     if (link) host.results([deleteLink(link)]);
@@ -238,8 +265,8 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
   const ctr = kernel.openContainer(opts.netns);
   try {
     return withRecords(paths, (records, save) => {
-      const links = host.dump(dumpLinks()).map(decodeLink);
-      reclaim(records, links, host, kernel, opts.log);
+      const links = span("look up bridge", { bridge: opts.network }, () => linksNamed(host, [opts.network]));
+      span("reclaim", { leases: records.leases.length }, () => reclaim(records, host, kernel, opts.log));
 
       const held = records.leases.find((l) => l.id === opts.id);
       if (held) throw new UsageError(`container ${opts.id} already has ${held.address} on network ${held.network}; run corerun-net teardown --id ${opts.id} first`);
@@ -259,19 +286,22 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         }
       } else {
         if (bridge) throw new UsageError(`--net ${opts.network}: an interface named ${opts.network} already exists and corerun did not create it; pick another name`);
-        const taken = takenSpace(records, links, host);
+        const taken = takenSpace(records, linksNamed(host, records.networks.map((n) => n.bridge)), host);
         const subnet = opts.subnet ? checkSubnet(opts.subnet, taken) : chooseSubnet(taken);
         net = { name: opts.network, bridge: opts.network, subnet: cidrString(subnet), gateway: formatIPv4(gatewayOf(subnet)), mac: randomMac(), created: new Date().toISOString() };
       }
       const network: NetworkRecord = net;
       const subnet = cidrOf(network.subnet);
-      const listeners = kernel.listeners();
-      checkPortsFree(opts.ports.filter((p) => p.hostPort !== 0), records.leases, listeners);
-      const ports = choosePorts(opts.ports, records.leases, listeners, undefined, undefined, opts.prefer?.ports);
-      checkHostIps(ports, host);
-      const used = new Set(records.leases.filter((l) => l.network === network.name).map((l) => parseIPv4(l.address)!));
-      const addr = allocateAddress(subnet, used, opts.prefer?.address === undefined ? undefined : parseIPv4(opts.prefer.address));
-      if (addr === undefined) throw new UsageError(`network ${network.name} (${network.subnet}) has no free address left`);
+      const { ports, addr } = span("allocate", { network: network.name }, () => {
+        const listeners = kernel.listeners();
+        checkPortsFree(opts.ports.filter((p) => p.hostPort !== 0), records.leases, listeners);
+        const ports = choosePorts(opts.ports, records.leases, listeners, undefined, undefined, opts.prefer?.ports);
+        checkHostIps(ports, host);
+        const used = new Set(records.leases.filter((l) => l.network === network.name).map((l) => parseIPv4(l.address)!));
+        const addr = allocateAddress(subnet, used, opts.prefer?.address === undefined ? undefined : parseIPv4(opts.prefer.address));
+        if (addr === undefined) throw new UsageError(`network ${network.name} (${network.subnet}) has no free address left`);
+        return { ports, addr };
+      });
 
       const lease: Lease = {
         id: opts.id, network: network.name, address: formatIPv4(addr), veth: vethName(opts.id), state: "pending", owner: selfRef(),
@@ -280,7 +310,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
       };
       if (isNew) records.networks.push(network);
       records.leases.push(lease);
-      save();
+      span("record lease", { address: lease.address }, save);
       faultPoint("net:lease");
 
       const made = { bridge: false, veth: undefined as Link | undefined };
@@ -337,7 +367,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         if (span("nft ruleset", { table: paths.table, ports: opts.ports.length }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths)))) opts.log?.(`loaded nftables table ip ${paths.table}`);
         faultPoint("net:nft");
         lease.state = "active";
-        save();
+        span("record lease", { state: "active" }, save);
         faultPoint("net:active");
 
         const result: SetupResult = {
@@ -432,27 +462,26 @@ export function teardown(opts: { root: string; id: string; log?: (m: string) => 
   const host = kernel.openHost();
   try {
     return withRecords(paths, (records, save) => {
-      const links = host.dump(dumpLinks()).map(decodeLink);
       const lease = records.leases.find((l) => l.id === opts.id);
       if (!lease) {
-        if (reclaim(records, links, host, kernel, opts.log).length) {
+        if (reclaim(records, host, kernel, opts.log).length) {
           syncRuleset(records, paths.table, nftOpts(kernel, paths));
           save();
         }
         return { id: opts.id, removed: false };
       }
-      const link = links.find((k) => k.name === lease.veth && k.kind === "veth" && (lease.vethIndex === undefined || k.index === lease.vethIndex));
+      const link = linksNamed(host, [lease.veth]).find((k) => k.kind === "veth" && (lease.vethIndex === undefined || k.index === lease.vethIndex));
       if (link) {
-        const [r] = host.results([deleteLink(link)]);
+        const [r] = span("delete veth", { veth: link.name }, () => host.results([deleteLink(link)]));
         // ENODEV: the kernel deleted the pair meanwhile, with the container's namespace.
         if (r && !r.ok && r.error.code !== "ENODEV") throw r.error;
         faultPoint("net:teardown-veth");
       }
       records.leases = records.leases.filter((l) => l !== lease);
-      reclaim(records, links, host, kernel, opts.log);
-      syncRuleset(records, paths.table, nftOpts(kernel, paths));
-      save();
-      refreshPeers(records, lease.network, lease.id, opts.log);
+      span("reclaim", { leases: records.leases.length }, () => reclaim(records, host, kernel, opts.log));
+      span("nft ruleset", { table: paths.table }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths)));
+      span("record release", undefined, save);
+      span("refresh peers", { network: lease.network }, () => refreshPeers(records, lease.network, lease.id, opts.log));
       return { id: opts.id, removed: true, network: lease.network, address: lease.address, hostInterface: lease.veth, ports: lease.ports };
     });
   } finally {
@@ -497,7 +526,7 @@ export function removeNetworks(opts: { root: string; names?: string[]; log?: (m:
   try {
     return withRecords(paths, (records, save) => {
       const links = host.dump(dumpLinks()).map(decodeLink);
-      reclaim(records, links, host, kernel, opts.log);
+      reclaim(records, host, kernel, opts.log);
       const unused = (n: NetworkRecord) => !records.leases.some((l) => l.network === n.name);
       let targets: NetworkRecord[];
       if (opts.names) {

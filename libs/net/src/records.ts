@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import * as v from "valibot";
+import { span } from "@corerun/cli";
 import { DEFAULT_ROOT, withLock, writeJsonAtomic } from "@corerun/state";
 
 export const RECORDS_VERSION = 1;
@@ -134,7 +135,7 @@ export function writeRecords(path: string, records: Records): void {
 export function withRecords<T>(paths: NetPaths, fn: (records: Records, save: () => void) => T): T {
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   return withLock(paths.lock, () => {
-    const records = readRecords(paths.records);
+    const records = span("read records", undefined, () => readRecords(paths.records));
     return fn(records, () => writeRecords(paths.records, records));
   });
 }

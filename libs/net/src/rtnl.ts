@@ -42,6 +42,9 @@ export const IFLA_MASTER = 10;
 export const IFLA_LINKINFO = 18;
 export const IFLA_NET_NS_PID = 19;
 export const IFLA_NET_NS_FD = 28;
+/** u32 of RTEXT_FILTER_* bits: what a link message may leave out. */
+export const IFLA_EXT_MASK = 29;
+export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
@@ -302,7 +305,8 @@ export interface Request {
 }
 
 export function getLinkByName(name: string): Request {
-  return { type: RTM_GETLINK, flags: 0, payload: ifinfomsg({}, [[IFLA_IFNAME, name]]), what: `look up ${name}`, object: name };
+  // Without the counters: the kernel sums them over every CPU for each link it describes.
+  return { type: RTM_GETLINK, flags: 0, payload: ifinfomsg({}, [[IFLA_IFNAME, name], [IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS]]), what: `look up ${name}`, object: name };
 }
 
 export function newBridge(name: string, mac: string): Request {

@@ -113,3 +113,13 @@ function netlinkSocket(fd: number): NetlinkSocket {
     },
   };
 }
+
+/**
+ * The index of the calling thread's network namespace's interface of that name, or undefined
+ * when there is none: if_nametoindex(3), one ioctl, where a netlink lookup makes the kernel
+ * describe the whole link and the caller decode it. For checking many names at once.
+ */
+export function interfaceIndex(name: string): number | undefined {
+  const index = fn("unsigned int if_nametoindex(const char *ifname)")(name);
+  return index > 0 ? index : undefined;
+}
