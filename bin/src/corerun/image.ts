@@ -5,7 +5,7 @@ import {
   commitImage, exportImage, findImage, importImage, imageUsers, layerDiff, listImageIds, pruneImages, readImage, readLayer, readRefs, removeImage,
   requireImage, storePaths, tagImage, tagsOf, withImageInUse, withStoreLock, type ImportEvent, type RemoveResult,
 } from "@corerun/image";
-import { containerDir, hostIdOf, idMapText, readStates, stateRoot, updateState, type IdRange, type State } from "@corerun/state";
+import { containerDir, containerIdOf, hostIdOf, idMapText, readStates, stateRoot, updateState, type IdRange, type State } from "@corerun/state";
 import { isErrno, linuxSyscall as sys, MNT_DETACH, MOUNT_ATTR_IDMAP, startInNamespaces, WEXITED } from "@corerun/syscall";
 import { missingMountPoints, type VolumeSpec } from "@corerun/rootfs";
 import type { ArgsDef } from "citty";
@@ -425,8 +425,10 @@ export const commitTool: ToolSpec = defineTool({
     if (!state.image?.upper) throw new UsageError(`container ${name} does not run on an image's overlayfs with an upper directory (it has --rootfs or --read-only); nothing to commit`);
     const target = state.image.target;
     const exclude = new Set((state.mountPoints ?? []).map((m) => relative(target, m.path)).filter((p) => !p.startsWith("..")));
+    const ns = state.config.userns;
+    const ids = ns && { uid: (h: number) => containerIdOf(ns.uidMap, h), gid: (h: number) => containerIdOf(ns.gidMap, h), rootUid: hostIdOf(ns.uidMap, 0) ?? 0 };
     const r = await commitImage(root, {
-      upper: state.image.upper, exclude, parent: state.image.id, ref, createdBy: `corerun commit ${name} (${state.config.command.join(" ")})`,
+      upper: state.image.upper, exclude, parent: state.image.id, ref, createdBy: `corerun commit ${name} (${state.config.command.join(" ")})`, ids,
     });
     process.stdout.write(`${r.id}\n`);
     return 0;

@@ -7,7 +7,7 @@ import { pack as tarPack, type Pack } from "tar-stream";
 import { UsageError } from "@corerun/cli";
 import type { Syscall } from "@corerun/syscall";
 import { _addImage, _ingestLayer, ociArch, type _Ctx } from "./import.ts";
-import { packTree } from "./pack.ts";
+import { packTree, type PackOptions } from "./pack.ts";
 import { checkReference } from "./paths.ts";
 import { MEDIA } from "./schema.ts";
 import { readImage, readLayer, readRefs, requireImage, storePaths, tagsOf, withStoreLock, writeRefs, layerDir } from "./store.ts";
@@ -23,6 +23,8 @@ export interface CommitOptions {
   ref: string;
   /** What history says made the layer. */
   createdBy: string;
+  /** The container's user namespace: its upper directory holds host ids, the layer container ids. */
+  ids?: PackOptions["ids"];
   sys?: Syscall;
 }
 
@@ -42,7 +44,7 @@ export async function commitImage(root: string, opts: CommitOptions): Promise<{ 
       const pack = tarPack();
       const inner = new Digester();
       const written = pipeline(pack as unknown as NodeJS.ReadableStream, inner, createGzip(), createWriteStream(blob));
-      await packTree(opts.upper, pack, { overlay: true, exclude: opts.exclude, sys: opts.sys });
+      await packTree(opts.upper, pack, { overlay: true, exclude: opts.exclude, ids: opts.ids, sys: opts.sys });
       await written;
       const diffId = inner.digest();
       await _ingestLayer(ctx, blob, { diffId, mediaType: MEDIA.ociLayerGzip }, 0, 1);

@@ -105,6 +105,12 @@ export function hostIdOf(ranges: readonly IdRange[], id: number): number | undef
   return r === undefined ? undefined : r.host + (id - r.container);
 }
 
+/** The container id a host id shows as through the ranges, or the overflow id 65534 as the kernel shows an unmapped one. */
+export function containerIdOf(ranges: readonly IdRange[], host: number): number {
+  const r = ranges.find((x) => host >= x.host && host < x.host + x.size);
+  return r === undefined ? 65534 : r.container + (host - r.host);
+}
+
 /** The /proc/PID/uid_map text for ranges. */
 export function idMapText(ranges: readonly IdRange[]): string {
   return ranges.map((r) => `${r.container} ${r.host} ${r.size}\n`).join("");
