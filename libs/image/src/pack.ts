@@ -110,6 +110,7 @@ function fileEntry(pack: Pack, header: Parameters<Pack["entry"]>[0], abs: string
     const source = createReadStream(abs);
     const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
     source.on("error", reject);
+    (sink as unknown as NodeJS.EventEmitter).on("error", reject);
     source.pipe(sink as unknown as NodeJS.WritableStream);
   });
 }

@@ -10,7 +10,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { extract as tarExtract, type Header } from "tar-stream";
 import { UsageError } from "@corerun/cli";
-import { linuxSyscall, type Syscall } from "@corerun/syscall";
+import { isErrno, linuxSyscall, type Syscall } from "@corerun/syscall";
 import { checkSymlink, classifyEntry, entryPath, hardlinkTarget } from "./paths.ts";
 import type { Compression } from "./schema.ts";
 import { checkXattr, PaxXattrs } from "./xattrs.ts";
@@ -83,6 +83,12 @@ export interface UnpackOptions {
   sys?: Syscall;
   /** Bytes of the blob read so far, now and then. */
   onBytes?: (bytes: number) => void;
+  /**
+   * Unpacked as root of a rootless user's user namespace: opaque directories get
+   * user.overlay.opaque (what overlayfs reads with userxattr), and an owner the namespace does not
+   * map or a device node is refused in one line.
+   */
+  userns?: boolean;
 }
 
 export interface UnpackResult {
@@ -170,6 +176,16 @@ function clear(path: string, keepDir: boolean): void {
   } else unlinkSync(path);
 }
 
+/** An entry's owner; in a user namespace, one it does not map is refused in one line (lchown: EINVAL). */
+function chown(path: string, h: Header, opts: UnpackOptions, rel: string): void {
+  try {
+    lchownSync(path, h.uid ?? 0, h.gid ?? 0);
+  } catch (err) {
+    if (!opts.userns || (err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+    throw new UsageError(`${opts.what}: entry "${rel}" is owned by ${h.uid ?? 0}:${h.gid ?? 0}, which the rootless store's user namespace does not map (lchown: EINVAL); give the user a range in /etc/subuid and /etc/subgid (and install uidmap), or import as root`);
+  }
+}
+
 async function applyEntry(
   root: string, h: Header, body: Readable, opts: UnpackOptions, sys: Syscall, dirTimes: [string, Date][], xattrs: Map<string, Buffer> | undefined,
 ): Promise<void> {
@@ -188,7 +204,7 @@ async function applyEntry(
     if (k.kind === "opaque") {
       const dir = k.dir ? join(parentDir(root, `${k.dir}/x`, what), "") : root;
       if (!lstatOrNone(dir)) mkdirSync(dir, { mode: 0o755 });
-      sys.lsetxattr(dir, "trusted.overlay.opaque", "y");
+      sys.lsetxattr(dir, opts.userns ? "user.overlay.opaque" : "trusted.overlay.opaque", "y");
       return drain();
     }
     if (k.kind === "whiteout") {
@@ -201,7 +217,7 @@ async function applyEntry(
   if (rel === "") {
     // The layer's root itself ("./"): its mode and owner, not a new directory.
     if (h.type === "directory" && opts.layer) {
-      lchownSync(root, h.uid ?? 0, h.gid ?? 0);
+      chown(root, h, opts, "./");
       chmodSync(root, (h.mode ?? 0o755) & 0o7777);
     }
     return drain();
@@ -243,13 +259,18 @@ async function applyEntry(
     case "fifo":
       if (!opts.layer) throw new UsageError(`${what}: entry "${rel}" is a device or FIFO, which an image archive does not hold; refused`);
       clear(path, false);
-      sys.mknod(path, (h.type === "fifo" ? S_IFIFO : h.type === "block-device" ? S_IFBLK : S_IFCHR) | mode, h.devmajor ?? 0, h.devminor ?? 0);
+      try {
+        sys.mknod(path, (h.type === "fifo" ? S_IFIFO : h.type === "block-device" ? S_IFBLK : S_IFCHR) | mode, h.devmajor ?? 0, h.devminor ?? 0);
+      } catch (err) {
+        if (!opts.userns || !isErrno(err, "EPERM")) throw err;
+        throw new UsageError(`${what}: entry "${rel}" is a device node, which a rootless import cannot make (mknod: EPERM: device nodes need CAP_MKNOD of the host); import the image as root`);
+      }
       await drain();
       break;
     default:
       throw new UsageError(`${what}: entry "${rel}" has the unsupported tar type ${h.type ?? "?"}; refused`);
   }
-  if (opts.layer) lchownSync(path, h.uid ?? 0, h.gid ?? 0);
+  if (opts.layer) chown(path, h, opts, rel);
   // After chown, which clears set-id bits; a symlink's mode means nothing on Linux.
   if (h.type !== "symlink") chmodSync(path, opts.layer ? mode : mode & 0o777);
   // After chown too, which clears security.capability: file capabilities are kept as the layer has them.
