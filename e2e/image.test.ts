@@ -442,7 +442,7 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
       assert.equal(corerun(["image", "import", join(dir, "oci")], r).code, 0);
       // The rename copies the file up (with its attributes) under a name only the container's layer has.
       const child = spawn(join(BIN, "corerun"), withRoot(["run", "--network", "none", "--name", name, "-u", "0", "--entrypoint", "/bin/sh", "fixture:caps", "-c",
-        "mv /bin/busybox-capped /bin/moved && touch /ready; sleep 30"], r), { stdio: "ignore" });
+        "mv /bin/busybox-capped /bin/busybox-moved && touch /ready; sleep 30"], r), { stdio: "ignore" });
       try {
         const deadline = Date.now() + 20_000;
         while (!readdirSync(r).some((d) => /^[0-9a-f]{12}$/.test(d) && existsSync(join(r, d, "upper/ready")))) {
@@ -459,8 +459,8 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
       const i = corerun(["image", "import", file], other);
       assert.equal(i.code, 0, i.stderr);
       const layers = (JSON.parse(corerun(["image", "inspect", "capped:1"], other).stdout) as { LayerDirs: string[] }[])[0]!.LayerDirs;
-      assert.match(run("getcap", [join(layers[2]!, "bin/moved")]).stdout, /moved cap_setuid,cap_net_raw=ep$/m, "the committed layer carries the capability");
-      const status = corerun(["run", "--network", "none", "-u", "1000", "--entrypoint", "/bin/moved", "capped:1", "cat", "/proc/self/status"], other);
+      assert.match(run("getcap", [join(layers[2]!, "bin/busybox-moved")]).stdout, /busybox-moved cap_setuid,cap_net_raw=ep$/m, "the committed layer carries the capability");
+      const status = corerun(["run", "--network", "none", "-u", "1000", "--entrypoint", "/bin/busybox-moved", "capped:1", "cat", "/proc/self/status"], other);
       assert.equal(status.code, 0, status.stderr);
       assert.equal(/^CapEff:\s*(\w+)$/m.exec(status.stdout)?.[1], "0000000000002080");
       const gone = corerun(["run", "--network", "none", "-u", "0", "--entrypoint", "/bin/ls", "capped:1", "/bin/busybox-capped"], other);

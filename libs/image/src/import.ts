@@ -6,7 +6,6 @@ import { createGunzip } from "node:zlib";
 import { Writable } from "node:stream";
 import { extract as tarExtract } from "tar-stream";
 import { UsageError } from "@corerun/cli";
-import { writeJsonAtomic } from "@corerun/state";
 import type { Syscall } from "@corerun/syscall";
 import { checkReference, parseReference } from "./paths.ts";
 import {
@@ -341,7 +340,9 @@ async function ingestLayer(ctx: Ctx, blob: string, expect: Expect, index: number
     // archive too); the user's own files are copied, so that changing them cannot change the store.
     if (ctx.scratch && blob.startsWith(`${ctx.scratch}/`)) linkSync(blob, join(tmp, "blob"));
     else copyFileSync(blob, join(tmp, "blob"));
-    writeJsonAtomic(join(tmp, "layer.json"), record);
+    // No fsync of its own: the directory's rename is what makes the layer count, and its files
+    // are not synced either (a store on tmpfs, the default, has nothing to sync).
+    writeFileSync(join(tmp, "layer.json"), `${JSON.stringify(record, null, 2)}\n`);
     const final = layerDir(ctx.root, r.diffId);
     const known = existsSync(final);
     if (known) rmSync(tmp, { recursive: true, force: true });
@@ -382,7 +383,7 @@ function addImage(root: string, img: Pending): void {
   if (existsSync(final)) return;
   const tmp = mkdtempSync(join(storePaths(root).images, ".tmp-"));
   writeFileSync(join(tmp, "config.json"), img.configText);
-  writeJsonAtomic(join(tmp, "image.json"), { id: img.id, imported: new Date().toISOString(), layers: img.layers });
+  writeFileSync(join(tmp, "image.json"), `${JSON.stringify({ id: img.id, imported: new Date().toISOString(), layers: img.layers }, null, 2)}\n`);
   renameSync(tmp, final);
 }
 
