@@ -150,6 +150,8 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     const b = asUser(["run", "--network", "none", "-u", "0:0", "--entrypoint", "/bin/ls", "fixture:oci", "/data"]);
     assert.equal(b.code, 0, b.stderr);
     assert.equal(b.stdout, "new\n", "a second container does not see the first one's writes");
+    const ro = asUser(["run", "--network", "none", "--read-only", "-u", "0:0", "--entrypoint", "/bin/sh", "fixture:oci", "-c", "touch /data/x 2>&1; cat /etc/added"]);
+    assert.equal(ro.stdout, "touch: /data/x: Read-only file system\nadded by layer 2\n", ro.stderr);
     assert.deepEqual(readdirSync(store).filter((n) => /^[0-9a-f]{12}$/.test(n)), [], "no container directory (upper, work) is left");
     assert.deepEqual(hostMountsUnder(base), [], "no overlay mount is left");
     assert.notEqual(run("pgrep", ["-u", USER]).code, 0, "a process of the user is left");
