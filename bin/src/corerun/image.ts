@@ -79,7 +79,10 @@ const STORE_USERNS_ENV = "CORERUN_STORE_USERNS";
 /** Inside the store's user namespace: its maps as a layer records them; undefined elsewhere. */
 function storeUserns(): string | undefined {
   if (process.env[STORE_USERNS_ENV] !== "1" || process.geteuid?.() !== 0) return undefined;
-  return mapsKey(parseIdMapText(readFileSync("/proc/self/uid_map", "utf8")), parseIdMapText(readFileSync("/proc/self/gid_map", "utf8")));
+  const uidMap = parseIdMapText(readFileSync("/proc/self/uid_map", "utf8"));
+  // The host's own namespace (the variable set by hand): host root's store, as without it.
+  if (uidMap.length === 1 && uidMap[0]!.host === 0 && uidMap[0]!.size === 4294967295) return undefined;
+  return mapsKey(uidMap, parseIdMapText(readFileSync("/proc/self/gid_map", "utf8")));
 }
 
 /**
