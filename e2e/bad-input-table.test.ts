@@ -244,6 +244,8 @@ const ROWS: Row[] = [
   ["corerun-mount", (c) => ["--pid", "abc", "--rootfs", c.rootfs], 125, () => /--pid abc: not a process id/],
   ["corerun-mount", (c) => ["--pid", "0", "--rootfs", c.rootfs], 125, () => /--pid 0: not a process id/],
   ["corerun-mount", (c) => ["--pid", "999999999", "--rootfs", c.rootfs], 125, () => /--pid 999999999: no such process/],
+  ["corerun-mount", (c) => ["--pid", "1", "--rootfs", c.rootfs, "--overlay-lower", c.rootfs], 125, () => /--overlay-lower, --overlay-upper and --overlay-work go together/],
+  ["corerun-mount", (c) => ["--pid", "1", "--rootfs", c.rootfs, "--overlay-upper", c.scratch, "--overlay-work", c.scratch], 125, () => /--overlay-lower, --overlay-upper and --overlay-work go together/],
   ["corerun-mount", () => ["--pid", String(process.pid)], 125, () => /--rootfs is required: the directory to use as the container's \//],
   ["corerun-mount", (c) => ["--pid", String(process.pid), "--rootfs", c.rootfs], 125, () => /the process shares corerun-mount's mount namespace; give the pid of a process in a new one/],
   ["corerun-mount", (c) => ["--pid", String(process.pid), "--rootfs", join(c.scratch, "none")], 125, () => /--rootfs .*none: no such directory; build one with tools\/rootfs\/build.sh/],

@@ -8,7 +8,7 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, BIN, type Result } from "./helpers.ts";
 import { blob, makeFixtures, sha256, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
@@ -211,6 +211,10 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     const auto = corerun(["run", "--network", "none", "--userns", "auto", "fixture:oci"]);
     assert.equal(auto.code, 0, auto.stderr);
     assert.equal(auto.stdout, "from-the-image in /data as 1000:1000\n");
+    // --userns auto: the store's files (host root's) show as container root's through the idmapped lowers.
+    const owners = corerun(["run", "--network", "none", "--userns", "auto", "-u", "0", "--entrypoint", "/bin/sh", "fixture:oci", "-c", "stat -c %u:%g /bin/busybox /etc/added; awk '{print $1}' /proc/self/uid_map"]);
+    assert.equal(owners.code, 0, owners.stderr);
+    assert.deepEqual(owners.stdout.trim().split("\n"), ["0:0", "0:0", "0"]);
   });
 
   test("--read-only: no upper directory, writes refused, the mount points in a layer of the container's own", async () => {
@@ -291,6 +295,10 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
       const i = corerun(["image", "import", file], other);
       assert.equal(i.code, 0, i.stderr);
       assert.match(i.stdout, /^Loaded image: snap:1\n$/m);
+      // The new layer carries the deletion as a whiteout and the replaced /usr as an opaque directory.
+      const snap = (JSON.parse(corerun(["image", "inspect", "snap:1"], other).stdout) as { LayerDirs: string[] }[])[0]!.LayerDirs;
+      const entries = execFileSync("tar", ["-tzf", join(dirname(snap[2]!), "blob")], { encoding: "utf8" }).split("\n");
+      for (const e of ["etc/.wh.added", "usr/.wh..wh..opq", "usr/only", "data/kept"]) assert.ok(entries.includes(e), `${e} in ${entries.join(" ")}`);
       const r = corerun(["run", "--network", "none", "-u", "0", "--entrypoint", "/bin/sh", "snap:1", "-c", "cat /data/kept; ls /etc/added 2>&1 || true; ls /usr; ls /data"], other);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(r.stdout.trim().split("\n"), ["kept", "ls: /etc/added: No such file or directory", "only", "kept", "new"]);
@@ -415,6 +423,52 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
       removeStateRoot(r);
+    }
+  });
+
+  test("commit keeps file capabilities: a capped binary moved in the container is still capped after export and import", async () => {
+    const r = stateRoot();
+    const other = stateRoot();
+    const dir = join(f.dir, "caps-commit");
+    const name = `caps-${process.pid}`;
+    try {
+      const tree = join(dir, "tree");
+      mkdirSync(join(tree, "bin"), { recursive: true });
+      cpSync(join(f.dir, "tree/bin/busybox"), join(tree, "bin/busybox-capped"));
+      const set = run("setcap", ["cap_net_raw,cap_setuid+ep", join(tree, "bin/busybox-capped")]);
+      assert.equal(set.code, 0, set.stderr);
+      const layer = execFileSync("tar", ["-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=security.capability", "-cf", "-", "bin/busybox-capped"], { maxBuffer: 64 << 20 });
+      writeOci(join(dir, "oci"), [{ data: blob(f, f.layers[0]!.digest) }, { data: layer }], { Env: ["PATH=/bin"] }, "fixture:caps");
+      assert.equal(corerun(["image", "import", join(dir, "oci")], r).code, 0);
+      // The rename copies the file up (with its attributes) under a name only the container's layer has.
+      const child = spawn(join(BIN, "corerun"), withRoot(["run", "--network", "none", "--name", name, "-u", "0", "--entrypoint", "/bin/sh", "fixture:caps", "-c",
+        "mv /bin/busybox-capped /bin/busybox-moved && touch /ready; sleep 30"], r), { stdio: "ignore" });
+      try {
+        const deadline = Date.now() + 20_000;
+        while (!readdirSync(r).some((d) => /^[0-9a-f]{12}$/.test(d) && existsSync(join(r, d, "upper/ready")))) {
+          assert.ok(Date.now() < deadline, "the container did not start");
+          await delay(100);
+        }
+        const c = corerun(["commit", name, "capped:1"], r);
+        assert.equal(c.code, 0, c.stderr);
+      } finally {
+        await stop(child, name, r);
+      }
+      const file = join(dir, "capped.tar");
+      assert.equal(corerun(["image", "export", "capped:1", file], r).code, 0);
+      const i = corerun(["image", "import", file], other);
+      assert.equal(i.code, 0, i.stderr);
+      const layers = (JSON.parse(corerun(["image", "inspect", "capped:1"], other).stdout) as { LayerDirs: string[] }[])[0]!.LayerDirs;
+      assert.match(run("getcap", [join(layers[2]!, "bin/busybox-moved")]).stdout, /busybox-moved cap_setuid,cap_net_raw=ep$/m, "the committed layer carries the capability");
+      const status = corerun(["run", "--network", "none", "-u", "1000", "--entrypoint", "/bin/busybox-moved", "capped:1", "cat", "/proc/self/status"], other);
+      assert.equal(status.code, 0, status.stderr);
+      assert.equal(/^CapEff:\s*(\w+)$/m.exec(status.stdout)?.[1], "0000000000002080");
+      const gone = corerun(["run", "--network", "none", "-u", "0", "--entrypoint", "/bin/ls", "capped:1", "/bin/busybox-capped"], other);
+      assert.match(gone.stderr + gone.stdout, /No such file or directory/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      removeStateRoot(r);
+      removeStateRoot(other);
     }
   });
 

@@ -153,6 +153,12 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.ok(r.stdout.includes(id!.slice(7, 19)), "with the same id");
   });
 
+  test("the images-userns example: the image's files are container root's through idmapped layers", () => {
+    const r = bash(readmeBlock("images-userns"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["0:0", "0", "0 65536"]);
+  });
+
   test("the corerun-ns examples", () => {
     const r = bash(readmeBlock("corerun-ns"));
     assert.equal(r.code, 0, r.stderr);

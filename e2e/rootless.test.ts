@@ -5,10 +5,11 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFileSync, chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { busyboxRootfs, hostMountsUnder, isRoot, REPO, run, type Result } from "./helpers.ts";
+import { makeFixtures, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
 
 const USER = `crrl${process.pid % 100000}`;
 
@@ -34,8 +35,9 @@ function removeLine(path: string, line: string): void {
 describe("rootless containers", { skip: !isRoot && "needs root (to make the throwaway user)" }, () => {
   let base = "";
   let uid = 0;
+  let f: Fixtures | undefined;
 
-  before(() => {
+  before(async () => {
     base = mkdtempSync(join(tmpdir(), "corerun-rootless-"));
     chmodSync(base, 0o755);
     const made = run("useradd", ["--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
@@ -48,12 +50,19 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     cpSync(busyboxRootfs(), join(base, "rootfs"), { recursive: true, verbatimSymlinks: true });
     run("chown", ["-R", `${USER}:${USER}`, join(base, "rootfs")]);
     run("install", ["-d", "-o", USER, "-g", USER, "-m", "0700", join(base, "run")]);
+    // The image fixtures (owned by root in the image) and a layer with a file of uid 1000, for the user to import.
+    f = await makeFixtures();
+    cpSync(f.oci, join(base, "oci"), { recursive: true });
+    writeOci(join(base, "others-oci"), [{ data: await tarOf([{ name: "home/", type: "directory" }, { name: "home/theirs", body: "x\n", uid: 1000, gid: 1000 }]) }], { Cmd: ["/bin/true"] }, "others:1");
+    run("chown", ["-R", `${USER}:${USER}`, join(base, "oci"), join(base, "others-oci")]);
   });
 
   after(() => {
     for (const f of ["/etc/subuid", "/etc/subgid"]) removeLine(f, subidLine());
     run("pkill", ["-KILL", "-u", USER]);
     run("userdel", [USER]);
+    f?.remove();
+    // What the user's containers and imports wrote under subordinate ids is removed here by root.
     if (base.startsWith(join(tmpdir(), "corerun-rootless-"))) rmSync(base, { recursive: true, force: true });
   });
 
@@ -86,6 +95,15 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     assert.notEqual(run("pgrep", ["-u", USER]).code, 0, "a process of the user is left");
   });
 
+  test("without a subordinate range, a rootless import refuses a layer with files of another uid in one line; the store stays empty", () => {
+    const r = asUser(["image", "import", join(base, "others-oci")]);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /^corerun: .*others-oci: layer 1\/1 sha256:[0-9a-f]{64}: entry "home\/theirs" is owned by 1000:1000, which the rootless store's user namespace does not map \(lchown: EINVAL\); give the user a range in \/etc\/subuid and \/etc\/subgid/);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    const layers = join(base, "run/corerun/layers/sha256");
+    assert.deepEqual(existsSync(layers) ? readdirSync(layers) : [], []);
+  });
+
   test("with /etc/subuid and /etc/subgid ranges, newuidmap maps container ids 1 and up to them", (t) => {
     if (!existsSync("/usr/bin/newuidmap")) return t.skip("newuidmap (Debian's uidmap package) is not installed");
     for (const f of ["/etc/subuid", "/etc/subgid"]) appendFileSync(f, `${subidLine()}\n`);
@@ -110,5 +128,46 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
       assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
       assert.match(r.stderr, message);
     }
+  });
+
+  test("a rootless user imports an image and runs it on its own overlayfs: writes stay in the container, nothing is left after it", (t) => {
+    if (!existsSync("/usr/bin/newuidmap")) return t.skip("newuidmap (Debian's uidmap package) is not installed");
+    // The subordinate ranges of the test above are in place: the image's uid 1000 maps too.
+    const imp = asUser(["image", "import", join(base, "oci")]);
+    assert.equal(imp.code, 0, imp.stderr);
+    assert.match(imp.stdout, /^Loaded image: fixture:oci$/m);
+    const store = join(base, "run/corerun");
+    const busybox = readdirSync(join(store, "layers/sha256")).map((d) => join(store, "layers/sha256", d, "diff/bin/busybox")).find((p) => existsSync(p))!;
+    // Unpacked as root of the user's own user namespace: the image's root is the user on the host.
+    assert.equal(lstatSync(busybox).uid, uid);
+    const first = asUser(["run", "--network", "none", "fixture:oci"]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, "from-the-image in /data as 1000:1000\n");
+    const script = "echo mine > /data/mine; mkdir /data/d; chown 1000:1000 /data/d; echo s > /data/d/s; chmod 500 /data/d; ls /data; cat /etc/added; ls /etc/doomed 2>&1; stat -c %u:%g /bin/busybox /data/d; grep ' / ' /proc/self/mounts | cut -d' ' -f3";
+    const a = asUser(["run", "--network", "none", "-u", "0:0", "--entrypoint", "/bin/sh", "fixture:oci", "-c", script]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.deepEqual(a.stdout.trim().split("\n"), ["d", "mine", "new", "added by layer 2", "ls: /etc/doomed: No such file or directory", "0:0", "1000:1000", "overlay"]);
+    const b = asUser(["run", "--network", "none", "-u", "0:0", "--entrypoint", "/bin/ls", "fixture:oci", "/data"]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(b.stdout, "new\n", "a second container does not see the first one's writes");
+    const ro = asUser(["run", "--network", "none", "--read-only", "-u", "0:0", "--entrypoint", "/bin/sh", "fixture:oci", "-c", "touch /data/x 2>&1; cat /etc/added"]);
+    assert.equal(ro.stdout, "touch: /data/x: Read-only file system\nadded by layer 2\n", ro.stderr);
+    assert.deepEqual(readdirSync(store).filter((n) => /^[0-9a-f]{12}$/.test(n)), [], "no container directory (upper, work) is left");
+    assert.deepEqual(hostMountsUnder(base), [], "no overlay mount is left");
+    assert.notEqual(run("pgrep", ["-u", USER]).code, 0, "a process of the user is left");
+    const rm = asUser(["image", "rm", "fixture:oci"]);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.deepEqual(readdirSync(join(store, "layers/sha256")), [], "the user removes its layers, files of uid 1000 too");
+  });
+
+  test("rootless, a layer unpacked through other maps is refused at run in one line", (t) => {
+    if (!existsSync("/usr/bin/newuidmap")) return t.skip("newuidmap (Debian's uidmap package) is not installed");
+    const imp = asUser(["image", "import", join(base, "oci")]);
+    assert.equal(imp.code, 0, imp.stderr);
+    const r = asUser(["run", "--network", "none", "--uidmap", `0:${uid}:1`, "--gidmap", `0:${uid}:1`, "fixture:oci"]);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, new RegExp(`^corerun: image fixture:oci: its layer [0-9a-f]{12} was unpacked for the maps uid 0:${uid}:1,1:${SUBID_START}:65536 gid 0:${uid}:1,1:${SUBID_START}:65536, and this rootless container maps uid 0:${uid}:1 gid 0:${uid}:1; `));
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+    assert.equal(asUser(["image", "rm", "fixture:oci"]).code, 0);
   });
 });

@@ -10,6 +10,9 @@ export const args = {
   "sync-dir": { type: "string", valueHint: "DIR", description: "wait for corerun-exec's ready on DIR/ready before pivot_root" },
   idmap: { type: "boolean", description: "idmap the rootfs (and volumes marked idmap) through PID's user namespace" },
   "rootfs-mapped": { type: "boolean", description: "with --idmap, bind the rootfs as it is: it shows the user namespace's ids already (an image's overlayfs of idmapped layers)" },
+  "overlay-lower": { type: "string", valueHint: "DIR", description: "first mount an overlayfs at --rootfs inside PID's namespaces: a lower directory, top first (repeatable; rootless image containers)" },
+  "overlay-upper": { type: "string", valueHint: "DIR", description: "the overlayfs's upper directory (with --overlay-lower)" },
+  "overlay-work": { type: "string", valueHint: "DIR", description: "the overlayfs's work directory (with --overlay-lower)" },
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
   unmasked: { type: "boolean", description: "a read-write /sys without Docker's masks (what Docker's --privileged gives)" },
   "host-devices": { type: "boolean", description: "also bind every device node of the host's /dev into the container's /dev (Docker's --privileged)" },
@@ -36,6 +39,8 @@ export interface MountOptions {
   unmasked: boolean;
   hostDevices: boolean;
   rootfsMapped?: boolean;
+  /** --overlay-*: an overlayfs mounted at rootfs first, inside the target's namespaces. */
+  overlay?: { lower: string[]; upper: string; work: string } | undefined;
   /** --read-only: / remounted read-only after pivot_root. */
   readOnly?: boolean;
 }
@@ -47,6 +52,13 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
   if (ctx.values.oci !== undefined && volumes.length) throw new UsageError("--oci takes the mounts from config.json; drop -v");
   if (ctx.flags["read-only"] && ctx.values.oci !== undefined) throw new UsageError("--oci takes root.readonly from config.json; drop --read-only");
   if (ctx.values["console-socket"] !== undefined && ctx.values.oci === undefined) throw new UsageError("--console-socket needs --oci (the terminal comes from config.json's process.terminal)");
+  const lower = (ctx.values["overlay-lower"] ?? []).map((d) => resolve(d));
+  const upper = ctx.values["overlay-upper"]?.at(-1);
+  const work = ctx.values["overlay-work"]?.at(-1);
+  if ((lower.length > 0) !== (upper !== undefined) || (upper !== undefined) !== (work !== undefined)) {
+    throw new UsageError("--overlay-lower, --overlay-upper and --overlay-work go together: the layers, the upper and the work directory of the overlayfs to mount at --rootfs");
+  }
+  if (lower.length && ctx.values.oci !== undefined) throw new UsageError("--oci takes its root from config.json; drop --overlay-*");
   const idmapped = volumes.find((v) => v.idmap);
   if (idmapped && !ctx.flags.idmap) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap needs --idmap (a target in its own user namespace)`);
   return {
@@ -70,5 +82,7 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     hostDevices: ctx.flags["host-devices"] ?? false,
     rootfsMapped: ctx.flags["rootfs-mapped"] ?? false,
     readOnly: ctx.flags["read-only"] ?? false,
+    // Resolved now: after setns the working directory is the container's /.
+    overlay: lower.length ? { lower, upper: resolve(upper!), work: resolve(work!) } : undefined,
   };
 }

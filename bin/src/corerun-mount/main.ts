@@ -7,6 +7,7 @@ import { nsPids, procStartTime } from "@corerun/state";
 import { readSpec } from "@corerun/oci";
 import { dirname } from "node:path";
 import { checkProgram, mountOciTree, pauseForHooks, readonlyRoot, sendConsole } from "./oci.ts";
+import { mountImageOverlay } from "./overlay.ts";
 import { bindHostDevices, bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
@@ -33,7 +34,8 @@ export const tool = defineTool({
     // cannot join one; corerun-mount runs again, started inside by the native helper.
     if (!joined && process.geteuid?.() !== 0) return runJoined(sys, opts.pid);
     if (!joined) checkOwnMountNamespace(opts.pid);
-    const points = mountPointsFor(opts);
+    // Over an overlayfs, the mount points are found once it is mounted.
+    let points = opts.overlay ? [] : mountPointsFor(opts);
     // Read before the namespace changes: the path is the host's.
     const spec = opts.oci === undefined ? undefined : readSpec(dirname(opts.oci), opts.oci);
     const consoleFd = opts.consoleSocket === undefined ? undefined : connectUnix(opts.consoleSocket);
@@ -48,6 +50,11 @@ export const tool = defineTool({
       if (joined) makePrivate(sys);
       else span("enter namespaces", { pid: opts.pid }, () => enterNamespaces(sys, opts.pid));
       faultPoint("mount:namespaces");
+      if (opts.overlay) {
+        span("mount overlayfs", { lower: opts.overlay.lower.length, userxattr: joined }, () => mountImageOverlay(sys, opts.rootfs, opts.overlay!, joined));
+        points = mountPointsFor(opts);
+        faultPoint("mount:overlay");
+      }
       // Before the bind: host root cannot create files through an idmapped mount (its uid has no
       // mapping there), so missing mount points are made on the rootfs itself.
       span("create mount points", { count: points.length }, () => createMountPoints(points));

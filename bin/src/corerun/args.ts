@@ -1,15 +1,15 @@
 import { existsSync } from "node:fs";
-import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  AUTO_SIZE, capabilitySet, checkHostname, findByRef, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, subidRanges, type IdRange, type RestartPolicy, type State,
+  capabilitySet, checkHostname, findByRef, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
+import { rootlessMaps } from "./rootless.ts";
 import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
 import { parseUlimits, type Ulimit } from "./ulimit.ts";
 import { parseRestart } from "./restart.ts";
@@ -171,19 +171,7 @@ function rootless(ctx: Pick<ToolContext, "values">, uid: number, gid: number, fi
   const mode = ctx.values.userns?.at(-1);
   if (mode === "host") throw new UsageError(`--userns host: a rootless container (${who}) always has a user namespace`);
   if (mode === "auto") throw new UsageError(`--userns auto: ranges from /etc/subuid (newuidmap) are not used yet; rootless containers map uid ${uid} to root`);
-  const own = { uidMap: [{ container: 0, host: uid, size: 1 }], gidMap: [{ container: 0, host: gid, size: 1 }] };
-  // With /etc/subuid and /etc/subgid ranges and the uidmap helpers, container ids 1 and up map
-  // to the user's first subordinate range, as Podman does.
-  const user = userInfoName(uid);
-  const subuid = subidRanges(files.subuid, user, uid);
-  const subgid = subidRanges(files.subgid, user, uid);
-  const helpers = subuid.length > 0 && subgid.length > 0 && hasCommand("newuidmap") && hasCommand("newgidmap");
-  const full = helpers
-    ? {
-      uidMap: [...own.uidMap, { container: 1, host: subuid[0]!.host, size: Math.min(subuid[0]!.size, AUTO_SIZE) }],
-      gidMap: [...own.gidMap, { container: 1, host: subgid[0]!.host, size: Math.min(subgid[0]!.size, AUTO_SIZE) }],
-    }
-    : own;
+  const { maps: full, helpers, subuid, subgid } = rootlessMaps(uid, gid, files);
   const given = parseUserns(ctx);
   const maps = given && !given.auto ? given : full;
   for (const [option, map, self, sub] of [["--uidmap", maps.uidMap, uid, subuid], ["--gidmap", maps.gidMap, gid, subgid]] as const) {
@@ -198,17 +186,6 @@ function rootless(ctx: Pick<ToolContext, "values">, uid: number, gid: number, fi
   return { auto: false, uidMap: maps.uidMap, gidMap: maps.gidMap };
 }
 
-function userInfoName(uid: number): string | undefined {
-  try {
-    return userInfo().uid === uid ? userInfo().username : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function hasCommand(name: string): boolean {
-  return (process.env.PATH ?? "/usr/bin:/bin").split(":").some((d) => d && existsSync(join(d, name)));
-}
 /** The binary `--init` mounts, next to corerun's bundles (tools/build.mjs makes it). */
 export function initBinary(): string {
   return join(dirname(process.argv[1] ?? "."), "corerun-init");
@@ -229,7 +206,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const isRootless = uid !== 0;
   const userns = isRootless ? rootless(ctx, uid, gid) : parseUserns(ctx);
   const root = stateRoot(ctx.values.root?.at(-1), env, uid);
-  const img = imageRun(ctx, root, { rootless: isRootless });
+  const img = imageRun(ctx, root, { rootless: isRootless, userns: userns && !userns.auto ? userns : undefined });
   const given = ctx.values.rootfs?.at(-1);
   if (!img && given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);

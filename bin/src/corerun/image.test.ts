@@ -50,8 +50,17 @@ describe("imageRun", () => {
     assert.equal(imageRun(ctx(["app"], { rootfs: ["/r"] }), root, { rootless: false }), undefined);
     assert.deepEqual(withEntrypoint({ values: { entrypoint: ["/bin/sh"] } }, ["-c", "x"]), ["/bin/sh", "-c", "x"]);
   });
-  test("refusals: an image run rootless, an image with nothing to run", () => {
-    assert.throws(() => imageRun(ctx(["app"]), root, { rootless: true }), /^UsageError: image app: images need root for now/);
+  test("refusals: a rootless container on layers unpacked through other maps, an image with nothing to run", () => {
+    const layer = join(root, "layers/sha256", "b".repeat(64));
+    mkdirSync(layer, { recursive: true });
+    const record = (userns?: string) => writeFileSync(join(layer, "layer.json"), JSON.stringify({ diffId: `sha256:${"b".repeat(64)}`, digest: `sha256:${"b".repeat(64)}`, mediaType: "t", size: 1, ...(userns ? { userns } : {}) }));
+    const own = { uidMap: [{ container: 0, host: 1000, size: 1 }], gidMap: [{ container: 0, host: 1000, size: 1 }] };
+    record();
+    assert.throws(() => imageRun(ctx(["app"]), root, { rootless: true, userns: own }), /^UsageError: image app: its layer bbbbbbbbbbbb was unpacked by host root, and this rootless container maps uid 0:1000:1 gid 0:1000:1; /);
+    record("uid 0:1000:1,1:100000:65536 gid 0:1000:1,1:100000:65536");
+    assert.throws(() => imageRun(ctx(["app"]), root, { rootless: true, userns: own }), /was unpacked for the maps uid 0:1000:1,1:100000:65536 gid 0:1000:1,1:100000:65536, and this rootless container maps uid 0:1000:1 gid 0:1000:1/);
+    record("uid 0:1000:1 gid 0:1000:1");
+    assert.equal(imageRun(ctx(["app"]), root, { rootless: true, userns: own })?.image.id, id, "the same maps: it runs");
     addImage("empty:1", {});
     assert.throws(() => imageRun(ctx(["empty:1"]), root, { rootless: false }), /image empty:1 has no Entrypoint or Cmd; give a command/);
   });

@@ -1,13 +1,16 @@
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { defineTool, printJson, UsageError, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, exitCodeOf, printJson, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
 import {
   commitImage, exportImage, findImage, importImage, imageUsers, layerDiff, listImageIds, pruneImages, readImage, readLayer, readRefs, removeImage,
   requireImage, storePaths, tagImage, tagsOf, withImageInUse, withStoreLock, type ImportEvent, type RemoveResult,
 } from "@corerun/image";
-import { containerDir, hostIdOf, idMapText, readStates, stateRoot, updateState, type IdRange, type State } from "@corerun/state";
-import { isErrno, linuxSyscall as sys, MNT_DETACH, MOUNT_ATTR_IDMAP, startInNamespaces, WEXITED } from "@corerun/syscall";
-import { missingMountPoints, type VolumeSpec } from "@corerun/rootfs";
+import {
+  checkStateRoot, containerDir, containerIdOf, hostIdOf, idMapText, mapsKey, parseIdMapText, readStates, stateRoot, updateState, type IdRange, type State,
+} from "@corerun/state";
+import { envp, isErrno, linuxSyscall as sys, MNT_DETACH, MOUNT_ATTR_IDMAP, startInNamespaces, WEXITED } from "@corerun/syscall";
+import { rootlessMaps } from "./rootless.ts";
+import { missingMountPoints, mountOverlay, type VolumeSpec } from "@corerun/rootfs";
 import type { ArgsDef } from "citty";
 
 /** What `corerun run IMAGE` takes from the image, merged with the flags as Docker does. */
@@ -30,14 +33,16 @@ export interface ImageRun {
  * replace Cmd, --entrypoint replaces Entrypoint and drops Cmd; its Env comes before -e values,
  * its WorkingDir and User are used unless -w and --user are given.
  */
-export function imageRun(ctx: Pick<ToolContext, "values" | "tail"> & { flags?: Record<string, boolean> }, root: string, mode: { rootless: boolean }): ImageRun | undefined {
+export function imageRun(
+  ctx: Pick<ToolContext, "values" | "tail"> & { flags?: Record<string, boolean> }, root: string, mode: { rootless: boolean; userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined },
+): ImageRun | undefined {
   const first = ctx.tail[0];
   const word = !ctx.values.rootfs?.length && first !== undefined && !/^[/.]/.test(first) ? first : undefined;
   const id = word === undefined ? undefined : findImage(root, word);
   // A --rootfs container's --read-only is corerun-mount's (its / remounted read-only).
   if (word === undefined || id === undefined) return undefined;
-  if (mode.rootless) throw new UsageError(`image ${word}: images need root for now (the overlayfs and the store's whiteout devices); run as root, or give --rootfs DIR`);
   const { record, config } = readImage(root, id);
+  if (mode.rootless && mode.userns) checkRootlessLayers(root, word, record.layers, mode.userns);
   const exec = config.config ?? {};
   const ep = ctx.values.entrypoint?.at(-1);
   const entrypoint = ep !== undefined ? (ep === "" ? [] : [ep]) : (exec.Entrypoint ?? []);
@@ -54,6 +59,54 @@ export function imageRun(ctx: Pick<ToolContext, "values" | "tail"> & { flags?: R
   };
 }
 
+/**
+ * A rootless container runs on layers unpacked through its own maps: its user namespace shows
+ * their files with the ids the image gives them. (An unprivileged user cannot idmap a mount of
+ * the host's filesystem: mount_setattr needs CAP_SYS_ADMIN over the filesystem's user namespace.)
+ */
+function checkRootlessLayers(root: string, ref: string, layers: readonly string[], userns: { uidMap: IdRange[]; gidMap: IdRange[] }): void {
+  const key = mapsKey(userns.uidMap, userns.gidMap);
+  for (const d of layers) {
+    const had = readLayer(root, d).userns;
+    if (had === key) continue;
+    throw new UsageError(`image ${ref}: its layer ${short(d)} was unpacked ${had ? `for the maps ${had}` : "by host root"}, and this rootless container maps ${key}; run it with the maps it was imported with (drop --uidmap/--gidmap, or restore /etc/subuid), or remove and import it again`);
+  }
+}
+
+/** The variable that tells a command it runs as root of the store's user namespace (storeOwner). */
+const STORE_USERNS_ENV = "CORERUN_STORE_USERNS";
+
+/** Inside the store's user namespace: its maps as a layer records them; undefined elsewhere. */
+function storeUserns(): string | undefined {
+  if (process.env[STORE_USERNS_ENV] !== "1" || process.geteuid?.() !== 0) return undefined;
+  const uidMap = parseIdMapText(readFileSync("/proc/self/uid_map", "utf8"));
+  // The host's own namespace (the variable set by hand): host root's store, as without it.
+  if (uidMap.length === 1 && uidMap[0]!.host === 0 && uidMap[0]!.size === 4294967295) return undefined;
+  return mapsKey(uidMap, parseIdMapText(readFileSync("/proc/self/gid_map", "utf8")));
+}
+
+/**
+ * Rootless, a command that writes the image store runs again, with the same arguments, as root of
+ * a new user namespace with the user's maps (its own uid as root, its /etc/subuid range for ids 1
+ * and up): there it may give unpacked files the image's owners (which land as the user's ids),
+ * read and remove every file of the store, and set file capabilities. Node cannot enter a user
+ * namespace itself; the native helper starts the copy in one. Returns its status, or undefined
+ * to go on here (as root, or already inside).
+ */
+async function asStoreOwner(ctx: ToolContext): Promise<number | undefined> {
+  const uid = process.geteuid?.() ?? 0;
+  if (uid === 0) return undefined;
+  const root = rootOf(ctx);
+  checkStateRoot(root);
+  const { maps, helpers } = rootlessMaps(uid, process.getegid?.() ?? 0);
+  const argv = [process.execPath, process.argv[1]!, ...process.argv.slice(2)];
+  const pid = startInNamespaces(sys, {
+    flags: 0, path: process.execPath, argv, env: [...envp(), `CORERUN_ROOT=${root}`, `${STORE_USERNS_ENV}=1`],
+    userns: { uidMap: idMapText(maps.uidMap), gidMap: idMapText(maps.gidMap), helpers },
+  });
+  return exitCodeOf(await waitChild(sys, pid));
+}
+
 /** RunConfig's image and user, present only when there are some. */
 export function imageAndUser(ctx: Pick<ToolContext, "values">, img: ImageRun | undefined): { image?: ImageRun["image"]; user?: string } {
   const user = ctx.values.user?.at(-1) ?? img?.user;
@@ -66,9 +119,6 @@ export function withEntrypoint(ctx: Pick<ToolContext, "values">, tail: string[])
   return ep ? [ep, ...tail] : tail;
 }
 
-/** The page the kernel copies mount options into: lowerdir= must fit in it. */
-const MOUNT_DATA_MAX = 4095;
-
 /**
  * The container's own overlayfs: the image's layers as read-only lowers, an upper and a work
  * directory of its own under its state directory, merged at ROOT/ID/rootfs, which becomes its
@@ -79,12 +129,36 @@ const MOUNT_DATA_MAX = 4095;
  * EINVAL), but its layers can (Linux 5.19+): each lower is an idmapped mount of the store's
  * layer at ROOT/ID/lower/N, through a user namespace with the container's maps, so that files
  * of host root show as container root's; the upper directory belongs to container root.
+ *
+ * Rootless, nothing is mounted here (the host's mount namespace is not the user's to change):
+ * the directories are made and recorded, and corerun-mount mounts the overlayfs inside the
+ * container's user and mount namespaces (overlayfs allows that since Linux 5.11), where it goes
+ * with the namespace. The store of a rootless user holds its layers with the ids of its own user
+ * namespace already (see `corerun image import`), so no layer needs an idmap.
  */
 export function mountImage(
   root: string, image: ImageRun["image"], c: { dir: string; path: string }, userns: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined,
-  targets: readonly (VolumeSpec & { kind?: "dir" | "file" })[],
+  targets: readonly (VolumeSpec & { kind?: "dir" | "file" })[], rootless = false,
 ): string {
-  return withImageInUse(root, image.id, image.ref, () => mountImage_(root, image, c, userns, targets));
+  return withImageInUse(root, image.id, image.ref, () => (rootless ? prepareRootless(image, c) : mountImage_(root, image, c, userns, targets)));
+}
+
+/** The rootless container's upper, work and merged directories, recorded; corerun-mount mounts them. */
+function prepareRootless(image: ImageRun["image"], c: { dir: string; path: string }): string {
+  const target = join(c.dir, "rootfs");
+  const { upper, work } = rootlessDirs(c.dir);
+  const { id, ref, lower } = image;
+  updateState(c.path, (s) => ({ image: { id, ref, lower, target, upper, work }, config: { ...s.config, rootfs: target } }));
+  for (const d of [target, upper, work]) mkdirSync(d, { mode: 0o755 });
+  return target;
+}
+
+const rootlessDirs = (dir: string) => ({ upper: join(dir, "upper"), work: join(dir, "work") });
+
+/** corerun-mount's options for a rootless image container: the overlayfs it mounts first. */
+export function overlayArgs(lower: readonly string[], dir: string): string[] {
+  const { upper, work } = rootlessDirs(dir);
+  return [...lower.flatMap((l) => ["--overlay-lower", l]), "--overlay-upper", upper, "--overlay-work", work];
 }
 
 function mountImage_(
@@ -109,22 +183,12 @@ function mountImage_(
   }
   // Relative paths: every lower of a deep image fits in the one page of mount options.
   const base = userns ? c.dir : storePaths(root).layers;
-  const mount = (options: string) => {
-    const data = `lowerdir=${lower.map((l) => relative(base, l)).join(":")}${options}`;
-    if (data.length > MOUNT_DATA_MAX) throw new UsageError(`image ${image.ref} has ${image.lower.length} layers, more than one overlayfs mount can take here; flatten it (corerun commit of a container, or fewer layers)`);
-    const cwd = process.cwd();
-    process.chdir(base);
-    try {
-      sys.mount("overlay", target, "overlay", 0, data);
-    } finally {
-      process.chdir(cwd);
-    }
-  };
+  const mount = (o: { upper?: string; work?: string }) => mountOverlay(sys, target, { lower, ...o }, base, `image ${image.ref}`);
   if (init) {
     // Without an upper nothing can be created in the tree, so the mount points corerun needs and
     // the image lacks go into a small layer of the container's own, on top: found through a
     // first mount, made in the layer, then mounted again.
-    mount("");
+    mount({});
     let missing: ReturnType<typeof missingMountPoints>;
     try {
       missing = missingMountPoints(target, targets);
@@ -139,8 +203,8 @@ function mountImage_(
         writeFileSync(p, "", { mode: 0o644 });
       }
     }
-    mount("");
-  } else mount(`,upperdir=${upper},workdir=${work}`);
+    mount({});
+  } else mount({ upper, work });
   return target;
 }
 
@@ -189,15 +253,18 @@ function usernsWithMaps(userns: { uidMap: IdRange[]; gidMap: IdRange[] }): numbe
  * Teardown's step for an image container: the overlayfs goes (detached: the container's own
  * mount namespace may still hold a reference while its last process dies), then its idmapped
  * lowers, then the upper and work directories. Only paths inside the container's own state
- * directory are unmounted or removed.
+ * directory are unmounted or removed. A rootless container's overlayfs was mounted in its own
+ * mount namespace and went with it; its upper directory holds files of every id of its user
+ * namespace, which only container root may remove (removeAsContainerRoot).
  */
-export function unmountImage(root: string, id: string, image: NonNullable<State["image"]>): void {
+export function unmountImage(root: string, id: string, image: NonNullable<State["image"]>, userns?: { uidMap: IdRange[]; gidMap: IdRange[] }): void {
   const own = containerDir(root, id);
   for (const p of [image.target, image.upper, image.work]) {
     if (p !== undefined && dirname(resolve(p)) !== own) throw new Error(`state of ${id} names ${p} for its overlayfs, outside ${own}; left alone`);
   }
+  const rootless = process.geteuid?.() !== 0;
   const ownLowers = image.lower.filter((l) => dirname(dirname(resolve(l))) === own);
-  for (const m of [image.target, ...ownLowers]) {
+  for (const m of rootless ? [] : [image.target, ...ownLowers]) {
     try {
       sys.umount2(m, MNT_DETACH);
     } catch (err) {
@@ -209,8 +276,24 @@ export function unmountImage(root: string, id: string, image: NonNullable<State[
   if (existsSync(join(own, "lower"))) rmdirSync(join(own, "lower"));
   // --read-only: the container's own layer of mount points.
   rmSync(join(own, "init"), { recursive: true, force: true });
-  for (const d of [image.upper, image.work]) if (d) rmSync(d, { recursive: true, force: true });
+  const written = [image.upper, image.work].filter((d): d is string => d !== undefined && existsSync(d));
+  if (rootless && userns && written.length) removeAsContainerRoot(written, userns);
+  else for (const d of written) rmSync(d, { recursive: true, force: true });
   if (existsSync(image.target)) rmdirSync(image.target);
+}
+
+/**
+ * rm -rf of paths, run as root of a new user namespace with these maps: a rootless user owns only
+ * some of the ids its containers write with, and may not remove the files of the others itself.
+ */
+export function removeAsContainerRoot(paths: string[], userns: { uidMap: IdRange[]; gidMap: IdRange[] }): void {
+  const helpers = userns.uidMap.length > 1 || userns.gidMap.length > 1;
+  const pid = startInNamespaces(sys, {
+    flags: 0, path: "/bin/rm", argv: ["rm", "-rf", "--", ...paths], env: [], nullStdio: true,
+    userns: { uidMap: idMapText(userns.uidMap), gidMap: idMapText(userns.gidMap), helpers },
+  });
+  const r = sys.waitid(pid, WEXITED);
+  if (r?.exitCode !== 0 || paths.some((p) => existsSync(p))) throw new Error(`rm -rf ${paths.join(" ")} as container root failed (${r?.exitCode !== undefined ? `status ${r.exitCode}` : `signal ${r?.signal}`}); remove them with corerun cleanup`);
 }
 
 const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory, which holds the store (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;
@@ -268,7 +351,9 @@ const importCmd = defineTool({
   async run(ctx) {
     if (ctx.tail.length !== 1) throw new UsageError("give one FILE or DIR to import; usage: corerun image import [--name REF] FILE|DIR");
     const input = resolve(ctx.tail[0]!);
-    const out = await importImage(rootOf(ctx), input, { name: ctx.values.name?.at(-1), onEvent: progress() });
+    const owner = await asStoreOwner(ctx);
+    if (owner !== undefined) return owner;
+    const out = await importImage(rootOf(ctx), input, { name: ctx.values.name?.at(-1), onEvent: progress(), userns: storeUserns() });
     for (const img of out) {
       if (img.refs.length) for (const r of img.refs) process.stdout.write(`Loaded image: ${r}\n`);
       else process.stdout.write(`Loaded image ID: ${img.id}\n`);
@@ -349,6 +434,8 @@ const rmCmd = defineTool({
   async run(ctx) {
     const root = rootOf(ctx);
     if (!ctx.tail.length) throw new UsageError("name the images to remove; see corerun image ls");
+    const owner = await asStoreOwner(ctx);
+    if (owner !== undefined) return owner;
     await withStoreLock(root, () => {
       for (const ref of ctx.tail) printRemoved(removeImage(root, ref, ctx.flags.force ?? false));
     });
@@ -365,6 +452,8 @@ const tagCmd = defineTool({
   async run(ctx) {
     const root = rootOf(ctx);
     if (ctx.tail.length !== 2) throw new UsageError("usage: corerun image tag SOURCE TARGET (SOURCE a reference or id, TARGET NAME[:TAG])");
+    const owner = await asStoreOwner(ctx);
+    if (owner !== undefined) return owner;
     await withStoreLock(root, () => tagImage(root, ctx.tail[0]!, ctx.tail[1]!));
     return 0;
   },
@@ -378,6 +467,8 @@ const pruneCmd = defineTool({
   tail: "none",
   async run(ctx) {
     const root = rootOf(ctx);
+    const owner = await asStoreOwner(ctx);
+    if (owner !== undefined) return owner;
     printRemoved(await withStoreLock(root, () => pruneImages(root)));
     return 0;
   },
@@ -423,10 +514,16 @@ export const commitTool: ToolSpec = defineTool({
     const state = readStates(root).find((s) => (s.id === name || s.config.name === name) && s.status === "running");
     if (!state) throw new UsageError(`no running container has the name or id "${name}"; see corerun ps`);
     if (!state.image?.upper) throw new UsageError(`container ${name} does not run on an image's overlayfs with an upper directory (it has --rootfs or --read-only); nothing to commit`);
+    const owner = await asStoreOwner(ctx);
+    if (owner !== undefined) return owner;
     const target = state.image.target;
     const exclude = new Set((state.mountPoints ?? []).map((m) => relative(target, m.path)).filter((p) => !p.startsWith("..")));
+    // As root of the store's user namespace, the upper directory shows container ids already.
+    const userns = storeUserns();
+    const ns = userns === undefined ? state.config.userns : undefined;
+    const ids = ns && { uid: (h: number) => containerIdOf(ns.uidMap, h), gid: (h: number) => containerIdOf(ns.gidMap, h), rootUid: hostIdOf(ns.uidMap, 0) ?? 0 };
     const r = await commitImage(root, {
-      upper: state.image.upper, exclude, parent: state.image.id, ref, createdBy: `corerun commit ${name} (${state.config.command.join(" ")})`,
+      upper: state.image.upper, exclude, parent: state.image.id, ref, createdBy: `corerun commit ${name} (${state.config.command.join(" ")})`, ids, userns,
     });
     process.stdout.write(`${r.id}\n`);
     return 0;

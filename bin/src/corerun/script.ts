@@ -23,6 +23,7 @@ const q = (words: readonly string[]) => words.map((w) => (w.startsWith('"$') ? w
 export function renderScript(given: RunConfig, binDir: string, hostname: string | undefined): string {
   const bin = (name: string) => `"$bin/${name}"`;
   const image = given.image;
+  if (image && given.rootless) throw new UsageError(`--print-script: rootless, image ${image.ref}'s overlayfs is mounted by corerun-mount inside the container's user namespace, which the script cannot enter; leave out --print-script`);
   if (image && given.userns) throw new UsageError(`--print-script: image ${image.ref} in a user namespace needs idmapped layers (mount_setattr), which no shell tool makes; leave out --print-script, or --userns/--uidmap`);
   if (image?.readOnly) throw new UsageError(`--print-script: image ${image.ref} with --read-only needs a layer of mount points made on a first mount; leave out --print-script, or --read-only`);
   // An image container's rootfs is an overlayfs the script mounts, with its upper and work directories, in its own directory.

@@ -19,7 +19,7 @@ import {
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
 import { securityExecArgs, securityMountArgs } from "./security.ts";
-import { mountImage, unmountImage } from "./image.ts";
+import { mountImage, overlayArgs, unmountImage } from "./image.ts";
 import { runProcess } from "./exec.ts";
 
 /** The bundled tools sit next to corerun's own bundle. */
@@ -100,7 +100,7 @@ export function restartState(cfg: RunConfig, id: string, owner: State["owner"]):
 function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string, userns: Container["userns"], again: boolean): Container {
   const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
   try {
-    if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path }, userns, targets);
+    if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path }, userns, targets, cfg.rootless);
   } catch (err) {
     teardown(cfg.root, id, path, undefined, again);
     throw err;
@@ -115,7 +115,9 @@ function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string,
     for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
     if (userns) handToContainerRoot(cfg.root, dir, userns);
     faultPoint("corerun:sync-files");
-    const missing = missingMountPoints(cfg.rootfs, targets);
+    // A rootless image container's tree is mounted later, inside its namespaces, where corerun-mount
+    // makes the missing mount points in its upper directory, which goes with the container.
+    const missing = cfg.image && cfg.rootless ? [] : missingMountPoints(cfg.rootfs, targets);
     const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
     const held = claimCreatedPaths(cfg.root, id, missing, wanted);
     faultPoint("corerun:mount-points-claimed");
@@ -232,7 +234,14 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
 export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): string[] {
   const volumes = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes)];
   const spec = (v: VolumeSpec) => `${v.source}:${v.target}:${v.readonly ? "ro" : "rw"}${v.idmap ? ",idmap" : ""}`;
-  return ["--pid", String(pid), "--rootfs", cfg.rootfs, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []), ...(cfg.userns && cfg.image ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), ...(cfg.readOnly && !cfg.image ? ["--read-only"] : []), "--proc", "--sync-dir", dir];
+  // Rootless, an image's overlayfs is corerun-mount's to mount, with an upper directory even for
+  // --read-only (mount points are made in it), and / is remounted read-only after pivot_root.
+  const overlay = cfg.image && cfg.rootless ? overlayArgs(cfg.image.lower, dir) : [];
+  const readOnly = cfg.readOnly && (!cfg.image || cfg.rootless);
+  return [
+    "--pid", String(pid), "--rootfs", cfg.rootfs, ...overlay, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []),
+    ...(cfg.userns && cfg.image && !cfg.rootless ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), ...(readOnly ? ["--read-only"] : []), "--proc", "--sync-dir", dir,
+  ];
 }
 
 /** corerun-net setup's options for a bridge container. */
@@ -452,7 +461,7 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
     step("mount points", () => {
       for (const m of releaseCreatedPaths(root, id, s.mountPoints ?? [])) removeCreatedPath(m);
     });
-    if (s.image) step("image rootfs", () => unmountImage(root, id, s.image!));
+    if (s.image) step("image rootfs", () => unmountImage(root, id, s.image!, s.config.userns));
     faultPoint("teardown:mount-points");
   }
   if (!failures.length && !keepState) step("state", () => removeContainer(root, id));

@@ -7,7 +7,7 @@ import { pack as tarPack, type Pack } from "tar-stream";
 import { UsageError } from "@corerun/cli";
 import type { Syscall } from "@corerun/syscall";
 import { _addImage, _ingestLayer, ociArch, type _Ctx } from "./import.ts";
-import { packTree } from "./pack.ts";
+import { packTree, type PackOptions } from "./pack.ts";
 import { checkReference } from "./paths.ts";
 import { MEDIA } from "./schema.ts";
 import { readImage, readLayer, readRefs, requireImage, storePaths, tagsOf, withStoreLock, writeRefs, layerDir } from "./store.ts";
@@ -23,6 +23,10 @@ export interface CommitOptions {
   ref: string;
   /** What history says made the layer. */
   createdBy: string;
+  /** The container's user namespace: its upper directory holds host ids, the layer container ids. */
+  ids?: PackOptions["ids"];
+  /** Run as root of a rootless store's user namespace with these maps (see ImportOptions). */
+  userns?: string | undefined;
   sys?: Syscall;
 }
 
@@ -36,13 +40,13 @@ export async function commitImage(root: string, opts: CommitOptions): Promise<{ 
   const parent = readImage(root, opts.parent);
   return withStoreLock(root, async () => {
     const tmp = mkdtempSync(join(storePaths(root).layers, ".tmp-commit-"));
-    const ctx: _Ctx = { root, input: `commit ${ref}`, opts: { sys: opts.sys }, added: [], events: () => undefined };
+    const ctx: _Ctx = { root, input: `commit ${ref}`, opts: { sys: opts.sys, userns: opts.userns }, added: [], events: () => undefined };
     try {
       const blob = join(tmp, "layer.tar.gz");
       const pack = tarPack();
       const inner = new Digester();
       const written = pipeline(pack as unknown as NodeJS.ReadableStream, inner, createGzip(), createWriteStream(blob));
-      await packTree(opts.upper, pack, { overlay: true, exclude: opts.exclude, sys: opts.sys });
+      await packTree(opts.upper, pack, { overlay: true, exclude: opts.exclude, ids: opts.ids, sys: opts.sys });
       await written;
       const diffId = inner.digest();
       await _ingestLayer(ctx, blob, { diffId, mediaType: MEDIA.ociLayerGzip }, 0, 1);
@@ -98,8 +102,14 @@ export async function exportImage(root: string, refOrId: string, file: string): 
     })),
   });
   const tmp = join(dirname(file), `.${process.pid}.export.tmp`);
+  let out: number;
+  try {
+    out = openSync(tmp, "wx", 0o644);
+  } catch (err) {
+    throw new UsageError(`${file}: cannot write it (${(err as NodeJS.ErrnoException).code}); give a FILE in a directory you can write`);
+  }
   const pack = tarPack();
-  const written = pipeline(pack as unknown as NodeJS.ReadableStream, createWriteStream(tmp, { mode: 0o644 }));
+  const written = pipeline(pack as unknown as NodeJS.ReadableStream, createWriteStream("", { fd: out }));
   try {
     const add = (name: string, body: Buffer | string) => new Promise<void>((res, rej) => void pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? rej(e) : res())));
     await add("oci-layout", json({ imageLayoutVersion: "1.0.0" }));
@@ -131,6 +141,7 @@ function blobEntry(pack: Pack, name: string, path: string, size: number): Promis
     const source = createReadStream(path);
     const sink = pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (err) => (err ? reject(err) : resolve()));
     source.on("error", reject);
+    (sink as unknown as NodeJS.EventEmitter).on("error", reject);
     source.pipe(sink as unknown as NodeJS.WritableStream);
   });
 }

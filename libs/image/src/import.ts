@@ -6,13 +6,12 @@ import { createGunzip } from "node:zlib";
 import { Writable } from "node:stream";
 import { extract as tarExtract } from "tar-stream";
 import { UsageError } from "@corerun/cli";
-import { writeJsonAtomic } from "@corerun/state";
 import type { Syscall } from "@corerun/syscall";
 import { checkReference, parseReference } from "./paths.ts";
 import {
   DockerManifest, ImageConfig, ImageIndex, ImageManifest, LAYER_MEDIA_TYPES, MEDIA, parseJson, type Descriptor, type LayerRecord,
 } from "./schema.ts";
-import { imageDir, layerDir, readRefs, storePaths, withStoreLock, writeRefs } from "./store.ts";
+import { imageDir, layerDir, readLayer, readRefs, storePaths, withStoreLock, writeRefs } from "./store.ts";
 import { Digester, sniffCompression, unpackBlob } from "./unpack.ts";
 
 /** What an import reports as it goes: one event per layer, then one per image. */
@@ -25,6 +24,11 @@ export interface ImportOptions {
   /** --name: the reference the (single) image gets, instead of the archive's own. */
   name?: string | undefined;
   onEvent?: (e: ImportEvent) => void;
+  /**
+   * The import runs as root of a rootless user's user namespace with these maps (mapsKey): owners
+   * are set through them, and opaque directories are marked user.overlay.opaque.
+   */
+  userns?: string | undefined;
   sys?: Syscall;
 }
 
@@ -313,6 +317,7 @@ async function ingestLayer(ctx: Ctx, blob: string, expect: Expect, index: number
   const what = `${ctx.input}: layer ${index + 1}/${count}${expect.digest ? ` ${expect.digest}` : ""}`;
   const size = statSync(blob).size;
   if (expect.diffId && existsSync(layerDir(ctx.root, expect.diffId))) {
+    checkLayerUserns(readLayer(ctx.root, expect.diffId), ctx.opts.userns, what);
     const h = await hashBlob(blob, !expect.digest);
     if (expect.digest && h.digest !== expect.digest) throw new UsageError(`${what}: the blob's digest is ${h.digest}; the image is corrupt or was altered`);
     if (!expect.digest && h.diffId !== expect.diffId) throw new UsageError(`${what}: its content's digest is ${h.diffId}, the config's diff id ${expect.diffId}; the image is corrupt or was altered`);
@@ -325,17 +330,19 @@ async function ingestLayer(ctx: Ctx, blob: string, expect: Expect, index: number
   try {
     mkdirSync(join(tmp, "diff"), { mode: 0o755 });
     const onBytes = (done: number) => ctx.events({ t: "bytes", done, total: size });
-    const r = await unpackBlob(blob, join(tmp, "diff"), { what, layer: true, sys: ctx.opts.sys, onBytes });
+    const r = await unpackBlob(blob, join(tmp, "diff"), { what, layer: true, sys: ctx.opts.sys, onBytes, userns: ctx.opts.userns !== undefined });
     if (expect.digest && r.digest !== expect.digest) throw new UsageError(`${what}: the blob's digest is ${r.digest}; the image is corrupt or was altered`);
     if (expect.size !== undefined && r.size !== expect.size) throw new UsageError(`${what}: the blob has ${r.size} bytes, its descriptor says ${expect.size}`);
     if (expect.diffId && r.diffId !== expect.diffId) throw new UsageError(`${what}: its content's digest is ${r.diffId}, the config's diff id ${expect.diffId}; the image is corrupt or was altered`);
     if (!r.entries) throw new UsageError(`${what}: an empty archive, not an image or a root filesystem`);
-    const record: LayerRecord = { diffId: r.diffId, digest: r.digest, mediaType: expect.mediaType, size: r.size };
+    const record: LayerRecord = { diffId: r.diffId, digest: r.digest, mediaType: expect.mediaType, size: r.size, ...(ctx.opts.userns ? { userns: ctx.opts.userns } : {}) };
     // A blob of the archive corerun unpacked itself is linked (it may serve another image of the
     // archive too); the user's own files are copied, so that changing them cannot change the store.
     if (ctx.scratch && blob.startsWith(`${ctx.scratch}/`)) linkSync(blob, join(tmp, "blob"));
     else copyFileSync(blob, join(tmp, "blob"));
-    writeJsonAtomic(join(tmp, "layer.json"), record);
+    // No fsync of its own: the directory's rename is what makes the layer count, and its files
+    // are not synced either (a store on tmpfs, the default, has nothing to sync).
+    writeFileSync(join(tmp, "layer.json"), `${JSON.stringify(record, null, 2)}\n`);
     const final = layerDir(ctx.root, r.diffId);
     const known = existsSync(final);
     if (known) rmSync(tmp, { recursive: true, force: true });
@@ -358,6 +365,12 @@ async function ingestLayer(ctx: Ctx, blob: string, expect: Expect, index: number
   }
 }
 
+/** A layer of the store serves containers of the user namespace maps it was unpacked with. */
+function checkLayerUserns(layer: LayerRecord, userns: string | undefined, what: string): void {
+  if (layer.userns === userns) return;
+  throw new UsageError(`${what}: the store holds this layer unpacked ${layer.userns ? `for the user namespace maps ${layer.userns}` : "by host root"}, and this import runs ${userns ? `with the maps ${userns}` : "as host root"}; remove the images that use it (corerun image rm) and import again`);
+}
+
 /** zlib's and tar-stream's complaints about their input, as opposed to a failure of the host. */
 function isDataError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code ?? "";
@@ -370,7 +383,7 @@ function addImage(root: string, img: Pending): void {
   if (existsSync(final)) return;
   const tmp = mkdtempSync(join(storePaths(root).images, ".tmp-"));
   writeFileSync(join(tmp, "config.json"), img.configText);
-  writeJsonAtomic(join(tmp, "image.json"), { id: img.id, imported: new Date().toISOString(), layers: img.layers });
+  writeFileSync(join(tmp, "image.json"), `${JSON.stringify({ id: img.id, imported: new Date().toISOString(), layers: img.layers }, null, 2)}\n`);
   renameSync(tmp, final);
 }
 

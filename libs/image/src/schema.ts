@@ -107,6 +107,12 @@ export const LayerRecord = v.object({
   digest: Digest,
   mediaType: v.string(),
   size: v.number(),
+  /**
+   * A rootless store's layer: unpacked as root of a user namespace with these maps (mapsKey), so
+   * its files have the host ids its containers see through the same maps, and its opaque
+   * directories user.overlay.opaque. Absent: unpacked by host root.
+   */
+  userns: v.optional(v.string()),
 });
 export type LayerRecord = v.InferOutput<typeof LayerRecord>;
 

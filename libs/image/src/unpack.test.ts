@@ -1,6 +1,6 @@
 import { describe, test, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -59,6 +59,19 @@ describe("unpackBlob", () => {
   test("nothing is written through a symlink, even one that stays inside", async () => {
     await assert.rejects(unpack([{ name: "d/", type: "directory" }, { name: "l", type: "symlink", linkname: "d" }, { name: "l/x", body: "x" }]),
       /entry "l\/x" goes through the symlink "l"; refused/);
+  });
+  test("a directory replaced by a symlink is forgotten: a later entry under its name does not go through the link", async () => {
+    const outside = mkdtempSync(join(dir, "outside-"));
+    await assert.rejects(unpack([
+      { name: "a/", type: "directory" }, { name: "a/f", body: "in" }, { name: "d/", type: "directory" },
+      { name: "a", type: "symlink", linkname: "d" }, { name: "a/g", body: "through the link" },
+    ]), /entry "a\/g" goes through the symlink "a"; refused/);
+    assert.deepEqual(readdirSync(outside), []);
+  });
+  test("a later directory entry over a file, and a file over a directory, replace it", async () => {
+    const { dest } = await unpack([{ name: "x", body: "file" }, { name: "x/", type: "directory" }, { name: "x/in", body: "in" }, { name: "y/", type: "directory" }, { name: "y/z", body: "z" }, { name: "y", body: "now a file" }]);
+    assert.equal(readFileSync(join(dest, "x/in"), "utf8"), "in");
+    assert.equal(readFileSync(join(dest, "y"), "utf8"), "now a file");
   });
   test("an archive's absolute symlinks are refused: its files are read on the host", async () => {
     const outside = mkdtempSync(join(dir, "outside-"));

@@ -10,7 +10,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { extract as tarExtract, type Header } from "tar-stream";
 import { UsageError } from "@corerun/cli";
-import { linuxSyscall, type Syscall } from "@corerun/syscall";
+import { isErrno, linuxSyscall, type Syscall } from "@corerun/syscall";
 import { checkSymlink, classifyEntry, entryPath, hardlinkTarget } from "./paths.ts";
 import type { Compression } from "./schema.ts";
 import { checkXattr, PaxXattrs } from "./xattrs.ts";
@@ -83,6 +83,12 @@ export interface UnpackOptions {
   sys?: Syscall;
   /** Bytes of the blob read so far, now and then. */
   onBytes?: (bytes: number) => void;
+  /**
+   * Unpacked as root of a rootless user's user namespace: opaque directories get
+   * user.overlay.opaque (what overlayfs reads with userxattr), and an owner the namespace does not
+   * map or a device node is refused in one line.
+   */
+  userns?: boolean;
 }
 
 export interface UnpackResult {
@@ -112,10 +118,11 @@ export async function unpackBlob(blob: string, dest: string, opts: UnpackOptions
   const xattrs = new PaxXattrs(opts.what);
   const piping = pipeline(createReadStream(blob), outer, dec.stream, inner, xattrs, extract);
   const dirTimes: [string, Date][] = [];
+  const tree: Tree = { dirs: new Set([dest]), setgid: new Set(), uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 };
   let entries = 0;
   try {
     for await (const entry of extract) {
-      await applyEntry(dest, entry.header, entry as unknown as Readable, opts, sys, dirTimes, xattrs.entryXattrs(entries));
+      await applyEntry(dest, entry.header, entry as unknown as Readable, opts, sys, dirTimes, xattrs.entryXattrs(entries), tree);
       entries++;
     }
     await piping;
@@ -146,32 +153,69 @@ function lstatOrNone(path: string): Stats | undefined {
   }
 }
 
+/**
+ * What this unpack knows of the tree it writes, to save a syscall or two per entry (a layer is
+ * mostly small files and symlinks, each an inode the kernel creates): the directories it made or
+ * found to be real directories (forgotten when an entry replaces one), those with the set-group-ID
+ * bit (their new entries take the directory's group), and the ids a new inode gets here.
+ */
+interface Tree {
+  dirs: Set<string>;
+  setgid: Set<string>;
+  uid: number;
+  gid: number;
+}
+
 /** Creates the parents of `rel` under `root` as real directories; a symlink on the way is refused. */
-function parentDir(root: string, rel: string, what: string): string {
+function parentDir(root: string, rel: string, what: string, tree?: Tree): string {
   let dir = root;
   const parts = rel.split("/").slice(0, -1);
   for (const part of parts) {
     dir = join(dir, part);
+    if (tree?.dirs.has(dir)) continue;
     const st = lstatOrNone(dir);
     if (!st) mkdirSync(dir, { mode: 0o755 });
     else if (st.isSymbolicLink()) throw new UsageError(`${what}: entry "${rel}" goes through the symlink "${posix.relative("", dir.slice(root.length + 1))}"; refused`);
     else if (!st.isDirectory()) throw new UsageError(`${what}: entry "${rel}" needs "${dir.slice(root.length + 1)}" to be a directory, but it is a file`);
+    tree?.dirs.add(dir);
   }
   return dir;
 }
 
 /** Makes room for a new entry at `path`: a later entry of the same name replaces the earlier one. */
-function clear(path: string, keepDir: boolean): void {
+function clear(path: string, keepDir: boolean, tree?: Tree): void {
   const st = lstatOrNone(path);
   if (!st) return;
   if (st.isDirectory()) {
     if (keepDir) return;
     rmSync(path, { recursive: true, force: true });
+    if (tree) for (const d of [...tree.dirs]) if (d === path || d.startsWith(`${path}/`)) tree.dirs.delete(d);
   } else unlinkSync(path);
 }
 
+/** Creates an entry, assuming the name is free (the common case); an earlier entry of that name goes first. */
+function create<T>(path: string, make: () => T, tree: Tree): T {
+  try {
+    return make();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  clear(path, false, tree);
+  return make();
+}
+
+/** An entry's owner; in a user namespace, one it does not map is refused in one line (lchown: EINVAL). */
+function chown(path: string, h: Header, opts: UnpackOptions, rel: string): void {
+  try {
+    lchownSync(path, h.uid ?? 0, h.gid ?? 0);
+  } catch (err) {
+    if (!opts.userns || (err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+    throw new UsageError(`${opts.what}: entry "${rel}" is owned by ${h.uid ?? 0}:${h.gid ?? 0}, which the rootless store's user namespace does not map (lchown: EINVAL); give the user a range in /etc/subuid and /etc/subgid (and install uidmap), or import as root`);
+  }
+}
+
 async function applyEntry(
-  root: string, h: Header, body: Readable, opts: UnpackOptions, sys: Syscall, dirTimes: [string, Date][], xattrs: Map<string, Buffer> | undefined,
+  root: string, h: Header, body: Readable, opts: UnpackOptions, sys: Syscall, dirTimes: [string, Date][], xattrs: Map<string, Buffer> | undefined, tree: Tree,
 ): Promise<void> {
   const { what } = opts;
   const rel = entryPath(h.name, what);
@@ -186,14 +230,14 @@ async function applyEntry(
     const k = classifyEntry(rel);
     if (k.kind === "skip") return drain();
     if (k.kind === "opaque") {
-      const dir = k.dir ? join(parentDir(root, `${k.dir}/x`, what), "") : root;
+      const dir = k.dir ? join(parentDir(root, `${k.dir}/x`, what, tree), "") : root;
       if (!lstatOrNone(dir)) mkdirSync(dir, { mode: 0o755 });
-      sys.lsetxattr(dir, "trusted.overlay.opaque", "y");
+      sys.lsetxattr(dir, opts.userns ? "user.overlay.opaque" : "trusted.overlay.opaque", "y");
       return drain();
     }
     if (k.kind === "whiteout") {
-      const path = join(parentDir(root, k.path, what), posix.basename(k.path));
-      clear(path, false);
+      const path = join(parentDir(root, k.path, what, tree), posix.basename(k.path));
+      clear(path, false, tree);
       sys.mknod(path, S_IFCHR | 0o000, 0, 0);
       return drain();
     }
@@ -201,40 +245,51 @@ async function applyEntry(
   if (rel === "") {
     // The layer's root itself ("./"): its mode and owner, not a new directory.
     if (h.type === "directory" && opts.layer) {
-      lchownSync(root, h.uid ?? 0, h.gid ?? 0);
+      chown(root, h, opts, "./");
       chmodSync(root, (h.mode ?? 0o755) & 0o7777);
+      if ((h.mode ?? 0) & 0o2000) tree.setgid.add(root);
     }
     return drain();
   }
-  const path = join(parentDir(root, rel, what), posix.basename(rel));
+  const parent = parentDir(root, rel, what, tree);
+  const path = join(parent, posix.basename(rel));
   const mode = (h.mode ?? 0o644) & 0o7777;
   switch (h.type) {
     case "file":
-    case "contiguous-file":
-      clear(path, false);
-      await pipeline(body, createWriteStream(path, { mode: 0o600, flags: "wx" }));
+    case "contiguous-file": {
+      const fd = create(path, () => openSync(path, "wx", 0o600), tree);
+      await pipeline(body, createWriteStream("", { fd }));
       break;
+    }
     case "directory":
-      clear(path, true);
-      if (!lstatOrNone(path)) mkdirSync(path, { mode: 0o700 });
+      if (!tree.dirs.has(path)) {
+        try {
+          mkdirSync(path, { mode: 0o700 });
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+          clear(path, true, tree);
+          if (!lstatOrNone(path)) mkdirSync(path, { mode: 0o700 });
+        }
+        tree.dirs.add(path);
+      }
+      if (mode & 0o2000) tree.setgid.add(path);
+      else tree.setgid.delete(path);
       await drain();
       break;
     case "symlink":
       checkSymlink(rel, h.linkname ?? "", what);
       // An archive's files are read on the host, where an absolute target is the host's.
       if (!opts.layer && (h.linkname ?? "").startsWith("/")) throw new UsageError(`${what}: symlink "${rel}" -> "${h.linkname}" points out of the archive; refused`);
-      clear(path, false);
-      symlinkSync(h.linkname ?? "", path);
+      create(path, () => symlinkSync(h.linkname ?? "", path), tree);
       await drain();
       break;
     case "link": {
       const target = join(root, hardlinkTarget(rel, h.linkname ?? "", what));
       const st = lstatOrNone(target);
       // The target is an entry already unpacked here, reached without a symlink on the way.
-      parentDir(root, posix.relative(root, target), what);
+      parentDir(root, posix.relative(root, target), what, tree);
       if (!st || st.isDirectory()) throw new UsageError(`${what}: hard link "${rel}" -> "${h.linkname}" names no earlier file of this layer; refused`);
-      clear(path, false);
-      linkSync(target, path);
+      create(path, () => linkSync(target, path), tree);
       await drain();
       return;
     }
@@ -242,14 +297,23 @@ async function applyEntry(
     case "block-device":
     case "fifo":
       if (!opts.layer) throw new UsageError(`${what}: entry "${rel}" is a device or FIFO, which an image archive does not hold; refused`);
-      clear(path, false);
-      sys.mknod(path, (h.type === "fifo" ? S_IFIFO : h.type === "block-device" ? S_IFBLK : S_IFCHR) | mode, h.devmajor ?? 0, h.devminor ?? 0);
+      clear(path, false, tree);
+      try {
+        sys.mknod(path, (h.type === "fifo" ? S_IFIFO : h.type === "block-device" ? S_IFBLK : S_IFCHR) | mode, h.devmajor ?? 0, h.devminor ?? 0);
+      } catch (err) {
+        if (!opts.userns || !isErrno(err, "EPERM")) throw err;
+        throw new UsageError(`${what}: entry "${rel}" is a device node, which a rootless import cannot make (mknod: EPERM: device nodes need CAP_MKNOD of the host); import the image as root`);
+      }
       await drain();
       break;
     default:
       throw new UsageError(`${what}: entry "${rel}" has the unsupported tar type ${h.type ?? "?"}; refused`);
   }
-  if (opts.layer) lchownSync(path, h.uid ?? 0, h.gid ?? 0);
+  // A new inode (not a directory, which may have been made earlier; hard links returned above)
+  // has the ids of its creator, unless a set-group-ID parent gives it its group.
+  const fresh = h.type !== "directory";
+  const owned = fresh && (h.uid ?? 0) === tree.uid && (h.gid ?? 0) === tree.gid && !tree.setgid.has(parent);
+  if (opts.layer && !owned) chown(path, h, opts, rel);
   // After chown, which clears set-id bits; a symlink's mode means nothing on Linux.
   if (h.type !== "symlink") chmodSync(path, opts.layer ? mode : mode & 0o777);
   // After chown too, which clears security.capability: file capabilities are kept as the layer has them.

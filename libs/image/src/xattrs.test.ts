@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { pack } from "tar-stream";
-import { checkXattr, PaxXattrs } from "./xattrs.ts";
+import { checkXattr, layerCapability, layerXattr, paxHeader, paxRecords, PaxXattrs } from "./xattrs.ts";
 
 async function tar(entries: { name: string; body?: string; pax?: Record<string, string> }[]): Promise<Buffer> {
   const p = pack();
@@ -40,4 +41,50 @@ test("a malformed PAX record and overlayfs's own attributes are refused in one l
   }), /t\.tar: a PAX header record is malformed; refused/);
   assert.throws(() => checkXattr("trusted.overlay.redirect", "etc", "t.tar"), /entry "etc" sets trusted\.overlay\.redirect, overlayfs's own attribute/);
   checkXattr("security.capability", "bin/ping", "t.tar");
+});
+
+test("paxRecords writes binary values byte for byte, each record's length counting its own digits; PaxXattrs reads them back", async () => {
+  // A capability value: bytes that are no UTF-8 text.
+  const cap = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x80, 0x20, 0x00, 0x00, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const data = paxRecords([["SCHILY.xattr.security.capability", cap], ["path", "a".repeat(95)]]);
+  let at = 0;
+  for (const expected of [`SCHILY.xattr.security.capability=`, `path=`]) {
+    const space = data.indexOf(0x20, at);
+    const len = Number(data.subarray(at, space).toString());
+    assert.equal(data[at + len - 1], 0x0a, "a record ends where its length says");
+    assert.ok(data.subarray(space + 1).toString("latin1").startsWith(expected));
+    at += len;
+  }
+  assert.equal(at, data.length);
+  const p = pack();
+  const chunks: Buffer[] = [];
+  p.on("data", (c: unknown) => void chunks.push(c as Buffer));
+  const ended = new Promise<void>((resolve) => p.on("end", () => resolve()));
+  p.push(paxHeader("PaxHeaders/f", data));
+  p.entry({ name: "f", mode: 0o755 }, "body");
+  p.finalize();
+  await ended;
+  const x = new PaxXattrs("t.tar");
+  x.write(Buffer.concat(chunks));
+  assert.deepEqual(x.entryXattrs(0), new Map([["security.capability", cap]]));
+  // GNU tar reads the header as its own: the path record names the entry after it.
+  const listed = spawnSync("tar", ["--xattrs", "-tvf", "-"], { input: Buffer.concat(chunks), encoding: "utf8" });
+  assert.equal(listed.status, 0, listed.stderr);
+  assert.match(listed.stdout, /^-rwxr-xr-x .* a{95}\n$/);
+});
+
+test("layerCapability: revision 2 stays; revision 3 of the container's root becomes revision 2, of another root is dropped; user.overlay.* is refused", () => {
+  const v2 = Buffer.alloc(20);
+  v2.writeUInt32LE(0x02000001, 0);
+  v2.writeUInt32LE(0x2080, 4);
+  assert.equal(layerCapability(v2, 0), v2);
+  const v3 = Buffer.alloc(24);
+  v2.copy(v3);
+  v3.writeUInt32LE(0x03000001, 0);
+  v3.writeUInt32LE(100000, 20);
+  assert.deepEqual(layerCapability(v3, 100000), v2);
+  assert.equal(layerCapability(v3, 0), undefined);
+  assert.ok(layerXattr("security.capability") && layerXattr("user.mime_type"));
+  assert.ok(!layerXattr("user.overlay.opaque") && !layerXattr("trusted.overlay.opaque") && !layerXattr("security.selinux") && !layerXattr("system.posix_acl_access"));
+  assert.throws(() => checkXattr("user.overlay.opaque", "etc", "t.tar"), /entry "etc" sets user\.overlay\.opaque, overlayfs's own attribute/);
 });

@@ -118,9 +118,82 @@ function headerSize(h: Buffer): number {
 
 /**
  * Which attributes a layer may set: overlayfs reads its own trusted.overlay.* ones (opaque
- * directories, redirects, metacopy) from the layers, so a layer that brings them could make the
+ * directories, redirects, metacopy) from the layers, user.overlay.* in a user namespace, so a layer that brings them could make the
  * merged tree show what its tar does not say; they come only from whiteout entries.
  */
 export function checkXattr(name: string, entry: string, what: string): void {
-  if (name.startsWith("trusted.overlay.")) throw new UsageError(`${what}: entry "${entry}" sets ${name}, overlayfs's own attribute; a layer says that with a whiteout entry; refused`);
+  if (name.startsWith("trusted.overlay.") || name.startsWith("user.overlay.")) throw new UsageError(`${what}: entry "${entry}" sets ${name}, overlayfs's own attribute; a layer says that with a whiteout entry; refused`);
 }
+
+/**
+ * The attributes a layer carries from a directory tree (the way back, for commit): file
+ * capabilities and user.* attributes. overlayfs's own attributes become whiteout entries instead,
+ * and trusted.*, security.selinux and ACLs (system.*) describe the host, not the image.
+ */
+export function layerXattr(name: string): boolean {
+  return name === "security.capability" || (name.startsWith("user.") && !name.startsWith("user.overlay."));
+}
+
+const VFS_CAP_REVISION_MASK = 0xff000000;
+const VFS_CAP_REVISION_2 = 0x02000000;
+const VFS_CAP_REVISION_3 = 0x03000000;
+const VFS_CAP_FLAGS_EFFECTIVE = 0x000001;
+
+/**
+ * security.capability as a layer holds it: revision 2, valid in whatever user namespace runs the
+ * image. A revision 3 value names the host uid of the root it applies to (written inside a user
+ * namespace): it becomes revision 2 when that is the container's root (`rootid`), and is dropped
+ * otherwise (undefined), since the kernel ignores it in the container as well.
+ */
+export function layerCapability(value: Buffer, rootid: number): Buffer | undefined {
+  if (value.length < 4) return undefined;
+  const magic = value.readUInt32LE(0);
+  const revision = (magic & VFS_CAP_REVISION_MASK) >>> 0;
+  if (revision !== VFS_CAP_REVISION_3) return value;
+  if (value.length < 24 || value.readUInt32LE(20) !== rootid) return undefined;
+  const v2 = Buffer.from(value.subarray(0, 20));
+  v2.writeUInt32LE((VFS_CAP_REVISION_2 | (magic & VFS_CAP_FLAGS_EFFECTIVE)) >>> 0, 0);
+  return v2;
+}
+
+/**
+ * The data of a PAX extended header ("LEN KEY=VALUE\n" records, LEN counting itself) with
+ * binary-safe values: tar-stream writes PAX values as UTF-8 text, which would change the bytes
+ * of a capability. `SCHILY.xattr.NAME` for each attribute, as GNU tar --xattrs writes them.
+ */
+export function paxRecords(records: readonly (readonly [string, Buffer | string])[]): Buffer {
+  const out: Buffer[] = [];
+  for (const [key, raw] of records) {
+    const value = typeof raw === "string" ? Buffer.from(raw) : raw;
+    const body = Buffer.byteLength(key) + value.length + 3; // " " "=" "\n"
+    let len = body + String(body).length;
+    if (String(len).length !== String(len - body).length) len = body + String(len).length;
+    out.push(Buffer.from(`${len} ${key}=`), value, Buffer.from("\n"));
+  }
+  return Buffer.concat(out);
+}
+
+/**
+ * A whole PAX extended header ('x'): its ustar header block, the records, and the padding to a
+ * block. Pushed into tar-stream's pack between two entries (its own entry() takes no body for
+ * this type).
+ */
+export function paxHeader(name: string, records: Buffer): Buffer {
+  const h = Buffer.alloc(BLOCK);
+  h.write(name.slice(0, 99), 0, "utf8");
+  h.write("0000644\0", 100, "latin1");
+  h.write("0000000\0", 108, "latin1");
+  h.write("0000000\0", 116, "latin1");
+  h.write(`${records.length.toString(8).padStart(11, "0")}\0`, 124, "latin1");
+  h.write("00000000000\0", 136, "latin1");
+  h.write("x", 156, "latin1");
+  h.write("ustar\0" + "00", 257, "latin1");
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "latin1");
+  const pad = (BLOCK - (records.length % BLOCK)) % BLOCK;
+  return Buffer.concat([h, records, Buffer.alloc(pad)]);
+}
+
+export const XATTR_PREFIX = PREFIX;

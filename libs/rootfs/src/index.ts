@@ -4,3 +4,4 @@ export { parseVolume, checkRootfs, type VolumeSpec } from "./volume.ts";
 export { MASKED_PATHS, READONLY_PATHS, maskPaths, readonlyPaths, pathsUnder } from "./masks.ts";
 export { missingMountPoints, BASE_MOUNT_POINTS, type MountPoint } from "./mountpoints.ts";
 export { containerEnv, resolveUser, type Credentials } from "./user.ts";
+export { mountOverlay, type Overlay } from "./overlay.ts";

@@ -105,6 +105,26 @@ export function hostIdOf(ranges: readonly IdRange[], id: number): number | undef
   return r === undefined ? undefined : r.host + (id - r.container);
 }
 
+/** The container id a host id shows as through the ranges, or the overflow id 65534 as the kernel shows an unmapped one. */
+export function containerIdOf(ranges: readonly IdRange[], host: number): number {
+  const r = ranges.find((x) => host >= x.host && host < x.host + x.size);
+  return r === undefined ? 65534 : r.container + (host - r.host);
+}
+
+/** One line for a pair of maps, as a store records the user namespace its layers were unpacked in: "uid 0:1000:1,1:100000:65536 gid …". */
+export function mapsKey(uidMap: readonly IdRange[], gidMap: readonly IdRange[]): string {
+  const one = (m: readonly IdRange[]) => m.map((r) => `${r.container}:${r.host}:${r.size}`).join(",");
+  return `uid ${one(uidMap)} gid ${one(gidMap)}`;
+}
+
+/** The ranges of a /proc/PID/uid_map or gid_map text. */
+export function parseIdMapText(text: string): IdRange[] {
+  return text.trim().split("\n").filter((l) => l.trim()).map((l) => {
+    const [container, host, size] = l.trim().split(/\s+/).map(Number);
+    return { container: container!, host: host!, size: size! };
+  });
+}
+
 /** The /proc/PID/uid_map text for ranges. */
 export function idMapText(ranges: readonly IdRange[]): string {
   return ranges.map((r) => `${r.container} ${r.host} ${r.size}\n`).join("");

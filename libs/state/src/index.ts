@@ -3,7 +3,7 @@ export * from "./store.ts";
 export { procStartTime, nsPids, isAlive, openRecorded } from "./proc.ts";
 export { findByRef } from "./ref.ts";
 export {
-  checkHostname, parseEnvVars, checkWorkdir, capabilitySet, DEFAULT_CAPABILITIES, parseIdMap, hostIdOf, idMapText, type IdRange,
+  checkHostname, parseEnvVars, checkWorkdir, capabilitySet, DEFAULT_CAPABILITIES, parseIdMap, hostIdOf, containerIdOf, idMapText, mapsKey, parseIdMapText, type IdRange,
 } from "./config.ts";
 export { allocateAutoUserns, subidPool, subidRanges, AUTO_SIZE, DEFAULT_POOL } from "./userns.ts";
 export { claimCreatedPaths, releaseCreatedPaths, type CreatedPath } from "./mountpoints.ts";

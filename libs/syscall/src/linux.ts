@@ -6,6 +6,20 @@ import type { Syscall, WaitResult } from "./types.ts";
 /** The raw entry point, for calls glibc has no wrapper for. */
 const SYSCALL = "long syscall(long number, ...)";
 
+/** XATTR_SIZE_MAX (64 KiB), and the list's limit too: one scratch buffer, the calls being synchronous. */
+const XATTR_BUF = Buffer.alloc(65536);
+
+function lgetxattrBytes(path: string, name: string): Buffer | undefined {
+  const buf = XATTR_BUF;
+  try {
+    const n = check(fn("long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)")(path, name, buf, buf.length), "lgetxattr", `${path} ${name}`);
+    return Buffer.from(buf.subarray(0, n));
+  } catch (err) {
+    if (isErrno(err, "ENODATA")) return undefined;
+    throw err;
+  }
+}
+
 export const linuxSyscall: Syscall = {
   unshare(flags) {
     check(fn("int unshare(int flags)")(flags), "unshare");
@@ -143,14 +157,13 @@ export const linuxSyscall: Syscall = {
     check(fn("int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)")(path, name, data, data.length, 0), "lsetxattr", `${path} ${name}`);
   },
   lgetxattr(path, name) {
-    const buf = Buffer.alloc(256);
-    try {
-      const n = check(fn("long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)")(path, name, buf, buf.length), "lgetxattr", `${path} ${name}`);
-      return buf.subarray(0, n).toString();
-    } catch (err) {
-      if (isErrno(err, "ENODATA")) return undefined;
-      throw err;
-    }
+    return lgetxattrBytes(path, name)?.toString();
+  },
+  lgetxattrBytes,
+  llistxattr(path) {
+    const buf = XATTR_BUF;
+    const n = check(fn("long llistxattr(const char *path, _Out_ void *list, size_t size)")(path, buf, buf.length), "llistxattr", path);
+    return buf.subarray(0, n).toString("latin1").split("\0").filter((x) => x !== "");
   },
   cloneExec(flags, path, argv, envp, opts = {}) {
     const clone = nativeFn("int corerun_clone_exec(int flags, const char *path, const char **argv, const char **envp, int join_fd, int join_flags, int sync_fd, int sync_close_fd, int become_root, int null_stdio, int stdin_fd, int die_with_parent, int userns_fd)");

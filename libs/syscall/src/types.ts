@@ -78,6 +78,10 @@ export interface Syscall {
   lsetxattr(path: string, name: string, value: string | Buffer): void;
   /** lgetxattr(2): the attribute's value, or undefined when the path has none (ENODATA). */
   lgetxattr(path: string, name: string): string | undefined;
+  /** lgetxattr(2) as bytes (a binary value such as security.capability), or undefined (ENODATA). */
+  lgetxattrBytes(path: string, name: string): Buffer | undefined;
+  /** llistxattr(2): the names of a path's extended attributes that the caller may see. */
+  llistxattr(path: string): string[];
   /** Default disposition for every signal and an empty mask, for the process about to exec. */
   resetSignals(): void;
   // Credentials and limits of the process about to exec (glibc's wrappers apply them to every
