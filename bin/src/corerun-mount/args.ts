@@ -4,7 +4,7 @@ import { checkRootfs, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import type { ArgsDef } from "citty";
 
 export const args = {
-  pid: { type: "string", valueHint: "PID|-", description: "the waiting process whose mount namespace to build (required); - reads it as one line from stdin, so corerun-mount can be started before that process exists" },
+  pid: { type: "string", valueHint: "PID", description: "the waiting process whose mount namespace to build (required)" },
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (required)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "wait for corerun-exec's ready on DIR/ready before pivot_root" },
@@ -22,10 +22,7 @@ export const args = {
 } as const satisfies ArgsDef;
 
 export interface MountOptions {
-  /** 0 with pidFromStdin, until the line is read. */
   pid: number;
-  /** --pid -: the pid comes as one line on stdin. */
-  pidFromStdin?: boolean;
   rootfs: string;
   volumes: VolumeSpec[];
   syncDir: string | undefined;
@@ -45,7 +42,7 @@ export interface MountOptions {
 
 export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): MountOptions {
   const pid = ctx.values.pid?.at(-1);
-  if (pid === undefined || (pid !== "-" && !/^[1-9]\d*$/.test(pid))) throw new UsageError(`--pid ${pid ?? "is required"}${pid === undefined ? "" : ": not a process id"}: the pid of the waiting container process`);
+  if (pid === undefined || !/^[1-9]\d*$/.test(pid)) throw new UsageError(`--pid ${pid ?? "is required"}${pid === undefined ? "" : ": not a process id"}: the pid of the waiting container process`);
   const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
   if (ctx.values.oci !== undefined && volumes.length) throw new UsageError("--oci takes the mounts from config.json; drop -v");
   if (ctx.flags["read-only"] && ctx.values.oci !== undefined) throw new UsageError("--oci takes root.readonly from config.json; drop --read-only");
@@ -53,8 +50,7 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
   const idmapped = volumes.find((v) => v.idmap);
   if (idmapped && !ctx.flags.idmap) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap needs --idmap (a target in its own user namespace)`);
   return {
-    pid: pid === "-" ? 0 : Number(pid),
-    pidFromStdin: pid === "-",
+    pid: Number(pid),
     rootfs: checkRootfs(ctx.values.rootfs?.at(-1)),
     volumes,
     // Resolved now: after setns the working directory is the container's /.

@@ -7,7 +7,7 @@ import { nsPids, procStartTime } from "@corerun/state";
 import { readSpec } from "@corerun/oci";
 import { dirname } from "node:path";
 import { checkProgram, mountOciTree, pauseForHooks, readonlyRoot, sendConsole } from "./oci.ts";
-import { readPidLine, bindHostDevices, bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
+import { bindHostDevices, bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-mount",
@@ -22,15 +22,12 @@ export const tool = defineTool({
   ],
   examples: [
     "sudo corerun-mount --pid 4242 --rootfs ./rootfs -v /srv/data:/data:ro --sync-dir /run/corerun/x",
-    "echo 4242 | sudo corerun-mount --pid - --rootfs ./rootfs --sync-dir /run/corerun/x",
   ],
   async run(ctx) {
     const opts = parseMountOptions(ctx);
     // Blocked on the ready FIFO, corerun-mount would otherwise outlive a corerun killed with -9.
     if (opts.dieWithParent) dieWithParent(sys);
     faultPoint("mount:start");
-    if (opts.pidFromStdin) opts.pid = span("wait for pid", undefined, () => readPidLine(sys, 0));
-    faultPoint("mount:pid");
     const joined = takeJoined(opts.pid);
     // Not root: only a process inside the container's user namespace may mount there, and Node
     // cannot join one; corerun-mount runs again, started inside by the native helper.

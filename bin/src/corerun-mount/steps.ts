@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync } from "node:fs";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
   envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
@@ -53,37 +53,6 @@ export function takeJoined(pid: number): boolean {
 }
 
 /**
- * --pid -: the pid as one line on fd (stdin). corerun starts corerun-mount this way before the
- * container's first process exists, so that Node's start and the bundle's load overlap corerun's
- * own work; the wait ends with the line, or with an error when the writer goes away without one.
- */
-export function readPidLine(sys: Pick<Syscall, "poll">, fd: number): number {
-  const buf = Buffer.alloc(64);
-  let text = "";
-  while (!text.includes("\n") && text.length < 64) {
-    let n: number;
-    try {
-      n = readSync(fd, buf, 0, buf.length, null);
-    } catch (err) {
-      // Node may have made its stdin non-blocking: wait until there is something to read.
-      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-      sys.poll([fd], -1);
-      continue;
-    }
-    if (n === 0) break;
-    text += buf.toString("latin1", 0, n);
-  }
-  const line = text.split("\n")[0]!;
-  if (!/^[1-9]\d*$/.test(line)) throw new UsageError(`--pid -: ${text ? `stdin gave ${JSON.stringify(line.slice(0, 20))}, not a process id` : "stdin ended before a pid"}`);
-  return Number(line);
-}
-
-/** The command line again, with the pid read from stdin in place of --pid -. */
-export function argsWithPid(argv: readonly string[], pid: number): string[] {
-  return argv.map((a, i) => (a === "-" && argv[i - 1] === "--pid" ? String(pid) : a === "--pid=-" ? `--pid=${pid}` : a));
-}
-
-/**
  * Runs corerun-mount again, with the same arguments, inside PID's user, mount, network and IPC
  * namespaces: the native helper's child joins them with setns before it execs, which a
  * single-threaded process may do and Node may not. Returns the copy's status.
@@ -92,7 +61,7 @@ export async function runJoined(sys: Syscall, pid: number): Promise<number> {
   const pidfd = sys.pidfdOpen(pid);
   let child: number;
   try {
-    const argv = [process.execPath, process.argv[1]!, ...argsWithPid(process.argv.slice(2), pid)];
+    const argv = [process.execPath, process.argv[1]!, ...process.argv.slice(2)];
     const env = [...envp(), `${JOINED}=${pid}`];
     const flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC;
     child = sys.cloneExec(0, process.execPath, argv, env, { join: { fd: pidfd, flags } });

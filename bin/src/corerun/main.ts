@@ -16,7 +16,7 @@ import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
 import { detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop } from "./lifecycle.ts";
 import {
-  startTreeBuild, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
+  buildTree, createCgroup, createState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
@@ -51,19 +51,17 @@ async function run(ctx: ToolContext): Promise<number> {
     c = span("create state", { root: cfg.root }, () => createState(cfg, detached?.extra));
     detached?.created(c);
     ctx.log.info(`container ${c.id}: state ${c.path}`);
-    const tree = startTreeBuild(cfg, c, tools);
     const cg = cfg.rootless ? undefined : span("create cgroup", { id: c.id, limits: cfg.limits }, () => createCgroup(cfg, c!));
     pid = span("start first process", { exec: "corerun-exec" }, () => (detached ? detached.withOutput(() => startFirstProcess(cfg, c!)) : startFirstProcess(cfg, c!)));
     faultPoint("corerun:cloned");
     span("record first process", { pid }, () => recordInit(c!, pid!));
-    tree.pid(pid);
     ctx.log.info(`container ${c.id}: first process ${pid}`);
     if (aborted) kill(pid);
     // A detached container's first process is left for corerun-monitor to reap: its status is the monitor's to record.
     const ended = waitChild(sys, pid, undefined, detached !== undefined);
     // If the first process dies while the tree is being built, the build can never finish.
     const first = await span("build tree and network", undefined, () => {
-      const built = Promise.all([tree.built, setupNetwork(cfg, c!, pid!, tools)]);
+      const built = Promise.all([buildTree(cfg, c!, pid!, tools), setupNetwork(cfg, c!, pid!, tools)]);
       return Promise.race([built.then(() => undefined), ended]);
     });
     if (aborted) return 128 + signalNumber(aborted);

@@ -298,25 +298,8 @@ export function recordInit(c: Pick<Container, "path">, pid: number): State {
   return state;
 }
 
-/** corerun-mount, started before the first process exists: `pid` hands it the pid (--pid -). */
-export interface TreeBuild {
-  pid(pid: number): void;
-  /** Settles when corerun-mount has ended; awaited only once the pid was handed over. */
-  built: Promise<void>;
-}
-
-/**
- * Starts corerun-mount as soon as its arguments are known, before the clone: its Node start and
- * bundle load (the largest part of its time) then overlap corerun's own steps instead of
- * following them, and it does not start in step with corerun-exec on the same cores. It waits
- * for the pid on its stdin; if corerun ends first, the pipe closes and so does corerun-mount.
- */
-export function startTreeBuild(cfg: RunConfig, c: Container, tools: Tools): TreeBuild {
-  let send: ((pid: number) => void) | undefined;
-  const built = runChild(tools, "corerun-mount", [...mountArgs(cfg, "-", c.dir), "--die-with-parent"], { pidLater: (give) => (send = give) });
-  // Until the pid is handed over nobody awaits it: a start that fails before then stops it.
-  built.catch(() => {});
-  return { pid: (pid) => send!(pid), built };
+export function buildTree(cfg: RunConfig, c: Container, pid: number, tools: Tools): Promise<void> {
+  return runChild(tools, "corerun-mount", [...mountArgs(cfg, pid, c.dir), "--die-with-parent"]);
 }
 
 /** The tools corerun runs during a start, to stop them when the start ends early. */
@@ -326,29 +309,17 @@ export type Tools = ChildProcess[];
  * Runs one tool to its end. It gets a process group of its own: a Ctrl-C on the terminal reaches
  * corerun, which aborts the start, instead of killing the tool halfway.
  */
-interface ChildOptions {
-  captureErrors?: boolean;
-  onPause?: () => Promise<void>;
-  /** The tool reads a pid on stdin (--pid -): called at once with the function that writes it. */
-  pidLater?: (give: (pid: number) => void) => void;
-}
-
-export function runChild(tools: Tools, name: string, args: string[], opts: ChildOptions = {}): Promise<void> {
+export function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): Promise<void> {
   return span(name, { argv: args.join(" ") }, () => runChildToEnd(tools, name, args, opts));
 }
 
-async function runChildToEnd(tools: Tools, name: string, args: string[], opts: ChildOptions): Promise<void> {
+async function runChildToEnd(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> }): Promise<void> {
   const [node, tool] = toolCommand(name);
   const stderr = opts.captureErrors ? "pipe" : "inherit";
   const stdout = opts.onPause ? "pipe" : name === "corerun-net" ? "ignore" : "inherit";
   const env = { ...process.env, [PARENT_PID_ENV]: String(process.pid) };
-  const child = spawn(node!, [tool!, ...args], { stdio: [opts.onPause || opts.pidLater ? "pipe" : "ignore", stdout, stderr], detached: true, env });
+  const child = spawn(node!, [tool!, ...args], { stdio: [opts.onPause ? "pipe" : "ignore", stdout, stderr], detached: true, env });
   tools.push(child);
-  if (opts.pidLater) {
-    // A tool that has died already cannot take it; its exit status says why.
-    child.stdin!.on("error", () => {});
-    opts.pidLater((pid) => void child.stdin!.end(`${pid}\n`));
-  }
   faultPoint(`corerun:${name}-started`);
   let said = "";
   child.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString("utf8")));
