@@ -24,7 +24,7 @@ readonly podman_install_hint="DEBIAN_FRONTEND=noninteractive apt-get install -y 
 #                  or empty when runc has no equivalent (runc is then skipped)
 #   podman_flags   arguments for podman run before --rootfs
 # The oci scenario times engines' calls instead of `corerun run`: see oci_rows.
-readonly scenarios="none limits bridge port oci"
+readonly scenarios="none limits bridge port userns oci"
 define_scenario() {
   case "$1" in
     none)
@@ -47,6 +47,13 @@ define_scenario() {
       corerun_flags=(--network bridge -P 18080:80)
       runc_patch=''
       podman_flags=(--network bridge -p 18080:80)
+      ;;
+    userns)
+      # A user namespace with a free range of ids from /etc/subuid, chosen by
+      # the runtime; runc has no such choice of its own and sits this one out.
+      corerun_flags=(--network none --userns auto)
+      runc_patch=''
+      podman_flags=(--network none --userns auto)
       ;;
     oci)
       corerun_flags=()
@@ -332,9 +339,22 @@ run_rows() {
     # crun, podman's default runtime, refuses this hybrid-cgroup host; the
     # explicit ulimits avoid raising RLIMIT_NOFILE, which fails because the
     # bounding set lacks CAP_SYS_RESOURCE.
-    add_candidate podman "$(quote podman --runtime runc --cgroup-manager=cgroupfs run --rm \
+    local podman_cmd=(podman --runtime runc --cgroup-manager=cgroupfs)
+    local podman_what=(--rootfs "${rootfs}")
+    if [[ "${scenario}" == userns ]]; then
+      # podman 4.3 sets up no id map for --userns auto with --rootfs ("no uid
+      # mappings found"); with an image it does. So podman runs the same
+      # rootfs imported as an image, in a store of this run's own.
+      podman_cmd+=(--root "${work}/podman-root" --runroot "${work}/podman-runroot")
+      tar -C "${rootfs}" -cf "${work}/rootfs.tar" .
+      "${podman_cmd[@]}" import --quiet "${work}/rootfs.tar" corerun-bench-rootfs >/dev/null
+      podman_what=(corerun-bench-rootfs)
+      grep -q '^containers:' /etc/subuid 2>/dev/null ||
+        note "podman --userns auto takes its ids from the 'containers' entries of /etc/subuid and /etc/subgid (e.g. containers:2000000:2000000)"
+    fi
+    add_candidate podman "$(quote "${podman_cmd[@]}" run --rm \
       --ulimit nofile=20000:20000 --ulimit nproc=20000:20000 \
-      "${podman_flags[@]}" --rootfs "${rootfs}" /bin/true)"
+      "${podman_flags[@]}" "${podman_what[@]}" /bin/true)"
   fi
 }
 

@@ -122,9 +122,12 @@ export function readRecords(path: string): Records {
   return result.output;
 }
 
-/** Temp file, fsync, rename: a reader never sees half a file. */
+/**
+ * Temp file and rename: a reader never sees half a file. No fsync: the leases and published
+ * ports describe veths and nftables rules, which do not outlive the machine either.
+ */
 export function writeRecords(path: string, records: Records): void {
-  writeJsonAtomic(path, records);
+  writeJsonAtomic(path, records, { durable: false });
 }
 
 /**

@@ -48,7 +48,8 @@ export function claimCreatedPaths(root: string, id: string, missing: readonly Cr
       const entry = (registry[h.path] ??= { kind: h.kind, holders: [] });
       if (!entry.holders.includes(id)) entry.holders.push(id);
     }
-    writeJsonAtomic(registryPath(root), registry);
+    // Nothing to hold (the rootfs has every mount point): the registry stays as it is.
+    if (held.length) writeJsonAtomic(registryPath(root), registry);
     return held.sort((a, b) => a.path.length - b.path.length);
   });
 }
@@ -66,7 +67,7 @@ export function releaseCreatedPaths(root: string, id: string, paths: readonly Cr
         delete registry[p.path];
       }
     }
-    writeJsonAtomic(registryPath(root), registry);
+    if (paths.length) writeJsonAtomic(registryPath(root), registry);
     return free.sort((a, b) => b.path.length - a.path.length);
   });
 }
