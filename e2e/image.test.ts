@@ -58,6 +58,17 @@ async function stop(child: ChildProcess, name: string, r: string): Promise<void>
 }
 
 /** A fresh state root with the fixture imported from the OCI layout. */
+/** A layer of one file, bin/busybox-capped, with CAP_NET_RAW and CAP_SETUID as its file capabilities. */
+function cappedLayer(dir: string): Buffer {
+  const tree = join(dir, "tree");
+  mkdirSync(join(tree, "bin"), { recursive: true });
+  cpSync(join(f.dir, "tree/bin/busybox"), join(tree, "bin/busybox-capped"));
+  const set = run("setcap", ["cap_net_raw,cap_setuid+ep", join(tree, "bin/busybox-capped")]);
+  assert.equal(set.code, 0, set.stderr);
+  // GNU tar writes the binary value as it is; CAP_SETUID is bit 7, a byte UTF-8 cannot carry alone.
+  return execFileSync("tar", ["-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=security.capability", "-cf", "-", "bin/busybox-capped"], { maxBuffer: 64 << 20 });
+}
+
 function withImage(): string {
   const r = stateRoot();
   const imp = corerun(["image", "import", f.oci], r);
@@ -392,13 +403,7 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     const r = stateRoot();
     const dir = join(f.dir, "caps");
     try {
-      const tree = join(dir, "tree");
-      mkdirSync(join(tree, "bin"), { recursive: true });
-      cpSync(join(f.dir, "tree/bin/busybox"), join(tree, "bin/busybox-capped"));
-      const set = run("setcap", ["cap_net_raw,cap_setuid+ep", join(tree, "bin/busybox-capped")]);
-      assert.equal(set.code, 0, set.stderr);
-      // GNU tar writes the binary value as it is; CAP_SETUID is bit 7, a byte UTF-8 cannot carry alone.
-      const layer = execFileSync("tar", ["-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=security.capability", "-cf", "-", "bin/busybox-capped"], { maxBuffer: 64 << 20 });
+      const layer = cappedLayer(dir);
       assert.ok(layer.includes("SCHILY.xattr.security.capability"), "the fixture carries the capability");
       writeOci(join(dir, "oci"), [{ data: blob(f, f.layers[0]!.digest) }, { data: layer }], { Env: ["PATH=/bin"] }, "fixture:caps");
       const imp = corerun(["image", "import", join(dir, "oci")], r);
@@ -432,12 +437,7 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     const dir = join(f.dir, "caps-commit");
     const name = `caps-${process.pid}`;
     try {
-      const tree = join(dir, "tree");
-      mkdirSync(join(tree, "bin"), { recursive: true });
-      cpSync(join(f.dir, "tree/bin/busybox"), join(tree, "bin/busybox-capped"));
-      const set = run("setcap", ["cap_net_raw,cap_setuid+ep", join(tree, "bin/busybox-capped")]);
-      assert.equal(set.code, 0, set.stderr);
-      const layer = execFileSync("tar", ["-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=security.capability", "-cf", "-", "bin/busybox-capped"], { maxBuffer: 64 << 20 });
+      const layer = cappedLayer(dir);
       writeOci(join(dir, "oci"), [{ data: blob(f, f.layers[0]!.digest) }, { data: layer }], { Env: ["PATH=/bin"] }, "fixture:caps");
       assert.equal(corerun(["image", "import", join(dir, "oci")], r).code, 0);
       // The rename copies the file up (with its attributes) under a name only the container's layer has.
