@@ -195,7 +195,9 @@ const ROWS: Row[] = [
   ["corerun", (c) => ["attach", "--root", c.root, "--detach-keys", "ctrl-p,,ctrl-q", "ghost"], 125, () => /--detach-keys "ctrl-p,,ctrl-q": unknown key ""/],
   ["corerun", (c) => ["attach", "--root", c.root, "--sig-proxy=maybe", "ghost"], 125, () => /--sig-proxy maybe: give true or false/],
   ["corerun", (c) => ["exec", "--root", c.root, "-it", "--detach-keys", "alt-q", "ghost", "sh"], 125, () => /--detach-keys "alt-q": unknown key "alt-q"/],
-  ["corerun", corerun("-it", "--detach-keys", "ctrl-a", "/bin/true"), 125, () => /--detach-keys: corerun run does not detach from its container \(a foreground run has no monitor\); start it with -dit/],
+  ["corerun", corerun("-t", "--detach-keys", "ctrl-a", "/bin/true"), 125, () => /^corerun: --detach-keys: only run -it \(in the foreground\) reads typed keys; add -i and -t, or with -d give it to corerun attach$/],
+  ["corerun", corerun("-dit", "--detach-keys", "ctrl-a", "/bin/true"), 125, () => /--detach-keys: only run -it \(in the foreground\)/],
+  ["corerun", corerun("-it", "--detach-keys", "ctrl-1", "/bin/true"), 125, () => /--detach-keys "ctrl-1": unknown key "ctrl-1"/],
   // corerun-cgroup
   ["corerun-cgroup", () => ["create", "--cgroup-parent", PARENT], 125, () => /no cgroup name given; usage: corerun-cgroup create NAME/],
   ["corerun-cgroup", () => ["create", "../x", "--cgroup-parent", PARENT], 125, () => /cgroup name "\.\.\/x" is not valid; use letters, digits/],

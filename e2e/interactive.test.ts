@@ -157,6 +157,45 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     assertClean();
   });
 
+  test("run -it: ctrl-p ctrl-q detaches and the container runs on; attach again until its exit; --detach-keys; an early exit's output and status", async () => {
+    const run = `stty rows 30 cols 100; ${join(BIN, "corerun")} run --root ${root} --rootfs ${rootfs} --network none -it --name fg-box /bin/sh; echo "outer=$?"`;
+    const first = await underPty(run, [
+      [/\/ # /, "echo fi''rst; stty size\n"],
+      [/first\r\n30 100\r\n/, "\x10\x11"],
+    ]);
+    assert.equal(first.code, 0, first.out);
+    assert.match(first.out, /outer=0/, "ctrl-p ctrl-q: run -it ends with 0");
+    const states = JSON.parse(corerun(["ps", "--json"]).stdout) as { id: string; config: { name?: string }; statusText: string }[];
+    const box = states.find((s) => s.config.name === "fg-box");
+    assert.equal(box?.statusText, "running", "the container runs on");
+    const again = await underPty(`${join(BIN, "corerun")} attach --root ${root} fg-box; echo "outer=$?"`, [[/(?:)/, "echo ag''ain; exit 5\n"]]);
+    assert.match(again.out, /again\r\n/);
+    assert.match(again.out, /outer=5/, "attach ends with the container's status");
+    const exited = JSON.parse(corerun(["ps", "-a", "--json"]).stdout) as { id: string; statusText: string }[];
+    assert.equal(exited.find((s) => s.id === box!.id)?.statusText, "exited (5)", "a detached run -it is kept as exited, as run -d");
+    assert.equal(corerun(["rm", "fg-box"]).code, 0);
+
+    // --detach-keys: ctrl-p ctrl-q then reach the shell, ctrl-x detaches; stop and rm end it.
+    const keyed = await underPty(`${join(BIN, "corerun")} run --root ${root} --rootfs ${rootfs} --network none -it --detach-keys ctrl-x --name fg-keys /bin/sh; echo "outer=$?"`, [
+      [/\/ # /, "\x10\x11echo st''ill\n"],
+      [/still\r\n/, "\x18"],
+    ]);
+    assert.match(keyed.out, /outer=0/, keyed.out);
+    assert.equal(corerun(["stop", "-t", "1", "fg-keys"]).code, 0);
+    assert.equal(corerun(["rm", "fg-keys"]).code, 0);
+
+    // Output written before the client could read it, and the status of a command that ends at once;
+    // --rm or not, an attached run -it leaves nothing.
+    for (const rm of [[], ["--rm"]]) {
+      const early = await underPty(`${join(BIN, "corerun")} run --root ${root} --rootfs ${rootfs} --network none -it ${rm.join(" ")} /bin/sh -c 'echo early; exit 3'; echo "outer=$?"`, []);
+      assert.match(early.out, /^early\r\n/m, early.out);
+      assert.match(early.out, /outer=3/, early.out);
+      assertClean();
+      assert.deepEqual(JSON.parse(corerun(["ps", "-a", "--json"]).stdout), []);
+    }
+    assertClean();
+  });
+
   test("exec -it under a real terminal: a prompt, job control's Ctrl-C, its exit code; -t without a terminal relays as it is", async () => {
     const c = await background(["--name", "ex-tty", "--network", "none"]);
     try {

@@ -228,7 +228,7 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(leftoverState(root), []);
   });
 
-  test("the attach example: run -dit, attach and detach with ctrl-p ctrl-q, attach again until the exit, logs, ps -a, rm", () => {
+  test("the attach example: run -it detached with ctrl-p ctrl-q, attach again until the exit, logs, ps -a, rm", () => {
     const r = bash(readmeBlock("attach"));
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split("\n");

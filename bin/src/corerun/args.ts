@@ -13,6 +13,7 @@ import { rootlessMaps } from "./rootless.ts";
 import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
 import { parseUlimits, type Ulimit } from "./ulimit.ts";
 import { parseRestart } from "./restart.ts";
+import { parseDetachKeys } from "./detachkeys.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -44,9 +45,9 @@ export const runArgs = {
   restart: { type: "string", valueHint: "POLICY", description: "with -d: no (default), on-failure[:N] (non-zero exits, at most N restarts), always, or unless-stopped; the monitor starts the container again after 100 ms, doubled each time" },
   init: { type: "boolean", description: "run a tiny init as PID 1 that forwards signals to the command and reaps zombies (Docker's docker-init, at /sbin/docker-init)" },
   ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "a resource limit in Docker's names (nofile, nproc, core, memlock, stack, ...; -1 or unlimited), repeatable" },
-  tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal (with -d, held by the monitor for corerun attach)" },
+  tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal (with -d or -it as root, held by the container's monitor for corerun attach)" },
   interactive: { type: "boolean", alias: "i", description: "pass corerun's stdin to the command (into its pty with -t); without it the command reads /dev/null; with -d its input stays open for corerun attach" },
-  "detach-keys": { type: "string", valueHint: "KEYS", description: "refused: a foreground run cannot detach; run -dit, then corerun attach --detach-keys KEYS" },
+  "detach-keys": { type: "string", valueHint: "KEYS", description: "with -it: keys that detach, leaving the container running for corerun attach (default ctrl-p,ctrl-q; \"\" for none)" },
   entrypoint: { type: "string", valueHint: "CMD", description: "the program to run, before the command's words (replaces an image's Entrypoint and drops its Cmd)" },
   // Options of features that are not built yet: rejected with a clear error, never ignored.
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "run in a user namespace with this uid map (repeatable; the gid map defaults to it)" },
@@ -212,8 +213,10 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
   }
   if (ctx.flags.detach && ctx.flags["print-script"]) throw new UsageError("--print-script prints a start in the foreground; drop -d");
-  if (ctx.values["detach-keys"]) {
-    throw new UsageError("--detach-keys: corerun run does not detach from its container (a foreground run has no monitor); start it with -dit, then corerun attach --detach-keys KEYS NAME");
+  if (ctx.values["detach-keys"] !== undefined) {
+    if (!ctx.flags.tty || !ctx.flags.interactive || ctx.flags.detach) throw new UsageError("--detach-keys: only run -it (in the foreground) reads typed keys; add -i and -t, or with -d give it to corerun attach");
+    if (uid !== 0) throw new UsageError("--detach-keys: detaching needs root (the container's monitor); run as root, or drop --detach-keys");
+    parseDetachKeys(ctx.values["detach-keys"].at(-1)!);
   }
   if (ctx.flags.detach && isRootless) throw new UsageError("-d: detached containers need root (their monitor's cgroup and state); run in the foreground");
   const restartGiven = ctx.values.restart?.at(-1);

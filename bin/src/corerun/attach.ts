@@ -10,7 +10,8 @@ import { createConnection, type Socket } from "node:net";
 import { defineTool, UsageError } from "@corerun/cli";
 import { isAlive, stateRoot, type State } from "@corerun/state";
 import { DEFAULT_DETACH_KEYS, DetachScanner, parseDetachKeys } from "./detachkeys.ts";
-import { displayStatus } from "./lifecycle.ts";
+import type { RunConfig } from "./args.ts";
+import { displayStatus, startMonitored } from "./lifecycle.ts";
 import { mustFind, ociKill } from "./oci.ts";
 import { rootArg } from "./oci-cli.ts";
 import { rawTerminal } from "./tty.ts";
@@ -74,67 +75,102 @@ export const attach = defineTool({
     const proxyText = ctx.values["sig-proxy"]?.at(-1);
     if (proxyText !== undefined && proxyText !== "true" && proxyText !== "false") throw new UsageError(`--sig-proxy ${proxyText}: give true or false`);
     const s = attachable(root, ref);
-    const tty = s.detached.tty ?? false;
-    if (tty && proxyText !== undefined) throw new UsageError(`--sig-proxy: container ${ref} has a tty, whose keys (Ctrl-C) are its signals; drop --sig-proxy`);
-    const sock = await connect(s.detached.attach!, ref);
-    const input = !ctx.flags["no-stdin"] && s.detached.stdin ? process.stdin : undefined;
-    const restore = tty ? rawTerminal(input, process.stdout) : () => {};
-    let code: number | undefined;
-    let detached = false;
-    let pending: Buffer = Buffer.alloc(0);
-    sock.on("data", (chunk: Buffer) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      while (pending.length >= 3) {
-        const len = pending.readUInt16BE(1);
-        if (pending.length < 3 + len) break;
-        const body = pending.subarray(3, 3 + len);
-        const type = String.fromCharCode(pending[0]!);
-        if (detached) return;
-        if (type === "o") process.stdout.write(body);
-        else if (type === "e") process.stderr.write(body);
-        else if (type === "x") code = Number(body.toString("latin1"));
-        pending = pending.subarray(3 + len);
-      }
-    });
-    const resize = () => void sock.write(windowFrame(process.stdout.rows, process.stdout.columns));
-    // A terminal that reports no size (0x0) leaves the pty as it is.
-    if (tty && process.stdout.isTTY && process.stdout.rows > 0 && process.stdout.columns > 0) {
-      resize();
-      process.stdout.on("resize", resize);
-    }
-    const scanner = new DetachScanner(keys);
-    const onInput = (chunk: Buffer) => {
-      const { out, detach } = scanner.feed(chunk);
-      for (let off = 0; off < out.length; off += 4096) sock.write(frame("i", out.subarray(off, off + 4096)));
-      if (detach) {
-        // What was typed before the keys still reaches the container; nothing is printed after them.
-        detached = true;
-        input?.off("data", onInput);
-        sock.end();
-      }
-    };
-    input?.on("data", onInput);
-    const proxies = !tty && proxyText !== "false" ? Object.entries(PROXIED).map(([name, n]) => {
-      const h = () => ociKill(root, s.id, n, false);
-      process.on(name, h);
-      return [name, h] as const;
-    }) : [];
-    try {
-      await new Promise<void>((resolve) => {
-        sock.on("close", () => resolve());
-        sock.on("error", () => resolve());
-      });
-    } finally {
-      input?.off("data", onInput);
-      input?.pause();
-      for (const [name, h] of proxies) process.off(name, h);
-      restore();
-    }
-    if (detached) return 0;
-    if (code !== undefined) return code;
-    // The monitor went away without the status: it was killed (ps shows monitor-lost).
-    const now = mustFind(root, s.id);
-    if (now.exitCode !== undefined) return now.exitCode;
-    throw new Error(`container ${ref}: its monitor ended without its exit status (${isAlive(now.detached?.monitor) ? "it closed the connection" : "the monitor is gone; see corerun ps"})`);
+    if (s.detached.tty && proxyText !== undefined) throw new UsageError(`--sig-proxy: container ${ref} has a tty, whose keys (Ctrl-C) are its signals; drop --sig-proxy`);
+    return attachTo(root, ref, s, { keys, stdin: !ctx.flags["no-stdin"], proxy: proxyText !== "false" });
   },
 });
+
+/**
+ * `corerun run -it`: started under corerun-monitor as run -dit is, and attached here before the
+ * monitor lets the container's output or exit go, so that nothing it prints is missed.
+ */
+export async function runAttached(cfg: RunConfig, detachKeys: string | undefined): Promise<number> {
+  const keys = parseDetachKeys(detachKeys ?? DEFAULT_DETACH_KEYS);
+  const started = await startMonitored(cfg, true);
+  if (typeof started === "number") return started;
+  try {
+    return await attachTo(cfg.root, cfg.name ?? started.id, mustFind(cfg.root, started.id), { keys, stdin: true, proxy: false, eofAtEnd: true }, started.release);
+  } finally {
+    started.release();
+  }
+}
+
+interface AttachOptions {
+  keys: number[];
+  stdin: boolean;
+  /** Signals to this process go to the first process (containers without a tty). */
+  proxy: boolean;
+  /** The end of a piped input types the terminal's EOF character (Ctrl-D), as run -t's relay did. */
+  eofAtEnd?: boolean;
+}
+
+/** This terminal to the container until it exits (its status) or the detach keys are typed (0). */
+async function attachTo(root: string, ref: string, s: State, opts: AttachOptions, connected?: () => void): Promise<number> {
+  if (!s.detached?.attach) throw new UsageError(`container ${ref} was started by a corerun without attach; see corerun logs -f`);
+  const tty = s.detached.tty ?? false;
+  const keys = opts.keys;
+  const sock = await connect(s.detached.attach, ref);
+  connected?.();
+  const input = opts.stdin && s.detached.stdin ? process.stdin : undefined;
+  const restore = tty ? rawTerminal(input, process.stdout) : () => {};
+  let code: number | undefined;
+  let detached = false;
+  let pending: Buffer = Buffer.alloc(0);
+  sock.on("data", (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 3) {
+      const len = pending.readUInt16BE(1);
+      if (pending.length < 3 + len) break;
+      const body = pending.subarray(3, 3 + len);
+      const type = String.fromCharCode(pending[0]!);
+      if (detached) return;
+      if (type === "o") process.stdout.write(body);
+      else if (type === "e") process.stderr.write(body);
+      else if (type === "x") code = Number(body.toString("latin1"));
+      pending = pending.subarray(3 + len);
+    }
+  });
+  const resize = () => void sock.write(windowFrame(process.stdout.rows, process.stdout.columns));
+  // A terminal that reports no size (0x0) leaves the pty as it is.
+  if (tty && process.stdout.isTTY && process.stdout.rows > 0 && process.stdout.columns > 0) {
+    resize();
+    process.stdout.on("resize", resize);
+  }
+  const scanner = new DetachScanner(keys);
+  const onInput = (chunk: Buffer) => {
+    const { out, detach } = scanner.feed(chunk);
+    for (let off = 0; off < out.length; off += 4096) sock.write(frame("i", out.subarray(off, off + 4096)));
+    if (detach) {
+      // What was typed before the keys still reaches the container; nothing is printed after them.
+      detached = true;
+      input?.off("data", onInput);
+      sock.end();
+    }
+  };
+  const onEnd = () => void (!detached && sock.write(frame("i", Buffer.from("\x04"))));
+  input?.on("data", onInput);
+  if (tty && opts.eofAtEnd) input?.on("end", onEnd);
+  const proxies = !tty && opts.proxy ? Object.entries(PROXIED).map(([name, n]) => {
+    const h = () => ociKill(root, s.id, n, false);
+    process.on(name, h);
+    return [name, h] as const;
+  }) : [];
+  try {
+    await new Promise<void>((resolve) => {
+      sock.on("close", () => resolve());
+      sock.on("error", () => resolve());
+    });
+  } finally {
+    input?.off("data", onInput);
+    input?.off("end", onEnd);
+    input?.pause();
+    for (const [name, h] of proxies) process.off(name, h);
+    restore();
+  }
+  if (detached) return 0;
+  if (code !== undefined) return code;
+  // The monitor went away without the status: it was killed (ps shows monitor-lost).
+  const now = mustFind(root, s.id);
+  if (now.exitCode !== undefined) return now.exitCode;
+  throw new Error(`container ${ref}: its monitor ended without its exit status (${isAlive(now.detached?.monitor) ? "it closed the connection" : "the monitor is gone; see corerun ps"})`);
+}

@@ -18,7 +18,6 @@
  *                                    (records exitCode and finished, releases or removes), monitor exits
  */
 import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defineTool, faultPoint, printJson, printTable, UsageError, type ToolContext } from "@corerun/cli";
@@ -75,6 +74,8 @@ export interface DetachedStart {
   extra: Pick<State, "owner" | "detached">;
   /** --restart: the id of the container the monitor starts again (its state is reused). */
   restartOf: string | undefined;
+  /** The pty's window size: the attached client's (run -it), else the default. */
+  size: { height: number; width: number } | undefined;
   created(c: Container): void;
   /** Runs fn (the clone of the first process) with the container's output pipes as fds 1 and 2. */
   withOutput<T>(fn: () => T): T;
@@ -96,16 +97,31 @@ function killRecorded(ref: ProcessRef | undefined): void {
   }
 }
 
+/**
+ * A foreground run -it runs under corerun-monitor too, its corerun attached to it: the detach keys
+ * then leave it running, as Docker's. Without root there is no monitor: the pty is relayed directly.
+ */
+export function attachedRun(cfg: RunConfig): boolean {
+  return !cfg.detach && cfg.tty && cfg.interactive && !cfg.rootless;
+}
+
+/** The client terminal's size, which the start gives the pty before the container runs. */
+const SIZE_ENV = "CORERUN_CONSOLE_SIZE";
+
 export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
-  if (!cfg.detach) return undefined;
+  if (!cfg.detach && !attachedRun(cfg)) return undefined;
   const fds = takeMonitorFds();
   if (!fds) return undefined;
   const restartOf = process.env[RESTART_ENV];
   delete process.env[RESTART_ENV];
   if (restartOf !== undefined && !/^[0-9a-f]{12}$/.test(restartOf)) throw new Error(`unable to take ${RESTART_ENV}=${restartOf} as a container id`);
+  const sizeText = process.env[SIZE_ENV];
+  delete process.env[SIZE_ENV];
+  const sized = /^(\d+)x(\d+)$/.exec(sizeText ?? "");
   const monitor: ProcessRef = { pid: process.ppid, startTime: procStartTime(process.ppid) ?? 0 };
   const report = (line: string) => writeAll(fds.report, `${line}\n`);
   return {
+    size: sized ? { height: Number(sized[1]), width: Number(sized[2]) } : undefined,
     extra: { owner: monitor, detached: { monitor, rm: cfg.rm, tty: cfg.tty, stdin: cfg.interactive } },
     restartOf,
     created(c) {
@@ -157,19 +173,40 @@ function writeAll(fd: number, text: string): void {
  * its own, and answers once the command runs. The start's errors reach this stderr directly.
  */
 export async function runDetached(cfg: RunConfig): Promise<number> {
+  const started = await startMonitored(cfg, false);
+  if (typeof started === "number") return started;
+  started.release();
+  process.stdout.write(`${started.id}\n`);
+  return 0;
+}
+
+/**
+ * Starts the container under corerun-monitor; its id, or the start's exit status when it failed.
+ * hold (run -it): the monitor holds the container's output and exit until this process attaches,
+ * or closes the returned `release` (then the container runs on as a detached one).
+ */
+export async function startMonitored(cfg: RunConfig, hold: boolean): Promise<number | { id: string; release: () => void }> {
   const monitor = join(DIST, "corerun-monitor");
-  if (!existsSync(monitor)) throw new UsageError(`-d needs ${monitor}, which is not built; run npm run build`);
-  const argv = [cfg.root, String(LOG_MAX_BYTES), cfg.rm ? "rm" : "keep", "--", process.execPath, process.argv[1]!, ...process.argv.slice(2)];
-  const child = spawn(monitor, argv, { detached: true, stdio: ["ignore", "pipe", "inherit"] });
+  if (!existsSync(monitor)) throw new UsageError(`${hold ? "-it" : "-d"} needs ${monitor}, which is not built; run npm run build`);
+  const mode = hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep";
+  const argv = [cfg.root, String(LOG_MAX_BYTES), mode, "--", process.execPath, process.argv[1]!, ...process.argv.slice(2)];
+  const out = process.stdout;
+  const env = hold && out.isTTY && out.rows > 0 && out.columns > 0 ? { ...process.env, [SIZE_ENV]: `${out.rows}x${out.columns}` } : process.env;
+  const child = spawn(monitor, argv, { detached: true, stdio: ["ignore", "pipe", "inherit"], env });
   let said = "";
-  child.stdout.on("data", (chunk: Buffer) => (said += chunk.toString("utf8")));
-  await once(child.stdout, "end");
+  const answered = new Promise<void>((resolve) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      said += chunk.toString("utf8");
+      if (/^(ok|fail) .*\n/m.test(said)) resolve();
+    });
+    child.stdout.on("end", () => resolve());
+  });
+  await answered;
   child.unref();
+  const release = () => child.stdout.destroy();
   const ok = /^ok ([0-9a-f]{12})$/m.exec(said);
-  if (ok) {
-    process.stdout.write(`${ok[1]}\n`);
-    return 0;
-  }
+  if (ok) return { id: ok[1]!, release };
+  release();
   const fail = /^fail (\d+)$/m.exec(said);
   if (fail) return Number(fail[1]);
   throw new Error(`corerun-monitor ended without saying whether the container started${child.exitCode !== null ? ` (status ${child.exitCode})` : ""}`);

@@ -10,12 +10,12 @@ import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, upd
 import { binDirOf, renderScript } from "./script.ts";
 import { openTerminal, relayTerminal } from "./tty.ts";
 import { statsTool } from "./stats.ts";
-import { attach } from "./attach.ts";
+import { attach, runAttached } from "./attach.ts";
 import { applyUlimits } from "./ulimit.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
-import { detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
+import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
 import {
   buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
 } from "./steps.ts";
@@ -29,6 +29,8 @@ async function run(ctx: ToolContext): Promise<number> {
   // -d: this process is either the client, which hands the start to corerun-monitor, or that start.
   const detached = detachedStart(cfg);
   if (cfg.detach && !detached) return runDetached(cfg);
+  // -it: the same start, with this process attached to it (the detach keys leave it running).
+  if (attachedRun(cfg) && !detached) return runAttached(cfg, ctx.values["detach-keys"]?.at(-1));
   let c: Container | undefined;
   let pid: number | undefined;
   const tools: Tools = [];
@@ -80,7 +82,7 @@ async function run(ctx: ToolContext): Promise<number> {
     for (const sig of starting) process.off(sig, abort);
     // -t: the pty comes from the container's devpts, mounted now; corerun-exec takes it after go.
     applyUlimits(pid, cfg.ulimits);
-    const term = cfg.tty ? openTerminal(pid) : undefined;
+    const term = cfg.tty ? openTerminal(pid, detached?.size) : undefined;
     span("start", { fifo: "go" }, () => start(c!, term?.index));
     if (detached) {
       // The first process dies with this start until it has taken go: not a moment sooner may it exit.
@@ -185,6 +187,7 @@ const runTool_ = defineTool({
   tail: "command",
   notes: [
     "corerun chains its tools: the cgroup (corerun-cgroup) and the first process in new namespaces\n(corerun-ns), made in-process with their libraries; corerun-net (network, /etc files) and\ncorerun-mount (filesystem tree, pivot_root) as processes; then corerun-exec (/proc, cgroup,\nhostname, capabilities, exec CMD). --print-script prints the chain as a script of the tools.",
+    "-it (as root) runs the container under its monitor, as -dit, attached to this terminal: the\ndetach keys (--detach-keys, default ctrl-p,ctrl-q) leave it running for corerun attach; until\nthen it ends as any foreground run, removed.",
     "Exit status: CMD's own; 128+N when CMD died of signal N; 125 when corerun fails;\n126 when CMD cannot be executed; 127 when CMD is not found.",
     "IMAGE: without --rootfs, a first word that names an image of the store (corerun image ls)\nruns that image on an overlayfs of its own, with its Entrypoint, Cmd, Env, WorkingDir and\nUser; words after it replace Cmd. A word starting with / or . is always a command.",
   ],
@@ -194,6 +197,7 @@ const runTool_ = defineTool({
     "corerun --print-script --hostname demo /bin/true > steps.sh",
     "sudo corerun run --network none busybox:latest sh -c 'echo from an image'",
     "sudo corerun run -d --name web -P 80 --restart on-failure:5 /bin/httpd -f -p 80",
+    "sudo corerun run -it --name box busybox:latest sh   # ctrl-p ctrl-q detaches; corerun attach box",
   ],
   subCommands: {},
   run: withTraceFlag(run),

@@ -1,7 +1,7 @@
 /*
  * corerun-monitor: the one process that stays with a detached container (`corerun run -d`).
  *
- *   corerun-monitor ROOT LOG_MAX rm|keep -- NODE CORERUN_JS ARGS...
+ *   corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm -- NODE CORERUN_JS ARGS...
  *
  * A Node process costs tens of MB; this one costs about one. It is a child subreaper and runs
  * the ordinary start (NODE CORERUN_JS ARGS..., corerun's run with -d) with:
@@ -38,6 +38,13 @@
  *
  * With --restart, the handler may answer "restart DELAY_MS": the monitor then waits and runs the
  * start again for the same container (see begin_run and restart_answer below).
+ *
+ * hold and hold-rm are a foreground `run -it`: its client keeps the pipe of the monitor's stdout
+ * open after "ok ID" and attaches at once. Until that first client connects (or the client is
+ * gone, its pipe closed) the container's output stays in its pty and its exit is not handled,
+ * so that the client misses nothing. At the exit hold removes the container (as a foreground
+ * run ends) while that first client is still attached, and keeps it as exited once it has
+ * detached; hold-rm always removes it.
  *
  * It honours corerun's fault switch (CORERUN_FAULT, CORERUN_FAULT_TRACE, CORERUN_FAULT_PAUSE; see
  * libs/cli/src/fault.ts) at its own steps: monitor:forked, monitor:reported, monitor:log,
@@ -77,6 +84,8 @@ struct stream {
 static const char *root;
 static long long log_max;
 static int remove_all;
+/* hold, hold-rm: the foreground client not yet attached (its stdout pipe), then its connection. */
+static int holding, hold_keeps, hold_pipe = -1, hold_client = -1;
 static char id[64];
 static pid_t init_pid;
 static int log_fd = -1;
@@ -279,6 +288,8 @@ static int write_waiting(int fd, const char *p, size_t n)
 
 static void client_close(int i)
 {
+    if (clients[i]->fd == hold_client)
+        hold_client = -1;
     close(clients[i]->fd);
     free(clients[i]);
     clients[i] = NULL;
@@ -330,6 +341,13 @@ static void attach_accept(void)
             if (!clients[i])
                 break;
             clients[i]->fd = fd;
+            if (holding) {
+                /* The foreground client: from now on it gets the output and sees the exit. */
+                holding = 0;
+                hold_client = fd;
+                close(hold_pipe);
+                hold_pipe = -1;
+            }
             return;
         }
     }
@@ -674,13 +692,16 @@ int main(int argc, char **argv)
 
     if (argc == 2 && strcmp(argv[1], "--drain") == 0)
         return drain();
-    if (argc < 7 || strcmp(argv[4], "--") != 0 || (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0)) {
-        fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep -- NODE CORERUN_JS ARGS...\n");
+    if (argc < 7 || strcmp(argv[4], "--") != 0 ||
+        (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0 && strcmp(argv[3], "hold") != 0 && strcmp(argv[3], "hold-rm") != 0)) {
+        fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm -- NODE CORERUN_JS ARGS...\n");
         return 125;
     }
     root = argv[1];
     log_max = atoll(argv[2]);
-    remove_all = strcmp(argv[3], "rm") == 0;
+    remove_all = strcmp(argv[3], "rm") == 0 || strcmp(argv[3], "hold-rm") == 0;
+    holding = strncmp(argv[3], "hold", 4) == 0;
+    hold_keeps = strcmp(argv[3], "hold") == 0;
     start = argv + 5;
     if (log_max < 4096)
         log_max = 4096;
@@ -735,7 +756,14 @@ int main(int argc, char **argv)
                         ;
                 }
             }
+            /* Before the answer: a client may attach as soon as it has the id. */
+            if (ok)
+                attach_open();
             write_all(1, msg, strlen(msg));
+            if (ok && holding)
+                hold_pipe = fcntl(1, F_DUPFD_CLOEXEC, 10);
+            if (holding && hold_pipe < 0)
+                holding = 0;
             if (fd >= 0) {
                 dup2(fd, 1);
                 dup2(fd, 2);
@@ -746,7 +774,6 @@ int main(int argc, char **argv)
                 return 0;
             r.starter = 0;
             first_run = 0;
-            attach_open();
         }
         /* A restart that did not start (or was stopped before): the handler records it and the policy decides. */
         if (r.starter && r.starter_status >= 0 && !r.report_open) {
@@ -757,9 +784,11 @@ int main(int argc, char **argv)
             }
             r.starter = 0;
         }
-        if (!r.starter && r.init_status >= 0 && !r.handler) {
+        if (!r.starter && r.init_status >= 0 && !r.handler && !holding) {
+            /* hold: a foreground run still attached ends as foreground runs do, removed. */
+            int rm_now = remove_all || (hold_keeps && hold_client >= 0);
             fault_point("monitor:exit-handler");
-            r.handler = run_handler(start, status_code(r.init_status), r.init_ms, remove_all ? "rm" : "keep", remove_all ? NULL : &r.answer_fd);
+            r.handler = run_handler(start, status_code(r.init_status), r.init_ms, rm_now ? "rm" : "keep", rm_now ? NULL : &r.answer_fd);
             if (r.handler < 0)
                 return 1;
         }
@@ -807,8 +836,8 @@ int main(int argc, char **argv)
         }
         p[n].fd = sfd;
         p[n++].events = POLLIN;
-        /* The container's output is read once the log file is known; until then the pipes hold it. */
-        if (log_fd >= 0 || !r.report_open) {
+        /* The container's output is read once the log file is known and, with hold, the client is there. */
+        if ((log_fd >= 0 || !r.report_open) && !holding) {
             if (so.fd >= 0) {
                 p[n].fd = so.fd;
                 p[n++].events = POLLIN;
@@ -821,6 +850,11 @@ int main(int argc, char **argv)
                 p[n].fd = tt.fd;
                 p[n++].events = POLLIN;
             }
+        }
+        if (hold_pipe >= 0) {
+            /* POLLERR once the client has closed its end without attaching. */
+            p[n].fd = hold_pipe;
+            p[n++].events = 0;
         }
         if (attach_fd >= 0) {
             p[n].fd = attach_fd;
@@ -897,6 +931,13 @@ int main(int argc, char **argv)
             } else if (p[i].fd == tt.fd) {
                 if (!pump(&tt))
                     tty_master = -1;
+            } else if (hold_pipe >= 0 && p[i].fd == hold_pipe) {
+                /* The client closes its pipe once connected: its connection may wait to be accepted. */
+                attach_accept();
+                if (hold_pipe >= 0)
+                    close(hold_pipe);
+                hold_pipe = -1;
+                holding = 0;
             } else if (p[i].fd == attach_fd) {
                 attach_accept();
             } else {
