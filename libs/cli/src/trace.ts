@@ -82,7 +82,9 @@ function hostIds(): { pid: number; ppid: number } {
  */
 export function startTrace(name: string, file: string | undefined = process.env[TRACE_ENV]): void {
   if (tracer || !file) return;
+  // Read together: the process's time origin is now less the time since it.
   const now = nowUs();
+  const sinceOrigin = performance.now() * 1000;
   const { pid, ppid } = hostIds();
   const partsFromParent = process.env[PARTS_ENV];
   const parts = partsFromParent ?? `${file}.parts`;
@@ -112,7 +114,7 @@ export function startTrace(name: string, file: string | undefined = process.env[
   tracer = t;
   t.events.push({ name: "process_name", ph: "M", ts: 0, pid, tid: pid, args: { name, ppid } });
   // performance.now() counts from the process's time origin, taken as Node starts.
-  const origin = now - performance.now() * 1000;
+  const origin = now - sinceOrigin;
   if (!partsFromParent) t.since = origin;
   const boot = performance.nodeTiming.bootstrapComplete * 1000;
   t.events.push({ name: "node start", cat: "node", ph: "X", ts: origin, dur: boot, pid, tid: pid, args: { v8Start: round(performance.nodeTiming.v8Start) } });
