@@ -287,6 +287,9 @@ export function unmountImage(root: string, id: string, image: NonNullable<State[
  * some of the ids its containers write with, and may not remove the files of the others itself.
  */
 export function removeAsContainerRoot(paths: string[], userns: { uidMap: IdRange[]; gidMap: IdRange[] }): void {
+  if (!paths.length) return;
+  // rm -rf as a (mapped) root: never an empty, relative or root path.
+  for (const p of paths) if (!p.startsWith("/") || resolve(p) === "/") throw new Error(`refusing to remove ${JSON.stringify(p)}: not a container's own directory`);
   const helpers = userns.uidMap.length > 1 || userns.gidMap.length > 1;
   const pid = startInNamespaces(sys, {
     flags: 0, path: "/bin/rm", argv: ["rm", "-rf", "--", ...paths], env: [], nullStdio: true,
