@@ -168,3 +168,17 @@ export function writeOci(
 export function blob(f: Fixtures, digest: string): Buffer {
   return readFileSync(join(f.oci, "blobs/sha256", digest.slice(7)));
 }
+
+/**
+ * A layer of one file, bin/busybox-capped, with CAP_NET_RAW and CAP_SETUID as its file
+ * capabilities (bits 13 and 7: CapEff 0000000000002080 for the user that runs it), written by
+ * GNU tar --xattrs as a PAX SCHILY.xattr.security.capability record.
+ */
+export function cappedLayer(f: Fixtures, dir: string): Buffer {
+  const tree = join(dir, "tree");
+  mkdirSync(join(tree, "bin"), { recursive: true });
+  cpSync(join(f.dir, "tree/bin/busybox"), join(tree, "bin/busybox-capped"));
+  execFileSync("setcap", ["cap_net_raw,cap_setuid+ep", join(tree, "bin/busybox-capped")], { stdio: ["ignore", "ignore", "inherit"] });
+  // GNU tar writes the binary value as it is; CAP_SETUID is bit 7, a byte UTF-8 cannot carry alone.
+  return execFileSync("tar", ["-C", tree, "--numeric-owner", "--owner=0", "--group=0", "--xattrs", "--xattrs-include=security.capability", "-cf", "-", "bin/busybox-capped"], { maxBuffer: 64 << 20 });
+}

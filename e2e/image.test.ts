@@ -11,7 +11,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rm
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, BIN, type Result } from "./helpers.ts";
-import { blob, makeFixtures, sha256, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
+import { blob, cappedLayer, makeFixtures, sha256, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
 import { setTimeout as delay } from "node:timers/promises";
 import { ephemeralRange } from "@corerun/net";
 
@@ -58,17 +58,6 @@ async function stop(child: ChildProcess, name: string, r: string): Promise<void>
 }
 
 /** A fresh state root with the fixture imported from the OCI layout. */
-/** A layer of one file, bin/busybox-capped, with CAP_NET_RAW and CAP_SETUID as its file capabilities. */
-function cappedLayer(dir: string): Buffer {
-  const tree = join(dir, "tree");
-  mkdirSync(join(tree, "bin"), { recursive: true });
-  cpSync(join(f.dir, "tree/bin/busybox"), join(tree, "bin/busybox-capped"));
-  const set = run("setcap", ["cap_net_raw,cap_setuid+ep", join(tree, "bin/busybox-capped")]);
-  assert.equal(set.code, 0, set.stderr);
-  // GNU tar writes the binary value as it is; CAP_SETUID is bit 7, a byte UTF-8 cannot carry alone.
-  return execFileSync("tar", ["-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=security.capability", "-cf", "-", "bin/busybox-capped"], { maxBuffer: 64 << 20 });
-}
-
 function withImage(): string {
   const r = stateRoot();
   const imp = corerun(["image", "import", f.oci], r);
@@ -403,20 +392,23 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     const r = stateRoot();
     const dir = join(f.dir, "caps");
     try {
-      const layer = cappedLayer(dir);
+      const layer = cappedLayer(f, dir);
       assert.ok(layer.includes("SCHILY.xattr.security.capability"), "the fixture carries the capability");
       writeOci(join(dir, "oci"), [{ data: blob(f, f.layers[0]!.digest) }, { data: layer }], { Env: ["PATH=/bin"] }, "fixture:caps");
       const imp = corerun(["image", "import", join(dir, "oci")], r);
       assert.equal(imp.code, 0, imp.stderr);
       const stored = run("getcap", [join(r, "layers/sha256", sha256(layer).slice(7), "diff/bin/busybox-capped")]);
       assert.match(stored.stdout, /busybox-capped cap_setuid,cap_net_raw=ep$/m, stored.stdout + stored.stderr);
-      const status = (exe: string) => {
-        const c = corerun(["run", "--network", "none", "-u", "1000", "--entrypoint", exe, "fixture:caps", "cat", "/proc/self/status"], r);
+      const status = (exe: string, ...userns: string[]) => {
+        const c = corerun(["run", "--network", "none", ...userns, "-u", "1000", "--entrypoint", exe, "fixture:caps", "cat", "/proc/self/status"], r);
         assert.equal(c.code, 0, c.stderr);
-        return /^CapEff:\s*(\w+)$/m.exec(c.stdout)?.[1];
+        return c.stdout.split("\n").filter((l) => /^Cap(Prm|Eff):/.test(l)).map((l) => l.replace(/\s+/, " "));
       };
-      assert.equal(status("/bin/busybox-capped"), "0000000000002080", "uid 1000 gets CAP_NET_RAW and CAP_SETUID from the file");
-      assert.equal(status("/bin/busybox"), "0000000000000000", "and nothing from the same program without them");
+      const capped = ["CapPrm: 0000000000002080", "CapEff: 0000000000002080"];
+      assert.deepEqual(status("/bin/busybox-capped"), capped, "uid 1000 gets CAP_NET_RAW and CAP_SETUID from the file");
+      assert.deepEqual(status("/bin/busybox"), ["CapPrm: 0000000000000000", "CapEff: 0000000000000000"], "and nothing from the same program without them");
+      // The revision 2 value is host root's, which the idmapped layers show as the container root's: the same in a user namespace (as Docker's userns-remap and Podman give).
+      assert.deepEqual(status("/bin/busybox-capped", "--userns", "auto"), capped, "the same in a user namespace");
       // A layer may not set overlayfs's own attributes: opaque directories come from whiteout entries.
       const bad = await tarOf([{ name: "etc/", type: "directory", pax: { "SCHILY.xattr.trusted.overlay.opaque": "y" } }]);
       writeOci(join(dir, "forged-oci"), [{ data: bad }], { Cmd: ["/bin/true"] }, "fixture:forged");
@@ -437,7 +429,7 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     const dir = join(f.dir, "caps-commit");
     const name = `caps-${process.pid}`;
     try {
-      const layer = cappedLayer(dir);
+      const layer = cappedLayer(f, dir);
       writeOci(join(dir, "oci"), [{ data: blob(f, f.layers[0]!.digest) }, { data: layer }], { Env: ["PATH=/bin"] }, "fixture:caps");
       assert.equal(corerun(["image", "import", join(dir, "oci")], r).code, 0);
       // The rename copies the file up (with its attributes) under a name only the container's layer has.

@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, busyboxRootfs, isRoot, leftoverState, processesWith, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
+import { makeRootlessUser } from "./rootless-user.ts";
 import { cgroupsNamed, corerunContainers, corerunWithRoot, hasSysResource, missing, removeWorkDir, startContainerd, startDockerd, stopContainerd, stopDaemon, workDir } from "./engines.ts";
 
 /** The fenced block that follows `<!-- e2e:NAME -->` in README.md. */
@@ -153,10 +154,31 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.ok(r.stdout.includes(id!.slice(7, 19)), "with the same id");
   });
 
+  test("the images-caps example: a file capability through a user namespace's upper directory, commit, export and import, with and without --userns", () => {
+    const r = bash(readmeBlock("images-caps"));
+    assert.equal(r.code, 0, r.stderr);
+    const ran = ["ls: /bin/busybox-net: No such file or directory", "CapEff: 0000000000002000"];
+    assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.replace(/\t/g, " ")), [...ran, ...ran]);
+  });
+
   test("the images-userns example: the image's files are container root's through idmapped layers", () => {
     const r = bash(readmeBlock("images-userns"));
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split("\n"), ["0:0", "0", "0 65536"]);
+  });
+
+  test("the images-rootless example, run by a user other than root without subordinate ranges", () => {
+    const user = makeRootlessUser("crrd");
+    try {
+      const r = user.bash(readmeBlock("images-rootless"));
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" ")), ["0", `0 ${user.uid} 1`, "0", "overlay", "not in a second container"]);
+      const state = join(user.base, "run/corerun");
+      assert.deepEqual(readdirSync(state).filter((n) => /^[0-9a-f]{12}$/.test(n)), [], "no container is left");
+      assert.deepEqual(readdirSync(join(state, "layers/sha256")), [], "image rm removed the layer");
+    } finally {
+      user.remove();
+    }
   });
 
   test("the corerun-ns examples", () => {

@@ -5,81 +5,65 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFileSync, chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { setTimeout as delay } from "node:timers/promises";
+import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
-import { busyboxRootfs, hostMountsUnder, isRoot, REPO, run, type Result } from "./helpers.ts";
-import { makeFixtures, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
-
-const USER = `crrl${process.pid % 100000}`;
-
-/** The subordinate range this test gives its user: far above the ids any host hands out. */
-const SUBID_START = 2000000000;
-const subidLine = () => `${USER}:${SUBID_START}:65536`;
-
-/** Removes the lines of this test's own user. */
-function removeUserLines(path: string, user: string): void {
-  if (!existsSync(path)) return;
-  const lines = readFileSync(path, "utf8").split("\n");
-  const kept = lines.filter((l) => !l.startsWith(`${user}:`));
-  if (kept.length !== lines.length) writeFileSync(path, kept.join("\n"));
-}
-
-/** Removes exactly the line this test added, whatever else the file holds. */
-function removeLine(path: string, line: string): void {
-  if (!existsSync(path)) return;
-  const lines = readFileSync(path, "utf8").split("\n");
-  if (lines.includes(line)) writeFileSync(path, lines.filter((l) => l !== line).join("\n"));
-}
+import { hostMountsUnder, isRoot, run } from "./helpers.ts";
+import { blob, cappedLayer, makeFixtures, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
+import { makeRootlessUser, SUBID_START, type RootlessUser } from "./rootless-user.ts";
 
 describe("rootless containers", { skip: !isRoot && "needs root (to make the throwaway user)" }, () => {
+  let user: RootlessUser | undefined;
   let base = "";
   let uid = 0;
+  let USER = "";
   let f: Fixtures | undefined;
 
   before(async () => {
-    base = mkdtempSync(join(tmpdir(), "corerun-rootless-"));
-    chmodSync(base, 0o755);
-    const made = run("useradd", ["--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
-    assert.equal(made.code, 0, made.stderr);
-    uid = Number(run("id", ["-u", USER]).stdout.trim());
-    // useradd may give a new user subordinate ranges; the first tests run without any.
-    for (const f of ["/etc/subuid", "/etc/subgid"]) removeUserLines(f, USER);
-    for (const f of readdirSync(join(REPO, "dist"))) cpSync(join(REPO, "dist", f), join(base, "dist", f));
-    for (const m of ["koffi", "@koromix"]) cpSync(join(REPO, "node_modules", m), join(base, "node_modules", m), { recursive: true });
-    cpSync(busyboxRootfs(), join(base, "rootfs"), { recursive: true, verbatimSymlinks: true });
-    run("chown", ["-R", `${USER}:${USER}`, join(base, "rootfs")]);
-    run("install", ["-d", "-o", USER, "-g", USER, "-m", "0700", join(base, "run")]);
+    user = makeRootlessUser("crrl");
+    ({ base, uid, name: USER } = user);
     // The image fixtures (owned by root in the image) and a layer with a file of uid 1000, for the user to import.
     f = await makeFixtures();
     cpSync(f.oci, join(base, "oci"), { recursive: true });
     writeOci(join(base, "others-oci"), [{ data: await tarOf([{ name: "home/", type: "directory" }, { name: "home/theirs", body: "x\n", uid: 1000, gid: 1000 }]) }], { Cmd: ["/bin/true"] }, "others:1");
-    run("chown", ["-R", `${USER}:${USER}`, join(base, "oci"), join(base, "others-oci")]);
+    // The busybox layer and one with a capped copy of busybox (bin/busybox-capped).
+    writeOci(join(base, "caps-oci"), [{ data: blob(f, f.layers[0]!.digest) }, { data: cappedLayer(f, join(f.dir, "caps")) }], { Env: ["PATH=/bin"] }, "fixture:caps");
+    run("chown", ["-R", `${USER}:${USER}`, join(base, "oci"), join(base, "others-oci"), join(base, "caps-oci")]);
   });
 
   after(() => {
-    for (const f of ["/etc/subuid", "/etc/subgid"]) removeLine(f, subidLine());
-    run("pkill", ["-KILL", "-u", USER]);
-    run("userdel", [USER]);
+    user?.remove();
     f?.remove();
-    // What the user's containers and imports wrote under subordinate ids is removed here by root.
-    if (base.startsWith(join(tmpdir(), "corerun-rootless-"))) rmSync(base, { recursive: true, force: true });
   });
 
-  /** corerun as the throwaway user, with its runtime directory in the test's tree. */
-  function asUser(args: string[]): Result {
-    return run("runuser", ["-u", USER, "--", "env", `XDG_RUNTIME_DIR=${join(base, "run")}`, process.execPath, join(base, "dist", "corerun.cjs"), ...args], { cwd: base });
+  const asUser = (args: string[]) => user!.corerun(args);
+
+  /** CAP_NET_RAW and CAP_SETUID, the capabilities of bin/busybox-capped. */
+  const CAPPED = ["CapPrm: 0000000000002080", "CapEff: 0000000000002080"];
+
+  /** CapPrm and CapEff of a program of an image, run by uid 1000 of a rootless container. */
+  function capStatus(image: string, exe: string): string[] {
+    const r = asUser(["run", "--network", "none", "-u", "1000", "--entrypoint", exe, image, "cat", "/proc/self/status"]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.split("\n").filter((l) => /^Cap(Prm|Eff):/.test(l)).map((l) => l.replace(/\s+/, " "));
+  }
+
+  /** bin/busybox-capped as the user's store holds it. */
+  function capsLayerFile(): string {
+    const layers = join(base, "run/corerun/layers/sha256");
+    return readdirSync(layers).map((d) => join(layers, d, "diff/bin/busybox-capped")).find((p) => existsSync(p))!;
   }
 
   test("the user's own uid is root inside, in a container of its own", () => {
-    const r = asUser(["--rootfs", join(base, "rootfs"), "--network", "none", "--hostname", "rootless", "/bin/sh", "-c", "id -u; cat /proc/self/uid_map; echo $$; hostname; ls /sys/class/net"]);
+    const r = asUser(["--rootfs", join(base, "build/rootfs"), "--network", "none", "--hostname", "rootless", "/bin/sh", "-c", "id -u; cat /proc/self/uid_map; echo $$; hostname; ls /sys/class/net"]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
     assert.deepEqual(lines, ["0", `0 ${uid} 1`, "1", "rootless", "lo"]);
   });
 
   test("the default seccomp filter holds rootless too; seccomp=unconfined and no-new-privileges work", () => {
-    const args = ["--rootfs", join(base, "rootfs"), "--network", "none"];
+    const args = ["--rootfs", join(base, "build/rootfs"), "--network", "none"];
     const r = asUser([...args, "/bin/sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true; echo \"unshare-U $?\""]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.replace(/\t/g, " "), "NoNewPrivs: 0\nSeccomp: 2\nunshare-U 1\n");
@@ -90,7 +74,7 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
   test("nothing is left behind: no state, mount point, mount or process", () => {
     const state = join(base, "run", "corerun");
     assert.deepEqual(existsSync(state) ? readdirSync(state).filter((n) => /^[0-9a-f]{12}$/.test(n)) : [], []);
-    assert.deepEqual(readdirSync(join(base, "rootfs", "etc")).sort(), ["corerun-rootfs", "group", "passwd"]);
+    assert.deepEqual(readdirSync(join(base, "build/rootfs/etc")).sort(), ["corerun-rootfs", "group", "passwd"]);
     assert.deepEqual(hostMountsUnder(base), []);
     assert.notEqual(run("pgrep", ["-u", USER]).code, 0, "a process of the user is left");
   });
@@ -106,13 +90,13 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
 
   test("with /etc/subuid and /etc/subgid ranges, newuidmap maps container ids 1 and up to them", (t) => {
     if (!existsSync("/usr/bin/newuidmap")) return t.skip("newuidmap (Debian's uidmap package) is not installed");
-    for (const f of ["/etc/subuid", "/etc/subgid"]) appendFileSync(f, `${subidLine()}\n`);
-    const r = asUser(["--rootfs", join(base, "rootfs"), "--network", "none", "/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/f && chown 1000:1000 /tmp/f && stat -c %u:%g /tmp/f"]);
+    user!.subids(true);
+    const r = asUser(["--rootfs", join(base, "build/rootfs"), "--network", "none", "/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; touch /tmp/f && chown 1000:1000 /tmp/f && stat -c %u:%g /tmp/f"]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
     assert.deepEqual(lines, [`0 ${uid} 1`, `1 ${SUBID_START} 65536`, `0 ${uid} 1`, `1 ${SUBID_START} 65536`, "1000:1000"]);
     // A host range outside the user's own uid and its subordinate range is not the user's to map.
-    const bad = asUser(["--rootfs", join(base, "rootfs"), "--uidmap", `0:${uid}:1`, "--uidmap", "1:5000:10", "/bin/true"]);
+    const bad = asUser(["--rootfs", join(base, "build/rootfs"), "--uidmap", `0:${uid}:1`, "--uidmap", "1:5000:10", "/bin/true"]);
     assert.equal(bad.code, 125);
     assert.match(bad.stderr, new RegExp(`--uidmap 1:5000:10: corerun run as uid ${uid} may not use host ids 5000-5009; it may use ${uid} \\(yours\\), ${SUBID_START}-${SUBID_START + 65535}`));
   });
@@ -123,7 +107,7 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
       [["-P", "8080:80"], /get --network none only; bridge networking and published ports need root/],
       [["--uidmap", "0:100000:65536"], /may not use host ids 100000-165535/],
     ] as const) {
-      const r = asUser(["--rootfs", join(base, "rootfs"), ...args, "/bin/true"]);
+      const r = asUser(["--rootfs", join(base, "build/rootfs"), ...args, "/bin/true"]);
       assert.equal(r.code, 125, r.stderr);
       assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
       assert.match(r.stderr, message);
@@ -158,6 +142,72 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     const rm = asUser(["image", "rm", "fixture:oci"]);
     assert.equal(rm.code, 0, rm.stderr);
     assert.deepEqual(readdirSync(join(store, "layers/sha256")), [], "the user removes its layers, files of uid 1000 too");
+  });
+
+  test("rootless, a file capability of the image holds in the user's containers: the store keeps it as revision 3 for the user's uid", (t) => {
+    if (!existsSync("/usr/bin/newuidmap")) return t.skip("newuidmap (Debian's uidmap package) is not installed");
+    const imp = asUser(["image", "import", join(base, "caps-oci")]);
+    assert.equal(imp.code, 0, imp.stderr);
+    const file = capsLayerFile();
+    // Written by root of the user's namespace: the kernel stores it for that root, the user's uid on the host.
+    assert.match(run("getcap", ["-n", file]).stdout, new RegExp(`busybox-capped cap_setuid,cap_net_raw=ep \\[rootid=${uid}\\]$`, "m"));
+    assert.deepEqual(capStatus("fixture:caps", "/bin/busybox-capped"), CAPPED, "uid 1000 of the container gets CAP_NET_RAW and CAP_SETUID from the file, as in Podman");
+    assert.deepEqual(capStatus("fixture:caps", "/bin/busybox"), ["CapPrm: 0000000000000000", "CapEff: 0000000000000000"]);
+    assert.equal(asUser(["image", "rm", "fixture:caps"]).code, 0);
+  });
+
+  test("rootless commit: a container's writes, owners and file capabilities become a layer; the new image runs rootless, and after export and import", async (t) => {
+    if (!existsSync("/usr/bin/newuidmap")) return t.skip("newuidmap (Debian's uidmap package) is not installed");
+    assert.equal(asUser(["image", "import", join(base, "caps-oci")]).code, 0);
+    const store = join(base, "run/corerun");
+    const name = `rlcommit${process.pid}`;
+    const script = "mkdir /home/u && echo theirs > /home/u/f && chown -R 1000:1000 /home/u && mv /bin/busybox-capped /bin/busybox-moved && rm /bin/ls && touch /ready; sleep 30";
+    const child = user!.spawnCorerun(["run", "--network", "none", "--name", name, "-u", "0", "--entrypoint", "/bin/sh", "fixture:caps", "-c", script]);
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!readdirSync(store).some((d) => /^[0-9a-f]{12}$/.test(d) && existsSync(join(store, d, "upper/ready")))) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, "the container did not start");
+        await delay(100);
+      }
+      const c = asUser(["commit", name, "committed:1"]);
+      assert.equal(c.code, 0, c.stderr);
+      assert.match(c.stdout, /^sha256:[0-9a-f]{64}$/m);
+    } finally {
+      asUser(["kill", name]);
+      await exited;
+    }
+    const check = (ref: string) => {
+      const r = asUser(["run", "--network", "none", "-u", "0", "--entrypoint", "/bin/sh", ref, "-c", "stat -c '%u:%g %n' /home/u/f; cat /home/u/f; /bin/busybox-moved ls 2>&1 >/dev/null; [ -e /bin/ls ] || echo 'ls whited out'; [ -e /bin/busybox-capped ] || echo 'capped gone'; [ -e /ready ] && echo ready"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), ["1000:1000 /home/u/f", "theirs", "ls whited out", "capped gone", "ready"]);
+      assert.deepEqual(capStatus(ref, "/bin/busybox-moved"), CAPPED, "the moved file keeps its capability");
+    };
+    check("committed:1");
+    // In the user's own directory: base is root's.
+    const file = join(base, "run/committed.tar");
+    const exp = asUser(["image", "export", "committed:1", file]);
+    assert.equal(exp.code, 0, exp.stderr);
+    // The layer holds revision 2, valid in whatever user namespace runs the image (the value the container's root reads).
+    const out = join(base, "committed");
+    mkdirSync(out);
+    assert.equal(run("tar", ["-xf", file, "-C", out]).code, 0);
+    const blobOf = (digest: string) => readFileSync(join(out, "blobs/sha256", digest.slice(7)));
+    const index = JSON.parse(readFileSync(join(out, "index.json"), "utf8")) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(blobOf(index.manifests[0]!.digest).toString()) as { layers: { digest: string }[] };
+    const layer = gunzipSync(blobOf(manifest.layers.at(-1)!.digest));
+    const key = "SCHILY.xattr.security.capability=";
+    const at = layer.indexOf(key);
+    assert.ok(at >= 0, "the committed layer carries the capability");
+    assert.equal(layer.readUInt32LE(at + key.length) >>> 24, 2, "as revision 2");
+    for (const ref of ["committed:1", "fixture:caps"]) assert.equal(asUser(["image", "rm", ref]).code, 0);
+    assert.deepEqual(readdirSync(join(store, "layers/sha256")), [], "the store is empty before the import");
+    const imp = asUser(["image", "import", file]);
+    assert.equal(imp.code, 0, imp.stderr);
+    check("committed:1");
+    assert.equal(asUser(["image", "rm", "committed:1"]).code, 0);
+    assert.deepEqual(readdirSync(store).filter((n) => /^[0-9a-f]{12}$/.test(n)), [], "no container directory is left");
+    assert.deepEqual(hostMountsUnder(base), [], "no mount is left");
   });
 
   test("rootless, a layer unpacked through other maps is refused at run in one line", (t) => {
