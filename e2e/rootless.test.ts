@@ -62,6 +62,14 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     assert.deepEqual(lines, ["0", `0 ${uid} 1`, "1", "rootless", "lo"]);
   });
 
+  test("without a subordinate range, -u 0 and -u 0:0 run: setgroups is denied in the user namespace and passed over, as runc does", () => {
+    for (const u of ["0", "0:0"]) {
+      const r = asUser(["--rootfs", join(base, "build/rootfs"), "--network", "none", "-u", u, "/bin/sh", "-c", "id -u; id -g; cat /proc/self/setgroups"]);
+      assert.equal(r.code, 0, `-u ${u}: ${r.stderr}`);
+      assert.deepEqual(r.stdout.trim().split("\n"), ["0", "0", "deny"], `-u ${u}`);
+    }
+  });
+
   test("the default seccomp filter holds rootless too; seccomp=unconfined and no-new-privileges work", () => {
     const args = ["--rootfs", join(base, "build/rootfs"), "--network", "none"];
     const r = asUser([...args, "/bin/sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true; echo \"unshare-U $?\""]);

@@ -11,6 +11,7 @@ import { hookEnv, planCapabilities, readSpec, type CapabilityPlan, type Spec } f
 import { maskPaths, readonlyPaths } from "@corerun/rootfs";
 import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, takeTerminal, type Syscall } from "@corerun/syscall";
 import { dirname } from "node:path";
+import { setGroups } from "./steps.ts";
 
 export interface OciProcess {
   spec: Spec;
@@ -81,7 +82,7 @@ export function applyUserAndCapabilities(sys: Syscall, spec: Spec, caps: Capabil
   const user = spec.process!.user;
   for (let cap = 0; cap <= lastCap; cap++) if (!caps.bounding.includes(cap)) sys.prctl(PR_CAPBSET_DROP, cap);
   sys.prctl(PR_SET_KEEPCAPS, 1);
-  sys.setgroups(user.additionalGids ?? []);
+  setGroups(sys, user.additionalGids ?? []);
   sys.setresgid(user.gid);
   sys.setresuid(user.uid);
   sys.prctl(PR_SET_KEEPCAPS, 0);

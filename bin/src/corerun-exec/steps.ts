@@ -95,9 +95,25 @@ export function readEtc(path: string): string {
  * non-root uid also empties the permitted and effective capability sets, as in Docker.
  */
 export function switchUser(sys: Syscall, c: Credentials): void {
-  sys.setgroups(c.groups);
+  setGroups(sys, c.groups);
   sys.setresgid(c.gid);
   sys.setresuid(c.uid);
+}
+
+/**
+ * setgroups(2) is refused for good in a user namespace whose /proc/self/setgroups says "deny":
+ * an unprivileged user's namespace without subordinate ids, whose gid map the kernel accepts only
+ * then (Linux 3.19, CVE-2014-8989). There, as in runc, the process keeps the groups it has: the
+ * groups of /etc/group, or an OCI process's additionalGids, are passed over.
+ */
+export function setGroups(sys: Syscall, groups: readonly number[]): void {
+  let policy = "allow";
+  try {
+    policy = readFileSync("/proc/self/setgroups", "utf8").trim();
+  } catch {
+    // No user namespace support in the kernel: nothing denies setgroups.
+  }
+  if (policy !== "deny") sys.setgroups(groups);
 }
 
 export function lastCapability(): number {
