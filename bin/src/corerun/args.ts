@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  capabilitySet, checkHostname, findByRef, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, type IdRange, type RestartPolicy, type State,
+  capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
@@ -12,7 +12,7 @@ import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { rootlessMaps } from "./rootless.ts";
 import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
 import { parseUlimits, type Ulimit } from "./ulimit.ts";
-import { parseRestart } from "./restart.ts";
+import { parseRestart, RESTART_ENV } from "./restart.ts";
 import { parseDetachKeys } from "./detachkeys.ts";
 
 export const runArgs = {
@@ -202,12 +202,25 @@ function withInit(command: string[], volumes: VolumeSpec[]): { command: string[]
   return { command: [INIT_PATH, "--", ...command], volumes: [...volumes, { source, target: INIT_PATH, readonly: true }] };
 }
 
+/** The image of the container a start runs again (RESTART_ENV), as its state records it. */
+function pinnedImage(root: string, env: NodeJS.ProcessEnv): { id: string; ref: string } | undefined {
+  const id = env[RESTART_ENV];
+  if (id === undefined || !ID_PATTERN.test(id)) return undefined;
+  try {
+    const image = readState(statePath(root, id)).image;
+    return image && { id: image.id, ref: image.ref };
+  } catch {
+    // No such container: the start says so when it takes the state.
+    return undefined;
+  }
+}
+
 /** Every check that can be made before anything is created. */
 export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env, uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0): RunConfig {
   const isRootless = uid !== 0;
   const userns = isRootless ? rootless(ctx, uid, gid) : parseUserns(ctx);
   const root = stateRoot(ctx.values.root?.at(-1), env, uid);
-  const img = imageRun(ctx, root, { rootless: isRootless, userns: userns && !userns.auto ? userns : undefined });
+  const img = imageRun(ctx, root, { rootless: isRootless, userns: userns && !userns.auto ? userns : undefined, pin: pinnedImage(root, env) });
   const given = ctx.values.rootfs?.at(-1);
   if (!img && given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);
