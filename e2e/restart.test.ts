@@ -207,6 +207,35 @@ describe("run -d --restart", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [kMonitor], "after kill");
   });
 
+  test("kill of a restarting container ends the restarting: exit 0, it stays exited with its last status; start runs it again by its policy", async () => {
+    const id = runDetached(["--network", "none", "--restart", "always"], "echo run; exit 5");
+    // A wait of 3.2 s or more, so that kill comes while the monitor waits.
+    await until("a long wait to restart", () => {
+      const e = entry(id);
+      return e.statusText === "restarting (5)" && (e.detached.restartCount ?? 0) >= 6;
+    }, 60_000);
+    const waiting = entry(id);
+    const monitor = waiting.detached.monitor.pid;
+    const k = corerun(["kill", id]);
+    assert.deepEqual([k.code, k.stdout, k.stderr], [0, "", ""], "docker kill of a restarting container succeeds: there is nothing to signal, its restarting ends");
+    await until("the waiting monitor to exit", () => !alive(monitor));
+    const e = entry(id);
+    assert.equal(e.statusText, "exited (5)", "the last run's status");
+    assert.equal(e.detached.restarting, false);
+    assert.equal(e.detached.restartCount, waiting.detached.restartCount! - 1, "the restart that will not begin is not counted");
+    assert.equal(inspect(id).State.Restarting, false);
+    const again = corerun(["kill", id]);
+    assert.equal(again.code, 125, "an exited container is not running");
+    assert.match(again.stderr, /not running/);
+    // start: the policy applies again, from its first delay and count.
+    const st = corerun(["start", id]);
+    assert.equal(st.code, 0, st.stderr);
+    await until("restarts after start", () => (entry(id).detached.restartCount ?? 0) >= 2 && entry(id).detached.restartCount! < waiting.detached.restartCount!);
+    const rm = corerun(["rm", "-f", id]);
+    assert.equal(rm.code, 0, rm.stderr);
+    await assertHostClean(scope(), [monitor], "after kill of a restarting container, start and rm -f");
+  });
+
   test("a restart that cannot start is recorded and retried by the policy", async () => {
     // The volume's source is gone by the second run: corerun-mount refuses it; the error goes to the log.
     const data = mkdtempSync(join(work, "gone-"));
