@@ -163,12 +163,15 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     assert.equal(corerun(["stop", "-t", "5", name]).code, 0);
 
     const job = `job-${tag}`;
-    const j = runDetached(["--name", job, "--network", "none"], "echo out; echo err >&2; exit 3");
+    // -e NAME takes the caller's value: a later start (without it in its environment) keeps it.
+    const pass = `PASS_${tag}`;
+    const j = corerun(["run", "-d", "--rootfs", rootfs, "--cgroup-parent", PARENT, "--name", job, "--network", "none", "-e", pass, "/bin/sh", "-c", `echo out $${pass}; echo err >&2; exit 3`, MARKER],
+      { env: { ...process.env, [pass]: "given" } });
     assert.equal(j.code, 0, j.stderr);
     await until("the job to exit", () => entry(j.stdout.trim())?.statusText === "exited (3)" && !existsSync(`/proc/${entry(j.stdout.trim())!.detached!.monitor.pid}`));
     const attached = corerun(["start", "-a", job]);
-    assert.deepEqual([attached.code, attached.stdout, attached.stderr], [3, "out\n", "err\n"], "docker start -a: the output, then the container's status");
-    assert.equal(corerun(["logs", job]).stdout, "out\nout\n", "the log is appended to");
+    assert.deepEqual([attached.code, attached.stdout, attached.stderr], [3, "out given\n", "err\n"], "docker start -a: the output, then the container's status");
+    assert.equal(corerun(["logs", job]).stdout, "out given\nout given\n", "the log is appended to");
 
     const many = corerun(["start", "-a", job, name]);
     assert.equal(many.code, 125);

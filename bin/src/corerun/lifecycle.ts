@@ -558,7 +558,7 @@ export const stop = defineTool({
 
 export const rm = defineTool({
   name: "corerun rm",
-  description: "Remove containers: their state and log, and whatever they still hold. A running one only with -f.",
+  description: "Remove containers: their state, log and image's writable layer, and whatever they still hold. A running one only with -f.",
   usage: "[options] NAME|ID...",
   args: { ...rootArg, force: { type: "boolean", alias: "f", description: "kill a running container (SIGKILL) and remove it" } },
   tail: "command",

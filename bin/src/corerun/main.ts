@@ -203,6 +203,7 @@ const runTool_ = defineTool({
     "corerun --print-script --hostname demo /bin/true > steps.sh",
     "sudo corerun run --network none busybox:latest sh -c 'echo from an image'",
     "sudo corerun run -d --name web -P 80 --restart on-failure:5 /bin/httpd -f -p 80",
+    "sudo corerun start -a web   # an exited run -d container again: same id, writable layer and log",
     "sudo corerun run -it --name box busybox:latest sh   # ctrl-p ctrl-q detaches; corerun attach box",
   ],
   subCommands: {},

@@ -60,10 +60,10 @@ export const start = defineTool({
   },
   tail: "command",
   notes: [
-    "An exited container of run -d (without --rm) starts again with the same id, name, config and\ncommand line, its image's writable layer (what it wrote is there), its log file (appended to)\nand, on a bridge, the same address and host ports when they are still free; its --restart\npolicy applies again, from its first delay and count. start prints each name and returns once\nthe command runs; with -a it prints the container's output until it exits and exits with its\nstatus (-a takes one container, and does not pass input).",
+    "An exited container of run -d (without --rm) starts again with the same id, name, config,\nenvironment and image, its image's writable layer (what it wrote is there), its log file\n(appended to) and, on a bridge, the same address and host ports when they are still free; its\n--restart policy applies again, from its first delay and count. Its run command line is read\nagain in the directory it was run from. start prints each name and returns once the command\nruns; with -a it prints the container's output until it exits and exits with its status (-a\ntakes one container, and does not pass input).",
     "A created OCI container (corerun create ID, as engines call it) is started as runc starts it:\nits process execs the bundle's program. A running, restarting or foreground container, or an\nunknown or ambiguous name, is refused in one line, exit 125.",
   ],
-  examples: ["sudo corerun start web", "sudo corerun start -a job          # its output, then its exit status", "sudo corerun start ID             # an OCI container (after corerun create)"],
+  examples: ["sudo corerun start web", "sudo corerun start -a job          # its output, then its exit status", "sudo corerun start ID              # an OCI container (after corerun create)"],
   async run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to start; see corerun ps -a");

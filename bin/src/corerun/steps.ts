@@ -91,6 +91,9 @@ export function restartState(cfg: RunConfig, id: string, owner: State["owner"]):
   const s = restartContainer(path, owner);
   faultPoint("corerun:restart-state");
   if (!s) return undefined;
+  // The environment it was created with: `-e NAME` took its value from the first start's caller,
+  // whose environment a later `corerun start` does not have.
+  cfg.env = s.config.env;
   const userns = s.config.userns;
   const c = prepareContainer(cfg, id, dir, path, userns && { uidMap: userns.uidMap, gidMap: userns.gidMap }, true);
   return { ...c, prefer: s.detached?.lastNetwork };
