@@ -50,6 +50,17 @@ async function startAgain(root: string, ref: string, s: State, attach: boolean) 
   });
 }
 
+/**
+ * A container whose exit is recorded may still have its monitor finishing (the last output, the
+ * attach clients): a start right after it (start; start -a) waits for that, up to 5 s.
+ */
+async function exitSettled(root: string, s: State): Promise<State> {
+  const d = s.detached;
+  if (s.status !== "stopped" || !d || d.restarting) return s;
+  for (let i = 0; i < 100 && isAlive(d.monitor); i++) await new Promise((r) => setTimeout(r, 50));
+  return mustFind(root, s.id, true);
+}
+
 export const start = defineTool({
   name: "corerun start",
   description: "Start containers again: an exited detached one (run -d) as it was, or a created OCI one (corerun create).",
@@ -76,6 +87,7 @@ export const start = defineTool({
       return 0;
     }
     if (attach && found.length > 1) throw new UsageError("start -a attaches to one container; name one");
+    for (const f of found) f.s = await exitSettled(root, f.s);
     // Every refusal before the first start, as the other commands check every name first.
     for (const { ref, s } of found) {
       const why = startRefusal(s, ref, isAlive);
