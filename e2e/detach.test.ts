@@ -207,6 +207,26 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [], "after start of a container with a policy");
   });
 
+  test("a start killed at its steps leaves the container exited (137), held by nothing, and start runs it again", async () => {
+    const r = runDetached(["--network", "none"], "echo run");
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const settled = () => entry(id)?.statusText.startsWith("exited") === true && !existsSync(`/proc/${entry(id)!.detached!.monitor.pid}`);
+    await until("the first run to end", settled);
+    for (const step of ["corerun:restart-state", "corerun:image-mounted", "corerun:tree-built", "detach:id-reported"]) {
+      const killed = corerun(["start", id], { env: { ...process.env, CORERUN_FAULT: step } });
+      assert.equal(killed.code, 137, `${step}: ${killed.stderr}`);
+      await until(`the exit at ${step} to be recorded`, settled);
+      assert.equal(entry(id)!.statusText, "exited (137)", step);
+      assert.deepEqual(cgroupsUnder(PARENT), [], `${step}: nothing held`);
+      const again = corerun(["start", id]);
+      assert.equal(again.code, 0, `${step}: ${again.stderr}`);
+      await until("the run after it to end", () => settled() && entry(id)!.statusText === "exited (0)");
+    }
+    assert.equal(corerun(["rm", id]).code, 0);
+    await assertHostClean(scope(), [], "after starts killed at their steps");
+  });
+
   test("rm refuses a running container; rm -f kills and removes it, paused too", async () => {
     const r = runDetached(["--network", "none"], "exec sleep 100");
     assert.equal(r.code, 0, r.stderr);

@@ -118,6 +118,9 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
   const sized = /^(\d+)x(\d+)$/.exec(sizeText ?? "");
   const monitor: ProcessRef = { pid: process.ppid, startTime: procStartTime(process.ppid) ?? 0 };
   const report = (line: string) => writeAll(fds.report, `${line}\n`);
+  // The monitor knows an existing container at once: a start that then fails or is killed, before
+  // it would report the id, is still recorded as that container's exit (it stays, exited).
+  if (restartOf !== undefined) report(`id ${restartOf}`);
   return {
     size: sized ? { height: Number(sized[1]), width: Number(sized[2]) } : undefined,
     extra: { owner: monitor, detached: { monitor, rm: cfg.rm, tty: cfg.tty, stdin: cfg.interactive, start: { argv: process.argv.slice(2), cwd: process.cwd() } } },
