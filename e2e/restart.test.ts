@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:
 import { randomBytes } from "node:crypto";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { busyboxRootfs, isRoot, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
 import { alive, assertHostClean, hierarchies, leases, type HostScope } from "./host.ts";
 
@@ -234,6 +234,23 @@ describe("run -d --restart", { skip: !isRoot && "needs root" }, () => {
     const rm = corerun(["rm", "-f", id]);
     assert.equal(rm.code, 0, rm.stderr);
     await assertHostClean(scope(), [monitor], "after kill of a restarting container, start and rm -f");
+  });
+
+  test("a restart and a start read the command line in the directory of the first run (a relative --rootfs)", async () => {
+    const r = tool("corerun", ["run", "--root", root, "-d", "--rootfs", basename(rootfs), "--cgroup-parent", PARENT, "--network", "none", "--restart", "on-failure:1", "/bin/sh", "-c", "echo ran; exit 1", MARKER],
+      { cwd: dirname(rootfs) });
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const monitor = entry(id).detached.monitor.pid;
+    await until("the policy to give up", () => !alive(monitor));
+    assert.deepEqual([entry(id).statusText, entry(id).detached.restartCount, corerun(["logs", id]).stdout], ["exited (1)", 1, "ran\nran\n"]);
+    const st = corerun(["start", id]);
+    assert.equal(st.code, 0, st.stderr);
+    const again = entry(id).detached.monitor.pid;
+    await until("the policy to give up after start", () => !alive(again));
+    assert.deepEqual([entry(id).statusText, corerun(["logs", id]).stdout], ["exited (1)", "ran\nran\nran\nran\n"]);
+    assert.equal(corerun(["rm", id]).code, 0);
+    await assertHostClean(scope(), [monitor, again], "after restarts of a container with a relative --rootfs");
   });
 
   test("a restart that cannot start is recorded and retried by the policy", async () => {

@@ -202,17 +202,22 @@ function withInit(command: string[], volumes: VolumeSpec[]): { command: string[]
   return { command: [INIT_PATH, "--", ...command], volumes: [...volumes, { source, target: INIT_PATH, readonly: true }] };
 }
 
-/** The image of the container a start runs again (RESTART_ENV), as its state records it. */
-function pinnedImage(root: string, env: NodeJS.ProcessEnv): { id: string; ref: string } | undefined {
+/** The container a start runs again (RESTART_ENV: a restart, or corerun start), as its state is now. */
+export function startedAgain(root: string, env: NodeJS.ProcessEnv = process.env): State | undefined {
   const id = env[RESTART_ENV];
   if (id === undefined || !ID_PATTERN.test(id)) return undefined;
   try {
-    const image = readState(statePath(root, id)).image;
-    return image && { id: image.id, ref: image.ref };
+    return readState(statePath(root, id));
   } catch {
     // No such container: the start says so when it takes the state.
     return undefined;
   }
+}
+
+/** The image of the container a start runs again, as its state records it. */
+function pinnedImage(root: string, env: NodeJS.ProcessEnv): { id: string; ref: string } | undefined {
+  const image = startedAgain(root, env)?.image;
+  return image && { id: image.id, ref: image.ref };
 }
 
 /** Every check that can be made before anything is created. */

@@ -4,7 +4,7 @@ import { traceCommand, withTraceFlag } from "./trace.ts";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { goTaken } from "@corerun/sync";
 import { stateRoot } from "@corerun/state";
-import { parseRunConfig, runArgs } from "./args.ts";
+import { parseRunConfig, runArgs, startedAgain } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
 import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, pause, printVersion, resume, runOci, splitGlobals, state } from "./oci-cli.ts";
 import { start as startTool } from "./start.ts";
@@ -22,6 +22,16 @@ import {
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
+  // A container started again (a restart, corerun start) reads its command line in the directory
+  // it was first run from: its relative paths (--rootfs ./dir, -v ./data:/data) are that one's.
+  const again = startedAgain(stateRoot(ctx.values.root?.at(-1)))?.detached?.start?.cwd;
+  if (again !== undefined) {
+    try {
+      process.chdir(again);
+    } catch (err) {
+      throw new UsageError(`the directory this container was run from, ${again}, is gone (${(err as NodeJS.ErrnoException).code}); its command line is read there`);
+    }
+  }
   const cfg = span("parse options", undefined, () => parseRunConfig(ctx));
   if (cfg.printScript) {
     process.stdout.write(renderScript(cfg, binDirOf(dirname(process.argv[1]!)), cfg.hostname));
