@@ -12,6 +12,9 @@
  *   fd 4  the container's stderr  (CORERUN_STDERR_FD)
  *   fd 5  the start's report      (CORERUN_REPORT_FD, a socket): "id ID\n" once the state
  *         exists, "pid PID\n" once the first process runs its command
+ * Every other fd the monitor is given is closed first: whatever its caller left open without
+ * close-on-exec (a shell's or a test runner's pipe; Node keeps such fds across exec) would
+ * otherwise live as long as the container, in the monitor and in each start and handler it runs.
  * The start exits without tearing anything down; the container's first process, its child, is
  * re-parented here. The monitor tells the client on its stdout "ok ID\n" or "fail CODE\n", then
  * lets go of the client's stdout and stderr.
@@ -471,10 +474,21 @@ static int report_terminal(const char *line)
     return 1;
 }
 
+/* Every fd above stderr that the caller left open without close-on-exec (see the top of the file). */
+static void close_inherited(void)
+{
+    if (close_range(3, ~0U, 0) < 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        for (long fd = 3; fd < (max > 0 ? max : 1024); fd++)
+            close((int)fd);
+    }
+}
+
 /* corerun-monitor --drain: fd 0 is a pty master; read until no process holds its peer. */
 static int drain(void)
 {
     char buf[4096];
+    close_inherited();
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     for (;;) {
@@ -692,6 +706,7 @@ int main(int argc, char **argv)
 
     if (argc == 2 && strcmp(argv[1], "--drain") == 0)
         return drain();
+    close_inherited();
     if (argc < 7 || strcmp(argv[4], "--") != 0 ||
         (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0 && strcmp(argv[3], "hold") != 0 && strcmp(argv[3], "hold-rm") != 0)) {
         fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm -- NODE CORERUN_JS ARGS...\n");
