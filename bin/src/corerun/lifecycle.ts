@@ -182,8 +182,9 @@ export async function runDetached(cfg: RunConfig): Promise<number> {
 
 /**
  * Starts the container under corerun-monitor; its id, or the start's exit status when it failed.
- * hold (run -it): the monitor holds the container's output and exit until this process attaches,
- * or closes the returned `release` (then the container runs on as a detached one).
+ * hold (run -it): the monitor holds the container's output and exit until this process attaches
+ * and says its terminal is up; if this process goes before that (a Ctrl-C while it starts, a
+ * kill, `release` called without attaching), the monitor kills and removes the container.
  */
 export async function startMonitored(cfg: RunConfig, hold: boolean): Promise<number | { id: string; release: () => void }> {
   const monitor = join(DIST, "corerun-monitor");

@@ -43,11 +43,14 @@
  * start again for the same container (see begin_run and restart_answer below).
  *
  * hold and hold-rm are a foreground `run -it`: its client keeps the pipe of the monitor's stdout
- * open after "ok ID" and attaches at once. Until that first client connects (or the client is
- * gone, its pipe closed) the container's output stays in its pty and its exit is not handled,
- * so that the client misses nothing. At the exit hold removes the container (as a foreground
- * run ends) while that first client is still attached, and keeps it as exited once it has
- * detached; hold-rm always removes it.
+ * open after "ok ID" and attaches at once. Until that first client connects the container's
+ * output stays in its pty and its exit is not handled, so that the client misses nothing. Once
+ * its terminal is set up the client says so (frame 'a'); until then it is still starting, and if
+ * it goes (its pipe closes: a Ctrl-C, a kill, a failed attach) the container is killed and
+ * removed, as a foreground run interrupted while it starts is: no detached container is left
+ * that nobody asked for. At the exit hold removes the container (as a
+ * foreground run ends) while that first client is still attached, and keeps it as exited once it
+ * has detached; hold-rm always removes it.
  *
  * It honours corerun's fault switch (CORERUN_FAULT, CORERUN_FAULT_TRACE, CORERUN_FAULT_PAUSE; see
  * libs/cli/src/fault.ts) at its own steps: monitor:forked, monitor:reported, monitor:log,
@@ -87,8 +90,11 @@ struct stream {
 static const char *root;
 static long long log_max;
 static int remove_all;
-/* hold, hold-rm: the foreground client not yet attached (its stdout pipe), then its connection. */
-static int holding, hold_keeps, hold_pipe = -1, hold_client = -1;
+/*
+ * hold, hold-rm: the foreground client not yet attached (its stdout pipe), then its connection;
+ * hold_pending until it has said that its terminal is up, hold_lost once it went before that.
+ */
+static int holding, hold_keeps, hold_pipe = -1, hold_client = -1, hold_pending, hold_lost;
 static char id[64];
 static pid_t init_pid;
 static int log_fd = -1;
@@ -243,7 +249,8 @@ static int pump(struct stream *s)
  * monitor -> client: 'o' output (the pty's, or stdout), 'e' stderr, 'x' the exit status in
  * decimal, sent when the container has exited and its output has ended, before the socket closes.
  * client -> monitor: 'i' input (dropped unless the start said "stdin"), 'w' a window size
- * (rows, columns: 2 bytes each, big-endian) for the pty.
+ * (rows, columns: 2 bytes each, big-endian) for the pty, 'a' (empty) from a foreground run -it's
+ * client once its terminal is set up: from then on its going is a detach (see hold above).
  * A client that cannot keep up for a second is disconnected rather than stall the others. A
  * client's buffer is allocated when it connects: a container nobody attaches to costs nothing more.
  */
@@ -287,6 +294,17 @@ static int write_waiting(int fd, const char *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* The foreground client went before its terminal was up: the container is not to run on (see hold). */
+static void hold_gone(void)
+{
+    hold_pending = 0;
+    hold_lost = 1;
+    holding = 0;
+    if (hold_pipe >= 0)
+        close(hold_pipe);
+    hold_pipe = -1;
 }
 
 static void client_close(int i)
@@ -345,11 +363,10 @@ static void attach_accept(void)
                 break;
             clients[i]->fd = fd;
             if (holding) {
-                /* The foreground client: from now on it gets the output and sees the exit. */
+                /* The foreground client: from now on it gets the output and sees the exit. Its pipe
+                 * stays watched until it says its terminal is up. */
                 holding = 0;
                 hold_client = fd;
-                close(hold_pipe);
-                hold_pipe = -1;
             }
             return;
         }
@@ -396,6 +413,13 @@ static void client_read(int i)
         } else if (f[0] == 'w' && len == 4 && tty_master >= 0) {
             struct winsize ws = { .ws_row = (unsigned short)(f[3] << 8 | f[4]), .ws_col = (unsigned short)(f[5] << 8 | f[6]) };
             ioctl(tty_master, TIOCSWINSZ, &ws);
+        } else if (f[0] == 'a' && hold_pending) {
+            /* The foreground client (whichever connection says so) is attached for good. */
+            hold_pending = 0;
+            hold_client = c->fd;
+            if (hold_pipe >= 0)
+                close(hold_pipe);
+            hold_pipe = -1;
         }
         at += 3 + len;
     }
@@ -779,6 +803,7 @@ int main(int argc, char **argv)
                 hold_pipe = fcntl(1, F_DUPFD_CLOEXEC, 10);
             if (holding && hold_pipe < 0)
                 holding = 0;
+            hold_pending = holding;
             if (fd >= 0) {
                 dup2(fd, 1);
                 dup2(fd, 2);
@@ -799,9 +824,15 @@ int main(int argc, char **argv)
             }
             r.starter = 0;
         }
+        /* The foreground client went while it was starting: its container does not run on. */
+        if (hold_lost == 1) {
+            hold_lost = 2;
+            if (init_pid > 0 && r.init_status < 0)
+                kill(init_pid, SIGKILL);
+        }
         if (!r.starter && r.init_status >= 0 && !r.handler && !holding) {
-            /* hold: a foreground run still attached ends as foreground runs do, removed. */
-            int rm_now = remove_all || (hold_keeps && hold_client >= 0);
+            /* hold: a foreground run still attached, or whose client went while starting, ends as foreground runs do, removed. */
+            int rm_now = remove_all || (hold_keeps && (hold_client >= 0 || hold_lost));
             fault_point("monitor:exit-handler");
             r.handler = run_handler(start, status_code(r.init_status), r.init_ms, rm_now ? "rm" : "keep", rm_now ? NULL : &r.answer_fd);
             if (r.handler < 0)
@@ -867,7 +898,7 @@ int main(int argc, char **argv)
             }
         }
         if (hold_pipe >= 0) {
-            /* POLLERR once the client has closed its end without attaching. */
+            /* POLLERR once the client has closed its end (or is gone) before its terminal was up. */
             p[n].fd = hold_pipe;
             p[n++].events = 0;
         }
@@ -947,12 +978,17 @@ int main(int argc, char **argv)
                 if (!pump(&tt))
                     tty_master = -1;
             } else if (hold_pipe >= 0 && p[i].fd == hold_pipe) {
-                /* The client closes its pipe once connected: its connection may wait to be accepted. */
+                /*
+                 * The client's pipe closed (only that process holds it): it is gone, or gave up.
+                 * An 'a' it sent before it went waits in its connection, which may wait to be
+                 * accepted: read first, then decide.
+                 */
                 attach_accept();
-                if (hold_pipe >= 0)
-                    close(hold_pipe);
-                hold_pipe = -1;
-                holding = 0;
+                for (int k = 0; k < ATTACH_MAX && hold_pending; k++)
+                    if (clients[k])
+                        client_read(k);
+                if (hold_pending)
+                    hold_gone();
             } else if (p[i].fd == attach_fd) {
                 attach_accept();
             } else {
