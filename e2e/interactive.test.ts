@@ -258,6 +258,16 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
+  test("run -dt under a real terminal: the pty starts at the client terminal's size", async () => {
+    const { out, code } = await underPty(`stty rows 33 cols 101; ${join(BIN, "corerun")} run --root ${root} --rootfs ${rootfs} --network none -dt --name dt-size /bin/sh -c 'stty size'`, []);
+    assert.equal(code, 0, out);
+    const id = out.trim();
+    for (let i = 0; i < 100 && !/^exited/.test(JSON.parse(corerun(["ps", "-a", "--json"]).stdout).find((s: { id: string }) => s.id === id)?.statusText ?? ""); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(corerun(["logs", "dt-size"]).stdout, "33 101\r\n");
+    assert.equal(corerun(["rm", "dt-size"]).code, 0);
+    assertClean();
+  });
+
   test("exec -it under a real terminal: a prompt, job control's Ctrl-C, its exit code; -t without a terminal relays as it is", async () => {
     const c = await background(["--name", "ex-tty", "--network", "none"]);
     try {
