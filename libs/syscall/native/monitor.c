@@ -40,7 +40,10 @@
  * terminal open once its client has detached.
  *
  * With --restart, the handler may answer "restart DELAY_MS": the monitor then waits and runs the
- * start again for the same container (see begin_run and restart_answer below).
+ * start again for the same container (see begin_run and restart_answer below). Each run gets a
+ * stdin pipe of its own and, with -t, sends a new pty from its container's new devpts; as
+ * Docker's attach, a client's attachment ends with the run it attached to (it gets that run's
+ * exit status), and a new attach is needed for the next run.
  *
  * hold and hold-rm are a foreground `run -it`: its client keeps the pipe of the monitor's stdout
  * open after "ok ID" and attaches at once. Until that first client connects the container's
@@ -48,9 +51,9 @@
  * its terminal is set up the client says so (frame 'a'); until then it is still starting, and if
  * it goes (its pipe closes: a Ctrl-C, a kill, a failed attach) the container is killed and
  * removed, as a foreground run interrupted while it starts is: no detached container is left
- * that nobody asked for. At the exit hold removes the container (as a
- * foreground run ends) while that first client is still attached, and keeps it as exited once it
- * has detached; hold-rm always removes it.
+ * that nobody asked for. At the exit hold removes the container (as a foreground run ends)
+ * while that first client is still attached, and keeps it as exited once it has detached;
+ * hold-rm always removes it.
  *
  * It honours corerun's fault switch (CORERUN_FAULT, CORERUN_FAULT_TRACE, CORERUN_FAULT_PAUSE; see
  * libs/cli/src/fault.ts) at its own steps: monitor:forked, monitor:reported, monitor:log,
@@ -251,6 +254,8 @@ static int pump(struct stream *s)
  * client -> monitor: 'i' input (dropped unless the start said "stdin"), 'w' a window size
  * (rows, columns: 2 bytes each, big-endian) for the pty, 'a' (empty) from a foreground run -it's
  * client once its terminal is set up: from then on its going is a detach (see hold above).
+ * With --restart the socket stays from one run to the next; the clients of a run get its 'x'
+ * and are let go when it ends.
  * A client that cannot keep up for a second is disconnected rather than stall the others. A
  * client's buffer is allocated when it connects: a container nobody attaches to costs nothing more.
  */
@@ -386,6 +391,24 @@ static void feed_input(const char *data, size_t n)
     }
 }
 
+/*
+ * A new stdin pipe for a run: the read end for its start (the container's fd 0), the write end
+ * kept for attach clients' input. The previous run's goes: as Docker's, each run gets a new one.
+ */
+static int new_stdin(void)
+{
+    int p[2];
+
+    if (stdin_w >= 0)
+        close(stdin_w);
+    stdin_w = -1;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    stdin_w = p[1];
+    fcntl(stdin_w, F_SETFL, O_NONBLOCK);
+    return p[0];
+}
+
 static void client_read(int i)
 {
     struct client *c = clients[i];
@@ -427,18 +450,24 @@ static void client_read(int i)
     c->len -= at;
 }
 
-/* The end: every client gets the exit status, and the socket goes. */
-static void attach_close(int code)
+/* The end of a run: its clients get its exit status and are let go, as Docker's attach ends. */
+static void attach_end_run(int code)
 {
     char text[16];
     int i, n = snprintf(text, sizeof text, "%d", code);
 
-    if (attach_fd < 0)
-        return;
     attach_output('x', text, (size_t)n);
     for (i = 0; i < ATTACH_MAX; i++)
         if (clients[i])
             client_close(i);
+}
+
+/* The end: every client gets the exit status, and the socket goes. */
+static void attach_close(int code)
+{
+    if (attach_fd < 0)
+        return;
+    attach_end_run(code);
     close(attach_fd);
     attach_fd = -1;
     unlink(attach_path);
@@ -655,8 +684,9 @@ struct run {
 };
 
 /*
- * Forks the start (NODE CORERUN_JS ARGS...) with IN (the container's stdin pipe, or /dev/null)
- * as fd 0, the container's output pipes and the report socket; a restart gets CORERUN_RESTART_ID, and its errors go to the container's stderr log.
+ * Forks the start (NODE CORERUN_JS ARGS...) with IN (the read end of the run's stdin pipe) as
+ * fd 0, the container's output pipes and the report socket; a restart gets CORERUN_RESTART_ID,
+ * and its errors go to the container's stderr log.
  */
 static int begin_run(struct run *r, char **start, struct stream *so, struct stream *se, int in, int restart)
 {
@@ -716,9 +746,24 @@ static void end_output(struct stream *s)
     s->fd = -1;
 }
 
+/*
+ * The end of a run that is followed by another (--restart): its clients get its status and go,
+ * and its stdin pipe and pty peer are let go; the next run's start brings its own.
+ */
+static void end_run(int code)
+{
+    attach_end_run(code);
+    if (stdin_w >= 0)
+        close(stdin_w);
+    stdin_w = -1;
+    if (tty_peer >= 0)
+        close(tty_peer);
+    tty_peer = -1;
+}
+
 int main(int argc, char **argv)
 {
-    int inp[2], sfd, i, first_run = 1;
+    int in, sfd, i, first_run = 1;
     char **start;
     char rep[256];
     size_t rep_len = 0;
@@ -758,14 +803,12 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGUSR1);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0 || pipe2(inp, O_CLOEXEC) < 0 || begin_run(&r, start, &so, &se, inp[0], 0) < 0) {
+    if (sfd < 0 || (in = new_stdin()) < 0 || begin_run(&r, start, &so, &se, in, 0) < 0) {
         perror("corerun-monitor: start");
         return 125;
     }
     fault_point("monitor:forked");
-    close(inp[0]);
-    stdin_w = inp[1];
-    fcntl(stdin_w, F_SETFL, O_NONBLOCK);
+    close(in);
     if (chdir("/") < 0)
         return 125;
 
@@ -856,13 +899,14 @@ int main(int argc, char **argv)
                     break;
                 if (!r.restart_at) {
                     r.restart_at = now + r.restart_delay;
+                    end_run(status_code(r.init_status));
                     fault_point("monitor:restart-wait");
                 }
                 if (now >= r.restart_at) {
                     restarted = 1;
-                    /* -t and -i are refused with --restart: a restarted run's stdin is /dev/null. */
-                    if (begin_run(&r, start, &so, &se, -1, 1) < 0)
+                    if ((in = new_stdin()) < 0 || begin_run(&r, start, &so, &se, in, 1) < 0)
                         break;
+                    close(in);
                     fault_point("monitor:restarted");
                     continue;
                 }
