@@ -181,6 +181,9 @@ describe("run -d --restart", { skip: !isRoot && "needs root" }, () => {
     const monitor = (await waitLong(a)).detached.monitor.pid;
     assert.match(corerun(["ps"]).stdout, new RegExp(`^${a}\\s+-\\s+restarting \\(0\\)\\s`, "m"), "ps without -a lists a container that will run again");
     assert.equal(inspect(a).State.Restarting, true);
+    const attach = corerun(["attach", a]);
+    assert.equal(attach.code, 125);
+    assert.equal(attach.stderr, `corerun: cannot attach to container ${a}: it is restarting (0) (attach again once it runs)\n`);
     process.kill(monitor, "SIGKILL");
     await until("the monitor to be gone", () => !alive(monitor));
     const c = corerun(["cleanup"]);

@@ -37,7 +37,9 @@ function attachable(root: string, ref: string): State & { detached: NonNullable<
   if (s.oci) throw new UsageError(`container ${ref} is an OCI container: its engine holds its stdio`);
   if (!s.detached) throw new UsageError(`container ${ref} was not started with -d: its stdio is its own corerun's terminal`);
   const status = displayStatus(s);
-  if (status !== "running") throw new UsageError(`cannot attach to container ${ref}: it is ${status}${status.startsWith("exited") ? " (corerun logs shows its output)" : ""}`);
+  // As Docker's: a run's attach ends with it, and a restarting container has no run to attach to yet.
+  const hint = status.startsWith("exited") ? " (corerun logs shows its output)" : status.startsWith("restarting") ? " (attach again once it runs)" : "";
+  if (status !== "running") throw new UsageError(`cannot attach to container ${ref}: it is ${status}${hint}`);
   if (!s.detached.attach) throw new UsageError(`container ${ref} was started by a corerun without attach; see corerun logs -f`);
   return s as State & { detached: NonNullable<State["detached"]> };
 }
