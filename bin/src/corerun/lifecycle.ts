@@ -74,7 +74,7 @@ export interface DetachedStart {
   extra: Pick<State, "owner" | "detached">;
   /** --restart: the id of the container the monitor starts again (its state is reused). */
   restartOf: string | undefined;
-  /** The pty's window size: the attached client's (run -it), else the default. */
+  /** The pty's window size: the terminal of the client that ran run -t (-dt, -it), else the default. */
   size: { height: number; width: number } | undefined;
   created(c: Container): void;
   /** Runs fn (the clone of the first process) with the container's output pipes as fds 1 and 2. */
@@ -105,7 +105,11 @@ export function attachedRun(cfg: RunConfig): boolean {
   return !cfg.detach && cfg.tty && cfg.interactive && !cfg.rootless;
 }
 
-/** The client terminal's size, which the start gives the pty before the container runs. */
+/**
+ * The size of the terminal of the client that ran `run -t` (-dt, -it), which the start gives the
+ * pty before the container runs, as Docker's client passes its ConsoleSize. The monitor keeps its
+ * environment, so every run of a restarted container begins at that size too, as Docker's.
+ */
 const SIZE_ENV = "CORERUN_CONSOLE_SIZE";
 
 export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
@@ -182,8 +186,9 @@ export async function runDetached(cfg: RunConfig): Promise<number> {
 
 /**
  * Starts the container under corerun-monitor; its id, or the start's exit status when it failed.
- * hold (run -it): the monitor holds the container's output and exit until this process attaches,
- * or closes the returned `release` (then the container runs on as a detached one).
+ * hold (run -it): the monitor holds the container's output and exit until this process attaches
+ * and says its terminal is up; if this process goes before that (a Ctrl-C while it starts, a
+ * kill, `release` called without attaching), the monitor kills and removes the container.
  */
 export async function startMonitored(cfg: RunConfig, hold: boolean): Promise<number | { id: string; release: () => void }> {
   const monitor = join(DIST, "corerun-monitor");
@@ -191,7 +196,7 @@ export async function startMonitored(cfg: RunConfig, hold: boolean): Promise<num
   const mode = hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep";
   const argv = [cfg.root, String(LOG_MAX_BYTES), mode, "--", process.execPath, process.argv[1]!, ...process.argv.slice(2)];
   const out = process.stdout;
-  const env = hold && out.isTTY && out.rows > 0 && out.columns > 0 ? { ...process.env, [SIZE_ENV]: `${out.rows}x${out.columns}` } : process.env;
+  const env = cfg.tty && out.isTTY && out.rows > 0 && out.columns > 0 ? { ...process.env, [SIZE_ENV]: `${out.rows}x${out.columns}` } : process.env;
   const child = spawn(monitor, argv, { detached: true, stdio: ["ignore", "pipe", "inherit"], env });
   let said = "";
   const answered = new Promise<void>((resolve) => {
