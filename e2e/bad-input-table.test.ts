@@ -177,7 +177,6 @@ const ROWS: Row[] = [
   ["corerun", corerun("-d", "--restart", "always:3", "/bin/true"), 125, () => /--restart always:3: a retry count goes only with on-failure \(on-failure:3\)/],
   ["corerun", corerun("-d", "--rm", "--restart", "always", "/bin/true"), 125, () => /Conflicting options: --restart always and --rm/],
   ["corerun", corerun("--restart", "on-failure", "/bin/true"), 125, () => /--restart on-failure needs -d: only a detached container's monitor starts it again/],
-  ["corerun", corerun("-dit", "--restart", "always", "/bin/sh"), 125, () => /--restart always with -t or -i is not built yet/],
   ["corerun", (c) => ["logs", "--root", c.root], 125, () => /logs takes one container name or id; see corerun ps -a/],
   ["corerun", (c) => ["logs", "--root", c.root, "ghost"], 125, () => /"ghost" does not exist/],
   ["corerun", (c) => ["logs", "--root", c.root, "--tail", "x", "ghost"], 125, () => /--tail x: give a number of lines or all/],

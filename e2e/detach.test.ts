@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, rmdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createServer } from "node:net";
@@ -311,6 +311,29 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
       }
       await assertHostClean(scope(), [e.init!.pid, e.detached!.monitor.pid], `after ${end}`);
     }
+  });
+
+  test("run -dit: an fd its caller left open without close-on-exec is held by neither the monitor nor the container", async () => {
+    // A caller's shell leaves fd 200 open: corerun (Node) keeps it across exec, knowing nothing of it.
+    const child = spawn("bash", ["-c", 'exec 200>&3 3>&-; exec "$0" "$@"', join(REPO, "bin/corerun"),
+      "run", "--root", root, "-dit", "--rootfs", rootfs, "--cgroup-parent", PARENT, "--network", "none", "/bin/sh", "-c", "exec sleep 100", MARKER], { stdio: ["ignore", "pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    const extra = child.stdio[3] as NodeJS.ReadableStream;
+    const released = new Promise<boolean>((resolve) => {
+      extra.on("end", () => resolve(true));
+      extra.on("close", () => resolve(true));
+      extra.resume();
+    });
+    assert.equal(await new Promise((resolve) => child.once("exit", resolve)), 0);
+    const id = out.trim();
+    // Once corerun has exited, nobody else may hold the caller's fd: its reader sees the end.
+    const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000).unref());
+    assert.equal(await Promise.race([released, timeout]), true, "the caller's fd is still held after corerun run -d exited");
+    const e = entry(id)!;
+    assert.deepEqual(readdirSync(`/proc/${e.init!.pid}/fd`).sort(), ["0", "1", "2"], "the container's first process has its stdio only");
+    assert.equal(corerun(["rm", "-f", id]).code, 0);
+    await assertHostClean(scope(), [e.init!.pid, e.detached!.monitor.pid], "after rm -f");
   });
 
   test("20 detached containers at once, all stopped and removed: nothing left on the host", async () => {

@@ -6,10 +6,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, processesWith, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+import { assertHostClean, hierarchies } from "./host.ts";
 
 let rootfs = "";
 let root = "";
@@ -71,6 +72,22 @@ async function underPty(command: string, steps: [RegExp, string, number?][], tim
     clearTimeout(timer);
     child.stdin.end();
   }
+}
+
+/** A process of this file's containers that stopped itself at a CORERUN_FAULT_PAUSE point. */
+async function pausedProcess(): Promise<number> {
+  for (let i = 0; i < 600; i++) {
+    for (const pid of processesWith(root)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return pid;
+      } catch {
+        // gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("no process stopped at the pause point");
 }
 
 function assertClean(): void {
@@ -193,6 +210,61 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
       assertClean();
       assert.deepEqual(JSON.parse(corerun(["ps", "-a", "--json"]).stdout), []);
     }
+    assertClean();
+  });
+
+  test("run -it interrupted while it starts (SIGINT, SIGTERM; before and after its container runs): the container is killed and removed, nothing left", async () => {
+    const parent = `corerun-int-${process.pid}`;
+    const marker = `int-marker-${process.pid}`;
+    const scope = { root, parent, markers: [marker] };
+    const start = (env: NodeJS.ProcessEnv = {}) => {
+      const child = spawn(join(BIN, "corerun"), ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--cgroup-parent", parent, "-it", "/bin/sh", "-c", "echo up; while :; do sleep 1; done", marker],
+        { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (out += d));
+      const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once("exit", (code, sig) => resolve(sig ?? code)));
+      return { child, exited, out: () => out };
+    };
+    const settledClean = async (what: string) => {
+      // The monitor notices the client's end, kills the first process and removes the container.
+      for (let i = 0; i < 100 && (processesWith(root).length || leftoverState(root).length); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(JSON.parse(corerun(["ps", "-a", "--json"]).stdout), [], `${what}: no container is left, running or exited`);
+      await assertHostClean(scope, [], what);
+    };
+    try {
+      // Its container runs, its client has not attached: the start is held at its last step (the
+      // first process runs its command) while the client gets a SIGINT, as a Ctrl-C typed then.
+      const held = start({ CORERUN_FAULT_PAUSE: "detach:pid-reported" });
+      const paused = await pausedProcess();
+      assert.ok(leftoverState(root).length === 1 && processesWith(marker).length > 0, "the container runs");
+      held.child.kill("SIGINT");
+      assert.equal(await held.exited, "SIGINT");
+      process.kill(paused, "SIGCONT");
+      await settledClean("after SIGINT once the container ran, before the attach");
+      assert.doesNotMatch(held.out(), /up/, "its output was never shown");
+      // At moments of the start from the very first on.
+      for (const [sig, ms] of [["SIGINT", 0], ["SIGTERM", 100], ["SIGINT", 200], ["SIGTERM", 300]] as const) {
+        const run = start();
+        await new Promise((r) => setTimeout(r, ms));
+        run.child.kill(sig);
+        await run.exited;
+        await settledClean(`after ${sig} ${ms} ms into run -it`);
+      }
+    } finally {
+      // A failed check leaves its container: it goes first, then the cgroup parent it was in.
+      if (leftoverState(root).length) corerun(["cleanup", "--force"]);
+      for (const h of hierarchies()) if (existsSync(join(h, parent))) rmdirSync(join(h, parent));
+    }
+  });
+
+  test("run -dt under a real terminal: the pty starts at the client terminal's size", async () => {
+    const { out, code } = await underPty(`stty rows 33 cols 101; ${join(BIN, "corerun")} run --root ${root} --rootfs ${rootfs} --network none -dt --name dt-size /bin/sh -c 'stty size'`, []);
+    assert.equal(code, 0, out);
+    const id = out.trim();
+    for (let i = 0; i < 100 && !/^exited/.test(JSON.parse(corerun(["ps", "-a", "--json"]).stdout).find((s: { id: string }) => s.id === id)?.statusText ?? ""); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(corerun(["logs", "dt-size"]).stdout, "33 101\r\n");
+    assert.equal(corerun(["rm", "dt-size"]).code, 0);
     assertClean();
   });
 

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { busyboxRootfs, isRoot, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+import { BIN, busyboxRootfs, isRoot, removeStateRoot, spawn, stateRoot, tool, type Result } from "./helpers.ts";
 import { alive, assertHostClean, hierarchies, leases, type HostScope } from "./host.ts";
 
 const tag = randomBytes(3).toString("hex");
@@ -181,6 +181,9 @@ describe("run -d --restart", { skip: !isRoot && "needs root" }, () => {
     const monitor = (await waitLong(a)).detached.monitor.pid;
     assert.match(corerun(["ps"]).stdout, new RegExp(`^${a}\\s+-\\s+restarting \\(0\\)\\s`, "m"), "ps without -a lists a container that will run again");
     assert.equal(inspect(a).State.Restarting, true);
+    const attach = corerun(["attach", a]);
+    assert.equal(attach.code, 125);
+    assert.equal(attach.stderr, `corerun: cannot attach to container ${a}: it is restarting (0) (attach again once it runs)\n`);
     process.kill(monitor, "SIGKILL");
     await until("the monitor to be gone", () => !alive(monitor));
     const c = corerun(["cleanup"]);
@@ -251,6 +254,39 @@ describe("run -d --restart", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual([entry(id).statusText, corerun(["logs", id]).stdout], ["exited (1)", "ran\nran\nran\nran\n"]);
     assert.equal(corerun(["rm", id]).code, 0);
     await assertHostClean(scope(), [monitor, again], "after restarts of a container with a relative --rootfs");
+  });
+
+  test("-dit with on-failure:2: each run gets a new pty; attach ends with its run, and attaches to the next one; rm -f leaves nothing", async () => {
+    const data = mkdtempSync(join(work, "tty-"));
+    // Run 1 exits at once; runs 2 and 3 wait for a line typed into their pty.
+    const id = runDetached(["-t", "-i", "--network", "none", "-v", `${data}:/data`, "--restart", "on-failure:2"],
+      "echo x >> /data/runs; n=$(wc -l < /data/runs); tty; echo run=$n; [ $n -eq 1 ] && exit 1; read line; echo got=$line; exit $n");
+    const monitor = entry(id).detached.monitor.pid;
+    const attachTyping = async (line: string) => {
+      const child = spawn(join(BIN, "corerun"), ["attach", "--root", root, id], { stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (out += d));
+      const code = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      child.stdin.write(`${line}\n`);
+      return { code: await code, out };
+    };
+    for (const run of [2, 3]) {
+      await until(`run ${run} to be up`, () => entry(id).statusText === "running" && entry(id).detached.restartCount === run - 1);
+      const a = await attachTyping(`line${run}`);
+      // Docker's attach ends when the run it attached to exits, with that run's status.
+      assert.equal(a.code, run, a.out);
+      assert.match(a.out, new RegExp(`got=line${run}\r\n`));
+    }
+    await until("the monitor to give up", () => !alive(monitor));
+    const e = entry(id);
+    assert.equal(e.statusText, "exited (3)");
+    assert.equal(e.detached.restartCount, 2);
+    const logs = corerun(["logs", id]).stdout;
+    assert.deepEqual(logs.match(/^(\/dev\/pts\/\d+|run=\d)\r$/gm), ["/dev/pts/0\r", "run=1\r", "/dev/pts/0\r", "run=2\r", "/dev/pts/0\r", "run=3\r"], `every run sees a tty: ${logs}`);
+    const rm = corerun(["rm", "-f", id]);
+    assert.equal(rm.code, 0, rm.stderr);
+    await assertHostClean(scope(), [monitor], "after rm -f of a restarted -dit container");
   });
 
   test("a restart that cannot start is recorded and retried by the policy", async () => {

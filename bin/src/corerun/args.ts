@@ -244,8 +244,6 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     // Docker's daemon restarts a foreground container after its client has gone; corerun's
     // restarts are kept by a detached container's monitor only.
     if (!ctx.flags.detach) throw new UsageError(`--restart ${restartGiven} needs -d: only a detached container's monitor starts it again; add -d, or drop --restart`);
-    // The monitor holds one pty and one stdin pipe, made by the first start; a restarted run would need new ones.
-    if (ctx.flags.tty || ctx.flags.interactive) throw new UsageError(`--restart ${restartGiven} with -t or -i is not built yet (a restarted run gets no new pty or stdin); drop -t/-i, or --restart`);
   }
   const ulimits = parseUlimits(ctx.values.ulimit ?? []);
   if (ulimits.length && ctx.flags["print-script"]) throw new UsageError("--print-script does not print --ulimit yet (prlimit on the waiting process); leave it out of the script");

@@ -37,7 +37,9 @@ function attachable(root: string, ref: string): State & { detached: NonNullable<
   if (s.oci) throw new UsageError(`container ${ref} is an OCI container: its engine holds its stdio`);
   if (!s.detached) throw new UsageError(`container ${ref} was not started with -d: its stdio is its own corerun's terminal`);
   const status = displayStatus(s);
-  if (status !== "running") throw new UsageError(`cannot attach to container ${ref}: it is ${status}${status.startsWith("exited") ? " (corerun logs shows its output)" : ""}`);
+  // As Docker's: a run's attach ends with it, and a restarting container has no run to attach to yet.
+  const hint = status.startsWith("exited") ? " (corerun logs shows its output)" : status.startsWith("restarting") ? " (attach again once it runs)" : "";
+  if (status !== "running") throw new UsageError(`cannot attach to container ${ref}: it is ${status}${hint}`);
   if (!s.detached.attach) throw new UsageError(`container ${ref} was started by a corerun without attach; see corerun logs -f`);
   return s as State & { detached: NonNullable<State["detached"]> };
 }
@@ -89,7 +91,7 @@ export async function runAttached(cfg: RunConfig, detachKeys: string | undefined
   const started = await startMonitored(cfg, true);
   if (typeof started === "number") return started;
   try {
-    return await attachTo(cfg.root, cfg.name ?? started.id, mustFind(cfg.root, started.id), { keys, stdin: true, proxy: false, eofAtEnd: true }, started.release);
+    return await attachTo(cfg.root, cfg.name ?? started.id, mustFind(cfg.root, started.id), { keys, stdin: true, proxy: false, eofAtEnd: true, foreground: true });
   } finally {
     started.release();
   }
@@ -102,17 +104,23 @@ export interface AttachOptions {
   proxy: boolean;
   /** The end of a piped input types the terminal's EOF character (Ctrl-D), as run -t's relay did. */
   eofAtEnd?: boolean;
+  /**
+   * run -it's own client: tells the monitor once this terminal is set up. Until then, this process
+   * going (Ctrl-C while it starts) ends the container rather than leave it running detached.
+   */
+  foreground?: boolean;
 }
 
 /** This terminal to the container until it exits (its status) or the detach keys are typed (0). */
-export async function attachTo(root: string, ref: string, s: State, opts: AttachOptions, connected?: () => void): Promise<number> {
+export async function attachTo(root: string, ref: string, s: State, opts: AttachOptions): Promise<number> {
   if (!s.detached?.attach) throw new UsageError(`container ${ref} was started by a corerun without attach; see corerun logs -f`);
   const tty = s.detached.tty ?? false;
   const keys = opts.keys;
   const sock = await connect(s.detached.attach, ref);
-  connected?.();
   const input = opts.stdin && s.detached.stdin ? process.stdin : undefined;
   const restore = tty ? rawTerminal(input, process.stdout) : () => {};
+  // From here on Ctrl-C is a byte for the container, and this process going is a detach.
+  if (opts.foreground) sock.write(frame("a", Buffer.alloc(0)));
   let code: number | undefined;
   let detached = false;
   let pending: Buffer = Buffer.alloc(0);

@@ -74,7 +74,7 @@ export interface DetachedStart {
   extra: Pick<State, "owner" | "detached">;
   /** --restart: the id of the container the monitor starts again (its state is reused). */
   restartOf: string | undefined;
-  /** The pty's window size: the attached client's (run -it), else the default. */
+  /** The pty's window size: the terminal of the client that ran run -t (-dt, -it), else the default. */
   size: { height: number; width: number } | undefined;
   created(c: Container): void;
   /** Runs fn (the clone of the first process) with the container's output pipes as fds 1 and 2. */
@@ -103,7 +103,11 @@ export function attachedRun(cfg: RunConfig): boolean {
   return !cfg.detach && cfg.tty && cfg.interactive && !cfg.rootless;
 }
 
-/** The client terminal's size, which the start gives the pty before the container runs. */
+/**
+ * The size of the terminal of the client that ran `run -t` (-dt, -it), which the start gives the
+ * pty before the container runs, as Docker's client passes its ConsoleSize. The monitor keeps its
+ * environment, so every run of a restarted container begins at that size too, as Docker's.
+ */
 const SIZE_ENV = "CORERUN_CONSOLE_SIZE";
 
 export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
@@ -183,11 +187,12 @@ export async function runDetached(cfg: RunConfig): Promise<number> {
 
 /**
  * Starts the container under corerun-monitor; its id, or the start's exit status when it failed.
- * hold (run -it): the monitor holds the container's output and exit until this process attaches,
- * or closes the returned `release` (then the container runs on as a detached one).
+ * hold (run -it): the monitor holds the container's output and exit until this process attaches
+ * and says its terminal is up; if this process goes before that (a Ctrl-C while it starts, a
+ * kill, `release` called without attaching), the monitor kills and removes the container.
  */
 export function startMonitored(cfg: RunConfig, hold: boolean): Promise<Monitored> {
-  return launchMonitor({ root: cfg.root, mode: hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep", words: process.argv.slice(2), sized: hold, what: hold ? "-it" : "-d" });
+  return launchMonitor({ root: cfg.root, mode: hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep", words: process.argv.slice(2), sized: cfg.tty, what: hold ? "-it" : "-d" });
 }
 
 export type Monitored = number | { id: string; release: () => void };
@@ -200,7 +205,7 @@ export interface MonitorLaunch {
   words: readonly string[];
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** The pty takes this terminal's size (a client that attaches at once). */
+  /** The pty takes this terminal's size (run -t, or start -a of a -t container). */
   sized: boolean;
   /** The command that needs the monitor, for the error when it is not built. */
   what: string;

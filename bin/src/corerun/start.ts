@@ -103,7 +103,9 @@ export const start = defineTool({
       }
       try {
         const tty = s.detached?.tty ?? false;
-        return await attachTo(root, ref, mustFind(root, s.id), { keys: parseDetachKeys(DEFAULT_DETACH_KEYS), stdin: false, proxy: !tty }, started.release);
+        // As run -it's client: until this terminal is set up, this process going (a Ctrl-C while it
+        // starts) ends the container, which then stays exited.
+        return await attachTo(root, ref, mustFind(root, s.id), { keys: parseDetachKeys(DEFAULT_DETACH_KEYS), stdin: false, proxy: !tty, foreground: true });
       } finally {
         started.release();
       }

@@ -12,6 +12,9 @@
  *   fd 4  the container's stderr  (CORERUN_STDERR_FD)
  *   fd 5  the start's report      (CORERUN_REPORT_FD, a socket): "id ID\n" once the state
  *         exists, "pid PID\n" once the first process runs its command
+ * Every other fd the monitor is given is closed first: whatever its caller left open without
+ * close-on-exec (a shell's or a test runner's pipe; Node keeps such fds across exec) would
+ * otherwise live as long as the container, in the monitor and in each start and handler it runs.
  * The start exits without tearing anything down; the container's first process, its child, is
  * re-parented here. The monitor tells the client on its stdout "ok ID\n" or "fail CODE\n", then
  * lets go of the client's stdout and stderr.
@@ -37,14 +40,21 @@
  * terminal open once its client has detached.
  *
  * With --restart, the handler may answer "restart DELAY_MS": the monitor then waits and runs the
- * start again for the same container (see begin_run and restart_answer below).
+ * start again for the same container (see begin_run and restart_answer below). Each run gets a
+ * stdin pipe of its own and, with -t, sends a new pty from its container's new devpts; as
+ * Docker's attach, a client's attachment ends with the run it attached to (it gets that run's
+ * exit status), and a new attach is needed for the next run.
  *
  * hold and hold-rm are a foreground `run -it`: its client keeps the pipe of the monitor's stdout
- * open after "ok ID" and attaches at once. Until that first client connects (or the client is
- * gone, its pipe closed) the container's output stays in its pty and its exit is not handled,
- * so that the client misses nothing. At the exit hold removes the container (as a foreground
- * run ends) while that first client is still attached, and keeps it as exited once it has
- * detached; hold-rm always removes it; hold-keep (`corerun start -a`) always keeps it.
+ * open after "ok ID" and attaches at once. Until that first client connects the container's
+ * output stays in its pty and its exit is not handled, so that the client misses nothing. Once
+ * its terminal is set up the client says so (frame 'a'); until then it is still starting, and if
+ * it goes (its pipe closes: a Ctrl-C, a kill, a failed attach) the container is killed and
+ * removed, as a foreground run interrupted while it starts is: no detached container is left
+ * that nobody asked for. At the exit hold removes the container (as a foreground run ends)
+ * while that first client is still attached, and keeps it as exited once it has detached;
+ * hold-rm always removes it; hold-keep (`corerun start -a`) always keeps it (a client gone
+ * while starting leaves it killed, exited).
  *
  * It honours corerun's fault switch (CORERUN_FAULT, CORERUN_FAULT_TRACE, CORERUN_FAULT_PAUSE; see
  * libs/cli/src/fault.ts) at its own steps: monitor:forked, monitor:reported, monitor:log,
@@ -84,8 +94,11 @@ struct stream {
 static const char *root;
 static long long log_max;
 static int remove_all;
-/* hold, hold-rm: the foreground client not yet attached (its stdout pipe), then its connection. */
-static int holding, hold_keeps, hold_pipe = -1, hold_client = -1;
+/*
+ * hold, hold-rm: the foreground client not yet attached (its stdout pipe), then its connection;
+ * hold_pending until it has said that its terminal is up, hold_lost once it went before that.
+ */
+static int holding, hold_keeps, hold_pipe = -1, hold_client = -1, hold_pending, hold_lost;
 static char id[64];
 static pid_t init_pid;
 static int log_fd = -1;
@@ -240,7 +253,10 @@ static int pump(struct stream *s)
  * monitor -> client: 'o' output (the pty's, or stdout), 'e' stderr, 'x' the exit status in
  * decimal, sent when the container has exited and its output has ended, before the socket closes.
  * client -> monitor: 'i' input (dropped unless the start said "stdin"), 'w' a window size
- * (rows, columns: 2 bytes each, big-endian) for the pty.
+ * (rows, columns: 2 bytes each, big-endian) for the pty, 'a' (empty) from a foreground run -it's
+ * client once its terminal is set up: from then on its going is a detach (see hold above).
+ * With --restart the socket stays from one run to the next; the clients of a run get its 'x'
+ * and are let go when it ends.
  * A client that cannot keep up for a second is disconnected rather than stall the others. A
  * client's buffer is allocated when it connects: a container nobody attaches to costs nothing more.
  */
@@ -284,6 +300,17 @@ static int write_waiting(int fd, const char *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* The foreground client went before its terminal was up: the container is not to run on (see hold). */
+static void hold_gone(void)
+{
+    hold_pending = 0;
+    hold_lost = 1;
+    holding = 0;
+    if (hold_pipe >= 0)
+        close(hold_pipe);
+    hold_pipe = -1;
 }
 
 static void client_close(int i)
@@ -342,11 +369,10 @@ static void attach_accept(void)
                 break;
             clients[i]->fd = fd;
             if (holding) {
-                /* The foreground client: from now on it gets the output and sees the exit. */
+                /* The foreground client: from now on it gets the output and sees the exit. Its pipe
+                 * stays watched until it says its terminal is up. */
                 holding = 0;
                 hold_client = fd;
-                close(hold_pipe);
-                hold_pipe = -1;
             }
             return;
         }
@@ -364,6 +390,24 @@ static void feed_input(const char *data, size_t n)
         close(stdin_w);
         stdin_w = -1;
     }
+}
+
+/*
+ * A new stdin pipe for a run: the read end for its start (the container's fd 0), the write end
+ * kept for attach clients' input. The previous run's goes: as Docker's, each run gets a new one.
+ */
+static int new_stdin(void)
+{
+    int p[2];
+
+    if (stdin_w >= 0)
+        close(stdin_w);
+    stdin_w = -1;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    stdin_w = p[1];
+    fcntl(stdin_w, F_SETFL, O_NONBLOCK);
+    return p[0];
 }
 
 static void client_read(int i)
@@ -393,6 +437,13 @@ static void client_read(int i)
         } else if (f[0] == 'w' && len == 4 && tty_master >= 0) {
             struct winsize ws = { .ws_row = (unsigned short)(f[3] << 8 | f[4]), .ws_col = (unsigned short)(f[5] << 8 | f[6]) };
             ioctl(tty_master, TIOCSWINSZ, &ws);
+        } else if (f[0] == 'a' && hold_pending) {
+            /* The foreground client (whichever connection says so) is attached for good. */
+            hold_pending = 0;
+            hold_client = c->fd;
+            if (hold_pipe >= 0)
+                close(hold_pipe);
+            hold_pipe = -1;
         }
         at += 3 + len;
     }
@@ -400,18 +451,24 @@ static void client_read(int i)
     c->len -= at;
 }
 
-/* The end: every client gets the exit status, and the socket goes. */
-static void attach_close(int code)
+/* The end of a run: its clients get its exit status and are let go, as Docker's attach ends. */
+static void attach_end_run(int code)
 {
     char text[16];
     int i, n = snprintf(text, sizeof text, "%d", code);
 
-    if (attach_fd < 0)
-        return;
     attach_output('x', text, (size_t)n);
     for (i = 0; i < ATTACH_MAX; i++)
         if (clients[i])
             client_close(i);
+}
+
+/* The end: every client gets the exit status, and the socket goes. */
+static void attach_close(int code)
+{
+    if (attach_fd < 0)
+        return;
+    attach_end_run(code);
     close(attach_fd);
     attach_fd = -1;
     unlink(attach_path);
@@ -471,10 +528,21 @@ static int report_terminal(const char *line)
     return 1;
 }
 
+/* Every fd above stderr that the caller left open without close-on-exec (see the top of the file). */
+static void close_inherited(void)
+{
+    if (close_range(3, ~0U, 0) < 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        for (long fd = 3; fd < (max > 0 ? max : 1024); fd++)
+            close((int)fd);
+    }
+}
+
 /* corerun-monitor --drain: fd 0 is a pty master; read until no process holds its peer. */
 static int drain(void)
 {
     char buf[4096];
+    close_inherited();
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     for (;;) {
@@ -617,8 +685,9 @@ struct run {
 };
 
 /*
- * Forks the start (NODE CORERUN_JS ARGS...) with IN (the container's stdin pipe, or /dev/null)
- * as fd 0, the container's output pipes and the report socket; a restart gets CORERUN_RESTART_ID, and its errors go to the container's stderr log.
+ * Forks the start (NODE CORERUN_JS ARGS...) with IN (the read end of the run's stdin pipe) as
+ * fd 0, the container's output pipes and the report socket; a restart gets CORERUN_RESTART_ID,
+ * and its errors go to the container's stderr log.
  */
 static int begin_run(struct run *r, char **start, struct stream *so, struct stream *se, int in, int restart)
 {
@@ -678,9 +747,24 @@ static void end_output(struct stream *s)
     s->fd = -1;
 }
 
+/*
+ * The end of a run that is followed by another (--restart): its clients get its status and go,
+ * and its stdin pipe and pty peer are let go; the next run's start brings its own.
+ */
+static void end_run(int code)
+{
+    attach_end_run(code);
+    if (stdin_w >= 0)
+        close(stdin_w);
+    stdin_w = -1;
+    if (tty_peer >= 0)
+        close(tty_peer);
+    tty_peer = -1;
+}
+
 int main(int argc, char **argv)
 {
-    int inp[2], sfd, i, first_run = 1;
+    int in, sfd, i, first_run = 1;
     char **start;
     char rep[256];
     size_t rep_len = 0;
@@ -692,6 +776,7 @@ int main(int argc, char **argv)
 
     if (argc == 2 && strcmp(argv[1], "--drain") == 0)
         return drain();
+    close_inherited();
     if (argc < 7 || strcmp(argv[4], "--") != 0 ||
         (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0 && strcmp(argv[3], "hold") != 0 && strcmp(argv[3], "hold-rm") != 0 &&
          strcmp(argv[3], "hold-keep") != 0)) {
@@ -720,14 +805,12 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGUSR1);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0 || pipe2(inp, O_CLOEXEC) < 0 || begin_run(&r, start, &so, &se, inp[0], 0) < 0) {
+    if (sfd < 0 || (in = new_stdin()) < 0 || begin_run(&r, start, &so, &se, in, 0) < 0) {
         perror("corerun-monitor: start");
         return 125;
     }
     fault_point("monitor:forked");
-    close(inp[0]);
-    stdin_w = inp[1];
-    fcntl(stdin_w, F_SETFL, O_NONBLOCK);
+    close(in);
     if (chdir("/") < 0)
         return 125;
 
@@ -765,6 +848,7 @@ int main(int argc, char **argv)
                 hold_pipe = fcntl(1, F_DUPFD_CLOEXEC, 10);
             if (holding && hold_pipe < 0)
                 holding = 0;
+            hold_pending = holding;
             if (fd >= 0) {
                 dup2(fd, 1);
                 dup2(fd, 2);
@@ -785,9 +869,15 @@ int main(int argc, char **argv)
             }
             r.starter = 0;
         }
+        /* The foreground client went while it was starting: its container does not run on. */
+        if (hold_lost == 1) {
+            hold_lost = 2;
+            if (init_pid > 0 && r.init_status < 0)
+                kill(init_pid, SIGKILL);
+        }
         if (!r.starter && r.init_status >= 0 && !r.handler && !holding) {
-            /* hold: a foreground run still attached ends as foreground runs do, removed. */
-            int rm_now = remove_all || (hold_keeps && hold_client >= 0);
+            /* hold: a foreground run still attached, or whose client went while starting, ends as foreground runs do, removed. */
+            int rm_now = remove_all || (hold_keeps && (hold_client >= 0 || hold_lost));
             fault_point("monitor:exit-handler");
             r.handler = run_handler(start, status_code(r.init_status), r.init_ms, rm_now ? "rm" : "keep", rm_now ? NULL : &r.answer_fd);
             if (r.handler < 0)
@@ -811,13 +901,14 @@ int main(int argc, char **argv)
                     break;
                 if (!r.restart_at) {
                     r.restart_at = now + r.restart_delay;
+                    end_run(status_code(r.init_status));
                     fault_point("monitor:restart-wait");
                 }
                 if (now >= r.restart_at) {
                     restarted = 1;
-                    /* -t and -i are refused with --restart: a restarted run's stdin is /dev/null. */
-                    if (begin_run(&r, start, &so, &se, -1, 1) < 0)
+                    if ((in = new_stdin()) < 0 || begin_run(&r, start, &so, &se, in, 1) < 0)
                         break;
+                    close(in);
                     fault_point("monitor:restarted");
                     continue;
                 }
@@ -853,7 +944,7 @@ int main(int argc, char **argv)
             }
         }
         if (hold_pipe >= 0) {
-            /* POLLERR once the client has closed its end without attaching. */
+            /* POLLERR once the client has closed its end (or is gone) before its terminal was up. */
             p[n].fd = hold_pipe;
             p[n++].events = 0;
         }
@@ -933,12 +1024,17 @@ int main(int argc, char **argv)
                 if (!pump(&tt))
                     tty_master = -1;
             } else if (hold_pipe >= 0 && p[i].fd == hold_pipe) {
-                /* The client closes its pipe once connected: its connection may wait to be accepted. */
+                /*
+                 * The client's pipe closed (only that process holds it): it is gone, or gave up.
+                 * An 'a' it sent before it went waits in its connection, which may wait to be
+                 * accepted: read first, then decide.
+                 */
                 attach_accept();
-                if (hold_pipe >= 0)
-                    close(hold_pipe);
-                hold_pipe = -1;
-                holding = 0;
+                for (int k = 0; k < ATTACH_MAX && hold_pending; k++)
+                    if (clients[k])
+                        client_read(k);
+                if (hold_pending)
+                    hold_gone();
             } else if (p[i].fd == attach_fd) {
                 attach_accept();
             } else {
