@@ -185,6 +185,8 @@ const ROWS: Row[] = [
   ["corerun", (c) => ["stop", "--root", c.root, "ghost"], 125, () => /"ghost" does not exist/],
   ["corerun", (c) => ["rm", "--root", c.root], 125, () => /name the containers to remove; see corerun ps -a/],
   ["corerun", (c) => ["rm", "--root", c.root, "-f", "ghost"], 125, () => /"ghost" does not exist/],
+  ["corerun", (c) => ["start", "--root", c.root], 125, () => /name the containers to start; see corerun ps -a/],
+  ["corerun", (c) => ["start", "--root", c.root, "-a", "ghost"], 125, () => /container "ghost" does not exist; see corerun list/],
   ["corerun", (c) => ["inspect", "--root", c.root], 125, () => /name the containers to inspect; see corerun ps -a/],
   ["corerun", (c) => ["inspect", "--root", c.root, "ghost"], 125, () => /"ghost" does not exist/],
   // attach, --detach-keys

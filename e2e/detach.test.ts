@@ -137,6 +137,96 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [running.init!.pid, running.detached!.monitor.pid], "after stop and rm");
   });
 
+  test("start: an exited container runs again with its id, log, address and host port; start -a prints its output and exits with its status", async () => {
+    const name = `again-${tag}`;
+    const r = runDetached(["--name", name, "-N", BRIDGE, "-P", "80"], 'trap "exit 4" TERM; echo run; while :; do sleep 0.1; done');
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const refused = corerun(["start", name]);
+    assert.deepEqual([refused.code, refused.stdout], [125, ""]);
+    assert.equal(refused.stderr, `corerun: container ${name} is running; corerun stop ${name} stops it\n`);
+    assert.equal(corerun(["stop", "-t", "5", name]).code, 0);
+    const first = entry(id) as PsEntry & { detached: { lastNetwork?: { address: string; ports: string[] } } };
+    assert.equal(first.statusText, "exited (4)");
+    const last = first.detached.lastNetwork;
+    assert.ok(last, "the address and host port are recorded at the exit");
+
+    const st = corerun(["start", name]);
+    assert.equal(st.code, 0, st.stderr);
+    assert.equal(st.stdout, `${name}\n`);
+    await until("the container to run again", () => entry(id)?.statusText === "running");
+    const [live] = JSON.parse(corerun(["inspect", name]).stdout) as { Id: string; NetworkSettings: { Networks: Record<string, { IPAddress: string }> } }[];
+    assert.equal(live!.Id, id, "the same container");
+    assert.equal(live!.NetworkSettings.Networks[BRIDGE]?.IPAddress, last.address, "the same address");
+    assert.match(corerun(["ps"]).stdout, new RegExp(`^${id}\\s.*0\\.0\\.0\\.0:${last.ports[0]!.split(":")[0]}->80/tcp`, "m"), "the same host port");
+    await until("the second run's output", () => corerun(["logs", name]).stdout === "run\nrun\n");
+    assert.equal(corerun(["stop", "-t", "5", name]).code, 0);
+
+    const job = `job-${tag}`;
+    // -e NAME takes the caller's value: a later start (without it in its environment) keeps it.
+    const pass = `PASS_${tag}`;
+    const j = corerun(["run", "-d", "--rootfs", rootfs, "--cgroup-parent", PARENT, "--name", job, "--network", "none", "-e", pass, "/bin/sh", "-c", `echo out $${pass}; echo err >&2; exit 3`, MARKER],
+      { env: { ...process.env, [pass]: "given" } });
+    assert.equal(j.code, 0, j.stderr);
+    await until("the job to exit", () => entry(j.stdout.trim())?.statusText === "exited (3)" && !existsSync(`/proc/${entry(j.stdout.trim())!.detached!.monitor.pid}`));
+    const attached = corerun(["start", "-a", job]);
+    assert.deepEqual([attached.code, attached.stdout, attached.stderr], [3, "out given\n", "err\n"], "docker start -a: the output, then the container's status");
+    assert.equal(corerun(["logs", job]).stdout, "out given\nout given\n", "the log is appended to");
+
+    const many = corerun(["start", "-a", job, name]);
+    assert.equal(many.code, 125);
+    assert.match(many.stderr, /^corerun: start -a attaches to one container; name one\n$/);
+    const unknown = corerun(["start", `nosuch-${tag}`]);
+    assert.equal(unknown.code, 125);
+    assert.equal(unknown.stderr.trim().split("\n").length, 1, unknown.stderr);
+    // A foreground container is its corerun's: it cannot be started again.
+    const fg = spawn(join(REPO, "bin/corerun"), ["run", "--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "--name", `fg-${tag}`, "--network", "none", "/bin/sh", "-c", "sleep 30", MARKER], { stdio: "ignore" });
+    const fgDone = new Promise((resolve) => fg.once("exit", resolve));
+    await until("the foreground container to run", () => psAll().some((e) => e.statusText === "running" && corerun(["inspect", `fg-${tag}`]).code === 0));
+    const fgStart = corerun(["start", `fg-${tag}`]);
+    assert.equal(fgStart.code, 125);
+    assert.match(fgStart.stderr, /^corerun: container fg-\w+ is running in the foreground .*\n$/);
+    assert.equal(corerun(["kill", `fg-${tag}`]).code, 0);
+    await fgDone;
+    assert.equal(corerun(["rm", name, job]).code, 0);
+    await assertHostClean(scope(), [], "after start, start -a and rm");
+  });
+
+  test("start: the restart policy applies again, from its first count", async () => {
+    const r = runDetached(["--network", "none", "--restart", "on-failure:1"], "echo try; exit 3");
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const gone = () => !existsSync(`/proc/${entry(id)!.detached!.monitor.pid}`);
+    await until("the policy to give up", () => entry(id)?.statusText === "exited (3)" && gone(), 20_000);
+    const st = corerun(["start", id]);
+    assert.equal(st.code, 0, st.stderr);
+    await until("the policy to give up again", () => corerun(["logs", id]).stdout === "try\ntry\ntry\ntry\n" && entry(id)?.statusText === "exited (3)" && gone(), 20_000);
+    const [i] = JSON.parse(corerun(["inspect", id]).stdout) as { RestartCount: number }[];
+    assert.equal(i!.RestartCount, 1, "one restart after the start, as after the first run");
+    assert.equal(corerun(["rm", id]).code, 0);
+    await assertHostClean(scope(), [], "after start of a container with a policy");
+  });
+
+  test("a start killed at its steps leaves the container exited (137), held by nothing, and start runs it again", async () => {
+    const r = runDetached(["--network", "none"], "echo run");
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const settled = () => entry(id)?.statusText.startsWith("exited") === true && !existsSync(`/proc/${entry(id)!.detached!.monitor.pid}`);
+    await until("the first run to end", settled);
+    for (const step of ["corerun:restart-state", "corerun:image-mounted", "corerun:tree-built", "detach:id-reported"]) {
+      const killed = corerun(["start", id], { env: { ...process.env, CORERUN_FAULT: step } });
+      assert.equal(killed.code, 137, `${step}: ${killed.stderr}`);
+      await until(`the exit at ${step} to be recorded`, settled);
+      assert.equal(entry(id)!.statusText, "exited (137)", step);
+      assert.deepEqual(cgroupsUnder(PARENT), [], `${step}: nothing held`);
+      const again = corerun(["start", id]);
+      assert.equal(again.code, 0, `${step}: ${again.stderr}`);
+      await until("the run after it to end", () => settled() && entry(id)!.statusText === "exited (0)");
+    }
+    assert.equal(corerun(["rm", id]).code, 0);
+    await assertHostClean(scope(), [], "after starts killed at their steps");
+  });
+
   test("rm refuses a running container; rm -f kills and removes it, paused too", async () => {
     const r = runDetached(["--network", "none"], "exec sleep 100");
     assert.equal(r.code, 0, r.stderr);

@@ -24,7 +24,7 @@ function corerun(args: string[], r = root): Result {
 
 /** `--root` goes after the subcommand words (`image ls --root R`, `run --root R …`). */
 function withRoot(args: string[], r: string): string[] {
-  const words = args[0] === "image" ? 2 : ["commit", "run", "cleanup", "kill", "ps"].includes(args[0]!) ? 1 : 0;
+  const words = args[0] === "image" ? 2 : ["commit", "run", "cleanup", "kill", "ps", "start", "rm", "logs"].includes(args[0]!) ? 1 : 0;
   return [...args.slice(0, words), "--root", r, ...args.slice(words)];
 }
 
@@ -328,7 +328,7 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
         }
         const refused = corerun(["image", "rm", "fixture:oci"], r);
         assert.equal(refused.code, 125);
-        assert.match(refused.stderr, /^corerun: image fixture:oci \([0-9a-f]{12}\) is used by container [0-9a-f]{12}; end it first/);
+        assert.match(refused.stderr, /^corerun: image fixture:oci \([0-9a-f]{12}\) is used by container [0-9a-f]{12}; remove it first/);
         assert.equal(refused.stderr.trim().split("\n").length, 1);
         assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(r, "images/refs.json"), "utf8"))), ["fixture:oci"]);
       } finally {
@@ -344,6 +344,88 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
       assert.match(rm.stdout, /^Untagged: other:latest\nDeleted: sha256:[0-9a-f]{64}\nDeleted layer: sha256:[0-9a-f]{64}\nDeleted layer: sha256:[0-9a-f]{64}\n$/);
       assert.deepEqual(readdirSync(join(r, "layers/sha256")), []);
       assert.deepEqual(readdirSync(join(r, "images/sha256")), []);
+    } finally {
+      removeStateRoot(r);
+    }
+  });
+
+  test("run -d: an exited container keeps its writable layer, unmounted, until rm; commit takes it; start mounts it again", async () => {
+    const r = withImage();
+    const name = `kept-${process.pid}`;
+    try {
+      // The first run writes a file; every later one prints it and exits 3.
+      const script = "if [ -e /kept ]; then cat /kept; exit 3; fi; echo written > /kept; echo first";
+      const d = corerun(["run", "-d", "--network", "none", "--name", name, "-u", "0", "--entrypoint", "/bin/sh", "fixture:oci", "-c", script], r);
+      assert.equal(d.code, 0, d.stderr);
+      const id = d.stdout.trim();
+      const status = () => (JSON.parse(corerun(["ps", "-a", "--json"], r).stdout) as { id: string; statusText: string; detached: { monitor: { pid: number } } }[]).find((s) => s.id === id)!;
+      const exited = async (text: string) => {
+        for (let i = 0; status().statusText !== text || existsSync(`/proc/${status().detached.monitor.pid}`); i++) {
+          assert.ok(i < 200, `the container did not become ${text}: ${status().statusText}`);
+          await delay(100);
+        }
+      };
+      await exited("exited (0)");
+      assert.equal(readFileSync(join(r, id, "upper/kept"), "utf8"), "written\n", "the upper directory stays in the state directory");
+      assert.ok(existsSync(join(r, id, "work")));
+      assert.deepEqual(hostMountsUnder(r), [], "no mount is left on the host once it has exited");
+      // Its image stays in use, as Docker's image rm says of an exited container.
+      const refused = corerun(["image", "rm", "fixture:oci"], r);
+      assert.equal(refused.code, 125);
+      assert.match(refused.stderr, new RegExp(`^corerun: image fixture:oci \\([0-9a-f]{12}\\) is used by container ${id}; remove it first`));
+      assert.equal(refused.stderr.trim().split("\n").length, 1);
+      const pruned = corerun(["image", "prune"], r);
+      assert.equal(pruned.code, 0, pruned.stderr);
+
+      // docker commit of an exited container: its writes, as a layer of a new image.
+      const c = corerun(["commit", name, "kept:1"], r);
+      assert.equal(c.code, 0, c.stderr);
+      const fromCommit = corerun(["run", "--network", "none", "-u", "0", "--entrypoint", "/bin/cat", "kept:1", "/kept"], r);
+      assert.equal(fromCommit.code, 0, fromCommit.stderr);
+      assert.equal(fromCommit.stdout, "written\n");
+
+      // start: the same container, its layer mounted again; its log appended to.
+      const st = corerun(["start", name], r);
+      assert.equal(st.code, 0, st.stderr);
+      assert.equal(st.stdout, `${name}\n`);
+      await exited("exited (3)");
+      const logs = corerun(["logs", name], r);
+      assert.equal(logs.stdout, "first\nwritten\n", "the second run sees what the first wrote");
+      assert.deepEqual(hostMountsUnder(r), []);
+      const attached = corerun(["start", "-a", name], r);
+      assert.equal(attached.code, 3, `start -a exits with the container's status: ${attached.stderr}`);
+      assert.equal(attached.stdout, "written\n");
+      assert.equal(status().id, id, "the same container");
+
+      const rm = corerun(["rm", name], r);
+      assert.equal(rm.code, 0, rm.stderr);
+      assert.deepEqual(leftoverState(r), [], "rm removes its directory, the upper directory with it");
+      assert.deepEqual(hostMountsUnder(r), []);
+      const rmi = corerun(["image", "rm", "kept:1", "fixture:oci"], r);
+      assert.equal(rmi.code, 0, rmi.stderr);
+    } finally {
+      removeStateRoot(r);
+    }
+  });
+
+  test("--restart: a restarted container keeps its writes (its upper directory is mounted again)", async () => {
+    const r = withImage();
+    try {
+      const d = corerun(["run", "-d", "--network", "none", "--restart", "on-failure:3", "-u", "0", "--entrypoint", "/bin/sh", "fixture:oci", "-c",
+        "if [ -e /kept ]; then cat /kept; exit 0; fi; echo from-the-first-run > /kept; exit 1"], r);
+      assert.equal(d.code, 0, d.stderr);
+      const id = d.stdout.trim();
+      const entry = () => (JSON.parse(corerun(["ps", "-a", "--json"], r).stdout) as { id: string; statusText: string; detached: { restartCount?: number; monitor: { pid: number } } }[]).find((s) => s.id === id)!;
+      for (let i = 0; entry().statusText !== "exited (0)" || existsSync(`/proc/${entry().detached.monitor.pid}`); i++) {
+        assert.ok(i < 300, `the restarted run did not end: ${entry().statusText}`);
+        await delay(100);
+      }
+      assert.equal(entry().detached.restartCount, 1, "one restart, which found the file");
+      assert.equal(corerun(["logs", id], r).stdout, "from-the-first-run\n");
+      assert.deepEqual(hostMountsUnder(r), []);
+      const rm = corerun(["rm", id], r);
+      assert.equal(rm.code, 0, rm.stderr);
+      assert.deepEqual(leftoverState(r), []);
     } finally {
       removeStateRoot(r);
     }

@@ -262,6 +262,15 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(leftoverState(root), []);
   });
 
+  test("the start example: an exited container runs again, start -a ends with its status, one log for every run", () => {
+    const r = bash(readmeBlock("start"));
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.match(lines[0]!, /^[0-9a-f]{12}$/);
+    assert.deepEqual(lines.slice(1), ["run", "status 3", "job", "run", "run", "run", "job"]);
+    assert.deepEqual(leftoverState(root), []);
+  });
+
   test("the restart example: on-failure:2 runs the command three times, then it stays exited", () => {
     const r = bash(readmeBlock("restart"));
     assert.equal(r.code, 0, r.stderr);
@@ -372,7 +381,7 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
-  for (const name of ["corerun", "corerun image", "corerun image import", "corerun commit", "corerun trace summary", "corerun-ns", "corerun-mount", "corerun-exec", "corerun-cgroup", "corerun-net"]) {
+  for (const name of ["corerun", "corerun start", "corerun image", "corerun image import", "corerun commit", "corerun trace summary", "corerun-ns", "corerun-mount", "corerun-exec", "corerun-cgroup", "corerun-net"]) {
     test(`${name} --help`, () => {
       const [bin, ...sub] = name.split(" ");
       const r = tool(bin!, [...sub, "--help"]);

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:
 import { randomBytes } from "node:crypto";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { BIN, busyboxRootfs, isRoot, removeStateRoot, spawn, stateRoot, tool, type Result } from "./helpers.ts";
 import { alive, assertHostClean, hierarchies, leases, type HostScope } from "./host.ts";
 
@@ -208,6 +208,52 @@ describe("run -d --restart", { skip: !isRoot && "needs root" }, () => {
     assert.equal(entry(k).detached.restartCount ?? 0, 0, "a container killed by its user is not started again");
     assert.equal(corerun(["rm", k]).code, 0);
     await assertHostClean(scope(), [kMonitor], "after kill");
+  });
+
+  test("kill of a restarting container ends the restarting: exit 0, it stays exited with its last status; start runs it again by its policy", async () => {
+    const id = runDetached(["--network", "none", "--restart", "always"], "echo run; exit 5");
+    // A wait of 3.2 s or more, so that kill comes while the monitor waits.
+    await until("a long wait to restart", () => {
+      const e = entry(id);
+      return e.statusText === "restarting (5)" && (e.detached.restartCount ?? 0) >= 6;
+    }, 60_000);
+    const waiting = entry(id);
+    const monitor = waiting.detached.monitor.pid;
+    const k = corerun(["kill", id]);
+    assert.deepEqual([k.code, k.stdout, k.stderr], [0, "", ""], "docker kill of a restarting container succeeds: there is nothing to signal, its restarting ends");
+    await until("the waiting monitor to exit", () => !alive(monitor));
+    const e = entry(id);
+    assert.equal(e.statusText, "exited (5)", "the last run's status");
+    assert.equal(e.detached.restarting, false);
+    assert.equal(e.detached.restartCount, waiting.detached.restartCount! - 1, "the restart that will not begin is not counted");
+    assert.equal(inspect(id).State.Restarting, false);
+    const again = corerun(["kill", id]);
+    assert.equal(again.code, 125, "an exited container is not running");
+    assert.match(again.stderr, /not running/);
+    // start: the policy applies again, from its first delay and count.
+    const st = corerun(["start", id]);
+    assert.equal(st.code, 0, st.stderr);
+    await until("restarts after start", () => (entry(id).detached.restartCount ?? 0) >= 2 && entry(id).detached.restartCount! < waiting.detached.restartCount!);
+    const rm = corerun(["rm", "-f", id]);
+    assert.equal(rm.code, 0, rm.stderr);
+    await assertHostClean(scope(), [monitor], "after kill of a restarting container, start and rm -f");
+  });
+
+  test("a restart and a start read the command line in the directory of the first run (a relative --rootfs)", async () => {
+    const r = tool("corerun", ["run", "--root", root, "-d", "--rootfs", basename(rootfs), "--cgroup-parent", PARENT, "--network", "none", "--restart", "on-failure:1", "/bin/sh", "-c", "echo ran; exit 1", MARKER],
+      { cwd: dirname(rootfs) });
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const monitor = entry(id).detached.monitor.pid;
+    await until("the policy to give up", () => !alive(monitor));
+    assert.deepEqual([entry(id).statusText, entry(id).detached.restartCount, corerun(["logs", id]).stdout], ["exited (1)", 1, "ran\nran\n"]);
+    const st = corerun(["start", id]);
+    assert.equal(st.code, 0, st.stderr);
+    const again = entry(id).detached.monitor.pid;
+    await until("the policy to give up after start", () => !alive(again));
+    assert.deepEqual([entry(id).statusText, corerun(["logs", id]).stdout], ["exited (1)", "ran\nran\nran\nran\n"]);
+    assert.equal(corerun(["rm", id]).code, 0);
+    await assertHostClean(scope(), [monitor, again], "after restarts of a container with a relative --rootfs");
   });
 
   test("-dit with on-failure:2: each run gets a new pty; attach ends with its run, and attaches to the next one; rm -f leaves nothing", async () => {

@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  capabilitySet, checkHostname, findByRef, checkWorkdir, isAlive, parseEnvVars, parseIdMap, readStates, stateRoot, type IdRange, type RestartPolicy, type State,
+  capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
@@ -12,7 +12,7 @@ import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { rootlessMaps } from "./rootless.ts";
 import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
 import { parseUlimits, type Ulimit } from "./ulimit.ts";
-import { parseRestart } from "./restart.ts";
+import { parseRestart, RESTART_ENV } from "./restart.ts";
 import { parseDetachKeys } from "./detachkeys.ts";
 
 export const runArgs = {
@@ -40,7 +40,7 @@ export const runArgs = {
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
   "read-only": { type: "boolean", description: "a root filesystem that cannot be written (an image's overlayfs without an upper directory; a --rootfs remounted read-only); volumes, /dev, /proc stay as they are" },
-  detach: { type: "boolean", alias: "d", description: "run in the background: print the container's id once its command runs; corerun-monitor keeps its output (corerun logs) and exit status" },
+  detach: { type: "boolean", alias: "d", description: "run in the background: print the container's id once its command runs; corerun-monitor keeps its output (corerun logs) and exit status; once exited it keeps its writable layer until corerun rm, and corerun start runs it again" },
   rm: { type: "boolean", description: "remove the container when it exits (a run in the foreground always does; with -d the monitor does)" },
   restart: { type: "string", valueHint: "POLICY", description: "with -d: no (default), on-failure[:N] (non-zero exits, at most N restarts), always, or unless-stopped; the monitor starts the container again after 100 ms, doubled each time" },
   init: { type: "boolean", description: "run a tiny init as PID 1 that forwards signals to the command and reaps zombies (Docker's docker-init, at /sbin/docker-init)" },
@@ -202,12 +202,30 @@ function withInit(command: string[], volumes: VolumeSpec[]): { command: string[]
   return { command: [INIT_PATH, "--", ...command], volumes: [...volumes, { source, target: INIT_PATH, readonly: true }] };
 }
 
+/** The container a start runs again (RESTART_ENV: a restart, or corerun start), as its state is now. */
+export function startedAgain(root: string, env: NodeJS.ProcessEnv = process.env): State | undefined {
+  const id = env[RESTART_ENV];
+  if (id === undefined || !ID_PATTERN.test(id)) return undefined;
+  try {
+    return readState(statePath(root, id));
+  } catch {
+    // No such container: the start says so when it takes the state.
+    return undefined;
+  }
+}
+
+/** The image of the container a start runs again, as its state records it. */
+function pinnedImage(root: string, env: NodeJS.ProcessEnv): { id: string; ref: string } | undefined {
+  const image = startedAgain(root, env)?.image;
+  return image && { id: image.id, ref: image.ref };
+}
+
 /** Every check that can be made before anything is created. */
 export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env, uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0): RunConfig {
   const isRootless = uid !== 0;
   const userns = isRootless ? rootless(ctx, uid, gid) : parseUserns(ctx);
   const root = stateRoot(ctx.values.root?.at(-1), env, uid);
-  const img = imageRun(ctx, root, { rootless: isRootless, userns: userns && !userns.auto ? userns : undefined });
+  const img = imageRun(ctx, root, { rootless: isRootless, userns: userns && !userns.auto ? userns : undefined, pin: pinnedImage(root, env) });
   const given = ctx.values.rootfs?.at(-1);
   if (!img && given === undefined && !existsSync(defaultRootfs())) {
     throw new UsageError(`no --rootfs given and the default rootfs ${defaultRootfs()} is not built; run tools/rootfs/build.sh`);

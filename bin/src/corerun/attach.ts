@@ -97,7 +97,7 @@ export async function runAttached(cfg: RunConfig, detachKeys: string | undefined
   }
 }
 
-interface AttachOptions {
+export interface AttachOptions {
   keys: number[];
   stdin: boolean;
   /** Signals to this process go to the first process (containers without a tty). */
@@ -112,7 +112,7 @@ interface AttachOptions {
 }
 
 /** This terminal to the container until it exits (its status) or the detach keys are typed (0). */
-async function attachTo(root: string, ref: string, s: State, opts: AttachOptions): Promise<number> {
+export async function attachTo(root: string, ref: string, s: State, opts: AttachOptions): Promise<number> {
   if (!s.detached?.attach) throw new UsageError(`container ${ref} was started by a corerun without attach; see corerun logs -f`);
   const tty = s.detached.tty ?? false;
   const keys = opts.keys;

@@ -34,11 +34,14 @@ export interface ImageRun {
  * its WorkingDir and User are used unless -w and --user are given.
  */
 export function imageRun(
-  ctx: Pick<ToolContext, "values" | "tail"> & { flags?: Record<string, boolean> }, root: string, mode: { rootless: boolean; userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined },
+  ctx: Pick<ToolContext, "values" | "tail"> & { flags?: Record<string, boolean> }, root: string,
+  mode: { rootless: boolean; userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined; pin?: { id: string; ref: string } | undefined },
 ): ImageRun | undefined {
   const first = ctx.tail[0];
   const word = !ctx.values.rootfs?.length && first !== undefined && !/^[/.]/.test(first) ? first : undefined;
-  const id = word === undefined ? undefined : findImage(root, word);
+  // A container started again keeps the image it was created from (its writable layer lies on
+  // that image's layers), also when its reference has been given to another image since.
+  const id = word === undefined ? undefined : mode.pin?.ref === word ? mode.pin.id : findImage(root, word);
   // A --rootfs container's --read-only is corerun-mount's (its / remounted read-only).
   if (word === undefined || id === undefined) return undefined;
   const { record, config } = readImage(root, id);
@@ -173,7 +176,9 @@ function mountImage_(
   const lower = init ? [init, ...layers] : layers;
   const { id, ref } = image;
   updateState(c.path, (s) => ({ image: { id, ref, lower, target, upper, work }, config: { ...s.config, rootfs: target } }));
-  for (const d of [target, upper, work, init]) if (d) mkdirSync(d, { mode: 0o755 });
+  // A container started again (start, --restart) finds its upper and work directories as its last
+  // run left them: its writes are kept, as Docker keeps them.
+  for (const d of [target, upper, work, init]) if (d) mkdirSync(d, { recursive: true, mode: 0o755 });
   if (userns) {
     const uid = hostIdOf(userns.uidMap, 0);
     const gid = hostIdOf(userns.gidMap, 0);
@@ -252,12 +257,13 @@ function usernsWithMaps(userns: { uidMap: IdRange[]; gidMap: IdRange[] }): numbe
 /**
  * Teardown's step for an image container: the overlayfs goes (detached: the container's own
  * mount namespace may still hold a reference while its last process dies), then its idmapped
- * lowers, then the upper and work directories. Only paths inside the container's own state
- * directory are unmounted or removed. A rootless container's overlayfs was mounted in its own
- * mount namespace and went with it; its upper directory holds files of every id of its user
- * namespace, which only container root may remove (removeAsContainerRoot).
+ * lowers, then the upper and work directories, unless keepLayer (an exited detached container
+ * keeps its writable layer until rm, as Docker does; nothing stays mounted). Only paths inside
+ * the container's own state directory are unmounted or removed. A rootless container's overlayfs
+ * was mounted in its own mount namespace and went with it; its upper directory holds files of
+ * every id of its user namespace, which only container root may remove (removeAsContainerRoot).
  */
-export function unmountImage(root: string, id: string, image: NonNullable<State["image"]>, userns?: { uidMap: IdRange[]; gidMap: IdRange[] }): void {
+export function unmountImage(root: string, id: string, image: NonNullable<State["image"]>, userns?: { uidMap: IdRange[]; gidMap: IdRange[] }, keepLayer = false): void {
   const own = containerDir(root, id);
   for (const p of [image.target, image.upper, image.work]) {
     if (p !== undefined && dirname(resolve(p)) !== own) throw new Error(`state of ${id} names ${p} for its overlayfs, outside ${own}; left alone`);
@@ -276,7 +282,7 @@ export function unmountImage(root: string, id: string, image: NonNullable<State[
   if (existsSync(join(own, "lower"))) rmdirSync(join(own, "lower"));
   // --read-only: the container's own layer of mount points.
   rmSync(join(own, "init"), { recursive: true, force: true });
-  const written = [image.upper, image.work].filter((d): d is string => d !== undefined && existsSync(d));
+  const written = keepLayer ? [] : [image.upper, image.work].filter((d): d is string => d !== undefined && existsSync(d));
   if (rootless && userns && written.length) removeAsContainerRoot(written, userns);
   else for (const d of written) rmSync(d, { recursive: true, force: true });
   if (existsSync(image.target)) rmdirSync(image.target);
@@ -505,17 +511,18 @@ export const imageTool: ToolSpec = defineTool({
 
 export const commitTool: ToolSpec = defineTool({
   name: "corerun commit",
-  description: "Make a new image from a running image container: its writes become one more layer on its image's.",
+  description: "Make a new image from an image container, running or exited (run -d, until rm): its writes become one more layer on its image's.",
   usage: "[options] NAME|ID REF",
   args: rootArg,
   tail: "command",
-  examples: ["sudo corerun commit web web:snapshot"],
+  examples: ["sudo corerun commit web web:snapshot", "sudo corerun commit setup busybox:ready   # setup ran with run -d and has exited"],
   async run(ctx) {
     const root = rootOf(ctx);
     if (ctx.tail.length !== 2) throw new UsageError("usage: corerun commit NAME|ID REF");
     const [name, ref] = ctx.tail as [string, string];
-    const state = readStates(root).find((s) => (s.id === name || s.config.name === name) && s.status === "running");
-    if (!state) throw new UsageError(`no running container has the name or id "${name}"; see corerun ps`);
+    // An exited detached container keeps its upper directory until rm: it is committed as it was left.
+    const state = readStates(root).find((s) => (s.id === name || s.config.name === name) && (s.status === "running" || (s.status === "stopped" && s.detached?.finished !== undefined)));
+    if (!state) throw new UsageError(`no running or exited container has the name or id "${name}"; see corerun ps -a`);
     if (!state.image?.upper) throw new UsageError(`container ${name} does not run on an image's overlayfs with an upper directory (it has --rootfs or --read-only); nothing to commit`);
     const owner = await asStoreOwner(ctx);
     if (owner !== undefined) return owner;

@@ -31,7 +31,7 @@ import { liveStatus, mustFind, ociPause } from "./oci.ts";
 import { rootArg } from "./oci-cli.ts";
 import { teardown, type Container } from "./steps.ts";
 import type { Terminal } from "./tty.ts";
-import { restartDelay, restartText } from "./restart.ts";
+import { RESTART_ENV, restartDelay, restartText } from "./restart.ts";
 
 /** The hidden word by which corerun-monitor runs corerun at the container's exit. */
 export const MONITOR_EXIT = "__monitor-exit";
@@ -84,8 +84,6 @@ export interface DetachedStart {
   started(pid: number, c: Container): void;
 }
 
-/** The monitor's word to a start: start this container again rather than a new one. */
-const RESTART_ENV = "CORERUN_RESTART_ID";
 
 function killRecorded(ref: ProcessRef | undefined): void {
   const fd = openRecorded(sys, ref);
@@ -124,9 +122,12 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
   const sized = /^(\d+)x(\d+)$/.exec(sizeText ?? "");
   const monitor: ProcessRef = { pid: process.ppid, startTime: procStartTime(process.ppid) ?? 0 };
   const report = (line: string) => writeAll(fds.report, `${line}\n`);
+  // The monitor knows an existing container at once: a start that then fails or is killed, before
+  // it would report the id, is still recorded as that container's exit (it stays, exited).
+  if (restartOf !== undefined) report(`id ${restartOf}`);
   return {
     size: sized ? { height: Number(sized[1]), width: Number(sized[2]) } : undefined,
-    extra: { owner: monitor, detached: { monitor, rm: cfg.rm, tty: cfg.tty, stdin: cfg.interactive } },
+    extra: { owner: monitor, detached: { monitor, rm: cfg.rm, tty: cfg.tty, stdin: cfg.interactive, start: { argv: process.argv.slice(2), cwd: process.cwd() } } },
     restartOf,
     created(c) {
       updateState(c.path, (s) => ({ detached: { ...s.detached!, monitor, log: join(c.dir, "container.log"), attach: join(c.dir, "attach.sock") } }));
@@ -190,14 +191,35 @@ export async function runDetached(cfg: RunConfig): Promise<number> {
  * and says its terminal is up; if this process goes before that (a Ctrl-C while it starts, a
  * kill, `release` called without attaching), the monitor kills and removes the container.
  */
-export async function startMonitored(cfg: RunConfig, hold: boolean): Promise<number | { id: string; release: () => void }> {
+export function startMonitored(cfg: RunConfig, hold: boolean): Promise<Monitored> {
+  return launchMonitor({ root: cfg.root, mode: hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep", words: process.argv.slice(2), sized: cfg.tty, what: hold ? "-it" : "-d" });
+}
+
+export type Monitored = number | { id: string; release: () => void };
+
+/** How corerun-monitor is started: its mode, the start's words (corerun's, after its script), and where. */
+export interface MonitorLaunch {
+  root: string;
+  /** keep, rm: run -d; hold, hold-rm: run -it; hold-keep: start -a (held for its client, kept at the exit). */
+  mode: "keep" | "rm" | "hold" | "hold-rm" | "hold-keep";
+  words: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** The pty takes this terminal's size (run -t, or start -a of a -t container). */
+  sized: boolean;
+  /** The command that needs the monitor, for the error when it is not built. */
+  what: string;
+}
+
+/** Runs corerun-monitor, which runs the start; resolves once it has answered. */
+export async function launchMonitor(l: MonitorLaunch): Promise<Monitored> {
   const monitor = join(DIST, "corerun-monitor");
-  if (!existsSync(monitor)) throw new UsageError(`${hold ? "-it" : "-d"} needs ${monitor}, which is not built; run npm run build`);
-  const mode = hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep";
-  const argv = [cfg.root, String(LOG_MAX_BYTES), mode, "--", process.execPath, process.argv[1]!, ...process.argv.slice(2)];
+  if (!existsSync(monitor)) throw new UsageError(`${l.what} needs ${monitor}, which is not built; run npm run build`);
+  const argv = [l.root, String(LOG_MAX_BYTES), l.mode, "--", process.execPath, process.argv[1]!, ...l.words];
   const out = process.stdout;
-  const env = cfg.tty && out.isTTY && out.rows > 0 && out.columns > 0 ? { ...process.env, [SIZE_ENV]: `${out.rows}x${out.columns}` } : process.env;
-  const child = spawn(monitor, argv, { detached: true, stdio: ["ignore", "pipe", "inherit"], env });
+  const base = l.env ?? process.env;
+  const env = l.sized && out.isTTY && out.rows > 0 && out.columns > 0 ? { ...base, [SIZE_ENV]: `${out.rows}x${out.columns}` } : base;
+  const child = spawn(monitor, argv, { detached: true, stdio: ["ignore", "pipe", "inherit"], env, ...(l.cwd !== undefined ? { cwd: l.cwd } : {}) });
   let said = "";
   const answered = new Promise<void>((resolve) => {
     child.stdout.on("data", (chunk: Buffer) => {
@@ -231,7 +253,10 @@ export function monitorExit(args: readonly string[]): number {
   const path = statePath(root, id);
   faultPoint("monitor-exit:begin");
   if (!existsSync(path)) return 0;
-  if (mode === "rm") return teardown(root, id, path).length ? 125 : 0;
+  // The monitor removes a container whose first start failed; one that `corerun start` runs again
+  // (its monitor has RESTART_ENV from its birth) was there before and stays, exited.
+  const startFailed = mode === "rm" && process.env[RESTART_ENV] === id;
+  if (mode === "rm" && !startFailed) return teardown(root, id, path).length ? 125 : 0;
   // A restart the user stopped before it began: the last run's exit is recorded already. (A
   // restart whose start failed before it took the state is recorded below, with the start's status.)
   const before = readState(path);
@@ -242,13 +267,14 @@ export function monitorExit(args: readonly string[]): number {
   const failures = teardown(root, id, path, undefined, true);
   // What was released is dropped from the state, so that rm does not release it twice; what
   // failed stays for rm and cleanup to retry.
-  const released = failures.length ? {} : { cgroup: undefined, mountPoints: [], image: undefined };
+  // The image record stays with the writable layer: rm removes it, and its image stays in use.
+  const released = failures.length ? {} : { cgroup: undefined, mountPoints: [] };
   let delay: number | undefined;
   updateState(path, (s) => {
     const d = s.detached;
     const exitCode = Number(status);
     // Decided under the lock that stop, kill and rm take to set stoppedByUser.
-    delay = d && !failures.length ? restartDelay(s.config.restart, {
+    delay = d && !failures.length && !startFailed ? restartDelay(s.config.restart, {
       exitCode, restartCount: d.restartCount ?? 0, stoppedByUser: d.stoppedByUser ?? false, lastDelayMs: d.backoffMs ?? 0,
       ranMs: d.started ? Number(finished) - Date.parse(d.started) : 0,
     }) : undefined;
@@ -272,14 +298,15 @@ export function monitorExit(args: readonly string[]): number {
 /**
  * stop, kill and rm: a container with a restart policy is not started again. A monitor waiting
  * to restart it is told to give up (SIGUSR1) and exits; a start under way ends what it started.
- * Returns the state as it is now.
+ * Returns the state as it is now, and whether the container was waiting to restart (nothing of
+ * it runs then: its restarting has simply ended).
  */
-export function stopRestarting(root: string, s: State): State {
-  if (!s.detached || !s.config.restart || s.config.restart.name === "no") return s;
+export function stopRestarting(root: string, s: State): { state: State; wasWaiting: boolean } {
+  if (!s.detached || !s.config.restart || s.config.restart.name === "no") return { state: s, wasWaiting: false };
   let waiting = false;
   const now = updateState(statePath(root, s.id), (cur) => {
     const d = cur.detached!;
-    waiting = d.restarting ?? false;
+    waiting = (d.restarting ?? false) && cur.status === "stopped";
     // A restart that was decided but will not begin is not counted.
     return { detached: { ...d, stoppedByUser: true, restarting: false, ...(waiting ? { restartCount: Math.max(0, (d.restartCount ?? 0) - 1) } : {}) } };
   });
@@ -293,7 +320,7 @@ export function stopRestarting(root: string, s: State): State {
       }
     }
   }
-  return now;
+  return { state: now, wasWaiting: waiting };
 }
 
 /** The status as ps shows it: running, paused, created, exited (N), monitor-lost, orphaned. */
@@ -530,7 +557,7 @@ export const stop = defineTool({
     for (const [i, s] of found.entries()) {
       if (s.oci) throw new UsageError(`container ${ctx.tail[i]} is an OCI container: its engine stops it (corerun kill)`);
     }
-    const now = found.map((s) => stopRestarting(root, s));
+    const now = found.map((s) => stopRestarting(root, s).state);
     await endFirstProcesses(root, now, 15, Number(time) * 1000);
     for (const ref of ctx.tail) process.stdout.write(`${ref}\n`);
     return 0;
@@ -539,7 +566,7 @@ export const stop = defineTool({
 
 export const rm = defineTool({
   name: "corerun rm",
-  description: "Remove containers: their state and log, and whatever they still hold. A running one only with -f.",
+  description: "Remove containers: their state, log and image's writable layer, and whatever they still hold. A running one only with -f.",
   usage: "[options] NAME|ID...",
   args: { ...rootArg, force: { type: "boolean", alias: "f", description: "kill a running container (SIGKILL) and remove it" } },
   tail: "command",
@@ -555,7 +582,7 @@ export const rm = defineTool({
       if (s.oci) throw new UsageError(`container ${ref} is an OCI container: its engine deletes it (corerun delete ${s.config.name})`);
       if (!force && isAlive(s.init)) throw new UsageError(`container ${ref} is ${displayStatus(s)}: stop it first (corerun stop ${ref}) or remove it with rm -f`);
     }
-    const now = found.map((s) => stopRestarting(root, s));
+    const now = found.map((s) => stopRestarting(root, s).state);
     await endFirstProcesses(root, now, 9, 0);
     for (const [i, s] of now.entries()) {
       const failures = teardown(root, s.id, statePath(root, s.id));

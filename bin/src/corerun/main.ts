@@ -4,9 +4,10 @@ import { traceCommand, withTraceFlag } from "./trace.ts";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { goTaken } from "@corerun/sync";
 import { stateRoot } from "@corerun/state";
-import { parseRunConfig, runArgs } from "./args.ts";
+import { parseRunConfig, runArgs, startedAgain } from "./args.ts";
 import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
-import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, pause, printVersion, resume, runOci, splitGlobals, start as startTool, state } from "./oci-cli.ts";
+import { create, del, events, exec, featuresTool, isOciRun, ociRun, rootArg, update, list, pause, printVersion, resume, runOci, splitGlobals, state } from "./oci-cli.ts";
+import { start as startTool } from "./start.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import { openTerminal, relayTerminal } from "./tty.ts";
 import { statsTool } from "./stats.ts";
@@ -21,6 +22,16 @@ import {
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
+  // A container started again (a restart, corerun start) reads its command line in the directory
+  // it was first run from: its relative paths (--rootfs ./dir, -v ./data:/data) are that one's.
+  const again = startedAgain(stateRoot(ctx.values.root?.at(-1)))?.detached?.start?.cwd;
+  if (again !== undefined) {
+    try {
+      process.chdir(again);
+    } catch (err) {
+      throw new UsageError(`the directory this container was run from, ${again}, is gone (${(err as NodeJS.ErrnoException).code}); its command line is read there`);
+    }
+  }
   const cfg = span("parse options", undefined, () => parseRunConfig(ctx));
   if (cfg.printScript) {
     process.stdout.write(renderScript(cfg, binDirOf(dirname(process.argv[1]!)), cfg.hostname));
@@ -134,7 +145,10 @@ const kill = defineTool({
     all: { type: "boolean", alias: "a", description: "signal every process of the container's cgroup" },
   },
   tail: "command",
-  notes: ["runc's form `kill ID SIG` (a number or a name as second word) is taken as -s SIG ID.", "A detached container killed here is not started again by its --restart policy (Docker's rule)."],
+  notes: [
+    "runc's form `kill ID SIG` (a number or a name as second word) is taken as -s SIG ID.",
+    "A detached container killed here is not started again by its --restart policy (Docker's rule).\nOne that is restarting (its monitor waits to start it again) stays exited, with its last run's\nstatus, and kill exits 0, as docker kill does; corerun start starts it again.",
+  ],
   examples: ["sudo corerun kill web", "sudo corerun kill -s TERM web   # PID 1 ignores it unless it handles it", "sudo corerun kill --all web 9"],
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
@@ -144,9 +158,11 @@ const kill = defineTool({
     const refs = runcForm ? [ctx.tail[0]!] : ctx.tail;
     const found = refs.map((ref) => mustFind(root, ref));
     // A container killed by its user is not started again by its restart policy (Docker's rule).
-    for (const s of found) stopRestarting(root, s);
+    // One that was waiting to restart has nothing running to signal: ending its restarting is the
+    // kill (as Docker's), and it stays exited with its last run's status.
+    const waited = found.map((s) => stopRestarting(root, s).wasWaiting);
     // Through a pidfd checked against the recorded start time: never a reused pid.
-    for (const ref of refs) ociKill(root, ref, sig, ctx.flags.all ?? false);
+    for (const [i, ref] of refs.entries()) if (!waited[i]) ociKill(root, ref, sig, ctx.flags.all ?? false);
     return 0;
   },
 });
@@ -197,6 +213,7 @@ const runTool_ = defineTool({
     "corerun --print-script --hostname demo /bin/true > steps.sh",
     "sudo corerun run --network none busybox:latest sh -c 'echo from an image'",
     "sudo corerun run -d --name web -P 80 --restart on-failure:5 /bin/httpd -f -p 80",
+    "sudo corerun start -a web   # an exited run -d container again: same id, writable layer and log",
     "sudo corerun run -it --name box busybox:latest sh   # ctrl-p ctrl-q detaches; corerun attach box",
   ],
   subCommands: {},

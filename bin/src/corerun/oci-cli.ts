@@ -139,18 +139,6 @@ export const create = defineTool({
   },
 });
 
-export const start = defineTool({
-  name: "corerun start",
-  description: "Start a created container: its process execs the bundle's program.",
-  usage: "[options] ID",
-  args: rootArg,
-  tail: "command",
-  async run(ctx) {
-    await ociStart(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "start"));
-    return 0;
-  },
-});
-
 export const state = defineTool({
   name: "corerun state",
   description: "Print a container's state as the runtime-spec's JSON (id, status, pid, bundle, ...).",

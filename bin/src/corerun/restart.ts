@@ -9,6 +9,12 @@
 import { UsageError } from "@corerun/cli";
 import type { RestartPolicy } from "@corerun/state";
 
+/**
+ * The monitor's word to a start: start this container again rather than a new one (a restart, or
+ * `corerun start`, whose monitor has it from its birth).
+ */
+export const RESTART_ENV = "CORERUN_RESTART_ID";
+
 /** Docker's restart manager: 100 ms, doubled at each restart, at most a minute. */
 export const BACKOFF_FIRST_MS = 100;
 export const BACKOFF_MAX_MS = 60_000;

@@ -91,6 +91,9 @@ export function restartState(cfg: RunConfig, id: string, owner: State["owner"]):
   const s = restartContainer(path, owner);
   faultPoint("corerun:restart-state");
   if (!s) return undefined;
+  // The environment it was created with: `-e NAME` took its value from the first start's caller,
+  // whose environment a later `corerun start` does not have.
+  cfg.env = s.config.env;
   const userns = s.config.userns;
   const c = prepareContainer(cfg, id, dir, path, userns && { uidMap: userns.uidMap, gidMap: userns.gidMap }, true);
   return { ...c, prefer: s.detached?.lastNetwork };
@@ -414,7 +417,8 @@ export function removeCreatedPath(m: CreatedPath): void {
  * process is killed (its PID namespace dies with it), then its network, cgroup and mount points
  * go, each step on its own so that one failure does not keep the others from running. The
  * state directory goes last, and only when every step worked, so that `corerun cleanup` can try
- * again. A detached container that has exited keeps its state (keepState) for logs and inspect.
+ * again. A detached container that has exited keeps its state (keepState) for logs and inspect,
+ * and an image's upper and work directories (its writable layer) for commit and start.
  * Returns the failures, already logged.
  */
 export function teardown(root: string, id: string, statePath: string, log?: ConsolaInstance, keepState = false): Error[] {
@@ -461,7 +465,8 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
     step("mount points", () => {
       for (const m of releaseCreatedPaths(root, id, s.mountPoints ?? [])) removeCreatedPath(m);
     });
-    if (s.image) step("image rootfs", () => unmountImage(root, id, s.image!, s.config.userns));
+    // An exited detached container keeps its writable layer, unmounted, until rm.
+    if (s.image) step("image rootfs", () => unmountImage(root, id, s.image!, s.config.userns, keepState));
     faultPoint("teardown:mount-points");
   }
   if (!failures.length && !keepState) step("state", () => removeContainer(root, id));

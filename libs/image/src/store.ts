@@ -216,7 +216,7 @@ function removeImage_(root: string, ref: string, force: boolean): RemoveResult {
   const remaining = byTag && !force ? tagsOf(refs, id).filter((t) => t !== key) : [];
   const users = imageUsers(root).get(id) ?? [];
   if (!remaining.length && users.length) {
-    throw new UsageError(`image ${ref} (${hex(id).slice(0, 12)}) is used by container${users.length > 1 ? "s" : ""} ${users.join(", ")}; end ${users.length > 1 ? "them" : "it"} first (corerun kill, corerun cleanup)`);
+    throw new UsageError(`image ${ref} (${hex(id).slice(0, 12)}) is used by container${users.length > 1 ? "s" : ""} ${users.join(", ")}; remove ${users.length > 1 ? "them" : "it"} first (corerun rm -f; an exited container keeps its image until rm, as in Docker)`);
   }
   const untagged = byTag && remaining.length ? [key!] : tagsOf(refs, id);
   for (const t of untagged) delete refs[t];

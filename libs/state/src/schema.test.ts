@@ -42,7 +42,16 @@ describe("parseState", () => {
     assert.deepEqual(parsed.mountPoints, []);
   });
 
+  test("a detached container's recorded start (argv and cwd) is kept; a file from before it has none", () => {
+    const start = { argv: ["run", "-d", "--name", "web", "busybox:latest"], cwd: "/home/u" };
+    const detached = { monitor: { pid: 200, startTime: 1 }, rm: false, start };
+    assert.deepEqual(parseState(withChange((s) => (s.detached = detached)), "p").detached?.start, start);
+    assert.equal(parseState(withChange((s) => (s.detached = { monitor: { pid: 200, startTime: 1 }, rm: false })), "p").detached?.start, undefined);
+  });
+
   const bad: [string, (s: State) => void, RegExp][] = [
+    ["a recorded start without its directory", (s) => (s.detached = { monitor: { pid: 200, startTime: 1 }, rm: false, start: { argv: ["run"] } as never }), /: detached\.start\.cwd: /],
+    ["a recorded start whose words are not strings", (s) => (s.detached = { monitor: { pid: 200, startTime: 1 }, rm: false, start: { argv: [1] as never, cwd: "/" } }), /: detached\.start\.argv\.0: /],
     ["an unknown status", (s) => (s.status = "exited" as never), /: status: /],
     ["an id that is not 12 hex digits", (s) => (s.id = "../../etc"), /: id: /],
     ["another version", (s) => (s.version = 2 as never), /: version: /],

@@ -151,6 +151,12 @@ export const Detached = v.object({
   stoppedByUser: v.optional(v.boolean()),
   /** The last run's bridge address and host ports (as -P specs), taken again by a restart when free. */
   lastNetwork: v.optional(v.object({ address: v.string(), ports: v.array(v.string()) })),
+  /**
+   * The start's command line (corerun's words after its script, as `run -d` was given them) and
+   * the directory it ran in: what its monitor runs for each restart, and what `corerun start`
+   * runs again under a new monitor once the container has exited.
+   */
+  start: v.optional(v.object({ argv: v.array(v.string()), cwd: v.string() })),
 });
 export type Detached = v.InferOutput<typeof Detached>;
 
@@ -178,7 +184,9 @@ export const State = v.object({
   /**
    * A container of an image: its overlayfs, recorded before it is mounted. `target` is the merged
    * tree (the rootfs), `lower` the store's layer directories, top first; `upper` and `work` are
-   * the container's own (absent with --read-only). All of it goes with the container.
+   * the container's own (absent with --read-only). The mount goes when the container ends; an
+   * exited detached container keeps upper and work (its writable layer, which `commit` reads and
+   * `start` mounts again) and this record, by which its image stays in use, until it is removed.
    */
   image: v.optional(v.object({
     id: v.string(), ref: v.string(), target: v.string(), lower: v.array(v.string()), upper: v.optional(v.string()), work: v.optional(v.string()),

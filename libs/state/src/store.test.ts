@@ -3,10 +3,10 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
-import type { ContainerConfig } from "./schema.ts";
+import type { ContainerConfig, ProcessRef, State } from "./schema.ts";
 import {
-  checkStateRoot, containerDir, createContainer, DEFAULT_ROOT, listContainers, readState, removeContainer, setStatus, stateRoot,
-  updateState, writeStateFile,
+  checkStateRoot, containerDir, createContainer, DEFAULT_ROOT, listContainers, readState, removeContainer, requestStart, restartContainer, setStatus, startRefusal,
+  stateRoot, updateState, writeStateFile,
 } from "./store.ts";
 
 const base = mkdtempSync(join(tmpdir(), "corerun-state-test-"));
@@ -162,5 +162,61 @@ describe("container state", () => {
   test("an id that is not 12 hex digits never becomes a path", () => {
     assert.throws(() => containerDir("/run/corerun", "../../etc"), /invalid container id "..\/..\/etc"/);
     assert.throws(() => removeContainer(freshRoot(), ".."), /invalid container id/);
+  });
+});
+
+describe("starting an exited detached container again", () => {
+  const monitor: ProcessRef = { pid: 4242, startTime: 7 };
+  const gone = () => false;
+  const image = { id: "sha256:abc", ref: "busybox", target: "/r/x/rootfs", lower: ["/r/layers/l1"], upper: "/r/x/upper", work: "/r/x/work" };
+
+  /** A run -d container as its monitor leaves it at the exit: stopped, finished, its layer recorded. */
+  function exited(root: string, change: (s: State) => Partial<State> = () => ({})): { path: string } {
+    const c = createContainer(root, config, { owner: monitor, detached: { monitor, rm: false, start: { argv: ["run", "-d", "busybox"], cwd: "/" } } });
+    updateState(c.path, () => ({ status: "running" }));
+    updateState(c.path, (s) => ({ status: "stopped", exitCode: 3, image, detached: { ...s.detached!, finished: "2026-01-01T00:00:00.000Z", restartCount: 4, backoffMs: 800, stoppedByUser: true } }));
+    updateState(c.path, change);
+    return c;
+  }
+
+  test("requestStart marks it to start again with its policy afresh; restartContainer then takes it, keeping its image record", () => {
+    const c = exited(freshRoot());
+    const asked = requestStart(c.path, "web", gone);
+    assert.deepEqual([asked.status, asked.detached?.restarting, asked.detached?.stoppedByUser, asked.detached?.restartCount, asked.detached?.backoffMs], ["stopped", true, false, 0, 0]);
+    const owner = { pid: 5000, startTime: 9 };
+    const again = restartContainer(c.path, owner);
+    assert.ok(again);
+    assert.deepEqual([again.status, again.owner, again.exitCode, again.detached?.restarting, again.detached?.finished], ["creating", owner, undefined, false, undefined]);
+    assert.deepEqual(again.image, image, "the writable layer's record stays until the new run mounts it");
+    assert.deepEqual([readState(c.path).status, readState(c.path).image], ["creating", image], "as written");
+  });
+
+  const refused: [string, (s: State) => Partial<State>, boolean, RegExp][] = [
+    ["a running one", () => ({ status: "running" as never }), true, /^container web is running; corerun stop web stops it$/],
+    ["one whose monitor died while it ran", () => ({ status: "running" as never }), false, /lost its monitor while it ran; corerun rm -f web/],
+    ["a restarting one", (s) => ({ detached: { ...s.detached!, restarting: true } }), true, /^container web is restarting: .*corerun stop web ends that$/],
+    ["one whose monitor is still finishing", () => ({}), true, /still finishing/],
+    ["a --rm one", (s) => ({ detached: { ...s.detached!, rm: true } }), false, /was run with --rm/],
+    ["one of a corerun that recorded no command line", (s) => ({ detached: { ...s.detached!, start: undefined } }), false, /did not record its command line/],
+    ["a foreground one", () => ({ detached: undefined }), false, /ran in the foreground/],
+  ];
+  for (const [what, change, monitorAlive, message] of refused) {
+    test(`refuses ${what} in one line, changing nothing`, () => {
+      const c = exited(freshRoot(), (s) => (change(s).status === "running" ? {} : change(s)));
+      // A status back from stopped is no transition: it is written as such, as a crash would leave it.
+      const patch = change(readState(c.path));
+      if (patch.status) writeStateFile(c.path, { ...readState(c.path), ...patch });
+      const before = readFileSync(c.path, "utf8");
+      assert.match(startRefusal(readState(c.path), "web", () => monitorAlive) ?? "", message);
+      assert.throws(() => requestStart(c.path, "web", () => monitorAlive), (e: unknown) => e instanceof Error && message.test(e.message) && !e.message.includes("\n"));
+      assert.equal(readFileSync(c.path, "utf8"), before);
+    });
+  }
+
+  test("a foreground container still running is named as such", () => {
+    const root = freshRoot();
+    const c = createContainer(root, config);
+    updateState(c.path, () => ({ status: "running" }));
+    assert.match(startRefusal(readState(c.path), "fg", gone) ?? "", /^container fg is running in the foreground/);
   });
 });

@@ -2,7 +2,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { linuxSyscall, LOCK_EX, LOCK_UN, type Syscall } from "@corerun/syscall";
-import { faultPoint } from "@corerun/cli";
+import { faultPoint, UsageError } from "@corerun/cli";
 import { procStartTime } from "./proc.ts";
 import { canTransition, ID_PATTERN, parseState, STATE_VERSION, type ContainerConfig, type ProcessRef, type State, type Status } from "./schema.ts";
 
@@ -172,8 +172,9 @@ export function updateState(path: string, change: (s: State) => Partial<State>):
 /**
  * The one way back from stopped: a detached container with a restart policy, started again by
  * its monitor, becomes "creating" once more with its id, name, config and log. What its last run
- * held was released at its exit; what the new run makes is recorded anew. undefined (and nothing
- * changed) when the user has stopped it meanwhile or it is not waiting for a restart.
+ * held was released at its exit, but for an image's writable layer, which the new run mounts
+ * again (its record stays until then); what the new run makes is recorded anew. undefined (and
+ * nothing changed) when the user has stopped it meanwhile or it is not waiting for a restart.
  */
 export function restartContainer(path: string, owner: State["owner"]): State | undefined {
   return withLock(`${path}.lock`, () => {
@@ -181,12 +182,47 @@ export function restartContainer(path: string, owner: State["owner"]): State | u
     const d = current.detached;
     if (current.status !== "stopped" || !d?.restarting || d.stoppedByUser) return undefined;
     const next: State = {
-      ...current, status: "creating", owner, init: undefined, exitCode: undefined, cgroup: undefined, mountPoints: [], image: undefined,
+      ...current, status: "creating", owner, init: undefined, exitCode: undefined, cgroup: undefined, mountPoints: [],
       detached: { ...d, finished: undefined, restarting: false },
     };
     writeStateFile(path, next);
     return next;
   });
+}
+
+/**
+ * `corerun start` of an exited detached container: it is marked to be started again now, as a
+ * restart is (the new monitor's start goes through restartContainer), with its restart policy in
+ * force again from its first delay and count, as Docker resets them at a start. The reason it
+ * cannot be started (a UsageError, one line) when it is not an exited detached container whose monitor has
+ * gone; nothing is changed then.
+ */
+export function requestStart(path: string, ref: string, monitorAlive: (m: ProcessRef) => boolean): State {
+  return withLock(`${path}.lock`, () => {
+    const current = readState(path);
+    const d = current.detached;
+    const why = startRefusal(current, ref, monitorAlive);
+    if (why) throw new UsageError(why);
+    const next: State = { ...current, detached: { ...d!, restarting: true, stoppedByUser: false, restartCount: 0, backoffMs: 0 } };
+    writeStateFile(path, next);
+    return next;
+  });
+}
+
+/** Why `corerun start` refuses a container, or undefined when it may start it. */
+export function startRefusal(s: State, ref: string, monitorAlive: (m: ProcessRef) => boolean): string | undefined {
+  const d = s.detached;
+  if (!d) {
+    return s.status === "stopped"
+      ? `container ${ref} ran in the foreground and is being removed; only a container of run -d (without --rm) can be started again`
+      : `container ${ref} is running in the foreground (its corerun holds it); only a container of run -d can be started again, once it has exited`;
+  }
+  if (s.status !== "stopped") return monitorAlive(d.monitor) ? `container ${ref} is ${s.status === "creating" ? "starting" : s.status}; corerun stop ${ref} stops it` : `container ${ref} lost its monitor while it ran; corerun rm -f ${ref} removes it`;
+  if (d.rm) return `container ${ref} was run with --rm and is being removed; it cannot be started again`;
+  if (d.restarting && monitorAlive(d.monitor)) return `container ${ref} is restarting: its monitor starts it again (its --restart policy); corerun stop ${ref} ends that`;
+  if (monitorAlive(d.monitor)) return `container ${ref} has exited but its monitor is still finishing; try again in a moment`;
+  if (!d.start) return `container ${ref} was created by a corerun that did not record its command line; run it anew (corerun rm ${ref}, then corerun run -d ...)`;
+  return undefined;
 }
 
 export function setStatus(path: string, status: Status, extra: Partial<State> = {}): State {

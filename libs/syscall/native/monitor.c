@@ -1,7 +1,7 @@
 /*
  * corerun-monitor: the one process that stays with a detached container (`corerun run -d`).
  *
- *   corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm -- NODE CORERUN_JS ARGS...
+ *   corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm|hold-keep -- NODE CORERUN_JS ARGS...
  *
  * A Node process costs tens of MB; this one costs about one. It is a child subreaper and runs
  * the ordinary start (NODE CORERUN_JS ARGS..., corerun's run with -d) with:
@@ -53,7 +53,8 @@
  * removed, as a foreground run interrupted while it starts is: no detached container is left
  * that nobody asked for. At the exit hold removes the container (as a foreground run ends)
  * while that first client is still attached, and keeps it as exited once it has detached;
- * hold-rm always removes it.
+ * hold-rm always removes it; hold-keep (`corerun start -a`) always keeps it (a client gone
+ * while starting leaves it killed, exited).
  *
  * It honours corerun's fault switch (CORERUN_FAULT, CORERUN_FAULT_TRACE, CORERUN_FAULT_PAUSE; see
  * libs/cli/src/fault.ts) at its own steps: monitor:forked, monitor:reported, monitor:log,
@@ -777,8 +778,9 @@ int main(int argc, char **argv)
         return drain();
     close_inherited();
     if (argc < 7 || strcmp(argv[4], "--") != 0 ||
-        (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0 && strcmp(argv[3], "hold") != 0 && strcmp(argv[3], "hold-rm") != 0)) {
-        fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm -- NODE CORERUN_JS ARGS...\n");
+        (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0 && strcmp(argv[3], "hold") != 0 && strcmp(argv[3], "hold-rm") != 0 &&
+         strcmp(argv[3], "hold-keep") != 0)) {
+        fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm|hold-keep -- NODE CORERUN_JS ARGS...\n");
         return 125;
     }
     root = argv[1];

@@ -1,0 +1,115 @@
+/**
+ * `corerun start`: one command for the two kinds of container that can be started, told apart
+ * by their state. A created OCI container (corerun create, an engine's) is started as runc
+ * starts it: its first process is told to go. An exited detached container (run -d) is started
+ * again under a new corerun-monitor, with the command line its state records and RESTART_ENV,
+ * the path its monitor takes for a --restart: the same id, name, config, writable layer, log
+ * file (appended to) and, on a bridge, the same address and host ports when they are free.
+ */
+import { closeSync, existsSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { defineTool, UsageError } from "@corerun/cli";
+import { isAlive, requestStart, startRefusal, stateRoot, statePath, type State } from "@corerun/state";
+import { LOCK_EX, linuxSyscall as sys } from "@corerun/syscall";
+import { attachTo } from "./attach.ts";
+import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detachkeys.ts";
+import { launchMonitor } from "./lifecycle.ts";
+import { checkId, mustFind, ociStart } from "./oci.ts";
+import { rootArg } from "./oci-cli.ts";
+import { RESTART_ENV } from "./restart.ts";
+
+/**
+ * One start of a container at a time: a second `corerun start` waits for the first one's answer,
+ * then finds the container running. Held until the monitor has answered, not while attached.
+ */
+async function withStartLock<T>(root: string, id: string, fn: () => Promise<T>): Promise<T> {
+  const fd = openSync(join(root, id, "start.lock"), "a", 0o600);
+  try {
+    sys.flock(fd, LOCK_EX);
+    return await fn();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Starts an exited detached container again; its id and how to let go of its monitor, or the start's status. */
+async function startAgain(root: string, ref: string, s: State, attach: boolean) {
+  const recorded = s.detached?.start;
+  // Relative paths of its command line (--rootfs ./dir, -v ./data:/data) are its directory's.
+  if (recorded && !existsSync(recorded.cwd)) {
+    throw new UsageError(`container ${ref} was run from ${recorded.cwd}, which is gone; its command line is read there (corerun inspect ${ref}), so make that directory again or run it anew`);
+  }
+  return withStartLock(root, s.id, async () => {
+    const now = requestStart(statePath(root, s.id), ref, isAlive);
+    const { argv, cwd } = now.detached!.start!;
+    // The state root is the one the container was found in, whatever the caller's CORERUN_ROOT.
+    return launchMonitor({
+      root, mode: attach ? "hold-keep" : "keep", words: argv, cwd, env: { ...process.env, CORERUN_ROOT: root, [RESTART_ENV]: s.id },
+      sized: attach && (now.detached!.tty ?? false), what: "start",
+    });
+  });
+}
+
+/**
+ * A container whose exit is recorded may still have its monitor finishing (the last output, the
+ * attach clients): a start right after it (start; start -a) waits for that, up to 5 s.
+ */
+async function exitSettled(root: string, s: State): Promise<State> {
+  const d = s.detached;
+  if (s.status !== "stopped" || !d || d.restarting) return s;
+  for (let i = 0; i < 100 && isAlive(d.monitor); i++) await new Promise((r) => setTimeout(r, 50));
+  return mustFind(root, s.id, true);
+}
+
+export const start = defineTool({
+  name: "corerun start",
+  description: "Start containers again: an exited detached one (run -d) as it was, or a created OCI one (corerun create).",
+  usage: "[options] NAME|ID...",
+  args: {
+    ...rootArg,
+    attach: { type: "boolean", alias: "a", description: "attach to its output (its pty with -t) and exit with its status, as docker start -a" },
+  },
+  tail: "command",
+  notes: [
+    "An exited container of run -d (without --rm) starts again with the same id, name, config,\nenvironment and image, its image's writable layer (what it wrote is there), its log file\n(appended to) and, on a bridge, the same address and host ports when they are still free; its\n--restart policy applies again, from its first delay and count. Its run command line is read\nagain in the directory it was run from. start prints each name and returns once the command\nruns; with -a it prints the container's output until it exits and exits with its status (-a\ntakes one container, and does not pass input).",
+    "A created OCI container (corerun create ID, as engines call it) is started as runc starts it:\nits process execs the bundle's program. A running, restarting or foreground container, or an\nunknown or ambiguous name, is refused in one line, exit 125.",
+  ],
+  examples: ["sudo corerun start web", "sudo corerun start -a job          # its output, then its exit status", "sudo corerun start ID              # an OCI container (after corerun create)"],
+  async run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (!ctx.tail.length) throw new UsageError("name the containers to start; see corerun ps -a");
+    const attach = ctx.flags.attach ?? false;
+    const found = ctx.tail.map((ref) => ({ ref, s: mustFind(root, ref) }));
+    const oci = found.find((f) => f.s.oci);
+    if (oci) {
+      if (found.length > 1 || attach) throw new UsageError(`container ${oci.ref} is an OCI container: start it alone and without -a (corerun start ID), as runc does`);
+      await ociStart(root, checkId(oci.ref));
+      return 0;
+    }
+    if (attach && found.length > 1) throw new UsageError("start -a attaches to one container; name one");
+    for (const f of found) f.s = await exitSettled(root, f.s);
+    // Every refusal before the first start, as the other commands check every name first.
+    for (const { ref, s } of found) {
+      const why = startRefusal(s, ref, isAlive);
+      if (why) throw new UsageError(why);
+    }
+    for (const { ref, s } of found) {
+      const started = await startAgain(root, ref, s, attach);
+      if (typeof started === "number") return started;
+      if (!attach) {
+        started.release();
+        process.stdout.write(`${ref}\n`);
+        continue;
+      }
+      try {
+        const tty = s.detached?.tty ?? false;
+        // As run -it's client: until this terminal is set up, this process going (a Ctrl-C while it
+        // starts) ends the container, which then stays exited.
+        return await attachTo(root, ref, mustFind(root, s.id), { keys: parseDetachKeys(DEFAULT_DETACH_KEYS), stdin: false, proxy: !tty, foreground: true });
+      } finally {
+        started.release();
+      }
+    }
+    return 0;
+  },
+});
