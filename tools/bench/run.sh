@@ -167,6 +167,12 @@ cleanup() {
     sh -c "${delete}" >/dev/null 2>&1 || true
   done
   if [[ -n "${work}" && -d "${work}" ]]; then
+    # podman's overlay driver leaves its storage directory (podman-root/overlay) mounted on
+    # itself, notably when its command failed: deepest first, or rm stops at a busy mount point.
+    local m
+    while read -r m; do
+      umount "${m}" 2>/dev/null || umount -l "${m}" 2>/dev/null || true
+    done < <(awk -v w="${work}/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
     rm -rf -- "${work:?}"
   fi
 }

@@ -2,7 +2,7 @@ import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, faultPoint, runTool, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
-import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs } from "@corerun/cgroup";
+import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs, startJoinCgroupFds } from "@corerun/cgroup";
 import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole, takeTerminalAt } from "./oci.ts";
 import {
   lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, readEtc, resolveUser, setHostname, switchUser,
@@ -44,6 +44,12 @@ export const tool = defineTool({
       if (opts.mountProc) span("mount /proc", undefined, () => mountProc(sys));
       faultPoint("exec:proc");
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
+      // The move into the cgroup waits in the kernel for an RCU grace period (5-15 ms): begun on
+      // a thread here, it passes while corerun-mount pivots and corerun says go, instead of after.
+      // From here to the exec this process only waits for go and takes the last steps, as it did
+      // after a join there. The OCI path joins after its startContainer hooks, which must not
+      // count against the container's pids.max.
+      const joining = sync && !oci && cgroupFds.length ? span("begin cgroup join", undefined, () => startJoinCgroupFds(cgroupFds)) : undefined;
       if (sync) {
         span("send ready", undefined, () => sync!.sendReady());
         faultPoint("exec:ready");
@@ -83,7 +89,7 @@ export const tool = defineTool({
       enterWorkdir(opts.workdir);
       const creds = opts.user === undefined ? undefined : resolveUser(opts.user, readEtc("/etc/passwd"), readEtc("/etc/group"));
       const env = containerEnv(opts, hostname, creds?.home);
-      span("join cgroup", { cgroups: opts.cgroups, cgroupns: opts.cgroupns }, () => joinCgroup(sys, cgroupFds, opts.cgroupns));
+      span("join cgroup", { cgroups: opts.cgroups, cgroupns: opts.cgroupns }, () => joinCgroup(sys, joining ?? cgroupFds, opts.cgroupns));
       if (cgroupFs) span("mount /sys/fs/cgroup", undefined, () => mountCgroupTree(sys, cgroupFs, !opts.unmasked));
       prepareFds(sys, opts.preserveFds);
       span("drop capabilities", undefined, () => dropCapabilities(sys, opts.capabilities, lastCap));

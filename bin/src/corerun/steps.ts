@@ -152,12 +152,14 @@ export function handToContainerRoot(root: string, dir: string, userns: { uidMap:
 
 /**
  * The files corerun-exec runs from, readable by a mapped uid: the checkout may sit where only
- * host root can read (under /root, or a 0700 temporary directory). The bundle and koffi are copied
- * once per build into ROOT/runtime/KEY, owned by root and world-readable.
+ * host root can read (under /root, or a 0700 temporary directory). The bundle (koffi's JavaScript
+ * is in it), koffi's native addon and corerun's native helper are copied once per build into
+ * ROOT/runtime/KEY, owned by root and world-readable.
  */
 export function execRuntime(root: string): string {
-  // The loader, the bundle it compiles and the bundle's code cache (tools/build.mjs).
-  const files = ["corerun-exec.cjs", "corerun-exec.bundle.cjs", "corerun-exec.bundle.cache"].filter((f) => existsSync(join(DIST, f)));
+  // The loader, the bundle it compiles, the bundle's code cache (tools/build.mjs) and the native
+  // helper, which corerun-exec loads from beside its script (its cgroup join).
+  const files = ["corerun-exec.cjs", "corerun-exec.bundle.cjs", "corerun-exec.bundle.cache", "libcorerun.so"].filter((f) => existsSync(join(DIST, f)));
   const st = statSync(join(DIST, "corerun-exec.bundle.cjs"));
   const key = createHash("sha256").update(`${st.size}:${st.mtimeMs}:${process.versions.node}`).digest("hex").slice(0, 16);
   const dest = join(root, "runtime", key);
@@ -168,9 +170,7 @@ export function execRuntime(root: string): string {
   try {
     const modules = koffiModulesDir();
     for (const f of files) cpSync(join(DIST, f), join(tmp, f));
-    cpSync(join(modules, "koffi"), join(tmp, "node_modules", "koffi"), { recursive: true });
-    const native = join(modules, "@koromix");
-    if (existsSync(native)) cpSync(native, join(tmp, "node_modules", "@koromix"), { recursive: true });
+    cpSync(join(modules, "@koromix"), join(tmp, "node_modules", "@koromix"), { recursive: true });
     chmodSync(tmp, 0o755);
     renameSync(tmp, dest);
   } catch (err) {

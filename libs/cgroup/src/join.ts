@@ -1,5 +1,6 @@
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { writeInBackground, type SyscallError } from "@corerun/syscall";
 import { nodeCgroupFs, type CgroupFs } from "./fs.ts";
 import { writeValue } from "./files.ts";
 
@@ -44,6 +45,31 @@ export function joinCgroupFds(fds: readonly number[]): void {
       closeSync(fd);
     }
   }
+}
+
+/**
+ * joinCgroupFds begun on a thread: the kernel makes a move into a cgroup wait for an RCU grace
+ * period (5-15 ms), which a caller that has other things to wait for (corerun-exec, for "go")
+ * need not spend doing nothing. The returned function waits for the join, throws as
+ * joinCgroupFds does, and closes the fds.
+ */
+export function startJoinCgroupFds(fds: readonly number[]): () => void {
+  let wait: () => void;
+  try {
+    wait = writeInBackground(fds, "0");
+  } catch (err) {
+    for (const fd of fds) closeSync(fd);
+    throw new Error(`cannot join the cgroup`, { cause: err });
+  }
+  return () => {
+    try {
+      wait();
+    } catch (err) {
+      throw new Error(`cannot join the cgroup through ${(err as SyscallError).path ?? "an fd"}`, { cause: err });
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+  };
 }
 
 /**

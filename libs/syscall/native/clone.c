@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -464,4 +465,85 @@ int corerun_send_fd(int sock, int fd, const char *name)
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
     return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+/*
+ * Writes on a thread of its own, for a write that blocks in the kernel while the caller has other
+ * things to wait for: moving a process into a cgroup through cgroup.procs waits for an RCU grace
+ * period (5-15 ms here) unless another migration has just paid for one. The writes go to the fds
+ * in order; the first failure stops them. One at a time per process.
+ */
+static struct {
+    pthread_t thread;
+    int *fds;
+    int n;
+    char data[32];
+    size_t len;
+    int failed;
+    int err;
+    int running;
+} bg;
+
+static void *bg_main(void *unused)
+{
+    int i;
+
+    (void)unused;
+    for (i = 0; i < bg.n; i++) {
+        ssize_t n;
+        do
+            n = write(bg.fds[i], bg.data, bg.len);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            bg.failed = i;
+            bg.err = errno;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Starts the writes of data to fds[0..n); 0, or -1 with errno set. */
+int corerun_write_start(const int *fds, int n, const char *data)
+{
+    size_t len = strlen(data);
+    int rc;
+
+    if (bg.running || n < 0 || len >= sizeof bg.data) {
+        errno = bg.running ? EBUSY : EINVAL;
+        return -1;
+    }
+    bg.fds = malloc((n ? n : 1) * sizeof(int));
+    if (!bg.fds)
+        return -1;
+    memcpy(bg.fds, fds, n * sizeof(int));
+    memcpy(bg.data, data, len + 1);
+    bg.n = n;
+    bg.len = len;
+    bg.failed = -1;
+    bg.err = 0;
+    rc = pthread_create(&bg.thread, NULL, bg_main, NULL);
+    if (rc) {
+        free(bg.fds);
+        errno = rc;
+        return -1;
+    }
+    bg.running = 1;
+    return 0;
+}
+
+/*
+ * Waits for the writes started by corerun_write_start: -1 when they all went through, else the
+ * index of the fd whose write failed, with its errno in *err.
+ */
+int corerun_write_wait(int *err)
+{
+    *err = EINVAL;
+    if (!bg.running)
+        return 0;
+    pthread_join(bg.thread, NULL);
+    bg.running = 0;
+    free(bg.fds);
+    *err = bg.err;
+    return bg.failed;
 }

@@ -7,5 +7,6 @@ export { NAMESPACES, namespaceFlags, inNetworkNamespace, inNamespaces, canJoinBy
 export * from "./netlink.ts";
 export { startInNamespaces, enterContainer, inPidNamespace, envp, type StartOptions, type EnterOptions, type IdMapText } from "./spawn.ts";
 export { koffiModulesDir } from "./_libc.ts";
+export { writeInBackground } from "./background.ts";
 export { makeRaw, openPty, setWindowSize, takeTerminal, connectUnix, fdSender, type FdSender } from "./terminal.ts";
 export { libseccomp, SCMP_ACT, SCMP_CMP, type SeccompArgCmp, type SeccompContext, type SyscallNumber } from "./libseccomp.ts";
