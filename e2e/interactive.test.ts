@@ -243,13 +243,23 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
       process.kill(paused, "SIGCONT");
       await settledClean("after SIGINT once the container ran, before the attach");
       assert.doesNotMatch(held.out(), /up/, "its output was never shown");
-      // At moments of the start from the very first on.
-      for (const [sig, ms] of [["SIGINT", 0], ["SIGTERM", 100], ["SIGINT", 200], ["SIGTERM", 300]] as const) {
-        const run = start();
-        await new Promise((r) => setTimeout(r, ms));
+      // At once, then with the start held at its steps before the client says its terminal is up
+      // (the monitor forked, the tree cloned, the id reported, the client connected): each is
+      // before the attach, so each must end the container. After the attach, the client going is a
+      // detach (the container runs on, as Docker's), which a timed kill could reach on a fast start.
+      const now = start();
+      now.child.kill("SIGINT");
+      await now.exited;
+      await settledClean("after SIGINT at once");
+      for (const [sig, point] of [["SIGTERM", "monitor:forked"], ["SIGINT", "corerun:cloned"], ["SIGTERM", "detach:id-reported"], ["SIGINT", "attach:connected"]] as const) {
+        const run = start({ CORERUN_FAULT_PAUSE: point });
+        const paused = await pausedProcess();
         run.child.kill(sig);
+        // The client itself may be the one held: the signal is delivered when it goes on.
+        if (paused === run.child.pid) process.kill(paused, "SIGCONT");
         await run.exited;
-        await settledClean(`after ${sig} ${ms} ms into run -it`);
+        if (paused !== run.child.pid) process.kill(paused, "SIGCONT");
+        await settledClean(`after ${sig} with the start held at ${point}`);
       }
     } finally {
       // A failed check leaves its container: it goes first, then the cgroup parent it was in.

@@ -7,7 +7,7 @@
  */
 import { once } from "node:events";
 import { createConnection, type Socket } from "node:net";
-import { defineTool, UsageError } from "@corerun/cli";
+import { defineTool, faultPoint, UsageError } from "@corerun/cli";
 import { isAlive, stateRoot, type State } from "@corerun/state";
 import { DEFAULT_DETACH_KEYS, DetachScanner, parseDetachKeys } from "./detachkeys.ts";
 import type { RunConfig } from "./args.ts";
@@ -120,7 +120,10 @@ export async function attachTo(root: string, ref: string, s: State, opts: Attach
   const input = opts.stdin && s.detached.stdin ? process.stdin : undefined;
   const restore = tty ? rawTerminal(input, process.stdout) : () => {};
   // From here on Ctrl-C is a byte for the container, and this process going is a detach.
-  if (opts.foreground) sock.write(frame("a", Buffer.alloc(0)));
+  if (opts.foreground) {
+    faultPoint("attach:connected");
+    sock.write(frame("a", Buffer.alloc(0)));
+  }
   let code: number | undefined;
   let detached = false;
   let pending: Buffer = Buffer.alloc(0);
