@@ -14,7 +14,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { busyboxRootfs, isRoot, processesWith, REPO, removeStateRoot, stateRoot, tool } from "./helpers.ts";
+import { busyboxRootfs, isRoot, pausedProcess, processesWith, REPO, removeStateRoot, stateRoot, tool } from "./helpers.ts";
 import { assertHostClean as assertScopeClean, hierarchies } from "./host.ts";
 
 const tag = randomBytes(3).toString("hex");
@@ -87,22 +87,6 @@ function signalIfAlive(pid: number, sig: NodeJS.Signals): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
   }
-}
-
-/** The process of this file's start that stopped itself at a CORERUN_FAULT_PAUSE point. */
-async function pausedProcess(root: string): Promise<number> {
-  for (let i = 0; i < 600; i++) {
-    for (const pid of processesWith(root)) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return pid;
-      } catch {
-        // gone
-      }
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error("no process stopped at the pause point");
 }
 
 /** The fault points one start passes, in the order first reached, from every process of it. */

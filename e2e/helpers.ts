@@ -86,4 +86,20 @@ export function processesWith(marker: string): number[] {
   return out;
 }
 
+/** A process whose command line names `marker` (a state root) that stopped itself at a CORERUN_FAULT_PAUSE point. */
+export async function pausedProcess(marker: string): Promise<number> {
+  for (let i = 0; i < 600; i++) {
+    for (const pid of processesWith(marker)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return pid;
+      } catch {
+        // gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("no process stopped at the pause point");
+}
+
 export { spawn };

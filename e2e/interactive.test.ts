@@ -9,7 +9,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, processesWith, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, pausedProcess, processesWith, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
 import { assertHostClean, hierarchies } from "./host.ts";
 
 let rootfs = "";
@@ -72,22 +72,6 @@ async function underPty(command: string, steps: [RegExp, string, number?][], tim
     clearTimeout(timer);
     child.stdin.end();
   }
-}
-
-/** A process of this file's containers that stopped itself at a CORERUN_FAULT_PAUSE point. */
-async function pausedProcess(): Promise<number> {
-  for (let i = 0; i < 600; i++) {
-    for (const pid of processesWith(root)) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return pid;
-      } catch {
-        // gone
-      }
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error("no process stopped at the pause point");
 }
 
 function assertClean(): void {
@@ -236,7 +220,7 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
       // Its container runs, its client has not attached: the start is held at its last step (the
       // first process runs its command) while the client gets a SIGINT, as a Ctrl-C typed then.
       const held = start({ CORERUN_FAULT_PAUSE: "detach:pid-reported" });
-      const paused = await pausedProcess();
+      const paused = await pausedProcess(root);
       assert.ok(leftoverState(root).length === 1 && processesWith(marker).length > 0, "the container runs");
       held.child.kill("SIGINT");
       assert.equal(await held.exited, "SIGINT");
@@ -253,7 +237,7 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
       await settledClean("after SIGINT at once");
       for (const [sig, point] of [["SIGTERM", "monitor:forked"], ["SIGINT", "corerun:cloned"], ["SIGTERM", "detach:id-reported"], ["SIGINT", "attach:connected"]] as const) {
         const run = start({ CORERUN_FAULT_PAUSE: point });
-        const paused = await pausedProcess();
+        const paused = await pausedProcess(root);
         run.child.kill(sig);
         // The client itself may be the one held: the signal is delivered when it goes on.
         if (paused === run.child.pid) process.kill(paused, "SIGCONT");
