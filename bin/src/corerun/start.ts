@@ -72,7 +72,7 @@ export const start = defineTool({
   tail: "command",
   notes: [
     "An exited container of run -d (without --rm) starts again with the same id, name, config,\nenvironment and image, its image's writable layer (what it wrote is there), its log file\n(appended to) and, on a bridge, the same address and host ports when they are still free; its\n--restart policy applies again, from its first delay and count. Its run command line is read\nagain in the directory it was run from. start prints each name and returns once the command\nruns; with -a it prints the container's output until it exits and exits with its status (-a\ntakes one container, and does not pass input).",
-    "A created OCI container (corerun create ID, as engines call it) is started as runc starts it:\nits process execs the bundle's program. A running, restarting or foreground container, or an\nunknown or ambiguous name, is refused in one line, exit 125.",
+    "A created OCI container (corerun create ID, as engines call it) is started as runc starts it:\nits process execs the bundle's program. A detached container that runs already is left as it is\n(its name printed; -a attaches to it), as docker start does. A restarting or foreground\ncontainer, or an unknown or ambiguous name, is refused in one line, exit 125.",
   ],
   examples: ["sudo corerun start web", "sudo corerun start -a job          # its output, then its exit status", "sudo corerun start ID              # an OCI container (after corerun create)"],
   async run(ctx) {
@@ -88,12 +88,19 @@ export const start = defineTool({
     }
     if (attach && found.length > 1) throw new UsageError("start -a attaches to one container; name one");
     for (const f of found) f.s = await exitSettled(root, f.s);
+    // A detached container that runs already is left as it is, as docker start does (-a attaches to it).
+    const running = (s: State) => s.status === "running" && s.detached !== undefined && isAlive(s.detached.monitor);
     // Every refusal before the first start, as the other commands check every name first.
     for (const { ref, s } of found) {
-      const why = startRefusal(s, ref, isAlive);
+      const why = running(s) ? undefined : startRefusal(s, ref, isAlive);
       if (why) throw new UsageError(why);
     }
     for (const { ref, s } of found) {
+      if (running(s)) {
+        if (attach) return attachTo(root, ref, s, { keys: parseDetachKeys(DEFAULT_DETACH_KEYS), stdin: false, proxy: !(s.detached!.tty ?? false) });
+        process.stdout.write(`${ref}\n`);
+        continue;
+      }
       const started = await startAgain(root, ref, s, attach);
       if (typeof started === "number") return started;
       if (!attach) {
