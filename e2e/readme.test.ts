@@ -181,6 +181,22 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
+  test("the detached-rootless example, run by a user other than root", async () => {
+    const user = makeRootlessUser("crrd");
+    try {
+      const r = user.bash(readmeBlock("detached-rootless"));
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), ["box", "sh", "box", "box"]);
+      const state = join(user.base, "run/corerun");
+      assert.deepEqual(readdirSync(state).filter((n) => /^[0-9a-f]{12}$/.test(n)), [], "no container is left");
+      // The monitor has exited; the host's init reaps it when it will.
+      for (let i = 0; i < 100 && run("pgrep", ["-u", user.name]).code === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.notEqual(run("pgrep", ["-u", user.name]).code, 0, "a process of the user is left");
+    } finally {
+      user.remove();
+    }
+  });
+
   test("the corerun-ns examples", () => {
     const r = bash(readmeBlock("corerun-ns"));
     assert.equal(r.code, 0, r.stderr);

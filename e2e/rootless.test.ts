@@ -79,6 +79,68 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     assert.equal(open.stdout.replace(/\t/g, " "), "NoNewPrivs: 1\nSeccomp: 0\nunshared\n", open.stderr);
   });
 
+  /** Waits until check holds, polling every 100 ms, or fails naming what it waited for. */
+  async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!check()) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+      await delay(100);
+    }
+  }
+
+  /** The user's containers as ps --json -a lists them. */
+  const psAll = () => JSON.parse(asUser(["ps", "-a", "--json"]).stdout) as { id: string; statusText: string; detached?: { monitor: { pid: number } } }[];
+
+  test("rootless run -d: logs, exec in its namespaces (hostname, pid 1, uid map), stop, rm; rm -f and cleanup of a killed monitor leave nothing", async () => {
+    const rootfs = join(base, "build/rootfs");
+    const state = join(base, "run", "corerun");
+    const name = `rld${process.pid}`;
+    const d = asUser(["run", "-d", "--rootfs", rootfs, "--name", name, "--hostname", "rlhost", "/bin/sh", "-c", 'trap "echo bye; exit 0" TERM; echo hello; echo oops >&2; while :; do sleep 0.1; done']);
+    assert.equal(d.code, 0, d.stderr);
+    const id = d.stdout.trim();
+    assert.match(id, /^[0-9a-f]{12}$/);
+    assert.match(asUser(["ps"]).stdout, new RegExp(`^${id} +${name} +running +\\d+ +none `, "m"));
+    await until("the container's first line in its log", () => asUser(["logs", name]).stdout === "hello\n");
+    const e = asUser(["exec", name, "/bin/sh", "-c", "hostname; echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; id -u; cat /proc/self/uid_map; ls /sys/class/net"]);
+    assert.equal(e.code, 0, e.stderr);
+    const [host, pid, cmdline, ...rest] = e.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+    assert.equal(host, "rlhost");
+    assert.ok(Number(pid) > 1, `exec's process is not PID 1 of the container: ${pid}`);
+    assert.match(cmdline!, /^\/bin\/sh -c trap/, "exec sees the container's first process as PID 1");
+    assert.deepEqual(rest, ["0", `0 ${uid} 1`, "lo"]);
+    assert.equal(asUser(["exec", name, "/bin/sh", "-c", "exit 7"]).code, 7, "exec's status is its command's");
+    const stopped = asUser(["stop", "-t", "5", name]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal(stopped.stdout, `${name}\n`);
+    assert.equal(psAll().find((c) => c.id === id)?.statusText, "exited (0)");
+    const logs = asUser(["logs", name]);
+    assert.equal(logs.stdout, "hello\nbye\n");
+    assert.equal(logs.stderr, "oops\n");
+    const removed = asUser(["rm", name]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.ok(!existsSync(join(state, id)), "rm removes the state directory");
+    // The monitor has exited; the host's init reaps it when it will.
+    await until("the user's processes to be gone after rm", () => run("pgrep", ["-u", USER]).code !== 0);
+
+    const f = asUser(["run", "-d", "--rootfs", rootfs, "/bin/sleep", "100"]);
+    assert.equal(f.code, 0, f.stderr);
+    const forced = asUser(["rm", "-f", f.stdout.trim()]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.ok(!existsSync(join(state, f.stdout.trim())), "rm -f removes the state directory");
+
+    // A monitor killed: its container is found by ps and ended and removed by cleanup.
+    const k = asUser(["run", "-d", "--rootfs", rootfs, "/bin/sleep", "100"]);
+    assert.equal(k.code, 0, k.stderr);
+    const lost = k.stdout.trim();
+    process.kill(psAll().find((c) => c.id === lost)!.detached!.monitor.pid, "SIGKILL");
+    await until("ps to report the lost monitor", () => psAll().find((c) => c.id === lost)?.statusText === "monitor-lost");
+    const c = asUser(["cleanup"]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(c.stdout, `${lost}\n`);
+    assert.deepEqual(readdirSync(state).filter((n) => /^[0-9a-f]{12}$/.test(n)), [], "no container directory is left");
+    await until("the user's processes to be gone", () => run("pgrep", ["-u", USER]).code !== 0);
+  });
+
   test("nothing is left behind: no state, mount point, mount or process", () => {
     const state = join(base, "run", "corerun");
     assert.deepEqual(existsSync(state) ? readdirSync(state).filter((n) => /^[0-9a-f]{12}$/.test(n)) : [], []);
@@ -150,6 +212,30 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     const rm = asUser(["image", "rm", "fixture:oci"]);
     assert.equal(rm.code, 0, rm.stderr);
     assert.deepEqual(readdirSync(join(store, "layers/sha256")), [], "the user removes its layers, files of uid 1000 too");
+  });
+
+  test("rootless run -d of an image with subordinate ids: exec as uid 1000, start again on the kept writable layer, rm removes it", async (t) => {
+    if (!existsSync("/usr/bin/newuidmap")) return t.skip("newuidmap (Debian's uidmap package) is not installed");
+    assert.equal(asUser(["image", "import", join(base, "oci")]).code, 0);
+    const store = join(base, "run/corerun");
+    const name = `rldi${process.pid}`;
+    const d = asUser(["run", "-d", "--name", name, "-u", "0:0", "--entrypoint", "/bin/sh", "fixture:oci", "-c", "echo run >> /data/runs; chown 1000:1000 /data/runs; cat /data/runs; sleep 100"]);
+    assert.equal(d.code, 0, d.stderr);
+    const id = d.stdout.trim();
+    await until("the first run's output", () => asUser(["logs", name]).stdout === "run\n");
+    const e = asUser(["exec", "-u", "1000", name, "/bin/sh", "-c", "id -u; stat -c %u /data/runs"]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.equal(e.stdout, "1000\n1000\n");
+    assert.equal(asUser(["stop", "-t", "0", name]).code, 0);
+    const again = asUser(["start", name]);
+    assert.equal(again.code, 0, again.stderr);
+    await until("the second run's output, on the first run's writes", () => asUser(["logs", name]).stdout === "run\nrun\nrun\n");
+    const removed = asUser(["rm", "-f", name]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.ok(!existsSync(join(store, id)), "rm removes the state directory and the writable layer, files of uid 1000 too");
+    assert.deepEqual(hostMountsUnder(base), [], "no mount is left");
+    await until("the user's processes to be gone", () => run("pgrep", ["-u", USER]).code !== 0);
+    assert.equal(asUser(["image", "rm", "fixture:oci"]).code, 0);
   });
 
   test("rootless, a file capability of the image holds in the user's containers: the store keeps it as revision 3 for the user's uid", (t) => {

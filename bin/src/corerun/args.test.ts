@@ -96,6 +96,9 @@ describe("parseRunConfig", () => {
     assert.deepEqual(cfg.userns, { auto: false, uidMap: [{ container: 0, host: 1000, size: 1 }], gidMap: [{ container: 0, host: 1000, size: 1 }] });
     assert.equal(cfg.root, "/tmp/corerun-1000");
     assert.equal(rootless(["--uidmap", "0:1000:1", "sh"]).rootless, true);
+    // Detached and -it containers run under corerun-monitor, which needs no privilege.
+    assert.equal(rootless(["-d", "sh"]).detach, true);
+    assert.equal(rootless(["-i", "-t", "--detach-keys", "ctrl-a", "sh"]).tty, true);
     for (const [argv, message] of [
       [["--memory", "64", "sh"], /--memory: cgroup limits of rootless containers \(corerun run as uid 1000\) need a delegated cgroup/],
       [["--network", "bridge", "sh"], /get --network none only; bridge networking and published ports need root/],

@@ -45,7 +45,7 @@ export const runArgs = {
   restart: { type: "string", valueHint: "POLICY", description: "with -d: no (default), on-failure[:N] (non-zero exits, at most N restarts), always, or unless-stopped; the monitor starts the container again after 100 ms, doubled each time" },
   init: { type: "boolean", description: "run a tiny init as PID 1 that forwards signals to the command and reaps zombies (Docker's docker-init, at /sbin/docker-init)" },
   ulimit: { type: "string", valueHint: "NAME=SOFT[:HARD]", description: "a resource limit in Docker's names (nofile, nproc, core, memlock, stack, ...; -1 or unlimited), repeatable" },
-  tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal (with -d or -it as root, held by the container's monitor for corerun attach)" },
+  tty: { type: "boolean", alias: "t", description: "give the command a pty from the container's devpts as its controlling terminal, relayed to corerun's terminal (with -d or -it, held by the container's monitor for corerun attach)" },
   interactive: { type: "boolean", alias: "i", description: "pass corerun's stdin to the command (into its pty with -t); without it the command reads /dev/null; with -d its input stays open for corerun attach" },
   "detach-keys": { type: "string", valueHint: "KEYS", description: "with -it: keys that detach, leaving the container running for corerun attach (default ctrl-p,ctrl-q; \"\" for none)" },
   entrypoint: { type: "string", valueHint: "CMD", description: "the program to run, before the command's words (replaces an image's Entrypoint and drops its Cmd)" },
@@ -233,10 +233,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (ctx.flags.detach && ctx.flags["print-script"]) throw new UsageError("--print-script prints a start in the foreground; drop -d");
   if (ctx.values["detach-keys"] !== undefined) {
     if (!ctx.flags.tty || !ctx.flags.interactive || ctx.flags.detach) throw new UsageError("--detach-keys: only run -it (in the foreground) reads typed keys; add -i and -t, or with -d give it to corerun attach");
-    if (uid !== 0) throw new UsageError("--detach-keys: detaching needs root (the container's monitor); run as root, or drop --detach-keys");
     parseDetachKeys(ctx.values["detach-keys"].at(-1)!);
   }
-  if (ctx.flags.detach && isRootless) throw new UsageError("-d: detached containers need root (their monitor's cgroup and state); run in the foreground");
   const restartGiven = ctx.values.restart?.at(-1);
   const restart = restartGiven === undefined ? undefined : parseRestart(restartGiven);
   if (restart && restart.name !== "no") {

@@ -152,7 +152,8 @@ function prepareRootless(image: ImageRun["image"], c: { dir: string; path: strin
   const { upper, work } = rootlessDirs(c.dir);
   const { id, ref, lower } = image;
   updateState(c.path, (s) => ({ image: { id, ref, lower, target, upper, work }, config: { ...s.config, rootfs: target } }));
-  for (const d of [target, upper, work]) mkdirSync(d, { mode: 0o755 });
+  // A start again (corerun start, a restart) finds the writable layer of the last run, kept.
+  for (const d of [target, upper, work]) mkdirSync(d, { recursive: true, mode: 0o755 });
   return target;
 }
 

@@ -97,10 +97,10 @@ function killRecorded(ref: ProcessRef | undefined): void {
 
 /**
  * A foreground run -it runs under corerun-monitor too, its corerun attached to it: the detach keys
- * then leave it running, as Docker's. Without root there is no monitor: the pty is relayed directly.
+ * then leave it running, as Docker's. Rootless too: the monitor needs no privilege.
  */
 export function attachedRun(cfg: RunConfig): boolean {
-  return !cfg.detach && cfg.tty && cfg.interactive && !cfg.rootless;
+  return !cfg.detach && cfg.tty && cfg.interactive;
 }
 
 /**

@@ -9,7 +9,7 @@
  * start, and the engine's subreaper inherits the container.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, openSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
@@ -463,9 +463,27 @@ export function ociPause(root: string, id: string, pause: boolean): void {
 /** The pids of every process in the container's cgroup. */
 export function ociPids(root: string, id: string): number[] {
   const s = mustFind(root, id);
-  if (!s.cgroup) return s.init && isAlive(s.init) ? [s.init.pid] : [];
+  if (!s.cgroup) return s.init && isAlive(s.init) ? pidNamespaceMembers(s.init.pid) : [];
   const cg = cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices });
   return cg.exists() ? cg.pids() : [];
+}
+
+/**
+ * The processes of a container without a cgroup (a rootless one): those in its first process's
+ * PID namespace, which every process of the container is in (exec's too).
+ */
+function pidNamespaceMembers(pid: number): number[] {
+  const ns = (p: string) => {
+    try {
+      return statSync(`/proc/${p}/ns/pid`).ino;
+    } catch {
+      // Gone meanwhile, or not ours to look at: not the container's.
+      return -1;
+    }
+  };
+  const own = ns(String(pid));
+  if (own < 0) return [];
+  return readdirSync("/proc").filter((p) => /^\d+$/.test(p) && ns(p) === own).map(Number).sort((a, b) => a - b);
 }
 
 /** `ps --format table`: the host's ps, keeping the header and the container's processes. */

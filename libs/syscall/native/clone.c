@@ -294,6 +294,9 @@ struct enter_args {
     unsigned int seccomp_flags;
     /* Without a terminal: this fd (/dev/null for exec without -i) as stdin, or the caller's when < 0. */
     int stdin_fd;
+    /* Joining the PID namespace too: where the first child reports the real child's pid (below). */
+    int report_fd;
+    char *stack2;
 };
 
 enum enter_step { STEP_SYNC = 1, STEP_SETNS, STEP_TTY, STEP_CHDIR, STEP_BOUNDING, STEP_USER, STEP_CAPS, STEP_AMBIENT, STEP_NNP, STEP_SECCOMP, STEP_EXEC };
@@ -367,7 +370,8 @@ static int enter_main(void *p)
         close(a->sync_close_fd);
     if (wait_byte(a->sync_fd) < 0)
         enter_fail(a, STEP_SYNC);
-    if (setns(a->pidfd, a->ns_flags) < 0)
+    /* Joined already by enter_first when the PID namespace is joined too. */
+    if (a->ns_flags && setns(a->pidfd, a->ns_flags) < 0)
         enter_fail(a, STEP_SETNS);
     close(a->pidfd);
     if (a->tty_fd >= 0) {
@@ -393,7 +397,8 @@ static int enter_main(void *p)
     if (a->filter && !a->no_new_privs && load_filter(a) < 0)
         enter_fail(a, STEP_SECCOMP);
     /* Raw calls: this child has one thread, glibc's wrappers would signal the parent's. */
-    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || syscall(SYS_setgroups, a->ngroups, a->groups) < 0 ||
+    /* setgroups is denied in a user namespace an unprivileged user made: the groups stay, as for the first process. */
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || (syscall(SYS_setgroups, a->ngroups, a->groups) < 0 && errno != EPERM) ||
         syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0 || syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0 ||
         prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
         enter_fail(a, STEP_USER);
@@ -423,21 +428,87 @@ static int enter_main(void *p)
 }
 
 /*
+ * setns into a PID namespace needs CAP_SYS_ADMIN in the caller's own user namespace too: a user
+ * other than root cannot set it for Node's children, whatever user namespace owns it. So a first
+ * child joins every namespace (the container's user namespace first, in which it then holds
+ * that capability) and clones the real child with CLONE_PARENT: it is born in the PID
+ * namespace, as the caller's child, while this one stays in the caller's, so that the pid clone
+ * returns is the caller's. It reports that pid (or minus errno) and exits, as userns_main does.
+ */
+static int enter_first(void *p)
+{
+    struct enter_args *a = p;
+    int pid;
+
+    if (setns(a->pidfd, a->ns_flags | CLONE_NEWPID) < 0) {
+        pid = -errno;
+    } else {
+        a->ns_flags = 0;
+        pid = clone(enter_main, a->stack2 + STACK_SIZE, CLONE_PARENT, a);
+        if (pid < 0)
+            pid = -errno;
+    }
+    if (write(a->report_fd, &pid, sizeof pid) != sizeof pid)
+        _exit(125);
+    _exit(0);
+}
+
+/* The first child of enter_first, its report read and the child reaped; the real child's pid. */
+static int enter_in_pidns(struct enter_args *a)
+{
+    int report[2], pid = -1, first, status, saved = 0;
+    ssize_t n;
+
+    a->stack2 = malloc(STACK_SIZE);
+    if (!a->stack2)
+        return -1;
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        free(a->stack2);
+        return -1;
+    }
+    a->report_fd = report[1];
+    first = clone_child(enter_first, a, 0, &a->mask);
+    if (first < 0)
+        saved = errno;
+    close(report[1]);
+    if (first >= 0) {
+        do
+            n = read(report[0], &pid, sizeof pid);
+        while (n < 0 && errno == EINTR);
+        if (n != sizeof pid) {
+            pid = -1;
+            saved = ECHILD;
+        } else if (pid < 0) {
+            saved = -pid;
+            pid = -1;
+        }
+        while (waitpid(first, &status, __WALL) < 0 && errno == EINTR)
+            ;
+    }
+    close(report[0]);
+    free(a->stack2);
+    errno = saved;
+    return pid;
+}
+
+/*
  * Returns the new process's pid, or -1 with errno set. It waits for one byte on sync_fd before
  * it enters: the caller moves it into the container's cgroup and sets its rlimits meanwhile.
+ * join_pid: it is born in the PID namespace of pidfd's process too.
  */
 int corerun_enter_exec(char *const argv[], char *const envp[], const char *cwd, int pidfd, int ns_flags, int sync_fd,
                        int sync_close_fd, int err_fd, int tty_fd, unsigned int uid, unsigned int gid, int ngroups,
                        const unsigned int *groups, const unsigned int *caps, int last_cap, int no_new_privs, int umask_value,
-                       const void *filter, int filter_len, unsigned int seccomp_flags, int stdin_fd)
+                       const void *filter, int filter_len, unsigned int seccomp_flags, int stdin_fd, int join_pid)
 {
     struct enter_args a = { .argv = argv, .envp = envp, .cwd = cwd, .pidfd = pidfd, .ns_flags = ns_flags, .sync_fd = sync_fd,
                             .sync_close_fd = sync_close_fd, .err_fd = err_fd, .tty_fd = tty_fd, .uid = uid, .gid = gid,
                             .ngroups = ngroups, .groups = groups, .caps = caps, .last_cap = last_cap,
                             .no_new_privs = no_new_privs, .umask_value = umask_value, .filter = filter,
-                            .filter_len = filter_len, .seccomp_flags = seccomp_flags, .stdin_fd = stdin_fd };
+                            .filter_len = filter_len, .seccomp_flags = seccomp_flags, .stdin_fd = stdin_fd,
+                            .report_fd = -1, .stack2 = NULL };
 
-    return clone_child(enter_main, &a, 0, &a.mask);
+    return join_pid ? enter_in_pidns(&a) : clone_child(enter_main, &a, 0, &a.mask);
 }
 
 /*

@@ -267,13 +267,13 @@ export const linuxSyscall: Syscall = {
   },
   enterExec(o) {
     const enter = nativeFn(
-      "int corerun_enter_exec(const char **argv, const char **envp, const char *cwd, int pidfd, int ns_flags, int sync_fd, int sync_close_fd, int err_fd, int tty_fd, unsigned int uid, unsigned int gid, int ngroups, const uint32_t *groups, const uint32_t *caps, int last_cap, int no_new_privs, int umask_value, const void *filter, int filter_len, unsigned int seccomp_flags, int stdin_fd)",
+      "int corerun_enter_exec(const char **argv, const char **envp, const char *cwd, int pidfd, int ns_flags, int sync_fd, int sync_close_fd, int err_fd, int tty_fd, unsigned int uid, unsigned int gid, int ngroups, const uint32_t *groups, const uint32_t *caps, int last_cap, int no_new_privs, int umask_value, const void *filter, int filter_len, unsigned int seccomp_flags, int stdin_fd, int join_pid)",
     );
     const words = (set: readonly number[]) => [0, 1].map((w) => set.filter((c) => c >= w * 32 && c < w * 32 + 32).reduce((m, c) => m | (1 << (c % 32)), 0) >>> 0);
     const caps = Uint32Array.from([o.caps.bounding, o.caps.effective, o.caps.permitted, o.caps.inheritable, o.caps.ambient].flatMap(words));
     return check(
       enter([...o.argv, null], [...o.env, null], o.cwd, o.pidfd, o.nsFlags, o.sync[0], o.sync[1], o.errFd, o.ttyFd, o.uid, o.gid, o.groups.length, Uint32Array.from(o.groups), caps, o.lastCap, o.noNewPrivs ? 1 : 0, o.umask ?? -1,
-        o.seccomp?.program ?? null, (o.seccomp?.program.length ?? 0) / 8, o.seccomp?.flags ?? 0, o.stdinFd ?? -1),
+        o.seccomp?.program ?? null, (o.seccomp?.program.length ?? 0) / 8, o.seccomp?.flags ?? 0, o.stdinFd ?? -1, o.pidNamespace ? 1 : 0),
       "clone",
       o.argv[0],
     );

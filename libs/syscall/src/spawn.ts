@@ -96,7 +96,7 @@ function mapWith(helper: string, pid: number, map: string): void {
 
 const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve"];
 
-export interface EnterOptions extends Omit<EnterExecArgs, "sync" | "errFd" | "nsFlags" | "pidfd"> {
+export interface EnterOptions extends Omit<EnterExecArgs, "sync" | "errFd" | "nsFlags" | "pidfd" | "pidNamespace"> {
   /** A pidfd of the container's first process; its namespaces are joined. */
   pidfd: number;
   /** Namespaces to join besides the PID namespace: CLONE_NEW* flags. */
@@ -117,8 +117,9 @@ export function enterContainer(sys: Syscall, o: EnterOptions): number {
   const err = sys.pipe();
   let pid: number | undefined;
   try {
-    const clone = () => sys.enterExec({ ...o, sync, errFd: err[1] });
-    pid = o.pidNamespace ? inPidNamespace(sys, o.pidfd, clone) : clone();
+    // The PID namespace is joined by the native helper, not set for Node's children: without root
+    // that setns needs the container's user namespace joined first, which Node cannot do.
+    pid = sys.enterExec({ ...o, sync, errFd: err[1] });
     closeSync(err[1]);
     err[1] = -1;
     o.prepare?.(pid);

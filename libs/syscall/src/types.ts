@@ -127,4 +127,6 @@ export interface EnterExecArgs {
   seccomp?: { program: Uint8Array; flags: number } | undefined;
   /** Without a terminal: its stdin (/dev/null when exec has no -i); the caller's when absent. */
   stdinFd?: number | undefined;
+  /** Born in the PID namespace of pidfd's process too (through a first child that joins it). */
+  pidNamespace: boolean;
 }
