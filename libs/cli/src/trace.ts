@@ -54,6 +54,23 @@ export function nowUs(): number {
   return Number(process.hrtime.bigint()) / 1000;
 }
 
+/**
+ * The clock and the time since the process's origin, read together: the origin is the one less
+ * the other. A process preempted between the two reads (a loaded machine) would place its origin
+ * earlier by that pause, before the span of the parent that started it; a reading whose
+ * bracketing performance.now() calls lie further apart than 50 µs is taken again.
+ */
+function originReading(): { now: number; sinceOrigin: number } {
+  let best = { now: 0, sinceOrigin: 0, gap: Infinity };
+  for (let i = 0; i < 20 && best.gap > 50; i++) {
+    const before = performance.now() * 1000;
+    const now = nowUs();
+    const after = performance.now() * 1000;
+    if (after - before < best.gap) best = { now, sinceOrigin: (before + after) / 2, gap: after - before };
+  }
+  return best;
+}
+
 export function tracing(): boolean {
   return tracer !== undefined;
 }
@@ -82,9 +99,7 @@ function hostIds(): { pid: number; ppid: number } {
  */
 export function startTrace(name: string, file: string | undefined = process.env[TRACE_ENV]): void {
   if (tracer || !file) return;
-  // Read together: the process's time origin is now less the time since it.
-  const now = nowUs();
-  const sinceOrigin = performance.now() * 1000;
+  const { now, sinceOrigin } = originReading();
   const { pid, ppid } = hostIds();
   const partsFromParent = process.env[PARTS_ENV];
   const parts = partsFromParent ?? `${file}.parts`;
