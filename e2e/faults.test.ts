@@ -182,10 +182,7 @@ describe("kill at every step, then corerun cleanup: the host is as before", { sk
       });
 
       test("corerun cleanup killed at each of its own steps, then run again", async () => {
-        // Not net:teardown-veth: corerun, killed at tree-built, takes the first process with it,
-        // and the kernel removes the veth with the network namespace within milliseconds, so a
-        // cleanup only reaches that point by chance (a normal teardown, right after the exit, may).
-        for (const point of points.filter((p) => p.startsWith("teardown:"))) {
+        for (const point of points.filter((p) => p.startsWith("teardown:") || p === "net:teardown-veth")) {
           const r = await start(root, mode, { CORERUN_FAULT: "corerun:tree-built" });
           assert.equal(r.signal, "SIGKILL", r.stderr);
           const pids = recordedPids(root);

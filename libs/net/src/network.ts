@@ -475,8 +475,11 @@ export function teardown(opts: { root: string; id: string; log?: (m: string) => 
         const [r] = span("delete veth", { veth: link.name }, () => host.results([deleteLink(link)]));
         // ENODEV: the kernel deleted the pair meanwhile, with the container's namespace.
         if (r && !r.ok && r.error.code !== "ENODEV") throw r.error;
-        faultPoint("net:teardown-veth");
       }
+      // The veth is gone, by this delete or by the kernel with the namespace (which of the two
+      // is a race the exit decides), and the lease is still recorded: a step every teardown of a
+      // lease passes, so that a kill here is tested whoever removed the veth.
+      faultPoint("net:teardown-veth");
       records.leases = records.leases.filter((l) => l !== lease);
       span("reclaim", { leases: records.leases.length }, () => reclaim(records, host, kernel, opts.log));
       span("nft ruleset", { table: paths.table }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths)));
