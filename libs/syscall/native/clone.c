@@ -169,6 +169,61 @@ static int child_main(void *p)
 }
 
 /*
+ * The first child's end: the real child's pid (or minus errno), cloned with CLONE_PARENT and so
+ * the caller's child, to the caller.
+ */
+static void __attribute__((noreturn)) report_child(int report_fd, int pid)
+{
+    if (pid < 0)
+        pid = -errno;
+    if (write(report_fd, &pid, sizeof pid) != sizeof pid)
+        _exit(125);
+    _exit(0);
+}
+
+/*
+ * Runs `first` in a first child that joins namespaces and clones the real child on *stack2 with
+ * CLONE_PARENT (userns_main, enter_first); reads the pid it reports and reaps it. The real
+ * child's pid, or -1 with errno set.
+ */
+static int relay_clone(int (*first)(void *), void *arg, char **stack2, int *report_fd, sigset_t *mask)
+{
+    int report[2], pid = -1, child, status, saved = 0;
+    ssize_t n;
+
+    *stack2 = malloc(STACK_SIZE);
+    if (!*stack2)
+        return -1;
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        free(*stack2);
+        return -1;
+    }
+    *report_fd = report[1];
+    child = clone_child(first, arg, 0, mask);
+    if (child < 0)
+        saved = errno;
+    close(report[1]);
+    if (child >= 0) {
+        do
+            n = read(report[0], &pid, sizeof pid);
+        while (n < 0 && errno == EINTR);
+        if (n != sizeof pid) {
+            pid = -1;
+            saved = ECHILD;
+        } else if (pid < 0) {
+            saved = -pid;
+            pid = -1;
+        }
+        while (waitpid(child, &status, __WALL) < 0 && errno == EINTR)
+            ;
+    }
+    close(report[0]);
+    free(*stack2);
+    errno = saved;
+    return pid;
+}
+
+/*
  * Namespaces made by clone belong to the user namespace the caller is in. To make them in a user
  * namespace joined by path (a pod's, as runc's nsexec does), a first child joins it and clones
  * the real child with CLONE_PARENT, so that it is the caller's child; it reports that pid (or
@@ -182,53 +237,13 @@ static int userns_main(void *p)
     int pid;
 
     if (setns(a->userns_fd, CLONE_NEWUSER) < 0 || (a->join_fd >= 0 && setns(a->join_fd, a->join_flags) < 0))
-        pid = -errno;
+        pid = -1;
     else {
         a->join_fd = -1;
         pid = clone(child_main, a->stack2 + STACK_SIZE, a->flags | CLONE_PARENT, a);
-        if (pid < 0)
-            pid = -errno;
     }
-    if (write(a->report_fd, &pid, sizeof pid) != sizeof pid)
-        _exit(125);
-    _exit(0);
-}
-
-static int clone_in_userns(struct child_args *a)
-{
-    int report[2], pid = -1, first, status, saved = 0;
-    ssize_t n;
-
-    a->stack2 = malloc(STACK_SIZE);
-    if (!a->stack2)
-        return -1;
-    if (pipe2(report, O_CLOEXEC) < 0) {
-        free(a->stack2);
-        return -1;
-    }
-    a->report_fd = report[1];
-    first = clone_child(userns_main, a, 0, &a->mask);
-    if (first < 0)
-        saved = errno;
-    close(report[1]);
-    if (first >= 0) {
-        do
-            n = read(report[0], &pid, sizeof pid);
-        while (n < 0 && errno == EINTR);
-        if (n != sizeof pid) {
-            pid = -1;
-            saved = ECHILD;
-        } else if (pid < 0) {
-            saved = -pid;
-            pid = -1;
-        }
-        while (waitpid(first, &status, __WALL) < 0 && errno == EINTR)
-            ;
-    }
-    close(report[0]);
-    free(a->stack2);
-    errno = saved;
-    return pid;
+    report_child(a->report_fd, pid);
+    return 0;
 }
 
 /*
@@ -251,7 +266,7 @@ int corerun_clone_exec(int flags, const char *path, char *const argv[], char *co
         if (a.parent_fd < 0)
             return -1;
     }
-    pid = userns_fd >= 0 ? clone_in_userns(&a) : clone_child(child_main, &a, flags, &a.mask);
+    pid = userns_fd >= 0 ? relay_clone(userns_main, &a, &a.stack2, &a.report_fd, &a.mask) : clone_child(child_main, &a, flags, &a.mask);
     saved = errno;
     if (a.parent_fd >= 0)
         close(a.parent_fd);
@@ -433,7 +448,7 @@ static int enter_main(void *p)
  * child joins every namespace (the container's user namespace first, in which it then holds
  * that capability) and clones the real child with CLONE_PARENT: it is born in the PID
  * namespace, as the caller's child, while this one stays in the caller's, so that the pid clone
- * returns is the caller's. It reports that pid (or minus errno) and exits, as userns_main does.
+ * returns is the caller's (relay_clone), as userns_main does.
  */
 static int enter_first(void *p)
 {
@@ -441,54 +456,13 @@ static int enter_first(void *p)
     int pid;
 
     if (setns(a->pidfd, a->ns_flags | CLONE_NEWPID) < 0) {
-        pid = -errno;
+        pid = -1;
     } else {
         a->ns_flags = 0;
         pid = clone(enter_main, a->stack2 + STACK_SIZE, CLONE_PARENT, a);
-        if (pid < 0)
-            pid = -errno;
     }
-    if (write(a->report_fd, &pid, sizeof pid) != sizeof pid)
-        _exit(125);
-    _exit(0);
-}
-
-/* The first child of enter_first, its report read and the child reaped; the real child's pid. */
-static int enter_in_pidns(struct enter_args *a)
-{
-    int report[2], pid = -1, first, status, saved = 0;
-    ssize_t n;
-
-    a->stack2 = malloc(STACK_SIZE);
-    if (!a->stack2)
-        return -1;
-    if (pipe2(report, O_CLOEXEC) < 0) {
-        free(a->stack2);
-        return -1;
-    }
-    a->report_fd = report[1];
-    first = clone_child(enter_first, a, 0, &a->mask);
-    if (first < 0)
-        saved = errno;
-    close(report[1]);
-    if (first >= 0) {
-        do
-            n = read(report[0], &pid, sizeof pid);
-        while (n < 0 && errno == EINTR);
-        if (n != sizeof pid) {
-            pid = -1;
-            saved = ECHILD;
-        } else if (pid < 0) {
-            saved = -pid;
-            pid = -1;
-        }
-        while (waitpid(first, &status, __WALL) < 0 && errno == EINTR)
-            ;
-    }
-    close(report[0]);
-    free(a->stack2);
-    errno = saved;
-    return pid;
+    report_child(a->report_fd, pid);
+    return 0;
 }
 
 /*
@@ -508,7 +482,7 @@ int corerun_enter_exec(char *const argv[], char *const envp[], const char *cwd, 
                             .filter_len = filter_len, .seccomp_flags = seccomp_flags, .stdin_fd = stdin_fd,
                             .report_fd = -1, .stack2 = NULL };
 
-    return join_pid ? enter_in_pidns(&a) : clone_child(enter_main, &a, 0, &a.mask);
+    return join_pid ? relay_clone(enter_first, &a, &a.stack2, &a.report_fd, &a.mask) : clone_child(enter_main, &a, 0, &a.mask);
 }
 
 /*
