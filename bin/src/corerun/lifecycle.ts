@@ -84,7 +84,6 @@ export interface DetachedStart {
   started(pid: number, c: Container): void;
 }
 
-
 function killRecorded(ref: ProcessRef | undefined): void {
   const fd = openRecorded(sys, ref);
   if (fd === undefined) return;

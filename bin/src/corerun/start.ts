@@ -95,9 +95,11 @@ export const start = defineTool({
       const why = running(s) ? undefined : startRefusal(s, ref, isAlive);
       if (why) throw new UsageError(why);
     }
+    // start -a: output only, as docker start -a; signals go to the first process unless it has a tty.
+    const attachOptions = (s: State) => ({ keys: parseDetachKeys(DEFAULT_DETACH_KEYS), stdin: false, proxy: !(s.detached?.tty ?? false) });
     for (const { ref, s } of found) {
       if (running(s)) {
-        if (attach) return attachTo(root, ref, s, { keys: parseDetachKeys(DEFAULT_DETACH_KEYS), stdin: false, proxy: !(s.detached!.tty ?? false) });
+        if (attach) return attachTo(root, ref, s, attachOptions(s));
         process.stdout.write(`${ref}\n`);
         continue;
       }
@@ -109,10 +111,9 @@ export const start = defineTool({
         continue;
       }
       try {
-        const tty = s.detached?.tty ?? false;
         // As run -it's client: until this terminal is set up, this process going (a Ctrl-C while it
         // starts) ends the container, which then stays exited.
-        return await attachTo(root, ref, mustFind(root, s.id), { keys: parseDetachKeys(DEFAULT_DETACH_KEYS), stdin: false, proxy: !tty, foreground: true });
+        return await attachTo(root, ref, mustFind(root, s.id), { ...attachOptions(s), foreground: true });
       } finally {
         started.release();
       }

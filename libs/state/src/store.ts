@@ -193,9 +193,8 @@ export function restartContainer(path: string, owner: State["owner"]): State | u
 /**
  * `corerun start` of an exited detached container: it is marked to be started again now, as a
  * restart is (the new monitor's start goes through restartContainer), with its restart policy in
- * force again from its first delay and count, as Docker resets them at a start. The reason it
- * cannot be started (a UsageError, one line) when it is not an exited detached container whose monitor has
- * gone; nothing is changed then.
+ * force again from its first delay and count, as Docker resets them at a start. A container that
+ * cannot be started (startRefusal) is left unchanged and the reason thrown as one UsageError line.
  */
 export function requestStart(path: string, ref: string, monitorAlive: (m: ProcessRef) => boolean): State {
   return withLock(`${path}.lock`, () => {
