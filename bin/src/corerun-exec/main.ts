@@ -38,18 +38,28 @@ export const tool = defineTool({
       const oci = opts.oci === undefined ? undefined : loadOciProcess(opts.oci);
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...span("open cgroup.procs", { cgroups: opts.cgroups }, () => openCgroupProcs(opts.cgroups)), ...opts.cgroupFds];
+      // The move into the cgroup waits in the kernel for an RCU grace period (5-15 ms): begun on
+      // a thread here, it passes while corerun-mount builds the tree and pivots and corerun says
+      // go, instead of after. From here to the exec this process only takes a few short steps,
+      // waits for go and takes the last ones. The OCI path joins after its startContainer hooks,
+      // which must not count against the container's pids.max.
+      const joining = sync && !oci && cgroupFds.length ? span("begin cgroup join", undefined, () => startJoinCgroupFds(cgroupFds)) : undefined;
       const lastCap = lastCapability();
       // The host's hierarchies are read while its /proc and /sys are still in reach.
       const cgroupFs = opts.mountCgroup ? span("read cgroup layout", undefined, () => cgroupTree(discoverLayout())) : undefined;
+      // Namespaces of the container's own that no other tool touches: set up while corerun-mount
+      // mounts, before the open of ready waits for it. (The OCI path keeps runc's order, after go.)
+      let hostname: string | undefined;
+      if (!oci) {
+        if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
+        hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
+      }
+      // The reader has read the host's /proc once it has opened ready: only then may a new /proc
+      // cover it (rootless, corerun-mount reads it from inside this mount namespace).
+      if (sync) span("open ready", undefined, () => sync!.openReady());
       if (opts.mountProc) span("mount /proc", undefined, () => mountProc(sys));
       faultPoint("exec:proc");
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
-      // The move into the cgroup waits in the kernel for an RCU grace period (5-15 ms): begun on
-      // a thread here, it passes while corerun-mount pivots and corerun says go, instead of after.
-      // From here to the exec this process only waits for go and takes the last steps, as it did
-      // after a join there. The OCI path joins after its startContainer hooks, which must not
-      // count against the container's pids.max.
-      const joining = sync && !oci && cgroupFds.length ? span("begin cgroup join", undefined, () => startJoinCgroupFds(cgroupFds)) : undefined;
       if (sync) {
         span("send ready", undefined, () => sync!.sendReady());
         faultPoint("exec:ready");
@@ -60,7 +70,7 @@ export const tool = defineTool({
       // started, the container outlives a killed corerun, and corerun cleanup ends it.
       sys.prctl(PR_SET_PDEATHSIG, 0);
       sync?.release();
-      if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
+      if (oci && opts.loUp) sys.setLinkUp("lo");
       if (opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
       if (oci) {
         const { spec } = oci;
@@ -85,10 +95,9 @@ export const tool = defineTool({
       // corerun run -t: the pty corerun opened in the container's devpts, named in go.
       if (go?.tty !== undefined) takeTerminalAt(sys, `/dev/pts/${go.tty}`);
       if (opts.mountProc && !opts.unmasked) span("mask /proc", undefined, () => maskProc(sys));
-      const hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
       enterWorkdir(opts.workdir);
       const creds = opts.user === undefined ? undefined : resolveUser(opts.user, readEtc("/etc/passwd"), readEtc("/etc/group"));
-      const env = containerEnv(opts, hostname, creds?.home);
+      const env = containerEnv(opts, hostname!, creds?.home);
       span("join cgroup", { cgroups: opts.cgroups, cgroupns: opts.cgroupns }, () => joinCgroup(sys, joining ?? cgroupFds, opts.cgroupns));
       if (cgroupFs) span("mount /sys/fs/cgroup", undefined, () => mountCgroupTree(sys, cgroupFs, !opts.unmasked));
       prepareFds(sys, opts.preserveFds);

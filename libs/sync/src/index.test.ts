@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, test } from "node:test";
 import { linuxSyscall } from "@corerun/syscall";
-import { decode, encode, goPath, readyPath, ReportedError, goTaken, sendGo, UnexpectedMessage, waitReady, type SyncMessage } from "./index.ts";
+import { decode, encode, ExecSide, goPath, readyPath, ReportedError, goTaken, sendGo, UnexpectedMessage, waitReady, type SyncMessage } from "./index.ts";
 
 const base = mkdtempSync(join(tmpdir(), "corerun-sync-test-"));
 after(() => {
@@ -112,6 +112,24 @@ describe("the FIFO handshake between two processes", () => {
     } finally {
       dog.kill("SIGKILL");
       exec.child.kill("SIGKILL");
+    }
+  });
+
+  test("the waiting side opens go without a reader of ready; ready opens once a reader is there", { timeout: 20_000 }, () => {
+    const dir = syncDir("barrier");
+    // No reader of ready exists here: a constructor that opened ready would block for ever.
+    const side = new ExecSide(dir);
+    const reader = openSync(readyPath(dir), constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      side.openReady();
+      side.sendReady();
+      assert.equal(side.fail("too late", 125), false);
+      const buf = Buffer.alloc(64);
+      const n = readSync(reader, buf, 0, buf.length, null);
+      assert.deepEqual(decode(buf.toString("utf8", 0, n).trim()), { t: "ready" });
+    } finally {
+      closeSync(reader);
+      side.release();
     }
   });
 

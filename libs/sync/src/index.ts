@@ -3,8 +3,9 @@
  *
  *   corerun-exec (PID 1)              corerun-mount / a script          corerun / a script
  *   open go (O_RDWR: never blocks)
+ *   (steps that need no reader)
  *   open ready (O_WRONLY) ─────────── open ready, read to EOF
- *   write {"t":"ready"}, close ─────▶ (knows exec loaded everything)
+ *   /proc, write {"t":"ready"}, close ▶ (knows exec loaded everything)
  *                                     pivot_root, exit 0 ─────────────▶
  *   read go (blocks) ◀──────────────────────────────────────────────── write {"t":"go"}
  *   parent-death signal cleared, close go ───────────────────────────▶ (goTaken: no reader left)
@@ -13,6 +14,10 @@
  * corerun-exec holds go open read-write so that its read blocks until a message arrives instead
  * of seeing EOF while no writer is there yet, and so that it alone reads go. Each side opens its
  * FIFOs before the root moves: the paths live on the host.
+ * The open of ready is also a barrier: it returns only once the reader has opened its end, and
+ * corerun-mount opens it after it has read what it needs of the host's /proc (which, rootless,
+ * it reads from inside the container's mount namespace). corerun-exec therefore mounts its own
+ * /proc only after that open; steps that touch no mount may come before it, while it waits.
  * A failure before "ready" is sent as {"t":"error",...} on ready, so the reader reports it and
  * stops instead of pivoting; after "ready", corerun-exec reports errors itself and exits 125-127.
  */
@@ -76,26 +81,41 @@ export class ReportedError extends Error {
   }
 }
 
-/** The waiting side (corerun-exec): opens both FIFOs, before its root can move. */
+/**
+ * The waiting side (corerun-exec): opens go at once and ready with openReady (or when it first
+ * sends), both before its root can move.
+ */
 export class ExecSide {
   private readonly go: number;
   private ready: number | undefined;
+  private sent = false;
 
-  constructor(dir: string) {
+  constructor(private readonly dir: string) {
     try {
       this.go = openSync(goPath(dir), constants.O_RDWR);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       throw new UsageError(`--sync-dir ${dir}: no FIFO ${goPath(dir)}; make both with mkfifo ${readyPath(dir)} ${goPath(dir)}`);
     }
-    // Blocks until a reader opens `ready`: corerun-mount, corerun or a script.
-    this.ready = openSync(readyPath(dir), constants.O_WRONLY);
+  }
+
+  /** Blocks until a reader opens `ready`: corerun-mount, corerun or a script (the barrier above). */
+  openReady(): void {
+    if (this.ready !== undefined || this.sent) return;
+    try {
+      this.ready = openSync(readyPath(this.dir), constants.O_WRONLY);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      throw new UsageError(`--sync-dir ${this.dir}: no FIFO ${readyPath(this.dir)}; make both with mkfifo ${readyPath(this.dir)} ${goPath(this.dir)}`);
+    }
   }
 
   private send(msg: SyncMessage): void {
-    if (this.ready === undefined) return;
-    writeSync(this.ready, encode(msg));
-    closeSync(this.ready);
+    if (this.sent) return;
+    this.openReady();
+    this.sent = true;
+    writeSync(this.ready!, encode(msg));
+    closeSync(this.ready!);
     this.ready = undefined;
   }
 
@@ -105,7 +125,7 @@ export class ExecSide {
 
   /** Reports a failure before "ready"; returns false when "ready" was already sent. */
   fail(message: string, exitCode: number): boolean {
-    if (this.ready === undefined) return false;
+    if (this.sent) return false;
     this.send({ t: "error", message, exitCode });
     return true;
   }
