@@ -75,13 +75,24 @@ export interface LayoutOptions {
   fs?: CgroupFs;
 }
 
-/** Finds the setup, the v2 hierarchy and its controllers, and every v1 hierarchy under root. */
+/** The host's layout, once a process has read it: corerun run reads it to create the cgroup and again to remove it. */
+let hostLayout: CgroupLayout | undefined;
+
+/**
+ * Finds the setup, the v2 hierarchy and its controllers, and every v1 hierarchy under root. The
+ * host's (no option given) is read once per process: its hierarchies are mounted at boot and
+ * do not move while a corerun command runs.
+ */
 export function discoverLayout(opts: LayoutOptions = {}): CgroupLayout {
+  const host = opts.root === undefined && opts.mountinfo === undefined && opts.fs === undefined;
+  if (host && hostLayout) return hostLayout;
   const root = (opts.root ?? DEFAULT_ROOT).replace(/\/+$/, "") || "/";
   const fs = opts.fs ?? nodeCgroupFs;
   const setup = detectCgroupSetup(root, fs);
   const unified = setup === "unified" ? root : setup === "hybrid" ? join(root, "unified") : undefined;
   const v2Controllers = unified ? words(fs.read(join(unified, "cgroup.controllers"))) : [];
   const v1 = setup === "unified" ? {} : parseV1Mounts(fs.read(opts.mountinfo ?? DEFAULT_MOUNTINFO), root);
-  return { setup, root, unified, v2Controllers, v1 };
+  const layout = Object.freeze({ setup, root, unified, v2Controllers: Object.freeze(v2Controllers) as string[], v1: Object.freeze(v1) });
+  if (host) hostLayout = layout;
+  return layout;
 }
