@@ -67,7 +67,11 @@ export function releaseCreatedPaths(root: string, id: string, paths: readonly Cr
         delete registry[p.path];
       }
     }
-    if (paths.length) writeJsonAtomic(registryPath(root), registry);
+    // No fsync, unlike a claim (which must reach the disk before the paths it records are made):
+    // the paths are removed after this write, and an fsync would make neither their removal nor
+    // the state directory's durable. A kill -9 loses nothing the kernel has; a power loss that
+    // undoes this release leaves the container a holder, whose cleanup releases it again.
+    if (paths.length) writeJsonAtomic(registryPath(root), registry, { durable: false });
     return free.sort((a, b) => b.path.length - a.path.length);
   });
 }
