@@ -77,3 +77,11 @@ describe("discoverLayout on a fixture tree", () => {
     assert.deepEqual(l.v1, { cpu: join(h.root, "cpu,cpuacct"), cpuacct: join(h.root, "cpu,cpuacct"), memory: join(h.root, "memory") });
   });
 });
+
+describe("discoverLayout of the host", () => {
+  it("reads the host's layout once per process and reads a given tree every time", () => {
+    assert.equal(discoverLayout(), discoverLayout());
+    const h = host("hybrid");
+    assert.notEqual(discoverLayout({ root: h.root, fs: h }), discoverLayout({ root: h.root, fs: h }));
+  });
+});
