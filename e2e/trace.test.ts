@@ -112,8 +112,11 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     assert.match(String(veth.args?.veth), /^cr[0-9a-f]{12}$/);
     assert.equal(veth.args?.peer, "eth0");
 
-    // corerun-exec: ready only once its /proc is mounted, the last steps after go, then the exec.
-    inOrder(exec.spans, ["node start", "load bundle", "open sync fifos", "mount /proc", "send ready", "wait for go", "set hostname", "join cgroup", "drop capabilities"]);
+    // corerun-exec: the steps that need no reader while corerun-mount mounts, /proc only once
+    // corerun-mount has opened ready, ready once /proc is mounted, the last steps after go, then
+    // the exec.
+    inOrder(exec.spans, ["node start", "load bundle", "open sync fifos", "begin cgroup join", "set hostname", "open ready", "mount /proc", "send ready", "wait for go", "mask /proc", "join cgroup", "drop capabilities"]);
+    assert.ok(end(one(exec.spans, "open ready")) >= one(mount.spans, "wait for ready").ts, "/proc is mounted after the reader opened ready");
     assert.ok(exec.marks.some((m) => m.name === "execve" && m.args?.file === "/bin/true"));
     assert.ok(one(mount.spans, "pivot_root").ts >= one(exec.spans, "send ready").ts, "the root moves after ready");
     assert.ok(end(one(exec.spans, "wait for go")) >= one(corerun.spans, "start").ts, "go comes from corerun's start");

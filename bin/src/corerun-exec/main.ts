@@ -15,7 +15,7 @@ export const tool = defineTool({
   args,
   tail: "command",
   notes: [
-    "With --sync-dir DIR, corerun-exec opens the FIFOs DIR/go and DIR/ready first, writes\n{\"t\":\"ready\"} on ready once it has loaded everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo. {\"t\":\"go\",\"tty\":N} makes\n/dev/pts/N (of the container's devpts) its controlling terminal and stdio (corerun run -t).",
+    "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first and DIR/ready once its hostname\nand loopback are set (the open waits for a reader; /proc is mounted after it), writes\n{\"t\":\"ready\"} on ready once it has loaded everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo. {\"t\":\"go\",\"tty\":N} makes\n/dev/pts/N (of the container's devpts) its controlling terminal and stdio (corerun run -t).",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
