@@ -28,6 +28,13 @@ function usageError(fn: () => unknown, message: RegExp): void {
 }
 
 describe("the default profile, resolved as Docker resolves it", () => {
+  test("is a valid Docker profile, and resolves as its checked form does", () => {
+    const checked = parseProfile(JSON.stringify(defaultProfile()), "default.json");
+    for (const target of [AMD64, { ...AMD64, capabilities: [] }, { ...AMD64, capabilities: ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_BPF"] }, { ...AMD64, arch: "arm64" }, { ...AMD64, kernel: "4.4.0" }]) {
+      assert.deepEqual(profileToOci(defaultProfile(), target, "default"), profileToOci(checked, target, "default"));
+    }
+  });
+
   test("EPERM by default; x86_64 with its x86 and x32 sub-architectures", () => {
     const oci = resolve();
     assert.equal(oci.defaultAction, "SCMP_ACT_ERRNO");
