@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
@@ -157,6 +158,23 @@ describe("container state", () => {
     removeContainer(root, a.id);
     assert.deepEqual(listContainers(root), [b.id]);
     assert.deepEqual(readState(b.path).id, b.id);
+  });
+
+  test("removeContainer removes what a run leaves in the directory, and no file a symlink in it points to", () => {
+    const root = freshRoot();
+    const a = createContainer(root, config);
+    const outside = join(root, "outside");
+    mkdirSync(outside);
+    writeFileSync(join(outside, "keep"), "x");
+    mkdirSync(join(a.dir, "etc", "deeper"), { recursive: true });
+    writeFileSync(join(a.dir, "etc", "hosts"), "");
+    writeFileSync(join(a.dir, "etc", "deeper", "file"), "");
+    execFileSync("mkfifo", [join(a.dir, "ready")]);
+    symlinkSync(outside, join(a.dir, "link"));
+    removeContainer(root, a.id);
+    assert.deepEqual(listContainers(root), []);
+    assert.equal(readFileSync(join(outside, "keep"), "utf8"), "x");
+    removeContainer(root, a.id);
   });
 
   test("an id that is not 12 hex digits never becomes a path", () => {
