@@ -404,11 +404,6 @@ export function startTool(tools: Tools, name: string, opts: { captureErrors?: bo
   };
 }
 
-/** Runs one tool to its done, or its end; see startTool. */
-export function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): Promise<void> {
-  return startTool(tools, name, opts).run(args);
-}
-
 async function runEarly(tools: Tools, name: string, words: Promise<string[]>, opts: { captureErrors?: boolean; onPause?: () => Promise<void> }): Promise<void> {
   const [node, ...script] = toolCommand(name);
   const stderr = opts.captureErrors ? "pipe" : "inherit";
@@ -416,7 +411,8 @@ async function runEarly(tools: Tools, name: string, words: Promise<string[]>, op
   const env = { ...process.env, [PARENT_PID_ENV]: String(process.pid), [ARGV_FD_ENV]: String(ARGV_FD), [DONE_FD_ENV]: String(DONE_FD) };
   const child = spawn(node!, script, { stdio: [opts.onPause ? "pipe" : "ignore", stdout, stderr, "pipe", "pipe"], detached: true, env });
   let said = "";
-  tools.push({ name, child, said: () => said });
+  const running: RunningTool = { name, child, said: () => said };
+  tools.push(running);
   const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
   faultPoint(`corerun:${name}-started`);
   child.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString("utf8")));
@@ -444,12 +440,16 @@ async function runEarly(tools: Tools, name: string, words: Promise<string[]>, op
       paused.catch(() => {});
     }
   });
-  const failed = ([code]: [number | null, NodeJS.Signals | null]) => new ToolFailed(name, code ?? 125, said.trim().split("\n").at(-1));
-  const args = await Promise.race([words, exited.then((end) => Promise.reject(failed(end)))]);
+  const args = await Promise.race([words, exited.then(() => Promise.reject(failure(running)))]);
   argvPipe.end(encodeArgv(args));
   const end = await Promise.race([saidDone, exited]);
   if (paused) await paused;
-  if (end !== "done" && end[0] !== 0) throw failed(end);
+  if (end !== "done" && end[0] !== 0) throw failure(running);
+}
+
+/** An ended tool's failure, with the last line it said when corerun captured its stderr. */
+function failure(t: RunningTool): ToolFailed {
+  return new ToolFailed(t.name, t.child.exitCode ?? 125, t.said().trim().split("\n").at(-1));
 }
 
 /**
@@ -459,7 +459,7 @@ async function runEarly(tools: Tools, name: string, words: Promise<string[]>, op
 export async function toolsExited(tools: Tools): Promise<void> {
   for (const t of tools) {
     if (t.child.exitCode === null && t.child.signalCode === null) await once(t.child, "exit");
-    if (t.child.exitCode !== 0) throw new ToolFailed(t.name, t.child.exitCode ?? 125, t.said().trim().split("\n").at(-1));
+    if (t.child.exitCode !== 0) throw failure(t);
   }
 }
 
