@@ -99,9 +99,12 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
   try {
     startTrace(name);
     // CORERUN_ARGV_FD, CORERUN_DONE_FD (handoff.ts): words after those of the command line, and
-    // the fd to say done on.
-    done = takeDoneFd();
-    const more = process.env[ARGV_FD_ENV] === undefined ? undefined : span("read argv", undefined, () => takeArgvFd());
+    // the fd to say done on. Both are taken in the one span, so that the tool's steps follow it.
+    const handoff = () => {
+      done = takeDoneFd();
+      return takeArgvFd();
+    };
+    const more = process.env[ARGV_FD_ENV] === undefined ? handoff() : span("read argv", undefined, handoff);
     if (more) {
       argv = [...argv, ...more];
       // As if given on the command line: a tool that runs itself again (corerun-mount, rootless) passes them on.
