@@ -86,10 +86,60 @@ export function processesWith(marker: string): number[] {
   return out;
 }
 
-/** A process whose command line names `marker` (a state root) that stopped itself at a CORERUN_FAULT_PAUSE point. */
+/** Each live process's parent, from /proc/PID/stat. */
+function parents(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      out.set(Number(pid), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone already
+    }
+  }
+  return out;
+}
+
+/**
+ * The processes whose command line names `marker`, and their descendants: a tool corerun starts
+ * before its command line is known (CORERUN_ARGV_FD) has only its script on it.
+ */
+export function processesUnder(marker: string): number[] {
+  const found = new Set(processesWith(marker));
+  const ppids = parents();
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, ppid] of ppids) {
+      if (found.has(ppid) && !found.has(pid)) {
+        found.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return [...found];
+}
+
+/**
+ * The live processes a corerun of `pids` started as its tools: each names its parent in its
+ * initial environment (CORERUN_PARENT_PID), which outlives a corerun killed with -9.
+ */
+export function toolsStartedBy(pids: readonly number[]): number[] {
+  const names = new Set(pids.map((p) => `CORERUN_PARENT_PID=${p}`));
+  const out: number[] = [];
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").some((v) => names.has(v)) && !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ")) out.push(Number(pid));
+    } catch {
+      // gone already
+    }
+  }
+  return out;
+}
+
+/** A process of a start (its command line names `marker`, a state root, or it descends from one) that stopped itself at a CORERUN_FAULT_PAUSE point. */
 export async function pausedProcess(marker: string): Promise<number> {
   for (let i = 0; i < 600; i++) {
-    for (const pid of processesWith(marker)) {
+    for (const pid of processesUnder(marker)) {
       try {
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")) return pid;

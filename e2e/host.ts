@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { hostMountsUnder, processesWith, run } from "./helpers.ts";
+import { hostMountsUnder, processesWith, run, toolsStartedBy } from "./helpers.ts";
 
 export interface HostScope {
   root: string;
@@ -95,6 +95,7 @@ export async function assertHostClean(scope: HostScope, pids: readonly number[],
   const { root } = scope;
   assert.deepEqual(await settle(() => [root, ...scope.markers].flatMap((m) => processesWith(m))), [], `${what}: a process is left`);
   assert.deepEqual(pids.filter(alive), [], `${what}: a recorded process is alive`);
+  assert.deepEqual(await settle(() => toolsStartedBy(pids)), [], `${what}: a tool started by corerun is left`);
   assert.deepEqual(stateLeft(root), [], `${what}: state is left`);
   assert.deepEqual(locksHeld(root), [], `${what}: a lock is held`);
   assert.deepEqual(cgroupsUnder(scope.parent), [], `${what}: a cgroup is left`);

@@ -225,6 +225,12 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(r.stdout.trim().split("\n"), ["demo", "1", ...readdirSync(rootfs).sort()]);
   });
 
+  test("a tool started before its arguments are known reads them from CORERUN_ARGV_FD", () => {
+    const r = bash(readmeBlock("argv-fd"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["early", "1", ...readdirSync(rootfs).sort()]);
+  });
+
   test("--print-script prints a script that does what corerun does", () => {
     const args = ["--rootfs", rootfs, "--hostname", "printed", "-e", "X=it's", "/bin/sh", "-c", "hostname; echo $$ \"$X\""];
     const script = tool("corerun", ["--root", root, "--print-script", ...args]);

@@ -84,16 +84,25 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     // corerun: its own start, then the steps of the run, in order, inside the run's span.
     inOrder(corerun.spans, ["node start", "load bundle", "corerun run"]);
     const runSpan = one(corerun.spans, "corerun run");
-    inOrder(corerun.spans, ["parse options", "create state", "create cgroup", "start first process", "record first process", "build tree and network", "start", "container runs", "teardown"]);
+    // corerun-mount and corerun-net are started first, and load while corerun makes the state, the
+    // cgroup and the first process: the build's span holds those steps, then waits for the tools.
+    inOrder(corerun.spans, ["parse options", "build tree and network", "start", "tools exit", "container runs", "teardown"]);
+    inOrder(corerun.spans, ["create state", "create cgroup", "start first process", "record first process"]);
     for (const s of corerun.spans.filter((s) => !["node start", "load bundle", "corerun run"].includes(s.name))) assert.ok(within(runSpan, s), `${s.name} in the run`);
     assert.match(String(one(corerun.spans, "create cgroup").args?.id), /^[0-9a-f]{12}$/);
     const build = one(corerun.spans, "build tree and network");
+    for (const name of ["create state", "create cgroup", "start first process", "record first process"]) assert.ok(within(build, one(corerun.spans, name)), `${name} in the build`);
 
-    // Each tool's whole life lies within the step of corerun that ran it, and that within the build.
     for (const t of [mount, net]) {
-      const ran = one(corerun.spans, t === mount ? "corerun-mount" : "corerun-net");
-      assert.ok(within(build, ran));
-      for (const s of t.spans) assert.ok(within(ran, s), `${s.name} of ${t === mount ? "corerun-mount" : "corerun-net"} within corerun's step`);
+      const name = t === mount ? "corerun-mount" : "corerun-net";
+      const ran = one(corerun.spans, name);
+      assert.ok(within(build, ran), `${name} within the build`);
+      // Started before the first process is cloned; its command line (read argv) only after.
+      assert.ok(ran.ts < one(corerun.spans, "create state").ts, `${name} started before the state is made`);
+      assert.ok(ran.ts <= one(t.spans, "node start").ts, `${name}'s Node starts once corerun has started it`);
+      assert.ok(end(one(corerun.spans, "record first process")) <= end(one(t.spans, "read argv")), `${name} has its command line once the first process is recorded`);
+      // Its whole trace lies within corerun's step for it: it says done after its work, then its Node process exits.
+      for (const s of t.spans) assert.ok(within(ran, s), `${s.name} of ${name} within corerun's step`);
     }
     // Run in parallel: the two tools' lives overlap.
     const life = (t: { spans: Ev[] }) => [Math.min(...t.spans.map((s) => s.ts)), Math.max(...t.spans.map(end))] as const;
@@ -101,12 +110,15 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     const [n0, n1] = life(net);
     assert.ok(m0 < n1 && n0 < m1, "corerun-mount and corerun-net overlap");
 
-    inOrder(mount.spans, ["node start", "load bundle", "corerun-mount"]);
+    inOrder(mount.spans, ["node start", "load bundle", "read argv", "corerun-mount"]);
     inOrder(mount.spans, ["enter namespaces", "create mount points", "bind rootfs", "mount /dev", "mount /sys", "mount volumes", "wait for ready", "move /proc", "pivot_root"]);
     assert.equal(one(mount.spans, "bind rootfs").args?.rootfs, rootfs);
-    for (const s of mount.spans.filter((s) => s.name !== "node start" && s.name !== "load bundle" && s.name !== "corerun-mount")) assert.ok(within(one(mount.spans, "corerun-mount"), s));
+    // Its steps lie within its own span; before it, its start and the reading of its words (with their slow calls, if any).
+    const top = one(mount.spans, "corerun-mount");
+    const handoff = one(mount.spans, "read argv");
+    for (const s of mount.spans.filter((s) => s !== top && !["node start", "load bundle"].includes(s.name) && !within(handoff, s))) assert.ok(within(top, s), `${s.name} within corerun-mount's span`);
 
-    inOrder(net.spans, ["node start", "load bundle", "corerun-net setup"]);
+    inOrder(net.spans, ["node start", "load bundle", "read argv", "corerun-net setup"]);
     inOrder(net.spans, ["veth pair", "container address", "nft ruleset", "write /etc files"]);
     const veth = one(net.spans, "veth pair");
     assert.match(String(veth.args?.veth), /^cr[0-9a-f]{12}$/);
@@ -147,7 +159,7 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     assert.match(lines[0]!, /^STEP\s+PROCESS\s+START MS\s+DURATION MS\s+SHARE %$/);
     assert.match(lines[1]!, /^corerun\s+-\s+0\.0\s+[\d.]+\s+100\.0$/);
     const steps = lines.slice(1).map((l) => l.trim().split(/\s{2,}/)[0]!);
-    for (const step of ["node start", "load bundle", "corerun", "build tree and network", "corerun-mount", "pivot_root", "teardown"]) assert.ok(steps.includes(step), `${step} on the critical path:\n${s.stdout}`);
+    for (const step of ["node start", "load bundle", "corerun", "build tree and network", "corerun-mount", "read argv", "pivot_root", "teardown"]) assert.ok(steps.includes(step), `${step} on the critical path:\n${s.stdout}`);
     rmSync(file);
   });
 

@@ -1,5 +1,8 @@
 import { dirname } from "node:path";
-import { defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, span, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
+import {
+  defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, span, UsageError, waitChild, type ProcessEnd, type ToolContext, type ToolSpec,
+} from "@corerun/cli";
+import type { CgroupManager } from "@corerun/cgroup";
 import { traceCommand, withTraceFlag } from "./trace.ts";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { goTaken } from "@corerun/sync";
@@ -18,7 +21,8 @@ import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
 import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
 import {
-  buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, recordInit, start, startFirstProcess, stopTools, teardown, ToolFailed, type Container, type Tools,
+  buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, recordInit, start, startBuilders, startFirstProcess, stopTools, teardown, ToolFailed, toolsExited,
+  type Container, type Tools,
 } from "./steps.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
@@ -43,6 +47,7 @@ async function run(ctx: ToolContext): Promise<number> {
   // -it: the same start, with this process attached to it (the detach keys leave it running).
   if (attachedRun(cfg) && !detached) return runAttached(cfg, ctx.values["detach-keys"]?.at(-1));
   let c: Container | undefined;
+  let cg: CgroupManager | undefined;
   let pid: number | undefined;
   const tools: Tools = [];
   // A restarted container's state outlives a failed start: its monitor records the failure.
@@ -63,52 +68,61 @@ async function run(ctx: ToolContext): Promise<number> {
   };
   const starting = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   for (const sig of starting) process.on(sig, abort);
+  let ended: Promise<ProcessEnd> | undefined;
   try {
-    if (detached?.restartOf) {
-      c = span("restart state", { id: detached.restartOf }, () => restartState(cfg, detached.restartOf!, detached.extra.owner));
-      // Stopped by the user while it waited: it stays as it is.
-      if (!c) return 0;
-      keepState = true;
-    } else {
-      c = span("create state", { root: cfg.root }, () => createState(cfg, detached?.extra));
-    }
-    detached?.created(c);
-    ctx.log.info(`container ${c.id}: state ${c.path}`);
-    const cg = cfg.rootless ? undefined : span("create cgroup", { id: c.id, limits: cfg.limits }, () => createCgroup(cfg, c!));
-    pid = span("start first process", { exec: "corerun-exec" }, () => (detached ? detached.withOutput(() => startFirstProcess(cfg, c!)) : startFirstProcess(cfg, c!)));
-    faultPoint("corerun:cloned");
-    span("record first process", { pid }, () => recordInit(c!, pid!));
-    ctx.log.info(`container ${c.id}: first process ${pid}`);
-    if (aborted) kill(pid);
-    // A detached container's first process is left for corerun-monitor to reap: its status is the monitor's to record.
-    const ended = waitChild(sys, pid, undefined, detached !== undefined);
-    // If the first process dies while the tree is being built, the build can never finish.
+    // corerun-mount (and corerun-net) start loading now, and get their command lines once the
+    // first process exists: their Node start runs alongside corerun's steps up to the clone,
+    // which all lie within this span.
     const first = await span("build tree and network", undefined, () => {
-      const built = Promise.all([buildTree(cfg, c!, pid!, tools), setupNetwork(cfg, c!, pid!, tools)]);
+      const builders = startBuilders(cfg, tools);
+      if (detached?.restartOf) {
+        c = span("restart state", { id: detached.restartOf }, () => restartState(cfg, detached.restartOf!, detached.extra.owner));
+        // Stopped by the user while it waited: it stays as it is.
+        if (!c) return "stopped" as const;
+        keepState = true;
+      } else {
+        c = span("create state", { root: cfg.root }, () => createState(cfg, detached?.extra));
+      }
+      detached?.created(c);
+      ctx.log.info(`container ${c.id}: state ${c.path}`);
+      cg = cfg.rootless ? undefined : span("create cgroup", { id: c.id, limits: cfg.limits }, () => createCgroup(cfg, c!));
+      pid = span("start first process", { exec: "corerun-exec" }, () => (detached ? detached.withOutput(() => startFirstProcess(cfg, c!)) : startFirstProcess(cfg, c!)));
+      faultPoint("corerun:cloned");
+      span("record first process", { pid }, () => recordInit(c!, pid!));
+      ctx.log.info(`container ${c.id}: first process ${pid}`);
+      if (aborted) kill(pid);
+      // A detached container's first process is left for corerun-monitor to reap: its status is the monitor's to record.
+      ended = waitChild(sys, pid, undefined, detached !== undefined);
+      // If the first process dies while the tree is being built, the build can never finish.
+      const built = Promise.all([buildTree(cfg, c, pid, builders.mount), setupNetwork(cfg, c, pid, builders.net)]);
       return Promise.race([built.then(() => undefined), ended]);
     });
+    if (first === "stopped") return 0;
     if (aborted) return 128 + signalNumber(aborted);
     if (first) return exitCodeOf(first);
     faultPoint("corerun:tree-built");
     for (const sig of starting) process.off(sig, abort);
     // -t: the pty comes from the container's devpts, mounted now; corerun-exec takes it after go.
-    applyUlimits(pid, cfg.ulimits);
-    const term = cfg.tty ? openTerminal(pid, detached?.size) : undefined;
+    applyUlimits(pid!, cfg.ulimits);
+    const term = cfg.tty ? openTerminal(pid!, detached?.size) : undefined;
     span("start", { fifo: "go" }, () => start(c!, term?.index));
+    // corerun-mount and corerun-net said done before their exit: it is awaited now, while the
+    // container starts, and its status checked.
+    await span("tools exit", undefined, () => toolsExited(tools));
     if (detached) {
       // The first process dies with this start until it has taken go: not a moment sooner may it exit.
-      await goTaken(c.dir);
+      await goTaken(c!.dir);
       if (term) detached.terminal(term);
-      detached.started(pid, c);
+      detached.started(pid!, c!);
       c = undefined;
       return 0;
     }
     const relay = term && relayTerminal(term.master, { input: cfg.interactive ? process.stdin : undefined, output: process.stdout });
-    const end = await span("container runs", { pid }, () => ended);
+    const end = await span("container runs", { pid }, () => ended!);
     // The peer stays open here until the end: a pty whose peer nobody holds yet reads as ended.
     await relay?.finish(term!.peer);
     faultPoint("corerun:exited");
-    ctx.log.info(`container ${c.id}: exited ${JSON.stringify(end)}`);
+    ctx.log.info(`container ${c!.id}: exited ${JSON.stringify(end)}`);
     if (cg) reportOom(cg, cfg.limits, ctx.log);
     return exitCodeOf(end);
   } catch (err) {

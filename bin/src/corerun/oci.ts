@@ -28,7 +28,7 @@ import {
 } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
 import { prepareSeccompProgram, SECCOMP_ACTIONS, seccompFlags, storeSeccompProgram, type CachedProgram } from "@corerun/seccomp";
-import { execRuntime, handToContainerRoot, recordInit, runChild, stopTools, teardown, toolCommand, withInheritedFds, type Tools } from "./steps.ts";
+import { execRuntime, handToContainerRoot, recordInit, startTool, stopTools, teardown, toolCommand, toolsExited, withInheritedFds, type Tools } from "./steps.ts";
 
 /** The runtime-spec version corerun implements and reports. */
 export const OCI_VERSION = "1.2.0";
@@ -272,6 +272,19 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
   faultPoint("oci:state");
   const tools: Tools = [];
   try {
+    const hooks = plan.spec.hooks;
+    const pause = Boolean(hooks?.prestart?.length || hooks?.createRuntime?.length || hooks?.createContainer?.length);
+    // Started now, its command line given once the first process exists: its Node start runs
+    // alongside the cgroup and the clone. With hooks, it pauses before pivot_root until they have run.
+    const mount = startTool(tools, "corerun-mount", {
+      captureErrors: true,
+      ...(pause ? {
+        onPause: () => {
+          enterCgroup();
+          return createHooks(made.path, plan.spec, pid);
+        },
+      } : {}),
+    });
     if (plan.namespaces.create.includes("user") || plan.namespaces.join.some((j) => j.type === "user")) {
       const maps = { uidMap: plan.spec.linux!.uidMappings!.map(toRange), gidMap: (plan.spec.linux!.gidMappings ?? plan.spec.linux!.uidMappings!).map(toRange) };
       handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
@@ -296,19 +309,10 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       ...(planMounts(plan.spec).some((m) => m.type === "proc") ? ["--proc"] : []), "--die-with-parent",
       ...(o.consoleSocket ? ["--console-socket", resolve(o.consoleSocket)] : []),
     ];
-    const hooks = plan.spec.hooks;
-    if (hooks?.prestart?.length || hooks?.createRuntime?.length || hooks?.createContainer?.length) {
-      await runChild(tools, "corerun-mount", [...mountArgs, "--hook-pause"], {
-        captureErrors: true,
-        onPause: () => {
-          enterCgroup();
-          return createHooks(made.path, plan.spec, pid);
-        },
-      });
-    } else {
-      await runChild(tools, "corerun-mount", mountArgs, { captureErrors: true });
-      enterCgroup();
-    }
+    await mount.run(pause ? [...mountArgs, "--hook-pause"] : mountArgs);
+    if (!pause) enterCgroup();
+    // It said done before its exit, which still counts.
+    await toolsExited(tools);
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
     faultPoint("oci:pid-file");
     const created = setStatus(made.path, "created");

@@ -6,8 +6,9 @@ import {
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { once } from "node:events";
+import type { Readable, Writable } from "node:stream";
 import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
-import { faultPoint, PARENT_PID_ENV, span, UsageError } from "@corerun/cli";
+import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, UsageError } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
@@ -259,18 +260,37 @@ export function netArgs(cfg: RunConfig, c: Pick<Container, "id" | "dir" | "hostn
 }
 
 /**
+ * The tools that build a container, started as soon as corerun knows it will run one, before
+ * the container exists: their Node start overlaps corerun's own steps, and each gets its
+ * command line once the first process exists (buildTree, setupNetwork).
+ */
+export interface Builders {
+  mount: EarlyTool;
+  /** corerun-net, for a bridge. */
+  net: EarlyTool | undefined;
+}
+
+export function startBuilders(cfg: RunConfig, tools: Tools): Builders {
+  return { mount: startTool(tools, "corerun-mount"), net: cfg.network.mode === "bridge" ? startTool(tools, "corerun-net") : undefined };
+}
+
+/**
  * The container's network: for a bridge, corerun-net sets up the veth, address, routes, NAT and
  * ports (and writes the /etc files); for the other modes only the /etc files are written, here,
  * with the library corerun-net is built on.
  */
-export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, tools: Tools): Promise<void> {
+export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, net: EarlyTool | undefined): Promise<void> {
   const n = cfg.network;
   if (n.mode !== "bridge") {
     const mode = n.mode === "container" ? { mode: "container" as const, container: n.container! } : { mode: n.mode };
     span("write /etc files", { dir: join(c.dir, "etc") }, () => writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode })));
     return;
   }
-  await runChild(tools, "corerun-net", [...netArgs(cfg, c, pid), "--die-with-parent"]);
+  await net!.run([...netArgs(cfg, c, pid), "--die-with-parent"]);
+}
+
+export function buildTree(cfg: RunConfig, c: Container, pid: number, mount: EarlyTool): Promise<void> {
+  return mount.run([...mountArgs(cfg, pid, c.dir), "--die-with-parent"]);
 }
 
 /**
@@ -337,31 +357,77 @@ export function recordInit(c: Pick<Container, "path">, pid: number): State {
   return state;
 }
 
-export function buildTree(cfg: RunConfig, c: Container, pid: number, tools: Tools): Promise<void> {
-  return runChild(tools, "corerun-mount", [...mountArgs(cfg, pid, c.dir), "--die-with-parent"]);
-}
+/**
+ * The tools corerun runs during a start: stopped when the start ends early, and waited for once
+ * they have said done (their exit status still counts).
+ */
+export type Tools = RunningTool[];
 
-/** The tools corerun runs during a start, to stop them when the start ends early. */
-export type Tools = ChildProcess[];
+export interface RunningTool {
+  name: string;
+  child: ChildProcess;
+  /** What it said on stderr, when corerun captures it. */
+  said(): string;
+}
 
 /**
- * Runs one tool to its end. It gets a process group of its own: a Ctrl-C on the terminal reaches
- * corerun, which aborts the start, instead of killing the tool halfway.
+ * A tool started before its command line is known (CORERUN_ARGV_FD, libs/cli handoff.ts): its
+ * Node start overlaps corerun's own steps until `run` hands it its words.
  */
-export function runChild(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): Promise<void> {
-  return span(name, { argv: args.join(" ") }, () => runChildToEnd(tools, name, args, opts));
+export interface EarlyTool {
+  /** Gives the tool its words (once); resolves when it has done its work: said done, or exited 0. */
+  run(args: string[]): Promise<void>;
 }
 
-async function runChildToEnd(tools: Tools, name: string, args: string[], opts: { captureErrors?: boolean; onPause?: () => Promise<void> }): Promise<void> {
-  const [node, tool] = toolCommand(name);
+/** The fds a started tool gets after stdio: its words, then where it says done. */
+const ARGV_FD = 3;
+const DONE_FD = 4;
+
+/**
+ * Starts a tool now, to run it later: the trace's span for it (in the parallel lane of corerun's
+ * track) goes from this start to its done. It gets a process group of its own: a Ctrl-C on the
+ * terminal reaches corerun, which aborts the start, instead of killing the tool halfway.
+ */
+export function startTool(tools: Tools, name: string, opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): EarlyTool {
+  const spanArgs: Record<string, unknown> = {};
+  let give!: (args: string[]) => void;
+  const words = new Promise<string[]>((resolve) => (give = resolve));
+  const done = span(name, spanArgs, () => runEarly(tools, name, words, opts));
+  // Awaited through run; a start aborted before it never asks, and stopTools ends the tool.
+  done.catch(() => {});
+  return {
+    run(args) {
+      spanArgs.argv = args.join(" ");
+      give(args);
+      return done;
+    },
+  };
+}
+
+async function runEarly(tools: Tools, name: string, words: Promise<string[]>, opts: { captureErrors?: boolean; onPause?: () => Promise<void> }): Promise<void> {
+  const [node, ...script] = toolCommand(name);
   const stderr = opts.captureErrors ? "pipe" : "inherit";
   const stdout = opts.onPause ? "pipe" : name === "corerun-net" ? "ignore" : "inherit";
-  const env = { ...process.env, [PARENT_PID_ENV]: String(process.pid) };
-  const child = spawn(node!, [tool!, ...args], { stdio: [opts.onPause ? "pipe" : "ignore", stdout, stderr], detached: true, env });
-  tools.push(child);
-  faultPoint(`corerun:${name}-started`);
+  const env = { ...process.env, [PARENT_PID_ENV]: String(process.pid), [ARGV_FD_ENV]: String(ARGV_FD), [DONE_FD_ENV]: String(DONE_FD) };
+  const child = spawn(node!, script, { stdio: [opts.onPause ? "pipe" : "ignore", stdout, stderr, "pipe", "pipe"], detached: true, env });
   let said = "";
+  const running: RunningTool = { name, child, said: () => said };
+  tools.push(running);
+  const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
+  faultPoint(`corerun:${name}-started`);
   child.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString("utf8")));
+  const argvPipe = child.stdio[ARGV_FD] as Writable;
+  const donePipe = child.stdio[DONE_FD] as Readable;
+  // A tool that died early closes its ends: its exit status tells.
+  argvPipe.on("error", () => {});
+  donePipe.on("error", () => {});
+  const saidDone = new Promise<"done">((resolve) => {
+    let text = "";
+    donePipe.on("data", (chunk: Buffer) => {
+      text += chunk.toString("utf8");
+      if (text.startsWith("done\n")) resolve("done");
+    });
+  });
   // A tool that pauses (corerun-mount --hook-pause) says "built"; it goes on when answered.
   let paused: Promise<void> | undefined;
   child.stdout?.on("data", (chunk: Buffer) => {
@@ -370,20 +436,38 @@ async function runChildToEnd(tools: Tools, name: string, args: string[], opts: {
         child.kill("SIGKILL");
         throw err;
       });
-      // Awaited after the exit below; until then a failure must not count as unhandled.
+      // Awaited after the done below; until then a failure must not count as unhandled.
       paused.catch(() => {});
     }
   });
-  const [code] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
+  const args = await Promise.race([words, exited.then(() => Promise.reject(failure(running)))]);
+  argvPipe.end(encodeArgv(args));
+  const end = await Promise.race([saidDone, exited]);
   if (paused) await paused;
-  if (code !== 0) throw new ToolFailed(name, code ?? 125, said.trim().split("\n").at(-1));
+  if (end !== "done" && end[0] !== 0) throw failure(running);
+}
+
+/** An ended tool's failure, with the last line it said when corerun captured its stderr. */
+function failure(t: RunningTool): ToolFailed {
+  return new ToolFailed(t.name, t.child.exitCode ?? 125, t.said().trim().split("\n").at(-1));
+}
+
+/**
+ * The tools that said done have exited with status 0: waited for after go, before the start
+ * counts as made. A tool that fails after saying done is reported as any other failure.
+ */
+export async function toolsExited(tools: Tools): Promise<void> {
+  for (const t of tools) {
+    if (t.child.exitCode === null && t.child.signalCode === null) await once(t.child, "exit");
+    if (t.child.exitCode !== 0) throw failure(t);
+  }
 }
 
 /** Kills the tools still running and waits for them, before their work is cleaned up. */
 export async function stopTools(tools: Tools): Promise<void> {
-  await Promise.all(tools.filter((t) => t.exitCode === null && t.signalCode === null).map((t) => {
-    t.kill("SIGKILL");
-    return once(t, "exit");
+  await Promise.all(tools.filter((t) => t.child.exitCode === null && t.child.signalCode === null).map((t) => {
+    t.child.kill("SIGKILL");
+    return once(t.child, "exit");
   }));
 }
 

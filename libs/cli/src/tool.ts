@@ -4,6 +4,7 @@ import { aliasesOf, splitArgv } from "./argv.ts";
 import { errorLine, exitCodeForError, UsageError } from "./exit.ts";
 import { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
 import { span, startTrace } from "./trace.ts";
+import { ARGV_FD_ENV, sayDone, takeArgvFd, takeDoneFd } from "./handoff.ts";
 
 /** Options every tool accepts. */
 export const COMMON_ARGS = {
@@ -94,8 +95,21 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
   const name = opts.logName ?? spec.name;
   let log = createLogger(name);
   let code: number;
+  let done: number | undefined;
   try {
     startTrace(name);
+    // CORERUN_ARGV_FD, CORERUN_DONE_FD (handoff.ts): words after those of the command line, and
+    // the fd to say done on. Both are taken in the one span, so that the tool's steps follow it.
+    const handoff = () => {
+      done = takeDoneFd();
+      return takeArgvFd();
+    };
+    const more = process.env[ARGV_FD_ENV] === undefined ? handoff() : span("read argv", undefined, handoff);
+    if (more) {
+      argv = [...argv, ...more];
+      // As if given on the command line: a tool that runs itself again (corerun-mount, rootless) passes them on.
+      process.argv.push(...more);
+    }
     // Subcommands nest (`corerun image ls`): each word that names one descends a level.
     let active = spec;
     let words = argv;
@@ -117,5 +131,6 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
     if (process.env.CORERUN_LOG === "debug" && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     code = exitCodeForError(err);
   }
+  if (done !== undefined && code === 0) sayDone(done);
   process.exit(code);
 }
