@@ -15,6 +15,25 @@ const all = readdirSync(join(root, "bin/src")).filter((n) => existsSync(join(roo
 const wanted = process.argv.slice(2);
 const names = wanted.length ? wanted : all;
 
+// Node's built-in modules that are not in its own startup snapshot cost milliseconds to load
+// (node:child_process with node:net and the streams ~4 ms, node:crypto ~2.5 ms), and a bundle
+// loads every import as it starts. These are loaded when first used instead: a command that never
+// spawns, hashes or streams (corerun-exec without hooks, corerun start, delete, state) never pays
+// for them. Each import is an object of getters, one per name the module exports here, so the
+// bundle's own import helpers see the same names; a getter loads the module on its first read.
+const LAZY_BUILTINS = /^node:(child_process|crypto|net|stream|stream\/promises|tty|zlib)$/;
+const lazyBuiltins = {
+  name: "lazy-builtins",
+  setup(b) {
+    b.onResolve({ filter: LAZY_BUILTINS }, (a) => (a.namespace === "lazy-builtin" ? { path: a.path, external: true } : { path: a.path, namespace: "lazy-builtin" }));
+    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (a) => {
+      const names = Object.keys(requireHere(a.path)).filter((n) => n !== "default");
+      const getters = names.map((n) => `  ${JSON.stringify(n)}: { enumerable: true, get: () => load()[${JSON.stringify(n)}] },`).join("\n");
+      return { loader: "js", contents: `let m;\nconst load = () => (m ??= require(${JSON.stringify(a.path)}));\nObject.defineProperties(module.exports, {\n${getters}\n});\n` };
+    });
+  },
+};
+
 await Promise.all(
   names.map((name) =>
     build({
@@ -28,7 +47,7 @@ await Promise.all(
       // every tool's start), as CommonJS: its ES build finds its files through import.meta.url.
       // Its native addon is loaded from its platform package by require, at run time.
       external: ["@koromix/*"],
-      plugins: [{ name: "koffi-cjs", setup: (b) => b.onResolve({ filter: /^koffi$/ }, () => ({ path: requireHere.resolve("koffi") })) }],
+      plugins: [{ name: "koffi-cjs", setup: (b) => b.onResolve({ filter: /^koffi$/ }, () => ({ path: requireHere.resolve("koffi") })) }, lazyBuiltins],
       tsconfig: join(root, "tsconfig.base.json"),
       legalComments: "none",
       logLevel: "warning",

@@ -11,7 +11,7 @@ import { packTree, type PackOptions } from "./pack.ts";
 import { checkReference } from "./paths.ts";
 import { MEDIA } from "./schema.ts";
 import { readImage, readLayer, readRefs, requireImage, storePaths, tagsOf, withStoreLock, writeRefs, layerDir } from "./store.ts";
-import { Digester } from "./unpack.ts";
+import { digester } from "./unpack.ts";
 
 export interface CommitOptions {
   /** The container's overlayfs upper directory. */
@@ -44,7 +44,7 @@ export async function commitImage(root: string, opts: CommitOptions): Promise<{ 
     try {
       const blob = join(tmp, "layer.tar.gz");
       const pack = tarPack();
-      const inner = new Digester();
+      const inner = digester();
       const written = pipeline(pack as unknown as NodeJS.ReadableStream, inner, createGzip(), createWriteStream(blob));
       await packTree(opts.upper, pack, { overlay: true, exclude: opts.exclude, ids: opts.ids, sys: opts.sys });
       await written;

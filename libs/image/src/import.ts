@@ -12,7 +12,7 @@ import {
   DockerManifest, ImageConfig, ImageIndex, ImageManifest, LAYER_MEDIA_TYPES, MEDIA, parseJson, type Descriptor, type LayerRecord,
 } from "./schema.ts";
 import { imageDir, layerDir, readLayer, readRefs, storePaths, withStoreLock, writeRefs } from "./store.ts";
-import { Digester, sniffCompression, unpackBlob } from "./unpack.ts";
+import { digester, sniffCompression, unpackBlob } from "./unpack.ts";
 
 /** What an import reports as it goes: one event per layer, then one per image. */
 export type ImportEvent =
@@ -295,13 +295,13 @@ interface Expect {
 
 /** Reads a blob only to hash it: its digest, and its diff id when `uncompressed` is asked for. */
 async function hashBlob(path: string, uncompressed: boolean): Promise<{ digest: string; diffId?: string }> {
-  const outer = new Digester();
+  const outer = digester();
   const sink = new Writable({ write: (_c, _e, cb) => cb() });
   if (!uncompressed) {
     await pipeline(createReadStream(path), outer, sink);
     return { digest: outer.digest() };
   }
-  const inner = new Digester();
+  const inner = digester();
   const kind = sniffCompression(path);
   if (kind === "zstd") throw new UsageError(`${path}: a zstd layer needs its digest in a manifest`);
   await pipeline(createReadStream(path), outer, ...(kind === "gzip" ? [createGunzip()] : []), inner, sink);

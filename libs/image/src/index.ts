@@ -1,6 +1,6 @@
 export * from "./schema.ts";
 export { entryPath, checkSymlink, hardlinkTarget, classifyEntry, whiteoutEntry, opaqueEntry, parseReference, checkReference, type EntryKind } from "./paths.ts";
-export { unpackBlob, sniffCompression, Digester, type UnpackResult } from "./unpack.ts";
+export { unpackBlob, sniffCompression, digester, type Digester, type UnpackResult } from "./unpack.ts";
 export { packTree, type PackOptions } from "./pack.ts";
 export {
   storePaths, withImageInUse, imageDir, layerDir, layerDiff, withStoreLock, readRefs, readImage, readLayer, listImageIds, findImage, requireImage, tagsOf, imageUsers,

@@ -13,33 +13,39 @@ import { UsageError } from "@corerun/cli";
 import { isErrno, linuxSyscall, type Syscall } from "@corerun/syscall";
 import { checkSymlink, classifyEntry, entryPath, hardlinkTarget } from "./paths.ts";
 import type { Compression } from "./schema.ts";
-import { checkXattr, PaxXattrs } from "./xattrs.ts";
+import { checkXattr, paxXattrs } from "./xattrs.ts";
 
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
 
-/** A stream's sha256 and byte count, taken as it passes. */
-export class Digester extends Transform {
-  readonly hash: Hash = createHash("sha256");
-  bytes = 0;
-  private reported = 0;
-  /** Called with the byte count every 10 ms at most, for a progress bar. */
-  constructor(private readonly onBytes?: (bytes: number) => void) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    if (this.onBytes && Date.now() - this.reported >= 10) {
-      this.reported = Date.now();
-      this.onBytes(this.bytes);
-    }
-    done(null, chunk);
-  }
-  digest(): string {
-    return `sha256:${this.hash.digest("hex")}`;
-  }
+/** A pass-through stream that takes its data's sha256 and byte count. */
+export type Digester = Transform & { readonly bytes: number; digest(): string };
+
+/**
+ * A Digester; onBytes is called with the byte count every 10 ms at most, for a progress bar.
+ * Made by a function, not a subclass of Transform: a class declaration would load node:stream as
+ * every tool's bundle loads, where a container start never streams.
+ */
+export function digester(onBytes?: (bytes: number) => void): Digester {
+  const hash: Hash = createHash("sha256");
+  let bytes = 0;
+  let reported = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (onBytes && Date.now() - reported >= 10) {
+        reported = Date.now();
+        onBytes(bytes);
+      }
+      done(null, chunk);
+    },
+  });
+  return Object.defineProperties(t, {
+    bytes: { get: () => bytes },
+    digest: { value: () => `sha256:${hash.digest("hex")}` },
+  }) as Digester;
 }
 
 /** The compression of a blob, from its first bytes (gzip 1f 8b, zstd 28 b5 2f fd). */
@@ -111,11 +117,11 @@ export interface UnpackResult {
 export async function unpackBlob(blob: string, dest: string, opts: UnpackOptions): Promise<UnpackResult> {
   const sys = opts.sys ?? linuxSyscall;
   const compression = sniffCompression(blob);
-  const outer = new Digester(opts.onBytes);
-  const inner = new Digester();
+  const outer = digester(opts.onBytes);
+  const inner = digester();
   const dec = decompressor(compression, opts.what);
   const extract = tarExtract();
-  const xattrs = new PaxXattrs(opts.what);
+  const xattrs = paxXattrs(opts.what);
   const piping = pipeline(createReadStream(blob), outer, dec.stream, inner, xattrs, extract);
   const dirTimes: [string, Date][] = [];
   const tree: Tree = { dirs: new Set([dest]), setgid: new Set(), uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 };

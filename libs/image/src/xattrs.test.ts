@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { pack } from "tar-stream";
-import { checkXattr, layerCapability, layerXattr, paxHeader, paxRecords, PaxXattrs } from "./xattrs.ts";
+import { checkXattr, layerCapability, layerXattr, paxHeader, paxRecords, paxXattrs } from "./xattrs.ts";
 
 async function tar(entries: { name: string; body?: string; pax?: Record<string, string> }[]): Promise<Buffer> {
   const p = pack();
@@ -22,7 +22,7 @@ test("PAX xattr records are read by entry number, as bytes, however the stream i
     { name: "c", pax: { "SCHILY.xattr.security.capability": "caps", "SCHILY.xattr.user.two": "é" } },
   ]);
   for (const size of [1, 7, 512, data.length]) {
-    const x = new PaxXattrs("t.tar");
+    const x = paxXattrs("t.tar");
     for (let at = 0; at < data.length; at += size) x.write(data.subarray(at, at + size));
     assert.deepEqual(x.entryXattrs(0), new Map([["user.one", Buffer.from("1")]]), `chunks of ${size}`);
     assert.equal(x.entryXattrs(1), undefined);
@@ -35,7 +35,7 @@ test("a malformed PAX record and overlayfs's own attributes are refused in one l
   header.write("PaxHeader/x", 0);
   header.write("00000000010\0", 124);
   header.write("x", 156);
-  const x = new PaxXattrs("t.tar");
+  const x = paxXattrs("t.tar");
   assert.throws(() => x._transform(Buffer.concat([header, Buffer.from("99 a=b\n\n\0\0\0"), Buffer.alloc(502)]), "latin1", (err) => {
     if (err) throw err;
   }), /t\.tar: a PAX header record is malformed; refused/);
@@ -43,7 +43,7 @@ test("a malformed PAX record and overlayfs's own attributes are refused in one l
   checkXattr("security.capability", "bin/ping", "t.tar");
 });
 
-test("paxRecords writes binary values byte for byte, each record's length counting its own digits; PaxXattrs reads them back", async () => {
+test("paxRecords writes binary values byte for byte, each record's length counting its own digits; paxXattrs reads them back", async () => {
   // A capability value: bytes that are no UTF-8 text.
   const cap = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x80, 0x20, 0x00, 0x00, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   const data = paxRecords([["SCHILY.xattr.security.capability", cap], ["path", "a".repeat(95)]]);
@@ -64,7 +64,7 @@ test("paxRecords writes binary values byte for byte, each record's length counti
   p.entry({ name: "f", mode: 0o755 }, "body");
   p.finalize();
   await ended;
-  const x = new PaxXattrs("t.tar");
+  const x = paxXattrs("t.tar");
   x.write(Buffer.concat(chunks));
   assert.deepEqual(x.entryXattrs(0), new Map([["security.capability", cap]]));
   // GNU tar reads the header as its own: the path record names the entry after it.

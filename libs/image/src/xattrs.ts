@@ -11,9 +11,29 @@ const META = new Set(["x", "g", "L", "K"]);
  * (what GNU tar --xattrs and containerd write: file capabilities are `security.capability`). A
  * pass-through stage before the tar parser: tar-stream decodes PAX values as UTF-8, which loses
  * the bytes of a binary value, so the records are read here, as bytes, by entry number (the Nth
- * entry the parser yields is the Nth non-meta header seen here).
+ * entry the parser yields is the Nth non-meta header seen here). Made by a function, not a
+ * subclass of Transform: a class declaration would load node:stream as every tool's bundle loads.
  */
-export class PaxXattrs extends Transform {
+export type PaxXattrs = Transform & Pick<PaxScanner, "entryXattrs">;
+
+export function paxXattrs(what: string): PaxXattrs {
+  const scanner = new PaxScanner(what);
+  const t = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+      try {
+        scanner.scan(chunk);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      done(null, chunk);
+    },
+  });
+  return Object.defineProperty(t, "entryXattrs", { value: (index: number) => scanner.entryXattrs(index) }) as PaxXattrs;
+}
+
+/** The PAX records of a tar stream, read from its bytes as they pass, by entry number. */
+class PaxScanner {
   private readonly byEntry = new Map<number, Map<string, Buffer>>();
   private pending: Map<string, Buffer> | undefined;
   private entries = 0;
@@ -23,9 +43,7 @@ export class PaxXattrs extends Transform {
   /** The data of a PAX header being collected, and its size. */
   private pax: { chunks: Buffer[]; size: number; got: number } | undefined;
 
-  constructor(private readonly what: string) {
-    super();
-  }
+  constructor(private readonly what: string) {}
 
   /** The attributes of the entry with this index (0-based), once its header has passed. */
   entryXattrs(index: number): Map<string, Buffer> | undefined {
@@ -34,17 +52,7 @@ export class PaxXattrs extends Transform {
     return x;
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    try {
-      this.scan(chunk);
-    } catch (err) {
-      done(err as Error);
-      return;
-    }
-    done(null, chunk);
-  }
-
-  private scan(chunk: Buffer): void {
+  scan(chunk: Buffer): void {
     let at = 0;
     while (at < chunk.length) {
       if (this.skip > 0) {
