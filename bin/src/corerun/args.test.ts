@@ -44,7 +44,7 @@ describe("parseRunConfig", () => {
     const { security, ...cfg } = parse(["sh", "-c", "echo hi"], { CORERUN_ROOT: join(base, "state") });
     assert.equal(security.privileged, false);
     assert.equal(security.noNewPrivs, false);
-    assert.match(security.seccomp!.program.path, new RegExp(`^${join(base, "state", "runtime", "seccomp")}/[0-9a-f]{32}\\.bpf$`));
+    assert.match(security.seccomp!.program.path, new RegExp(`^${join(base, "state", "runtime", "seccomp")}/[0-9a-f]{16}\\.bpf$`));
     assert.deepEqual(cfg, {
       rootfs,
       command: ["sh", "-c", "echo hi"],

@@ -4,11 +4,11 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, sep } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { UsageError } from "@corerun/cli";
-import { compileSeccomp, prepareSeccompProgram, seccompFlags, seccompProgram } from "./compile.ts";
+import { cacheKey, compileSeccomp, prepareSeccompProgram, seccompFlags, seccompProgram } from "./compile.ts";
 import { defaultProfile, profileToOci } from "./profile.ts";
 import type { OciSeccomp } from "./oci.ts";
 
@@ -167,6 +167,28 @@ describe("the program cache", () => {
     assert.equal(statSync(join(root, "runtime", "seccomp")).mode & 0o777, 0o755);
     assert.equal(prepareSeccompProgram(root, oci).compiled, undefined, "a cached program is not compiled again");
     assert.notEqual(seccompProgram(root, { ...oci, defaultErrnoRet: 13 }), path);
+  });
+
+  test("a hit is checked against the stored input: another input under the same key takes the next slot", () => {
+    const oci: OciSeccomp = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["rmdir"], action: "SCMP_ACT_ERRNO" }] };
+    const first = prepareSeccompProgram(root, oci);
+    // What another input of the same hash would have left in the first slot.
+    mkdirSync(dirname(first.path), { recursive: true });
+    writeFileSync(first.path.replace(/\.bpf$/, ".json"), "another input");
+    writeFileSync(first.path, "another program");
+    const path = seccompProgram(root, oci);
+    assert.equal(path, first.path.replace(/\.bpf$/, "-1.bpf"));
+    assert.deepEqual(readFileSync(path), first.compiled);
+    assert.equal(readFileSync(path.replace(/\.bpf$/, ".json"), "utf8"), first.input);
+    assert.equal(prepareSeccompProgram(root, oci).compiled, undefined, "found in its slot, not compiled again");
+    assert.equal(readFileSync(first.path, "utf8"), "another program", "the other input's program is left as it was");
+  });
+
+  test("cacheKey: 16 hex digits, the same for the same input, apart for inputs one character apart", () => {
+    assert.match(cacheKey("x"), /^[0-9a-f]{16}$/);
+    assert.equal(cacheKey('{"a":1}'), cacheKey('{"a":1}'));
+    const keys = new Set(Array.from({ length: 1000 }, (_, i) => cacheKey(`{"n":${i}}`)));
+    assert.equal(keys.size, 1000);
   });
 
   test("a bad profile is refused before anything is written", () => {

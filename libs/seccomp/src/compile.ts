@@ -1,5 +1,4 @@
-import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UsageError } from "@corerun/cli";
 import { libseccomp, SCMP_ACT, SCMP_CMP, SECCOMP_FILTER_FLAGS, SyscallError, type SeccompArgCmp, type SeccompContext } from "@corerun/syscall";
@@ -135,30 +134,65 @@ export function compileSeccomp(oci: OciSeccomp, source = "linux.seccomp"): Buffe
 }
 
 /** Bump when the compiled form of the same input changes. */
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
 
 /** A program's place in the cache, and the program itself when it is not stored there yet. */
 export interface CachedProgram {
   path: string;
   compiled: Buffer | undefined;
+  /** The input it was compiled from, stored beside it (KEY.json) and compared on every hit. */
+  input: string;
 }
 
 /**
- * Where the program for `oci` is cached under the state root (ROOT/runtime/seccomp/KEY.bpf, KEY a hash
- * of the input); compiled now, in memory, when it is not there yet. Writes nothing: a profile
- * that cannot be compiled is refused before anything exists.
+ * A cache key: FNV-1a over the input's UTF-16 code units, in two 32-bit lanes of different bases.
+ * Not a digest: every hit is checked against the stored input, so a collision only moves the
+ * program to the next slot. node:crypto's sha256 would cost its ~4 ms load on every start.
+ */
+export function cacheKey(s: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) + (a >>> 11);
+  }
+  return (a >>> 0).toString(16).padStart(8, "0") + (b >>> 0).toString(16).padStart(8, "0");
+}
+
+/**
+ * Where the program for `oci` is cached under the state root (ROOT/runtime/seccomp/KEY.bpf with
+ * its input in KEY.json, KEY a hash of the input, then KEY-1, KEY-2... for inputs of the same
+ * hash); compiled now, in memory, when it is not there yet. Writes nothing: a profile that cannot
+ * be compiled is refused before anything exists.
  */
 export function prepareSeccompProgram(root: string, oci: OciSeccomp, source = "linux.seccomp"): CachedProgram {
-  const key = createHash("sha256").update(JSON.stringify({ format: CACHE_FORMAT, arch: process.arch, oci })).digest("hex").slice(0, 32);
+  const input = JSON.stringify({ format: CACHE_FORMAT, arch: process.arch, oci });
   // Beside the copy of corerun-exec in ROOT/runtime: what the start path reads, kept across containers.
-  const path = join(root, "runtime", "seccomp", `${key}.bpf`);
-  return { path, compiled: existsSync(path) ? undefined : compileSeccomp(oci, source) };
+  const base = join(root, "runtime", "seccomp", cacheKey(input));
+  for (let slot = 0; ; slot++) {
+    const path = `${base}${slot ? `-${slot}` : ""}.bpf`;
+    const stored = readStoredInput(path);
+    if (stored === undefined || stored === input) {
+      return { path, input, compiled: stored === input && existsSync(path) ? undefined : compileSeccomp(oci, source) };
+    }
+  }
+}
+
+function readStoredInput(program: string): string | undefined {
+  try {
+    return readFileSync(program.replace(/\.bpf$/, ".json"), "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
 }
 
 /**
- * Stores a prepared program (atomically: a reader sees the whole file or none) and returns its
- * path. The directory and files are world-readable: in a user namespace the process that loads
- * the program runs as the mapped uid.
+ * Stores a prepared program and its input (each atomically: a reader sees the whole file or none;
+ * the input first, so that a program is never found without it) and returns its path. The
+ * directory and files are world-readable: in a user namespace the process that loads the
+ * program runs as the mapped uid.
  */
 export function storeSeccompProgram(p: CachedProgram): string {
   if (!p.compiled || existsSync(p.path)) return p.path;
@@ -167,9 +201,11 @@ export function storeSeccompProgram(p: CachedProgram): string {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   chmodSync(dirname(dir), 0o755);
   chmodSync(dir, 0o755);
-  const tmp = `${p.path}.${process.pid}.tmp`;
-  writeFileSync(tmp, p.compiled, { mode: 0o644 });
-  renameSync(tmp, p.path);
+  for (const [path, data] of [[p.path.replace(/\.bpf$/, ".json"), p.input], [p.path, p.compiled]] as const) {
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, data, { mode: 0o644 });
+    renameSync(tmp, path);
+  }
   return p.path;
 }
 
