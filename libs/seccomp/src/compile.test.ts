@@ -184,6 +184,13 @@ describe("the program cache", () => {
     assert.equal(readFileSync(first.path, "utf8"), "another program", "the other input's program is left as it was");
   });
 
+  test("a state root under a file is no cache: the program is compiled, the root's own check reports it later", () => {
+    const file = join(root, "a-file");
+    writeFileSync(file, "");
+    const oci: OciSeccomp = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_ERRNO" }] };
+    assert.ok(prepareSeccompProgram(join(file, "sub"), oci).compiled);
+  });
+
   test("cacheKey: 16 hex digits, the same for the same input, apart for inputs one character apart", () => {
     assert.match(cacheKey("x"), /^[0-9a-f]{16}$/);
     assert.equal(cacheKey('{"a":1}'), cacheKey('{"a":1}'));

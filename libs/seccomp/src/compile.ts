@@ -188,7 +188,9 @@ function readStoredInput(program: string): string | undefined {
   try {
     return readFileSync(program.replace(/\.bpf$/, ".json"), "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    // Not there, or no state root there: the root's own check reports that, later.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
     throw err;
   }
 }
@@ -200,7 +202,8 @@ function readStoredInput(program: string): string | undefined {
  * program runs as the mapped uid.
  */
 export function storeSeccompProgram(p: CachedProgram): string {
-  if (!p.compiled || existsSync(p.path)) return p.path;
+  // Compiled: its slot had no input stored, or a program without one (written again, the same).
+  if (!p.compiled) return p.path;
   const dir = dirname(p.path);
   mkdirSync(dirname(dirname(dir)), { recursive: true, mode: 0o700 });
   mkdirSync(dir, { recursive: true, mode: 0o755 });
