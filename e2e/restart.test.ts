@@ -85,8 +85,10 @@ describe("run -d --restart", { skip: !isRoot && "needs root" }, () => {
   });
   after(() => {
     try {
-      removeStateRoot(root);
+      // The network first: corerun-net makes ROOT/networks again for its lock, and would leave
+      // the removed root behind.
       tool("corerun-net", ["rm", "--root", root, BRIDGE]);
+      removeStateRoot(root);
     } finally {
       if (work.includes("corerun-restart-e2e-")) rmSync(work, { recursive: true, force: true });
       for (const h of hierarchies()) {
