@@ -184,9 +184,14 @@ export function prepareSeccompProgram(root: string, oci: OciSeccomp, source = "l
   }
 }
 
+/** Where the input of a cached program is kept: KEY.json beside KEY.bpf. */
+function inputPathOf(program: string): string {
+  return program.replace(/\.bpf$/, ".json");
+}
+
 function readStoredInput(program: string): string | undefined {
   try {
-    return readFileSync(program.replace(/\.bpf$/, ".json"), "utf8");
+    return readFileSync(inputPathOf(program), "utf8");
   } catch (err) {
     // Not there, or no state root there: the root's own check reports that, later.
     const code = (err as NodeJS.ErrnoException).code;
@@ -209,7 +214,7 @@ export function storeSeccompProgram(p: CachedProgram): string {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   chmodSync(dirname(dir), 0o755);
   chmodSync(dir, 0o755);
-  for (const [path, data] of [[p.path.replace(/\.bpf$/, ".json"), p.input], [p.path, p.compiled]] as const) {
+  for (const [path, data] of [[inputPathOf(p.path), p.input], [p.path, p.compiled]] as const) {
     const tmp = `${path}.${process.pid}.tmp`;
     writeFileSync(tmp, data, { mode: 0o644 });
     renameSync(tmp, path);
