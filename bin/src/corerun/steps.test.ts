@@ -1,14 +1,26 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { describe, test } from "node:test";
+import { once } from "node:events";
 import { stopTools, ToolFailed, toolsExited, type RunningTool } from "./steps.ts";
 
-/** A Node process standing in for a tool that said done: it then exits with `code`, after saying `line` on stderr. */
-function tool(name: string, code: number, line = ""): RunningTool {
-  const child = spawn(process.execPath, ["-e", `process.stderr.write(${JSON.stringify(line)}); setTimeout(() => process.exit(${code}), 50)`], { stdio: ["ignore", "ignore", "pipe"] });
+/** A RunningTool for a child_process child: its exit as waitid would report it, its whole stderr. */
+function running(name: string, child: ChildProcess): RunningTool {
   let said = "";
-  child.stderr.on("data", (d: Buffer) => (said += d.toString()));
-  return { name, child, said: () => said };
+  child.stderr?.on("data", (d: Buffer) => (said += d.toString()));
+  const saidAll = child.stderr ? once(child.stderr, "close") : Promise.resolve();
+  const t: RunningTool = {
+    name, pid: child.pid!, said: () => saidAll.then(() => said),
+    end: (once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>).then(([exitCode, signal]) => ({ exitCode, signal })),
+  };
+  void t.end.then((end) => (t.ended = end));
+  return t;
+}
+
+/** A Node process standing in for a tool that said done: it then exits with `code`, after saying `line` on stderr. */
+function tool(name: string, code: number, line = ""): RunningTool & { child: ChildProcess } {
+  const child = spawn(process.execPath, ["-e", `process.stderr.write(${JSON.stringify(line)}); setTimeout(() => process.exit(${code}), 50)`], { stdio: ["ignore", "ignore", "pipe"] });
+  return Object.assign(running(name, child), { child });
 }
 
 describe("the tools' exit after their done", () => {
@@ -31,10 +43,10 @@ describe("the tools' exit after their done", () => {
   });
 
   test("stopTools kills the tools still running and waits for them", async () => {
-    const running = tool("corerun-mount", 0);
+    const mount = tool("corerun-mount", 0);
     const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
-    await stopTools([running, { name: "corerun-net", child, said: () => "" }]);
+    await stopTools([mount, running("corerun-net", child)]);
     assert.equal(child.signalCode, "SIGKILL");
-    assert.ok(running.child.exitCode !== null || running.child.signalCode !== null);
+    assert.ok(mount.child.exitCode !== null || mount.child.signalCode !== null);
   });
 });

@@ -1,14 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import {
   chmodSync, chownSync, closeSync, cpSync, openSync, existsSync, lstatSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmdirSync, rmSync,
-  statSync, unlinkSync, writeFileSync,
+  read, statSync, unlinkSync, write, writeFileSync,
 } from "node:fs";
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
-import { once } from "node:events";
-import type { Readable, Writable } from "node:stream";
 import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
-import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, UsageError } from "@corerun/cli";
+import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, UsageError, waitChild, type ProcessEnd } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
@@ -365,9 +362,13 @@ export type Tools = RunningTool[];
 
 export interface RunningTool {
   name: string;
-  child: ChildProcess;
-  /** What it said on stderr, when corerun captures it. */
-  said(): string;
+  pid: number;
+  /** Its exit, reaped (waitid). */
+  end: Promise<ProcessEnd>;
+  /** Set once it has exited. */
+  ended?: ProcessEnd;
+  /** What it said on stderr, when corerun captures it: all of it once the pipe has closed. */
+  said(): Promise<string>;
 }
 
 /**
@@ -385,7 +386,7 @@ const DONE_FD = 4;
 
 /**
  * Starts a tool now, to run it later: the trace's span for it (in the parallel lane of corerun's
- * track) goes from this start to its done. It gets a process group of its own: a Ctrl-C on the
+ * track) goes from this start to its done. It gets a session of its own: a Ctrl-C on the
  * terminal reaches corerun, which aborts the start, instead of killing the tool halfway.
  */
 export function startTool(tools: Tools, name: string, opts: { captureErrors?: boolean; onPause?: () => Promise<void> } = {}): EarlyTool {
@@ -404,52 +405,106 @@ export function startTool(tools: Tools, name: string, opts: { captureErrors?: bo
   };
 }
 
+/**
+ * Reads a pipe to its end in libuv's thread pool, passing on each chunk, and closes it. The
+ * pipes corerun reads from its tools are few (done, and in `create` stderr and stdout), each a
+ * thread until the tool closes its end; node:net would read them on the event loop, but loads in
+ * ~5 ms on the start path.
+ */
+function readPipe(fd: number, onChunk: (chunk: Buffer) => void): Promise<void> {
+  const buf = Buffer.alloc(4096);
+  return new Promise((resolve) => {
+    const next = () =>
+      read(fd, buf, 0, buf.length, null, (err, n) => {
+        if (err || n === 0) {
+          closeSync(fd);
+          resolve();
+          return;
+        }
+        onChunk(Buffer.from(buf.subarray(0, n)));
+        next();
+      });
+    next();
+  });
+}
+
+/** Writes all of data on a pipe in the thread pool (a reader that is still starting does not block corerun) and closes it; a reader gone is no error. */
+function writePipe(fd: number, data: Buffer): void {
+  const from = (at: number) =>
+    write(fd, data, at, data.length - at, null, (err, n) => {
+      if (!err && at + n < data.length) return from(at + n);
+      closeSync(fd);
+    });
+  from(0);
+}
+
 async function runEarly(tools: Tools, name: string, words: Promise<string[]>, opts: { captureErrors?: boolean; onPause?: () => Promise<void> }): Promise<void> {
   const [node, ...script] = toolCommand(name);
-  const stderr = opts.captureErrors ? "pipe" : "inherit";
-  const stdout = opts.onPause ? "pipe" : name === "corerun-net" ? "ignore" : "inherit";
-  const env = { ...process.env, [PARENT_PID_ENV]: String(process.pid), [ARGV_FD_ENV]: String(ARGV_FD), [DONE_FD_ENV]: String(DONE_FD) };
-  const child = spawn(node!, script, { stdio: [opts.onPause ? "pipe" : "ignore", stdout, stderr, "pipe", "pipe"], detached: true, env });
+  const env = envp({ ...process.env, [PARENT_PID_ENV]: String(process.pid), [ARGV_FD_ENV]: String(ARGV_FD), [DONE_FD_ENV]: String(DONE_FD) });
+  // [read end, write end] of each pipe; the tool's ends are closed here once it has them.
+  const argvPipe = sys.pipe();
+  const donePipe = sys.pipe();
+  const errPipe = opts.captureErrors ? sys.pipe() : undefined;
+  const outPipe = opts.onPause ? sys.pipe() : undefined;
+  const inPipe = opts.onPause ? sys.pipe() : undefined;
+  const stdout = outPipe ? outPipe[1] : name === "corerun-net" ? -1 : 1;
+  const fds = [inPipe ? inPipe[0] : -1, stdout, errPipe ? errPipe[1] : 2, argvPipe[0], donePipe[1]];
+  let pid: number;
+  try {
+    pid = sys.spawn(node!, [node!, ...script], env, fds, true);
+  } catch (err) {
+    for (const p of [argvPipe, donePipe, errPipe, outPipe, inPipe]) if (p) p.forEach((fd) => closeSync(fd));
+    throw err;
+  } finally {
+    for (const fd of [argvPipe[0], donePipe[1], errPipe?.[1], outPipe?.[1], inPipe?.[0]]) if (fd !== undefined) closeSync(fd);
+  }
   let said = "";
-  const running: RunningTool = { name, child, said: () => said };
+  const saidAll = errPipe ? readPipe(errPipe[0], (chunk) => (said += chunk.toString("utf8"))) : Promise.resolve();
+  const running: RunningTool = { name, pid, end: waitChild(sys, pid, []), said: () => saidAll.then(() => said) };
+  void running.end.then((end) => (running.ended = end));
   tools.push(running);
-  const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
   faultPoint(`corerun:${name}-started`);
-  child.stderr?.on("data", (chunk: Buffer) => (said += chunk.toString("utf8")));
-  const argvPipe = child.stdio[ARGV_FD] as Writable;
-  const donePipe = child.stdio[DONE_FD] as Readable;
-  // A tool that died early closes its ends: its exit status tells.
-  argvPipe.on("error", () => {});
-  donePipe.on("error", () => {});
-  const saidDone = new Promise<"done">((resolve) => {
-    let text = "";
-    donePipe.on("data", (chunk: Buffer) => {
-      text += chunk.toString("utf8");
-      if (text.startsWith("done\n")) resolve("done");
-    });
-  });
+  let text = "";
+  const saidDone = readPipe(donePipe[0], (chunk) => (text += chunk.toString("utf8"))).then<"done" | ProcessEnd>(() => (text.startsWith("done\n") ? "done" : running.end));
   // A tool that pauses (corerun-mount --hook-pause) says "built"; it goes on when answered.
   let paused: Promise<void> | undefined;
-  child.stdout?.on("data", (chunk: Buffer) => {
-    if (!paused && chunk.toString("utf8").includes("built")) {
-      paused = opts.onPause!().then(() => void child.stdin!.end("go\n"), (err: unknown) => {
-        child.kill("SIGKILL");
-        throw err;
-      });
-      // Awaited after the done below; until then a failure must not count as unhandled.
-      paused.catch(() => {});
-    }
+  if (outPipe) {
+    void readPipe(outPipe[0], (chunk) => {
+      if (!paused && chunk.toString("utf8").includes("built")) {
+        paused = opts.onPause!().then(() => writePipe(inPipe![1], Buffer.from("go\n")), (err: unknown) => {
+          kill(pid, "SIGKILL");
+          throw err;
+        });
+        // Awaited after the done below; until then a failure must not count as unhandled.
+        paused.catch(() => {});
+      }
+    });
+  }
+  const args = await Promise.race([words, running.end.then(async () => Promise.reject(await failure(running)))]).catch((err: unknown) => {
+    closeSync(argvPipe[1]);
+    if (inPipe && !paused) closeSync(inPipe[1]);
+    throw err;
   });
-  const args = await Promise.race([words, exited.then(() => Promise.reject(failure(running)))]);
-  argvPipe.end(encodeArgv(args));
-  const end = await Promise.race([saidDone, exited]);
+  writePipe(argvPipe[1], encodeArgv(args));
+  const end = await saidDone;
+  if (inPipe && !paused) closeSync(inPipe[1]);
   if (paused) await paused;
-  if (end !== "done" && end[0] !== 0) throw failure(running);
+  if (end !== "done" && end.exitCode !== 0) throw await failure(running);
+}
+
+/** A signal to a tool that may have exited already (its pid is not reused before it is reaped). */
+function kill(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone already
+  }
 }
 
 /** An ended tool's failure, with the last line it said when corerun captured its stderr. */
-function failure(t: RunningTool): ToolFailed {
-  return new ToolFailed(t.name, t.child.exitCode ?? 125, t.said().trim().split("\n").at(-1));
+async function failure(t: RunningTool): Promise<ToolFailed> {
+  const end = await t.end;
+  return new ToolFailed(t.name, typeof end.exitCode === "number" ? end.exitCode : 125, (await t.said()).trim().split("\n").at(-1));
 }
 
 /**
@@ -457,17 +512,14 @@ function failure(t: RunningTool): ToolFailed {
  * counts as made. A tool that fails after saying done is reported as any other failure.
  */
 export async function toolsExited(tools: Tools): Promise<void> {
-  for (const t of tools) {
-    if (t.child.exitCode === null && t.child.signalCode === null) await once(t.child, "exit");
-    if (t.child.exitCode !== 0) throw failure(t);
-  }
+  for (const t of tools) if ((await t.end).exitCode !== 0) throw await failure(t);
 }
 
 /** Kills the tools still running and waits for them, before their work is cleaned up. */
 export async function stopTools(tools: Tools): Promise<void> {
-  await Promise.all(tools.filter((t) => t.child.exitCode === null && t.child.signalCode === null).map((t) => {
-    t.child.kill("SIGKILL");
-    return once(t.child, "exit");
+  await Promise.all(tools.map((t) => {
+    if (!t.ended) kill(t.pid, "SIGKILL");
+    return t.end;
   }));
 }
 

@@ -50,6 +50,13 @@ export interface Syscall {
     opts?: { sync?: [number, number]; becomeRoot?: boolean; join?: { fd: number; flags: number }; nullStdio?: boolean; stdinFd?: number; dieWithParent?: boolean; usernsFd?: number },
   ): number;
   /**
+   * The native helper's start of a program beside the caller, in no new namespace: fds[i]
+   * becomes its fd i (-1: /dev/null), no other fd reaches it, and with newSession it leads a
+   * session of its own. No child_process module and no fork of the whole heap. Returns the pid;
+   * the caller waits for it (waitid).
+   */
+  spawn(path: string, argv: readonly string[], envp: readonly string[], fds: readonly number[], newSession: boolean): number;
+  /**
    * bpf(BPF_PROG_LOAD) of a program (8-byte instructions) of a BPF_PROG_TYPE_*; returns its fd.
    * A refusal carries the first line of the verifier's log.
    */
