@@ -5,7 +5,7 @@ import { build } from "esbuild";
 import { readdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { Script } from "node:vm";
 import { spawnSync } from "node:child_process";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 
@@ -21,16 +21,54 @@ const names = wanted.length ? wanted : all;
 // spawns, hashes or streams (corerun-exec without hooks, corerun start, delete, state) never pays
 // for them. Each import is an object of getters, one per name the module exports here, so the
 // bundle's own import helpers see the same names; a getter loads the module on its first read.
-const LAZY_BUILTINS = /^node:(child_process|crypto|net|stream|stream\/promises|tty|zlib)$/;
-const lazyBuiltins = {
-  name: "lazy-builtins",
+// The same holds for tar-stream (with streamx, ~2 ms), bundled but run only by image commands.
+const LAZY = /^(node:(child_process|crypto|net|stream|stream\/promises|tty|zlib)|tar-stream)$/;
+const lazyModules = {
+  name: "lazy-modules",
   setup(b) {
-    b.onResolve({ filter: LAZY_BUILTINS }, (a) => (a.namespace === "lazy-builtin" ? { path: a.path, external: true } : { path: a.path, namespace: "lazy-builtin" }));
-    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (a) => {
+    b.onResolve({ filter: LAZY }, (a) => {
+      if (a.pluginData === "real") return undefined;
+      if (a.namespace !== "lazy") return { path: a.path, namespace: "lazy" };
+      // The module itself, required from the getters' first read: a built-in stays outside.
+      return a.path.startsWith("node:") ? { path: a.path, external: true } : b.resolve(a.path, { kind: "require-call", resolveDir: root, pluginData: "real" });
+    });
+    b.onLoad({ filter: /.*/, namespace: "lazy" }, (a) => {
       const names = Object.keys(requireHere(a.path)).filter((n) => n !== "default");
       const getters = names.map((n) => `  ${JSON.stringify(n)}: { enumerable: true, get: () => load()[${JSON.stringify(n)}] },`).join("\n");
       return { loader: "js", contents: `let m;\nconst load = () => (m ??= require(${JSON.stringify(a.path)}));\nObject.defineProperties(module.exports, {\n${getters}\n});\n` };
     });
+  },
+};
+
+// koffi's loader finds its native addon at every start: a package lookup for
+// @koromix/koffi-<platform>, then that package reads Node's ELF header to choose the glibc or
+// musl build (~3 ms of each tool's start). The file this Node loads is found here once, and the
+// bundle dlopens it by its path from dist/; if that fails (a checkout moved or copied to
+// another kind of machine), the package's own lookup runs as before.
+function koffiAddon() {
+  const pkg = `@koromix/koffi-${process.platform}-${process.arch}`;
+  const before = new Set(Object.keys(requireHere.cache));
+  requireHere(pkg);
+  const file = Object.keys(requireHere.cache).find((k) => k.endsWith(".node") && !before.has(k)) ?? Object.keys(requireHere.cache).find((k) => k.includes(pkg) && k.endsWith(".node"));
+  return { pkg, file };
+}
+const addon = koffiAddon();
+const koffiAddonPlugin = {
+  name: "koffi-addon",
+  setup(b) {
+    b.onResolve({ filter: /^@koromix\/koffi-/ }, (a) => (a.namespace === "koffi-addon" || a.path !== addon.pkg || !addon.file ? { path: a.path, external: true } : { path: a.path, namespace: "koffi-addon" }));
+    b.onLoad({ filter: /.*/, namespace: "koffi-addon" }, () => ({
+      loader: "js",
+      contents: `const { join } = require("node:path");
+const m = { exports: {} };
+try {
+  process.dlopen(m, join(__dirname, ${JSON.stringify(relative(join(root, "dist"), addon.file))}));
+} catch {
+  m.exports = require(${JSON.stringify(addon.pkg)});
+}
+module.exports = m.exports;
+`,
+    }));
   },
 };
 
@@ -47,7 +85,7 @@ await Promise.all(
       // every tool's start), as CommonJS: its ES build finds its files through import.meta.url.
       // Its native addon is loaded from its platform package by require, at run time.
       external: ["@koromix/*"],
-      plugins: [{ name: "koffi-cjs", setup: (b) => b.onResolve({ filter: /^koffi$/ }, () => ({ path: requireHere.resolve("koffi") })) }, lazyBuiltins],
+      plugins: [{ name: "koffi-cjs", setup: (b) => b.onResolve({ filter: /^koffi$/ }, () => ({ path: requireHere.resolve("koffi") })) }, lazyModules, koffiAddonPlugin],
       tsconfig: join(root, "tsconfig.base.json"),
       legalComments: "none",
       logLevel: "warning",
