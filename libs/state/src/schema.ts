@@ -171,7 +171,7 @@ export const State = v.object({
   /** The container's first process (PID 1 inside). */
   init: v.optional(ProcessRef),
   exitCode: v.optional(v.number()),
-  /** The container's cgroup, recorded before it is created: hierarchy → directory ("" is v2). */
+  /** The container's cgroup, recorded before it is created: hierarchy -> directory ("" is v2). */
   cgroup: v.optional(v.object({ name: v.string(), parent: v.string(), paths: v.record(v.string(), v.string()), devices: v.optional(v.boolean()) })),
   detached: v.optional(Detached),
   /** Containers made by the OCI commands (create, run --bundle): their bundle and hooks. */
