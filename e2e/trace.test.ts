@@ -87,11 +87,12 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     // corerun-mount and corerun-net are started first, and load while corerun makes the state, the
     // cgroup and the first process: the build's span holds those steps, then waits for the tools.
     inOrder(corerun.spans, ["parse options", "build tree and network", "start", "tools exit", "container runs", "teardown"]);
-    inOrder(corerun.spans, ["create state", "create cgroup", "start first process", "record first process"]);
+    // The mount points are claimed (an fsync) once the first process runs, before corerun-mount gets its words.
+    inOrder(corerun.spans, ["create state", "create cgroup", "start first process", "record first process", "claim mount points"]);
     for (const s of corerun.spans.filter((s) => !["node start", "load bundle", "corerun run"].includes(s.name))) assert.ok(within(runSpan, s), `${s.name} in the run`);
     assert.match(String(one(corerun.spans, "create cgroup").args?.id), /^[0-9a-f]{12}$/);
     const build = one(corerun.spans, "build tree and network");
-    for (const name of ["create state", "create cgroup", "start first process", "record first process"]) assert.ok(within(build, one(corerun.spans, name)), `${name} in the build`);
+    for (const name of ["create state", "create cgroup", "start first process", "record first process", "claim mount points"]) assert.ok(within(build, one(corerun.spans, name)), `${name} in the build`);
 
     for (const t of [mount, net]) {
       const name = t === mount ? "corerun-mount" : "corerun-net";
@@ -101,6 +102,7 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
       assert.ok(ran.ts < one(corerun.spans, "create state").ts, `${name} started before the state is made`);
       assert.ok(ran.ts <= one(t.spans, "node start").ts, `${name}'s Node starts once corerun has started it`);
       assert.ok(end(one(corerun.spans, "record first process")) <= end(one(t.spans, "read argv")), `${name} has its command line once the first process is recorded`);
+      if (t === mount) assert.ok(end(one(corerun.spans, "claim mount points")) <= end(one(t.spans, "read argv")), "corerun-mount has its command line once its mount points are claimed");
       // Its whole trace lies within corerun's step for it: it says done after its work, then its Node process exits.
       for (const s of t.spans) assert.ok(within(ran, s), `${s.name} of ${name} within corerun's step`);
     }

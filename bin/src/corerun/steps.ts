@@ -42,6 +42,8 @@ export interface Container {
   prefer?: { address: string; ports: string[] } | undefined;
   /** /dev/null, opened for the first process's stdin (no -i) until it is cloned. */
   nullStdin?: number | undefined;
+  /** The mount points the rootfs lacks and those it is to hold, for claimMountPoints. */
+  mountPoints: { missing: CreatedPath[]; wanted: string[] };
 }
 
 /** The container's own /etc/hosts, /etc/resolv.conf and /etc/hostname, bind-mounted over the rootfs's. */
@@ -120,10 +122,7 @@ function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string,
     // makes the missing mount points in its upper directory, which goes with the container.
     const missing = cfg.image && cfg.rootless ? [] : missingMountPoints(cfg.rootfs, targets);
     const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
-    const held = claimCreatedPaths(cfg.root, id, missing, wanted);
-    faultPoint("corerun:mount-points-claimed");
-    updateState(path, () => ({ mountPoints: held }));
-    faultPoint("corerun:mount-points-recorded");
+    return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [], userns, mountPoints: { missing, wanted } };
   } catch (err) {
     // Nothing outside the directory exists yet (a mount point is only claimed here, and made by
     // corerun-mount) but an image's overlayfs: a rootfs refused here leaves nothing behind.
@@ -132,7 +131,19 @@ function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string,
     else removeContainer(cfg.root, id);
     throw err;
   }
-  return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [], userns };
+}
+
+/**
+ * The mount points corerun-mount is to make in the rootfs are claimed in the state root's registry
+ * (fsynced: on disk before they exist) and recorded in the state, after the clone and before
+ * corerun-mount gets its words: the fsync then runs while corerun-exec's Node starts. Until the
+ * claim, nothing has made them, so a start killed before it leaves none.
+ */
+export function claimMountPoints(cfg: RunConfig, c: Container): void {
+  const held = claimCreatedPaths(cfg.root, c.id, c.mountPoints.missing, c.mountPoints.wanted);
+  faultPoint("corerun:mount-points-claimed");
+  updateState(c.path, () => ({ mountPoints: held }));
+  faultPoint("corerun:mount-points-recorded");
 }
 
 /**
@@ -286,8 +297,9 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, ne
   await net!.run([...netArgs(cfg, c, pid), "--die-with-parent"]);
 }
 
-export function buildTree(cfg: RunConfig, c: Container, pid: number, mount: EarlyTool): Promise<void> {
-  return mount.run([...mountArgs(cfg, pid, c.dir), "--die-with-parent"]);
+export async function buildTree(cfg: RunConfig, c: Container, pid: number, mount: EarlyTool): Promise<void> {
+  span("claim mount points", undefined, () => claimMountPoints(cfg, c));
+  await mount.run([...mountArgs(cfg, pid, c.dir), "--die-with-parent"]);
 }
 
 /**
