@@ -42,6 +42,8 @@ export interface Container {
   prefer?: { address: string; ports: string[] } | undefined;
   /** /dev/null, opened for the first process's stdin (no -i) until it is cloned. */
   nullStdin?: number | undefined;
+  /** Its cgroup is in the state already (createState records it with the state's first write). */
+  cgroupRecorded?: boolean;
   /** The mount points the rootfs lacks and those it is to hold, for claimMountPoints. */
   mountPoints: { missing: CreatedPath[]; wanted: string[] };
 }
@@ -75,9 +77,11 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
     if (holder) throw new UsageError(`--name ${cfg.name} is already used by container ${holder}; pick another name`);
     const maps = cfg.userns?.auto ? allocateAutoUserns(cfg.root) : cfg.userns;
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
-    return { ...createContainer(cfg.root, { ...config, userns }, { owner, ...(extra.detached ? { detached: extra.detached } : {}) }), userns };
+    // The cgroup is recorded in the first write of the state, before createCgroup makes it.
+    const cgroup = cfg.rootless ? undefined : (cid: string) => ({ cgroup: cgroupRecord(cgroupManager({ name: cid, parent: cfg.cgroupParent })) });
+    return { ...createContainer(cfg.root, { ...config, userns }, { owner, ...(extra.detached ? { detached: extra.detached } : {}) }, cgroup), userns };
   });
-  return prepareContainer(cfg, id, dir, path, userns, false);
+  return { ...prepareContainer(cfg, id, dir, path, userns, false), cgroupRecorded: !cfg.rootless };
 }
 
 /**
@@ -203,12 +207,17 @@ function findRunningOrStarting(root: string, name: string): string | undefined {
  */
 export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
   const cg = cgroupManager({ name: c.id, parent: cfg.cgroupParent });
-  updateState(c.path, () => ({ cgroup: { name: cg.name, parent: cg.parent, paths: cg.paths() } }));
+  if (!c.cgroupRecorded) updateState(c.path, () => ({ cgroup: cgroupRecord(cg) }));
   faultPoint("corerun:cgroup-recorded");
   cg.create(cfg.limits);
   faultPoint("corerun:cgroup");
   c.cgroupDirs = cg.dirs();
   return cg;
+}
+
+/** How the state records a cgroup: enough for cleanup to find and remove it. */
+function cgroupRecord(cg: CgroupManager): NonNullable<State["cgroup"]> {
+  return { name: cg.name, parent: cg.parent, paths: cg.paths() };
 }
 
 /** One line when the kernel's OOM killer acted in the container's cgroup. */

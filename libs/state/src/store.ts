@@ -149,17 +149,21 @@ function randomHex(n: number): string {
   }
 }
 
-/** Creates the container's directory and first state, status "creating". */
+/**
+ * Creates the container's directory and first state, status "creating". `byId` adds what
+ * depends on the id (its cgroup, recorded before it is made) to that first write.
+ */
 export function createContainer(
   root: string,
   config: ContainerConfig,
   extra: Partial<Pick<State, "owner" | "mountPoints" | "oci" | "detached">> = {},
+  byId: (id: string) => Partial<Pick<State, "cgroup">> = () => ({}),
 ): { id: string; dir: string; path: string; state: State } {
   checkStateRoot(root);
   const owner = extra.owner ?? { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
   for (;;) {
     const id = randomHex(6);
-    const state: State = { version: STATE_VERSION, id, status: "creating", created: new Date().toISOString(), config, mountPoints: [], ...extra };
+    const state: State = { version: STATE_VERSION, id, status: "creating", created: new Date().toISOString(), config, mountPoints: [], ...extra, ...byId(id) };
     if (!publishContainerDir(root, id, owner, state)) continue;
     const dir = containerDir(root, id);
     return { id, dir, path: join(dir, "state.json"), state };
