@@ -474,7 +474,8 @@ async function runEarly(tools: Tools, name: string, words: Promise<string[]>, op
   try {
     pid = sys.spawn(node!, [node!, ...script], env, fds, true);
   } catch (err) {
-    for (const p of [argvPipe, donePipe, errPipe, outPipe, inPipe]) if (p) p.forEach((fd) => closeSync(fd));
+    // corerun's own ends; the tool's go below.
+    for (const fd of [argvPipe[1], donePipe[0], errPipe?.[0], outPipe?.[0], inPipe?.[1]]) if (fd !== undefined) closeSync(fd);
     throw err;
   } finally {
     for (const fd of [argvPipe[0], donePipe[1], errPipe?.[1], outPipe?.[1], inPipe?.[0]]) if (fd !== undefined) closeSync(fd);
