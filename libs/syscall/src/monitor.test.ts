@@ -115,6 +115,8 @@ exec 6<&0
 echo "pid $!" >&5
 `);
       const m = spawn(monitor, [root, "100000", "keep", "--", "/bin/sh", script], { env: { ...process.env, ROOT: root }, stdio: ["ignore", "pipe", "inherit"] });
+      // Listened for from the start: the monitor may exit before the socket's close is seen.
+      const exited = once(m, "exit");
       const [said] = (await once(m.stdout, "data")) as [Buffer];
       assert.equal(said.toString(), `ok ${ID}\n`);
       const sock = createConnection(join(root, ID, "attach.sock"));
@@ -133,7 +135,7 @@ echo "pid $!" >&5
       await once(sock, "close");
       assert.deepEqual(frames.filter(([t]) => t !== "e"), [["o", "got hello\n"], ["x", "3"]], "a window size without a pty is ignored");
       assert.deepEqual(frames.filter(([t]) => t === "e"), [["e", "to stderr\n"]]);
-      await once(m, "exit");
+      await exited;
       assert.ok(!existsSync(join(root, ID, "attach.sock")), "the socket goes at the end");
     } finally {
       rmSync(dir, { recursive: true, force: true });
