@@ -21,7 +21,7 @@ import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
 import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
 import {
-  buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, recordInit, start, startBuilders, startFirstProcess, stopTools, teardown, ToolFailed, toolsExited,
+  buildTree, createCgroup, createState, restartState, signalChild, reportOom, setupNetwork, recordInit, start, startBuilders, startFirstProcess, stopTools, teardown, ToolFailed, toolsExited,
   type Container, type Tools,
 } from "./steps.ts";
 
@@ -55,16 +55,9 @@ async function run(ctx: ToolContext): Promise<number> {
   // A signal during the start aborts it (the first process, still waiting, is killed); once the
   // container runs, signals are forwarded to it.
   let aborted: NodeJS.Signals | undefined;
-  const kill = (p: number) => {
-    try {
-      process.kill(p, "SIGKILL");
-    } catch {
-      // gone already
-    }
-  };
   const abort = (sig: NodeJS.Signals) => {
     aborted = sig;
-    if (pid !== undefined) kill(pid);
+    if (pid !== undefined) signalChild(pid, "SIGKILL");
   };
   const starting = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   for (const sig of starting) process.on(sig, abort);
@@ -90,7 +83,7 @@ async function run(ctx: ToolContext): Promise<number> {
       faultPoint("corerun:cloned");
       span("record first process", { pid }, () => recordInit(c!, pid!));
       ctx.log.info(`container ${c.id}: first process ${pid}`);
-      if (aborted) kill(pid);
+      if (aborted) signalChild(pid, "SIGKILL");
       // A detached container's first process is left for corerun-monitor to reap: its status is the monitor's to record.
       ended = waitChild(sys, pid, undefined, detached !== undefined);
       // If the first process dies while the tree is being built, the build can never finish.

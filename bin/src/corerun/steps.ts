@@ -42,8 +42,8 @@ export interface Container {
   prefer?: { address: string; ports: string[] } | undefined;
   /** /dev/null, opened for the first process's stdin (no -i) until it is cloned. */
   nullStdin?: number | undefined;
-  /** Its cgroup is in the state already (createState records it with the state's first write). */
-  cgroupRecorded?: boolean;
+  /** Its cgroup's manager, when createState recorded the cgroup with the state's first write. */
+  cgroup?: CgroupManager;
   /** The mount points the rootfs lacks and those it is to hold, for claimMountPoints. */
   mountPoints: { missing: CreatedPath[]; wanted: string[] };
 }
@@ -72,16 +72,17 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.
-  const { id, dir, path, userns } = withLock(join(cfg.root, "names.lock"), () => {
+  const { id, dir, path, userns, cg } = withLock(join(cfg.root, "names.lock"), () => {
     const holder = cfg.name === undefined ? undefined : findRunningOrStarting(cfg.root, cfg.name);
     if (holder) throw new UsageError(`--name ${cfg.name} is already used by container ${holder}; pick another name`);
     const maps = cfg.userns?.auto ? allocateAutoUserns(cfg.root) : cfg.userns;
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
     // The cgroup is recorded in the first write of the state, before createCgroup makes it.
-    const cgroup = cfg.rootless ? undefined : (cid: string) => ({ cgroup: cgroupRecord(cgroupManager({ name: cid, parent: cfg.cgroupParent })) });
-    return { ...createContainer(cfg.root, { ...config, userns }, { owner, ...(extra.detached ? { detached: extra.detached } : {}) }, cgroup), userns };
+    let cg: CgroupManager | undefined;
+    const byId = cfg.rootless ? undefined : (cid: string) => ({ cgroup: cgroupRecord((cg = cgroupManager({ name: cid, parent: cfg.cgroupParent }))) });
+    return { ...createContainer(cfg.root, { ...config, userns }, { owner, ...(extra.detached ? { detached: extra.detached } : {}) }, byId), userns, cg };
   });
-  return { ...prepareContainer(cfg, id, dir, path, userns, false), cgroupRecorded: !cfg.rootless };
+  return { ...prepareContainer(cfg, id, dir, path, userns, false), cgroup: cg };
 }
 
 /**
@@ -206,8 +207,8 @@ function findRunningOrStarting(root: string, name: string): string | undefined {
  * the exec. Recorded in the state first, so that cleanup finds it after a crash.
  */
 export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
-  const cg = cgroupManager({ name: c.id, parent: cfg.cgroupParent });
-  if (!c.cgroupRecorded) updateState(c.path, () => ({ cgroup: cgroupRecord(cg) }));
+  const cg = c.cgroup ?? cgroupManager({ name: c.id, parent: cfg.cgroupParent });
+  if (!c.cgroup) updateState(c.path, () => ({ cgroup: cgroupRecord(cg) }));
   faultPoint("corerun:cgroup-recorded");
   cg.create(cfg.limits);
   faultPoint("corerun:cgroup");
@@ -494,7 +495,7 @@ async function runEarly(tools: Tools, name: string, words: Promise<string[]>, op
     void readPipe(outPipe[0], (chunk) => {
       if (!paused && chunk.toString("utf8").includes("built")) {
         paused = opts.onPause!().then(() => writePipe(inPipe![1], Buffer.from("go\n")), (err: unknown) => {
-          kill(pid, "SIGKILL");
+          signalChild(pid, "SIGKILL");
           throw err;
         });
         // Awaited after the done below; until then a failure must not count as unhandled.
@@ -514,8 +515,8 @@ async function runEarly(tools: Tools, name: string, words: Promise<string[]>, op
   if (end !== "done" && end.exitCode !== 0) throw await failure(running);
 }
 
-/** A signal to a tool that may have exited already (its pid is not reused before it is reaped). */
-function kill(pid: number, sig: NodeJS.Signals): void {
+/** A signal to a child that may have exited already (its pid is not reused before it is reaped). */
+export function signalChild(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch {
@@ -540,7 +541,7 @@ export async function toolsExited(tools: Tools): Promise<void> {
 /** Kills the tools still running and waits for them, before their work is cleaned up. */
 export async function stopTools(tools: Tools): Promise<void> {
   await Promise.all(tools.map((t) => {
-    if (!t.ended) kill(t.pid, "SIGKILL");
+    if (!t.ended) signalChild(t.pid, "SIGKILL");
     return t.end;
   }));
 }
