@@ -14,9 +14,13 @@ export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const BIN = join(REPO, "bin");
 
 let rootfs: string | undefined;
-/** The busybox rootfs, built once per run (offline, idempotent). */
+/**
+ * The busybox rootfs, built once per run (offline, idempotent). Every test file shares it, so
+ * each checks at its first use that it is still as built (build.sh --check names what differs):
+ * a file that an earlier test left in it fails the next file, not some later assertion.
+ */
 export function busyboxRootfs(): string {
-  rootfs ??= execFileSync(join(REPO, "tools/rootfs/build.sh"), { encoding: "utf8" }).trim().split("\n").at(-1)!;
+  rootfs ??= execFileSync(join(REPO, "tools/rootfs/build.sh"), ["--check"], { encoding: "utf8" }).trim().split("\n").at(-1)!;
   return rootfs;
 }
 

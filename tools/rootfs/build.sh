@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Builds the minimal busybox root filesystem used by demos and the e2e tests.
 #
-#   tools/rootfs/build.sh [--force] [DIR]
+#   tools/rootfs/build.sh [--force | --check] [DIR]
 #
 # DIR defaults to build/rootfs under the repository root. The absolute path of
 # the rootfs is printed as the last line of stdout; everything else goes to
 # stderr so callers can use "$(tools/rootfs/build.sh)".
+#
+# DIR.tree, beside it, records the tree as built (every path with its type,
+# mode, owner, and a file's size or a link's target). --check compares an
+# existing rootfs with that record and fails, naming what differs: the e2e suite
+# shares one rootfs, so a file one test leaves in it would change what the next
+# sees.
 set -euo pipefail
 
 readonly MARKER_REL="etc/corerun-rootfs"
@@ -19,11 +25,13 @@ die() {
 
 usage() {
   cat >&2 <<'EOF'
-usage: tools/rootfs/build.sh [--force] [DIR]
+usage: tools/rootfs/build.sh [--force | --check] [DIR]
 
 Builds a busybox-static root filesystem in DIR (default: build/rootfs in the
 repository root) and prints its absolute path. An existing rootfs is reused
-unless --force is given.
+unless --force is given. With --check, an existing rootfs must still be as it
+was built (nothing added, removed or changed), or the script fails and names
+what differs.
 EOF
 }
 
@@ -31,10 +39,12 @@ script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 repo_root="$(cd -- "${script_dir}/../.." && pwd -P)"
 
 force=0
+check=0
 dir=""
 while (($# > 0)); do
   case "$1" in
     --force) force=1 ;;
+    --check) check=1 ;;
     -h | --help)
       usage
       exit 0
@@ -67,7 +77,25 @@ parent="$(cd -- "${parent}" && pwd -P)"
 dir="${parent}/$(basename -- "${dir}")"
 [[ "${dir}" != "/" ]] || die "refusing to use / as the rootfs directory"
 
+((force + check < 2)) || die "--force and --check exclude each other; give one"
+
+# What the tree holds, one sorted line per path: a directory's size and every time change as
+# containers use it, so they are not part of it.
+tree_record() {
+  (
+    cd -- "$1"
+    find . -mindepth 1 \( -type d -printf '%P d %m %U:%G\n' -o -printf '%P %y %m %U:%G %s %l\n' \)
+  ) | LC_ALL=C sort
+}
+
 if [[ -f "${dir}/${MARKER_REL}" && "${force}" -eq 0 ]]; then
+  if ((check)); then
+    [[ -f "${dir}.tree" ]] || die "${dir} was built before its tree was recorded; rebuild it: tools/rootfs/build.sh --force ${dir}"
+    if ! differs="$(diff -- "${dir}.tree" <(tree_record "${dir}"))"; then
+      printf '%s\n' "${differs}" | grep '^[<>]' | sed 's/^</  built:/; s/^>/  found:/' | head -n 20 >&2
+      die "${dir} is no longer as it was built (lines above: path type mode owner size target); something wrote to it: rebuild it with tools/rootfs/build.sh --force ${dir}"
+    fi
+  fi
   printf '%s\n' "${dir}"
   exit 0
 fi
@@ -110,7 +138,11 @@ umask 022
 tmp="$(mktemp -d -- "${parent}/.rootfs.tmp.XXXXXX")"
 [[ -n "${tmp}" && -d "${tmp}" ]] || die "mktemp failed"
 old=""
+record=""
 cleanup() {
+  if [[ -n "${record}" && -f "${record}" ]]; then
+    rm -f -- "${record:?}"
+  fi
   if [[ -n "${tmp}" && -d "${tmp}" ]]; then
     rm -rf -- "${tmp:?}"
   fi
@@ -172,6 +204,11 @@ chmod 0644 -- "${tmp}/bin/not-executable"
 if [[ "$(id -u)" -eq 0 ]]; then
   chown -R -h 0:0 -- "${tmp}"
 fi
+# Once the tree is final: its record, for --check, moved beside DIR with it.
+record="$(mktemp -- "${parent}/.rootfs.tree.XXXXXX")"
+[[ -n "${record}" && -f "${record}" ]] || die "mktemp failed"
+chmod 0644 -- "${record}"
+tree_record "${tmp}" >"${record}"
 
 if [[ -e "${dir}" ]]; then
   # --force on an existing rootfs: swap it aside first, then drop it.
@@ -182,6 +219,8 @@ fi
 
 if mv -T -- "${tmp}" "${dir}" 2>/dev/null; then
   tmp=""
+  mv -f -- "${record}" "${dir}.tree"
+  record=""
 else
   # A concurrent run may have finished first; its tree is equally good and
   # ours is discarded by the exit trap.
