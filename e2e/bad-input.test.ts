@@ -94,6 +94,15 @@ describe("bad input is refused before anything is created", { skip: !isRoot && "
     });
   }
 
+  test("the native helper missing (CORERUN_NATIVE): one line naming it and the fix, exit 125, nothing created", () => {
+    const missing = join(scratch, "libcorerun.so");
+    const r = tool("corerun", ["--root", root, "--rootfs", rootfs, "--network", "none", "/bin/true"], { env: { ...process.env, CORERUN_NATIVE: missing } });
+    assert.equal(r.code, 125, r.stderr);
+    assert.equal(r.stderr, `corerun: corerun's native helper ${missing} is missing: run npm run build (it needs a C compiler: apt-get install gcc)\n`);
+    assert.deepEqual(leftoverState(root), []);
+    assert.deepEqual(hostMountsUnder(rootfs), []);
+  });
+
   for (const name of ["corerun-ns", "corerun-mount", "corerun-exec"]) {
     test(`${name}: an unknown flag is one line and exit 125`, () => {
       const r = tool(name, ["--frobnicate"]);
