@@ -7,7 +7,7 @@ export {
   emptyRecords, type NetPaths,
 } from "./records.ts";
 export { parsePublish, portString, portsCollide, checkOwnPorts, checkPortsFree, choosePorts, ephemeralRange, publishedPorts, hostListeners, decodeProcAddress, type Listener } from "./ports.ts";
-export { rulesetFor, rulesetDigest, syncRuleset, loadRuleset, bootId } from "./nft.ts";
+export { rulesetFor, syncRuleset, loadRuleset, bootId } from "./nft.ts";
 export {
   hostsFile, resolvConf, writeInPlace, writeEtcFiles, writeHostsFile, hostHostsFile, FALLBACK_NAMESERVERS, ETC_FILES,
   type EtcFiles, type HostEntry, type ResolvOptions,

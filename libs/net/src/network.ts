@@ -293,7 +293,9 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
       const network: NetworkRecord = net;
       const subnet = cidrOf(network.subnet);
       const { ports, addr } = span("allocate", { network: network.name }, () => {
-        const listeners = kernel.listeners();
+        // The host's listening sockets (/proc/net/tcp, udp and their v6 twins: several ms on a
+        // busy host) matter only to a container that publishes ports.
+        const listeners = opts.ports.length ? kernel.listeners() : [];
         checkPortsFree(opts.ports.filter((p) => p.hostPort !== 0), records.leases, listeners);
         const ports = choosePorts(opts.ports, records.leases, listeners, undefined, undefined, opts.prefer?.ports);
         checkHostIps(ports, host);

@@ -73,6 +73,18 @@ describe("syncRuleset", () => {
     assert.equal(loaded.length, 2);
   });
 
+  test("the records keep the text nft was given; a record with only a digest (an earlier version's) loads once more", () => {
+    const r = records();
+    const loaded: unknown[] = [];
+    const opts = { boot: "b1", load: (x: unknown) => loaded.push(x) };
+    syncRuleset(r, "t", opts);
+    assert.equal(r.nft?.ruleset, JSON.stringify(loaded[0]));
+    r.nft = { bootId: "b1" };
+    assert.equal(syncRuleset(r, "t", opts), true);
+    assert.equal(syncRuleset(r, "t", opts), false);
+    assert.equal(loaded.length, 2);
+  });
+
   test("nothing wanted and nothing loaded in this boot: no nft process", () => {
     const loaded: unknown[] = [];
     assert.equal(syncRuleset(emptyRecords(), "t", { boot: "b1", load: (x) => loaded.push(x) }), false);

@@ -69,8 +69,12 @@ export const Records = v.object({
   version: v.literal(RECORDS_VERSION),
   networks: v.array(NetworkRecord),
   leases: v.array(Lease),
-  /** The ruleset last loaded into nftables, as a digest, and the boot it was loaded in. */
-  nft: v.optional(v.object({ bootId: v.string(), digest: v.string() })),
+  /**
+   * The ruleset last loaded into nftables, as the JSON text nft was given, and the boot it was
+   * loaded in. (Records written before kept a sha256 digest instead: without `ruleset`, the next
+   * setup loads the table once more.)
+   */
+  nft: v.optional(v.object({ bootId: v.string(), ruleset: v.optional(v.string()) })),
 });
 export type Records = v.InferOutput<typeof Records>;
 
@@ -99,10 +103,11 @@ export const DEFAULT_TABLE = "corerun";
  */
 export function netPaths(root: string): NetPaths {
   const dir = join(root, "networks");
+  const paths = { dir, records: join(dir, "networks.json"), lock: join(dir, "lock"), ruleset: join(dir, "ruleset.json") };
+  // The default root's names need no hash, and no load of node:crypto (~4 ms) on its start path.
+  if (root === DEFAULT_ROOT) return { ...paths, table: DEFAULT_TABLE, defaultNetwork: "corerun0" };
   const hash = createHash("sha256").update(root).digest("hex");
-  const table = root === DEFAULT_ROOT ? DEFAULT_TABLE : `${DEFAULT_TABLE}_${hash.slice(0, 8)}`;
-  const defaultNetwork = root === DEFAULT_ROOT ? "corerun0" : `corerun_${hash.slice(0, 7)}`;
-  return { dir, records: join(dir, "networks.json"), lock: join(dir, "lock"), ruleset: join(dir, "ruleset.json"), table, defaultNetwork };
+  return { ...paths, table: `${DEFAULT_TABLE}_${hash.slice(0, 8)}`, defaultNetwork: `corerun_${hash.slice(0, 7)}` };
 }
 
 export function readRecords(path: string): Records {
