@@ -18,8 +18,8 @@
  * does the same). The second covers a container reaching a published port of its own network
  * through a host address (hairpin): without it the answer would bypass the host's NAT.
  */
-import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { linuxSyscall, runProgram, type ProgramResult } from "@corerun/syscall";
 import type { Records } from "./records.ts";
 
 type Json = Record<string, unknown>;
@@ -102,14 +102,17 @@ export function bootId(path = "/proc/sys/kernel/random/boot_id"): string {
  */
 export function loadRuleset(ruleset: Json, file: string, nft = "nft"): void {
   writeFileSync(file, JSON.stringify(ruleset), { mode: 0o600 });
-  const r = spawnSync(nft, ["-j", "-f", file], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
-  if (r.error) {
-    const code = (r.error as NodeJS.ErrnoException).code;
-    throw new Error(code === "ENOENT" ? "nft is not installed; install nftables (apt-get install nftables)" : `cannot run nft: ${r.error.message}`);
+  let r: ProgramResult;
+  try {
+    r = runProgram(linuxSyscall, [nft, "-j", "-f", file], { timeoutMs: 30_000 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(code === "ENOENT" ? "nft is not installed; install nftables (apt-get install nftables)" : `cannot run nft: ${(err as Error).message}`);
   }
-  if (r.status !== 0) {
+  if (r.exitCode !== 0) {
     const why = r.stderr.split("\n").map((l) => l.trim()).filter(Boolean).slice(0, 2).join(" ");
-    throw new Error(`nft refused corerun's ruleset ${file} (exit ${r.status}): ${why || "no message"}`);
+    const status = r.signal === undefined ? `exit ${r.exitCode}` : `signal ${r.signal}`;
+    throw new Error(`nft refused corerun's ruleset ${file} (${status}): ${why || "no message"}`);
   }
 }
 

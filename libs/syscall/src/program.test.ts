@@ -1,0 +1,65 @@
+/**
+ * runProgram with the native helper compiled here from native/clone.c (no root): a program's
+ * status, signal and both outputs, as spawnSync reports them, without a deadlock on output
+ * larger than a pipe holds, and a program that overstays its timeout killed and reaped.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { linuxSyscall } from "./linux.ts";
+import { findProgram, runProgram } from "./spawn.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "corerun-program-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("runProgram", () => {
+  let compiled = true;
+  before(() => {
+    const lib = join(dir, "libcorerun.so");
+    const cc = spawnSync(process.env.CC ?? "cc", ["-O2", "-shared", "-fPIC", "-o", lib, join(import.meta.dirname, "../native/clone.c")], { stdio: "inherit" });
+    compiled = !cc.error && cc.status === 0;
+    process.env.CORERUN_NATIVE = lib;
+  });
+
+  test("the exit status and what it wrote on stdout and stderr; stdin is /dev/null", (t) => {
+    if (!compiled) return t.skip("no C compiler");
+    const r = runProgram(linuxSyscall, ["sh", "-c", "echo out; echo err >&2; cat; exit 3"]);
+    assert.deepEqual(r, { exitCode: 3, signal: undefined, stdout: "out\n", stderr: "err\n" });
+  });
+
+  test("a program killed by a signal reports it, with no exit status", (t) => {
+    if (!compiled) return t.skip("no C compiler");
+    const r = runProgram(linuxSyscall, ["sh", "-c", "kill -9 $$"]);
+    assert.equal(r.exitCode, undefined);
+    assert.equal(r.signal, 9);
+  });
+
+  test("more output than a pipe holds, on both streams at once, is read whole", (t) => {
+    if (!compiled) return t.skip("no C compiler");
+    const r = runProgram(linuxSyscall, ["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' a; head -c 200000 /dev/zero | tr '\\0' b >&2"]);
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout.length, 300000);
+    assert.equal(r.stderr.length, 200000);
+    assert.match(r.stdout, /^a+$/);
+  });
+
+  test("a program that is not in PATH throws ENOENT; findProgram finds one that is", (t) => {
+    if (!compiled) return t.skip("no C compiler");
+    assert.throws(() => runProgram(linuxSyscall, ["corerun-no-such-program"]), (e: NodeJS.ErrnoException) => e.code === "ENOENT" && /corerun-no-such-program: not found in PATH/.test(e.message));
+    assert.equal(findProgram("sh", "/nonexistent:/bin"), "/bin/sh");
+    assert.equal(findProgram("sh", "/nonexistent"), undefined);
+  });
+
+  test("a program that overstays its timeout is killed and reaped, and throws ETIMEDOUT", (t) => {
+    if (!compiled) return t.skip("no C compiler");
+    const started = Date.now();
+    const pidFile = join(dir, "sleep.pid");
+    assert.throws(() => runProgram(linuxSyscall, ["sh", "-c", `echo $$ > ${pidFile}; exec sleep 30`], { timeoutMs: 300 }), (e: NodeJS.ErrnoException) => e.code === "ETIMEDOUT");
+    assert.ok(Date.now() - started < 10_000, "it did not wait for the program's end");
+    // Killed and reaped: not even a zombie is left.
+    assert.ok(!existsSync(`/proc/${readFileSync(pidFile, "utf8").trim()}`));
+  });
+});
