@@ -2,7 +2,6 @@ import {
   chmodSync, chownSync, closeSync, cpSync, openSync, existsSync, lstatSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmdirSync, rmSync,
   read, statSync, unlinkSync, write, writeFileSync,
 } from "node:fs";
-import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
 import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, UsageError, waitChild, type ProcessEnd } from "@corerun/cli";
@@ -174,8 +173,10 @@ export function execRuntime(root: string): string {
   // The loader, the bundle it compiles, the bundle's code cache (tools/build.mjs) and the native
   // helper, which corerun-exec loads from beside its script (its cgroup join).
   const files = ["corerun-exec.cjs", "corerun-exec.bundle.cjs", "corerun-exec.bundle.cache", "libcorerun.so"].filter((f) => existsSync(join(DIST, f)));
+  // The build and the Node it runs on, as they are: no digest of them, which would load
+  // node:crypto (~5 ms) before the clone of every start in a user namespace.
   const st = statSync(join(DIST, "corerun-exec.bundle.cjs"));
-  const key = createHash("sha256").update(`${st.size}:${st.mtimeMs}:${process.versions.node}`).digest("hex").slice(0, 16);
+  const key = `${st.size}-${Math.trunc(st.mtimeMs * 1000)}-node${process.versions.node}`;
   const dest = join(root, "runtime", key);
   if (existsSync(join(dest, "corerun-exec.cjs"))) return join(dest, "corerun-exec.cjs");
   mkdirSync(join(root, "runtime"), { recursive: true, mode: 0o755 });
