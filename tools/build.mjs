@@ -22,7 +22,8 @@ const names = wanted.length ? wanted : all;
 // for them. Each import is an object of getters, one per name the module exports here, so the
 // bundle's own import helpers see the same names; a getter loads the module on its first read.
 // The same holds for tar-stream (with streamx, ~2 ms), bundled but run only by image commands.
-const LAZY = /^(node:(child_process|crypto|net|stream|stream\/promises|tty|zlib)|tar-stream)$/;
+// The list is tools/lazy-modules.json: e2e/lazy.test.ts checks that no start or teardown loads one.
+const LAZY = new RegExp(JSON.parse(readFileSync(join(root, "tools/lazy-modules.json"), "utf8")).pattern);
 const lazyModules = {
   name: "lazy-modules",
   setup(b) {
