@@ -6,7 +6,7 @@
  *
  * The bridge cases use the default state root: another root's table and network are named by a
  * sha256 of its path (see netPaths), which loads node:crypto by design. The default network is
- * removed afterwards when this file made it.
+ * removed afterwards when this file made it, and the network of its own always.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,6 +16,8 @@ import { join } from "node:path";
 import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
 
 const DEFAULT_ROOT = "/run/corerun";
+/** A network this file makes in the default root, and removes. */
+const NETWORK = "crlazy0";
 
 let rootfs = "";
 let root = "";
@@ -58,6 +60,7 @@ Module.prototype.require = function (id) {
 
   after(() => {
     try {
+      run(join(REPO, "bin/corerun-net"), ["rm", NETWORK]);
       if (!hadDefaultNetwork && defaultNetworkExists()) run(join(REPO, "bin/corerun-net"), ["rm", "corerun0"]);
     } finally {
       removeStateRoot(root);
@@ -71,6 +74,8 @@ Module.prototype.require = function (id) {
     ["--userns auto", () => ["--root", root, "--network", "none", "--userns", "auto"]],
     ["a bridge (the default root)", () => ["--network", "bridge"]],
     ["a bridge with a published port (the default root)", () => ["--network", "bridge", "-P", "127.0.0.1:18097:80"]],
+    // Its bridge, subnet, MAC address and nftables set made by this start.
+    ["a network of its own, new (the default root)", () => ["--network", "bridge", "-N", NETWORK]],
   ];
   for (const [name, args] of cases) {
     test(`${name}: the start and the teardown load none`, () => {

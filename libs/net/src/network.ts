@@ -14,10 +14,10 @@
  *   7. mark the lease active; write the /etc files; refresh the network's other hosts files
  * A failure after 3 removes what was created and the records, so a refused setup leaves nothing.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { interfaceIndex, openNetlink } from "@corerun/syscall";
+import { interfaceIndex, kernelRandom, openNetlink } from "@corerun/syscall";
 import { faultPoint, span, UsageError } from "@corerun/cli";
 import { isAlive, procStartTime } from "@corerun/state";
 import { Rtnl } from "./client.ts";
@@ -114,7 +114,7 @@ export function vethName(id: string): string {
 }
 
 function randomMac(): string {
-  const b = randomBytes(6);
+  const b = kernelRandom(6);
   // Locally administered (bit 1), unicast (bit 0 clear).
   b[0] = (b[0]! & 0xfe) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");

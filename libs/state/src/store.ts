@@ -1,6 +1,6 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync, accessSync, constants, type Dirent } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync, accessSync, constants, type Dirent } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { linuxSyscall, LOCK_EX, LOCK_UN, type Syscall } from "@corerun/syscall";
+import { kernelRandom, linuxSyscall, LOCK_EX, LOCK_UN, type Syscall } from "@corerun/syscall";
 import { faultPoint, UsageError } from "@corerun/cli";
 import { procStartTime } from "./proc.ts";
 import { canTransition, ID_PATTERN, parseState, STATE_VERSION, type ContainerConfig, type ProcessRef, type State, type Status } from "./schema.ts";
@@ -137,17 +137,6 @@ export function publishContainerDir(root: string, id: string, owner: ProcessRef,
   return true;
 }
 
-/** n random bytes from the kernel, in hex: node:crypto would cost its ~4 ms load on every start. */
-function randomHex(n: number): string {
-  const fd = openSync("/dev/urandom", "r");
-  try {
-    const b = Buffer.alloc(n);
-    if (readSync(fd, b, 0, n, null) !== n) throw new Error("/dev/urandom: short read");
-    return b.toString("hex");
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * Creates the container's directory and first state, status "creating". `byId` adds what
@@ -162,7 +151,7 @@ export function createContainer(
   checkStateRoot(root);
   const owner = extra.owner ?? { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
   for (;;) {
-    const id = randomHex(6);
+    const id = kernelRandom(6).toString("hex");
     const state: State = { version: STATE_VERSION, id, status: "creating", created: new Date().toISOString(), config, mountPoints: [], ...extra, ...byId(id) };
     if (!publishContainerDir(root, id, owner, state)) continue;
     const dir = containerDir(root, id);

@@ -8,5 +8,6 @@ export * from "./netlink.ts";
 export { startInNamespaces, enterContainer, inPidNamespace, envp, findProgram, runProgram, type StartOptions, type EnterOptions, type IdMapText, type ProgramResult } from "./spawn.ts";
 export { koffiModulesDir } from "./_libc.ts";
 export { writeInBackground } from "./background.ts";
+export { kernelRandom } from "./random.ts";
 export { makeRaw, openPty, setWindowSize, takeTerminal, connectUnix, fdSender, type FdSender } from "./terminal.ts";
 export { libseccomp, SCMP_ACT, SCMP_CMP, type SeccompArgCmp, type SeccompContext, type SyscallNumber } from "./libseccomp.ts";
