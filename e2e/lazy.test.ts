@@ -13,9 +13,9 @@ import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DEFAULT_ROOT } from "@corerun/state";
 import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
 
-const DEFAULT_ROOT = "/run/corerun";
 /** A network this file makes in the default root, and removes. */
 const NETWORK = "crlazy0";
 

@@ -3,13 +3,13 @@
  * writes land in order, and a failing one is reported with its fd and errno.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { writeInBackground } from "./background.ts";
 import { isErrno } from "./error.ts";
+import { compileNativeHelper } from "./testing.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "corerun-background-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,10 +17,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 describe("writeInBackground", () => {
   let compiled = true;
   before(() => {
-    const lib = join(dir, "libcorerun.so");
-    const cc = spawnSync(process.env.CC ?? "cc", ["-O2", "-shared", "-fPIC", "-o", lib, join(import.meta.dirname, "../native/clone.c")], { stdio: "inherit" });
-    compiled = !cc.error && cc.status === 0;
-    process.env.CORERUN_NATIVE = lib;
+    compiled = compileNativeHelper(dir);
   });
 
   test("writes the data to every fd, in order, while the caller goes on", (t) => {

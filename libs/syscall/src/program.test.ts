@@ -4,13 +4,13 @@
  * larger than a pipe holds, and a program that overstays its timeout killed and reaped.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { linuxSyscall } from "./linux.ts";
 import { findProgram, runProgram } from "./spawn.ts";
+import { compileNativeHelper } from "./testing.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "corerun-program-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,10 +18,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 describe("runProgram", () => {
   let compiled = true;
   before(() => {
-    const lib = join(dir, "libcorerun.so");
-    const cc = spawnSync(process.env.CC ?? "cc", ["-O2", "-shared", "-fPIC", "-o", lib, join(import.meta.dirname, "../native/clone.c")], { stdio: "inherit" });
-    compiled = !cc.error && cc.status === 0;
-    process.env.CORERUN_NATIVE = lib;
+    compiled = compileNativeHelper(dir);
   });
 
   test("the exit status and what it wrote on stdout and stderr; stdin is /dev/null", (t) => {
