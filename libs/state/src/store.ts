@@ -137,7 +137,6 @@ export function publishContainerDir(root: string, id: string, owner: ProcessRef,
   return true;
 }
 
-
 /**
  * Creates the container's directory and first state, status "creating". `byId` adds what
  * depends on the id (its cgroup, recorded before it is made) to that first write.
