@@ -10,9 +10,10 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { netPaths, readRecords } from "@corerun/net";
 import { DEFAULT_ROOT } from "@corerun/state";
 import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
 
@@ -27,9 +28,8 @@ let env: NodeJS.ProcessEnv = {};
 let hadDefaultNetwork = false;
 
 function defaultNetworkExists(): boolean {
-  const records = join(DEFAULT_ROOT, "networks", "networks.json");
-  if (!existsSync(records)) return false;
-  return (JSON.parse(readFileSync(records, "utf8")) as { networks: { name: string }[] }).networks.some((n) => n.name === "corerun0");
+  const paths = netPaths(DEFAULT_ROOT);
+  return readRecords(paths.records).networks.some((n) => n.name === paths.defaultNetwork);
 }
 
 describe("no start or teardown loads a module the build loads on first use", { skip: !isRoot && "needs root" }, () => {
@@ -61,7 +61,7 @@ Module.prototype.require = function (id) {
   after(() => {
     try {
       run(join(REPO, "bin/corerun-net"), ["rm", NETWORK]);
-      if (!hadDefaultNetwork && defaultNetworkExists()) run(join(REPO, "bin/corerun-net"), ["rm", "corerun0"]);
+      if (!hadDefaultNetwork && defaultNetworkExists()) run(join(REPO, "bin/corerun-net"), ["rm", netPaths(DEFAULT_ROOT).defaultNetwork]);
     } finally {
       removeStateRoot(root);
       if (dir.startsWith(join(tmpdir(), "corerun-e2e-lazy-"))) rmSync(dir, { recursive: true, force: true });

@@ -1,8 +1,9 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { CommandError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND } from "@corerun/cli";
+import { DEFAULT_PATH, pathCandidates } from "@corerun/syscall";
 import { resolveInRoot } from "./resolve.ts";
 
-export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+export { DEFAULT_PATH };
 
 /**
  * Finds `command` in the tree at `root` (use "/" from inside the container) the way execvp
@@ -10,7 +11,7 @@ export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
  * executable file → 126, with the message saying which.
  */
 export function findCommand(root: string, command: string, pathEnv = DEFAULT_PATH): string {
-  const candidates = command.includes("/") ? [command] : pathEnv.split(":").filter(Boolean).map((d) => `${d}/${command}`);
+  const candidates = pathCandidates(command, pathEnv);
   let denied: string | undefined;
   for (const c of candidates) {
     const inside = c.startsWith("/") ? c : `/${c}`;

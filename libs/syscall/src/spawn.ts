@@ -1,5 +1,4 @@
 import { accessSync, closeSync, constants as fsConstants, openSync, readSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
 import { CLONE_NEWPID, CLONE_NEWUSER, WEXITED } from "./constants.ts";
 import { isErrno, SyscallError } from "./error.ts";
 import type { EnterExecArgs, Syscall, WaitResult } from "./types.ts";
@@ -97,10 +96,17 @@ function mapWith(sys: Syscall, helper: string, pid: number, map: string): void {
   if (why !== undefined) throw new Error(`${helper} ${pid} failed (${why}); install the uidmap package and check /etc/subuid and /etc/subgid`);
 }
 
+/** execvp's PATH when none is set (and Docker's default PATH in a container). */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Where execvp looks for `command`, in order: the name itself when it holds a slash, else each PATH directory. */
+export function pathCandidates(command: string, pathEnv: string): string[] {
+  return command.includes("/") ? [command] : pathEnv.split(":").filter(Boolean).map((d) => `${d}/${command}`);
+}
+
 /** The path of a program as execvp would find it in PATH; undefined when no directory has it. */
-export function findProgram(name: string, path = process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"): string | undefined {
-  const candidates = name.includes("/") ? [name] : path.split(":").filter(Boolean).map((dir) => join(dir, name));
-  return candidates.find((file) => {
+export function findProgram(name: string, path = process.env.PATH ?? DEFAULT_PATH): string | undefined {
+  return pathCandidates(name, path).find((file) => {
     try {
       accessSync(file, fsConstants.X_OK);
       return true;
