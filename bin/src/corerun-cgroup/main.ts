@@ -1,4 +1,4 @@
-import { defineTool, helpText, printJson, runTool, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, helpText, printJson, runTool, writeOut, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { listCgroups } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { addArgs, createArgs, parseLimitValues, parsePid, parsePlace, parseRun, placeArgs, rmArgs, runArgs, withName } from "./args.ts";
@@ -22,7 +22,7 @@ function named(verb: string, description: string, def: ArgsDef, examples: string
     run(ctx) {
       const full = withName(ctx, def, usage);
       if (!full) {
-        process.stdout.write(helpText(spec));
+        writeOut(helpText(spec));
         return 0;
       }
       return act(full);
@@ -121,7 +121,7 @@ export const tool = defineTool({
   run(ctx) {
     // Bare `corerun-cgroup` shows the help; with options or a command it is `run`.
     if (!ctx.tail.length && !Object.keys(ctx.values).length && !Object.keys(ctx.flags).length) {
-      process.stdout.write(helpText(tool));
+      writeOut(helpText(tool));
       return 0;
     }
     return runInCgroup(parseRun(ctx), ctx.log);

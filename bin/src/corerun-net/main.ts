@@ -1,4 +1,4 @@
-import { defineTool, dieWithParent, printJson, runTool } from "@corerun/cli";
+import { defineTool, dieWithParent, printJson, runTool, writeOut } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { etcArgs, listArgs, parseEtc, parseNames, parseSetup, parseTeardown, rootArgs, rootOf, setupArgs, teardownArgs } from "./args.ts";
 import { listNetworks, networkTable, remove, removeNetworks, setup, writeEtc } from "./steps.ts";
@@ -51,7 +51,7 @@ const lsCmd = defineTool({
   run(ctx) {
     const networks = listNetworks({ root: rootOf(ctx) });
     if (ctx.flags.json) printJson(networks);
-    else process.stdout.write(networkTable(networks));
+    else writeOut(networkTable(networks));
     return 0;
   },
 });

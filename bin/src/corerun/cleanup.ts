@@ -1,5 +1,5 @@
 import type { ConsolaInstance } from "consola";
-import { errorLine } from "@corerun/cli";
+import { errorLine, writeOut } from "@corerun/cli";
 import { isAlive, listContainers, readState, removePartial, statePath, sweepUnpublished } from "@corerun/state";
 import { teardown } from "./steps.ts";
 
@@ -23,7 +23,7 @@ export function cleanupContainers(root: string, given: readonly string[], force:
         state = readState(path);
       } catch (err) {
         const p = removePartial(root, id);
-        if (p.owner === "dead") process.stdout.write(`${id}\n`);
+        if (p.owner === "dead") writeOut(`${id}\n`);
         else if (p.owner === "alive") log.info(`${id}: being created by pid ${p.ref.pid}; skipped`);
         else throw new Error(`${errorLine(err)}, and no owner is recorded in ${root}/${id}; remove that directory by hand once no corerun uses it`);
         continue;
@@ -47,7 +47,7 @@ export function cleanupContainers(root: string, given: readonly string[], force:
         failed++;
         continue;
       }
-      process.stdout.write(`${id}\n`);
+      writeOut(`${id}\n`);
     } catch (err) {
       failed++;
       log.error(`${id}: ${errorLine(err)}`);

@@ -1,6 +1,6 @@
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { defineTool, exitCodeOf, printJson, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, exitCodeOf, printJson, UsageError, waitChild, writeOut, type ToolContext, type ToolSpec } from "@corerun/cli";
 import {
   commitImage, exportImage, findImage, importImage, imageUsers, layerDiff, listImageIds, pruneImages, readImage, readLayer, readRefs, removeImage,
   requireImage, storePaths, tagImage, tagsOf, withImageInUse, withStoreLock, type ImportEvent, type RemoveResult,
@@ -365,8 +365,8 @@ const importCmd = defineTool({
     if (owner !== undefined) return owner;
     const out = await importImage(rootOf(ctx), input, { name: ctx.values.name?.at(-1), onEvent: progress(), userns: storeUserns() });
     for (const img of out) {
-      if (img.refs.length) for (const r of img.refs) process.stdout.write(`Loaded image: ${r}\n`);
-      else process.stdout.write(`Loaded image ID: ${img.id}\n`);
+      if (img.refs.length) for (const r of img.refs) writeOut(`Loaded image: ${r}\n`);
+      else writeOut(`Loaded image ID: ${img.id}\n`);
     }
     return 0;
   },
@@ -399,7 +399,7 @@ const lsCmd = defineTool({
       }
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 3);
-    for (const r of rows) process.stdout.write(`${r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("")}\n`);
+    for (const r of rows) writeOut(`${r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("")}\n`);
     return 0;
   },
 });
@@ -424,15 +424,15 @@ const inspectCmd = defineTool({
         LayerDirs: record.layers.map((d) => layerDiff(root, d)), Containers: users.get(id) ?? [],
       };
     });
-    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    writeOut(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
   },
 });
 
 function printRemoved(r: RemoveResult): void {
-  for (const t of r.untagged) process.stdout.write(`Untagged: ${t}\n`);
-  for (const id of r.deleted) process.stdout.write(`Deleted: ${id}\n`);
-  for (const l of r.layers) process.stdout.write(`Deleted layer: ${l}\n`);
+  for (const t of r.untagged) writeOut(`Untagged: ${t}\n`);
+  for (const id of r.deleted) writeOut(`Deleted: ${id}\n`);
+  for (const l of r.layers) writeOut(`Deleted layer: ${l}\n`);
 }
 
 const rmCmd = defineTool({
@@ -495,7 +495,7 @@ const exportCmd = defineTool({
     const file = resolve(ctx.tail[1]!);
     if (!existsSync(dirname(file))) throw new UsageError(`${file}: its directory does not exist`);
     const r = await exportImage(rootOf(ctx), ctx.tail[0]!, file);
-    process.stdout.write(`${r.id}\n`);
+    writeOut(`${r.id}\n`);
     return 0;
   },
 });
@@ -536,7 +536,7 @@ export const commitTool: ToolSpec = defineTool({
     const r = await commitImage(root, {
       upper: state.image.upper, exclude, parent: state.image.id, ref, createdBy: `corerun commit ${name} (${state.config.command.join(" ")})`, ids, userns,
     });
-    process.stdout.write(`${r.id}\n`);
+    writeOut(`${r.id}\n`);
     return 0;
   },
 });

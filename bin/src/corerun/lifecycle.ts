@@ -20,7 +20,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { defineTool, faultPoint, printJson, printTable, UsageError, type ToolContext } from "@corerun/cli";
+import { defineTool, faultPoint, printJson, printTable, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
 import { netPaths, portString, publishedPorts, readRecords } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
@@ -180,7 +180,7 @@ export async function runDetached(cfg: RunConfig): Promise<number> {
   const started = await startMonitored(cfg, false);
   if (typeof started === "number") return started;
   started.release();
-  process.stdout.write(`${started.id}\n`);
+  writeOut(`${started.id}\n`);
   return 0;
 }
 
@@ -215,9 +215,9 @@ export async function launchMonitor(l: MonitorLaunch): Promise<Monitored> {
   const monitor = join(DIST, "corerun-monitor");
   if (!existsSync(monitor)) throw new UsageError(`${l.what} needs ${monitor}, which is not built; run npm run build`);
   const argv = [l.root, String(LOG_MAX_BYTES), l.mode, "--", process.execPath, process.argv[1]!, ...l.words];
-  const out = process.stdout;
   const base = l.env ?? process.env;
-  const env = l.sized && out.isTTY && out.rows > 0 && out.columns > 0 ? { ...base, [SIZE_ENV]: `${out.rows}x${out.columns}` } : base;
+  const out = l.sized ? process.stdout : undefined;
+  const env = out?.isTTY && out.rows > 0 && out.columns > 0 ? { ...base, [SIZE_ENV]: `${out.rows}x${out.columns}` } : base;
   const child = spawn(monitor, argv, { detached: true, stdio: ["ignore", "pipe", "inherit"], env, ...(l.cwd !== undefined ? { cwd: l.cwd } : {}) });
   let said = "";
   const answered = new Promise<void>((resolve) => {
@@ -246,7 +246,7 @@ export async function launchMonitor(l: MonitorLaunch): Promise<Monitored> {
 export function monitorExit(args: readonly string[]): number {
   const [root, id, status, finished, mode] = args;
   if (root === undefined || id === undefined || !/^\d+$/.test(status ?? "") || !/^\d+$/.test(finished ?? "") || (mode !== "rm" && mode !== "keep")) {
-    process.stderr.write(`corerun ${MONITOR_EXIT}: usage: ROOT ID STATUS FINISHED_MS rm|keep (run by corerun-monitor)\n`);
+    writeErr(`corerun ${MONITOR_EXIT}: usage: ROOT ID STATUS FINISHED_MS rm|keep (run by corerun-monitor)\n`);
     return 125;
   }
   const path = statePath(root, id);
@@ -398,7 +398,7 @@ function readLog(path: string): Buffer {
 }
 
 function printEntry(e: LogEntry, timestamps: boolean): void {
-  (e.stream === "stderr" ? process.stderr : process.stdout).write(timestamps ? `${e.time} ${e.log}` : e.log);
+  (e.stream === "stderr" ? writeErr : writeOut)(timestamps ? `${e.time} ${e.log}` : e.log);
 }
 
 /** Whether the container's log can still grow: its monitor lives. */
@@ -558,7 +558,7 @@ export const stop = defineTool({
     }
     const now = found.map((s) => stopRestarting(root, s).state);
     await endFirstProcesses(root, now, 15, Number(time) * 1000);
-    for (const ref of ctx.tail) process.stdout.write(`${ref}\n`);
+    for (const ref of ctx.tail) writeOut(`${ref}\n`);
     return 0;
   },
 });
@@ -586,7 +586,7 @@ export const rm = defineTool({
     for (const [i, s] of now.entries()) {
       const failures = teardown(root, s.id, statePath(root, s.id));
       if (failures.length) throw failures[0]!;
-      process.stdout.write(`${ctx.tail[i]}\n`);
+      writeOut(`${ctx.tail[i]}\n`);
     }
     return 0;
   },
@@ -646,7 +646,7 @@ export const inspect = defineTool({
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to inspect; see corerun ps -a");
     const found = ctx.tail.map((ref) => mustFind(root, ref));
-    process.stdout.write(`${JSON.stringify(found.map((s) => inspectOne(root, s)), null, 2)}\n`);
+    writeOut(`${JSON.stringify(found.map((s) => inspectOne(root, s)), null, 2)}\n`);
     return 0;
   },
 });

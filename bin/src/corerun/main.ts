@@ -1,6 +1,6 @@
 import { dirname } from "node:path";
 import {
-  defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, span, UsageError, waitChild, type ProcessEnd, type ToolContext, type ToolSpec,
+  defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, span, UsageError, waitChild, writeErr, writeOut, type ProcessEnd, type ToolContext, type ToolSpec,
 } from "@corerun/cli";
 import type { CgroupManager } from "@corerun/cgroup";
 import { traceCommand, withTraceFlag } from "./trace.ts";
@@ -38,7 +38,7 @@ async function run(ctx: ToolContext): Promise<number> {
   }
   const cfg = span("parse options", undefined, () => parseRunConfig(ctx));
   if (cfg.printScript) {
-    process.stdout.write(renderScript(cfg, binDirOf(dirname(process.argv[1]!)), cfg.hostname));
+    writeOut(renderScript(cfg, binDirOf(dirname(process.argv[1]!)), cfg.hostname));
     return 0;
   }
   // -d: this process is either the client, which hands the start to corerun-monitor, or that start.
@@ -193,7 +193,7 @@ const ps = defineTool({
       const pids = ociPids(root, ctx.tail[0]!);
       const format = ctx.values.format?.at(-1) ?? "table";
       if (format === "json") printJson(pids);
-      else if (format === "table") process.stdout.write(psTable(pids, ctx.tail.slice(1)));
+      else if (format === "table") writeOut(psTable(pids, ctx.tail.slice(1)));
       else throw new UsageError(`--format ${format}: use table or json`);
       return 0;
     }
@@ -241,7 +241,7 @@ let oci: ReturnType<typeof splitGlobals>;
 try {
   oci = splitGlobals(process.argv.slice(2), Object.keys(subCommands));
 } catch (err) {
-  process.stderr.write(`corerun: ${errorLine(err)}\n`);
+  writeErr(`corerun: ${errorLine(err)}\n`);
   process.exit(125);
 }
 if (oci && "version" in oci) {

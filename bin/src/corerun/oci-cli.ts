@@ -6,7 +6,7 @@
  */
 import { appendFileSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { defineTool, exitCodeOf, fdCount, printJson, printTable, runTool, UsageError, waitChild, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, exitCodeOf, fdCount, printJson, printTable, runTool, UsageError, waitChild, writeOut, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { stateRoot } from "@corerun/state";
 import type { ArgsDef } from "citty";
@@ -147,7 +147,7 @@ export const state = defineTool({
   tail: "command",
   run(ctx) {
     const s = mustFind(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "state"));
-    process.stdout.write(JSON.stringify(ociState(s), null, 2));
+    writeOut(JSON.stringify(ociState(s), null, 2));
     return 0;
   },
 });
@@ -194,7 +194,7 @@ export const list = defineTool({
     if (format !== "table" && format !== "json") throw new UsageError(`--format ${format}: use table or json`);
     const states = readStates(stateRoot(ctx.values.root?.at(-1))).map(ociState);
     if (ctx.flags.quiet) {
-      for (const s of states) process.stdout.write(`${String(s.id)}\n`);
+      for (const s of states) writeOut(`${String(s.id)}\n`);
     } else if (format === "json") {
       printJson(states);
     } else {
@@ -211,7 +211,7 @@ export const featuresTool = defineTool({
   args: {},
   tail: "none",
   run() {
-    process.stdout.write(`${JSON.stringify(features(), null, 4)}\n`);
+    writeOut(`${JSON.stringify(features(), null, 4)}\n`);
     return 0;
   },
 });
@@ -380,7 +380,7 @@ export function isOciRun(words: readonly string[]): boolean {
 }
 
 export function printVersion(): void {
-  process.stdout.write(`corerun version 0.1.0\nspec: ${OCI_VERSION}\n`);
+  writeOut(`corerun version 0.1.0\nspec: ${OCI_VERSION}\n`);
 }
 
 export { liveStatus };

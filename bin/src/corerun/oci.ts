@@ -13,7 +13,7 @@ import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, realpathS
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
-import { faultPoint, UsageError, signalNumber } from "@corerun/cli";
+import { faultPoint, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
@@ -448,7 +448,7 @@ export async function ociDelete(root: string, id: string, force: boolean): Promi
   try {
     await runHooks("poststop", s.oci?.poststop, { ...ociState(s), status: "stopped", pid: 0 });
   } catch (err) {
-    process.stderr.write(`corerun delete: warning: ${(err as Error).message}\n`);
+    writeErr(`corerun delete: warning: ${(err as Error).message}\n`);
   }
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { release } from "node:os";
-import { defineTool, UsageError, type ToolContext } from "@corerun/cli";
+import { defineTool, UsageError, writeOut, type ToolContext } from "@corerun/cli";
 import { defaultProfile, DOCKER_ARCH, parseProfile, prepareSeccompProgram, profileToOci, storeSeccompProgram, type CachedProgram, type DockerProfile } from "@corerun/seccomp";
 import { capabilitySet, stateRoot } from "@corerun/state";
 import { CAPABILITIES } from "@corerun/syscall";
@@ -123,7 +123,7 @@ export const seccompCommand = defineTool({
     const root = stateRoot(ctx.values.root?.at(-1));
     const program = containerProgram(root, ctx.tail[0], capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []));
     if (!program) throw new UsageError(`${ctx.tail[0]}: the profile is empty (no defaultAction, no rules): it means no filter`);
-    process.stdout.write(`${storeSeccompProgram(program.program)}\n`);
+    writeOut(`${storeSeccompProgram(program.program)}\n`);
     return 0;
   },
 });

@@ -8,7 +8,7 @@
  */
 import { closeSync, existsSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { defineTool, UsageError } from "@corerun/cli";
+import { defineTool, UsageError, writeOut } from "@corerun/cli";
 import { isAlive, requestStart, startRefusal, stateRoot, statePath, type State } from "@corerun/state";
 import { LOCK_EX, linuxSyscall as sys } from "@corerun/syscall";
 import { attachTo } from "./attach.ts";
@@ -100,14 +100,14 @@ export const start = defineTool({
     for (const { ref, s } of found) {
       if (running(s)) {
         if (attach) return attachTo(root, ref, s, attachOptions(s));
-        process.stdout.write(`${ref}\n`);
+        writeOut(`${ref}\n`);
         continue;
       }
       const started = await startAgain(root, ref, s, attach);
       if (typeof started === "number") return started;
       if (!attach) {
         started.release();
-        process.stdout.write(`${ref}\n`);
+        writeOut(`${ref}\n`);
         continue;
       }
       try {

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { cgroupManager } from "@corerun/cgroup";
-import { defineTool, formatTable, UsageError } from "@corerun/cli";
+import { defineTool, formatTable, UsageError, writeOut } from "@corerun/cli";
 import { isAlive, readStates, stateRoot, type State } from "@corerun/state";
 import { liveStatus, mustFind } from "./oci.ts";
 import { rootArg } from "./oci-cli.ts";
@@ -156,8 +156,8 @@ export const statsTool = defineTool({
       const states = refs.length ? readStates(root).filter((s) => before.some((b) => b.id === s.id)) : watched(root, []);
       const after = states.flatMap((s) => sample(s) ?? []);
       const rows = statsRows(before, after);
-      if (json) for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
-      else process.stdout.write(`${stream && tty ? "\x1b[2J\x1b[H" : ""}${statsTable(rows)}`);
+      if (json) for (const r of rows) writeOut(`${JSON.stringify(r)}\n`);
+      else writeOut(`${stream && tty ? "\x1b[2J\x1b[H" : ""}${statsTable(rows)}`);
       if (!stream || (refs.length && !after.length)) return 0;
       before = after;
     }

@@ -1,5 +1,6 @@
 import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
 import { errorLine } from "./exit.ts";
+import { writeErr } from "./output.ts";
 
 const LEVELS: Record<string, number> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4, trace: 5 };
 
@@ -25,7 +26,7 @@ export function createLogger(tool: string, level = 1): ConsolaInstance {
         log(obj: LogObject) {
           const msg = obj.args.map((a) => (a instanceof Error ? errorLine(a) : typeof a === "string" ? a : JSON.stringify(a))).join(" ");
           const type = obj.type === "log" || obj.type === "error" ? "" : `${obj.type}: `;
-          process.stderr.write(`${tool}: ${type}${msg}\n`);
+          writeErr(`${tool}: ${type}${msg}\n`);
         },
       },
     ],

@@ -5,6 +5,7 @@ import { errorLine, exitCodeForError, UsageError } from "./exit.ts";
 import { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
 import { span, startTrace } from "./trace.ts";
 import { ARGV_FD_ENV, sayDone, takeArgvFd, takeDoneFd } from "./handoff.ts";
+import { OutputClosed, writeErr, writeOut } from "./output.ts";
 
 /** Options every tool accepts. */
 export const COMMON_ARGS = {
@@ -38,12 +39,12 @@ export interface ToolSpec {
 
 /** Machine-readable output: one line of JSON on stdout (logs go to stderr). */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
+  writeOut(`${JSON.stringify(value)}\n`);
 }
 
 /** Rows as aligned columns, the first row a header (ps, list): two spaces between columns. */
 export function printTable(rows: readonly (readonly string[])[]): void {
-  process.stdout.write(formatTable(rows));
+  writeOut(formatTable(rows));
 }
 
 /** Rows as columns padded to their widest cell, one line each. */
@@ -119,16 +120,19 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
     }
     const split = splitArgv(words, { ...active.args, ...COMMON_ARGS }, { tail: active.tail, optionalValues: { log: ["true", "false"], "sig-proxy": ["true", "false"] } });
     if (split.help || !active.run) {
-      process.stdout.write(helpText(active));
+      writeOut(helpText(active));
       if (!split.help && !active.run && words.length) throw new UsageError(`unknown command "${words[0]}"; see --help`);
       process.exit(split.help || !words.length ? 0 : 125);
     }
     log = createLogger(name, logLevel({ log: split.values.log?.at(-1), logLevel: split.values["log-level"]?.at(-1) }));
     code = await span(active.name, { argv: words.join(" ") }, () => active.run!({ values: split.values, flags: split.flags, tail: split.tail, log }));
   } catch (err) {
-    log.error(errorLine(err));
-    opts.onError?.(errorLine(err));
-    if (process.env.CORERUN_LOG === "debug" && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    // stdout's reader has gone (`corerun ps | head -1`): a stop, not a failure to report.
+    if (!(err instanceof OutputClosed)) {
+      log.error(errorLine(err));
+      opts.onError?.(errorLine(err));
+    }
+    if (process.env.CORERUN_LOG === "debug" && err instanceof Error && err.stack) writeErr(`${err.stack}\n`);
     code = exitCodeForError(err);
   }
   if (done !== undefined && code === 0) sayDone(done);

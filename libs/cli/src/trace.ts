@@ -1,6 +1,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 import { instrumentSyscalls, linuxSyscall } from "@corerun/syscall";
+import { writeErr } from "./output.ts";
 import { UsageError } from "./exit.ts";
 
 /**
@@ -109,7 +110,7 @@ export function startTrace(name: string, file: string | undefined = process.env[
       t.fd = openSync(join(parts, `${pid}.jsonl`), "a", 0o644);
     } catch (err) {
       // A mapped uid may not reach the root's directory: this process is left out, and says so.
-      process.stderr.write(`${name}: trace: cannot write to ${parts} (${(err as NodeJS.ErrnoException).code}); this process is not traced\n`);
+      writeErr(`${name}: trace: cannot write to ${parts} (${(err as NodeJS.ErrnoException).code}); this process is not traced\n`);
       return;
     }
   } else {

@@ -79,6 +79,7 @@ export const CLD_KILLED = 2;
 export const CLD_DUMPED = 3;
 
 export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
 export const POLLHUP = 0x10;
 
 export const LOCK_SH = 1;

@@ -174,12 +174,12 @@ export const linuxSyscall: Syscall = {
     const spawn = nativeFn("int corerun_spawn(const char *path, const char **argv, const char **envp, const int *fds, int nfds, int new_session)");
     return check(spawn(path, [...argv, null], [...envp, null], Int32Array.from(fds), fds.length, newSession ? 1 : 0), "clone", path);
   },
-  poll(fds, timeoutMs) {
+  poll(fds, timeoutMs, events = POLLIN) {
     // struct pollfd { int fd; short events; short revents; }
     const buf = Buffer.alloc(8 * fds.length);
     fds.forEach((fd, i) => {
       buf.writeInt32LE(fd, 8 * i);
-      buf.writeInt16LE(POLLIN, 8 * i + 4);
+      buf.writeInt16LE(events, 8 * i + 4);
     });
     for (;;) {
       try {

@@ -63,8 +63,8 @@ export interface Syscall {
   bpfProgLoad(type: number, program: Buffer, expectedAttachType: number): number;
   /** bpf(BPF_PROG_ATTACH) of a loaded program to a target (a cgroup directory's fd). */
   bpfProgAttach(targetFd: number, progFd: number, attachType: number, flags: number): void;
-  /** poll(2) on fds for POLLIN; returns the revents of each, all 0 on a timeout (ms, -1 for none). */
-  poll(fds: readonly number[], timeoutMs: number): number[];
+  /** poll(2) on fds for POLLIN (or `events`); returns the revents of each, all 0 on a timeout (ms, -1 for none). */
+  poll(fds: readonly number[], timeoutMs: number, events?: number): number[];
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /** Brings a network interface of the calling thread's network namespace up. */
