@@ -290,7 +290,7 @@ function snapshot(c: Ctx): unknown {
   const leases = join(c.root, "networks/networks.json");
   return {
     // Containers, and what the image store holds (its empty directories and lock are no change).
-    state: existsSync(c.root) ? readdirSync(c.root).filter((n) => !["names.lock", "mountpoints.json", "networks", "runtime", "images", "layers", "images.lock"].includes(n)) : [],
+    state: existsSync(c.root) ? readdirSync(c.root).filter((n) => !["names.lock", "mountpoints.json", "networks", "runtime", "images", "layers", "images.lock", "oci-ids"].includes(n)) : [],
     store: ["images", "layers"].flatMap((d) => (existsSync(join(c.root, d)) ? readdirSync(join(c.root, d), { recursive: true, withFileTypes: true }).filter((e) => !e.isDirectory()).map((e) => join(e.parentPath, e.name)) : [])),
     leases: existsSync(leases) ? (JSON.parse(readFileSync(leases, "utf8")) as { leases: unknown[] }).leases : [],
     cgroups,

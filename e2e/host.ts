@@ -36,9 +36,12 @@ export function cgroupsUnder(parent: string): string[] {
   });
 }
 
-/** The state root may keep only what outlives containers: locks, the registries, networks, the runtime copy and compiled seccomp filters. */
+/**
+ * The state root may keep only what outlives containers: locks, the registries, networks, the
+ * runtime copy, compiled seccomp filters and the mark that OCI containers' ids are derived.
+ */
 export function stateLeft(root: string): string[] {
-  const keep = new Set(["names.lock", "mountpoints.json", "networks", "runtime"]);
+  const keep = new Set(["names.lock", "mountpoints.json", "networks", "runtime", "oci-ids"]);
   return existsSync(root) ? readdirSync(root).filter((n) => !keep.has(n)) : [];
 }
 

@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
 import {
-  capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
+  capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
 import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
@@ -114,7 +114,7 @@ export function defaultRootfs(): string {
 
 /** A running container of this state root, by --name, id or id prefix, or undefined. */
 export function findRunning(root: string, ref: string): State | undefined {
-  return findByRef(readStates(root).filter((s) => s.status === "running" && isAlive(s.init)), ref);
+  return findByRef(readStates(root, (raw) => mayBeRef(raw, ref)).filter((s) => s.status === "running" && isAlive(s.init)), ref);
 }
 
 function parseNetwork(ctx: Pick<ToolContext, "values" | "flags">, root: string, img: ImageRun | undefined): NetworkConfig {

@@ -522,7 +522,7 @@ export const commitTool: ToolSpec = defineTool({
     if (ctx.tail.length !== 2) throw new UsageError("usage: corerun commit NAME|ID REF");
     const [name, ref] = ctx.tail as [string, string];
     // An exited detached container keeps its upper directory until rm: it is committed as it was left.
-    const state = readStates(root).find((s) => (s.id === name || s.config.name === name) && (s.status === "running" || (s.status === "stopped" && s.detached?.finished !== undefined)));
+    const state = readStates(root, (raw) => raw.id === name || raw.config?.name === name).find((s) => (s.id === name || s.config.name === name) && (s.status === "running" || (s.status === "stopped" && s.detached?.finished !== undefined)));
     if (!state) throw new UsageError(`no running or exited container has the name or id "${name}"; see corerun ps -a`);
     if (!state.image?.upper) throw new UsageError(`container ${name} does not run on an image's overlayfs with an upper directory (it has --rootfs or --read-only); nothing to commit`);
     const owner = await asStoreOwner(ctx);

@@ -18,7 +18,7 @@ import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
 import {
-  checkStateRoot, createContainer, findByRef, idMapText, isAlive, OCI_ID_PATTERN, openRecorded, procStartTime, readState, readStates, setStatus, updateState, withLock,
+  checkStateRoot, createContainer, findByRef, findOciContainer, idMapText, mayBeRef, ociIds, ociIdTaken, isAlive, OCI_ID_PATTERN, openRecorded, procStartTime, readState, readStates, setStatus, updateState, withLock,
   type State, type Status,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
@@ -44,7 +44,7 @@ export function checkId(id: string | undefined): string {
 
 /** A container by OCI id (its name), corerun id or, unless exact, a unique prefix of that id. */
 export function findContainer(root: string, ref: string, exact = false): State | undefined {
-  return findByRef(readStates(root), ref, exact);
+  return findOciContainer(root, ref) ?? findByRef(readStates(root, (raw) => mayBeRef(raw, ref, exact)), ref, exact);
 }
 
 export function mustFind(root: string, ref: string, exact = false): State {
@@ -141,9 +141,9 @@ function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: 
   const seccomp = plan.seccomp && { program: storeSeccompProgram(plan.seccomp.program), flags: plan.seccomp.flags };
   const oci = { bundle: o.bundle, ociVersion: spec.ociVersion, annotations: spec.annotations ?? {}, ...(seccomp ? { seccomp } : {}) };
   const made = withLock(join(o.root, "names.lock"), () => {
-    if (findContainer(o.root, o.id, true)?.config.name === o.id) throw new UsageError(`container with id "${o.id}" already exists`);
+    if (ociIdTaken(o.root, o.id)) throw new UsageError(`container with id "${o.id}" already exists`);
     const hooks = { poststop: spec.hooks?.poststop ?? [], startContainer: spec.hooks?.startContainer ?? [], poststart: spec.hooks?.poststart ?? [] };
-    return createContainer(o.root, config, { owner, oci: { ...oci, ...hooks } });
+    return createContainer(o.root, config, { owner, oci: { ...oci, ...hooks } }, undefined, ociIds(o.id));
   });
   copyFileSync(join(o.bundle, "config.json"), join(made.dir, "config.json"));
   sys.mkfifo(readyPath(made.dir), 0o600);

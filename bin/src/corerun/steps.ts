@@ -197,7 +197,7 @@ export function execRuntime(root: string): string {
 
 /** A container holding `name`: its corerun is alive, whatever its status, or it is detached and not removed yet. */
 function findRunningOrStarting(root: string, name: string): string | undefined {
-  return readStates(root).find((s) => s.config.name === name && (s.detached !== undefined || (s.status !== "stopped" && (isAlive(s.owner) || isAlive(s.init)))))?.id;
+  return readStates(root, (raw) => raw.config?.name === name).find((s) => s.config.name === name && (s.detached !== undefined || (s.status !== "stopped" && (isAlive(s.owner) || isAlive(s.init)))))?.id;
 }
 
 /**

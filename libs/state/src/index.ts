@@ -1,7 +1,8 @@
 export * from "./schema.ts";
 export * from "./store.ts";
 export { procStartTime, nsPids, isAlive, openRecorded } from "./proc.ts";
-export { findByRef } from "./ref.ts";
+export { findByRef, mayBeRef } from "./ref.ts";
+export { findOciContainer, ociIds, ociIdTaken, OCI_IDS_FILE, OCI_SLOTS } from "./oci-ids.ts";
 export {
   checkHostname, parseEnvVars, checkWorkdir, capabilitySet, DEFAULT_CAPABILITIES, parseIdMap, hostIdOf, containerIdOf, idMapText, mapsKey, parseIdMapText, type IdRange,
 } from "./config.ts";

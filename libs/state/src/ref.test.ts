@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { UsageError } from "@corerun/cli";
-import { findByRef } from "./ref.ts";
+import { findByRef, mayBeRef } from "./ref.ts";
 import type { State } from "./schema.ts";
 
 function state(id: string, name?: string): State {
@@ -32,5 +32,34 @@ describe("findByRef", () => {
     assert.equal(findByRef(states, "abd", true), undefined);
     assert.equal(findByRef(states, "ffff"), undefined);
     assert.equal(findByRef(states, "nope"), undefined);
+  });
+});
+
+describe("mayBeRef: readStates' pick for a lookup", () => {
+  // The states findByRef can return for a ref, or the refusal it gives, are the same from the
+  // states mayBeRef keeps as from all of them: every ref against every subset of a set of states.
+  const pool = [...states, state("abc999999999", "abd000000000"), state("ffffffffffff", "web"), state("a00000000000", "0")];
+  const refs = ["web", "abc", "abd", "ab", "a", "0", "012", "abd000000000", "abc123456789", "ffff", "nope", "", "0123456789ab", "ABC"];
+  const outcome = (f: () => State | undefined) => {
+    try {
+      return f()?.id ?? "none";
+    } catch (err) {
+      return `refused: ${(err as Error).message}`;
+    }
+  };
+  for (const exact of [false, true]) {
+    test(`the same container or refusal as from every state${exact ? " (exact)" : ""}`, () => {
+      for (let mask = 0; mask < 1 << pool.length; mask++) {
+        const some = pool.filter((_, i) => mask & (1 << i));
+        for (const ref of refs) {
+          const kept = some.filter((s) => mayBeRef(s, ref, exact));
+          assert.equal(outcome(() => findByRef(kept, ref, exact)), outcome(() => findByRef(some, ref, exact)), `${ref} in ${some.map((s) => s.id).join(",")}`);
+        }
+      }
+    });
+  }
+  test("a state without an id or config is kept by no ref", () => {
+    assert.equal(mayBeRef({}, "web"), false);
+    assert.equal(mayBeRef({ config: null }, "a"), false);
   });
 });

@@ -6,7 +6,7 @@ import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
 import type { ContainerConfig, ProcessRef, State } from "./schema.ts";
 import {
-  checkStateRoot, containerDir, createContainer, DEFAULT_ROOT, listContainers, readState, removeContainer, requestStart, restartContainer, setStatus, startRefusal,
+  checkStateRoot, containerDir, createContainer, DEFAULT_ROOT, listContainers, readState, readStates, removeContainer, requestStart, restartContainer, setStatus, startRefusal,
   stateRoot, updateState, writeStateFile,
 } from "./store.ts";
 
@@ -139,6 +139,25 @@ describe("container state", () => {
     const { path, state } = createContainer(root, config);
     writeFileSync(path, JSON.stringify({ ...state, status: "zombie" }));
     assert.throws(() => readState(path), new RegExp(`invalid state file ${path}: status: `));
+  });
+
+  test("readStates: every readable state, or those pick keeps on the file's JSON; only kept ones must match the schema", () => {
+    const root = freshRoot();
+    const a = createContainer(root, { ...config, name: "a" });
+    const b = createContainer(root, { ...config, name: "b" });
+    const bad = createContainer(root, { ...config, name: "bad" });
+    writeFileSync(bad.path, JSON.stringify({ ...bad.state, status: "zombie" }));
+    const junk = createContainer(root, config);
+    writeFileSync(junk.path, "[1, 2");
+    assert.deepEqual(readStates(root).map((s) => s.id), [a.id, b.id].sort());
+    const seen: unknown[] = [];
+    const picked = readStates(root, (raw) => {
+      seen.push(raw.config?.name);
+      return raw.config?.name === "b" || raw.config?.name === "bad";
+    });
+    assert.deepEqual(picked.map((s) => s.id), [b.id]);
+    // The corrupt file is skipped before pick; the others all reach it.
+    assert.deepEqual(seen.sort(), ["a", "b", "bad"]);
   });
 
   test("listContainers ignores what is not a container and a missing root", () => {

@@ -139,18 +139,21 @@ export function publishContainerDir(root: string, id: string, owner: ProcessRef,
 
 /**
  * Creates the container's directory and first state, status "creating". `byId` adds what
- * depends on the id (its cgroup, recorded before it is made) to that first write.
+ * depends on the id (its cgroup, recorded before it is made) to that first write. The id is
+ * random, or the first of `ids` that no directory holds (an OCI container's, see oci-ids.ts).
  */
 export function createContainer(
   root: string,
   config: ContainerConfig,
   extra: Partial<Pick<State, "owner" | "mountPoints" | "oci" | "detached">> = {},
   byId: (id: string) => Partial<Pick<State, "cgroup">> = () => ({}),
+  ids?: readonly string[],
 ): { id: string; dir: string; path: string; state: State } {
   checkStateRoot(root);
   const owner = extra.owner ?? { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
-  for (;;) {
-    const id = kernelRandom(6).toString("hex");
+  for (let i = 0; ; i++) {
+    const id = ids ? ids[i] : kernelRandom(6).toString("hex");
+    if (id === undefined) throw new UsageError(`container "${config.name ?? ""}": every id it may have here (${ids!.join(", ")}) is another container's under ${root}; choose another id`);
     const state: State = { version: STATE_VERSION, id, status: "creating", created: new Date().toISOString(), config, mountPoints: [], ...extra, ...byId(id) };
     if (!publishContainerDir(root, id, owner, state)) continue;
     const dir = containerDir(root, id);
@@ -241,11 +244,25 @@ export function listContainers(root: string): string[] {
   }
 }
 
-/** The state of every container under the root that can be read (one being removed is skipped). */
-export function readStates(root: string): State[] {
+/** What a state file holds before it is checked against the schema: enough to pick it by. */
+export interface RawState {
+  id?: unknown;
+  config?: { name?: unknown } | null;
+}
+
+/**
+ * The state of every container under the root that can be read (one being removed is skipped),
+ * or of those `pick` keeps, judged on each file's JSON before the schema: a lookup by name or id
+ * checks only the states it may return against the schema, which is about a third of the time
+ * a state takes to read.
+ */
+export function readStates(root: string, pick?: (raw: RawState) => boolean): State[] {
   return listContainers(root).flatMap((id) => {
+    const path = statePath(root, id);
     try {
-      return [readState(statePath(root, id))];
+      const raw: unknown = JSON.parse(readFileSync(path, "utf8"));
+      if (pick && !(typeof raw === "object" && raw !== null && pick(raw as RawState))) return [];
+      return [parseState(raw, path)];
     } catch {
       return [];
     }
