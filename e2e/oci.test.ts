@@ -11,12 +11,22 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
+import { ociIds } from "@corerun/state";
 import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, type Result } from "./helpers.ts";
 
 let rootfs = "";
 let root = "";
 let work = "";
 const PARENT = `corerun-e2e-oci-${process.pid}`;
+
+interface TraceEv {
+  name: string;
+  ph: string;
+  ts: number;
+  dur?: number;
+  pid: number;
+  args?: Record<string, unknown>;
+}
 const CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"];
 
 /** A config.json as `runc spec` and containerd write them, around the busybox rootfs. */
@@ -144,6 +154,44 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     const d = corerun(["delete", "life"]);
     assert.equal(d.code, 0, d.stderr);
     assertGone("life", dir);
+  });
+
+  test("CORERUN_TRACE: create, start and delete each trace their steps in order; the corerun id derives from the OCI id", async () => {
+    const dir = bundle("traced", ["/bin/true"]);
+    const traced = (what: string) => ({ env: { ...process.env, CORERUN_TRACE: join(dir, `${what}.json`) } });
+    const spansOf = (what: string, track: string) => {
+      const events = (JSON.parse(readFileSync(join(dir, `${what}.json`), "utf8")) as { traceEvents: TraceEv[] }).traceEvents;
+      const meta = events.find((e) => e.ph === "M" && e.name === "process_name" && e.args?.name === track);
+      assert.ok(meta, `a ${track} track in ${what}'s trace`);
+      return events.filter((e) => e.pid === meta.pid && e.ph === "X");
+    };
+    const inOrder = (spans: TraceEv[], names: string[]) => {
+      const found = names.map((n) => {
+        const all = spans.filter((e) => e.name === n);
+        assert.equal(all.length, 1, `one span ${n}: ${spans.map((e) => e.name).join(", ")}`);
+        return all[0]!;
+      });
+      for (let i = 1; i < found.length; i++) assert.ok(found[i - 1]!.ts + (found[i - 1]!.dur ?? 0) <= found[i]!.ts, `${names[i - 1]} before ${names[i]}`);
+      return found;
+    };
+    const out = openSync(join(dir, "out.txt"), "w");
+    try {
+      const r = tool("corerun", ["--root", root, "create", "--bundle", dir, "traced"], { stdio: ["ignore", out, out], ...traced("create") });
+      assert.equal(r.code, 0, readFileSync(join(dir, "out.txt"), "utf8"));
+    } finally {
+      closeSync(out);
+    }
+    const [, made] = inOrder(spansOf("create", "corerun"), ["read bundle", "create state", "create cgroup", "start first process", "join cgroup", "tools exit", "record created"]);
+    assert.equal(made!.args?.id, "traced");
+    inOrder(spansOf("create", "corerun-mount"), ["enter namespaces", "wait for ready", "pivot_root"]);
+    assert.equal(corerun(["start", "traced"], traced("start")).code, 0);
+    inOrder(spansOf("start", "corerun"), ["find container", "start"]);
+    await waitStatus("traced", "stopped");
+    const d = corerun(["delete", "traced"], traced("delete"));
+    assert.equal(d.code, 0, d.stderr);
+    const [, teardown] = inOrder(spansOf("delete", "corerun"), ["find container", "cgroup", "state"]);
+    assert.equal(teardown!.args?.id, ociIds("traced")[0], "the state's directory is the OCI id's first slot");
+    assertGone("traced", dir);
   });
 
   test("config.json's process, hostname, masks and limits are what the container gets", async () => {

@@ -13,7 +13,7 @@ import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, realpathS
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
-import { faultPoint, UsageError, signalNumber, writeErr } from "@corerun/cli";
+import { faultPoint, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
@@ -267,8 +267,8 @@ function cgroupDirArgs(cg: CgroupManager): string[] {
 }
 
 export async function ociCreate(o: CreateOptions): Promise<State> {
-  const plan = planCreate(o);
-  const made = createOciState(o, plan);
+  const plan = span("read bundle", { bundle: o.bundle }, () => planCreate(o));
+  const made = span("create state", { root: o.root, id: o.id }, () => createOciState(o, plan));
   faultPoint("oci:state");
   const tools: Tools = [];
   try {
@@ -289,21 +289,22 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       const maps = { uidMap: plan.spec.linux!.uidMappings!.map(toRange), gidMap: (plan.spec.linux!.gidMappings ?? plan.spec.linux!.uidMappings!).map(toRange) };
       handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
     }
-    const cg = createCgroup(made.path, plan);
+    const cg = span("create cgroup", { parent: plan.cgroup.parent, name: plan.cgroup.name, limits: plan.limits }, () => createCgroup(made.path, plan));
     faultPoint("oci:cgroup");
     // Recorded before the process runs at all: a create killed at any moment leaves either no
     // process (it waits on a pipe that closes with create) or one that cleanup finds.
-    const pid = startFirstProcess(o, plan, made.dir, (child) => void recordInit({ path: made.path }, child));
+    const pid = span("start first process", { exec: "corerun-exec" }, () => startFirstProcess(o, plan, made.dir, (child) => void recordInit({ path: made.path }, child)));
     faultPoint("oci:cloned");
     // Into its cgroup once it has loaded (it said ready), before any hook and before create
     // returns: the engine reads the cgroup from /proc/PID/cgroup for stats and OOM events, and
     // the memory the waiting Node process took to load stays charged where it was, out of the
     // container's limit.
-    const enterCgroup = () => {
-      cg.addTask(pid);
-      setOomScoreAdj(pid, plan.spec.process!.oomScoreAdj);
-      faultPoint("oci:cgroup-joined");
-    };
+    const enterCgroup = () =>
+      span("join cgroup", { pid }, () => {
+        cg.addTask(pid);
+        setOomScoreAdj(pid, plan.spec.process!.oomScoreAdj);
+        faultPoint("oci:cgroup-joined");
+      });
     const mountArgs = [
       "--pid", String(pid), "--rootfs", plan.rootfs, "--oci", join(made.dir, "config.json"), "--sync-dir", made.dir, ...cgroupDirArgs(cg),
       ...(planMounts(plan.spec).some((m) => m.type === "proc") ? ["--proc"] : []), "--die-with-parent",
@@ -312,10 +313,10 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     await mount.run(pause ? [...mountArgs, "--hook-pause"] : mountArgs);
     if (!pause) enterCgroup();
     // It said done before its exit, which still counts.
-    await toolsExited(tools);
+    await span("tools exit", undefined, () => toolsExited(tools));
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
     faultPoint("oci:pid-file");
-    const created = setStatus(made.path, "created");
+    const created = span("record created", { pid }, () => setStatus(made.path, "created"));
     faultPoint("oci:created");
     return created;
   } catch (err) {
@@ -358,20 +359,20 @@ export function joinableNamespaces(pid: number): { flags: number; pid: boolean }
  * container, as runc does.
  */
 export async function ociStart(root: string, id: string): Promise<void> {
-  const s = mustFind(root, id);
+  const s = span("find container", { id }, () => mustFind(root, id));
   const status = liveStatus(s);
   if (status !== "created") throw new UsageError(`cannot start a container that is ${status === "stopped" ? "stopped" : `not in created state (${status})`}`);
   const dir = join(root, s.id);
   const running = setStatus(join(dir, "state.json"), "running");
   faultPoint("oci:running");
   try {
-    sendGo(dir, s.oci?.startContainer.length ? ociState(s) : undefined);
+    span("start", { fifo: "go" }, () => sendGo(dir, s.oci?.startContainer.length ? ociState(s) : undefined));
     faultPoint("oci:go");
   } catch (err) {
     throw new Error(`container "${id}" is not running: its first process no longer waits for start`, { cause: err });
   }
   try {
-    await runHooks("poststart", s.oci?.poststart, ociState(running));
+    if (s.oci?.poststart.length) await span("poststart hooks", { hooks: s.oci.poststart.length }, () => runHooks("poststart", s.oci?.poststart, ociState(running)));
   } catch (err) {
     ociKill(root, id, 9, true);
     throw err;
@@ -435,7 +436,7 @@ export function ociKill(root: string, id: string, sig: number, all: boolean): vo
 /** delete: what create made goes; a running container only with force. */
 export async function ociDelete(root: string, id: string, force: boolean): Promise<void> {
   // Whole ids only: a forced delete of a container that is gone must not reach another one.
-  const s = findContainer(root, id, true);
+  const s = span("find container", { id }, () => findContainer(root, id, true));
   if (!s) {
     if (force) return;
     throw notExist(id);

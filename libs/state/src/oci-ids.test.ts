@@ -19,7 +19,7 @@ const freshRoot = () => join(base, `root${n++}`);
 const config = (name: string | undefined): ContainerConfig => ({
   rootfs: "/srv/rootfs", command: ["sh"], hostname: undefined, env: [], cwd: "/", volumes: [], network: { mode: "none", ports: [] }, name, limits: {}, cgroupParent: "corerun",
 });
-const oci = { bundle: "/b", ociVersion: "1.2.0" };
+const oci = { bundle: "/b", ociVersion: "1.2.0", annotations: {}, poststop: [], startContainer: [], poststart: [] };
 /** An OCI container as create makes it: named by its OCI id, in its first free slot. */
 const ociContainer = (root: string, ociId: string) => createContainer(root, config(ociId), { oci }, undefined, ociIds(ociId));
 
