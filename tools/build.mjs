@@ -2,7 +2,7 @@
 // Bundles each executable under bin/src into one CommonJS file in dist/, so that a tool starts by
 // reading one file: every Node start sits on the container start path.
 import { build } from "esbuild";
-import { readdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { Script } from "node:vm";
 import { spawnSync } from "node:child_process";
 import { dirname, join, relative } from "node:path";
@@ -109,8 +109,38 @@ for (const name of names) {
   const other = text.search(/[^\x00-\x7f]/);
   if (other >= 0) console.warn(`build: dist/${name}.bundle.cjs line ${text.slice(0, other).split("\n").length} holds a non-ASCII character; the bundle loads as UTF-8, slower`);
   const source = `${HEAD}${text}${TAIL}`;
-  writeFileSync(join(root, "dist", `${name}.bundle.cache`), new Script(source, { filename: bundle }).createCachedData());
+  const cache = join(root, "dist", `${name}.bundle.cache`);
+  writeFileSync(cache, new Script(source, { filename: bundle }).createCachedData());
   writeFileSync(join(root, "dist", `${name}.cjs`), loader(`${name}.bundle`, other >= 0 ? "utf8" : "latin1"));
+  warmCache(bundle, cache, other >= 0 ? "utf8" : "latin1", name === "corerun" ? "--version" : "--help");
+}
+
+// A cache made right after compiling holds the bundle's top level only: every function the
+// modules call as they load (koffi's, valibot's schema builders, the option tables) is then
+// compiled from source at every start, ~5 ms of each tool's. This runs the bundle once, to its
+// shortest command (--version, --help) in a Node started as the launchers start it (V8 takes
+// a cache only from a process with the same flags), and keeps the cache made at its exit, which
+// holds what ran. Nothing is run that a start depends on: if it fails, the first cache stays.
+function warmCache(bundle, cache, encoding, arg) {
+  const script = `const { readFileSync, writeFileSync } = require("node:fs");
+const { createRequire } = require("node:module");
+const { Script } = require("node:vm");
+const [bundle, cache, encoding, arg] = process.argv.slice(1);
+const source = ${JSON.stringify(HEAD)} + readFileSync(bundle, encoding) + ${JSON.stringify(TAIL)};
+const s = new Script(source, { filename: bundle, cachedData: readFileSync(cache) });
+const exit = process.exit.bind(process);
+process.exit = (code) => {
+  if (!s.cachedDataRejected) writeFileSync(cache + ".warm", s.createCachedData());
+  exit(code);
+};
+process.argv = [process.argv[0], bundle, arg];
+const m = { exports: {} };
+s.runInThisContext()(m.exports, createRequire(bundle), m, bundle, require("node:path").dirname(bundle));`;
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith("CORERUN_") || k === "NODE_OPTIONS" || k === "NODE_EXTRA_CA_CERTS") delete env[k];
+  const r = spawnSync(process.execPath, ["-e", script, bundle, cache, encoding, arg], { stdio: ["ignore", "ignore", "pipe"], env });
+  if (r.status === 0 && existsSync(`${cache}.warm`)) renameSync(`${cache}.warm`, cache);
+  else console.warn(`build: ${bundle} ${arg} did not run (${r.status ?? r.error?.code}): its code cache holds its top level only\n${String(r.stderr ?? "")}`);
 }
 
 function loader(base, encoding) {
