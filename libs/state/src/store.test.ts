@@ -134,6 +134,18 @@ describe("container state", () => {
     assert.throws(() => readState(path), { message: `no container state at ${path}` });
   });
 
+  test("a state read back as this process wrote it is taken as it is; one another writer changed is checked", () => {
+    const root = freshRoot();
+    const { path, state } = createContainer(root, config);
+    // A value the schema refuses, written by this process (as no typed caller can): read back unchecked.
+    const odd = { ...state, status: "zombie" } as unknown as State;
+    writeStateFile(path, odd);
+    assert.equal(readState(path).status, "zombie");
+    // The same JSON in another layout is another writer's file: checked, and refused.
+    writeFileSync(path, JSON.stringify(odd));
+    assert.throws(() => readState(path), new RegExp(`invalid state file ${path}: status: `));
+  });
+
   test("readState of a corrupt file names the field", () => {
     const root = freshRoot();
     const { path, state } = createContainer(root, config);
