@@ -1,6 +1,6 @@
 import { closeSync } from "node:fs";
 import { connectUnix, fdSender, linuxSyscall as sys } from "@corerun/syscall";
-import { defineTool, dieWithParent, faultPoint, runTool, span } from "@corerun/cli";
+import { defineTool, dieWithParent, faultPoint, runTool, saveCodeCache, span } from "@corerun/cli";
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { nsPids, procStartTime } from "@corerun/state";
@@ -75,6 +75,9 @@ export const tool = defineTool({
         span("mount volumes", { volumes: opts.volumes.map((v) => `${v.source}:${v.target}`).join(" ") }, () => mountVolumes(sys, opts.rootfs, opts, userns));
         faultPoint("mount:volumes");
       }
+      // While corerun-exec loads, and while this process still sees the host's /proc, through
+      // which the run cache is written (the container's /proc does not show this process).
+      saveCodeCache();
       if (opts.syncDir) span("wait for ready", { pid: opts.pid }, () => waitReady(opts.syncDir!, { pidfd: target, name: `process ${opts.pid}`, sys }));
       faultPoint("mount:ready");
       if (opts.hookPause) pauseForHooks();

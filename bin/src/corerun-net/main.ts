@@ -1,4 +1,4 @@
-import { defineTool, dieWithParent, printJson, runTool, writeOut } from "@corerun/cli";
+import { defineTool, dieWithParent, printJson, runTool, saveCodeCache, writeOut } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { etcArgs, listArgs, parseEtc, parseNames, parseSetup, parseTeardown, rootArgs, rootOf, setupArgs, teardownArgs } from "./args.ts";
 import { listNetworks, networkTable, remove, removeNetworks, setup, writeEtc } from "./steps.ts";
@@ -24,6 +24,7 @@ const setupCmd = defineTool({
     // A setup whose corerun died is undone by corerun cleanup, which must not race with it.
     if (ctx.flags["die-with-parent"]) dieWithParent(sys);
     printJson(setup(parseSetup(ctx), (m) => ctx.log.info(m)));
+    saveCodeCache();
     return 0;
   },
 });

@@ -1,6 +1,7 @@
 import { dirname } from "node:path";
 import {
-  defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, signalNumber, span, UsageError, waitChild, writeErr, writeOut, type ProcessEnd, type ToolContext, type ToolSpec,
+  defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, saveCodeCache, signalNumber, span, UsageError, waitChild, writeErr, writeOut, type ProcessEnd, type ToolContext,
+  type ToolSpec,
 } from "@corerun/cli";
 import type { CgroupManager } from "@corerun/cgroup";
 import { traceCommand, withTraceFlag } from "./trace.ts";
@@ -62,6 +63,8 @@ async function run(ctx: ToolContext): Promise<number> {
   const starting = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
   for (const sig of starting) process.on(sig, abort);
   let ended: Promise<ProcessEnd> | undefined;
+  // Set once the command runs: the start was whole, and its code is worth a run cache.
+  let started = false;
   try {
     // corerun-mount (and corerun-net) start loading now, and get their command lines once the
     // first process exists: their Node start runs alongside corerun's steps up to the clone,
@@ -108,9 +111,11 @@ async function run(ctx: ToolContext): Promise<number> {
       if (term) detached.terminal(term);
       detached.started(pid!, c!);
       c = undefined;
+      started = true;
       return 0;
     }
     const relay = term && relayTerminal(term.master, { input: cfg.interactive ? process.stdin : undefined, output: process.stdout });
+    started = true;
     const end = await span("container runs", { pid }, () => ended!);
     // The peer stays open here until the end: a pty whose peer nobody holds yet reads as ended.
     await relay?.finish(term!.peer);
@@ -126,6 +131,7 @@ async function run(ctx: ToolContext): Promise<number> {
     await stopTools(tools);
     // A failed cleanup step is reported, and left for `corerun cleanup`; the status stays the command's.
     if (c) span("teardown", { id: c.id }, () => teardown(cfg.root, c!.id, c!.path, ctx.log, keepState));
+    if (started) saveCodeCache();
   }
 }
 

@@ -13,7 +13,7 @@ import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, realpathS
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
-import { faultPoint, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
+import { faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
@@ -318,6 +318,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     faultPoint("oci:pid-file");
     const created = span("record created", { pid }, () => setStatus(made.path, "created"));
     faultPoint("oci:created");
+    saveCodeCache();
     return created;
   } catch (err) {
     await stopTools(tools);
