@@ -75,6 +75,34 @@ module.exports = m.exports;
   },
 };
 
+// koffi's own JavaScript, run as each tool loads, finds and checks its addon and wraps a few
+// deprecated calls (~1 ms of each tool's load, most of it copying node:util's and node:fs's
+// exports). The addon loaded by its path from dist/ is what that returns, without the wrappers:
+// the bundle uses it as it is when its version is koffi's, and koffi's JavaScript (bundled, run
+// only then) otherwise, as from a copied or moved dist/.
+const koffiVersion = JSON.parse(readFileSync(join(dirname(requireHere.resolve("koffi")), "package.json"), "utf8")).version;
+const koffiPlugin = {
+  name: "koffi",
+  setup(b) {
+    b.onResolve({ filter: /^koffi$/ }, (a) => (a.namespace === "koffi" || !addon.file ? { path: requireHere.resolve("koffi") } : { path: "koffi", namespace: "koffi" }));
+    b.onLoad({ filter: /.*/, namespace: "koffi" }, () => ({
+      loader: "js",
+      resolveDir: root,
+      contents: `const { join } = require("node:path");
+let native;
+try {
+  const m = { exports: {} };
+  process.dlopen(m, join(__dirname, ${JSON.stringify(relative(join(root, "dist"), addon.file ?? ""))}));
+  if (m.exports.version === ${JSON.stringify(koffiVersion)}) native = m.exports;
+} catch {
+  // not there: koffi's own lookup below
+}
+module.exports = native ?? require("koffi");
+`,
+    }));
+  },
+};
+
 await Promise.all(
   names.map((name) =>
     build({
@@ -88,7 +116,7 @@ await Promise.all(
       // every tool's start), as CommonJS: its ES build finds its files through import.meta.url.
       // Its native addon is loaded from its platform package by require, at run time.
       external: ["@koromix/*"],
-      plugins: [{ name: "koffi-cjs", setup: (b) => b.onResolve({ filter: /^koffi$/ }, () => ({ path: requireHere.resolve("koffi") })) }, lazyModules, koffiAddonPlugin],
+      plugins: [koffiPlugin, lazyModules, koffiAddonPlugin],
       tsconfig: join(root, "tsconfig.base.json"),
       legalComments: "none",
       logLevel: "warning",
