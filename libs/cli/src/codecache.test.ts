@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
 import { Script } from "node:vm";
 import { codeCacheUsed, saveCodeCache } from "./codecache.ts";
+import { isOpen } from "./testing.ts";
 
 const base = mkdtempSync(join(tmpdir(), "corerun-codecache-test-"));
 after(() => {
@@ -16,14 +17,6 @@ const KEY = Symbol.for("corerun.codeCache");
 const slot = process as unknown as Record<symbol, unknown>;
 const SOURCE = "(function () { function lazy(n) { return n * 2; } return lazy(21); })";
 
-const isOpen = (fd: number) => {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("the run code cache", () => {
   test("saved once through the loader's directory fd: a cache V8 takes for the same source, no temporary file left, the fd closed", () => {

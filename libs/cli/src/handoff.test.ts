@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ARGV_FD_ENV, decodeArgv, DONE_FD_ENV, encodeArgv, takeArgvFd, takeDoneFd } from "./handoff.ts";
 import { UsageError } from "./exit.ts";
-import { refusesCleanly } from "./testing.ts";
+import { isOpen, refusesCleanly } from "./testing.ts";
 
 const toolTs = fileURLToPath(new URL("./tool.ts", import.meta.url));
 
@@ -21,14 +21,6 @@ function fdWith(bytes: Buffer): { fd: number; done: () => void } {
   return { fd, done: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function isOpen(fd: number): boolean {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("argv over an fd: the encoding", () => {
   test("each word ends with a NUL byte, as printf '%s\\0' writes them; any other byte passes as it is", () => {

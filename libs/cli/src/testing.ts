@@ -3,7 +3,18 @@
  * that no tool bundle carries node:assert).
  */
 import assert from "node:assert/strict";
+import { fstatSync } from "node:fs";
 import { UsageError } from "./exit.ts";
+
+/** Whether fd is open in this process. */
+export function isOpen(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A parser either returns or refuses with a one-line UsageError: never another error. */
 export function refusesCleanly(fn: () => unknown, input?: string): void {
