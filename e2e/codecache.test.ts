@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { busyboxRootfs, isRoot, leftoverState, REPO, removeStateRoot, run, stateRoot } from "./helpers.ts";
@@ -16,7 +16,8 @@ let root = "";
 let copy = "";
 
 const RUN_CACHES = ["corerun-exec.bundle.run-cache", "corerun-mount.bundle.run-cache", "corerun.bundle.run-cache"];
-const runCaches = () => readdirSync(join(copy, "dist")).filter((f) => f.includes(".run-cache")).sort();
+const runCaches = () => readdirSync(join(copy, "dist")).filter((f) => f.endsWith(".run-cache")).sort();
+const kinds = (name: string) => readFileSync(join(copy, "dist", `${name}.bundle.run-cache.kinds`), "utf8");
 
 describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
   before(() => {
@@ -43,8 +44,10 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     assert.equal(first.code, 0, first.stderr);
     // The container's own fds only: the directory fd its loader opened to save through did not reach it.
     assert.deepEqual(first.stdout.trim().split("\n").sort(), ["0", "1", "2", "3"]);
-    assert.deepEqual(runCaches(), RUN_CACHES, "one file each, no temporary file left");
+    assert.deepEqual(runCaches(), RUN_CACHES, "one each");
+    assert.deepEqual(readdirSync(join(copy, "dist")).filter((f) => /run-cache.*\.\d+$/.test(f)), [], "no temporary file left");
     for (const f of RUN_CACHES) assert.ok(statSync(join(copy, "dist", f)).size > 0, `${f} is not empty`);
+    assert.deepEqual([kinds("corerun"), kinds("corerun-exec"), kinds("corerun-mount")], ["run\n", "exec\n", "mount\n"]);
 
     const trace = join(copy, "trace.json");
     const second = run(join(copy, "bin/corerun"), ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--trace", trace, "/bin/true"]);
@@ -53,7 +56,45 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     const tracks = new Map(events.filter((e) => e.ph === "M" && e.name === "process_name").map((e) => [e.pid, String(e.args?.name)]));
     const used = Object.fromEntries(events.filter((e) => e.name === "load bundle").map((e) => [tracks.get(e.pid), e.args?.cache]));
     assert.deepEqual(used, { corerun: "run", "corerun-mount": "run", "corerun-exec": "run" });
-    assert.deepEqual(runCaches(), RUN_CACHES, "nothing is written once they exist");
+    const before = readFileSync(join(copy, "dist", "corerun.bundle.run-cache"));
+    assert.ok(readFileSync(join(copy, "dist", "corerun.bundle.run-cache")).equals(before), "nothing is written for a kind it holds");
+    assert.equal(kinds("corerun"), "run\n");
+  });
+
+  test("a command of another kind adds its functions, once: an OCI create and delete after run; ps adds nothing", () => {
+    const bundle = mkdtempSync(join(copy, "bundle-"));
+    const parent = `corerun-e2e-codecache-${process.pid}`;
+    writeFileSync(join(bundle, "config.json"), JSON.stringify({
+      ociVersion: "1.0.2",
+      process: { terminal: false, user: { uid: 0, gid: 0 }, args: ["/bin/true"], env: ["PATH=/bin"], cwd: "/" },
+      root: { path: rootfs, readonly: false },
+      // /dev on a tmpfs of its own, as engines give it: the devices' mount points are made in it, not in the shared rootfs.
+      mounts: [
+        { destination: "/proc", type: "proc", source: "proc" },
+        { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+      ],
+      linux: { namespaces: [{ type: "pid" }, { type: "mount" }, { type: "ipc" }, { type: "uts" }, { type: "network" }], cgroupsPath: `/${parent}/cc` },
+    }));
+    const corerun = (args: string[]) => run(join(copy, "bin/corerun"), ["--root", root, ...args]);
+    try {
+      assert.equal(corerun(["ps"]).code, 0);
+      assert.equal(kinds("corerun"), "run\n", "ps is not a kind the cache keeps");
+      const c = corerun(["create", "--bundle", bundle, "cc"]);
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(kinds("corerun"), "run create\n");
+      const d = corerun(["delete", "--force", "cc"]);
+      assert.equal(d.code, 0, d.stderr);
+      assert.equal(kinds("corerun"), "run create delete\n");
+      const again = corerun(["delete", "--force", "cc"]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(kinds("corerun"), "run create delete\n");
+    } finally {
+      corerun(["delete", "--force", "cc"]);
+      for (const h of readdirSync("/sys/fs/cgroup")) {
+        const p = join("/sys/fs/cgroup", h, parent);
+        if (existsSync(p)) rmdirSync(p);
+      }
+    }
   });
 
   test("npm run build's loaders fall back to the build's cache when a run cache is not V8's (another bundle, another Node)", () => {

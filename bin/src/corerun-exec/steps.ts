@@ -127,7 +127,7 @@ export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "n
   const file = findCommand("/", opts.command[0]!, path);
   // Nothing of this process runs after the exec; a seccomp filter may refuse the write after lockDown.
   mark("execve", { file, seccomp: opts.seccomp !== undefined });
-  saveCodeCache();
+  saveCodeCache("exec");
   endTrace();
   // A session of its own, as runc's init makes: the container may not reach the caller's
   // terminal (TIOCSTI) or signal its process group.

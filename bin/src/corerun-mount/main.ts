@@ -77,7 +77,7 @@ export const tool = defineTool({
       }
       // While corerun-exec loads, and while this process still sees the host's /proc, through
       // which the run cache is written (the container's /proc does not show this process).
-      saveCodeCache();
+      saveCodeCache("mount");
       if (opts.syncDir) span("wait for ready", { pid: opts.pid }, () => waitReady(opts.syncDir!, { pidfd: target, name: `process ${opts.pid}`, sys }));
       faultPoint("mount:ready");
       if (opts.hookPause) pauseForHooks();

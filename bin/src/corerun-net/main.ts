@@ -24,7 +24,7 @@ const setupCmd = defineTool({
     // A setup whose corerun died is undone by corerun cleanup, which must not race with it.
     if (ctx.flags["die-with-parent"]) dieWithParent(sys);
     printJson(setup(parseSetup(ctx), (m) => ctx.log.info(m)));
-    saveCodeCache();
+    saveCodeCache("setup");
     return 0;
   },
 });

@@ -131,7 +131,7 @@ async function run(ctx: ToolContext): Promise<number> {
     await stopTools(tools);
     // A failed cleanup step is reported, and left for `corerun cleanup`; the status stays the command's.
     if (c) span("teardown", { id: c.id }, () => teardown(cfg.root, c!.id, c!.path, ctx.log, keepState));
-    if (started) saveCodeCache();
+    if (started) saveCodeCache("run");
   }
 }
 

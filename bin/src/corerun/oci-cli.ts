@@ -6,7 +6,7 @@
  */
 import { appendFileSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { defineTool, exitCodeOf, fdCount, printJson, printTable, runTool, UsageError, waitChild, writeOut, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, exitCodeOf, fdCount, printJson, printTable, runTool, saveCodeCache, UsageError, waitChild, writeOut, type ToolContext, type ToolSpec } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { stateRoot } from "@corerun/state";
 import type { ArgsDef } from "citty";
@@ -148,6 +148,7 @@ export const state = defineTool({
   run(ctx) {
     const s = mustFind(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "state"));
     writeOut(JSON.stringify(ociState(s), null, 2));
+    saveCodeCache("state");
     return 0;
   },
 });

@@ -318,7 +318,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     faultPoint("oci:pid-file");
     const created = span("record created", { pid }, () => setStatus(made.path, "created"));
     faultPoint("oci:created");
-    saveCodeCache();
+    saveCodeCache("create");
     return created;
   } catch (err) {
     await stopTools(tools);
@@ -378,6 +378,7 @@ export async function ociStart(root: string, id: string): Promise<void> {
     ociKill(root, id, 9, true);
     throw err;
   }
+  saveCodeCache("start");
 }
 
 /** runc's `state` JSON: the runtime-spec's fields, plus rootfs, created and owner. */
@@ -452,6 +453,7 @@ export async function ociDelete(root: string, id: string, force: boolean): Promi
   } catch (err) {
     writeErr(`corerun delete: warning: ${(err as Error).message}\n`);
   }
+  saveCodeCache("delete");
 }
 
 export function ociPause(root: string, id: string, pause: boolean): void {

@@ -19,32 +19,44 @@ const SOURCE = "(function () { function lazy(n) { return n * 2; } return lazy(21
 
 
 describe("the run code cache", () => {
-  test("saved once through the loader's directory fd: a cache V8 takes for the same source, no temporary file left, the fd closed", () => {
+  test("a kind the cache lacks adds its functions: a cache V8 takes for the same source and the kinds it holds, no temporary file, the fd closed", () => {
     const dir = mkdtempSync(join(base, "dist-"));
     const script = new Script(SOURCE, { filename: "x.bundle.cjs" });
     assert.equal((script.runInThisContext() as () => number)(), 42);
     const fd = openSync(dir, "r");
-    slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache" };
+    slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache", kinds: [] };
     assert.equal(codeCacheUsed(), "build");
-    saveCodeCache();
-    assert.deepEqual(readdirSync(dir), ["x.bundle.run-cache"]);
+    saveCodeCache("run");
+    assert.deepEqual(readdirSync(dir).sort(), ["x.bundle.run-cache", "x.bundle.run-cache.kinds"]);
+    assert.equal(readFileSync(join(dir, "x.bundle.run-cache.kinds"), "utf8"), "run\n");
     const data = readFileSync(join(dir, "x.bundle.run-cache"));
     assert.ok(data.length > 0);
     assert.equal(new Script(SOURCE, { filename: "x.bundle.cjs", cachedData: data }).cachedDataRejected, false);
     assert.equal(isOpen(fd), false, "the directory fd is closed");
     // A second call in the same process writes nothing.
     rmSync(join(dir, "x.bundle.run-cache"));
-    saveCodeCache();
-    assert.deepEqual(readdirSync(dir), []);
+    saveCodeCache("create");
+    assert.deepEqual(readdirSync(dir), ["x.bundle.run-cache.kinds"]);
   });
 
-  test("a process compiled with a run cache, or by hand without the loader, saves nothing", () => {
-    slot[KEY] = { cache: "run" };
-    assert.equal(codeCacheUsed(), "run");
-    saveCodeCache();
+  test("a process compiled with a run cache adds its kind once: the kinds it holds stay, the new one is listed after them", () => {
+    const dir = mkdtempSync(join(base, "dist-"));
+    const script = new Script(SOURCE, { filename: "x.bundle.cjs" });
+    const held = openSync(dir, "r");
+    slot[KEY] = { cache: "run", script, dir: held, name: "x.bundle.run-cache", kinds: ["run"] };
+    saveCodeCache("run");
+    assert.deepEqual(readdirSync(dir), [], "run is held: nothing written");
+    assert.equal(isOpen(held), false);
+    const fd = openSync(dir, "r");
+    slot[KEY] = { cache: "run", script, dir: fd, name: "x.bundle.run-cache", kinds: ["run"] };
+    saveCodeCache("create");
+    assert.equal(readFileSync(join(dir, "x.bundle.run-cache.kinds"), "utf8"), "run create\n");
+  });
+
+  test("without the loader (a test, tsx) nothing is saved", () => {
     delete slot[KEY];
     assert.equal(codeCacheUsed(), undefined);
-    saveCodeCache();
+    saveCodeCache("run");
   });
 
   test("a directory that cannot take the file (gone meanwhile) is no error: nothing is left, the fd is closed", () => {
@@ -52,8 +64,8 @@ describe("the run code cache", () => {
     mkdirSync(dir);
     const fd = openSync(dir, "r");
     rmdirSync(dir);
-    slot[KEY] = { cache: "build", script: new Script(SOURCE), dir: fd, name: "x.bundle.run-cache" };
-    saveCodeCache();
+    slot[KEY] = { cache: "build", script: new Script(SOURCE), dir: fd, name: "x.bundle.run-cache", kinds: [] };
+    saveCodeCache("run");
     assert.equal(existsSync(dir), false);
     assert.equal(isOpen(fd), false);
     delete slot[KEY];
