@@ -17,7 +17,12 @@ let copy = "";
 
 const RUN_CACHES = ["corerun-exec.bundle.run-cache", "corerun-mount.bundle.run-cache", "corerun.bundle.run-cache"];
 const runCaches = () => readdirSync(join(copy, "dist")).filter((f) => f.endsWith(".run-cache")).sort();
-const kinds = (name: string) => readFileSync(join(copy, "dist", `${name}.bundle.run-cache.kinds`), "utf8");
+/** The run cache's first line: "corerun-code-cache BUILD LENGTH KIND...". */
+const head = (name: string) => {
+  const file = readFileSync(join(copy, "dist", `${name}.bundle.run-cache`));
+  return file.subarray(0, file.indexOf(10)).toString("latin1").split(" ");
+};
+const kinds = (name: string) => head(name).slice(3).join(" ");
 
 describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
   before(() => {
@@ -45,9 +50,11 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     // The container's own fds only: the directory fd its loader opened to save through did not reach it.
     assert.deepEqual(first.stdout.trim().split("\n").sort(), ["0", "1", "2", "3"]);
     assert.deepEqual(runCaches(), RUN_CACHES, "one each");
-    assert.deepEqual(readdirSync(join(copy, "dist")).filter((f) => /run-cache.*\.\d+$/.test(f)), [], "no temporary file left");
+    assert.deepEqual(readdirSync(join(copy, "dist")).filter((f) => f.includes(".run-cache.")), [], "no temporary file left");
     for (const f of RUN_CACHES) assert.ok(statSync(join(copy, "dist", f)).size > 0, `${f} is not empty`);
-    assert.deepEqual([kinds("corerun"), kinds("corerun-exec"), kinds("corerun-mount")], ["run\n", "exec\n", "mount\n"]);
+    assert.deepEqual([kinds("corerun"), kinds("corerun-exec"), kinds("corerun-mount")], ["run", "exec", "mount"]);
+    // The build it was made from: the loader's, which names the sha256 of the bundle.
+    assert.match(readFileSync(join(copy, "dist", "corerun.cjs"), "utf8"), new RegExp(`const BUILD = "${head("corerun")[1]}";`));
 
     const trace = join(copy, "trace.json");
     const second = run(join(copy, "bin/corerun"), ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--trace", trace, "/bin/true"]);
@@ -58,7 +65,7 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(used, { corerun: "run", "corerun-mount": "run", "corerun-exec": "run" });
     const before = readFileSync(join(copy, "dist", "corerun.bundle.run-cache"));
     assert.ok(readFileSync(join(copy, "dist", "corerun.bundle.run-cache")).equals(before), "nothing is written for a kind it holds");
-    assert.equal(kinds("corerun"), "run\n");
+    assert.equal(kinds("corerun"), "run");
   });
 
   test("a command of another kind adds its functions, once: an OCI create and delete after run; ps adds nothing", () => {
@@ -78,16 +85,16 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     const corerun = (args: string[]) => run(join(copy, "bin/corerun"), ["--root", root, ...args]);
     try {
       assert.equal(corerun(["ps"]).code, 0);
-      assert.equal(kinds("corerun"), "run\n", "ps is not a kind the cache keeps");
+      assert.equal(kinds("corerun"), "run", "ps is not a kind the cache keeps");
       const c = corerun(["create", "--bundle", bundle, "cc"]);
       assert.equal(c.code, 0, c.stderr);
-      assert.equal(kinds("corerun"), "run create\n");
+      assert.equal(kinds("corerun"), "run create");
       const d = corerun(["delete", "--force", "cc"]);
       assert.equal(d.code, 0, d.stderr);
-      assert.equal(kinds("corerun"), "run create delete\n");
+      assert.equal(kinds("corerun"), "run create delete");
       const again = corerun(["delete", "--force", "cc"]);
       assert.equal(again.code, 0, again.stderr);
-      assert.equal(kinds("corerun"), "run create delete\n");
+      assert.equal(kinds("corerun"), "run create delete");
     } finally {
       corerun(["delete", "--force", "cc"]);
       for (const h of readdirSync("/sys/fs/cgroup")) {
@@ -97,16 +104,21 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
-  test("npm run build's loaders fall back to the build's cache when a run cache is not V8's (another bundle, another Node)", () => {
-    const cache = join(copy, "dist", "corerun.bundle.run-cache");
-    cpSync(join(copy, "dist", "corerun-exec.bundle.run-cache"), cache);
-    const trace = join(copy, "trace2.json");
-    const r = run(join(copy, "bin/corerun"), ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--trace", trace, "/bin/true"]);
-    assert.equal(r.code, 0, r.stderr);
-    const events = (JSON.parse(readFileSync(trace, "utf8")) as { traceEvents: { name: string; args?: Record<string, unknown> }[] }).traceEvents;
-    assert.equal(events.find((e) => e.name === "load bundle" && e.args?.script === "corerun.cjs")?.args?.cache, "build");
-    // That start replaced the refused cache with its own.
-    assert.ok(existsSync(cache));
-    assert.ok(!readFileSync(cache).equals(readFileSync(join(copy, "dist", "corerun-exec.bundle.run-cache"))));
-  });
+  for (const [what, spoil] of [
+    ["of another build", (file: Buffer) => Buffer.from(file.toString("latin1").replace(/^corerun-code-cache [0-9a-f]+/, "corerun-code-cache 0000000000000000"), "latin1")],
+    ["cut short", (file: Buffer) => file.subarray(0, file.length - 1000)],
+  ] as const) {
+    test(`a run cache ${what} is not used: the build's cache is, and the start replaces it with its own`, () => {
+      const cache = join(copy, "dist", "corerun.bundle.run-cache");
+      const spoilt = spoil(readFileSync(cache));
+      writeFileSync(cache, spoilt);
+      const trace = join(copy, `trace-${what.replaceAll(" ", "-")}.json`);
+      const r = run(join(copy, "bin/corerun"), ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--trace", trace, "/bin/true"]);
+      assert.equal(r.code, 0, r.stderr);
+      const events = (JSON.parse(readFileSync(trace, "utf8")) as { traceEvents: { name: string; args?: Record<string, unknown> }[] }).traceEvents;
+      assert.equal(events.find((e) => e.name === "load bundle" && e.args?.script === "corerun.cjs")?.args?.cache, "build");
+      assert.ok(!readFileSync(cache).equals(spoilt), "replaced");
+      assert.equal(kinds("corerun"), "run");
+    });
+  }
 });

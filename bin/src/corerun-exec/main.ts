@@ -1,5 +1,5 @@
 import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
-import { defineTool, errorLine, exitCodeForError, faultPoint, runTool, span } from "@corerun/cli";
+import { defineTool, errorLine, exitCodeForError, faultPoint, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs, startJoinCgroupFds } from "@corerun/cgroup";
@@ -80,6 +80,8 @@ export const tool = defineTool({
         if (spec.domainname !== undefined) sys.setdomainname(spec.domainname);
         runStartContainerHooks(spec, go?.state);
         enterWorkdir(spec.process!.cwd);
+        // Before the limits, the cgroup, the filter and the user, which could refuse its writes.
+        saveCodeCache("exec");
         applyRlimits(sys, spec);
         joinCgroup(sys, cgroupFds, opts.cgroupns);
         prepareFds(sys, opts.preserveFds);
@@ -98,6 +100,8 @@ export const tool = defineTool({
       enterWorkdir(opts.workdir);
       const creds = opts.user === undefined ? undefined : resolveUser(opts.user, readEtc("/etc/passwd"), readEtc("/etc/group"));
       const env = containerEnv(opts, hostname!, creds?.home);
+      // Before the cgroup, the filter and the user, which could refuse its writes.
+      saveCodeCache("exec");
       span("join cgroup", { cgroups: opts.cgroups, cgroupns: opts.cgroupns }, () => joinCgroup(sys, joining ?? cgroupFds, opts.cgroupns));
       if (cgroupFs) span("mount /sys/fs/cgroup", undefined, () => mountCgroupTree(sys, cgroupFs, !opts.unmasked));
       prepareFds(sys, opts.preserveFds);

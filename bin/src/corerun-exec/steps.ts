@@ -4,7 +4,7 @@ import { hostname as osHostname } from "node:os";
 import {
   isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
 } from "@corerun/syscall";
-import { endTrace, mark, saveCodeCache } from "@corerun/cli";
+import { endTrace, mark } from "@corerun/cli";
 import { findCommand, type Credentials, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
 
@@ -127,7 +127,6 @@ export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "n
   const file = findCommand("/", opts.command[0]!, path);
   // Nothing of this process runs after the exec; a seccomp filter may refuse the write after lockDown.
   mark("execve", { file, seccomp: opts.seccomp !== undefined });
-  saveCodeCache("exec");
   endTrace();
   // A session of its own, as runc's init makes: the container may not reach the caller's
   // terminal (TIOCSTI) or signal its process group.

@@ -1,5 +1,5 @@
 import type { ConsolaInstance } from "consola";
-import { errorLine, writeOut } from "@corerun/cli";
+import { errorLine, OutputClosed, writeOut } from "@corerun/cli";
 import { isAlive, listContainers, readState, removePartial, statePath, sweepUnpublished } from "@corerun/state";
 import { teardown } from "./steps.ts";
 
@@ -49,6 +49,8 @@ export function cleanupContainers(root: string, given: readonly string[], force:
       }
       writeOut(`${id}\n`);
     } catch (err) {
+      // No one reads the ids any more: the cleanup stops (runTool exits 141).
+      if (err instanceof OutputClosed) throw err;
       failed++;
       log.error(`${id}: ${errorLine(err)}`);
     }

@@ -1,7 +1,7 @@
 import { dirname } from "node:path";
 import {
-  defineTool, errorLine, exitCodeOf, faultPoint, printJson, runTool, saveCodeCache, signalNumber, span, UsageError, waitChild, writeErr, writeOut, type ProcessEnd, type ToolContext,
-  type ToolSpec,
+  defineTool, errorLine, exitCodeOf, faultPoint, OutputClosed, printJson, runTool, saveCodeCache, signalNumber, span, UsageError, waitChild, writeErr, writeOut,
+  type ProcessEnd, type ToolContext, type ToolSpec,
 } from "@corerun/cli";
 import type { CgroupManager } from "@corerun/cgroup";
 import { traceCommand, withTraceFlag } from "./trace.ts";
@@ -251,7 +251,11 @@ try {
   process.exit(125);
 }
 if (oci && "version" in oci) {
-  printVersion();
+  try {
+    printVersion();
+  } catch (err) {
+    process.exit(err instanceof OutputClosed ? err.exitCode : 125);
+  }
   process.exit(0);
 } else if (oci) {
   void runOci(oci.sub === "run" && isOciRun(oci.rest) ? ociRun : subCommands[oci.sub]!, oci.rest, oci.globals);

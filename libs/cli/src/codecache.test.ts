@@ -18,39 +18,45 @@ const slot = process as unknown as Record<symbol, unknown>;
 const SOURCE = "(function () { function lazy(n) { return n * 2; } return lazy(21); })";
 
 
+/** The run cache's first line and V8's data after it. */
+function parse(file: Buffer): { head: string[]; data: Buffer } {
+  const nl = file.indexOf(10);
+  return { head: file.subarray(0, nl).toString("latin1").split(" "), data: file.subarray(nl + 1) };
+}
+
 describe("the run code cache", () => {
-  test("a kind the cache lacks adds its functions: a cache V8 takes for the same source and the kinds it holds, no temporary file, the fd closed", () => {
+  test("a kind the cache lacks adds its functions: one file, its build, length and kinds first, then a cache V8 takes; no temporary file; the fd closed", () => {
     const dir = mkdtempSync(join(base, "dist-"));
     const script = new Script(SOURCE, { filename: "x.bundle.cjs" });
     assert.equal((script.runInThisContext() as () => number)(), 42);
     const fd = openSync(dir, "r");
-    slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache", kinds: [] };
+    slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: [] };
     assert.equal(codeCacheUsed(), "build");
     saveCodeCache("run");
-    assert.deepEqual(readdirSync(dir).sort(), ["x.bundle.run-cache", "x.bundle.run-cache.kinds"]);
-    assert.equal(readFileSync(join(dir, "x.bundle.run-cache.kinds"), "utf8"), "run\n");
-    const data = readFileSync(join(dir, "x.bundle.run-cache"));
+    assert.deepEqual(readdirSync(dir), ["x.bundle.run-cache"]);
+    const { head, data } = parse(readFileSync(join(dir, "x.bundle.run-cache")));
+    assert.deepEqual(head, ["corerun-code-cache", "b1", String(data.length), "run"]);
     assert.ok(data.length > 0);
     assert.equal(new Script(SOURCE, { filename: "x.bundle.cjs", cachedData: data }).cachedDataRejected, false);
     assert.equal(isOpen(fd), false, "the directory fd is closed");
     // A second call in the same process writes nothing.
     rmSync(join(dir, "x.bundle.run-cache"));
     saveCodeCache("create");
-    assert.deepEqual(readdirSync(dir), ["x.bundle.run-cache.kinds"]);
+    assert.deepEqual(readdirSync(dir), []);
   });
 
   test("a process compiled with a run cache adds its kind once: the kinds it holds stay, the new one is listed after them", () => {
     const dir = mkdtempSync(join(base, "dist-"));
     const script = new Script(SOURCE, { filename: "x.bundle.cjs" });
     const held = openSync(dir, "r");
-    slot[KEY] = { cache: "run", script, dir: held, name: "x.bundle.run-cache", kinds: ["run"] };
+    slot[KEY] = { cache: "run", script, dir: held, name: "x.bundle.run-cache", build: "b1", kinds: ["run"] };
     saveCodeCache("run");
     assert.deepEqual(readdirSync(dir), [], "run is held: nothing written");
     assert.equal(isOpen(held), false);
     const fd = openSync(dir, "r");
-    slot[KEY] = { cache: "run", script, dir: fd, name: "x.bundle.run-cache", kinds: ["run"] };
+    slot[KEY] = { cache: "run", script, dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: ["run"] };
     saveCodeCache("create");
-    assert.equal(readFileSync(join(dir, "x.bundle.run-cache.kinds"), "utf8"), "run create\n");
+    assert.deepEqual(parse(readFileSync(join(dir, "x.bundle.run-cache"))).head.slice(3), ["run", "create"]);
   });
 
   test("without the loader (a test, tsx) nothing is saved", () => {
@@ -59,12 +65,28 @@ describe("the run code cache", () => {
     saveCodeCache("run");
   });
 
+  test("a directory this process may not write to: the cache is not even made; the fd is closed", () => {
+    // /proc/self refuses writes even to root (EPERM), as a read-only install or another owner's dist/ would.
+    const fd = openSync("/proc/self", "r");
+    let made = false;
+    const script = new Script(SOURCE);
+    script.createCachedData = () => {
+      made = true;
+      return Buffer.alloc(0);
+    };
+    slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: [] };
+    saveCodeCache("run");
+    assert.equal(made, false);
+    assert.equal(isOpen(fd), false);
+    delete slot[KEY];
+  });
+
   test("a directory that cannot take the file (gone meanwhile) is no error: nothing is left, the fd is closed", () => {
     const dir = join(base, "gone");
     mkdirSync(dir);
     const fd = openSync(dir, "r");
     rmdirSync(dir);
-    slot[KEY] = { cache: "build", script: new Script(SOURCE), dir: fd, name: "x.bundle.run-cache", kinds: [] };
+    slot[KEY] = { cache: "build", script: new Script(SOURCE), dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: [] };
     saveCodeCache("run");
     assert.equal(existsSync(dir), false);
     assert.equal(isOpen(fd), false);
