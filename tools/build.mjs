@@ -47,8 +47,8 @@ const lazyModules = {
 // koffi's loader finds its native addon at every start: a package lookup for
 // @koromix/koffi-<platform>, then that package reads Node's ELF header to choose the glibc or
 // musl build (~3 ms of each tool's start). The file this Node loads is found here once, and the
-// bundle dlopens it by its path from dist/; if that fails (a checkout moved or copied to
-// another kind of machine), the package's own lookup runs as before.
+// bundle dlopens it by its path from dist/ (koffiPlugin below); if that fails (a checkout moved
+// or copied to another kind of machine), koffi's own loader and lookup run as before.
 function koffiAddon() {
   const pkg = `@koromix/koffi-${process.platform}-${process.arch}`;
   const before = new Set(Object.keys(requireHere.cache));
@@ -57,24 +57,6 @@ function koffiAddon() {
   return { pkg, file };
 }
 const addon = koffiAddon();
-const koffiAddonPlugin = {
-  name: "koffi-addon",
-  setup(b) {
-    b.onResolve({ filter: /^@koromix\/koffi-/ }, (a) => (a.namespace === "koffi-addon" || a.path !== addon.pkg || !addon.file ? { path: a.path, external: true } : { path: a.path, namespace: "koffi-addon" }));
-    b.onLoad({ filter: /.*/, namespace: "koffi-addon" }, () => ({
-      loader: "js",
-      contents: `const { join } = require("node:path");
-const m = { exports: {} };
-try {
-  process.dlopen(m, join(__dirname, ${JSON.stringify(relative(join(root, "dist"), addon.file))}));
-} catch {
-  m.exports = require(${JSON.stringify(addon.pkg)});
-}
-module.exports = m.exports;
-`,
-    }));
-  },
-};
 
 // koffi's own JavaScript, run as each tool loads, finds and checks its addon and wraps a few
 // deprecated calls (~1 ms of each tool's load, most of it copying node:util's and node:fs's
@@ -115,9 +97,10 @@ await Promise.all(
       format: "cjs",
       // koffi's JavaScript is bundled (compiled with the code cache, no package lookup: ~3 ms of
       // every tool's start), as CommonJS: its ES build finds its files through import.meta.url.
-      // Its native addon is loaded from its platform package by require, at run time.
+      // Its native addon is dlopened by its path (koffiPlugin), else found by koffi's loader in
+      // its platform package at run time.
       external: ["@koromix/*"],
-      plugins: [koffiPlugin, lazyModules, koffiAddonPlugin],
+      plugins: [koffiPlugin, lazyModules],
       tsconfig: join(root, "tsconfig.base.json"),
       legalComments: "none",
       logLevel: "warning",
@@ -145,7 +128,7 @@ for (const name of names) {
   const cache = join(root, "dist", `${name}.bundle.cache`);
   writeFileSync(cache, new Script(source, { filename: bundle }).createCachedData());
   writeFileSync(join(root, "dist", `${name}.cjs`), loader(`${name}.bundle`, other >= 0 ? "utf8" : "latin1", createHash("sha256").update(text).digest("hex").slice(0, 16)));
-  warmCache(bundle, cache, other >= 0 ? "utf8" : "latin1", name === "corerun" ? "--version" : "--help");
+  warmCache(join(root, "dist", `${name}.cjs`), cache, name === "corerun" ? "--version" : "--help");
 }
 
 // A cache made right after compiling holds the bundle's top level only: every function the
@@ -154,26 +137,23 @@ for (const name of names) {
 // shortest command (--version, --help) in a Node started as the launchers start it (V8 takes
 // a cache only from a process with the same flags), and keeps the cache made at its exit, which
 // holds what ran. Nothing is run that a start depends on: if it fails, the first cache stays.
-function warmCache(bundle, cache, encoding, arg) {
-  const script = `const { readFileSync, writeFileSync } = require("node:fs");
-const { createRequire } = require("node:module");
-const { Script } = require("node:vm");
-const [bundle, cache, encoding, arg] = process.argv.slice(1);
-const source = ${JSON.stringify(HEAD)} + readFileSync(bundle, encoding) + ${JSON.stringify(TAIL)};
-const s = new Script(source, { filename: bundle, cachedData: readFileSync(cache) });
+function warmCache(script, cache, arg) {
+  // The loader hands the script it compiled to the process (codecache.ts reads it the same way).
+  const run = `const { writeFileSync } = require("node:fs");
+const [script, cache, arg] = process.argv.slice(1);
 const exit = process.exit.bind(process);
 process.exit = (code) => {
-  if (!s.cachedDataRejected) writeFileSync(cache + ".warm", s.createCachedData());
+  const c = process[Symbol.for("corerun.codeCache")];
+  if (c?.cache === "build") writeFileSync(cache + ".warm", c.script.createCachedData());
   exit(code);
 };
-process.argv = [process.argv[0], bundle, arg];
-const m = { exports: {} };
-s.runInThisContext()(m.exports, createRequire(bundle), m, bundle, require("node:path").dirname(bundle));`;
+process.argv = [process.argv[0], script, arg];
+require(script);`;
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith("CORERUN_") || k === "NODE_OPTIONS" || k === "NODE_EXTRA_CA_CERTS") delete env[k];
-  const r = spawnSync(process.execPath, ["-e", script, bundle, cache, encoding, arg], { stdio: ["ignore", "ignore", "pipe"], env });
+  const r = spawnSync(process.execPath, ["-e", run, script, cache, arg], { stdio: ["ignore", "ignore", "pipe"], env });
   if (r.status === 0 && existsSync(`${cache}.warm`)) renameSync(`${cache}.warm`, cache);
-  else console.warn(`build: ${bundle} ${arg} did not run (${r.status ?? r.error?.code}): its code cache holds its top level only\n${String(r.stderr ?? "")}`);
+  else console.warn(`build: ${script} ${arg} did not run (${r.status ?? r.error?.code}): its code cache holds its top level only\n${String(r.stderr ?? "")}`);
 }
 
 // The loader compiles the bundle with the code cache the starts on this machine left
