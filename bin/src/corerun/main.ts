@@ -1,6 +1,6 @@
 import { dirname } from "node:path";
 import {
-  defineTool, errorLine, exitCodeOf, faultPoint, OutputClosed, printJson, runTool, saveCodeCache, signalNumber, span, UsageError, waitChild, writeErr, writeOut,
+  defineTool, errorLine, exitCodeForError, exitCodeOf, faultPoint, printJson, runTool, saveCodeCache, signalNumber, span, UsageError, waitChild, writeErr, writeOut,
   type ProcessEnd, type ToolContext, type ToolSpec,
 } from "@corerun/cli";
 import type { CgroupManager } from "@corerun/cgroup";
@@ -254,7 +254,7 @@ if (oci && "version" in oci) {
   try {
     printVersion();
   } catch (err) {
-    process.exit(err instanceof OutputClosed ? err.exitCode : 125);
+    process.exit(exitCodeForError(err));
   }
   process.exit(0);
 } else if (oci) {
