@@ -124,6 +124,23 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
     for (const line of r.stdout.trim().split("\n")) assert.match(line, /:\/$/, line);
   });
 
+  // Without limits corerun moves the first process into its cgroups as it clones it; with limits
+  // corerun-exec moves itself right before the exec. Either way the command runs in all of them.
+  for (const limits of [[], ["--memory", "64", "--pids", "50"]]) {
+    test(`the command runs in the container's cgroup in every hierarchy, seen from the host (${limits.length ? "with limits: joined by corerun-exec" : "no limits: joined at the clone"})`, async () => {
+      const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, ...limits, "/bin/sh", "-c", "echo up; sleep 30; true"], { stdio: ["ignore", "pipe", "pipe"] });
+      await new Promise((resolve) => child.stdout.once("data", resolve));
+      const [state] = JSON.parse(tool("corerun", ["ps", "--root", root, "--json"]).stdout) as { id: string; init: { pid: number }; cgroup: { paths: Record<string, string> } }[];
+      const paths = Object.values(state!.cgroup.paths);
+      const members = paths.map((dir) => readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n"));
+      tool("corerun", ["kill", "--root", root, state!.id]);
+      await new Promise((resolve) => child.once("exit", resolve));
+      assert.ok(paths.length >= 4, `hierarchies: ${paths.join(" ")}`);
+      paths.forEach((dir, i) => assert.ok(members[i]!.includes(String(state!.init.pid)), `${state!.init.pid} in ${dir}/cgroup.procs`));
+      assert.deepEqual(containerCgroups(), []);
+    });
+  }
+
   test("after kill -9 of corerun, cleanup removes the container's cgroup in every hierarchy", async () => {
     const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "--memory", "32", "/bin/sh", "-c", "echo started; sleep 30"], { stdio: ["ignore", "pipe", "pipe"] });
     await new Promise((resolve) => child.stdout.once("data", resolve));

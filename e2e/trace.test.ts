@@ -148,6 +148,22 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
+  test("without limits corerun joins the first process into its cgroups as it clones it, and the join is over before go", () => {
+    const file = join(scratch, "none.json");
+    const r = tool("corerun", ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--trace", file, "/bin/true"]);
+    assert.equal(r.code, 0, r.stderr);
+    const events = readTrace(file);
+    rmSync(file);
+    const corerun = trackOf(events, "corerun");
+    const exec = trackOf(events, "corerun-exec");
+    const startSpan = one(corerun.spans, "start");
+    const join_ = one(corerun.spans, "join cgroup");
+    assert.ok(within(startSpan, join_), "the join is waited for in corerun's start, before go");
+    assert.ok(one(corerun.spans, "start first process").ts < join_.ts);
+    for (const name of ["begin cgroup join", "join cgroup"]) assert.ok(!exec.spans.some((s) => s.name === name), `corerun-exec has no ${name}`);
+    inOrder(exec.spans, ["wait for go", "mask /proc", "cgroup namespace", "drop capabilities"]);
+  });
+
   test("CORERUN_TRACE traces the same way, and trace summary prints the critical path", () => {
     const file = join(scratch, "env.json");
     const r = tool("corerun", ["--root", root, "--rootfs", rootfs, "--network", "none", "/bin/true"], { env: { ...process.env, CORERUN_TRACE: file } });

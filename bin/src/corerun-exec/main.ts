@@ -102,7 +102,9 @@ export const tool = defineTool({
       const env = containerEnv(opts, hostname!, creds?.home);
       // Before the cgroup, the filter and the user, which could refuse its writes.
       saveCodeCache("exec");
-      span("join cgroup", { cgroups: opts.cgroups, cgroupns: opts.cgroupns }, () => joinCgroup(sys, joining ?? cgroupFds, opts.cgroupns));
+      // Into cgroups without limits corerun moved this process as it cloned it: only the namespace is left.
+      const joins = joining !== undefined || cgroupFds.length > 0;
+      if (joins || opts.cgroupns) span(joins ? "join cgroup" : "cgroup namespace", { cgroups: opts.cgroups, cgroupns: opts.cgroupns }, () => joinCgroup(sys, joining ?? cgroupFds, opts.cgroupns));
       if (cgroupFs) span("mount /sys/fs/cgroup", undefined, () => mountCgroupTree(sys, cgroupFs, !opts.unmasked));
       prepareFds(sys, opts.preserveFds);
       span("drop capabilities", undefined, () => dropCapabilities(sys, opts.capabilities, lastCap));

@@ -7,7 +7,7 @@ import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as 
 import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, UsageError, waitChild, type ProcessEnd } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
-import { cgroupManager, oomReport, openCgroupProcs, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
   createContainer, restartContainer, isAlive, procStartTime, readState, readStates, removeContainer, setStatus, updateState,
@@ -35,6 +35,8 @@ export interface Container {
   cgroupDirs: string[];
   /** Or fds of their cgroup.procs, opened here and inherited (what corerun itself uses). */
   cgroupFds?: number[];
+  /** The wait for a join into cgroups without limits, begun as the first process was cloned. */
+  joining?: (() => void) | undefined;
   /** The user namespace's maps, when the container has one. */
   userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
   /** A restarted container's last address and host ports, asked of corerun-net again. */
@@ -331,14 +333,23 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
   // corerun-exec joins through fds opened here, by root: in a user namespace it could not open
   // the host's cgroup files itself, and the kernel checks a write against the opener.
   c.cgroupFds = openCgroupProcs(c.cgroupDirs);
+  // Cgroups without limits take the first process as it is cloned, from here: its Node then
+  // counts only in their usage numbers, and the move's RCU grace period (10-15 ms) passes while
+  // it loads instead of after go. Under limits it joins itself right before the exec.
+  const early = c.cgroupFds.length > 0 && limitFree(cfg.limits);
+  const inherited = early ? [] : c.cgroupFds;
   try {
-    const argv = [node, exec, ...execArgs(cfg, c)];
+    const argv = [node, exec, ...execArgs(cfg, { ...c, cgroupFds: inherited })];
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
     const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };
     // -t: no caller's stdio at all until it takes its pty; without -i, stdin is /dev/null (Docker's rule).
     const stdio = cfg.tty ? { nullStdio: true } : cfg.interactive ? {} : { stdinFd: c.nullStdin = openSync("/dev/null", "r") };
-    const clone = () => withInheritedFds(c.cgroupFds!, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns, dieWithParent: true, ...stdio }));
+    const clone = () => {
+      const pid = withInheritedFds(inherited, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns, dieWithParent: true, ...stdio }));
+      if (early) c.joining = startJoinCgroupFds(c.cgroupFds!, pid);
+      return pid;
+    };
     // The child inherits the network namespace of the thread that clones it.
     if (cfg.network.mode !== "container") return clone();
     // Joined through a pidfd checked against the recorded start time: not a process that got the
@@ -351,9 +362,23 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
       closeSync(other);
     }
   } finally {
-    for (const fd of c.cgroupFds) closeSync(fd);
+    // A join begun closes its fds once it is over.
+    if (!c.joining) for (const fd of c.cgroupFds) closeSync(fd);
     if (c.nullStdin !== undefined) closeSync(c.nullStdin);
   }
+}
+
+/** No limit of any kind: memory, CPU, pids, swap, CPU weight and device rules all absent. */
+export function limitFree(limits: RunConfig["limits"]): boolean {
+  return Object.values(limits).every((v) => v === undefined);
+}
+
+/** The end of a join begun at the clone (startFirstProcess): before go, and before a teardown. */
+export function joinedCgroups(c: Container): void {
+  const wait = c.joining;
+  if (!wait) return;
+  c.joining = undefined;
+  span("join cgroup", undefined, wait);
 }
 
 /** Node opens every fd close-on-exec; these few are let through one clone, and no other spawn. */
@@ -553,6 +578,7 @@ export async function stopTools(tools: Tools): Promise<void> {
 }
 
 export function start(c: Container, tty?: number): void {
+  joinedCgroups(c);
   setStatus(c.path, "running");
   faultPoint("corerun:running");
   sendGo(c.dir, undefined, tty);

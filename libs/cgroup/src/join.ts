@@ -50,13 +50,13 @@ export function joinCgroupFds(fds: readonly number[]): void {
 /**
  * joinCgroupFds begun on a thread: the kernel makes a move into a cgroup wait for an RCU grace
  * period (5-15 ms), which a caller that has other things to wait for (corerun-exec, for "go")
- * need not spend doing nothing. The returned function waits for the join, throws as
- * joinCgroupFds does, and closes the fds.
+ * need not spend doing nothing. With a pid, that process moves instead of the caller. The
+ * returned function waits for the join, throws as joinCgroupFds does, and closes the fds.
  */
-export function startJoinCgroupFds(fds: readonly number[]): () => void {
+export function startJoinCgroupFds(fds: readonly number[], pid = 0): () => void {
   let wait: () => void;
   try {
-    wait = writeInBackground(fds, "0");
+    wait = writeInBackground(fds, String(pid));
   } catch (err) {
     for (const fd of fds) closeSync(fd);
     throw new Error(`cannot join the cgroup`, { cause: err });
