@@ -59,6 +59,31 @@ function archName(spec: string): string {
   return spec.replace(/^SCMP_ARCH_/, "").toLowerCase();
 }
 
+/** libseccomp's SCMP_FLTATR_CTL_OPTIMIZE attribute, and its value for a binary tree. */
+const SCMP_FLTATR_CTL_OPTIMIZE = 8;
+const BINARY_TREE = 2;
+
+/**
+ * A libseccomp filter whose syscalls are sorted into a binary tree instead of tested one after
+ * another: a syscall the kernel's cache of always-allowed calls cannot decide (one with argument
+ * rules, or one that is denied) walks O(log n) comparisons, not hundreds (personality() 310 to
+ * 160 ns with the default profile here), and the kernel takes the program in 0.45 instead of
+ * 1.1 ms (it runs every syscall through it to fill that cache), on the start's path right
+ * before the exec. libseccomp before 2.5 knows only the sequential form, which it then keeps.
+ */
+function newContext(defaultAction: number): SeccompContext {
+  const ctx = libseccomp.init(defaultAction);
+  try {
+    libseccomp.attrSet(ctx, SCMP_FLTATR_CTL_OPTIMIZE, BINARY_TREE);
+  } catch (err) {
+    if (!(err instanceof SyscallError)) {
+      libseccomp.release(ctx);
+      throw err;
+    }
+  }
+  return ctx;
+}
+
 /**
  * Compiles the runtime spec's `linux.seccomp` into a BPF program (struct sock_filter[]) with
  * libseccomp, ready for seccomp(SECCOMP_SET_MODE_FILTER). A syscall name, action, comparison,
@@ -85,9 +110,9 @@ export function compileSeccomp(oci: OciSeccomp, source = "linux.seccomp"): Buffe
   const withNative = arches.length === 0 || arches.includes(native);
   const contexts: { ctx: SeccompContext; native: boolean }[] = [];
   try {
-    if (withNative) contexts.push({ ctx: libseccomp.init(defaultAction), native: true });
+    if (withNative) contexts.push({ ctx: newContext(defaultAction), native: true });
     if (others.length) {
-      const ctx = libseccomp.init(defaultAction);
+      const ctx = newContext(defaultAction);
       contexts.push({ ctx, native: false });
       for (const a of others) libseccomp.archAdd(ctx, libseccomp.archToken(a));
       libseccomp.archRemove(ctx, libseccomp.archToken(native));
@@ -134,7 +159,7 @@ export function compileSeccomp(oci: OciSeccomp, source = "linux.seccomp"): Buffe
 }
 
 /** Bump when the compiled form of the same input changes. */
-const CACHE_FORMAT = 2;
+const CACHE_FORMAT = 3;
 
 /** A program's place in the cache, and the program itself when it is not stored there yet. */
 export interface CachedProgram {
