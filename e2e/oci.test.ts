@@ -108,6 +108,13 @@ function cgroupsLeft(id: string): string[] {
   return readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h, PARENT, id)).filter((d) => existsSync(d));
 }
 
+/** The pid is a member of the container's cgroup in every hierarchy it has one in (at least the unified one and memory, cpu, pids). */
+function assertInCgroups(id: string, pid: string): void {
+  const dirs = cgroupsLeft(id);
+  assert.ok(dirs.length >= 4, `hierarchies: ${dirs.join(" ")}`);
+  for (const d of dirs) assert.ok(readFileSync(join(d, "cgroup.procs"), "utf8").split("\n").includes(pid), `${pid} in ${d}/cgroup.procs`);
+}
+
 function assertGone(id: string, dir: string): void {
   assert.deepEqual(leftoverState(root), [], "a state directory is left");
   assert.deepEqual(cgroupsLeft(id), [], "a cgroup is left");
@@ -147,6 +154,8 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assert.equal(s.bundle, dir);
     assert.equal(s.id, "life");
     assert.match(readFileSync(`/proc/${pid}/cgroup`, "utf8"), new RegExp(`/${PARENT}/life$`, "m"), "in its cgroup before start");
+    // Device rules only: it was moved as it was cloned (joinsAtClone); in every hierarchy once create returns.
+    assertInCgroups("life", pid);
     assert.equal(corerun(["start", "life"]).code, 0);
     const done = await waitStatus("life", "stopped");
     assert.equal(done.pid, 0);
@@ -154,6 +163,16 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     const d = corerun(["delete", "life"]);
     assert.equal(d.code, 0, d.stderr);
     assertGone("life", dir);
+  });
+
+  test("with a pids limit, the waiting process moves into its cgroups once it has loaded, still before create returns", () => {
+    const dir = bundle("limited", ["/bin/true"], (c) => (c.linux.resources.pids = { limit: 64 }));
+    const { r } = create("limited", dir);
+    assert.equal(r.code, 0, r.stderr);
+    assertInCgroups("limited", readFileSync(join(dir, "init.pid"), "utf8"));
+    const d = corerun(["delete", "--force", "limited"]);
+    assert.equal(d.code, 0, d.stderr);
+    assertGone("limited", dir);
   });
 
   test("CORERUN_TRACE: create, start and delete each trace their steps in order; the corerun id derives from the OCI id", async () => {

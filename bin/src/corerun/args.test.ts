@@ -5,7 +5,7 @@ import { join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { COMMON_ARGS, CommandError, splitArgv, UsageError } from "@corerun/cli";
 import { parseRunConfig, runArgs } from "./args.ts";
-import { limitFree } from "./steps.ts";
+import { joinsAtClone } from "@corerun/cgroup";
 
 let base: string;
 let rootfs: string;
@@ -142,9 +142,9 @@ describe("parseRunConfig", () => {
     usageError(["--network", "wifi", "sh"], /^--network wifi: unknown mode; use bridge, none, host or container:NAME$/);
   });
 
-  test("without a limit option the cgroups are limit-free (joined at the clone); each limit option makes them limited", () => {
-    assert.equal(limitFree(parse(["sh"]).limits), true);
-    for (const opt of [["--memory", "64"], ["--cpus", "0.5"], ["--cpu", "50"], ["--pids", "20"]]) assert.equal(limitFree(parse([...opt, "sh"]).limits), false, opt.join(" "));
+  test("without a limit option the first process joins its cgroups at the clone; each limit option makes it join late", () => {
+    assert.equal(joinsAtClone(parse(["sh"]).limits), true);
+    for (const opt of [["--memory", "64"], ["--cpus", "0.5"], ["--cpu", "50"], ["--pids", "20"]]) assert.equal(joinsAtClone(parse([...opt, "sh"]).limits), false, opt.join(" "));
   });
 
   test("limits are parsed: --memory, --cpu/--cpus, --pids", () => {

@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, joinsAtClone, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import { faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
@@ -271,6 +271,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
   const made = span("create state", { root: o.root, id: o.id }, () => createOciState(o, plan));
   faultPoint("oci:state");
   const tools: Tools = [];
+  let joining: (() => void) | undefined;
   try {
     const hooks = plan.spec.hooks;
     const pause = Boolean(hooks?.prestart?.length || hooks?.createRuntime?.length || hooks?.createContainer?.length);
@@ -295,13 +296,21 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     // process (it waits on a pipe that closes with create) or one that cleanup finds.
     const pid = span("start first process", { exec: "corerun-exec" }, () => startFirstProcess(o, plan, made.dir, (child) => void recordInit({ path: made.path }, child)));
     faultPoint("oci:cloned");
-    // Into its cgroup once it has loaded (it said ready), before any hook and before create
-    // returns: the engine reads the cgroup from /proc/PID/cgroup for stats and OOM events, and
-    // the memory the waiting Node process took to load stays charged where it was, out of the
-    // container's limit.
+    // In its cgroup before any hook and before create returns: the engine reads the cgroup from
+    // /proc/PID/cgroup for stats and OOM events. Under a memory or pids limit or a CPU quota it
+    // moves once it has loaded (it said ready), so that the memory the waiting Node process took
+    // to load stays charged where it was; otherwise the move begins now, on a thread, and its RCU
+    // grace period passes while corerun-exec and corerun-mount load (joinsAtClone).
+    joining = joinsAtClone(plan.limits) ? startJoinCgroupFds(openCgroupProcs(cg.dirs()), pid) : undefined;
     const enterCgroup = () =>
       span("join cgroup", { pid }, () => {
-        cg.addTask(pid);
+        if (joining) {
+          const wait = joining;
+          joining = undefined;
+          wait();
+        } else {
+          cg.addTask(pid);
+        }
         setOomScoreAdj(pid, plan.spec.process!.oomScoreAdj);
         faultPoint("oci:cgroup-joined");
       });
@@ -322,6 +331,12 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     return created;
   } catch (err) {
     await stopTools(tools);
+    // A move still under way would race the removal of the cgroups.
+    try {
+      joining?.();
+    } catch {
+      // the create has failed already
+    }
     teardown(o.root, made.id, made.path);
     throw err;
   }

@@ -7,7 +7,7 @@ import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as 
 import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, UsageError, waitChild, type ProcessEnd } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
-import { cgroupManager, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, joinsAtClone, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
   createContainer, restartContainer, isAlive, procStartTime, readState, readStates, removeContainer, setStatus, updateState,
@@ -333,10 +333,9 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
   // corerun-exec joins through fds opened here, by root: in a user namespace it could not open
   // the host's cgroup files itself, and the kernel checks a write against the opener.
   c.cgroupFds = openCgroupProcs(c.cgroupDirs);
-  // Cgroups without limits take the first process as it is cloned, from here: its Node then
-  // counts only in their usage numbers, and the move's RCU grace period (10-15 ms) passes while
-  // it loads instead of after go. Under limits it joins itself right before the exec.
-  const early = c.cgroupFds.length > 0 && limitFree(cfg.limits);
+  // Cgroups without limits take the first process as it is cloned, from here (joinsAtClone);
+  // under limits it joins itself right before the exec.
+  const early = c.cgroupFds.length > 0 && joinsAtClone(cfg.limits);
   const inherited = early ? [] : c.cgroupFds;
   try {
     const argv = [node, exec, ...execArgs(cfg, { ...c, cgroupFds: inherited })];
@@ -366,11 +365,6 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
     if (!c.joining) for (const fd of c.cgroupFds) closeSync(fd);
     if (c.nullStdin !== undefined) closeSync(c.nullStdin);
   }
-}
-
-/** No limit of any kind: memory, CPU, pids, swap, CPU weight and device rules all absent. */
-export function limitFree(limits: RunConfig["limits"]): boolean {
-  return Object.values(limits).every((v) => v === undefined);
 }
 
 /** The end of a join begun at the clone (startFirstProcess): before go, and before a teardown. */

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { JOIN_SCRIPT, joinCgroupFds, joinCgroups, joinCommand, openCgroupProcs } from "./join.ts";
+import { JOIN_SCRIPT, joinCgroupFds, joinCgroups, joinCommand, joinsAtClone, openCgroupProcs } from "./join.ts";
 import { FixtureHost } from "./_fixture.ts";
 
 const h = new FixtureHost("hybrid");
@@ -23,6 +23,19 @@ describe("joinCgroups on a fixture tree", () => {
   });
   it("names the directory it could not join", () => {
     assert.throws(() => joinCgroups([h.at("memory/none")], h), /cannot write "0" to .*memory\/none\/cgroup\.procs: the file does not exist/);
+  });
+});
+
+describe("joinsAtClone: which limits a loading Node process may start under", () => {
+  it("none, CPU weights and device rules: at the clone", () => {
+    assert.equal(joinsAtClone({}), true);
+    assert.equal(joinsAtClone({ cpuShares: 2 }), true);
+    assert.equal(joinsAtClone({ devices: [{ allow: false, type: "a", major: -1, minor: -1, access: "rwm" }] }), true);
+  });
+  it("a memory or pids limit, swap or a CPU quota: right before the exec", () => {
+    for (const limits of [{ memory: 6 << 20 }, { memory: 1 << 30, swap: -1 }, { pids: 4096 }, { cpu: { quota: 100_000, period: 100_000 } }, { cpuShares: 2, pids: 50 }]) {
+      assert.equal(joinsAtClone(limits), false, JSON.stringify(limits));
+    }
   });
 });
 

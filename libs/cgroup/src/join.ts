@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { writeInBackground, type SyscallError } from "@corerun/syscall";
 import { nodeCgroupFs, type CgroupFs } from "./fs.ts";
 import { writeValue } from "./files.ts";
+import type { Limits } from "./limits.ts";
 
 /**
  * Moves the calling process into each cgroup directory: writing "0" to cgroup.procs means "me"
@@ -13,6 +14,18 @@ import { writeValue } from "./files.ts";
  */
 export function joinCgroups(dirs: readonly string[], fs: CgroupFs = nodeCgroupFs): void {
   for (const dir of new Set(dirs)) writeValue(fs, dir, "cgroup.procs", "0");
+}
+
+/**
+ * Whether a process may enter cgroups with these limits as it is cloned, before its Node has
+ * loaded: a memory or pids limit, or a CPU quota, could make that load fail or crawl (a 6 MiB
+ * limit; its ~10 threads against pids.max), so under those it joins right before its exec. CPU
+ * weights cannot, nor device rules, which always allow what Node opens (/dev/null, /dev/urandom),
+ * as runc's defaults do. Entering early, its Node counts only in the cgroups' usage numbers, and
+ * the move's RCU grace period passes while it loads.
+ */
+export function joinsAtClone(limits: Limits): boolean {
+  return limits.memory === undefined && limits.swap === undefined && limits.pids === undefined && limits.cpu === undefined;
 }
 
 /**
