@@ -162,6 +162,9 @@ const ROWS: Row[] = [
   // corerun ps, kill, cleanup
   ["corerun", (c) => ["ps", "--root", c.root, "extra"], 125, () => /container "extra" does not exist; see corerun list/],
   ["corerun", (c) => ["ps", "--root", c.root, "--frob"], 125, () => /unknown option --frob; see --help/],
+  ["corerun", (c) => ["ps", "--root", c.root, "-q", "--json"], 125, () => /^corerun: --json and -q: give one of them$/],
+  ["corerun", (c) => ["ps", "--root", c.root, "--format", "json"], 125, () => /^corerun: --format: it applies to an ID's processes; for the list of containers use --json or -q$/],
+  ["corerun", (c) => ["ps", "--root", c.root, "-q", "extra"], 125, () => /^corerun: --quiet: it applies to the list of containers; with an ID, ps lists that container's processes/],
   ["corerun", (c) => ["kill", "--root", c.root], 125, () => /name the containers to signal; see corerun ps/],
   ["corerun", (c) => ["kill", "--root", c.root, "ghost"], 125, () => /container "ghost" does not exist; see corerun list/],
   ["corerun", (c) => ["kill", "--root", c.root, "-s", "NOPE", "ghost"], 125, () => /unknown signal SIGNOPE/],

@@ -85,6 +85,8 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     assert.match(id, /^[0-9a-f]{12}$/);
     const ps = corerun(["ps"]);
     assert.match(ps.stdout, new RegExp(`^${id}\\s+web-${tag}\\s+running\\s+\\d+\\s+${BRIDGE}\\s+0\\.0\\.0\\.0:${PORT}->80\\/tcp\\s+\\d+s ago\\s`, "m"));
+    const ids = (args: string[]) => corerun(["ps", ...args]).stdout.split("\n").filter(Boolean);
+    assert.ok(ids(["-q"]).includes(id) && ids(["-q"]).every((l) => /^[0-9a-f]{12}$/.test(l)), "ps -q prints ids only");
     const running = entry(id)!;
     assert.ok(cgroupsUnder(PARENT).length > 0, "a running container has its cgroup");
     assert.equal(leases(root).length, 1, "and its address");
@@ -116,6 +118,8 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     assert.equal(stopped.exitCode, 0);
     assert.ok(stopped.detached?.finished);
     assert.equal(corerun(["ps"]).stdout.includes(id), false, "ps without -a lists running containers only");
+    assert.equal(ids(["-q"]).includes(id), false, "and so does ps -q");
+    assert.ok(ids(["-aq"]).includes(id), "ps -aq lists it");
     assert.deepEqual(cgroupsUnder(PARENT), [], "the cgroup is released at the exit");
     assert.deepEqual(leases(root), [], "and the address");
     const lines = readFileSync(stopped.detached!.log!, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { log: string; stream: string; time: string });

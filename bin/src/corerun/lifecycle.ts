@@ -652,8 +652,9 @@ export const inspect = defineTool({
 });
 
 /** ps's container list: running ones, or with all every one; as a table or the state files. */
-export function listContainers(root: string, all: boolean, json: boolean): void {
+export function listContainers(root: string, all: boolean, as: "table" | "json" | "ids"): void {
   const states = readStates(root).filter((s) => all || shownByDefault(s));
-  if (json) printJson(states.map((s) => ({ ...s, statusText: displayStatus(s) })));
+  if (as === "json") printJson(states.map((s) => ({ ...s, statusText: displayStatus(s) })));
+  else if (as === "ids") writeOut(states.map((s) => `${s.id}\n`).join(""));
   else printTable(psRows(root, states));
 }
