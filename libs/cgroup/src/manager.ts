@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { UsageError } from "@corerun/cli";
 import { discoverLayout, type CgroupLayout, type LayoutOptions } from "./detect.ts";
 import { errnoOf, nodeCgroupFs, waitFor, type CgroupFs } from "./fs.ts";
-import { readPids, writeValue } from "./files.ts";
+import { readKeyed, readPids, writeValue } from "./files.ts";
 import { attachDeviceFilter } from "./devicefilter.ts";
 import { formatBytes, type DeviceRule, type Limits } from "./limits.ts";
 import { emptyStats, type CgroupStats } from "./stats.ts";
@@ -45,6 +45,8 @@ export interface CgroupManager {
   addTask(pid: number): void;
   pids(): number[];
   stats(): CgroupStats;
+  /** The OOM killer's kills in the cgroup (what stats() reports as oomKills), read alone. */
+  oomKills(): number | null;
   freeze(): void;
   thaw(): void;
   /** SIGKILLs every process and waits until the cgroup is empty. */
@@ -279,7 +281,14 @@ class Manager implements CgroupManager {
     }
     out.cpu.usageUsec = this.v2 ? v2CpuUsage(this.fs, this.v2.path) : this.cpuacct ? v1CpuUsage(this.fs, this.cpuacct.path) : null;
     out.processes = this.pids().length;
+    out.oomKills = this.oomKills();
     return out;
+  }
+
+  oomKills(): number | null {
+    const dir = this.route.memory;
+    if (!dir) return null;
+    return readKeyed(this.fs, dir.path, dir.kind === "v2" ? "memory.events" : "memory.oom_control")?.oom_kill ?? null;
   }
 
   private setFrozen(frozen: boolean): void {
@@ -397,7 +406,7 @@ export function listCgroups(opts: Omit<CgroupOptions, "name"> = {}): string[] {
 
 /** The line both tools print when the kernel's OOM killer acted in a cgroup, or undefined. */
 export function oomReport(m: CgroupManager, memoryLimit: number | undefined, where: string): string | undefined {
-  const kills = m.stats().oomKills ?? 0;
+  const kills = m.oomKills() ?? 0;
   if (!kills) return undefined;
   const limit = memoryLimit === undefined ? "" : ` (memory limit ${formatBytes(memoryLimit)})`;
   return `out of memory: the kernel's OOM killer killed ${kills} process${kills > 1 ? "es" : ""} in ${where}${limit}`;

@@ -28,7 +28,6 @@ export const v1Memory: ControllerUnit = {
     out.memory.current = readNumber(fs, dir, "memory.usage_in_bytes");
     out.memory.peak = readNumber(fs, dir, "memory.max_usage_in_bytes");
     out.memory.limit = readNumber(fs, dir, "memory.limit_in_bytes");
-    out.oomKills = readKeyed(fs, dir, "memory.oom_control")?.oom_kill ?? null;
   },
 };
 

@@ -29,7 +29,6 @@ export const v2Memory: ControllerUnit = {
     out.memory.current = readNumber(fs, dir, "memory.current");
     out.memory.peak = readNumber(fs, dir, "memory.peak");
     out.memory.limit = readNumber(fs, dir, "memory.max");
-    out.oomKills = readKeyed(fs, dir, "memory.events")?.oom_kill ?? null;
   },
 };
 
