@@ -280,9 +280,11 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     const mount = startTool(tools, "corerun-mount", {
       captureErrors: true,
       ...(pause ? {
-        onPause: () => {
+        // async: a failed join then rejects the pause (and the create is torn down) instead of
+        // throwing out of the pipe's read callback.
+        onPause: async () => {
           enterCgroup();
-          return createHooks(made.path, plan.spec, pid);
+          await createHooks(made.path, plan.spec, pid);
         },
       } : {}),
     });

@@ -346,7 +346,17 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
     const stdio = cfg.tty ? { nullStdio: true } : cfg.interactive ? {} : { stdinFd: c.nullStdin = openSync("/dev/null", "r") };
     const clone = () => {
       const pid = withInheritedFds(inherited, () => startInNamespaces(sys, { flags, path: node, argv, env: envp(), userns, dieWithParent: true, ...stdio }));
-      if (early) c.joining = startJoinCgroupFds(c.cgroupFds!, pid);
+      if (early) {
+        // The join owns the fds from here: it closes them once it is over, or as it fails.
+        const fds = c.cgroupFds!;
+        c.cgroupFds = [];
+        try {
+          c.joining = startJoinCgroupFds(fds, pid);
+        } catch (err) {
+          signalChild(pid, "SIGKILL");
+          throw err;
+        }
+      }
       return pid;
     };
     // The child inherits the network namespace of the thread that clones it.
@@ -361,8 +371,7 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
       closeSync(other);
     }
   } finally {
-    // A join begun closes its fds once it is over.
-    if (!c.joining) for (const fd of c.cgroupFds) closeSync(fd);
+    for (const fd of c.cgroupFds) closeSync(fd);
     if (c.nullStdin !== undefined) closeSync(c.nullStdin);
   }
 }

@@ -1,7 +1,7 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JOIN_SCRIPT, joinCgroupFds, joinCgroups, joinCommand, joinsAtClone, openCgroupProcs } from "./join.ts";
@@ -27,13 +27,14 @@ describe("joinCgroups on a fixture tree", () => {
 });
 
 describe("joinsAtClone: which limits a loading Node process may start under", () => {
-  it("none, CPU weights and device rules: at the clone", () => {
+  it("none, device rules and CPU weights from the default up: at the clone", () => {
     assert.equal(joinsAtClone({}), true);
-    assert.equal(joinsAtClone({ cpuShares: 2 }), true);
+    assert.equal(joinsAtClone({ cpuShares: 1024 }), true);
+    assert.equal(joinsAtClone({ cpuShares: 4096 }), true);
     assert.equal(joinsAtClone({ devices: [{ allow: false, type: "a", major: -1, minor: -1, access: "rwm" }] }), true);
   });
-  it("a memory or pids limit, swap or a CPU quota: right before the exec", () => {
-    for (const limits of [{ memory: 6 << 20 }, { memory: 1 << 30, swap: -1 }, { pids: 4096 }, { cpu: { quota: 100_000, period: 100_000 } }, { cpuShares: 2, pids: 50 }]) {
+  it("a memory or pids limit, swap, a CPU quota or a weight below the default: right before the exec", () => {
+    for (const limits of [{ memory: 6 << 20 }, { memory: 1 << 30, swap: -1 }, { pids: 4096 }, { cpu: { quota: 100_000, period: 100_000 } }, { cpuShares: 2 }, { cpuShares: 1023 }]) {
       assert.equal(joinsAtClone(limits), false, JSON.stringify(limits));
     }
   });
@@ -83,6 +84,20 @@ describe("openCgroupProcs and joinCgroupFds, on plain files", () => {
     assert.equal(fds.length, 2);
     joinCgroupFds(fds);
     for (const d of dirs) assert.equal(readFileSync(join(d, "cgroup.procs"), "utf8"), "0");
+  });
+  it("writes another process's pid the same way; a failed write still closes every fd", () => {
+    const dirs = ["e", "f"].map((n) => {
+      mkdirSync(join(tmp, n));
+      writeFileSync(join(tmp, n, "cgroup.procs"), "");
+      return join(tmp, n);
+    });
+    joinCgroupFds(openCgroupProcs(dirs), 4242);
+    for (const d of dirs) assert.equal(readFileSync(join(d, "cgroup.procs"), "utf8"), "4242");
+    // A read-only fd in the middle: its write fails (EBADF), and the fds after it are closed too.
+    const ro = openSync(join(dirs[0]!, "cgroup.procs"), "r");
+    const [a, b] = openCgroupProcs(dirs);
+    assert.throws(() => joinCgroupFds([a!, ro, b!]), /cannot join the cgroup through fd/);
+    for (const fd of [a!, ro, b!]) assert.throws(() => fstatSync(fd), /EBADF/, `fd ${fd} closed`);
   });
   it("opens nothing when one directory is missing", () => {
     assert.throws(() => openCgroupProcs([join(tmp, "a"), join(tmp, "missing")]), /cannot open cgroup\.procs to join later/);

@@ -18,15 +18,20 @@ export function joinCgroups(dirs: readonly string[], fs: CgroupFs = nodeCgroupFs
 
 /**
  * Whether a process may enter cgroups with these limits as it is cloned, before its Node has
- * loaded: a memory or pids limit, or a CPU quota, could make that load fail or crawl (a 6 MiB
- * limit; its ~10 threads against pids.max), so under those it joins right before its exec. CPU
- * weights cannot, nor device rules, which always allow what Node opens (/dev/null, /dev/urandom),
- * as runc's defaults do. Entering early, its Node counts only in the cgroups' usage numbers, and
- * the move's RCU grace period passes while it loads.
+ * loaded: a memory or pids limit, a CPU quota or a CPU weight below the default could make that
+ * load fail or crawl (a 6 MiB limit; its ~10 threads against pids.max; Kubernetes gives a
+ * BestEffort pod 2 shares of 1024), so under those it joins right before its exec. Device rules
+ * cannot: they always allow what Node opens (/dev/null, /dev/urandom), as runc's defaults do.
+ * Entering early, its Node counts in the cgroups' usage numbers, and the move's RCU grace period
+ * passes while it loads. Limits of the parent cgroups apply to it either way.
  */
 export function joinsAtClone(limits: Limits): boolean {
-  return limits.memory === undefined && limits.swap === undefined && limits.pids === undefined && limits.cpu === undefined;
+  const weight = limits.cpuShares === undefined || limits.cpuShares >= DEFAULT_CPU_SHARES;
+  return limits.memory === undefined && limits.swap === undefined && limits.pids === undefined && limits.cpu === undefined && weight;
 }
+
+/** cgroup v1's cpu.shares of a cgroup nobody set (v2's cpu.weight 100). */
+const DEFAULT_CPU_SHARES = 1024;
 
 /**
  * Opens cgroup.procs of each directory for writing, for a process that will join later from
@@ -47,16 +52,21 @@ export function openCgroupProcs(dirs: readonly string[]): number[] {
   return fds;
 }
 
-/** Joins through fds from openCgroupProcs: writes "0" (this process) to each, then closes it. */
-export function joinCgroupFds(fds: readonly number[]): void {
-  for (const fd of fds) {
-    try {
-      writeSync(fd, "0");
-    } catch (err) {
-      throw new Error(`cannot join the cgroup through fd ${fd}`, { cause: err });
-    } finally {
-      closeSync(fd);
+/**
+ * Joins through fds from openCgroupProcs: writes "0" (this process), or another process's pid,
+ * to each; closes them all, also when one fails.
+ */
+export function joinCgroupFds(fds: readonly number[], pid = 0): void {
+  try {
+    for (const fd of fds) {
+      try {
+        writeSync(fd, String(pid));
+      } catch (err) {
+        throw new Error(`cannot join the cgroup through fd ${fd}`, { cause: err });
+      }
     }
+  } finally {
+    for (const fd of fds) closeSync(fd);
   }
 }
 
@@ -70,9 +80,11 @@ export function startJoinCgroupFds(fds: readonly number[], pid = 0): () => void 
   let wait: () => void;
   try {
     wait = writeInBackground(fds, String(pid));
-  } catch (err) {
-    for (const fd of fds) closeSync(fd);
-    throw new Error(`cannot join the cgroup`, { cause: err });
+  } catch {
+    // No thread to be had (pthread_create's EAGAIN under a pids limit or RLIMIT_NPROC): the move
+    // is made here and now, and its wait has nothing left to do.
+    joinCgroupFds(fds, pid);
+    return () => {};
   }
   return () => {
     try {

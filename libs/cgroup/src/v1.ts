@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import type { CgroupFs } from "./fs.ts";
 import { waitFor } from "./fs.ts";
-import { readKeyed, readNumber, readOptional, writeValue } from "./files.ts";
+import { readNumber, readOptional, writeValue } from "./files.ts";
 import type { ControllerUnit } from "./v2.ts";
 import { deviceRuleText } from "./limits.ts";
 

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { dirname, join, sep } from "node:path";
 import { UsageError } from "@corerun/cli";
-import { cacheKey, compileSeccomp, prepareSeccompProgram, seccompFlags, seccompProgram } from "./compile.ts";
+import { libseccomp } from "@corerun/syscall";
+import { binaryTreeSupported, cacheKey, compileSeccomp, prepareSeccompProgram, seccompFlags, seccompProgram } from "./compile.ts";
 import { defaultProfile, profileToOci } from "./profile.ts";
 import type { OciSeccomp } from "./oci.ts";
 
@@ -99,7 +100,9 @@ describe("compileSeccomp", { skip: !native && "the syscall numbers below are x86
     assert.equal(evaluate(prog, X86_64, 135, [0x0008 | 0x40000 /* ADDR_NO_RANDOMIZE */]), ERRNO(1));
   });
 
-  test("the syscalls are a binary tree: no syscall of any architecture walks more than a few dozen instructions", () => {
+  const noTree = !binaryTreeSupported() && `libseccomp ${libseccomp.version()} builds sequences only`;
+
+  test("the syscalls are a binary tree: no syscall of any architecture walks more than a few dozen instructions", { skip: noTree }, () => {
     let longest = 0;
     for (const arch of [X86_64, I386]) {
       for (let nr = 0; nr < 470; nr++) {
@@ -110,6 +113,22 @@ describe("compileSeccomp", { skip: !native && "the syscall numbers below are x86
     }
     // One comparison after another, the longest path was 620 instructions.
     assert.ok(longest < 60, `longest path ${longest} instructions`);
+  });
+
+  test("the tree decides every syscall of every architecture as the sequence does", { skip: noTree }, () => {
+    const sequence = compileSeccomp(oci, "default", false);
+    assert.notDeepEqual(sequence, prog);
+    const argSets = [[], [0x11], [0x10000000 | 0x11], [2], [40], [0x0008], [0xffffffff], [1, 2, 3], [0x40000]];
+    for (const [arch, bit] of [[X86_64, 0], [X86_64, X32_BIT], [I386, 0]] as const) {
+      for (let nr = 0; nr < 470; nr++) {
+        for (const args of argSets) assert.equal(evaluate(prog, arch, nr | bit, args), evaluate(sequence, arch, nr | bit, args), `arch ${arch.toString(16)} nr ${nr | bit} args ${args}`);
+      }
+    }
+  });
+
+  test("binary trees only from libseccomp 2.5.4 (2.5.0-2.5.3 build broken ones, before 2.5 there are none)", () => {
+    for (const v of ["2.5.4", "2.5.5", "2.6.0", "3.0.0"]) assert.equal(binaryTreeSupported(v), true, v);
+    for (const v of ["2.5.3", "2.5.0", "2.4.4", "1.0.0"]) assert.equal(binaryTreeSupported(v), false, v);
   });
 
   test("i386 and x32 programs are filtered too, by their own numbers", () => {
