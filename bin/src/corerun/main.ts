@@ -22,7 +22,7 @@ import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
 import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
 import {
-  buildTree, createCgroup, createState, restartState, signalChild, reportOom, setupNetwork, recordInit, start, startBuilders, joinedCgroups, startFirstProcess, stopTools, teardown, ToolFailed, toolsExited,
+  buildTree, createCgroup, createState, restartState, signalChild, reportOom, setupNetwork, recordInit, start, startBuilders, startFirstProcess, stopTools, teardown, ToolFailed, toolsExited,
   type Container, type Tools,
 } from "./steps.ts";
 
@@ -129,14 +129,12 @@ async function run(ctx: ToolContext): Promise<number> {
     throw err;
   } finally {
     await stopTools(tools);
-    // A join still under way would race the teardown's removal of the cgroups; its failure was
-    // not the cause of this end.
-    if (c) {
-      try {
-        joinedCgroups(c);
-      } catch {
-        // the start has failed already
-      }
+    // A join still under way would race the teardown's removal of the cgroups (after go the
+    // wait returns at once); its failure was not the cause of this end.
+    try {
+      c?.joining?.();
+    } catch {
+      // the start has failed already
     }
     // A failed cleanup step is reported, and left for `corerun cleanup`; the status stays the command's.
     if (c) span("teardown", { id: c.id }, () => teardown(cfg.root, c!.id, c!.path, ctx.log, keepState));

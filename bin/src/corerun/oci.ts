@@ -303,16 +303,11 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     // moves once it has loaded (it said ready), so that the memory the waiting Node process took
     // to load stays charged where it was; otherwise the move begins now, on a thread, and its RCU
     // grace period passes while corerun-exec and corerun-mount load (joinsAtClone).
-    joining = joinsAtClone(plan.limits) ? startJoinCgroupFds(openCgroupProcs(cg.dirs()), pid) : undefined;
+    if (joinsAtClone(plan.limits)) joining = startJoinCgroupFds(openCgroupProcs(cg.dirs()), pid);
     const enterCgroup = () =>
       span("join cgroup", { pid }, () => {
-        if (joining) {
-          const wait = joining;
-          joining = undefined;
-          wait();
-        } else {
-          cg.addTask(pid);
-        }
+        if (joining) joining();
+        else cg.addTask(pid);
         setOomScoreAdj(pid, plan.spec.process!.oomScoreAdj);
         faultPoint("oci:cgroup-joined");
       });

@@ -376,14 +376,6 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
   }
 }
 
-/** The end of a join begun at the clone (startFirstProcess): before go, and before a teardown. */
-export function joinedCgroups(c: Container): void {
-  const wait = c.joining;
-  if (!wait) return;
-  c.joining = undefined;
-  span("join cgroup", undefined, wait);
-}
-
 /** Node opens every fd close-on-exec; these few are let through one clone, and no other spawn. */
 export function withInheritedFds<T>(fds: readonly number[], fn: () => T): T {
   for (const fd of fds) sys.setFdFlags(fd, 0);
@@ -581,7 +573,8 @@ export async function stopTools(tools: Tools): Promise<void> {
 }
 
 export function start(c: Container, tty?: number): void {
-  joinedCgroups(c);
+  // The end of a join begun at the clone (startFirstProcess), before go.
+  if (c.joining) span("join cgroup", undefined, c.joining);
   setStatus(c.path, "running");
   faultPoint("corerun:running");
   sendGo(c.dir, undefined, tty);

@@ -74,7 +74,8 @@ export function joinCgroupFds(fds: readonly number[], pid = 0): void {
  * joinCgroupFds begun on a thread: the kernel makes a move into a cgroup wait for an RCU grace
  * period (5-15 ms), which a caller that has other things to wait for (corerun-exec, for "go")
  * need not spend doing nothing. With a pid, that process moves instead of the caller. The
- * returned function waits for the join, throws as joinCgroupFds does, and closes the fds.
+ * returned function waits for the join, throws as joinCgroupFds does, and closes the fds; called
+ * again (a teardown after a failed start), it returns at once.
  */
 export function startJoinCgroupFds(fds: readonly number[], pid = 0): () => void {
   let wait: () => void;
@@ -86,7 +87,10 @@ export function startJoinCgroupFds(fds: readonly number[], pid = 0): () => void 
     joinCgroupFds(fds, pid);
     return () => {};
   }
+  let over = false;
   return () => {
+    if (over) return;
+    over = true;
     try {
       wait();
     } catch (err) {
