@@ -303,7 +303,7 @@ export function removeAsContainerRoot(paths: string[], userns: { uidMap: IdRange
     userns: { uidMap: idMapText(userns.uidMap), gidMap: idMapText(userns.gidMap), helpers },
   });
   const r = sys.waitid(pid, WEXITED);
-  if (r?.exitCode !== 0 || paths.some((p) => existsSync(p))) throw new Error(`rm -rf ${paths.join(" ")} as container root failed (${r?.exitCode !== undefined ? `status ${r.exitCode}` : `signal ${r?.signal}`}); remove them with corerun cleanup`);
+  if (r?.exitCode !== 0 || paths.some((p) => existsSync(p))) throw new Error(`removing ${paths.join(" ")} as the container's root failed (${r?.exitCode !== undefined ? `status ${r.exitCode}` : `signal ${r?.signal}`}); remove them with corerun cleanup`);
 }
 
 const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory, which holds the store (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;
