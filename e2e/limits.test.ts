@@ -124,22 +124,33 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
     for (const line of r.stdout.trim().split("\n")) assert.match(line, /:\/$/, line);
   });
 
-  // Without limits corerun moves the first process into its cgroups as it clones it; with limits
-  // corerun-exec moves itself right before the exec. Either way the command runs in all of them.
-  for (const limits of [[], ["--memory", "64", "--pids", "50"]]) {
-    test(`the command runs in the container's cgroup in every hierarchy, seen from the host (${limits.length ? "with limits: joined by corerun-exec" : "no limits: joined at the clone"})`, async () => {
+  // corerun moves the first process into its cgroups as it clones it, and writes the pids and CPU
+  // limits once its Node has loaded; under less than 32 MiB of memory corerun-exec moves itself
+  // right before the exec. Either way the command runs in all of them, under every limit.
+  for (const [limits, how] of [[[], "no limits: joined at the clone"], [["--memory", "64", "--pids", "50", "--cpu", "50"], "with limits: joined at the clone"], [["--memory", "16", "--pids", "50"], "16 MiB: joined by corerun-exec"]] as const) {
+    test(`the command runs in the container's cgroup in every hierarchy, seen from the host (${how})`, async () => {
       const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, ...limits, "/bin/sh", "-c", "echo up; sleep 30; true"], { stdio: ["ignore", "pipe", "pipe"] });
       await new Promise((resolve) => child.stdout.once("data", resolve));
       const [state] = JSON.parse(tool("corerun", ["ps", "--root", root, "--json"]).stdout) as { id: string; init: { pid: number }; cgroup: { paths: Record<string, string> } }[];
       const paths = Object.values(state!.cgroup.paths);
       const members = paths.map((dir) => readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n"));
+      const pidsMax = readFileSync(join(state!.cgroup.paths.pids!, "pids.max"), "utf8").trim();
       tool("corerun", ["kill", "--root", root, state!.id]);
       await new Promise((resolve) => child.once("exit", resolve));
       assert.ok(paths.length >= 4, `hierarchies: ${paths.join(" ")}`);
       paths.forEach((dir, i) => assert.ok(members[i]!.includes(String(state!.init.pid)), `${state!.init.pid} in ${dir}/cgroup.procs`));
+      assert.equal(pidsMax, limits.length ? "50" : "max");
       assert.deepEqual(containerCgroups(), []);
     });
   }
+
+  test("--pids 2, below the threads of corerun-exec's Node in the cgroup until its exec: the command runs, and a third task cannot start", () => {
+    // The outer shell and the inner one are two tasks; the inner one's fork is the third.
+    const r = corerun(["--pids", "2", "/bin/sh", "-c", 'cat /sys/fs/cgroup/pids/pids.max; sh -c "sleep 1 & wait"; echo "inner $?"']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "2\ninner 2\n");
+    assert.match(r.stderr, /can't fork: Resource temporarily unavailable/);
+  });
 
   test("after kill -9 of corerun, cleanup removes the container's cgroup in every hierarchy", async () => {
     const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "--memory", "32", "/bin/sh", "-c", "echo started; sleep 30"], { stdio: ["ignore", "pipe", "pipe"] });

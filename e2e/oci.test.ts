@@ -154,7 +154,7 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assert.equal(s.bundle, dir);
     assert.equal(s.id, "life");
     assert.match(readFileSync(`/proc/${pid}/cgroup`, "utf8"), new RegExp(`/${PARENT}/life$`, "m"), "in its cgroup before start");
-    // Device rules only: it was moved as it was cloned (joinsAtClone); in every hierarchy once create returns.
+    // Device rules only: it was moved as it was cloned (cloneJoin); in every hierarchy once create returns.
     assertInCgroups("life", pid);
     assert.equal(corerun(["start", "life"]).code, 0);
     const done = await waitStatus("life", "stopped");
@@ -165,14 +165,33 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertGone("life", dir);
   });
 
-  test("with a pids limit, the waiting process moves into its cgroups once it has loaded, still before create returns", () => {
-    const dir = bundle("limited", ["/bin/true"], (c) => (c.linux.resources.pids = { limit: 64 }));
-    const { r } = create("limited", dir);
-    assert.equal(r.code, 0, r.stderr);
-    assertInCgroups("limited", readFileSync(join(dir, "init.pid"), "utf8"));
-    const d = corerun(["delete", "--force", "limited"]);
-    assert.equal(d.code, 0, d.stderr);
-    assertGone("limited", dir);
+  test("with pids, CPU and memory limits, the process is moved as it is cloned and the pids and CPU limits written before create returns; under 32 MiB of memory it moves once loaded", () => {
+    const limitOf = (id: string, controller: string, file: string) => {
+      const d = cgroupsLeft(id).find((p) => p.includes(`/${controller}/`));
+      assert.ok(d, `a ${controller} hierarchy: ${cgroupsLeft(id).join(" ")}`);
+      return readFileSync(join(d, file), "utf8").trim();
+    };
+    const limited = (id: string, memory: number) =>
+      bundle(id, ["/bin/true"], (c) => (c.linux.resources = { ...c.linux.resources, pids: { limit: 3 }, cpu: { quota: 50_000, period: 100_000 }, memory: { limit: memory } }));
+    for (const [id, memory] of [["limited", 64 << 20], ["small", 16 << 20]] as const) {
+      const dir = limited(id, memory);
+      const { r } = create(id, dir);
+      assert.equal(r.code, 0, r.stderr);
+      const pid = readFileSync(join(dir, "init.pid"), "utf8");
+      assertInCgroups(id, pid);
+      // pids.max below the waiting Node's threads: the kernel takes it, and the exec ends them.
+      assert.equal(limitOf(id, "pids", "pids.max"), "3");
+      assert.equal(limitOf(id, "cpu", "cpu.cfs_quota_us"), "50000");
+      assert.equal(limitOf(id, "memory", "memory.limit_in_bytes"), String(memory));
+      // Early, the memory its Node took to load is charged to the container; late, where it was.
+      const peak = Number(limitOf(id, "memory", "memory.max_usage_in_bytes"));
+      if (id === "limited") assert.ok(peak > 1 << 20, `${id}: peak ${peak}`);
+      else assert.ok(peak < 1 << 20, `${id}: peak ${peak}`);
+      assert.equal(corerun(["start", id]).code, 0);
+      const d = corerun(["delete", "--force", id]);
+      assert.equal(d.code, 0, d.stderr);
+      assertGone(id, dir);
+    }
   });
 
   test("CORERUN_TRACE: create, start and delete each trace their steps in order; the corerun id derives from the OCI id", async () => {

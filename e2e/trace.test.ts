@@ -70,7 +70,7 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
 
   test("a bridge run's trace has every tool's track, every step nested and ordered, and the tree and network built at once", () => {
     const file = join(scratch, "bridge.json");
-    const r = tool("corerun", ["run", "--root", root, "--rootfs", rootfs, "--trace", file, "--memory", "64", "/bin/true"]);
+    const r = tool("corerun", ["run", "--root", root, "--rootfs", rootfs, "--trace", file, "--memory", "16", "/bin/true"]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(readdirSync(scratch), ["bridge.json"], "only the trace is left: the parts were merged and removed");
     const events = readTrace(file);
@@ -148,21 +148,32 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
-  test("without limits corerun joins the first process into its cgroups as it clones it, and the join is over before go", () => {
-    const file = join(scratch, "none.json");
-    const r = tool("corerun", ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--trace", file, "/bin/true"]);
-    assert.equal(r.code, 0, r.stderr);
-    const events = readTrace(file);
-    rmSync(file);
-    const corerun = trackOf(events, "corerun");
-    const exec = trackOf(events, "corerun-exec");
-    const startSpan = one(corerun.spans, "start");
-    const join_ = one(corerun.spans, "join cgroup");
-    assert.ok(within(startSpan, join_), "the join is waited for in corerun's start, before go");
-    assert.ok(one(corerun.spans, "start first process").ts < join_.ts);
-    for (const name of ["begin cgroup join", "join cgroup"]) assert.ok(!exec.spans.some((s) => s.name === name), `corerun-exec has no ${name}`);
-    inOrder(exec.spans, ["wait for go", "mask /proc", "cgroup namespace", "drop capabilities"]);
-  });
+  // The run above, under 16 MiB of memory, joins from corerun-exec; these from corerun.
+  for (const limits of [[], ["--memory", "64", "--pids", "50", "--cpu", "50"]]) {
+    test(`${limits.length ? "with pids and CPU limits (written once its Node has loaded)" : "without limits"} corerun joins the first process into its cgroups as it clones it, and the join is over before go`, () => {
+      const file = join(scratch, "none.json");
+      const r = tool("corerun", ["run", "--root", root, "--rootfs", rootfs, "--network", "none", ...limits, "--trace", file, "/bin/true"]);
+      assert.equal(r.code, 0, r.stderr);
+      const events = readTrace(file);
+      rmSync(file);
+      const corerun = trackOf(events, "corerun");
+      const exec = trackOf(events, "corerun-exec");
+      const startSpan = one(corerun.spans, "start");
+      const join_ = one(corerun.spans, "join cgroup");
+      assert.ok(within(startSpan, join_), "the join is waited for in corerun's start, before go");
+      assert.ok(one(corerun.spans, "start first process").ts < join_.ts);
+      const applied = corerun.spans.filter((s) => s.name === "apply limits");
+      if (limits.length) {
+        assert.equal(applied.length, 1, "one apply limits");
+        assert.ok(within(startSpan, applied[0]!) && end(join_) <= applied[0]!.ts, "the limits are written in start, after the join");
+        assert.ok(end(one(exec.spans, "send ready")) <= applied[0]!.ts, "once corerun-exec has loaded and said ready");
+      } else {
+        assert.equal(applied.length, 0, "no limits to apply");
+      }
+      for (const name of ["begin cgroup join", "join cgroup"]) assert.ok(!exec.spans.some((s) => s.name === name), `corerun-exec has no ${name}`);
+      inOrder(exec.spans, ["wait for go", "mask /proc", "cgroup namespace", "drop capabilities"]);
+    });
+  }
 
   test("CORERUN_TRACE traces the same way, and trace summary prints the critical path", () => {
     const file = join(scratch, "env.json");

@@ -5,7 +5,7 @@ import { join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { COMMON_ARGS, CommandError, splitArgv, UsageError } from "@corerun/cli";
 import { parseRunConfig, runArgs } from "./args.ts";
-import { joinsAtClone } from "@corerun/cgroup";
+import { cloneJoin } from "@corerun/cgroup";
 
 let base: string;
 let rootfs: string;
@@ -142,9 +142,11 @@ describe("parseRunConfig", () => {
     usageError(["--network", "wifi", "sh"], /^--network wifi: unknown mode; use bridge, none, host or container:NAME$/);
   });
 
-  test("without a limit option the first process joins its cgroups at the clone; each limit option makes it join late", () => {
-    assert.equal(joinsAtClone(parse(["sh"]).limits), true);
-    for (const opt of [["--memory", "64"], ["--cpus", "0.5"], ["--cpu", "50"], ["--pids", "20"]]) assert.equal(joinsAtClone(parse([...opt, "sh"]).limits), false, opt.join(" "));
+  test("the first process joins its cgroups at the clone, unless --memory is below 32 MiB or --cpu below 10 % of a core; --cpu, --cpus and --pids wait for go", () => {
+    assert.deepEqual(cloneJoin(parse(["sh"]).limits), { create: {}, beforeGo: {} });
+    assert.deepEqual(cloneJoin(parse(["--memory", "64", "--pids", "20", "--cpus", "0.5", "sh"]).limits), { create: { memory: 64 << 20 }, beforeGo: { pids: 20, cpu: { quota: 50_000, period: 100_000 } } });
+    assert.deepEqual(cloneJoin(parse(["--cpu", "10", "sh"]).limits), { create: {}, beforeGo: { cpu: { quota: 10_000, period: 100_000 } } });
+    for (const opt of [["--memory", "31"], ["--memory", "6m"], ["--cpu", "9"], ["--cpus", "0.05"]]) assert.equal(cloneJoin(parse([...opt, "sh"]).limits), undefined, opt.join(" "));
   });
 
   test("limits are parsed: --memory, --cpu/--cpus, --pids", () => {

@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { cgroupManager, joinsAtClone, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, cloneJoin, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import { faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
@@ -151,10 +151,11 @@ function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: 
   return made;
 }
 
-function createCgroup(path: string, plan: CreatePlan): CgroupManager {
+/** split: the limits to create it with and those to apply once the process has loaded (cloneJoin). */
+function createCgroup(path: string, plan: CreatePlan, split: ReturnType<typeof cloneJoin>): CgroupManager {
   const cg = cgroupManager({ ...plan.cgroup, devices: plan.limits.devices !== undefined });
   updateState(path, () => ({ cgroup: { name: cg.name, parent: cg.parent, paths: cg.paths(), devices: plan.limits.devices !== undefined } }));
-  cg.create(plan.limits);
+  cg.create(split?.create ?? plan.limits, split?.beforeGo);
   return cg;
 }
 
@@ -292,22 +293,28 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       const maps = { uidMap: plan.spec.linux!.uidMappings!.map(toRange), gidMap: (plan.spec.linux!.gidMappings ?? plan.spec.linux!.uidMappings!).map(toRange) };
       handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
     }
-    const cg = span("create cgroup", { parent: plan.cgroup.parent, name: plan.cgroup.name, limits: plan.limits }, () => createCgroup(made.path, plan));
+    const split = cloneJoin(plan.limits);
+    const cg = span("create cgroup", { parent: plan.cgroup.parent, name: plan.cgroup.name, limits: plan.limits }, () => createCgroup(made.path, plan, split));
     faultPoint("oci:cgroup");
     // Recorded before the process runs at all: a create killed at any moment leaves either no
     // process (it waits on a pipe that closes with create) or one that cleanup finds.
     const pid = span("start first process", { exec: "corerun-exec" }, () => startFirstProcess(o, plan, made.dir, (child) => void recordInit({ path: made.path }, child)));
     faultPoint("oci:cloned");
     // In its cgroup before any hook and before create returns: the engine reads the cgroup from
-    // /proc/PID/cgroup for stats and OOM events. Under a memory or pids limit or a CPU quota it
-    // moves once it has loaded (it said ready), so that the memory the waiting Node process took
-    // to load stays charged where it was; otherwise the move begins now, on a thread, and its RCU
-    // grace period passes while corerun-exec and corerun-mount load (joinsAtClone).
-    if (joinsAtClone(plan.limits)) joining = startJoinCgroupFds(openCgroupProcs(cg.dirs()), pid);
+    // /proc/PID/cgroup for stats and OOM events. The move begins now, on a thread, and its RCU
+    // grace period passes while corerun-exec and corerun-mount load; the limits that could slow
+    // that load (pids, CPU) are written once it has loaded (it said ready). Under a limit that
+    // could stop the load (cloneJoin) it moves only then, so that the memory the waiting Node
+    // process took to load stays charged where it was.
+    if (split) joining = startJoinCgroupFds(openCgroupProcs(cg.dirs()), pid);
     const enterCgroup = () =>
       span("join cgroup", { pid }, () => {
-        if (joining) joining();
-        else cg.addTask(pid);
+        if (joining) {
+          joining();
+          cg.apply(split!.beforeGo);
+        } else {
+          cg.addTask(pid);
+        }
         setOomScoreAdj(pid, plan.spec.process!.oomScoreAdj);
         faultPoint("oci:cgroup-joined");
       });

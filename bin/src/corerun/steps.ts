@@ -7,7 +7,7 @@ import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as 
 import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, UsageError, waitChild, type ProcessEnd } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
-import { cgroupManager, joinsAtClone, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, cloneJoin, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
   createContainer, restartContainer, isAlive, procStartTime, readState, readStates, removeContainer, setStatus, updateState,
@@ -35,8 +35,10 @@ export interface Container {
   cgroupDirs: string[];
   /** Or fds of their cgroup.procs, opened here and inherited (what corerun itself uses). */
   cgroupFds?: number[];
-  /** The wait for a join into cgroups without limits, begun as the first process was cloned. */
+  /** The wait for a join begun as the first process was cloned (cloneJoin). */
   joining?: (() => void) | undefined;
+  /** Then the limits its Node loaded without (pids, CPU), written before go. */
+  limitsBeforeGo?: (() => void) | undefined;
   /** The user namespace's maps, when the container has one. */
   userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
   /** A restarted container's last address and host ports, asked of corerun-net again. */
@@ -218,7 +220,9 @@ export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
   const cg = c.cgroup ?? cgroupManager({ name: c.id, parent: cfg.cgroupParent });
   if (!c.cgroup) updateState(c.path, () => ({ cgroup: cgroupRecord(cg) }));
   faultPoint("corerun:cgroup-recorded");
-  cg.create(cfg.limits);
+  const split = cloneJoin(cfg.limits);
+  cg.create(split?.create ?? cfg.limits, split?.beforeGo);
+  if (split && Object.keys(split.beforeGo).length) c.limitsBeforeGo = () => cg.apply(split.beforeGo);
   faultPoint("corerun:cgroup");
   c.cgroupDirs = cg.dirs();
   return cg;
@@ -333,9 +337,9 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
   // corerun-exec joins through fds opened here, by root: in a user namespace it could not open
   // the host's cgroup files itself, and the kernel checks a write against the opener.
   c.cgroupFds = openCgroupProcs(c.cgroupDirs);
-  // Cgroups without limits take the first process as it is cloned, from here (joinsAtClone);
-  // under limits it joins itself right before the exec.
-  const early = c.cgroupFds.length > 0 && joinsAtClone(cfg.limits);
+  // The cgroups take the first process as it is cloned, from here, unless a limit could stop its
+  // Node's load (cloneJoin); then it joins itself right before the exec.
+  const early = c.cgroupFds.length > 0 && cloneJoin(cfg.limits) !== undefined;
   const inherited = early ? [] : c.cgroupFds;
   try {
     const argv = [node, exec, ...execArgs(cfg, { ...c, cgroupFds: inherited })];
@@ -573,8 +577,10 @@ export async function stopTools(tools: Tools): Promise<void> {
 }
 
 export function start(c: Container, tty?: number): void {
-  // The end of a join begun at the clone (startFirstProcess), before go.
+  // The end of a join begun at the clone (startFirstProcess), and the limits its Node has loaded
+  // without, before go.
   if (c.joining) span("join cgroup", undefined, c.joining);
+  if (c.limitsBeforeGo) span("apply limits", undefined, c.limitsBeforeGo);
   setStatus(c.path, "running");
   faultPoint("corerun:running");
   sendGo(c.dir, undefined, tty);

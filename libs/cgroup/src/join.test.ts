@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { JOIN_SCRIPT, joinCgroupFds, joinCgroups, joinCommand, joinsAtClone, openCgroupProcs } from "./join.ts";
+import { cloneJoin, EARLY_JOIN_MEMORY, EARLY_JOIN_QUOTA, JOIN_SCRIPT, joinCgroupFds, joinCgroups, joinCommand, openCgroupProcs } from "./join.ts";
 import { FixtureHost } from "./_fixture.ts";
 
 const h = new FixtureHost("hybrid");
@@ -26,16 +26,22 @@ describe("joinCgroups on a fixture tree", () => {
   });
 });
 
-describe("joinsAtClone: which limits a loading Node process may start under", () => {
-  it("none, device rules and CPU weights from the default up: at the clone", () => {
-    assert.equal(joinsAtClone({}), true);
-    assert.equal(joinsAtClone({ cpuShares: 1024 }), true);
-    assert.equal(joinsAtClone({ cpuShares: 4096 }), true);
-    assert.equal(joinsAtClone({ devices: [{ allow: false, type: "a", major: -1, minor: -1, access: "rwm" }] }), true);
+describe("cloneJoin: which limits a loading Node process may start under", () => {
+  const deny = [{ allow: false, type: "a" as const, major: -1, minor: -1, access: "rwm" }];
+  it("none, device rules, and memory from EARLY_JOIN_MEMORY up: at the clone, in full", () => {
+    assert.deepEqual(cloneJoin({}), { create: {}, beforeGo: {} });
+    assert.deepEqual(cloneJoin({ devices: deny }), { create: { devices: deny }, beforeGo: {} });
+    assert.deepEqual(cloneJoin({ memory: EARLY_JOIN_MEMORY, swap: -1 }), { create: { memory: EARLY_JOIN_MEMORY, swap: -1 }, beforeGo: {} });
+    assert.deepEqual(cloneJoin({ memory: 1 << 30, swap: 2 << 30 }), { create: { memory: 1 << 30, swap: 2 << 30 }, beforeGo: {} });
   });
-  it("a memory or pids limit, swap, a CPU quota or a weight below the default: right before the exec", () => {
-    for (const limits of [{ memory: 6 << 20 }, { memory: 1 << 30, swap: -1 }, { pids: 4096 }, { cpu: { quota: 100_000, period: 100_000 } }, { cpuShares: 2 }, { cpuShares: 1023 }]) {
-      assert.equal(joinsAtClone(limits), false, JSON.stringify(limits));
+  it("pids, CPU quotas from EARLY_JOIN_QUOTA up and CPU weights: at the clone, written before go", () => {
+    const cpu = { quota: EARLY_JOIN_QUOTA, period: 100_000 };
+    assert.deepEqual(cloneJoin({ memory: 64 << 20, pids: 1, cpu, cpuShares: 2, devices: deny }), { create: { memory: 64 << 20, devices: deny }, beforeGo: { pids: 1, cpu, cpuShares: 2 } });
+    assert.deepEqual(cloneJoin({ cpuShares: 4096 }), { create: {}, beforeGo: { cpuShares: 4096 } });
+  });
+  it("memory or swap below EARLY_JOIN_MEMORY, or a quota below EARLY_JOIN_QUOTA: right before the exec", () => {
+    for (const limits of [{ memory: 6 << 20 }, { memory: EARLY_JOIN_MEMORY - 1 }, { memory: 1 << 30, swap: 16 << 20 }, { pids: 20, cpu: { quota: EARLY_JOIN_QUOTA - 1, period: 100_000 } }]) {
+      assert.equal(cloneJoin(limits), undefined, JSON.stringify(limits));
     }
   });
 });

@@ -17,21 +17,44 @@ export function joinCgroups(dirs: readonly string[], fs: CgroupFs = nodeCgroupFs
 }
 
 /**
- * Whether a process may enter cgroups with these limits as it is cloned, before its Node has
- * loaded: a memory or pids limit, a CPU quota or a CPU weight below the default could make that
- * load fail or crawl (a 6 MiB limit; its ~10 threads against pids.max; Kubernetes gives a
- * BestEffort pod 2 shares of 1024), so under those it joins right before its exec. Device rules
- * cannot: they always allow what Node opens (/dev/null, /dev/urandom), as runc's defaults do.
- * Entering early, its Node counts in the cgroups' usage numbers, and the move's RCU grace period
- * passes while it loads. Limits of the parent cgroups apply to it either way.
+ * How a process may enter cgroups with these limits as it is cloned, before its Node has loaded:
+ * the limits the cgroups are created with, and those written only once that Node has loaded
+ * (before go). Entering early, the move's RCU grace period passes while Node loads, and Node
+ * counts in the cgroups' usage numbers.
+ *
+ * - A pids limit, a CPU quota and a CPU weight wait: Node's ~7 threads could exceed pids.max (the
+ *   kernel takes a pids.max below the count, and the exec ends the threads), and a quota or a
+ *   weight would slow its load.
+ * - A memory limit (and swap) from EARLY_JOIN_MEMORY up is there from the start: it holds Node's
+ *   load with room to spare, and written later it would make the kernel reclaim or refuse.
+ * - Device rules are there from the start: they always allow what Node opens (/dev/null,
+ *   /dev/urandom), as runc's defaults do.
+ *
+ * undefined: the process joins right before its exec, under every limit, because one of them
+ * could stop or stall its Node (a memory limit below EARLY_JOIN_MEMORY, Docker's floor being
+ * 6 MiB), or the steps between go and the exec (a CPU quota below EARLY_JOIN_QUOTA: ~3 ms of
+ * CPU would wait for the next periods). Limits of the parent cgroups apply either way.
  */
-export function joinsAtClone(limits: Limits): boolean {
-  const weight = limits.cpuShares === undefined || limits.cpuShares >= DEFAULT_CPU_SHARES;
-  return limits.memory === undefined && limits.swap === undefined && limits.pids === undefined && limits.cpu === undefined && weight;
+export function cloneJoin(limits: Limits): { create: Limits; beforeGo: Limits } | undefined {
+  const small = (bytes: number | undefined) => bytes !== undefined && bytes >= 0 && bytes < EARLY_JOIN_MEMORY;
+  if (small(limits.memory) || small(limits.swap) || (limits.cpu && limits.cpu.quota < EARLY_JOIN_QUOTA)) return undefined;
+  const { pids, cpu, cpuShares, ...create } = limits;
+  const beforeGo: Limits = {};
+  if (pids !== undefined) beforeGo.pids = pids;
+  if (cpu !== undefined) beforeGo.cpu = cpu;
+  if (cpuShares !== undefined) beforeGo.cpuShares = cpuShares;
+  return { create, beforeGo };
 }
 
-/** cgroup v1's cpu.shares of a cgroup nobody set (v2's cpu.weight 100). */
-const DEFAULT_CPU_SHARES = 1024;
+/**
+ * 32 MiB: corerun-exec's Node, loading inside the cgroup, is charged ~6 MiB at its peak
+ * (memory.max_usage_in_bytes, with its bundle read cold), most of it anonymous memory the kernel
+ * could not reclaim to stay under a smaller limit.
+ */
+export const EARLY_JOIN_MEMORY = 32 * 1024 * 1024;
+
+/** 10 ms of CPU per period: the steps from go to the exec (~3 ms) within the quota of one period. */
+export const EARLY_JOIN_QUOTA = 10_000;
 
 /**
  * Opens cgroup.procs of each directory for writing, for a process that will join later from

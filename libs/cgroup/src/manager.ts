@@ -39,8 +39,11 @@ export interface CgroupManager {
   /** The distinct directories: what a process writes "0" to (cgroup.procs) to join. */
   dirs(): string[];
   exists(): boolean;
-  /** Creates the cgroup in every hierarchy and applies limits; on failure removes what it made. */
-  create(limits?: Limits): Record<string, string>;
+  /**
+   * Creates the cgroup in every hierarchy and applies limits; on failure removes what it made.
+   * later: limits to apply() afterwards, whose controllers must be there now all the same.
+   */
+  create(limits?: Limits, later?: Limits): Record<string, string>;
   apply(limits: Limits): void;
   addTask(pid: number): void;
   pids(): number[];
@@ -212,8 +215,8 @@ class Manager implements CgroupManager {
     }
   }
 
-  create(limits: Limits = {}): Record<string, string> {
-    const needed = this.needed(limits);
+  create(limits: Limits = {}, later: Limits = {}): Record<string, string> {
+    const needed = this.needed({ ...later, ...limits });
     const dirs = this.all();
     if (!dirs.length) throw new Error(`no cgroup hierarchy under ${this.layout.root} to create ${this.name} in`);
     const made: string[] = [];
