@@ -20,8 +20,9 @@ const names = wanted.length ? wanted : all;
 // (node:child_process with node:net and the streams ~4 ms, node:crypto ~2.5 ms), and a bundle
 // loads every import as it starts. These are loaded when first used instead: a command that never
 // spawns, hashes or streams (corerun-exec without hooks, corerun start, delete, state) never pays
-// for them. Each import is an object of getters, one per name the module exports here, so the
-// bundle's own import helpers see the same names; a getter loads the module on its first read.
+// for them. Each import is an object whose prototype is a proxy: reading a name loads the module
+// and reads it there. A getter for each name the module exports cost ~0.8 ms of corerun's load to
+// define (~100 each for node:crypto and node:zlib); the proxy costs nothing until it is read.
 // The same holds for tar-stream (with streamx, ~2 ms), bundled but run only by image commands.
 // The list is tools/lazy-modules.json: e2e/lazy.test.ts checks that no start or teardown loads one.
 const LAZY = new RegExp(JSON.parse(readFileSync(join(root, "tools/lazy-modules.json"), "utf8")).pattern);
@@ -34,13 +35,13 @@ const lazyModules = {
       // The module itself, required from the getters' first read: a built-in stays outside.
       return a.path.startsWith("node:") ? { path: a.path, external: true } : b.resolve(a.path, { kind: "require-call", resolveDir: root, pluginData: "real" });
     });
-    b.onLoad({ filter: /.*/, namespace: "lazy" }, (a) => {
-      const names = Object.keys(requireHere(a.path)).filter((n) => n !== "default");
-      const getters = names.map((n) => `  ${JSON.stringify(n)}: { enumerable: true, get: () => load()[${JSON.stringify(n)}] },`).join("\n");
-      // The getters sit on the prototype of the exports: each import of the module copies the
-      // exports' own names (esbuild's __toESM), ~100 for node:crypto or node:zlib, at load time.
-      return { loader: "js", contents: `let m;\nconst load = () => (m ??= require(${JSON.stringify(a.path)}));\nmodule.exports = Object.create(Object.defineProperties({}, {\n${getters}\n}));\n` };
-    });
+    // The proxy is the exports' prototype, so that they have no own names for each import to
+    // copy (esbuild's __toESM); __esModule, which __toESM reads as the module is imported, is
+    // answered without a load (none of these is an ES module compiled to CommonJS).
+    b.onLoad({ filter: /.*/, namespace: "lazy" }, (a) => ({
+      loader: "js",
+      contents: `let m;\nconst load = () => (m ??= require(${JSON.stringify(a.path)}));\nmodule.exports = Object.create(new Proxy({}, { get: (_, name) => (name === "__esModule" ? undefined : load()[name]) }));\n`,
+    }));
   },
 };
 

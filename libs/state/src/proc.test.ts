@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
-import { isAlive, procStartTime } from "./proc.ts";
+import { isAlive, openRecorded, procStartTime } from "./proc.ts";
 
 const base = mkdtempSync(join(tmpdir(), "corerun-proc-test-"));
 after(() => {
@@ -57,5 +57,33 @@ describe("isAlive", () => {
   test("is false for a dead pid and for no record", () => {
     assert.equal(isAlive({ pid: deadPid(), startTime: 1 }), false);
     assert.equal(isAlive(undefined), false);
+  });
+});
+
+describe("openRecorded", () => {
+  // Stands in for pidfd_open: an fd that is really open (closed by openRecorded on a reused pid), and a record of the calls.
+  const calls: number[] = [];
+  const sys = {
+    pidfdOpen(pid: number) {
+      calls.push(pid);
+      return openSync("/dev/null", "r");
+    },
+  };
+
+  test("opens the recorded live process", () => {
+    calls.length = 0;
+    const fd = openRecorded(sys, { pid: process.pid, startTime: procStartTime(process.pid)! });
+    assert.ok(fd !== undefined);
+    closeSync(fd);
+    assert.deepEqual(calls, [process.pid]);
+  });
+
+  test("a gone process is not asked of the kernel at all; a reused pid is no match", () => {
+    calls.length = 0;
+    assert.equal(openRecorded(sys, { pid: deadPid(), startTime: 1 }), undefined);
+    assert.deepEqual(calls, [], "no pidfd_open for a pid without /proc/PID");
+    assert.equal(openRecorded(sys, { pid: process.pid, startTime: procStartTime(process.pid)! + 1 }), undefined);
+    assert.deepEqual(calls, [process.pid]);
+    assert.equal(openRecorded(sys, undefined), undefined);
   });
 });
