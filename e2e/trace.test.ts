@@ -127,9 +127,9 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     assert.equal(veth.args?.peer, "eth0");
 
     // corerun-exec: the steps that need no reader while corerun-mount mounts, /proc only once
-    // corerun-mount has opened ready, ready once /proc is mounted, the last steps after go, then
-    // the exec.
-    inOrder(exec.spans, ["node start", "load bundle", "open sync fifos", "begin cgroup join", "set hostname", "open ready", "mount /proc", "send ready", "wait for go", "mask /proc", "join cgroup", "drop capabilities"]);
+    // corerun-mount has opened ready, ready once /proc is mounted, its hostname while corerun-mount
+    // pivots, the last steps after go, then the exec.
+    inOrder(exec.spans, ["node start", "load bundle", "open sync fifos", "begin cgroup join", "open ready", "mount /proc", "send ready", "set hostname", "wait for go", "mask /proc", "join cgroup", "drop capabilities"]);
     assert.ok(end(one(exec.spans, "open ready")) >= one(mount.spans, "wait for ready").ts, "/proc is mounted after the reader opened ready");
     assert.ok(exec.marks.some((m) => m.name === "execve" && m.args?.file === "/bin/true"));
     assert.ok(one(mount.spans, "pivot_root").ts >= one(exec.spans, "send ready").ts, "the root moves after ready");

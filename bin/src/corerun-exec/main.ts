@@ -15,7 +15,7 @@ export const tool = defineTool({
   args,
   tail: "command",
   notes: [
-    "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first and DIR/ready once its hostname\nand loopback are set (the open waits for a reader; /proc is mounted after it), writes\n{\"t\":\"ready\"} on ready once it has loaded everything (so its root may be pivoted under it),\nthen waits for {\"t\":\"go\"} on go. Make the FIFOs with mkfifo. {\"t\":\"go\",\"tty\":N} makes\n/dev/pts/N (of the container's devpts) its controlling terminal and stdio (corerun run -t).",
+    "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first, then DIR/ready (the open waits\nfor a reader; /proc is mounted after it), writes {\"t\":\"ready\"} on ready once it has loaded\neverything (so its root may be pivoted under it), sets its hostname and loopback, then waits\nfor {\"t\":\"go\"} on go. Make the FIFOs with mkfifo. {\"t\":\"go\",\"tty\":N} makes\n/dev/pts/N (of the container's devpts) its controlling terminal and stdio (corerun run -t).",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
@@ -48,22 +48,26 @@ export const tool = defineTool({
       const lastCap = lastCapability();
       // The host's hierarchies are read while its /proc and /sys are still in reach.
       const cgroupFs = opts.mountCgroup ? span("read cgroup layout", undefined, () => cgroupTree(discoverLayout())) : undefined;
-      // Namespaces of the container's own that no other tool touches: set up while corerun-mount
-      // mounts, before the open of ready waits for it. (The OCI path keeps runc's order, after go.)
-      let hostname: string | undefined;
-      if (!oci) {
-        if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
-        hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
-      }
       // The reader has read the host's /proc once it has opened ready: only then may a new /proc
       // cover it (rootless, corerun-mount reads it from inside this mount namespace).
       if (sync) span("open ready", undefined, () => sync!.openReady());
       if (opts.mountProc) span("mount /proc", undefined, () => mountProc(sys));
       faultPoint("exec:proc");
-      let go: ReturnType<ExecSide["waitGo"]> | undefined;
       if (sync) {
         span("send ready", undefined, () => sync!.sendReady());
         faultPoint("exec:ready");
+      }
+      // Namespaces of the container's own that no other tool touches: set up after ready, while
+      // corerun-mount pivots the root and corerun says go (corerun-mount has long been waiting for
+      // ready by then: whatever comes before it delays the start). (The OCI path keeps runc's
+      // order, after go.)
+      let hostname: string | undefined;
+      if (!oci) {
+        if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
+        hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
+      }
+      let go: ReturnType<ExecSide["waitGo"]> | undefined;
+      if (sync) {
         go = span("wait for go", undefined, () => sync!.waitGo());
         faultPoint("exec:go");
       }
