@@ -511,18 +511,24 @@ async function runEarly(tools: Tools, name: string, words: Promise<string[]>, op
   } finally {
     for (const fd of [argvPipe[0], donePipe[1], errPipe?.[1], outPipe?.[1], inPipe?.[0]]) if (fd !== undefined) closeSync(fd);
   }
+  // The reads of its pipes and the wait for its exit begin once the caller's synchronous steps
+  // are over (up to the clone of the first process): the first read starts libuv's thread pool,
+  // which waits until its four threads run, and the first wait for a child sets up Node's SIGCHLD
+  // handling, ~3 ms before the clone in traces. A tool that dies meanwhile is a zombie that the
+  // wait finds at once; its pipes keep what it wrote.
+  const later = <T>(begin: () => Promise<T>): Promise<T> => Promise.resolve().then(begin);
   let said = "";
-  const saidAll = errPipe ? readPipe(errPipe[0], (chunk) => (said += chunk.toString("utf8"))) : Promise.resolve();
-  const running: RunningTool = { name, pid, end: waitChild(sys, pid, []), said: () => saidAll.then(() => said) };
+  const saidAll = errPipe ? later(() => readPipe(errPipe[0], (chunk) => (said += chunk.toString("utf8")))) : Promise.resolve();
+  const running: RunningTool = { name, pid, end: later(() => waitChild(sys, pid, [])), said: () => saidAll.then(() => said) };
   void running.end.then((end) => (running.ended = end));
   tools.push(running);
   faultPoint(`corerun:${name}-started`);
   let text = "";
-  const saidDone = readPipe(donePipe[0], (chunk) => (text += chunk.toString("utf8"))).then<"done" | ProcessEnd>(() => (text.startsWith("done\n") ? "done" : running.end));
+  const saidDone = later(() => readPipe(donePipe[0], (chunk) => (text += chunk.toString("utf8")))).then<"done" | ProcessEnd>(() => (text.startsWith("done\n") ? "done" : running.end));
   // A tool that pauses (corerun-mount --hook-pause) says "built"; it goes on when answered.
   let paused: Promise<void> | undefined;
   if (outPipe) {
-    void readPipe(outPipe[0], (chunk) => {
+    void later(() => readPipe(outPipe[0], (chunk) => {
       if (!paused && chunk.toString("utf8").includes("built")) {
         paused = opts.onPause!().then(() => writePipe(inPipe![1], Buffer.from("go\n")), (err: unknown) => {
           signalChild(pid, "SIGKILL");
@@ -531,7 +537,7 @@ async function runEarly(tools: Tools, name: string, words: Promise<string[]>, op
         // Awaited after the done below; until then a failure must not count as unhandled.
         paused.catch(() => {});
       }
-    });
+    }));
   }
   const args = await Promise.race([words, running.end.then(async () => Promise.reject(await failure(running)))]).catch((err: unknown) => {
     closeSync(argvPipe[1]);
