@@ -13,7 +13,7 @@ import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, realpathS
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, cloneJoin, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
-import { faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
+import { faultPoint, saveCodeCache, span, tracing, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
@@ -325,8 +325,11 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     ];
     await mount.run(pause ? [...mountArgs, "--hook-pause"] : mountArgs);
     if (!pause) enterCgroup();
-    // It said done before its exit, which still counts.
-    await span("tools exit", undefined, () => toolsExited(tools));
+    // corerun-mount has said done, its last act: its exit (~4 ms of Node's and the kernel's
+    // teardown) is not waited for, as the engine waits for create. It dies with create at the
+    // latest (--die-with-parent), and the engine's subreaper reaps it. A traced create waits, so
+    // that the tool's part of the trace is written before create puts the trace together.
+    if (tracing()) await span("tools exit", undefined, () => toolsExited(tools));
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
     faultPoint("oci:pid-file");
     const created = span("record created", { pid }, () => setStatus(made.path, "created"));
