@@ -39,9 +39,12 @@ export function ociIds(ociId: string): string[] {
 /** The OCI container of this OCI id, found in its slots; undefined when no slot holds it. */
 export function findOciContainer(root: string, ociId: string): State | undefined {
   for (const id of ociIds(ociId)) {
+    const path = statePath(root, id);
+    // An empty slot (every slot, for a new id) is no exception: each would cost ~0.15 ms of create.
+    if (!existsSync(path)) continue;
     let s: State;
     try {
-      s = readState(statePath(root, id));
+      s = readState(path);
     } catch {
       continue;
     }
