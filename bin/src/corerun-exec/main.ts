@@ -107,7 +107,8 @@ export const tool = defineTool({
       const env = containerEnv(opts, hostname!, creds?.home);
       // Before the cgroup, the filter and the user, which could refuse its writes.
       saveCodeCache("exec");
-      // Into cgroups without limits corerun moved this process as it cloned it: only the namespace is left.
+      // corerun moved this process into its cgroups as it cloned it (unless a limit could stop its
+      // Node's load: cloneJoin): then only the namespace is left.
       const joins = joining !== undefined || cgroupFds.length > 0;
       if (joins || opts.cgroupns) span(joins ? "join cgroup" : "cgroup namespace", { cgroups: opts.cgroups, cgroupns: opts.cgroupns }, () => joinCgroup(sys, joining ?? cgroupFds, opts.cgroupns));
       if (cgroupFs) span("mount /sys/fs/cgroup", undefined, () => mountCgroupTree(sys, cgroupFs, !opts.unmasked));
@@ -121,7 +122,9 @@ export const tool = defineTool({
       switchUser(sys, creds);
       return execCommand(sys, { ...opts, seccomp: opts.noNewPrivs ? opts.seccomp : undefined }, env);
     } catch (err) {
-      // Before "ready", the error goes to the reader as data so that it is reported once.
+      // Before "ready", the error goes to the reader as data so that it is reported once. After
+      // it (lo, the hostname, the steps after go) this process reports it and exits, and corerun
+      // sees it end before or as it says go.
       if (sync?.fail(errorLine(err), exitCodeForError(err))) process.exit(exitCodeForError(err));
       throw err;
     }

@@ -38,9 +38,10 @@ export function enterWorkdir(dir: string): void {
 }
 
 /**
- * Joining as late as possible keeps corerun-exec's own threads and heap out of the limits; the
- * cgroup namespace comes after the join so that its root is the container's cgroup. `join` is
- * the fds to join through now, or the wait for a join begun earlier (startJoinCgroupFds).
+ * Joining right before the exec keeps corerun-exec's own threads and heap out of the limits (what
+ * corerun asks under a limit that could stop its Node's load: cloneJoin); the cgroup namespace
+ * comes after the join so that its root is the container's cgroup. `join` is the fds to join
+ * through now, or the wait for a join begun earlier (startJoinCgroupFds).
  */
 export function joinCgroup(sys: Syscall, join: readonly number[] | (() => void), newNamespace: boolean): void {
   if (typeof join === "function") join();

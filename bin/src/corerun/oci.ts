@@ -325,10 +325,11 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     ];
     await mount.run(pause ? [...mountArgs, "--hook-pause"] : mountArgs);
     if (!pause) enterCgroup();
-    // corerun-mount has said done, its last act: its exit (~4 ms of Node's and the kernel's
-    // teardown) is not waited for, as the engine waits for create. It dies with create at the
-    // latest (--die-with-parent), and the engine's subreaper reaps it. A traced create waits, so
-    // that the tool's part of the trace is written before create puts the trace together.
+    // corerun-mount has said done, its last act before process.exit(0): its exit (~4 ms of Node's
+    // and the kernel's teardown) is neither waited for nor checked, as the engine waits for
+    // create. It dies with create at the latest (--die-with-parent), and the engine's subreaper
+    // reaps it. A traced create waits, so that the tool's part of the trace is written before
+    // create puts the trace together.
     if (tracing()) await span("tools exit", undefined, () => toolsExited(tools));
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
     faultPoint("oci:pid-file");

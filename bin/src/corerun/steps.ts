@@ -212,9 +212,10 @@ function findRunningOrStarting(root: string, name: string): string | undefined {
 /**
  * Every container gets a cgroup, limits or not: it is how every process of the container is
  * found and killed at the end. It is made here, in-process with the library corerun-cgroup is
- * built on, before corerun-exec starts, because corerun-exec opens its cgroup.procs files while
- * the host's paths are still in reach (before pivot_root) and joins through them right before
- * the exec. Recorded in the state first, so that cleanup finds it after a crash.
+ * built on, before corerun-exec starts: corerun moves it in as it clones it, with the limits its
+ * Node's load could feel (pids, CPU) written before go; under a limit that could stop that load
+ * (cloneJoin), corerun-exec joins through cgroup.procs fds opened here right before its exec.
+ * Recorded in the state first, so that cleanup finds it after a crash.
  */
 export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
   const cg = c.cgroup ?? cgroupManager({ name: c.id, parent: cfg.cgroupParent });

@@ -47,9 +47,11 @@ export function cloneJoin(limits: Limits): { create: Limits; beforeGo: Limits } 
 }
 
 /**
- * 32 MiB: corerun-exec's Node, loading inside the cgroup, is charged ~6 MiB at its peak
- * (memory.max_usage_in_bytes, with its bundle read cold), most of it anonymous memory the kernel
- * could not reclaim to stay under a smaller limit.
+ * 32 MiB: corerun-exec's Node, loading inside the cgroup, was charged ~6 MiB at its peak on the
+ * test machine (memory.max_usage_in_bytes, also with its bundle read cold), most of it anonymous
+ * memory the kernel could not reclaim to stay under a smaller limit. The move ends an RCU grace
+ * period into that load, so on a host where moves are quicker (cgroup v2's favordynmods) more
+ * of it is charged: all of Node's anonymous memory once loaded is ~7 MiB (RssAnon).
  */
 export const EARLY_JOIN_MEMORY = 32 * 1024 * 1024;
 
