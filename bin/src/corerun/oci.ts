@@ -127,7 +127,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
  * container of one id), with the bundle and a copy of config.json that later commands use: the
  * bundle may change or go after create.
  */
-function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: string; path: string } {
+function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: string; path: string; cg: CgroupManager } {
   checkStateRoot(o.root);
   const { spec } = plan;
   const owner = { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
@@ -140,23 +140,20 @@ function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: 
   // The filter the first process gets, for exec to give every process it starts in the container.
   const seccomp = plan.seccomp && { program: storeSeccompProgram(plan.seccomp.program), flags: plan.seccomp.flags };
   const oci = { bundle: o.bundle, ociVersion: spec.ociVersion, annotations: spec.annotations ?? {}, ...(seccomp ? { seccomp } : {}) };
+  // The cgroup is recorded in the state's first write, before createCgroup makes it: cleanup
+  // finds it after a crash. Its path is the config's, whatever id the container gets here.
+  const devices = plan.limits.devices !== undefined;
+  const cg = cgroupManager({ ...plan.cgroup, devices });
+  const cgroup = { name: cg.name, parent: cg.parent, paths: cg.paths(), devices };
   const made = withLock(join(o.root, "names.lock"), () => {
     if (ociIdTaken(o.root, o.id)) throw new UsageError(`container with id "${o.id}" already exists`);
     const hooks = { poststop: spec.hooks?.poststop ?? [], startContainer: spec.hooks?.startContainer ?? [], poststart: spec.hooks?.poststart ?? [] };
-    return createContainer(o.root, config, { owner, oci: { ...oci, ...hooks } }, undefined, ociIds(o.id));
+    return createContainer(o.root, config, { owner, oci: { ...oci, ...hooks } }, () => ({ cgroup }), ociIds(o.id));
   });
   copyFileSync(join(o.bundle, "config.json"), join(made.dir, "config.json"));
   sys.mkfifo(readyPath(made.dir), 0o600);
   sys.mkfifo(goPath(made.dir), 0o600);
-  return made;
-}
-
-/** split: the limits to create it with and those to apply once the process has loaded (cloneJoin). */
-function createCgroup(path: string, plan: CreatePlan, split: ReturnType<typeof cloneJoin>): CgroupManager {
-  const cg = cgroupManager({ ...plan.cgroup, devices: plan.limits.devices !== undefined });
-  updateState(path, () => ({ cgroup: { name: cg.name, parent: cg.parent, paths: cg.paths(), devices: plan.limits.devices !== undefined } }));
-  cg.create(split?.create ?? plan.limits, split?.beforeGo);
-  return cg;
+  return { id: made.id, dir: made.dir, path: made.path, cg };
 }
 
 /** The config's uid and gid mappings as /proc/PID/uid_map and gid_map text. */
@@ -294,7 +291,9 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
     }
     const split = cloneJoin(plan.limits);
-    const cg = span("create cgroup", { parent: plan.cgroup.parent, name: plan.cgroup.name, limits: plan.limits }, () => createCgroup(made.path, plan, split));
+    // split: the limits to create it with and those to apply once the process has loaded.
+    const { cg } = made;
+    span("create cgroup", { parent: plan.cgroup.parent, name: plan.cgroup.name, limits: plan.limits }, () => cg.create(split?.create ?? plan.limits, split?.beforeGo));
     faultPoint("oci:cgroup");
     // Recorded before the process runs at all: a create killed at any moment leaves either no
     // process (it waits on a pipe that closes with create) or one that cleanup finds.
