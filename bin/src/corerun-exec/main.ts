@@ -41,9 +41,9 @@ export const tool = defineTool({
       // The move into the cgroup waits in the kernel for an RCU grace period (5-15 ms): begun on
       // a thread here, it passes while corerun-mount builds the tree and pivots and corerun says
       // go, instead of after. From here to the exec this process only takes a few short steps,
-      // waits for go and takes the last ones. With --oci it joins after its startContainer hooks,
-      // which must not count against the container's pids.max (corerun create passes no cgroup:
-      // it moves the process itself, during create).
+      // waits for go and takes the last ones. With --oci (a cgroup given by hand) it joins after
+      // its startContainer hooks, in runc's order; corerun create passes it no cgroup: it moves the
+      // process itself, during create.
       const joining = sync && !oci && cgroupFds.length ? span("begin cgroup join", undefined, () => startJoinCgroupFds(cgroupFds)) : undefined;
       const lastCap = lastCapability();
       // The host's hierarchies are read while its /proc and /sys are still in reach.

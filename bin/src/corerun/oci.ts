@@ -290,8 +290,9 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       const maps = { uidMap: plan.spec.linux!.uidMappings!.map(toRange), gidMap: (plan.spec.linux!.gidMappings ?? plan.spec.linux!.uidMappings!).map(toRange) };
       handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
     }
+    // The limits to create the cgroup with and those to write once the process has loaded;
+    // undefined: all of them now, and the process moves only once loaded.
     const split = cloneJoin(plan.limits);
-    // split: the limits to create it with and those to apply once the process has loaded.
     const { cg } = made;
     span("create cgroup", { parent: plan.cgroup.parent, name: plan.cgroup.name, limits: plan.limits }, () => cg.create(split?.create ?? plan.limits, split?.beforeGo));
     faultPoint("oci:cgroup");

@@ -37,7 +37,10 @@ export interface Container {
   cgroupFds?: number[];
   /** The wait for a join begun as the first process was cloned (cloneJoin). */
   joining?: (() => void) | undefined;
-  /** Then the limits its Node loaded without (pids, CPU), written before go. */
+  /**
+   * Set by createCgroup when the first process joins as it is cloned (cloneJoin): writes, before
+   * go, the limits its Node loaded without (pids, CPU). Unset, it joins right before its exec.
+   */
   limitsBeforeGo?: (() => void) | undefined;
   /** The user namespace's maps, when the container has one. */
   userns?: { uidMap: IdRange[]; gidMap: IdRange[] } | undefined;
@@ -223,7 +226,9 @@ export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
   faultPoint("corerun:cgroup-recorded");
   const split = cloneJoin(cfg.limits);
   cg.create(split?.create ?? cfg.limits, split?.beforeGo);
-  if (split && Object.keys(split.beforeGo).length) c.limitsBeforeGo = () => cg.apply(split.beforeGo);
+  if (split) c.limitsBeforeGo = () => {
+    if (Object.keys(split.beforeGo).length) span("apply limits", undefined, () => cg.apply(split.beforeGo));
+  };
   faultPoint("corerun:cgroup");
   c.cgroupDirs = cg.dirs();
   return cg;
@@ -339,8 +344,8 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
   // the host's cgroup files itself, and the kernel checks a write against the opener.
   c.cgroupFds = openCgroupProcs(c.cgroupDirs);
   // The cgroups take the first process as it is cloned, from here, unless a limit could stop its
-  // Node's load (cloneJoin); then it joins itself right before the exec.
-  const early = c.cgroupFds.length > 0 && cloneJoin(cfg.limits) !== undefined;
+  // Node's load (createCgroup left no limitsBeforeGo); then it joins itself right before the exec.
+  const early = c.cgroupFds.length > 0 && c.limitsBeforeGo !== undefined;
   const inherited = early ? [] : c.cgroupFds;
   try {
     const argv = [node, exec, ...execArgs(cfg, { ...c, cgroupFds: inherited })];
@@ -587,7 +592,7 @@ export function start(c: Container, tty?: number): void {
   // The end of a join begun at the clone (startFirstProcess), and the limits its Node has loaded
   // without, before go.
   if (c.joining) span("join cgroup", undefined, c.joining);
-  if (c.limitsBeforeGo) span("apply limits", undefined, c.limitsBeforeGo);
+  c.limitsBeforeGo?.();
   setStatus(c.path, "running");
   faultPoint("corerun:running");
   sendGo(c.dir, undefined, tty);
