@@ -28,7 +28,7 @@ import { checkOwnPorts, checkPortsFree, choosePorts, hostListeners, type Listene
 import { netPaths, withRecords, type Lease, type NetPaths, type NetworkRecord, type PublishedPort, type Records } from "./records.ts";
 import {
   decodeAddress, decodeLink, decodeRoute, deleteLink, dumpAddresses, dumpLinks, dumpRoutes, getLinkByName, newAddress, newBridge,
-  newDefaultRoute, newVethPair, RTN_MULTICAST, setLinkUp, type Link,
+  macForAddress, newDefaultRoute, newVethPair, RTN_MULTICAST, setLinkUp, type Link,
 } from "./rtnl.ts";
 import { allocateAddress, checkSubnet, chooseSubnet, gatewayOf, type Taken } from "./subnet.ts";
 
@@ -343,7 +343,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         const r = span("veth pair", { veth: lease.veth, peer: CONTAINER_IFNAME, bridge: network.bridge }, () => host.results([
           newAddress({ index: br.index, name: network.bridge, address: network.gateway, prefixLength: subnet.prefix, replace: true }),
           setLinkUp({ index: br.index, name: network.bridge }),
-          newVethPair({ name: lease.veth, master: br.index, peerName: CONTAINER_IFNAME, peerNetns: { fd: opts.netns.fd } }),
+          newVethPair({ name: lease.veth, master: br.index, peerName: CONTAINER_IFNAME, peerNetns: { fd: opts.netns.fd }, peerMac: macForAddress(lease.address) }),
           getLinkByName(lease.veth),
         ]));
         if (r[2]!.ok) {

@@ -4,7 +4,7 @@ import { openNetlink, type NetlinkSocket } from "@corerun/syscall";
 import { NetlinkError, Rtnl } from "./client.ts";
 import {
   decodeAddress, decodeAttrs, decodeError, decodeLink, decodeRoute, deleteLink, dumpLinks, dumpRoutes, encodeAttrs, getLinkByName, ifinfomsg, IFLA_IFNAME,
-  IFLA_LINKINFO, IFLA_MASTER, IFLA_NET_NS_FD, newAddress, newBridge, newDefaultRoute, newVethPair, NLM_F_ACK, NLM_F_ACK_TLVS,
+  IFLA_ADDRESS, IFLA_LINKINFO, IFLA_MASTER, IFLA_NET_NS_FD, macForAddress, newAddress, newBridge, newDefaultRoute, newVethPair, NLM_F_ACK, NLM_F_ACK_TLVS,
   NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, nlmsg, NLMSG_DONE, NLMSG_ERROR, RTM_NEWLINK, RTM_NEWROUTE, rtmsg, setLinkUp, splitMessages,
   type Attr,
 } from "./rtnl.ts";
@@ -63,6 +63,15 @@ describe("requests", () => {
     const byPid = decodeAttrs(decodeAttrs(decodeAttrs(decodeAttrs(
       newVethPair({ name: "x", master: 1, peerName: "eth0", peerNetns: { pid: 4242 } }).payload, 16).get(IFLA_LINKINFO)!).get(2)!).get(1)!, 16);
     assert.equal(byPid.get(19 /* IFLA_NET_NS_PID */)!.readUInt32LE(0), 4242);
+    assert.equal(peerAttrs.get(IFLA_ADDRESS), undefined, "no MAC asked: the kernel picks one");
+    const withMac = decodeAttrs(decodeAttrs(decodeAttrs(decodeAttrs(
+      newVethPair({ name: "x", master: 1, peerName: "eth0", peerNetns: { fd: 3 }, peerMac: "02:42:0a:d5:00:02" }).payload, 16).get(IFLA_LINKINFO)!).get(2)!).get(1)!, 16);
+    assert.deepEqual([...withMac.get(IFLA_ADDRESS)!], [2, 0x42, 10, 213, 0, 2]);
+  });
+
+  test("a container's MAC comes from its address, as Docker's: 02:42 then the address's bytes", () => {
+    assert.equal(macForAddress("10.213.0.2"), "02:42:0a:d5:00:02");
+    assert.equal(macForAddress("172.17.255.254"), "02:42:ac:11:ff:fe");
   });
 
   test("an address: prefix, index, local and broadcast in network order", () => {

@@ -190,6 +190,17 @@ export function macString(b: Buffer | undefined): string | undefined {
   return b && b.length === 6 ? [...b].map((x) => x.toString(16).padStart(2, "0")).join(":") : undefined;
 }
 
+/**
+ * A container's MAC address, from its IPv4 address as Docker makes it (02:42 then the address's
+ * four bytes): a container that gets an address another one had moments before gets its MAC
+ * too, so the host's and the other containers' neighbour entries for that address stay right.
+ * With a random MAC they would still name the old one (REACHABLE for up to ~30 s), and packets
+ * to the new container would go to a MAC that no port of the bridge has.
+ */
+export function macForAddress(address: string): string {
+  return macString(Buffer.concat([Buffer.from([0x02, 0x42]), ipv4Bytes(address)]))!;
+}
+
 export function macBytes(mac: string): Buffer {
   const parts = mac.split(":").map((p) => parseInt(p, 16));
   if (parts.length !== 6 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`not a MAC address: ${mac}`);
@@ -327,11 +338,12 @@ export function newBridge(name: string, mac: string): Request {
  * afterwards. The peer stays down: the kernel configures it before the two ends are linked, and
  * veth_open refuses a device without its peer (ENOTCONN), so it is brought up from inside.
  */
-export function newVethPair(opts: { name: string; master: number; peerName: string; peerNetns: { fd: number } | { pid: number }; mtu?: number }): Request {
+export function newVethPair(opts: { name: string; master: number; peerName: string; peerNetns: { fd: number } | { pid: number }; peerMac?: string; mtu?: number }): Request {
   const mtu: Attr[] = opts.mtu ? [[IFLA_MTU, opts.mtu]] : [];
   // By fd, the namespace cannot change under the request; by pid, it is the process's at that moment.
   const ns: Attr = "fd" in opts.peerNetns ? [IFLA_NET_NS_FD, opts.peerNetns.fd] : [IFLA_NET_NS_PID, opts.peerNetns.pid];
-  const peer = ifinfomsg({}, [[IFLA_IFNAME, opts.peerName], ns, ...mtu]);
+  const mac: Attr[] = opts.peerMac ? [[IFLA_ADDRESS, macBytes(opts.peerMac)]] : [];
+  const peer = ifinfomsg({}, [[IFLA_IFNAME, opts.peerName], ns, ...mac, ...mtu]);
   return {
     type: RTM_NEWLINK,
     flags: NLM_F_CREATE | NLM_F_EXCL,
