@@ -69,6 +69,7 @@ interface SetupJson {
   bridge: string;
   subnet: string;
   prefixLength: number;
+  mac: string;
 }
 
 function setupOk(...args: string[]): SetupJson {
@@ -206,6 +207,7 @@ describe("corerun-net", { skip: !isRoot && "needs root" }, () => {
     assert.equal(out.address, "10.213.0.2");
     assert.equal(out.gateway, "10.213.0.1");
     assert.equal(out.interface, "eth0");
+    assert.equal(out.mac, "02:42:0a:d5:00:02", "the MAC comes from the address");
     const addrs = inContainer(a, ["ip", "-4", "-o", "addr", "show"]).stdout.trim().split("\n").map((l) => l.split(/\s+/).slice(1, 4).join(" "));
     assert.deepEqual(addrs, ["lo inet 127.0.0.1/8", "eth0 inet 10.213.0.2/24"]);
     assert.match(inContainer(a, ["ip", "-4", "route", "show", "default"]).stdout, /^default via 10\.213\.0\.1 dev eth0/);
@@ -250,6 +252,30 @@ describe("corerun-net", { skip: !isRoot && "needs root" }, () => {
     assert.equal(down.removed, true);
     assert.equal(nftRulesFor("ctr-u"), 0);
     await stopContainer(u);
+  });
+
+  test("a published port is a rule added to the table, reached at once on an address just freed; a table removed by hand is loaded whole again", async () => {
+    const u = await startContainer("u2", [process.execPath, "-e", UDP_ECHO]);
+    try {
+      // A start adds its rule to the table as loaded (no reload): a's rule stays, u2's follows it.
+      // u2 gets the address u had until the test before, which the host has just talked to: with
+      // the MAC u had (made from the address), the host's neighbour entry still holds.
+      const out = setupOk("--pid", String(u.pid), "--id", "ctr-u2", "-N", "crtest0", "-P", "5354:53/udp");
+      assert.deepEqual([out.address, out.mac], ["10.213.0.4", "02:42:0a:d5:00:04"]);
+      assert.deepEqual(["ctr-a", "ctr-u2"].map(nftRulesFor), [1, 1]);
+      assert.equal(run(process.execPath, ["-e", UDP_CLIENT, "127.0.0.1", "5354"]).stdout, "echo ping");
+      net("teardown", "--id", "ctr-u2");
+      assert.equal(nftRulesFor("ctr-u2"), 0);
+      // Removed behind corerun-net's back, the table is made whole by the next start with a port.
+      must("nft", ["delete", "table", "ip", table]);
+      setupOk("--pid", String(u.pid), "--id", "ctr-u2", "-N", "crtest0", "-P", "5354:53/udp");
+      assert.deepEqual(["ctr-a", "ctr-u2"].map(nftRulesFor), [1, 1]);
+      assert.equal(run(process.execPath, ["-e", UDP_CLIENT, "127.0.0.1", "5354"]).stdout, "echo ping");
+      assert.equal(run("timeout", ["10", busybox, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]).stdout, "hello from a\n");
+    } finally {
+      net("teardown", "--id", "ctr-u2");
+      await stopContainer(u);
+    }
   });
 
   test("none mode: only lo, up; etc files name the container on 127.0.0.1", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { rulesetFor, syncRuleset } from "./nft.ts";
+import { appendedRules, rulesetFor, syncRuleset } from "./nft.ts";
 import { emptyRecords, type Records } from "./records.ts";
 
 function records(): Records {
@@ -14,6 +14,7 @@ function records(): Records {
 }
 
 type Cmd = Record<string, Record<string, Record<string, unknown>>>;
+type Json = Record<string, unknown>;
 
 describe("rulesetFor", () => {
   test("deletes and recreates only the table it is given, in one transaction", () => {
@@ -73,7 +74,7 @@ describe("syncRuleset", () => {
     assert.equal(loaded.length, 2);
   });
 
-  test("the records keep the text nft was given; a record with only a digest (an earlier version's) loads once more", () => {
+  test("the records keep the text of the table nft was given; a record with only a digest (an earlier version's) loads once more", () => {
     const r = records();
     const loaded: unknown[] = [];
     const opts = { boot: "b1", load: (x: unknown) => loaded.push(x) };
@@ -89,5 +90,71 @@ describe("syncRuleset", () => {
     const loaded: unknown[] = [];
     assert.equal(syncRuleset(emptyRecords(), "t", { boot: "b1", load: (x) => loaded.push(x) }), false);
     assert.equal(loaded.length, 0);
+  });
+
+  test("a container with published ports joining: only its rules are added, and the records hold the whole table", () => {
+    const r = records();
+    const loaded: Json[] = [];
+    const opts = { boot: "b1", load: (x: Json) => loaded.push(x) };
+    syncRuleset(r, "t", opts);
+    r.leases.push({ ...r.leases[0]!, id: "c2", address: "10.213.0.3", veth: "cr000000000002", ports: [{ hostPort: 8081, containerPort: 80, protocol: "tcp" }] });
+    assert.equal(syncRuleset(r, "t", opts), true);
+    assert.deepEqual(loaded[1], { nftables: [{ add: { rule: { family: "ip", table: "t", chain: "ports", comment: "c2", expr: [
+      { match: { op: "==", left: { payload: { protocol: "tcp", field: "dport" } }, right: 8081 } },
+      { dnat: { addr: "10.213.0.3", port: 80 } },
+    ] } } }] });
+    assert.equal(r.nft?.ruleset, JSON.stringify(rulesetFor(r, "t")));
+    assert.equal(syncRuleset(r, "t", opts), false);
+  });
+
+  test("a container leaving, a new network or a changed rule: the table is reloaded whole", () => {
+    const r = records();
+    const loaded: Json[] = [];
+    const opts = { boot: "b1", load: (x: Json) => loaded.push(x) };
+    syncRuleset(r, "t", opts);
+    const whole = (x: Json | undefined) => (x as { nftables: Cmd[] }).nftables[1]?.delete?.table !== undefined;
+    r.leases[0]!.ports = r.leases[0]!.ports.slice(1);
+    syncRuleset(r, "t", opts);
+    assert.ok(whole(loaded.at(-1)), "a port gone");
+    r.networks.push({ ...r.networks[0]!, name: "crtest1", bridge: "crtest1", subnet: "10.213.1.0/24" });
+    syncRuleset(r, "t", opts);
+    assert.ok(whole(loaded.at(-1)), "a network added");
+    r.leases[0]!.ports[0]!.hostPort = 5354;
+    syncRuleset(r, "t", opts);
+    assert.ok(whole(loaded.at(-1)), "a rule changed");
+    assert.equal(loaded.length, 4);
+  });
+
+  test("added rules that nft refuses (the table was removed by hand): the table is loaded whole after them", () => {
+    const r = records();
+    const loaded: Json[] = [];
+    syncRuleset(r, "t", { boot: "b1", load: (x) => loaded.push(x) });
+    r.leases.push({ ...r.leases[0]!, id: "c2", ports: [{ hostPort: 8081, containerPort: 80, protocol: "tcp" }] });
+    syncRuleset(r, "t", { boot: "b1", load: (x) => {
+      if (loaded.push(x) === 2) throw new Error("nft refused corerun's ruleset: No such file or directory");
+    } });
+    assert.equal(loaded.length, 3);
+    assert.deepEqual(loaded[2], rulesetFor(r, "t"));
+  });
+});
+
+describe("appendedRules", () => {
+  const text = (r: Records) => JSON.stringify(rulesetFor(r, "t"));
+  test("only DNAT rules appended to what was loaded", () => {
+    const r = records();
+    const before = text(r);
+    assert.equal(appendedRules(before, rulesetFor(r, "t")), undefined, "nothing added");
+    r.leases.push({ ...r.leases[0]!, id: "c2" });
+    assert.equal((appendedRules(before, rulesetFor(r, "t")) as { nftables: Cmd[] }).nftables.length, 2);
+  });
+
+  test("a text that is not a loaded ruleset's, or one whose commands differ before the new ones, adds nothing", () => {
+    const r = records();
+    r.leases.push({ ...r.leases[0]!, id: "c2" });
+    assert.equal(appendedRules("", rulesetFor(r, "t")), undefined);
+    assert.equal(appendedRules('{"nftables":[]}', rulesetFor(r, "t")), undefined);
+    const other = records();
+    other.leases[0]!.address = "10.213.0.9";
+    assert.equal(appendedRules(text(other), rulesetFor(r, "t")), undefined);
   });
 });
