@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
-import { FALLBACK_NAMESERVERS, hostsFile, resolvConf, writeEtcFiles } from "./etc.ts";
+import { FALLBACK_NAMESERVERS, hostsFile, hostsFileOf, hostsLine, resolvConf, writeEtcFiles } from "./etc.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "corerun-net-etc-test-"));
 after(() => {
@@ -28,6 +28,13 @@ describe("hosts", () => {
 
   test("without an address the names go on 127.0.0.1", () => {
     assert.match(hostsFile({ names: ["box"] }), /^127\.0\.0\.1\tlocalhost box$/m);
+  });
+
+  test("made from the peers' lines made once, the same file; a peer without a name has no line", () => {
+    const self = { address: "10.213.0.3", names: ["web"] };
+    const peers = [{ address: "10.213.0.2", names: ["db", "db"] }, { address: "10.213.0.4", names: ["", ""] }, { address: "10.213.0.5", names: ["", "c0ffee"] }];
+    assert.deepEqual(peers.map(hostsLine), ["10.213.0.2\tdb", undefined, "10.213.0.5\tc0ffee"]);
+    assert.equal(hostsFileOf(self, peers.map(hostsLine)), hostsFile(self, peers));
   });
 });
 

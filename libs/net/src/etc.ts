@@ -32,14 +32,25 @@ const LOCALHOST = [
  * Without an address of its own (none mode) the container's names go on 127.0.0.1's line.
  */
 export function hostsFile(self: { address?: string | undefined; names: string[] }, peers: readonly HostEntry[] = []): string {
+  return hostsFileOf(self, peers.map(hostsLine));
+}
+
+/** A peer's line of /etc/hosts, `ADDRESS\tNAME...`; undefined when it has no name. */
+export function hostsLine(p: HostEntry): string | undefined {
+  const names = [...new Set(p.names.filter(Boolean))];
+  return names.length ? `${p.address}\t${names.join(" ")}` : undefined;
+}
+
+/**
+ * hostsFile with the peers' lines made already (hostsLine): the files of a network's containers
+ * all hold the same lines, each made once for all of them.
+ */
+export function hostsFileOf(self: { address?: string | undefined; names: string[] }, peerLines: readonly (string | undefined)[]): string {
   const names = [...new Set(self.names.filter(Boolean))];
   const lines = [...LOCALHOST];
   if (self.address) lines.push(`${self.address}\t${names.join(" ")}`);
   else if (names.length) lines[0] = `127.0.0.1\tlocalhost ${names.join(" ")}`;
-  for (const p of peers) {
-    const peerNames = [...new Set(p.names.filter(Boolean))];
-    if (peerNames.length) lines.push(`${p.address}\t${peerNames.join(" ")}`);
-  }
+  for (const l of peerLines) if (l !== undefined) lines.push(l);
   return `${lines.join("\n")}\n`;
 }
 
