@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createSocket, type Socket } from "node:dgram";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
@@ -357,15 +358,31 @@ describe("corerun-net", { skip: !isRoot && "needs root" }, () => {
   describe("bad input: exit 125, one line, nothing created", () => {
     let d: Container;
     let listener: Server;
+    let wildcard: Server;
+    let udp: Socket;
     let busyPort = 0;
+    let wildcardPort = 0;
+    let udpPort = 0;
 
     before(async () => {
       d = await startContainer("d", [busybox, "sleep", "600"]);
       listener = createServer().listen(0, "127.0.0.1");
       await once(listener, "listening");
       busyPort = (listener.address() as { port: number }).port;
+      // Bound to :: (IPv6, taking IPv4 too), and a UDP socket: what sock_diag reports besides.
+      wildcard = createServer().listen(0, "::");
+      await once(wildcard, "listening");
+      wildcardPort = (wildcard.address() as { port: number }).port;
+      udp = createSocket("udp4");
+      udp.bind(0);
+      await once(udp, "listening");
+      udpPort = udp.address().port;
     });
-    after(() => listener.close());
+    after(() => {
+      listener.close();
+      wildcard.close();
+      udp.close();
+    });
 
     const hostRoute = () => {
       // A route this host has (other than the default): a subnet overlapping it must be refused.
@@ -387,7 +404,9 @@ describe("corerun-net", { skip: !isRoot && "needs root" }, () => {
       ["subnet of an existing network changed", () => ["-N", "crtest0", "--subnet", "10.213.9.0/24"], /exists with subnet 10\.213\.0\.0\/24/],
       ["duplicate name", () => ["-N", "crtest0", "--name", "web-a"], /already used by container ctr-a/],
       ["host port published by another container", () => ["-N", "crtest0", "-P", "8080:80"], /already published by container ctr-a/],
-      ["host port held by a host process", () => ["-N", "crtest0", "-P", `${busyPort}:80`], /held by a process on this host/],
+      ["host port held by a host process", () => ["-N", "crtest0", "-P", `${busyPort}:80`], /held by a process on this host \(127\.0\.0\.1\)/],
+      ["host port held on :: by a host process", () => ["-N", "crtest0", "-P", `${wildcardPort}:80`], /held by a process on this host \(all addresses\)/],
+      ["UDP host port held by a host process", () => ["-N", "crtest0", "-P", `${udpPort}:53/udp`], /\/udp is held by a process on this host/],
       ["-P with none", () => ["--network", "none", "-P", "8081:80"], /needs a bridge network/],
       ["the host's own namespace", () => ["--pid", String(process.pid)], /host's own network namespace/],
     ];

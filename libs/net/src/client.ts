@@ -24,8 +24,8 @@ export class NetlinkError extends SyscallError {
   override name = "NetlinkError";
   readonly kernelMessage: string | undefined;
 
-  constructor(req: Pick<Request, "type" | "what" | "object">, errno: number, kernelMessage?: string) {
-    const syscall = messageName(req.type);
+  constructor(req: Pick<Request, "type" | "what" | "object" | "name">, errno: number, kernelMessage?: string) {
+    const syscall = req.name ?? messageName(req.type);
     super({ syscall, errno, path: req.object, context: req.what });
     this.kernelMessage = kernelMessage;
     const hint = HINTS[`${syscall}:${this.code}`] ?? HINTS[this.code];

@@ -3,7 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
-import { checkOwnPorts, checkPortsFree, choosePorts, decodeProcAddress, ephemeralRange, hostListeners, parsePublish, portString } from "./ports.ts";
+import { SyscallError } from "@corerun/syscall";
+import { checkOwnPorts, checkPortsFree, choosePorts, decodeDiagSocket, decodeProcAddress, diagDump, diagListeners, ephemeralRange, hostListeners, parsePublish, portString, procListeners } from "./ports.ts";
+import type { Request } from "./rtnl.ts";
 import type { Lease } from "./records.ts";
 
 describe("parsePublish", () => {
@@ -85,7 +87,7 @@ describe("host ports in use", () => {
     writeFileSync(join(dir, "net/tcp"), `${head}   0: 0100007F:1F90 00000000:0000 0A\n   1: 0100007F:0016 0100007F:9C40 01\n`);
     writeFileSync(join(dir, "net/tcp6"), `${head}   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A\n`);
     writeFileSync(join(dir, "net/udp"), `${head}   0: 00000000:14E9 00000000:0000 07\n`);
-    assert.deepEqual(hostListeners(dir), [
+    assert.deepEqual(procListeners(dir), [
       { protocol: "tcp", address: "127.0.0.1", port: 8080 },
       { protocol: "tcp", address: undefined, port: 80 },
       { protocol: "udp", address: undefined, port: 5353 },
@@ -95,5 +97,52 @@ describe("host ports in use", () => {
   test("IPv4-mapped IPv6 addresses read as IPv4; other IPv6 addresses cannot shadow IPv4", () => {
     assert.equal(decodeProcAddress("0000000000000000FFFF00000100007F", true), "127.0.0.1");
     assert.equal(decodeProcAddress("00000000000000000000000001000000", true), "v6");
+  });
+
+  /** struct inet_diag_msg: family, then the source port (big-endian) at 4 and address at 8. */
+  const diagMsg = (family: number, port: number, address: number[]) => {
+    const b = Buffer.alloc(72);
+    b.writeUInt8(family, 0);
+    b.writeUInt16BE(port, 4);
+    Buffer.from(address).copy(b, 8);
+    return b;
+  };
+
+  test("sock_diag: the four dumps ask for listening TCP and unconnected UDP, IPv4 and IPv6", () => {
+    const asked: Request[] = [];
+    const replies: Record<string, Buffer[]> = {
+      "2/6": [diagMsg(2, 8080, [127, 0, 0, 1])],
+      "10/6": [diagMsg(10, 80, Array(16).fill(0))],
+      "2/17": [diagMsg(2, 5353, [0, 0, 0, 0])],
+      "10/17": [diagMsg(10, 53, [...Array(10).fill(0), 0xff, 0xff, 10, 0, 0, 1]), diagMsg(10, 54, [0xfe, 0x80, ...Array(13).fill(0), 1])],
+    };
+    const got = diagListeners({
+      dump(req: Request) {
+        asked.push(req);
+        return (replies[`${req.payload[0]}/${req.payload[1]}`] ?? []).map((payload) => ({ type: 20, flags: 0, seq: 0, payload }));
+      },
+    });
+    assert.deepEqual(asked.map((r) => [r.type, r.payload.length, r.payload[0], r.payload[1], r.payload.readUInt32LE(4)]), [
+      [20, 56, 2, 6, 1 << 10], [20, 56, 10, 6, 1 << 10], [20, 56, 2, 17, 1 << 7], [20, 56, 10, 17, 1 << 7],
+    ]);
+    assert.deepEqual(got, [
+      { protocol: "tcp", address: "127.0.0.1", port: 8080 },
+      { protocol: "tcp", address: undefined, port: 80 },
+      { protocol: "udp", address: undefined, port: 5353 },
+      { protocol: "udp", address: "10.0.0.1", port: 53 },
+      { protocol: "udp", address: "v6", port: 54 },
+    ]);
+    assert.equal(diagDump(2, "tcp", 10).name, "SOCK_DIAG_BY_FAMILY");
+    assert.deepEqual(decodeDiagSocket(diagMsg(2, 443, [10, 1, 2, 3]), "tcp"), { protocol: "tcp", address: "10.1.2.3", port: 443 });
+  });
+
+  test("a kernel without sock_diag for a protocol: the sockets are read from /proc/net instead", () => {
+    const refused = new SyscallError({ syscall: "SOCK_DIAG_BY_FAMILY", errno: 2, context: "list sockets" });
+    let closed = false;
+    const got = hostListeners(() => ({ dump: () => { throw refused; }, close: () => { closed = true; } }), dir);
+    assert.deepEqual(got, procListeners(dir));
+    assert.ok(got.length > 0);
+    assert.ok(closed, "the socket is closed");
+    assert.deepEqual(hostListeners(() => { throw refused; }, dir), procListeners(dir));
   });
 });

@@ -1,5 +1,8 @@
 import { readFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
+import { NETLINK_SOCK_DIAG, openNetlink, SyscallError } from "@corerun/syscall";
+import { Rtnl } from "./client.ts";
+import { NLM_F_DUMP, type Request } from "./rtnl.ts";
 import { formatIPv4, parseIPv4 } from "./ip.ts";
 import { netPaths, readRecords, type Lease, type Protocol, type PublishedPort } from "./records.ts";
 
@@ -62,17 +65,92 @@ export interface Listener {
   port: number;
 }
 
-const TCP_LISTEN = "0A";
-const UDP_UNCONNECTED = "07";
+const TCP_LISTEN = 10;
+/** An unconnected UDP socket's state (TCP_CLOSE): bound, taking datagrams from anyone. */
+const UDP_UNCONNECTED = 7;
 
 /**
  * Sockets of the calling thread's network namespace that a DNAT of the same port would shadow:
- * listening TCP sockets and bound, unconnected UDP sockets, read from /proc/net (IPv6 too: a
- * socket bound to :: takes IPv4 connections as well).
+ * listening TCP sockets and bound, unconnected UDP sockets (IPv6 too: a socket bound to :: takes
+ * IPv4 connections as well). Asked of sock_diag(7), as `ss -ltun` does; read from /proc/net when
+ * the kernel lacks it (as ss falls back). /proc/net/tcp walks the whole established-connection
+ * hash table, sized by the machine's memory: 2 ms each for tcp and tcp6 here, against ~0.2 ms
+ * for the four dumps, which walk only the listening sockets.
  */
-export function hostListeners(proc = "/proc"): Listener[] {
+export function hostListeners(open: () => Pick<Rtnl, "dump" | "close"> = () => new Rtnl(openNetlink({ protocol: NETLINK_SOCK_DIAG })), proc = "/proc"): Listener[] {
+  let diag: Pick<Rtnl, "dump" | "close">;
+  try {
+    diag = open();
+  } catch (err) {
+    if (err instanceof SyscallError) return procListeners(proc);
+    throw err;
+  }
+  try {
+    return diagListeners(diag);
+  } catch (err) {
+    // EPROTONOSUPPORT / ENOENT: no inet_diag, tcp_diag or udp_diag in this kernel.
+    if (err instanceof SyscallError) return procListeners(proc);
+    throw err;
+  } finally {
+    diag.close();
+  }
+}
+
+const SOCK_DIAG_BY_FAMILY = 20;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+
+/** A dump of one family's sockets of one protocol in one state: struct inet_diag_req_v2. */
+export function diagDump(family: number, protocol: Protocol, state: number): Request {
+  const req = Buffer.alloc(56);
+  req.writeUInt8(family, 0);
+  req.writeUInt8(protocol === "tcp" ? IPPROTO_TCP : IPPROTO_UDP, 1);
+  req.writeUInt32LE(1 << state, 4);
+  const v = family === AF_INET6 ? "IPv6" : "IPv4";
+  return { type: SOCK_DIAG_BY_FAMILY, flags: NLM_F_DUMP, payload: req, name: "SOCK_DIAG_BY_FAMILY", what: `list the host's ${v} ${protocol} sockets that take a port`, object: "sockets" };
+}
+
+export function diagListeners(diag: Pick<Rtnl, "dump">): Listener[] {
   const out: Listener[] = [];
-  const read = (file: string, protocol: Protocol, state: string, v6: boolean) => {
+  for (const [protocol, state] of [["tcp", TCP_LISTEN], ["udp", UDP_UNCONNECTED]] as const) {
+    for (const family of [AF_INET, AF_INET6]) {
+      for (const msg of diag.dump(diagDump(family, protocol, state))) out.push(decodeDiagSocket(msg.payload, protocol));
+    }
+  }
+  return out;
+}
+
+/**
+ * struct inet_diag_msg: family (byte 0), then struct inet_diag_sockid from byte 4: the source
+ * port (big-endian) and at byte 8 the source address, 4 or 16 bytes.
+ */
+export function decodeDiagSocket(msg: Buffer, protocol: Protocol): Listener {
+  const v6 = msg.readUInt8(0) === AF_INET6;
+  return { protocol, address: socketAddress(msg.subarray(8, v6 ? 24 : 12), v6), port: msg.readUInt16BE(4) };
+}
+
+/**
+ * A socket's bound address as the DNAT check compares it: the IPv4 address, undefined for a
+ * wildcard (0.0.0.0 or ::), or "v6" for an IPv6-only address that IPv4 cannot reach. An
+ * IPv4-mapped IPv6 address (::ffff:a.b.c.d) is IPv4.
+ */
+function socketAddress(bytes: Buffer, v6: boolean): string | undefined {
+  const v4 = (b: Buffer) => `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (!v6) {
+    const a = v4(bytes);
+    return a === "0.0.0.0" ? undefined : a;
+  }
+  if (bytes.every((x) => x === 0)) return undefined;
+  const mapped = bytes.subarray(0, 10).every((x) => x === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return mapped ? v4(bytes.subarray(12)) : "v6";
+}
+
+/** The same sockets, read from /proc/net/{tcp,tcp6,udp,udp6}. */
+export function procListeners(proc = "/proc"): Listener[] {
+  const out: Listener[] = [];
+  const read = (file: string, protocol: Protocol, state: number, v6: boolean) => {
     let text: string;
     try {
       text = readFileSync(`${proc}/net/${file}`, "utf8");
@@ -81,7 +159,7 @@ export function hostListeners(proc = "/proc"): Listener[] {
     }
     for (const line of text.split("\n").slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f.length < 4 || f[3] !== state) continue;
+      if (f.length < 4 || parseInt(f[3]!, 16) !== state) continue;
       const [hex, portHex] = f[1]!.split(":");
       if (!hex || !portHex) continue;
       out.push({ protocol, address: decodeProcAddress(hex, v6), port: parseInt(portHex, 16) });
@@ -96,8 +174,7 @@ export function hostListeners(proc = "/proc"): Listener[] {
 
 /**
  * /proc/net/{tcp,udp}: the address as the kernel's __be32 printed as a host-order u32 (so
- * 127.0.0.1 reads 0100007F on little-endian machines); IPv6 as four such words. Returns the IPv4
- * address, undefined for a wildcard, or "v6" for an IPv6-only address that IPv4 cannot reach.
+ * 127.0.0.1 reads 0100007F on little-endian machines); IPv6 as four such words.
  */
 export function decodeProcAddress(hex: string, v6: boolean): string | undefined {
   const word = (h: string) => {
@@ -105,16 +182,7 @@ export function decodeProcAddress(hex: string, v6: boolean): string | undefined 
     b.writeUInt32LE(parseInt(h, 16) >>> 0);
     return b;
   };
-  const v4 = (b: Buffer) => `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (!v6) {
-    const a = v4(word(hex));
-    return a === "0.0.0.0" ? undefined : a;
-  }
-  const words = [0, 8, 16, 24].map((i) => word(hex.slice(i, i + 8)));
-  const bytes = Buffer.concat(words);
-  if (bytes.every((x) => x === 0)) return undefined;
-  const mapped = bytes.subarray(0, 10).every((x) => x === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-  return mapped ? v4(bytes.subarray(12)) : "v6";
+  return socketAddress(Buffer.concat((v6 ? [0, 8, 16, 24] : [0]).map((i) => word(hex.slice(i, i + 8)))), v6);
 }
 
 /** Refuses ports that another container publishes or a host process holds. */

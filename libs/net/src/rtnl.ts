@@ -309,6 +309,8 @@ export interface Request {
   type: number;
   flags: number;
   payload: Buffer;
+  /** The message's name in errors, for a protocol other than rtnetlink (messageName's). */
+  name?: string;
   /** What the request does, for error messages: "create bridge corerun0". */
   what: string;
   /** The object it acts on, for error messages. */

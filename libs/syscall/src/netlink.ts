@@ -5,6 +5,7 @@ import { CLONE_NEWNET } from "./constants.ts";
 /** <linux/netlink.h>, <sys/socket.h>. */
 export const AF_NETLINK = 16;
 export const NETLINK_ROUTE = 0;
+export const NETLINK_SOCK_DIAG = 4;
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
