@@ -375,7 +375,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
           return eth0;
         });
         faultPoint("net:address");
-        if (span("nft ruleset", { table: paths.table, ports: opts.ports.length }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths)))) opts.log?.(`loaded nftables table ip ${paths.table}`);
+        if (span("nft ruleset", { table: paths.table, ports: opts.ports.length }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths, save)))) opts.log?.(`loaded nftables table ip ${paths.table}`);
         faultPoint("net:nft");
         lease.state = "active";
         span("record lease", { state: "active" }, save);
@@ -423,15 +423,15 @@ function undoSetup(
   // A bridge that could not be deleted keeps its record, so that `corerun-net rm` can retry.
   if (s.isNew && bridgeGone) records.networks = records.networks.filter((n) => n !== s.network);
   try {
-    syncRuleset(records, s.paths.table, nftOpts(s.kernel, s.paths));
+    syncRuleset(records, s.paths.table, nftOpts(s.kernel, s.paths, save));
   } catch (err) {
     s.log?.(`cleanup: ${(err as Error).message}`);
   }
   save();
 }
 
-function nftOpts(kernel: NetKernel, paths: NetPaths): { boot: string; load: (r: Record<string, unknown>) => void } {
-  return { boot: kernel.bootId(), load: (r) => kernel.loadNft(r, paths.ruleset) };
+function nftOpts(kernel: NetKernel, paths: NetPaths, save: () => void): { boot: string; load: (r: Record<string, unknown>) => void; save: () => void } {
+  return { boot: kernel.bootId(), load: (r) => kernel.loadNft(r, paths.ruleset), save };
 }
 
 export function etcPaths(dir: string): { hosts: string; resolv: string; hostname: string } {
@@ -476,7 +476,7 @@ export function teardown(opts: { root: string; id: string; log?: (m: string) => 
       const lease = records.leases.find((l) => l.id === opts.id);
       if (!lease) {
         if (reclaim(records, host, kernel, opts.log).length) {
-          syncRuleset(records, paths.table, nftOpts(kernel, paths));
+          syncRuleset(records, paths.table, nftOpts(kernel, paths, save));
           save();
         }
         return { id: opts.id, removed: false };
@@ -493,7 +493,7 @@ export function teardown(opts: { root: string; id: string; log?: (m: string) => 
       faultPoint("net:teardown-veth");
       records.leases = records.leases.filter((l) => l !== lease);
       span("reclaim", { leases: records.leases.length }, () => reclaim(records, host, kernel, opts.log));
-      span("nft ruleset", { table: paths.table }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths)));
+      span("nft ruleset", { table: paths.table }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths, save)));
       span("record release", undefined, save);
       span("refresh peers", { network: lease.network }, () => refreshPeers(records, lease.network, lease.id, opts.log));
       return { id: opts.id, removed: true, network: lease.network, address: lease.address, hostInterface: lease.veth, ports: lease.ports };
@@ -563,7 +563,7 @@ export function removeNetworks(opts: { root: string; names?: string[]; log?: (m:
         if (!r.ok && r.error.code !== "ENODEV") throw r.error;
       }
       records.networks = records.networks.filter((n) => !targets.includes(n));
-      syncRuleset(records, paths.table, nftOpts(kernel, paths));
+      syncRuleset(records, paths.table, nftOpts(kernel, paths, save));
       save();
       return targets.map((n) => n.name);
     });

@@ -138,6 +138,39 @@ describe("syncRuleset", () => {
   });
 });
 
+describe("syncRuleset and a process killed while nft runs", () => {
+  test("the records saved before the load hold no text: the next start loads the table whole", () => {
+    const r = records();
+    syncRuleset(r, "t", { boot: "b1", load: () => {}, save: () => {} });
+    r.leases.push({ ...r.leases[0]!, id: "c2", ports: [{ hostPort: 8081, containerPort: 80, protocol: "tcp" }] });
+    // What is on disk when nft runs, and the process is killed before it records the result.
+    let onDisk: Records | undefined;
+    const loads: Json[] = [];
+    syncRuleset(r, "t", { boot: "b1", load: (x) => loads.push(x), save: () => (onDisk = structuredClone(r)) });
+    assert.equal(loads.length, 1);
+    assert.deepEqual(onDisk!.nft, { bootId: "b1" }, "saved before the load, without a text");
+    // The next process: c2 was reclaimed, c3 joins with a port.
+    const next = onDisk!;
+    next.leases = next.leases.filter((l) => l.id !== "c2");
+    next.leases.push({ ...next.leases[0]!, id: "c3", ports: [{ hostPort: 8082, containerPort: 80, protocol: "tcp" }] });
+    const after: Json[] = [];
+    syncRuleset(next, "t", { boot: "b1", load: (x) => after.push(x), save: () => {} });
+    assert.deepEqual(after, [rulesetFor(next, "t")], "the whole table, without c2's rule");
+  });
+
+  test("the last network removed while nft runs: the next sync still removes the table", () => {
+    const r = records();
+    syncRuleset(r, "t", { boot: "b1", load: () => {}, save: () => {} });
+    r.networks = [];
+    r.leases = [];
+    let onDisk: Records | undefined;
+    syncRuleset(r, "t", { boot: "b1", load: () => {}, save: () => (onDisk = structuredClone(r)) });
+    const after: Json[] = [];
+    assert.equal(syncRuleset(onDisk!, "t", { boot: "b1", load: (x) => after.push(x) }), true);
+    assert.deepEqual(after, [rulesetFor(emptyRecords(), "t")]);
+  });
+});
+
 describe("appendedRules", () => {
   const text = (r: Records) => JSON.stringify(rulesetFor(r, "t"));
   test("only DNAT rules appended to what was loaded", () => {

@@ -144,7 +144,7 @@ export function appendedRules(loaded: string, ruleset: Json, text = JSON.stringi
  * no process. Returns whether nft ran. The records keep the text of the whole table as it now
  * stands, also when only rules were added to it.
  */
-export function syncRuleset(records: Records, table: string, opts: { boot: string; load: (r: Json) => void }): boolean {
+export function syncRuleset(records: Records, table: string, opts: { boot: string; load: (r: Json) => void; save?: () => void }): boolean {
   const ruleset = rulesetFor(records, table);
   // Compared as the text itself, not a digest: exact, and no load of node:crypto (~4 ms) on the
   // start and teardown of every bridge container. A few kB in the records, under 300 bytes a port.
@@ -158,6 +158,13 @@ export function syncRuleset(records: Records, table: string, opts: { boot: strin
   }
   const loaded = records.nft?.bootId === boot ? records.nft.ruleset : undefined;
   const added = loaded === undefined ? undefined : appendedRules(loaded, ruleset, text);
+  // While nft runs, the records say the table holds something unknown: a process killed before
+  // it records the new text leaves the next one to load the table whole, not to add to (or
+  // trust as current) a text the kernel no longer holds.
+  if (opts.save) {
+    records.nft = { bootId: boot };
+    opts.save();
+  }
   let whole = added === undefined;
   if (added) {
     try {
