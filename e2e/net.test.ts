@@ -151,6 +151,13 @@ function records(): { networks: { name: string }[]; leases: { id: string; addres
   return existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : { networks: [], leases: [] };
 }
 
+/** Our table's handle: a table deleted and made again gets a new one. */
+function tableHandle(): number | undefined {
+  const r = run("nft", ["-j", "list", "table", "ip", table]);
+  if (r.code !== 0) return undefined;
+  return (JSON.parse(r.stdout) as { nftables: { table?: { handle: number } }[] }).nftables.find((i) => i.table)?.table?.handle;
+}
+
 /** The DNAT rules of our table that mention a container id (the rule comment). */
 function nftRulesFor(id: string): number {
   const r = run("nft", ["-j", "list", "table", "ip", table]);
@@ -261,9 +268,11 @@ describe("corerun-net", { skip: !isRoot && "needs root" }, () => {
       // A start adds its rule to the table as loaded (no reload): a's rule stays, u2's follows it.
       // u2 gets the address u had until the test before, which the host has just talked to: with
       // the MAC u had (made from the address), the host's neighbour entry still holds.
+      const before = tableHandle();
       const out = setupOk("--pid", String(u.pid), "--id", "ctr-u2", "-N", "crtest0", "-P", "5354:53/udp");
       assert.deepEqual([out.address, out.mac], ["10.213.0.4", "02:42:0a:d5:00:04"]);
       assert.deepEqual(["ctr-a", "ctr-u2"].map(nftRulesFor), [1, 1]);
+      assert.equal(tableHandle(), before, "the same table, its rule added (a reload makes a new table)");
       assert.equal(run(process.execPath, ["-e", UDP_CLIENT, "127.0.0.1", "5354"]).stdout, "echo ping");
       net("teardown", "--id", "ctr-u2");
       assert.equal(nftRulesFor("ctr-u2"), 0);
@@ -369,8 +378,9 @@ describe("corerun-net", { skip: !isRoot && "needs root" }, () => {
       listener = createServer().listen(0, "127.0.0.1");
       await once(listener, "listening");
       busyPort = (listener.address() as { port: number }).port;
-      // Bound to :: (IPv6, taking IPv4 too), and a UDP socket: what sock_diag reports besides.
-      wildcard = createServer().listen(0, "::");
+      // Bound to :: (IPv6, taking IPv4 too; 0.0.0.0 on a host without IPv6), and a UDP socket:
+      // what sock_diag reports besides.
+      wildcard = createServer().listen(0, existsSync("/proc/net/if_inet6") ? "::" : "0.0.0.0");
       await once(wildcard, "listening");
       wildcardPort = (wildcard.address() as { port: number }).port;
       udp = createSocket("udp4");

@@ -19,7 +19,7 @@ const HINTS: Record<string, string> = {
   ENODEV: "the interface does not exist (any more)",
 };
 
-/** A refusal of one rtnetlink request: which request, errno, the kernel's own sentence, a hint. */
+/** A refusal of one netlink request (rtnetlink, sock_diag): which request, errno, the kernel's own sentence, a hint. */
 export class NetlinkError extends SyscallError {
   override name = "NetlinkError";
   readonly kernelMessage: string | undefined;
@@ -29,7 +29,7 @@ export class NetlinkError extends SyscallError {
     super({ syscall, errno, path: req.object, context: req.what });
     this.kernelMessage = kernelMessage;
     const hint = HINTS[`${syscall}:${this.code}`] ?? HINTS[this.code];
-    // SyscallError's own sentence ends with its generic hint; ours is specific to rtnetlink.
+    // SyscallError's own sentence ends with its generic hint; ours is specific to the request.
     const base = this.message.split("; ")[0];
     this.message = `${base}${kernelMessage ? `: kernel says "${kernelMessage}"` : ""}${hint ? `; ${hint}` : ""}`;
   }
@@ -40,9 +40,10 @@ export type Result = { ok: true; replies: NlMessage[] } | { ok: false; error: Ne
 const RECV_SIZE = 1 << 16;
 
 /**
- * Requests and dumps over one rtnetlink socket. A batch goes out as one datagram: the kernel
- * handles the messages in order, each with its own ack, and keeps going after a failure, so a
- * batch holds only requests that are safe to run whether or not the ones before them worked.
+ * Requests and dumps over one netlink socket (rtnetlink; sock_diag takes dumps only). A batch
+ * goes out as one datagram: the kernel handles the messages in order, each with its own ack, and
+ * keeps going after a failure, so a batch holds only requests that are safe to run whether or
+ * not the ones before them worked.
  */
 export class Rtnl {
   private seq = Math.floor(Math.random() * 0x10000) * 0x1000;
@@ -64,7 +65,7 @@ export class Rtnl {
     let acked = 0;
     while (acked < reqs.length) {
       const n = this.socket.recv(this.buf);
-      if (n === 0) throw new Error(`rtnetlink: the kernel answered ${acked} of ${reqs.length} requests (${reqs[acked]?.what})`);
+      if (n === 0) throw new Error(`netlink: the kernel answered ${acked} of ${reqs.length} requests (${reqs[acked]?.what})`);
       for (const msg of splitMessages(this.buf.subarray(0, n))) {
         const i = msg.seq - first;
         if (i < 0 || i >= reqs.length) continue;
@@ -101,7 +102,7 @@ export class Rtnl {
       let interrupted = false;
       for (let done = false; !done; ) {
         const n = this.socket.recv(this.buf);
-        if (n === 0) throw new Error(`rtnetlink: the kernel did not finish the dump (${req.what})`);
+        if (n === 0) throw new Error(`netlink: the kernel did not finish the dump (${req.what})`);
         for (const msg of splitMessages(this.buf.subarray(0, n))) {
           if (msg.seq !== seq) continue;
           if (msg.flags & NLM_F_DUMP_INTR) interrupted = true;

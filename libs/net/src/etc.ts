@@ -35,9 +35,12 @@ export function hostsFile(self: { address?: string | undefined; names: string[] 
   return hostsFileOf(self, peers.map(hostsLine));
 }
 
+/** Names once each, the empty ones left out, in their order. */
+const distinct = (names: readonly string[]) => [...new Set(names.filter(Boolean))];
+
 /** A peer's line of /etc/hosts, `ADDRESS\tNAME...`; undefined when it has no name. */
 export function hostsLine(p: HostEntry): string | undefined {
-  const names = [...new Set(p.names.filter(Boolean))];
+  const names = distinct(p.names);
   return names.length ? `${p.address}\t${names.join(" ")}` : undefined;
 }
 
@@ -46,7 +49,7 @@ export function hostsLine(p: HostEntry): string | undefined {
  * all hold the same lines, each made once for all of them.
  */
 export function hostsFileOf(self: { address?: string | undefined; names: string[] }, peerLines: readonly (string | undefined)[]): string {
-  const names = [...new Set(self.names.filter(Boolean))];
+  const names = distinct(self.names);
   const lines = [...LOCALHOST];
   if (self.address) lines.push(`${self.address}\t${names.join(" ")}`);
   else if (names.length) lines[0] = `127.0.0.1\tlocalhost ${names.join(" ")}`;

@@ -25,10 +25,10 @@ import { ETC_FILES, hostHostsFile, hostsFile, hostsFileOf, hostsLine, resolvConf
 import { cidrString, formatIPv4, parseCidr, parseIPv4, type Cidr } from "./ip.ts";
 import { bootId, loadRuleset, syncRuleset } from "./nft.ts";
 import { checkOwnPorts, checkPortsFree, choosePorts, hostListeners, type Listener } from "./ports.ts";
-import { netPaths, withRecords, type Lease, type NetPaths, type NetworkRecord, type PublishedPort, type Records } from "./records.ts";
+import { netPaths, withRecords, type Lease, type NetPaths, type NetworkRecord, type PublishedPort, type Records, type RecordsLock } from "./records.ts";
 import {
   decodeAddress, decodeLink, decodeRoute, deleteLink, dumpAddresses, dumpLinks, dumpRoutes, getLinkByName, newAddress, newBridge,
-  macForAddress, newDefaultRoute, newVethPair, RTN_MULTICAST, setLinkUp, type Link,
+  macForAddress, macString, newDefaultRoute, newVethPair, RTN_MULTICAST, setLinkUp, type Link,
 } from "./rtnl.ts";
 import { allocateAddress, checkSubnet, chooseSubnet, gatewayOf, type Taken } from "./subnet.ts";
 
@@ -46,7 +46,8 @@ export interface NetKernel {
   /** The index of the host's interface of that name (in the host socket's namespace), if any. */
   interfaceIndex(name: string): number | undefined;
   /** Loads an nft JSON ruleset; `file` is where it may be kept (the records' directory). */
-  loadNft(ruleset: Record<string, unknown>, file: string): void;
+  /** Loads a ruleset with nft, which inherits `lockFd` (the records' lock) until its end. */
+  loadNft(ruleset: Record<string, unknown>, file: string, lockFd?: number): void;
   bootId(): string;
 }
 
@@ -71,7 +72,7 @@ export const linuxNetKernel: NetKernel = {
   listeners: () => hostListeners(),
   isAlive: (ref) => isAlive(ref),
   interfaceIndex: (name) => interfaceIndex(name),
-  loadNft: (ruleset, file) => loadRuleset(ruleset, file),
+  loadNft: (ruleset, file, lockFd) => loadRuleset(ruleset, file, "nft", lockFd),
   bootId: () => bootId(),
 };
 
@@ -117,7 +118,7 @@ function randomMac(): string {
   const b = kernelRandom(6);
   // Locally administered (bit 1), unicast (bit 0 clear).
   b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
+  return macString(b)!;
 }
 
 function selfRef(): { pid: number; startTime: number } {
@@ -166,27 +167,36 @@ const selfEntry = (l: Lease): HostEntry => ({ address: l.address, names: [l.host
 /** A container in the others' hosts files: `ADDRESS NAME HOSTNAME`. */
 const peerEntry = (l: Lease): HostEntry => ({ address: l.address, names: [l.name ?? "", l.hostname ?? ""] });
 
+/**
+ * The set-up containers of a network, each with its line of the others' hosts files: a network
+ * of n containers has n files of n lines, each line made once here for all of them (made per
+ * file, they cost ~5 ms of a start or teardown at 50 containers).
+ */
+function networkHosts(records: Records, network: string): { lease: Lease; line: string | undefined }[] {
+  return records.leases.filter((l) => l.network === network && l.state === "active").map((lease) => ({ lease, line: hostsLine(peerEntry(lease)) }));
+}
+
+/** A container's hosts file: itself, then the others of its network (networkHosts). */
+function hostsOf(lease: Lease, members: ReturnType<typeof networkHosts>): string {
+  return hostsFileOf(selfEntry(lease), members.filter((m) => m.lease.id !== lease.id).map((m) => m.line));
+}
+
 /** The containers of a network as /etc/hosts lines, the given one left out. */
 function peersOf(records: Records, network: string, except: string): HostEntry[] {
   return records.leases.filter((l) => l.network === network && l.id !== except && l.state === "active").map(peerEntry);
 }
 
 function leaseHosts(records: Records, lease: Lease): string {
-  return hostsFile(selfEntry(lease), peersOf(records, lease.network, lease.id));
+  return hostsOf(lease, networkHosts(records, lease.network));
 }
 
-/**
- * Rewrites the hosts file of every other container of the network (a container came or went).
- * Each container's line is made once: with a file per container, each holding every other's
- * line, making them per file cost ~5 ms of a start or teardown at 50 containers.
- */
+/** Rewrites the hosts file of every other container of the network (a container came or went). */
 function refreshPeers(records: Records, network: string, except: string, log?: (m: string) => void): void {
-  const members = records.leases.filter((l) => l.network === network && l.state === "active");
-  const lines = members.map((l) => hostsLine(peerEntry(l)));
-  for (const [i, l] of members.entries()) {
+  const members = networkHosts(records, network);
+  for (const { lease: l } of members) {
     if (l.id === except || !l.etcDir) continue;
     try {
-      writeHostsFile(l.etcDir, hostsFileOf(selfEntry(l), lines.filter((_, j) => j !== i)));
+      writeHostsFile(l.etcDir, hostsOf(l, members));
     } catch (err) {
       // The container's files may be gone with it; its lease is reclaimed later.
       log?.(`cannot refresh ${join(l.etcDir, ETC_FILES.hosts)}: ${(err as Error).message}`);
@@ -273,7 +283,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
   const host = kernel.openHost();
   const ctr = kernel.openContainer(opts.netns);
   try {
-    return withRecords(paths, (records, save) => {
+    return withRecords(paths, (records, save, lock) => {
       const links = span("look up bridge", { bridge: opts.network }, () => linksNamed(host, [opts.network]));
       span("reclaim", { leases: records.leases.length }, () => reclaim(records, host, kernel, opts.log));
 
@@ -302,8 +312,8 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
       const network: NetworkRecord = net;
       const subnet = cidrOf(network.subnet);
       const { ports, addr } = span("allocate", { network: network.name }, () => {
-        // The host's listening sockets (/proc/net/tcp, udp and their v6 twins: several ms on a
-        // busy host) matter only to a container that publishes ports.
+        // The host's listening sockets (four sock_diag dumps) matter only to a container that
+        // publishes ports.
         const listeners = opts.ports.length ? kernel.listeners() : [];
         checkPortsFree(opts.ports.filter((p) => p.hostPort !== 0), records.leases, listeners);
         const ports = choosePorts(opts.ports, records.leases, listeners, undefined, undefined, opts.prefer?.ports);
@@ -375,7 +385,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
           return eth0;
         });
         faultPoint("net:address");
-        if (span("nft ruleset", { table: paths.table, ports: opts.ports.length }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths, save)))) opts.log?.(`loaded nftables table ip ${paths.table}`);
+        if (span("nft ruleset", { table: paths.table, ports: opts.ports.length }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths, lock, opts.log)))) opts.log?.(`loaded nftables table ip ${paths.table}`);
         faultPoint("net:nft");
         lease.state = "active";
         span("record lease", { state: "active" }, save);
@@ -394,7 +404,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         span("refresh peers", { network: network.name }, () => refreshPeers(records, network.name, opts.id, opts.log));
         return result;
       } catch (err) {
-        undoSetup(records, save, { network, isNew, lease, made, host, paths, kernel, log: opts.log });
+        undoSetup(records, save, { network, isNew, lease, made, host, paths, kernel, lock, log: opts.log });
         throw err;
       }
     });
@@ -406,7 +416,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
 
 function undoSetup(
   records: Records, save: () => void,
-  s: { network: NetworkRecord; isNew: boolean; lease: Lease; made: { bridge: boolean; veth: Link | undefined }; host: Rtnl; paths: NetPaths; kernel: NetKernel; log?: ((m: string) => void) | undefined },
+  s: { network: NetworkRecord; isNew: boolean; lease: Lease; made: { bridge: boolean; veth: Link | undefined }; host: Rtnl; paths: NetPaths; kernel: NetKernel; lock: RecordsLock; log?: ((m: string) => void) | undefined },
 ): void {
   const gone = (r: ReturnType<Rtnl["results"]>[number] | undefined) => r === undefined || r.ok || r.error.code === "ENODEV";
   if (s.made.veth) {
@@ -423,15 +433,21 @@ function undoSetup(
   // A bridge that could not be deleted keeps its record, so that `corerun-net rm` can retry.
   if (s.isNew && bridgeGone) records.networks = records.networks.filter((n) => n !== s.network);
   try {
-    syncRuleset(records, s.paths.table, nftOpts(s.kernel, s.paths, save));
+    syncRuleset(records, s.paths.table, nftOpts(s.kernel, s.paths, s.lock, s.log));
   } catch (err) {
     s.log?.(`cleanup: ${(err as Error).message}`);
   }
   save();
 }
 
-function nftOpts(kernel: NetKernel, paths: NetPaths, save: () => void): { boot: string; load: (r: Record<string, unknown>) => void; save: () => void } {
-  return { boot: kernel.bootId(), load: (r) => kernel.loadNft(r, paths.ruleset), save };
+/**
+ * How syncRuleset loads this root's table: nft holds the records' lock until its end (a nft that
+ * outlived a killed corerun-net could otherwise commit after the next one's load), and the
+ * records on disk say the table is unknown while it runs.
+ */
+function nftOpts(kernel: NetKernel, paths: NetPaths, lock: RecordsLock, log?: (m: string) => void): Parameters<typeof syncRuleset>[2] {
+  const boot = kernel.bootId();
+  return { boot, load: (r) => kernel.loadNft(r, paths.ruleset, lock.fd), markUnknown: () => lock.markTableUnknown(boot), log };
 }
 
 export function etcPaths(dir: string): { hosts: string; resolv: string; hostname: string } {
@@ -472,11 +488,11 @@ export function teardown(opts: { root: string; id: string; log?: (m: string) => 
   const paths = netPaths(opts.root);
   const host = kernel.openHost();
   try {
-    return withRecords(paths, (records, save) => {
+    return withRecords(paths, (records, save, lock) => {
       const lease = records.leases.find((l) => l.id === opts.id);
       if (!lease) {
         if (reclaim(records, host, kernel, opts.log).length) {
-          syncRuleset(records, paths.table, nftOpts(kernel, paths, save));
+          syncRuleset(records, paths.table, nftOpts(kernel, paths, lock, opts.log));
           save();
         }
         return { id: opts.id, removed: false };
@@ -493,7 +509,7 @@ export function teardown(opts: { root: string; id: string; log?: (m: string) => 
       faultPoint("net:teardown-veth");
       records.leases = records.leases.filter((l) => l !== lease);
       span("reclaim", { leases: records.leases.length }, () => reclaim(records, host, kernel, opts.log));
-      span("nft ruleset", { table: paths.table }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths, save)));
+      span("nft ruleset", { table: paths.table }, () => syncRuleset(records, paths.table, nftOpts(kernel, paths, lock, opts.log)));
       span("record release", undefined, save);
       span("refresh peers", { network: lease.network }, () => refreshPeers(records, lease.network, lease.id, opts.log));
       return { id: opts.id, removed: true, network: lease.network, address: lease.address, hostInterface: lease.veth, ports: lease.ports };
@@ -538,7 +554,7 @@ export function removeNetworks(opts: { root: string; names?: string[]; log?: (m:
   const paths = netPaths(opts.root);
   const host = kernel.openHost();
   try {
-    return withRecords(paths, (records, save) => {
+    return withRecords(paths, (records, save, lock) => {
       const links = host.dump(dumpLinks()).map(decodeLink);
       reclaim(records, host, kernel, opts.log);
       const unused = (n: NetworkRecord) => !records.leases.some((l) => l.network === n.name);
@@ -563,7 +579,7 @@ export function removeNetworks(opts: { root: string; names?: string[]; log?: (m:
         if (!r.ok && r.error.code !== "ENODEV") throw r.error;
       }
       records.networks = records.networks.filter((n) => !targets.includes(n));
-      syncRuleset(records, paths.table, nftOpts(kernel, paths, save));
+      syncRuleset(records, paths.table, nftOpts(kernel, paths, lock, opts.log));
       save();
       return targets.map((n) => n.name);
     });

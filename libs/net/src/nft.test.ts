@@ -139,35 +139,79 @@ describe("syncRuleset", () => {
 });
 
 describe("syncRuleset and a process killed while nft runs", () => {
-  test("the records saved before the load hold no text: the next start loads the table whole", () => {
+  /** The records as a command reads them, and what it writes: only what it saved, or the marker. */
+  function onDisk(first: Records) {
+    let disk = structuredClone(first);
+    return {
+      read: () => structuredClone(disk),
+      save: (r: Records) => (disk = structuredClone(r)),
+      markUnknown: () => (disk = { ...disk, nft: { bootId: "b1" } }),
+    };
+  }
+
+  test("the records on disk say the table is unknown while nft runs; killed then, the next start loads it whole", () => {
     const r = records();
-    syncRuleset(r, "t", { boot: "b1", load: () => {}, save: () => {} });
+    syncRuleset(r, "t", { boot: "b1", load: () => {} });
+    const disk = onDisk(r);
+    // A start: its lease, with a port, is recorded before nft runs; it is killed during the load.
     r.leases.push({ ...r.leases[0]!, id: "c2", ports: [{ hostPort: 8081, containerPort: 80, protocol: "tcp" }] });
-    // What is on disk when nft runs, and the process is killed before it records the result.
-    let onDisk: Records | undefined;
+    disk.save(r);
     const loads: Json[] = [];
-    syncRuleset(r, "t", { boot: "b1", load: (x) => loads.push(x), save: () => (onDisk = structuredClone(r)) });
+    syncRuleset(r, "t", { boot: "b1", load: (x) => loads.push(x), markUnknown: disk.markUnknown });
     assert.equal(loads.length, 1);
-    assert.deepEqual(onDisk!.nft, { bootId: "b1" }, "saved before the load, without a text");
-    // The next process: c2 was reclaimed, c3 joins with a port.
-    const next = onDisk!;
+    // The next command: c2 is reclaimed, c3 joins with a port.
+    const next = disk.read();
+    assert.deepEqual(next.nft, { bootId: "b1" }, "marked before the load, without a text");
     next.leases = next.leases.filter((l) => l.id !== "c2");
     next.leases.push({ ...next.leases[0]!, id: "c3", ports: [{ hostPort: 8082, containerPort: 80, protocol: "tcp" }] });
     const after: Json[] = [];
-    syncRuleset(next, "t", { boot: "b1", load: (x) => after.push(x), save: () => {} });
+    syncRuleset(next, "t", { boot: "b1", load: (x) => after.push(x) });
     assert.deepEqual(after, [rulesetFor(next, "t")], "the whole table, without c2's rule");
+  });
+
+  test("a load nft refuses leaves the records as they were saved, marked: the command can be run again", () => {
+    const r = records();
+    syncRuleset(r, "t", { boot: "b1", load: () => {} });
+    const disk = onDisk(r);
+    // A teardown: the lease leaves the records in memory, then nft fails.
+    r.leases = [];
+    const refuse = () => {
+      throw new Error("nft refused corerun's ruleset");
+    };
+    assert.throws(() => syncRuleset(r, "t", { boot: "b1", load: refuse, markUnknown: disk.markUnknown }), /refused/);
+    const again = disk.read();
+    assert.equal(again.leases.length, 1, "the lease is still recorded, for the teardown to be run again");
+    assert.deepEqual(again.nft, { bootId: "b1" });
+    again.leases = [];
+    const loads: Json[] = [];
+    assert.equal(syncRuleset(again, "t", { boot: "b1", load: (x) => loads.push(x) }), true);
+    assert.deepEqual(loads, [rulesetFor(again, "t")]);
   });
 
   test("the last network removed while nft runs: the next sync still removes the table", () => {
     const r = records();
-    syncRuleset(r, "t", { boot: "b1", load: () => {}, save: () => {} });
+    syncRuleset(r, "t", { boot: "b1", load: () => {} });
+    const disk = onDisk(r);
     r.networks = [];
     r.leases = [];
-    let onDisk: Records | undefined;
-    syncRuleset(r, "t", { boot: "b1", load: () => {}, save: () => (onDisk = structuredClone(r)) });
+    disk.save(r);
+    syncRuleset(r, "t", { boot: "b1", load: () => {}, markUnknown: disk.markUnknown });
     const after: Json[] = [];
-    assert.equal(syncRuleset(onDisk!, "t", { boot: "b1", load: (x) => after.push(x) }), true);
+    assert.equal(syncRuleset(disk.read(), "t", { boot: "b1", load: (x) => after.push(x) }), true);
     assert.deepEqual(after, [rulesetFor(emptyRecords(), "t")]);
+  });
+
+  test("added rules nft refuses: said in the log, and the table is loaded whole", () => {
+    const r = records();
+    syncRuleset(r, "t", { boot: "b1", load: () => {} });
+    r.leases.push({ ...r.leases[0]!, id: "c2", ports: [{ hostPort: 8081, containerPort: 80, protocol: "tcp" }] });
+    const said: string[] = [];
+    let n = 0;
+    syncRuleset(r, "t", { boot: "b1", load: () => {
+      if (n++ === 0) throw new Error("nft refused corerun's ruleset: No such file or directory");
+    }, log: (m) => said.push(m) });
+    assert.equal(n, 2);
+    assert.match(said[0]!, /No such file or directory; loading table ip t whole/);
   });
 });
 

@@ -1,10 +1,11 @@
 /**
- * corerun's nftables table, generated whole from the records and loaded with one `nft -j -f -`
+ * corerun's nftables table, generated whole from the records and loaded with one `nft -j -f`
  * transaction that deletes and recreates the table (or, when a container's DNAT rules are all
  * that is new, one that adds them: appendedRules). The kernel applies a transaction atomically,
- * so no packet sees a half-built table, and the table always matches the records: no rule
- * handles to remember, nothing to drift, a crashed run repaired by the next one. The table
- * belongs to one state root (see netPaths) and holds:
+ * so no packet sees a half-built table; no rule handles are kept, and a crashed run is repaired
+ * by the next load, which is whole. A change made by hand inside the table lasts until the next
+ * whole load (a removal, a new network). The table belongs to one state root (see netPaths) and
+ * holds:
  *
  *   prerouting (nat, dstnat)   fib daddr type local jump ports        from other hosts and containers
  *   output     (nat, -100)     fib daddr type local jump ports        from the host itself, 127.0.0.1 included
@@ -101,11 +102,11 @@ export function bootId(path = "/proc/sys/kernel/random/boot_id"): string {
  * ruleset goes through a file: Node hands a child its stdin as a socket, which nft cannot open
  * as /dev/stdin (ENXIO), and a command-line argument is capped at 128 KiB.
  */
-export function loadRuleset(ruleset: Json, file: string, nft = "nft"): void {
+export function loadRuleset(ruleset: Json, file: string, nft = "nft", lockFd?: number): void {
   writeFileSync(file, JSON.stringify(ruleset), { mode: 0o600 });
   let r: ProgramResult;
   try {
-    r = runProgram(linuxSyscall, [nft, "-j", "-f", file], { timeoutMs: 30_000 });
+    r = runProgram(linuxSyscall, [nft, "-j", "-f", file], { timeoutMs: 30_000, inherit: lockFd === undefined ? [] : [lockFd] });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new Error(code === "ENOENT" ? "nft is not installed; install nftables (apt-get install nftables)" : `cannot run nft: ${(err as Error).message}`);
@@ -144,7 +145,10 @@ export function appendedRules(loaded: string, ruleset: Json, text = JSON.stringi
  * no process. Returns whether nft ran. The records keep the text of the whole table as it now
  * stands, also when only rules were added to it.
  */
-export function syncRuleset(records: Records, table: string, opts: { boot: string; load: (r: Json) => void; save?: () => void }): boolean {
+export function syncRuleset(
+  records: Records, table: string,
+  opts: { boot: string; load: (r: Json) => void; markUnknown?: () => void; log?: ((m: string) => void) | undefined },
+): boolean {
   const ruleset = rulesetFor(records, table);
   // Compared as the text itself, not a digest: exact, and no load of node:crypto (~4 ms) on the
   // start and teardown of every bridge container. A few kB in the records, under 300 bytes a port.
@@ -160,17 +164,16 @@ export function syncRuleset(records: Records, table: string, opts: { boot: strin
   const added = loaded === undefined ? undefined : appendedRules(loaded, ruleset, text);
   // While nft runs, the records say the table holds something unknown: a process killed before
   // it records the new text leaves the next one to load the table whole, not to add to (or
-  // trust as current) a text the kernel no longer holds.
-  if (opts.save) {
-    records.nft = { bootId: boot };
-    opts.save();
-  }
+  // trust as current) a text the kernel no longer holds. A load that fails leaves it so.
+  records.nft = { bootId: boot };
+  opts.markUnknown?.();
   let whole = added === undefined;
   if (added) {
     try {
       opts.load(added);
-    } catch {
-      // The table is not as recorded (removed by hand, `nft flush ruleset`): made whole again below.
+    } catch (err) {
+      // The table is not as recorded (removed by hand, `nft flush ruleset`): made whole again.
+      opts.log?.(`${(err as Error).message}; loading table ip ${table} whole`);
       whole = true;
     }
   }

@@ -3,7 +3,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
-import { SyscallError } from "@corerun/syscall";
+import { createSocket } from "node:dgram";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { NETLINK_SOCK_DIAG, openNetlink, SyscallError } from "@corerun/syscall";
+import { Rtnl } from "./client.ts";
 import { checkOwnPorts, checkPortsFree, choosePorts, decodeDiagSocket, decodeProcAddress, diagDump, diagListeners, ephemeralRange, hostListeners, parsePublish, portString, procListeners } from "./ports.ts";
 import type { Request } from "./rtnl.ts";
 import type { Lease } from "./records.ts";
@@ -136,13 +140,38 @@ describe("host ports in use", () => {
     assert.deepEqual(decodeDiagSocket(diagMsg(2, 443, [10, 1, 2, 3]), "tcp"), { protocol: "tcp", address: "10.1.2.3", port: 443 });
   });
 
-  test("a kernel without sock_diag for a protocol: the sockets are read from /proc/net instead", () => {
-    const refused = new SyscallError({ syscall: "SOCK_DIAG_BY_FAMILY", errno: 2, context: "list sockets" });
+  test("a kernel without sock_diag for a protocol: the sockets are read from /proc/net instead; other refusals are errors", () => {
+    const refusal = (errno: number) => new SyscallError({ syscall: "SOCK_DIAG_BY_FAMILY", errno, context: "list sockets" });
     let closed = false;
-    const got = hostListeners(() => ({ dump: () => { throw refused; }, close: () => { closed = true; } }), dir);
+    const got = hostListeners({ open: () => ({ dump: () => { throw refusal(2); }, close: () => { closed = true; } }), proc: dir });
     assert.deepEqual(got, procListeners(dir));
     assert.ok(got.length > 0);
     assert.ok(closed, "the socket is closed");
-    assert.deepEqual(hostListeners(() => { throw refused; }, dir), procListeners(dir));
+    assert.deepEqual(hostListeners({ open: () => { throw refusal(93); }, proc: dir }), procListeners(dir), "EPROTONOSUPPORT");
+    assert.throws(() => hostListeners({ open: () => ({ dump: () => { throw refusal(22); }, close: () => {} }), proc: dir }), /EINVAL/);
+  });
+
+  test("sock_diag of this kernel (no root needed) lists a TCP socket listening here and an unconnected UDP one", async (t) => {
+    let diag: Rtnl;
+    try {
+      diag = new Rtnl(openNetlink({ protocol: NETLINK_SOCK_DIAG }));
+    } catch (err) {
+      t.skip(`no sock_diag here: ${(err as Error).message}`);
+      return;
+    }
+    const server = createServer().listen(0, "127.0.0.1");
+    const udp = createSocket("udp4");
+    try {
+      await once(server, "listening");
+      udp.bind(0, "127.0.0.1");
+      await once(udp, "listening");
+      const got = diagListeners(diag);
+      assert.ok(got.some((l) => l.protocol === "tcp" && l.address === "127.0.0.1" && l.port === (server.address() as { port: number }).port), JSON.stringify(got));
+      assert.ok(got.some((l) => l.protocol === "udp" && l.address === "127.0.0.1" && l.port === udp.address().port), JSON.stringify(got));
+    } finally {
+      diag.close();
+      server.close();
+      udp.close();
+    }
   });
 });

@@ -68,37 +68,51 @@ export interface Listener {
 const TCP_LISTEN = 10;
 /** An unconnected UDP socket's state (TCP_CLOSE): bound, taking datagrams from anyone. */
 const UDP_UNCONNECTED = 7;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+/** The sockets that take a port: by protocol, state and family, as /proc/net names their files. */
+const LISTENING = [
+  { protocol: "tcp", state: TCP_LISTEN, family: AF_INET, file: "tcp" },
+  { protocol: "tcp", state: TCP_LISTEN, family: AF_INET6, file: "tcp6" },
+  { protocol: "udp", state: UDP_UNCONNECTED, family: AF_INET, file: "udp" },
+  { protocol: "udp", state: UDP_UNCONNECTED, family: AF_INET6, file: "udp6" },
+] as const;
+
+/** A kernel without sock_diag, or without its module for TCP or UDP (tcp_diag, udp_diag). */
+const NO_SOCK_DIAG = new Set(["EPROTONOSUPPORT", "ENOENT", "EOPNOTSUPP"]);
 
 /**
  * Sockets of the calling thread's network namespace that a DNAT of the same port would shadow:
  * listening TCP sockets and bound, unconnected UDP sockets (IPv6 too: a socket bound to :: takes
  * IPv4 connections as well). Asked of sock_diag(7), as `ss -ltun` does; read from /proc/net when
- * the kernel lacks it (as ss falls back). /proc/net/tcp walks the whole established-connection
- * hash table, sized by the machine's memory: 2 ms each for tcp and tcp6 here, against ~0.2 ms
- * for the four dumps, which walk only the listening sockets.
+ * the kernel lacks it (as ss falls back). The kernel makes /proc/net/tcp by walking the whole
+ * established-connection hash table, sized by the machine's memory (2 ms each for tcp and tcp6
+ * here), where a dump of listening TCP sockets walks the listening ones only (~0.2 ms for the
+ * four dumps; UDP's walk the UDP table, as /proc/net/udp does).
  */
-export function hostListeners(open: () => Pick<Rtnl, "dump" | "close"> = () => new Rtnl(openNetlink({ protocol: NETLINK_SOCK_DIAG })), proc = "/proc"): Listener[] {
+export function hostListeners(opts: { open?: () => Pick<Rtnl, "dump" | "close">; proc?: string } = {}): Listener[] {
+  const open = opts.open ?? (() => new Rtnl(openNetlink({ protocol: NETLINK_SOCK_DIAG })));
+  const fallBack = (err: unknown) => {
+    if (err instanceof SyscallError && NO_SOCK_DIAG.has(err.code)) return procListeners(opts.proc);
+    throw err;
+  };
   let diag: Pick<Rtnl, "dump" | "close">;
   try {
     diag = open();
   } catch (err) {
-    if (err instanceof SyscallError) return procListeners(proc);
-    throw err;
+    return fallBack(err);
   }
   try {
     return diagListeners(diag);
   } catch (err) {
-    // EPROTONOSUPPORT / ENOENT: no inet_diag, tcp_diag or udp_diag in this kernel.
-    if (err instanceof SyscallError) return procListeners(proc);
-    throw err;
+    return fallBack(err);
   } finally {
     diag.close();
   }
 }
 
 const SOCK_DIAG_BY_FAMILY = 20;
-const AF_INET = 2;
-const AF_INET6 = 10;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 
@@ -113,13 +127,7 @@ export function diagDump(family: number, protocol: Protocol, state: number): Req
 }
 
 export function diagListeners(diag: Pick<Rtnl, "dump">): Listener[] {
-  const out: Listener[] = [];
-  for (const [protocol, state] of [["tcp", TCP_LISTEN], ["udp", UDP_UNCONNECTED]] as const) {
-    for (const family of [AF_INET, AF_INET6]) {
-      for (const msg of diag.dump(diagDump(family, protocol, state))) out.push(decodeDiagSocket(msg.payload, protocol));
-    }
-  }
-  return out;
+  return LISTENING.flatMap((k) => diag.dump(diagDump(k.family, k.protocol, k.state)).map((msg) => decodeDiagSocket(msg.payload, k.protocol)));
 }
 
 /**
@@ -150,25 +158,21 @@ function socketAddress(bytes: Buffer, v6: boolean): string | undefined {
 /** The same sockets, read from /proc/net/{tcp,tcp6,udp,udp6}. */
 export function procListeners(proc = "/proc"): Listener[] {
   const out: Listener[] = [];
-  const read = (file: string, protocol: Protocol, state: number, v6: boolean) => {
+  for (const k of LISTENING) {
     let text: string;
     try {
-      text = readFileSync(`${proc}/net/${file}`, "utf8");
+      text = readFileSync(`${proc}/net/${k.file}`, "utf8");
     } catch {
-      return;
+      continue;
     }
     for (const line of text.split("\n").slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f.length < 4 || parseInt(f[3]!, 16) !== state) continue;
+      if (f.length < 4 || parseInt(f[3]!, 16) !== k.state) continue;
       const [hex, portHex] = f[1]!.split(":");
       if (!hex || !portHex) continue;
-      out.push({ protocol, address: decodeProcAddress(hex, v6), port: parseInt(portHex, 16) });
+      out.push({ protocol: k.protocol, address: decodeProcAddress(hex, k.family === AF_INET6), port: parseInt(portHex, 16) });
     }
-  };
-  read("tcp", "tcp", TCP_LISTEN, false);
-  read("tcp6", "tcp", TCP_LISTEN, true);
-  read("udp", "udp", UDP_UNCONNECTED, false);
-  read("udp6", "udp", UDP_UNCONNECTED, true);
+  }
   return out;
 }
 

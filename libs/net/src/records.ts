@@ -70,9 +70,10 @@ export const Records = v.object({
   networks: v.array(NetworkRecord),
   leases: v.array(Lease),
   /**
-   * The ruleset last loaded into nftables, as the JSON text nft was given, and the boot it was
-   * loaded in. (Records written before kept a sha256 digest instead: without `ruleset`, the next
-   * setup loads the table once more.)
+   * The table as last loaded into nftables, as the JSON text of the whole table (also when a
+   * start only added its rules to it), and the boot it was loaded in. Without `ruleset` its
+   * contents are unknown (nft was running, or an earlier version kept a digest): the next load
+   * is of the whole table.
    */
   nft: v.optional(v.object({ bootId: v.string(), ruleset: v.optional(v.string()) })),
 });
@@ -86,7 +87,7 @@ export interface NetPaths {
   dir: string;
   records: string;
   lock: string;
-  /** The nft JSON last loaded (kept for nft -f, and to see what the kernel was given). */
+  /** The JSON nft was last given (the whole table, or the rules a start added), for nft -f. */
   ruleset: string;
   /** The nftables table for this state root: each root owns its own table. */
   table: string;
@@ -135,15 +136,35 @@ export function writeRecords(path: string, records: Records): void {
   writeJsonAtomic(path, records, { durable: false });
 }
 
+/** What a step that runs nft under the records' lock needs of it (syncRuleset). */
+export interface RecordsLock {
+  /** The lock's fd, for nft to inherit: held until nft's end, should corerun-net die first. */
+  fd: number;
+  /**
+   * Writes the records as last saved (or read), the table's contents marked unknown: what is on
+   * disk while nft runs. The changes not saved yet stay out, so a refused load leaves the records
+   * as they were, for the command to be run again.
+   */
+  markTableUnknown(boot: string): void;
+}
+
 /**
  * Runs fn on the records under the lock and writes them back when fn says they changed. Every
  * allocation (addresses, subnets, host ports, names) happens inside, so concurrent setups see
  * each other's leases.
  */
-export function withRecords<T>(paths: NetPaths, fn: (records: Records, save: () => void) => T): T {
+export function withRecords<T>(paths: NetPaths, fn: (records: Records, save: () => void, lock: RecordsLock) => T): T {
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  return withLock(paths.lock, () => {
+  return withLock(paths.lock, (fd) => {
     const records = span("read records", undefined, () => readRecords(paths.records));
-    return fn(records, () => writeRecords(paths.records, records));
+    let onDisk = JSON.stringify(records);
+    const write = (r: Records) => {
+      writeRecords(paths.records, r);
+      onDisk = JSON.stringify(r);
+    };
+    return fn(records, () => write(records), {
+      fd,
+      markTableUnknown: (boot) => write({ ...(JSON.parse(onDisk) as Records), nft: { bootId: boot } }),
+    });
   });
 }

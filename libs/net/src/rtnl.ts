@@ -194,7 +194,7 @@ export function macString(b: Buffer | undefined): string | undefined {
  * A container's MAC address, from its IPv4 address as Docker makes it (02:42 then the address's
  * four bytes): a container that gets an address another one had moments before gets its MAC
  * too, so the host's and the other containers' neighbour entries for that address stay right.
- * With a random MAC they would still name the old one (REACHABLE for up to ~30 s), and packets
+ * With a random MAC they would still name the old one (REACHABLE for 15-45 s), and packets
  * to the new container would go to a MAC that no port of the bridge has.
  */
 export function macForAddress(address: string): string {

@@ -96,13 +96,16 @@ export function readState(path: string): State {
   return parseState(JSON.parse(text), path);
 }
 
-/** Runs fn while holding an exclusive flock on `path` (created if missing). */
-export function withLock<T>(path: string, fn: () => T, sys: Syscall = linuxSyscall): T {
+/**
+ * Runs fn while holding an exclusive flock on `path` (created if missing). fn gets the lock's fd:
+ * a process it starts that inherits it holds the lock until its own end, should this one die.
+ */
+export function withLock<T>(path: string, fn: (fd: number) => T, sys: Syscall = linuxSyscall): T {
   const fd = openSync(path, "a", 0o600);
   try {
     sys.flock(fd, LOCK_EX);
     try {
-      return fn();
+      return fn(fd);
     } finally {
       sys.flock(fd, LOCK_UN);
     }

@@ -128,16 +128,17 @@ export interface ProgramResult {
  * as child_process.spawnSync does, through the native helper (Syscall.spawn): without
  * node:child_process's ~5 ms load, on the paths of a container's start and teardown that run
  * nft or newuidmap. A program not found in PATH throws an error with code ENOENT; one that has
- * not ended after timeoutMs is killed and throws with code ETIMEDOUT.
+ * not ended after timeoutMs is killed and throws with code ETIMEDOUT. `inherit`: fds the program
+ * gets from 3 on (a lock it must hold until its end, should its caller die first).
  */
-export function runProgram(sys: Syscall, argv: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): ProgramResult {
+export function runProgram(sys: Syscall, argv: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; inherit?: readonly number[] } = {}): ProgramResult {
   const file = findProgram(argv[0]!);
   if (file === undefined) throw Object.assign(new Error(`${argv[0]}: not found in PATH`), { code: "ENOENT" });
   const out = sys.pipe();
   const err = sys.pipe();
   let pid: number;
   try {
-    pid = sys.spawn(file, argv, envp(opts.env), [-1, out[1], err[1]], false);
+    pid = sys.spawn(file, argv, envp(opts.env), [-1, out[1], err[1], ...(opts.inherit ?? [])], false);
   } catch (e) {
     for (const fd of [out[0], err[0]]) closeSync(fd);
     throw e;
