@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, describe, test } from "node:test";
@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { createServer } from "node:net";
 import { NETLINK_SOCK_DIAG, openNetlink, SyscallError } from "@corerun/syscall";
 import { Rtnl } from "./client.ts";
-import { checkOwnPorts, checkPortsFree, choosePorts, decodeDiagSocket, decodeProcAddress, diagDump, diagListeners, ephemeralRange, hostListeners, parsePublish, portString, procListeners } from "./ports.ts";
+import { checkOwnPorts, checkPortsFree, choosePorts, decodeDiagSocket, type Listener, decodeProcAddress, diagDump, diagListeners, ephemeralRange, hostListeners, parsePublish, portString, procListeners } from "./ports.ts";
 import type { Request } from "./rtnl.ts";
 import type { Lease } from "./records.ts";
 
@@ -140,6 +140,14 @@ describe("host ports in use", () => {
     assert.deepEqual(decodeDiagSocket(diagMsg(2, 443, [10, 1, 2, 3]), "tcp"), { protocol: "tcp", address: "10.1.2.3", port: 443 });
   });
 
+  test("sock_diag: an IPv6-only socket on :: takes no IPv4 port; a message too short is an error", () => {
+    // INET_DIAG_SKV6ONLY: nla_len 5, type 11, one byte, padded to 8.
+    const v6only = (flag: number) => Buffer.concat([diagMsg(10, 8443, Array(16).fill(0)), Buffer.from([5, 0, 11, 0, flag, 0, 0, 0])]);
+    assert.equal(decodeDiagSocket(v6only(1), "tcp").address, "v6");
+    assert.equal(decodeDiagSocket(v6only(0), "tcp").address, undefined, "dual-stack :: takes IPv4 too");
+    assert.throws(() => decodeDiagSocket(Buffer.alloc(40), "tcp"), /shorter than struct inet_diag_msg/);
+  });
+
   test("a kernel without sock_diag for a protocol: the sockets are read from /proc/net instead; other refusals are errors", () => {
     const refusal = (errno: number) => new SyscallError({ syscall: "SOCK_DIAG_BY_FAMILY", errno, context: "list sockets" });
     let closed = false;
@@ -159,19 +167,25 @@ describe("host ports in use", () => {
       t.skip(`no sock_diag here: ${(err as Error).message}`);
       return;
     }
-    const server = createServer().listen(0, "127.0.0.1");
+    const server = createServer();
     const udp = createSocket("udp4");
+    const only6 = existsSync("/proc/net/if_inet6") ? createServer() : undefined;
     try {
-      await once(server, "listening");
-      udp.bind(0, "127.0.0.1");
-      await once(udp, "listening");
+      await Promise.all([
+        once(server.listen(0, "127.0.0.1"), "listening"),
+        once(udp.bind(0, "127.0.0.1"), "listening"),
+        only6 && once(only6.listen({ port: 0, host: "::", ipv6Only: true }), "listening"),
+      ]);
       const got = diagListeners(diag);
-      assert.ok(got.some((l) => l.protocol === "tcp" && l.address === "127.0.0.1" && l.port === (server.address() as { port: number }).port), JSON.stringify(got));
-      assert.ok(got.some((l) => l.protocol === "udp" && l.address === "127.0.0.1" && l.port === udp.address().port), JSON.stringify(got));
+      const has = (l: Listener) => got.some((g) => g.protocol === l.protocol && g.address === l.address && g.port === l.port);
+      assert.ok(has({ protocol: "tcp", address: "127.0.0.1", port: (server.address() as { port: number }).port }), JSON.stringify(got));
+      assert.ok(has({ protocol: "udp", address: "127.0.0.1", port: udp.address().port }), JSON.stringify(got));
+      if (only6) assert.ok(has({ protocol: "tcp", address: "v6", port: (only6.address() as { port: number }).port }), JSON.stringify(got));
     } finally {
       diag.close();
       server.close();
       udp.close();
+      only6?.close();
     }
   });
 });

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { NETLINK_SOCK_DIAG, openNetlink, SyscallError } from "@corerun/syscall";
 import { Rtnl } from "./client.ts";
-import { NLM_F_DUMP, type Request } from "./rtnl.ts";
+import { decodeAttrs, NLM_F_DUMP, type Request } from "./rtnl.ts";
 import { formatIPv4, parseIPv4 } from "./ip.ts";
 import { netPaths, readRecords, type Lease, type Protocol, type PublishedPort } from "./records.ts";
 
@@ -130,13 +130,23 @@ export function diagListeners(diag: Pick<Rtnl, "dump">): Listener[] {
   return LISTENING.flatMap((k) => diag.dump(diagDump(k.family, k.protocol, k.state)).map((msg) => decodeDiagSocket(msg.payload, k.protocol)));
 }
 
+/** struct inet_diag_msg's size: its attributes follow it. */
+const INET_DIAG_MSG_SIZE = 72;
+/** The attribute the kernel adds to every IPv6 socket: IPV6_V6ONLY, one byte. */
+const INET_DIAG_SKV6ONLY = 11;
+
 /**
  * struct inet_diag_msg: family (byte 0), then struct inet_diag_sockid from byte 4: the source
- * port (big-endian) and at byte 8 the source address, 4 or 16 bytes.
+ * port (big-endian) and at byte 8 the source address, 4 or 16 bytes. An IPv6 socket bound to ::
+ * with IPV6_V6ONLY takes no IPv4 traffic, so an IPv4 DNAT cannot shadow it (/proc/net cannot
+ * tell: there it counts as a wildcard).
  */
 export function decodeDiagSocket(msg: Buffer, protocol: Protocol): Listener {
+  if (msg.length < INET_DIAG_MSG_SIZE) throw new Error(`sock_diag: a socket of ${msg.length} bytes, shorter than struct inet_diag_msg`);
   const v6 = msg.readUInt8(0) === AF_INET6;
-  return { protocol, address: socketAddress(msg.subarray(8, v6 ? 24 : 12), v6), port: msg.readUInt16BE(4) };
+  const address = socketAddress(msg.subarray(8, v6 ? 24 : 12), v6);
+  const v6only = v6 && decodeAttrs(msg, INET_DIAG_MSG_SIZE).get(INET_DIAG_SKV6ONLY)?.[0] === 1;
+  return { protocol, address: address === undefined && v6only ? "v6" : address, port: msg.readUInt16BE(4) };
 }
 
 /**
