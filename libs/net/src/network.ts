@@ -45,8 +45,10 @@ export interface NetKernel {
   isAlive(ref: { pid: number; startTime: number }): boolean;
   /** The index of the host's interface of that name (in the host socket's namespace), if any. */
   interfaceIndex(name: string): number | undefined;
-  /** Loads an nft JSON ruleset; `file` is where it may be kept (the records' directory). */
-  /** Loads a ruleset with nft, which inherits `lockFd` (the records' lock) until its end. */
+  /**
+   * Loads an nft JSON ruleset; `file` is where it may be kept (the records' directory). nft
+   * inherits `lockFd` (the records' lock) and holds it until its end.
+   */
   loadNft(ruleset: Record<string, unknown>, file: string, lockFd?: number): void;
   bootId(): string;
 }
