@@ -12,7 +12,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, copyFileSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { cgroupManager, cloneJoin, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, createForClone, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import { faultPoint, saveCodeCache, span, tracing, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
@@ -290,11 +290,10 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       const maps = { uidMap: plan.spec.linux!.uidMappings!.map(toRange), gidMap: (plan.spec.linux!.gidMappings ?? plan.spec.linux!.uidMappings!).map(toRange) };
       handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
     }
-    // The limits to create the cgroup with and those to write once the process has loaded;
-    // undefined: all of them now, and the process moves only once loaded.
-    const split = cloneJoin(plan.limits);
+    // The limits to write once the process has loaded; undefined: the cgroup has them all now,
+    // and the process moves only once loaded.
     const { cg } = made;
-    span("create cgroup", { parent: plan.cgroup.parent, name: plan.cgroup.name, limits: plan.limits }, () => cg.create(split?.create ?? plan.limits, split?.beforeGo));
+    const beforeGo = span("create cgroup", { parent: plan.cgroup.parent, name: plan.cgroup.name, limits: plan.limits }, () => createForClone(cg, plan.limits));
     faultPoint("oci:cgroup");
     // Recorded before the process runs at all: a create killed at any moment leaves either no
     // process (it waits on a pipe that closes with create) or one that cleanup finds.
@@ -306,12 +305,12 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     // that load (pids, CPU) are written once it has loaded (it said ready). Under a limit that
     // could stop the load (cloneJoin) it moves only then, so that the memory the waiting Node
     // process took to load stays charged where it was.
-    if (split) joining = startJoinCgroupFds(openCgroupProcs(cg.dirs()), pid);
+    if (beforeGo) joining = startJoinCgroupFds(openCgroupProcs(cg.dirs()), pid);
     const enterCgroup = () =>
       span("join cgroup", { pid }, () => {
         if (joining) {
           joining();
-          cg.apply(split!.beforeGo);
+          cg.apply(beforeGo!);
         } else {
           cg.addTask(pid);
         }

@@ -7,7 +7,7 @@ import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as 
 import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, UsageError, waitChild, type ProcessEnd } from "@corerun/cli";
 import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
-import { cgroupManager, cloneJoin, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, createForClone, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
   createContainer, restartContainer, isAlive, procStartTime, readState, readStates, removeContainer, setStatus, updateState,
@@ -224,10 +224,9 @@ export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
   const cg = c.cgroup ?? cgroupManager({ name: c.id, parent: cfg.cgroupParent });
   if (!c.cgroup) updateState(c.path, () => ({ cgroup: cgroupRecord(cg) }));
   faultPoint("corerun:cgroup-recorded");
-  const split = cloneJoin(cfg.limits);
-  cg.create(split?.create ?? cfg.limits, split?.beforeGo);
-  if (split) c.limitsBeforeGo = () => {
-    if (Object.keys(split.beforeGo).length) span("apply limits", undefined, () => cg.apply(split.beforeGo));
+  const beforeGo = createForClone(cg, cfg.limits);
+  if (beforeGo) c.limitsBeforeGo = () => {
+    if (Object.keys(beforeGo).length) span("apply limits", undefined, () => cg.apply(beforeGo));
   };
   faultPoint("corerun:cgroup");
   c.cgroupDirs = cg.dirs();

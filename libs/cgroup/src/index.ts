@@ -12,5 +12,5 @@ export {
 } from "./manager.ts";
 export type { CgroupStats } from "./stats.ts";
 export { attachDeviceFilter, deviceFilterProgram, effectiveRules } from "./devicefilter.ts";
-export { cloneJoin, EARLY_JOIN_MEMORY, EARLY_JOIN_QUOTA, joinCgroups, joinCommand, openCgroupProcs, joinCgroupFds, startJoinCgroupFds, JOIN_SCRIPT } from "./join.ts";
+export { cloneJoin, createForClone, EARLY_JOIN_MEMORY, EARLY_JOIN_QUOTA, joinCgroups, joinCommand, openCgroupProcs, joinCgroupFds, startJoinCgroupFds, JOIN_SCRIPT } from "./join.ts";
 export { cgroupTree, mountCgroupTree, type CgroupTree } from "./mount.ts";

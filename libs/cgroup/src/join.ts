@@ -4,6 +4,7 @@ import { writeInBackground, type SyscallError } from "@corerun/syscall";
 import { nodeCgroupFs, type CgroupFs } from "./fs.ts";
 import { writeValue } from "./files.ts";
 import type { Limits } from "./limits.ts";
+import type { CgroupManager } from "./manager.ts";
 
 /**
  * Moves the calling process into each cgroup directory: writing "0" to cgroup.procs means "me"
@@ -44,6 +45,17 @@ export function cloneJoin(limits: Limits): { create: Limits; beforeGo: Limits } 
   if (cpu !== undefined) beforeGo.cpu = cpu;
   if (cpuShares !== undefined) beforeGo.cpuShares = cpuShares;
   return { create, beforeGo };
+}
+
+/**
+ * Creates the cgroup of a process that enters it as it is cloned, where its limits allow
+ * (cloneJoin): returns the limits left to apply() once its Node has loaded (before go), or
+ * undefined when the cgroup has them all and the process joins right before its exec.
+ */
+export function createForClone(cg: Pick<CgroupManager, "create">, limits: Limits): Limits | undefined {
+  const split = cloneJoin(limits);
+  cg.create(split?.create ?? limits, split?.beforeGo);
+  return split?.beforeGo;
 }
 
 /**
