@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { NETLINK_SOCK_DIAG, openNetlink, SyscallError } from "@corerun/syscall";
 import { Rtnl } from "./client.ts";
-import { decodeAttrs, NLM_F_DUMP, type Request } from "./rtnl.ts";
+import { AF_INET, AF_INET6, decodeAttrs, NLM_F_DUMP, type Request } from "./rtnl.ts";
 import { formatIPv4, parseIPv4 } from "./ip.ts";
 import { netPaths, readRecords, type Lease, type Protocol, type PublishedPort } from "./records.ts";
 
@@ -68,8 +68,6 @@ export interface Listener {
 const TCP_LISTEN = 10;
 /** An unconnected UDP socket's state (TCP_CLOSE): bound, taking datagrams from anyone. */
 const UDP_UNCONNECTED = 7;
-const AF_INET = 2;
-const AF_INET6 = 10;
 
 /** The sockets that take a port: by protocol, state and family, as /proc/net names their files. */
 const LISTENING = [

@@ -132,8 +132,8 @@ export function readRecords(path: string): Records {
  * Temp file and rename: a reader never sees half a file. No fsync: the leases and published
  * ports describe veths and nftables rules, which do not outlive the machine either.
  */
-export function writeRecords(path: string, records: Records): void {
-  writeJsonAtomic(path, records, { durable: false });
+export function writeRecords(path: string, records: Records): string {
+  return writeJsonAtomic(path, records, { durable: false });
 }
 
 /** What a step that runs nft under the records' lock needs of it (syncRuleset). */
@@ -157,14 +157,15 @@ export function withRecords<T>(paths: NetPaths, fn: (records: Records, save: () 
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   return withLock(paths.lock, (fd) => {
     const records = span("read records", undefined, () => readRecords(paths.records));
-    let onDisk = JSON.stringify(records);
-    const write = (r: Records) => {
-      writeRecords(paths.records, r);
-      onDisk = JSON.stringify(r);
-    };
+    // The text last written here; until then the file is as it was read.
+    let written: string | undefined;
+    const write = (r: Records) => (written = writeRecords(paths.records, r));
     return fn(records, () => write(records), {
       fd,
-      markTableUnknown: (boot) => write({ ...(JSON.parse(onDisk) as Records), nft: { bootId: boot } }),
+      markTableUnknown(boot) {
+        const onDisk = written === undefined ? readRecords(paths.records) : (JSON.parse(written) as Records);
+        write({ ...onDisk, nft: { bootId: boot } });
+      },
     });
   });
 }

@@ -32,6 +32,7 @@ const NLMSGERR_ATTR_MSG = 1;
 
 export const AF_UNSPEC = 0;
 export const AF_INET = 2;
+export const AF_INET6 = 10;
 export const AF_BRIDGE = 7;
 
 // Link attributes.
