@@ -1,7 +1,7 @@
-import { accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants } from "node:fs";
 import { CommandError, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND } from "@corerun/cli";
 import { DEFAULT_PATH, pathCandidates } from "@corerun/syscall";
-import { resolveInRoot } from "./resolve.ts";
+import { resolveInRoot, statIfAny } from "./resolve.ts";
 
 export { DEFAULT_PATH };
 
@@ -16,12 +16,8 @@ export function findCommand(root: string, command: string, pathEnv = DEFAULT_PAT
   for (const c of candidates) {
     const inside = c.startsWith("/") ? c : `/${c}`;
     const host = root === "/" ? c : resolveInRoot(root, inside);
-    let st;
-    try {
-      st = statSync(host);
-    } catch {
-      continue;
-    }
+    const st = statIfAny(host);
+    if (!st) continue;
     if (st.isFile() && isExecutable(host, st.mode)) return root === "/" ? c : inside;
     denied ??= c;
   }

@@ -1,4 +1,4 @@
-import { lstatSync } from "node:fs";
+import { lstatIfAny } from "./resolve.ts";
 import { MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, type Syscall } from "@corerun/syscall";
 
 /**
@@ -27,12 +27,8 @@ export const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"
 export function maskPaths(sys: Syscall, root: string, paths: readonly string[]): void {
   for (const p of paths) {
     const host = `${root === "/" ? "" : root}${p}`;
-    let st;
-    try {
-      st = lstatSync(host);
-    } catch {
-      continue;
-    }
+    const st = lstatIfAny(host);
+    if (!st) continue;
     if (st.isDirectory()) sys.mount("tmpfs", host, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555");
     else sys.mount(`${root === "/" ? "" : root}/dev/null`, host, null, MS_BIND);
   }
@@ -42,11 +38,7 @@ export function maskPaths(sys: Syscall, root: string, paths: readonly string[]):
 export function readonlyPaths(sys: Syscall, root: string, paths: readonly string[]): void {
   for (const p of paths) {
     const host = `${root === "/" ? "" : root}${p}`;
-    try {
-      lstatSync(host);
-    } catch {
-      continue;
-    }
+    if (!lstatIfAny(host)) continue;
     sys.mount(host, host, null, MS_BIND | MS_REC);
     sys.mountSetattr(host, MOUNT_ATTR_RDONLY, 0, true);
   }

@@ -1,5 +1,5 @@
-import { lstatSync, statSync } from "node:fs";
-import { resolveInRoot } from "./resolve.ts";
+import { statSync } from "node:fs";
+import { lstatIfAny, resolveInRoot } from "./resolve.ts";
 import type { VolumeSpec } from "./volume.ts";
 
 export interface MountPoint {
@@ -24,24 +24,12 @@ export function missingMountPoints(rootfs: string, volumes: readonly (VolumeSpec
   }
   const missing: MountPoint[] = [];
   for (const m of wanted) {
-    try {
-      lstatSync(m.path);
-    } catch {
-      // Parents that are missing too are created and recorded as well, outermost first.
-      for (let p = m.path; p.length > rootfs.length; p = p.slice(0, p.lastIndexOf("/"))) {
-        if (exists(p)) break;
-        if (!missing.some((x) => x.path === p)) missing.unshift({ path: p, kind: p === m.path ? m.kind : "dir" });
-      }
+    if (lstatIfAny(m.path)) continue;
+    // Parents that are missing too are created and recorded as well, outermost first.
+    for (let p = m.path; p.length > rootfs.length; p = p.slice(0, p.lastIndexOf("/"))) {
+      if (lstatIfAny(p)) break;
+      if (!missing.some((x) => x.path === p)) missing.unshift({ path: p, kind: p === m.path ? m.kind : "dir" });
     }
   }
   return missing.sort((a, b) => a.path.length - b.path.length);
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

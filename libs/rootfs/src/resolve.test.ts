@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { resolveInRoot } from "./resolve.ts";
+import { lstatIfAny, resolveInRoot, statIfAny } from "./resolve.ts";
 
 let base: string;
 let root: string;
@@ -83,5 +83,21 @@ describe("resolveInRoot", () => {
       const r = resolveInRoot(root, p);
       assert.ok(r === root || r.startsWith(root + sep), `${p} -> ${r}`);
     }
+  });
+});
+
+describe("lstatIfAny and statIfAny", () => {
+  test("a path that exists: its stats, the link itself for lstat and its target for stat", () => {
+    assert.equal(lstatIfAny(join(root, "etc"))?.isDirectory(), true);
+    assert.equal(lstatIfAny(join(root, "bin/sh"))?.isSymbolicLink(), true);
+    assert.equal(statIfAny(join(root, "usr/lib"))?.isDirectory(), true);
+  });
+
+  test("a missing path, a path below a file and a dangling link: undefined, not an exception", () => {
+    writeFileSync(join(root, "etc/file"), "");
+    assert.equal(lstatIfAny(join(root, "etc/none")), undefined);
+    assert.equal(lstatIfAny(join(root, "etc/file/below")), undefined);
+    assert.equal(statIfAny(join(root, "etc/file/below")), undefined);
+    assert.equal(statIfAny(join(root, "bin/sh")), undefined);
   });
 });
