@@ -28,7 +28,7 @@ import {
 } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
 import { prepareSeccompProgram, SECCOMP_ACTIONS, seccompFlags, storeSeccompProgram, type CachedProgram } from "@corerun/seccomp";
-import { execRuntime, handToContainerRoot, recordInit, startTool, stopTools, teardown, toolCommand, toolsExited, withInheritedFds, type Tools } from "./steps.ts";
+import { execRuntime, handToContainerRoot, recordInit, startTool, stopTools, nodeArgv, teardown, toolScript, toolsExited, withInheritedFds, type Tools } from "./steps.ts";
 
 /** The runtime-spec version corerun implements and reports. */
 export const OCI_VERSION = "1.2.0";
@@ -182,10 +182,10 @@ function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string, prep
   const userns = namespaces.create.includes("user") ? mapsOf(spec) : undefined;
   // Node's threads keep it out of a user namespace: the native helper's child joins it.
   const joinedUser = namespaces.join.find((j) => j.type === "user");
-  const exec = userns || joinedUser ? execRuntime(o.root) : toolCommand("corerun-exec")[1]!;
+  const exec = userns || joinedUser ? execRuntime(o.root) : toolScript("corerun-exec");
   const proc = planMounts(spec).some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc");
   const argv = [
-    process.execPath, exec, "--sync-dir", dir, "--oci", join(dir, "config.json"),
+    ...nodeArgv(exec), "--sync-dir", dir, "--oci", join(dir, "config.json"),
     ...(proc ? ["--mount-proc"] : []),
     ...(namespaces.create.includes("cgroup") ? ["--cgroupns"] : []),
     ...(namespaces.create.includes("network") ? ["--lo-up"] : []),
