@@ -9,6 +9,7 @@ export { writeOut, writeErr, writeAll, OutputClosed } from "./output.ts";
 export { saveCodeCache, codeCacheUsed } from "./codecache.ts";
 export { waitChild, FORWARDED_SIGNALS } from "./wait.ts";
 export { faultPoint } from "./fault.ts";
+export { lazy } from "./lazy.ts";
 export { nulBytePath, nulByteRefusal } from "./json.ts";
 export { dieWithParent, PARENT_PID_ENV } from "./parent.ts";
 export { startTrace, endTrace, span, mark, tracing, nowUs, renderTrace, laneSpans, checkTraceFile, TRACE_ENV, SLOW_SYSCALL_US, type TraceEvent } from "./trace.ts";

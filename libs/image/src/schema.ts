@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { nulByteRefusal, UsageError } from "@corerun/cli";
+import { lazy, nulByteRefusal, UsageError } from "@corerun/cli";
 
 /**
  * The parts of the OCI image-spec (v1.1) and of Docker's `docker save` format that an import
@@ -9,7 +9,7 @@ import { nulByteRefusal, UsageError } from "@corerun/cli";
 
 /** Only sha256 is used by the formats corerun reads; another algorithm is refused by name. */
 export const DIGEST = /^sha256:[0-9a-f]{64}$/;
-export const Digest = v.pipe(v.string(), v.regex(DIGEST, "not a sha256 digest (sha256: and 64 lowercase hex digits)"));
+export const Digest = lazy(() => v.pipe(v.string(), v.regex(DIGEST, "not a sha256 digest (sha256: and 64 lowercase hex digits)")));
 
 export const MEDIA = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
@@ -40,37 +40,37 @@ export const LAYER_MEDIA_TYPES: Record<string, Compression> = {
 };
 export type Compression = "none" | "gzip" | "zstd";
 
-export const Platform = v.looseObject({ architecture: v.string(), os: v.string(), variant: v.optional(v.string()) });
+export const Platform = lazy(() => v.looseObject({ architecture: v.string(), os: v.string(), variant: v.optional(v.string()) }));
 
-export const Descriptor = v.looseObject({
+export const Descriptor = lazy(() => v.looseObject({
   mediaType: v.string(),
   digest: Digest,
   size: v.pipe(v.number(), v.integer(), v.minValue(0)),
   annotations: v.optional(v.record(v.string(), v.string())),
   platform: v.optional(Platform),
-});
+}));
 export type Descriptor = v.InferOutput<typeof Descriptor>;
 
 /** index.json of an image layout, or an image index blob. */
-export const ImageIndex = v.looseObject({
+export const ImageIndex = lazy(() => v.looseObject({
   schemaVersion: v.literal(2),
   mediaType: v.optional(v.string()),
   manifests: v.array(Descriptor),
-});
+}));
 export type ImageIndex = v.InferOutput<typeof ImageIndex>;
 
-export const ImageManifest = v.looseObject({
+export const ImageManifest = lazy(() => v.looseObject({
   schemaVersion: v.literal(2),
   mediaType: v.optional(v.string()),
   config: Descriptor,
   layers: v.array(Descriptor),
-});
+}));
 export type ImageManifest = v.InferOutput<typeof ImageManifest>;
 
-const Strings = v.nullish(v.array(v.string()));
+const Strings = lazy(() => v.nullish(v.array(v.string())));
 
 /** The execution defaults of an image: what `docker run IMAGE` takes from it. */
-export const ExecConfig = v.looseObject({
+export const ExecConfig = lazy(() => v.looseObject({
   User: v.optional(v.string()),
   Env: Strings,
   Entrypoint: Strings,
@@ -79,29 +79,29 @@ export const ExecConfig = v.looseObject({
   ExposedPorts: v.nullish(v.record(v.string(), v.unknown())),
   Labels: v.nullish(v.record(v.string(), v.string())),
   StopSignal: v.optional(v.string()),
-});
+}));
 export type ExecConfig = v.InferOutput<typeof ExecConfig>;
 
-export const ImageConfig = v.looseObject({
+export const ImageConfig = lazy(() => v.looseObject({
   architecture: v.optional(v.string()),
   os: v.optional(v.string()),
   created: v.optional(v.string()),
   config: v.nullish(ExecConfig),
   rootfs: v.looseObject({ type: v.literal("layers"), diff_ids: v.array(Digest) }),
   history: v.optional(v.array(v.looseObject({ created: v.optional(v.string()), created_by: v.optional(v.string()), empty_layer: v.optional(v.boolean()) }))),
-});
+}));
 export type ImageConfig = v.InferOutput<typeof ImageConfig>;
 
 /** manifest.json of `docker save`: one entry per image, paths relative to the archive's root. */
-export const DockerManifest = v.array(v.looseObject({
+export const DockerManifest = lazy(() => v.array(v.looseObject({
   Config: v.string(),
   RepoTags: v.nullish(v.array(v.string())),
   Layers: v.array(v.string()),
-}));
+})));
 export type DockerManifest = v.InferOutput<typeof DockerManifest>;
 
 /** One layer of an image as the store keeps it: unpacked once per diff id, whatever blob brought it. */
-export const LayerRecord = v.object({
+export const LayerRecord = lazy(() => v.object({
   diffId: Digest,
   /** The blob kept for export, its digest and media type. */
   digest: Digest,
@@ -113,19 +113,19 @@ export const LayerRecord = v.object({
    * directories user.overlay.opaque. Absent: unpacked by host root.
    */
   userns: v.optional(v.string()),
-});
+}));
 export type LayerRecord = v.InferOutput<typeof LayerRecord>;
 
-export const ImageRecord = v.object({
+export const ImageRecord = lazy(() => v.object({
   /** The digest of the config blob: the image id, as in Docker and containerd. */
   id: Digest,
   imported: v.string(),
   layers: v.array(Digest),
-});
+}));
 export type ImageRecord = v.InferOutput<typeof ImageRecord>;
 
 /** NAME:TAG → image id. */
-export const Refs = v.record(v.string(), Digest);
+export const Refs = lazy(() => v.record(v.string(), Digest));
 
 /** The first schema issue, as "where: what". */
 export function issueText(issues: readonly v.BaseIssue<unknown>[]): string {

@@ -8,27 +8,27 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import * as v from "valibot";
-import { span } from "@corerun/cli";
+import { lazy, span } from "@corerun/cli";
 import { DEFAULT_ROOT, withLock, writeJsonAtomic } from "@corerun/state";
 
 export const RECORDS_VERSION = 1;
 
-const Ipv4 = v.pipe(v.string(), v.regex(/^\d{1,3}(\.\d{1,3}){3}$/));
-const Port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535));
+const Ipv4 = lazy(() => v.pipe(v.string(), v.regex(/^\d{1,3}(\.\d{1,3}){3}$/)));
+const Port = lazy(() => v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)));
 
-export const Protocol = v.picklist(["tcp", "udp"]);
+export const Protocol = lazy(() => v.picklist(["tcp", "udp"]));
 export type Protocol = v.InferOutput<typeof Protocol>;
 
-export const PublishedPort = v.object({
+export const PublishedPort = lazy(() => v.object({
   /** Only packets to this host address; absent: every address of the host, 127.0.0.1 included. */
   hostIp: v.optional(Ipv4),
   hostPort: Port,
   containerPort: Port,
   protocol: Protocol,
-});
+}));
 export type PublishedPort = v.InferOutput<typeof PublishedPort>;
 
-export const NetworkRecord = v.object({
+export const NetworkRecord = lazy(() => v.object({
   name: v.string(),
   bridge: v.string(),
   subnet: v.string(),
@@ -37,12 +37,12 @@ export const NetworkRecord = v.object({
   /** The bridge's ifindex when corerun-net created it: a link of that name and index is ours. */
   bridgeIndex: v.optional(v.number()),
   created: v.string(),
-});
+}));
 export type NetworkRecord = v.InferOutput<typeof NetworkRecord>;
 
-const ProcessRef = v.object({ pid: v.number(), startTime: v.number() });
+const ProcessRef = lazy(() => v.object({ pid: v.number(), startTime: v.number() }));
 
-export const Lease = v.object({
+export const Lease = lazy(() => v.object({
   id: v.string(),
   network: v.string(),
   address: Ipv4,
@@ -62,10 +62,10 @@ export const Lease = v.object({
   etcDir: v.optional(v.string()),
   ports: v.array(PublishedPort),
   created: v.string(),
-});
+}));
 export type Lease = v.InferOutput<typeof Lease>;
 
-export const Records = v.object({
+export const Records = lazy(() => v.object({
   version: v.literal(RECORDS_VERSION),
   networks: v.array(NetworkRecord),
   leases: v.array(Lease),
@@ -76,7 +76,7 @@ export const Records = v.object({
    * is of the whole table.
    */
   nft: v.optional(v.object({ bootId: v.string(), ruleset: v.optional(v.string()) })),
-});
+}));
 export type Records = v.InferOutput<typeof Records>;
 
 export function emptyRecords(): Records {

@@ -7,35 +7,35 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
 import { OciSeccomp } from "@corerun/seccomp";
-import { nulByteRefusal } from "@corerun/cli";
+import { lazy, nulByteRefusal } from "@corerun/cli";
 
 const uint32 = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(4294967295));
 const int64 = v.pipe(v.number(), v.integer());
 const strings = v.array(v.string());
 
-const IdMapping = v.strictObject({ containerID: uint32, hostID: uint32, size: v.pipe(uint32, v.minValue(1)) });
+const IdMapping = lazy(() => v.strictObject({ containerID: uint32, hostID: uint32, size: v.pipe(uint32, v.minValue(1)) }));
 export type IdMapping = v.InferOutput<typeof IdMapping>;
 
-const Capabilities = v.strictObject({
+const Capabilities = lazy(() => v.strictObject({
   bounding: v.optional(strings),
   effective: v.optional(strings),
   inheritable: v.optional(strings),
   permitted: v.optional(strings),
   ambient: v.optional(strings),
-});
+}));
 
 export const RLIMITS = [
   "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE",
   "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
 ] as const;
 
-const Rlimit = v.strictObject({ type: v.picklist(RLIMITS), hard: v.pipe(v.number(), v.integer(), v.minValue(0)), soft: v.pipe(v.number(), v.integer(), v.minValue(0)) });
+const Rlimit = lazy(() => v.strictObject({ type: v.picklist(RLIMITS), hard: v.pipe(v.number(), v.integer(), v.minValue(0)), soft: v.pipe(v.number(), v.integer(), v.minValue(0)) }));
 export type Rlimit = v.InferOutput<typeof Rlimit>;
 
 /** Fields an engine may send empty; a value would need an LSM or feature corerun does not drive. */
 const emptyOnly = (what: string) => v.optional(v.pipe(v.string(), v.check((s) => s === "", `${what} is not supported by corerun (this host has no such LSM support in corerun); remove it`)));
 
-export const Process = v.strictObject({
+export const Process = lazy(() => v.strictObject({
   terminal: v.optional(v.boolean()),
   consoleSize: v.optional(v.strictObject({ height: uint32, width: uint32 })),
   user: v.strictObject({
@@ -53,44 +53,44 @@ export const Process = v.strictObject({
   oomScoreAdj: v.optional(v.pipe(v.number(), v.integer(), v.minValue(-1000), v.maxValue(1000))),
   apparmorProfile: emptyOnly("an AppArmor profile"),
   selinuxLabel: emptyOnly("an SELinux label"),
-});
+}));
 export type Process = v.InferOutput<typeof Process>;
 
-export const Mount = v.strictObject({
+export const Mount = lazy(() => v.strictObject({
   destination: v.pipe(v.string(), v.minLength(1)),
   type: v.optional(v.string()),
   source: v.optional(v.string()),
   options: v.optional(strings),
-});
+}));
 export type Mount = v.InferOutput<typeof Mount>;
 
-const Hook = v.strictObject({
+const Hook = lazy(() => v.strictObject({
   path: v.pipe(v.string(), v.check((p) => p.startsWith("/"), "a hook's path must be absolute")),
   args: v.optional(strings),
   env: v.optional(strings),
   timeout: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
-});
+}));
 export type Hook = v.InferOutput<typeof Hook>;
 
 export const HOOK_NAMES = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
-const Hooks = v.strictObject(Object.fromEntries(HOOK_NAMES.map((n) => [n, v.optional(v.array(Hook))])) as Record<HookName, v.OptionalSchema<v.ArraySchema<typeof Hook, undefined>, undefined>>);
+const Hooks = lazy(() => v.strictObject(Object.fromEntries(HOOK_NAMES.map((n) => [n, v.optional(v.array(Hook))])) as Record<HookName, v.OptionalSchema<v.ArraySchema<typeof Hook, undefined>, undefined>>));
 export type Hooks = v.InferOutput<typeof Hooks>;
 
 export const NAMESPACE_TYPES = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup"] as const;
 export type NamespaceType = (typeof NAMESPACE_TYPES)[number];
-const Namespace = v.strictObject({ type: v.picklist(NAMESPACE_TYPES, `a namespace type is one of ${NAMESPACE_TYPES.join(", ")}`), path: v.optional(v.string()) });
+const Namespace = lazy(() => v.strictObject({ type: v.picklist(NAMESPACE_TYPES, `a namespace type is one of ${NAMESPACE_TYPES.join(", ")}`), path: v.optional(v.string()) }));
 
-const DeviceRule = v.strictObject({
+const DeviceRule = lazy(() => v.strictObject({
   allow: v.boolean(),
   type: v.optional(v.picklist(["a", "b", "c"])),
   major: v.optional(v.nullable(int64)),
   minor: v.optional(v.nullable(int64)),
   access: v.optional(v.pipe(v.string(), v.regex(/^[rwm]*$/, "access is a combination of r, w and m"))),
-});
+}));
 export type DeviceRule = v.InferOutput<typeof DeviceRule>;
 
-const Device = v.strictObject({
+const Device = lazy(() => v.strictObject({
   type: v.picklist(["c", "b", "u", "p"]),
   path: v.pipe(v.string(), v.check((p) => p.startsWith("/dev/"), "a device's path must be under /dev/")),
   major: v.optional(int64),
@@ -98,10 +98,10 @@ const Device = v.strictObject({
   fileMode: v.optional(uint32),
   uid: v.optional(uint32),
   gid: v.optional(uint32),
-});
+}));
 export type Device = v.InferOutput<typeof Device>;
 
-export const Resources = v.strictObject({
+export const Resources = lazy(() => v.strictObject({
   devices: v.optional(v.array(DeviceRule)),
   memory: v.optional(v.strictObject({
     limit: v.optional(int64),
@@ -118,10 +118,10 @@ export const Resources = v.strictObject({
     mems: v.optional(v.string()),
   })),
   pids: v.optional(v.strictObject({ limit: int64 })),
-});
+}));
 export type Resources = v.InferOutput<typeof Resources>;
 
-export const Linux = v.strictObject({
+export const Linux = lazy(() => v.strictObject({
   namespaces: v.optional(v.array(Namespace)),
   uidMappings: v.optional(v.array(IdMapping)),
   gidMappings: v.optional(v.array(IdMapping)),
@@ -135,10 +135,10 @@ export const Linux = v.strictObject({
   mountLabel: emptyOnly("an SELinux mount label"),
   /** Compiled with libseccomp by libs/seccomp, which owns its schema. */
   seccomp: v.optional(OciSeccomp),
-});
+}));
 export type Linux = v.InferOutput<typeof Linux>;
 
-export const Spec = v.strictObject({
+export const Spec = lazy(() => v.strictObject({
   ociVersion: v.pipe(v.string(), v.regex(/^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$/, "corerun runs runtime-spec 1.x bundles")),
   process: v.optional(Process),
   root: v.optional(v.strictObject({ path: v.pipe(v.string(), v.minLength(1)), readonly: v.optional(v.boolean()) })),
@@ -148,7 +148,7 @@ export const Spec = v.strictObject({
   hooks: v.optional(Hooks),
   annotations: v.optional(v.record(v.string(), v.string())),
   linux: v.optional(Linux),
-});
+}));
 export type Spec = v.InferOutput<typeof Spec>;
 
 /** A hook's env list (KEY=VALUE) as the object child_process takes. */

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { nulByteRefusal, UsageError } from "@corerun/cli";
+import { lazy, nulByteRefusal, UsageError } from "@corerun/cli";
 import { OciSeccompArg, type OciSeccomp, type OciSyscall } from "./oci.ts";
 import DEFAULT_PROFILE_JSON from "../profiles/default.json" with { type: "json" };
 
@@ -9,14 +9,14 @@ import DEFAULT_PROFILE_JSON from "../profiles/default.json" with { type: "json" 
  * the architecture and the kernel version (`includes`, `excludes`). Unknown fields are ignored,
  * as Docker's JSON decoding does.
  */
-const Filter = v.object({
+const Filter = lazy(() => v.object({
   caps: v.optional(v.nullable(v.array(v.string()))),
   arches: v.optional(v.nullable(v.array(v.string()))),
   minKernel: v.optional(v.nullable(v.string())),
-});
+}));
 type Filter = v.InferOutput<typeof Filter>;
 
-const ProfileSyscall = v.object({
+const ProfileSyscall = lazy(() => v.object({
   name: v.optional(v.string()),
   names: v.optional(v.nullable(v.array(v.string()))),
   action: v.string(),
@@ -24,9 +24,9 @@ const ProfileSyscall = v.object({
   args: v.optional(v.nullable(v.array(OciSeccompArg))),
   includes: v.optional(v.nullable(Filter)),
   excludes: v.optional(v.nullable(Filter)),
-});
+}));
 
-export const DockerProfile = v.object({
+export const DockerProfile = lazy(() => v.object({
   defaultAction: v.optional(v.string(), ""),
   defaultErrnoRet: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0)))),
   architectures: v.optional(v.nullable(v.array(v.string()))),
@@ -35,7 +35,7 @@ export const DockerProfile = v.object({
   listenerPath: v.optional(v.string()),
   listenerMetadata: v.optional(v.string()),
   syscalls: v.optional(v.nullable(v.array(ProfileSyscall))),
-});
+}));
 export type DockerProfile = v.InferOutput<typeof DockerProfile>;
 
 /** The container a profile is resolved for. */

@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { lazy } from "@corerun/cli";
 
 export const STATE_VERSION = 1;
 
@@ -7,7 +8,7 @@ export const STATE_VERSION = 1;
  * first process waiting for start) → running ⇄ paused → stopped. `corerun run` goes from
  * creating straight to running; a failed start goes to stopped from anywhere.
  */
-export const Status = v.picklist(["creating", "created", "running", "paused", "stopped"]);
+export const Status = lazy(() => v.picklist(["creating", "created", "running", "paused", "stopped"]));
 export type Status = v.InferOutput<typeof Status>;
 
 const TRANSITIONS: Record<Status, readonly Status[]> = {
@@ -27,10 +28,10 @@ export const ID_PATTERN = /^[0-9a-f]{12}$/;
 /** runc's container ids, which engines choose: an OCI container's id is its corerun name. */
 export const OCI_ID_PATTERN = /^[A-Za-z0-9_+-][A-Za-z0-9_+.-]{0,1023}$/;
 
-const HookRef = v.object({ path: v.string(), args: v.optional(v.array(v.string())), env: v.optional(v.array(v.string())), timeout: v.optional(v.number()) });
+const HookRef = lazy(() => v.object({ path: v.string(), args: v.optional(v.array(v.string())), env: v.optional(v.array(v.string())), timeout: v.optional(v.number()) }));
 
 /** What an OCI container keeps from its bundle: `state` reports it, `delete` runs poststop. */
-export const OciState = v.object({
+export const OciState = lazy(() => v.object({
   bundle: v.string(),
   ociVersion: v.string(),
   annotations: v.optional(v.record(v.string(), v.string()), {}),
@@ -41,20 +42,20 @@ export const OciState = v.object({
   poststart: v.optional(v.array(HookRef), []),
   /** linux.seccomp compiled at create (a file of the state root's cache): exec installs it too. */
   seccomp: v.optional(v.object({ program: v.string(), flags: v.array(v.string()) })),
-});
+}));
 export type OciState = v.InferOutput<typeof OciState>;
 
-const Pid = v.pipe(v.number(), v.integer(), v.minValue(1));
+const Pid = lazy(() => v.pipe(v.number(), v.integer(), v.minValue(1)));
 
 /** A process as seen when it was recorded: the start time tells a reused pid apart. */
-export const ProcessRef = v.object({ pid: Pid, startTime: v.number() });
+export const ProcessRef = lazy(() => v.object({ pid: Pid, startTime: v.number() }));
 export type ProcessRef = v.InferOutput<typeof ProcessRef>;
 
-export const Volume = v.object({ source: v.string(), target: v.string(), readonly: v.boolean(), idmap: v.optional(v.boolean()) });
+export const Volume = lazy(() => v.object({ source: v.string(), target: v.string(), readonly: v.boolean(), idmap: v.optional(v.boolean()) }));
 export type Volume = v.InferOutput<typeof Volume>;
 
 /** none: own namespace, loopback only; host: the host's; bridge: a veth on a bridge; container: another's. */
-export const Network = v.object({
+export const Network = lazy(() => v.object({
   /** external: namespaces an OCI bundle joins by path (a netns an engine set up). */
   mode: v.picklist(["none", "host", "bridge", "container", "external"]),
   /** bridge: the network (bridge) name. */
@@ -64,22 +65,22 @@ export const Network = v.object({
   ports: v.optional(v.array(v.string()), []),
   /** container: the id of the container whose network namespace is shared. */
   container: v.optional(v.string()),
-});
+}));
 export type Network = v.InferOutput<typeof Network>;
 
 /** Limits as applied: bytes, CFS quota/period in microseconds, a process count. */
-export const Limits = v.object({
+export const Limits = lazy(() => v.object({
   memory: v.optional(v.number()),
   cpu: v.optional(v.object({ quota: v.number(), period: v.number() })),
   pids: v.optional(v.number()),
   swap: v.optional(v.number()),
   cpuShares: v.optional(v.number()),
-});
+}));
 
-const IdRangeSchema = v.object({ container: v.number(), host: v.number(), size: v.number() });
+const IdRangeSchema = lazy(() => v.object({ container: v.number(), host: v.number(), size: v.number() }));
 
 /** A user namespace: the maps written for the first process; auto when corerun chose the range. */
-export const Userns = v.object({ uidMap: v.array(IdRangeSchema), gidMap: v.array(IdRangeSchema), auto: v.boolean() });
+export const Userns = lazy(() => v.object({ uidMap: v.array(IdRangeSchema), gidMap: v.array(IdRangeSchema), auto: v.boolean() }));
 export type Userns = v.InferOutput<typeof Userns>;
 
 /**
@@ -87,24 +88,24 @@ export type Userns = v.InferOutput<typeof Userns>;
  * capability set (numbers), the user as given (resolved in the container's /etc at exec time, as
  * Docker does), no_new_privs, the compiled seccomp program with its flags, and --ulimit.
  */
-export const RunProcess = v.object({
+export const RunProcess = lazy(() => v.object({
   capabilities: v.array(v.number()),
   user: v.optional(v.string()),
   noNewPrivs: v.boolean(),
   seccomp: v.optional(v.object({ program: v.string(), flags: v.array(v.string()) })),
   /** --ulimit: RLIMIT_* names, values as prlimit takes them (2^64 for unlimited). */
   rlimits: v.optional(v.array(v.object({ type: v.string(), soft: v.number(), hard: v.number() })), []),
-});
+}));
 export type RunProcess = v.InferOutput<typeof RunProcess>;
 
 /** Docker's restart policies; maxRetries counts for on-failure only (0: no limit). */
-export const RestartPolicy = v.object({
+export const RestartPolicy = lazy(() => v.object({
   name: v.picklist(["no", "on-failure", "always", "unless-stopped"]),
   maxRetries: v.pipe(v.number(), v.integer(), v.minValue(0)),
-});
+}));
 export type RestartPolicy = v.InferOutput<typeof RestartPolicy>;
 
-export const ContainerConfig = v.object({
+export const ContainerConfig = lazy(() => v.object({
   rootfs: v.string(),
   command: v.pipe(v.array(v.string()), v.minLength(1)),
   hostname: v.optional(v.string()),
@@ -121,7 +122,7 @@ export const ContainerConfig = v.object({
   process: v.optional(RunProcess),
   /** --restart (detached containers): when corerun-monitor starts the container again. */
   restart: v.optional(RestartPolicy),
-});
+}));
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
 /**
@@ -130,7 +131,7 @@ export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
  * the container's resources are released; the state and its log stay until `rm` (or go at once
  * with `rm`). The attach socket lives in the container's directory and goes with it.
  */
-export const Detached = v.object({
+export const Detached = lazy(() => v.object({
   monitor: ProcessRef,
   rm: v.boolean(),
   log: v.optional(v.string()),
@@ -157,10 +158,10 @@ export const Detached = v.object({
    * runs again under a new monitor once the container has exited.
    */
   start: v.optional(v.object({ argv: v.array(v.string()), cwd: v.string() })),
-});
+}));
 export type Detached = v.InferOutput<typeof Detached>;
 
-export const State = v.object({
+export const State = lazy(() => v.object({
   version: v.literal(STATE_VERSION),
   id: v.pipe(v.string(), v.regex(ID_PATTERN)),
   status: Status,
@@ -191,7 +192,7 @@ export const State = v.object({
   image: v.optional(v.object({
     id: v.string(), ref: v.string(), target: v.string(), lower: v.array(v.string()), upper: v.optional(v.string()), work: v.optional(v.string()),
   })),
-});
+}));
 export type State = v.InferOutput<typeof State>;
 
 export function parseState(data: unknown, path: string): State {
