@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { containerDir, withLock, writeJsonAtomic } from "./store.ts";
+import { withLock, writeJsonAtomic } from "./store.ts";
 
 export interface CreatedPath {
   path: string;
@@ -27,7 +27,11 @@ function load(root: string): Registry {
     return {};
   }
   // A holder whose container directory is gone (removed by hand, or a lost cleanup) holds nothing.
-  for (const entry of Object.values(registry)) entry.holders = entry.holders.filter((id) => existsSync(containerDir(root, id)));
+  // One readdir of the root, not a lookup for each holder: a rootfs that n containers run from
+  // has each of its mount points held n times (an access(2) for each was ~18 ms of a start
+  // with 50 containers running).
+  const live = new Set(readdirSync(root));
+  for (const entry of Object.values(registry)) entry.holders = entry.holders.filter((id) => live.has(id));
   return registry;
 }
 
