@@ -5,7 +5,7 @@ import {
 import { dirname, join } from "node:path";
 import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
 import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, UsageError, waitChild, type ProcessEnd } from "@corerun/cli";
-import { BASE_MOUNT_POINTS, missingMountPoints, resolveInRoot, type VolumeSpec } from "@corerun/rootfs";
+import { missingMountPoints, mountPointPaths, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, createForClone, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
@@ -141,8 +141,8 @@ function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string,
     faultPoint("corerun:sync-files");
     // A rootless image container's tree is mounted later, inside its namespaces, where corerun-mount
     // makes the missing mount points in its upper directory, which goes with the container.
-    const missing = cfg.image && cfg.rootless ? [] : missingMountPoints(cfg.rootfs, targets);
-    const wanted = [...BASE_MOUNT_POINTS, ...targets.map((t) => t.target)].map((t) => resolveInRoot(cfg.rootfs, t));
+    const wanted = mountPointPaths(cfg.rootfs, targets);
+    const missing = cfg.image && cfg.rootless ? [] : missingMountPoints(cfg.rootfs, targets, wanted);
     return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [], userns, mountPoints: { missing, wanted } };
   } catch (err) {
     // Nothing outside the directory exists yet (a mount point is only claimed here, and made by

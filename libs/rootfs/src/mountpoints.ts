@@ -12,16 +12,28 @@ export interface MountPoint {
 export const BASE_MOUNT_POINTS = ["/proc", "/sys", "/dev"] as const;
 
 /**
+ * Where the tree's mount points land in the rootfs (its links followed inside it): the base ones,
+ * then one for each volume, in order. missingMountPoints takes them, so that a caller that also
+ * needs them resolves each path once.
+ */
+export function mountPointPaths(rootfs: string, volumes: readonly Pick<VolumeSpec, "target">[]): string[] {
+  return [...BASE_MOUNT_POINTS, ...volumes.map((v) => v.target)].map((p) => resolveInRoot(rootfs, p));
+}
+
+/**
  * The mount points that do not exist yet in the rootfs and must be created to build the tree.
  * Computed before anything is created so that the state records them first and cleanup can
  * remove them again, leaving the user's rootfs as it was.
  */
-export function missingMountPoints(rootfs: string, volumes: readonly (VolumeSpec & { kind?: MountPoint["kind"] })[]): MountPoint[] {
-  const wanted: MountPoint[] = BASE_MOUNT_POINTS.map((p) => ({ path: resolveInRoot(rootfs, p), kind: "dir" as const }));
-  for (const v of volumes) {
-    const kind = v.kind ?? (statSync(v.source).isDirectory() ? "dir" : "file");
-    wanted.push({ path: resolveInRoot(rootfs, v.target), kind });
-  }
+export function missingMountPoints(
+  rootfs: string,
+  volumes: readonly (VolumeSpec & { kind?: MountPoint["kind"] })[],
+  paths: readonly string[] = mountPointPaths(rootfs, volumes),
+): MountPoint[] {
+  const wanted: MountPoint[] = paths.map((path, i) => {
+    const v = volumes[i - BASE_MOUNT_POINTS.length];
+    return { path, kind: v ? (v.kind ?? (statSync(v.source).isDirectory() ? "dir" : "file")) : "dir" };
+  });
   const missing: MountPoint[] = [];
   for (const m of wanted) {
     if (lstatIfAny(m.path)) continue;
