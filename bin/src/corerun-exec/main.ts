@@ -5,7 +5,7 @@ import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs, startJoinCgroupFds } from "@corerun/cgroup";
 import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole, takeTerminalAt } from "./oci.ts";
 import {
-  lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProc, mountProc, prepareFds, readEtc, resolveUser, setHostname, switchUser,
+  lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProcAt, mountProc, openProcMasks, prepareFds, readEtc, resolveUser, setHostname, switchUser,
 } from "./steps.ts";
 
 export const tool = defineTool({
@@ -16,7 +16,7 @@ export const tool = defineTool({
   tail: "command",
   notes: [
     "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first, then DIR/ready (the open waits\nfor a reader; /proc is mounted after it), writes {\"t\":\"ready\"} on ready once it has loaded\neverything (so its root may be pivoted under it), sets its hostname and loopback, then waits\nfor {\"t\":\"go\"} on go. Make the FIFOs with mkfifo. {\"t\":\"go\",\"tty\":N} makes\n/dev/pts/N (of the container's devpts) its controlling terminal and stdio (corerun run -t).",
-    "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are applied after go.",
+    "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are made after ready, through fds of it, while the root moves.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
     "The environment starts empty: PATH, HOSTNAME and HOME as Docker sets them, then -e values.\nEvery fd but 0-2 is closed on exec; 0-2 lose close-on-exec and O_NONBLOCK.",
@@ -52,6 +52,7 @@ export const tool = defineTool({
       // cover it (rootless, corerun-mount reads it from inside this mount namespace).
       if (sync) span("open ready", undefined, () => sync!.openReady());
       if (opts.mountProc) span("mount /proc", undefined, () => mountProc(sys));
+      const masks = opts.mountProc && !opts.unmasked && !oci ? openProcMasks(sys) : undefined;
       faultPoint("exec:proc");
       if (sync) {
         span("send ready", undefined, () => sync!.sendReady());
@@ -65,6 +66,10 @@ export const tool = defineTool({
       if (!oci) {
         if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
         hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
+        if (masks) span("mask /proc", undefined, () => maskProcAt(sys, masks));
+        // The bounding set limits what the exec grants, not what this process holds until then
+        // (the mounts and the user switch below use its effective set): dropped while go comes.
+        span("drop capabilities", undefined, () => dropCapabilities(sys, opts.capabilities, lastCap));
       }
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
       if (sync) {
@@ -101,7 +106,6 @@ export const tool = defineTool({
       }
       // corerun run -t: the pty corerun opened in the container's devpts, named in go.
       if (go?.tty !== undefined) takeTerminalAt(sys, `/dev/pts/${go.tty}`);
-      if (opts.mountProc && !opts.unmasked) span("mask /proc", undefined, () => maskProc(sys));
       enterWorkdir(opts.workdir);
       const creds = opts.user === undefined ? undefined : resolveUser(opts.user, readEtc("/etc/passwd"), readEtc("/etc/group"));
       const env = containerEnv(opts, hostname!, creds?.home);
@@ -113,7 +117,6 @@ export const tool = defineTool({
       if (joins || opts.cgroupns) span(joins ? "join cgroup" : "cgroup namespace", { cgroups: opts.cgroups, cgroupns: opts.cgroupns }, () => joinCgroup(sys, joining ?? cgroupFds, opts.cgroupns));
       if (cgroupFs) span("mount /sys/fs/cgroup", undefined, () => mountCgroupTree(sys, cgroupFs, !opts.unmasked));
       prepareFds(sys, opts.preserveFds);
-      span("drop capabilities", undefined, () => dropCapabilities(sys, opts.capabilities, lastCap));
       faultPoint("exec:exec");
       if (!creds) return execCommand(sys, opts, env);
       // A user other than root loses CAP_SYS_ADMIN: the filter goes in first unless

@@ -1,11 +1,11 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { joinCgroupFds } from "@corerun/cgroup";
 import { hostname as osHostname } from "node:os";
 import {
-  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_NONBLOCK, type Syscall,
+  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, O_NONBLOCK, O_PATH, type Syscall,
 } from "@corerun/syscall";
 import { endTrace, mark } from "@corerun/cli";
-import { findCommand, type Credentials, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
+import { findCommand, type Credentials, lstatIfAny, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
 
 /**
@@ -21,10 +21,55 @@ export function mountProc(sys: Syscall): void {
   sys.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
 }
 
-/** Docker's /proc masks, once /proc is the container's own and in place. */
-export function maskProc(sys: Syscall): void {
-  maskPaths(sys, "/", pathsUnder(MASKED_PATHS, "/proc"));
-  readonlyPaths(sys, "/", pathsUnder(READONLY_PATHS, "/proc"));
+/** What maskProcAt needs, taken before ready: the new /proc, and a copy of /dev/null for each file to mask. */
+export interface ProcMasks {
+  proc: number;
+  /** Paths below /proc: files, each with a detached bind mount of /dev/null (open_tree). */
+  files: { path: string; tree: number }[];
+  dirs: string[];
+}
+
+const MASKED_IN_PROC = pathsUnder(MASKED_PATHS, "/proc").map((p) => p.slice("/proc".length));
+const READONLY_IN_PROC = pathsUnder(READONLY_PATHS, "/proc").map((p) => p.slice("/proc".length));
+
+/**
+ * Right after mountProc, before ready: from then on corerun-mount may move /proc, pivot the root
+ * and detach the old one, and with it the host's /dev, which a bind mount made later could no
+ * longer take /dev/null from (the container's /dev is not in reach before the pivot).
+ */
+export function openProcMasks(sys: Syscall): ProcMasks {
+  const m: ProcMasks = { proc: openSync("/proc", O_PATH | O_DIRECTORY), files: [], dirs: [] };
+  try {
+    for (const p of MASKED_IN_PROC) {
+      const st = lstatIfAny(`/proc${p}`);
+      if (st?.isDirectory()) m.dirs.push(p);
+      else if (st) m.files.push({ path: p, tree: sys.openTree("/dev/null", false) });
+    }
+    return m;
+  } catch (err) {
+    closeProcMasks(m);
+    throw err;
+  }
+}
+
+function closeProcMasks(m: ProcMasks): void {
+  for (const fd of [m.proc, ...m.files.map((f) => f.tree)]) closeSync(fd);
+}
+
+/**
+ * Docker's /proc masks, made after ready while corerun-mount moves /proc into the rootfs and
+ * pivots: /proc/self/fd/N reaches the new procfs wherever it is mounted at that moment, and
+ * MS_MOVE takes the masks made before it along.
+ */
+export function maskProcAt(sys: Syscall, m: ProcMasks): void {
+  const root = `/proc/self/fd/${m.proc}`;
+  try {
+    for (const f of m.files) sys.moveMount(f.tree, `${root}${f.path}`);
+    maskPaths(sys, root, m.dirs);
+    readonlyPaths(sys, root, READONLY_IN_PROC);
+  } finally {
+    closeProcMasks(m);
+  }
 }
 
 export function setHostname(sys: Syscall, name: string | undefined): string {

@@ -34,6 +34,8 @@ export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
 export const O_NONBLOCK = 0o4000;
+export const O_DIRECTORY = 0o200000;
+export const O_PATH = 0o10000000;
 
 export const CLOSE_RANGE_CLOEXEC = 1 << 2;
 
