@@ -1,8 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { joinCgroupFds } from "@corerun/cgroup";
-import { hostname as osHostname } from "node:os";
 import {
-  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, O_NONBLOCK, O_PATH, type Syscall,
+  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, O_NONBLOCK, O_PATH, uname, type Syscall,
 } from "@corerun/syscall";
 import { endTrace, mark } from "@corerun/cli";
 import { findCommand, type Credentials, lstatIfAny, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
@@ -74,7 +73,7 @@ export function maskProcAt(sys: Syscall, m: ProcMasks): void {
 
 export function setHostname(sys: Syscall, name: string | undefined): string {
   if (name !== undefined) sys.sethostname(name);
-  return name ?? osHostname();
+  return name ?? uname().nodename;
 }
 
 export function enterWorkdir(dir: string): void {

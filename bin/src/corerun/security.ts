@@ -1,9 +1,8 @@
 import { readFileSync } from "node:fs";
-import { release } from "node:os";
 import { defineTool, UsageError, writeOut, type ToolContext } from "@corerun/cli";
 import { defaultProfile, DOCKER_ARCH, parseProfile, prepareSeccompProgram, profileToOci, storeSeccompProgram, type CachedProgram, type DockerProfile } from "@corerun/seccomp";
 import { capabilitySet, stateRoot } from "@corerun/state";
-import { CAPABILITIES } from "@corerun/syscall";
+import { CAPABILITIES, uname } from "@corerun/syscall";
 import type { ArgsDef } from "citty";
 
 const runCapArgs = {
@@ -84,7 +83,7 @@ function containerProgram(root: string, profileArg: string | undefined, capabili
     profile = parseProfile(text, profileArg);
   }
   const names = Object.entries(CAPABILITIES).filter(([, n]) => capabilities.includes(n)).map(([name]) => `CAP_${name}`);
-  const oci = profileToOci(profile, { capabilities: names, arch: DOCKER_ARCH[process.arch] ?? process.arch, kernel: release() }, source);
+  const oci = profileToOci(profile, { capabilities: names, arch: DOCKER_ARCH[process.arch] ?? process.arch, kernel: uname().release }, source);
   return oci && { program: prepareSeccompProgram(root, oci, source), flags: oci.flags ?? [] };
 }
 

@@ -1,5 +1,5 @@
-import { availableParallelism } from "node:os";
 import { UsageError } from "@corerun/cli";
+import { cpuCount } from "@corerun/syscall";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -107,12 +107,12 @@ export function parsePids(value: string | number): number {
  * and the fix; nothing is touched, so callers run it before creating anything.
  */
 export function parseLimits(input: LimitInput, opts: { cpuCount?: number } = {}): Limits {
-  const cpuCount = opts.cpuCount ?? availableParallelism();
+  const cpus = () => opts.cpuCount ?? cpuCount();
   const limits: Limits = {};
   if (input.memory !== undefined) limits.memory = parseMemory(input.memory);
   if (input.cpu !== undefined && input.cpus !== undefined) throw new UsageError("--cpu and --cpus set the same limit; give one of them");
-  if (input.cpu !== undefined) limits.cpu = parseCpuPercent(input.cpu, "--cpu", cpuCount);
-  if (input.cpus !== undefined) limits.cpu = parseCpuPercent(input.cpus, "--cpus", cpuCount);
+  if (input.cpu !== undefined) limits.cpu = parseCpuPercent(input.cpu, "--cpu", cpus());
+  if (input.cpus !== undefined) limits.cpu = parseCpuPercent(input.cpus, "--cpus", cpus());
   if (input.pids !== undefined) limits.pids = parsePids(input.pids);
   return limits;
 }

@@ -9,5 +9,6 @@ export { startInNamespaces, enterContainer, inPidNamespace, envp, DEFAULT_PATH, 
 export { koffiModulesDir } from "./_libc.ts";
 export { writeInBackground } from "./background.ts";
 export { kernelRandom } from "./random.ts";
+export { cpuCount, uname, type Uname } from "./host.ts";
 export { makeRaw, openPty, setWindowSize, takeTerminal, connectUnix, fdSender, type FdSender } from "./terminal.ts";
 export { libseccomp, SCMP_ACT, SCMP_CMP, type SeccompArgCmp, type SeccompContext, type SyscallNumber } from "./libseccomp.ts";
