@@ -2,7 +2,7 @@ import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, faultPoint, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
-import { cgroupTree, discoverLayout, mountCgroupTree, openCgroupProcs, startJoinCgroupFds } from "@corerun/cgroup";
+import { cgroupTree, mountCgroupTree, mountLayout, openCgroupProcs, readHostCgroupMounts, startJoinCgroupFds, type CgroupTree } from "@corerun/cgroup";
 import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole, takeTerminalAt } from "./oci.ts";
 import {
   lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProcAt, mountProc, openProcMasks, prepareFds, readEtc, resolveUser, setHostname, switchUser,
@@ -46,8 +46,11 @@ export const tool = defineTool({
       // process itself, during create.
       const joining = sync && !oci && cgroupFds.length ? span("begin cgroup join", undefined, () => startJoinCgroupFds(cgroupFds)) : undefined;
       const lastCap = lastCapability();
-      // The host's hierarchies are read while its /proc and /sys are still in reach.
-      const cgroupFs = opts.mountCgroup ? span("read cgroup layout", undefined, () => cgroupTree(discoverLayout())) : undefined;
+      // The host's hierarchies are read while its /proc and /sys are still in reach (and parsed
+      // once ready is said).
+      const hostCgroups = opts.mountCgroup ? span("read cgroup layout", undefined, () => readHostCgroupMounts()) : undefined;
+      const treeOf = (m: NonNullable<typeof hostCgroups>) => span("cgroup tree", undefined, () => cgroupTree(mountLayout(m)));
+      let cgroupFs: CgroupTree | undefined;
       // The reader has read the host's /proc once it has opened ready: only then may a new /proc
       // cover it (rootless, corerun-mount reads it from inside this mount namespace).
       if (sync) span("open ready", undefined, () => sync!.openReady());
@@ -70,6 +73,7 @@ export const tool = defineTool({
         // The bounding set limits what the exec grants, not what this process holds until then
         // (the mounts and the user switch below use its effective set): dropped while go comes.
         span("drop capabilities", undefined, () => dropCapabilities(sys, opts.capabilities, lastCap));
+        if (hostCgroups) cgroupFs = treeOf(hostCgroups);
       }
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
       if (sync) {

@@ -1,7 +1,7 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { detectCgroupSetup, discoverLayout, parseV1Mounts } from "./detect.ts";
+import { detectCgroupSetup, discoverLayout, mountLayout, parseV1Mounts, readHostCgroupMounts } from "./detect.ts";
 import { FixtureHost } from "./_fixture.ts";
 
 const hosts: FixtureHost[] = [];
@@ -75,6 +75,18 @@ describe("discoverLayout on a fixture tree", () => {
     const l = discoverLayout({ root: h.root, mountinfo: h.mountinfo, fs: h });
     assert.equal(l.unified, undefined);
     assert.deepEqual(l.v1, { cpu: join(h.root, "cpu,cpuacct"), cpuacct: join(h.root, "cpu,cpuacct"), memory: join(h.root, "memory") });
+  });
+});
+
+describe("readHostCgroupMounts and mountLayout", () => {
+  it("read now and parsed later, give what discoverLayout finds of the mounts", () => {
+    for (const setup of ["hybrid", "unified", "legacy"] as const) {
+      const h = host(setup);
+      const { unified, v1 } = discoverLayout({ root: h.root, mountinfo: h.mountinfo, fs: h });
+      const read = readHostCgroupMounts({ root: h.root, mountinfo: h.mountinfo, fs: h });
+      assert.equal(read.setup, setup);
+      assert.deepEqual(mountLayout(read), { setup, unified, v1 });
+    }
   });
 });
 

@@ -45,6 +45,7 @@ export interface CgroupLayout {
 
 /** mountinfo escapes space, tab, newline and backslash in paths as octal (\040). */
 function unescapeMountPath(s: string): string {
+  if (!s.includes("\\")) return s;
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
@@ -52,6 +53,8 @@ function unescapeMountPath(s: string): string {
 export function parseV1Mounts(mountinfo: string, root: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of mountinfo.split("\n")) {
+    // Most lines are other filesystems: passed over before they are split.
+    if (!line.includes(" - cgroup ")) continue;
     const sep = line.indexOf(" - ");
     if (sep < 0) continue;
     const pre = line.slice(0, sep).split(" ");
@@ -89,10 +92,41 @@ export function discoverLayout(opts: LayoutOptions = {}): CgroupLayout {
   const root = (opts.root ?? DEFAULT_ROOT).replace(/\/+$/, "") || "/";
   const fs = opts.fs ?? nodeCgroupFs;
   const setup = detectCgroupSetup(root, fs);
-  const unified = setup === "unified" ? root : setup === "hybrid" ? join(root, "unified") : undefined;
+  const unified = unifiedMount(setup, root);
   const v2Controllers = unified ? words(fs.read(join(unified, "cgroup.controllers"))) : [];
   const v1 = setup === "unified" ? {} : parseV1Mounts(fs.read(opts.mountinfo ?? DEFAULT_MOUNTINFO), root);
   const layout = Object.freeze({ setup, root, unified, v2Controllers: Object.freeze(v2Controllers) as string[], v1: Object.freeze(v1) });
   if (host) hostLayout = layout;
   return layout;
 }
+
+function unifiedMount(setup: CgroupSetup, root: string): string | undefined {
+  return setup === "unified" ? root : setup === "hybrid" ? join(root, "unified") : undefined;
+}
+
+/** What the hierarchies' mounts need of the host (cgroupTree), as read, to be parsed later. */
+export interface HostCgroupMounts {
+  root: string;
+  setup: CgroupSetup;
+  /** /proc/self/mountinfo; "" on a pure v2 host. */
+  mountinfo: string;
+}
+
+/**
+ * The host's hierarchies as the kernel shows them, read without parsing: corerun-exec reads them
+ * while the host's /proc and /sys are in reach, before it says ready, and parses them
+ * (mountLayout) while it waits for go.
+ */
+export function readHostCgroupMounts(opts: LayoutOptions = {}): HostCgroupMounts {
+  const root = (opts.root ?? DEFAULT_ROOT).replace(/\/+$/, "") || "/";
+  const fs = opts.fs ?? nodeCgroupFs;
+  const setup = detectCgroupSetup(root, fs);
+  return { root, setup, mountinfo: setup === "unified" ? "" : fs.read(opts.mountinfo ?? DEFAULT_MOUNTINFO) };
+}
+
+/** The layout of HostCgroupMounts, as discoverLayout finds it but for the v2 controllers. */
+export function mountLayout(m: HostCgroupMounts): MountLayout {
+  return { setup: m.setup, unified: unifiedMount(m.setup, m.root), v1: m.setup === "unified" ? {} : parseV1Mounts(m.mountinfo, m.root) };
+}
+
+export type MountLayout = Pick<CgroupLayout, "setup" | "unified" | "v1">;

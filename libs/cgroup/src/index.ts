@@ -1,6 +1,6 @@
 export {
-  detectCgroupSetup, discoverLayout, parseV1Mounts, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC, DEFAULT_ROOT, DEFAULT_MOUNTINFO,
-  type CgroupSetup, type CgroupLayout, type LayoutOptions,
+  detectCgroupSetup, discoverLayout, parseV1Mounts, readHostCgroupMounts, mountLayout, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC, DEFAULT_ROOT, DEFAULT_MOUNTINFO,
+  type CgroupSetup, type CgroupLayout, type LayoutOptions, type HostCgroupMounts, type MountLayout,
 } from "./detect.ts";
 export { nodeCgroupFs, type CgroupFs } from "./fs.ts";
 export {

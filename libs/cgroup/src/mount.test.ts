@@ -14,7 +14,7 @@ const HYBRID: CgroupLayout = {
 
 describe("cgroupTree", () => {
   test("a pure v2 host: cgroup2 alone", () => {
-    assert.deepEqual(cgroupTree({ setup: "unified", root: "/sys/fs/cgroup", unified: "/sys/fs/cgroup", v2Controllers: ["memory"], v1: {} }), {
+    assert.deepEqual(cgroupTree({ setup: "unified", unified: "/sys/fs/cgroup", v1: {} }), {
       mounts: [{ fstype: "cgroup2", target: "/sys/fs/cgroup" }], links: [],
     });
   });

@@ -1,7 +1,7 @@
 import { mkdirSync, symlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REMOUNT, type Syscall } from "@corerun/syscall";
-import type { CgroupLayout } from "./detect.ts";
+import type { MountLayout } from "./detect.ts";
 
 export interface CgroupTree {
   /** In order: a tmpfs to hold the v1 hierarchies (not on a pure v2 host), then each hierarchy. */
@@ -16,7 +16,7 @@ export interface CgroupTree {
  * v2 one at unified/ on a hybrid host. Mounted from inside a cgroup namespace, every hierarchy
  * shows the namespace's root, the container's own cgroup, as Docker's /sys/fs/cgroup does.
  */
-export function cgroupTree(layout: CgroupLayout, target = "/sys/fs/cgroup"): CgroupTree {
+export function cgroupTree(layout: MountLayout, target = "/sys/fs/cgroup"): CgroupTree {
   if (layout.setup === "unified") return { mounts: [{ fstype: "cgroup2", target }], links: [] };
   const byMount = new Map<string, string[]>();
   for (const [controller, mountPoint] of Object.entries(layout.v1)) byMount.set(mountPoint, [...(byMount.get(mountPoint) ?? []), controller]);
