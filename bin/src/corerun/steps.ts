@@ -538,8 +538,15 @@ async function runEarly(tools: Tools, name: string, words: Promise<string[]>, op
   void running.end.then((end) => (running.ended = end));
   tools.push(running);
   faultPoint(`corerun:${name}-started`);
+  // Done as soon as the word is read, not at the pipe's end (one more read in the thread pool).
   let text = "";
-  const saidDone = later(() => readPipe(donePipe[0], (chunk) => (text += chunk.toString("utf8")))).then<"done" | ProcessEnd>(() => (text.startsWith("done\n") ? "done" : running.end));
+  const isDone = () => text.startsWith("done\n");
+  const saidDone = new Promise<"done" | ProcessEnd>((resolve) => {
+    void later(() => readPipe(donePipe[0], (chunk) => {
+      text += chunk.toString("utf8");
+      if (isDone()) resolve("done");
+    })).then(() => resolve(isDone() ? "done" : running.end));
+  });
   // A tool that pauses (corerun-mount --hook-pause) says "built"; it goes on when answered.
   let paused: Promise<void> | undefined;
   if (outPipe) {
