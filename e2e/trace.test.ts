@@ -127,9 +127,9 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     assert.equal(veth.args?.peer, "eth0");
 
     // corerun-exec: the steps that need no reader while corerun-mount mounts, /proc only once
-    // corerun-mount has opened ready, ready once /proc is mounted, its hostname, the masks of
-    // /proc and its capabilities while corerun-mount pivots, the last steps after go, then the exec.
-    inOrder(exec.spans, ["node start", "load bundle", "open sync fifos", "begin cgroup join", "open ready", "mount /proc", "send ready", "set hostname", "mask /proc", "drop capabilities", "wait for go", "join cgroup"]);
+    // corerun-mount has opened ready, ready once /proc is mounted, its hostname, its capabilities
+    // and the masks of /proc while corerun-mount pivots, the last steps after go, then the exec.
+    inOrder(exec.spans, ["node start", "load bundle", "open sync fifos", "begin cgroup join", "open ready", "mount /proc", "send ready", "set hostname", "drop capabilities", "mask /proc", "wait for go", "join cgroup"]);
     assert.ok(end(one(exec.spans, "open ready")) >= one(mount.spans, "wait for ready").ts, "/proc is mounted after the reader opened ready");
     assert.ok(exec.marks.some((m) => m.name === "execve" && m.args?.file === "/bin/true"));
     assert.ok(one(mount.spans, "pivot_root").ts >= one(exec.spans, "send ready").ts, "the root moves after ready");
@@ -171,7 +171,7 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
         assert.equal(applied.length, 0, "no limits to apply");
       }
       for (const name of ["begin cgroup join", "join cgroup"]) assert.ok(!exec.spans.some((s) => s.name === name), `corerun-exec has no ${name}`);
-      inOrder(exec.spans, ["send ready", "mask /proc", "drop capabilities", "wait for go", "cgroup namespace"]);
+      inOrder(exec.spans, ["send ready", "drop capabilities", "cgroup tree", "mask /proc", "wait for go", "cgroup namespace", "mount /sys/fs/cgroup"]);
     });
   }
 

@@ -69,11 +69,13 @@ export const tool = defineTool({
       if (!oci) {
         if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
         hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
-        if (masks) span("mask /proc", undefined, () => maskProcAt(sys, masks));
         // The bounding set limits what the exec grants, not what this process holds until then
         // (the mounts and the user switch below use its effective set): dropped while go comes.
         span("drop capabilities", undefined, () => dropCapabilities(sys, opts.capabilities, lastCap));
         if (hostCgroups) cgroupFs = treeOf(hostCgroups);
+        // Last: its mounts wait for corerun-mount's move, pivot and unmount, which hold the
+        // mount namespace's lock.
+        if (masks) span("mask /proc", undefined, () => maskProcAt(sys, masks));
       }
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
       if (sync) {

@@ -1,10 +1,10 @@
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { joinCgroupFds } from "@corerun/cgroup";
 import {
-  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, O_NONBLOCK, O_PATH, uname, type Syscall,
+  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, S_IFDIR, S_IFMT, O_NONBLOCK, O_PATH, uname, type Syscall,
 } from "@corerun/syscall";
 import { endTrace, mark } from "@corerun/cli";
-import { findCommand, type Credentials, lstatIfAny, MASKED_PATHS, maskPaths, pathsUnder, READONLY_PATHS, readonlyPaths } from "@corerun/rootfs";
+import { findCommand, type Credentials, MASKED_PATHS, maskDir, maskFile, pathsUnder, READONLY_PATHS, readonlyPath } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
 
 /**
@@ -20,12 +20,11 @@ export function mountProc(sys: Syscall): void {
   sys.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
 }
 
-/** What maskProcAt needs, taken before ready: the new /proc, and a copy of /dev/null for each file to mask. */
+/** What maskProcAt needs, taken before ready: the new /proc, and a copy of /dev/null. */
 export interface ProcMasks {
   proc: number;
-  /** Paths below /proc: files, each with a detached bind mount of /dev/null (open_tree). */
-  files: { path: string; tree: number }[];
-  dirs: string[];
+  /** A detached bind mount of /dev/null (open_tree), for the first file masked. */
+  devNull: number;
 }
 
 const MASKED_IN_PROC = pathsUnder(MASKED_PATHS, "/proc").map((p) => p.slice("/proc".length));
@@ -37,37 +36,41 @@ const READONLY_IN_PROC = pathsUnder(READONLY_PATHS, "/proc").map((p) => p.slice(
  * longer take /dev/null from (the container's /dev is not in reach before the pivot).
  */
 export function openProcMasks(sys: Syscall): ProcMasks {
-  const m: ProcMasks = { proc: openSync("/proc", O_PATH | O_DIRECTORY), files: [], dirs: [] };
+  const proc = openSync("/proc", O_PATH | O_DIRECTORY);
   try {
-    for (const p of MASKED_IN_PROC) {
-      const st = lstatIfAny(`/proc${p}`);
-      if (st?.isDirectory()) m.dirs.push(p);
-      else if (st) m.files.push({ path: p, tree: sys.openTree("/dev/null", false) });
-    }
-    return m;
+    return { proc, devNull: sys.openTree("/dev/null", false) };
   } catch (err) {
-    closeProcMasks(m);
+    closeSync(proc);
     throw err;
   }
 }
 
-function closeProcMasks(m: ProcMasks): void {
-  for (const fd of [m.proc, ...m.files.map((f) => f.tree)]) closeSync(fd);
-}
-
 /**
  * Docker's /proc masks, made after ready while corerun-mount moves /proc into the rootfs and
- * pivots: /proc/self/fd/N reaches the new procfs wherever it is mounted at that moment, and
- * MS_MOVE takes the masks made before it along.
+ * pivots: each path is reached through the fd of the new procfs (statx relative to it,
+ * /proc/self/fd/N for the mounts) wherever it is mounted at that moment, and MS_MOVE takes the
+ * masks made before it along. The first file masked gets the copy of /dev/null, the others a bind
+ * mount of it (attached by then, so in reach whatever the root is).
  */
 export function maskProcAt(sys: Syscall, m: ProcMasks): void {
   const root = `/proc/self/fd/${m.proc}`;
+  let devNull: string | undefined;
   try {
-    for (const f of m.files) sys.moveMount(f.tree, `${root}${f.path}`);
-    maskPaths(sys, root, m.dirs);
-    readonlyPaths(sys, root, READONLY_IN_PROC);
+    for (const p of MASKED_IN_PROC) {
+      const mode = sys.statMode(p.slice(1), m.proc);
+      if (mode === undefined) continue;
+      const path = `${root}${p}`;
+      if ((mode & S_IFMT) === S_IFDIR) maskDir(sys, path);
+      else if (devNull) maskFile(sys, path, devNull);
+      else {
+        sys.moveMount(m.devNull, path);
+        devNull = path;
+      }
+    }
+    for (const p of READONLY_IN_PROC) if (sys.statMode(p.slice(1), m.proc) !== undefined) readonlyPath(sys, `${root}${p}`);
   } finally {
-    closeProcMasks(m);
+    closeSync(m.proc);
+    closeSync(m.devNull);
   }
 }
 

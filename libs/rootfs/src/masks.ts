@@ -29,19 +29,33 @@ export function maskPaths(sys: Syscall, root: string, paths: readonly string[]):
     const host = `${root === "/" ? "" : root}${p}`;
     const st = lstatIfAny(host);
     if (!st) continue;
-    if (st.isDirectory()) sys.mount("tmpfs", host, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555");
-    else sys.mount(`${root === "/" ? "" : root}/dev/null`, host, null, MS_BIND);
+    if (st.isDirectory()) maskDir(sys, host);
+    else maskFile(sys, host, `${root === "/" ? "" : root}/dev/null`);
   }
+}
+
+/** An empty read-only tmpfs over a directory. */
+export function maskDir(sys: Syscall, path: string): void {
+  sys.mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555");
+}
+
+/** A file covered by devNull, a path to a /dev/null. */
+export function maskFile(sys: Syscall, path: string, devNull: string): void {
+  sys.mount(devNull, path, null, MS_BIND);
 }
 
 /** Makes every existing path of `paths` in the tree at `root` read-only, submounts included. */
 export function readonlyPaths(sys: Syscall, root: string, paths: readonly string[]): void {
   for (const p of paths) {
     const host = `${root === "/" ? "" : root}${p}`;
-    if (!lstatIfAny(host)) continue;
-    sys.mount(host, host, null, MS_BIND | MS_REC);
-    sys.mountSetattr(host, MOUNT_ATTR_RDONLY, 0, true);
+    if (lstatIfAny(host)) readonlyPath(sys, host);
   }
+}
+
+/** A path made read-only by a bind mount of itself, submounts included. */
+export function readonlyPath(sys: Syscall, path: string): void {
+  sys.mount(path, path, null, MS_BIND | MS_REC);
+  sys.mountSetattr(path, MOUNT_ATTR_RDONLY, 0, true);
 }
 
 /** The masks and read-only paths that live under `prefix` ("/proc" or "/sys"). */

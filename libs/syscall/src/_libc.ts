@@ -46,6 +46,11 @@ export function struct(name: string, fields: Record<string, string>): void {
 }
 
 /** Turns a -1 return into a SyscallError, reading errno before anything else can change it. */
+/** errno of the last call made through fn or nativeFn. */
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
 export function check(rc: number, syscall: string, path?: string): number {
   if (rc < 0) {
     const errno = koffi.errno();

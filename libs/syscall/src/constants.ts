@@ -36,6 +36,8 @@ export const FD_CLOEXEC = 1;
 export const O_NONBLOCK = 0o4000;
 export const O_DIRECTORY = 0o200000;
 export const O_PATH = 0o10000000;
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
 
 export const CLOSE_RANGE_CLOEXEC = 1 << 2;
 

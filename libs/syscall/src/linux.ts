@@ -1,4 +1,4 @@
-import { check, fn, nativeFn, nr, struct } from "./_libc.ts";
+import { check, fn, lastErrno, nativeFn, nr, struct } from "./_libc.ts";
 import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFD, F_SETFL, P_PID, POLLIN } from "./constants.ts";
 import { isErrno } from "./error.ts";
 import type { Syscall, WaitResult } from "./types.ts";
@@ -105,6 +105,14 @@ export const linuxSyscall: Syscall = {
       code === CLD_KILLED || code === CLD_DUMPED ? { pid: got, signal: status } :
       { pid: got, stopped: status };
     return result;
+  },
+  statMode(path, dirfd = -100 /* AT_FDCWD */) {
+    // struct statx: stx_mode is a u16 at offset 28 on every architecture (Linux 4.11+).
+    const buf = Buffer.alloc(256);
+    const rc = fn("int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ void *buf)")(dirfd, path, 0x100 /* AT_SYMLINK_NOFOLLOW */, 0x1 /* STATX_TYPE */, buf);
+    if (rc < 0 && lastErrno() === 2 /* ENOENT */) return undefined;
+    check(rc, "statx", path);
+    return buf.readUInt16LE(28);
   },
   setLinkUp(name) {
     // SIOCGIFFLAGS/SIOCSIFFLAGS on a datagram socket: the socket lives in the caller's network

@@ -67,6 +67,12 @@ export interface Syscall {
   poll(fds: readonly number[], timeoutMs: number, events?: number): number[];
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
+  /**
+   * statx(2)'s st_mode of path (relative to dirfd when given), not following a last symlink;
+   * undefined when it does not exist. No exception for a missing path: node:fs builds an Error
+   * with its stack for each (~25 µs), and lookups of what a kernel may lack run on the start path.
+   */
+  statMode(path: string, dirfd?: number): number | undefined;
   /** Brings a network interface of the calling thread's network namespace up. */
   setLinkUp(name: string): void;
   /** mount_setattr(2) on a path: set and clear MOUNT_ATTR_* bits, on the whole subtree if recursive. */
