@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { defineTool, UsageError, writeOut, type ToolContext } from "@corerun/cli";
-import { defaultProfile, DOCKER_ARCH, parseProfile, prepareSeccompProgram, profileToOci, storeSeccompProgram, type CachedProgram, type DockerProfile } from "@corerun/seccomp";
+import { buildId, defineTool, UsageError, writeOut, type ToolContext } from "@corerun/cli";
+import { defaultProfile, DOCKER_ARCH, parseProfile, prepareSeccompProgram, prepareSeccompProgramById, profileToOci, storeSeccompProgram, type CachedProgram, type DockerProfile } from "@corerun/seccomp";
 import { capabilitySet, stateRoot } from "@corerun/state";
 import { CAPABILITIES, uname } from "@corerun/syscall";
 import type { ArgsDef } from "citty";
@@ -83,7 +83,14 @@ function containerProgram(root: string, profileArg: string | undefined, capabili
     profile = parseProfile(text, profileArg);
   }
   const names = Object.entries(CAPABILITIES).filter(([, n]) => capabilities.includes(n)).map(([name]) => `CAP_${name}`);
-  const oci = profileToOci(profile, { capabilities: names, arch: DOCKER_ARCH[process.arch] ?? process.arch, kernel: uname().release }, source);
+  const conditions = { capabilities: names, arch: DOCKER_ARCH[process.arch] ?? process.arch, kernel: uname().release };
+  // The built-in profile is part of the build: its program is known by the build and conditions.
+  const build = profileArg === undefined ? buildId() : undefined;
+  if (build !== undefined) {
+    const resolve = () => profileToOci(profile, conditions, source)!;
+    return { program: prepareSeccompProgramById(root, { profile: "default", build, ...conditions }, resolve, source), flags: profile.flags ?? [] };
+  }
+  const oci = profileToOci(profile, conditions, source);
   return oci && { program: prepareSeccompProgram(root, oci, source), flags: oci.flags ?? [] };
 }
 

@@ -23,6 +23,15 @@ function loaded(): CodeCache | undefined {
   return (process as unknown as Record<symbol, CodeCache | undefined>)[KEY];
 }
 
+/**
+ * The build this process runs (a hash of its bundle, from the loader); undefined when it runs
+ * from source (tsx). What a build holds, corerun's built-in seccomp profile among it, is the same
+ * for every process of that build.
+ */
+export function buildId(): string | undefined {
+  return loaded()?.build;
+}
+
 /** Which code cache this process's bundle was compiled with ("run", "build", ...), for the trace. */
 export function codeCacheUsed(): string | undefined {
   return loaded()?.cache;

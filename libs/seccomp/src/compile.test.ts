@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, sep } from "node:path";
 import { UsageError } from "@corerun/cli";
 import { libseccomp } from "@corerun/syscall";
-import { binaryTreeSupported, cacheKey, compileSeccomp, prepareSeccompProgram, seccompFlags, seccompProgram } from "./compile.ts";
+import { binaryTreeSupported, cacheKey, compileSeccomp, prepareSeccompProgram, prepareSeccompProgramById, seccompFlags, seccompProgram, storeSeccompProgram } from "./compile.ts";
 import { defaultProfile, profileToOci } from "./profile.ts";
 import type { OciSeccomp } from "./oci.ts";
 
@@ -215,6 +215,24 @@ describe("the program cache", () => {
     assert.equal(readFileSync(path.replace(/\.bpf$/, ".json"), "utf8"), first.input);
     assert.equal(prepareSeccompProgram(root, oci).compiled, undefined, "found in its slot, not compiled again");
     assert.equal(readFileSync(first.path, "utf8"), "another program", "the other input's program is left as it was");
+  });
+
+  test("by id: the profile is resolved only to compile; a stored program of the same id is found without it", () => {
+    const oci: OciSeccomp = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["chdir"], action: "SCMP_ACT_ERRNO" }] };
+    let resolved = 0;
+    const resolve = () => (resolved++, oci);
+    const id = { profile: "default", build: "0123456789abcdef", capabilities: ["CAP_CHOWN"], arch: "amd64", kernel: "6.1.0" };
+    const first = prepareSeccompProgramById(root, id, resolve);
+    assert.equal(resolved, 1);
+    assert.deepEqual(first.compiled, prepareSeccompProgram(root, oci).compiled, "the program of the resolved profile");
+    storeSeccompProgram(first);
+    const again = prepareSeccompProgramById(root, id, resolve);
+    assert.equal(resolved, 1, "not resolved again");
+    assert.equal(again.compiled, undefined);
+    assert.equal(again.path, first.path);
+    const other = prepareSeccompProgramById(root, { ...id, build: "fedcba9876543210" }, resolve);
+    assert.equal(resolved, 2, "another build resolves its own");
+    assert.notEqual(other.path, first.path);
   });
 
   test("a state root under a file is no cache: the program is compiled, the root's own check reports it later", () => {
