@@ -5,7 +5,7 @@
 # This is a benchmark, not a test: it never fails because one runtime is
 # slower, and runtimes that are missing or broken are left out with a message.
 #
-#   tools/bench/run.sh [--runs N] [--warmup N] [--scenario NAME]
+#   tools/bench/run.sh [--runs N] [--warmup N] [--rounds N] [--scenario NAME]
 #
 # See tools/bench/README.md.
 set -euo pipefail
@@ -77,7 +77,7 @@ note() {
 
 usage() {
   cat <<EOF
-usage: tools/bench/run.sh [--runs N] [--warmup N] [--scenario NAME]
+usage: tools/bench/run.sh [--runs N] [--warmup N] [--rounds N] [--scenario NAME]
 
 Times container start+stop of corerun, runc and podman (plus a "node -e 0"
 baseline) in one hyperfine run and prints medians as ratios to corerun.
@@ -86,6 +86,10 @@ podman --runtime corerun next to podman --runtime runc.
 
   --runs N         timed runs per command (default 20)
   --warmup N       untimed runs per command first (default 3)
+  --rounds N       split the runs into N hyperfine runs, one after the other, and
+                   take the medians of all their times (default 1): hyperfine
+                   times one command's runs, then the next's, so a machine whose
+                   speed drifts favours whichever command ran in its fast spell
   --scenario NAME  one of: ${scenarios}, or all of them in turn (default none)
 
 Environment: CORERUN=PATH times that binary instead of bin/corerun.
@@ -96,6 +100,7 @@ EOF
 
 runs=20
 warmup=3
+rounds=1
 scenario="none"
 while (($# > 0)); do
   case "$1" in
@@ -111,6 +116,12 @@ while (($# > 0)); do
       shift
       ;;
     --warmup=*) warmup="${1#*=}" ;;
+    --rounds)
+      [[ $# -ge 2 ]] || die "--rounds needs a value"
+      rounds="$2"
+      shift
+      ;;
+    --rounds=*) rounds="${1#*=}" ;;
     --scenario)
       [[ $# -ge 2 ]] || die "--scenario needs a value"
       scenario="$2"
@@ -128,10 +139,12 @@ done
 
 [[ "${runs}" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ "${warmup}" =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer"
+[[ "${rounds}" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+((runs % rounds == 0)) || die "--runs ${runs} is not a multiple of --rounds ${rounds}; each round times runs/rounds of each command"
 # all: every scenario in turn, each its own hyperfine run, one after the other.
 if [[ "${scenario}" == all ]]; then
   for s in ${scenarios}; do
-    "${BASH_SOURCE[0]}" --runs "${runs}" --warmup "${warmup}" --scenario "${s}"
+    "${BASH_SOURCE[0]}" --runs "${runs}" --warmup "${warmup}" --rounds "${rounds}" --scenario "${s}"
   done
   exit 0
 fi
@@ -378,19 +391,48 @@ add_candidate "node -e 0" "node -e 0"
 
 results_json="${out_dir}/${scenario}.json"
 results_md="${out_dir}/${scenario}.md"
-hyperfine_args=(--runs "${runs}" --warmup "${warmup}"
-  --export-json "${results_json}" --export-markdown "${results_md}")
-for i in "${!names[@]}"; do
-  hyperfine_args+=(--command-name "${names[$i]}" "${commands[$i]}")
+printf '\nscenario %s: %s runs each in %s round(s), %s warmup each round, %s cores\n\n' \
+  "${scenario}" "${runs}" "${rounds}" "${warmup}" "$(nproc)"
+round_files=()
+for ((round = 1; round <= rounds; round++)); do
+  round_json="${out_dir}/${scenario}.round-${round}.json"
+  round_files+=("${round_json}")
+  hyperfine_args=(--runs "$((runs / rounds))" --warmup "${warmup}" --export-json "${round_json}")
+  ((rounds > 1)) || hyperfine_args+=(--export-markdown "${results_md}")
+  for i in "${!names[@]}"; do
+    hyperfine_args+=(--command-name "${names[$i]}" "${commands[$i]}")
+  done
+  ((rounds == 1)) || printf 'round %s of %s\n' "${round}" "${rounds}"
+  # In the background so that the signal traps run while it is timing.
+  hyperfine "${hyperfine_args[@]}" &
+  hyperfine_pid=$!
+  wait "${hyperfine_pid}"
+  hyperfine_pid=""
 done
 
-printf '\nscenario %s: %s runs each, %s warmup, %s cores\n\n' \
-  "${scenario}" "${runs}" "${warmup}" "$(nproc)"
-# In the background so that the signal traps run while it is timing.
-hyperfine "${hyperfine_args[@]}" &
-hyperfine_pid=$!
-wait "${hyperfine_pid}"
-hyperfine_pid=""
+# The rounds' times of each command together, as one hyperfine result (its JSON
+# shape); with more than one round, the markdown table is made from them.
+# shellcheck disable=SC2016 # ${} here is JavaScript template syntax
+node -e '
+  const fs = require("node:fs");
+  const [json, md, multi, ...files] = process.argv.slice(1);
+  const rounds = files.map((f) => JSON.parse(fs.readFileSync(f, "utf8")).results);
+  const sorted = (a) => [...a].sort((x, y) => x - y);
+  const median = (a) => { const s = sorted(a); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+  const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+  const results = rounds[0].map((first, i) => {
+    const times = rounds.flatMap((r) => r[i].times);
+    const m = mean(times);
+    const stddev = Math.sqrt(times.reduce((x, t) => x + (t - m) ** 2, 0) / Math.max(times.length - 1, 1));
+    return { command: first.command, mean: m, stddev, median: median(times), min: Math.min(...times), max: Math.max(...times), user: mean(rounds.map((r) => r[i].user)), system: mean(rounds.map((r) => r[i].system)), times };
+  });
+  fs.writeFileSync(json, JSON.stringify({ results }, null, 2) + "\n");
+  if (multi === "1") {
+    const ms = (s) => (s * 1000).toFixed(1);
+    const rows = results.map((r) => `| \`${r.command}\` | ${ms(r.median)} | ${ms(r.mean)} ± ${ms(r.stddev)} | ${ms(r.min)} | ${ms(r.max)} |`);
+    fs.writeFileSync(md, ["| Command | Median [ms] | Mean [ms] | Min [ms] | Max [ms] |", "|:---|---:|---:|---:|---:|", ...rows].join("\n") + "\n");
+  }
+' "${results_json}" "${results_md}" "$((rounds > 1 ? 1 : 0))" "${round_files[@]}"
 
 # hyperfine's own summary is relative to the fastest command and uses means;
 # medians relative to corerun are what the README reports (the oci scenario's
