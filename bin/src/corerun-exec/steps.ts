@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { joinCgroupFds } from "@corerun/cgroup";
 import {
-  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, S_IFDIR, S_IFMT, O_NONBLOCK, O_PATH, uname, type Syscall,
+  isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, O_NONBLOCK, O_PATH, S_IFDIR, S_IFMT, uname, type Syscall,
 } from "@corerun/syscall";
 import { endTrace, mark } from "@corerun/cli";
 import { findCommand, type Credentials, MASKED_PATHS, maskDir, maskFile, pathsUnder, READONLY_PATHS, readonlyPath } from "@corerun/rootfs";
