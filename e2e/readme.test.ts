@@ -362,10 +362,15 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
       if (!hasSysResource()) conf = `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]\n\n${conf}`;
       const file = join(dir, "containers.conf");
       writeFileSync(file, conf);
-      const r = bash(readmeBlock("podman"), undefined, { CONTAINERS_CONF: file });
+      // The block's own temporary rootfs is named after it, so that what it leaves can be checked.
+      const r = bash(`${readmeBlock("podman")}\necho "rootfs $rootfs"`, undefined, { CONTAINERS_CONF: file });
       assert.equal(r.code, 0, r.stderr);
-      const id = /^hello from ([0-9a-f]{12})$/.exec(r.stdout.trim())?.[1];
+      const [hello, made] = r.stdout.trim().split("\n");
+      const id = /^hello from ([0-9a-f]{12})$/.exec(hello ?? "")?.[1];
       assert.ok(id, r.stdout);
+      const rootfs = /^rootfs (\/.+)$/.exec(made ?? "")?.[1];
+      assert.ok(rootfs, r.stdout);
+      assert.ok(!existsSync(rootfs) && !existsSync(`${rootfs}.tree`), `the block removes ${rootfs} and the tree recorded beside it`);
       assert.match(readFileSync(runtime.calls, "utf8"), /^create --bundle /m, "podman ran corerun");
       assert.deepEqual(corerunContainers(state), []);
       assert.deepEqual(cgroupsNamed(id), []);
