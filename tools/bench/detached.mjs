@@ -15,11 +15,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.mjs";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const corerun = process.env.CORERUN ?? join(repo, "bin/corerun");
-const { values } = parseArgs({ options: { count: { type: "string", default: "20" }, tty: { type: "boolean", default: false } } });
+const values = benchArgs(import.meta.url, { count: { type: "string", default: "20" }, tty: { type: "boolean", default: false } });
 const detach = values.tty ? "-dit" : "-d";
 const COUNT = Number(values.count);
 if (!Number.isInteger(COUNT) || COUNT < 2) {
@@ -125,7 +125,9 @@ if (spawnSync("podman", ["--version"]).status === 0) {
       (exe, argv) => exe.endsWith("/conmon") && argv.some((a) => a.includes(`corerun-bench-${tag}-`)),
     ));
   } finally {
+    // build.sh records the tree it built beside the directory (DIR.tree).
     if (existsSync(podRootfs)) rmSync(podRootfs, { recursive: true, force: true });
+    rmSync(`${podRootfs}.tree`, { force: true });
   }
 } else {
   console.error("detached: skipping podman: not installed; install it with: DEBIAN_FRONTEND=noninteractive apt-get install -y podman");

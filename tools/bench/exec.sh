@@ -18,11 +18,18 @@ runs=30
 warmup=3
 while [ $# -gt 0 ]; do
   case "$1" in
-    --runs) runs="$2"; shift 2 ;;
-    --warmup) warmup="$2"; shift 2 ;;
+    --runs | --warmup)
+      [ $# -ge 2 ] || { echo "exec.sh: $1 needs a value" >&2; exit 125; }
+      if [ "$1" = --runs ]; then runs="$2"; else warmup="$2"; fi
+      shift 2
+      ;;
+    # The header comment above, without its marks.
+    -h | --help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) echo "exec.sh: unknown argument $1; use --runs N, --warmup N" >&2; exit 125 ;;
   esac
 done
+[[ "${runs}" =~ ^[1-9][0-9]*$ ]] || { echo "exec.sh: --runs ${runs}: give a positive whole number" >&2; exit 125; }
+[[ "${warmup}" =~ ^[0-9]+$ ]] || { echo "exec.sh: --warmup ${warmup}: give a whole number" >&2; exit 125; }
 command -v hyperfine >/dev/null || { echo "exec.sh: needs hyperfine: apt-get install -y hyperfine" >&2; exit 125; }
 [ "$(id -u)" = 0 ] || { echo "exec.sh: run as root: it starts containers" >&2; exit 125; }
 

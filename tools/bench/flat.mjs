@@ -19,20 +19,18 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSyn
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.mjs";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const corerun = process.env.CORERUN ?? join(repo, "bin/corerun");
 const outDir = join(repo, "build/bench");
-const { values } = parseArgs({
-  options: {
-    counts: { type: "string", default: "1,10,50" },
-    runs: { type: "string", default: "10" },
-    warmup: { type: "string", default: "1" },
-    phases: { type: "string", default: "containers,networks" },
-    "no-podman": { type: "boolean", default: false },
-    descending: { type: "boolean", default: false },
-  },
+const values = benchArgs(import.meta.url, {
+  counts: { type: "string", default: "1,10,50" },
+  runs: { type: "string", default: "10" },
+  warmup: { type: "string", default: "1" },
+  phases: { type: "string", default: "containers,networks" },
+  "no-podman": { type: "boolean", default: false },
+  descending: { type: "boolean", default: false },
 });
 const COUNTS = values.counts.split(",").map(Number);
 const RUNS = Number(values.runs);

@@ -14,17 +14,15 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.mjs";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const corerunBin = process.env.CORERUN ?? join(repo, "bin/corerun");
-const { values } = parseArgs({
-  options: {
-    sequential: { type: "string", default: "1000" },
-    concurrent: { type: "string", default: "50" },
-    churn: { type: "string", default: "20" },
-    podman: { type: "boolean", default: false },
-  },
+const values = benchArgs(import.meta.url, {
+  sequential: { type: "string", default: "1000" },
+  concurrent: { type: "string", default: "50" },
+  churn: { type: "string", default: "20" },
+  podman: { type: "boolean", default: false },
 });
 const SEQUENTIAL = Number(values.sequential);
 const CONCURRENT = Number(values.concurrent);
@@ -253,7 +251,11 @@ try {
     }
   }
   if (root.startsWith(join(tmpdir(), "corerun-soak-"))) rmSync(root, { recursive: true, force: true });
-  if (podmanRootfs?.startsWith(join(tmpdir(), "corerun-soak-podman-rootfs-"))) rmSync(podmanRootfs, { recursive: true, force: true });
+  if (podmanRootfs?.startsWith(join(tmpdir(), "corerun-soak-podman-rootfs-"))) {
+    // build.sh records the tree it built beside the directory (DIR.tree).
+    rmSync(podmanRootfs, { recursive: true, force: true });
+    rmSync(`${podmanRootfs}.tree`, { force: true });
+  }
 }
 if (failures.length) {
   console.error(`soak: ${failures.length} check(s) failed:\n${failures.slice(0, 10).join("\n")}`);
