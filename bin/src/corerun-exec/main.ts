@@ -49,7 +49,6 @@ export const tool = defineTool({
       // The host's hierarchies are read while its /proc and /sys are still in reach (and parsed
       // once ready is said).
       const hostCgroups = opts.mountCgroup ? span("read cgroup layout", undefined, () => readHostCgroupMounts()) : undefined;
-      const treeOf = (m: NonNullable<typeof hostCgroups>) => span("cgroup tree", undefined, () => cgroupTree(mountLayout(m)));
       let cgroupFs: CgroupTree | undefined;
       // The reader has read the host's /proc once it has opened ready: only then may a new /proc
       // cover it (rootless, corerun-mount reads it from inside this mount namespace).
@@ -72,7 +71,7 @@ export const tool = defineTool({
         // The bounding set limits what the exec grants, not what this process holds until then
         // (the mounts and the user switch below use its effective set): dropped while go comes.
         span("drop capabilities", undefined, () => dropCapabilities(sys, opts.capabilities, lastCap));
-        if (hostCgroups) cgroupFs = treeOf(hostCgroups);
+        if (hostCgroups) cgroupFs = span("cgroup tree", undefined, () => cgroupTree(mountLayout(hostCgroups)));
         // Last: its mounts wait for corerun-mount's move, pivot and unmount, which hold the
         // mount namespace's lock.
         if (masks) span("mask /proc", undefined, () => maskProcAt(sys, masks));

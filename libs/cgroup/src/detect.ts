@@ -89,19 +89,13 @@ let hostLayout: CgroupLayout | undefined;
 export function discoverLayout(opts: LayoutOptions = {}): CgroupLayout {
   const host = opts.root === undefined && opts.mountinfo === undefined && opts.fs === undefined;
   if (host && hostLayout) return hostLayout;
-  const root = (opts.root ?? DEFAULT_ROOT).replace(/\/+$/, "") || "/";
-  const fs = opts.fs ?? nodeCgroupFs;
-  const setup = detectCgroupSetup(root, fs);
-  const unified = unifiedMount(setup, root);
-  const v2Controllers = unified ? words(fs.read(join(unified, "cgroup.controllers"))) : [];
-  const v1 = setup === "unified" ? {} : parseV1Mounts(fs.read(opts.mountinfo ?? DEFAULT_MOUNTINFO), root);
+  const mounts = readHostCgroupMounts(opts);
+  const { setup, root } = mounts;
+  const { unified, v1 } = mountLayout(mounts);
+  const v2Controllers = unified ? words((opts.fs ?? nodeCgroupFs).read(join(unified, "cgroup.controllers"))) : [];
   const layout = Object.freeze({ setup, root, unified, v2Controllers: Object.freeze(v2Controllers) as string[], v1: Object.freeze(v1) });
   if (host) hostLayout = layout;
   return layout;
-}
-
-function unifiedMount(setup: CgroupSetup, root: string): string | undefined {
-  return setup === "unified" ? root : setup === "hybrid" ? join(root, "unified") : undefined;
 }
 
 /** What the hierarchies' mounts need of the host (cgroupTree), as read, to be parsed later. */
@@ -113,9 +107,9 @@ export interface HostCgroupMounts {
 }
 
 /**
- * The host's hierarchies as the kernel shows them, read without parsing: corerun-exec reads them
- * while the host's /proc and /sys are in reach, before it says ready, and parses them
- * (mountLayout) while it waits for go.
+ * The host's hierarchies as the kernel shows them, read without parsing (mountLayout parses
+ * them): discoverLayout does both at once; corerun-exec reads them while the host's /proc and
+ * /sys are in reach, before it says ready, and parses them while it waits for go.
  */
 export function readHostCgroupMounts(opts: LayoutOptions = {}): HostCgroupMounts {
   const root = (opts.root ?? DEFAULT_ROOT).replace(/\/+$/, "") || "/";
@@ -126,7 +120,8 @@ export function readHostCgroupMounts(opts: LayoutOptions = {}): HostCgroupMounts
 
 /** The layout of HostCgroupMounts, as discoverLayout finds it but for the v2 controllers. */
 export function mountLayout(m: HostCgroupMounts): MountLayout {
-  return { setup: m.setup, unified: unifiedMount(m.setup, m.root), v1: m.setup === "unified" ? {} : parseV1Mounts(m.mountinfo, m.root) };
+  const unified = m.setup === "unified" ? m.root : m.setup === "hybrid" ? join(m.root, "unified") : undefined;
+  return { setup: m.setup, unified, v1: m.setup === "unified" ? {} : parseV1Mounts(m.mountinfo, m.root) };
 }
 
 export type MountLayout = Pick<CgroupLayout, "setup" | "unified" | "v1">;

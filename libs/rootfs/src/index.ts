@@ -1,4 +1,4 @@
-export { lstatIfAny, resolveInRoot } from "./resolve.ts";
+export { resolveInRoot } from "./resolve.ts";
 export { findCommand, DEFAULT_PATH } from "./command.ts";
 export { parseVolume, checkRootfs, type VolumeSpec } from "./volume.ts";
 export { MASKED_PATHS, READONLY_PATHS, maskPaths, maskDir, maskFile, readonlyPaths, readonlyPath, pathsUnder } from "./masks.ts";

@@ -45,17 +45,14 @@ export function struct(name: string, fields: Record<string, string>): void {
   structs.add(name);
 }
 
-/** Turns a -1 return into a SyscallError, reading errno before anything else can change it. */
 /** errno of the last call made through fn or nativeFn. */
 export function lastErrno(): number {
   return koffi.errno();
 }
 
+/** Turns a -1 return into a SyscallError, reading errno before anything else can change it. */
 export function check(rc: number, syscall: string, path?: string): number {
-  if (rc < 0) {
-    const errno = koffi.errno();
-    throw new SyscallError({ syscall, errno, path });
-  }
+  if (rc < 0) throw new SyscallError({ syscall, errno: lastErrno(), path });
   return rc;
 }
 
