@@ -86,9 +86,18 @@ static int wait_byte(int fd)
 /*
  * clone(2) of fn on a stack of its own, with every signal blocked from before the clone until
  * the child has reset its handlers (it restores *mask itself): no Node handler can run in it.
- * No CLONE_VM: the child gets its own copy of memory, stack included, as with fork.
+ *
+ * With shares, the child shares the caller's memory until it execs, as posix_spawn's does
+ * (CLONE_VM | CLONE_VFORK): the calling thread sleeps until the exec (or the child's exit), and
+ * nothing is copied. A copy, as fork makes, costs both sides of a Node process of ~50 MB: the
+ * clone copies its page tables (~1-2 ms), the exec tears the child's copy down again, and the
+ * caller then takes a copy-on-write fault on each page it writes. Such a child writes no memory
+ * but its own stack and errno (the sleeping thread's, which the caller reads only when the clone
+ * itself failed), and takes no lock and no allocation, since the caller's other threads run on.
+ * A child that waits for its parent before it execs (sync_fd, relay_clone's first child, exec's
+ * entry) gets a copy: a sleeping caller could never let it go on.
  */
-static int clone_child(int (*fn)(void *), void *arg, int flags, sigset_t *mask)
+static int clone_child(int (*fn)(void *), void *arg, int flags, int shares, sigset_t *mask)
 {
     sigset_t all;
     char *stack;
@@ -99,7 +108,7 @@ static int clone_child(int (*fn)(void *), void *arg, int flags, sigset_t *mask)
         return -1;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, mask);
-    pid = clone(fn, stack + STACK_SIZE, flags | SIGCHLD, arg);
+    pid = clone(fn, stack + STACK_SIZE, flags | (shares ? CLONE_VM | CLONE_VFORK : 0) | SIGCHLD, arg);
     saved = errno;
     pthread_sigmask(SIG_SETMASK, mask, NULL);
     free(stack);
@@ -199,7 +208,7 @@ static int relay_clone(int (*first)(void *), void *arg, char **stack2, int *repo
         return -1;
     }
     *report_fd = report[1];
-    child = clone_child(first, arg, 0, mask);
+    child = clone_child(first, arg, 0, 0, mask);
     if (child < 0)
         saved = errno;
     close(report[1]);
@@ -266,7 +275,7 @@ int corerun_clone_exec(int flags, const char *path, char *const argv[], char *co
         if (a.parent_fd < 0)
             return -1;
     }
-    pid = userns_fd >= 0 ? relay_clone(userns_main, &a, &a.stack2, &a.report_fd, &a.mask) : clone_child(child_main, &a, flags, &a.mask);
+    pid = userns_fd >= 0 ? relay_clone(userns_main, &a, &a.stack2, &a.report_fd, &a.mask) : clone_child(child_main, &a, flags, sync_fd < 0, &a.mask);
     saved = errno;
     if (a.parent_fd >= 0)
         close(a.parent_fd);
@@ -333,7 +342,7 @@ int corerun_spawn(const char *path, char *const argv[], char *const envp[], cons
         errno = EINVAL;
         return -1;
     }
-    return clone_child(spawn_main, &a, 0, &a.mask);
+    return clone_child(spawn_main, &a, 0, 1, &a.mask);
 }
 
 /*
@@ -544,7 +553,7 @@ int corerun_enter_exec(char *const argv[], char *const envp[], const char *cwd, 
                             .filter_len = filter_len, .seccomp_flags = seccomp_flags, .stdin_fd = stdin_fd,
                             .report_fd = -1, .stack2 = NULL };
 
-    return join_pid ? relay_clone(enter_first, &a, &a.stack2, &a.report_fd, &a.mask) : clone_child(enter_main, &a, 0, &a.mask);
+    return join_pid ? relay_clone(enter_first, &a, &a.stack2, &a.report_fd, &a.mask) : clone_child(enter_main, &a, 0, 0, &a.mask);
 }
 
 /*
