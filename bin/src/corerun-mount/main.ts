@@ -37,7 +37,7 @@ export const tool = defineTool({
     // Over an overlayfs, the mount points are found once it is mounted.
     let points = opts.overlay ? [] : mountPointsFor(opts);
     // Read before the namespace changes: the path is the host's.
-    const spec = opts.oci === undefined ? undefined : readSpec(dirname(opts.oci), opts.oci);
+    const spec = opts.oci === undefined ? undefined : span("read config", { file: opts.oci }, () => readSpec(dirname(opts.oci!), opts.oci));
     const consoleFd = opts.consoleSocket === undefined ? undefined : connectUnix(opts.consoleSocket);
     const sendFd = consoleFd === undefined ? undefined : fdSender();
     const startTime = procStartTime(opts.pid);
@@ -60,9 +60,9 @@ export const tool = defineTool({
       span("create mount points", { count: points.length }, () => createMountPoints(points));
       faultPoint("mount:mount-points");
       if (spec) {
-        bindRootfs(sys, opts.rootfs, userns, { nodev: false });
+        span("bind rootfs", { rootfs: opts.rootfs, idmap: userns !== undefined }, () => bindRootfs(sys, opts.rootfs, userns, { nodev: false }));
         faultPoint("mount:rootfs");
-        mountOciTree(sys, opts.rootfs, spec, opts.cgroupDirs);
+        span("mount config's tree", { mounts: spec.mounts?.length ?? 0 }, () => mountOciTree(sys, opts.rootfs, spec, opts.cgroupDirs));
         faultPoint("mount:oci-mounts");
       } else {
         span("bind rootfs", { rootfs: opts.rootfs, idmap: userns !== undefined }, () => bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns));
