@@ -266,15 +266,16 @@ function cgroupDirArgs(cg: CgroupManager): string[] {
 
 export async function ociCreate(o: CreateOptions): Promise<State> {
   const plan = span("read bundle", { bundle: o.bundle }, () => planCreate(o));
-  const made = span("create state", { root: o.root, id: o.id }, () => createOciState(o, plan));
-  faultPoint("oci:state");
   const tools: Tools = [];
+  let made: ReturnType<typeof createOciState> | undefined;
   let joining: (() => void) | undefined;
   try {
     const hooks = plan.spec.hooks;
     const pause = Boolean(hooks?.prestart?.length || hooks?.createRuntime?.length || hooks?.createContainer?.length);
-    // Started now, its command line given once the first process exists: its Node start runs
-    // alongside the cgroup and the clone. With hooks, it pauses before pivot_root until they have run.
+    // Started once the config is known to be good, its command line given once the first process
+    // exists: its Node start runs alongside the state, the cgroup and the clone (corerun-mount's
+    // start and load are the longest part of a create). With hooks, it pauses before pivot_root
+    // until they have run.
     const mount = startTool(tools, "corerun-mount", {
       captureErrors: true,
       ...(pause ? {
@@ -282,13 +283,16 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
         // throwing out of the pipe's read callback.
         onPause: async () => {
           enterCgroup();
-          await createHooks(made.path, plan.spec, pid);
+          await createHooks(state.path, plan.spec, pid);
         },
       } : {}),
     });
+    made = span("create state", { root: o.root, id: o.id }, () => createOciState(o, plan));
+    const state = made;
+    faultPoint("oci:state");
     if (plan.namespaces.create.includes("user") || plan.namespaces.join.some((j) => j.type === "user")) {
       const maps = { uidMap: plan.spec.linux!.uidMappings!.map(toRange), gidMap: (plan.spec.linux!.gidMappings ?? plan.spec.linux!.uidMappings!).map(toRange) };
-      handToContainerRoot(o.root, made.dir, maps, [readyPath(made.dir), goPath(made.dir), join(made.dir, "config.json")]);
+      handToContainerRoot(o.root, state.dir, maps, [readyPath(state.dir), goPath(state.dir), join(state.dir, "config.json")]);
     }
     // The limits to write once the process has loaded; undefined: the cgroup has them all now,
     // and the process moves only once loaded.
@@ -297,7 +301,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     faultPoint("oci:cgroup");
     // Recorded before the process runs at all: a create killed at any moment leaves either no
     // process (it waits on a pipe that closes with create) or one that cleanup finds.
-    const pid = span("start first process", { exec: "corerun-exec" }, () => startFirstProcess(o, plan, made.dir, (child) => void recordInit({ path: made.path }, child)));
+    const pid = span("start first process", { exec: "corerun-exec" }, () => startFirstProcess(o, plan, state.dir, (child) => void recordInit({ path: state.path }, child)));
     faultPoint("oci:cloned");
     // In its cgroup before any hook and before create returns: the engine reads the cgroup from
     // /proc/PID/cgroup for stats and OOM events. The move begins now, on a thread, and its RCU
@@ -318,7 +322,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
         faultPoint("oci:cgroup-joined");
       });
     const mountArgs = [
-      "--pid", String(pid), "--rootfs", plan.rootfs, "--oci", join(made.dir, "config.json"), "--sync-dir", made.dir, ...cgroupDirArgs(cg),
+      "--pid", String(pid), "--rootfs", plan.rootfs, "--oci", join(state.dir, "config.json"), "--sync-dir", state.dir, ...cgroupDirArgs(cg),
       ...(planMounts(plan.spec).some((m) => m.type === "proc") ? ["--proc"] : []), "--die-with-parent",
       ...(o.consoleSocket ? ["--console-socket", resolve(o.consoleSocket)] : []),
     ];
@@ -332,7 +336,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     if (tracing()) await span("tools exit", undefined, () => toolsExited(tools));
     if (o.pidFile) writePidFile(resolve(o.pidFile), pid);
     faultPoint("oci:pid-file");
-    const created = span("record created", { pid }, () => setStatus(made.path, "created"));
+    const created = span("record created", { pid }, () => setStatus(state.path, "created"));
     faultPoint("oci:created");
     saveCodeCache("create");
     return created;
@@ -344,7 +348,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     } catch {
       // the create has failed already
     }
-    teardown(o.root, made.id, made.path);
+    if (made) teardown(o.root, made.id, made.path);
     throw err;
   }
 }
