@@ -2,6 +2,7 @@ import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, faultPoint, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
+import { readSpecText } from "@corerun/oci";
 import { cgroupTree, mountCgroupTree, mountLayout, openCgroupProcs, readHostCgroupMounts, startJoinCgroupFds, type CgroupTree } from "@corerun/cgroup";
 import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole, takeTerminalAt } from "./oci.ts";
 import {
@@ -35,7 +36,7 @@ export const tool = defineTool({
       if (syncDir) sync = span("open sync fifos", { dir: syncDir }, () => new ExecSide(syncDir));
       faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
-      const oci = opts.oci === undefined ? undefined : loadOciProcess(opts.oci);
+      const ociText = opts.oci === undefined ? undefined : readSpecText(opts.oci);
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...span("open cgroup.procs", { cgroups: opts.cgroups }, () => openCgroupProcs(opts.cgroups)), ...opts.cgroupFds];
       // The move into the cgroup waits in the kernel for an RCU grace period (5-15 ms): begun on
@@ -44,7 +45,7 @@ export const tool = defineTool({
       // waits for go and takes the last ones. With --oci (a cgroup given by hand) it joins after
       // its startContainer hooks, in runc's order; corerun create passes it no cgroup: it moves the
       // process itself, during create.
-      const joining = sync && !oci && cgroupFds.length ? span("begin cgroup join", undefined, () => startJoinCgroupFds(cgroupFds)) : undefined;
+      const joining = sync && opts.oci === undefined && cgroupFds.length ? span("begin cgroup join", undefined, () => startJoinCgroupFds(cgroupFds)) : undefined;
       const lastCap = lastCapability();
       // The host's hierarchies are read while its /proc and /sys are still in reach (and parsed
       // once ready is said).
@@ -54,12 +55,13 @@ export const tool = defineTool({
       // cover it (rootless, corerun-mount reads it from inside this mount namespace).
       if (sync) span("open ready", undefined, () => sync!.openReady());
       if (opts.mountProc) span("mount /proc", undefined, () => mountProc(sys));
-      const masks = opts.mountProc && !opts.unmasked && !oci ? openProcMasks(sys) : undefined;
+      const masks = opts.mountProc && !opts.unmasked && opts.oci === undefined ? openProcMasks(sys) : undefined;
       faultPoint("exec:proc");
       if (sync) {
         span("send ready", undefined, () => sync!.sendReady());
         faultPoint("exec:ready");
       }
+      const oci = ociText === undefined ? undefined : span("check config", { file: opts.oci }, () => loadOciProcess(opts.oci!, ociText));
       // Namespaces of the container's own that no other tool touches: set up after ready, while
       // corerun-mount pivots the root and corerun says go (corerun-mount has long been waiting for
       // ready by then: whatever comes before it delays the start). (The OCI path keeps runc's

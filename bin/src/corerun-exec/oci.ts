@@ -7,10 +7,9 @@
 import { spawnSync } from "node:child_process";
 import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
-import { hookEnv, planCapabilities, readSpec, type CapabilityPlan, type Spec } from "@corerun/oci";
+import { hookEnv, parseSpecText, planCapabilities, type CapabilityPlan, type Spec } from "@corerun/oci";
 import { maskPaths, readonlyPaths } from "@corerun/rootfs";
 import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, takeTerminal, type Syscall } from "@corerun/syscall";
-import { dirname } from "node:path";
 import { setGroups } from "./steps.ts";
 
 export interface OciProcess {
@@ -18,9 +17,14 @@ export interface OciProcess {
   caps: CapabilityPlan;
 }
 
-/** Reads and checks the config before anything happens, so a bad one is reported on "ready". */
-export function loadOciProcess(configPath: string): OciProcess {
-  const spec = readSpec(dirname(configPath), configPath);
+/**
+ * Checks the config, read before ready (its path is the host's, out of reach once the root has
+ * moved), after it: while corerun-mount pivots and go is awaited, off the start's path. corerun
+ * create has checked the same file before it started anything; a bad config given by hand is
+ * reported by this process, which then exits, before or as go comes.
+ */
+export function loadOciProcess(configPath: string, text: string): OciProcess {
+  const spec = parseSpecText(text, configPath);
   if (!spec.process?.args?.length) throw new UsageError(`${configPath}: process.args is empty; name the program to run`);
   return { spec, caps: planCapabilities(spec) };
 }

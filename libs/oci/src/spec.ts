@@ -188,13 +188,21 @@ export function parseSpec(data: unknown, file: string): Spec {
 
 /** Reads BUNDLE/config.json (or another copy of it). */
 export function readSpec(bundle: string, file = join(bundle, "config.json")): Spec {
-  let text: string;
+  return parseSpecText(readSpecText(file), file);
+}
+
+/** A config's text, unchecked (parseSpecText checks it). */
+export function readSpecText(file: string): string {
   try {
-    text = readFileSync(file, "utf8");
+    return readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new SpecError(`${file}: cannot be read (${code}); give --bundle the directory that holds config.json`);
   }
+}
+
+/** A config from its text; `file` names it in errors. */
+export function parseSpecText(text: string, file: string): Spec {
   let data: unknown;
   try {
     data = JSON.parse(text);
