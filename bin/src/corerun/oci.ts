@@ -273,9 +273,9 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
     const hooks = plan.spec.hooks;
     const pause = Boolean(hooks?.prestart?.length || hooks?.createRuntime?.length || hooks?.createContainer?.length);
     // Started once the config is known to be good, its command line given once the first process
-    // exists: its Node start runs alongside the state, the cgroup and the clone (corerun-mount's
-    // start and load are the longest part of a create). With hooks, it pauses before pivot_root
-    // until they have run.
+    // exists: its Node start and load, with corerun-exec's the longest steps of a create, run
+    // beside the state, the cgroup and the clone. With hooks, it pauses before pivot_root until
+    // they have run.
     const mount = startTool(tools, "corerun-mount", {
       captureErrors: true,
       ...(pause ? {

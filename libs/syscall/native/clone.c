@@ -92,8 +92,9 @@ static int wait_byte(int fd)
  * nothing is copied. A copy, as fork makes, costs both sides of a Node process of ~50 MB: the
  * clone copies its page tables (~1-2 ms), the exec tears the child's copy down again, and the
  * caller then takes a copy-on-write fault on each page it writes. Such a child writes no memory
- * but its own stack and errno (the sleeping thread's, which the caller reads only when the clone
- * itself failed), and takes no lock and no allocation, since the caller's other threads run on.
+ * but its own stack and, through libc's wrappers, the sleeping thread's errno (which the caller
+ * reads only when the clone itself failed) and cancellation flags (set back before each wrapper
+ * returns); it takes no lock and no allocation, since the caller's other threads run on.
  * A child that waits for its parent before it execs (sync_fd, relay_clone's first child, exec's
  * entry) gets a copy: a sleeping caller could never let it go on.
  */
