@@ -54,6 +54,7 @@ const FILES: Record<string, (c: Ctx) => unknown> = {
   "nul-args/config.json": (c) => config("nul-args", ["/bin/true\0--frob"], c.rootfs),
   "nul-root/config.json": (c) => config("nul-root", ["/bin/true"], `${c.rootfs}\0/x`),
   "link-root/config.json": (c) => config("link-root", ["/bin/true"], c.rootfsLink),
+  "no-args/config.json": (c) => config("no-args", [], c.rootfs),
   "nul-resources.json": () => ({ "memory\0": { limit: 1 } }),
   "nul-profile.json": () => ({ defaultAction: "SCMP_ACT_ERRNO", syscalls: [{ names: ["read\0write"], action: "SCMP_ACT_ALLOW" }] }),
   "nul-layout/oci-layout": () => ({ imageLayoutVersion: "1.0.0" }),
@@ -245,6 +246,8 @@ const ROWS: Row[] = [
   ["corerun-exec", (c) => ["--sync-dir", join(c.scratch, "none"), "--", "/bin/true"], 125, () => /--sync-dir .*none: no FIFO .*none\/go; make both with mkfifo/],
   ["corerun-exec", () => ["--", `/nonexistent-${tag}`], 127, () => new RegExp(`/nonexistent-${tag}: no such file in the container`)],
   ["corerun-exec", (c) => ["--", join(c.scratch, "file")], 126, () => /file in the container is not an executable file/],
+  ["corerun-exec", (c) => ["--oci", join(c.scratch, "no-args/config.json")], 125, () => /no-args\/config.json: process.args is empty; name the program to run/],
+  ["corerun-exec", (c) => ["--oci", join(c.scratch, "none.json")], 125, () => /none.json: cannot be read \(ENOENT\); give --oci the path of a config.json/],
   // corerun-mount
   ["corerun-mount", () => [], 125, () => /--pid is required: the pid of the waiting container process/],
   ["corerun-mount", (c) => ["--pid", "abc", "--rootfs", c.rootfs], 125, () => /--pid abc: not a process id/],

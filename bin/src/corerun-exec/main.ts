@@ -36,7 +36,7 @@ export const tool = defineTool({
       if (syncDir) sync = span("open sync fifos", { dir: syncDir }, () => new ExecSide(syncDir));
       faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
-      const ociText = opts.oci === undefined ? undefined : readSpecText(opts.oci);
+      const ociText = opts.oci === undefined ? undefined : readSpecText(opts.oci, "give --oci the path of a config.json");
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...span("open cgroup.procs", { cgroups: opts.cgroups }, () => openCgroupProcs(opts.cgroups)), ...opts.cgroupFds];
       // The move into the cgroup waits in the kernel for an RCU grace period (5-15 ms): begun on

@@ -191,13 +191,13 @@ export function readSpec(bundle: string, file = join(bundle, "config.json")): Sp
   return parseSpecText(readSpecText(file), file);
 }
 
-/** A config's text, unchecked (parseSpecText checks it). */
-export function readSpecText(file: string): string {
+/** A config's text, unchecked (parseSpecText checks it); `fix` says how to name the right one. */
+export function readSpecText(file: string, fix = "give --bundle the directory that holds config.json"): string {
   try {
     return readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SpecError(`${file}: cannot be read (${code}); give --bundle the directory that holds config.json`);
+    throw new SpecError(`${file}: cannot be read (${code}); ${fix}`);
   }
 }
 
