@@ -157,3 +157,14 @@ export async function pausedProcess(marker: string): Promise<number> {
 }
 
 export { spawn };
+
+/**
+ * The steps of a start's critical path (`corerun trace summary`'s first column) run through
+ * whichever tool finished its part later: corerun-mount's pivot, after its wait for corerun-exec's
+ * ready, or corerun-exec's own steps between ready and go when they outlast the pivot and go.
+ */
+export function pathThroughATool(steps: readonly string[]): boolean {
+  const throughMount = ["build tree and network", "corerun-mount", "wait for ready", "pivot_root"].every((s) => steps.includes(s));
+  const throughExec = ["corerun-exec", "send ready", "wait for go"].every((s) => steps.includes(s));
+  return throughMount || throughExec;
+}

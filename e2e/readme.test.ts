@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, busyboxRootfs, isRoot, leftoverState, processesWith, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
+import { BIN, busyboxRootfs, isRoot, leftoverState, pathThroughATool, processesWith, removeStateRoot, REPO, run, stateRoot, tool } from "./helpers.ts";
 import { makeRootlessUser } from "./rootless-user.ts";
 import { cgroupsNamed, corerunContainers, corerunWithRoot, hasSysResource, missing, removeWorkDir, startContainerd, startDockerd, stopContainerd, stopDaemon, workDir } from "./engines.ts";
 
@@ -122,7 +122,8 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     const lines = r.stdout.trim().split("\n");
     assert.match(lines[0]!, /^STEP\s+PROCESS\s+START MS\s+DURATION MS\s+SHARE %$/);
     const steps = lines.slice(1).map((l) => l.trim().split(/\s{2,}/)[0]!);
-    for (const step of ["node start", "corerun run", "build tree and network", "corerun-mount", "pivot_root", "teardown"]) assert.ok(steps.includes(step), `${step}:\n${r.stdout}`);
+    for (const step of ["node start", "load bundle", "corerun run", "parse options", "container runs", "teardown"]) assert.ok(steps.includes(step), `${step}:\n${r.stdout}`);
+    assert.ok(pathThroughATool(steps), `neither corerun-mount's pivot nor corerun-exec's wait for go:\n${r.stdout}`);
   });
 
   test("the user namespace examples", () => {

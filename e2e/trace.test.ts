@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
-import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, stateRoot, tool } from "./helpers.ts";
+import { busyboxRootfs, isRoot, leftoverState, pathThroughATool, removeStateRoot, stateRoot, tool } from "./helpers.ts";
 
 interface Ev {
   name: string;
@@ -188,7 +188,8 @@ describe("corerun run --trace", { skip: !isRoot && "needs root" }, () => {
     assert.match(lines[0]!, /^STEP\s+PROCESS\s+START MS\s+DURATION MS\s+SHARE %$/);
     assert.match(lines[1]!, /^corerun\s+-\s+0\.0\s+[\d.]+\s+100\.0$/);
     const steps = lines.slice(1).map((l) => l.trim().split(/\s{2,}/)[0]!);
-    for (const step of ["node start", "load bundle", "corerun", "build tree and network", "corerun-mount", "read argv", "pivot_root", "teardown"]) assert.ok(steps.includes(step), `${step} on the critical path:\n${s.stdout}`);
+    for (const step of ["node start", "load bundle", "corerun", "parse options", "teardown"]) assert.ok(steps.includes(step), `${step} on the critical path:\n${s.stdout}`);
+    assert.ok(pathThroughATool(steps), `neither corerun-mount's pivot nor corerun-exec's wait for go on the critical path:\n${s.stdout}`);
     rmSync(file);
   });
 
