@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { closeSync, readSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { linuxSyscall, O_NONBLOCK, POLLOUT } from "@corerun/syscall";
@@ -77,5 +79,34 @@ process.stdout.write("went on\\n");`;
     const r = await withClosedReader(script, 2);
     assert.equal(r.other, "went on\n");
     assert.equal(r.code, 0);
+  });
+});
+
+describe("no fsync of a redirected stdout at exit", () => {
+  test("a regular file at fd 1 gets /dev/null after the exit listeners, which still write to it; a pipe at fd 2 stays", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "corerun-output-test-"));
+    try {
+      const file = join(dir, "out");
+      const out = openSync(file, "w");
+      const script = `
+        import { writeSync } from "node:fs";
+        import { linuxSyscall } from "@corerun/syscall";
+        import { noFsyncAtExit, writeOut } from ${JSON.stringify(outputTs)};
+        noFsyncAtExit({ dup2: (from, to) => { writeSync(2, "dup2 over " + to + "\\n"); linuxSyscall.dup2(from, to); } });
+        writeOut("before\\n");
+        process.on("exit", () => writeOut("listener\\n"));
+        process.exit(3);
+      `;
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", out, "pipe"] });
+      closeSync(out);
+      let err = "";
+      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      const code = await new Promise((resolve) => child.on("close", resolve));
+      assert.equal(code, 3);
+      assert.equal(err, "dup2 over 1\n");
+      assert.equal(readFileSync(file, "utf8"), "before\nlistener\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, writeSync } from "node:fs";
 import { linuxSyscall, POLLOUT, type Syscall } from "@corerun/syscall";
 
 /**
@@ -50,4 +50,30 @@ export function writeErr(data: string): void {
   } catch {
     // stderr closed or gone: no one to tell
   }
+}
+
+/**
+ * koffi's native addon fsyncs fds 1 and 2 as the process exits (the destructors of its own stream
+ * writers, run by libc's exit): with output redirected to a file, each corerun process's exit
+ * forced that file to disk, twice a container start (corerun's and corerun-mount's), +5 ms here.
+ * Once Node has run the exit listeners nothing is written there any more, so a regular file at fd
+ * 1 or 2 is swapped for /dev/null right before Node's own exit (`process.reallyExit`, which
+ * process.exit calls last). Pipes and terminals, whose flags and mode Node restores at exit, stay.
+ */
+export function noFsyncAtExit(sys: Pick<Syscall, "dup2"> = linuxSyscall): void {
+  const p = process as unknown as { reallyExit(code: number): never };
+  const exit = p.reallyExit;
+  p.reallyExit = (code: number) => {
+    for (const fd of [1, 2]) {
+      try {
+        if (!fstatSync(fd).isFile()) continue;
+        const devNull = openSync("/dev/null", "w");
+        sys.dup2(devNull, fd);
+        closeSync(devNull);
+      } catch {
+        // closed, or /dev/null missing: the fsync stays
+      }
+    }
+    return exit.call(process, code);
+  };
 }
