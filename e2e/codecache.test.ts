@@ -1,7 +1,8 @@
 /**
- * The run code cache: the first start from a build leaves NAME.bundle.run-cache beside each
- * bundle it ran (corerun, corerun-mount, corerun-exec), and the starts after it compile with
- * those, as their traces' "load bundle" spans say. Run on a copy of bin/ and dist/, so that the
+ * The run code cache: the first start from a build leaves NAME.bundle.run-cache.KIND beside each
+ * bundle it ran (corerun's run, corerun-mount's mount, corerun-exec's exec), and the starts after
+ * it compile with those, as their traces' "load bundle" spans say; another kind of command
+ * (corerun create, delete) leaves and uses a file of its own. Run on a copy of bin/ and dist/, so that the
  * checkout's own caches are not touched.
  */
 import { after, before, describe, test } from "node:test";
@@ -15,14 +16,13 @@ let rootfs = "";
 let root = "";
 let copy = "";
 
-const RUN_CACHES = ["corerun-exec.bundle.run-cache", "corerun-mount.bundle.run-cache", "corerun.bundle.run-cache"];
-const runCaches = () => readdirSync(join(copy, "dist")).filter((f) => f.endsWith(".run-cache")).sort();
-/** The run cache's first line: "corerun-code-cache BUILD LENGTH KIND...". */
-const head = (name: string) => {
-  const file = readFileSync(join(copy, "dist", `${name}.bundle.run-cache`));
-  return file.subarray(0, file.indexOf(10)).toString("latin1").split(" ");
+const RUN_CACHES = ["corerun-exec.bundle.run-cache.exec", "corerun-mount.bundle.run-cache.mount", "corerun.bundle.run-cache.run"];
+const runCaches = () => readdirSync(join(copy, "dist")).filter((f) => /\.run-cache\.[a-z]+$/.test(f)).sort();
+/** A run cache's first line: "corerun-code-cache BUILD LENGTH KIND". */
+const head = (file: string) => {
+  const data = readFileSync(join(copy, "dist", file));
+  return data.subarray(0, data.indexOf(10)).toString("latin1").split(" ");
 };
-const kinds = (name: string) => head(name).slice(3).join(" ");
 
 describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
   before(() => {
@@ -50,11 +50,11 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     // The container's own fds only: the directory fd its loader opened to save through did not reach it.
     assert.deepEqual(first.stdout.trim().split("\n").sort(), ["0", "1", "2", "3"]);
     assert.deepEqual(runCaches(), RUN_CACHES, "one each");
-    assert.deepEqual(readdirSync(join(copy, "dist")).filter((f) => f.includes(".run-cache.")), [], "no temporary file left");
+    assert.deepEqual(readdirSync(join(copy, "dist")).filter((f) => /\.run-cache\.[a-z]+\./.test(f)), [], "no temporary file left");
     for (const f of RUN_CACHES) assert.ok(statSync(join(copy, "dist", f)).size > 0, `${f} is not empty`);
-    assert.deepEqual([kinds("corerun"), kinds("corerun-exec"), kinds("corerun-mount")], ["run", "exec", "mount"]);
+    assert.deepEqual(RUN_CACHES.map((f) => head(f).at(-1)), ["exec", "mount", "run"]);
     // The build it was made from: the loader's, which names the sha256 of the bundle.
-    assert.match(readFileSync(join(copy, "dist", "corerun.cjs"), "utf8"), new RegExp(`const BUILD = "${head("corerun")[1]}";`));
+    assert.match(readFileSync(join(copy, "dist", "corerun.cjs"), "utf8"), new RegExp(`const BUILD = "${head("corerun.bundle.run-cache.run")[1]}";`));
 
     const trace = join(copy, "trace.json");
     const second = run(join(copy, "bin/corerun"), ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--trace", trace, "/bin/true"]);
@@ -63,12 +63,10 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     const tracks = new Map(events.filter((e) => e.ph === "M" && e.name === "process_name").map((e) => [e.pid, String(e.args?.name)]));
     const used = Object.fromEntries(events.filter((e) => e.name === "load bundle").map((e) => [tracks.get(e.pid), e.args?.cache]));
     assert.deepEqual(used, { corerun: "run", "corerun-mount": "run", "corerun-exec": "run" });
-    const before = readFileSync(join(copy, "dist", "corerun.bundle.run-cache"));
-    assert.ok(readFileSync(join(copy, "dist", "corerun.bundle.run-cache")).equals(before), "nothing is written for a kind it holds");
-    assert.equal(kinds("corerun"), "run");
+    assert.deepEqual(runCaches(), RUN_CACHES, "nothing is written for a kind that has its cache");
   });
 
-  test("a command of another kind adds its functions, once: an OCI create and delete after run; ps adds nothing", () => {
+  test("a command of another kind leaves a cache of its own, once, and compiles with it after: an OCI create and delete after run; ps leaves nothing", () => {
     const bundle = mkdtempSync(join(copy, "bundle-"));
     const parent = `corerun-e2e-codecache-${process.pid}`;
     writeFileSync(join(bundle, "config.json"), JSON.stringify({
@@ -84,17 +82,23 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     }));
     const corerun = (args: string[]) => run(join(copy, "bin/corerun"), ["--root", root, ...args]);
     try {
+      const ours = () => runCaches().filter((f) => f.startsWith("corerun.bundle."));
       assert.equal(corerun(["ps"]).code, 0);
-      assert.equal(kinds("corerun"), "run", "ps is not a kind the cache keeps");
+      assert.deepEqual(ours(), ["corerun.bundle.run-cache.run"], "ps is not a kind with a cache");
       const c = corerun(["create", "--bundle", bundle, "cc"]);
       assert.equal(c.code, 0, c.stderr);
-      assert.equal(kinds("corerun"), "run create");
+      assert.deepEqual(ours(), ["corerun.bundle.run-cache.create", "corerun.bundle.run-cache.run"]);
+      assert.equal(head("corerun.bundle.run-cache.create")[3], "create");
       const d = corerun(["delete", "--force", "cc"]);
       assert.equal(d.code, 0, d.stderr);
-      assert.equal(kinds("corerun"), "run create delete");
-      const again = corerun(["delete", "--force", "cc"]);
+      assert.deepEqual(ours(), ["corerun.bundle.run-cache.create", "corerun.bundle.run-cache.delete", "corerun.bundle.run-cache.run"]);
+      const kept = readFileSync(join(copy, "dist", "corerun.bundle.run-cache.delete"));
+      const trace = join(copy, "trace-delete.json");
+      const again = run(join(copy, "bin/corerun"), ["--root", root, "delete", "--force", "cc"], { env: { ...process.env, CORERUN_TRACE: trace } });
       assert.equal(again.code, 0, again.stderr);
-      assert.equal(kinds("corerun"), "run create delete");
+      assert.ok(readFileSync(join(copy, "dist", "corerun.bundle.run-cache.delete")).equals(kept), "a delete compiled with delete's cache writes nothing");
+      const events = (JSON.parse(readFileSync(trace, "utf8")) as { traceEvents: { name: string; args?: Record<string, unknown> }[] }).traceEvents;
+      assert.equal(events.find((e) => e.name === "load bundle")?.args?.cache, "run");
     } finally {
       corerun(["delete", "--force", "cc"]);
       for (const h of readdirSync("/sys/fs/cgroup")) {
@@ -107,9 +111,10 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
   for (const [what, spoil] of [
     ["of another build", (file: Buffer) => Buffer.from(file.toString("latin1").replace(/^corerun-code-cache [0-9a-f]+/, "corerun-code-cache 0000000000000000"), "latin1")],
     ["cut short", (file: Buffer) => file.subarray(0, file.length - 1000)],
+    ["of another kind", (file: Buffer) => Buffer.concat([Buffer.from(file.subarray(0, file.indexOf(10)).toString("latin1").replace(/ run$/, " state"), "latin1"), file.subarray(file.indexOf(10))])],
   ] as const) {
     test(`a run cache ${what} is not used: the build's cache is, and the start replaces it with its own`, () => {
-      const cache = join(copy, "dist", "corerun.bundle.run-cache");
+      const cache = join(copy, "dist", "corerun.bundle.run-cache.run");
       const spoilt = spoil(readFileSync(cache));
       writeFileSync(cache, spoilt);
       const trace = join(copy, `trace-${what.replaceAll(" ", "-")}.json`);
@@ -118,7 +123,7 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
       const events = (JSON.parse(readFileSync(trace, "utf8")) as { traceEvents: { name: string; args?: Record<string, unknown> }[] }).traceEvents;
       assert.equal(events.find((e) => e.name === "load bundle" && e.args?.script === "corerun.cjs")?.args?.cache, "build");
       assert.ok(!readFileSync(cache).equals(spoilt), "replaced");
-      assert.equal(kinds("corerun"), "run");
+      assert.equal(head("corerun.bundle.run-cache.run")[3], "run");
     });
   }
 });

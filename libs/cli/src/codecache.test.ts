@@ -25,7 +25,7 @@ function parse(file: Buffer): { head: string[]; data: Buffer } {
 }
 
 describe("the run code cache", () => {
-  test("a kind the cache lacks adds its functions: one file, its build, length and kinds first, then a cache V8 takes; no temporary file; the fd closed", () => {
+  test("a kind without a run cache leaves one: a file of its own, its build, length and kind first, then a cache V8 takes; no temporary file; the fd closed", () => {
     const dir = mkdtempSync(join(base, "dist-"));
     const script = new Script(SOURCE, { filename: "x.bundle.cjs" });
     assert.equal((script.runInThisContext() as () => number)(), 42);
@@ -33,19 +33,19 @@ describe("the run code cache", () => {
     slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: [] };
     assert.equal(codeCacheUsed(), "build");
     saveCodeCache("run");
-    assert.deepEqual(readdirSync(dir), ["x.bundle.run-cache"]);
-    const { head, data } = parse(readFileSync(join(dir, "x.bundle.run-cache")));
+    assert.deepEqual(readdirSync(dir), ["x.bundle.run-cache.run"]);
+    const { head, data } = parse(readFileSync(join(dir, "x.bundle.run-cache.run")));
     assert.deepEqual(head, ["corerun-code-cache", "b1", String(data.length), "run"]);
     assert.ok(data.length > 0);
     assert.equal(new Script(SOURCE, { filename: "x.bundle.cjs", cachedData: data }).cachedDataRejected, false);
     assert.equal(isOpen(fd), false, "the directory fd is closed");
     // A second call in the same process writes nothing.
-    rmSync(join(dir, "x.bundle.run-cache"));
+    rmSync(join(dir, "x.bundle.run-cache.run"));
     saveCodeCache("create");
     assert.deepEqual(readdirSync(dir), []);
   });
 
-  test("a process compiled with a run cache adds its kind once: the kinds it holds stay, the new one is listed after them", () => {
+  test("a process compiled with its kind's run cache writes nothing; one compiled with another kind's leaves a file for its own, beside the other", () => {
     const dir = mkdtempSync(join(base, "dist-"));
     const script = new Script(SOURCE, { filename: "x.bundle.cjs" });
     const held = openSync(dir, "r");
@@ -56,7 +56,8 @@ describe("the run code cache", () => {
     const fd = openSync(dir, "r");
     slot[KEY] = { cache: "run", script, dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: ["run"] };
     saveCodeCache("create");
-    assert.deepEqual(parse(readFileSync(join(dir, "x.bundle.run-cache"))).head.slice(3), ["run", "create"]);
+    assert.deepEqual(readdirSync(dir), ["x.bundle.run-cache.create"]);
+    assert.deepEqual(parse(readFileSync(join(dir, "x.bundle.run-cache.create"))).head.slice(3), ["create"]);
   });
 
   test("without the loader (a test, tsx) nothing is saved", () => {

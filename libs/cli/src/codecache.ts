@@ -6,7 +6,7 @@ import { writeAll } from "./output.ts";
  * What the loader (dist/NAME.cjs, made by tools/build.mjs) compiled the bundle with: the run
  * cache the starts on this machine left, the build's cache, a cache V8 refused (another Node,
  * another bundle), or none; the script, an fd of its directory, the build it is (the bundle's
- * sha256), and the kinds of command whose functions the run cache holds.
+ * sha256), and the kind of command whose run cache it was compiled with (none: the build's).
  */
 interface CodeCache {
   cache: "run" | "build" | "rejected" | "none";
@@ -38,15 +38,18 @@ export function codeCacheUsed(): string | undefined {
 }
 
 /**
- * Adds this command's functions to NAME.bundle.run-cache beside the bundle, at the end of a start
- * of a `kind` the cache does not hold yet (corerun's run, create, start, ...; a tool's one): V8's
- * code cache made now holds every function the process ran, those it was compiled with included,
- * where the build's (made after --version or --help) holds those that run as the modules load. A
- * start compiles the rest from source as it first calls each; with the run cache it does not
- * (corerun and corerun-exec: ~15 ms of a start, see the README).
+ * Leaves NAME.bundle.run-cache.KIND beside the bundle at the end of a start of a `kind` whose
+ * run cache this process was not compiled with (corerun's run, create, start, state, delete; a
+ * tool's one): V8's code cache made now holds every function the process ran, those it was
+ * compiled with included, where the build's (made after --version or --help) holds those that
+ * run as the modules load. A start compiles the rest from source as it first calls each; with
+ * the run cache it does not (corerun and corerun-exec: ~15 ms of a start, see the README). One
+ * file per kind, chosen by the loader from the command line: a cache of every kind a machine
+ * runs made each of them deserialize the functions of all the others (corerun's `run`, ~385 kB
+ * alone, ~480 kB with the OCI commands').
  *
- * One file: a line "corerun-code-cache BUILD LENGTH KIND..." (the loader uses it only for the
- * same build and whole), then V8's data. Written through the fd of the directory the loader
+ * A line "corerun-code-cache BUILD LENGTH KIND" (the loader uses it only for the same build, the
+ * kind it chose and whole), then V8's data. Written through the fd of the directory the loader
  * opened (/proc/self/fd: corerun-exec and corerun-mount have moved to the container's root by
  * now), under a name of its own (O_EXCL: every corerun-exec is PID 1), then renamed over the
  * last, so that a reader sees one whole file. A directory this process cannot write (a user
@@ -66,15 +69,15 @@ export function saveCodeCache(kind: string): void {
     if (kinds.includes(kind)) return;
     accessSync(at, constants.W_OK);
     const data = script.createCachedData();
-    tmp = `${at}/${name}.${process.pid}-${Math.random().toString(36).slice(2)}`;
+    tmp = `${at}/${name}.${kind}.${process.pid}-${Math.random().toString(36).slice(2)}`;
     const fd = openSync(tmp, "wx", 0o644);
     try {
-      writeAll(fd, `corerun-code-cache ${build} ${data.length} ${[...kinds, kind].join(" ")}\n`);
+      writeAll(fd, `corerun-code-cache ${build} ${data.length} ${kind}\n`);
       writeAll(fd, data);
     } finally {
       closeSync(fd);
     }
-    renameSync(tmp, `${at}/${name}`);
+    renameSync(tmp, `${at}/${name}.${kind}`);
     tmp = undefined;
   } catch {
     // a directory this process cannot write: the cache stays as it is
