@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { busyboxRootfs, isRoot, leftoverState, REPO, removeStateRoot, run, stateRoot } from "./helpers.ts";
@@ -64,6 +64,23 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     const used = Object.fromEntries(events.filter((e) => e.name === "load bundle").map((e) => [tracks.get(e.pid), e.args?.cache]));
     assert.deepEqual(used, { corerun: "run", "corerun-mount": "run", "corerun-exec": "run" });
     assert.deepEqual(runCaches(), RUN_CACHES, "nothing is written for a kind that has its cache");
+  });
+
+  test("in a user namespace, corerun-exec runs from its copy under the state root, run cache included", () => {
+    // The trace's parts directory must be reachable by the container's root (a host uid of the map).
+    const dir = mkdtempSync(join(tmpdir(), "corerun-codecache-userns-"));
+    try {
+      chmodSync(dir, 0o755);
+      const trace = join(dir, "trace.json");
+      const r = run(join(copy, "bin/corerun"), ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--uidmap", "0:300000:65536", "--gidmap", "0:300000:65536", "--trace", trace, "/bin/true"]);
+      assert.equal(r.code, 0, r.stderr);
+      const events = (JSON.parse(readFileSync(trace, "utf8")) as { traceEvents: { name: string; ph: string; pid: number; args?: Record<string, unknown> }[] }).traceEvents;
+      const tracks = new Map(events.filter((e) => e.ph === "M" && e.name === "process_name").map((e) => [e.pid, String(e.args?.name)]));
+      const exec = events.find((e) => e.name === "load bundle" && tracks.get(e.pid) === "corerun-exec");
+      assert.equal(exec?.args?.cache, "run", JSON.stringify(exec));
+    } finally {
+      if (dir.startsWith(tmpdir() + sep) && dir.includes("corerun-codecache-userns-")) rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a command of another kind leaves a cache of its own, once, and compiles with it after: an OCI create and delete after run; ps leaves nothing", () => {
