@@ -55,7 +55,7 @@ export function writeErr(data: string): void {
 /**
  * koffi's native addon fsyncs fds 1 and 2 as the process exits (the destructors of its own stream
  * writers, run by libc's exit): with output redirected to a file, each corerun process's exit
- * forced that file to disk, twice a container start (corerun's and corerun-mount's), +5 ms here.
+ * forced that file to disk, twice a container start (corerun's and corerun-mount's): 1-5 ms here.
  * Once Node has run the exit listeners nothing is written there any more, so a regular file at fd
  * 1 or 2 is swapped for /dev/null right before Node's own exit (`process.reallyExit`, which
  * process.exit calls last). Pipes and terminals, whose flags and mode Node restores at exit, stay.
