@@ -205,14 +205,12 @@ const file = KIND === undefined ? undefined : read(${JSON.stringify(`${base}.run
 const nl = file ? file.indexOf(10) : -1;
 const head = nl > 0 ? file.subarray(0, Math.min(nl, 256)).toString("latin1").split(" ") : [];
 const learnt = head.length === 4 && head[0] === "corerun-code-cache" && head[1] === BUILD && Number(head[2]) === file.length - nl - 1 && head[3] === KIND ? file.subarray(nl + 1) : undefined;
-const kinds = learnt ? [KIND] : [];
 let script = learnt && new Script(source, { filename: bundle, cachedData: learnt });
 let cache = "run";
 if (!script || script.cachedDataRejected) {
   const built = read(${JSON.stringify(`${base}.cache`)});
   script = new Script(source, { filename: bundle, cachedData: built });
   cache = built === undefined ? "none" : script.cachedDataRejected ? "rejected" : "build";
-  kinds.length = 0;
 }
 let dir;
 try {
@@ -220,7 +218,7 @@ try {
 } catch {
   // not readable: no run cache is left
 }
-process[Symbol.for("corerun.codeCache")] = { cache, script, dir, name: ${JSON.stringify(`${base}.run-cache`)}, build: BUILD, kinds };
+process[Symbol.for("corerun.codeCache")] = { cache, script, dir, name: ${JSON.stringify(`${base}.run-cache`)}, build: BUILD, kind: KIND };
 script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, __dirname);
 `;
 }

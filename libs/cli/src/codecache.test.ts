@@ -30,7 +30,7 @@ describe("the run code cache", () => {
     const script = new Script(SOURCE, { filename: "x.bundle.cjs" });
     assert.equal((script.runInThisContext() as () => number)(), 42);
     const fd = openSync(dir, "r");
-    slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: [] };
+    slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache", build: "b1" };
     assert.equal(codeCacheUsed(), "build");
     saveCodeCache("run");
     assert.deepEqual(readdirSync(dir), ["x.bundle.run-cache.run"]);
@@ -49,12 +49,12 @@ describe("the run code cache", () => {
     const dir = mkdtempSync(join(base, "dist-"));
     const script = new Script(SOURCE, { filename: "x.bundle.cjs" });
     const held = openSync(dir, "r");
-    slot[KEY] = { cache: "run", script, dir: held, name: "x.bundle.run-cache", build: "b1", kinds: ["run"] };
+    slot[KEY] = { cache: "run", script, dir: held, name: "x.bundle.run-cache", build: "b1", kind: "run" };
     saveCodeCache("run");
     assert.deepEqual(readdirSync(dir), [], "run is held: nothing written");
     assert.equal(isOpen(held), false);
     const fd = openSync(dir, "r");
-    slot[KEY] = { cache: "run", script, dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: ["run"] };
+    slot[KEY] = { cache: "run", script, dir: fd, name: "x.bundle.run-cache", build: "b1", kind: "run" };
     saveCodeCache("create");
     assert.deepEqual(readdirSync(dir), ["x.bundle.run-cache.create"]);
     assert.deepEqual(parse(readFileSync(join(dir, "x.bundle.run-cache.create"))).head.slice(3), ["create"]);
@@ -75,7 +75,7 @@ describe("the run code cache", () => {
       made = true;
       return Buffer.alloc(0);
     };
-    slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: [] };
+    slot[KEY] = { cache: "build", script, dir: fd, name: "x.bundle.run-cache", build: "b1" };
     saveCodeCache("run");
     assert.equal(made, false);
     assert.equal(isOpen(fd), false);
@@ -87,7 +87,7 @@ describe("the run code cache", () => {
     mkdirSync(dir);
     const fd = openSync(dir, "r");
     rmdirSync(dir);
-    slot[KEY] = { cache: "build", script: new Script(SOURCE), dir: fd, name: "x.bundle.run-cache", build: "b1", kinds: [] };
+    slot[KEY] = { cache: "build", script: new Script(SOURCE), dir: fd, name: "x.bundle.run-cache", build: "b1" };
     saveCodeCache("run");
     assert.equal(existsSync(dir), false);
     assert.equal(isOpen(fd), false);

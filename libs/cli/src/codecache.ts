@@ -6,7 +6,8 @@ import { writeAll } from "./output.ts";
  * What the loader (dist/NAME.cjs, made by tools/build.mjs) compiled the bundle with: the run
  * cache the starts on this machine left, the build's cache, a cache V8 refused (another Node,
  * another bundle), or none; the script, an fd of its directory, the build it is (the bundle's
- * sha256), and the kind of command whose run cache it was compiled with (none: the build's).
+ * sha256), and the kind of command the loader took from the command line (whose run cache is
+ * the one it tried).
  */
 interface CodeCache {
   cache: "run" | "build" | "rejected" | "none";
@@ -14,7 +15,7 @@ interface CodeCache {
   dir?: number;
   name?: string;
   build?: string;
-  kinds?: string[];
+  kind?: string;
 }
 
 const KEY = Symbol.for("corerun.codeCache");
@@ -60,13 +61,12 @@ export function saveCodeCache(kind: string): void {
   const c = loaded();
   if (!c?.script || c.dir === undefined || c.name === undefined || c.build === undefined) return;
   const { script, dir, name, build } = c;
-  const kinds = c.kinds ?? [];
   delete c.script;
   delete c.dir;
   const at = `/proc/self/fd/${dir}`;
   let tmp: string | undefined;
   try {
-    if (kinds.includes(kind)) return;
+    if (c.cache === "run" && c.kind === kind) return;
     accessSync(at, constants.W_OK);
     const data = script.createCachedData();
     tmp = `${at}/${name}.${kind}.${process.pid}-${Math.random().toString(36).slice(2)}`;
