@@ -2,7 +2,7 @@ import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, faultPoint, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
-import { readSpecText } from "@corerun/oci";
+import { OCI_OPTION_FIX, readSpecText } from "@corerun/oci";
 import { cgroupTree, mountCgroupTree, mountLayout, openCgroupProcs, readHostCgroupMounts, startJoinCgroupFds, type CgroupTree } from "@corerun/cgroup";
 import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole, takeTerminalAt } from "./oci.ts";
 import {
@@ -36,7 +36,7 @@ export const tool = defineTool({
       if (syncDir) sync = span("open sync fifos", { dir: syncDir }, () => new ExecSide(syncDir));
       faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
-      const ociText = opts.oci === undefined ? undefined : readSpecText(opts.oci, "give --oci the path of a config.json");
+      const ociText = opts.oci === undefined ? undefined : readSpecText(opts.oci, OCI_OPTION_FIX);
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...span("open cgroup.procs", { cgroups: opts.cgroups }, () => openCgroupProcs(opts.cgroups)), ...opts.cgroupFds];
       // The move into the cgroup waits in the kernel for an RCU grace period (5-15 ms): begun on

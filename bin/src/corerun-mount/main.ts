@@ -4,7 +4,7 @@ import { defineTool, dieWithParent, faultPoint, runTool, saveCodeCache, span } f
 import { waitReady } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { nsPids, procStartTime } from "@corerun/state";
-import { parseSpecText, readSpecText } from "@corerun/oci";
+import { OCI_OPTION_FIX, parseSpecText, readSpecText } from "@corerun/oci";
 import { checkProgram, mountOciTree, pauseForHooks, readonlyRoot, sendConsole } from "./oci.ts";
 import { mountImageOverlay } from "./overlay.ts";
 import { bindHostDevices, bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
@@ -36,7 +36,7 @@ export const tool = defineTool({
     // Over an overlayfs, the mount points are found once it is mounted.
     let points = opts.overlay ? [] : mountPointsFor(opts);
     // Read before the namespace changes: the path is the host's.
-    const spec = opts.oci === undefined ? undefined : span("read config", { file: opts.oci }, () => parseSpecText(readSpecText(opts.oci!, "give --oci the path of a config.json"), opts.oci!));
+    const spec = opts.oci === undefined ? undefined : span("read config", { file: opts.oci }, () => parseSpecText(readSpecText(opts.oci!, OCI_OPTION_FIX), opts.oci!));
     const consoleFd = opts.consoleSocket === undefined ? undefined : connectUnix(opts.consoleSocket);
     const sendFd = consoleFd === undefined ? undefined : fdSender();
     const startTime = procStartTime(opts.pid);

@@ -191,6 +191,9 @@ export function readSpec(bundle: string, file = join(bundle, "config.json")): Sp
   return parseSpecText(readSpecText(file), file);
 }
 
+/** How to name the config to corerun-exec and corerun-mount, whose `--oci` takes its path. */
+export const OCI_OPTION_FIX = "give --oci the path of a config.json";
+
 /** A config's text, unchecked (parseSpecText checks it); `fix` says how to name the right one. */
 export function readSpecText(file: string, fix = "give --bundle the directory that holds config.json"): string {
   try {
