@@ -6,10 +6,13 @@ import { SyscallError } from "./error.ts";
 
 export type Fn = (...args: unknown[]) => number;
 
-/** Syscall numbers for calls without a glibc wrapper on every supported glibc. */
+/**
+ * Syscall numbers for calls without a glibc wrapper on every supported glibc, and for calls
+ * whose wrapper does more than the call (setresuid, setresgid, setgroups: see linux.ts).
+ */
 const NR: Record<string, Record<string, number>> = {
-  x64: { bpf: 321, keyctl: 250, seccomp: 317, pivot_root: 155, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
-  arm64: { bpf: 280, keyctl: 219, seccomp: 277, pivot_root: 41, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429 },
+  x64: { bpf: 321, keyctl: 250, seccomp: 317, pivot_root: 155, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429, setgroups: 116, setresuid: 117, setresgid: 119 },
+  arm64: { bpf: 280, keyctl: 219, seccomp: 277, pivot_root: 41, pidfd_open: 434, pidfd_send_signal: 424, mount_setattr: 442, open_tree: 428, move_mount: 429, setresuid: 147, setresgid: 149, setgroups: 159 },
 };
 
 export function nr(name: string): number {

@@ -97,8 +97,11 @@ export interface Syscall {
   llistxattr(path: string): string[];
   /** Default disposition for every signal and an empty mask, for the process about to exec. */
   resetSignals(): void;
-  // Credentials and limits of the process about to exec (glibc's wrappers apply them to every
-  // thread of a Node process, which is what a later execve from any thread needs).
+  // Credentials of the thread about to exec: setresuid, setresgid and setgroups change the
+  // calling thread's only (the kernel keeps them per thread), as the bounding set, capset,
+  // no_new_privs and the seccomp filter are. execve, called on the same (JavaScript's) thread,
+  // passes them on and ends the other threads; none of those runs a system call that depends
+  // on them in between (no asynchronous work is under way then).
   setresgid(gid: number): void;
   setgroups(gids: readonly number[]): void;
   /** mknod(2): mode carries the type (S_IFCHR, S_IFBLK, S_IFIFO); overlayfs whiteouts are character devices 0/0. */
