@@ -232,7 +232,7 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertGone("traced", dir);
   });
 
-  test("config.json's process, hostname, masks and limits are what the container gets", async () => {
+  test("config.json's process, hostname, masks and limits are what the container gets; hostname, sysctl and masks are in place before start", async () => {
     const script = [
       "id -u; id -g; id -G; pwd; echo $FOO; hostname; ulimit -n; umask",
       "grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status",
@@ -250,12 +250,24 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
       c.process.rlimits = [{ type: "RLIMIT_NOFILE", hard: 512, soft: 256 }];
       c.hostname = "custom";
       c.root.readonly = true;
-      c.linux.sysctl = { "net.ipv4.ip_forward": "1" };
+      c.linux.sysctl = { "net.ipv4.ip_forward": "1", "net.ipv4.tcp_keepalive_time": "7211" };
       c.linux.resources.pids = { limit: 42 };
       c.mounts.push({ destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "ro"] });
     });
     const { r, out } = create("proc", dir);
     assert.equal(r.code, 0, r.stderr);
+    // Before start, as runc's init: the waiting process has its hostname, sysctl and masks (it
+    // sets up the root once corerun-mount says pivoted, while create ends: looked at until then).
+    const pid = readFileSync(join(dir, "init.pid"), "utf8");
+    const before = () => ({
+      hostname: run("nsenter", ["-t", pid, "-u", "hostname"]).stdout.trim(),
+      keepalive: run("nsenter", ["-t", pid, "-n", "cat", "/proc/sys/net/ipv4/tcp_keepalive_time"]).stdout.trim(),
+      keys: readFileSync(`/proc/${pid}/mountinfo`, "utf8").split("\n").some((l) => l.split(" ")[4] === "/proc/keys"),
+    });
+    const ready = { hostname: "custom", keepalive: "7211", keys: true };
+    for (let i = 0; i < 50 && JSON.stringify(before()) !== JSON.stringify(ready); i++) await new Promise((res) => setTimeout(res, 100));
+    assert.deepEqual(before(), ready);
+    assert.equal(state("proc").status, "created");
     assert.equal(corerun(["start", "proc"]).code, 0);
     await waitStatus("proc", "stopped");
     const lines = readFileSync(out, "utf8").trim().split("\n");

@@ -17,6 +17,7 @@ export const tool = defineTool({
   tail: "command",
   notes: [
     "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first, then DIR/ready (the open waits\nfor a reader; /proc is mounted after it), writes {\"t\":\"ready\"} on ready once it has loaded\neverything (so its root may be pivoted under it), brings up loopback, sets its hostname, drops\nits bounding set and masks /proc, then waits for {\"t\":\"go\"} on go. Make the FIFOs with\nmkfifo. {\"t\":\"go\",\"tty\":N} makes /dev/pts/N (of the container's devpts) its controlling\nterminal and stdio (corerun run -t).",
+    "With --oci CONFIG (corerun create's first process) it takes the config's hostname and a new\nsession keyring after ready, and its sysctls, read-only and masked paths and working directory\nonce {\"t\":\"pivoted\"} arrives on go (corerun-mount --oci writes it after pivot_root), as\nrunc's init does before start; from a driver that sends go alone, after go.",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are made after ready, through fds of it, while the root moves.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
@@ -64,10 +65,15 @@ export const tool = defineTool({
       const oci = ociText === undefined ? undefined : span("check config", { file: opts.oci }, () => loadOciProcess(opts.oci!, ociText));
       // Namespaces of the container's own that no other tool touches: set up after ready, while
       // corerun-mount pivots the root and corerun says go (corerun-mount has long been waiting for
-      // ready by then: whatever comes before it delays the start). (The OCI path keeps runc's
-      // order, after go.)
+      // ready by then: whatever comes before it delays the start).
       let hostname: string | undefined;
-      if (!oci) {
+      if (oci) {
+        const { spec } = oci;
+        if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
+        if (opts.keyring !== undefined) span("join keyring", { name: opts.keyring }, () => sys.joinSessionKeyring(opts.keyring!));
+        if (spec.hostname !== undefined) span("set hostname", { hostname: spec.hostname }, () => sys.sethostname(spec.hostname!));
+        if (spec.domainname !== undefined) sys.setdomainname(spec.domainname);
+      } else {
         if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
         hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
         // The bounding set limits what the exec grants, not what this process holds until then
@@ -78,25 +84,32 @@ export const tool = defineTool({
         // mount namespace's lock.
         if (masks) span("mask /proc", undefined, () => maskProcAt(sys, masks));
       }
+      // An OCI container waits for go until the engine starts it: what lives inside the new root
+      // is set up once corerun-mount says it is in place, as runc's init sets it up before its
+      // exec FIFO, so that start has only the process's own steps left.
+      let prepared = false;
+      const prepare = () => {
+        applyKernelSettings(sys, oci!.spec);
+        enterWorkdir(oci!.spec.process!.cwd);
+        prepared = true;
+      };
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
       if (sync) {
-        go = span("wait for go", undefined, () => sync!.waitGo());
+        const first = oci ? span("wait for pivot", undefined, () => sync!.waitPivotedOrGo()) : undefined;
+        if (first?.t === "pivoted") span("prepare the root", undefined, prepare);
+        go = first?.t === "go" ? first : span("wait for go", undefined, () => sync!.waitGo());
         faultPoint("exec:go");
       }
       // A parent-death signal from the clone (corerun run's start) guards the waits only: once
       // started, the container outlives a killed corerun, and corerun cleanup ends it.
       sys.prctl(PR_SET_PDEATHSIG, 0);
       sync?.release();
-      if (oci && opts.loUp) sys.setLinkUp("lo");
-      if (opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
+      if (!oci && opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
       if (oci) {
         const { spec } = oci;
         if (spec.process!.terminal) takeConsole(sys);
-        applyKernelSettings(sys, spec);
-        if (spec.hostname !== undefined) sys.sethostname(spec.hostname);
-        if (spec.domainname !== undefined) sys.setdomainname(spec.domainname);
+        if (!prepared) prepare();
         runStartContainerHooks(spec, go?.state);
-        enterWorkdir(spec.process!.cwd);
         // Before the limits, the cgroup, the filter and the user, which could refuse its writes.
         saveCodeCache("exec");
         applyRlimits(sys, spec);

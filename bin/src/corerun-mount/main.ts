@@ -1,7 +1,7 @@
 import { closeSync } from "node:fs";
 import { connectUnix, fdSender, linuxSyscall as sys } from "@corerun/syscall";
 import { defineTool, dieWithParent, faultPoint, runTool, saveCodeCache, span } from "@corerun/cli";
-import { waitReady } from "@corerun/sync";
+import { openGo, waitReady, writeGo } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { nsPids, procStartTime } from "@corerun/state";
 import { OCI_OPTION_FIX, parseSpecText, readSpecText } from "@corerun/oci";
@@ -17,7 +17,7 @@ export const tool = defineTool({
   tail: "none",
   notes: [
     "corerun-mount enters the mount namespace of PID (with its network and IPC namespaces, which\nsysfs and mqueue belong to), binds the rootfs, mounts /dev (tmpfs, null zero full random urandom\ntty, a new devpts, shm, mqueue), a read-only /sys with Docker's masks and the volumes, then\npivots PID's root to it and detaches the old root. /proc must be mounted from inside the PID\nnamespace (corerun-exec --mount-proc); --proc moves that mount into the rootfs.",
-    "Mount points missing from the rootfs are created in it (corerun records and removes them).\nWith --sync-dir, the pivot waits until corerun-exec has said ready.",
+    "Mount points missing from the rootfs are created in it (corerun records and removes them).\nWith --sync-dir, the pivot waits until corerun-exec has said ready; with --oci\ntoo, {\"t\":\"pivoted\"} on go then tells it the root is in place (see corerun-exec --help).",
     "Run by a user other than root (rootless), corerun-mount starts itself again inside PID's user,\nmount, network and IPC namespaces, through the native helper, and mounts from there.",
   ],
   examples: [
@@ -45,6 +45,9 @@ export const tool = defineTool({
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;
     // The wait for ready ends when the target dies: a pidfd, opened while its pid is its own.
     const target = sys.pidfdOpen(opts.pid);
+    // An OCI container's first process hears "pivoted" on go (libs/sync), opened while the host's
+    // paths are in reach.
+    let pivoted: number | undefined;
     try {
       if (joined) makePrivate(sys);
       else span("enter namespaces", { pid: opts.pid }, () => enterNamespaces(sys, opts.pid));
@@ -79,6 +82,7 @@ export const tool = defineTool({
       saveCodeCache("mount");
       if (opts.syncDir) span("wait for ready", { pid: opts.pid }, () => waitReady(opts.syncDir!, { pidfd: target, name: `process ${opts.pid}`, sys }));
       faultPoint("mount:ready");
+      if (spec && opts.syncDir) pivoted = openGo(opts.syncDir);
       if (opts.hookPause) pauseForHooks();
       if (opts.proc) span("move /proc", { target: `${opts.rootfs}/proc` }, () => moveProc(sys, opts.rootfs, { nsPid, startTime }));
       faultPoint("mount:proc");
@@ -87,8 +91,14 @@ export const tool = defineTool({
       if (spec) checkProgram(spec);
       if (spec && consoleFd !== undefined) sendConsole(sys, spec, consoleFd, sendFd!);
       if (spec?.root?.readonly || opts.readOnly) readonlyRoot(sys);
+      if (pivoted !== undefined) {
+        const fd = pivoted;
+        pivoted = undefined;
+        span("say pivoted", undefined, () => writeGo(fd, { t: "pivoted" }));
+      }
     } finally {
       closeSync(target);
+      if (pivoted !== undefined) closeSync(pivoted);
     }
     return 0;
   },

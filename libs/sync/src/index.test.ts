@@ -6,7 +6,7 @@ import { join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, test } from "node:test";
 import { linuxSyscall } from "@corerun/syscall";
-import { decode, encode, ExecSide, goPath, readyPath, ReportedError, goTaken, sendGo, UnexpectedMessage, waitReady, type SyncMessage } from "./index.ts";
+import { decode, encode, ExecSide, goPath, openGo, readyPath, ReportedError, goTaken, sendGo, UnexpectedMessage, waitReady, writeGo, type SyncMessage } from "./index.ts";
 
 const base = mkdtempSync(join(tmpdir(), "corerun-sync-test-"));
 after(() => {
@@ -14,7 +14,7 @@ after(() => {
 });
 
 describe("encode and decode", () => {
-  const messages: SyncMessage[] = [{ t: "ready" }, { t: "go" }, { t: "go", tty: 3 }, { t: "error", message: "mount /proc: EPERM", exitCode: 125 }];
+  const messages: SyncMessage[] = [{ t: "ready" }, { t: "pivoted" }, { t: "go" }, { t: "go", tty: 3 }, { t: "error", message: "mount /proc: EPERM", exitCode: 125 }];
   for (const msg of messages) {
     test(`round-trips ${JSON.stringify(msg)} as one line`, () => {
       const line = encode(msg);
@@ -168,6 +168,34 @@ describe("the FIFO handshake between two processes", () => {
     } finally {
       dog.kill("SIGKILL");
       exec.child.kill("SIGKILL");
+    }
+  });
+
+  test("pivoted and go written back to back reach the waiting side as two messages, in order", () => {
+    const dir = syncDir("pivoted");
+    const side = new ExecSide(dir);
+    try {
+      // One write holding both lines: the first read brings the second message along.
+      const fd = openGo(dir);
+      writeSync(fd, encode({ t: "pivoted" }) + encode({ t: "go", tty: 2 }));
+      closeSync(fd);
+      assert.deepEqual(side.waitPivotedOrGo(), { t: "pivoted" });
+      assert.deepEqual(side.waitGo(), { t: "go", tty: 2 });
+    } finally {
+      side.release();
+    }
+  });
+
+  test("without pivoted, go comes first; pivoted where go is due is an UnexpectedMessage", () => {
+    const dir = syncDir("pivoted-go");
+    const side = new ExecSide(dir);
+    try {
+      sendGo(dir);
+      assert.deepEqual(side.waitPivotedOrGo(), { t: "go" });
+      writeGo(openGo(dir), { t: "pivoted" });
+      assert.throws(() => side.waitGo(), (e: unknown) => e instanceof UnexpectedMessage && e.message === 'sync: expected "go", received {"t":"pivoted"}');
+    } finally {
+      side.release();
     }
   });
 

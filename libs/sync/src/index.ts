@@ -11,6 +11,13 @@
  *   parent-death signal cleared, close go ───────────────────────────▶ (goTaken: no reader left)
  *   /proc, hostname, exec CMD
  *
+ * An OCI container (corerun create) waits longer for go: until the engine calls start. There
+ * corerun-mount --oci opens go once it has read ready and, its last act after pivot_root,
+ * writes {"t":"pivoted"} on it: corerun-exec --oci sets up what lives inside the new root (the
+ * config's sysctls, read-only and masked paths, working directory) then, as runc's init does
+ * before its exec FIFO, and reads go after it. A driver that sends no "pivoted" sends go alone;
+ * those steps then follow go.
+ *
  * corerun-exec holds go open read-write so that its read blocks until a message arrives instead
  * of seeing EOF while no writer is there yet, and so that it alone reads go. Each side opens its
  * FIFOs before the root moves: the paths live on the host.
@@ -28,6 +35,7 @@ import { UsageError } from "@corerun/cli";
 
 export type SyncMessage =
   | { t: "ready" }
+  | { t: "pivoted" }
   | { t: "go"; state?: unknown; tty?: number }
   | { t: "error"; message: string; exitCode: number };
 
@@ -58,7 +66,7 @@ export function decode(line: string): SyncMessage {
     throw new Error(`sync: not a message: ${JSON.stringify(line.slice(0, 80))}`);
   }
   const t = typeof value === "object" && value !== null ? (value as { t?: unknown }).t : undefined;
-  if (t === "ready") return { t };
+  if (t === "ready" || t === "pivoted") return { t };
   // go may carry the container's OCI state, for the hooks that run just before the exec.
   // and the index of a pty of the container's devpts to take as its terminal (corerun run -t).
   if (t === "go") {
@@ -89,6 +97,8 @@ export class ExecSide {
   private readonly go: number;
   private ready: number | undefined;
   private sent = false;
+  /** What a read of go brought after the line it was reading: a message written right behind. */
+  private pending = "";
 
   constructor(private readonly dir: string) {
     try {
@@ -130,21 +140,36 @@ export class ExecSide {
     return true;
   }
 
+  /** Blocks until a whole line has arrived on go; returns it, keeping what came after it. */
+  private readLine(): string {
+    const buf = Buffer.alloc(512);
+    let text = this.pending;
+    while (!text.includes("\n")) {
+      const n = readSync(this.go, buf, 0, buf.length, null);
+      if (n === 0) break;
+      text += buf.toString("utf8", 0, n);
+    }
+    const nl = text.indexOf("\n");
+    this.pending = nl < 0 ? "" : text.slice(nl + 1);
+    return nl < 0 ? text : text.slice(0, nl);
+  }
+
   /**
    * Blocks until one line arrives on go, and requires it to be "go"; returns the message. go
    * stays open until release(): its close tells the sender (goTaken) that the message was taken.
    */
   waitGo(): SyncMessage & { t: "go" } {
-    const buf = Buffer.alloc(512);
-    let line = "";
-    while (!line.includes("\n")) {
-      const n = readSync(this.go, buf, 0, buf.length, null);
-      if (n === 0) break;
-      line += buf.toString("utf8", 0, n);
-    }
-    const first = line.split("\n")[0] ?? "";
-    const msg = first ? decode(first) : undefined;
-    if (msg?.t !== "go") throw new UnexpectedMessage("go", first);
+    const line = this.readLine();
+    const msg = line ? decode(line) : undefined;
+    if (msg?.t !== "go") throw new UnexpectedMessage("go", line);
+    return msg;
+  }
+
+  /** corerun-mount's "pivoted" (see above), or "go" from a driver that sends none. */
+  waitPivotedOrGo(): SyncMessage & { t: "pivoted" | "go" } {
+    const line = this.readLine();
+    const msg = line ? decode(line) : undefined;
+    if (msg?.t !== "pivoted" && msg?.t !== "go") throw new UnexpectedMessage("pivoted", line);
     return msg;
   }
 
@@ -211,21 +236,29 @@ export function waitReady(dir: string, peer?: Peer): void {
   if (msg?.t !== "ready") throw new UnexpectedMessage("ready", first);
 }
 
-/** Tells corerun-exec to go on. Never blocks: corerun-exec holds go open read-write. */
-export function sendGo(dir: string, state?: unknown, tty?: number): void {
-  let fd: number;
+/** Opens go for writing. Never blocks: corerun-exec holds go open read-write. */
+export function openGo(dir: string): number {
   try {
-    fd = openSync(goPath(dir), constants.O_WRONLY | constants.O_NONBLOCK);
+    return openSync(goPath(dir), constants.O_WRONLY | constants.O_NONBLOCK);
   } catch (err) {
     // ENXIO: no reader holds go open, so the waiting process is gone.
     if ((err as NodeJS.ErrnoException).code === "ENXIO") throw new PeerGone(`the process waiting on ${goPath(dir)} exited before go`);
     throw err;
   }
+}
+
+/** Writes one message on go through fd (from openGo), and closes it. */
+export function writeGo(fd: number, msg: SyncMessage & { t: "pivoted" | "go" }): void {
   try {
-    writeSync(fd, encode({ t: "go", ...(state === undefined ? {} : { state }), ...(tty === undefined ? {} : { tty }) }));
+    writeSync(fd, encode(msg));
   } finally {
     closeSync(fd);
   }
+}
+
+/** Tells corerun-exec to go on. */
+export function sendGo(dir: string, state?: unknown, tty?: number): void {
+  writeGo(openGo(dir), { t: "go", ...(state === undefined ? {} : { state }), ...(tty === undefined ? {} : { tty }) });
 }
 
 /**
