@@ -67,14 +67,13 @@ export const tool = defineTool({
       // corerun-mount pivots the root and corerun says go (corerun-mount has long been waiting for
       // ready by then: whatever comes before it delays the start).
       let hostname: string | undefined;
+      if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
       if (oci) {
         const { spec } = oci;
-        if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
         if (opts.keyring !== undefined) span("join keyring", { name: opts.keyring }, () => sys.joinSessionKeyring(opts.keyring!));
         if (spec.hostname !== undefined) span("set hostname", { hostname: spec.hostname }, () => sys.sethostname(spec.hostname!));
         if (spec.domainname !== undefined) sys.setdomainname(spec.domainname);
       } else {
-        if (opts.loUp) span("lo up", undefined, () => sys.setLinkUp("lo"));
         hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
         // The bounding set limits what the exec grants, not what this process holds until then
         // (the mounts and the user switch below use its effective set): dropped while go comes.

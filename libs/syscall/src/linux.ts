@@ -148,8 +148,8 @@ export const linuxSyscall: Syscall = {
   },
   // The system calls themselves, not glibc's wrappers: the kernel keeps credentials per thread,
   // and glibc makes each of the process's threads repeat the call (the setxid broadcast: a
-  // signal to each of Node's ~10 threads and a wait for it), 1.5-3 ms of an OCI start's three
-  // calls. The calling thread's credentials are the ones execve passes on (see types.ts).
+  // signal to each of Node's ~10 threads and a wait for it), 1.6-3.3 ms of an OCI start's
+  // three calls. The calling thread's credentials are the ones execve passes on (see types.ts).
   setresuid(uid) {
     check(fn(SYSCALL)(nr("setresuid"), "unsigned int", uid, "unsigned int", uid, "unsigned int", uid), "setresuid", `uid ${uid}`);
   },
