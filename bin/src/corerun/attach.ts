@@ -13,7 +13,7 @@ import { DEFAULT_DETACH_KEYS, DetachScanner, parseDetachKeys } from "./detachkey
 import type { RunConfig } from "./args.ts";
 import { displayStatus, startMonitored } from "./lifecycle.ts";
 import { mustFind, ociKill } from "./oci.ts";
-import { rootArg } from "./oci-cli.ts";
+import { rootArg } from "./oci-calls.ts";
 import { rawTerminal } from "./tty.ts";
 
 /** Signals proxied to a container without a tty (--sig-proxy, as Docker's attach). */

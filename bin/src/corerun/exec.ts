@@ -17,7 +17,8 @@ import { capabilitySet, openRecorded, type RunProcess, type State } from "@corer
 import {
   connectUnix, enterContainer, fdSender, linuxSyscall as sys, CAPABILITIES, RLIMIT_NUMBERS, SECCOMP_FILTER_FLAGS,
 } from "@corerun/syscall";
-import { joinableNamespaces, liveStatus, mustFind, setOomScoreAdj, writePidFile } from "./oci.ts";
+import { liveStatus, mustFind } from "./oci.ts";
+import { joinableNamespaces, setOomScoreAdj, writePidFile } from "./oci-create.ts";
 import { holdTerminal, openTerminal, relayTerminal } from "./tty.ts";
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detachkeys.ts";
 import type { RunConfig } from "./args.ts";

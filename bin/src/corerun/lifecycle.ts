@@ -28,7 +28,7 @@ import {
 import { FD_CLOEXEC, fdSender, isErrno, linuxSyscall as sys } from "@corerun/syscall";
 import type { RunConfig } from "./args.ts";
 import { liveStatus, mustFind, ociPause } from "./oci.ts";
-import { rootArg } from "./oci-cli.ts";
+import { rootArg } from "./oci-calls.ts";
 import { teardown, type Container } from "./steps.ts";
 import type { Terminal } from "./tty.ts";
 import { RESTART_ENV, restartDelay, restartText } from "./restart.ts";

@@ -1,107 +1,20 @@
 /**
- * runc's command line: global options before the subcommand (`corerun --root R --log L
- * --log-format json create --bundle B --pid-file P ID`), long options with one dash or two, with
- * `=` or a separate value. The subcommands are corerun's own tools in citty's form; only the
- * globals and the error log are runc's.
+ * runc's subcommands but those of oci-calls.ts (the globals, state and delete), which this module
+ * passes on to main.ts with its own.
  */
-import { appendFileSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { defineTool, exitCodeOf, fdCount, printJson, printTable, runTool, saveCodeCache, UsageError, waitChild, writeOut, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { defineTool, exitCodeOf, fdCount, printJson, printTable, UsageError, waitChild, writeOut, type ToolContext } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { stateRoot } from "@corerun/state";
-import type { ArgsDef } from "citty";
-import { checkId, features, type CreateOptions, liveStatus, ociCreate, ociDelete, ociPause, ociStart, ociState, ociStats, ociUpdate, oomKills, mustFind, OCI_VERSION } from "./oci.ts";
+import { checkId, liveStatus, ociDelete, ociPause, ociStart, ociState, ociStats, oomKills, OCI_VERSION } from "./oci.ts";
+import { features, type CreateOptions, ociCreate, ociUpdate } from "./oci-create.ts";
 import { parseOci, Resources } from "@corerun/oci";
 import { readStates } from "@corerun/state";
 import { ociExec } from "./exec.ts";
+import { del, one, rootArg, runOci, splitGlobals, state } from "./oci-calls.ts";
 
-export interface Globals {
-  root: string | undefined;
-  log: string | undefined;
-  logFormat: "text" | "json";
-  debug: boolean;
-}
-
-/** Global options and whether each takes a value. */
-const GLOBAL_OPTIONS: Record<string, boolean> = { root: true, log: true, "log-format": true, debug: false, "systemd-cgroup": false, rootless: true, criu: true };
-
-/**
- * Splits runc-style global options off argv when they are followed by one of `subcommands`
- * (or `--version`). Anything else (the seed form `corerun [options] CMD`) returns undefined and
- * is parsed as `corerun run` is.
- */
-export function splitGlobals(argv: readonly string[], subcommands: readonly string[]): { globals: Globals; sub: string; rest: string[] } | { version: true } | undefined {
-  const values: Record<string, string> = {};
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const word = argv[i]!;
-    if (word === "--version") return { version: true };
-    if (!word.startsWith("-") || word === "-" || word === "--") break;
-    const body = word.replace(/^--?/, "");
-    const eq = body.indexOf("=");
-    const name = eq < 0 ? body : body.slice(0, eq);
-    if (!(name in GLOBAL_OPTIONS)) return undefined;
-    if (GLOBAL_OPTIONS[name]) {
-      if (eq >= 0) values[name] = body.slice(eq + 1);
-      else if (i + 1 < argv.length) values[name] = argv[++i]!;
-      else return undefined;
-    } else {
-      values[name] = eq < 0 ? "true" : body.slice(eq + 1);
-    }
-  }
-  const sub = argv[i];
-  if (sub === undefined || !subcommands.includes(sub)) return undefined;
-  if (values["systemd-cgroup"] !== undefined && values["systemd-cgroup"] !== "false") {
-    throw new UsageError("--systemd-cgroup: corerun manages cgroups itself and does not create systemd units; use the cgroupfs manager (podman --cgroup-manager=cgroupfs, containerd SystemdCgroup = false)");
-  }
-  const rootless = values.rootless;
-  if (rootless !== undefined && !["auto", "false", "true"].includes(rootless)) throw new UsageError(`--rootless ${rootless}: use auto, true or false`);
-  if (rootless === "true" && process.geteuid?.() === 0) throw new UsageError("--rootless true: corerun's OCI commands do not run rootless containers as root; use --rootless auto");
-  if (values.criu !== undefined) throw new UsageError("--criu: checkpoint and restore are not supported by corerun");
-  const format = values["log-format"] ?? "text";
-  if (format !== "text" && format !== "json") throw new UsageError(`--log-format ${format}: use text or json`);
-  return {
-    globals: { root: values.root === undefined ? undefined : resolve(values.root), log: values.log, logFormat: format, debug: values.debug === "true" },
-    sub,
-    rest: argv.slice(i + 1),
-  };
-}
-
-/** One log line as runc writes it: logrus's JSON (containerd reads level, msg, time) or text. */
-export function logLine(format: "text" | "json", level: string, msg: string, time = new Date()): string {
-  if (format === "json") return `${JSON.stringify({ level, msg, time: time.toISOString() })}\n`;
-  return `time="${time.toISOString()}" level=${level} msg=${JSON.stringify(msg)}\n`;
-}
-
-/** Single-dash long options (go-runc passes `-no-subreaper`) as citty expects them. */
-export function normalizeDashes(words: readonly string[], spec: ToolSpec): string[] {
-  const longs = new Set(Object.keys(spec.args));
-  const out: string[] = [];
-  for (const [i, w] of words.entries()) {
-    if (w === "--" || !w.startsWith("-")) return [...out, ...words.slice(i)];
-    const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(w);
-    out.push(m && longs.has(m[1]!) ? `-${w}` : w);
-  }
-  return out;
-}
-
-/** Runs one OCI subcommand: errors go to stderr and, with --log, to the log file too. */
-export function runOci(spec: ToolSpec, words: string[], g: Globals): Promise<never> {
-  // A global option reaches the subcommands that have it (features has no state root).
-  const root = g.root && "root" in spec.args ? ["--root", g.root] : [];
-  const debug = g.debug ? ["--log-level", "debug"] : [];
-  const onError = (line: string) => {
-    if (g.log) appendFileSync(g.log, logLine(g.logFormat, "error", line), { mode: 0o644 });
-  };
-  return runTool(spec, [...root, ...debug, ...normalizeDashes(words, spec)], { onError, logName: "corerun" });
-}
-
-export const rootArg = { root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } } as const satisfies ArgsDef;
-
-const one = (tail: string[], what: string) => {
-  if (tail.length !== 1) throw new UsageError(`${what} takes exactly one container id; see --help`);
-  return checkId(tail[0]);
-};
+export { del, rootArg, runOci, splitGlobals, state };
 
 /** create's options, shared with run --bundle. */
 function createOptions(ctx: ToolContext, id: string): CreateOptions {
@@ -135,32 +48,6 @@ export const create = defineTool({
   async run(ctx) {
     const id = one(ctx.tail, "create");
     await ociCreate(createOptions(ctx, id));
-    return 0;
-  },
-});
-
-export const state = defineTool({
-  name: "corerun state",
-  description: "Print a container's state as the runtime-spec's JSON (id, status, pid, bundle, ...).",
-  usage: "[options] ID",
-  args: rootArg,
-  tail: "command",
-  run(ctx) {
-    const s = mustFind(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "state"));
-    writeOut(JSON.stringify(ociState(s), null, 2));
-    saveCodeCache("state");
-    return 0;
-  },
-});
-
-export const del = defineTool({
-  name: "corerun delete",
-  description: "Delete a stopped or created container: its process, cgroup, mounts and state.",
-  usage: "[options] ID",
-  args: { ...rootArg, force: { type: "boolean", alias: "f", description: "also kill and delete a running container; an unknown id is not an error" } },
-  tail: "command",
-  async run(ctx) {
-    await ociDelete(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, "delete"), ctx.flags.force ?? false);
     return 0;
   },
 });

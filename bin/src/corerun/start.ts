@@ -14,8 +14,8 @@ import { LOCK_EX, linuxSyscall as sys } from "@corerun/syscall";
 import { attachTo } from "./attach.ts";
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detachkeys.ts";
 import { launchMonitor } from "./lifecycle.ts";
-import { checkId, mustFind, ociStart } from "./oci.ts";
-import { rootArg } from "./oci-cli.ts";
+import { mustFind, startOci } from "./oci.ts";
+import { startSpec } from "./oci-calls.ts";
 import { RESTART_ENV } from "./restart.ts";
 
 /**
@@ -62,30 +62,13 @@ async function exitSettled(root: string, s: State): Promise<State> {
 }
 
 export const start = defineTool({
-  name: "corerun start",
-  description: "Start containers again: an exited detached one (run -d) as it was, or a created OCI one (corerun create).",
-  usage: "[options] NAME|ID...",
-  args: {
-    ...rootArg,
-    attach: { type: "boolean", alias: "a", description: "attach to its output (its pty with -t) and exit with its status, as docker start -a" },
-  },
-  tail: "command",
-  notes: [
-    "An exited container of run -d (without --rm) starts again with the same id, name, config,\nenvironment and image, its image's writable layer (what it wrote is there), its log file\n(appended to) and, on a bridge, the same address and host ports when they are still free; its\n--restart policy applies again, from its first delay and count. Its run command line is read\nagain in the directory it was run from. start prints each name and returns once the command\nruns; with -a it prints the container's output until it exits and exits with its status (-a\ntakes one container, and does not pass input).",
-    "A created OCI container (corerun create ID, as engines call it) is started as runc starts it:\nits process execs the bundle's program. A detached container that runs already is left as it is\n(its name printed; -a attaches to it), as docker start does. A restarting or foreground\ncontainer, or an unknown or ambiguous name, is refused in one line, exit 125.",
-  ],
-  examples: ["sudo corerun start web", "sudo corerun start -a job          # its output, then its exit status", "sudo corerun start ID              # an OCI container (after corerun create)"],
+  ...startSpec,
   async run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to start; see corerun ps -a");
     const attach = ctx.flags.attach ?? false;
     const found = ctx.tail.map((ref) => ({ ref, s: mustFind(root, ref) }));
-    const oci = found.find((f) => f.s.oci);
-    if (oci) {
-      if (found.length > 1 || attach) throw new UsageError(`container ${oci.ref} is an OCI container: start it alone and without -a (corerun start ID), as runc does`);
-      await ociStart(root, checkId(oci.ref));
-      return 0;
-    }
+    if (await startOci(root, found, attach)) return 0;
     if (attach && found.length > 1) throw new UsageError("start -a attaches to one container; name one");
     for (const f of found) f.s = await exitSettled(root, f.s);
     // A detached container that runs already is left as it is, as docker start does (-a attaches to it).

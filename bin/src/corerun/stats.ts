@@ -11,7 +11,7 @@ import { cgroupManager } from "@corerun/cgroup";
 import { defineTool, formatTable, UsageError, writeOut } from "@corerun/cli";
 import { isAlive, readStates, stateRoot, type State } from "@corerun/state";
 import { liveStatus, mustFind } from "./oci.ts";
-import { rootArg } from "./oci-cli.ts";
+import { rootArg } from "./oci-calls.ts";
 
 /** Time between two samples: the CPU % is the CPU time used over it. */
 const INTERVAL_MS = 1000;

@@ -1,6 +1,6 @@
 import {
-  chmodSync, chownSync, closeSync, cpSync, openSync, existsSync, lstatSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmdirSync, rmSync,
-  read, statSync, unlinkSync, write, writeFileSync,
+  chmodSync, chownSync, closeSync, cpSync, openSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync,
+  read, statSync, write, writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { envp, FD_CLOEXEC, inNetworkNamespace, koffiModulesDir, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
@@ -10,14 +10,22 @@ import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "
 import { cgroupManager, createForClone, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
-  createContainer, restartContainer, isAlive, procStartTime, readState, readStates, removeContainer, setStatus, updateState,
-  withLock, checkStateRoot, openRecorded, allocateAutoUserns, claimCreatedPaths, releaseCreatedPaths, type CreatedPath, hostIdOf, idMapText, type IdRange, type State,
+  createContainer, restartContainer, isAlive, procStartTime, readStates, removeContainer, setStatus, updateState,
+  withLock, checkStateRoot, openRecorded, allocateAutoUserns, claimCreatedPaths, type CreatedPath, hostIdOf, idMapText, type IdRange, type State,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
 import { securityExecArgs, securityMountArgs } from "./security.ts";
 import { mountImage, overlayArgs, unmountImage } from "./image.ts";
 import { runProcess } from "./exec.ts";
+import { teardown, teardownParts } from "./teardown.ts";
+
+export { teardown };
+
+// What a teardown reaches beyond the container's own records: its bridge network and its image's
+// layers (see teardownParts).
+teardownParts.network = (root, id) => void netTeardown({ root, id });
+teardownParts.image = unmountImage;
 
 /** The bundled tools sit next to corerun's own bundle. */
 const DIST = dirname(process.argv[1] ?? ".");
@@ -615,81 +623,3 @@ export function start(c: Container, tty?: number): void {
   faultPoint("corerun:go");
 }
 
-/**
- * Removes a path corerun created in the rootfs, if it is still what was made: an empty directory
- * or an empty file, reached without a symlink. The container may have replaced a parent with a
- * link to somewhere else on the host; nothing is removed through one.
- */
-export function removeCreatedPath(m: CreatedPath): void {
-  const parent = dirname(m.path);
-  try {
-    if (realpathSync(parent) !== parent) return;
-    const st = lstatSync(m.path);
-    if (m.kind === "dir" && st.isDirectory()) rmdirSync(m.path);
-    else if (m.kind === "file" && st.isFile() && st.size === 0) unlinkSync(m.path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EBUSY" && code !== "ENOTDIR") throw err;
-  }
-}
-
-/**
- * Ends whatever is left of a container and removes everything recorded for it: a live first
- * process is killed (its PID namespace dies with it), then its network, cgroup and mount points
- * go, each step on its own so that one failure does not keep the others from running. The
- * state directory goes last, and only when every step worked, so that `corerun cleanup` can try
- * again. A detached container that has exited keeps its state (keepState) for logs and inspect,
- * and an image's upper and work directories (its writable layer) for commit and start.
- * Returns the failures, already logged.
- */
-export function teardown(root: string, id: string, statePath: string, log?: ConsolaInstance, keepState = false): Error[] {
-  let state: State | undefined;
-  try {
-    state = readState(statePath);
-  } catch {
-    state = undefined;
-  }
-  const failures: Error[] = [];
-  const step = (what: string, fn: () => void) => {
-    try {
-      span(what, { id }, fn);
-    } catch (err) {
-      const e = new Error(`cleanup of ${id}: ${what}`, { cause: err });
-      failures.push(e);
-      log?.error(e);
-    }
-  };
-  const s = state;
-  if (s) {
-    step("first process", () => {
-      const fd = openRecorded(sys, s.init);
-      if (fd !== undefined) {
-        try {
-          sys.pidfdSendSignal(fd, 9);
-        } finally {
-          closeSync(fd);
-        }
-      }
-    });
-    faultPoint("teardown:first-process");
-    if (s.config.network.mode === "bridge") step("network", () => void netTeardown({ root, id }));
-    faultPoint("teardown:network");
-    if (s.cgroup) {
-      const { name, parent, devices } = s.cgroup;
-      step("cgroup", () => {
-        const cg = cgroupManager({ name, parent, devices });
-        cg.killAll();
-        cg.remove();
-      });
-      faultPoint("teardown:cgroup");
-    }
-    step("mount points", () => {
-      for (const m of releaseCreatedPaths(root, id, s.mountPoints ?? [])) removeCreatedPath(m);
-    });
-    // An exited detached container keeps its writable layer, unmounted, until rm.
-    if (s.image) step("image rootfs", () => unmountImage(root, id, s.image!, s.config.userns, keepState));
-    faultPoint("teardown:mount-points");
-  }
-  if (!failures.length && !keepState) step("state", () => removeContainer(root, id));
-  return failures;
-}
