@@ -54,7 +54,7 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     for (const f of RUN_CACHES) assert.ok(statSync(join(copy, "dist", f)).size > 0, `${f} is not empty`);
     assert.deepEqual(RUN_CACHES.map((f) => head(f).at(-1)), ["exec", "mount", "run"]);
     // The build it was made from: the loader's, which names the sha256 of the bundle.
-    assert.match(readFileSync(join(copy, "dist", "corerun.cjs"), "utf8"), new RegExp(`const BUILD = "${head("corerun.bundle.run-cache.run")[1]}";`));
+    assert.match(readFileSync(join(copy, "dist", "corerun.cjs"), "utf8"), new RegExp(`"base":"corerun.bundle","encoding":"[a-z0-9]+","build":"${head("corerun.bundle.run-cache.run")[1]}"`));
 
     const trace = join(copy, "trace.json");
     const second = run(join(copy, "bin/corerun"), ["run", "--root", root, "--rootfs", rootfs, "--network", "none", "--trace", trace, "/bin/true"]);
@@ -83,7 +83,7 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
-  test("a command of another kind leaves a cache of its own, once, and compiles with it after: an OCI create and delete after run; ps leaves nothing", () => {
+  test("a command of another kind leaves a cache of its own, once, and compiles with it after: an OCI create and delete after run, delete in the engine's bundle; ps leaves nothing", () => {
     const bundle = mkdtempSync(join(copy, "bundle-"));
     const parent = `corerun-e2e-codecache-${process.pid}`;
     writeFileSync(join(bundle, "config.json"), JSON.stringify({
@@ -99,7 +99,7 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     }));
     const corerun = (args: string[]) => run(join(copy, "bin/corerun"), ["--root", root, ...args]);
     try {
-      const ours = () => runCaches().filter((f) => f.startsWith("corerun.bundle."));
+      const ours = () => runCaches().filter((f) => f.startsWith("corerun.bundle.") || f.startsWith("corerun.engine.bundle."));
       assert.equal(corerun(["ps"]).code, 0);
       assert.deepEqual(ours(), ["corerun.bundle.run-cache.run"], "ps is not a kind with a cache");
       const c = corerun(["create", "--bundle", bundle, "cc"]);
@@ -108,14 +108,15 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
       assert.equal(head("corerun.bundle.run-cache.create")[3], "create");
       const d = corerun(["delete", "--force", "cc"]);
       assert.equal(d.code, 0, d.stderr);
-      assert.deepEqual(ours(), ["corerun.bundle.run-cache.create", "corerun.bundle.run-cache.delete", "corerun.bundle.run-cache.run"]);
-      const kept = readFileSync(join(copy, "dist", "corerun.bundle.run-cache.delete"));
+      // An OCI container's delete is one of the commands of the engine's bundle (bin/src/corerun/engine.ts).
+      assert.deepEqual(ours(), ["corerun.bundle.run-cache.create", "corerun.bundle.run-cache.run", "corerun.engine.bundle.run-cache.delete"]);
+      const kept = readFileSync(join(copy, "dist", "corerun.engine.bundle.run-cache.delete"));
       const trace = join(copy, "trace-delete.json");
       const again = run(join(copy, "bin/corerun"), ["--root", root, "delete", "--force", "cc"], { env: { ...process.env, CORERUN_TRACE: trace } });
       assert.equal(again.code, 0, again.stderr);
-      assert.ok(readFileSync(join(copy, "dist", "corerun.bundle.run-cache.delete")).equals(kept), "a delete compiled with delete's cache writes nothing");
+      assert.ok(readFileSync(join(copy, "dist", "corerun.engine.bundle.run-cache.delete")).equals(kept), "a delete compiled with delete's cache writes nothing");
       const events = (JSON.parse(readFileSync(trace, "utf8")) as { traceEvents: { name: string; args?: Record<string, unknown> }[] }).traceEvents;
-      assert.equal(events.find((e) => e.name === "load bundle")?.args?.cache, "run");
+      assert.deepEqual(events.find((e) => e.name === "load bundle")?.args, { script: "corerun.cjs", bundle: "corerun.engine.bundle", cache: "run" });
     } finally {
       corerun(["delete", "--force", "cc"]);
       for (const h of readdirSync("/sys/fs/cgroup")) {

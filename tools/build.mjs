@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Bundles each executable under bin/src into one CommonJS file in dist/, so that a tool starts by
-// reading one file: every Node start sits on the container start path.
+// reading one file: every Node start sits on the container start path. corerun has a second,
+// smaller one for the commands an engine calls most (bin/src/corerun/engine.ts), which its loader
+// runs for them.
 import { build } from "esbuild";
 import { readdirSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { Script } from "node:vm";
@@ -87,11 +89,15 @@ module.exports = native ?? require("koffi");
   },
 };
 
+// An executable's bundles: main.ts, and engine.ts where there is one (corerun's: the commands an
+// engine runs most, in a bundle of half the size, which its loader runs for them).
+const bundlesOf = (name) => [{ entry: "main.ts", base: `${name}.bundle` }, { entry: "engine.ts", base: `${name}.engine.bundle` }].filter((b) => existsSync(join(root, "bin/src", name, b.entry)));
+
 await Promise.all(
-  names.map((name) =>
+  names.flatMap((name) => bundlesOf(name).map((b) => ({ name, ...b }))).map(({ name, entry, base }) =>
     build({
-      entryPoints: [join(root, "bin/src", name, "main.ts")],
-      outfile: join(root, "dist", `${name}.bundle.cjs`),
+      entryPoints: [join(root, "bin/src", name, entry)],
+      outfile: join(root, "dist", `${base}.cjs`),
       bundle: true,
       platform: "node",
       target: "node20",
@@ -122,18 +128,23 @@ const TAIL = "\n})";
 // anywhere (a comment esbuild keeps) makes V8 hold all of it as two bytes a character, which
 // made corerun's bundle 2 ms slower to read and its functions slower to compile at every start.
 for (const name of names) {
-  const bundle = join(root, "dist", `${name}.bundle.cjs`);
-  const text = readFileSync(bundle, "utf8");
-  const other = text.search(/[^\x00-\x7f]/);
-  if (other >= 0) console.warn(`build: dist/${name}.bundle.cjs line ${text.slice(0, other).split("\n").length} holds a non-ASCII character; the bundle loads as UTF-8, slower`);
-  const source = `${HEAD}${text}${TAIL}`;
-  writeFileSync(bundle, source);
-  // A run cache holds the previous bundle's functions: V8 would refuse it at every start.
-  for (const f of readdirSync(join(root, "dist"))) if (f.startsWith(`${name}.bundle.run-cache`)) rmSync(join(root, "dist", f), { force: true });
-  const cache = join(root, "dist", `${name}.bundle.cache`);
-  writeFileSync(cache, new Script(source, { filename: bundle }).createCachedData());
-  writeFileSync(join(root, "dist", `${name}.cjs`), loader(`${name}.bundle`, other >= 0 ? "utf8" : "latin1", createHash("sha256").update(text).digest("hex").slice(0, 16), cacheKinds(text)));
-  warmCache(join(root, "dist", `${name}.cjs`), cache, name === "corerun" ? "--version" : "--help");
+  const made = bundlesOf(name).map(({ base }) => {
+    const bundle = join(root, "dist", `${base}.cjs`);
+    const text = readFileSync(bundle, "utf8");
+    const other = text.search(/[^\x00-\x7f]/);
+    if (other >= 0) console.warn(`build: dist/${base}.cjs line ${text.slice(0, other).split("\n").length} holds a non-ASCII character; the bundle loads as UTF-8, slower`);
+    const source = `${HEAD}${text}${TAIL}`;
+    writeFileSync(bundle, source);
+    // A run cache holds the previous bundle's functions: V8 would refuse it at every start.
+    for (const f of readdirSync(join(root, "dist"))) if (f.startsWith(`${base}.run-cache`)) rmSync(join(root, "dist", f), { force: true });
+    const cache = join(root, "dist", `${base}.cache`);
+    writeFileSync(cache, new Script(source, { filename: bundle }).createCachedData());
+    return { base, cache, encoding: other >= 0 ? "utf8" : "latin1", build: createHash("sha256").update(text).digest("hex").slice(0, 16), kinds: cacheKinds(text) };
+  });
+  writeFileSync(join(root, "dist", `${name}.cjs`), loader(made));
+  // The engine's bundle keeps the cache of its top level: anything short it could run, it hands
+  // to the whole bundle; the first call of each kind leaves its run cache.
+  warmCache(join(root, "dist", `${name}.cjs`), made[0].cache, name === "corerun" ? "--version" : "--help");
 }
 
 // A cache made right after compiling holds the bundle's top level only: every function the
@@ -179,18 +190,21 @@ function cacheKinds(text) {
 // and its kind; one of another build or kind, or cut short, is not used. The loader opens this
 // directory, so that a command whose kind had no cache can leave one at its end, whatever root
 // the process has moved to by then.
-function loader(base, encoding, build, kinds) {
+// With a second bundle (corerun's engine.ts), a kind of that bundle's runs it, and it may hand
+// the command line to the first, the whole one (`whole()`), before it has run anything.
+function loader(bundles) {
+  const kinds = [...new Set(bundles.flatMap((b) => b.kinds))];
+  const spec = bundles.map((b) => ({ base: b.base, encoding: b.encoding, build: b.build, kinds: b.kinds }));
   return `"use strict";
-// Generated by tools/build.mjs: runs ${base}.cjs as Node would, compiled with a V8 code cache:
-// ${base}.run-cache.KIND, left by the starts of that kind here from this build, or ${base}.cache, made by the build.
+// Generated by tools/build.mjs: runs ${bundles.map((b) => `${b.base}.cjs`).join(" or ")} as Node would, compiled with a V8 code cache:
+// BUNDLE.run-cache.KIND, left by the starts of that kind here from this build, or BUNDLE.cache, made by the build.
 const { openSync, readFileSync } = require("node:fs");
 const { createRequire } = require("node:module");
 const { join } = require("node:path");
 const { Script } = require("node:vm");
-const BUILD = ${JSON.stringify(build)};
+const BUNDLES = ${JSON.stringify(spec)};
 const KINDS = ${JSON.stringify(kinds)};
 const KIND = process.argv.slice(2).find((word) => KINDS.includes(word)) ?? KINDS[0];
-const bundle = join(__dirname, ${JSON.stringify(`${base}.cjs`)});
 const read = (name) => {
   try {
     return readFileSync(join(__dirname, name));
@@ -198,28 +212,34 @@ const read = (name) => {
     return undefined;
   }
 };
-// The bundle is the function expression itself (see HEAD in tools/build.mjs).
-const source = readFileSync(bundle, ${JSON.stringify(encoding)});
-// "corerun-code-cache BUILD LENGTH KIND\\n" then V8's data.
-const file = KIND === undefined ? undefined : read(${JSON.stringify(`${base}.run-cache.`)} + KIND);
-const nl = file ? file.indexOf(10) : -1;
-const head = nl > 0 ? file.subarray(0, Math.min(nl, 256)).toString("latin1").split(" ") : [];
-const learnt = head.length === 4 && head[0] === "corerun-code-cache" && head[1] === BUILD && Number(head[2]) === file.length - nl - 1 && head[3] === KIND ? file.subarray(nl + 1) : undefined;
-let script = learnt && new Script(source, { filename: bundle, cachedData: learnt });
-let cache = "run";
-if (!script || script.cachedDataRejected) {
-  const built = read(${JSON.stringify(`${base}.cache`)});
-  script = new Script(source, { filename: bundle, cachedData: built });
-  cache = built === undefined ? "none" : script.cachedDataRejected ? "rejected" : "build";
-}
 let dir;
 try {
   dir = openSync(__dirname, "r");
 } catch {
   // not readable: no run cache is left
 }
-process[Symbol.for("corerun.codeCache")] = { cache, script, dir, name: ${JSON.stringify(`${base}.run-cache`)}, build: BUILD, kind: KIND };
-script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, __dirname);
+const run = (b, whole) => {
+  const bundle = join(__dirname, b.base + ".cjs");
+  // The bundle is the function expression itself (see HEAD in tools/build.mjs).
+  const source = readFileSync(bundle, b.encoding);
+  // "corerun-code-cache BUILD LENGTH KIND\\n" then V8's data.
+  const file = KIND === undefined ? undefined : read(b.base + ".run-cache." + KIND);
+  const nl = file ? file.indexOf(10) : -1;
+  const head = nl > 0 ? file.subarray(0, Math.min(nl, 256)).toString("latin1").split(" ") : [];
+  const learnt = head.length === 4 && head[0] === "corerun-code-cache" && head[1] === b.build && Number(head[2]) === file.length - nl - 1 && head[3] === KIND ? file.subarray(nl + 1) : undefined;
+  let script = learnt && new Script(source, { filename: bundle, cachedData: learnt });
+  let cache = "run";
+  if (!script || script.cachedDataRejected) {
+    const built = read(b.base + ".cache");
+    script = new Script(source, { filename: bundle, cachedData: built });
+    cache = built === undefined ? "none" : script.cachedDataRejected ? "rejected" : "build";
+  }
+  process[Symbol.for("corerun.codeCache")] = { cache, script, dir, name: b.base + ".run-cache", build: b.build, kind: KIND, whole };
+  script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, __dirname);
+};
+const second = BUNDLES.slice(1).find((b) => b.kinds.includes(KIND));
+if (second) run(second, () => run(BUNDLES[0]));
+else run(BUNDLES[0]);
 `;
 }
 

@@ -8,7 +8,7 @@
  */
 import { closeSync, existsSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { defineTool, UsageError, writeOut } from "@corerun/cli";
+import { defineTool, saveCodeCache, UsageError, writeOut } from "@corerun/cli";
 import { isAlive, requestStart, startRefusal, stateRoot, statePath, type State } from "@corerun/state";
 import { LOCK_EX, linuxSyscall as sys } from "@corerun/syscall";
 import { attachTo } from "./attach.ts";
@@ -101,6 +101,8 @@ export const start = defineTool({
         started.release();
       }
     }
+    // The whole bundle's start cache: an OCI container's start runs in the engine's bundle.
+    saveCodeCache("start");
     return 0;
   },
 });

@@ -6,8 +6,8 @@ import { writeAll } from "./output.ts";
  * What the loader (dist/NAME.cjs, made by tools/build.mjs) compiled the bundle with: the run
  * cache the starts on this machine left, the build's cache, a cache V8 refused (another Node,
  * another bundle), or none; the script, an fd of its directory, the build it is (the bundle's
- * sha256), and the kind of command the loader took from the command line (whose run cache is
- * the one it tried).
+ * sha256), the kind of command the loader took from the command line (whose run cache is
+ * the one it tried), and for a second bundle (corerun's engine.ts) how to run the whole one.
  */
 interface CodeCache {
   cache: "run" | "build" | "rejected" | "none";
@@ -16,6 +16,7 @@ interface CodeCache {
   name?: string;
   build?: string;
   kind?: string;
+  whole?: () => void;
 }
 
 const KEY = Symbol.for("corerun.codeCache");
@@ -36,6 +37,22 @@ export function buildId(): string | undefined {
 /** Which code cache this process's bundle was compiled with ("run", "build", ...), for the trace. */
 export function codeCacheUsed(): string | undefined {
   return loaded()?.cache;
+}
+
+/** The bundle this process runs ("corerun.bundle", "corerun.engine.bundle"), for the trace. */
+export function bundleRun(): string | undefined {
+  return loaded()?.name?.replace(/\.run-cache$/, "");
+}
+
+/**
+ * Runs the executable's whole bundle in this process, as its loader would have: what a second
+ * bundle (corerun's engine.ts) does with a command line it does not take, before it has run
+ * anything of its own.
+ */
+export function runWholeBundle(): void {
+  const whole = loaded()?.whole;
+  if (!whole) throw new Error("no whole bundle to run: this bundle is run by its loader (dist/NAME.cjs), which names one");
+  whole();
 }
 
 /**

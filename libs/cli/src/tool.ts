@@ -89,6 +89,22 @@ export function helpText(spec: ToolSpec): string {
 }
 
 /**
+ * A tool's command line as runTool reads it: the subcommand it names (they nest, `corerun image
+ * ls`: each word that names one descends a level), its words, and them split into options and
+ * tail. Throws a UsageError for an option it does not take.
+ */
+export function parseToolArgv(spec: ToolSpec, argv: string[]): { active: ToolSpec; words: string[]; split: ReturnType<typeof splitArgv> } {
+  let active = spec;
+  let words = argv;
+  while (active.subCommands && words[0] !== undefined && Object.hasOwn(active.subCommands, words[0])) {
+    active = active.subCommands[words[0]]!;
+    words = words.slice(1);
+  }
+  const split = splitArgv(words, { ...active.args, ...COMMON_ARGS }, { tail: active.tail, optionalValues: { log: ["true", "false"], "sig-proxy": ["true", "false"] } });
+  return { active, words, split };
+}
+
+/**
  * Runs a tool: parses argv, runs it, exits with the status from the one exit-code table. Errors
  * print as one line "tool: message" and exit 125 (126/127 when the command cannot be run).
  */
@@ -112,14 +128,7 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
       // As if given on the command line: a tool that runs itself again (corerun-mount, rootless) passes them on.
       process.argv.push(...more);
     }
-    // Subcommands nest (`corerun image ls`): each word that names one descends a level.
-    let active = spec;
-    let words = argv;
-    while (active.subCommands && words[0] !== undefined && Object.hasOwn(active.subCommands, words[0])) {
-      active = active.subCommands[words[0]]!;
-      words = words.slice(1);
-    }
-    const split = splitArgv(words, { ...active.args, ...COMMON_ARGS }, { tail: active.tail, optionalValues: { log: ["true", "false"], "sig-proxy": ["true", "false"] } });
+    const { active, words, split } = parseToolArgv(spec, argv);
     if (split.help || !active.run) {
       writeOut(helpText(active));
       if (!split.help && !active.run && words.length) throw new UsageError(`unknown command "${words[0]}"; see --help`);

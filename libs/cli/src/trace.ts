@@ -2,7 +2,7 @@ import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import { basename, join } from "node:path";
 import { instrumentSyscalls, linuxSyscall } from "@corerun/syscall";
 import { writeErr } from "./output.ts";
-import { codeCacheUsed } from "./codecache.ts";
+import { bundleRun, codeCacheUsed } from "./codecache.ts";
 import { UsageError } from "./exit.ts";
 
 /**
@@ -135,7 +135,7 @@ export function startTrace(name: string, file: string | undefined = process.env[
   if (!partsFromParent) t.since = origin;
   const boot = performance.nodeTiming.bootstrapComplete * 1000;
   t.events.push({ name: "node start", cat: "node", ph: "X", ts: origin, dur: boot, pid, tid: pid, args: { v8Start: round(performance.nodeTiming.v8Start) } });
-  t.events.push({ name: "load bundle", cat: "node", ph: "X", ts: origin + boot, dur: now - origin - boot, pid, tid: pid, args: { script: basename(process.argv[1] ?? ""), cache: codeCacheUsed() ?? "none" } });
+  t.events.push({ name: "load bundle", cat: "node", ph: "X", ts: origin + boot, dur: now - origin - boot, pid, tid: pid, args: { script: basename(process.argv[1] ?? ""), bundle: bundleRun() ?? "none", cache: codeCacheUsed() ?? "none" } });
   instrumentSyscalls(linuxSyscall, (call, args, ts, dur) => {
     if (dur >= SLOW_SYSCALL_US) t.events.push({ name: call, cat: "syscall", ph: "X", ts, dur, pid, tid: pid, args: describeArgs(args) });
   });
