@@ -3,8 +3,8 @@
  * --log-format json create --bundle B --pid-file P ID`), long options with one dash or two, with
  * `=` or a separate value. The subcommands are corerun's own tools in citty's form; only the
  * globals and the error log are runc's. Here: the globals, the runner of a subcommand, and the
- * subcommands an engine calls most on a container it made (state, delete), which the engine's
- * bundle (engine.ts) runs too; the others are in oci-cli.ts.
+ * subcommands an engine calls most on a container it made (state, delete, and start's options
+ * and help), which the engine's bundle (engine.ts) runs too; the others are in oci-cli.ts.
  */
 import { appendFileSync } from "node:fs";
 import { resolve } from "node:path";

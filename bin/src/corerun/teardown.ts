@@ -13,9 +13,9 @@ import { linuxSyscall as sys } from "@corerun/syscall";
 /**
  * The two steps whose code is not here: a bridge network's (corerun-net's records, veth and
  * rules) and an image's layers. steps.ts, which every corerun command but the engine's calls
- * loads, sets both as it loads; the bundle of the engine's calls (engine.ts), which takes OCI
- * containers only (they have neither), leaves them out, and a container that had one would fail
- * that step instead of leaving it undone.
+ * loads, sets both as it loads; the bundle of the engine's calls (engine.ts) leaves them out and
+ * deletes only containers that have neither (engine-call.ts): one that had one would fail that
+ * step instead of leaving it undone.
  */
 export const teardownParts: {
   network?: (root: string, id: string) => void;
