@@ -357,7 +357,9 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     const ids = results.map((r) => r.stdout.trim());
     assert.equal(new Set(ids).size, 20);
     const states = psAll();
-    assert.equal(states.filter((s) => ids.includes(s.id) && s.statusText === "running").length, 20);
+    const ours = states.filter((s) => ids.includes(s.id));
+    assert.deepEqual(ours.filter((s) => s.statusText !== "running").map((s) => ({ id: s.id, status: s.statusText, exitCode: s.exitCode, init: s.init, monitor: s.detached?.monitor })), [], "each container runs once its run -d has returned");
+    assert.equal(ours.length, 20);
     const pids = states.flatMap((s) => [s.init!.pid, s.detached!.monitor.pid]);
     const stop = corerun(["stop", "-t", "0", ...ids], { timeout: 120_000 });
     assert.equal(stop.code, 0, stop.stderr);
