@@ -65,7 +65,9 @@ const addon = koffiAddon();
 // deprecated calls (~1 ms of each tool's load, most of it copying node:util's and node:fs's
 // exports). The addon loaded by its path from dist/ is what that returns, without the wrappers:
 // the bundle uses it as it is when its version is koffi's, and koffi's JavaScript (bundled, run
-// only then) otherwise, as from a copied or moved dist/.
+// only then) otherwise, as from a copied or moved dist/. Either is loaded when first used, as the
+// lazy modules are (a proxy as the exports' prototype): a command that makes no call through it
+// (corerun state, ps, inspect) does not load it (~1.5 ms).
 const koffiVersion = JSON.parse(readFileSync(join(dirname(requireHere.resolve("koffi")), "package.json"), "utf8")).version;
 const koffiPlugin = {
   name: "koffi",
@@ -76,14 +78,18 @@ const koffiPlugin = {
       resolveDir: root,
       contents: `const { join } = require("node:path");
 let native;
-try {
-  const m = { exports: {} };
-  process.dlopen(m, join(__dirname, ${JSON.stringify(relative(join(root, "dist"), addon.file ?? ""))}));
-  if (m.exports.version === ${JSON.stringify(koffiVersion)}) native = m.exports;
-} catch {
-  // not there: koffi's own lookup below
-}
-module.exports = native ?? require("koffi");
+const load = () => {
+  if (native) return native;
+  try {
+    const m = { exports: {} };
+    process.dlopen(m, join(__dirname, ${JSON.stringify(relative(join(root, "dist"), addon.file ?? ""))}));
+    if (m.exports.version === ${JSON.stringify(koffiVersion)}) native = m.exports;
+  } catch {
+    // not there: koffi's own lookup below
+  }
+  return (native ??= require("koffi"));
+};
+module.exports = Object.create(new Proxy({}, { get: (_, name) => (name === "__esModule" ? undefined : load()[name]) }));
 `,
     }));
   },
