@@ -13,13 +13,13 @@
 import { defineTool, parseToolArgv, type ToolSpec } from "@corerun/cli";
 import { stateRoot, type State } from "@corerun/state";
 import { del, ociWords, splitGlobals, startSpec, state, type Globals } from "./oci-calls.ts";
-import { findContainer, mustFind, startOci } from "./oci.ts";
+import { findContainer, findEach, startOci } from "./oci.ts";
 
 const start = defineTool({
   ...startSpec,
   async run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
-    const found = ctx.tail.map((ref) => ({ ref, s: mustFind(root, ref) }));
+    const found = findEach(root, ctx.tail);
     if (await startOci(root, found, ctx.flags.attach ?? false)) return 0;
     // Found an OCI container before runTool began, and another container now (its id reused).
     throw new Error(`container ${ctx.tail.join(" ")} is no longer an OCI container; run corerun start again`);

@@ -245,7 +245,7 @@ export const ociRun = defineTool({
     const { root } = o;
     const s = await ociCreate(o);
     try {
-      await ociStart(root, id);
+      await ociStart(root, id, s);
     } catch (err) {
       await ociDelete(root, id, true);
       throw err;

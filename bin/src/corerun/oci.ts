@@ -49,10 +49,9 @@ export function liveStatus(s: State): Status {
 /**
  * start: the waiting first process runs the startContainer hooks (inside) and execs the
  * config's program; then the poststart hooks run here. A failing poststart hook stops the
- * container, as runc does.
+ * container, as runc does. s: the container named id, as the caller found it.
  */
-export async function ociStart(root: string, id: string): Promise<void> {
-  const s = span("find container", { id }, () => mustFind(root, id));
+export async function ociStart(root: string, id: string, s: State): Promise<void> {
   const status = liveStatus(s);
   if (status !== "created") throw new UsageError(`cannot start a container that is ${status === "stopped" ? "stopped" : `not in created state (${status})`}`);
   const dir = join(root, s.id);
@@ -73,6 +72,11 @@ export async function ociStart(root: string, id: string): Promise<void> {
   saveCodeCache("start");
 }
 
+/** The containers start names, each found in a span of the trace. */
+export function findEach(root: string, refs: readonly string[]): { ref: string; s: State }[] {
+  return refs.map((ref) => ({ ref, s: span("find container", { id: ref }, () => mustFind(root, ref)) }));
+}
+
 /**
  * start's form for an OCI container (runc's): found names one, alone and without -a. False when
  * found names none (start's other form is the caller's).
@@ -81,7 +85,7 @@ export async function startOci(root: string, found: readonly { ref: string; s: S
   const oci = found.find((f) => f.s.oci);
   if (!oci) return false;
   if (found.length > 1 || attach) throw new UsageError(`container ${oci.ref} is an OCI container: start it alone and without -a (corerun start ID), as runc does`);
-  await ociStart(root, checkId(oci.ref));
+  await ociStart(root, checkId(oci.ref), oci.s);
   return true;
 }
 

@@ -14,7 +14,7 @@ import { LOCK_EX, linuxSyscall as sys } from "@corerun/syscall";
 import { attachTo } from "./attach.ts";
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detachkeys.ts";
 import { launchMonitor } from "./lifecycle.ts";
-import { mustFind, startOci } from "./oci.ts";
+import { findEach, mustFind, startOci } from "./oci.ts";
 import { startSpec } from "./oci-calls.ts";
 import { RESTART_ENV } from "./restart.ts";
 
@@ -67,7 +67,7 @@ export const start = defineTool({
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to start; see corerun ps -a");
     const attach = ctx.flags.attach ?? false;
-    const found = ctx.tail.map((ref) => ({ ref, s: mustFind(root, ref) }));
+    const found = findEach(root, ctx.tail);
     if (await startOci(root, found, attach)) return 0;
     if (attach && found.length > 1) throw new UsageError("start -a attaches to one container; name one");
     for (const f of found) f.s = await exitSettled(root, f.s);
