@@ -28,6 +28,11 @@ const names = wanted.length ? wanted : all;
 // The same holds for tar-stream (with streamx, ~2 ms), bundled but run only by image commands.
 // The list is tools/lazy-modules.json: e2e/lazy.test.ts checks that no start or teardown loads one.
 const LAZY = new RegExp(JSON.parse(readFileSync(join(root, "tools/lazy-modules.json"), "utf8")).pattern);
+// The exports of a module loaded on first use, given `load` (which returns the module): the proxy
+// is the exports' prototype, so that they have no own names for each import to copy (esbuild's
+// __toESM); __esModule, which __toESM reads as the module is imported, is answered without a
+// load (none of these is an ES module compiled to CommonJS).
+const LAZY_EXPORTS = 'module.exports = Object.create(new Proxy({}, { get: (_, name) => (name === "__esModule" ? undefined : load()[name]) }));\n';
 const lazyModules = {
   name: "lazy-modules",
   setup(b) {
@@ -37,12 +42,9 @@ const lazyModules = {
       // The module itself, required from the getters' first read: a built-in stays outside.
       return a.path.startsWith("node:") ? { path: a.path, external: true } : b.resolve(a.path, { kind: "require-call", resolveDir: root, pluginData: "real" });
     });
-    // The proxy is the exports' prototype, so that they have no own names for each import to
-    // copy (esbuild's __toESM); __esModule, which __toESM reads as the module is imported, is
-    // answered without a load (none of these is an ES module compiled to CommonJS).
     b.onLoad({ filter: /.*/, namespace: "lazy" }, (a) => ({
       loader: "js",
-      contents: `let m;\nconst load = () => (m ??= require(${JSON.stringify(a.path)}));\nmodule.exports = Object.create(new Proxy({}, { get: (_, name) => (name === "__esModule" ? undefined : load()[name]) }));\n`,
+      contents: `let m;\nconst load = () => (m ??= require(${JSON.stringify(a.path)}));\n${LAZY_EXPORTS}`,
     }));
   },
 };
@@ -66,7 +68,7 @@ const addon = koffiAddon();
 // exports). The addon loaded by its path from dist/ is what that returns, without the wrappers:
 // the bundle uses it as it is when its version is koffi's, and koffi's JavaScript (bundled, run
 // only then) otherwise, as from a copied or moved dist/. Either is loaded when first used, as the
-// lazy modules are (a proxy as the exports' prototype): a command that makes no call through it
+// lazy modules are (LAZY_EXPORTS): a command that makes no call through it
 // (corerun state, ps, inspect) does not load it (~1.5 ms).
 const koffiVersion = JSON.parse(readFileSync(join(dirname(requireHere.resolve("koffi")), "package.json"), "utf8")).version;
 const koffiPlugin = {
@@ -89,8 +91,7 @@ const load = () => {
   }
   return (native ??= require("koffi"));
 };
-module.exports = Object.create(new Proxy({}, { get: (_, name) => (name === "__esModule" ? undefined : load()[name]) }));
-`,
+${LAZY_EXPORTS}`,
     }));
   },
 };
