@@ -68,8 +68,26 @@ export function removeStateRoot(root: string): void {
   if (!root.startsWith(join(tmpdir(), "corerun-e2e-"))) throw new Error(`refusing to remove ${root}`);
   if (leftoverState(root).length) tool("corerun", ["cleanup", "--force", "--root", root]);
   // The root's bridge and nftables table outlive its containers, as Docker's networks do.
-  if (existsSync(join(root, "networks"))) tool("corerun-net", ["prune", "--root", root]);
+  if (existsSync(join(root, "networks"))) pruneNetworks(root);
   rmSync(root, { recursive: true, force: true });
+}
+
+/**
+ * Prunes a test root's networks, and fails when one stays: its records go with the root, and
+ * its bridge and nftables table would be left on the host with nothing to remove them. A lease
+ * whose container is gone may read as held for a moment (the kernel removes a dead network
+ * namespace's veth asynchronously), so the prune is retried for up to 5 s first.
+ */
+function pruneNetworks(root: string): void {
+  const records = join(root, "networks", "networks.json");
+  for (let i = 0; ; i++) {
+    const r = tool("corerun-net", ["prune", "--root", root]);
+    if (r.code !== 0) throw new Error(`corerun-net prune --root ${root}: exit ${r.code}: ${r.stderr.trim()}`);
+    const left = existsSync(records) ? (JSON.parse(readFileSync(records, "utf8")) as { networks: { name: string }[]; leases: unknown[] }) : { networks: [], leases: [] };
+    if (!left.networks.length) return;
+    if (i === 50) throw new Error(`${root}: networks ${left.networks.map((n) => n.name).join(", ")} still in use after their containers were removed; leases: ${JSON.stringify(left.leases)}`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  }
 }
 
 /** Mount points in the host's mount table that mention a path. */
