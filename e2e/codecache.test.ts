@@ -2,7 +2,7 @@
  * The run code cache: the first start from a build leaves NAME.bundle.run-cache.KIND beside each
  * bundle it ran (corerun's run, corerun-mount's mount, corerun-exec's exec), and the starts after
  * it compile with those, as their traces' "load bundle" spans say; another kind of command
- * (corerun create, delete) leaves and uses a file of its own. Run on a copy of bin/ and dist/, so that the
+ * (corerun create, start, delete; corerun-exec --oci) leaves and uses a file of its own. Run on a copy of bin/ and dist/, so that the
  * checkout's own caches are not touched.
  */
 import { after, before, describe, test } from "node:test";
@@ -83,7 +83,7 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
-  test("a command of another kind leaves a cache of its own, once, and compiles with it after: an OCI create and delete after run, delete in the engine's bundle; ps leaves nothing", () => {
+  test("a command of another kind leaves a cache of its own, once, and compiles with it after: an OCI create, start and delete after run, start and delete in the engine's bundle, the first process's of kind oci; ps leaves nothing", () => {
     const bundle = mkdtempSync(join(copy, "bundle-"));
     const parent = `corerun-e2e-codecache-${process.pid}`;
     writeFileSync(join(bundle, "config.json"), JSON.stringify({
@@ -106,10 +106,16 @@ describe("the run code cache", { skip: !isRoot && "needs root" }, () => {
       assert.equal(c.code, 0, c.stderr);
       assert.deepEqual(ours(), ["corerun.bundle.run-cache.create", "corerun.bundle.run-cache.run"]);
       assert.equal(head("corerun.bundle.run-cache.create")[3], "create");
+      // The first process (corerun-exec --oci) keeps a cache of its own kind, next to a run's.
+      const s = corerun(["start", "cc"]);
+      assert.equal(s.code, 0, s.stderr);
+      for (let i = 0; i < 100 && !existsSync(join(copy, "dist", "corerun-exec.bundle.run-cache.oci")); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+      assert.deepEqual(runCaches().filter((f) => f.startsWith("corerun-exec.")), ["corerun-exec.bundle.run-cache.exec", "corerun-exec.bundle.run-cache.oci"]);
+      assert.equal(head("corerun-exec.bundle.run-cache.oci")[3], "oci");
       const d = corerun(["delete", "--force", "cc"]);
       assert.equal(d.code, 0, d.stderr);
-      // An OCI container's delete is one of the commands of the engine's bundle (bin/src/corerun/engine.ts).
-      assert.deepEqual(ours(), ["corerun.bundle.run-cache.create", "corerun.bundle.run-cache.run", "corerun.engine.bundle.run-cache.delete"]);
+      // An OCI container's start and delete are commands of the engine's bundle (bin/src/corerun/engine.ts).
+      assert.deepEqual(ours(), ["corerun.bundle.run-cache.create", "corerun.bundle.run-cache.run", "corerun.engine.bundle.run-cache.delete", "corerun.engine.bundle.run-cache.start"]);
       const kept = readFileSync(join(copy, "dist", "corerun.engine.bundle.run-cache.delete"));
       const trace = join(copy, "trace-delete.json");
       const again = run(join(copy, "bin/corerun"), ["--root", root, "delete", "--force", "cc"], { env: { ...process.env, CORERUN_TRACE: trace } });

@@ -146,7 +146,7 @@ for (const name of names) {
     for (const f of readdirSync(join(root, "dist"))) if (f.startsWith(`${base}.run-cache`)) rmSync(join(root, "dist", f), { force: true });
     const cache = join(root, "dist", `${base}.cache`);
     writeFileSync(cache, new Script(source, { filename: bundle }).createCachedData());
-    return { base, cache, encoding: other >= 0 ? "utf8" : "latin1", build: createHash("sha256").update(text).digest("hex").slice(0, 16), kinds: cacheKinds(text) };
+    return { base, cache, encoding: other >= 0 ? "utf8" : "latin1", build: createHash("sha256").update(text).digest("hex").slice(0, 16), kinds: cacheKinds(text, name) };
   });
   writeFileSync(join(root, "dist", `${name}.cjs`), loader(made));
   // The engine's bundle keeps the cache of its top level: anything short it could run, it hands
@@ -180,19 +180,21 @@ require(script);`;
 }
 
 // The kinds of command whose run cache a bundle keeps: the words its code passes to
-// saveCodeCache (libs/cli), in the order they appear; corerun's `run` first, as the command its
-// other words fall back to (`corerun [options] CMD`), a tool's only one otherwise.
-function cacheKinds(text) {
+// saveCodeCache (libs/cli), in the order they appear. The first is the one a command line that
+// names none falls back to: corerun's `run` (`corerun [options] CMD`), a tool's own (corerun-exec's
+// exec, named after the tool; its other, oci, is chosen by its --oci option).
+function cacheKinds(text, name) {
   const kinds = [...new Set([...text.matchAll(/\bsaveCodeCache\d*\("([a-z]+)"\)/g)].map((m) => m[1]))];
-  return kinds.includes("run") ? ["run", ...kinds.filter((k) => k !== "run")] : kinds;
+  const first = kinds.includes("run") ? "run" : kinds.find((k) => name.endsWith(`-${k}`));
+  return first ? [first, ...kinds.filter((k) => k !== first)] : kinds;
 }
 
 // The loader compiles the bundle with the code cache the starts of this kind of command on this
 // machine left (NAME.bundle.run-cache.KIND: every function such a start ran; see saveCodeCache
 // in libs/cli), else with the build's. The kind is the first word of the command line that
-// names one (corerun create, start, state, delete), else the first kind (corerun's run, a tool's
-// one); a word taken wrongly (a container's command named "state") only costs that start the
-// functions the cache lacks. V8 checks a cache against its source's length only, so the run
+// names one, as itself or as an option (corerun create, start, state, delete; corerun-exec --oci),
+// else the first kind (corerun's run, a tool's own); a word taken wrongly (a container's command
+// named "state") only costs that start the functions the cache lacks. V8 checks a cache against its source's length only, so the run
 // cache starts with a line naming the build it was made from (the bundle's sha256), its length
 // and its kind; one of another build or kind, or cut short, is not used. The loader opens this
 // directory, so that a command whose kind had no cache can leave one at its end, whatever root
@@ -211,7 +213,7 @@ const { join } = require("node:path");
 const { Script } = require("node:vm");
 const BUNDLES = ${JSON.stringify(spec)};
 const KINDS = ${JSON.stringify(kinds)};
-const KIND = process.argv.slice(2).find((word) => KINDS.includes(word)) ?? KINDS[0];
+const KIND = process.argv.slice(2).map((word) => (word.startsWith("--") ? word.slice(2) : word)).find((word) => KINDS.includes(word)) ?? KINDS[0];
 const read = (name) => {
   try {
     return readFileSync(join(__dirname, name));

@@ -110,7 +110,9 @@ export const tool = defineTool({
         if (!prepared) prepare();
         runStartContainerHooks(spec, go?.state);
         // Before the limits, the cgroup, the filter and the user, which could refuse its writes.
-        saveCodeCache("exec");
+        // A cache of its own: an OCI start runs functions a run's does not (the config's process,
+        // the root's preparation), which a cache made by the other compiles from source.
+        saveCodeCache("oci");
         applyRlimits(sys, spec);
         joinCgroup(sys, cgroupFds, opts.cgroupns);
         prepareFds(sys, opts.preserveFds);

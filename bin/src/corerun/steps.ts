@@ -198,9 +198,9 @@ export function handToContainerRoot(root: string, dir: string, userns: { uidMap:
  */
 export function execRuntime(root: string): string {
   // The loader, the bundle it compiles, the bundle's code caches (tools/build.mjs, and the run
-  // cache of its one kind, exec, if a start has left one) and the native helper, which
+  // caches of its kinds, exec and oci, that starts have left) and the native helper, which
   // corerun-exec loads from beside its script (its cgroup join).
-  const files = ["corerun-exec.cjs", "corerun-exec.bundle.cjs", "corerun-exec.bundle.cache", "corerun-exec.bundle.run-cache.exec", "libcorerun.so"].filter((f) => existsSync(join(DIST, f)));
+  const files = ["corerun-exec.cjs", "corerun-exec.bundle.cjs", "corerun-exec.bundle.cache", "corerun-exec.bundle.run-cache.exec", "corerun-exec.bundle.run-cache.oci", "libcorerun.so"].filter((f) => existsSync(join(DIST, f)));
   // The build and the Node it runs on, as they are: no digest of them, which would load
   // node:crypto (~5 ms) before the clone of every start in a user namespace.
   const st = statSync(join(DIST, "corerun-exec.bundle.cjs"));
