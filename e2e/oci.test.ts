@@ -194,7 +194,7 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
-  test("CORERUN_TRACE: create, start and delete each trace their steps in order; the corerun id derives from the OCI id; start and delete run in the engine's bundle", async () => {
+  test("CORERUN_TRACE: create, start and delete each trace their steps in order, create's with the first process's up to ready; the corerun id derives from the OCI id; start and delete run in the engine's bundle", async () => {
     const dir = bundle("traced", ["/bin/true"]);
     const traced = (what: string) => ({ env: { ...process.env, CORERUN_TRACE: join(dir, `${what}.json`) } });
     const spansOf = (what: string, track: string) => {
@@ -221,7 +221,10 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     }
     const [, made] = inOrder(spansOf("create", "corerun"), ["read bundle", "create state", "create cgroup", "start first process", "join cgroup", "tools exit", "record created"]);
     assert.equal(made!.args?.id, "traced");
-    inOrder(spansOf("create", "corerun-mount"), ["enter namespaces", "wait for ready", "pivot_root"]);
+    const [, , pivot] = inOrder(spansOf("create", "corerun-mount"), ["enter namespaces", "wait for ready", "pivot_root"]);
+    // The first process goes on waiting after create: its steps up to ready are in create's trace.
+    const [, , , opened] = inOrder(spansOf("create", "corerun-exec"), ["node start", "load bundle", "open sync fifos", "open ready"]);
+    assert.ok(opened!.ts + (opened!.dur ?? 0) <= pivot!.ts, "corerun-exec opened ready before corerun-mount's pivot_root");
     assert.equal(corerun(["start", "traced"], traced("start")).code, 0);
     inOrder(spansOf("start", "corerun"), ["find container", "start"]);
     await waitStatus("traced", "stopped");

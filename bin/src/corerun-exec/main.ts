@@ -1,5 +1,5 @@
 import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
-import { defineTool, errorLine, exitCodeForError, faultPoint, runTool, saveCodeCache, span } from "@corerun/cli";
+import { defineTool, errorLine, exitCodeForError, faultPoint, flushTrace, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
 import { OCI_OPTION_FIX, readSpecText } from "@corerun/oci";
@@ -59,6 +59,9 @@ export const tool = defineTool({
       const masks = opts.mountProc && !opts.unmasked && opts.oci === undefined ? openProcMasks(sys) : undefined;
       faultPoint("exec:proc");
       if (sync) {
+        // Traced, the steps so far go to this process's part first: an OCI create merges the
+        // trace once corerun-mount, which waits for ready, is done, while this process waits on.
+        flushTrace();
         span("send ready", undefined, () => sync!.sendReady());
         faultPoint("exec:ready");
       }

@@ -12,5 +12,5 @@ export { faultPoint } from "./fault.ts";
 export { lazy } from "./lazy.ts";
 export { nulBytePath, nulByteRefusal } from "./json.ts";
 export { dieWithParent, PARENT_PID_ENV } from "./parent.ts";
-export { startTrace, endTrace, span, mark, tracing, nowUs, renderTrace, laneSpans, checkTraceFile, TRACE_ENV, SLOW_SYSCALL_US, type TraceEvent } from "./trace.ts";
+export { startTrace, endTrace, flushTrace, span, mark, tracing, nowUs, renderTrace, laneSpans, checkTraceFile, TRACE_ENV, SLOW_SYSCALL_US, type TraceEvent } from "./trace.ts";
 export { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, decodeArgv, takeArgvFd, takeDoneFd, sayDone } from "./handoff.ts";

@@ -81,6 +81,34 @@ describe("trace writer", () => {
     rmSync(file);
   });
 
+  test("flushTrace writes a tool's ended spans before the root merges; the rest only at its end, after the merge, are not in the trace", () => {
+    const file = join(base, "flush.json");
+    // The child flushes, tells the root it may end, and goes on once the root has merged the parts.
+    const child = [
+      `import { startTrace, span, flushTrace } from ${JSON.stringify(traceTs)};`,
+      `import { writeSync, readSync } from "node:fs";`,
+      `startTrace("waiter");`,
+      `span("open", undefined, () => { span("before", undefined, () => {}); flushTrace(); writeSync(1, "flushed\\n"); readSync(0, Buffer.alloc(1)); span("after", undefined, () => {}); });`,
+    ].join("\n");
+    const root = [
+      `import { startTrace } from ${JSON.stringify(traceTs)};`,
+      `import { spawn } from "node:child_process";`,
+      `startTrace("root");`,
+      `const c = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", ${JSON.stringify(child)}], { stdio: ["pipe", "pipe", "inherit"] });`,
+      `await new Promise((res) => c.stdout.once("data", res));`,
+      // Its stdin closes as the root exits, after the merge: then it goes on.
+      `c.stdout.destroy(); c.stdin.unref(); c.unref();`,
+    ].join("\n");
+    const r = node(root, file);
+    assert.equal(r.status, 0, r.stderr);
+    const events = (JSON.parse(readFileSync(file, "utf8")) as { traceEvents: TraceEvent[] }).traceEvents;
+    const waiter = events.find((e) => e.ph === "M" && e.name === "process_name" && e.args?.name === "waiter");
+    assert.ok(waiter, "the waiter's track is in the root's trace");
+    const names = events.filter((e) => e.pid === waiter.pid && e.ph === "X").map((e) => e.name).sort();
+    assert.deepEqual(names, ["before", "load bundle", "node start"], "its ended spans; the one still open and those after the merge are not");
+    rmSync(file);
+  });
+
   test("a parts directory the process cannot write to leaves it untraced, with one line on stderr", () => {
     const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", `import { startTrace, tracing } from ${JSON.stringify(traceTs)}; startTrace("t"); process.stdout.write(String(tracing()) + "\\n");`], {
       encoding: "utf8", env: { ...process.env, CORERUN_TRACE: join(base, "x.json"), CORERUN_TRACE_PARTS: join(base, "missing", "parts") },

@@ -199,6 +199,22 @@ export function mark(name: string, args?: Record<string, unknown>): void {
 }
 
 /**
+ * A tool writes the spans it has ended so far to its part, keeping those still open: for a
+ * process that goes on after the root has merged the parts (an OCI create's first process, which
+ * waits for start), what it did before it let the root go on is then in the root's trace.
+ */
+export function flushTrace(): void {
+  const t = tracer;
+  if (t?.fd === undefined || !t.events.length) return;
+  const events = t.events.splice(0);
+  try {
+    writeSync(t.fd, events.map((e) => `${JSON.stringify(e)}\n`).join(""));
+  } catch {
+    // the parts directory went away (the root has ended): nothing left to write to
+  }
+}
+
+/**
  * Writes this process's events: to its part (a tool; before an execve too, which keeps no
  * JavaScript to run at the exit), or, in the root, merges every part into the trace file.
  */
