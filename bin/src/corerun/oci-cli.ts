@@ -1,56 +1,19 @@
 /**
- * runc's subcommands but those of oci-calls.ts (the globals, state and delete), which this module
- * passes on to main.ts with its own.
+ * runc's subcommands but those of oci-calls.ts (the globals, state and delete) and oci-create.ts
+ * (create), which this module passes on to main.ts with its own.
  */
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { defineTool, exitCodeOf, fdCount, printJson, printTable, UsageError, waitChild, writeOut, type ToolContext } from "@corerun/cli";
+import { defineTool, exitCodeOf, printJson, printTable, UsageError, waitChild, writeOut } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { stateRoot } from "@corerun/state";
 import { checkId, liveStatus, ociDelete, ociPause, ociStart, ociState, ociStats, oomKills, OCI_VERSION } from "./oci.ts";
-import { features, type CreateOptions, ociCreate, ociUpdate } from "./oci-create.ts";
+import { create, createOptions, features, ociCreate, ociUpdate } from "./oci-create.ts";
 import { parseOci, Resources } from "@corerun/oci";
 import { readStates } from "@corerun/state";
 import { ociExec } from "./exec.ts";
 import { del, one, rootArg, runOci, splitGlobals, state } from "./oci-calls.ts";
 
-export { del, rootArg, runOci, splitGlobals, state };
-
-/** create's options, shared with run --bundle. */
-function createOptions(ctx: ToolContext, id: string): CreateOptions {
-  if (ctx.flags["no-pivot"]) throw new UsageError("--no-pivot: corerun always pivots the root (pivot_root); drop --no-pivot");
-  // Socket activation as runc does it: LISTEN_FDS sockets meant for this process come first,
-  // then the --preserve-fds ones; the container sees LISTEN_FDS with LISTEN_PID=1.
-  const listenFds = process.env.LISTEN_FDS !== undefined && process.env.LISTEN_PID === String(process.pid) ? fdCount(process.env.LISTEN_FDS, "LISTEN_FDS") : 0;
-  const preserveFds = fdCount(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds");
-  return {
-    id, bundle: resolve(ctx.values.bundle?.at(-1) ?? "."), pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1),
-    noNewKeyring: ctx.flags["no-new-keyring"] ?? false, root: stateRoot(ctx.values.root?.at(-1)), listenFds, preserveFds: listenFds + preserveFds,
-  };
-}
-
-export const create = defineTool({
-  name: "corerun create",
-  description: "Create a container from an OCI bundle: everything set up, its process waiting for start.",
-  usage: "[options] ID",
-  args: {
-    ...rootArg,
-    bundle: { type: "string", alias: "b", valueHint: "DIR", description: "the bundle: config.json and the root filesystem (default: the current directory)" },
-    "pid-file": { type: "string", valueHint: "FILE", description: "write the container process's host pid to FILE (digits only)" },
-    "console-socket": { type: "string", valueHint: "PATH", description: "send the pty master to this AF_UNIX socket (process.terminal)" },
-    "no-pivot": { type: "boolean", description: "refused: corerun always uses pivot_root" },
-    "no-new-keyring": { type: "boolean", description: "keep the caller's session keyring instead of a new one" },
-    "preserve-fds": { type: "string", valueHint: "N", description: "pass fds 3 to 3+N-1 (after LISTEN_FDS ones) on to the container's process" },
-  },
-  tail: "command",
-  notes: ["create returns once the container is created; its first process then waits for `corerun start ID`.\nNo corerun process stays behind: the caller's subreaper (containerd's shim, conmon) inherits it."],
-  examples: ["sudo corerun create --bundle ./bundle --pid-file ./init.pid web && sudo corerun start web"],
-  async run(ctx) {
-    const id = one(ctx.tail, "create");
-    await ociCreate(createOptions(ctx, id));
-    return 0;
-  },
-});
+export { create, del, rootArg, runOci, splitGlobals, state };
 
 const pauseTool = (pause: boolean) =>
   defineTool({

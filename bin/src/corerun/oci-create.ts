@@ -2,17 +2,18 @@
  * OCI create: builds a container from a bundle and leaves its first process (corerun-exec)
  * waiting on its go FIFO with the tree built, the cgroup joined and the pid file written, then
  * exits: no corerun process stays between create and start, and the engine's subreaper inherits
- * the container. Also update and features, which read a config's fields as create does.
+ * the container. Also update and features, which read a config's fields as create does, and
+ * create's command, which the engine's bundle runs as the whole corerun does.
  */
 import { closeSync, copyFileSync, openSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, createForClone, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
-import { faultPoint, saveCodeCache, span, tracing, UsageError } from "@corerun/cli";
+import { defineTool, faultPoint, fdCount, saveCodeCache, span, tracing, UsageError, type ToolContext } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
-import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, setStatus, updateState, withLock, type State } from "@corerun/state";
+import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, setStatus, stateRoot, updateState, withLock, type State } from "@corerun/state";
 import { goPath, readyPath } from "@corerun/sync";
 import {
   envp, inNamespaces, linuxSyscall as sys, SyscallError, namespaceFlags, startInNamespaces, CAPABILITIES, SCMP_CMP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
@@ -20,8 +21,10 @@ import {
 } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
 import { prepareSeccompProgram, SECCOMP_ACTIONS, seccompFlags, storeSeccompProgram, type CachedProgram } from "@corerun/seccomp";
-import { execRuntime, handToContainerRoot, recordInit, startTool, stopTools, nodeArgv, teardown, toolScript, toolsExited, withInheritedFds, type Tools } from "./steps.ts";
+import { execRuntime, handToContainerRoot, recordInit, startTool, stopTools, nodeArgv, toolScript, toolsExited, withInheritedFds, type Tools } from "./tools.ts";
+import { teardown } from "./teardown.ts";
 import { cgroupOf, liveStatus, mustFind, OCI_VERSION, ociState } from "./oci.ts";
+import { one, rootArg } from "./oci-calls.ts";
 
 export interface CreateOptions {
   id: string;
@@ -381,3 +384,38 @@ export function ociUpdate(root: string, id: string, resources: ResourcesConfig):
   updateState(join(root, s.id, "state.json"), (cur) => ({ config: { ...cur.config, limits: { ...cur.config.limits, ...limits } } }));
 }
 
+/** create's options, shared with run --bundle. */
+export function createOptions(ctx: ToolContext, id: string): CreateOptions {
+  if (ctx.flags["no-pivot"]) throw new UsageError("--no-pivot: corerun always pivots the root (pivot_root); drop --no-pivot");
+  // Socket activation as runc does it: LISTEN_FDS sockets meant for this process come first,
+  // then the --preserve-fds ones; the container sees LISTEN_FDS with LISTEN_PID=1.
+  const listenFds = process.env.LISTEN_FDS !== undefined && process.env.LISTEN_PID === String(process.pid) ? fdCount(process.env.LISTEN_FDS, "LISTEN_FDS") : 0;
+  const preserveFds = fdCount(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds");
+  return {
+    id, bundle: resolve(ctx.values.bundle?.at(-1) ?? "."), pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1),
+    noNewKeyring: ctx.flags["no-new-keyring"] ?? false, root: stateRoot(ctx.values.root?.at(-1)), listenFds, preserveFds: listenFds + preserveFds,
+  };
+}
+
+export const create = defineTool({
+  name: "corerun create",
+  description: "Create a container from an OCI bundle: everything set up, its process waiting for start.",
+  usage: "[options] ID",
+  args: {
+    ...rootArg,
+    bundle: { type: "string", alias: "b", valueHint: "DIR", description: "the bundle: config.json and the root filesystem (default: the current directory)" },
+    "pid-file": { type: "string", valueHint: "FILE", description: "write the container process's host pid to FILE (digits only)" },
+    "console-socket": { type: "string", valueHint: "PATH", description: "send the pty master to this AF_UNIX socket (process.terminal)" },
+    "no-pivot": { type: "boolean", description: "refused: corerun always uses pivot_root" },
+    "no-new-keyring": { type: "boolean", description: "keep the caller's session keyring instead of a new one" },
+    "preserve-fds": { type: "string", valueHint: "N", description: "pass fds 3 to 3+N-1 (after LISTEN_FDS ones) on to the container's process" },
+  },
+  tail: "command",
+  notes: ["create returns once the container is created; its first process then waits for `corerun start ID`.\nNo corerun process stays behind: the caller's subreaper (containerd's shim, conmon) inherits it."],
+  examples: ["sudo corerun create --bundle ./bundle --pid-file ./init.pid web && sudo corerun start web"],
+  async run(ctx) {
+    const id = one(ctx.tail, "create");
+    await ociCreate(createOptions(ctx, id));
+    return 0;
+  },
+});
