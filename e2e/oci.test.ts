@@ -194,7 +194,7 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
-  test("CORERUN_TRACE: create, start and delete each trace their steps in order, create's with the first process's up to ready; the corerun id derives from the OCI id; start and delete run in the engine's bundle", async () => {
+  test("CORERUN_TRACE: create, start and delete each trace their steps in order, create's with the first process's up to ready; the corerun id derives from the OCI id; create, start and delete run in the engine's bundles", async () => {
     const dir = bundle("traced", ["/bin/true"]);
     const traced = (what: string) => ({ env: { ...process.env, CORERUN_TRACE: join(dir, `${what}.json`) } });
     const spansOf = (what: string, track: string) => {
@@ -233,11 +233,11 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     const [, teardown] = inOrder(spansOf("delete", "corerun"), ["find container", "cgroup", "state"]);
     assert.equal(teardown!.args?.id, ociIds("traced")[0], "the state's directory is the OCI id's first slot");
     assertGone("traced", dir);
-    // start and delete of an OCI container run in the bundle of the engine's calls; create, and
-    // a command line that bundle hands on (start --help), in the whole one.
+    // start and delete of an OCI container run in the bundle of the engine's calls, create in one
+    // of its own; a command line those hand on (start --help), in the whole one.
     assert.equal(corerun(["start", "--help"], traced("help")).code, 0);
     const bundleOf = (what: string) => spansOf(what, "corerun").find((e) => e.name === "load bundle")?.args?.bundle;
-    assert.deepEqual(["create", "start", "delete", "help"].map(bundleOf), ["corerun.bundle", "corerun.engine.bundle", "corerun.engine.bundle", "corerun.bundle"]);
+    assert.deepEqual(["create", "start", "delete", "help"].map(bundleOf), ["corerun.engine-create.bundle", "corerun.engine.bundle", "corerun.engine.bundle", "corerun.bundle"]);
   });
 
   test("config.json's process, hostname, masks and limits are what the container gets; hostname, sysctl and masks are in place before start", async () => {

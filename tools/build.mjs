@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Bundles each executable under bin/src into one CommonJS file in dist/, so that a tool starts by
-// reading one file: every Node start sits on the container start path. corerun has a second,
-// smaller one for the commands an engine calls most (bin/src/corerun/engine.ts), which its loader
-// runs for them.
+// reading one file: every Node start sits on the container start path. corerun has two smaller
+// ones for the commands an engine calls (bin/src/corerun/engine.ts for state, start and delete,
+// engine-create.ts for create), which its loader runs for them.
 import { build } from "esbuild";
 import { readdirSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { Script } from "node:vm";
@@ -96,9 +96,12 @@ ${LAZY_EXPORTS}`,
   },
 };
 
-// An executable's bundles: main.ts, and engine.ts where there is one (corerun's: the commands an
-// engine runs most, in a bundle of half the size, which its loader runs for them).
-const bundlesOf = (name) => [{ entry: "main.ts", base: `${name}.bundle` }, { entry: "engine.ts", base: `${name}.engine.bundle` }].filter((b) => existsSync(join(root, "bin/src", name, b.entry)));
+// An executable's bundles: main.ts, and engine.ts and engine-create.ts where there are (corerun's:
+// the commands an engine runs most, and its create, each in a bundle of a third to a quarter the
+// size, which its loader runs for them).
+const bundlesOf = (name) =>
+  [{ entry: "main.ts", base: `${name}.bundle` }, { entry: "engine.ts", base: `${name}.engine.bundle` }, { entry: "engine-create.ts", base: `${name}.engine-create.bundle` }]
+    .filter((b) => existsSync(join(root, "bin/src", name, b.entry)));
 
 await Promise.all(
   names.flatMap((name) => bundlesOf(name).map((b) => ({ name, ...b }))).map(({ name, entry, base }) =>
@@ -199,8 +202,9 @@ function cacheKinds(text, name) {
 // and its kind; one of another build or kind, or cut short, is not used. The loader opens this
 // directory, so that a command whose kind had no cache can leave one at its end, whatever root
 // the process has moved to by then.
-// With a second bundle (corerun's engine.ts), a kind of that bundle's runs it, and it may hand
-// the command line to the first, the whole one (`whole()`), before it has run anything.
+// With more bundles (corerun's engine.ts and engine-create.ts), a kind of one of those runs the
+// first of them that has it, which may hand the command line to the whole one (`whole()`),
+// before it has run anything.
 function loader(bundles) {
   const kinds = [...new Set(bundles.flatMap((b) => b.kinds))];
   const spec = bundles.map((b) => ({ base: b.base, encoding: b.encoding, build: b.build, kinds: b.kinds }));

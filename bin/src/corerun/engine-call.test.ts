@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { engineCall } from "./engine-call.ts";
+import { create } from "./oci-create.ts";
 
 const root = mkdtempSync(join(tmpdir(), "corerun-engine-call-"));
 after(() => {
@@ -30,6 +31,14 @@ describe("which command lines the engine's bundle runs", () => {
     assert.equal(taken("--root", root, "start", "-a", "web"), undefined);
     assert.equal(taken("start", "--help"), undefined);
     assert.equal(taken("--root", root, "start", "a", "b"), undefined);
+  });
+
+  test("create's bundle takes create in runc's form, whatever it names, and nothing else", () => {
+    const taken = (...argv: string[]) => engineCall(argv, { create: { spec: create } })?.spec.name;
+    assert.equal(taken("--root", root, "create", "--bundle", root, "web"), "corerun create");
+    assert.equal(taken("create", "--help"), "corerun create");
+    assert.equal(taken("--root", root, "state", "web"), undefined);
+    assert.equal(taken("--systemd-cgroup", "create", "web"), undefined);
   });
 
   test("anything else goes to the whole corerun: other commands, the seed form, --version, a global option runc's form refuses", () => {
