@@ -21,10 +21,8 @@ import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
 import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
-import {
-  buildTree, createCgroup, createState, restartState, signalChild, reportOom, setupNetwork, recordInit, start, startBuilders, startFirstProcess, stopTools, teardown, ToolFailed, toolsExited,
-  type Container, type Tools,
-} from "./steps.ts";
+import { buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, start, startBuilders, startFirstProcess, teardown, type Container } from "./steps.ts";
+import { recordInit, signalChild, stopTools, ToolFailed, toolsExited, type Tools } from "./tools.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
   // A container started again (a restart, corerun start) reads its command line in the directory

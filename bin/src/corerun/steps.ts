@@ -19,7 +19,6 @@ import { teardown, teardownParts } from "./teardown.ts";
 import { execRuntime, handToContainerRoot, nodeArgv, signalChild, startTool, toolScript, withInheritedFds, type EarlyTool, type Tools } from "./tools.ts";
 
 export { teardown };
-export { execRuntime, handToContainerRoot, nodeArgv, recordInit, signalChild, startTool, stopTools, ToolFailed, toolScript, toolsExited, withInheritedFds, type EarlyTool, type RunningTool, type Tools } from "./tools.ts";
 
 // What a teardown reaches beyond the container's own records: its bridge network and its image's
 // layers (see teardownParts).

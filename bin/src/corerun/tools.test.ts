@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { describe, test } from "node:test";
 import { once } from "node:events";
-import { stopTools, ToolFailed, toolsExited, type RunningTool } from "./steps.ts";
+import { stopTools, ToolFailed, toolsExited, type RunningTool } from "./tools.ts";
 
 /** A RunningTool for a child_process child: its exit as waitid would report it, its whole stderr. */
 function running(name: string, child: ChildProcess): RunningTool {
