@@ -152,8 +152,8 @@ for (const name of names) {
     return { base, cache, encoding: other >= 0 ? "utf8" : "latin1", build: createHash("sha256").update(text).digest("hex").slice(0, 16), kinds: cacheKinds(text, name) };
   });
   writeFileSync(join(root, "dist", `${name}.cjs`), loader(made));
-  // The engine's bundle keeps the cache of its top level: anything short it could run, it hands
-  // to the whole bundle; the first call of each kind leaves its run cache.
+  // The engine's bundles keep the cache of their top level: anything short they could run, they
+  // hand to the whole bundle; the first call of each kind leaves its run cache.
   warmCache(join(root, "dist", `${name}.cjs`), made[0].cache, name === "corerun" ? "--version" : "--help");
 }
 
@@ -197,11 +197,11 @@ function cacheKinds(text, name) {
 // in libs/cli), else with the build's. The kind is the first word of the command line that
 // names one, as itself or as an option (corerun create, start, state, delete; corerun-exec --oci),
 // else the first kind (corerun's run, a tool's own); a word taken wrongly (a container's command
-// named "state") only costs that start the functions the cache lacks. V8 checks a cache against its source's length only, so the run
-// cache starts with a line naming the build it was made from (the bundle's sha256), its length
-// and its kind; one of another build or kind, or cut short, is not used. The loader opens this
-// directory, so that a command whose kind had no cache can leave one at its end, whatever root
-// the process has moved to by then.
+// named "state") only costs that start the functions the cache lacks. V8 checks a cache against
+// its source's length only, so the run cache starts with a line naming the build it was made from
+// (the bundle's sha256), its length and its kind; one of another build or kind, or cut short, is
+// not used. The loader opens this directory, so that a command whose kind had no cache can leave
+// one at its end, whatever root the process has moved to by then.
 // With more bundles (corerun's engine.ts and engine-create.ts), a kind of one of those runs the
 // first of them that has it, which may hand the command line to the whole one (`whole()`),
 // before it has run anything.
