@@ -140,8 +140,11 @@ export class ExecSide {
     return true;
   }
 
-  /** Blocks until a whole line has arrived on go; returns it, keeping what came after it. */
-  private readLine(): string {
+  /**
+   * Blocks until a whole line has arrived on go, keeping what came after it, and requires it to be
+   * one of `kinds` (`expected` names them in the error); returns the message.
+   */
+  private next<K extends "pivoted" | "go">(kinds: readonly K[], expected: SyncMessage["t"]): SyncMessage & { t: K } {
     const buf = Buffer.alloc(512);
     let text = this.pending;
     while (!text.includes("\n")) {
@@ -151,7 +154,10 @@ export class ExecSide {
     }
     const nl = text.indexOf("\n");
     this.pending = nl < 0 ? "" : text.slice(nl + 1);
-    return nl < 0 ? text : text.slice(0, nl);
+    const line = nl < 0 ? text : text.slice(0, nl);
+    const msg = line ? decode(line) : undefined;
+    if (!msg || !(kinds as readonly string[]).includes(msg.t)) throw new UnexpectedMessage(expected, line);
+    return msg as SyncMessage & { t: K };
   }
 
   /**
@@ -159,18 +165,12 @@ export class ExecSide {
    * stays open until release(): its close tells the sender (goTaken) that the message was taken.
    */
   waitGo(): SyncMessage & { t: "go" } {
-    const line = this.readLine();
-    const msg = line ? decode(line) : undefined;
-    if (msg?.t !== "go") throw new UnexpectedMessage("go", line);
-    return msg;
+    return this.next(["go"], "go");
   }
 
   /** corerun-mount's "pivoted" (see above), or "go" from a driver that sends none. */
   waitPivotedOrGo(): SyncMessage & { t: "pivoted" | "go" } {
-    const line = this.readLine();
-    const msg = line ? decode(line) : undefined;
-    if (msg?.t !== "pivoted" && msg?.t !== "go") throw new UnexpectedMessage("pivoted", line);
-    return msg;
+    return this.next(["pivoted", "go"], "pivoted");
   }
 
   release(): void {
