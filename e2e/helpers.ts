@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
+import { netPaths, readRecords } from "@corerun/net";
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const BIN = join(REPO, "bin");
@@ -79,11 +80,11 @@ export function removeStateRoot(root: string): void {
  * namespace's veth asynchronously), so the prune is retried for up to 5 s first.
  */
 function pruneNetworks(root: string): void {
-  const records = join(root, "networks", "networks.json");
+  const { records } = netPaths(root);
   for (let i = 0; ; i++) {
     const r = tool("corerun-net", ["prune", "--root", root]);
     if (r.code !== 0) throw new Error(`corerun-net prune --root ${root}: exit ${r.code}: ${r.stderr.trim()}`);
-    const left = existsSync(records) ? (JSON.parse(readFileSync(records, "utf8")) as { networks: { name: string }[]; leases: unknown[] }) : { networks: [], leases: [] };
+    const left = readRecords(records);
     if (!left.networks.length) return;
     if (i === 50) throw new Error(`${root}: networks ${left.networks.map((n) => n.name).join(", ")} still in use after their containers were removed; leases: ${JSON.stringify(left.leases)}`);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
