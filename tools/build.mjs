@@ -250,8 +250,8 @@ const run = (b, whole) => {
   process[Symbol.for("corerun.codeCache")] = { cache, script, dir, name: b.base + ".run-cache", build: b.build, kind: KIND, whole };
   script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, __dirname);
 };
-const second = BUNDLES.slice(1).find((b) => b.kinds.includes(KIND));
-if (second) run(second, () => run(BUNDLES[0]));
+const engine = BUNDLES.slice(1).find((b) => b.kinds.includes(KIND));
+if (engine) run(engine, () => run(BUNDLES[0]));
 else run(BUNDLES[0]);
 `;
 }

@@ -7,7 +7,8 @@ import { writeAll } from "./output.ts";
  * cache the starts on this machine left, the build's cache, a cache V8 refused (another Node,
  * another bundle), or none; the script, an fd of its directory, the build it is (the bundle's
  * sha256), the kind of command the loader took from the command line (whose run cache is
- * the one it tried), and for a second bundle (corerun's engine.ts) how to run the whole one.
+ * the one it tried), and for an engine's bundle (corerun's engine.ts, engine-create.ts) how to
+ * run the whole one.
  */
 interface CodeCache {
   cache: "run" | "build" | "rejected" | "none";
@@ -39,14 +40,15 @@ export function codeCacheUsed(): string | undefined {
   return loaded()?.cache;
 }
 
-/** The bundle this process runs ("corerun.bundle", "corerun.engine.bundle"), for the trace. */
+/** The bundle this process runs ("corerun.bundle", "corerun.engine.bundle", ...), for the trace. */
 export function bundleRun(): string | undefined {
   return loaded()?.name?.replace(/\.run-cache$/, "");
 }
 
 /**
- * Runs the executable's whole bundle in this process, as its loader would have: what a second
- * bundle (corerun's engine.ts) does with a command line it does not take, before it has run
+ * Runs the executable's whole bundle in this process, as its loader would have: what an engine's
+ * bundle (corerun's engine.ts, engine-create.ts) does with a command line it does not take,
+ * before it has run
  * anything of its own.
  */
 export function runWholeBundle(): void {
