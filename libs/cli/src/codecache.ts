@@ -48,8 +48,7 @@ export function bundleRun(): string | undefined {
 /**
  * Runs the executable's whole bundle in this process, as its loader would have: what an engine's
  * bundle (corerun's engine.ts, engine-create.ts) does with a command line it does not take,
- * before it has run
- * anything of its own.
+ * before it has run anything of its own.
  */
 export function runWholeBundle(): void {
   const whole = loaded()?.whole;
