@@ -8,7 +8,7 @@
 import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, read, renameSync, rmSync, statSync, write } from "node:fs";
 import { dirname, join } from "node:path";
 import { envp, FD_CLOEXEC, koffiModulesDir, linuxSyscall as sys } from "@corerun/syscall";
-import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, PARENT_PID_ENV, span, waitChild, type ProcessEnd } from "@corerun/cli";
+import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, LAUNCH_FLAGS, PARENT_PID_ENV, span, waitChild, type ProcessEnd } from "@corerun/cli";
 import { hostIdOf, procStartTime, updateState, type IdRange, type State } from "@corerun/state";
 
 /** The bundled tools sit next to corerun's own bundle. */
@@ -22,10 +22,11 @@ export function toolScript(name: string): string {
  * Node's command line for a tool's loader. --preserve-symlinks-main: Node would otherwise resolve
  * the script's path with realpath, one lstat a component in JavaScript (~0.5 ms of every start);
  * the loader finds its bundle and caches beside the path it was given, and the launchers and
- * execRuntime give it one whose directory is dist/ itself.
+ * execRuntime give it one whose directory is dist/ itself. (LAUNCH_FLAGS: the same as the launchers
+ * pass, which a tool's quick exit checks for.)
  */
 export function nodeArgv(script: string): string[] {
-  return [process.execPath, "--preserve-symlinks-main", script];
+  return [process.execPath, ...LAUNCH_FLAGS, script];
 }
 
 /**

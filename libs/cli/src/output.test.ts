@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { linuxSyscall, O_NONBLOCK, POLLOUT } from "@corerun/syscall";
-import { writeAll } from "./output.ts";
+import { nodeExitNeeded, writeAll } from "./output.ts";
 
 const toolTs = fileURLToPath(new URL("./tool.ts", import.meta.url));
 const outputTs = fileURLToPath(new URL("./output.ts", import.meta.url));
@@ -82,31 +82,70 @@ process.stdout.write("went on\\n");`;
   });
 });
 
-describe("no fsync of a redirected stdout at exit", () => {
-  test("a regular file at fd 1 gets /dev/null after the exit listeners, which still write to it; a pipe at fd 2 stays", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "corerun-output-test-"));
-    try {
-      const file = join(dir, "out");
-      const out = openSync(file, "w");
-      const script = `
-        import { writeSync } from "node:fs";
-        import { linuxSyscall } from "@corerun/syscall";
-        import { noFsyncAtExit, writeOut } from ${JSON.stringify(outputTs)};
-        noFsyncAtExit({ dup2: (from, to) => { writeSync(2, "dup2 over " + to + "\\n"); linuxSyscall.dup2(from, to); } });
-        writeOut("before\\n");
-        process.on("exit", () => writeOut("listener\\n"));
-        process.exit(3);
-      `;
-      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", out, "pipe"] });
-      closeSync(out);
-      let err = "";
-      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-      const code = await new Promise((resolve) => child.on("close", resolve));
-      assert.equal(code, 3);
-      assert.equal(err, "dup2 over 1\n");
-      assert.equal(readFileSync(file, "utf8"), "before\nlistener\n");
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+/**
+ * Runs `body` (ES module code after quickExit's import) under tsx with fd 1 a regular file and fd
+ * 2 a pipe; quickExit's calls of dup2 and _exit are written to fd 2 as they happen.
+ */
+async function exitChild(body: string, launchFlags = "process.execArgv"): Promise<{ code: number | null; err: string; out: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "corerun-output-test-"));
+  try {
+    const file = join(dir, "out");
+    const out = openSync(file, "w");
+    const script = `
+      import { writeSync } from "node:fs";
+      import { linuxSyscall } from "@corerun/syscall";
+      import { quickExit, writeOut } from ${JSON.stringify(outputTs)};
+      quickExit({
+        dup2: (from, to) => { writeSync(2, "dup2 over " + to + "\\n"); linuxSyscall.dup2(from, to); },
+        exit: (code) => { writeSync(2, "_exit " + code + "\\n"); return linuxSyscall.exit(code); },
+      }, ${launchFlags});
+      ${body}
+    `;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", out, "pipe"] });
+    closeSync(out);
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    return { code, err, out: readFileSync(file, "utf8") };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const WRITES = `
+  writeOut("before\\n");
+  process.on("exit", () => writeOut("listener\\n"));
+`;
+
+describe("a tool's exit", () => {
+  test("with libc loaded and nothing for Node's exit to do: _exit(2) with the status, after the exit listeners, every byte written", async () => {
+    const r = await exitChild(`linuxSyscall.getFileFlags(1); ${WRITES} process.exit(3);`);
+    assert.deepEqual(r, { code: 3, err: "_exit 3\n", out: "before\nlistener\n" });
+  });
+
+  test("a process that used process.stdout exits through Node (which puts fds 0-2 back), a regular file at fd 1 swapped for /dev/null first", async () => {
+    const r = await exitChild(`linuxSyscall.getFileFlags(1); void process.stdout.isTTY; ${WRITES} process.exit(3);`);
+    assert.deepEqual(r, { code: 3, err: "dup2 over 1\n", out: "before\nlistener\n" });
+  });
+
+  test("Node flags the launchers do not pass (here tsx's) leave the exit to Node", async () => {
+    const r = await exitChild(`linuxSyscall.getFileFlags(1); ${WRITES} process.exit(4);`, "[]");
+    assert.deepEqual(r, { code: 4, err: "dup2 over 1\n", out: "before\nlistener\n" });
+  });
+
+  test("a process that never used koffi exits through Node, with nothing swapped", async () => {
+    const r = await exitChild(`${WRITES} process.exit(5);`);
+    assert.deepEqual(r, { code: 5, err: "", out: "before\nlistener\n" });
+  });
+
+  test("what Node's exit is needed for: stdio streams used, another Node flag, NODE_OPTIONS, NODE_V8_COVERAGE", () => {
+    const base = { execArgv: ["--preserve-symlinks-main"], env: {}, stdioUsed: false, launchFlags: ["--preserve-symlinks-main"] };
+    assert.equal(nodeExitNeeded(base), false);
+    assert.equal(nodeExitNeeded({ ...base, execArgv: [] }), false);
+    assert.equal(nodeExitNeeded({ ...base, stdioUsed: true }), true);
+    assert.equal(nodeExitNeeded({ ...base, execArgv: ["--preserve-symlinks-main", "--cpu-prof"] }), true);
+    assert.equal(nodeExitNeeded({ ...base, env: { NODE_OPTIONS: "--heap-prof" } }), true);
+    assert.equal(nodeExitNeeded({ ...base, env: { NODE_OPTIONS: "" } }), false);
+    assert.equal(nodeExitNeeded({ ...base, env: { NODE_V8_COVERAGE: "/tmp/cov" } }), true);
   });
 });

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, writeSync } from "node:fs";
-import { linuxSyscall, POLLOUT, type Syscall } from "@corerun/syscall";
+import { ffiLoaded, linuxSyscall, POLLOUT, type Syscall } from "@corerun/syscall";
 
 /**
  * A command's output and messages, written straight to fd 1 and fd 2. `process.stdout` and
@@ -52,26 +52,62 @@ export function writeErr(data: string): void {
   }
 }
 
+/** The Node flags corerun's launchers start every tool with (bin/*, the tools' nodeArgv). */
+export const LAUNCH_FLAGS: readonly string[] = ["--preserve-symlinks-main"];
+
 /**
- * koffi's native addon fsyncs fds 1 and 2 as the process exits (the destructors of its own stream
- * writers, run by libc's exit): with output redirected to a file, each corerun process's exit
- * forced that file to disk, twice a container start (corerun's and corerun-mount's): 1-5 ms here.
- * Once Node has run the exit listeners nothing is written there any more, so a regular file at fd
- * 1 or 2 is swapped for /dev/null right before Node's own exit (`process.reallyExit`, which
- * process.exit calls last). Pipes and terminals, whose flags and mode Node restores at exit, stay.
+ * Whether Node's own exit has work this process needs once the exit listeners have run: a
+ * profile, log or coverage to write (--cpu-prof, --prof, NODE_V8_COVERAGE, an inspector: any flag
+ * corerun's launchers do not pass, or NODE_OPTIONS), or fds 0-2 to put back as they were
+ * (ResetStdio: the O_NONBLOCK flags and terminal modes that Node's streams change), which only a
+ * process that used process.stdin, stdout or stderr has.
  */
-export function noFsyncAtExit(sys: Pick<Syscall, "dup2"> = linuxSyscall): void {
+export function nodeExitNeeded(o: { execArgv: readonly string[]; env: NodeJS.ProcessEnv; stdioUsed: boolean; launchFlags: readonly string[] }): boolean {
+  return o.stdioUsed || o.execArgv.some((a) => !o.launchFlags.includes(a)) || Boolean(o.env.NODE_OPTIONS) || o.env.NODE_V8_COVERAGE !== undefined;
+}
+
+/**
+ * A tool's end, once Node has run the exit listeners (process.exit calls process.reallyExit
+ * last). What Node does next (its platform's threads joined, libuv shut down, libc's exit
+ * handlers) is ~0.75 ms of each process, and koffi's addon adds an fsync of fds 1 and 2 (the
+ * destructors of its stream writers): with output redirected to a file, each exit forced that
+ * file to disk, 1-5 ms here. So a process that loaded libc through koffi ends with _exit(2) when
+ * Node's exit has nothing it needs (nodeExitNeeded); otherwise a regular file at fd 1 or 2 is
+ * swapped for /dev/null first, as nothing is written there any more, and Node exits. A process
+ * that never loaded koffi exits as Node does.
+ */
+export function quickExit(sys: Pick<Syscall, "dup2" | "exit"> = linuxSyscall, launchFlags: readonly string[] = LAUNCH_FLAGS): void {
+  let stdioUsed = false;
+  for (const name of ["stdin", "stdout", "stderr"] as const) {
+    const d = Object.getOwnPropertyDescriptor(process, name);
+    const get = d?.get;
+    if (!d || !get || !d.configurable) {
+      stdioUsed = true;
+      continue;
+    }
+    Object.defineProperty(process, name, {
+      ...d,
+      get() {
+        stdioUsed = true;
+        return get.call(this);
+      },
+    });
+  }
   const p = process as unknown as { reallyExit(code: number): never };
   const exit = p.reallyExit;
   p.reallyExit = (code: number) => {
-    for (const fd of [1, 2]) {
-      try {
-        if (!fstatSync(fd).isFile()) continue;
-        const devNull = openSync("/dev/null", "w");
-        sys.dup2(devNull, fd);
-        closeSync(devNull);
-      } catch {
-        // closed, or /dev/null missing: the fsync stays
+    const loaded = ffiLoaded();
+    if (loaded.libc && !nodeExitNeeded({ execArgv: process.execArgv, env: process.env, stdioUsed, launchFlags })) sys.exit(code);
+    if (loaded.addon) {
+      for (const fd of [1, 2]) {
+        try {
+          if (!fstatSync(fd).isFile()) continue;
+          const devNull = openSync("/dev/null", "w");
+          sys.dup2(devNull, fd);
+          closeSync(devNull);
+        } catch {
+          // closed, or /dev/null missing: the fsync stays
+        }
       }
     }
     return exit.call(process, code);

@@ -5,7 +5,7 @@ import { errorLine, exitCodeForError, UsageError } from "./exit.ts";
 import { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
 import { span, startTrace } from "./trace.ts";
 import { ARGV_FD_ENV, sayDone, takeArgvFd, takeDoneFd } from "./handoff.ts";
-import { noFsyncAtExit, OutputClosed, writeErr, writeOut } from "./output.ts";
+import { OutputClosed, quickExit, writeErr, writeOut } from "./output.ts";
 
 /** Options every tool accepts. */
 export const COMMON_ARGS = {
@@ -113,7 +113,7 @@ export async function runTool(spec: ToolSpec, argv: string[] = process.argv.slic
   let log = createLogger(name);
   let code: number;
   let done: number | undefined;
-  noFsyncAtExit();
+  quickExit();
   try {
     startTrace(name);
     // CORERUN_ARGV_FD, CORERUN_DONE_FD (handoff.ts): words after those of the command line, and

@@ -23,6 +23,21 @@ export function nr(name: string): number {
 
 let lib: ReturnType<typeof koffi.load> | undefined;
 const cache = new Map<string, Fn>();
+let used = false;
+
+/** koffi for the files of this library, noted as used: its first use loads its native addon. */
+export function ffi(): typeof koffi {
+  used = true;
+  return koffi;
+}
+
+/**
+ * What this process has loaded: koffi's native addon (whose destructors fsync fds 1 and 2 as
+ * libc's exit runs them) and libc through it.
+ */
+export function ffiLoaded(): { addon: boolean; libc: boolean } {
+  return { addon: used, libc: lib !== undefined };
+}
 
 /**
  * A libc function from its C prototype, declared on first use so that a tool that never calls
@@ -32,7 +47,7 @@ const cache = new Map<string, Fn>();
 export function fn(proto: string): Fn {
   let f = cache.get(proto);
   if (!f) {
-    lib ??= koffi.load("libc.so.6");
+    lib ??= ffi().load("libc.so.6");
     f = lib.func(proto) as unknown as Fn;
     cache.set(proto, f);
   }
@@ -44,13 +59,13 @@ const structs = new Set<string>();
 /** Declares a C struct for prototypes and variadic arguments ("NAME *"), once. */
 export function struct(name: string, fields: Record<string, string>): void {
   if (structs.has(name)) return;
-  koffi.struct(name, fields);
+  ffi().struct(name, fields);
   structs.add(name);
 }
 
 /** errno of the last call made through fn or nativeFn. */
 export function lastErrno(): number {
-  return koffi.errno();
+  return ffi().errno();
 }
 
 /** Turns a -1 return into a SyscallError, reading errno before anything else can change it. */
@@ -71,7 +86,7 @@ export function nativeFn(proto: string): Fn {
     const path = process.env.CORERUN_NATIVE ?? join(dirname(realpathSync(process.argv[1] ?? ".")), "libcorerun.so");
     if (!native) {
       try {
-        native = koffi.load(path);
+        native = ffi().load(path);
       } catch {
         throw new Error(`corerun's native helper ${path} is missing: run npm run build (it needs a C compiler: apt-get install gcc)`);
       }

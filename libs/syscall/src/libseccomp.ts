@@ -1,6 +1,6 @@
 import koffi from "koffi";
 import { closeSync, fstatSync, readSync } from "node:fs";
-import { check, fn } from "./_libc.ts";
+import { check, ffi, fn } from "./_libc.ts";
 import { SyscallError } from "./error.ts";
 
 type Fn = (...args: unknown[]) => number;
@@ -17,7 +17,7 @@ function sfn(proto: string): Fn {
   if (!f) {
     if (!lib) {
       try {
-        lib = koffi.load("libseccomp.so.2");
+        lib = ffi().load("libseccomp.so.2");
       } catch {
         throw new Error("libseccomp.so.2 is missing: install Debian's libseccomp2 package (apt-get install libseccomp2)");
       }
@@ -87,7 +87,7 @@ const NATIVE_ARCH: Record<string, string> = { x64: "x86_64", arm64: "aarch64", i
 export const libseccomp = {
   version(): string {
     const v = sfn("const void *seccomp_version(void)")() as unknown;
-    const fields = koffi.decode(v, koffi.array("unsigned int", 3)) as number[];
+    const fields = ffi().decode(v, ffi().array("unsigned int", 3)) as number[];
     return fields.join(".");
   },
   /** libseccomp's name for the architecture this process runs on ("x86_64"). */

@@ -70,6 +70,10 @@ export const linuxSyscall: Syscall = {
   dup2(oldfd, newfd) {
     check(fn("int dup2(int oldfd, int newfd)")(oldfd, newfd), "dup2", `fd ${oldfd} to ${newfd}`);
   },
+  exit(status) {
+    fn("void _exit(int status)")(status);
+    throw new Error("_exit returned");
+  },
   closeRange(first, last, flags) {
     check(fn("int close_range(unsigned int first, unsigned int last, int flags)")(first, last, flags), "close_range");
   },

@@ -27,6 +27,8 @@ export interface Syscall {
   dup(fd: number): number;
   /** dup2(2): newfd becomes a copy of oldfd (inheritable, as dup2 leaves it). */
   dup2(oldfd: number, newfd: number): void;
+  /** _exit(2): the process ends now, without Node's teardown or libc's exit handlers. */
+  exit(status: number): never;
   prctl(option: number, arg: number, arg3?: number): void;
   setsid(): void;
   /** Keeps only `keep` (capability numbers) in the inheritable set. */
