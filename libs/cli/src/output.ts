@@ -97,7 +97,13 @@ export function quickExit(sys: Pick<Syscall, "dup2" | "exit"> = linuxSyscall, la
   const exit = p.reallyExit;
   p.reallyExit = (code: number) => {
     const loaded = ffiLoaded();
-    if (loaded.libc && !nodeExitNeeded({ execArgv: process.execArgv, env: process.env, stdioUsed, launchFlags })) sys.exit(code);
+    if (loaded.libc && !nodeExitNeeded({ execArgv: process.execArgv, env: process.env, stdioUsed, launchFlags })) {
+      try {
+        sys.exit(code);
+      } catch {
+        // _exit could not be called: Node's exit below
+      }
+    }
     if (loaded.addon) {
       for (const fd of [1, 2]) {
         try {
