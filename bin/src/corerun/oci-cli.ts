@@ -1,6 +1,6 @@
 /**
  * runc's subcommands but those of oci-calls.ts (the globals, state and delete) and oci-create.ts
- * (create), which this module passes on to main.ts with its own.
+ * (create).
  */
 import { readFileSync } from "node:fs";
 import { defineTool, exitCodeOf, printJson, printTable, UsageError, waitChild, writeOut } from "@corerun/cli";
@@ -11,9 +11,7 @@ import { create, createOptions, features, ociCreate, ociUpdate } from "./oci-cre
 import { parseOci, Resources } from "@corerun/oci";
 import { readStates } from "@corerun/state";
 import { ociExec } from "./exec.ts";
-import { del, one, rootArg, runOci, splitGlobals, state } from "./oci-calls.ts";
-
-export { create, del, rootArg, runOci, splitGlobals, state };
+import { one, rootArg } from "./oci-calls.ts";
 
 const pauseTool = (pause: boolean) =>
   defineTool({
