@@ -64,6 +64,33 @@ describe("security defaults", { skip: !isRoot && "needs root" }, () => {
     }
   });
 
+  test("a program whose interpreter is /proc/self/exe gets corerun's sealed stub, not the host's Node (CVE-2019-5736): in run and in exec", () => {
+    // The kernel resolves /proc/self/exe in the process that execs the program: a handle on the
+    // host's Node there could be written through once no Node runs.
+    // In a root filesystem of its own: corerun looks for the program there before it starts.
+    const own = join(scratch, "rootfs-self-exe");
+    assert.equal(run("cp", ["-a", rootfs, own]).code, 0);
+    writeFileSync(join(own, "bin", "self-exe"), "#!/proc/self/exe\nthis line is never read\n", { mode: 0o755 });
+    const refused = /^corerun-exe: not a program to run by hand or as an interpreter/m;
+    const r = tool("corerun", ["--root", root, "--rootfs", own, "--network", "none", "/bin/self-exe"]);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, refused);
+    const d = tool("corerun", ["--root", root, "run", "-d", "--rootfs", own, "--network", "none", "sleep", "60"]);
+    assert.equal(d.code, 0, d.stderr);
+    const id = d.stdout.trim();
+    try {
+      const e = tool("corerun", ["--root", root, "exec", id, "/bin/self-exe"]);
+      assert.equal(e.code, 125, e.stderr);
+      assert.match(e.stderr, refused);
+      // The stub passes the program's exit status and stdio through.
+      const ok = tool("corerun", ["--root", root, "exec", id, "sh", "-c", "echo through; exit 7"]);
+      assert.deepEqual([ok.code, ok.stdout], [7, "through\n"]);
+    } finally {
+      assert.equal(tool("corerun", ["--root", root, "rm", "-f", id]).code, 0);
+    }
+    assert.deepEqual(leftoverState(root), []);
+  });
+
   test("a default container runs under a seccomp filter, without no_new_privs", () => {
     const s = status([]);
     assert.equal(s.Seccomp, "2");

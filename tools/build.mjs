@@ -11,6 +11,7 @@ import { spawnSync } from "node:child_process";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
+import { compileNative } from "../libs/syscall/native/compile.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const requireHere = createRequire(join(root, "package.json"));
@@ -256,19 +257,10 @@ else run(BUNDLES[0]);
 `;
 }
 
-// The native parts, each one C file: a C compiler (gcc) and, for the static init, libc.a (libc6-dev).
-function compile(source, output, flags, hint) {
-  const src = join(root, "libs/syscall/native", source);
-  const r = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", ...flags, "-o", join(root, "dist", output), src], { stdio: "inherit" });
-  if (r.error || r.status !== 0) {
-    console.error(`build: cannot compile ${src}${r.error ? ` (${r.error.code})` : ""}; ${hint}`);
-    process.exit(1);
-  }
+// The native parts (libs/syscall/native/compile.mjs): a C compiler and, for the static ones, libc.a.
+const nativeFailed = compileNative(join(root, "dist"));
+if (nativeFailed) {
+  console.error(`build: ${nativeFailed === "no C compiler" ? "no C compiler; install one: apt-get install gcc libc6-dev" : nativeFailed}`);
+  process.exit(1);
 }
-// The native helper: clone(2) into new namespaces without running JavaScript in the child.
-compile("clone.c", "libcorerun.so", ["-shared", "-fPIC"], "install a C compiler: apt-get install gcc");
-// A detached container's monitor: a native process, so that each one costs about a MB, not a Node.
-compile("monitor.c", "corerun-monitor", [], "install a C compiler: apt-get install gcc");
-// corerun run --init's PID 1: static, as it runs from inside any root filesystem.
-compile("init.c", "corerun-init", ["-static"], "install a C compiler and a static libc: apt-get install gcc libc6-dev");
-console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")} dist/libcorerun.so dist/corerun-monitor dist/corerun-init`);
+console.log(`built ${names.map((n) => `dist/${n}.cjs`).join(" ")} dist/corerun-exe dist/libcorerun.so dist/corerun-monitor dist/corerun-init`);

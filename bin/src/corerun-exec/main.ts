@@ -1,4 +1,4 @@
-import { linuxSyscall as sys, PR_SET_PDEATHSIG } from "@corerun/syscall";
+import { linuxSyscall as sys, loadNative, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, faultPoint, flushTrace, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
@@ -37,6 +37,9 @@ export const tool = defineTool({
       if (syncDir) sync = span("open sync fifos", { dir: syncDir }, () => new ExecSide(syncDir));
       faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
+      // The native helper holds the stub the program is exec'd from (execCommand): loaded while
+      // its file is in reach, before the root moves.
+      loadNative();
       const ociText = opts.oci === undefined ? undefined : readSpecText(opts.oci, OCI_OPTION_FIX);
       // The cgroup paths live on the host: open them before the root can move.
       const cgroupFds = [...span("open cgroup.procs", { cgroups: opts.cgroups }, () => openCgroupProcs(opts.cgroups)), ...opts.cgroupFds];

@@ -185,17 +185,17 @@ export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "n
     if (!isErrno(err, "EPERM")) throw err;
   }
   sys.resetSignals();
-  lockDown(sys, opts);
-  return sys.execve(file, opts.command, env);
+  if (opts.noNewPrivs) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);
+  return sys.execStub(file, opts.command, env, opts.seccomp);
 }
 
 /**
- * no_new_privs, then the seccomp filter, as the very last steps before execve: every syscall
- * made after the filter is in place must pass it, so nothing but the exec comes after. The kernel
- * takes a filter without no_new_privs only from a process with CAP_SYS_ADMIN in its user
- * namespace; runc loads it before dropping capabilities for that reason. corerun-exec keeps its
- * effective capabilities until the exec (only the bounding set shrinks before), so the filter can
- * come last either way.
+ * no_new_privs, then the seccomp filter: every syscall made after the filter is in place must
+ * pass it, so it goes in as late as it can. The kernel takes a filter without no_new_privs only
+ * from a process with CAP_SYS_ADMIN in its user namespace: a user other than root loses it, so
+ * the filter goes in before the user changes (runc's order). Otherwise execCommand's exec loads
+ * it last (corerun-exec keeps its effective capabilities until then; only the bounding set
+ * shrinks before).
  */
 export function lockDown(sys: Syscall, opts: Pick<ExecOptions, "noNewPrivs" | "seccomp">): void {
   if (opts.noNewPrivs) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -34,6 +35,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "exe.h"
 
 struct child_args {
     const char *path;
@@ -56,6 +59,129 @@ struct child_args {
 };
 
 #define STACK_SIZE (256 * 1024)
+
+/*
+ * corerun-exe (exe.c), built first and linked in here as data (the assembler finds it on its
+ * include path: build.mjs passes dist/).
+ */
+extern const unsigned char corerun_exe[], corerun_exe_end[];
+__asm__(".section .rodata\n"
+        ".balign 16\n"
+        ".hidden corerun_exe\n"
+        ".hidden corerun_exe_end\n"
+        "corerun_exe:\n"
+        ".incbin \"corerun-exe\"\n"
+        "corerun_exe_end:\n"
+        ".previous\n");
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+/* A memfd holding len bytes of data; sealed against any change with seal. -1 with errno set. */
+static int memfd_of(const char *name, unsigned int flags, const void *data, size_t len, int seal)
+{
+    size_t off = 0;
+    ssize_t n;
+    int fd, saved;
+
+    fd = syscall(SYS_memfd_create, name, flags);
+    /* MFD_EXEC (Linux 6.3) asks for an executable one where vm.memfd_noexec makes them not so by default. */
+    if (fd < 0 && errno == EINVAL && (flags & MFD_EXEC))
+        fd = syscall(SYS_memfd_create, name, flags & ~MFD_EXEC);
+    if (fd < 0)
+        return -1;
+    while (off < len) {
+        n = write(fd, (const char *)data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto fail;
+        off += n;
+    }
+    if (seal && fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+        goto fail;
+    return fd;
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+static void decimal(char *buf, int n)
+{
+    char tmp[12];
+    int i = 0, j = 0;
+
+    if (n < 0) {
+        strcpy(buf, "-");
+        return;
+    }
+    do
+        tmp[i++] = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    while (i > 0)
+        buf[j++] = tmp[--i];
+    buf[j] = 0;
+}
+
+/*
+ * Execs file (searched in envp's PATH when it holds no '/') with argv and envp, through a sealed
+ * in-memory copy of corerun-exe (see exe.c: CVE-2019-5736), which on a failed exec reports on
+ * err_fd (when >= 0; close-on-exec again in the stub) or on stderr. A seccomp filter is loaded
+ * by the stub, right before its exec, when no_new_privs is set; else here, right before the exec
+ * into the stub, since the kernel then takes it only from a holder of CAP_SYS_ADMIN, which the
+ * stub, holding no more than the container's capabilities, may not be. Returns only when the
+ * stub could not be started: -1 with errno set. No allocation: it runs in children of Node that
+ * share its memory or copy its locks.
+ */
+int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], int err_fd, const void *filter, int filter_len,
+                      unsigned int seccomp_flags)
+{
+    int argc = 0, exe, filter_fd = -1, saved, i, filter_in_stub = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
+    char err_arg[12], filter_arg[12], flags_arg[12];
+
+    while (argv[argc])
+        argc++;
+    {
+        char *stub_argv[argc + 6];
+
+        exe = memfd_of("corerun-exe", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC, corerun_exe, corerun_exe_end - corerun_exe, 1);
+        if (exe < 0)
+            return -1;
+        /* Not close-on-exec: the stub reads and closes it. */
+        if (filter && filter_in_stub && (filter_fd = memfd_of("corerun-seccomp", 0, filter, (size_t)filter_len * 8, 0)) < 0)
+            goto fail;
+        decimal(err_arg, err_fd);
+        decimal(filter_arg, filter_fd);
+        decimal(flags_arg, (int)seccomp_flags);
+        stub_argv[0] = "corerun-exe";
+        stub_argv[1] = err_arg;
+        stub_argv[2] = filter_arg;
+        stub_argv[3] = flags_arg;
+        stub_argv[4] = (char *)file;
+        for (i = 0; i <= argc; i++)
+            stub_argv[5 + i] = argv[i];
+        if (err_fd >= 0 && fcntl(err_fd, F_SETFD, 0) < 0)
+            goto fail;
+        if (filter && !filter_in_stub) {
+            struct { unsigned short len; const void *filter; } prog = { (unsigned short)filter_len, filter };
+            if (syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, seccomp_flags, &prog) < 0)
+                goto fail;
+        }
+        syscall(SYS_execveat, exe, "", stub_argv, envp, AT_EMPTY_PATH);
+    }
+fail:
+    saved = errno;
+    if (err_fd >= 0)
+        fcntl(err_fd, F_SETFD, FD_CLOEXEC);
+    if (filter_fd >= 0)
+        close(filter_fd);
+    close(exe);
+    errno = saved;
+    return -1;
+}
 
 /* Node's handlers point into a heap the child must not touch: every signal back to default. */
 static void reset_signals(void)
@@ -386,14 +512,12 @@ struct enter_args {
     char *stack2;
 };
 
-enum enter_step { STEP_SYNC = 1, STEP_SETNS, STEP_TTY, STEP_CHDIR, STEP_BOUNDING, STEP_USER, STEP_CAPS, STEP_AMBIENT, STEP_NNP, STEP_SECCOMP, STEP_EXEC };
-
 static void enter_fail(const struct enter_args *a, int step)
 {
     int msg[2] = { step, errno };
     ssize_t n = write(a->err_fd, msg, sizeof msg);
     (void)n;
-    if (step == STEP_EXEC)
+    if (step == ENTER_STEP_EXEC)
         _exit(msg[1] == ENOENT ? 127 : 126);
     _exit(125);
 }
@@ -411,40 +535,6 @@ static int has_cap(const unsigned int *set, int cap)
     return (set[cap / 32] >> (cap % 32)) & 1;
 }
 
-/* execvpe's search, with PATH taken from the new environment rather than this process's. */
-static void exec_in_path(const struct enter_args *a)
-{
-    const char *file = a->argv[0], *path = NULL;
-    char buf[4096];
-    int i, saved = ENOENT;
-
-    if (strchr(file, '/')) {
-        execve(file, a->argv, a->envp);
-        return;
-    }
-    for (i = 0; a->envp[i]; i++)
-        if (strncmp(a->envp[i], "PATH=", 5) == 0)
-            path = a->envp[i] + 5;
-    if (!path)
-        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    while (*path) {
-        const char *end = strchr(path, ':');
-        size_t len = end ? (size_t)(end - path) : strlen(path);
-        if (len + strlen(file) + 2 <= sizeof buf) {
-            memcpy(buf, path, len);
-            buf[len] = '/';
-            strcpy(buf + len + 1, file);
-            execve(buf, a->argv, a->envp);
-            if (errno != ENOENT && errno != ENOTDIR)
-                saved = errno;
-        }
-        path += len;
-        if (*path == ':')
-            path++;
-    }
-    errno = saved;
-}
-
 static int enter_main(void *p)
 {
     struct enter_args *a = p;
@@ -456,61 +546,60 @@ static int enter_main(void *p)
     if (a->sync_close_fd >= 0)
         close(a->sync_close_fd);
     if (wait_byte(a->sync_fd) < 0)
-        enter_fail(a, STEP_SYNC);
+        enter_fail(a, ENTER_STEP_SYNC);
     /* Joined already by enter_first when the PID namespace is joined too. */
     if (a->ns_flags && setns(a->pidfd, a->ns_flags) < 0)
-        enter_fail(a, STEP_SETNS);
+        enter_fail(a, ENTER_STEP_SETNS);
     close(a->pidfd);
     if (a->tty_fd >= 0) {
         if (setsid() < 0 || ioctl(a->tty_fd, TIOCSCTTY, 0) < 0)
-            enter_fail(a, STEP_TTY);
+            enter_fail(a, ENTER_STEP_TTY);
         for (fd = 0; fd < 3; fd++)
             if (dup2(a->tty_fd, fd) < 0)
-                enter_fail(a, STEP_TTY);
+                enter_fail(a, ENTER_STEP_TTY);
         if (a->tty_fd > 2)
             close(a->tty_fd);
     } else if (setsid() < 0 || (a->stdin_fd >= 0 && dup2(a->stdin_fd, 0) < 0)) {
-        enter_fail(a, STEP_TTY);
+        enter_fail(a, ENTER_STEP_TTY);
     }
     if (chdir(a->cwd) < 0)
-        enter_fail(a, STEP_CHDIR);
+        enter_fail(a, ENTER_STEP_CHDIR);
     for (cap = 0; cap <= a->last_cap; cap++)
         if (!has_cap(a->caps, cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
-            enter_fail(a, STEP_BOUNDING);
+            enter_fail(a, ENTER_STEP_BOUNDING);
     /*
      * Without no_new_privs the kernel takes a filter only while CAP_SYS_ADMIN is still held:
      * before the user changes (runc's order); with it, last, right before the exec.
      */
     if (a->filter && !a->no_new_privs && load_filter(a) < 0)
-        enter_fail(a, STEP_SECCOMP);
+        enter_fail(a, ENTER_STEP_SECCOMP);
     /* Raw calls: this child has one thread, glibc's wrappers would signal the parent's. */
     /* setgroups is denied in a user namespace an unprivileged user made: the groups stay, as for the first process. */
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || (syscall(SYS_setgroups, a->ngroups, a->groups) < 0 && errno != EPERM) ||
         syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0 || syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0 ||
         prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-        enter_fail(a, STEP_USER);
+        enter_fail(a, ENTER_STEP_USER);
     for (fd = 0; fd < 2; fd++) {
         data[fd].effective = a->caps[2 + fd];
         data[fd].permitted = a->caps[4 + fd];
         data[fd].inheritable = a->caps[6 + fd];
     }
     if (syscall(SYS_capset, &hdr, data) < 0)
-        enter_fail(a, STEP_CAPS);
+        enter_fail(a, ENTER_STEP_CAPS);
     for (cap = 0; cap <= a->last_cap; cap++)
         if (has_cap(a->caps + 8, cap) && has_cap(a->caps + 6, cap) && has_cap(a->caps + 4, cap) &&
             prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
-            enter_fail(a, STEP_AMBIENT);
+            enter_fail(a, ENTER_STEP_AMBIENT);
     if (a->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        enter_fail(a, STEP_NNP);
-    if (a->filter && a->no_new_privs && load_filter(a) < 0)
-        enter_fail(a, STEP_SECCOMP);
+        enter_fail(a, ENTER_STEP_NNP);
     if (a->umask_value >= 0)
         umask(a->umask_value);
     for (fd = 0; fd < 3; fd++)
         fcntl(fd, F_SETFD, 0);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
-    exec_in_path(a);
-    enter_fail(a, STEP_EXEC);
+    /* With no_new_privs the stub loads the filter, last, right before its exec. */
+    corerun_exec_stub(a->argv[0], a->argv, a->envp, a->err_fd, a->no_new_privs ? a->filter : NULL, a->filter_len, a->seccomp_flags);
+    enter_fail(a, ENTER_STEP_EXEC);
     return 0;
 }
 

@@ -83,18 +83,23 @@ let native: ReturnType<typeof koffi.load> | undefined;
 export function nativeFn(proto: string): Fn {
   let f = cache.get(`native:${proto}`);
   if (!f) {
-    const path = process.env.CORERUN_NATIVE ?? join(dirname(realpathSync(process.argv[1] ?? ".")), "libcorerun.so");
-    if (!native) {
-      try {
-        native = ffi().load(path);
-      } catch {
-        throw new Error(`corerun's native helper ${path} is missing: run npm run build (it needs a C compiler: apt-get install gcc)`);
-      }
-    }
-    f = native.func(proto) as unknown as Fn;
+    f = loadNative().func(proto) as unknown as Fn;
     cache.set(`native:${proto}`, f);
   }
   return f;
+}
+
+/** Loads the native helper once; a process whose root moves loads it before (corerun-exec). */
+export function loadNative(): ReturnType<typeof koffi.load> {
+  if (!native) {
+    const path = process.env.CORERUN_NATIVE ?? join(dirname(realpathSync(process.argv[1] ?? ".")), "libcorerun.so");
+    try {
+      native = ffi().load(path);
+    } catch {
+      throw new Error(`corerun's native helper ${path} is missing: run npm run build (it needs a C compiler: apt-get install gcc)`);
+    }
+  }
+  return native;
 }
 
 /** The node_modules directory koffi (and its native addon package) is installed in, seen from the running script. */

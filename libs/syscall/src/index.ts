@@ -6,7 +6,7 @@ export { recordingSyscall, instrumentSyscalls, type RecordedCall } from "./recor
 export { NAMESPACES, namespaceFlags, inNetworkNamespace, inNamespaces, canJoinByPath, type NamespaceName } from "./namespaces.ts";
 export * from "./netlink.ts";
 export { startInNamespaces, enterContainer, inPidNamespace, envp, DEFAULT_PATH, findProgram, pathCandidates, runProgram, type StartOptions, type EnterOptions, type IdMapText, type ProgramResult } from "./spawn.ts";
-export { ffiLoaded, koffiModulesDir } from "./_libc.ts";
+export { ffiLoaded, koffiModulesDir, loadNative } from "./_libc.ts";
 export { writeInBackground } from "./background.ts";
 export { kernelRandom } from "./random.ts";
 export { cpuCount, uname, type Uname } from "./host.ts";

@@ -12,6 +12,7 @@ import { createConnection } from "node:net";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { compileNative } from "./testing.ts";
 
 const ID = "0123456789ab";
 
@@ -41,9 +42,7 @@ describe("corerun-monitor", () => {
     const dir = mkdtempSync(join(tmpdir(), "corerun-monitor-test-"));
     try {
       const monitor = join(dir, "corerun-monitor");
-      const cc = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", monitor, join(import.meta.dirname, "../native/monitor.c")], { encoding: "utf8" });
-      if (cc.error) return t.skip("no C compiler");
-      assert.equal(cc.status, 0, cc.stderr);
+      if (!compileNative(dir, ["corerun-monitor"])) return t.skip("no C compiler");
       const root = join(dir, "root");
       const script = join(dir, "stand-in.sh");
       writeFileSync(script, STAND_IN);

@@ -17,7 +17,16 @@ export interface Syscall {
   umount2(target: string, flags: number): void;
   pivotRoot(newRoot: string, putOld: string): void;
   sethostname(name: string): void;
-  execve(path: string, argv: readonly string[], envp: readonly string[]): never;
+  /**
+   * execve(2) of path (searched in envp's PATH when it holds no '/') through corerun-exe, a
+   * sealed in-memory copy of a small static stub, so that the program's /proc/self/exe never
+   * leads to the host's Node (CVE-2019-5736; libs/syscall/native/exe.c). A seccomp filter is
+   * loaded by the stub right before its exec when no_new_privs is set, else right before the
+   * exec into the stub (the kernel then wants CAP_SYS_ADMIN, which this process may hold and
+   * the stub not). A failed exec is reported by the stub on stderr, exit status 127 (ENOENT)
+   * or 126.
+   */
+  execStub(path: string, argv: readonly string[], envp: readonly string[], seccomp?: { program: Uint8Array; flags: number }): never;
   getFdFlags(fd: number): number;
   setFdFlags(fd: number, flags: number): void;
   getFileFlags(fd: number): number;

@@ -1,0 +1,219 @@
+/*
+ * corerun-exe: the last image before a container's program (usage in exe.h).
+ *
+ * The kernel resolves /proc/self/exe of the process that execs the program: a script starting
+ * with `#!/proc/self/exe`, run by the container, gets the exec'ing process's own binary as its
+ * interpreter, and through /proc/self/exe (or /proc/PID/exe) a handle on that file outside the
+ * container's root, which it can open for writing once nothing executes it any more
+ * (CVE-2019-5736, against runc). Node, corerun-exec's and corerun's image, is the host's
+ * /usr/bin/node. So the program is exec'd from this stub instead, which the native helper
+ * copies into a sealed memfd first (clone.c, corerun_exec_stub): the container can reach only
+ * that copy, which no one can write, and which is gone when its last user is.
+ *
+ * On x86-64 it is built without libc (-nostdlib, its own _start): between its start and the
+ * exec it makes no system call but reading and closing the filter fd and loading the filter,
+ * so that a seccomp profile which lets the container's execve through lets this one through too.
+ * Elsewhere it is the same code over libc's syscall(2) and static startup.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
+
+#include "exe.h"
+
+#ifdef __x86_64__
+static long sys4(long n, long a, long b, long c, long d)
+{
+    long ret;
+    register long r10 __asm__("r10") = d;
+
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+    return ret;
+}
+#else
+#include <unistd.h>
+static long sys4(long n, long a, long b, long c, long d)
+{
+    long ret = syscall(n, a, b, c, d);
+    return ret < 0 ? -errno : ret;
+}
+#endif
+
+/* One instruction more than the kernel takes: a longer program reaches it, which refuses it. */
+static unsigned char filter[EXE_FILTER_MAX + 8];
+
+static __attribute__((noreturn)) void leave(int code)
+{
+    for (;;)
+        sys4(SYS_exit_group, code, 0, 0, 0);
+}
+
+static unsigned long length(const char *s)
+{
+    unsigned long n = 0;
+
+    while (s[n])
+        n++;
+    return n;
+}
+
+static void say(const char *s)
+{
+    sys4(SYS_write, 2, (long)s, (long)length(s), 0);
+}
+
+/* A decimal fd number, -1 for "-", -2 when it is neither. */
+static int fd_arg(const char *s)
+{
+    int n = 0;
+
+    if (s[0] == '-' && s[1] == 0)
+        return -1;
+    if (!*s)
+        return -2;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || n > 100000000)
+            return -2;
+        n = n * 10 + (*s - '0');
+    }
+    return n;
+}
+
+static const char *errno_name(int e)
+{
+    switch (e) {
+    case ENOENT: return "ENOENT";
+    case EACCES: return "EACCES";
+    case ENOEXEC: return "ENOEXEC";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case ELOOP: return "ELOOP";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case E2BIG: return "E2BIG";
+    case ENOMEM: return "ENOMEM";
+    case ETXTBSY: return "ETXTBSY";
+    case EPERM: return "EPERM";
+    case EINVAL: return "EINVAL";
+    case EFAULT: return "EFAULT";
+    case EIO: return "EIO";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ELIBBAD: return "ELIBBAD";
+    default: return "an error";
+    }
+}
+
+static __attribute__((noreturn)) void fail(int err_fd, int step, int err, const char *what, const char *file)
+{
+    if (err_fd >= 0) {
+        int msg[2] = { step, err };
+        sys4(SYS_write, err_fd, (long)msg, sizeof msg, 0);
+    } else {
+        say("corerun-exe: ");
+        say(what);
+        if (file) {
+            say(" ");
+            say(file);
+        }
+        say(": ");
+        say(errno_name(err));
+        say("\n");
+    }
+    leave(step != ENTER_STEP_EXEC ? 125 : err == ENOENT ? 127 : 126);
+}
+
+/* execvpe's search, with PATH taken from the environment the program gets. */
+static int exec_in_path(const char *file, char *const argv[], char *const envp[])
+{
+    static char buf[4096];
+    const char *path = 0, *p;
+    unsigned long flen = length(file), len, i;
+    int saved = ENOENT;
+    long r;
+
+    for (p = file; *p; p++)
+        if (*p == '/')
+            return (int)-sys4(SYS_execve, (long)file, (long)argv, (long)envp, 0);
+    for (i = 0; envp[i]; i++)
+        if (envp[i][0] == 'P' && envp[i][1] == 'A' && envp[i][2] == 'T' && envp[i][3] == 'H' && envp[i][4] == '=')
+            path = envp[i] + 5;
+    if (!path)
+        path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    while (*path) {
+        for (len = 0; path[len] && path[len] != ':'; len++)
+            ;
+        if (len + flen + 2 <= sizeof buf) {
+            for (i = 0; i < len; i++)
+                buf[i] = path[i];
+            buf[len] = '/';
+            for (i = 0; i <= flen; i++)
+                buf[len + 1 + i] = file[i];
+            r = sys4(SYS_execve, (long)buf, (long)argv, (long)envp, 0);
+            if (r != -ENOENT && r != -ENOTDIR)
+                saved = (int)-r;
+        }
+        path += len;
+        if (*path == ':')
+            path++;
+    }
+    return saved;
+}
+
+static __attribute__((noreturn)) void run(int argc, char **argv, char **envp)
+{
+    int err_fd, filter_fd, flags;
+    long n = 0, r;
+
+    if (argc < 6 || (err_fd = fd_arg(argv[1])) < -1 || (filter_fd = fd_arg(argv[2])) < -1 || (flags = fd_arg(argv[3])) < 0) {
+        say("corerun-exe: not a program to run by hand or as an interpreter: corerun starts a container's program through it\n");
+        leave(125);
+    }
+    /* The error fd survived the exec into this stub: it must not survive the next one. */
+    if (err_fd >= 0)
+        sys4(SYS_fcntl, err_fd, F_SETFD, FD_CLOEXEC, 0);
+    if (filter_fd >= 0) {
+        while (n < (long)sizeof filter && (r = sys4(SYS_pread64, filter_fd, (long)(filter + n), (long)sizeof filter - n, n)) != 0) {
+            if (r == -EINTR)
+                continue;
+            if (r < 0)
+                fail(err_fd, ENTER_STEP_SECCOMP, (int)-r, "read the seccomp filter", 0);
+            n += r;
+        }
+        sys4(SYS_close, filter_fd, 0, 0, 0);
+        struct sock_fprog prog = { (unsigned short)(n / 8), (struct sock_filter *)filter };
+        if (n == 0 || n % 8 != 0)
+            fail(err_fd, ENTER_STEP_SECCOMP, EINVAL, "seccomp", 0);
+        r = sys4(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, (long)&prog, 0);
+        if (r < 0)
+            fail(err_fd, ENTER_STEP_SECCOMP, (int)-r, "seccomp", 0);
+    }
+    fail(err_fd, ENTER_STEP_EXEC, exec_in_path(argv[4], argv + 5, envp), "execve", argv[4]);
+}
+
+#ifdef __x86_64__
+/* The kernel's initial stack: argc, argv[0..argc), NULL, envp[...], NULL. */
+__attribute__((noreturn, used)) static void start(long *sp)
+{
+    int argc = (int)sp[0];
+    char **argv = (char **)(sp + 1);
+
+    run(argc, argv, argv + argc + 1);
+}
+
+__asm__(".text\n"
+        ".global _start\n"
+        "_start:\n"
+        "  xor %ebp, %ebp\n"
+        "  mov %rsp, %rdi\n"
+        "  and $-16, %rsp\n"
+        "  call start\n"
+        "  hlt\n");
+#else
+int main(int argc, char **argv, char **envp)
+{
+    run(argc, argv, envp);
+}
+#endif

@@ -1,0 +1,34 @@
+/*
+ * What corerun-exe (exe.c) and the native helper (clone.c) both know.
+ *
+ * corerun-exe ERR_FD FILTER_FD SECCOMP_FLAGS FILE ARG0 [ARGS...]
+ *
+ * runs FILE (searched in the PATH of its environment when it holds no '/') with ARG0 ARGS... and
+ * its own environment. ERR_FD and FILTER_FD are decimal fd numbers or "-" for none. FILTER_FD
+ * holds a compiled seccomp program (struct sock_filter[]), which it loads with SECCOMP_FLAGS
+ * right before the exec and after it has closed FILTER_FD: from then on it makes no system call
+ * but execve. When the exec fails it writes {ENTER_STEP_EXEC, errno} (two ints) on ERR_FD, or
+ * else a line on stderr, and exits 127 (ENOENT) or 126.
+ */
+#ifndef CORERUN_EXE_H
+#define CORERUN_EXE_H
+
+/* The steps of entering a container, as written on an error fd (libs/syscall spawn.ts's ENTER_STEPS). */
+enum enter_step {
+    ENTER_STEP_SYNC = 1,
+    ENTER_STEP_SETNS,
+    ENTER_STEP_TTY,
+    ENTER_STEP_CHDIR,
+    ENTER_STEP_BOUNDING,
+    ENTER_STEP_USER,
+    ENTER_STEP_CAPS,
+    ENTER_STEP_AMBIENT,
+    ENTER_STEP_NNP,
+    ENTER_STEP_SECCOMP,
+    ENTER_STEP_EXEC
+};
+
+/* The longest seccomp program the kernel takes (BPF_MAXINSNS instructions of 8 bytes). */
+#define EXE_FILTER_MAX (4096 * 8)
+
+#endif
