@@ -1,4 +1,4 @@
-import { linuxSyscall as sys, loadNative, PR_SET_PDEATHSIG } from "@corerun/syscall";
+import { linuxSyscall as sys, loadNative, PR_SET_DUMPABLE, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, faultPoint, flushTrace, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions } from "./args.ts";
@@ -30,6 +30,12 @@ export const tool = defineTool({
   ],
   run(ctx) {
     let sync: ExecSide | undefined;
+    // Not dumpable until the exec, which makes the program dumpable again: this process's
+    // /proc/PID/exe (the host's Node), root (the host's until the root moves) and fds are then
+    // out of reach of other processes of its uid without CAP_SYS_PTRACE, such as those of a
+    // container that shares its PID namespace, also once this process has taken the program's
+    // capabilities (until then the kernel wants theirs to include its own) (CVE-2016-9962).
+    sys.prctl(PR_SET_DUMPABLE, 0);
     try {
       // The FIFOs first: any later failure, bad options included, then reaches the waiting side.
       const syncDir = ctx.values["sync-dir"]?.at(-1);

@@ -616,6 +616,19 @@ static int enter_first(void *p)
     struct enter_args *a = p;
     int pid;
 
+    /*
+     * The real child is born in the container's PID namespace with a copy of this memory, whose
+     * binary is the host's Node. The container's processes (its uid) may open its /proc/PID/exe,
+     * root and fds while it is dumpable and holds no capability they lack, as once it has taken
+     * the process's own set, right before its exec. Not dumpable from birth, it is out of their
+     * reach without CAP_SYS_PTRACE until then (CVE-2016-9962, against runc). Root only: for a
+     * user without privileges, the container's root is that user, who gains nothing, and who
+     * needs the child's /proc files as its own (oom_score_adj).
+     */
+    if (getuid() == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        report_child(a->report_fd, -1);
+        return 0;
+    }
     if (setns(a->pidfd, a->ns_flags | CLONE_NEWPID) < 0) {
         pid = -1;
     } else {

@@ -42,6 +42,7 @@ export const S_IFDIR = 0o040000;
 export const CLOSE_RANGE_CLOEXEC = 1 << 2;
 
 export const PR_SET_PDEATHSIG = 1;
+export const PR_SET_DUMPABLE = 4;
 export const PR_SET_NAME = 15;
 export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_CAPBSET_DROP = 24;
