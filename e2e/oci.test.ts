@@ -103,6 +103,15 @@ async function waitStatus(id: string, want: string): Promise<Record<string, any>
   throw new Error(`${id} did not become ${want}: ${JSON.stringify(state(id))}`);
 }
 
+/** Waits up to 5 s for ok() (the first process's last steps before it waits may outlast create). */
+async function waitFor(ok: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    if (ok()) return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  throw new Error(`${what}: not within 5 s`);
+}
+
 /** The container's cgroup directories that still exist, in any hierarchy. */
 function cgroupsLeft(id: string): string[] {
   return readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h, PARENT, id)).filter((d) => existsSync(d));
@@ -156,6 +165,10 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assert.match(readFileSync(`/proc/${pid}/cgroup`, "utf8"), new RegExp(`/${PARENT}/life$`, "m"), "in its cgroup before start");
     // Device rules only: it was moved as it was cloned (cloneJoin); in every hierarchy once create returns.
     assertInCgroups("life", pid);
+    // With no startContainer hook, the process waits for start as corerun-exe (its sealed copy):
+    // one thread, only the exec left; not corerun-exec's Node.
+    await waitFor(() => readlinkSync(`/proc/${pid}/exe`).startsWith("/memfd:corerun-exe"), "the first process waits as corerun-exe");
+    assert.match(readFileSync(`/proc/${pid}/status`, "utf8"), /^Threads:\s+1$/m);
     assert.equal(corerun(["start", "life"]).code, 0);
     const done = await waitStatus("life", "stopped");
     assert.equal(done.pid, 0);
@@ -559,6 +572,19 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
       corerun(["delete", "--force", "pod"]);
     }
     assertGone("pod", sandboxDir);
+  });
+
+  test("SIGTERM ends a created container's waiting process, as PID 1 that handles it", async () => {
+    const dir = bundle("term", ["/bin/true"]);
+    const { r } = create("term", dir);
+    assert.equal(r.code, 0, r.stderr);
+    const pid = readFileSync(join(dir, "init.pid"), "utf8");
+    await waitFor(() => readlinkSync(`/proc/${pid}/exe`).startsWith("/memfd:corerun-exe"), "the first process waits as corerun-exe");
+    assert.equal(corerun(["kill", "term", "TERM"]).code, 0);
+    await waitStatus("term", "stopped");
+    const d = corerun(["delete", "term"]);
+    assert.equal(d.code, 0, d.stderr);
+    assertGone("term", dir);
   });
 
   test("tight limits (8 MiB, 5 pids) hold the program, not the runtime's waiting process", () => {

@@ -17,7 +17,7 @@ export const tool = defineTool({
   tail: "command",
   notes: [
     "With --sync-dir DIR, corerun-exec opens the FIFO DIR/go first, then DIR/ready (the open waits\nfor a reader; /proc is mounted after it), writes {\"t\":\"ready\"} on ready once it has loaded\neverything (so its root may be pivoted under it), brings up loopback, sets its hostname, drops\nits bounding set and masks /proc, then waits for {\"t\":\"go\"} on go. Make the FIFOs with\nmkfifo. {\"t\":\"go\",\"tty\":N} makes /dev/pts/N (of the container's devpts) its controlling\nterminal and stdio (corerun run -t).",
-    "With --oci CONFIG (corerun create's first process) it takes the config's hostname and a new\nsession keyring after ready, and its sysctls, read-only and masked paths and working directory\nonce {\"t\":\"pivoted\"} arrives on go (corerun-mount --oci writes it after pivot_root), as\nrunc's init does before start; from a driver that sends go alone, after go.",
+    "With --oci CONFIG (corerun create's first process) it takes the config's hostname and a new\nsession keyring after ready, and its sysctls, read-only and masked paths and working directory\nonce {\"t\":\"pivoted\"} arrives on go (corerun-mount --oci writes it after pivot_root), as\nrunc's init does before start; from a driver that sends go alone, after go. Without\nstartContainer hooks it then takes every step but the exec and execs into corerun-exe, a\nstub that waits for go itself (its exec FIFO, in runc's words).",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are made after ready, through fds of it, while the root moves.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
     "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
@@ -105,16 +105,24 @@ export const tool = defineTool({
         prepared = true;
       };
       let go: ReturnType<ExecSide["waitGo"]> | undefined;
+      // With no startContainer hook to run after start, this process takes every step before it
+      // and leaves the wait for go to the stub it execs into (execCommand), as runc's init waits
+      // on its exec FIFO with only the exec left: the teardown of Node's memory and threads that
+      // the exec costs (2-4 ms) is then over before start, not after it.
+      let goFd: number | undefined;
       if (sync) {
         const first = oci ? span("wait for pivot", undefined, () => sync!.waitPivotedOrGo()) : undefined;
         if (first?.t === "pivoted") span("prepare the root", undefined, prepare);
-        go = first?.t === "go" ? first : span("wait for go", undefined, () => sync!.waitGo());
-        faultPoint("exec:go");
+        if (first?.t === "pivoted" && !oci!.spec.hooks?.startContainer?.length) goFd = sync.handOver();
+        if (goFd === undefined) {
+          go = first?.t === "go" ? first : span("wait for go", undefined, () => sync!.waitGo());
+          faultPoint("exec:go");
+        }
       }
       // A parent-death signal from the clone (corerun run's start) guards the waits only: once
       // started, the container outlives a killed corerun, and corerun cleanup ends it.
       sys.prctl(PR_SET_PDEATHSIG, 0);
-      sync?.release();
+      if (goFd === undefined) sync?.release();
       if (!oci && opts.keyring !== undefined) sys.joinSessionKeyring(opts.keyring);
       if (oci) {
         const { spec } = oci;
@@ -135,7 +143,7 @@ export const tool = defineTool({
         applyUserAndCapabilities(sys, spec, oci.caps, lastCap);
         const listen = opts.listenFds ? [`LISTEN_FDS=${opts.listenFds}`, "LISTEN_PID=1"] : [];
         faultPoint("exec:exec");
-        return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, [...ociEnv(spec), ...listen]);
+        return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, [...ociEnv(spec), ...listen], goFd);
       }
       // corerun run -t: the pty corerun opened in the container's devpts, named in go.
       if (go?.tty !== undefined) takeTerminalAt(sys, `/dev/pts/${go.tty}`);

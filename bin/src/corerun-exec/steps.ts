@@ -170,7 +170,8 @@ export function lastCapability(): number {
   return Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
 }
 
-export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "noNewPrivs" | "seccomp">, env: string[]): never {
+/** goFd: the stub waits for go there (an OCI container's start) before its exec. */
+export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "noNewPrivs" | "seccomp">, env: string[], goFd?: number): never {
   const path = env.find((e) => e.startsWith("PATH="))?.slice(5);
   const file = findCommand("/", opts.command[0]!, path);
   // Nothing of this process runs after the exec; a seccomp filter may refuse the write after lockDown.
@@ -186,7 +187,7 @@ export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "n
   }
   sys.resetSignals();
   if (opts.noNewPrivs) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);
-  return sys.execStub(file, opts.command, env, opts.seccomp);
+  return sys.execStub(file, opts.command, env, opts.seccomp, goFd);
 }
 
 /**

@@ -16,7 +16,8 @@
  * writes {"t":"pivoted"} on it: corerun-exec --oci sets up what lives inside the new root (the
  * config's sysctls, read-only and masked paths, working directory) then, as runc's init does
  * before its exec FIFO, and reads go after it. A driver that sends no "pivoted" sends go alone;
- * those steps then follow go.
+ * those steps then follow go. Without startContainer hooks, corerun-exec hands go over
+ * (handOver) to the stub it execs into, corerun-exe, which reads go itself.
  *
  * corerun-exec holds go open read-write so that its read blocks until a message arrives instead
  * of seeing EOF while no writer is there yet, and so that it alone reads go. Each side opens its
@@ -175,6 +176,15 @@ export class ExecSide {
 
   release(): void {
     closeSync(this.go);
+  }
+
+  /**
+   * go's fd, for a process that reads go itself after this one's exec (corerun-exe), while no
+   * byte of it has been read ahead; undefined when one has (go came with "pivoted": the message
+   * is here already, for waitGo).
+   */
+  handOver(): number | undefined {
+    return this.pending ? undefined : this.go;
   }
 }
 

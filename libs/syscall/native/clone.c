@@ -128,8 +128,9 @@ static void decimal(char *buf, int n)
 
 /*
  * Execs file (searched in envp's PATH when it holds no '/') with argv and envp, through a sealed
- * in-memory copy of corerun-exe (see exe.c: CVE-2019-5736), which on a failed exec reports on
- * err_fd (when >= 0; close-on-exec again in the stub) or on stderr. A seccomp filter is loaded
+ * in-memory copy of corerun-exe (see exe.c: CVE-2019-5736), which first waits for go on go_fd
+ * when >= 0 and on a failed exec reports on err_fd (when >= 0; close-on-exec again in the stub)
+ * or on stderr. A seccomp filter is loaded
  * by the stub, right before its exec, when no_new_privs is set; else here, right before the exec
  * into the stub, since the kernel then takes it only from a holder of CAP_SYS_ADMIN, which the
  * stub, holding no more than the container's capabilities, may not be. Returns only when the
@@ -137,15 +138,15 @@ static void decimal(char *buf, int n)
  * share its memory or copy its locks.
  */
 int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], int err_fd, const void *filter, int filter_len,
-                      unsigned int seccomp_flags)
+                      unsigned int seccomp_flags, int go_fd)
 {
     int argc = 0, exe, filter_fd = -1, saved, i, filter_in_stub = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
-    char err_arg[12], filter_arg[12], flags_arg[12];
+    char err_arg[12], filter_arg[12], flags_arg[12], go_arg[12];
 
     while (argv[argc])
         argc++;
     {
-        char *stub_argv[argc + 6];
+        char *stub_argv[argc + 7];
 
         exe = memfd_of("corerun-exe", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC, corerun_exe, corerun_exe_end - corerun_exe, 1);
         if (exe < 0)
@@ -156,14 +157,17 @@ int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], 
         decimal(err_arg, err_fd);
         decimal(filter_arg, filter_fd);
         decimal(flags_arg, (int)seccomp_flags);
+        decimal(go_arg, go_fd);
         stub_argv[0] = "corerun-exe";
         stub_argv[1] = err_arg;
         stub_argv[2] = filter_arg;
         stub_argv[3] = flags_arg;
-        stub_argv[4] = (char *)file;
+        stub_argv[4] = go_arg;
+        stub_argv[5] = (char *)file;
         for (i = 0; i <= argc; i++)
-            stub_argv[5 + i] = argv[i];
-        if (err_fd >= 0 && fcntl(err_fd, F_SETFD, 0) < 0)
+            stub_argv[6 + i] = argv[i];
+        /* The stub's own: it closes go, and makes err close-on-exec again. */
+        if ((err_fd >= 0 && fcntl(err_fd, F_SETFD, 0) < 0) || (go_fd >= 0 && fcntl(go_fd, F_SETFD, 0) < 0))
             goto fail;
         if (filter && !filter_in_stub) {
             struct { unsigned short len; const void *filter; } prog = { (unsigned short)filter_len, filter };
@@ -176,6 +180,8 @@ fail:
     saved = errno;
     if (err_fd >= 0)
         fcntl(err_fd, F_SETFD, FD_CLOEXEC);
+    if (go_fd >= 0)
+        fcntl(go_fd, F_SETFD, FD_CLOEXEC);
     if (filter_fd >= 0)
         close(filter_fd);
     close(exe);
@@ -598,7 +604,7 @@ static int enter_main(void *p)
         fcntl(fd, F_SETFD, 0);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
     /* With no_new_privs the stub loads the filter, last, right before its exec. */
-    corerun_exec_stub(a->argv[0], a->argv, a->envp, a->err_fd, a->no_new_privs ? a->filter : NULL, a->filter_len, a->seccomp_flags);
+    corerun_exec_stub(a->argv[0], a->argv, a->envp, a->err_fd, a->no_new_privs ? a->filter : NULL, a->filter_len, a->seccomp_flags, -1);
     enter_fail(a, ENTER_STEP_EXEC);
     return 0;
 }

@@ -33,12 +33,42 @@ static long sys4(long n, long a, long b, long c, long d)
     __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
     return ret;
 }
+
+/* The kernel's struct sigaction for rt_sigaction; x86-64 delivers a signal only with a restorer. */
+struct ksigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+#define KSA_RESTORER 0x04000000UL
+void exe_restorer(void);
+__asm__(".text\n"
+        "exe_restorer:\n"
+        "  mov $15, %eax\n" /* rt_sigreturn */
+        "  syscall\n");
+
+static int catch_signal(int sig, void (*handler)(int))
+{
+    struct ksigaction sa = { handler, KSA_RESTORER, exe_restorer, 0 };
+
+    return (int)sys4(SYS_rt_sigaction, sig, (long)&sa, 0, 8);
+}
 #else
+#include <signal.h>
 #include <unistd.h>
 static long sys4(long n, long a, long b, long c, long d)
 {
     long ret = syscall(n, a, b, c, d);
     return ret < 0 ? -errno : ret;
+}
+
+static int catch_signal(int sig, void (*handler)(int))
+{
+    struct sigaction sa = { 0 };
+
+    sa.sa_handler = handler;
+    return sigaction(sig, &sa, 0);
 }
 #endif
 
@@ -162,18 +192,62 @@ static int exec_in_path(const char *file, char *const argv[], char *const envp[]
     return saved;
 }
 
+static void ended(int sig)
+{
+    leave(128 + sig);
+}
+
+/*
+ * Waits for {"t":"go"} on fd, then closes it. PID 1 of a PID namespace gets no signal it has no
+ * handler for (SIGKILL aside): the signals whose default ends a process end this one while it
+ * waits, as they ended corerun-exec (Node) before it; the exec puts them back to their default.
+ */
+static void wait_go(int fd)
+{
+    static const char want[] = "{\"t\":\"go\"";
+    static char line[4096];
+    unsigned long i;
+    long n = 0, r;
+    int sig;
+
+    for (sig = 1; sig < 32; sig++)
+        if (sig != 9 && sig != 17 && sig != 18 && sig != 19 && sig != 20 && sig != 21 && sig != 22 && sig != 23 && sig != 28)
+            catch_signal(sig, ended);
+    while (n < (long)sizeof line) {
+        r = sys4(SYS_read, fd, (long)(line + n), (long)sizeof line - n, 0);
+        if (r == -EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += r;
+        for (i = n - r; i < (unsigned long)n && line[i] != '\n'; i++)
+            ;
+        if (i < (unsigned long)n)
+            break;
+    }
+    for (i = 0; i + 1 < sizeof want; i++)
+        if ((long)i >= n || line[i] != want[i]) {
+            say(n ? "corerun-exe: expected {\"t\":\"go\"} from start, got something else\n" : "corerun-exe: no start came (its FIFO closed)\n");
+            leave(125);
+        }
+    sys4(SYS_close, fd, 0, 0, 0);
+}
+
 static __attribute__((noreturn)) void run(int argc, char **argv, char **envp)
 {
-    int err_fd, filter_fd, flags;
+    int err_fd, filter_fd, flags, go_fd;
     long n = 0, r;
 
-    if (argc < 6 || (err_fd = fd_arg(argv[1])) < -1 || (filter_fd = fd_arg(argv[2])) < -1 || (flags = fd_arg(argv[3])) < 0) {
+    if (argc < 7 || (err_fd = fd_arg(argv[1])) < -1 || (filter_fd = fd_arg(argv[2])) < -1 || (flags = fd_arg(argv[3])) < 0 ||
+        (go_fd = fd_arg(argv[4])) < -1) {
         say("corerun-exe: not a program to run by hand or as an interpreter: corerun starts a container's program through it\n");
         leave(125);
     }
     /* The error fd survived the exec into this stub: it must not survive the next one. */
     if (err_fd >= 0)
         sys4(SYS_fcntl, err_fd, F_SETFD, FD_CLOEXEC, 0);
+    if (go_fd >= 0)
+        wait_go(go_fd);
     if (filter_fd >= 0) {
         while (n < (long)sizeof filter && (r = sys4(SYS_pread64, filter_fd, (long)(filter + n), (long)sizeof filter - n, n)) != 0) {
             if (r == -EINTR)
@@ -190,7 +264,7 @@ static __attribute__((noreturn)) void run(int argc, char **argv, char **envp)
         if (r < 0)
             fail(err_fd, ENTER_STEP_SECCOMP, (int)-r, "seccomp", 0);
     }
-    fail(err_fd, ENTER_STEP_EXEC, exec_in_path(argv[4], argv + 5, envp), "execve", argv[4]);
+    fail(err_fd, ENTER_STEP_EXEC, exec_in_path(argv[5], argv + 6, envp), "execve", argv[5]);
 }
 
 #ifdef __x86_64__

@@ -48,10 +48,10 @@ export const linuxSyscall: Syscall = {
   sethostname(name) {
     check(fn("int sethostname(const char *name, size_t len)")(name, Buffer.byteLength(name)), "sethostname", name);
   },
-  execStub(path, argv, envp, seccomp) {
-    const exec = nativeFn("int corerun_exec_stub(const char *file, const char **argv, const char **envp, int err_fd, const void *filter, int filter_len, unsigned int seccomp_flags)");
+  execStub(path, argv, envp, seccomp, goFd) {
+    const exec = nativeFn("int corerun_exec_stub(const char *file, const char **argv, const char **envp, int err_fd, const void *filter, int filter_len, unsigned int seccomp_flags, int go_fd)");
     if (seccomp && (seccomp.program.length === 0 || seccomp.program.length % 8 !== 0)) throw new Error(`a seccomp program of ${seccomp.program.length} bytes is not a sequence of 8-byte BPF instructions`);
-    check(exec(path, [...argv, null], [...envp, null], -1, seccomp?.program ?? null, (seccomp?.program.length ?? 0) / 8, seccomp?.flags ?? 0), "execve", path);
+    check(exec(path, [...argv, null], [...envp, null], -1, seccomp?.program ?? null, (seccomp?.program.length ?? 0) / 8, seccomp?.flags ?? 0, goFd ?? -1), "execve", path);
     throw new Error("execve returned without an error");
   },
   getFdFlags(fd) {

@@ -23,10 +23,11 @@ export interface Syscall {
    * leads to the host's Node (CVE-2019-5736; libs/syscall/native/exe.c). A seccomp filter is
    * loaded by the stub right before its exec when no_new_privs is set, else right before the
    * exec into the stub (the kernel then wants CAP_SYS_ADMIN, which this process may hold and
-   * the stub not). A failed exec is reported by the stub on stderr, exit status 127 (ENOENT)
-   * or 126.
+   * the stub not). With goFd, the stub first waits for {"t":"go"} on it (libs/sync), so that
+   * this process's teardown is over before start. A failed exec is reported by the stub on
+   * stderr, exit status 127 (ENOENT) or 126.
    */
-  execStub(path: string, argv: readonly string[], envp: readonly string[], seccomp?: { program: Uint8Array; flags: number }): never;
+  execStub(path: string, argv: readonly string[], envp: readonly string[], seccomp?: { program: Uint8Array; flags: number }, goFd?: number): never;
   getFdFlags(fd: number): number;
   setFdFlags(fd: number, flags: number): void;
   getFileFlags(fd: number): number;
