@@ -130,12 +130,12 @@ static void decimal(char *buf, int n)
  * Execs file (searched in envp's PATH when it holds no '/') with argv and envp, through a sealed
  * in-memory copy of corerun-exe (see exe.c: CVE-2019-5736), which first waits for go on go_fd
  * when >= 0 and on a failed exec reports on err_fd (when >= 0; close-on-exec again in the stub)
- * or on stderr. A seccomp filter is loaded
- * by the stub, right before its exec, when no_new_privs is set; else here, right before the exec
- * into the stub, since the kernel then takes it only from a holder of CAP_SYS_ADMIN, which the
- * stub, holding no more than the container's capabilities, may not be. Returns only when the
- * stub could not be started: -1 with errno set. No allocation: it runs in children of Node that
- * share its memory or copy its locks.
+ * or on stderr. A seccomp filter is loaded by the stub, right before its exec, when
+ * no_new_privs is set; else here, right before the exec into the stub, since the kernel then
+ * takes it only from a holder of CAP_SYS_ADMIN, which the stub, holding no more than the
+ * container's capabilities, may not be. Returns only when the stub could not be started: -1
+ * with errno set. No allocation: it runs in children of Node that share its memory or copy its
+ * locks.
  */
 int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], int err_fd, const void *filter, int filter_len,
                       unsigned int seccomp_flags, int go_fd)
