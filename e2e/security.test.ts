@@ -91,6 +91,16 @@ describe("security defaults", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(leftoverState(root), []);
   });
 
+  test("vm.memfd_noexec=2 (in a PID namespace of the test's own): run refuses with memfd_create's EACCES and the sysctl to change, leaving nothing", (t) => {
+    if (!existsSync("/proc/sys/vm/memfd_noexec")) return t.skip("this kernel has no vm.memfd_noexec (Linux 6.3 and later)");
+    // The sysctl is the PID namespace's own (and can only go up there): the host keeps its value.
+    const r = run("unshare", ["--pid", "--fork", "--mount-proc", "sh", "-c", 'echo 2 > /proc/sys/vm/memfd_noexec && exec "$@"', "sh",
+      join(REPO, "bin/corerun"), "--root", root, "--rootfs", rootfs, "--network", "none", "/bin/true"]);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /memfd_create corerun-exe: EACCES \(permission denied\); vm\.memfd_noexec is 2.*sysctl vm\.memfd_noexec=1/);
+    assert.deepEqual(leftoverState(root), []);
+  });
+
   test("a default container runs under a seccomp filter, without no_new_privs", () => {
     const s = status([]);
     assert.equal(s.Seccomp, "2");

@@ -133,9 +133,9 @@ static void decimal(char *buf, int n)
  * or on stderr. A seccomp filter is loaded by the stub, right before its exec, when
  * no_new_privs is set; else here, right before the exec into the stub, since the kernel then
  * takes it only from a holder of CAP_SYS_ADMIN, which the stub, holding no more than the
- * container's capabilities, may not be. Returns only when the stub could not be started: -1
- * with errno set. No allocation: it runs in children of Node that share its memory or copy its
- * locks.
+ * container's capabilities, may not be. Returns only when the stub could not be started, with
+ * errno set: -2 when its copy could not be made (memfd_create refused: vm.memfd_noexec=2), else
+ * -1. No allocation: it runs in children of Node that share its memory or copy its locks.
  */
 int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], int err_fd, const void *filter, int filter_len,
                       unsigned int seccomp_flags, int go_fd)
@@ -150,7 +150,7 @@ int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], 
 
         exe = memfd_of("corerun-exe", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC, corerun_exe, corerun_exe_end - corerun_exe, 1);
         if (exe < 0)
-            return -1;
+            return -2;
         /* Not close-on-exec: the stub reads and closes it. */
         if (filter && filter_in_stub && (filter_fd = memfd_of("corerun-seccomp", 0, filter, (size_t)filter_len * 8, 0)) < 0)
             goto fail;
@@ -604,7 +604,8 @@ static int enter_main(void *p)
         fcntl(fd, F_SETFD, 0);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
     /* With no_new_privs the stub loads the filter, last, right before its exec. */
-    corerun_exec_stub(a->argv[0], a->argv, a->envp, a->err_fd, a->no_new_privs ? a->filter : NULL, a->filter_len, a->seccomp_flags, -1);
+    if (corerun_exec_stub(a->argv[0], a->argv, a->envp, a->err_fd, a->no_new_privs ? a->filter : NULL, a->filter_len, a->seccomp_flags, -1) == -2)
+        enter_fail(a, ENTER_STEP_STUB);
     enter_fail(a, ENTER_STEP_EXEC);
     return 0;
 }

@@ -28,7 +28,9 @@ enum enter_step {
     ENTER_STEP_AMBIENT,
     ENTER_STEP_NNP,
     ENTER_STEP_SECCOMP,
-    ENTER_STEP_EXEC
+    ENTER_STEP_EXEC,
+    /* The sealed copy of corerun-exe could not be made (memfd_create). */
+    ENTER_STEP_STUB
 };
 
 /* The longest seccomp program the kernel takes (BPF_MAXINSNS instructions of 8 bytes). */

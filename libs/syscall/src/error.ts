@@ -17,6 +17,7 @@ const HINTS: Record<string, string> = {
   "seccomp:EACCES": "loading a filter needs no_new_privs or CAP_SYS_ADMIN",
   "seccomp:EINVAL": "the program is longer than the kernel's 4096 instructions, or this kernel lacks a flag",
   "execve:ENOEXEC": "the file is not a valid executable for this machine",
+  "memfd_create:EACCES": "vm.memfd_noexec is 2, which forbids the executable memfd container programs are exec'd from (see Security in the README); set it to 1: sysctl vm.memfd_noexec=1",
 };
 
 function errnoName(errno: number): { code: string; text: string } {

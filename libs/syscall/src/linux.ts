@@ -1,6 +1,6 @@
 import { check, fn, lastErrno, nativeFn, nr, struct } from "./_libc.ts";
 import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, F_SETFD, F_SETFL, P_PID, POLLIN } from "./constants.ts";
-import { isErrno } from "./error.ts";
+import { isErrno, SyscallError } from "./error.ts";
 import type { Syscall, WaitResult } from "./types.ts";
 
 /** The raw entry point, for calls glibc has no wrapper for. */
@@ -51,7 +51,9 @@ export const linuxSyscall: Syscall = {
   execStub(path, argv, envp, seccomp, goFd) {
     const exec = nativeFn("int corerun_exec_stub(const char *file, const char **argv, const char **envp, int err_fd, const void *filter, int filter_len, unsigned int seccomp_flags, int go_fd)");
     if (seccomp && (seccomp.program.length === 0 || seccomp.program.length % 8 !== 0)) throw new Error(`a seccomp program of ${seccomp.program.length} bytes is not a sequence of 8-byte BPF instructions`);
-    check(exec(path, [...argv, null], [...envp, null], -1, seccomp?.program ?? null, (seccomp?.program.length ?? 0) / 8, seccomp?.flags ?? 0, goFd ?? -1), "execve", path);
+    const rc = exec(path, [...argv, null], [...envp, null], -1, seccomp?.program ?? null, (seccomp?.program.length ?? 0) / 8, seccomp?.flags ?? 0, goFd ?? -1);
+    if (rc === -2) throw new SyscallError({ syscall: "memfd_create", errno: lastErrno(), path: "corerun-exe" });
+    check(rc, "execve", path);
     throw new Error("execve returned without an error");
   },
   getFdFlags(fd) {

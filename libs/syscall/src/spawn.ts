@@ -184,7 +184,8 @@ function waitFor(sys: Syscall, pid: number): WaitResult {
   }
 }
 
-const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve"];
+/** native/exe.h's enter_step, by number. */
+const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve", "memfd_create"];
 
 export interface EnterOptions extends Omit<EnterExecArgs, "sync" | "errFd" | "nsFlags" | "pidfd" | "pidNamespace"> {
   /** A pidfd of the container's first process; its namespaces are joined. */
@@ -233,7 +234,8 @@ export function enterContainer(sys: Syscall, o: EnterOptions): number {
     }
     if (got === 8) {
       const step = msg.readInt32LE(0);
-      throw new SyscallError({ syscall: step === ENTER_STEPS.length - 1 ? "execve" : ENTER_STEPS[step] ?? "enter", errno: msg.readInt32LE(4), path: o.argv[0] });
+      const syscall = ENTER_STEPS[step] ?? "enter";
+      throw new SyscallError({ syscall, errno: msg.readInt32LE(4), path: syscall === "memfd_create" ? "corerun-exe" : o.argv[0] });
     }
   } finally {
     closeSync(err[0]);
