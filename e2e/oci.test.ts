@@ -441,6 +441,25 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertGone("hks", slow);
   });
 
+  test("a startContainer hook whose interpreter is /proc/self/exe gets corerun's sealed stub, not the host's Node (CVE-2019-5736)", async () => {
+    const probe = mkdtempSync(join(work, "probe-"));
+    writeFileSync(join(probe, "self-exe"), "#!/proc/self/exe\nthis line is never read\n", { mode: 0o755 });
+    const dir = bundle("hkx", ["/bin/true"], (c) => {
+      // On a directory the shared rootfs has: a new mount point would stay in it, as runc's do.
+      c.mounts.push({ destination: "/mnt", type: "bind", source: probe, options: ["rbind", "ro"] });
+      c.hooks = { startContainer: [{ path: "/mnt/self-exe" }] };
+    });
+    const { r, out } = create("hkx", dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(corerun(["start", "hkx"]).code, 0);
+    await waitStatus("hkx", "stopped");
+    const said = readFileSync(out, "utf8");
+    assert.match(said, /^corerun-exe: not a program to run by hand or as an interpreter/m);
+    assert.match(said, /hooks\.startContainer\[0\] \/mnt\/self-exe exited with status 125/);
+    assert.equal(corerun(["delete", "hkx"]).code, 0);
+    assertGone("hkx", dir);
+  });
+
   test("exec and exec --process get the container's seccomp filter; capabilities and noNewPrivileges as config.json gives them", async () => {
     const seccomp = { defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_X86_64"], syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 122 }] };
     const dir = bundle("xsc", ["/bin/sleep", "60"], (c) => {

@@ -128,7 +128,7 @@ export const tool = defineTool({
         const { spec } = oci;
         if (spec.process!.terminal) takeConsole(sys);
         if (!prepared) prepare();
-        runStartContainerHooks(spec, go?.state);
+        runStartContainerHooks(sys, spec, go?.state);
         // Before the limits, the cgroup, the filter and the user, which could refuse its writes.
         // A cache of its own: an OCI start runs functions a run's does not (the config's process,
         // the root's preparation), which a cache made by the other compiles from source.

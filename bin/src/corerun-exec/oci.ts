@@ -4,12 +4,11 @@
  * capabilities, rlimits, no_new_privs), hostname, domainname, sysctls, masked and read-only
  * paths. Applied in runc's order, inside the container after pivot_root.
  */
-import { spawnSync } from "node:child_process";
 import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
-import { hookEnv, parseSpecText, planCapabilities, type CapabilityPlan, type Spec } from "@corerun/oci";
+import { parseSpecText, planCapabilities, type CapabilityPlan, type Spec } from "@corerun/oci";
 import { maskPaths, readonlyPaths } from "@corerun/rootfs";
-import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, takeTerminal, type Syscall } from "@corerun/syscall";
+import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, runContainerProgram, takeTerminal, type Syscall, type WaitResult } from "@corerun/syscall";
 import { setGroups } from "./steps.ts";
 
 export interface OciProcess {
@@ -131,11 +130,16 @@ export function takeTerminalAt(sys: Syscall, path: string): void {
  * startContainer hooks: inside the container (their paths are the container's), after start and
  * before the program, with the state `corerun start` sent along with "go".
  */
-export function runStartContainerHooks(spec: Spec, state: unknown): void {
+export function runStartContainerHooks(sys: Syscall, spec: Spec, state: unknown): void {
   for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) {
-    const [argv0, ...rest] = h.args ?? [h.path];
-    const r = spawnSync(h.path, rest, { argv0, env: hookEnv(h), input: JSON.stringify(state ?? {}), stdio: ["pipe", "inherit", "inherit"], timeout: h.timeout ? h.timeout * 1000 : undefined });
-    if (r.error) throw new Error(`hooks.startContainer[${i}] ${h.path}: ${(r.error as NodeJS.ErrnoException).code ?? r.error.message}`);
-    if (r.status !== 0) throw new Error(`hooks.startContainer[${i}] ${h.path} ${r.signal ? `was killed (${r.signal}${h.timeout ? `; timeout ${h.timeout} s` : ""})` : `exited with status ${r.status}`}`);
+    let r: WaitResult;
+    try {
+      // Through corerun-exe: the hook's path is the container's (CVE-2019-5736; see execStub).
+      r = runContainerProgram(sys, h.path, h.args ?? [h.path], h.env ?? [], JSON.stringify(state ?? {}), h.timeout ? h.timeout * 1000 : undefined);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ETIMEDOUT") throw new Error(`hooks.startContainer[${i}] ${h.path} was killed (SIGKILL; timeout ${h.timeout} s)`);
+      throw err;
+    }
+    if (r.exitCode !== 0) throw new Error(`hooks.startContainer[${i}] ${h.path} ${r.signal ? `was killed (signal ${r.signal})` : `exited with status ${r.exitCode}`}`);
   }
 }

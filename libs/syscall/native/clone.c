@@ -431,6 +431,8 @@ struct spawn_args {
     const int *fds;
     int nfds;
     int new_session;
+    /* A program of a container's (an OCI startContainer hook): exec'd through corerun-exe. */
+    int via_stub;
     sigset_t mask;
 };
 
@@ -462,14 +464,18 @@ static int spawn_main(void *p)
         if (dup2(moved[i], i) < 0)
             _exit(125);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
-    execve(a->path, a->argv, a->envp);
+    if (a->via_stub)
+        corerun_exec_stub(a->path, a->argv, a->envp, -1, NULL, 0, 0, -1);
+    else
+        execve(a->path, a->argv, a->envp);
     _exit(errno == ENOENT ? 127 : 126);
 }
 
 /* Returns the child's pid, or -1 with errno set. */
-int corerun_spawn(const char *path, char *const argv[], char *const envp[], const int *fds, int nfds, int new_session)
+int corerun_spawn(const char *path, char *const argv[], char *const envp[], const int *fds, int nfds, int new_session, int via_stub)
 {
-    struct spawn_args a = { .path = path, .argv = argv, .envp = envp, .fds = fds, .nfds = nfds, .new_session = new_session };
+    struct spawn_args a = { .path = path, .argv = argv, .envp = envp, .fds = fds, .nfds = nfds, .new_session = new_session,
+                            .via_stub = via_stub };
 
     if (nfds < 0 || nfds > SPAWN_MAX_FDS) {
         errno = EINVAL;

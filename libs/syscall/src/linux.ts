@@ -190,9 +190,9 @@ export const linuxSyscall: Syscall = {
     const { sync, join } = opts;
     return check(clone(flags, path, [...argv, null], [...envp, null], join?.fd ?? -1, join?.flags ?? 0, sync?.[0] ?? -1, sync?.[1] ?? -1, opts.becomeRoot ? 1 : 0, opts.nullStdio ? 1 : 0, opts.stdinFd ?? -1, opts.dieWithParent ? 1 : 0, opts.usernsFd ?? -1), "clone", path);
   },
-  spawn(path, argv, envp, fds, newSession) {
-    const spawn = nativeFn("int corerun_spawn(const char *path, const char **argv, const char **envp, const int *fds, int nfds, int new_session)");
-    return check(spawn(path, [...argv, null], [...envp, null], Int32Array.from(fds), fds.length, newSession ? 1 : 0), "clone", path);
+  spawn(path, argv, envp, fds, newSession, viaStub = false) {
+    const spawn = nativeFn("int corerun_spawn(const char *path, const char **argv, const char **envp, const int *fds, int nfds, int new_session, int via_stub)");
+    return check(spawn(path, [...argv, null], [...envp, null], Int32Array.from(fds), fds.length, newSession ? 1 : 0, viaStub ? 1 : 0), "clone", path);
   },
   poll(fds, timeoutMs, events = POLLIN) {
     // struct pollfd { int fd; short events; short revents; }

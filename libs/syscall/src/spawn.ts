@@ -184,6 +184,48 @@ function waitFor(sys: Syscall, pid: number): WaitResult {
   }
 }
 
+/**
+ * Runs path with argv and env, input on its stdin and the caller's stdout and stderr, to its end,
+ * as child_process.spawnSync does, but exec'd from corerun-exe (Syscall.spawn's viaStub): for a
+ * program of the container's own run by a process whose image is Node (an OCI startContainer
+ * hook, run by corerun-exec), so that it never gets Node as /proc/self/exe. One that has not
+ * ended after timeoutMs is killed and throws with code ETIMEDOUT. Returns how it ended; a
+ * program that cannot be exec'd ends with 127 (not found) or 126, corerun-exe's line on stderr.
+ */
+export function runContainerProgram(sys: Syscall, path: string, argv: readonly string[], env: readonly string[], input: string, timeoutMs?: number): WaitResult {
+  const stdin = sys.pipe();
+  let pid: number;
+  try {
+    pid = sys.spawn(path, argv, env, [stdin[0], 1, 2], false, true);
+  } catch (e) {
+    closeSync(stdin[1]);
+    throw e;
+  } finally {
+    closeSync(stdin[0]);
+  }
+  try {
+    writeSync(stdin[1], input);
+  } catch {
+    // It need not read its stdin (EPIPE once it has ended).
+  } finally {
+    closeSync(stdin[1]);
+  }
+  if (timeoutMs !== undefined) {
+    const pidfd = sys.pidfdOpen(pid);
+    try {
+      const [ended] = sys.poll([pidfd], timeoutMs);
+      if (!ended) {
+        sys.kill(pid, 9);
+        waitFor(sys, pid);
+        throw Object.assign(new Error(`${path}: did not end within ${timeoutMs} ms; killed`), { code: "ETIMEDOUT" });
+      }
+    } finally {
+      closeSync(pidfd);
+    }
+  }
+  return waitFor(sys, pid);
+}
+
 /** native/exe.h's enter_step, by number. */
 const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve", "memfd_create"];
 

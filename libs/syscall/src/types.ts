@@ -65,9 +65,9 @@ export interface Syscall {
    * The native helper's start of a program beside the caller, in no new namespace: fds[i]
    * becomes its fd i (-1: /dev/null), no other fd reaches it, and with newSession it leads a
    * session of its own. No child_process module and no fork of the whole heap. Returns the pid;
-   * the caller waits for it (waitid).
+   * the caller waits for it (waitid). viaStub: a container's program, exec'd as execStub's are.
    */
-  spawn(path: string, argv: readonly string[], envp: readonly string[], fds: readonly number[], newSession: boolean): number;
+  spawn(path: string, argv: readonly string[], envp: readonly string[], fds: readonly number[], newSession: boolean, viaStub?: boolean): number;
   /**
    * bpf(BPF_PROG_LOAD) of a program (8-byte instructions) of a BPF_PROG_TYPE_*; returns its fd.
    * A refusal carries the first line of the verifier's log.
