@@ -16,12 +16,12 @@ import { compileNativeHelper } from "./testing.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "corerun-program-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
+let compiled = true;
+before(() => {
+  compiled = compileNativeHelper(dir);
+});
 
 describe("runProgram", () => {
-  let compiled = true;
-  before(() => {
-    compiled = compileNativeHelper(dir);
-  });
 
   test("the exit status and what it wrote on stdout and stderr; stdin is /dev/null", (t) => {
     if (!compiled) return t.skip("no C compiler");
@@ -64,10 +64,6 @@ describe("runProgram", () => {
 });
 
 describe("runContainerProgram", () => {
-  let compiled = true;
-  before(() => {
-    compiled = compileNativeHelper(dir);
-  });
 
   test("the input on its stdin, its environment and its exit status", (t) => {
     if (!compiled) return t.skip("no C compiler");
