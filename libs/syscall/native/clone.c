@@ -109,6 +109,14 @@ fail:
     return -1;
 }
 
+/* seccomp(SECCOMP_SET_MODE_FILTER) of len instructions: a raw call, as the credential changes here. */
+static int load_filter(const void *filter, int len, unsigned int flags)
+{
+    struct { unsigned short len; const void *filter; } prog = { (unsigned short)len, filter };
+
+    return (int)syscall(SYS_seccomp, 1, flags, &prog);
+}
+
 static void decimal(char *buf, int n)
 {
     char tmp[12];
@@ -169,11 +177,8 @@ int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], 
         /* The stub's own: it closes go, and makes err close-on-exec again. */
         if ((err_fd >= 0 && fcntl(err_fd, F_SETFD, 0) < 0) || (go_fd >= 0 && fcntl(go_fd, F_SETFD, 0) < 0))
             goto fail;
-        if (filter && !filter_in_stub) {
-            struct { unsigned short len; const void *filter; } prog = { (unsigned short)filter_len, filter };
-            if (syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, seccomp_flags, &prog) < 0)
-                goto fail;
-        }
+        if (filter && !filter_in_stub && load_filter(filter, filter_len, seccomp_flags) < 0)
+            goto fail;
         syscall(SYS_execveat, exe, "", stub_argv, envp, AT_EMPTY_PATH);
     }
 fail:
@@ -534,14 +539,6 @@ static void enter_fail(const struct enter_args *a, int step)
     _exit(125);
 }
 
-/* seccomp(SECCOMP_SET_MODE_FILTER): a raw call, as the other credential changes here. */
-static int load_filter(const struct enter_args *a)
-{
-    struct { unsigned short len; const void *filter; } prog = { (unsigned short)a->filter_len, a->filter };
-
-    return (int)syscall(SYS_seccomp, 1, a->seccomp_flags, &prog);
-}
-
 static int has_cap(const unsigned int *set, int cap)
 {
     return (set[cap / 32] >> (cap % 32)) & 1;
@@ -583,7 +580,7 @@ static int enter_main(void *p)
      * Without no_new_privs the kernel takes a filter only while CAP_SYS_ADMIN is still held:
      * before the user changes (runc's order); with it, last, right before the exec.
      */
-    if (a->filter && !a->no_new_privs && load_filter(a) < 0)
+    if (a->filter && !a->no_new_privs && load_filter(a->filter, a->filter_len, a->seccomp_flags) < 0)
         enter_fail(a, ENTER_STEP_SECCOMP);
     /* Raw calls: this child has one thread, glibc's wrappers would signal the parent's. */
     /* setgroups is denied in a user namespace an unprivileged user made: the groups stay, as for the first process. */

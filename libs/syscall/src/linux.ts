@@ -3,6 +3,12 @@ import { CLD_DUMPED, CLD_EXITED, CLD_KILLED, F_DUPFD_CLOEXEC, F_GETFD, F_GETFL, 
 import { isErrno, SyscallError } from "./error.ts";
 import type { Syscall, WaitResult } from "./types.ts";
 
+/** A BPF program's length in instructions (8 bytes each), refusing a length that is not one. */
+function instructions(program: Uint8Array, what: string): number {
+  if (program.length === 0 || program.length % 8 !== 0) throw new Error(`a ${what} program of ${program.length} bytes is not a sequence of 8-byte BPF instructions`);
+  return program.length / 8;
+}
+
 /** The raw entry point, for calls glibc has no wrapper for. */
 const SYSCALL = "long syscall(long number, ...)";
 
@@ -50,8 +56,7 @@ export const linuxSyscall: Syscall = {
   },
   execStub(path, argv, envp, seccomp, goFd) {
     const exec = nativeFn("int corerun_exec_stub(const char *file, const char **argv, const char **envp, int err_fd, const void *filter, int filter_len, unsigned int seccomp_flags, int go_fd)");
-    if (seccomp && (seccomp.program.length === 0 || seccomp.program.length % 8 !== 0)) throw new Error(`a seccomp program of ${seccomp.program.length} bytes is not a sequence of 8-byte BPF instructions`);
-    const rc = exec(path, [...argv, null], [...envp, null], -1, seccomp?.program ?? null, (seccomp?.program.length ?? 0) / 8, seccomp?.flags ?? 0, goFd ?? -1);
+    const rc = exec(path, [...argv, null], [...envp, null], -1, seccomp?.program ?? null, seccomp ? instructions(seccomp.program, "seccomp") : 0, seccomp?.flags ?? 0, goFd ?? -1);
     if (rc === -2) throw new SyscallError({ syscall: "memfd_create", errno: lastErrno(), path: "corerun-exe" });
     check(rc, "execve", path);
     throw new Error("execve returned without an error");
@@ -223,13 +228,12 @@ export const linuxSyscall: Syscall = {
   },
   seccompFilter(program, flags) {
     // struct sock_fprog { unsigned short len; struct sock_filter *filter; }, 8 bytes an instruction.
-    if (program.length === 0 || program.length % 8 !== 0) throw new Error(`a seccomp program of ${program.length} bytes is not a sequence of 8-byte BPF instructions`);
     struct("sock_fprog", { len: "uint16_t", filter: "void *" });
-    const prog = { len: program.length / 8, filter: program };
+    const prog = { len: instructions(program, "seccomp"), filter: program };
     check(fn(SYSCALL)(nr("seccomp"), "unsigned int", 1 /* SECCOMP_SET_MODE_FILTER */, "unsigned int", flags, "sock_fprog *", prog), "seccomp");
   },
   bpfProgLoad(type, program, expectedAttachType) {
-    if (program.length === 0 || program.length % 8 !== 0) throw new Error(`a BPF program of ${program.length} bytes is not a sequence of 8-byte instructions`);
+    const count = instructions(program, "BPF");
     // union bpf_attr for BPF_PROG_LOAD, up to expected_attach_type; pointers are 64-bit fields.
     struct("bpf_prog_load_attr", {
       prog_type: "uint32_t", insn_cnt: "uint32_t", insns: "void *", license: "const char *", log_level: "uint32_t", log_size: "uint32_t",
@@ -237,7 +241,7 @@ export const linuxSyscall: Syscall = {
     });
     const log = Buffer.alloc(4096);
     const attr = {
-      prog_type: type, insn_cnt: program.length / 8, insns: program, license: "Apache-2.0", log_level: 1, log_size: log.length, log_buf: log,
+      prog_type: type, insn_cnt: count, insns: program, license: "Apache-2.0", log_level: 1, log_size: log.length, log_buf: log,
       kern_version: 0, prog_flags: 0, prog_name: "corerun", prog_ifindex: 0, expected_attach_type: expectedAttachType,
     };
     try {
