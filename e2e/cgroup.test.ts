@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, cgroupManager, discoverLayout, joinCommand, openCgroupProcs, type CgroupLayout } from "@corerun/cgroup";
-import { BIN, isRoot, REPO, run, tool } from "./helpers.ts";
+import { BIN, isRoot, REPO, run, tool, until } from "./helpers.ts";
 
 const ROOT = "/sys/fs/cgroup";
 const UNIFIED = join(ROOT, "unified");
@@ -85,14 +85,6 @@ function background(args: string[]): { child: ChildProcess; stdout: () => string
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   const exit = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   return { child, stdout: () => out, stderr: () => err, exit };
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 function events(dir: string): Record<string, string> {
@@ -174,7 +166,7 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
     const bg = background(["run", "--name", name, "--cgroup-parent", PARENT, "--cpu", "50", "--", "/bin/sh", "-c", "while :; do :; done"]);
     const m = cgroupManager({ name, parent: PARENT });
     try {
-      await until(() => m.exists() && m.pids().length > 0, "the busy loop to start");
+      await until("the busy loop to start", () => m.exists() && m.pids().length > 0, 10_000, 20);
       await sleep(300);
       const u0 = m.stats().cpu.usageUsec!;
       const t0 = process.hrtime.bigint();
@@ -196,7 +188,7 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
     const script = 'x=$(head -c 10000000 /dev/zero | tr "\\0" a); echo ready; sleep 30; echo ${#x}';
     const bg = background(["run", "--name", name, "--cgroup-parent", PARENT, "--memory", "64", "--pids", "50", "--", "/bin/sh", "-c", script]);
     try {
-      await until(() => bg.stdout().includes("ready"), "the shell to fill its memory");
+      await until("the shell to fill its memory", () => bg.stdout().includes("ready"), 10_000, 20);
       const r = cg(["stats", name, "--cgroup-parent", PARENT]);
       assert.equal(r.code, 0, r.stderr);
       const s = JSON.parse(r.stdout);
@@ -349,7 +341,7 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
     const child = spawn(shell!, args, { stdio: "ignore" });
     const ended = new Promise((resolve) => child.once("exit", (_c, signal) => resolve(signal)));
     try {
-      await until(() => m.pids().length === 3, "the shell and its two sleeps");
+      await until("the shell and its two sleeps", () => m.pids().length === 3, 10_000, 20);
       assert.equal(m.stats().pids.current, 3);
       assert.ok(m.stats().cpu.usageUsec! > 0, "cpuacct.usage");
       m.freeze();

@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createServer } from "node:net";
-import { busyboxRootfs, isRoot, removeStateRoot, REPO, stateRoot, tool, type Result } from "./helpers.ts";
+import { busyboxRootfs, isRoot, removeStateRoot, REPO, stateRoot, tool, until, type Result } from "./helpers.ts";
 import { assertHostClean, cgroupsUnder, hierarchies, leases, type HostScope } from "./host.ts";
 import type { SpawnSyncOptions } from "node:child_process";
 
@@ -48,13 +48,6 @@ function psAll(): PsEntry[] {
 
 function entry(id: string): PsEntry | undefined {
   return psAll().find((e) => e.id === id);
-}
-
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  for (let waited = 0; !check(); waited += 50) {
-    if (waited > ms) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function scope(): HostScope {

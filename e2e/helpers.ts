@@ -159,6 +159,15 @@ export function toolsStartedBy(pids: readonly number[]): number[] {
   return out;
 }
 
+/** Waits until check() holds, looking every everyMs, or fails naming what it waited for after ms. */
+export async function until(what: string, check: () => boolean, ms = 10_000, everyMs = 50): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 /** A process of a start (its command line names `marker`, a state root, or it descends from one) that stopped itself at a CORERUN_FAULT_PAUSE point. */
 export async function pausedProcess(marker: string): Promise<number> {
   for (let i = 0; i < 600; i++) {

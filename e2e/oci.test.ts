@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { ociIds } from "@corerun/state";
-import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, type Result } from "./helpers.ts";
+import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, until, type Result } from "./helpers.ts";
 
 let rootfs = "";
 let root = "";
@@ -103,15 +103,6 @@ async function waitStatus(id: string, want: string): Promise<Record<string, any>
   throw new Error(`${id} did not become ${want}: ${JSON.stringify(state(id))}`);
 }
 
-/** Waits up to 5 s for ok() (the first process's last steps before it waits may outlast create). */
-async function waitFor(ok: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 250; i++) {
-    if (ok()) return;
-    await new Promise((res) => setTimeout(res, 20));
-  }
-  throw new Error(`${what}: not within 5 s`);
-}
-
 /** The container's cgroup directories that still exist, in any hierarchy. */
 function cgroupsLeft(id: string): string[] {
   return readdirSync("/sys/fs/cgroup").map((h) => join("/sys/fs/cgroup", h, PARENT, id)).filter((d) => existsSync(d));
@@ -167,7 +158,7 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertInCgroups("life", pid);
     // With no startContainer hook, the process waits for start as corerun-exe (its sealed copy):
     // one thread, only the exec left; not corerun-exec's Node.
-    await waitFor(() => readlinkSync(`/proc/${pid}/exe`).startsWith("/memfd:corerun-exe"), "the first process waits as corerun-exe");
+    await until("the first process to wait as corerun-exe", () => readlinkSync(`/proc/${pid}/exe`).startsWith("/memfd:corerun-exe"), 5_000, 20);
     assert.match(readFileSync(`/proc/${pid}/status`, "utf8"), /^Threads:\s+1$/m);
     assert.equal(corerun(["start", "life"]).code, 0);
     const done = await waitStatus("life", "stopped");
@@ -598,7 +589,7 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     const { r } = create("term", dir);
     assert.equal(r.code, 0, r.stderr);
     const pid = readFileSync(join(dir, "init.pid"), "utf8");
-    await waitFor(() => readlinkSync(`/proc/${pid}/exe`).startsWith("/memfd:corerun-exe"), "the first process waits as corerun-exe");
+    await until("the first process to wait as corerun-exe", () => readlinkSync(`/proc/${pid}/exe`).startsWith("/memfd:corerun-exe"), 5_000, 20);
     assert.equal(corerun(["kill", "term", "TERM"]).code, 0);
     await waitStatus("term", "stopped");
     const d = corerun(["delete", "term"]);

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { BIN, busyboxRootfs, isRoot, removeStateRoot, spawn, stateRoot, tool, type Result } from "./helpers.ts";
+import { BIN, busyboxRootfs, isRoot, removeStateRoot, spawn, stateRoot, tool, until as waitUntil, type Result } from "./helpers.ts";
 import { alive, assertHostClean, hierarchies, leases, type HostScope } from "./host.ts";
 
 const tag = randomBytes(3).toString("hex");
@@ -54,12 +54,8 @@ function inspect(id: string): { State: { Status: string; Restarting: boolean; Ex
   return JSON.parse(r.stdout)[0];
 }
 
-async function until(what: string, check: () => boolean, ms = 30_000): Promise<void> {
-  for (let waited = 0; !check(); waited += 100) {
-    if (waited > ms) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Restarts take seconds: up to 30 s, looking every 100 ms. */
+const until = (what: string, check: () => boolean, ms = 30_000) => waitUntil(what, check, ms, 100);
 
 function fetchText(port: number, path: string): Promise<string | undefined> {
   return new Promise((resolve) => {

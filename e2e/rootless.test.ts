@@ -9,7 +9,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } f
 import { setTimeout as delay } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
-import { hostMountsUnder, isRoot, run } from "./helpers.ts";
+import { hostMountsUnder, isRoot, run, until as waitUntil } from "./helpers.ts";
 import { blob, cappedLayer, makeFixtures, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
 import { makeRootlessUser, SUBID_START, type RootlessUser } from "./rootless-user.ts";
 
@@ -79,14 +79,8 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     assert.equal(open.stdout.replace(/\t/g, " "), "NoNewPrivs: 1\nSeccomp: 0\nunshared\n", open.stderr);
   });
 
-  /** Waits until check holds, polling every 100 ms, or fails naming what it waited for. */
-  async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!check()) {
-      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-      await delay(100);
-    }
-  }
+  /** Each look runs a command as the user: every 100 ms. */
+  const until = (what: string, check: () => boolean, ms = 10_000) => waitUntil(what, check, ms, 100);
 
   /** The user's containers as ps --json -a lists them. */
   const psAll = () => JSON.parse(asUser(["ps", "-a", "--json"]).stdout) as { id: string; statusText: string; detached?: { monitor: { pid: number } } }[];
