@@ -447,13 +447,18 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     assertClean();
   });
 
-  test("--read-only with --rootfs: / cannot be written, a volume and /dev can; the rootfs is left as it was", () => {
+  test("--read-only with --rootfs: / cannot be written and keeps nodev, a volume and /dev can be written; the rootfs is left as it was", () => {
     const vol = mkdtempSync(join(tmpdir(), "corerun-ro-"));
     try {
+      // mountinfo's fields 4 and 5 are the mount's root and mount point, 6 its options.
       const r = corerun(["--rootfs", rootfs, "--network", "none", "--read-only", "-v", `${vol}:/data`, "/bin/sh", "-c",
-        "touch /x 2> /dev/null || echo root-ro; touch /tmp/x 2> /dev/null || echo tmp-ro; echo hi > /data/f && echo data-rw; echo > /dev/null && echo dev-ok"]);
+        "touch /x 2> /dev/null || echo root-ro; touch /tmp/x 2> /dev/null || echo tmp-ro; echo hi > /data/f && echo data-rw; echo > /dev/null && echo dev-ok; " +
+          "awk '$5 == \"/\" { print $6 }' /proc/self/mountinfo"]);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout, "root-ro\ntmp-ro\ndata-rw\ndev-ok\n");
+      const [flags, ...said] = r.stdout.trim().split("\n").reverse();
+      assert.deepEqual(said.reverse(), ["root-ro", "tmp-ro", "data-rw", "dev-ok"]);
+      // A bind remount read-only would have cleared them: a device node shipped in the rootfs would open.
+      assert.deepEqual(flags!.split(",").filter((f) => ["ro", "rw", "nodev", "nosuid"].includes(f)).sort(), ["nodev", "ro"], flags);
       assert.equal(readFileSync(join(vol, "f"), "utf8"), "hi\n");
       assert.ok(!existsSync(join(rootfs, "x")));
     } finally {

@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import { bindRemountFlags, planMounts, type MountPlan, type Spec, MOUNT_FLAGS } from "@corerun/oci";
 import { DEFAULT_PATH, findCommand, resolveInRoot } from "@corerun/rootfs";
 import { CommandError, EXIT_NOT_FOUND } from "@corerun/cli";
-import { isErrno, openPty, setWindowSize, type FdSender, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
+import { isErrno, openPty, setWindowSize, type FdSender, MOUNT_ATTR_RDONLY, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
 import { populateDev } from "./steps.ts";
 
 /** Makes the mount point: a directory, or an empty file when a file is bind-mounted. */
@@ -100,9 +100,13 @@ export function mountOciTree(sys: Syscall, rootfs: string, spec: Spec, cgroupDir
   }
 }
 
-/** root.readonly: the container's / read-only, after pivot_root (runc does it from init). */
+/**
+ * root.readonly: the container's / read-only, after pivot_root (runc does it from init).
+ * mount_setattr adds the one attribute: a bind remount sets the mount's flags to exactly those
+ * it is given, and would clear the nodev that keeps device nodes in the rootfs from opening.
+ */
 export function readonlyRoot(sys: Syscall): void {
-  sys.mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY);
+  sys.mountSetattr("/", MOUNT_ATTR_RDONLY, 0, false);
 }
 
 /**
