@@ -61,8 +61,21 @@ struct child_args {
 #define STACK_SIZE (256 * 1024)
 
 /*
- * corerun-exe (exe.c), built first and linked in here as data (the assembler finds it on its
- * include path: build.mjs passes dist/).
+ * A child's stack: its own frames, and for a child that execs through corerun_exec_stub the
+ * stub's argv, which that builds on the stack (a pointer for each of argv's and 7 more).
+ */
+static size_t stack_for(char *const argv[])
+{
+    size_t argc = 0;
+
+    while (argv && argv[argc])
+        argc++;
+    return STACK_SIZE + (argc + 8) * sizeof(char *);
+}
+
+/*
+ * corerun-exe (exe.c), built first and linked in here as data (the assembler finds it in the
+ * output directory, its working directory and include path: compile.mjs).
  */
 extern const unsigned char corerun_exe[], corerun_exe_end[];
 __asm__(".section .rodata\n"
@@ -113,8 +126,17 @@ fail:
 static int load_filter(const void *filter, int len, unsigned int flags)
 {
     struct { unsigned short len; const void *filter; } prog = { (unsigned short)len, filter };
+    long r;
 
-    return (int)syscall(SYS_seccomp, 1, flags, &prog);
+    if (len <= 0 || len * 8 > EXE_FILTER_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    r = syscall(SYS_seccomp, 1, flags, &prog);
+    /* With SECCOMP_FILTER_FLAG_TSYNC, a thread id: a thread that holds another filter kept this one out. */
+    if (r > 0)
+        errno = EBUSY;
+    return r == 0 ? 0 : -1;
 }
 
 static void decimal(char *buf, int n)
@@ -142,13 +164,14 @@ static void decimal(char *buf, int n)
  * no_new_privs is set; else here, right before the exec into the stub, since the kernel then
  * takes it only from a holder of CAP_SYS_ADMIN, which the stub, holding no more than the
  * container's capabilities, may not be. Returns only when the stub could not be started, with
- * errno set: -2 when its copy could not be made (memfd_create refused: vm.memfd_noexec=2), else
- * -1. No allocation: it runs in children of Node that share its memory or copy its locks.
+ * errno set: -2 when its copy could not be made (memfd_create refused: vm.memfd_noexec=2), -3
+ * when the filter was refused, else -1. No allocation: it runs in children of Node that share
+ * its memory or copy its locks.
  */
 int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], int err_fd, const void *filter, int filter_len,
                       unsigned int seccomp_flags, int go_fd)
 {
-    int argc = 0, exe, filter_fd = -1, saved, i, filter_in_stub = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
+    int argc = 0, exe, filter_fd = -1, saved, i, ret = -1, filter_in_stub = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
     char err_arg[12], filter_arg[12], flags_arg[12], go_arg[12];
 
     while (argv[argc])
@@ -160,7 +183,7 @@ int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], 
         if (exe < 0)
             return -2;
         /* Not close-on-exec: the stub reads and closes it. */
-        if (filter && filter_in_stub && (filter_fd = memfd_of("corerun-seccomp", 0, filter, (size_t)filter_len * 8, 0)) < 0)
+        if (filter && filter_in_stub && (filter_fd = memfd_of("corerun-seccomp", MFD_ALLOW_SEALING, filter, (size_t)filter_len * 8, 1)) < 0)
             goto fail;
         decimal(err_arg, err_fd);
         decimal(filter_arg, filter_fd);
@@ -177,8 +200,10 @@ int corerun_exec_stub(const char *file, char *const argv[], char *const envp[], 
         /* The stub's own: it closes go, and makes err close-on-exec again. */
         if ((err_fd >= 0 && fcntl(err_fd, F_SETFD, 0) < 0) || (go_fd >= 0 && fcntl(go_fd, F_SETFD, 0) < 0))
             goto fail;
-        if (filter && !filter_in_stub && load_filter(filter, filter_len, seccomp_flags) < 0)
+        if (filter && !filter_in_stub && load_filter(filter, filter_len, seccomp_flags) < 0) {
+            ret = -3;
             goto fail;
+        }
         syscall(SYS_execveat, exe, "", stub_argv, envp, AT_EMPTY_PATH);
     }
 fail:
@@ -191,7 +216,7 @@ fail:
         close(filter_fd);
     close(exe);
     errno = saved;
-    return -1;
+    return ret;
 }
 
 /* Node's handlers point into a heap the child must not touch: every signal back to default. */
@@ -235,18 +260,18 @@ static int wait_byte(int fd)
  * A child that waits for its parent before it execs (sync_fd, relay_clone's first child, exec's
  * entry) gets a copy: a sleeping caller could never let it go on.
  */
-static int clone_child(int (*fn)(void *), void *arg, int flags, int shares, sigset_t *mask)
+static int clone_child(int (*fn)(void *), void *arg, int flags, int shares, sigset_t *mask, size_t size)
 {
     sigset_t all;
     char *stack;
     int pid, saved;
 
-    stack = malloc(STACK_SIZE);
+    stack = malloc(size);
     if (!stack)
         return -1;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, mask);
-    pid = clone(fn, stack + STACK_SIZE, flags | (shares ? CLONE_VM | CLONE_VFORK : 0) | SIGCHLD, arg);
+    pid = clone(fn, stack + size, flags | (shares ? CLONE_VM | CLONE_VFORK : 0) | SIGCHLD, arg);
     saved = errno;
     pthread_sigmask(SIG_SETMASK, mask, NULL);
     free(stack);
@@ -333,12 +358,12 @@ static void __attribute__((noreturn)) report_child(int report_fd, int pid)
  * CLONE_PARENT (userns_main, enter_first); reads the pid it reports and reaps it. The real
  * child's pid, or -1 with errno set.
  */
-static int relay_clone(int (*first)(void *), void *arg, char **stack2, int *report_fd, sigset_t *mask)
+static int relay_clone(int (*first)(void *), void *arg, char **stack2, size_t size2, int *report_fd, sigset_t *mask)
 {
     int report[2], pid = -1, child, status, saved = 0;
     ssize_t n;
 
-    *stack2 = malloc(STACK_SIZE);
+    *stack2 = malloc(size2);
     if (!*stack2)
         return -1;
     if (pipe2(report, O_CLOEXEC) < 0) {
@@ -346,7 +371,7 @@ static int relay_clone(int (*first)(void *), void *arg, char **stack2, int *repo
         return -1;
     }
     *report_fd = report[1];
-    child = clone_child(first, arg, 0, 0, mask);
+    child = clone_child(first, arg, 0, 0, mask, STACK_SIZE);
     if (child < 0)
         saved = errno;
     close(report[1]);
@@ -413,7 +438,8 @@ int corerun_clone_exec(int flags, const char *path, char *const argv[], char *co
         if (a.parent_fd < 0)
             return -1;
     }
-    pid = userns_fd >= 0 ? relay_clone(userns_main, &a, &a.stack2, &a.report_fd, &a.mask) : clone_child(child_main, &a, flags, sync_fd < 0, &a.mask);
+    pid = userns_fd >= 0 ? relay_clone(userns_main, &a, &a.stack2, STACK_SIZE, &a.report_fd, &a.mask)
+                         : clone_child(child_main, &a, flags, sync_fd < 0, &a.mask, STACK_SIZE);
     saved = errno;
     if (a.parent_fd >= 0)
         close(a.parent_fd);
@@ -469,9 +495,13 @@ static int spawn_main(void *p)
         if (dup2(moved[i], i) < 0)
             _exit(125);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
-    if (a->via_stub)
-        corerun_exec_stub(a->path, a->argv, a->envp, -1, NULL, 0, 0, -1);
-    else
+    if (a->via_stub && corerun_exec_stub(a->path, a->argv, a->envp, -1, NULL, 0, 0, -1) == -2) {
+        static const char msg[] = "corerun: memfd_create corerun-exe: the executable copy of corerun-exe was refused (vm.memfd_noexec=2?)\n";
+        ssize_t n = write(2, msg, sizeof msg - 1);
+        (void)n;
+        _exit(125);
+    }
+    if (!a->via_stub)
         execve(a->path, a->argv, a->envp);
     _exit(errno == ENOENT ? 127 : 126);
 }
@@ -486,7 +516,7 @@ int corerun_spawn(const char *path, char *const argv[], char *const envp[], cons
         errno = EINVAL;
         return -1;
     }
-    return clone_child(spawn_main, &a, 0, 1, &a.mask);
+    return clone_child(spawn_main, &a, 0, 1, &a.mask, via_stub ? stack_for(argv) : STACK_SIZE);
 }
 
 /*
@@ -527,9 +557,10 @@ struct enter_args {
     /* Joining the PID namespace too: where the first child reports the real child's pid (below). */
     int report_fd;
     char *stack2;
+    size_t stack2_size;
 };
 
-static void enter_fail(const struct enter_args *a, int step)
+static void __attribute__((noreturn)) enter_fail(const struct enter_args *a, int step)
 {
     int msg[2] = { step, errno };
     ssize_t n = write(a->err_fd, msg, sizeof msg);
@@ -607,9 +638,14 @@ static int enter_main(void *p)
         fcntl(fd, F_SETFD, 0);
     sigprocmask(SIG_SETMASK, &a->mask, NULL);
     /* With no_new_privs the stub loads the filter, last, right before its exec. */
-    if (corerun_exec_stub(a->argv[0], a->argv, a->envp, a->err_fd, a->no_new_privs ? a->filter : NULL, a->filter_len, a->seccomp_flags, -1) == -2)
+    switch (corerun_exec_stub(a->argv[0], a->argv, a->envp, a->err_fd, a->no_new_privs ? a->filter : NULL, a->filter_len, a->seccomp_flags, -1)) {
+    case -2:
         enter_fail(a, ENTER_STEP_STUB);
-    enter_fail(a, ENTER_STEP_EXEC);
+    case -3:
+        enter_fail(a, ENTER_STEP_SECCOMP);
+    default:
+        enter_fail(a, ENTER_STEP_EXEC);
+    }
     return 0;
 }
 
@@ -643,7 +679,7 @@ static int enter_first(void *p)
         pid = -1;
     } else {
         a->ns_flags = 0;
-        pid = clone(enter_main, a->stack2 + STACK_SIZE, CLONE_PARENT, a);
+        pid = clone(enter_main, a->stack2 + a->stack2_size, CLONE_PARENT, a);
     }
     report_child(a->report_fd, pid);
     return 0;
@@ -664,9 +700,10 @@ int corerun_enter_exec(char *const argv[], char *const envp[], const char *cwd, 
                             .ngroups = ngroups, .groups = groups, .caps = caps, .last_cap = last_cap,
                             .no_new_privs = no_new_privs, .umask_value = umask_value, .filter = filter,
                             .filter_len = filter_len, .seccomp_flags = seccomp_flags, .stdin_fd = stdin_fd,
-                            .report_fd = -1, .stack2 = NULL };
+                            .report_fd = -1, .stack2 = NULL, .stack2_size = stack_for(argv) };
 
-    return join_pid ? relay_clone(enter_first, &a, &a.stack2, &a.report_fd, &a.mask) : clone_child(enter_main, &a, 0, 0, &a.mask);
+    return join_pid ? relay_clone(enter_first, &a, &a.stack2, a.stack2_size, &a.report_fd, &a.mask)
+                    : clone_child(enter_main, &a, 0, 0, &a.mask, a.stack2_size);
 }
 
 /*

@@ -4,7 +4,7 @@
 // Usage: node compile.mjs OUT_DIR [OUTPUT...]; when one fails, a line on stderr and exit 1, or 3
 // when there is no C compiler.
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 const GCC = "install a C compiler: apt-get install gcc";
 const STATIC = "install a C compiler and a static libc: apt-get install gcc libc6-dev";
@@ -30,9 +30,12 @@ export const NATIVE = [
  * why not: "no C compiler" when there is none, else the failing file and the package to install.
  */
 export function compileNative(out, outputs = NATIVE.map((n) => n.output)) {
+  const dir = resolve(out);
   for (const n of NATIVE.filter((p) => outputs.includes(p.output))) {
     const src = join(import.meta.dirname, n.source);
-    const r = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", ...n.flags(out), "-o", join(out, n.output), src], { stdio: "inherit" });
+    // In the output directory: the assembler looks for .incbin's file in its working directory
+    // before its include path, and a corerun-exe elsewhere must not be the one linked in.
+    const r = spawnSync(process.env.CC ?? "cc", ["-O2", "-Wall", "-Wextra", "-Werror", ...n.flags(dir), "-o", join(dir, n.output), src], { stdio: "inherit", cwd: dir });
     if (r.error?.code === "ENOENT") return "no C compiler";
     if (r.error || r.status !== 0) return `cannot compile ${src}${r.error ? ` (${r.error.code})` : ""}; ${n.hint}`;
   }

@@ -11,7 +11,7 @@
  * that copy, which no one can write, and which is gone when its last user is.
  *
  * On x86-64 it is built without libc (-nostdlib, its own _start): it makes no system call but
- * those of its own steps (the wait for go, the filter's read and load) and, once the filter is
+ * those of its own steps (not dumpable, the filter's read, the wait for go, the filter's load) and, once the filter is
  * in, none but the execve, so that a seccomp profile which lets the container's execve through
  * lets this one through too. Elsewhere it is the same code over libc's syscall(2) and static
  * startup.
@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/prctl.h>
 #include <linux/seccomp.h>
 #include <sys/syscall.h>
 
@@ -73,7 +74,7 @@ static int catch_signal(int sig, void (*handler)(int))
 }
 #endif
 
-/* One instruction more than the kernel takes: a longer program reaches it, which refuses it. */
+/* One instruction more than the kernel takes: a longer program is seen to be longer, and refused. */
 static unsigned char filter[EXE_FILTER_MAX + 8];
 
 static __attribute__((noreturn)) void leave(int code)
@@ -156,7 +157,14 @@ static __attribute__((noreturn)) void fail(int err_fd, int step, int err, const 
     leave(step != ENTER_STEP_EXEC ? 125 : err == ENOENT ? 127 : 126);
 }
 
-/* execvpe's search, with PATH taken from the environment the program gets. */
+/*
+ * execvpe's search, with PATH taken from the environment the program gets (its first PATH=, as
+ * getenv reads it). As corerun's own lookup (libs/syscall pathCandidates), an empty PATH entry
+ * is skipped rather than taken as the current directory. The search goes on past a directory
+ * without the file (ENOENT, ENOTDIR) or one that may not be searched (EACCES, reported if
+ * nothing else is found) and stops at any other failure: a file that is there but cannot run
+ * (ENOEXEC, ETXTBSY, ...) is not silently passed over for another of the same name.
+ */
 static int exec_in_path(const char *file, char *const argv[], char *const envp[])
 {
     static char buf[4096];
@@ -165,10 +173,12 @@ static int exec_in_path(const char *file, char *const argv[], char *const envp[]
     int saved = ENOENT;
     long r;
 
+    if (!flen)
+        return ENOENT;
     for (p = file; *p; p++)
         if (*p == '/')
             return (int)-sys4(SYS_execve, (long)file, (long)argv, (long)envp, 0);
-    for (i = 0; envp[i]; i++)
+    for (i = 0; envp[i] && !path; i++)
         if (envp[i][0] == 'P' && envp[i][1] == 'A' && envp[i][2] == 'T' && envp[i][3] == 'H' && envp[i][4] == '=')
             path = envp[i] + 5;
     if (!path)
@@ -176,15 +186,17 @@ static int exec_in_path(const char *file, char *const argv[], char *const envp[]
     while (*path) {
         for (len = 0; path[len] && path[len] != ':'; len++)
             ;
-        if (len + flen + 2 <= sizeof buf) {
+        if (len > 0 && len + flen + 2 <= sizeof buf) {
             for (i = 0; i < len; i++)
                 buf[i] = path[i];
             buf[len] = '/';
             for (i = 0; i <= flen; i++)
                 buf[len + 1 + i] = file[i];
             r = sys4(SYS_execve, (long)buf, (long)argv, (long)envp, 0);
-            if (r != -ENOENT && r != -ENOTDIR)
-                saved = (int)-r;
+            if (r == -EACCES)
+                saved = EACCES;
+            else if (r != -ENOENT && r != -ENOTDIR)
+                return (int)-r;
         }
         path += len;
         if (*path == ':')
@@ -226,11 +238,14 @@ static void wait_go(int fd)
         if (i < (unsigned long)n)
             break;
     }
+    /* One whole line: {"t":"go"} or {"t":"go",...} (start may add the state and a tty). */
     for (i = 0; i + 1 < sizeof want; i++)
-        if ((long)i >= n || line[i] != want[i]) {
-            say(n ? "corerun-exe: expected {\"t\":\"go\"} from start, got something else\n" : "corerun-exe: no start came (its FIFO closed)\n");
-            leave(125);
-        }
+        if ((long)i >= n || line[i] != want[i])
+            break;
+    if (i + 1 < sizeof want || (long)i >= n || (line[i] != '}' && line[i] != ',') || line[n - 1] != '\n') {
+        say(n ? "corerun-exe: expected {\"t\":\"go\"} from start, got something else\n" : "corerun-exe: no start came (its FIFO closed)\n");
+        leave(125);
+    }
     sys4(SYS_close, fd, 0, 0, 0);
 }
 
@@ -247,8 +262,12 @@ static __attribute__((noreturn)) void run(int argc, char **argv, char **envp)
     /* The error fd survived the exec into this stub: it must not survive the next one. */
     if (err_fd >= 0)
         sys4(SYS_fcntl, err_fd, F_SETFD, FD_CLOEXEC, 0);
-    if (go_fd >= 0)
-        wait_go(go_fd);
+    /*
+     * Not dumpable while it waits (the program's exec makes it so again): a process of another
+     * container sharing its PID namespace cannot open its fds through /proc (go's FIFO, the
+     * filter's memfd) or ptrace it. The filter is read, and its fd closed, before the wait.
+     */
+    sys4(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0);
     if (filter_fd >= 0) {
         while (n < (long)sizeof filter && (r = sys4(SYS_pread64, filter_fd, (long)(filter + n), (long)sizeof filter - n, n)) != 0) {
             if (r == -EINTR)
@@ -258,12 +277,17 @@ static __attribute__((noreturn)) void run(int argc, char **argv, char **envp)
             n += r;
         }
         sys4(SYS_close, filter_fd, 0, 0, 0);
-        struct sock_fprog prog = { (unsigned short)(n / 8), (struct sock_filter *)filter };
-        if (n == 0 || n % 8 != 0)
+        if (n == 0 || n % 8 != 0 || n > EXE_FILTER_MAX)
             fail(err_fd, ENTER_STEP_SECCOMP, EINVAL, "seccomp", 0);
+    }
+    if (go_fd >= 0)
+        wait_go(go_fd);
+    if (filter_fd >= 0) {
+        struct sock_fprog prog = { (unsigned short)(n / 8), (struct sock_filter *)filter };
+        /* With TSYNC a positive value names a thread that kept another filter: none here. */
         r = sys4(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, (long)&prog, 0);
-        if (r < 0)
-            fail(err_fd, ENTER_STEP_SECCOMP, (int)-r, "seccomp", 0);
+        if (r != 0)
+            fail(err_fd, ENTER_STEP_SECCOMP, r < 0 ? (int)-r : EINVAL, "seccomp", 0);
     }
     fail(err_fd, ENTER_STEP_EXEC, exec_in_path(argv[5], argv + 6, envp), "execve", argv[5]);
 }

@@ -4,14 +4,15 @@
  * corerun-exe ERR_FD FILTER_FD SECCOMP_FLAGS GO_FD FILE ARG0 [ARGS...]
  *
  * runs FILE (searched in the PATH of its environment when it holds no '/') with ARG0 ARGS... and
- * its own environment. ERR_FD, FILTER_FD and GO_FD are decimal fd numbers or "-" for none. With
- * GO_FD it first waits for one line on it, which must be {"t":"go"} (libs/sync: an OCI
- * container's start), and closes it; a signal that would end a process ends it meanwhile, with
- * 128 + the signal's number (as PID 1 it would otherwise ignore it). FILTER_FD
- * holds a compiled seccomp program (struct sock_filter[]), which it loads with SECCOMP_FLAGS
- * right before the exec and after it has closed FILTER_FD: from then on it makes no system call
- * but execve. When the exec fails it writes {ENTER_STEP_EXEC, errno} (two ints) on ERR_FD, or
- * else a line on stderr, and exits 127 (ENOENT) or 126.
+ * its own environment. ERR_FD, FILTER_FD and GO_FD are decimal fd numbers or "-" for none. It
+ * makes itself not dumpable first. FILTER_FD holds a compiled seccomp program (struct
+ * sock_filter[], in a sealed memfd), which it reads and closes next. With GO_FD it then waits for
+ * one line on it, {"t":"go"} or {"t":"go",...} (libs/sync: an OCI container's start), and closes
+ * it; a signal that would end a process ends it meanwhile, with 128 + the signal's number (as
+ * PID 1 it would otherwise ignore it). It loads the filter with SECCOMP_FLAGS right before the
+ * exec: from then on it makes no system call but execve. When the exec fails it writes
+ * {ENTER_STEP_EXEC, errno} (two ints) on ERR_FD, or else a line on stderr, and exits 127
+ * (ENOENT) or 126.
  */
 #ifndef CORERUN_EXE_H
 #define CORERUN_EXE_H

@@ -58,6 +58,7 @@ export const linuxSyscall: Syscall = {
     const exec = nativeFn("int corerun_exec_stub(const char *file, const char **argv, const char **envp, int err_fd, const void *filter, int filter_len, unsigned int seccomp_flags, int go_fd)");
     const rc = exec(path, [...argv, null], [...envp, null], -1, seccomp?.program ?? null, seccomp ? instructions(seccomp.program, "seccomp") : 0, seccomp?.flags ?? 0, goFd ?? -1);
     if (rc === -2) throw new SyscallError({ syscall: "memfd_create", errno: lastErrno(), path: "corerun-exe" });
+    if (rc === -3) throw new SyscallError({ syscall: "seccomp", errno: lastErrno() });
     check(rc, "execve", path);
     throw new Error("execve returned without an error");
   },
