@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
-import { parseSpecText, planCapabilities, type CapabilityPlan, type Spec } from "@corerun/oci";
+import { hookArgv, parseSpecText, planCapabilities, type CapabilityPlan, type Spec } from "@corerun/oci";
 import { maskPaths, readonlyPaths } from "@corerun/rootfs";
 import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, runContainerProgram, takeTerminal, type Syscall, type WaitResult } from "@corerun/syscall";
 import { setGroups } from "./steps.ts";
@@ -135,7 +135,7 @@ export function runStartContainerHooks(sys: Syscall, spec: Spec, state: unknown)
     let r: WaitResult;
     try {
       // Through corerun-exe: the hook's path is the container's (CVE-2019-5736; see execStub).
-      r = runContainerProgram(sys, h.path, h.args ?? [h.path], h.env ?? [], JSON.stringify(state ?? {}), h.timeout ? h.timeout * 1000 : undefined);
+      r = runContainerProgram(sys, h.path, hookArgv(h), h.env ?? [], JSON.stringify(state ?? {}), h.timeout ? h.timeout * 1000 : undefined);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ETIMEDOUT") throw new Error(`hooks.startContainer[${i}] ${h.path} was killed (SIGKILL; timeout ${h.timeout} s)`);
       throw err;

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { closeSync, writeSync } from "node:fs";
 import { once } from "node:events";
 import { exitCodeOf, waitChild } from "@corerun/cli";
-import { hookEnv, type Hook } from "@corerun/oci";
+import { hookArgv, hookEnv, type Hook } from "@corerun/oci";
 import { inPidNamespace, linuxSyscall as sys } from "@corerun/syscall";
 
 export class HookFailed extends Error {
@@ -22,7 +22,7 @@ function describe(name: string, i: number, h: Hook): string {
 
 /** Runs one hook in corerun's own namespaces. */
 async function runHere(name: string, i: number, h: Hook, state: unknown): Promise<void> {
-  const [argv0, ...rest] = h.args ?? [h.path];
+  const [argv0, ...rest] = hookArgv(h);
   const child = spawn(h.path, rest, { argv0: argv0 ?? h.path, env: hookEnv(h), stdio: ["pipe", "inherit", "pipe"] });
   let said = "";
   child.stderr.on("data", (d: Buffer) => (said += d.toString()));
@@ -45,7 +45,7 @@ async function runInside(name: string, i: number, h: Hook, state: unknown, join:
   const input = sys.pipe();
   let pid: number;
   try {
-    const clone = () => sys.cloneExec(0, h.path, h.args ?? [h.path], h.env ?? [], { join: { fd: join.pidfd, flags: join.flags }, stdinFd: input[0] });
+    const clone = () => sys.cloneExec(0, h.path, hookArgv(h), h.env ?? [], { join: { fd: join.pidfd, flags: join.flags }, stdinFd: input[0] });
     pid = join.pid ? inPidNamespace(sys, join.pidfd, clone) : clone();
   } finally {
     closeSync(input[0]);

@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- configs are built and changed as plain JSON */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { parseSpec, planCapabilities, planCgroupPath, planLimits, planMount, planNamespaces, MOUNT_FLAGS as MS } from "./index.ts";
+import { hookArgv, parseSpec, planCapabilities, planCgroupPath, planLimits, planMount, planNamespaces, MOUNT_FLAGS as MS } from "./index.ts";
 
 const base = () => ({
   ociVersion: "1.2.0",
@@ -33,6 +33,14 @@ describe("parseSpec", () => {
       assert.throws(() => parseSpec(c, "config.json"), message);
     });
   }
+});
+
+describe("hookArgv", () => {
+  test("a hook's args, or its path alone when args is missing or empty (runc's {path})", () => {
+    assert.deepEqual(hookArgv({ path: "/bin/hook", args: ["hook", "-v"] }), ["hook", "-v"]);
+    assert.deepEqual(hookArgv({ path: "/bin/hook", args: [] }), ["/bin/hook"]);
+    assert.deepEqual(hookArgv({ path: "/bin/hook" }), ["/bin/hook"]);
+  });
 });
 
 describe("planMount", () => {

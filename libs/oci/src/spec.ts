@@ -156,6 +156,11 @@ export function hookEnv(h: Hook): Record<string, string> {
   return Object.fromEntries((h.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
 }
 
+/** A hook's argv: its args, or its path alone when it has none (as runc runs `"args": []`). */
+export function hookArgv(h: Hook): string[] {
+  return h.args?.length ? h.args : [h.path];
+}
+
 /** A config.json that is missing, is not JSON or does not match: one line naming the field. */
 export class SpecError extends Error {
   override name = "SpecError";
