@@ -54,6 +54,10 @@ describe("exitCodeForError", () => {
     assert.equal(exitCodeForError(new SyscallError({ syscall: "execve", errno: constants.errno.ENOEXEC })), 126);
   });
 
+  test("an errno that libuv's table lacks is still named: ENOEXEC, with its hint", () => {
+    assert.match(new SyscallError({ syscall: "execve", errno: constants.errno.ENOEXEC, path: "/x.sh" }).message, /^execve \/x\.sh: ENOEXEC \(exec format error\); the file is not a valid executable/);
+  });
+
   test("a SyscallError from another syscall is a runtime error", () => {
     assert.equal(exitCodeForError(new SyscallError({ syscall: "mount", errno: constants.errno.ENOENT })), 125);
   });

@@ -20,8 +20,11 @@ const HINTS: Record<string, string> = {
   "memfd_create:EACCES": "vm.memfd_noexec is 2, which forbids the executable memfd container programs are exec'd from (see Security in the README); set it to 1: sysctl vm.memfd_noexec=1",
 };
 
+/** Linux errnos that libuv's map (Node's) leaves out. */
+const MORE_ERRNOS: Record<number, [string, string]> = { 8: ["ENOEXEC", "exec format error"], 10: ["ECHILD", "no child processes"] };
+
 function errnoName(errno: number): { code: string; text: string } {
-  const entry = getSystemErrorMap().get(-errno);
+  const entry = getSystemErrorMap().get(-errno) ?? MORE_ERRNOS[errno];
   return entry ? { code: entry[0], text: entry[1] } : { code: `E${errno}`, text: `errno ${errno}` };
 }
 
