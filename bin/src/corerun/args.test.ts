@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { COMMON_ARGS, CommandError, splitArgv, UsageError } from "@corerun/cli";
-import { parseRunConfig, runArgs } from "./args.ts";
+import { mayBeOnVolume, parseRunConfig, runArgs } from "./args.ts";
 import { cloneJoin } from "@corerun/cgroup";
 
 let base: string;
@@ -39,6 +39,18 @@ function usageError(argv: string[], message: RegExp): void {
     return true;
   });
 }
+
+describe("mayBeOnVolume", () => {
+  test("a command on a volume, by path or through PATH, is left to corerun-exec to find", () => {
+    const vols = [{ target: "/tools" }, { target: "/data/" }];
+    assert.equal(mayBeOnVolume("/tools/prog", "/bin", vols), true);
+    assert.equal(mayBeOnVolume("/data/x/prog", "/bin", vols), true);
+    assert.equal(mayBeOnVolume("/toolsx/prog", "/bin", vols), false);
+    assert.equal(mayBeOnVolume("prog", "/usr/bin:/tools/bin", vols), true);
+    assert.equal(mayBeOnVolume("prog", "/usr/bin:/bin", vols), false);
+    assert.equal(mayBeOnVolume("/bin/sh", "/bin", []), false);
+  });
+});
 
 describe("parseRunConfig", () => {
   test("a plain run gets the defaults", () => {

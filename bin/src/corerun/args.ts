@@ -221,6 +221,12 @@ function pinnedImage(root: string, env: NodeJS.ProcessEnv): { id: string; ref: s
 }
 
 /** Every check that can be made before anything is created. */
+/** A command whose path, or one of whose PATH candidates, lies on a volume (-v ...:TARGET). */
+export function mayBeOnVolume(command: string, pathEnv: string, volumes: readonly { target: string }[]): boolean {
+  const under = (p: string) => volumes.some((v) => p === v.target || p.startsWith(`${v.target.replace(/\/+$/, "")}/`));
+  return command.includes("/") ? under(command.startsWith("/") ? command : `/${command}`) : pathEnv.split(":").some((d) => d !== "" && under(d));
+}
+
 export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env, uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0): RunConfig {
   const isRootless = uid !== 0;
   const userns = isRootless ? rootless(ctx, uid, gid) : parseUserns(ctx);
@@ -258,8 +264,9 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (idmapped && !userns) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap maps through a user namespace; add --userns auto or --uidmap, or drop idmap`);
   capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []);
   const path = vars.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
-  // An image's command is looked up by corerun-exec in the merged tree (127 when missing).
-  if (!img) findCommand(rootfs, command[0]!, path);
+  // An image's command is looked up by corerun-exec in the merged tree (127 when missing), as is
+  // one that may live on a volume, which the rootfs does not show.
+  if (!img && !mayBeOnVolume(command[0]!, path, volumes)) findCommand(rootfs, command[0]!, path);
   // --init: corerun-init as PID 1, bind-mounted read-only where Docker puts docker-init.
   const init = ctx.flags.init ? withInit(command, volumes) : undefined;
   // Last: a profile is compiled into the state root's cache once everything else is known good.
