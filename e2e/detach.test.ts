@@ -6,7 +6,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createServer } from "node:net";
@@ -270,6 +271,27 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
       server.close();
     }
     await assertHostClean(scope(), [], "after a failed start");
+  });
+
+  test("a start that fails after go (a working directory that is a file, a user the image lacks, a file the kernel cannot exec) returns that failure, not an id, and leaves nothing", async () => {
+    const vol = mkdtempSync(join(tmpdir(), "corerun-detach-"));
+    try {
+      writeFileSync(join(vol, "not-a-program"), "echo no #! line\n", { mode: 0o755 });
+      const cases: [string[], string, number, RegExp][] = [
+        [["-w", "/etc/passwd"], "true", 125, /^corerun-exec: working directory \/etc\/passwd: \/etc\/passwd is not a directory \(ENOTDIR\)/m],
+        [["-u", "corerun-no-such-user"], "true", 125, /^corerun-exec: --user corerun-no-such-user: no user/m],
+        [["-v", `${vol}:/v:ro`, "--entrypoint", "/v/not-a-program"], "", 126, /^corerun: execve \/v\/not-a-program: ENOEXEC/m],
+      ];
+      for (const [args, script, code, said] of cases) {
+        const r = runDetached(["--network", "none", ...args], script);
+        assert.equal(r.code, code, `${args.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, said);
+        assert.equal(r.stdout, "", "no id is printed");
+      }
+    } finally {
+      rmSync(vol, { recursive: true, force: true });
+    }
+    await assertHostClean(scope(), [], "after starts that failed after go");
   });
 
   test("a monitor killed with SIGKILL: ps shows monitor-lost, cleanup removes the container and all it had", async () => {

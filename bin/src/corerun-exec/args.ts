@@ -2,7 +2,7 @@ import { readFileSync, readlinkSync } from "node:fs";
 import { fdCount, UsageError, type ToolContext } from "@corerun/cli";
 import { containerEnv as sharedEnv } from "@corerun/rootfs";
 import { capabilitySet, checkHostname, checkWorkdir, nsPids, parseEnvVars } from "@corerun/state";
-import { SECCOMP_FILTER_FLAGS } from "@corerun/syscall";
+import { FD_CLOEXEC, linuxSyscall as sys, SECCOMP_FILTER_FLAGS } from "@corerun/syscall";
 import type { ArgsDef } from "citty";
 
 export const args = {
@@ -27,6 +27,7 @@ export const args = {
   "seccomp-flag": { type: "string", valueHint: "FLAG", description: "a seccomp(2) filter flag: SECCOMP_FILTER_FLAG_TSYNC, _LOG or _SPEC_ALLOW (repeatable)" },
   "no-new-privs": { type: "boolean", description: "set no_new_privs: setuid and file capabilities grant nothing to the command" },
   unmasked: { type: "boolean", description: "with --mount-proc: no masked or read-only paths in /proc (Docker's --privileged)" },
+  "report-fd": { type: "string", valueHint: "FD", description: "an inherited pipe's write end: a failure after go is written on it as {\"t\":\"error\",...}, a failed exec as corerun-exe's {step, errno}; it closes as the command is exec'd" },
 } as const satisfies ArgsDef;
 
 export interface ExecOptions {
@@ -56,6 +57,8 @@ export interface ExecOptions {
   preserveFds: number;
   /** Of those, the socket-activation ones (LISTEN_FDS). */
   listenFds: number;
+  /** --report-fd: where a failure after go, or of the exec, is written for corerun run -d. */
+  reportFd: number | undefined;
 }
 
 /** An inherited fd that must be open on a cgroup.procs file: writing elsewhere would be harmful. */
@@ -135,7 +138,21 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     keyring: ctx.values.keyring?.at(-1),
     preserveFds: fdCount(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds"),
     listenFds: fdCount(ctx.values["listen-fds"]?.at(-1), "--listen-fds"),
+    reportFd: reportFd(ctx.values["report-fd"]?.at(-1)),
   };
+}
+
+/** --report-fd: an inherited fd, made close-on-exec here (corerun-exe's exec passes it on, to its own exec only). */
+function reportFd(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const fd = /^\d+$/.test(value) ? Number(value) : NaN;
+  try {
+    if (!(fd > 2)) throw new Error("not a number above 2");
+    sys.setFdFlags(fd, FD_CLOEXEC);
+  } catch {
+    throw new UsageError(`--report-fd ${value}: not an inherited fd above 2 (pass a pipe's write end, e.g. 3>&1 with --report-fd 3)`);
+  }
+  return fd;
 }
 
 /** The container's environment (see @corerun/rootfs containerEnv). */

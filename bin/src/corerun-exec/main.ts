@@ -1,3 +1,4 @@
+import { writeSync } from "node:fs";
 import { linuxSyscall as sys, loadNative, PR_SET_DUMPABLE, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { defineTool, errorLine, exitCodeForError, faultPoint, flushTrace, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
@@ -30,6 +31,7 @@ export const tool = defineTool({
   ],
   run(ctx) {
     let sync: ExecSide | undefined;
+    let report: number | undefined;
     // Not dumpable until the exec, which makes the program dumpable again: this process's
     // /proc/PID/exe (the host's Node), root (the host's until the root moves) and fds are then
     // out of reach of other processes of its uid without CAP_SYS_PTRACE, such as those of a
@@ -43,6 +45,7 @@ export const tool = defineTool({
       if (syncDir) sync = span("open sync fifos", { dir: syncDir }, () => new ExecSide(syncDir));
       faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
+      report = opts.reportFd;
       // The native helper holds the stub the program is exec'd from (execCommand): loaded while
       // its file is in reach, before the root moves.
       loadNative();
@@ -169,10 +172,20 @@ export const tool = defineTool({
       // Before "ready", the error goes to the reader as data so that it is reported once. After
       // it (lo, the hostname, the steps after go) this process reports it and exits, and corerun
       // sees it end before or as it says go.
+      // corerun run -d reads it once go is taken: the start failed, and why.
+      if (report !== undefined) writeReport(report, { t: "error", message: errorLine(err), exitCode: exitCodeForError(err) });
       if (sync?.fail(errorLine(err), exitCodeForError(err))) process.exit(exitCodeForError(err));
       throw err;
     }
   },
 });
+
+function writeReport(fd: number, msg: object): void {
+  try {
+    writeSync(fd, `${JSON.stringify(msg)}\n`);
+  } catch {
+    // its reader is gone: the error still goes to stderr
+  }
+}
 
 void runTool(tool);

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, statSync } from "node:fs";
 import { joinCgroupFds } from "@corerun/cgroup";
 import {
   isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, O_NONBLOCK, O_PATH, S_IFDIR, S_IFMT, uname, type Syscall,
@@ -80,8 +80,37 @@ export function setHostname(sys: Syscall, name: string | undefined): string {
 }
 
 export function enterWorkdir(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  process.chdir(dir);
+  try {
+    mkdirSync(dir, { recursive: true });
+    process.chdir(dir);
+  } catch (err) {
+    throw new Error(`working directory ${dir}: ${workdirRefusal(dir, err as NodeJS.ErrnoException)}; give -w a directory the container has, or one it can create`);
+  }
+}
+
+/**
+ * Why a working directory could not be made or entered, in the kernel's words: a recursive mkdir
+ * reports ENOENT for a parent it could not make (on a read-only root, EROFS), and EEXIST for a
+ * file in the way; the first component that is missing or no directory names the real cause.
+ */
+function workdirRefusal(dir: string, err: NodeJS.ErrnoException): string {
+  const parts = dir.split("/").filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const path = `/${parts.slice(0, i).join("/")}`;
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      try {
+        mkdirSync(path);
+      } catch (e) {
+        return `cannot create ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`;
+      }
+      continue;
+    }
+    if (!st.isDirectory()) return `${path} is not a directory (ENOTDIR)`;
+  }
+  return `${err.syscall ?? "chdir"}: ${err.code ?? err.message}`;
 }
 
 /**
@@ -171,7 +200,7 @@ export function lastCapability(): number {
 }
 
 /** goFd: the stub waits for go there (an OCI container's start) before its exec. */
-export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "noNewPrivs" | "seccomp">, env: string[], goFd?: number): never {
+export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "noNewPrivs" | "seccomp"> & Partial<Pick<ExecOptions, "reportFd">>, env: string[], goFd?: number): never {
   const path = env.find((e) => e.startsWith("PATH="))?.slice(5);
   const file = findCommand("/", opts.command[0]!, path);
   // Nothing of this process runs after the exec; a seccomp filter may refuse the write after lockDown.
@@ -187,7 +216,7 @@ export function execCommand(sys: Syscall, opts: Pick<ExecOptions, "command" | "n
   }
   sys.resetSignals();
   if (opts.noNewPrivs) sys.prctl(PR_SET_NO_NEW_PRIVS, 1);
-  return sys.execStub(file, opts.command, env, opts.seccomp, goFd);
+  return sys.execStub(file, opts.command, env, opts.seccomp, goFd, opts.reportFd);
 }
 
 /**

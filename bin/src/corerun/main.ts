@@ -1,3 +1,4 @@
+import { closeSync } from "node:fs";
 import { dirname } from "node:path";
 import {
   defineTool, errorLine, exitCodeForError, exitCodeOf, faultPoint, printJson, runTool, saveCodeCache, signalNumber, span, UsageError, waitChild, writeErr, writeOut,
@@ -24,7 +25,7 @@ import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
 import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
 import { buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, start, startBuilders, startFirstProcess, teardown, type Container } from "./steps.ts";
-import { recordInit, signalChild, stopTools, ToolFailed, toolsExited, type Tools } from "./tools.ts";
+import { execReport, recordInit, signalChild, stopTools, ToolFailed, toolsExited, type Tools } from "./tools.ts";
 
 async function run(ctx: ToolContext): Promise<number> {
   // A container started again (a restart, corerun start) reads its command line in the directory
@@ -65,6 +66,7 @@ async function run(ctx: ToolContext): Promise<number> {
   let ended: Promise<ProcessEnd> | undefined;
   // Set once the command runs: the start was whole, and its code is worth a run cache.
   let started = false;
+  let report: [number, number] | undefined;
   try {
     // corerun-mount (and corerun-net) start loading now, and get their command lines once the
     // first process exists: their Node start runs alongside corerun's steps up to the clone,
@@ -82,7 +84,15 @@ async function run(ctx: ToolContext): Promise<number> {
       detached?.created(c);
       ctx.log.info(`container ${c.id}: state ${c.path}`);
       cg = cfg.rootless ? undefined : span("create cgroup", { id: c.id, limits: cfg.limits }, () => createCgroup(cfg, c!));
-      pid = span("start first process", { exec: "corerun-exec" }, () => (detached ? detached.withOutput(() => startFirstProcess(cfg, c!)) : startFirstProcess(cfg, c!)));
+      // A detached start answers for its container only once the command runs: corerun-exec
+      // reports a failure after go, and corerun-exe a failed exec, on this pipe, which closes
+      // (without a word) as the command is exec'd.
+      if (detached) report = sys.pipe();
+      try {
+        pid = span("start first process", { exec: "corerun-exec" }, () => (detached ? detached.withOutput(() => startFirstProcess(cfg, c!, report![1])) : startFirstProcess(cfg, c!)));
+      } finally {
+        if (report) closeSync(report[1]);
+      }
       faultPoint("corerun:cloned");
       span("record first process", { pid }, () => recordInit(c!, pid!));
       ctx.log.info(`container ${c.id}: first process ${pid}`);
@@ -108,6 +118,11 @@ async function run(ctx: ToolContext): Promise<number> {
     if (detached) {
       // The first process dies with this start until it has taken go: not a moment sooner may it exit.
       await goTaken(c!.dir);
+      const failed = report && execReport(report[0], cfg.command[0]!);
+      if (failed) {
+        writeErr(`${failed.message}\n`);
+        return failed.exitCode;
+      }
       if (term) detached.terminal(term);
       detached.started(pid!, c!);
       c = undefined;
@@ -128,6 +143,7 @@ async function run(ctx: ToolContext): Promise<number> {
     if (err instanceof ToolFailed) return err.exitCode;
     throw err;
   } finally {
+    if (report) closeSync(report[0]);
     await stopTools(tools);
     // A join still under way would race the teardown's removal of the cgroups (after go the
     // wait returns at once); its failure was not the cause of this end.

@@ -209,10 +209,10 @@ export function nsArgs(cfg: RunConfig): string[] {
 }
 
 /** corerun-exec's command line: the last step, then the user's command. */
-export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" | "cgroupDirs" | "cgroupFds">): string[] {
+export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" | "cgroupDirs" | "cgroupFds">, reportFd?: number): string[] {
   const cgroups = c.cgroupFds ? c.cgroupFds.flatMap((fd) => ["--cgroup-fd", String(fd)]) : c.cgroupDirs.flatMap((d) => ["--cgroup", d]);
   return [
-    "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns", "--mount-cgroup",
+    "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns", "--mount-cgroup", ...(reportFd === undefined ? [] : ["--report-fd", String(reportFd)]),
     ...(cfg.network.mode === "none" ? ["--lo-up"] : []),
     ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]), ...securityExecArgs(cfg.security),
     ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, ...(cfg.user === undefined ? [] : ["--user", cfg.user]), "--", ...cfg.command,
@@ -284,7 +284,7 @@ export async function buildTree(cfg: RunConfig, c: Container, pid: number, mount
  * start, and the container is corerun's own child. `corerun --print-script` shows the same step
  * as a corerun-ns command. corerun-exec then waits for "go" on the sync FIFO.
  */
-export function startFirstProcess(cfg: RunConfig, c: Container): number {
+export function startFirstProcess(cfg: RunConfig, c: Container, reportFd?: number): number {
   const node = process.execPath;
   // Rootless, corerun-exec runs as the user who can read the checkout already.
   const exec = c.userns && !cfg.rootless ? execRuntime(cfg.root) : toolScript("corerun-exec");
@@ -294,9 +294,9 @@ export function startFirstProcess(cfg: RunConfig, c: Container): number {
   // The cgroups take the first process as it is cloned, from here, unless a limit could stop its
   // Node's load (createCgroup left no limitsBeforeGo); then it joins itself right before the exec.
   const early = c.cgroupFds.length > 0 && c.limitsBeforeGo !== undefined;
-  const inherited = early ? [] : c.cgroupFds;
+  const inherited = [...(early ? [] : c.cgroupFds), ...(reportFd === undefined ? [] : [reportFd])];
   try {
-    const argv = [...nodeArgv(exec), ...execArgs(cfg, { ...c, cgroupFds: inherited })];
+    const argv = [...nodeArgv(exec), ...execArgs(cfg, { ...c, cgroupFds: early ? [] : c.cgroupFds }, reportFd)];
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
     const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };

@@ -5,10 +5,11 @@
  * (oci-create.ts), which the engine's bundle runs without the network and image code steps.ts
  * reaches.
  */
-import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, read, renameSync, rmSync, statSync, write } from "node:fs";
+import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, read, readSync, renameSync, rmSync, statSync, write } from "node:fs";
 import { dirname, join } from "node:path";
-import { envp, FD_CLOEXEC, koffiModulesDir, linuxSyscall as sys } from "@corerun/syscall";
-import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, faultPoint, LAUNCH_FLAGS, PARENT_PID_ENV, span, waitChild, type ProcessEnd } from "@corerun/cli";
+import { envp, FD_CLOEXEC, koffiModulesDir, linuxSyscall as sys, stepError } from "@corerun/syscall";
+import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, errorLine, exitCodeForError, faultPoint, LAUNCH_FLAGS, PARENT_PID_ENV, span, waitChild, type ProcessEnd } from "@corerun/cli";
+import { decode } from "@corerun/sync";
 import { hostIdOf, procStartTime, updateState, type IdRange, type State } from "@corerun/state";
 
 /** The bundled tools sit next to corerun's own bundle. */
@@ -90,6 +91,28 @@ export function withInheritedFds<T>(fds: readonly number[], fn: () => T): T {
   }
 }
 
+
+/**
+ * What the first process said on its report pipe (corerun-exec --report-fd) by the time the
+ * pipe closed: nothing when the command was exec'd; else the step that failed after go, as
+ * corerun-exec's {"t":"error",...} line or corerun-exe's {step, errno}, with the status the
+ * process ends with. Read to the end: the command's exec closes the pipe.
+ */
+export function execReport(fd: number, file: string): { message: string; exitCode: number } | undefined {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(4096);
+  for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) chunks.push(Buffer.from(buf.subarray(0, n)));
+  const data = Buffer.concat(chunks);
+  if (data.length === 0) return undefined;
+  if (data[0] === 0x7b) {
+    const msg = decode(data.toString("utf8").split("\n")[0]!);
+    if (msg.t === "error") return { message: `corerun-exec: ${msg.message}`, exitCode: msg.exitCode };
+  } else if (data.length >= 8) {
+    const err = stepError(data, file);
+    return { message: `corerun: ${errorLine(err)}`, exitCode: exitCodeForError(err) };
+  }
+  return { message: `corerun: the container's first process reported a failure it could not name (${data.length} bytes)`, exitCode: 125 };
+}
 
 /** A tool failed and has already said why on stderr; corerun exits with its status. */
 export class ToolFailed extends Error {

@@ -5,7 +5,7 @@ export { linuxSyscall } from "./linux.ts";
 export { recordingSyscall, instrumentSyscalls, type RecordedCall } from "./recording.ts";
 export { NAMESPACES, namespaceFlags, inNetworkNamespace, inNamespaces, canJoinByPath, type NamespaceName } from "./namespaces.ts";
 export * from "./netlink.ts";
-export { startInNamespaces, enterContainer, inPidNamespace, envp, DEFAULT_PATH, findProgram, pathCandidates, runProgram, runContainerProgram, type StartOptions, type EnterOptions, type IdMapText, type ProgramResult } from "./spawn.ts";
+export { startInNamespaces, enterContainer, inPidNamespace, envp, DEFAULT_PATH, findProgram, pathCandidates, runProgram, runContainerProgram, stepError, type StartOptions, type EnterOptions, type IdMapText, type ProgramResult } from "./spawn.ts";
 export { ffiLoaded, koffiModulesDir, loadNative } from "./_libc.ts";
 export { writeInBackground } from "./background.ts";
 export { kernelRandom } from "./random.ts";

@@ -54,9 +54,9 @@ export const linuxSyscall: Syscall = {
   sethostname(name) {
     check(fn("int sethostname(const char *name, size_t len)")(name, Buffer.byteLength(name)), "sethostname", name);
   },
-  execStub(path, argv, envp, seccomp, goFd) {
+  execStub(path, argv, envp, seccomp, goFd, errFd) {
     const exec = nativeFn("int corerun_exec_stub(const char *file, const char **argv, const char **envp, int err_fd, const void *filter, int filter_len, unsigned int seccomp_flags, int go_fd)");
-    const rc = exec(path, [...argv, null], [...envp, null], -1, seccomp?.program ?? null, seccomp ? instructions(seccomp.program, "seccomp") : 0, seccomp?.flags ?? 0, goFd ?? -1);
+    const rc = exec(path, [...argv, null], [...envp, null], errFd ?? -1, seccomp?.program ?? null, seccomp ? instructions(seccomp.program, "seccomp") : 0, seccomp?.flags ?? 0, goFd ?? -1);
     if (rc === -2) throw new SyscallError({ syscall: "memfd_create", errno: lastErrno(), path: "corerun-exe" });
     if (rc === -3) throw new SyscallError({ syscall: "seccomp", errno: lastErrno() });
     check(rc, "execve", path);

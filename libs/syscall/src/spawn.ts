@@ -229,6 +229,12 @@ export function runContainerProgram(sys: Syscall, path: string, argv: readonly s
 /** native/exe.h's enter_step, by number. */
 const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve", "memfd_create"];
 
+/** A failed step as the native entry and corerun-exe write it on their error fd: {step, errno}, two ints. */
+export function stepError(msg: Buffer, file: string): SyscallError {
+  const syscall = ENTER_STEPS[msg.readInt32LE(0)] ?? "enter";
+  return new SyscallError({ syscall, errno: msg.readInt32LE(4), path: syscall === "memfd_create" ? "corerun-exe" : file });
+}
+
 export interface EnterOptions extends Omit<EnterExecArgs, "sync" | "errFd" | "nsFlags" | "pidfd" | "pidNamespace"> {
   /** A pidfd of the container's first process; its namespaces are joined. */
   pidfd: number;
@@ -274,11 +280,7 @@ export function enterContainer(sys: Syscall, o: EnterOptions): number {
       got += n;
       if (got === 8) break;
     }
-    if (got === 8) {
-      const step = msg.readInt32LE(0);
-      const syscall = ENTER_STEPS[step] ?? "enter";
-      throw new SyscallError({ syscall, errno: msg.readInt32LE(4), path: syscall === "memfd_create" ? "corerun-exe" : o.argv[0] });
-    }
+    if (got === 8) throw stepError(msg, o.argv[0]!);
   } finally {
     closeSync(err[0]);
   }

@@ -25,9 +25,10 @@ export interface Syscall {
    * exec into the stub (the kernel then wants CAP_SYS_ADMIN, which this process may hold and
    * the stub not). With goFd, the stub first waits for {"t":"go"} on it (libs/sync), so that
    * this process's teardown is over before start. A failed exec is reported by the stub on
-   * stderr, exit status 127 (ENOENT) or 126.
+   * stderr, or with errFd as {step, errno} (two ints) on it, exit status 127 (ENOENT) or 126;
+   * errFd is close-on-exec at the program's exec.
    */
-  execStub(path: string, argv: readonly string[], envp: readonly string[], seccomp?: { program: Uint8Array; flags: number }, goFd?: number): never;
+  execStub(path: string, argv: readonly string[], envp: readonly string[], seccomp?: { program: Uint8Array; flags: number }, goFd?: number, errFd?: number): never;
   getFdFlags(fd: number): number;
   setFdFlags(fd: number, flags: number): void;
   getFileFlags(fd: number): number;
