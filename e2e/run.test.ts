@@ -200,6 +200,17 @@ describe("corerun run", { skip: !isRoot && "needs root" }, () => {
     assert.ok(!lines.some((l) => l.startsWith("CORERUN_")), "corerun's own variables leaked");
   });
 
+  test("-e KEY alone passes corerun's value, and leaves KEY unset when corerun has none (Docker's rule)", () => {
+    process.env.E2E_FROM_HOST = "passed";
+    delete process.env.E2E_NOT_ON_HOST;
+    try {
+      const r = container(["-e", "E2E_FROM_HOST", "-e", "E2E_NOT_ON_HOST", "/bin/sh", "-c", 'echo "$E2E_FROM_HOST ${E2E_NOT_ON_HOST-unset}"']);
+      assert.equal(r.stdout, "passed unset\n", r.stderr);
+    } finally {
+      delete process.env.E2E_FROM_HOST;
+    }
+  });
+
   test("a container's own --help is not corerun's", () => {
     const r = container(["/bin/ls", "--help"]);
     assert.match(r.stdout + r.stderr, /Usage: ls/);

@@ -7,7 +7,7 @@ import type { ArgsDef } from "citty";
 
 export const args = {
   hostname: { type: "string", valueHint: "NAME", description: "set the hostname (needs a UTS namespace)" },
-  env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone takes corerun-exec's own value" },
+  env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone takes corerun-exec's own value (none when it has none)" },
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container, created if missing (default /)" },
   "mount-proc": { type: "boolean", description: "mount a new /proc and apply Docker's /proc masks (needs its own PID and mount namespaces)" },
   cgroup: { type: "string", valueHint: "DIR", description: "join the cgroup DIR right before the exec (repeatable: one per hierarchy); opened at start, so it works after pivot_root" },

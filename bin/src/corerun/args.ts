@@ -25,7 +25,7 @@ export const runArgs = {
   port: { type: "string", alias: ["P", "publish"], valueHint: "[[IP:]HOST:]CTR[/tcp|udp]", description: "publish a container port on the host (repeatable); without HOST, on a free host port (see corerun ps)" },
   "publish-all": { type: "boolean", description: "publish every port of the image's ExposedPorts on a free host port (docker run -P)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name: unique among running containers, resolvable by its network's peers" },
-  env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone passes corerun's own value" },
+  env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone passes corerun's own value (none when corerun has none)" },
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container (default /)" },
   root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" },
   "cap-add": { type: "string", valueHint: "CAP", description: "give the container a capability beyond Docker's default set (repeatable; ALL for every one)" },

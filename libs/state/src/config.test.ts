@@ -36,8 +36,8 @@ describe("parseEnvVars", () => {
     assert.deepEqual(parseEnvVars(["A=1", "B=x=y", "C=", "_D=2"], {}), ["A=1", "B=x=y", "C=", "_D=2"]);
   });
 
-  test("a bare KEY takes the host's value, or empty when unset", () => {
-    assert.deepEqual(parseEnvVars(["HOME", "NOPE"], { HOME: "/root" }), ["HOME=/root", "NOPE="]);
+  test("a bare KEY takes the host's value, and is left out when the host has none (Docker's rule)", () => {
+    assert.deepEqual(parseEnvVars(["HOME", "NOPE", "EMPTY"], { HOME: "/root", EMPTY: "" }), ["HOME=/root", "EMPTY="]);
   });
 
   test("keeps order and repeats", () => {

@@ -14,13 +14,18 @@ export function checkHostname(name: string | undefined): string | undefined {
   return name;
 }
 
-/** -e values as KEY=VALUE; a bare KEY takes its value from `hostEnv`, as Docker does. */
+/**
+ * -e values as KEY=VALUE; a bare KEY takes its value from `hostEnv`, and is left out when that
+ * has none, as Docker does.
+ */
 export function parseEnvVars(values: readonly string[], hostEnv: NodeJS.ProcessEnv = process.env): string[] {
-  return values.map((e) => {
+  return values.flatMap((e) => {
     const eq = e.indexOf("=");
     const key = eq < 0 ? e : e.slice(0, eq);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`-e "${e}": "${key}" is not a valid variable name`);
-    return eq < 0 ? `${key}=${hostEnv[key] ?? ""}` : e;
+    if (eq >= 0) return [e];
+    const value = hostEnv[key];
+    return value === undefined ? [] : [`${key}=${value}`];
   });
 }
 
