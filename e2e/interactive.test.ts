@@ -132,6 +132,9 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
       assert.equal(missing.code, 127);
       assert.match(missing.stderr, /^corerun: execve nosuch: ENOENT/);
       assert.equal(missing.stderr.split("\n").length, 2, "one line");
+      const noDir = corerun(["exec", "-w", "/nonexistent", "ex-gone", "pwd"]);
+      assert.equal(noDir.code, 125);
+      assert.match(noDir.stderr, /^corerun: chdir \/nonexistent: ENOENT/, "the directory is named, not the command");
     } finally {
       await c.stop();
     }

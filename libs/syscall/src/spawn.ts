@@ -229,10 +229,14 @@ export function runContainerProgram(sys: Syscall, path: string, argv: readonly s
 /** native/exe.h's enter_step, by number. */
 const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve", "memfd_create"];
 
-/** A failed step as the native entry and corerun-exe write it on their error fd: {step, errno}, two ints. */
-export function stepError(msg: Buffer, file: string): SyscallError {
+/**
+ * A failed step as the native entry and corerun-exe write it on their error fd: {step, errno},
+ * two ints; named after the program, or the working directory for chdir.
+ */
+export function stepError(msg: Buffer, file: string, cwd?: string): SyscallError {
   const syscall = ENTER_STEPS[msg.readInt32LE(0)] ?? "enter";
-  return new SyscallError({ syscall, errno: msg.readInt32LE(4), path: syscall === "memfd_create" ? "corerun-exe" : file });
+  const path = syscall === "memfd_create" ? "corerun-exe" : syscall === "chdir" && cwd !== undefined ? cwd : file;
+  return new SyscallError({ syscall, errno: msg.readInt32LE(4), path });
 }
 
 export interface EnterOptions extends Omit<EnterExecArgs, "sync" | "errFd" | "nsFlags" | "pidfd" | "pidNamespace"> {
@@ -280,7 +284,7 @@ export function enterContainer(sys: Syscall, o: EnterOptions): number {
       got += n;
       if (got === 8) break;
     }
-    if (got === 8) throw stepError(msg, o.argv[0]!);
+    if (got === 8) throw stepError(msg, o.argv[0]!, o.cwd);
   } finally {
     closeSync(err[0]);
   }
