@@ -244,6 +244,23 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [], "after rm -f");
   });
 
+  test("stop, kill and rm take each name on its own: one that names no container is refused alone and the others go on", async () => {
+    const ids = [0, 1, 2].map(() => {
+      const r = runDetached(["--network", "none"], "exec sleep 100");
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    });
+    for (const [args, id] of [[["stop", "-t", "0"], ids[0]!], [["kill"], ids[1]!], [["rm", "-f"], ids[2]!]] as const) {
+      const r = corerun([...args, "corerun-no-such", id]);
+      assert.equal(r.code, 125, `${args[0]}: ${r.stderr}`);
+      assert.equal(r.stderr, 'corerun: container "corerun-no-such" does not exist; see corerun ps -a\n');
+    }
+    await until("the stopped and killed ones to be recorded", () => ids.slice(0, 2).every((id) => entry(id)?.statusText.startsWith("exited")));
+    assert.equal(entry(ids[2]!), undefined, "rm -f removed the one it found");
+    assert.equal(corerun(["rm", ids[0]!, ids[1]!]).code, 0);
+    await assertHostClean(scope(), [], "after stop, kill and rm with an unknown name");
+  });
+
   test("--rm: a detached container that exits leaves nothing; its exit code is recorded without --rm", async () => {
     const gone = runDetached(["--rm", "-N", BRIDGE], "exit 0");
     assert.equal(gone.code, 0, gone.stderr);

@@ -125,7 +125,7 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
   test("exec's refusals: an unknown name, a missing command (127), a container that has ended", async () => {
     const unknown = corerun(["exec", "ex-none", "true"]);
     assert.equal(unknown.code, 125);
-    assert.equal(unknown.stderr, 'corerun: container "ex-none" does not exist; see corerun list\n');
+    assert.equal(unknown.stderr, 'corerun: container "ex-none" does not exist; see corerun ps -a\n');
     const c = await background(["--name", "ex-gone", "--network", "none"]);
     try {
       const missing = corerun(["exec", "ex-gone", "nosuch"]);
@@ -410,7 +410,7 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
       assert.deepEqual(objs.map((o) => [o.id, o.name, o.pids]), [[idle.id, "st-idle", 1]]);
       const unknown = corerun(["stats", "--no-stream", "st-none"]);
       assert.equal(unknown.code, 125);
-      assert.equal(unknown.stderr, 'corerun: container "st-none" does not exist; see corerun list\n');
+      assert.equal(unknown.stderr, 'corerun: container "st-none" does not exist; see corerun ps -a\n');
     } finally {
       await busy.stop();
       await idle.stop();

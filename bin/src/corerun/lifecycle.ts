@@ -27,7 +27,7 @@ import {
 } from "@corerun/state";
 import { FD_CLOEXEC, fdSender, isErrno, linuxSyscall as sys } from "@corerun/syscall";
 import type { RunConfig } from "./args.ts";
-import { liveStatus, mustFind, ociPause } from "./oci.ts";
+import { eachNamed, liveStatus, mustFind, ociPause } from "./oci.ts";
 import { rootArg } from "./oci-calls.ts";
 import { teardown, type Container } from "./steps.ts";
 import type { Terminal } from "./tty.ts";
@@ -552,14 +552,11 @@ export const stop = defineTool({
     if (!ctx.tail.length) throw new UsageError("name the containers to stop; see corerun ps");
     const time = ctx.values.time?.at(-1) ?? "10";
     if (!/^\d+$/.test(time)) throw new UsageError(`-t ${time}: give the grace period in whole seconds`);
-    const found = ctx.tail.map((ref) => mustFind(root, ref));
-    for (const [i, s] of found.entries()) {
-      if (s.oci) throw new UsageError(`container ${ctx.tail[i]} is an OCI container: its engine stops it (corerun kill)`);
-    }
-    const now = found.map((s) => stopRestarting(root, s).state);
+    const each = eachNamed(root, ctx.tail, (s, ref) => (s.oci ? `container ${ref} is an OCI container: its engine stops it (corerun kill)` : undefined));
+    const now = each.found.map(({ state }) => stopRestarting(root, state).state);
     await endFirstProcesses(root, now, 15, Number(time) * 1000);
-    for (const ref of ctx.tail) writeOut(`${ref}\n`);
-    return 0;
+    for (const { ref } of each.found) writeOut(`${ref}\n`);
+    return each.report();
   },
 });
 
@@ -575,20 +572,19 @@ export const rm = defineTool({
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to remove; see corerun ps -a");
     const force = ctx.flags.force ?? false;
-    const found = ctx.tail.map((ref) => mustFind(root, ref));
-    for (const [i, s] of found.entries()) {
-      const ref = ctx.tail[i]!;
-      if (s.oci) throw new UsageError(`container ${ref} is an OCI container: its engine deletes it (corerun delete ${s.config.name})`);
-      if (!force && isAlive(s.init)) throw new UsageError(`container ${ref} is ${displayStatus(s)}: stop it first (corerun stop ${ref}) or remove it with rm -f`);
-    }
-    const now = found.map((s) => stopRestarting(root, s).state);
+    const each = eachNamed(root, ctx.tail, (s, ref) => {
+      if (s.oci) return `container ${ref} is an OCI container: its engine deletes it (corerun delete ${s.config.name})`;
+      if (!force && isAlive(s.init)) return `container ${ref} is ${displayStatus(s)}: stop it first (corerun stop ${ref}) or remove it with rm -f`;
+      return undefined;
+    });
+    const now = each.found.map(({ state }) => stopRestarting(root, state).state);
     await endFirstProcesses(root, now, 9, 0);
     for (const [i, s] of now.entries()) {
       const failures = teardown(root, s.id, statePath(root, s.id));
       if (failures.length) throw failures[0]!;
-      writeOut(`${ctx.tail[i]}\n`);
+      writeOut(`${each.found[i]!.ref}\n`);
     }
-    return 0;
+    return each.report();
   },
 });
 

@@ -10,7 +10,7 @@ import { linuxSyscall as sys } from "@corerun/syscall";
 import { goTaken } from "@corerun/sync";
 import { stateRoot } from "@corerun/state";
 import { parseRunConfig, runArgs, startedAgain } from "./args.ts";
-import { findContainer, mustFind, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
+import { eachNamed, findContainer, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
 import { events, exec, featuresTool, isOciRun, ociRun, update, list, pause, printVersion, resume } from "./oci-cli.ts";
 import { del, rootArg, runOci, splitGlobals, state } from "./oci-calls.ts";
 import { create } from "./oci-create.ts";
@@ -192,14 +192,20 @@ const kill = defineTool({
     const runcForm = ctx.tail.length === 2 && ctx.values.signal === undefined && /^(\d+|(SIG)?[A-Z][A-Z0-9+-]*)$/i.test(ctx.tail[1]!) && !findContainer(root, ctx.tail[1]!, true);
     const sig = parseSignal(runcForm ? ctx.tail[1] : (ctx.values.signal?.at(-1) ?? "KILL"));
     const refs = runcForm ? [ctx.tail[0]!] : ctx.tail;
-    const found = refs.map((ref) => mustFind(root, ref));
+    const each = eachNamed(root, refs);
     // A container killed by its user is not started again by its restart policy (Docker's rule).
     // One that was waiting to restart has nothing running to signal: ending its restarting is the
     // kill (as Docker's), and it stays exited with its last run's status.
-    const waited = found.map((s) => stopRestarting(root, s).wasWaiting);
+    const waited = each.found.map(({ state }) => stopRestarting(root, state).wasWaiting);
     // Through a pidfd checked against the recorded start time: never a reused pid.
-    for (const [i, ref] of refs.entries()) if (!waited[i]) ociKill(root, ref, sig, ctx.flags.all ?? false);
-    return 0;
+    for (const [i, { ref }] of each.found.entries()) {
+      try {
+        if (!waited[i]) ociKill(root, ref, sig, ctx.flags.all ?? false);
+      } catch (err) {
+        each.fail(err);
+      }
+    }
+    return each.report();
   },
 });
 

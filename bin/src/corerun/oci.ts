@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
-import { faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
+import { errorLine, EXIT_RUNTIME, faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import { findByRef, findOciContainer, mayBeRef, isAlive, OCI_ID_PATTERN, openRecorded, readStates, setStatus, type State, type Status } from "@corerun/state";
 import { sendGo } from "@corerun/sync";
 import { linuxSyscall as sys } from "@corerun/syscall";
@@ -21,7 +21,7 @@ import { teardown } from "./teardown.ts";
 export const OCI_VERSION = "1.2.0";
 
 /** runc's error wording, which engines match on (containerd's shim, Docker, podman). */
-export const notExist = (id: string) => new UsageError(`container "${id}" does not exist; see corerun list`);
+export const notExist = (id: string) => new UsageError(`container "${id}" does not exist; see corerun ps -a`);
 
 export function checkId(id: string | undefined): string {
   if (id === undefined || id === "") throw new UsageError("container id cannot be empty; give the container's id");
@@ -38,6 +38,33 @@ export function mustFind(root: string, ref: string, exact = false): State {
   const s = findContainer(root, ref, exact);
   if (!s) throw notExist(ref);
   return s;
+}
+
+/**
+ * The containers named, each taken on its own (Docker's rule for stop, kill and rm): a name that
+ * names none, or that `refuse` turns down, is refused alone and the rest go on, as is one whose
+ * step fails (fail). report() then writes each refusal on stderr, one line each, and returns
+ * the exit status: 125 if any.
+ */
+export function eachNamed(root: string, refs: readonly string[], refuse?: (s: State, ref: string) => string | undefined) {
+  const found: { ref: string; state: State }[] = [];
+  const refused: string[] = [];
+  for (const ref of refs) {
+    const state = findContainer(root, ref);
+    const why = state ? refuse?.(state, ref) : notExist(ref).message;
+    if (why !== undefined) refused.push(why);
+    else found.push({ ref, state: state! });
+  }
+  return {
+    found,
+    fail(err: unknown): void {
+      refused.push(errorLine(err));
+    },
+    report(): number {
+      for (const why of refused) writeErr(`corerun: ${why}\n`);
+      return refused.length ? EXIT_RUNTIME : 0;
+    },
+  };
 }
 
 /** The status as the kernel has it: a container whose first process is gone has stopped. */
