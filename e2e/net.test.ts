@@ -146,7 +146,7 @@ function links(): string[] {
   return must("ip", ["-o", "link", "show"]).split("\n").map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1]).filter((x): x is string => !!x);
 }
 
-function records(): { networks: { name: string }[]; leases: { id: string; address: string; ports: unknown[] }[] } {
+function records(): { networks: { name: string }[]; leases: { id: string; address: string; veth: string; ports: unknown[] }[] } {
   const p = netPaths(root).records;
   return existsSync(p) ? JSON.parse(readFileSync(p, "utf8")) : { networks: [], leases: [] };
 }
@@ -248,6 +248,13 @@ describe("corerun-net", { skip: !isRoot && "needs root" }, () => {
     assert.equal(remote.stdout, "hello from a\n", remote.stderr);
     // From another container through the host's address (hairpin through the gateway).
     assert.equal(inContainer(b, wget(`http://${HOST_ADDR}:8080/`)).stdout, "hello from a\n");
+    // From the container itself, through the host's address and the gateway: DNATed back to its
+    // own port (bridged back out of it where br_netfilter is loaded: hairpin mode).
+    for (const addr of [HOST_ADDR, "10.213.0.1"]) {
+      const self = inContainer(a, wget(`http://${addr}:8080/`));
+      assert.equal(self.stdout, "hello from a\n", `${addr}: ${self.stderr}`);
+    }
+    assert.equal(readFileSync(`/sys/class/net/${records().leases.find((l) => l.id === "ctr-a")!.veth}/brport/hairpin_mode`, "utf8"), "1\n");
   });
 
   test("a published UDP port answers via 127.0.0.1 and the remote namespace", async () => {

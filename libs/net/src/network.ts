@@ -28,7 +28,7 @@ import { checkOwnPorts, checkPortsFree, choosePorts, hostListeners, type Listene
 import { netPaths, withRecords, type Lease, type NetPaths, type NetworkRecord, type PublishedPort, type Records, type RecordsLock } from "./records.ts";
 import {
   decodeAddress, decodeLink, decodeRoute, deleteLink, dumpAddresses, dumpLinks, dumpRoutes, getLinkByName, newAddress, newBridge,
-  macForAddress, macString, newDefaultRoute, newVethPair, RTN_MULTICAST, setLinkUp, type Link,
+  macForAddress, macString, newDefaultRoute, newVethPair, RTN_MULTICAST, setHairpin, setLinkUp, type Link,
 } from "./rtnl.ts";
 import { allocateAddress, checkSubnet, chooseSubnet, gatewayOf, type Taken } from "./subnet.ts";
 
@@ -373,6 +373,9 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         }
         const failed = r.find((x) => !x.ok);
         if (failed && !failed.ok) throw failed.error;
+        const port = made.veth!;
+        const hairpin = span("hairpin mode", { veth: port.name }, () => host.results([setHairpin(port)]))[0]!;
+        if (!hairpin.ok) throw hairpin.error;
         faultPoint("net:veth");
 
         const eth0 = span("container address", { interface: CONTAINER_IFNAME, address: lease.address, gateway: network.gateway }, () => {

@@ -5,7 +5,7 @@ import { NetlinkError, Rtnl } from "./client.ts";
 import {
   decodeAddress, decodeAttrs, decodeError, decodeLink, decodeRoute, deleteLink, dumpLinks, dumpRoutes, encodeAttrs, getLinkByName, ifinfomsg, IFLA_IFNAME,
   IFLA_ADDRESS, IFLA_LINKINFO, IFLA_MASTER, IFLA_NET_NS_FD, macForAddress, newAddress, newBridge, newDefaultRoute, newVethPair, NLM_F_ACK, NLM_F_ACK_TLVS,
-  NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, nlmsg, NLMSG_DONE, NLMSG_ERROR, RTM_NEWLINK, RTM_NEWROUTE, rtmsg, setLinkUp, splitMessages,
+  NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, nlmsg, NLMSG_DONE, NLMSG_ERROR, RTM_NEWLINK, RTM_NEWROUTE, rtmsg, setHairpin, setLinkUp, splitMessages,
   type Attr,
 } from "./rtnl.ts";
 
@@ -67,6 +67,17 @@ describe("requests", () => {
     const withMac = decodeAttrs(decodeAttrs(decodeAttrs(decodeAttrs(
       newVethPair({ name: "x", master: 1, peerName: "eth0", peerNetns: { fd: 3 }, peerMac: "02:42:0a:d5:00:02" }).payload, 16).get(IFLA_LINKINFO)!).get(2)!).get(1)!, 16);
     assert.deepEqual([...withMac.get(IFLA_ADDRESS)!], [2, 0x42, 10, 213, 0, 2]);
+  });
+
+  test("hairpin mode: an AF_BRIDGE setlink of the port by index, IFLA_PROTINFO nested with IFLA_BRPORT_MODE 1", () => {
+    const r = setHairpin({ index: 42, name: "cr0123456789ab" });
+    assert.equal(r.type, 19 /* RTM_SETLINK */);
+    assert.equal(r.payload.readUInt8(0), 7 /* AF_BRIDGE */);
+    assert.equal(r.payload.readInt32LE(4), 42);
+    // The nested flag: the bridge takes an IFLA_PROTINFO without it as the old RSTP port state.
+    assert.equal(r.payload.readUInt16LE(16 + 2), 12 | 0x8000);
+    const mode = decodeAttrs(decodeAttrs(r.payload, 16).get(12)!).get(4)!;
+    assert.deepEqual([...mode], [1]);
   });
 
   test("a container's MAC comes from its address, as Docker's: 02:42 then the address's bytes", () => {

@@ -11,6 +11,7 @@ export const NLMSG_DONE = 3;
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
+export const RTM_SETLINK = 19;
 export const RTM_NEWADDR = 20;
 export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
@@ -40,6 +41,9 @@ export const IFLA_ADDRESS = 1;
 export const IFLA_IFNAME = 3;
 export const IFLA_MTU = 4;
 export const IFLA_MASTER = 10;
+export const IFLA_PROTINFO = 12;
+/** In IFLA_PROTINFO of an AF_BRIDGE message: a bridge port's hairpin mode (u8). */
+export const IFLA_BRPORT_MODE = 4;
 export const IFLA_LINKINFO = 18;
 export const IFLA_NET_NS_PID = 19;
 export const IFLA_NET_NS_FD = 28;
@@ -75,7 +79,7 @@ export const NLMSG_HDRLEN = 16;
 const MESSAGE_NAMES: Record<number, string> = {
   [RTM_NEWLINK]: "RTM_NEWLINK", [RTM_DELLINK]: "RTM_DELLINK", [RTM_GETLINK]: "RTM_GETLINK",
   [RTM_NEWADDR]: "RTM_NEWADDR", [RTM_GETADDR]: "RTM_GETADDR", [RTM_NEWROUTE]: "RTM_NEWROUTE",
-  [RTM_GETROUTE]: "RTM_GETROUTE", 19: "RTM_SETLINK",
+  [RTM_GETROUTE]: "RTM_GETROUTE", [RTM_SETLINK]: "RTM_SETLINK",
 };
 
 export function messageName(type: number): string {
@@ -358,6 +362,23 @@ export function newVethPair(opts: { name: string; master: number; peerName: stri
     ]),
     what: `create veth ${opts.name} with peer ${opts.peerName} in the container's network namespace`,
     object: opts.name,
+  };
+}
+
+/**
+ * Hairpin mode on a bridge port: the bridge may send a frame back out of the port it came in on.
+ * With br_netfilter loaded, a container's connection to a published port of its own (through
+ * the gateway or a host address), DNATed back to its own address, is bridged back to the port it
+ * came from, which the bridge refuses without it (Docker turns it on too). By index only: the
+ * bridge's setlink looks the port up by index.
+ */
+export function setHairpin(link: { index: number; name: string }): Request {
+  return {
+    type: RTM_SETLINK,
+    flags: 0,
+    payload: ifinfomsg({ family: AF_BRIDGE, index: link.index }, [[IFLA_PROTINFO, [[IFLA_BRPORT_MODE, Buffer.from([1])]]]]),
+    what: `turn on hairpin mode of bridge port ${link.name}`,
+    object: link.name,
   };
 }
 
