@@ -84,8 +84,11 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     const running = entry(id)!;
     assert.ok(cgroupsUnder(PARENT).length > 0, "a running container has its cgroup");
     assert.equal(leases(root).length, 1, "and its address");
-    const [live] = JSON.parse(corerun(["inspect", id]).stdout) as { State: { Status: string; Pid: number }; NetworkSettings: { Networks: Record<string, { IPAddress: string }> }; Cgroup: { Paths: Record<string, string> } }[];
-    assert.equal(live!.State.Status, "running");
+    type Inspected = { State: { Status: string; Pid: number; ExitCode: number; FinishedAt: string }; NetworkSettings: { Networks: Record<string, { IPAddress: string }>; Ports: unknown }; Cgroup: { Paths: Record<string, string> } };
+    const [live] = JSON.parse(corerun(["inspect", id]).stdout) as Inspected[];
+    // Docker's values, which scripts compare: exit code 0 and its "never" while it runs; the published port by its container port.
+    assert.deepEqual([live!.State.Status, live!.State.ExitCode, live!.State.FinishedAt], ["running", 0, "0001-01-01T00:00:00Z"]);
+    assert.deepEqual(live!.NetworkSettings.Ports, { "80/tcp": [{ HostIp: "0.0.0.0", HostPort: String(PORT) }] });
     assert.equal(live!.State.Pid, running.init!.pid);
     assert.match(live!.NetworkSettings.Networks[BRIDGE]?.IPAddress ?? "", /^\d+\.\d+\.\d+\.\d+$/);
     assert.ok(Object.values(live!.Cgroup.Paths).every((p) => p.includes(PARENT)), "inspect shows the cgroup paths");
@@ -121,8 +124,8 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     const logs = corerun(["logs", "--tail", "1", id]);
     assert.equal(logs.stdout, "term\n", "--tail 1 prints the last line only");
 
-    const [inspected] = JSON.parse(corerun(["inspect", `web-${tag}`]).stdout) as { State: { ExitCode: number; Status: string }; LogPath: string; Monitor: { Pid: number; Alive: boolean } }[];
-    assert.equal(inspected!.State.ExitCode, 0);
+    const [inspected] = JSON.parse(corerun(["inspect", `web-${tag}`]).stdout) as { State: { ExitCode: number; Status: string; StatusText: string }; LogPath: string; Monitor: { Pid: number; Alive: boolean } }[];
+    assert.deepEqual([inspected!.State.Status, inspected!.State.StatusText, inspected!.State.ExitCode], ["exited", "exited (0)", 0]);
     assert.equal(inspected!.LogPath, stopped.detached!.log);
     assert.equal(inspected!.Monitor.Pid, running.detached!.monitor.pid);
     assert.equal(inspected!.Monitor.Alive, false, "the monitor exits after the container");

@@ -21,7 +21,7 @@ import { spawn } from "node:child_process";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defineTool, faultPoint, printJson, printTable, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
-import { netPaths, portString, publishedPorts, readRecords } from "@corerun/net";
+import { netPaths, portString, publishedPorts, readRecords, type PublishedPort } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
 } from "@corerun/state";
@@ -335,6 +335,22 @@ export function displayStatus(s: State): string {
   return s.status;
 }
 
+/**
+ * Docker's word for the status (inspect's State.Status, which scripts compare): created, running,
+ * paused, restarting, exited, or dead for a container whose keeper was killed (orphaned,
+ * monitor-lost: corerun cleanup removes it).
+ */
+export function dockerStatus(s: State): string {
+  const text = displayStatus(s);
+  if (text.startsWith("restarting")) return "restarting";
+  if (text.startsWith("exited") || text === "stopped") return "exited";
+  if (text === "orphaned" || text === "monitor-lost") return "dead";
+  return text === "creating" ? "created" : text;
+}
+
+/** Docker's time for "never" (State.StartedAt, FinishedAt). */
+const NEVER = "0001-01-01T00:00:00Z";
+
 /** How long ago, in the largest whole unit: "12s ago", "3m ago", "5h ago", "2d ago". */
 export function age(iso: string, now = Date.now()): string {
   const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
@@ -588,6 +604,13 @@ export const rm = defineTool({
   },
 });
 
+/** Published ports as Docker's inspect has them: {"80/tcp": [{HostIp, HostPort}]}. */
+export function dockerPorts(ports: readonly PublishedPort[]): Record<string, { HostIp: string; HostPort: string }[]> {
+  const out: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of ports) (out[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp ?? "0.0.0.0", HostPort: String(p.hostPort) });
+  return out;
+}
+
 /** What inspect prints of one container. */
 export function inspectOne(root: string, s: State): Record<string, unknown> {
   const leases = s.config.network.mode === "bridge" ? readRecords(netPaths(root).records).leases.filter((l) => l.id === s.id) : [];
@@ -599,15 +622,18 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     Created: s.created,
     Path: s.config.command[0],
     Args: s.config.command.slice(1),
+    // Docker's fields and values; corerun's own status text (ps's) in StatusText.
     State: {
-      Status: displayStatus(s),
+      Status: dockerStatus(s),
+      StatusText: displayStatus(s),
       Running: alive && s.status === "running",
       Paused: s.status === "paused",
-      Pid: alive ? s.init!.pid : 0,
       Restarting: displayStatus(s).startsWith("restarting"),
-      ExitCode: s.exitCode ?? null,
-      StartedAt: d?.started ?? null,
-      FinishedAt: d?.finished ?? null,
+      Dead: dockerStatus(s) === "dead",
+      Pid: alive ? s.init!.pid : 0,
+      ExitCode: s.exitCode ?? 0,
+      StartedAt: d?.started ?? (s.status === "created" || s.status === "creating" ? NEVER : s.created),
+      FinishedAt: d?.finished ?? NEVER,
     },
     RestartCount: d?.restartCount ?? 0,
     HostConfig: { RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 } },
@@ -616,7 +642,9 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     NetworkSettings: {
       Mode: s.config.network.mode,
       Networks: Object.fromEntries(leases.map((l) => [l.network, { IPAddress: l.address, Interface: "eth0", HostVeth: l.veth }])),
-      Ports: s.config.network.ports,
+      // Docker's map: "80/tcp" to the host addresses and ports it is published on (the ones
+      // chosen for -P PORT included), while the container holds its lease.
+      Ports: dockerPorts(leases.flatMap((l) => l.ports)),
     },
     Mounts: [
       ...s.config.volumes.map((v) => ({ Type: "bind", Source: v.source, Destination: v.target, RW: !v.readonly })),
