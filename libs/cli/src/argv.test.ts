@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import type { ArgsDef } from "citty";
 import { splitArgv, type SplitOptions } from "./argv.ts";
 import { UsageError } from "./exit.ts";
+import { parseToolArgv } from "./tool.ts";
 
 // The shape of a real tool's options: repeatable strings with short aliases, a boolean, and the
 // common --log whose value is optional.
@@ -144,5 +145,22 @@ describe("splitArgv", () => {
   // Short booleans are not bundled: the characters after the first are dropped without a word.
   test("-dX (a short boolean with trailing characters) is rejected", () => {
     assert.throws(() => split(["-dfoo", "sh"]), UsageError);
+  });
+});
+
+describe("parseToolArgv", () => {
+  const ls = { name: "t ls", description: "", args: { root: { type: "string" } }, tail: "none", run: () => 0 } as const;
+  const spec = { name: "t", description: "", args: {}, tail: "none", subCommands: { ls } } as unknown as Parameters<typeof parseToolArgv>[0];
+
+  test("--root before a subcommand's name is that subcommand's, in both spellings", () => {
+    for (const argv of [["--root", "/r", "ls"], ["--root=/r", "ls"], ["ls", "--root", "/r"]]) {
+      const { active, split } = parseToolArgv(spec, argv);
+      assert.equal(active.name, "t ls", argv.join(" "));
+      assert.deepEqual(split.values.root, ["/r"], argv.join(" "));
+    }
+  });
+
+  test("--root before a word that names no subcommand stays where it is", () => {
+    assert.throws(() => parseToolArgv(spec, ["--root", "/r", "nosuch"]), UsageError);
   });
 });

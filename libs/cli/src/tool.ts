@@ -96,10 +96,21 @@ export function helpText(spec: ToolSpec): string {
 export function parseToolArgv(spec: ToolSpec, argv: string[]): { active: ToolSpec; words: string[]; split: ReturnType<typeof splitArgv> } {
   let active = spec;
   let words = argv;
-  while (active.subCommands && words[0] !== undefined && Object.hasOwn(active.subCommands, words[0])) {
-    active = active.subCommands[words[0]]!;
+  // --root DIR before a subcommand's name is that subcommand's (`corerun-net --root DIR ls`, as
+  // `corerun --root DIR ps`): every subcommand with a state root takes it.
+  const lead: string[] = [];
+  for (;;) {
+    const subs = active.subCommands;
+    const skip = words[0] === "--root" ? 2 : words[0]?.startsWith("--root=") ? 1 : 0;
+    if (subs && skip && words[skip] !== undefined && Object.hasOwn(subs, words[skip]!)) {
+      lead.push(...words.slice(0, skip));
+      words = words.slice(skip);
+    }
+    if (!subs || words[0] === undefined || !Object.hasOwn(subs, words[0])) break;
+    active = subs[words[0]]!;
     words = words.slice(1);
   }
+  words = [...lead, ...words];
   const split = splitArgv(words, { ...active.args, ...COMMON_ARGS }, { tail: active.tail, optionalValues: { log: ["true", "false"], "sig-proxy": ["true", "false"] } });
   return { active, words, split };
 }
