@@ -169,7 +169,7 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertGone("life", dir);
   });
 
-  test("with pids, CPU and memory limits, the process is moved as it is cloned and the pids and CPU limits written before create returns; under 32 MiB of memory it moves once loaded", () => {
+  test("with pids, CPU and memory limits, the process is in the container's cgroups and the limits written before create returns; under 32 MiB of memory it moves once loaded (none of its load charged there)", () => {
     const limitOf = (id: string, controller: string, file: string) => {
       const d = cgroupsLeft(id).find((p) => p.includes(`/${controller}/`));
       assert.ok(d, `a ${controller} hierarchy: ${cgroupsLeft(id).join(" ")}`);
@@ -181,19 +181,23 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
       const dir = limited(id, memory);
       const { r } = create(id, dir);
       assert.equal(r.code, 0, r.stderr);
-      const pid = readFileSync(join(dir, "init.pid"), "utf8");
-      assertInCgroups(id, pid);
-      // pids.max below the waiting Node's threads: the kernel takes it, and the exec ends them.
-      assert.equal(limitOf(id, "pids", "pids.max"), "3");
-      assert.equal(limitOf(id, "cpu", "cpu.cfs_quota_us"), "50000");
-      assert.equal(limitOf(id, "memory", "memory.limit_in_bytes"), String(memory));
-      // Early, the memory its Node took to load is charged to the container; late, where it was.
-      const peak = Number(limitOf(id, "memory", "memory.max_usage_in_bytes"));
-      if (id === "limited") assert.ok(peak > 1 << 20, `${id}: peak ${peak}`);
-      else assert.ok(peak < 1 << 20, `${id}: peak ${peak}`);
-      assert.equal(corerun(["start", id]).code, 0);
-      const d = corerun(["delete", "--force", id]);
-      assert.equal(d.code, 0, d.stderr);
+      try {
+        const pid = readFileSync(join(dir, "init.pid"), "utf8");
+        assertInCgroups(id, pid);
+        // pids.max below the waiting Node's threads: the kernel takes it, and the exec ends them.
+        assert.equal(limitOf(id, "pids", "pids.max"), "3");
+        assert.equal(limitOf(id, "cpu", "cpu.cfs_quota_us"), "50000");
+        assert.equal(limitOf(id, "memory", "memory.limit_in_bytes"), String(memory));
+        // Moved once loaded, the memory its Node took to load is charged where it was (v1 moves no
+        // charge). Moved at the clone, it is charged here as far as the move (which waits for an
+        // RCU grace period) came before the load: how far is the kernel's timing, not asserted.
+        const peak = Number(limitOf(id, "memory", "memory.max_usage_in_bytes"));
+        if (id === "small") assert.ok(peak < 1 << 20, `${id}: peak ${peak}`);
+        assert.equal(corerun(["start", id]).code, 0);
+      } finally {
+        const d = corerun(["delete", "--force", id]);
+        assert.equal(d.code, 0, d.stderr);
+      }
       assertGone(id, dir);
     }
   });

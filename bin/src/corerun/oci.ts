@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { closeSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
-import { errorLine, EXIT_RUNTIME, faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
+import { errorLine, faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import { findByRef, findOciContainer, mayBeRef, isAlive, OCI_ID_PATTERN, openRecorded, readStates, setStatus, type State, type Status } from "@corerun/state";
 import { sendGo } from "@corerun/sync";
 import { linuxSyscall as sys } from "@corerun/syscall";
@@ -43,8 +43,8 @@ export function mustFind(root: string, ref: string, exact = false): State {
 /**
  * The containers named, each taken on its own (Docker's rule for stop, kill and rm): a name that
  * names none, or that `refuse` turns down, is refused alone and the rest go on, as is one whose
- * step fails (fail). report() then writes each refusal on stderr, one line each, and returns
- * the exit status: 125 if any.
+ * step fails (fail). report() then writes each refusal on stderr, one line each, the last as the
+ * command's error (an engine's --log gets it too): status 125 if there was any.
  */
 export function eachNamed(root: string, refs: readonly string[], refuse?: (s: State, ref: string) => string | undefined) {
   const found: { ref: string; state: State }[] = [];
@@ -61,8 +61,9 @@ export function eachNamed(root: string, refs: readonly string[], refuse?: (s: St
       refused.push(errorLine(err));
     },
     report(): number {
-      for (const why of refused) writeErr(`corerun: ${why}\n`);
-      return refused.length ? EXIT_RUNTIME : 0;
+      for (const why of refused.slice(0, -1)) writeErr(`corerun: ${why}\n`);
+      if (refused.length) throw new UsageError(refused.at(-1)!);
+      return 0;
     },
   };
 }
