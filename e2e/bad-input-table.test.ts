@@ -168,6 +168,8 @@ const ROWS: Row[] = [
   ["corerun", (c) => ["ps", "--root", c.root, "-q", "extra"], 125, () => /^corerun: --quiet: it applies to the list of containers; with an ID, ps lists that container's processes/],
   ["corerun", (c) => ["kill", "--root", c.root], 125, () => /name the containers to signal; see corerun ps/],
   ["corerun", (c) => ["kill", "--root", c.root, "ghost"], 125, () => /container "ghost" does not exist; see corerun ps -a/],
+  ["corerun", () => ["ps", "--root", ""], 125, () => /--root "": give the state directory/],
+  ["corerun-net", () => ["ls", "--root", ""], 125, () => /--root "": give the state directory/],
   ["corerun", (c) => ["kill", "--root", c.root, "-s", "NOPE", "ghost"], 125, () => /unknown signal SIGNOPE/],
   ["corerun", (c) => ["cleanup", "--root", c.root, "../etc"], 125, () => /\.\.\/etc: invalid container id "\.\.\/etc"/],
   ["corerun", (c) => ["cleanup", "--root", c.root, "abc"], 125, () => /abc: invalid container id "abc"/],

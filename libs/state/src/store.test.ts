@@ -48,6 +48,11 @@ describe("stateRoot", () => {
   test("a relative root is made absolute", () => {
     assert.equal(stateRoot("rel", {}), join(process.cwd(), "rel"));
   });
+
+  test("an empty --root is refused and an empty CORERUN_ROOT is unset: neither is the working directory", () => {
+    assert.throws(() => stateRoot("", {}), { name: "UsageError", message: /^--root "": give the state directory/ });
+    assert.equal(stateRoot(undefined, { CORERUN_ROOT: "" }, 0), DEFAULT_ROOT);
+  });
 });
 
 describe("checkStateRoot", () => {

@@ -7,9 +7,14 @@ import { canTransition, ID_PATTERN, parseState, STATE_VERSION, type ContainerCon
 
 export const DEFAULT_ROOT = "/run/corerun";
 
-/** --root, then CORERUN_ROOT, then /run/corerun. */
+/**
+ * --root, then CORERUN_ROOT, then /run/corerun. An empty --root is refused, and an empty
+ * CORERUN_ROOT is taken as unset: resolved, either would be the working directory, and the
+ * state (networks/, the locks) would land wherever the command was run.
+ */
 export function stateRoot(flag?: string, env = process.env, uid = process.geteuid?.() ?? 0): string {
-  return resolve(flag ?? env.CORERUN_ROOT ?? (uid === 0 ? DEFAULT_ROOT : rootlessRoot(env, uid)));
+  if (flag === "") throw new UsageError('--root "": give the state directory (default /run/corerun)');
+  return resolve(flag ?? (env.CORERUN_ROOT || undefined) ?? (uid === 0 ? DEFAULT_ROOT : rootlessRoot(env, uid)));
 }
 
 /** A user's own state root: $XDG_RUNTIME_DIR/corerun, else /tmp/corerun-UID. */
