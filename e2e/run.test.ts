@@ -225,9 +225,11 @@ describe("corerun run", { skip: !isRoot && "needs root" }, () => {
     assert.match(r.stdout, /UP/);
   });
 
-  test("--network host shares the host's interfaces", () => {
+  test("--network host shares the host's interfaces, and takes the host's hostname unless given one (Docker's rule)", () => {
     const host = readdirSync("/sys/class/net").sort();
     const r = container(["--network", "host", "/bin/ls", "/sys/class/net"]);
     assert.deepEqual(r.stdout.trim().split("\n").sort(), host);
+    assert.equal(container(["--network", "host", "/bin/hostname"]).stdout, `${hostname()}\n`);
+    assert.equal(container(["--network", "host", "--hostname", "given", "/bin/hostname"]).stdout, "given\n");
   });
 });

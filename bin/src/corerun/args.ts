@@ -17,7 +17,7 @@ import { parseDetachKeys } from "./detachkeys.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
-  hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id)" },
+  hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id; with --network host, the host's)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
   network: { type: "string", alias: "n", valueHint: "MODE", description: "bridge (default; multi is the same), none (loopback only), host, or container:NAME|ID" },
   net: { type: "string", alias: "N", valueHint: "NAME", description: "bridge network to join, created when missing (default corerun0)" },

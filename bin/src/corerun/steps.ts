@@ -1,4 +1,5 @@
 import { closeSync, openSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 import { envp, inNetworkNamespace, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
 import { faultPoint, span, UsageError } from "@corerun/cli";
@@ -8,7 +9,7 @@ import { cgroupManager, createForClone, oomReport, openCgroupProcs, startJoinCgr
 import type { ConsolaInstance } from "consola";
 import {
   createContainer, restartContainer, isAlive, procStartTime, readStates, removeContainer, setStatus, updateState,
-  withLock, checkStateRoot, openRecorded, allocateAutoUserns, claimCreatedPaths, type CreatedPath, idMapText, type IdRange, type State,
+  withLock, checkHostname, checkStateRoot, openRecorded, allocateAutoUserns, claimCreatedPaths, type CreatedPath, idMapText, type IdRange, type State,
 } from "@corerun/state";
 import { goPath, readyPath, sendGo } from "@corerun/sync";
 import type { RunConfig } from "./args.ts";
@@ -51,6 +52,20 @@ export interface Container {
   cgroup?: CgroupManager;
   /** The mount points the rootfs lacks and those it is to hold, for claimMountPoints. */
   mountPoints: { missing: CreatedPath[]; wanted: string[] };
+}
+
+/**
+ * A container's hostname without --hostname: its id, or with --network host the host's own (as
+ * Docker's), unless that is no name sethostname and corerun-exec take.
+ */
+export function defaultHostname(cfg: Pick<RunConfig, "network">, id: string, host?: string): string {
+  if (cfg.network.mode !== "host") return id;
+  try {
+    // node:os loads on first use (tools/lazy-modules.json): a start on another network never does.
+    return checkHostname(host ?? osHostname()) ?? id;
+  } catch {
+    return id;
+  }
 }
 
 /** The container's own /etc/hosts, /etc/resolv.conf and /etc/hostname, bind-mounted over the rootfs's. */
@@ -132,7 +147,7 @@ function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string,
     // makes the missing mount points in its upper directory, which goes with the container.
     const wanted = mountPointPaths(cfg.rootfs, targets);
     const missing = cfg.image && cfg.rootless ? [] : missingMountPoints(cfg.rootfs, targets, wanted);
-    return { id, dir, path, hostname: cfg.hostname ?? id, cgroupDirs: [], userns, mountPoints: { missing, wanted } };
+    return { id, dir, path, hostname: cfg.hostname ?? defaultHostname(cfg, id), cgroupDirs: [], userns, mountPoints: { missing, wanted } };
   } catch (err) {
     // Nothing outside the directory exists yet (a mount point is only claimed here, and made by
     // corerun-mount) but an image's overlayfs: a rootfs refused here leaves nothing behind.
