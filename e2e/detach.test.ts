@@ -247,6 +247,18 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [], "after rm -f");
   });
 
+  test("an OOM kill is recorded: exited (137) and inspect's State.OOMKilled, as Docker's; a run within its limit is not", async () => {
+    const oom = runDetached(["--network", "none", "-m", "16"], "exec dd if=/dev/zero of=/dev/null bs=64M count=1");
+    const fine = runDetached(["--network", "none", "-m", "16"], "exit 0");
+    for (const r of [oom, fine]) assert.equal(r.code, 0, r.stderr);
+    const [a, b] = [oom.stdout.trim(), fine.stdout.trim()];
+    await until("both exits to be recorded", () => entry(a)?.statusText === "exited (137)" && entry(b)?.statusText === "exited (0)");
+    const states = JSON.parse(corerun(["inspect", a, b]).stdout) as { State: { OOMKilled: boolean; ExitCode: number } }[];
+    assert.deepEqual(states.map((st) => [st.State.OOMKilled, st.State.ExitCode]), [[true, 137], [false, 0]]);
+    assert.equal(corerun(["rm", a, b]).code, 0);
+    await assertHostClean(scope(), [], "after the OOM kill");
+  });
+
   test("stop, kill and rm take each name on its own: one that names no container is refused alone and the others go on", async () => {
     const ids = [0, 1, 2].map(() => {
       const r = runDetached(["--network", "none"], "exec sleep 100");

@@ -20,6 +20,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { cgroupManager } from "@corerun/cgroup";
 import { defineTool, faultPoint, printJson, printTable, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
 import { netPaths, portString, publishedPorts, readRecords, type PublishedPort } from "@corerun/net";
 import {
@@ -262,6 +263,8 @@ export function monitorExit(args: readonly string[]): number {
   if (before.status === "stopped" && before.detached?.stoppedByUser) return 0;
   // Read before the lease goes: a restart asks for the same address and host ports.
   const lease = readRecords(netPaths(root).records).leases.find((l) => l.id === id && l.state === "active");
+  // And before the cgroup goes: inspect's OOMKilled, as Docker's.
+  const oomKilled = before.cgroup ? oomKillsOf(before.cgroup) > 0 : false;
   const lastNetwork = lease && { address: lease.address, ports: lease.ports.map(portString) };
   const failures = teardown(root, id, path, undefined, true);
   // What was released is dropped from the state, so that rm does not release it twice; what
@@ -283,6 +286,7 @@ export function monitorExit(args: readonly string[]): number {
       exitCode,
       detached: d && {
         ...d, finished: new Date(Number(finished)).toISOString(), restarting: delay !== undefined, backoffMs: delay ?? d.backoffMs, ...(lastNetwork ? { lastNetwork } : {}),
+        oomKilled,
         // Counted when decided, as Docker does: a start that then fails counts too.
         restartCount: (d.restartCount ?? 0) + (delay === undefined ? 0 : 1),
       },
@@ -346,6 +350,15 @@ export function dockerStatus(s: State): string {
   if (text.startsWith("exited") || text === "stopped") return "exited";
   if (text === "orphaned" || text === "monitor-lost") return "dead";
   return text === "creating" ? "created" : text;
+}
+
+/** How many processes the OOM killer killed in a container's cgroup; 0 when it cannot be read. */
+function oomKillsOf(cg: NonNullable<State["cgroup"]>): number {
+  try {
+    return cgroupManager({ name: cg.name, parent: cg.parent, devices: cg.devices }).oomKills() ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Docker's time for "never" (State.StartedAt, FinishedAt). */
@@ -630,6 +643,7 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
       Paused: s.status === "paused",
       Restarting: displayStatus(s).startsWith("restarting"),
       Dead: dockerStatus(s) === "dead",
+      OOMKilled: d?.oomKilled ?? false,
       Pid: alive ? s.init!.pid : 0,
       ExitCode: s.exitCode ?? 0,
       StartedAt: d?.started ?? (s.status === "created" || s.status === "creating" ? NEVER : s.created),

@@ -150,6 +150,8 @@ export const Detached = lazy(() => v.object({
   restarting: v.optional(v.boolean()),
   /** stop, kill or rm by the user: never started again. */
   stoppedByUser: v.optional(v.boolean()),
+  /** The kernel's OOM killer killed a process of the last run (its cgroup's oom_kill count). */
+  oomKilled: v.optional(v.boolean()),
   /** The last run's bridge address and host ports (as -P specs), taken again by a restart when free. */
   lastNetwork: v.optional(v.object({ address: v.string(), ports: v.array(v.string()) })),
   /**
