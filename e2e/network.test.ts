@@ -79,7 +79,7 @@ describe("corerun networking", { skip: !isRoot && "needs root" }, () => {
     const first = await background(["--name", "unique", "/bin/sh", "-c", "echo up; sleep 30"]);
     const second = corerun(["--name", "unique", "/bin/true"]);
     assert.equal(second.code, 125);
-    assert.match(second.stderr.trim(), /^corerun: --name unique is already used by container [0-9a-f]{12}; pick another name$/);
+    assert.match(second.stderr.trim(), /^corerun: --name unique is already used by container ([0-9a-f]{12}); pick another name, or remove that container first \(corerun rm -f \1\)$/);
     const killed = tool("corerun", ["kill", "--root", root, "unique"]);
     assert.equal(killed.code, 0, killed.stderr);
     const code = await new Promise((resolve) => first.once("exit", resolve));

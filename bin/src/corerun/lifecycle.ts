@@ -683,9 +683,10 @@ export const inspect = defineTool({
   run(ctx: ToolContext) {
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to inspect; see corerun ps -a");
-    const found = ctx.tail.map((ref) => mustFind(root, ref));
-    writeOut(`${JSON.stringify(found.map((s) => inspectOne(root, s)), null, 2)}\n`);
-    return 0;
+    // Each name on its own, as Docker's: the containers found are printed, the rest refused.
+    const each = eachNamed(root, ctx.tail);
+    writeOut(`${JSON.stringify(each.found.map(({ state }) => inspectOne(root, state)), null, 2)}\n`);
+    return each.report();
   },
 });
 

@@ -94,7 +94,7 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
   // state before it is released.
   const { id, dir, path, userns, cg } = withLock(join(cfg.root, "names.lock"), () => {
     const holder = cfg.name === undefined ? undefined : findRunningOrStarting(cfg.root, cfg.name);
-    if (holder) throw new UsageError(`--name ${cfg.name} is already used by container ${holder}; pick another name`);
+    if (holder) throw new UsageError(`--name ${cfg.name} is already used by container ${holder}; pick another name, or remove that container first (corerun rm -f ${holder})`);
     const maps = cfg.userns?.auto ? allocateAutoUserns(cfg.root) : cfg.userns;
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
     // The cgroup is recorded in the first write of the state, before createCgroup makes it.
