@@ -188,6 +188,8 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
         assert.equal(limitOf(id, "pids", "pids.max"), "3");
         assert.equal(limitOf(id, "cpu", "cpu.cfs_quota_us"), "50000");
         assert.equal(limitOf(id, "memory", "memory.limit_in_bytes"), String(memory));
+        // No memory.swap in the config: memory+swap left unlimited, as runc leaves it.
+        if (existsSync("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")) assert.equal(limitOf(id, "memory", "memory.memsw.limit_in_bytes"), "9223372036854771712");
         // Moved once loaded, the memory its Node took to load is charged where it was (v1 moves no
         // charge). Moved at the clone, it is charged here as far as the move (which waits for an
         // RCU grace period) came before the load: how far is the kernel's timing, not asserted.
@@ -599,6 +601,25 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     const d = corerun(["delete", "term"]);
     assert.equal(d.code, 0, d.stderr);
     assertGone("term", dir);
+  });
+
+  test("linux.devices: each node has the config's mode whatever the umask, and a device allowed \"r\" opens for reading only (no rule of its own)", async () => {
+    // /dev/net/tun (10:200) opens without a capability; the deny-all rule of the base config stands before these.
+    const script = "stat -c '%a %t:%T' /dev/mytun; exec 3</dev/mytun && echo read-ok; (exec 4>/dev/mytun) 2>/dev/null && echo write-ok || echo write-refused";
+    const dir = bundle("devs", ["/bin/sh", "-c", script], (c) => {
+      c.linux.devices = [{ path: "/dev/mytun", type: "c", major: 10, minor: 200, fileMode: 0o666, uid: 0, gid: 0 }];
+      c.linux.resources.devices.push({ allow: true, type: "c", major: 10, minor: 200, access: "r" });
+    });
+    const { r, out } = create("devs", dir);
+    assert.equal(r.code, 0, r.stderr);
+    try {
+      assert.equal(corerun(["start", "devs"]).code, 0);
+      await waitStatus("devs", "stopped");
+      assert.deepEqual(readFileSync(out, "utf8").trim().split("\n"), ["666 a:c8", "read-ok", "write-refused"]);
+    } finally {
+      corerun(["delete", "--force", "devs"]);
+    }
+    assertGone("devs", dir);
   });
 
   test("tight limits (8 MiB, 5 pids) hold the program, not the runtime's waiting process", () => {

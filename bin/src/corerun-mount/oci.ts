@@ -3,7 +3,7 @@
  * order, instead of corerun's own /dev, /sys and volumes. Each destination is resolved inside the
  * rootfs (a symlink in the image cannot send a mount onto the host, CVE-2021-30465).
  */
-import { closeSync, lchownSync, mkdirSync, openSync, readSync, statSync, lstatSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, lchownSync, mkdirSync, openSync, readSync, statSync, lstatSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { bindRemountFlags, planMounts, type MountPlan, type Spec, MOUNT_FLAGS } from "@corerun/oci";
 import { DEFAULT_PATH, findCommand, resolveInRoot } from "@corerun/rootfs";
@@ -92,7 +92,11 @@ export function mountOciTree(sys: Syscall, rootfs: string, spec: Spec, cgroupDir
     mkdirSync(dirname(target), { recursive: true });
     try {
       const kind = d.type === "b" ? 0o060000 : d.type === "p" ? 0o010000 : 0o020000;
-      sys.mknod(target, kind | ((d.fileMode ?? 0o666) & 0o7777), d.major ?? 0, d.minor ?? 0);
+      const mode = (d.fileMode ?? 0o666) & 0o7777;
+      sys.mknod(target, kind | mode, d.major ?? 0, d.minor ?? 0);
+      // mknod's mode passes through the umask (022: a 0666 node came out 0644, closed to users
+      // other than root): the config's mode is set as given.
+      chmodSync(target, mode);
     } catch (err) {
       if (!isErrno(err, "EEXIST")) throw new Error(`linux.devices ${d.path}`, { cause: err });
     }

@@ -8,7 +8,7 @@
 import { closeSync, copyFileSync, openSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { cgroupManager, createForClone, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
+import { cgroupManager, createForClone, openCgroupProcs, startJoinCgroupFds, type CgroupManager, type Limits } from "@corerun/cgroup";
 import { defineTool, faultPoint, fdCount, saveCodeCache, span, tracing, UsageError, type ToolContext } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
@@ -86,7 +86,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
     seccompFlags(spec.linux.seccomp, source);
     seccomp = { program: prepareSeccompProgram(o.root, spec.linux.seccomp, source), flags: spec.linux.seccomp.flags ?? [] };
   }
-  return { spec, rootfs, namespaces, limits: planLimits(spec.linux?.resources, spec.linux?.devices), cgroup: planCgroupPath(spec, o.id), seccomp };
+  return { spec, rootfs, namespaces, limits: createLimits(spec.linux?.resources), cgroup: planCgroupPath(spec, o.id), seccomp };
 }
 
 /**
@@ -371,6 +371,15 @@ export function features(): Record<string, unknown> {
     },
     annotations: { "io.github.corerun.version": "0.1.0" },
   };
+}
+
+/**
+ * A new container's limits: a memory limit without memory.swap leaves memory+swap unlimited, as
+ * runc leaves it (podman --memory-swap -1 sends no swap); corerun run's own --memory gives no swap.
+ */
+export function createLimits(resources: ResourcesConfig | undefined): Limits {
+  const limits = planLimits(resources);
+  return limits.memory !== undefined && limits.swap === undefined ? { ...limits, swap: -1 } : limits;
 }
 
 /** update: new limits for a live container's cgroup (runc's LinuxResources JSON and flags). */

@@ -7,7 +7,7 @@ import { posix } from "node:path";
 import { CAPABILITIES } from "@corerun/syscall";
 import type { DeviceRule, Limits } from "@corerun/cgroup";
 import { planMount, type MountPlan } from "./mounts.ts";
-import type { Device, NamespaceType, Resources, Spec } from "./spec.ts";
+import type { NamespaceType, Resources, Spec } from "./spec.ts";
 
 export interface NamespacePlan {
   /** Namespaces created new for the container. */
@@ -84,7 +84,7 @@ export function planCgroupPath(spec: Spec, id: string): { parent: string; name: 
 }
 
 /** linux.resources as corerun's limits; what corerun cannot apply is refused by name. */
-export function planLimits(resources: Resources | undefined, devices?: readonly Device[]): Limits {
+export function planLimits(resources: Resources | undefined): Limits {
   const limits: Limits = {};
   const mem = resources?.memory;
   if (mem) {
@@ -111,10 +111,11 @@ export function planLimits(resources: Resources | undefined, devices?: readonly 
   }
   const pids = resources?.pids?.limit;
   if (pids !== undefined && pids > 0) limits.pids = pids;
+  // The config's rules, then runc's defaults. linux.devices only makes nodes: what the container
+  // may do with them is the rules' to say (a device given read-only, "access": "r", stays so).
   if (resources?.devices?.length) {
     const rules = resources.devices.map((d): DeviceRule => ({ allow: d.allow, type: d.type ?? ("a" as const), major: d.major ?? -1, minor: d.minor ?? -1, access: d.access ?? "rwm" }));
-    const own = (devices ?? []).filter((d) => d.type === "c" || d.type === "b").map((d): DeviceRule => ({ allow: true, type: d.type as "c" | "b", major: d.major ?? 0, minor: d.minor ?? 0, access: "rwm" }));
-    limits.devices = [...rules, ...DEFAULT_DEVICE_RULES, ...own];
+    limits.devices = [...rules, ...DEFAULT_DEVICE_RULES];
   }
   return limits;
 }
