@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, processesWith, run, type Result } from "./helpers.ts";
 import {
@@ -294,6 +294,14 @@ describe("podman drives corerun", { skip: (!isRoot && "needs root") || (podmanMi
     assert.equal(rw, "read-only");
     assert.equal(limit, String(64 * 1024 * 1024));
     gone(host!);
+  });
+
+  test("run --rm --read-only and --tmpfs (podman's tmpcopyup): / refuses writes, /tmp and /run take them, a tmpfs over /etc starts with its files", () => {
+    const script = "touch /x 2>/dev/null || echo root-ro; touch /tmp/x /run/x && echo tmp-rw; cat /etc/passwd | head -1; touch /etc/new && echo etc-rw";
+    const r = podman(["run", "--rm", ...runFlags(), "--network", "none", "--read-only", "--mount", "type=tmpfs,destination=/etc", "--rootfs", rootfs, "/bin/sh", "-c", script]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["root-ro", "tmp-rw", readFileSync(join(rootfs, "etc/passwd"), "utf8").split("\n")[0], "etc-rw"]);
+    assert.equal(existsSync(join(rootfs, "etc/new")), false, "the rootfs's /etc is left as it was");
   });
 
   test("run -d on the default bridge with -p: busybox httpd answers from the host", async () => {

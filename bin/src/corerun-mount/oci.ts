@@ -3,12 +3,16 @@
  * order, instead of corerun's own /dev, /sys and volumes. Each destination is resolved inside the
  * rootfs (a symlink in the image cannot send a mount onto the host, CVE-2021-30465).
  */
-import { chmodSync, closeSync, lchownSync, mkdirSync, openSync, readSync, statSync, lstatSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import {
+  chmodSync, closeSync, copyFileSync, lchownSync, lutimesSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync, readSync, rmdirSync,
+  statSync, lstatSync, symlinkSync, writeSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { bindRemountFlags, planMounts, type MountPlan, type Spec, MOUNT_FLAGS } from "@corerun/oci";
 import { DEFAULT_PATH, findCommand, resolveInRoot } from "@corerun/rootfs";
 import { CommandError, EXIT_NOT_FOUND } from "@corerun/cli";
-import { isErrno, openPty, setWindowSize, type FdSender, MOUNT_ATTR_RDONLY, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
+import { isErrno, openPty, setWindowSize, type FdSender, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_RDONLY, MS_REC, MS_REMOUNT, type Syscall } from "@corerun/syscall";
 import { populateDev } from "./steps.ts";
 
 /** Makes the mount point: a directory, or an empty file when a file is bind-mounted. */
@@ -59,6 +63,9 @@ function mountOne(sys: Syscall, rootfs: string, plan: MountPlan, cgroupDirs: rea
   } else if (plan.type === "cgroup" || plan.type === "cgroup2") {
     mountPoint(target, false);
     mountCgroups(sys, target, plan, cgroupDirs);
+  } else if (plan.copyUp) {
+    mountPoint(target, false);
+    copyUpTmpfs(sys, target, plan);
   } else {
     mountPoint(target, false);
     try {
@@ -71,6 +78,56 @@ function mountOne(sys: Syscall, rootfs: string, plan: MountPlan, cgroupDirs: rea
   }
   if (plan.recursiveSet || plan.recursiveClear) sys.mountSetattr(target, plan.recursiveSet, plan.recursiveClear, true);
   if (plan.propagation) sys.mount(null, target, null, plan.propagation);
+}
+
+/**
+ * tmpcopyup (podman's --read-only and --tmpfs ask for it): a tmpfs whose first contents are the
+ * directory it covers, as runc makes it. The tmpfs is mounted on a directory of its own first
+ * (in this mount namespace, private: the host sees none of it), the target's tree copied in with
+ * its modes, owners, links and times, its root given the target's mode and owner, and the tmpfs
+ * then moved onto the target.
+ */
+function copyUpTmpfs(sys: Syscall, target: string, plan: MountPlan): void {
+  const stage = mkdtempSync(join(tmpdir(), "corerun-copyup-"));
+  try {
+    sys.mount(plan.source, stage, "tmpfs", plan.flags & ~MS_RDONLY, plan.data || null);
+    try {
+      copyTree(target, stage);
+      const st = statSync(target);
+      if (!/(^|,)mode=/.test(plan.data)) chmodSync(stage, st.mode & 0o7777);
+      lchownSync(stage, st.uid, st.gid);
+      if (plan.flags & MS_RDONLY) sys.mount(null, stage, null, MS_REMOUNT | plan.flags);
+      sys.mount(stage, target, null, MS_MOVE);
+    } catch (err) {
+      sys.umount2(stage, 2 /* MNT_DETACH */);
+      throw err;
+    }
+  } finally {
+    rmdirSync(stage);
+  }
+}
+
+/** What a directory holds, copied into another: directories, files and links, with modes, owners and times. */
+function copyTree(from: string, to: string): void {
+  for (const e of readdirSync(from, { withFileTypes: true })) {
+    const src = join(from, e.name);
+    const dst = join(to, e.name);
+    const st = lstatSync(src);
+    if (e.isDirectory()) {
+      mkdirSync(dst);
+      copyTree(src, dst);
+    } else if (e.isSymbolicLink()) {
+      symlinkSync(readlinkSync(src), dst);
+    } else if (e.isFile()) {
+      copyFileSync(src, dst);
+    } else {
+      // A fifo, socket or device node: not what a copied-up directory holds (runc copies files, links and directories too).
+      continue;
+    }
+    lchownSync(dst, st.uid, st.gid);
+    if (!e.isSymbolicLink()) chmodSync(dst, st.mode & 0o7777);
+    lutimesSync(dst, st.atime, st.mtime);
+  }
 }
 
 /**

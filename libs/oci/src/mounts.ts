@@ -41,13 +41,12 @@ const RECURSIVE: Record<string, [boolean, number]> = {
 
 /** Options corerun knows and does not implement: refused by name rather than passed on. */
 const UNSUPPORTED: Record<string, string> = {
-  tmpcopyup: "copying the target's contents into a new tmpfs",
   idmap: "idmapped mounts in OCI bundles",
   ridmap: "idmapped mounts in OCI bundles",
 };
 
 /** Every option name corerun recognizes, for `corerun features`. */
-export const MOUNT_OPTIONS = [...Object.keys(FLAGS), ...Object.keys(PROPAGATION), ...Object.keys(RECURSIVE)].sort();
+export const MOUNT_OPTIONS = [...Object.keys(FLAGS), ...Object.keys(PROPAGATION), ...Object.keys(RECURSIVE), "tmpcopyup", "notmpcopyup"].sort();
 
 /** The filesystems corerun mounts from a bundle; anything else is refused by name. */
 export const MOUNT_TYPES = ["bind", "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "none"] as const;
@@ -68,6 +67,8 @@ export interface MountPlan {
   recursiveClear: number;
   /** The rest: the filesystem's own options (mode=755, size=65536k, newinstance, ...). */
   data: string;
+  /** tmpcopyup (a tmpfs only): the target's contents are copied into the new tmpfs, as runc does. */
+  copyUp: boolean;
 }
 
 /** The plan for one mount; `where` names it in errors (e.g. "mounts[3]"). */
@@ -78,7 +79,12 @@ export function planMount(m: Mount, where: string): MountPlan {
   let recursiveSet = 0;
   let recursiveClear = 0;
   const data: string[] = [];
+  let copyUp = false;
   for (const opt of m.options ?? []) {
+    if (opt === "tmpcopyup" || opt === "notmpcopyup") {
+      copyUp = opt === "tmpcopyup";
+      continue;
+    }
     const unsupported = UNSUPPORTED[opt];
     if (unsupported) throw new Error(`${where} (${m.destination}): option "${opt}" (${unsupported}) is not supported by corerun; remove it`);
     const flag = FLAGS[opt];
@@ -123,8 +129,9 @@ export function planMount(m: Mount, where: string): MountPlan {
     if (!m.source) throw new Error(`${where} (${m.destination}): a bind mount needs a source`);
     if (data.length) throw new Error(`${where} (${m.destination}): unknown option "${data[0]}" for a bind mount`);
   }
+  if (copyUp && type !== "tmpfs") throw new Error(`${where} (${m.destination}): tmpcopyup copies into a tmpfs; this mount is ${type}`);
   if (!m.destination.startsWith("/")) throw new Error(`${where}: destination "${m.destination}" must be an absolute path`);
-  return { destination: m.destination, type, source: m.source ?? type, flags, cleared, propagation, recursiveSet, recursiveClear, data: data.join(",") };
+  return { destination: m.destination, type, source: m.source ?? type, flags, cleared, propagation, recursiveSet, recursiveClear, data: data.join(","), copyUp };
 }
 
 /** The flags a bind mount needs in a remount to take its per-mount options (ro, nosuid, ...). */

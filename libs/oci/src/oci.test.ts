@@ -59,6 +59,12 @@ describe("planMount", () => {
     assert.equal(p.data, "mode=755,size=65536k");
   });
 
+  test("tmpcopyup (podman's --read-only, --tmpfs) is the plan's copyUp, not a filesystem option; notmpcopyup turns it off", () => {
+    const p = planMount({ destination: "/etc", type: "tmpfs", source: "tmpfs", options: ["rw", "tmpcopyup", "size=65536k"] }, "m");
+    assert.deepEqual([p.copyUp, p.data], [true, "size=65536k"]);
+    assert.equal(planMount({ destination: "/etc", type: "tmpfs", options: ["tmpcopyup", "notmpcopyup"] }, "m").copyUp, false);
+  });
+
   test("recursive attributes for mount_setattr", () => {
     const p = planMount({ destination: "/x", type: "bind", source: "/x", options: ["rbind", "rro", "rnoexec"] }, "m");
     assert.equal(p.recursiveSet, 0x1 | 0x8);
@@ -66,7 +72,7 @@ describe("planMount", () => {
 
   test("refuses what it does not implement, by name", () => {
     assert.throws(() => planMount({ destination: "/x", type: "nfs", source: "h:/x" }, "mounts[2]"), /mounts\[2\] \(\/x\): mount type "nfs" is not supported/);
-    assert.throws(() => planMount({ destination: "/x", type: "tmpfs", options: ["tmpcopyup"] }, "m"), /option "tmpcopyup"/);
+    assert.throws(() => planMount({ destination: "/x", type: "bind", source: "/y", options: ["rbind", "tmpcopyup"] }, "m"), /tmpcopyup copies into a tmpfs; this mount is bind/);
     assert.throws(() => planMount({ destination: "/x", type: "bind", source: "/y", options: ["bind", "mode=1"] }, "m"), /unknown option "mode=1" for a bind mount/);
     assert.throws(() => planMount({ destination: "x", type: "tmpfs" }, "m"), /must be an absolute path/);
     assert.throws(() => planMount({ destination: "/x", type: "bind" }, "m"), /a bind mount needs a source/);
