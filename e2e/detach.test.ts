@@ -92,6 +92,11 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     assert.equal(live!.State.Pid, running.init!.pid);
     assert.match(live!.NetworkSettings.Networks[BRIDGE]?.IPAddress ?? "", /^\d+\.\d+\.\d+\.\d+$/);
     assert.ok(Object.values(live!.Cgroup.Paths).every((p) => p.includes(PARENT)), "inspect shows the cgroup paths");
+    // A v1 cpuacct hierarchy, where the engines read CPU time, holds the container too (as runc places it).
+    if (existsSync("/sys/fs/cgroup/cpuacct/cgroup.procs")) {
+      assert.ok(live!.Cgroup.Paths.cpuacct?.includes(PARENT), JSON.stringify(live!.Cgroup.Paths));
+      assert.match(readFileSync(`/proc/${running.init!.pid}/cgroup`, "utf8"), new RegExp(`^\\d+:[a-z,]*cpuacct[a-z,]*:/${PARENT}/`, "m"));
+    }
 
     const follow = spawn(join(REPO, "bin/corerun"), ["logs", "--root", root, "-f", "--timestamps", `web-${tag}`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";

@@ -142,8 +142,10 @@ class Manager implements CgroupManager {
       }
     }
     // With a v2 directory, CPU time (cpu.stat) and freezing (cgroup.freeze) are core v2 files;
-    // only a pure v1 host needs the cpuacct and freezer hierarchies for them.
-    this.cpuacct = this.v2 ? undefined : v1Dir("cpuacct");
+    // only a pure v1 host needs the freezer hierarchy for them. The container goes into a v1
+    // cpuacct hierarchy all the same where the host has one: the engines read its CPU time there
+    // (podman stats, cAdvisor), as runc places it.
+    this.cpuacct = v1Dir("cpuacct");
     this.freezer = this.v2 ? undefined : v1Dir("freezer");
   }
 

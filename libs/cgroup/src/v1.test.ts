@@ -143,13 +143,14 @@ describe("v1 backend on a fixture tree (legacy host)", () => {
 });
 
 describe("per-controller backends on a fixture tree (hybrid host like this one)", () => {
-  it("puts memory, cpu and pids in v1 and the process also in a controller-less v2 cgroup", () => {
+  it("puts memory, cpu and pids in v1, the process in cpuacct too (where engines read CPU time) and in a controller-less v2 cgroup", () => {
     const h = fixture("hybrid");
     const paths = manager(h).create(limits);
     assert.deepEqual(paths, {
       "": h.at("unified/corerun/c1"),
       memory: h.at("memory/corerun/c1"),
       cpu: h.at("cpu/corerun/c1"),
+      cpuacct: h.at("cpuacct/corerun/c1"),
       pids: h.at("pids/corerun/c1"),
     });
     assert.equal(h.file("memory/corerun/c1/memory.limit_in_bytes"), String(64 * MiB));
