@@ -220,13 +220,13 @@ function pinnedImage(root: string, env: NodeJS.ProcessEnv): { id: string; ref: s
   return image && { id: image.id, ref: image.ref };
 }
 
-/** Every check that can be made before anything is created. */
 /** A command whose path, or one of whose PATH candidates, lies on a volume (-v ...:TARGET). */
 export function mayBeOnVolume(command: string, pathEnv: string, volumes: readonly { target: string }[]): boolean {
   const under = (p: string) => volumes.some((v) => p === v.target || p.startsWith(`${v.target.replace(/\/+$/, "")}/`));
   return command.includes("/") ? under(command.startsWith("/") ? command : `/${command}`) : pathEnv.split(":").some((d) => d !== "" && under(d));
 }
 
+/** Every check that can be made before anything is created. */
 export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail">, env = process.env, uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0): RunConfig {
   const isRootless = uid !== 0;
   const userns = isRootless ? rootless(ctx, uid, gid) : parseUserns(ctx);

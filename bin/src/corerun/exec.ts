@@ -9,7 +9,6 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as v from "valibot";
-import { cgroupManager } from "@corerun/cgroup";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import { parseOci, planCapabilities, Process, readSpec, type Rlimit, type Spec } from "@corerun/oci";
 import { containerEnv, resolveUser } from "@corerun/rootfs";
@@ -17,7 +16,7 @@ import { capabilitySet, openRecorded, type RunProcess, type State } from "@corer
 import {
   connectUnix, enterContainer, fdSender, linuxSyscall as sys, CAPABILITIES, RLIMIT_NUMBERS, SECCOMP_FILTER_FLAGS,
 } from "@corerun/syscall";
-import { liveStatus, mustFind } from "./oci.ts";
+import { liveStatus, mustFind, recordedCgroup } from "./oci.ts";
 import { joinableNamespaces, setOomScoreAdj, writePidFile } from "./oci-create.ts";
 import { holdTerminal, openTerminal, relayTerminal } from "./tty.ts";
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detachkeys.ts";
@@ -208,7 +207,7 @@ export async function ociExec(req: ExecRequest): Promise<number> {
       tty = openTerminal(s.init!.pid, proc.consoleSize ?? undefined);
     }
     const ns = joinableNamespaces(s.init!.pid);
-    const cg = s.cgroup ? cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices }) : undefined;
+    const cg = s.cgroup ? recordedCgroup(s.cgroup) : undefined;
     const lastCap = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8"));
     const pid = enterContainer(sys, {
       argv: proc.args!, env: proc.env ?? [], cwd: proc.cwd, pidfd, nsFlags: ns.flags, pidNamespace: ns.pid, ttyFd: tty?.peer ?? -1,

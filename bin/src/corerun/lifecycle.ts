@@ -20,7 +20,6 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { cgroupManager } from "@corerun/cgroup";
 import { defineTool, faultPoint, printJson, printTable, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
 import { netPaths, portString, publishedPorts, readRecords, type PublishedPort } from "@corerun/net";
 import {
@@ -28,7 +27,7 @@ import {
 } from "@corerun/state";
 import { FD_CLOEXEC, fdSender, isErrno, linuxSyscall as sys } from "@corerun/syscall";
 import type { RunConfig } from "./args.ts";
-import { eachNamed, liveStatus, mustFind, ociPause } from "./oci.ts";
+import { eachNamed, liveStatus, mustFind, ociPause, recordedCgroup } from "./oci.ts";
 import { rootArg } from "./oci-calls.ts";
 import { teardown, type Container } from "./steps.ts";
 import type { Terminal } from "./tty.ts";
@@ -340,12 +339,11 @@ export function displayStatus(s: State): string {
 }
 
 /**
- * Docker's word for the status (inspect's State.Status, which scripts compare): created, running,
- * paused, restarting, exited, or dead for a container whose keeper was killed (orphaned,
- * monitor-lost: corerun cleanup removes it).
+ * Docker's word for a status as ps shows it (displayStatus), for inspect's State.Status, which
+ * scripts compare: created, running, paused, restarting, exited, or dead for a container whose
+ * keeper was killed (orphaned, monitor-lost: corerun cleanup removes it).
  */
-export function dockerStatus(s: State): string {
-  const text = displayStatus(s);
+export function dockerStatus(text: string): string {
   if (text.startsWith("restarting")) return "restarting";
   if (text.startsWith("exited") || text === "stopped") return "exited";
   if (text === "orphaned" || text === "monitor-lost") return "dead";
@@ -355,7 +353,7 @@ export function dockerStatus(s: State): string {
 /** How many processes the OOM killer killed in a container's cgroup; 0 when it cannot be read. */
 function oomKillsOf(cg: NonNullable<State["cgroup"]>): number {
   try {
-    return cgroupManager({ name: cg.name, parent: cg.parent, devices: cg.devices }).oomKills() ?? 0;
+    return recordedCgroup(cg).oomKills() ?? 0;
   } catch {
     return 0;
   }
@@ -629,6 +627,8 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
   const leases = s.config.network.mode === "bridge" ? readRecords(netPaths(root).records).leases.filter((l) => l.id === s.id) : [];
   const alive = isAlive(s.init);
   const d: Detached | undefined = s.detached;
+  const text = displayStatus(s);
+  const status = dockerStatus(text);
   return {
     Id: s.id,
     Name: s.config.name ?? null,
@@ -637,12 +637,12 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     Args: s.config.command.slice(1),
     // Docker's fields and values; corerun's own status text (ps's) in StatusText.
     State: {
-      Status: dockerStatus(s),
-      StatusText: displayStatus(s),
+      Status: status,
+      StatusText: text,
       Running: alive && s.status === "running",
       Paused: s.status === "paused",
-      Restarting: displayStatus(s).startsWith("restarting"),
-      Dead: dockerStatus(s) === "dead",
+      Restarting: status === "restarting",
+      Dead: status === "dead",
       OOMKilled: d?.oomKilled ?? false,
       Pid: alive ? s.init!.pid : 0,
       ExitCode: s.exitCode ?? 0,

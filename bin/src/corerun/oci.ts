@@ -150,7 +150,7 @@ export function ociKill(root: string, id: string, sig: number, all: boolean): vo
   const s = mustFind(root, id);
   const status = liveStatus(s);
   if (all && s.cgroup) {
-    const cg = cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices });
+    const cg = recordedCgroup(s.cgroup);
     if (!cg.exists()) return;
     for (const pid of cg.pids()) {
       try {
@@ -198,7 +198,7 @@ export function ociPause(root: string, id: string, pause: boolean): void {
   if (pause && status !== "running") throw new UsageError(`container "${id}" not running`);
   if (!pause && status !== "paused") throw new UsageError(`container "${id}" not paused`);
   if (!s.cgroup) throw new UsageError(`container "${id}" has no cgroup to freeze`);
-  const cg = cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices });
+  const cg = recordedCgroup(s.cgroup);
   if (pause) cg.freeze();
   else cg.thaw();
   setStatus(join(root, s.id, "state.json"), pause ? "paused" : "running");
@@ -208,7 +208,7 @@ export function ociPause(root: string, id: string, pause: boolean): void {
 export function ociPids(root: string, id: string): number[] {
   const s = mustFind(root, id);
   if (!s.cgroup) return s.init && isAlive(s.init) ? pidNamespaceMembers(s.init.pid) : [];
-  const cg = cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices });
+  const cg = recordedCgroup(s.cgroup);
   return cg.exists() ? cg.pids() : [];
 }
 
@@ -244,7 +244,12 @@ export function psTable(pids: readonly number[], psArgs: readonly string[]): str
 /** The container's cgroup, for the commands that read or change it. */
 export function cgroupOf(s: State, id: string): CgroupManager {
   if (!s.cgroup) throw new UsageError(`container "${id}" has no cgroup`);
-  return cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices });
+  return recordedCgroup(s.cgroup);
+}
+
+/** The cgroup a state records: its name, its parent, and whether it holds device rules. */
+export function recordedCgroup(cg: NonNullable<State["cgroup"]>): CgroupManager {
+  return cgroupManager({ name: cg.name, parent: cg.parent, devices: cg.devices });
 }
 
 /** runc's stats event (types/events.go), from the cgroup's files. */

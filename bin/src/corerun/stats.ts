@@ -7,10 +7,9 @@
  */
 import { readFileSync } from "node:fs";
 import { totalmem } from "node:os";
-import { cgroupManager } from "@corerun/cgroup";
 import { defineTool, formatTable, UsageError, writeOut } from "@corerun/cli";
 import { isAlive, readStates, stateRoot, type State } from "@corerun/state";
-import { liveStatus, mustFind } from "./oci.ts";
+import { liveStatus, mustFind, recordedCgroup } from "./oci.ts";
 import { rootArg } from "./oci-calls.ts";
 
 /** Time between two samples: the CPU % is the CPU time used over it. */
@@ -58,7 +57,7 @@ export function parseNetDev(text: string): { rx: number; tx: number } {
 function sample(s: State): Sample | undefined {
   const pid = s.init?.pid;
   if (pid === undefined || !isAlive(s.init)) return undefined;
-  const cg = s.cgroup ? cgroupManager({ name: s.cgroup.name, parent: s.cgroup.parent, devices: s.cgroup.devices }) : undefined;
+  const cg = s.cgroup ? recordedCgroup(s.cgroup) : undefined;
   const st = cg?.exists() ? cg.stats() : undefined;
   let net: Sample["net"];
   if (s.config.network.mode !== "host") {

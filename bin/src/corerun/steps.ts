@@ -58,11 +58,11 @@ export interface Container {
  * A container's hostname without --hostname: its id, or with --network host the host's own (as
  * Docker's), unless that is no name sethostname and corerun-exec take.
  */
-export function defaultHostname(cfg: Pick<RunConfig, "network">, id: string, host?: string): string {
+export function defaultHostname(cfg: Pick<RunConfig, "network">, id: string): string {
   if (cfg.network.mode !== "host") return id;
   try {
     // node:os loads on first use (tools/lazy-modules.json): a start on another network never does.
-    return checkHostname(host ?? osHostname()) ?? id;
+    return checkHostname(osHostname()) ?? id;
   } catch {
     return id;
   }
@@ -309,9 +309,10 @@ export function startFirstProcess(cfg: RunConfig, c: Container, reportFd?: numbe
   // The cgroups take the first process as it is cloned, from here, unless a limit could stop its
   // Node's load (createCgroup left no limitsBeforeGo); then it joins itself right before the exec.
   const early = c.cgroupFds.length > 0 && c.limitsBeforeGo !== undefined;
-  const inherited = [...(early ? [] : c.cgroupFds), ...(reportFd === undefined ? [] : [reportFd])];
+  const joinAtExec = early ? [] : c.cgroupFds;
+  const inherited = [...joinAtExec, ...(reportFd === undefined ? [] : [reportFd])];
   try {
-    const argv = [...nodeArgv(exec), ...execArgs(cfg, { ...c, cgroupFds: early ? [] : c.cgroupFds }, reportFd)];
+    const argv = [...nodeArgv(exec), ...execArgs(cfg, { ...c, cgroupFds: joinAtExec }, reportFd)];
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
     const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };

@@ -5,7 +5,7 @@
  * (oci-create.ts), which the engine's bundle runs without the network and image code steps.ts
  * reaches.
  */
-import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, read, readSync, renameSync, rmSync, statSync, write } from "node:fs";
+import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, read, readFileSync, renameSync, rmSync, statSync, write } from "node:fs";
 import { dirname, join } from "node:path";
 import { envp, FD_CLOEXEC, koffiModulesDir, linuxSyscall as sys, stepError } from "@corerun/syscall";
 import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, errorLine, exitCodeForError, faultPoint, LAUNCH_FLAGS, PARENT_PID_ENV, span, waitChild, type ProcessEnd } from "@corerun/cli";
@@ -99,10 +99,7 @@ export function withInheritedFds<T>(fds: readonly number[], fn: () => T): T {
  * process ends with. Read to the end: the command's exec closes the pipe.
  */
 export function execReport(fd: number, file: string): { message: string; exitCode: number } | undefined {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(4096);
-  for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) chunks.push(Buffer.from(buf.subarray(0, n)));
-  const data = Buffer.concat(chunks);
+  const data = readFileSync(fd);
   if (data.length === 0) return undefined;
   if (data[0] === 0x7b) {
     const msg = decode(data.toString("utf8").split("\n")[0]!);
