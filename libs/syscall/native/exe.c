@@ -11,10 +11,10 @@
  * that copy, which no one can write, and which is gone when its last user is.
  *
  * On x86-64 it is built without libc (-nostdlib, its own _start): it makes no system call but
- * those of its own steps (not dumpable, the filter's read, the wait for go, the filter's load) and, once the filter is
- * in, none but the execve, so that a seccomp profile which lets the container's execve through
- * lets this one through too. Elsewhere it is the same code over libc's syscall(2) and static
- * startup.
+ * those of its own steps (not dumpable, the filter's read, the wait for go, the filter's load)
+ * and, once the filter is in, none but the execve, so that a seccomp profile which lets the
+ * container's execve through lets this one through too. Elsewhere it is the same code over
+ * libc's syscall(2) and static startup.
  */
 #define _GNU_SOURCE
 #include <errno.h>
