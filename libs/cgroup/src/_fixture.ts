@@ -50,7 +50,7 @@ export class FixtureHost implements CgroupFs {
     this.root = mkdtempSync(join(tmpdir(), "corerun-cgroup-fixture-"));
     this.swap = opts.swap ?? true;
     const v2Controllers = opts.v2Controllers ?? (setup === "unified" ? ["cpuset", "cpu", "io", "memory", "hugetlb", "pids"] : ["hugetlb"]);
-    const v1 = setup === "unified" ? [] : opts.v1 ?? [["cpu"], ["cpuacct"], ["memory"], ["pids"], ["freezer"], ["devices"]];
+    const v1 = setup === "unified" ? [] : opts.v1 ?? [["cpu"], ["cpuacct"], ["memory"], ["pids"], ["freezer"], ["devices"], ["cpuset"], ["blkio"]];
     const lines: string[] = [];
     if (setup !== "unified") {
       lines.push(`31 23 0:28 / ${this.root} rw,relatime - tmpfs tmpfs rw,mode=755`);
@@ -118,12 +118,22 @@ export class FixtureHost implements CgroupFs {
       put("cgroup.kill");
       if (enabled.includes("memory")) {
         put("memory.max", "max\n");
+        put("memory.low", "0\n");
         put("memory.current", "4096\n");
         put("memory.peak", "8192\n");
         put("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
         if (this.swap) put("memory.swap.max", "max\n");
       }
       if (enabled.includes("cpu")) put("cpu.max", "max 100000\n");
+      if (enabled.includes("cpuset")) {
+        put("cpuset.cpus", "\n");
+        put("cpuset.mems", "\n");
+      }
+      if (enabled.includes("io")) {
+        put("io.max");
+        put("io.weight", "default 100\n");
+        put("io.stat", "254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n8:0 rbytes=100 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n");
+      }
       if (enabled.includes("pids")) {
         put("pids.max", "max\n");
         put("pids.current", "0\n");
@@ -137,6 +147,8 @@ export class FixtureHost implements CgroupFs {
         put("memory.usage_in_bytes", "4096\n");
         put("memory.max_usage_in_bytes", "8192\n");
         put("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
+        put("memory.soft_limit_in_bytes", "9223372036854771712\n");
+        put("memory.swappiness", "60\n");
         if (this.swap) put("memory.memsw.limit_in_bytes", "9223372036854771712\n");
       }
       if (c === "cpu") {
@@ -149,6 +161,15 @@ export class FixtureHost implements CgroupFs {
         put("pids.current", "0\n");
       }
       if (c === "freezer" && !isRoot) put("freezer.state", "THAWED\n");
+      if (c === "cpuset") {
+        // A new v1 cpuset is empty; the kernel refuses tasks until both files are set.
+        put("cpuset.cpus", isRoot ? "0-1\n" : "\n");
+        put("cpuset.mems", isRoot ? "0\n" : "\n");
+      }
+      if (c === "blkio") {
+        for (const f of ["read_bps_device", "write_bps_device", "read_iops_device", "write_iops_device"]) put(`blkio.throttle.${f}`);
+        put("blkio.throttle.io_service_bytes_recursive", "254:0 Read 4096\n254:0 Write 8192\n254:0 Sync 0\n254:0 Async 12288\n254:0 Total 12288\nTotal 12288\n");
+      }
     }
   }
 
@@ -199,6 +220,7 @@ export class FixtureHost implements CgroupFs {
       }
       case "cgroup.procs": {
         if (m.kind === "v2" && dir !== m.path && readFileSync(join(dir, "cgroup.subtree_control"), "utf8").trim()) throw errno("EBUSY", "write", path);
+        if (m.kind === "v1" && m.controllers.includes("cpuset") && !readFileSync(join(dir, "cpuset.cpus"), "utf8").trim()) throw errno("ENOSPC", "write", path);
         const pid = data.trim() === "0" ? process.pid : Number(data);
         if (!alive(pid)) throw errno("ESRCH", "write", path);
         writeFileSync(path, `${readFileSync(path, "utf8")}${pid}\n`);

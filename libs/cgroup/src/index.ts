@@ -4,8 +4,8 @@ export {
 } from "./detect.ts";
 export { nodeCgroupFs, type CgroupFs } from "./fs.ts";
 export {
-  parseLimits, deviceRuleText, parseMemory, parseCpuPercent, parsePids, describeLimits, formatBytes, MEMORY_FLOOR, CPU_PERIOD, CPU_MIN_QUOTA,
-  type Limits, type LimitInput, type DeviceRule,
+  parseLimits, deviceRuleText, parseMemory, parseCpuPercent, parsePids, describeLimits, formatBytes, blockDevice, expandIdList, MEMORY_FLOOR, CPU_PERIOD, CPU_MIN_QUOTA,
+  type Limits, type LimitInput, type LimitHost, type DeviceRule, type BlockIO, type DeviceRate,
 } from "./limits.ts";
 export {
   cgroupManager, oomReport, listCgroups, validateName, normalizeParent, DEFAULT_PARENT, type CgroupManager, type CgroupOptions, type LimitController,
@@ -14,3 +14,4 @@ export type { CgroupStats } from "./stats.ts";
 export { attachDeviceFilter, deviceFilterProgram, effectiveRules } from "./devicefilter.ts";
 export { cloneJoin, createForClone, EARLY_JOIN_MEMORY, EARLY_JOIN_QUOTA, joinCgroups, joinCommand, openCgroupProcs, joinCgroupFds, startJoinCgroupFds, JOIN_SCRIPT } from "./join.ts";
 export { cgroupTree, mountCgroupTree, type CgroupTree } from "./mount.ts";
+export { RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, limitArgv, devicePath } from "./args.ts";

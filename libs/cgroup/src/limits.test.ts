@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { UsageError } from "@corerun/cli";
-import { describeLimits, formatBytes, parseLimits } from "./limits.ts";
+import { blockDevice, describeLimits, formatBytes, parseLimits } from "./limits.ts";
 
 const MiB = 1024 * 1024;
 const two = { cpuCount: 2 };
@@ -90,5 +90,61 @@ describe("parseLimits: as a whole", () => {
     assert.equal(describeLimits(parseLimits({ memory: "64", cpu: "50", pids: "20" }, two)), "memory 64 MiB, cpu 50%, pids 20");
     assert.equal(describeLimits({}), "no limits");
     assert.equal(formatBytes(1536 * MiB), "1.5 GiB");
+  });
+});
+
+describe("parseLimits: Docker's other resource options", () => {
+  const vda = (p: string) => (p === "/dev/vda" ? { major: 254, minor: 0 } : p === "/dev/vda1" ? "/dev/vda1 (254:1) is a partition; the kernel weighs and throttles whole disks: give the disk it is on" : `${p} is not a block device`);
+  const host = { cpuCount: 2, onlineCpus: "0-1", onlineMems: "0", blockDevice: vda };
+  const refuses = (input: Parameters<typeof parseLimits>[0], pattern: RegExp) =>
+    assert.throws(() => parseLimits(input, host), (err: unknown) => err instanceof UsageError && pattern.test(err.message) && !err.message.includes("\n"));
+
+  it("takes a cpuset of CPUs and memory nodes the host has", () => {
+    assert.deepEqual(parseLimits({ cpusetCpus: "1", cpusetMems: "0" }, host).cpuset, { cpus: "1", mems: "0" });
+    assert.deepEqual(parseLimits({ cpusetCpus: "0-1" }, host).cpuset, { cpus: "0-1" });
+    refuses({ cpusetCpus: "2" }, /^--cpuset-cpus "2": this host has no CPU 2; it has 0-1$/);
+    refuses({ cpusetCpus: "1-0" }, /--cpuset-cpus "1-0" is not a list of CPU; give numbers and ascending ranges/);
+    refuses({ cpusetCpus: "a" }, /is not a list/);
+    refuses({ cpusetCpus: "0-99999999" }, /is not a list/);
+    refuses({ cpusetMems: "1" }, /^--cpuset-mems "1": this host has no memory node 1; it has 0$/);
+  });
+  it("takes a reservation at most the memory limit, and memory+swap at least it", () => {
+    assert.equal(parseLimits({ memory: "64", memoryReservation: "32" }, host).memoryReservation, 32 * MiB);
+    assert.equal(parseLimits({ memoryReservation: "1g" }, host).memoryReservation, 1024 * MiB);
+    refuses({ memory: "64", memoryReservation: "128m" }, /--memory-reservation "128m" is above --memory \(64 MiB\)/);
+    refuses({ memoryReservation: "1m" }, /--memory-reservation "1m" is below the minimum of 6 MiB/);
+    assert.equal(parseLimits({ memory: "64", memorySwap: "128m" }, host).swap, 128 * MiB);
+    assert.equal(parseLimits({ memory: "64", memorySwap: "-1" }, host).swap, -1);
+    refuses({ memorySwap: "128m" }, /--memory-swap "128m" is memory plus swap: give --memory too/);
+    refuses({ memory: "64", memorySwap: "32m" }, /--memory-swap "32m" is less than --memory \(64 MiB\)/);
+  });
+  it("takes a swappiness 0-100 (-1: the host's), the OOM switch and CPU shares", () => {
+    assert.equal(parseLimits({ memorySwappiness: "0" }, host).swappiness, 0);
+    assert.equal(parseLimits({ memorySwappiness: "-1" }, host).swappiness, undefined);
+    refuses({ memorySwappiness: "101" }, /--memory-swappiness "101": give how readily pages go to swap .*, an integer from 0 to 100/);
+    assert.equal(parseLimits({ oomKillDisable: true }, host).oomKillDisable, true);
+    assert.equal(parseLimits({ oomKillDisable: false }, host).oomKillDisable, undefined);
+    assert.equal(parseLimits({ cpuShares: "512" }, host).cpuShares, 512);
+    refuses({ cpuShares: "1" }, /--cpu-shares "1": give a relative CPU weight/);
+  });
+  it("takes block I/O weights and rates per whole disk, by its path", () => {
+    assert.deepEqual(parseLimits({ blkioWeight: "300", blkioWeightDevice: ["/dev/vda:200"], deviceReadBps: ["/dev/vda:1mb"], deviceWriteBps: ["/dev/vda:4096"], deviceReadIops: ["/dev/vda:10"], deviceWriteIops: ["/dev/vda:20"] }, host).blockIO, {
+      weight: 300,
+      weightDevice: [{ major: 254, minor: 0, weight: 200 }],
+      readBps: [{ major: 254, minor: 0, rate: 1048576 }],
+      writeBps: [{ major: 254, minor: 0, rate: 4096 }],
+      readIops: [{ major: 254, minor: 0, rate: 10 }],
+      writeIops: [{ major: 254, minor: 0, rate: 20 }],
+    });
+    refuses({ blkioWeight: "5" }, /--blkio-weight "5": give a relative block I\/O weight, an integer from 10 to 1000/);
+    refuses({ deviceReadBps: ["/dev/vda1:1mb"] }, /--device-read-bps "\/dev\/vda1:1mb": \/dev\/vda1 \(254:1\) is a partition/);
+    refuses({ deviceReadBps: ["/dev/null:1mb"] }, /--device-read-bps "\/dev\/null:1mb": \/dev\/null is not a block device/);
+    refuses({ deviceReadBps: ["vda:1mb"] }, /give DEVICE:VALUE with DEVICE a block device's path/);
+    refuses({ deviceReadBps: ["/dev/vda:0"] }, /give a rate in bytes per second above 0/);
+    refuses({ deviceReadIops: ["/dev/vda:1k"] }, /give operations per second, an integer above 0/);
+  });
+  it("reads a real block device's numbers, and refuses what is not one", () => {
+    assert.match(String(blockDevice("/dev/null")), /\/dev\/null is not a block device/);
+    assert.match(String(blockDevice("/nonexistent")), /cannot stat \/nonexistent \(ENOENT\)/);
   });
 });

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { cpuCount } from "@corerun/syscall";
 
@@ -21,6 +22,35 @@ export interface Limits {
   cpuShares?: number;
   /** Device access rules, in order: the v1 devices hierarchy's files, or cgroup v2's eBPF filter. */
   devices?: DeviceRule[];
+  /** cpuset.cpus and cpuset.mems: the CPUs and memory nodes the tasks may run on ("0-3,6"). */
+  cpuset?: { cpus?: string; mems?: string };
+  /** A soft memory limit in bytes, what the kernel reclaims toward under pressure (v1 memory.soft_limit_in_bytes, v2 memory.low). */
+  memoryReservation?: number;
+  /** v1 memory.swappiness, 0-100: how readily the cgroup's pages go to swap (cgroup v2 has no such file). */
+  swappiness?: number;
+  /** v1 memory.oom_control: at the limit, tasks wait instead of being killed (cgroup v2 has no such switch). */
+  oomKillDisable?: boolean;
+  /** Block I/O weights and throttles. */
+  blockIO?: BlockIO;
+}
+
+/** A rate for one block device, as blkio.throttle.* and io.max take it. */
+export interface DeviceRate {
+  major: number;
+  minor: number;
+  rate: number;
+}
+
+export interface BlockIO {
+  /** Relative weight 10-1000 (BFQ's, or CFQ's on old kernels; cgroup v2's io.weight scales it to 1-10000). */
+  weight?: number;
+  weightDevice?: { major: number; minor: number; weight: number }[];
+  /** Bytes per second. */
+  readBps?: DeviceRate[];
+  writeBps?: DeviceRate[];
+  /** I/O operations per second. */
+  readIops?: DeviceRate[];
+  writeIops?: DeviceRate[];
 }
 
 /** One device cgroup rule: type a|b|c, -1 for any major or minor, access a subset of rwm. */
@@ -44,6 +74,31 @@ export interface LimitInput {
   cpu?: string | number | undefined;
   cpus?: string | number | undefined;
   pids?: string | number | undefined;
+  memoryReservation?: string | undefined;
+  memorySwap?: string | undefined;
+  memorySwappiness?: string | undefined;
+  oomKillDisable?: boolean | undefined;
+  cpuShares?: string | undefined;
+  cpusetCpus?: string | undefined;
+  cpusetMems?: string | undefined;
+  blkioWeight?: string | undefined;
+  /** DEVICE:WEIGHT, repeatable. */
+  blkioWeightDevice?: readonly string[] | undefined;
+  /** DEVICE:RATE, repeatable: bytes per second (Docker sizes: 1mb), or operations per second. */
+  deviceReadBps?: readonly string[] | undefined;
+  deviceWriteBps?: readonly string[] | undefined;
+  deviceReadIops?: readonly string[] | undefined;
+  deviceWriteIops?: readonly string[] | undefined;
+}
+
+/** What parseLimits checks against: the host's CPUs, memory nodes and block devices. */
+export interface LimitHost {
+  cpuCount?: number;
+  /** The host's online CPUs and memory nodes as lists ("0-1", "0"). */
+  onlineCpus?: string;
+  onlineMems?: string;
+  /** A block device's numbers, or an error message naming what is wrong with the path. */
+  blockDevice?: (path: string) => { major: number; minor: number } | string;
 }
 
 /**
@@ -68,15 +123,24 @@ export function formatBytes(n: number): string {
   return `${n} B`;
 }
 
-/** Plain numbers are MiB (corerun's --memory 512); Docker sizes carry a unit: 512m, 1g, 1.5G, 65536k, 100mb. */
-export function parseMemory(value: string | number): number {
+/**
+ * A size: a Docker size with a unit (512m, 1g, 1.5G, 65536k, 100mb, 4096b), or a plain number in
+ * `plain` units (MiB for corerun's memory options, bytes for a device rate as Docker reads it).
+ */
+function parseSize(value: string | number, option: string, plain: number): number {
   const text = String(value).trim();
   const m = /^(\d+(?:\.\d+)?)(?:([kmgt])(?:i?b)?|(b))?$/i.exec(text);
-  if (!m) throw new UsageError(`--memory "${text}" is not a size; give MiB (512) or a Docker size (512m, 1g)`);
-  const unit = m[3] ? UNITS.b! : m[2] ? UNITS[m[2].toLowerCase()]! : MiB;
+  if (!m) throw new UsageError(`${option} "${text}" is not a size; give ${plain === MiB ? "MiB (512)" : "bytes (1048576)"} or a Docker size (512m, 1g)`);
+  const unit = m[3] ? UNITS.b! : m[2] ? UNITS[m[2].toLowerCase()]! : plain;
   const bytes = Math.floor(Number(m[1]) * unit);
-  if (bytes < MEMORY_FLOOR) throw new UsageError(`--memory "${text}" is below the minimum of 6 MiB; give 6 or more (MiB), or a size such as 64m`);
-  if (!Number.isSafeInteger(bytes)) throw new UsageError(`--memory "${text}" is too large`);
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`${option} "${text}" is too large`);
+  return bytes;
+}
+
+/** Plain numbers are MiB (corerun's --memory 512); Docker sizes carry a unit: 512m, 1g, 1.5G, 65536k, 100mb. */
+export function parseMemory(value: string | number, option = "--memory"): number {
+  const bytes = parseSize(value, option, MiB);
+  if (bytes < MEMORY_FLOOR) throw new UsageError(`${option} "${String(value).trim()}" is below the minimum of 6 MiB; give 6 or more (MiB), or a size such as 64m`);
   return bytes;
 }
 
@@ -102,11 +166,92 @@ export function parsePids(value: string | number): number {
   return Number(text);
 }
 
+/** The highest CPU or memory node number any kernel has (NR_CPUS is at most 8192). */
+const MAX_ID = 65_535;
+
+/** "0-2,4" -> [0, 1, 2, 4]; undefined when it is not such a list (or a range runs backwards). */
+export function expandIdList(text: string): number[] | undefined {
+  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(text)) return undefined;
+  const ids: number[] = [];
+  for (const part of text.split(",")) {
+    const [a, b = a] = part.split("-").map(Number) as [number, number?];
+    if (b! < a || b! > MAX_ID) return undefined;
+    for (let i = a; i <= b!; i++) ids.push(i);
+  }
+  return ids;
+}
+
+/** A cpuset list, each number one the host has online. */
+function parseIdList(value: string, option: string, what: string, online: string): string {
+  const text = value.trim();
+  const ids = expandIdList(text);
+  if (!ids) throw new UsageError(`${option} "${text}" is not a list of ${what}; give numbers and ascending ranges such as 0-2,4`);
+  const have = new Set(expandIdList(online) ?? []);
+  const missing = ids.filter((i) => !have.has(i));
+  if (missing.length) throw new UsageError(`${option} "${text}": this host has no ${what} ${missing.join(",")}; it has ${online}`);
+  return text;
+}
+
+function parseIntIn(value: string, option: string, min: number, max: number, what: string): number {
+  const text = value.trim();
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`${option} "${text}": give ${what}, an integer from ${min} to ${max}`);
+  return Number(text);
+}
+
+/** DEVICE:VALUE, DEVICE the path of a whole block device on the host. */
+function parseDeviceValue(spec: string, option: string, host: Pick<Required<LimitHost>, "blockDevice">): { major: number; minor: number; value: string } {
+  const at = spec.lastIndexOf(":");
+  const path = spec.slice(0, Math.max(at, 0));
+  if (at < 0 || !path.startsWith("/") || at === spec.length - 1) throw new UsageError(`${option} "${spec}": give DEVICE:VALUE with DEVICE a block device's path, such as /dev/sda:1mb`);
+  const dev = host.blockDevice(path);
+  if (typeof dev === "string") throw new UsageError(`${option} "${spec}": ${dev}`);
+  return { ...dev, value: spec.slice(at + 1) };
+}
+
+function deviceRates(specs: readonly string[] | undefined, option: string, host: Pick<Required<LimitHost>, "blockDevice">, bytes: boolean): DeviceRate[] | undefined {
+  if (!specs?.length) return undefined;
+  return specs.map((spec) => {
+    const { major, minor, value } = parseDeviceValue(spec, option, host);
+    const rate = bytes ? parseSize(value, option, 1) : /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!(rate > 0) || !Number.isSafeInteger(rate)) throw new UsageError(`${option} "${spec}": give ${bytes ? "a rate in bytes per second above 0 (1048576, 1mb)" : "operations per second, an integer above 0"}`);
+    return { major, minor, rate };
+  });
+}
+
+/** A list file of /sys (online CPUs or memory nodes); a kernel without NUMA has no node directory: node 0 is all there is. */
+function onlineList(path: string): string {
+  try {
+    return readFileSync(path, "utf8").trim() || "0";
+  } catch {
+    return "0";
+  }
+}
+
+/** A block device's numbers from its path on the host, or what is wrong with the path. */
+export function blockDevice(path: string): { major: number; minor: number } | string {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    return `cannot stat ${path} (${(err as NodeJS.ErrnoException).code})`;
+  }
+  if (!st.isBlockDevice()) return `${path} is not a block device`;
+  // The kernel's dev_t: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31.
+  const major = (Math.floor(st.rdev / 256) & 0xfff) | (Math.floor(st.rdev / 2 ** 32) & ~0xfff);
+  const minor = (st.rdev & 0xff) | (Math.floor(st.rdev / 4096) & ~0xff);
+  // blk-throttle and the I/O schedulers take whole disks: the kernel answers EINVAL for a partition.
+  if (existsSync(`/sys/dev/block/${major}:${minor}/partition`)) {
+    return `${path} (${major}:${minor}) is a partition; the kernel weighs and throttles whole disks: give the disk it is on`;
+  }
+  return { major, minor };
+}
+
 /**
  * Validates the limit flags and converts them to kernel units. Throws a UsageError naming the flag
  * and the fix; nothing is touched, so callers run it before creating anything.
  */
-export function parseLimits(input: LimitInput, opts: { cpuCount?: number } = {}): Limits {
+export function parseLimits(input: LimitInput, opts: LimitHost = {}): Limits {
+  const host = { blockDevice: opts.blockDevice ?? blockDevice };
   const cpus = () => opts.cpuCount ?? cpuCount();
   const limits: Limits = {};
   if (input.memory !== undefined) limits.memory = parseMemory(input.memory);
@@ -114,6 +259,38 @@ export function parseLimits(input: LimitInput, opts: { cpuCount?: number } = {})
   if (input.cpu !== undefined) limits.cpu = parseCpuPercent(input.cpu, "--cpu", cpus());
   if (input.cpus !== undefined) limits.cpu = parseCpuPercent(input.cpus, "--cpus", cpus());
   if (input.pids !== undefined) limits.pids = parsePids(input.pids);
+  const mem = limits.memory === undefined ? undefined : formatBytes(limits.memory);
+  if (input.memorySwap !== undefined) {
+    const text = input.memorySwap.trim();
+    if (limits.memory === undefined) throw new UsageError(`--memory-swap "${text}" is memory plus swap: give --memory too`);
+    limits.swap = text === "-1" ? -1 : parseMemory(text, "--memory-swap");
+    if (limits.swap !== -1 && limits.swap < limits.memory) throw new UsageError(`--memory-swap "${text}" is less than --memory (${mem}): it is memory plus swap; give at least the memory limit, or -1 for unlimited swap`);
+  }
+  if (input.memoryReservation !== undefined) {
+    limits.memoryReservation = parseMemory(input.memoryReservation, "--memory-reservation");
+    if (limits.memory !== undefined && limits.memoryReservation > limits.memory) {
+      throw new UsageError(`--memory-reservation "${input.memoryReservation.trim()}" is above --memory (${mem}): a soft limit above the hard one never acts; give at most the memory limit`);
+    }
+  }
+  if (input.memorySwappiness !== undefined && input.memorySwappiness.trim() !== "-1") limits.swappiness = parseIntIn(input.memorySwappiness, "--memory-swappiness", 0, 100, "how readily pages go to swap (-1 for the host's default)");
+  if (input.oomKillDisable) limits.oomKillDisable = true;
+  if (input.cpuShares !== undefined) limits.cpuShares = parseIntIn(input.cpuShares, "--cpu-shares", 2, 262_144, "a relative CPU weight (1024 is the default)");
+  if (input.cpusetCpus !== undefined || input.cpusetMems !== undefined) {
+    limits.cpuset = {};
+    if (input.cpusetCpus !== undefined) limits.cpuset.cpus = parseIdList(input.cpusetCpus, "--cpuset-cpus", "CPU", opts.onlineCpus ?? onlineList("/sys/devices/system/cpu/online"));
+    if (input.cpusetMems !== undefined) limits.cpuset.mems = parseIdList(input.cpusetMems, "--cpuset-mems", "memory node", opts.onlineMems ?? onlineList("/sys/devices/system/node/online"));
+  }
+  const blockIO: BlockIO = {};
+  if (input.blkioWeight !== undefined) blockIO.weight = parseIntIn(input.blkioWeight, "--blkio-weight", 10, 1000, "a relative block I/O weight");
+  if (input.blkioWeightDevice?.length) {
+    blockIO.weightDevice = input.blkioWeightDevice.map((spec) => {
+      const { major, minor, value } = parseDeviceValue(spec, "--blkio-weight-device", host);
+      return { major, minor, weight: parseIntIn(value, `--blkio-weight-device "${spec}":`, 10, 1000, "a relative weight") };
+    });
+  }
+  const rates = { readBps: deviceRates(input.deviceReadBps, "--device-read-bps", host, true), writeBps: deviceRates(input.deviceWriteBps, "--device-write-bps", host, true), readIops: deviceRates(input.deviceReadIops, "--device-read-iops", host, false), writeIops: deviceRates(input.deviceWriteIops, "--device-write-iops", host, false) };
+  for (const [k, v] of Object.entries(rates)) if (v) blockIO[k as keyof typeof rates] = v;
+  if (Object.keys(blockIO).length) limits.blockIO = blockIO;
   return limits;
 }
 
@@ -124,5 +301,11 @@ export function describeLimits(limits: Limits): string {
   if (limits.cpu) parts.push(`cpu ${Number(((limits.cpu.quota / limits.cpu.period) * 100).toFixed(1))}%`);
   if (limits.pids !== undefined) parts.push(`pids ${limits.pids}`);
   if (limits.cpuShares !== undefined) parts.push(`cpu shares ${limits.cpuShares}`);
+  if (limits.cpuset?.cpus !== undefined) parts.push(`cpus ${limits.cpuset.cpus}`);
+  if (limits.cpuset?.mems !== undefined) parts.push(`memory nodes ${limits.cpuset.mems}`);
+  if (limits.memoryReservation !== undefined) parts.push(`memory reservation ${formatBytes(limits.memoryReservation)}`);
+  if (limits.swappiness !== undefined) parts.push(`swappiness ${limits.swappiness}`);
+  if (limits.oomKillDisable) parts.push("OOM killer off");
+  if (limits.blockIO) parts.push("block I/O limits");
   return parts.join(", ") || "no limits";
 }

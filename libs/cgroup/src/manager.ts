@@ -6,14 +6,15 @@ import { readKeyed, readPids, writeValue } from "./files.ts";
 import { attachDeviceFilter } from "./devicefilter.ts";
 import { formatBytes, type DeviceRule, type Limits } from "./limits.ts";
 import { emptyStats, type CgroupStats } from "./stats.ts";
-import { v1CpuUsage, v1Freeze, V1_UNITS } from "./v1.ts";
+import { initV1Cpuset, v1CpuUsage, v1Freeze, V1_UNITS } from "./v1.ts";
 import { enableController, v2CanKill, v2CpuUsage, v2Freeze, v2Kill, V2_UNITS } from "./v2.ts";
 
 export const DEFAULT_PARENT = "corerun";
 
-/** The controllers a limit can need. */
-export type LimitController = "memory" | "cpu" | "pids" | "devices";
-const LIMIT_CONTROLLERS: readonly LimitController[] = ["memory", "cpu", "pids", "devices"];
+/** The controllers a limit can need; "io" is cgroup v1's "blkio". */
+export type LimitController = "memory" | "cpu" | "pids" | "devices" | "cpuset" | "io";
+const LIMIT_CONTROLLERS: readonly LimitController[] = ["memory", "cpu", "pids", "devices", "cpuset", "io"];
+const V1_NAME: Record<LimitController, string> = { memory: "memory", cpu: "cpu", pids: "pids", devices: "devices", cpuset: "cpuset", io: "blkio" };
 
 /** One directory of the cgroup: in the v2 hierarchy, or in one v1 hierarchy. */
 interface CgroupDir {
@@ -137,7 +138,7 @@ class Manager implements CgroupManager {
         this.v2.controllers.push(c);
         this.route[c] = this.v2;
       } else {
-        const d = v1Dir(c);
+        const d = v1Dir(V1_NAME[c]);
         if (d) this.route[c] = d;
       }
     }
@@ -169,23 +170,26 @@ class Manager implements CgroupManager {
   }
 
   private unavailable(c: LimitController): Error {
+    const name = this.layout.setup === "unified" ? c : V1_NAME[c];
     if (c === "devices") return new Error(`device rules need the v1 devices hierarchy or cgroup v2 (for an eBPF filter), and this host mounts neither under ${this.layout.root}`);
     const why: string[] = [];
     if (this.layout.unified) {
       const offered = this.layout.v2Controllers.join(" ") || "none";
       why.push(`${join(this.layout.unified, "cgroup.controllers")} offers ${offered}`);
     }
-    if (this.layout.setup !== "unified") why.push(`no v1 hierarchy under ${this.layout.root} mounts ${c}`);
-    return new Error(`the ${c} limit needs the ${c} controller, which this host does not offer: ${why.join(", and ")}`);
+    if (this.layout.setup !== "unified") why.push(`no v1 hierarchy under ${this.layout.root} mounts ${V1_NAME[c]}`);
+    return new Error(`the ${name} limit needs the ${name} controller, which this host does not offer: ${why.join(", and ")}`);
   }
 
   /** Which controllers the limits need; each must be there. */
   private needed(limits: Limits): LimitController[] {
     const need: LimitController[] = [];
-    if (limits.memory !== undefined) need.push("memory");
+    if (limits.memory !== undefined || limits.memoryReservation !== undefined || limits.swappiness !== undefined || limits.oomKillDisable !== undefined) need.push("memory");
     if (limits.cpu || limits.cpuShares !== undefined) need.push("cpu");
     if (limits.devices) need.push("devices");
     if (limits.pids !== undefined) need.push("pids");
+    if (limits.cpuset) need.push("cpuset");
+    if (limits.blockIO) need.push("io");
     for (const c of need) if (!this.route[c]) throw this.unavailable(c);
     return need;
   }
@@ -202,6 +206,7 @@ class Manager implements CgroupManager {
       } catch (err) {
         if (errnoOf(err) !== "EEXIST") throw new Error(`cannot create the parent cgroup ${level}`, { cause: err });
       }
+      if (dir.kind === "v1" && dir.controllers.includes("cpuset")) initV1Cpuset(this.fs, level);
     }
     if (dir.kind !== "v2") return;
     // A v2 controller reaches a cgroup only if every ancestor lists it in cgroup.subtree_control.
@@ -232,6 +237,7 @@ class Manager implements CgroupManager {
           throw new Error(`cannot create cgroup ${d.path}`, { cause: err });
         }
         made.push(d.path);
+        if (d.kind === "v1" && d.controllers.includes("cpuset")) initV1Cpuset(this.fs, d.path);
       }
       this.apply(limits);
     } catch (err) {

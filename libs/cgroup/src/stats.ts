@@ -18,6 +18,8 @@ export interface CgroupStats {
     current: number | null;
     limit: number | null;
   };
+  /** Bytes read from and written to block devices (the blkio or io controller's counts). */
+  blockIO: { readBytes: number; writeBytes: number } | null;
   /** Processes the kernel's OOM killer killed in this cgroup. */
   oomKills: number | null;
   /** Processes in the cgroup now (cgroup.procs). */
@@ -29,6 +31,7 @@ export function emptyStats(): CgroupStats {
     memory: { current: null, peak: null, limit: null },
     cpu: { usageUsec: null, limitPercent: null },
     pids: { current: null, limit: null },
+    blockIO: null,
     oomKills: null,
     processes: 0,
   };

@@ -21,12 +21,14 @@ const MiB = 1024 * 1024;
 const limits = parseLimits({ memory: "64", cpu: "50", pids: "20" }, { cpuCount: 2 });
 
 describe("v1 backend on a fixture tree (legacy host)", () => {
-  it("creates the cgroup in the memory, cpu, cpuacct, pids and freezer hierarchies", () => {
+  it("creates the cgroup in the memory, cpu, cpuacct, pids, cpuset, blkio and freezer hierarchies", () => {
     const h = fixture("legacy");
     assert.deepEqual(manager(h).create(), {
       memory: h.at("memory/corerun/c1"),
       cpu: h.at("cpu/corerun/c1"),
       pids: h.at("pids/corerun/c1"),
+      cpuset: h.at("cpuset/corerun/c1"),
+      blkio: h.at("blkio/corerun/c1"),
       cpuacct: h.at("cpuacct/corerun/c1"),
       freezer: h.at("freezer/corerun/c1"),
     });
@@ -87,6 +89,7 @@ describe("v1 backend on a fixture tree (legacy host)", () => {
       memory: { current: 4096, peak: 8192, limit: 64 * MiB },
       cpu: { usageUsec: 2500, limitPercent: 50 },
       pids: { current: 4, limit: 20 },
+      blockIO: { readBytes: 4096, writeBytes: 8192 },
       oomKills: 2,
       processes: 0,
     });
@@ -143,7 +146,7 @@ describe("v1 backend on a fixture tree (legacy host)", () => {
 });
 
 describe("per-controller backends on a fixture tree (hybrid host like this one)", () => {
-  it("puts memory, cpu and pids in v1, the process in cpuacct too (where engines read CPU time) and in a controller-less v2 cgroup", () => {
+  it("puts memory, cpu, pids, cpuset and blkio in v1, the process in cpuacct too (where engines read CPU time) and in a controller-less v2 cgroup", () => {
     const h = fixture("hybrid");
     const paths = manager(h).create(limits);
     assert.deepEqual(paths, {
@@ -152,6 +155,8 @@ describe("per-controller backends on a fixture tree (hybrid host like this one)"
       cpu: h.at("cpu/corerun/c1"),
       cpuacct: h.at("cpuacct/corerun/c1"),
       pids: h.at("pids/corerun/c1"),
+      cpuset: h.at("cpuset/corerun/c1"),
+      blkio: h.at("blkio/corerun/c1"),
     });
     assert.equal(h.file("memory/corerun/c1/memory.limit_in_bytes"), String(64 * MiB));
     assert.equal(h.file("pids/corerun/c1/pids.max"), "20");
@@ -202,5 +207,55 @@ describe("per-controller backends on a fixture tree (hybrid host like this one)"
     assert.throws(() => manager(h, { name: "../x" }), /cgroup name "\.\.\/x" is not valid/);
     assert.throws(() => manager(h, { parent: "a/../../b" }), /--cgroup-parent "a\/\.\.\/\.\.\/b" is not valid/);
     assert.equal(manager(h, { parent: "/corerun/" }).paths()[""], h.at("unified/corerun/c1"));
+  });
+});
+
+describe("v1 cpuset, blkio and memory files on a fixture tree", () => {
+  const host = { cpuCount: 2, onlineCpus: "0-1", onlineMems: "0", blockDevice: (p: string) => (p === "/dev/vda" ? { major: 254, minor: 0 } : `${p} is not a block device`) };
+
+  it("gives each new cpuset level its parent's CPUs and nodes, so that a task may enter it, then the limit", () => {
+    const h = fixture("hybrid");
+    const m = manager(h, { parent: "corerun/pod" });
+    m.create({}, {});
+    assert.equal(h.file("cpuset/corerun/cpuset.cpus"), "0-1");
+    assert.equal(h.file("cpuset/corerun/pod/c1/cpuset.mems"), "0");
+    const sleeper = spawn("sleep", ["10"]);
+    try {
+      m.addTask(sleeper.pid!);
+      m.apply(parseLimits({ cpusetCpus: "1" }, host));
+      assert.equal(h.file("cpuset/corerun/pod/c1/cpuset.cpus"), "1");
+    } finally {
+      sleeper.kill("SIGKILL");
+    }
+  });
+
+  it("writes a reservation, a swappiness and the OOM killer switch to the memory hierarchy", () => {
+    const h = fixture("hybrid");
+    manager(h).create(parseLimits({ memory: "64", memoryReservation: "32m", memorySwappiness: "10", oomKillDisable: true }, host));
+    assert.equal(h.file("memory/corerun/c1/memory.soft_limit_in_bytes"), String(32 * MiB));
+    assert.equal(h.file("memory/corerun/c1/memory.swappiness"), "10");
+    assert.equal(h.file("memory/corerun/c1/memory.oom_control"), "1");
+  });
+
+  it("writes throttles per device as MAJ:MIN RATE", () => {
+    const h = fixture("hybrid");
+    manager(h).create(parseLimits({ deviceReadBps: ["/dev/vda:1mb"], deviceWriteIops: ["/dev/vda:100"] }, host));
+    assert.equal(h.file("blkio/corerun/c1/blkio.throttle.read_bps_device"), "254:0 1048576");
+    assert.equal(h.file("blkio/corerun/c1/blkio.throttle.write_iops_device"), "254:0 100");
+  });
+
+  it("refuses a weight where no scheduler weighs I/O, and leaves no cgroup", () => {
+    const h = fixture("hybrid");
+    assert.throws(() => manager(h).create(parseLimits({ blkioWeight: "500" }, host)), /a block I\/O weight needs .*blkio\.bfq\.weight or .*blkio\.weight, which this kernel lacks: no disk uses the BFQ I\/O scheduler/);
+    assert.equal(manager(h).exists(), false);
+  });
+
+  it("writes a weight to BFQ's file where it exists", () => {
+    const h = fixture("hybrid");
+    const m = manager(h);
+    m.create();
+    h.set("blkio/corerun/c1/blkio.bfq.weight", "100\n");
+    m.apply(parseLimits({ blkioWeight: "300" }, host));
+    assert.equal(h.file("blkio/corerun/c1/blkio.bfq.weight"), "300");
   });
 });

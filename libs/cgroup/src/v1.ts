@@ -11,6 +11,9 @@ import { deviceRuleText } from "./limits.ts";
 
 export const v1Memory: ControllerUnit = {
   apply(fs, dir, limits) {
+    if (limits.memoryReservation !== undefined) writeValue(fs, dir, "memory.soft_limit_in_bytes", String(limits.memoryReservation));
+    if (limits.swappiness !== undefined) writeValue(fs, dir, "memory.swappiness", String(limits.swappiness));
+    if (limits.oomKillDisable !== undefined) writeValue(fs, dir, "memory.oom_control", limits.oomKillDisable ? "1" : "0");
     if (limits.memory === undefined) return;
     const value = String(limits.memory);
     const memsw = limits.swap === undefined ? value : String(limits.swap);
@@ -68,7 +71,63 @@ export const v1Devices: ControllerUnit = {
   stats() {},
 };
 
-export const V1_UNITS = { memory: v1Memory, cpu: v1Cpu, pids: v1Pids, devices: v1Devices } as const;
+/** cpuset.cpus and cpuset.mems: the same files in v1 and v2. */
+export const cpusetUnit: ControllerUnit = {
+  apply(fs, dir, limits) {
+    if (limits.cpuset?.cpus !== undefined) writeValue(fs, dir, "cpuset.cpus", limits.cpuset.cpus);
+    if (limits.cpuset?.mems !== undefined) writeValue(fs, dir, "cpuset.mems", limits.cpuset.mems);
+  },
+  stats() {},
+};
+
+/**
+ * A new v1 cpuset starts with empty cpuset.cpus and cpuset.mems, and the kernel refuses a task
+ * into it (ENOSPC) until both are set: each level gets its parent's, as runc copies them (unless
+ * the hierarchy's cgroup.clone_children did already).
+ */
+export function initV1Cpuset(fs: CgroupFs, dir: string): void {
+  for (const file of ["cpuset.cpus", "cpuset.mems"]) {
+    if (readOptional(fs, dir, file)?.trim()) continue;
+    const parent = readOptional(fs, join(dir, ".."), file)?.trim();
+    if (!parent) throw new Error(`cannot set ${join(dir, file)}: its parent's ${file} is empty`);
+    writeValue(fs, dir, file, parent);
+  }
+}
+
+/**
+ * A weight goes to BFQ's file where the disk's scheduler is BFQ, else to CFQ's (kernels before
+ * 5.0); with neither scheduler there is nothing that weighs I/O, and the weight is refused.
+ */
+function weightFile(fs: CgroupFs, dir: string, files: readonly string[], what: string): string {
+  const file = files.find((f) => fs.exists(join(dir, f)));
+  if (!file) throw new Error(`${what} needs ${files.map((f) => join(dir, f)).join(" or ")}, which this kernel lacks: no disk uses the BFQ I/O scheduler (modprobe bfq; echo bfq > /sys/block/DISK/queue/scheduler)`);
+  return file;
+}
+
+export const v1Blkio: ControllerUnit = {
+  apply(fs, dir, limits) {
+    const io = limits.blockIO;
+    if (!io) return;
+    if (io.weight !== undefined) writeValue(fs, dir, weightFile(fs, dir, ["blkio.bfq.weight", "blkio.weight"], "a block I/O weight"), String(io.weight));
+    for (const d of io.weightDevice ?? []) writeValue(fs, dir, weightFile(fs, dir, ["blkio.bfq.weight_device", "blkio.weight_device"], "a block I/O weight per device"), `${d.major}:${d.minor} ${d.weight}`);
+    const throttle = [["read_bps_device", io.readBps], ["write_bps_device", io.writeBps], ["read_iops_device", io.readIops], ["write_iops_device", io.writeIops]] as const;
+    for (const [file, rates] of throttle) for (const r of rates ?? []) writeValue(fs, dir, `blkio.throttle.${file}`, `${r.major}:${r.minor} ${r.rate}`);
+  },
+  stats(fs, dir, out) {
+    // "MAJ:MIN Read N" lines per device, then "Total N"; the throttle file counts every I/O, whichever the scheduler.
+    const text = readOptional(fs, dir, "blkio.throttle.io_service_bytes_recursive");
+    if (text === undefined) return;
+    out.blockIO = { readBytes: 0, writeBytes: 0 };
+    for (const line of text.split("\n")) {
+      const [dev, op, n] = line.trim().split(/\s+/);
+      if (!dev?.includes(":") || n === undefined) continue;
+      if (op === "Read") out.blockIO.readBytes += Number(n);
+      if (op === "Write") out.blockIO.writeBytes += Number(n);
+    }
+  },
+};
+
+export const V1_UNITS = { memory: v1Memory, cpu: v1Cpu, pids: v1Pids, devices: v1Devices, cpuset: cpusetUnit, io: v1Blkio } as const;
 
 /** cpuacct.usage is in nanoseconds. */
 export function v1CpuUsage(fs: CgroupFs, dir: string): number | null {

@@ -45,7 +45,7 @@ describe("v2 backend on a fixture tree (pure v2 host)", () => {
     const h = v2Host();
     manager(h, { parent: "corerun/web" }).create(limits);
     for (const level of ["cgroup.subtree_control", "corerun/cgroup.subtree_control", "corerun/web/cgroup.subtree_control"]) {
-      assert.deepEqual(h.written(level), ["+memory", "+cpu", "+pids"], level);
+      assert.deepEqual(h.written(level), ["+memory", "+cpu", "+pids", "+cpuset", "+io"], level);
     }
     assert.deepEqual(h.written("corerun/web/c1/cgroup.subtree_control"), []);
   });
@@ -54,7 +54,7 @@ describe("v2 backend on a fixture tree (pure v2 host)", () => {
     const h = v2Host();
     manager(h, { name: "a" }).create(limits);
     manager(h, { name: "b" }).create(limits);
-    assert.equal(h.written("corerun/cgroup.subtree_control").length, 3);
+    assert.equal(h.written("corerun/cgroup.subtree_control").length, 5);
   });
 
   it("refuses a limit whose controller the host does not offer, naming it, and creates nothing", () => {
@@ -85,7 +85,7 @@ describe("v2 backend on a fixture tree (pure v2 host)", () => {
     assert.equal(h.exists(h.at("corerun/c1")), true);
   });
 
-  it("reads stats from memory.current, memory.peak, memory.events, cpu.stat and pids.current", () => {
+  it("reads stats from memory.current, memory.peak, memory.events, cpu.stat, io.stat and pids.current", () => {
     const h = v2Host();
     const m = manager(h);
     m.create(limits);
@@ -95,6 +95,7 @@ describe("v2 backend on a fixture tree (pure v2 host)", () => {
       memory: { current: 4096, peak: 8192, limit: 64 * 1024 * 1024 },
       cpu: { usageUsec: 1500, limitPercent: 50 },
       pids: { current: 3, limit: 20 },
+      blockIO: { readBytes: 4196, writeBytes: 8192 },
       oomKills: 1,
       processes: 0,
     });
@@ -116,6 +117,24 @@ describe("v2 backend on a fixture tree (pure v2 host)", () => {
     m.remove();
     assert.equal(m.exists(), false);
     assert.equal(h.exists(h.at("corerun")), true, "the parent stays");
+  });
+
+  it("writes a cpuset, memory.low, io.max and a weight scaled onto io.weight's 1-10000", () => {
+    const h = v2Host();
+    const host = { cpuCount: 2, onlineCpus: "0-1", onlineMems: "0", blockDevice: () => ({ major: 254, minor: 0 }) };
+    manager(h).create(parseLimits({ cpusetCpus: "0", cpusetMems: "0", memoryReservation: "16m", blkioWeight: "500", deviceWriteBps: ["/dev/vda:2mb"], deviceReadIops: ["/dev/vda:50"] }, host));
+    assert.equal(h.file("corerun/c1/cpuset.cpus"), "0");
+    assert.equal(h.file("corerun/c1/cpuset.mems"), "0");
+    assert.equal(h.file("corerun/c1/memory.low"), String(16 * 1024 * 1024));
+    assert.deepEqual(h.written("corerun/c1/io.weight"), ["default 4950"]);
+    assert.deepEqual(h.written("corerun/c1/io.max"), ["254:0 wbps=2097152", "254:0 riops=50"]);
+  });
+
+  it("refuses what only cgroup v1 has (swappiness, the OOM killer switch), naming the file, and leaves no cgroup", () => {
+    const h = v2Host();
+    assert.throws(() => manager(h).create(parseLimits({ memorySwappiness: "0" })), /a swappiness needs cgroup v1's memory\.swappiness; cgroup v2 .* has no such file/);
+    assert.throws(() => manager(h).create(parseLimits({ oomKillDisable: true })), /turning the OOM killer off needs cgroup v1's memory\.oom_control/);
+    assert.equal(manager(h).exists(), false);
   });
 
   it("names the missing process when adding a pid that does not exist", () => {

@@ -8,6 +8,7 @@ import { waitFor } from "./fs.ts";
 import { readKeyed, readNumber, readOptional, writeValue } from "./files.ts";
 import type { Limits } from "./limits.ts";
 import type { CgroupStats } from "./stats.ts";
+import { cpusetUnit } from "./v1.ts";
 
 /** One controller's files: how a limit is written and how usage is read back. */
 export interface ControllerUnit {
@@ -17,6 +18,9 @@ export interface ControllerUnit {
 
 export const v2Memory: ControllerUnit = {
   apply(fs, dir, limits) {
+    if (limits.swappiness !== undefined) throw new Error(`a swappiness needs cgroup v1's memory.swappiness; cgroup v2 (${dir}) has no such file: the host's vm.swappiness applies`);
+    if (limits.oomKillDisable) throw new Error(`turning the OOM killer off needs cgroup v1's memory.oom_control; cgroup v2 (${dir}) has no such switch`);
+    if (limits.memoryReservation !== undefined) writeValue(fs, dir, "memory.low", String(limits.memoryReservation));
     if (limits.memory === undefined) return;
     writeValue(fs, dir, "memory.max", String(limits.memory));
     // v2 accounts swap apart from memory.max: without swap.max 0, a process could use its limit a
@@ -54,7 +58,37 @@ export const v2Pids: ControllerUnit = {
   },
 };
 
-export const V2_UNITS = { memory: v2Memory, cpu: v2Cpu, pids: v2Pids } as const;
+export const v2Io: ControllerUnit = {
+  apply(fs, dir, limits) {
+    const io = limits.blockIO;
+    if (!io) return;
+    // BFQ's io.bfq.weight takes blkio's 10-1000 as it is; io.weight (blk-iocost) is 1-10000,
+    // onto which runc and crun scale it.
+    const bfq = fs.exists(join(dir, "io.bfq.weight"));
+    const file = bfq ? "io.bfq.weight" : "io.weight";
+    const weight = (w: number) => String(bfq ? w : 1 + Math.floor(((w - 10) * 9999) / 990));
+    if ((io.weight !== undefined || io.weightDevice?.length) && !fs.exists(join(dir, file))) {
+      throw new Error(`a block I/O weight needs ${join(dir, "io.bfq.weight")} (the BFQ I/O scheduler) or ${join(dir, "io.weight")}, which this kernel lacks`);
+    }
+    if (io.weight !== undefined) writeValue(fs, dir, file, bfq ? weight(io.weight) : `default ${weight(io.weight)}`);
+    for (const d of io.weightDevice ?? []) writeValue(fs, dir, file, `${d.major}:${d.minor} ${weight(d.weight)}`);
+    const throttle = [["rbps", io.readBps], ["wbps", io.writeBps], ["riops", io.readIops], ["wiops", io.writeIops]] as const;
+    // A rate of 0 lifts the throttle, as in blkio.throttle.*: io.max spells it "max".
+    for (const [key, rates] of throttle) for (const r of rates ?? []) writeValue(fs, dir, "io.max", `${r.major}:${r.minor} ${key}=${r.rate || "max"}`);
+  },
+  stats(fs, dir, out) {
+    // "MAJ:MIN rbytes=N wbytes=N rios=N wios=N ..." per device.
+    const text = readOptional(fs, dir, "io.stat");
+    if (text === undefined) return;
+    out.blockIO = { readBytes: 0, writeBytes: 0 };
+    for (const m of text.matchAll(/\b([rw])bytes=(\d+)/g)) {
+      if (m[1] === "r") out.blockIO.readBytes += Number(m[2]);
+      else out.blockIO.writeBytes += Number(m[2]);
+    }
+  },
+};
+
+export const V2_UNITS = { memory: v2Memory, cpu: v2Cpu, pids: v2Pids, cpuset: cpusetUnit, io: v2Io } as const;
 
 /** cpu.stat's usage_usec is core (no controller needed): every v2 cgroup counts its CPU time. */
 export function v2CpuUsage(fs: CgroupFs, dir: string): number | null {
