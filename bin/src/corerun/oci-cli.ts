@@ -116,6 +116,10 @@ export const update = defineTool({
     "cpu-period": { type: "string", valueHint: "USEC", description: "the CPU period, in microseconds" },
     "cpu-share": { type: "string", valueHint: "N", description: "relative CPU weight (2-262144)" },
     "pids-limit": { type: "string", valueHint: "N", description: "most tasks the container may hold" },
+    "memory-reservation": { type: "string", valueHint: "BYTES", description: "soft memory limit in bytes" },
+    "cpuset-cpus": { type: "string", valueHint: "LIST", description: "CPUs the container may run on (0-2,4)" },
+    "cpuset-mems": { type: "string", valueHint: "LIST", description: "memory nodes it may allocate from" },
+    "blkio-weight": { type: "string", valueHint: "N", description: "relative block I/O weight (10-1000)" },
   },
   tail: "command",
   examples: ["sudo corerun update --memory 268435456 --pids-limit 100 web", "echo '{\"memory\":{\"limit\":134217728}}' | sudo corerun update --resources - web"],
@@ -145,6 +149,12 @@ export const update = defineTool({
     set("cpu", "period", num("cpu-period"));
     set("cpu", "shares", num("cpu-share"));
     set("pids", "limit", num("pids-limit"));
+    set("memory", "reservation", num("memory-reservation"));
+    set("blockIO", "weight", num("blkio-weight"));
+    for (const key of ["cpus", "mems"] as const) {
+      const list = ctx.values[`cpuset-${key}`]?.at(-1);
+      if (list !== undefined) data.cpu = { ...data.cpu, [key]: list };
+    }
     ociUpdate(stateRoot(ctx.values.root?.at(-1)), id, parseOci(Resources, data, "--resources"));
     return 0;
   },

@@ -390,7 +390,10 @@ export function ociUpdate(root: string, id: string, resources: ResourcesConfig):
   if (resources.devices?.length) throw new UsageError("update: device rules cannot be changed after create");
   const limits = planLimits(resources);
   cgroupOf(s, id).apply(limits);
-  updateState(join(root, s.id, "state.json"), (cur) => ({ config: { ...cur.config, limits: { ...cur.config.limits, ...limits } } }));
+  // A cpuset or block I/O update changes the fields it names, as the files it writes do.
+  updateState(join(root, s.id, "state.json"), ({ config: cur }) => ({
+    config: { ...cur, limits: { ...cur.limits, ...limits, ...(limits.cpuset && { cpuset: { ...cur.limits.cpuset, ...limits.cpuset } }), ...(limits.blockIO && { blockIO: { ...cur.limits.blockIO, ...limits.blockIO } }) } },
+  }));
 }
 
 /** create's options, shared with run --bundle. */

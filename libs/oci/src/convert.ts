@@ -5,7 +5,7 @@
  */
 import { posix } from "node:path";
 import { CAPABILITIES } from "@corerun/syscall";
-import type { DeviceRule, Limits } from "@corerun/cgroup";
+import { expandIdList, type BlockIO, type DeviceRule, type Limits } from "@corerun/cgroup";
 import { planMount, type MountPlan } from "./mounts.ts";
 import type { NamespaceType, Resources, Spec } from "./spec.ts";
 
@@ -96,9 +96,13 @@ export function planLimits(resources: Resources | undefined): Limits {
       if (limits.memory === undefined && mem.swap !== -1) throw new Error("linux.resources.memory.swap needs memory.limit");
       limits.swap = mem.swap;
     }
-    if (mem.reservation) throw new Error("linux.resources.memory.reservation is not supported by corerun; remove it");
-    if (mem.swappiness !== undefined && mem.swappiness !== null) throw new Error("linux.resources.memory.swappiness is not supported by corerun; remove it");
-    if (mem.disableOOMKiller) throw new Error("linux.resources.memory.disableOOMKiller is not supported by corerun; remove it");
+    if (mem.reservation !== undefined && mem.reservation > 0) limits.memoryReservation = mem.reservation;
+    // runc's reading: absent or -1 leaves the host's value.
+    if (mem.swappiness !== undefined && mem.swappiness !== null && mem.swappiness !== -1) {
+      if (mem.swappiness < 0 || mem.swappiness > 100) throw new Error(`linux.resources.memory.swappiness ${mem.swappiness}: give 0 to 100`);
+      limits.swappiness = mem.swappiness;
+    }
+    if (mem.disableOOMKiller) limits.oomKillDisable = true;
   }
   const cpu = resources?.cpu;
   if (cpu) {
@@ -107,7 +111,23 @@ export function planLimits(resources: Resources | undefined): Limits {
       if (cpu.shares < 2 || cpu.shares > 262144) throw new Error(`linux.resources.cpu.shares ${cpu.shares}: give a value from 2 to 262144`);
       limits.cpuShares = cpu.shares;
     }
-    if (cpu.cpus || cpu.mems) throw new Error("linux.resources.cpu.cpus/mems (cpuset) are not supported by corerun; remove them");
+    for (const key of ["cpus", "mems"] as const) {
+      const list = cpu[key];
+      if (!list) continue;
+      if (!expandIdList(list)) throw new Error(`linux.resources.cpu.${key} "${list}" is not a list such as 0-2,4`);
+      limits.cpuset = { ...limits.cpuset, [key]: list };
+    }
+  }
+  const io = resources?.blockIO;
+  if (io) {
+    if (io.leafWeight || io.weightDevice?.some((d) => d.leafWeight)) throw new Error("linux.resources.blockIO leafWeight is CFQ's, which Linux 5.0 removed: remove it");
+    const blockIO: BlockIO = {};
+    if (io.weight) blockIO.weight = io.weight;
+    const weights = io.weightDevice?.filter((d) => d.weight).map((d) => ({ major: d.major, minor: d.minor, weight: d.weight! }));
+    if (weights?.length) blockIO.weightDevice = weights;
+    const rates = { readBps: io.throttleReadBpsDevice, writeBps: io.throttleWriteBpsDevice, readIops: io.throttleReadIOPSDevice, writeIops: io.throttleWriteIOPSDevice };
+    for (const [key, list] of Object.entries(rates)) if (list?.length) blockIO[key as keyof typeof rates] = list.map((d) => ({ major: d.major, minor: d.minor, rate: d.rate }));
+    if (Object.keys(blockIO).length) limits.blockIO = blockIO;
   }
   const pids = resources?.pids?.limit;
   if (pids !== undefined && pids > 0) limits.pids = pids;

@@ -122,7 +122,18 @@ describe("the rest of config.json as corerun's steps", () => {
     assert.deepEqual(limits.devices![0], { allow: false, type: "a", major: -1, minor: -1, access: "rwm" });
     assert.ok(limits.devices!.some((d) => d.allow && d.type === "c" && d.major === 1 && d.minor === 3), "/dev/null stays usable");
     assert.throws(() => planLimits({ memory: { limit: 64 << 20, swap: 1 << 20 } }), /must be at least memory\.limit/);
-    assert.throws(() => planLimits({ cpu: { cpus: "0-1" } }), /cpuset\) are not supported/);
     assert.deepEqual(planLimits({ memory: { limit: 0 }, pids: { limit: -1 } }), {}, "0 and -1 mean no limit");
+  });
+
+  test("resources: cpuset, memory reservation, swappiness, the OOM switch and block I/O, as runc reads them", () => {
+    assert.deepEqual(planLimits({ cpu: { cpus: "0-1", mems: "0" } }).cpuset, { cpus: "0-1", mems: "0" });
+    assert.throws(() => planLimits({ cpu: { cpus: "1-0" } }), /linux\.resources\.cpu\.cpus "1-0" is not a list such as 0-2,4/);
+    const mem = planLimits({ memory: { reservation: 32 << 20, swappiness: 0, disableOOMKiller: true } });
+    assert.deepEqual([mem.memoryReservation, mem.swappiness, mem.oomKillDisable], [32 << 20, 0, true]);
+    assert.deepEqual(planLimits({ memory: { swappiness: -1, disableOOMKiller: false, reservation: 0 } }), {}, "-1, false and 0 leave the host's values");
+    assert.throws(() => planLimits({ memory: { swappiness: 101 } }), /swappiness 101: give 0 to 100/);
+    const io = planLimits({ blockIO: { weight: 300, weightDevice: [{ major: 8, minor: 0, weight: 200 }], throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1 << 20 }], throttleWriteIOPSDevice: [{ major: 8, minor: 0, rate: 0 }] } }).blockIO;
+    assert.deepEqual(io, { weight: 300, weightDevice: [{ major: 8, minor: 0, weight: 200 }], readBps: [{ major: 8, minor: 0, rate: 1 << 20 }], writeIops: [{ major: 8, minor: 0, rate: 0 }] });
+    assert.throws(() => planLimits({ blockIO: { leafWeight: 500 } }), /leafWeight is CFQ's, which Linux 5\.0 removed/);
   });
 });

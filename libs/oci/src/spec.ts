@@ -11,6 +11,7 @@ import { lazy, nulByteRefusal } from "@corerun/cli";
 
 const uint32 = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(4294967295));
 const int64 = v.pipe(v.number(), v.integer());
+const uint16 = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535));
 const strings = v.array(v.string());
 
 const IdMapping = lazy(() => v.strictObject({ containerID: uint32, hostID: uint32, size: v.pipe(uint32, v.minValue(1)) }));
@@ -101,6 +102,10 @@ const Device = lazy(() => v.strictObject({
 }));
 export type Device = v.InferOutput<typeof Device>;
 
+const WeightDevice = lazy(() => v.strictObject({ major: int64, minor: int64, weight: v.optional(uint16), leafWeight: v.optional(uint16) }));
+const ThrottleDevice = lazy(() => v.strictObject({ major: int64, minor: int64, rate: v.pipe(v.number(), v.integer(), v.minValue(0)) }));
+const ThrottleDevices = lazy(() => v.optional(v.array(ThrottleDevice)));
+
 export const Resources = lazy(() => v.strictObject({
   devices: v.optional(v.array(DeviceRule)),
   memory: v.optional(v.strictObject({
@@ -118,6 +123,15 @@ export const Resources = lazy(() => v.strictObject({
     mems: v.optional(v.string()),
   })),
   pids: v.optional(v.strictObject({ limit: int64 })),
+  blockIO: v.optional(v.strictObject({
+    weight: v.optional(uint16),
+    leafWeight: v.optional(uint16),
+    weightDevice: v.optional(v.array(WeightDevice)),
+    throttleReadBpsDevice: ThrottleDevices,
+    throttleWriteBpsDevice: ThrottleDevices,
+    throttleReadIOPSDevice: ThrottleDevices,
+    throttleWriteIOPSDevice: ThrottleDevices,
+  })),
 }));
 export type Resources = v.InferOutput<typeof Resources>;
 

@@ -68,13 +68,27 @@ export const Network = lazy(() => v.object({
 }));
 export type Network = v.InferOutput<typeof Network>;
 
-/** Limits as applied: bytes, CFS quota/period in microseconds, a process count. */
+const DeviceRate = lazy(() => v.object({ major: v.number(), minor: v.number(), rate: v.number() }));
+
+/** Limits as applied (libs/cgroup's Limits): bytes, CFS quota/period in microseconds, a process count, cpuset lists, block I/O per device. */
 export const Limits = lazy(() => v.object({
   memory: v.optional(v.number()),
   cpu: v.optional(v.object({ quota: v.number(), period: v.number() })),
   pids: v.optional(v.number()),
   swap: v.optional(v.number()),
   cpuShares: v.optional(v.number()),
+  cpuset: v.optional(v.object({ cpus: v.optional(v.string()), mems: v.optional(v.string()) })),
+  memoryReservation: v.optional(v.number()),
+  swappiness: v.optional(v.number()),
+  oomKillDisable: v.optional(v.boolean()),
+  blockIO: v.optional(v.object({
+    weight: v.optional(v.number()),
+    weightDevice: v.optional(v.array(v.object({ major: v.number(), minor: v.number(), weight: v.number() }))),
+    readBps: v.optional(v.array(DeviceRate)),
+    writeBps: v.optional(v.array(DeviceRate)),
+    readIops: v.optional(v.array(DeviceRate)),
+    writeIops: v.optional(v.array(DeviceRate)),
+  })),
 }));
 
 const IdRangeSchema = lazy(() => v.object({ container: v.number(), host: v.number(), size: v.number() }));
