@@ -212,24 +212,28 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
 
   test("create writes the limits to the v1 hierarchies and a v2 cgroup; add, freeze, thaw, rm act on a real process", async () => {
     const name = uniq("steps");
-    const r = cg(["create", name, "--cgroup-parent", PARENT, "-m", "64", "-c", "50", "-p", "20"]);
+    const r = cg(["create", name, "--cgroup-parent", PARENT, "-m", "64", "-c", "50", "-p", "20", "--cpuset-cpus", "0", "--memory-reservation", "32"]);
     assert.equal(r.code, 0, r.stderr);
     const at = (h: string) => join(ROOT, h, PARENT, name);
-    // cpuacct too: where the engines read CPU time (podman stats), as runc places a container.
-    assert.deepEqual(JSON.parse(r.stdout), { paths: { "": at("unified"), memory: at("memory"), cpu: at("cpu"), pids: at("pids"), cpuacct: at("cpuacct") } });
+    // cpuset and blkio always, and cpuacct: where the engines read CPU time and block I/O
+    // (podman stats), and what a later update may limit, as runc places a container.
+    assert.deepEqual(JSON.parse(r.stdout), { paths: { "": at("unified"), memory: at("memory"), cpu: at("cpu"), pids: at("pids"), cpuset: at("cpuset"), blkio: at("blkio"), cpuacct: at("cpuacct") } });
     const file = (h: string, f: string) => readFileSync(join(at(h), f), "utf8").trim();
     assert.equal(file("memory", "memory.limit_in_bytes"), String(64 * MiB));
     assert.equal(file("memory", "memory.memsw.limit_in_bytes"), String(64 * MiB), "swap does not extend the limit");
     assert.equal(file("cpu", "cpu.cfs_quota_us"), "50000");
     assert.equal(file("cpu", "cpu.cfs_period_us"), "100000");
     assert.equal(file("pids", "pids.max"), "20");
+    assert.equal(file("cpuset", "cpuset.cpus"), "0");
+    assert.equal(file("memory", "memory.soft_limit_in_bytes"), String(32 * MiB));
 
     const loop = spawn("/bin/sh", ["-c", "while :; do :; done"]);
     const ended = new Promise((resolve) => loop.once("exit", (_c, signal) => resolve(signal)));
     try {
       assert.equal(cg(["add", name, "--cgroup-parent", PARENT, "--pid", String(loop.pid)]).code, 0);
       const own = readFileSync(`/proc/${loop.pid}/cgroup`, "utf8");
-      for (const line of [`0::/${PARENT}/${name}`, `memory:/${PARENT}/${name}`, `cpu:/${PARENT}/${name}`, `pids:/${PARENT}/${name}`]) assert.match(own, new RegExp(line));
+      for (const line of [`0::/${PARENT}/${name}`, `memory:/${PARENT}/${name}`, `cpu:/${PARENT}/${name}`, `pids:/${PARENT}/${name}`, `cpuset:/${PARENT}/${name}`, `blkio:/${PARENT}/${name}`]) assert.match(own, new RegExp(line));
+      assert.match(readFileSync(`/proc/${loop.pid}/status`, "utf8"), /^Cpus_allowed_list:\t0$/m);
 
       assert.equal(cg(["freeze", name, "--cgroup-parent", PARENT]).code, 0);
       assert.equal(events(at("unified")).frozen, "1");
@@ -332,16 +336,17 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
     assert.equal(r.stderr, "corerun-cgroup: the memory limit needs the memory controller, which this host does not offer: /sys/fs/cgroup/unified/cgroup.controllers offers hugetlb\n");
   });
 
-  test("v1 backend for real (unified left out of the layout): freezer.state, then kill each pid between freeze and thaw, then rmdir in five hierarchies", async () => {
+  test("v1 backend for real (unified left out of the layout): freezer.state, then kill each pid between freeze and thaw, then rmdir in seven hierarchies", async () => {
     const name = uniq("v1");
     const legacy: CgroupLayout = { ...layout, setup: "legacy", unified: undefined, v2Controllers: [] };
     const m = cgroupManager({ name, parent: PARENT, layout: legacy });
     const paths = m.create({ pids: 10 });
-    assert.deepEqual(Object.keys(paths).sort(), ["cpu", "cpuacct", "freezer", "memory", "pids"]);
-    const [shell, ...args] = joinCommand(m.dirs(), ["/bin/sh", "-c", "sleep 30 & sleep 30 & wait"]);
-    const child = spawn(shell!, args, { stdio: "ignore" });
-    const ended = new Promise((resolve) => child.once("exit", (_c, signal) => resolve(signal)));
+    let child: ReturnType<typeof spawn> | undefined;
     try {
+      assert.deepEqual(Object.keys(paths).sort(), ["blkio", "cpu", "cpuacct", "cpuset", "freezer", "memory", "pids"]);
+      const [shell, ...args] = joinCommand(m.dirs(), ["/bin/sh", "-c", "sleep 30 & sleep 30 & wait"]);
+      child = spawn(shell!, args, { stdio: "ignore" });
+      const ended = new Promise((resolve) => child!.once("exit", (_c, signal) => resolve(signal)));
       await until("the shell and its two sleeps", () => m.pids().length === 3, 10_000, 20);
       assert.equal(m.stats().pids.current, 3);
       assert.ok(m.stats().cpu.usageUsec! > 0, "cpuacct.usage");
@@ -354,7 +359,12 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
       m.remove();
       for (const p of Object.values(paths)) assert.equal(existsSync(p), false, p);
     } finally {
-      child.kill("SIGKILL");
+      child?.kill("SIGKILL");
+      // A failure above must not leave the cgroup for the tests after it.
+      if (m.exists()) {
+        m.killAll();
+        m.remove();
+      }
     }
   });
 
@@ -440,7 +450,7 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
       const r = sh(docBlock("cgroup-steps"));
       assert.equal(r.code, 0, r.stderr);
       const [created, stats, list] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
-      assert.deepEqual(Object.keys(created.paths), ["", "memory", "cpu", "pids", "cpuacct"]);
+      assert.deepEqual(Object.keys(created.paths), ["", "memory", "cpu", "pids", "cpuset", "blkio", "cpuacct"]);
       assert.equal(created.paths[""], join(UNIFIED, "corerun", "demo"));
       assert.equal(stats.memory.limit, 512 * MiB);
       assert.equal(stats.cpu.limitPercent, 50);

@@ -7,9 +7,10 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, processesWith, run, type Result } from "./helpers.ts";
+import { BIN, busyboxRootfs, devNumbers, diskUnder, hostMountsUnder, isRoot, leftoverState, processesWith, REPO, run, until, type Result } from "./helpers.ts";
+import { expandIdList } from "@corerun/cgroup";
 import {
   busyboxImage, cgroupsNamed, corerunContainers, corerunWithRoot, criConfig, freePort, hasSysResource, httpGet, importImage, missing, onPty, removeWorkDir,
   rootfsCopy, startContainerd, startDockerd, stopContainerd, stopDaemon, workDir, type Containerd,
@@ -302,6 +303,30 @@ describe("podman drives corerun", { skip: (!isRoot && "needs root") || (podmanMi
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split("\n"), ["root-ro", "tmp-rw", readFileSync(join(rootfs, "etc/passwd"), "utf8").split("\n")[0], "etc-rw"]);
     assert.equal(existsSync(join(rootfs, "etc/new")), false, "the rootfs's /etc is left as it was");
+  });
+
+  const disk = diskUnder(REPO);
+  test(`run with --cpuset-cpus, --memory-reservation, --memory-swappiness, --oom-kill-disable, --device-write-bps (${disk ?? "no disk"}); update --cpuset-cpus; stats' BLOCK I/O (cgroup v1 files on this host)`, { skip: (!existsSync("/sys/fs/cgroup/memory/memory.swappiness") || !disk) && "needs the v1 memory hierarchy and a disk under the checkout" }, async () => {
+    const n = name("res");
+    const cpus = readFileSync("/sys/devices/system/cpu/online", "utf8").trim();
+    const last = cpus.split(/[-,]/).at(-1)!;
+    try {
+      const script = "dd if=/dev/zero of=/written bs=1M count=4 oflag=direct 2>/dev/null; echo up; exec sleep 600";
+      const flags = ["--cpuset-cpus", last, "--memory", "64m", "--memory-reservation", "32m", "--memory-swappiness", "10", "--oom-kill-disable", "--device-write-bps", `${disk}:2mb`];
+      ok(podman(["run", "-d", "--name", n, ...runFlags(), "--network", "none", ...flags, "--rootfs", rootfs, "/bin/sh", "-c", script]), "podman run -d");
+      const read = "cd /sys/fs/cgroup && nproc && cat memory/memory.soft_limit_in_bytes memory/memory.swappiness blkio/blkio.throttle.write_bps_device && grep oom_kill_disable memory/memory.oom_control";
+      const seen = ok(podman(["exec", n, "/bin/sh", "-c", read]), "podman exec").stdout.trim().split("\n");
+      assert.deepEqual(seen, ["1", String(32 << 20), "10", `${devNumbers(statSync(disk!).rdev)} 2097152`, "oom_kill_disable 1"]);
+      ok(podman(["update", "--cpuset-cpus", cpus, n]), "podman update");
+      assert.equal(ok(podman(["exec", n, "nproc"]), "podman exec nproc").stdout.trim(), String(expandIdList(cpus)!.length));
+      // The 4 MiB written past the page cache (at 2 MB/s), read by podman from the blkio hierarchy corerun placed the container in.
+      await until("the 4 MiB written", () => podman(["logs", n]).stdout.includes("up"), 20_000, 200);
+      const io = ok(podman(["stats", "--no-stream", "--format", "{{.BlockIO}}", n]), "podman stats").stdout.trim();
+      const written = /^\S+ \/ (\d+(?:\.\d+)?)MB$/.exec(io);
+      assert.ok(written && Number(written[1]) >= 4.19, `written: ${io}`);
+    } finally {
+      podman(["rm", "-f", "-t", "0", "--ignore", n]);
+    }
   });
 
   test("run -d on the default bridge with -p: busybox httpd answers from the host", async () => {

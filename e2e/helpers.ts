@@ -4,9 +4,9 @@
  * nothing is left behind by the containers it started, and only by those.
  */
 import { spawn, spawnSync, execFileSync, type SpawnSyncOptions } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
 import { netPaths, readRecords } from "@corerun/net";
@@ -195,4 +195,21 @@ export function pathThroughATool(steps: readonly string[]): boolean {
   const throughMount = ["build tree and network", "corerun-mount", "wait for ready", "pivot_root"].every((s) => steps.includes(s));
   const throughExec = ["corerun-exec", "send ready", "wait for go"].every((s) => steps.includes(s));
   return throughMount || throughExec;
+}
+
+/**
+ * The whole disk under a directory (/dev/vda for a file system on /dev/vda or on /dev/vda1), or
+ * undefined for a file system on no block device (tmpfs, overlayfs).
+ */
+export function diskUnder(path: string): string | undefined {
+  const sys = `/sys/dev/block/${devNumbers(statSync(path).dev)}`;
+  if (!existsSync(sys)) return undefined;
+  const real = realpathSync(sys);
+  const disk = existsSync(join(real, "partition")) ? basename(join(real, "..")) : basename(real);
+  return existsSync(`/dev/${disk}`) ? `/dev/${disk}` : undefined;
+}
+
+/** A dev_t as the kernel's files write it: "MAJ:MIN". */
+export function devNumbers(dev: number): string {
+  return `${(Math.floor(dev / 256) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff)}:${(dev & 0xff) | (Math.floor(dev / 4096) & ~0xff)}`;
 }

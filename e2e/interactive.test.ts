@@ -385,19 +385,25 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     assertClean();
   });
 
-  test("stats --no-stream: a busy container's CPU %, its memory limit, its network bytes and tasks; --json; an unknown name", async () => {
+  test("stats --no-stream: a busy container's CPU %, its memory limit, its network bytes, the bytes it wrote to disk and its tasks; --json; an unknown name", async () => {
     const busy = await background(["--name", "st-busy", "-m", "64", "--network", "none"]);
     const idle = await background(["--name", "st-idle"]);
     try {
       // Load after the start: the busy loop runs in an exec'd shell of the same cgroup.
       const loop = spawn(join(BIN, "corerun"), ["exec", "--root", root, "-d", "st-busy", "/bin/sh", "-c", "while :; do :; done"], { stdio: "ignore" });
       await new Promise((resolve) => loop.once("exit", resolve));
+      // 4 MiB past the page cache, so that the disk's counters see them now; the file goes again,
+      // as the rootfs is shared with the other tests.
+      const dd = corerun(["exec", "st-busy", "/bin/sh", "-c", "dd if=/dev/zero of=/st-written bs=1M count=4 oflag=direct && rm /st-written"]);
+      assert.equal(dd.code, 0, dd.stderr);
       const r = corerun(["stats", "--no-stream"]);
       assert.equal(r.code, 0, r.stderr);
       const lines = r.stdout.trim().split("\n");
-      assert.match(lines[0]!, /^CONTAINER ID +NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +PIDS$/);
+      assert.match(lines[0]!, /^CONTAINER ID +NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +BLOCK I\/O +PIDS$/);
       const row = (name: string) => lines.find((l) => l.split(/\s+/)[1] === name)!.split(/\s{2,}/);
-      const [, , cpu, mem, , net, pids] = row("st-busy");
+      const [, , cpu, mem, , net, block, pids] = row("st-busy");
+      const written = /^\S+ \/ (\d+(?:\.\d+)?)MB$/.exec(block!);
+      assert.ok(written && Number(written[1]) >= 4.19, `4 MiB written with O_DIRECT: ${block}`);
       assert.ok(Number(cpu!.replace("%", "")) > 50, `a busy loop uses most of a core: ${cpu}`);
       assert.match(mem!, / \/ 64MiB$/);
       assert.equal(net, "0B / 0B", "--network none: lo only, which is not counted");

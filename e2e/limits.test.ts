@@ -6,9 +6,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { busyboxRootfs, isRoot, leftoverState, removeStateRoot, REPO, stateRoot, tool } from "./helpers.ts";
+import { busyboxRootfs, devNumbers, diskUnder, isRoot, leftoverState, removeStateRoot, REPO, stateRoot, tool } from "./helpers.ts";
 
 let rootfs = "";
 let root = "";
@@ -40,6 +40,12 @@ function corerun(args: string[]) {
   assert.deepEqual(leftoverState(root), []);
   assert.deepEqual(containerCgroups(), [], "a container cgroup is left");
   return r;
+}
+
+/** The v1 hierarchy directory of a controller ("memory", "blkio") of a running container, if the host has one. */
+function v1Dir(id: string, controller: string): string | undefined {
+  const dir = join("/sys/fs/cgroup", controller, PARENT, id);
+  return existsSync(dir) ? dir : undefined;
 }
 
 describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 core on /sys/fs/cgroup/unified)", { skip: !isRoot && "needs root" }, () => {
@@ -175,8 +181,85 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
     assert.deepEqual(leftoverState(root), []);
   });
 
+  test("--cpuset-cpus and --cpuset-mems: the command runs on the CPUs given (nproc, Cpus_allowed_list), its cgroup's cpuset says so", () => {
+    const last = readFileSync("/sys/devices/system/cpu/online", "utf8").trim().split(/[-,]/).at(-1)!;
+    const r = corerun(["--cpuset-cpus", last, "--cpuset-mems", "0", "/bin/sh", "-c", "nproc; grep Cpus_allowed_list /proc/self/status; cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpuset/cpuset.mems 2>/dev/null || cat /sys/fs/cgroup/cpuset.cpus /sys/fs/cgroup/cpuset.mems"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["1", `Cpus_allowed_list:\t${last}`, last, "0"]);
+  });
+
+  test("--memory-reservation, --memory-swap, --memory-swappiness, --oom-kill-disable and --cpu-shares: the container reads them in its own cgroup (cgroup v1 files on this host)", { skip: !existsSync("/sys/fs/cgroup/memory/memory.swappiness") && "needs the v1 memory hierarchy" }, () => {
+    const swap = existsSync("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
+    const files = ["memory/memory.soft_limit_in_bytes", "memory/memory.swappiness", "memory/memory.oom_control", "cpu/cpu.shares", ...(swap ? ["memory/memory.memsw.limit_in_bytes"] : [])];
+    const r = corerun(["--memory", "64", "--memory-reservation", "32m", ...(swap ? ["--memory-swap", "128m"] : []), "--memory-swappiness", "10", "--oom-kill-disable", "--cpu-shares", "512", "/bin/sh", "-c", `cd /sys/fs/cgroup && cat ${files.join(" ")}`]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.deepEqual(lines.slice(0, 3), [String(32 << 20), "10", "oom_kill_disable 1"]);
+    assert.equal(lines.at(swap ? -2 : -1), "512");
+    if (swap) assert.equal(lines.at(-1), String(128 << 20));
+  });
+
+  test("--oom-kill-disable: at its limit the task waits (under_oom 1) instead of being killed; rm -f ends it and leaves nothing", { skip: !existsSync("/sys/fs/cgroup/memory/memory.oom_control") && "needs the v1 memory hierarchy" }, async () => {
+    const base = ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT];
+    const d = tool("corerun", [...base, "-d", "--network", "none", "-m", "16", "--oom-kill-disable", "/bin/sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived"]);
+    assert.equal(d.code, 0, d.stderr);
+    const id = d.stdout.trim();
+    try {
+      const control = join(v1Dir(id, "memory")!, "memory.oom_control");
+      let text = "";
+      for (let i = 0; i < 100 && !/under_oom 1/.test(text); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        text = readFileSync(control, "utf8");
+      }
+      assert.match(text, /oom_kill_disable 1\nunder_oom 1\noom_kill 0/);
+      assert.match(tool("corerun", ["ps", "--root", root]).stdout, new RegExp(`^${id} .* running `, "m"));
+    } finally {
+      const rm = tool("corerun", ["rm", "-f", "--root", root, id]);
+      assert.equal(rm.code, 0, rm.stderr);
+    }
+    assert.deepEqual(leftoverState(root), []);
+    assert.deepEqual(containerCgroups(), []);
+  });
+
+  const disk = diskUnder(REPO);
+  test(`--device-read-bps, --device-write-bps, --device-read-iops, --device-write-iops on the disk under the checkout (${disk ?? "none"}): its throttle files hold MAJ:MIN RATE`, { skip: !disk && "the checkout is on no block device" }, () => {
+    const numbers = devNumbers(statSync(disk!).rdev);
+    const files = ["read_bps_device", "write_bps_device", "read_iops_device", "write_iops_device"];
+    const v1 = existsSync("/sys/fs/cgroup/blkio");
+    const read = v1 ? `cd /sys/fs/cgroup/blkio && cat ${files.map((f) => `blkio.throttle.${f}`).join(" ")}` : "cat /sys/fs/cgroup/io.max";
+    const r = corerun(["--device-read-bps", `${disk}:1mb`, "--device-write-bps", `${disk}:2mb`, "--device-read-iops", `${disk}:100`, "--device-write-iops", `${disk}:200`, "/bin/sh", "-c", read]);
+    assert.equal(r.code, 0, r.stderr);
+    const want = v1 ? [`${numbers} 1048576`, `${numbers} 2097152`, `${numbers} 100`, `${numbers} 200`] : [`${numbers} rbps=1048576 wbps=2097152 riops=100 wiops=200`];
+    assert.deepEqual(r.stdout.trim().split("\n"), want);
+  });
+
+  test("--blkio-weight: written to BFQ's weight where a disk uses BFQ, else refused naming the files the kernel lacks (exit 125, one line, nothing left)", () => {
+    const bfq = existsSync("/sys/fs/cgroup/blkio/blkio.bfq.weight") || existsSync("/sys/fs/cgroup/blkio/blkio.weight") || existsSync("/sys/fs/cgroup/io.bfq.weight");
+    const r = corerun(["--blkio-weight", "300", "/bin/sh", "-c", "cat /sys/fs/cgroup/blkio/blkio.bfq.weight 2>/dev/null || cat /sys/fs/cgroup/blkio/blkio.weight 2>/dev/null || cat /sys/fs/cgroup/io.bfq.weight"]);
+    if (bfq) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /300/);
+      return;
+    }
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /^corerun: a block I\/O weight needs \S+blkio\.bfq\.weight or \S+blkio\.weight, which this kernel lacks: no disk uses the BFQ I\/O scheduler .*\n$/);
+  });
+
+  test("--print-script gives corerun-cgroup the same resource options", () => {
+    const r = corerun(["--cpus", "0.5", "--cpuset-cpus", "0", "--memory", "64", "--memory-reservation", "32", "--oom-kill-disable", "--print-script", "/bin/true"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /corerun-cgroup" create \w+ --memory 67108864b --memory-reservation 33554432b --oom-kill-disable --cpu 50 --cpuset-cpus 0 --cgroup-parent /);
+  });
+
   for (const [flag, value, message] of [
     ["--memory", "-5", /--memory "-5" is not a size/],
+    ["--cpuset-cpus", "4095", /--cpuset-cpus "4095": this host has no CPU 4095; it has /],
+    ["--cpuset-mems", "0-", /--cpuset-mems "0-" is not a list of memory node/],
+    ["--memory-swap", "128m", /--memory-swap "128m" is memory plus swap: give --memory too/],
+    ["--memory-swappiness", "101", /--memory-swappiness "101": give .* from 0 to 100/],
+    ["--memory-reservation", "1m", /--memory-reservation "1m" is below the minimum of 6 MiB/],
+    ["--device-read-bps", "/dev/null:1mb", /--device-read-bps "\/dev\/null:1mb": \/dev\/null is not a block device/],
+    ["--blkio-weight", "5", /--blkio-weight "5": give a relative block I\/O weight, an integer from 10 to 1000/],
     ["--memory", "0", /--memory "0" is below the minimum of 6 MiB/],
     ["--cpu", "abc", /--cpu "abc" is not a number/],
     ["--pids", "0", /--pids/],

@@ -97,9 +97,15 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     const r = bash(readmeBlock("stats"));
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split("\n");
-    assert.match(lines[0]!, /^CONTAINER ID +NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +PIDS$/);
-    assert.match(lines[1]!, /^[0-9a-f]{12} +db +\d+\.\d\d% +\S+ \/ 64MiB +\d+\.\d\d% +0B \/ 0B +1$/);
+    assert.match(lines[0]!, /^CONTAINER ID +NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +BLOCK I\/O +PIDS$/);
+    assert.match(lines[1]!, /^[0-9a-f]{12} +db +\d+\.\d\d% +\S+ \/ 64MiB +\d+\.\d\d% +0B \/ 0B +\S+ \/ \S+ +1$/);
     assert.equal(lines.length, 2);
+  });
+
+  test("the limits example: --cpuset-cpus 0 with a memory reservation runs the command on CPU 0 alone", () => {
+    const r = bash(readmeBlock("limits-more"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "1\nCpus_allowed_list:\t0\n");
   });
 
   test("the network example: a published port, a peer by name, a shared network namespace", () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { COMMON_ARGS, createLogger, logLevel, splitArgv, UsageError, type ToolContext } from "@corerun/cli";
-import { DEFAULT_PARENT, DEFAULT_ROOT, normalizeParent, parseLimits, validateName, type Limits } from "@corerun/cgroup";
+import { DEFAULT_PARENT, DEFAULT_ROOT, normalizeParent, parseLimits, RESOURCE_ARGS, resourceInput, validateName, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 
 export const limitArgs = {
@@ -8,6 +8,7 @@ export const limitArgs = {
   cpu: { type: "string", alias: "c", valueHint: "PERCENT", description: "CPU limit in percent of one core (50 = half a core, 200 = two cores)" },
   cpus: { type: "string", valueHint: "N", description: "the same limit the Docker way: CPUs (0.5 = half a core)" },
   pids: { type: "string", alias: "p", valueHint: "N", description: "most tasks (processes and threads) the cgroup may hold" },
+  ...RESOURCE_ARGS,
 } as const satisfies ArgsDef;
 
 export const placeArgs = {
@@ -61,7 +62,7 @@ export function parsePlace(ctx: Ctx & { name: string }): Place {
 }
 
 export function parseLimitValues(ctx: Ctx): Limits {
-  return parseLimits({ memory: last(ctx, "memory"), cpu: last(ctx, "cpu"), cpus: last(ctx, "cpus"), pids: last(ctx, "pids") });
+  return parseLimits({ memory: last(ctx, "memory"), cpu: last(ctx, "cpu"), cpus: last(ctx, "cpus"), pids: last(ctx, "pids"), ...resourceInput(ctx.values, ctx.flags) });
 }
 
 export function parsePid(ctx: Ctx): number {

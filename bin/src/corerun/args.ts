@@ -6,7 +6,7 @@ import {
   capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
-import { normalizeParent, parseLimits, type Limits } from "@corerun/cgroup";
+import { normalizeParent, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { rootlessMaps } from "./rootless.ts";
@@ -36,6 +36,7 @@ export const runArgs = {
   cpu: { type: "string", alias: "c", valueHint: "PERCENT", description: "CPU limit in percent of one core (150 = one and a half cores)" },
   cpus: { type: "string", valueHint: "N", description: "CPU limit in cores, Docker's spelling (0.5 = --cpu 50)" },
   pids: { type: "string", alias: "p", valueHint: "N", description: "maximum number of processes" },
+  ...RESOURCE_ARGS,
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
@@ -160,10 +161,10 @@ function parseUserns(ctx: Pick<ToolContext, "values">): RunConfig["userns"] {
  * (the one mapping that needs no privilege), on --network none, without cgroups. What needs
  * privileges the host does not give is refused, never dropped.
  */
-function rootless(ctx: Pick<ToolContext, "values">, uid: number, gid: number, files = { subuid: "/etc/subuid", subgid: "/etc/subgid" }): RunConfig["userns"] {
+function rootless(ctx: Pick<ToolContext, "values" | "flags">, uid: number, gid: number, files = { subuid: "/etc/subuid", subgid: "/etc/subgid" }): RunConfig["userns"] {
   const who = `corerun run as uid ${uid}`;
-  for (const option of ["memory", "cpu", "cpus", "pids", "cgroup-parent"]) {
-    if (ctx.values[option]?.length) throw new UsageError(`--${option}: cgroup limits of rootless containers (${who}) need a delegated cgroup, which corerun does not use yet; run as root for limits`);
+  for (const option of ["memory", "cpu", "cpus", "pids", ...RESOURCE_OPTIONS, "cgroup-parent"]) {
+    if (ctx.values[option]?.length || ctx.flags[option]) throw new UsageError(`--${option}: cgroup limits of rootless containers (${who}) need a delegated cgroup, which corerun does not use yet; run as root for limits`);
   }
   const network = ctx.values.network?.at(-1);
   if ((network !== undefined && network !== "none") || ctx.values.port?.length || ctx.values.net?.length || ctx.values.subnet?.length) {
@@ -281,7 +282,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     network: isRootless ? { mode: "none", ports: [] } : parseNetwork(ctx, root, img),
     rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
-    limits: parseLimits({ memory: ctx.values.memory?.at(-1), cpu: ctx.values.cpu?.at(-1), cpus: ctx.values.cpus?.at(-1), pids: ctx.values.pids?.at(-1) }),
+    limits: parseLimits({ memory: ctx.values.memory?.at(-1), cpu: ctx.values.cpu?.at(-1), cpus: ctx.values.cpus?.at(-1), pids: ctx.values.pids?.at(-1), ...resourceInput(ctx.values, ctx.flags) }),
     userns,
     capAdd: security.privileged ? ["ALL"] : (ctx.values["cap-add"] ?? []),
     capDrop: security.privileged ? [] : (ctx.values["cap-drop"] ?? []),

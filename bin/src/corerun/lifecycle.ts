@@ -622,6 +622,27 @@ export function dockerPorts(ports: readonly PublishedPort[]): Record<string, { H
   return out;
 }
 
+/**
+ * The cgroup limits under Docker's HostConfig names and values (0, "" or null for none). Without
+ * --memory-swap, swap does not extend corerun's --memory: MemorySwap equals Memory.
+ */
+export function dockerResources(l: State["config"]["limits"]): Record<string, unknown> {
+  return {
+    Memory: l.memory ?? 0,
+    MemoryReservation: l.memoryReservation ?? 0,
+    MemorySwap: l.swap ?? l.memory ?? 0,
+    MemorySwappiness: l.swappiness ?? null,
+    OomKillDisable: l.oomKillDisable ?? false,
+    CpuShares: l.cpuShares ?? 0,
+    CpuPeriod: l.cpu?.period ?? 0,
+    CpuQuota: l.cpu?.quota ?? 0,
+    CpusetCpus: l.cpuset?.cpus ?? "",
+    CpusetMems: l.cpuset?.mems ?? "",
+    PidsLimit: l.pids ?? null,
+    BlkioWeight: l.blockIO?.weight ?? 0,
+  };
+}
+
 /** What inspect prints of one container. */
 export function inspectOne(root: string, s: State): Record<string, unknown> {
   const leases = s.config.network.mode === "bridge" ? readRecords(netPaths(root).records).leases.filter((l) => l.id === s.id) : [];
@@ -650,7 +671,7 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
       FinishedAt: d?.finished ?? NEVER,
     },
     RestartCount: d?.restartCount ?? 0,
-    HostConfig: { RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 } },
+    HostConfig: { RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 }, ...dockerResources(s.config.limits) },
     // Docker's names for -t and -i (recorded for detached containers, whose monitor holds them).
     Config: { ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false },
     NetworkSettings: {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { cgroupManager } from "@corerun/cgroup";
+import { cgroupManager, limitArgv } from "@corerun/cgroup";
 import type { RunConfig } from "./args.ts";
 import { missingMountPoints } from "@corerun/rootfs";
 import { allocateAutoUserns, hostIdOf } from "@corerun/state";
@@ -44,12 +44,7 @@ mount -t overlay overlay -o ${shellQuote(`lowerdir=${image.lower.join(":")}`)}",
   const maps = cfg.userns?.auto ? allocateAutoUserns(cfg.root) : cfg.userns;
   const userns = maps ? [...maps.uidMap.flatMap((r) => ["--uidmap", `${r.container}:${r.host}:${r.size}`]), ...maps.gidMap.flatMap((r) => ["--gidmap", `${r.container}:${r.host}:${r.size}`])] : [];
   const sync = (words: string[]) => q(words.map((w) => w.replaceAll("$sync", '"$sync"').replace(/^"\$sync"(.+)$/, '"$sync$1"')));
-  const limits = [
-    ...(cfg.limits.memory ? ["--memory", `${cfg.limits.memory}b`] : []),
-    ...(cfg.limits.cpu ? ["--cpu", String((cfg.limits.cpu.quota / cfg.limits.cpu.period) * 100)] : []),
-    ...(cfg.limits.pids ? ["--pids", String(cfg.limits.pids)] : []),
-    "--cgroup-parent", cfg.cgroupParent,
-  ];
+  const limits = [...limitArgv(cfg.limits), "--cgroup-parent", cfg.cgroupParent];
   const ns = [...(cfg.network.mode === "container" ? ["--ns", namespacesFor(cfg), "--net-ns", `/proc/${cfg.network.containerPid}/ns/net`] : ["--ns", namespacesFor(cfg)]), ...userns];
   const net = cfg.network.mode === "bridge"
     ? `${bin("corerun-net")} ${sync(netArgs(cfg, c, "PID"))} > /dev/null`.replace("--pid PID", '--pid "$pid"')

@@ -9,7 +9,7 @@ const NET_DEV = `Inter-|   Receive                                              
   eth1:      24       1    0    0    0     0          0         0       26       1    0    0    0     0       0          0
 `;
 
-const at = (s: Partial<Sample>): Sample => ({ id: "abc123456789", name: "web", at: 0, cpuUsec: 0, memory: 0, memoryLimit: null, pids: 1, net: { rx: 0, tx: 0 }, ...s });
+const at = (s: Partial<Sample>): Sample => ({ id: "abc123456789", name: "web", at: 0, cpuUsec: 0, memory: 0, memoryLimit: null, pids: 1, net: { rx: 0, tx: 0 }, block: { read: 0, write: 0 }, ...s });
 
 describe("corerun stats", () => {
   test("network bytes: every interface but lo", () => {
@@ -27,8 +27,14 @@ describe("corerun stats", () => {
 
   test("a container sampled once is left out; unknown values print as -", () => {
     assert.deepEqual(statsRows([], [at({})]), []);
-    const [row] = statsRows([at({ cpuUsec: null, net: undefined })], [at({ at: 1, cpuUsec: null, memory: null, pids: null, net: undefined })], 1 << 30);
-    assert.match(statsTable([row!]), /^abc123456789 +web +- +- \/ 1GiB +- +- +-\n$/m);
+    const [row] = statsRows([at({ cpuUsec: null, net: undefined })], [at({ at: 1, cpuUsec: null, memory: null, pids: null, net: undefined, block: null })], 1 << 30);
+    assert.match(statsTable([row!]), /^abc123456789 +web +- +- \/ 1GiB +- +- +- +-\n$/m);
+  });
+
+  test("block I/O in decimal units, as Docker's BLOCK I/O column", () => {
+    const [row] = statsRows([at({})], [at({ at: 1, block: { read: 4096, write: 8_393_000 } })], 1 << 30);
+    assert.match(statsTable([row!]), /^CONTAINER ID +NAME +CPU % +MEM USAGE \/ LIMIT +MEM % +NET I\/O +BLOCK I\/O +PIDS$/m);
+    assert.match(statsTable([row!]), / 4\.1kB \/ 8\.39MB +1$/m);
   });
 
   test("Docker's units", () => {

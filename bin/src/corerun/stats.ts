@@ -1,8 +1,8 @@
 /**
  * `corerun stats`: live usage of running containers as `docker stats` shows it: CPU % (of one
  * core, from the cgroup's CPU time between two samples), memory use and limit (the host's memory
- * when unlimited), network I/O (the container's network namespace, from /proc/PID/net/dev) and
- * its task count. A table refreshed in place on a terminal, one table with --no-stream, or one
+ * when unlimited), network I/O (the container's network namespace, from /proc/PID/net/dev), block
+ * I/O (the cgroup's blkio or io counts) and its task count. A table refreshed in place on a terminal, one table with --no-stream, or one
  * JSON object per container and sample with --json.
  */
 import { readFileSync } from "node:fs";
@@ -26,6 +26,8 @@ export interface Sample {
   pids: number | null;
   /** Bytes received and sent on every interface but lo; undefined on the host's network. */
   net: { rx: number; tx: number } | undefined;
+  /** Bytes read from and written to block devices; null where no blkio or io controller counts them. */
+  block: { read: number; write: number } | null;
 }
 
 export interface StatsRow {
@@ -37,6 +39,8 @@ export interface StatsRow {
   memoryPercent: number | null;
   netRx: number | null;
   netTx: number | null;
+  blockRead: number | null;
+  blockWrite: number | null;
   pids: number | null;
 }
 
@@ -71,6 +75,7 @@ function sample(s: State): Sample | undefined {
     id: s.id, name: s.config.name ?? "-", at: Number(process.hrtime.bigint() / 1000n),
     cpuUsec: st?.cpu.usageUsec ?? null, memory: st?.memory.current ?? null, memoryLimit: st?.memory.limit ?? null,
     pids: st ? (st.pids.current ?? st.processes) : null, net,
+    block: st?.blockIO ? { read: st.blockIO.readBytes, write: st.blockIO.writeBytes } : null,
   };
 }
 
@@ -83,12 +88,13 @@ export function statsRows(before: readonly Sample[], after: readonly Sample[], h
     const limit = b.memoryLimit !== null && b.memoryLimit < hostMemory ? b.memoryLimit : hostMemory;
     return [{
       id: b.id, name: b.name, cpuPercent: cpu === null ? null : Math.max(0, cpu), memory: b.memory, memoryLimit: limit,
-      memoryPercent: b.memory === null ? null : (b.memory / limit) * 100, netRx: b.net?.rx ?? null, netTx: b.net?.tx ?? null, pids: b.pids,
+      memoryPercent: b.memory === null ? null : (b.memory / limit) * 100, netRx: b.net?.rx ?? null, netTx: b.net?.tx ?? null,
+      blockRead: b.block?.read ?? null, blockWrite: b.block?.write ?? null, pids: b.pids,
     }];
   });
 }
 
-/** Docker's units: binary for memory (MiB), decimal for network bytes (MB). */
+/** Docker's units: binary for memory (MiB), decimal for network and block I/O bytes (MB). */
 export function bytes(n: number | null, binary: boolean): string {
   if (n === null) return "-";
   const base = binary ? 1024 : 1000;
@@ -107,10 +113,11 @@ const percent = (p: number | null) => (p === null ? "-" : `${p.toFixed(2)}%`);
 
 export function statsTable(rows: readonly StatsRow[]): string {
   return formatTable([
-    ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "PIDS"],
+    ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"],
     ...rows.map((r) => [
       r.id, r.name, percent(r.cpuPercent), `${bytes(r.memory, true)} / ${bytes(r.memoryLimit, true)}`, percent(r.memoryPercent),
-      r.netRx === null ? "-" : `${bytes(r.netRx, false)} / ${bytes(r.netTx, false)}`, r.pids === null ? "-" : String(r.pids),
+      r.netRx === null ? "-" : `${bytes(r.netRx, false)} / ${bytes(r.netTx, false)}`,
+      r.blockRead === null ? "-" : `${bytes(r.blockRead, false)} / ${bytes(r.blockWrite, false)}`, r.pids === null ? "-" : String(r.pids),
     ]),
   ]);
 }
@@ -127,7 +134,7 @@ function watched(root: string, refs: readonly string[]): State[] {
 
 export const statsTool = defineTool({
   name: "corerun stats",
-  description: "Show running containers' CPU %, memory use and limit, network I/O and task count, live as docker stats.",
+  description: "Show running containers' CPU %, memory use and limit, network and block I/O and task count, live as docker stats.",
   usage: "[options] [NAME|ID...]",
   args: {
     ...rootArg,
@@ -136,7 +143,7 @@ export const statsTool = defineTool({
   },
   tail: "command",
   notes: [
-    "CPU % is the container's CPU time over the last second, in percent of one core (200% = two\ncores busy). MEM is the cgroup's charged memory against its limit, or the host's memory when it\nhas none. NET I/O is what the container's network namespace received and sent on every\ninterface but lo (- on the host's network). PIDS counts its tasks (processes and threads).",
+    "CPU % is the container's CPU time over the last second, in percent of one core (200% = two\ncores busy). MEM is the cgroup's charged memory against its limit, or the host's memory when it\nhas none. NET I/O is what the container's network namespace received and sent on every\ninterface but lo (- on the host's network). BLOCK I/O is what its cgroup read from and wrote to\nblock devices. PIDS counts its tasks (processes and threads).",
     "Without --no-stream the table is refreshed every second (in place on a terminal) until\ninterrupted; named containers that end leave it, and it ends when none is left.",
   ],
   examples: ["sudo corerun stats", "sudo corerun stats --no-stream web", "sudo corerun stats --no-stream --json"],
