@@ -169,14 +169,14 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
     assertGone("life", dir);
   });
 
-  test("with pids, CPU and memory limits, the process is in the container's cgroups and the limits written before create returns; under 32 MiB of memory it moves once loaded (none of its load charged there)", () => {
+  test("with pids, CPU, cpuset and memory limits, the process is in the container's cgroups and the limits written before create returns; under 32 MiB of memory it moves once loaded (none of its load charged there)", () => {
     const limitOf = (id: string, controller: string, file: string) => {
       const d = cgroupsLeft(id).find((p) => p.includes(`/${controller}/`));
       assert.ok(d, `a ${controller} hierarchy: ${cgroupsLeft(id).join(" ")}`);
       return readFileSync(join(d, file), "utf8").trim();
     };
     const limited = (id: string, memory: number) =>
-      bundle(id, ["/bin/true"], (c) => (c.linux.resources = { ...c.linux.resources, pids: { limit: 3 }, cpu: { quota: 50_000, period: 100_000 }, memory: { limit: memory } }));
+      bundle(id, ["/bin/true"], (c) => (c.linux.resources = { ...c.linux.resources, pids: { limit: 3 }, cpu: { quota: 50_000, period: 100_000, cpus: "0" }, memory: { limit: memory, reservation: 8 << 20 } }));
     for (const [id, memory] of [["limited", 64 << 20], ["small", 16 << 20]] as const) {
       const dir = limited(id, memory);
       const { r } = create(id, dir);
@@ -188,6 +188,8 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
         assert.equal(limitOf(id, "pids", "pids.max"), "3");
         assert.equal(limitOf(id, "cpu", "cpu.cfs_quota_us"), "50000");
         assert.equal(limitOf(id, "memory", "memory.limit_in_bytes"), String(memory));
+        assert.equal(limitOf(id, "memory", "memory.soft_limit_in_bytes"), String(8 << 20));
+        assert.equal(limitOf(id, "cpuset", "cpuset.cpus"), "0");
         // No memory.swap in the config: memory+swap left unlimited, as runc leaves it.
         if (existsSync("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")) assert.equal(limitOf(id, "memory", "memory.memsw.limit_in_bytes"), "9223372036854771712");
         // Moved once loaded, the memory its Node took to load is charged where it was (v1 moves no
