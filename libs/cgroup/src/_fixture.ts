@@ -112,6 +112,10 @@ export class FixtureHost implements CgroupFs {
       else put("cgroup.controllers");
       put("cgroup.subtree_control", "\n");
       put("cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n");
+      if (isRoot && m.controllers.includes("cpuset")) {
+        put("cpuset.cpus.effective", "0-1\n");
+        put("cpuset.mems.effective", "0\n");
+      }
       if (isRoot) return;
       put("cgroup.events", "populated 0\nfrozen 0\n");
       put("cgroup.freeze", "0\n");
@@ -126,8 +130,17 @@ export class FixtureHost implements CgroupFs {
       }
       if (enabled.includes("cpu")) put("cpu.max", "max 100000\n");
       if (enabled.includes("cpuset")) {
+        // An empty v2 cpuset takes its parent's: the effective lists say so.
         put("cpuset.cpus", "\n");
         put("cpuset.mems", "\n");
+        // The nearest ancestor with the file (one made before the controller was enabled has none).
+        const inherited = (file: string): string => {
+          let d = dirname(dir);
+          while (!existsSync(join(d, file))) d = dirname(d);
+          return readFileSync(join(d, file), "utf8");
+        };
+        put("cpuset.cpus.effective", inherited("cpuset.cpus.effective"));
+        put("cpuset.mems.effective", inherited("cpuset.mems.effective"));
       }
       if (enabled.includes("io")) {
         put("io.max");
@@ -163,8 +176,10 @@ export class FixtureHost implements CgroupFs {
       if (c === "freezer" && !isRoot) put("freezer.state", "THAWED\n");
       if (c === "cpuset") {
         // A new v1 cpuset is empty; the kernel refuses tasks until both files are set.
-        put("cpuset.cpus", isRoot ? "0-1\n" : "\n");
-        put("cpuset.mems", isRoot ? "0\n" : "\n");
+        for (const [key, all] of [["cpus", "0-1"], ["mems", "0"]]) {
+          put(`cpuset.${key}`, isRoot ? `${all}\n` : "\n");
+          put(`cpuset.effective_${key}`, isRoot ? `${all}\n` : "\n");
+        }
       }
       if (c === "blkio") {
         for (const f of ["read_bps_device", "write_bps_device", "read_iops_device", "write_iops_device"]) put(`blkio.throttle.${f}`);
@@ -231,6 +246,13 @@ export class FixtureHost implements CgroupFs {
         writeFileSync(path, data);
         const populated = this.read(join(dir, "cgroup.procs")).trim() ? 1 : 0;
         writeFileSync(join(dir, "cgroup.events"), `populated ${populated}\nfrozen ${data.trim()}\n`);
+        return;
+      }
+      case "cpuset.cpus":
+      case "cpuset.mems": {
+        writeFileSync(path, data);
+        const key = basename(path).slice("cpuset.".length);
+        writeFileSync(join(dir, m.kind === "v1" ? `cpuset.effective_${key}` : `cpuset.${key}.effective`), data);
         return;
       }
       case "cgroup.kill": {

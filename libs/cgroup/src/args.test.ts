@@ -10,7 +10,7 @@ const def = { memory: { type: "string" }, cpu: { type: "string" }, pids: { type:
 /** corerun-cgroup's reading of words: the base limits and Docker's other options. */
 function parseWords(words: string[]): Limits {
   const { values, flags } = splitArgv(words, def, { tail: "none" });
-  return parseLimits({ memory: values.memory?.at(-1), cpu: values.cpu?.at(-1), pids: values.pids?.at(-1), ...resourceInput(values, flags) }, host);
+  return parseLimits(resourceInput(values, flags), host);
 }
 
 describe("limitArgv: limits as corerun-cgroup's words", () => {

@@ -26,10 +26,17 @@ export const RESOURCE_ARGS = {
 /** The options' names, for a caller that refuses them all at once (a rootless run). */
 export const RESOURCE_OPTIONS = Object.keys(RESOURCE_ARGS);
 
-/** A tool's parsed words (last value wins, repeatable ones all kept) as parseLimits' input. */
+/**
+ * A tool's parsed words (last value wins, repeatable ones all kept) as parseLimits' input: these
+ * options and the tool's own --memory, --cpu, --cpus and --pids.
+ */
 export function resourceInput(values: Record<string, string[] | undefined>, flags: Record<string, boolean | undefined>): LimitInput {
   const last = (k: string) => values[k]?.at(-1);
   return {
+    memory: last("memory"),
+    cpu: last("cpu"),
+    cpus: last("cpus"),
+    pids: last("pids"),
     memoryReservation: last("memory-reservation"),
     memorySwap: last("memory-swap"),
     memorySwappiness: last("memory-swappiness"),

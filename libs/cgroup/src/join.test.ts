@@ -39,6 +39,12 @@ describe("cloneJoin: which limits a loading Node process may start under", () =>
     assert.deepEqual(cloneJoin({ memory: 64 << 20, pids: 1, cpu, cpuShares: 2, devices: deny }), { create: { memory: 64 << 20, devices: deny }, beforeGo: { pids: 1, cpu, cpuShares: 2 } });
     assert.deepEqual(cloneJoin({ cpuShares: 4096 }), { create: {}, beforeGo: { cpuShares: 4096 } });
   });
+  it("a cpuset and block I/O limits wait for go too; a reservation, swappiness and the OOM switch are there from the start", () => {
+    const blockIO = { readIops: [{ major: 254, minor: 0, rate: 10 }] };
+    const cpuset = { cpus: "0" };
+    const memory = { memory: 64 << 20, memoryReservation: 32 << 20, swappiness: 0, oomKillDisable: true };
+    assert.deepEqual(cloneJoin({ ...memory, cpuset, blockIO }), { create: memory, beforeGo: { cpuset, blockIO } });
+  });
   it("memory or swap below EARLY_JOIN_MEMORY, or a quota below EARLY_JOIN_QUOTA: right before the exec", () => {
     for (const limits of [{ memory: 6 << 20 }, { memory: EARLY_JOIN_MEMORY - 1 }, { memory: 1 << 30, swap: 16 << 20 }, { pids: 20, cpu: { quota: EARLY_JOIN_QUOTA - 1, period: 100_000 } }]) {
       assert.equal(cloneJoin(limits), undefined, JSON.stringify(limits));

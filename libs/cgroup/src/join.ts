@@ -23,10 +23,11 @@ export function joinCgroups(dirs: readonly string[], fs: CgroupFs = nodeCgroupFs
  * (before go). Entering early, the move's RCU grace period passes while Node loads, and Node
  * counts in the cgroups' usage numbers.
  *
- * - A pids limit, a CPU quota, a CPU weight and a cpuset wait: Node's ~7 threads could exceed
- *   pids.max (the kernel takes a pids.max below the count, and the exec ends the threads), and a
- *   quota, a weight or fewer CPUs would slow its load (a cpuset written later moves the tasks
- *   already in it onto its CPUs).
+ * - A pids limit, a CPU quota, a CPU weight, a cpuset and block I/O limits wait: Node's ~7
+ *   threads could exceed pids.max (the kernel takes a pids.max below the count, and the exec ends
+ *   the threads), and a quota, a weight, fewer CPUs or a disk throttle would slow its load, which
+ *   reads its binary and bundle from disk when they are not cached (a cpuset written later moves
+ *   the tasks already in it onto its CPUs).
  * - A memory limit (and swap) from EARLY_JOIN_MEMORY up is there from the start: it holds Node's
  *   load with room to spare, and written later it would make the kernel reclaim or refuse.
  * - Device rules are there from the start: they always allow what Node opens (/dev/null,
@@ -40,12 +41,13 @@ export function joinCgroups(dirs: readonly string[], fs: CgroupFs = nodeCgroupFs
 export function cloneJoin(limits: Limits): { create: Limits; beforeGo: Limits } | undefined {
   const small = (bytes: number | undefined) => bytes !== undefined && bytes >= 0 && bytes < EARLY_JOIN_MEMORY;
   if (small(limits.memory) || small(limits.swap) || (limits.cpu && limits.cpu.quota < EARLY_JOIN_QUOTA)) return undefined;
-  const { pids, cpu, cpuShares, cpuset, ...create } = limits;
+  const { pids, cpu, cpuShares, cpuset, blockIO, ...create } = limits;
   const beforeGo: Limits = {};
   if (pids !== undefined) beforeGo.pids = pids;
   if (cpu !== undefined) beforeGo.cpu = cpu;
   if (cpuShares !== undefined) beforeGo.cpuShares = cpuShares;
   if (cpuset !== undefined) beforeGo.cpuset = cpuset;
+  if (blockIO !== undefined) beforeGo.blockIO = blockIO;
   return { create, beforeGo };
 }
 

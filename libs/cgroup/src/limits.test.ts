@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { UsageError } from "@corerun/cli";
-import { blockDevice, describeLimits, formatBytes, parseLimits } from "./limits.ts";
+import { blockDevice, describeLimits, devNumbers, formatBytes, mergeLimits, parseLimits } from "./limits.ts";
 
 const MiB = 1024 * 1024;
 const two = { cpuCount: 2 };
@@ -136,7 +136,8 @@ describe("parseLimits: Docker's other resource options", () => {
       readIops: [{ major: 254, minor: 0, rate: 10 }],
       writeIops: [{ major: 254, minor: 0, rate: 20 }],
     });
-    refuses({ blkioWeight: "5" }, /--blkio-weight "5": give a relative block I\/O weight, an integer from 10 to 1000/);
+    refuses({ blkioWeight: "5" }, /--blkio-weight "5": give a relative block I\/O weight \(0 for none\), an integer from 10 to 1000/);
+    assert.equal(parseLimits({ blkioWeight: "0", cpuShares: "0" }, host).blockIO, undefined, "0 is Docker's none");
     refuses({ deviceReadBps: ["/dev/vda1:1mb"] }, /--device-read-bps "\/dev\/vda1:1mb": \/dev\/vda1 \(254:1\) is a partition/);
     refuses({ deviceReadBps: ["/dev/null:1mb"] }, /--device-read-bps "\/dev\/null:1mb": \/dev\/null is not a block device/);
     refuses({ deviceReadBps: ["vda:1mb"] }, /give DEVICE:VALUE with DEVICE a block device's path/);
@@ -146,5 +147,23 @@ describe("parseLimits: Docker's other resource options", () => {
   it("reads a real block device's numbers, and refuses what is not one", () => {
     assert.match(String(blockDevice("/dev/null")), /\/dev\/null is not a block device/);
     assert.match(String(blockDevice("/nonexistent")), /cannot stat \/nonexistent \(ENOENT\)/);
+  });
+});
+
+describe("devNumbers and mergeLimits", () => {
+  it("splits a dev_t as glibc's major() and minor() do", () => {
+    assert.deepEqual(devNumbers(0xfe00), { major: 254, minor: 0 });
+    assert.deepEqual(devNumbers(0x10301), { major: 259, minor: 1 });
+    assert.deepEqual(devNumbers(0x700 + 0x100000), { major: 7, minor: 256 });
+    assert.deepEqual(devNumbers(2 ** 32 * 0x1000 + 0xfff00 + 0xff), { major: 4096 + 0xfff, minor: 0xff });
+  });
+  it("an update changes the fields and devices it names, keeps the rest, and a rate of 0 lifts that device's throttle", () => {
+    const was = { memory: 64 << 20, cpuset: { cpus: "0", mems: "0" }, blockIO: { weight: 300, readBps: [{ major: 8, minor: 0, rate: 1 }, { major: 8, minor: 16, rate: 2 }] } };
+    assert.deepEqual(mergeLimits(was, { cpuset: { cpus: "1" }, blockIO: { readBps: [{ major: 8, minor: 0, rate: 0 }], writeIops: [{ major: 8, minor: 0, rate: 5 }] } }), {
+      memory: 64 << 20,
+      cpuset: { cpus: "1", mems: "0" },
+      blockIO: { weight: 300, readBps: [{ major: 8, minor: 16, rate: 2 }], writeIops: [{ major: 8, minor: 0, rate: 5 }] },
+    });
+    assert.deepEqual(mergeLimits(was, { pids: 5 }), { ...was, pids: 5 });
   });
 });

@@ -166,7 +166,7 @@ export function parsePids(value: string | number): number {
   return Number(text);
 }
 
-/** The highest CPU or memory node number any kernel has (NR_CPUS is at most 8192). */
+/** Above any CPU or memory node number a kernel has (NR_CPUS is at most 8192): bounds a list's expansion. */
 const MAX_ID = 65_535;
 
 /** "0-2,4" -> [0, 1, 2, 4]; undefined when it is not such a list (or a range runs backwards). */
@@ -227,6 +227,11 @@ function onlineList(path: string): string {
   }
 }
 
+/** glibc's major() and minor() of a dev_t: major in bits 8-19 and 44-63, minor in bits 0-7 and 20-43. */
+export function devNumbers(dev: number): { major: number; minor: number } {
+  return { major: (Math.floor(dev / 256) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff), minor: (dev & 0xff) | (Math.floor(dev / 4096) & ~0xff) };
+}
+
 /** A block device's numbers from its path on the host, or what is wrong with the path. */
 export function blockDevice(path: string): { major: number; minor: number } | string {
   let st;
@@ -236,9 +241,7 @@ export function blockDevice(path: string): { major: number; minor: number } | st
     return `cannot stat ${path} (${(err as NodeJS.ErrnoException).code})`;
   }
   if (!st.isBlockDevice()) return `${path} is not a block device`;
-  // The kernel's dev_t: major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31.
-  const major = (Math.floor(st.rdev / 256) & 0xfff) | (Math.floor(st.rdev / 2 ** 32) & ~0xfff);
-  const minor = (st.rdev & 0xff) | (Math.floor(st.rdev / 4096) & ~0xff);
+  const { major, minor } = devNumbers(st.rdev);
   // blk-throttle and the I/O schedulers take whole disks: the kernel answers EINVAL for a partition.
   if (existsSync(`/sys/dev/block/${major}:${minor}/partition`)) {
     return `${path} (${major}:${minor}) is a partition; the kernel weighs and throttles whole disks: give the disk it is on`;
@@ -262,9 +265,12 @@ export function parseLimits(input: LimitInput, opts: LimitHost = {}): Limits {
   const mem = limits.memory === undefined ? undefined : formatBytes(limits.memory);
   if (input.memorySwap !== undefined) {
     const text = input.memorySwap.trim();
-    if (limits.memory === undefined) throw new UsageError(`--memory-swap "${text}" is memory plus swap: give --memory too`);
-    limits.swap = text === "-1" ? -1 : parseMemory(text, "--memory-swap");
-    if (limits.swap !== -1 && limits.swap < limits.memory) throw new UsageError(`--memory-swap "${text}" is less than --memory (${mem}): it is memory plus swap; give at least the memory limit, or -1 for unlimited swap`);
+    // -1 (unlimited swap) is what a container without --memory has already, as in Docker.
+    if (limits.memory === undefined && text !== "-1") throw new UsageError(`--memory-swap "${text}" is memory plus swap: give --memory too`);
+    if (limits.memory !== undefined) limits.swap = text === "-1" ? -1 : parseMemory(text, "--memory-swap");
+    if (limits.swap !== undefined && limits.swap !== -1 && limits.swap < limits.memory!) {
+      throw new UsageError(`--memory-swap "${text}" is less than --memory (${mem}): it is memory plus swap; give at least the memory limit, or -1 for unlimited swap`);
+    }
   }
   if (input.memoryReservation !== undefined) {
     limits.memoryReservation = parseMemory(input.memoryReservation, "--memory-reservation");
@@ -274,14 +280,15 @@ export function parseLimits(input: LimitInput, opts: LimitHost = {}): Limits {
   }
   if (input.memorySwappiness !== undefined && input.memorySwappiness.trim() !== "-1") limits.swappiness = parseIntIn(input.memorySwappiness, "--memory-swappiness", 0, 100, "how readily pages go to swap (-1 for the host's default)");
   if (input.oomKillDisable) limits.oomKillDisable = true;
-  if (input.cpuShares !== undefined) limits.cpuShares = parseIntIn(input.cpuShares, "--cpu-shares", 2, 262_144, "a relative CPU weight (1024 is the default)");
+  // 0 is Docker's "the default" for a weight.
+  if (input.cpuShares !== undefined && input.cpuShares.trim() !== "0") limits.cpuShares = parseIntIn(input.cpuShares, "--cpu-shares", 2, 262_144, "a relative CPU weight (1024 is the default; 0 for none)");
   if (input.cpusetCpus !== undefined || input.cpusetMems !== undefined) {
     limits.cpuset = {};
     if (input.cpusetCpus !== undefined) limits.cpuset.cpus = parseIdList(input.cpusetCpus, "--cpuset-cpus", "CPU", opts.onlineCpus ?? onlineList("/sys/devices/system/cpu/online"));
     if (input.cpusetMems !== undefined) limits.cpuset.mems = parseIdList(input.cpusetMems, "--cpuset-mems", "memory node", opts.onlineMems ?? onlineList("/sys/devices/system/node/online"));
   }
   const blockIO: BlockIO = {};
-  if (input.blkioWeight !== undefined) blockIO.weight = parseIntIn(input.blkioWeight, "--blkio-weight", 10, 1000, "a relative block I/O weight");
+  if (input.blkioWeight !== undefined && input.blkioWeight.trim() !== "0") blockIO.weight = parseIntIn(input.blkioWeight, "--blkio-weight", 10, 1000, "a relative block I/O weight (0 for none)");
   if (input.blkioWeightDevice?.length) {
     blockIO.weightDevice = input.blkioWeightDevice.map((spec) => {
       const { major, minor, value } = parseDeviceValue(spec, "--blkio-weight-device", host);
@@ -308,4 +315,38 @@ export function describeLimits(limits: Limits): string {
   if (limits.oomKillDisable) parts.push("OOM killer off");
   if (limits.blockIO) parts.push("block I/O limits");
   return parts.join(", ") || "no limits";
+}
+
+/**
+ * A live cgroup's limits after an update: what the update names replaces what was; a cpuset
+ * keeps the list it does not name, and a per-device weight or throttle changes that device's
+ * rule only, as its file does (a rate of 0 lifts the throttle).
+ */
+export function mergeLimits(cur: Limits, next: Limits): Limits {
+  const out: Limits = { ...cur, ...next };
+  if (next.cpuset) out.cpuset = { ...cur.cpuset, ...next.cpuset };
+  if (next.blockIO) {
+    const was = cur.blockIO ?? {};
+    const now = next.blockIO;
+    const byDevice = <T extends { major: number; minor: number }>(a: T[] | undefined, b: T[] | undefined, keep: (x: T) => boolean): T[] | undefined => {
+      if (!b) return a;
+      const rules = new Map((a ?? []).map((x) => [`${x.major}:${x.minor}`, x]));
+      for (const x of b) rules.set(`${x.major}:${x.minor}`, x);
+      const list = [...rules.values()].filter(keep);
+      return list.length ? list : undefined;
+    };
+    const io: BlockIO = {};
+    const weight = now.weight ?? was.weight;
+    if (weight !== undefined) io.weight = weight;
+    const lists = {
+      weightDevice: byDevice(was.weightDevice, now.weightDevice, () => true),
+      readBps: byDevice(was.readBps, now.readBps, (r) => r.rate > 0),
+      writeBps: byDevice(was.writeBps, now.writeBps, (r) => r.rate > 0),
+      readIops: byDevice(was.readIops, now.readIops, (r) => r.rate > 0),
+      writeIops: byDevice(was.writeIops, now.writeIops, (r) => r.rate > 0),
+    };
+    for (const [k, v] of Object.entries(lists)) if (v) Object.assign(io, { [k]: v });
+    out.blockIO = io;
+  }
+  return out;
 }

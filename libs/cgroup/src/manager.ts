@@ -72,6 +72,11 @@ export interface CgroupOptions extends LayoutOptions {
   devices?: boolean;
   /** Loads and attaches the v2 device filter (the kernel's; unit tests record the call). */
   attachDeviceFilter?: (dir: string, rules: readonly DeviceRule[]) => void;
+  /**
+   * An existing cgroup's directories as its state recorded them: only those are used, so that a
+   * cgroup an older corerun made in fewer hierarchies is joined, limited and removed where it is.
+   */
+  paths?: Record<string, string>;
 }
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -101,7 +106,7 @@ class Manager implements CgroupManager {
   readonly layout: CgroupLayout;
   private readonly fs: CgroupFs;
   private readonly v2: CgroupDir | undefined;
-  private readonly v1: CgroupDir[] = [];
+  private v1: CgroupDir[] = [];
   private readonly route: Partial<Record<LimitController, CgroupDir>> = {};
   private readonly cpuacct: CgroupDir | undefined;
   private readonly freezer: CgroupDir | undefined;
@@ -148,6 +153,11 @@ class Manager implements CgroupManager {
     // (podman stats, cAdvisor), as runc places it.
     this.cpuacct = v1Dir("cpuacct");
     this.freezer = this.v2 ? undefined : v1Dir("freezer");
+    if (opts.paths) {
+      const recorded = new Set(Object.values(opts.paths));
+      this.v1 = this.v1.filter((d) => recorded.has(d.path));
+      for (const c of LIMIT_CONTROLLERS) if (this.route[c]?.kind === "v1" && !recorded.has(this.route[c]!.path)) delete this.route[c];
+    }
   }
 
   private all(): CgroupDir[] {
@@ -191,6 +201,11 @@ class Manager implements CgroupManager {
     if (limits.cpuset) need.push("cpuset");
     if (limits.blockIO) need.push("io");
     for (const c of need) if (!this.route[c]) throw this.unavailable(c);
+    // cgroup v2 has no files for these: refused before anything is made.
+    if (this.route.memory?.kind === "v2") {
+      if (limits.swappiness !== undefined) throw new Error(`a swappiness needs cgroup v1's memory.swappiness; cgroup v2 (${this.route.memory.mount}) has no such file: the host's vm.swappiness applies`);
+      if (limits.oomKillDisable) throw new Error(`turning the OOM killer off needs cgroup v1's memory.oom_control; cgroup v2 (${this.route.memory.mount}) has no such switch`);
+    }
     return need;
   }
 

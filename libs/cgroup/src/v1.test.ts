@@ -246,8 +246,29 @@ describe("v1 cpuset, blkio and memory files on a fixture tree", () => {
 
   it("refuses a weight where no scheduler weighs I/O, and leaves no cgroup", () => {
     const h = fixture("hybrid");
-    assert.throws(() => manager(h).create(parseLimits({ blkioWeight: "500" }, host)), /a block I\/O weight needs .*blkio\.bfq\.weight or .*blkio\.weight, which this kernel lacks: no disk uses the BFQ I\/O scheduler/);
+    assert.throws(() => manager(h).create(parseLimits({ blkioWeight: "500" }, host)), /a block I\/O weight needs .*blkio\.bfq\.weight or .*blkio\.weight, which this kernel lacks: the BFQ I\/O scheduler is not loaded/);
     assert.equal(manager(h).exists(), false);
+  });
+
+  it("joins and removes an existing cgroup where its state recorded it: one made before cpuset and blkio placement has neither", () => {
+    const h = fixture("hybrid");
+    const old = manager(h);
+    const paths = old.create();
+    h.rmdir(paths.cpuset!);
+    h.rmdir(paths.blkio!);
+    const { cpuset: _c, blkio: _b, ...recorded } = paths;
+    const m = manager(h, { paths: recorded });
+    assert.deepEqual(m.paths(), recorded);
+    const sleeper = spawn("sleep", ["10"]);
+    try {
+      m.addTask(sleeper.pid!);
+      assert.equal(h.file("memory/corerun/c1/cgroup.procs").trim(), String(sleeper.pid));
+      m.killAll();
+      m.remove();
+      assert.equal(m.exists(), false);
+    } finally {
+      sleeper.kill("SIGKILL");
+    }
   });
 
   it("writes a weight to BFQ's file where it exists", () => {

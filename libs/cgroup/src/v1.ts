@@ -7,7 +7,7 @@ import type { CgroupFs } from "./fs.ts";
 import { waitFor } from "./fs.ts";
 import { readNumber, readOptional, writeValue } from "./files.ts";
 import type { ControllerUnit } from "./v2.ts";
-import { deviceRuleText } from "./limits.ts";
+import { deviceRuleText, expandIdList } from "./limits.ts";
 
 export const v1Memory: ControllerUnit = {
   apply(fs, dir, limits) {
@@ -22,7 +22,8 @@ export const v1Memory: ControllerUnit = {
     // when raising, lower it last when lowering.
     const hasMemsw = fs.exists(join(dir, "memory.memsw.limit_in_bytes"));
     const current = readNumber(fs, dir, "memory.limit_in_bytes") ?? Infinity;
-    if (!hasMemsw && limits.swap !== undefined) throw new Error(`a swap limit needs ${join(dir, "memory.memsw.limit_in_bytes")}, which this kernel lacks (swap accounting is off)`);
+    // Unlimited swap (-1) is what a kernel that does not account swap gives anyway.
+    if (!hasMemsw && limits.swap !== undefined && limits.swap !== -1) throw new Error(`a swap limit needs ${join(dir, "memory.memsw.limit_in_bytes")}, which this kernel lacks (swap accounting is off)`);
     if (hasMemsw && limits.memory > current) writeValue(fs, dir, "memory.memsw.limit_in_bytes", memsw);
     writeValue(fs, dir, "memory.limit_in_bytes", value);
     if (hasMemsw && limits.memory <= current) writeValue(fs, dir, "memory.memsw.limit_in_bytes", memsw);
@@ -71,11 +72,22 @@ export const v1Devices: ControllerUnit = {
   stats() {},
 };
 
-/** cpuset.cpus and cpuset.mems: the same files in v1 and v2. */
+/**
+ * cpuset.cpus and cpuset.mems: the same files in v1 and v2. A list outside the parent's is
+ * refused first: v1 answers EINVAL, and v2 takes it but runs the tasks on the parent's CPUs.
+ */
 export const cpusetUnit: ControllerUnit = {
   apply(fs, dir, limits) {
-    if (limits.cpuset?.cpus !== undefined) writeValue(fs, dir, "cpuset.cpus", limits.cpuset.cpus);
-    if (limits.cpuset?.mems !== undefined) writeValue(fs, dir, "cpuset.mems", limits.cpuset.mems);
+    for (const [key, file, what] of [["cpus", "cpuset.cpus", "CPUs"], ["mems", "cpuset.mems", "memory nodes"]] as const) {
+      const list = limits.cpuset?.[key];
+      if (list === undefined) continue;
+      const parent = join(dir, "..");
+      const effective = (readOptional(fs, parent, `cpuset.effective_${key}`) ?? readOptional(fs, parent, `${file}.effective`))?.trim();
+      const have = new Set(expandIdList(effective ?? "") ?? []);
+      const outside = effective === undefined ? [] : (expandIdList(list) ?? []).filter((i) => !have.has(i));
+      if (outside.length) throw new Error(`cpuset ${key} "${list}": the parent cgroup ${parent} has ${what} ${effective || "none"} only, not ${outside.join(",")}`);
+      writeValue(fs, dir, file, list);
+    }
   },
   stats() {},
 };
@@ -100,7 +112,7 @@ export function initV1Cpuset(fs: CgroupFs, dir: string): void {
  */
 function weightFile(fs: CgroupFs, dir: string, files: readonly string[], what: string): string {
   const file = files.find((f) => fs.exists(join(dir, f)));
-  if (!file) throw new Error(`${what} needs ${files.map((f) => join(dir, f)).join(" or ")}, which this kernel lacks: no disk uses the BFQ I/O scheduler (modprobe bfq; echo bfq > /sys/block/DISK/queue/scheduler)`);
+  if (!file) throw new Error(`${what} needs ${files.map((f) => join(dir, f)).join(" or ")}, which this kernel lacks: the BFQ I/O scheduler is not loaded (modprobe bfq; echo bfq > /sys/block/DISK/queue/scheduler)`);
   return file;
 }
 

@@ -119,15 +119,28 @@ describe("v2 backend on a fixture tree (pure v2 host)", () => {
     assert.equal(h.exists(h.at("corerun")), true, "the parent stays");
   });
 
-  it("writes a cpuset, memory.low, io.max and a weight scaled onto io.weight's 1-10000", () => {
+  const host = { cpuCount: 2, onlineCpus: "0-1", onlineMems: "0", blockDevice: () => ({ major: 254, minor: 0 }) };
+  it("writes a cpuset, memory.low, io.max and, where iocost is on, a weight scaled onto io.weight's 1-10000", () => {
     const h = v2Host();
-    const host = { cpuCount: 2, onlineCpus: "0-1", onlineMems: "0", blockDevice: () => ({ major: 254, minor: 0 }) };
+    h.set("io.cost.qos", "254:0 enable=1 ctrl=auto rpct=0.00 rlat=250000 wpct=0.00 wlat=250000 min=1.00 max=10000.00\n");
     manager(h).create(parseLimits({ cpusetCpus: "0", cpusetMems: "0", memoryReservation: "16m", blkioWeight: "500", deviceWriteBps: ["/dev/vda:2mb"], deviceReadIops: ["/dev/vda:50"] }, host));
     assert.equal(h.file("corerun/c1/cpuset.cpus"), "0");
     assert.equal(h.file("corerun/c1/cpuset.mems"), "0");
     assert.equal(h.file("corerun/c1/memory.low"), String(16 * 1024 * 1024));
     assert.deepEqual(h.written("corerun/c1/io.weight"), ["default 4950"]);
     assert.deepEqual(h.written("corerun/c1/io.max"), ["254:0 wbps=2097152", "254:0 riops=50"]);
+  });
+
+  it("refuses a weight where neither BFQ nor iocost weighs I/O, and a cpuset outside the parent's; leaves no cgroup", () => {
+    const h = v2Host();
+    assert.throws(() => manager(h).create(parseLimits({ blkioWeight: "500" }, host)), /a block I\/O weight needs .*io\.bfq\.weight \(the BFQ I\/O scheduler\) or iocost enabled in the root's io\.cost\.qos, and this host has neither/);
+    assert.equal(manager(h).exists(), false);
+    const m = manager(h, { name: "narrow" });
+    m.create();
+    h.set("corerun/narrow/cpuset.cpus.effective", "0\n");
+    const child = manager(h, { parent: "corerun/narrow" });
+    assert.throws(() => child.create(parseLimits({ cpusetCpus: "1" }, host)), /cpuset cpus "1": the parent cgroup .*corerun\/narrow has CPUs 0 only, not 1/);
+    assert.equal(child.exists(), false);
   });
 
   it("refuses what only cgroup v1 has (swappiness, the OOM killer switch), naming the file, and leaves no cgroup", () => {

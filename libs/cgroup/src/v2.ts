@@ -18,8 +18,6 @@ export interface ControllerUnit {
 
 export const v2Memory: ControllerUnit = {
   apply(fs, dir, limits) {
-    if (limits.swappiness !== undefined) throw new Error(`a swappiness needs cgroup v1's memory.swappiness; cgroup v2 (${dir}) has no such file: the host's vm.swappiness applies`);
-    if (limits.oomKillDisable) throw new Error(`turning the OOM killer off needs cgroup v1's memory.oom_control; cgroup v2 (${dir}) has no such switch`);
     if (limits.memoryReservation !== undefined) writeValue(fs, dir, "memory.low", String(limits.memoryReservation));
     if (limits.memory === undefined) return;
     writeValue(fs, dir, "memory.max", String(limits.memory));
@@ -63,12 +61,13 @@ export const v2Io: ControllerUnit = {
     const io = limits.blockIO;
     if (!io) return;
     // BFQ's io.bfq.weight takes blkio's 10-1000 as it is; io.weight (blk-iocost) is 1-10000,
-    // onto which runc and crun scale it.
+    // onto which runc and crun scale it, and weighs nothing unless the root's io.cost.qos enables
+    // iocost on a disk: without either, a weight would be written and do nothing.
     const bfq = fs.exists(join(dir, "io.bfq.weight"));
     const file = bfq ? "io.bfq.weight" : "io.weight";
     const weight = (w: number) => String(bfq ? w : 1 + Math.floor(((w - 10) * 9999) / 990));
-    if ((io.weight !== undefined || io.weightDevice?.length) && !fs.exists(join(dir, file))) {
-      throw new Error(`a block I/O weight needs ${join(dir, "io.bfq.weight")} (the BFQ I/O scheduler) or ${join(dir, "io.weight")}, which this kernel lacks`);
+    if ((io.weight !== undefined || io.weightDevice?.length) && !bfq && !iocostEnabled(fs, dir)) {
+      throw new Error(`a block I/O weight needs ${join(dir, "io.bfq.weight")} (the BFQ I/O scheduler) or iocost enabled in the root's io.cost.qos, and this host has neither`);
     }
     if (io.weight !== undefined) writeValue(fs, dir, file, bfq ? weight(io.weight) : `default ${weight(io.weight)}`);
     for (const d of io.weightDevice ?? []) writeValue(fs, dir, file, `${d.major}:${d.minor} ${weight(d.weight)}`);
@@ -89,6 +88,15 @@ export const v2Io: ControllerUnit = {
 };
 
 export const V2_UNITS = { memory: v2Memory, cpu: v2Cpu, pids: v2Pids, cpuset: cpusetUnit, io: v2Io } as const;
+
+/** Whether io.cost.qos, in the root of the hierarchy above dir, enables iocost on some disk. */
+function iocostEnabled(fs: CgroupFs, dir: string): boolean {
+  for (let d = dir, i = 0; i < 64 && d !== "/"; d = join(d, ".."), i++) {
+    const qos = readOptional(fs, d, "io.cost.qos");
+    if (qos !== undefined) return /\benable=1\b/.test(qos);
+  }
+  return false;
+}
 
 /** cpu.stat's usage_usec is core (no controller needed): every v2 cgroup counts its CPU time. */
 export function v2CpuUsage(fs: CgroupFs, dir: string): number | null {
