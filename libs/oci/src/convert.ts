@@ -97,8 +97,9 @@ export function planLimits(resources: Resources | undefined): Limits {
       limits.swap = mem.swap;
     }
     if (mem.reservation !== undefined && mem.reservation > 0) limits.memoryReservation = mem.reservation;
-    // runc's reading: absent or -1 leaves the host's value.
-    if (mem.swappiness !== undefined && mem.swappiness !== null && mem.swappiness !== -1) {
+    // runc's reading: absent or -1 leaves the host's value; an engine that sends -1 as the uint64
+    // the spec says (moby) sends 2^64-1.
+    if (mem.swappiness !== undefined && mem.swappiness !== null && mem.swappiness !== -1 && mem.swappiness < 2 ** 63) {
       if (mem.swappiness < 0 || mem.swappiness > 100) throw new Error(`linux.resources.memory.swappiness ${mem.swappiness}: give 0 to 100`);
       limits.swappiness = mem.swappiness;
     }
@@ -122,8 +123,12 @@ export function planLimits(resources: Resources | undefined): Limits {
   if (io) {
     if (io.leafWeight || io.weightDevice?.some((d) => d.leafWeight)) throw new Error("linux.resources.blockIO leafWeight is CFQ's, which Linux 5.0 removed: remove it");
     const blockIO: BlockIO = {};
-    if (io.weight) blockIO.weight = io.weight;
-    const weights = io.weightDevice?.filter((d) => d.weight).map((d) => ({ major: d.major, minor: d.minor, weight: d.weight! }));
+    const checked = (w: number, what: string) => {
+      if (w < 10 || w > 1000) throw new Error(`linux.resources.blockIO.${what} ${w}: give 10 to 1000`);
+      return w;
+    };
+    if (io.weight) blockIO.weight = checked(io.weight, "weight");
+    const weights = io.weightDevice?.filter((d) => d.weight).map((d) => ({ major: d.major, minor: d.minor, weight: checked(d.weight!, "weightDevice weight") }));
     if (weights?.length) blockIO.weightDevice = weights;
     const rates = { readBps: io.throttleReadBpsDevice, writeBps: io.throttleWriteBpsDevice, readIops: io.throttleReadIOPSDevice, writeIops: io.throttleWriteIOPSDevice };
     for (const [key, list] of Object.entries(rates)) if (list?.length) blockIO[key as keyof typeof rates] = list.map((d) => ({ major: d.major, minor: d.minor, rate: d.rate }));

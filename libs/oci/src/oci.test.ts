@@ -135,5 +135,7 @@ describe("the rest of config.json as corerun's steps", () => {
     const io = planLimits({ blockIO: { weight: 300, weightDevice: [{ major: 8, minor: 0, weight: 200 }], throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1 << 20 }], throttleWriteIOPSDevice: [{ major: 8, minor: 0, rate: 0 }] } }).blockIO;
     assert.deepEqual(io, { weight: 300, weightDevice: [{ major: 8, minor: 0, weight: 200 }], readBps: [{ major: 8, minor: 0, rate: 1 << 20 }], writeIops: [{ major: 8, minor: 0, rate: 0 }] });
     assert.throws(() => planLimits({ blockIO: { leafWeight: 500 } }), /leafWeight is CFQ's, which Linux 5\.0 removed/);
+    assert.throws(() => planLimits({ blockIO: { weight: 5 } }), /blockIO\.weight 5: give 10 to 1000/);
+    assert.deepEqual(planLimits({ memory: { swappiness: 2 ** 64 - 1 } }), {}, "moby's -1 as a uint64");
   });
 });
