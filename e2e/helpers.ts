@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
+import { devNumbers } from "@corerun/cgroup";
 import { netPaths, readRecords } from "@corerun/net";
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -202,7 +203,7 @@ export function pathThroughATool(steps: readonly string[]): boolean {
  * undefined for a file system on no block device (tmpfs, overlayfs).
  */
 export function diskUnder(path: string): string | undefined {
-  const sys = `/sys/dev/block/${devNumbers(statSync(path).dev)}`;
+  const sys = `/sys/dev/block/${devText(statSync(path).dev)}`;
   if (!existsSync(sys)) return undefined;
   const real = realpathSync(sys);
   const disk = existsSync(join(real, "partition")) ? basename(join(real, "..")) : basename(real);
@@ -210,6 +211,22 @@ export function diskUnder(path: string): string | undefined {
 }
 
 /** A dev_t as the kernel's files write it: "MAJ:MIN". */
-export function devNumbers(dev: number): string {
-  return `${(Math.floor(dev / 256) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff)}:${(dev & 0xff) | (Math.floor(dev / 4096) & ~0xff)}`;
+export function devText(dev: number): string {
+  const { major, minor } = devNumbers(dev);
+  return `${major}:${minor}`;
+}
+
+/** Whether a disk of this host can use the BFQ I/O scheduler (its module loaded), which block I/O weights need. */
+export function hasBfq(): boolean {
+  try {
+    return readdirSync("/sys/block").some((d) => {
+      try {
+        return /\bbfq\b/.test(readFileSync(`/sys/block/${d}/queue/scheduler`, "utf8"));
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
 }

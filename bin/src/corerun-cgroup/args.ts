@@ -62,7 +62,7 @@ export function parsePlace(ctx: Ctx & { name: string }): Place {
 }
 
 export function parseLimitValues(ctx: Ctx): Limits {
-  return parseLimits({ memory: last(ctx, "memory"), cpu: last(ctx, "cpu"), cpus: last(ctx, "cpus"), pids: last(ctx, "pids"), ...resourceInput(ctx.values, ctx.flags) });
+  return parseLimits(resourceInput(ctx.values, ctx.flags));
 }
 
 export function parsePid(ctx: Ctx): number {

@@ -282,7 +282,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     network: isRootless ? { mode: "none", ports: [] } : parseNetwork(ctx, root, img),
     rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
-    limits: parseLimits({ memory: ctx.values.memory?.at(-1), cpu: ctx.values.cpu?.at(-1), cpus: ctx.values.cpus?.at(-1), pids: ctx.values.pids?.at(-1), ...resourceInput(ctx.values, ctx.flags) }),
+    limits: parseLimits(resourceInput(ctx.values, ctx.flags)),
     userns,
     capAdd: security.privileged ? ["ALL"] : (ctx.values["cap-add"] ?? []),
     capDrop: security.privileged ? [] : (ctx.values["cap-drop"] ?? []),

@@ -20,6 +20,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { CPU_PERIOD, devicePath } from "@corerun/cgroup";
 import { defineTool, faultPoint, printJson, printTable, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
 import { netPaths, portString, publishedPorts, readRecords, type PublishedPort } from "@corerun/net";
 import {
@@ -623,24 +624,40 @@ export function dockerPorts(ports: readonly PublishedPort[]): Record<string, { H
 }
 
 /**
- * The cgroup limits under Docker's HostConfig names and values (0, "" or null for none). Without
- * --memory-swap, swap does not extend corerun's --memory: MemorySwap equals Memory.
+ * The cgroup limits under Docker's HostConfig names and values (0, "" or null for none).
+ * Without --memory-swap, swap does not extend corerun's --memory where the kernel accounts swap
+ * (MemorySwap equals Memory), and is unlimited where it does not (-1). A CPU limit over the
+ * default period is --cpus (NanoCpus); another period is a config's quota (CpuQuota, CpuPeriod).
  */
-export function dockerResources(l: State["config"]["limits"]): Record<string, unknown> {
+export function dockerResources(l: State["config"]["limits"], swapAccounted: boolean): Record<string, unknown> {
+  const nano = l.cpu?.period === CPU_PERIOD;
+  const devices = (list: { major: number; minor: number; rate: number }[] | undefined) => (list ?? []).map((r) => ({ Path: devicePath(r.major, r.minor), Rate: r.rate }));
   return {
     Memory: l.memory ?? 0,
     MemoryReservation: l.memoryReservation ?? 0,
-    MemorySwap: l.swap ?? l.memory ?? 0,
+    MemorySwap: l.swap ?? (l.memory === undefined ? 0 : swapAccounted ? l.memory : -1),
     MemorySwappiness: l.swappiness ?? null,
     OomKillDisable: l.oomKillDisable ?? false,
+    NanoCpus: nano ? Math.round((l.cpu!.quota / l.cpu!.period) * 1e9) : 0,
     CpuShares: l.cpuShares ?? 0,
-    CpuPeriod: l.cpu?.period ?? 0,
-    CpuQuota: l.cpu?.quota ?? 0,
+    CpuPeriod: nano ? 0 : (l.cpu?.period ?? 0),
+    CpuQuota: nano ? 0 : (l.cpu?.quota ?? 0),
     CpusetCpus: l.cpuset?.cpus ?? "",
     CpusetMems: l.cpuset?.mems ?? "",
     PidsLimit: l.pids ?? null,
     BlkioWeight: l.blockIO?.weight ?? 0,
+    BlkioWeightDevice: (l.blockIO?.weightDevice ?? []).map((d) => ({ Path: devicePath(d.major, d.minor), Weight: d.weight })),
+    BlkioDeviceReadBps: devices(l.blockIO?.readBps),
+    BlkioDeviceWriteBps: devices(l.blockIO?.writeBps),
+    BlkioDeviceReadIOps: devices(l.blockIO?.readIops),
+    BlkioDeviceWriteIOps: devices(l.blockIO?.writeIops),
   };
+}
+
+/** Whether the kernel accounts swap in the container's recorded memory cgroup (v1 memsw, v2 swap.max). */
+function swapAccounted(cg: State["cgroup"]): boolean {
+  const dir = cg?.paths.memory ?? cg?.paths[""];
+  return dir !== undefined && (existsSync(join(dir, "memory.memsw.limit_in_bytes")) || existsSync(join(dir, "memory.swap.max")));
 }
 
 /** What inspect prints of one container. */
@@ -671,7 +688,7 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
       FinishedAt: d?.finished ?? NEVER,
     },
     RestartCount: d?.restartCount ?? 0,
-    HostConfig: { RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 }, ...dockerResources(s.config.limits) },
+    HostConfig: { RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 }, ...dockerResources(s.config.limits, swapAccounted(s.cgroup)) },
     // Docker's names for -t and -i (recorded for detached containers, whose monitor holds them).
     Config: { ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false },
     NetworkSettings: {

@@ -8,7 +8,7 @@
 import { closeSync, copyFileSync, openSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { cgroupManager, createForClone, openCgroupProcs, startJoinCgroupFds, type CgroupManager, type Limits } from "@corerun/cgroup";
+import { cgroupManager, createForClone, mergeLimits, openCgroupProcs, startJoinCgroupFds, type CgroupManager, type Limits } from "@corerun/cgroup";
 import { defineTool, faultPoint, fdCount, saveCodeCache, span, tracing, UsageError, type ToolContext } from "@corerun/cli";
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
@@ -389,11 +389,19 @@ export function ociUpdate(root: string, id: string, resources: ResourcesConfig):
   if (status === "stopped") throw new UsageError(`container "${id}" not running`);
   if (resources.devices?.length) throw new UsageError("update: device rules cannot be changed after create");
   const limits = planLimits(resources);
-  cgroupOf(s, id).apply(limits);
-  // A cpuset or block I/O update changes the fields it names, as the files it writes do.
-  updateState(join(root, s.id, "state.json"), ({ config: cur }) => ({
-    config: { ...cur, limits: { ...cur.limits, ...limits, ...(limits.cpuset && { cpuset: { ...cur.limits.cpuset, ...limits.cpuset } }), ...(limits.blockIO && { blockIO: { ...cur.limits.blockIO, ...limits.blockIO } }) } },
-  }));
+  const cg = cgroupOf(s, id);
+  try {
+    cg.apply(limits);
+  } catch (err) {
+    // As runc: the limits written before the refusal go back to what they were.
+    try {
+      cg.apply(s.config.limits);
+    } catch {
+      // the refusal above is the error to report
+    }
+    throw err;
+  }
+  updateState(join(root, s.id, "state.json"), ({ config: cur }) => ({ config: { ...cur, limits: mergeLimits(cur.limits, limits) } }));
 }
 
 /** create's options, shared with run --bundle. */

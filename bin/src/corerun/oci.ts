@@ -9,13 +9,13 @@
 import { spawnSync } from "node:child_process";
 import { closeSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
+import type { CgroupManager } from "@corerun/cgroup";
 import { errorLine, faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
 import { findByRef, findOciContainer, mayBeRef, isAlive, OCI_ID_PATTERN, openRecorded, readStates, setStatus, type State, type Status } from "@corerun/state";
 import { sendGo } from "@corerun/sync";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
-import { teardown } from "./teardown.ts";
+import { recordedCgroup, teardown } from "./teardown.ts";
 
 /** The runtime-spec version corerun implements and reports. */
 export const OCI_VERSION = "1.2.0";
@@ -247,10 +247,7 @@ export function cgroupOf(s: State, id: string): CgroupManager {
   return recordedCgroup(s.cgroup);
 }
 
-/** The cgroup a state records: its name, its parent, and whether it holds device rules. */
-export function recordedCgroup(cg: NonNullable<State["cgroup"]>): CgroupManager {
-  return cgroupManager({ name: cg.name, parent: cg.parent, devices: cg.devices });
-}
+export { recordedCgroup };
 
 /** runc's stats event (types/events.go), from the cgroup's files. */
 export function ociStats(root: string, id: string): Record<string, unknown> {

@@ -5,7 +5,7 @@
 import { closeSync, lstatSync, realpathSync, rmdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { ConsolaInstance } from "consola";
-import { cgroupManager } from "@corerun/cgroup";
+import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
 import { faultPoint, span } from "@corerun/cli";
 import { openRecorded, readState, releaseCreatedPaths, removeContainer, type CreatedPath, type State } from "@corerun/state";
 import { linuxSyscall as sys } from "@corerun/syscall";
@@ -44,6 +44,11 @@ function removeCreatedPath(m: CreatedPath): void {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EBUSY" && code !== "ENOTDIR") throw err;
   }
+}
+
+/** The cgroup a state records: its name, its parent, its directories, and whether it holds device rules. */
+export function recordedCgroup(cg: NonNullable<State["cgroup"]>): CgroupManager {
+  return cgroupManager({ name: cg.name, parent: cg.parent, devices: cg.devices, paths: cg.paths });
 }
 
 /**
@@ -88,9 +93,9 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
     if (s.config.network.mode === "bridge") step("network", () => part("network")(root, id));
     faultPoint("teardown:network");
     if (s.cgroup) {
-      const { name, parent, devices } = s.cgroup;
+      const recorded = s.cgroup;
       step("cgroup", () => {
-        const cg = cgroupManager({ name, parent, devices });
+        const cg = recordedCgroup(recorded);
         cg.killAll();
         cg.remove();
       });
