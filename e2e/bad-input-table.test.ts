@@ -238,7 +238,7 @@ const ROWS: Row[] = [
   ["corerun-ns", () => ["--frob", "--", "/bin/true"], 125, () => /unknown option --frob; see --help/],
   // corerun-exec
   ["corerun-exec", () => [], 125, () => /no command given; usage: corerun-exec \[options\] -- CMD/],
-  ["corerun-exec", () => ["--mount-proc", "--", "/bin/true"], 125, () => /--mount-proc needs corerun-exec in a PID namespace other than the host.s \(start it with corerun-ns\)/],
+  ["corerun-exec", () => ["--mount-proc", "--", "/bin/true"], 125, () => /--mount-proc needs corerun-exec in a mount namespace of its own \(start it with corerun-ns\)/],
   ["corerun-exec", () => ["--cgroup-fd", "abc", "--", "/bin/true"], 125, () => /--cgroup-fd abc: not an inherited fd open on a cgroup.procs file/],
   ["corerun-exec", () => ["--cgroup-fd", "1", "--", "/bin/true"], 125, () => /--cgroup-fd 1: not an inherited fd open on a cgroup.procs file/],
   ["corerun-exec", () => ["--cap-add", "FLY", "--", "/bin/true"], 125, () => /--cap-add FLY: unknown capability/],

@@ -330,6 +330,14 @@ describe("podman drives corerun", { skip: (!isRoot && "needs root") || (podmanMi
     }
   });
 
+  test("run --rm --pid host: the container sees the host's processes, as with runc", () => {
+    const r = podman(["run", "--rm", ...runFlags(), "--network", "none", "--pid", "host", "--rootfs", rootfs, "/bin/sh", "-c", "echo $$; cat /proc/1/comm"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [pid, comm] = r.stdout.trim().split("\n");
+    assert.notEqual(pid, "1");
+    assert.equal(comm, readFileSync("/proc/1/comm", "utf8").trim());
+  });
+
   test("run -d on the default bridge with -p: busybox httpd answers from the host", async () => {
     const n = name("web");
     const port = await freePort();

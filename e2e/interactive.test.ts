@@ -459,6 +459,32 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     assertClean();
   });
 
+  test("--pid host: the command sees the host's processes; what it leaves behind is killed at its end; --init is its parent there; with a user namespace, refused", () => {
+    const r = corerun(["--rootfs", rootfs, "--network", "none", "--pid", "host", "/bin/sh", "-c", "echo $$; cat /proc/1/comm; test -d /proc/$PPID && echo parent-seen; sleep 600 & echo $!"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [pid, comm, parent, left] = r.stdout.trim().split("\n");
+    assert.equal(readFileSync("/proc/1/comm", "utf8").trim(), comm, "the host's PID 1");
+    assert.notEqual(pid, "1");
+    assert.equal(parent, "parent-seen", "its parent, outside the container, is in its /proc");
+    // Killed with the cgroup: gone, or a zombie the host's init has yet to reap.
+    const state = (() => {
+      try {
+        return readFileSync(`/proc/${left}/stat`, "utf8").split(" ")[2];
+      } catch {
+        return "gone";
+      }
+    })();
+    assert.ok(state === "gone" || state === "Z", `the background sleep ${left} is ${state}`);
+    const init = corerun(["--rootfs", rootfs, "--network", "none", "--pid", "host", "--init", "/bin/sh", "-c", "cat /proc/$PPID/comm"]);
+    assert.equal(init.code, 0, init.stderr);
+    assert.equal(init.stdout, "docker-init\n");
+    const refused = corerun(["--rootfs", rootfs, "--network", "none", "--pid", "host", "--userns", "auto", "/bin/true"]);
+    assert.equal(refused.code, 125);
+    assert.match(refused.stderr, /^corerun: --pid host: a container with a user namespace cannot mount the host's PID namespace's \/proc/);
+    assert.equal(refused.stderr.split("\n").length, 2, "one line");
+    assertClean();
+  });
+
   test("--read-only with --rootfs: / cannot be written and keeps nodev, a volume and /dev can be written; the rootfs is left as it was", () => {
     const vol = mkdtempSync(join(tmpdir(), "corerun-ro-"));
     try {

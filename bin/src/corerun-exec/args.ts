@@ -1,7 +1,7 @@
 import { readFileSync, readlinkSync } from "node:fs";
 import { fdCount, UsageError, type ToolContext } from "@corerun/cli";
 import { containerEnv as sharedEnv } from "@corerun/rootfs";
-import { capabilitySet, checkHostname, checkWorkdir, nsPids, parseEnvVars } from "@corerun/state";
+import { capabilitySet, checkHostname, checkWorkdir, nsPids, parseEnvVars, sameNamespace } from "@corerun/state";
 import { FD_CLOEXEC, linuxSyscall as sys, SECCOMP_FILTER_FLAGS } from "@corerun/syscall";
 import type { ArgsDef } from "citty";
 
@@ -9,7 +9,7 @@ export const args = {
   hostname: { type: "string", valueHint: "NAME", description: "set the hostname (needs a UTS namespace)" },
   env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone takes corerun-exec's own value (none when it has none)" },
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container, created if missing (default /)" },
-  "mount-proc": { type: "boolean", description: "mount a new /proc and apply Docker's /proc masks (needs its own PID and mount namespaces)" },
+  "mount-proc": { type: "boolean", description: "mount a new /proc and apply Docker's /proc masks (needs its own mount namespace; shows its PID namespace, the host's with --pid host)" },
   cgroup: { type: "string", valueHint: "DIR", description: "join the cgroup DIR right before the exec (repeatable: one per hierarchy); opened at start, so it works after pivot_root" },
   "cgroup-fd": { type: "string", valueHint: "FD", description: "join a cgroup through an inherited fd of its cgroup.procs, opened by the caller (repeatable)" },
   cgroupns: { type: "boolean", description: "after joining, create a cgroup namespace, so the command sees its cgroup as the root" },
@@ -112,10 +112,13 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   // A new /proc over the host's would hide the host's processes from everyone in this namespace.
   // Mounted outside a cgroup namespace, the hierarchies would show the host's whole cgroup tree.
   if (ctx.flags["mount-cgroup"] && !ctx.flags.cgroupns) throw new UsageError("--mount-cgroup needs --cgroupns");
-  // In a PID namespace of its own (pid 1) or joined by path (a pod's): NSpid, read through the
-  // host's /proc still mounted here, then has more than one level.
-  if (ctx.flags["mount-proc"] && process.pid !== 1 && nsPids("self").length < 2) {
-    throw new UsageError("--mount-proc needs corerun-exec in a PID namespace other than the host's (start it with corerun-ns)");
+  // Mounted in its starter's mount namespace, a new /proc would cover that /proc for every
+  // process there. In a PID namespace of its own (pid 1) or joined (NSpid, read through the /proc
+  // still mounted here, has more than one level), corerun-ns made the mount namespace with it;
+  // in the host's (--pid host), the mount namespace must differ from its parent's.
+  const ownPid = process.pid === 1 || nsPids("self").length > 1;
+  if (ctx.flags["mount-proc"] && !ownPid && sameNamespace("mnt", "self", process.ppid)) {
+    throw new UsageError("--mount-proc needs corerun-exec in a mount namespace of its own (start it with corerun-ns)");
   }
   return {
     hostname,

@@ -1,11 +1,11 @@
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, symlinkSync } from "node:fs";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
   envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
 } from "@corerun/syscall";
 import { MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, type MountPoint } from "@corerun/rootfs";
-import { procStartTime } from "@corerun/state";
+import { procStartTime, sameNamespace } from "@corerun/state";
 import type { MountOptions } from "./args.ts";
 
 /**
@@ -16,13 +16,13 @@ import type { MountOptions } from "./args.ts";
  */
 /** pivot_root in corerun-mount's own mount namespace would move the root of every process. */
 export function checkOwnMountNamespace(pid: number): void {
-  let target: number;
+  let same: boolean;
   try {
-    target = statSync(`/proc/${pid}/ns/mnt`).ino;
+    same = sameNamespace("mnt", pid, "self");
   } catch {
     throw new UsageError(`--pid ${pid}: no such process`);
   }
-  if (target === statSync("/proc/self/ns/mnt").ino) {
+  if (same) {
     throw new UsageError(`--pid ${pid}: the process shares corerun-mount's mount namespace; give the pid of a process in a new one (corerun-ns)`);
   }
 }

@@ -78,6 +78,7 @@ describe("parseRunConfig", () => {
       detach: false,
       rm: false,
       readOnly: false,
+      pidHost: false,
       ulimits: [],
       tty: false,
       interactive: false,

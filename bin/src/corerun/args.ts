@@ -19,6 +19,7 @@ export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id; with --network host, the host's)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
+  pid: { type: "string", valueHint: "host", description: "host: no PID namespace of its own; the command sees (and as root may signal) the host's processes, as docker run --pid host" },
   network: { type: "string", alias: "n", valueHint: "MODE", description: "bridge (default; multi is the same), none (loopback only), host, or container:NAME|ID" },
   net: { type: "string", alias: "N", valueHint: "NAME", description: "bridge network to join, created when missing (default corerun0)" },
   subnet: { type: "string", valueHint: "CIDR", description: "subnet for a new bridge network (default: the first free 10.77.N.0/24)" },
@@ -102,6 +103,8 @@ export interface RunConfig {
   readOnly: boolean;
   /** --ulimit: resource limits of every process of the container. */
   ulimits: Ulimit[];
+  /** --pid host: the container shares the host's PID namespace (its /proc shows the host's processes). */
+  pidHost: boolean;
   /** -t: a pty of the container's devpts, relayed to corerun's terminal. */
   tty: boolean;
   /** -i: corerun's stdin reaches the command; otherwise it reads /dev/null. */
@@ -203,6 +206,18 @@ function withInit(command: string[], volumes: VolumeSpec[]): { command: string[]
   return { command: [INIT_PATH, "--", ...command], volumes: [...volumes, { source, target: INIT_PATH, readonly: true }] };
 }
 
+/**
+ * --pid host. A /proc of the host's PID namespace can be mounted only from the host's user
+ * namespace (the kernel wants CAP_SYS_ADMIN over the PID namespace's owner), so a container with
+ * a user namespace (--userns, --uidmap, rootless) is refused, as Docker refuses it with userns-remap.
+ */
+function parsePidMode(mode: string | undefined, userns: boolean): boolean {
+  if (mode === undefined) return false;
+  if (mode !== "host") throw new UsageError(`--pid ${mode}: give host (container:NAME is not built yet)`);
+  if (userns) throw new UsageError("--pid host: a container with a user namespace cannot mount the host's PID namespace's /proc; drop --userns/--uidmap (rootless containers always have one)");
+  return true;
+}
+
 /** The container a start runs again (RESTART_ENV: a restart, or corerun start), as its state is now. */
 export function startedAgain(root: string, env: NodeJS.ProcessEnv = process.env): State | undefined {
   const id = env[RESTART_ENV];
@@ -295,6 +310,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     ...(restart && restart.name !== "no" ? { restart } : {}),
     ulimits,
     readOnly: ctx.flags["read-only"] ?? false,
+    pidHost: parsePidMode(ctx.values.pid?.at(-1), userns !== undefined),
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,
     ...imageAndUser(ctx, img),

@@ -688,7 +688,11 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
       FinishedAt: d?.finished ?? NEVER,
     },
     RestartCount: d?.restartCount ?? 0,
-    HostConfig: { RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 }, ...dockerResources(s.config.limits, swapAccounted(s.cgroup)) },
+    HostConfig: {
+      RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 },
+      PidMode: s.config.pidHost ? "host" : "",
+      ...dockerResources(s.config.limits, swapAccounted(s.cgroup)),
+    },
     // Docker's names for -t and -i (recorded for detached containers, whose monitor holds them).
     Config: { ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false },
     NetworkSettings: {

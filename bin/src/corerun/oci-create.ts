@@ -13,7 +13,7 @@ import { defineTool, faultPoint, fdCount, saveCodeCache, span, tracing, UsageErr
 import {
   MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
-import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, setStatus, stateRoot, updateState, withLock, type State } from "@corerun/state";
+import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, sameNamespace, setStatus, stateRoot, updateState, withLock, type State } from "@corerun/state";
 import { goPath, readyPath } from "@corerun/sync";
 import {
   envp, inNamespaces, linuxSyscall as sys, SyscallError, namespaceFlags, startInNamespaces, CAPABILITIES, SCMP_CMP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
@@ -62,10 +62,12 @@ export function planCreate(o: CreateOptions): CreatePlan {
   planCapabilities(spec);
   const mounts = planMounts(spec);
   const proc = mounts.some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc");
-  // A /proc shows the PID namespace of the process that mounts it (corerun-exec): the host's
-  // processes unless it has a new PID namespace or joins one.
-  if (proc && !namespaces.create.includes("pid") && !namespaces.join.some((j) => j.type === "pid")) {
-    throw new UsageError("mounts: a /proc needs a pid namespace (new or joined by path) in linux.namespaces; without one it would show the host's processes");
+  // A /proc shows the PID namespace of the process that mounts it (corerun-exec): without a new
+  // or joined one, the host's (podman --pid host, a pod's hostPID), which the kernel lets only the
+  // host's user namespace mount.
+  const hostPid = !namespaces.create.includes("pid") && !namespaces.join.some((j) => j.type === "pid");
+  if (proc && hostPid && (namespaces.create.includes("user") || namespaces.join.some((j) => j.type === "user"))) {
+    throw new UsageError("mounts: a /proc of the host's PID namespace cannot be mounted from a user namespace; add a pid namespace to linux.namespaces or drop the user namespace");
   }
   const rootfs = rootPath(spec, o.bundle);
   let isDir = false;
@@ -342,7 +344,7 @@ async function createHooks(path: string, spec: Spec, pid: number): Promise<void>
  * whether its PID namespace does (joined apart: a process is born into a PID namespace).
  */
 export function joinableNamespaces(pid: number): { flags: number; pid: boolean } {
-  const differs = (ns: string) => statSync(`/proc/${pid}/ns/${ns}`).ino !== statSync(`/proc/self/ns/${ns}`).ino;
+  const differs = (ns: string) => !sameNamespace(ns, pid, "self");
   const table: [string, number][] = [["user", CLONE_NEWUSER], ["mnt", CLONE_NEWNS], ["uts", CLONE_NEWUTS], ["ipc", CLONE_NEWIPC], ["net", CLONE_NEWNET], ["cgroup", CLONE_NEWCGROUP]];
   return { flags: table.filter(([ns]) => differs(ns)).reduce((f, [, flag]) => f | flag, 0), pid: differs("pid") };
 }

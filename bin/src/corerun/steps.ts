@@ -88,7 +88,7 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
   const config = {
     rootfs: cfg.rootfs, command: cfg.command, hostname: cfg.hostname, env: cfg.env, cwd: cfg.workdir,
     volumes: cfg.volumes, network: { mode, net, subnet, ports, container }, name: cfg.name, limits: cfg.limits,
-    cgroupParent: cfg.cgroupParent, process: runProcess(cfg), ...(cfg.restart ? { restart: cfg.restart } : {}),
+    cgroupParent: cfg.cgroupParent, process: runProcess(cfg), ...(cfg.restart ? { restart: cfg.restart } : {}), ...(cfg.pidHost ? { pidHost: true } : {}),
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.
@@ -214,7 +214,7 @@ export function reportOom(cg: CgroupManager, limits: RunConfig["limits"], log: C
  */
 export function namespacesFor(cfg: RunConfig): string {
   const ownNet = cfg.network.mode === "bridge" || cfg.network.mode === "none";
-  return ["pid", "mount", "uts", "ipc", ownNet ? "net" : undefined].filter(Boolean).join(",");
+  return [cfg.pidHost ? undefined : "pid", "mount", "uts", "ipc", ownNet ? "net" : undefined].filter(Boolean).join(",");
 }
 
 /** corerun-ns's options: the namespaces, and another container's network to join. */

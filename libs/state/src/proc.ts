@@ -1,4 +1,4 @@
-import { closeSync, existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, readFileSync, statSync } from "node:fs";
 
 /**
  * A process's pid in each PID namespace it is in, outermost (that of the /proc it is read from)
@@ -65,4 +65,12 @@ export function openRecorded(sys: { pidfdOpen(pid: number): number }, ref: { pid
     return undefined;
   }
   return fd;
+}
+
+/**
+ * Whether two processes are in the same namespace of a kind ("mnt", "pid", "net", ...): the
+ * inode of /proc/PID/ns/KIND names the namespace. A process that does not exist throws ENOENT.
+ */
+export function sameNamespace(kind: string, a: number | "self", b: number | "self", proc = "/proc"): boolean {
+  return statSync(`${proc}/${a}/ns/${kind}`).ino === statSync(`${proc}/${b}/ns/${kind}`).ino;
 }

@@ -136,6 +136,8 @@ export const ContainerConfig = lazy(() => v.object({
   process: v.optional(RunProcess),
   /** --restart (detached containers): when corerun-monitor starts the container again. */
   restart: v.optional(RestartPolicy),
+  /** --pid host: no PID namespace of its own. */
+  pidHost: v.optional(v.boolean()),
 }));
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 

@@ -3,7 +3,8 @@
  * read-only at /sbin/docker-init). Programs that never expected to be PID 1 neither reap the
  * orphans the kernel hands to PID 1 nor die of SIGTERM (PID 1 gets no default signal actions).
  * This one starts the command as its child, forwards every catchable signal to it, reaps every
- * zombie, and exits with the command's status (128+N when it died of signal N).
+ * zombie (as a child subreaper when it is not PID 1), and exits with the command's status (128+N
+ * when it died of signal N).
  *
  * Usage: corerun-init [--] CMD [ARGS...]. Static, so that it runs in any root filesystem.
  */
@@ -12,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +27,11 @@ int main(int argc, char **argv)
         first = 2;
     if (first >= argc) {
         fprintf(stderr, "corerun-init: usage: corerun-init [--] CMD [ARGS...]\n");
+        return 125;
+    }
+    /* Not PID 1 (--pid host): orphans go to the nearest subreaper, which this makes it, as tini does. */
+    if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+        perror("corerun-init: prctl(PR_SET_CHILD_SUBREAPER)");
         return 125;
     }
     sigfillset(&all);
