@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -459,7 +459,7 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     assertClean();
   });
 
-  test("--pid host: the command sees the host's processes; what it leaves behind is killed at its end; --init is its parent there; with a user namespace, refused", () => {
+  test("--pid host: the command sees the host's processes; what it leaves behind is killed at its end, and by kill of a detached one; --init is its parent there; with a user namespace, refused", () => {
     const r = corerun(["--rootfs", rootfs, "--network", "none", "--pid", "host", "/bin/sh", "-c", "echo $$; cat /proc/1/comm; test -d /proc/$PPID && echo parent-seen; sleep 600 & echo $!"]);
     assert.equal(r.code, 0, r.stderr);
     const [pid, comm, parent, left] = r.stdout.trim().split("\n");
@@ -478,6 +478,25 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     const init = corerun(["--rootfs", rootfs, "--network", "none", "--pid", "host", "--init", "/bin/sh", "-c", "cat /proc/$PPID/comm"]);
     assert.equal(init.code, 0, init.stderr);
     assert.equal(init.stdout, "docker-init\n");
+    // kill ends every process of the cgroup, not only the first (whose end alone would not).
+    const d = corerun(["--rootfs", rootfs, "--network", "none", "--pid", "host", "-d", "--name", "ph-kill", "/bin/sh", "-c", "sleep 600 & exec sleep 601"]);
+    assert.equal(d.code, 0, d.stderr);
+    try {
+      const [info] = JSON.parse(corerun(["inspect", "ph-kill"]).stdout) as { Cgroup: { Paths: Record<string, string> } }[];
+      const procs = join(info!.Cgroup.Paths[""] ?? info!.Cgroup.Paths.pids!, "cgroup.procs");
+      let pids: string[] = [];
+      for (let i = 0; i < 100 && pids.length < 2; i++) {
+        pids = readFileSync(procs, "utf8").trim().split("\n").filter(Boolean);
+        if (pids.length < 2) spawnSync("sleep", ["0.05"]);
+      }
+      assert.equal(pids.length, 2, `the shell's sleeps: ${pids.join(" ")}`);
+      assert.equal(corerun(["kill", "ph-kill"]).code, 0);
+      const alive = () => pids.filter((p) => existsSync(`/proc/${p}`) && readFileSync(`/proc/${p}/stat`, "utf8").split(" ")[2] !== "Z");
+      for (let i = 0; i < 100 && alive().length; i++) spawnSync("sleep", ["0.05"]);
+      assert.deepEqual(alive(), [], "both sleeps ended");
+    } finally {
+      corerun(["rm", "-f", "ph-kill"]);
+    }
     const refused = corerun(["--rootfs", rootfs, "--network", "none", "--pid", "host", "--userns", "auto", "/bin/true"]);
     assert.equal(refused.code, 125);
     assert.match(refused.stderr, /^corerun: --pid host: a container with a user namespace cannot mount the host's PID namespace's \/proc/);

@@ -22,7 +22,7 @@ export const args = {
   oci: { type: "string", valueHint: "CONFIG", description: "take the process, hostname, sysctls and masked paths from an OCI config.json (no CMD then)" },
   keyring: { type: "string", valueHint: "NAME", description: "join a new session keyring NAME, so the container does not share its caller's keys" },
   "preserve-fds": { type: "string", valueHint: "N", description: "pass the inherited fds 3 to 3+N-1 on to the command (every other fd but 0-2 is closed)" },
-  "listen-fds": { type: "string", valueHint: "N", description: "with --oci: the first N preserved fds are socket-activation sockets: LISTEN_FDS=N and LISTEN_PID=1 join the environment" },
+  "listen-fds": { type: "string", valueHint: "N", description: "with --oci: the first N preserved fds are socket-activation sockets: LISTEN_FDS=N and LISTEN_PID (its own pid, 1 in a PID namespace of its own) join the environment" },
   seccomp: { type: "string", valueHint: "FILE", description: "install this compiled seccomp BPF program (struct sock_filter[]) right before the exec; read at start" },
   "seccomp-flag": { type: "string", valueHint: "FLAG", description: "a seccomp(2) filter flag: SECCOMP_FILTER_FLAG_TSYNC, _LOG or _SPEC_ALLOW (repeatable)" },
   "no-new-privs": { type: "boolean", description: "set no_new_privs: setuid and file capabilities grant nothing to the command" },
@@ -117,8 +117,14 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   // still mounted here, has more than one level), corerun-ns made the mount namespace with it;
   // in the host's (--pid host), the mount namespace must differ from its parent's.
   const ownPid = process.pid === 1 || nsPids("self").length > 1;
-  if (ctx.flags["mount-proc"] && !ownPid && sameNamespace("mnt", "self", process.ppid)) {
-    throw new UsageError("--mount-proc needs corerun-exec in a mount namespace of its own (start it with corerun-ns)");
+  if (ctx.flags["mount-proc"] && !ownPid) {
+    let shared: boolean;
+    try {
+      shared = sameNamespace("mnt", "self", process.ppid);
+    } catch (err) {
+      throw new UsageError(`--mount-proc: cannot compare corerun-exec's mount namespace with its parent's (${(err as NodeJS.ErrnoException).code}); start it with corerun-ns`);
+    }
+    if (shared) throw new UsageError("--mount-proc needs corerun-exec in a mount namespace of its own (start it with corerun-ns)");
   }
   return {
     hostname,

@@ -144,7 +144,8 @@ export const tool = defineTool({
         const nnp = spec.process!.noNewPrivileges ?? false;
         if (!nnp) lockDown(sys, { noNewPrivs: false, seccomp: opts.seccomp });
         applyUserAndCapabilities(sys, spec, oci.caps, lastCap);
-        const listen = opts.listenFds ? [`LISTEN_FDS=${opts.listenFds}`, "LISTEN_PID=1"] : [];
+        // The program keeps this pid through the execs: 1 in a PID namespace of its own.
+        const listen = opts.listenFds ? [`LISTEN_FDS=${opts.listenFds}`, `LISTEN_PID=${process.pid}`] : [];
         faultPoint("exec:exec");
         return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, [...ociEnv(spec), ...listen], goFd);
       }

@@ -46,6 +46,11 @@ export interface CreatePlan {
   limits: ReturnType<typeof planLimits>;
   cgroup: { parent: string; name: string };
   seccomp: { program: CachedProgram; flags: string[] } | undefined;
+  /**
+   * A proc mount at /proc: corerun-exec mounts it (--mount-proc) from inside the container's PID
+   * namespace, or the host's without one, and corerun-mount moves that one into the root (--proc).
+   */
+  proc: boolean;
 }
 
 export function planCreate(o: CreateOptions): CreatePlan {
@@ -88,7 +93,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
     seccompFlags(spec.linux.seccomp, source);
     seccomp = { program: prepareSeccompProgram(o.root, spec.linux.seccomp, source), flags: spec.linux.seccomp.flags ?? [] };
   }
-  return { spec, rootfs, namespaces, limits: createLimits(spec.linux?.resources), cgroup: planCgroupPath(spec, o.id), seccomp };
+  return { spec, rootfs, namespaces, limits: createLimits(spec.linux?.resources), cgroup: planCgroupPath(spec, o.id), seccomp, proc };
 }
 
 /**
@@ -152,10 +157,9 @@ function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string, prep
   // Node's threads keep it out of a user namespace: the native helper's child joins it.
   const joinedUser = namespaces.join.find((j) => j.type === "user");
   const exec = userns || joinedUser ? execRuntime(o.root) : toolScript("corerun-exec");
-  const proc = planMounts(spec).some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc");
   const argv = [
     ...nodeArgv(exec), "--sync-dir", dir, "--oci", join(dir, "config.json"),
-    ...(proc ? ["--mount-proc"] : []),
+    ...(plan.proc ? ["--mount-proc"] : []),
     ...(namespaces.create.includes("cgroup") ? ["--cgroupns"] : []),
     ...(namespaces.create.includes("network") ? ["--lo-up"] : []),
     ...(o.noNewKeyring ? [] : ["--keyring", o.id]),
@@ -292,7 +296,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
       });
     const mountArgs = [
       "--pid", String(pid), "--rootfs", plan.rootfs, "--oci", join(state.dir, "config.json"), "--sync-dir", state.dir, ...cgroupDirArgs(cg),
-      ...(planMounts(plan.spec).some((m) => m.type === "proc") ? ["--proc"] : []), "--die-with-parent",
+      ...(plan.proc ? ["--proc"] : []), "--die-with-parent",
       ...(o.consoleSocket ? ["--console-socket", resolve(o.consoleSocket)] : []),
     ];
     await mount.run(pause ? [...mountArgs, "--hook-pause"] : mountArgs);
@@ -410,7 +414,7 @@ export function ociUpdate(root: string, id: string, resources: ResourcesConfig):
 export function createOptions(ctx: ToolContext, id: string): CreateOptions {
   if (ctx.flags["no-pivot"]) throw new UsageError("--no-pivot: corerun always pivots the root (pivot_root); drop --no-pivot");
   // Socket activation as runc does it: LISTEN_FDS sockets meant for this process come first,
-  // then the --preserve-fds ones; the container sees LISTEN_FDS with LISTEN_PID=1.
+  // then the --preserve-fds ones; the container sees LISTEN_FDS with LISTEN_PID, its program's pid.
   const listenFds = process.env.LISTEN_FDS !== undefined && process.env.LISTEN_PID === String(process.pid) ? fdCount(process.env.LISTEN_FDS, "LISTEN_FDS") : 0;
   const preserveFds = fdCount(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds");
   return {

@@ -11,7 +11,7 @@ import { closeSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { CgroupManager } from "@corerun/cgroup";
 import { errorLine, faultPoint, saveCodeCache, span, UsageError, signalNumber, writeErr } from "@corerun/cli";
-import { findByRef, findOciContainer, mayBeRef, isAlive, OCI_ID_PATTERN, openRecorded, readStates, setStatus, type State, type Status } from "@corerun/state";
+import { findByRef, findOciContainer, mayBeRef, isAlive, OCI_ID_PATTERN, openRecorded, readStates, sameNamespace, setStatus, type State, type Status } from "@corerun/state";
 import { sendGo } from "@corerun/sync";
 import { linuxSyscall as sys } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
@@ -145,13 +145,23 @@ export function parseSignal(text: string | undefined): number {
   return signalNumber(name.startsWith("SIG") ? name : `SIG${name}`);
 }
 
-/** kill: the first process, or with all every process of the container's cgroup. */
+/**
+ * kill: the first process, or with all every process of the container's cgroup. SIGKILL to a
+ * container without a PID namespace of its own goes to all of them, as runc sends it: there the
+ * first process's end does not end the rest. Every SIGKILL to all is the cgroup's kill (cgroup.kill,
+ * or frozen while each is killed), which a fork cannot escape.
+ */
 export function ociKill(root: string, id: string, sig: number, all: boolean): void {
   const s = mustFind(root, id);
   const status = liveStatus(s);
-  if (all && s.cgroup) {
+  const everyone = all || (sig === 9 && s.init !== undefined && isAlive(s.init) && sharesPidNamespace(s.init.pid));
+  if (everyone && s.cgroup) {
     const cg = recordedCgroup(s.cgroup);
     if (!cg.exists()) return;
+    if (sig === 9) {
+      cg.killAll();
+      return;
+    }
     for (const pid of cg.pids()) {
       try {
         process.kill(pid, sig);
@@ -168,6 +178,15 @@ export function ociKill(root: string, id: string, sig: number, all: boolean): vo
     sys.pidfdSendSignal(fd, sig);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Whether a process is in corerun's own PID namespace (a container started without one). */
+function sharesPidNamespace(pid: number): boolean {
+  try {
+    return sameNamespace("pid", pid, "self");
+  } catch {
+    return false;
   }
 }
 

@@ -88,6 +88,9 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
           closeSync(fd);
         }
       }
+      // Without a PID namespace of its own (--pid host) the first process's end leaves the rest
+      // running: they go too, before the network they use is released.
+      if (s.cgroup) recordedCgroup(s.cgroup).killAll();
     });
     faultPoint("teardown:first-process");
     if (s.config.network.mode === "bridge") step("network", () => part("network")(root, id));

@@ -69,8 +69,10 @@ export function openRecorded(sys: { pidfdOpen(pid: number): number }, ref: { pid
 
 /**
  * Whether two processes are in the same namespace of a kind ("mnt", "pid", "net", ...): the
- * inode of /proc/PID/ns/KIND names the namespace. A process that does not exist throws ENOENT.
+ * device and inode of /proc/PID/ns/KIND name the namespace (namespaces(7)). A process that does
+ * not exist throws ENOENT.
  */
 export function sameNamespace(kind: string, a: number | "self", b: number | "self", proc = "/proc"): boolean {
-  return statSync(`${proc}/${a}/ns/${kind}`).ino === statSync(`${proc}/${b}/ns/${kind}`).ino;
+  const [x, y] = [statSync(`${proc}/${a}/ns/${kind}`), statSync(`${proc}/${b}/ns/${kind}`)];
+  return x.ino === y.ino && x.dev === y.dev;
 }

@@ -582,6 +582,13 @@ static int enter_main(void *p)
     struct { unsigned int version; int pid; } hdr = { 0x20080522, 0 };
     struct { unsigned int effective, permitted, inheritable; } data[2];
 
+    /*
+     * A container without a PID namespace of its own (--pid host) sees this child, a copy of the
+     * host's Node, in its /proc from birth: not dumpable, as enter_first makes the one born in a
+     * container's PID namespace, for the same reason (CVE-2016-9962).
+     */
+    if (getuid() == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        enter_fail(a, ENTER_STEP_DUMPABLE);
     reset_signals();
     if (a->sync_close_fd >= 0)
         close(a->sync_close_fd);

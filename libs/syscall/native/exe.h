@@ -31,7 +31,8 @@ enum enter_step {
     ENTER_STEP_SECCOMP,
     ENTER_STEP_EXEC,
     /* The sealed copy of corerun-exe could not be made (memfd_create). */
-    ENTER_STEP_STUB
+    ENTER_STEP_STUB,
+    ENTER_STEP_DUMPABLE
 };
 
 /* The longest seccomp program the kernel takes (BPF_MAXINSNS instructions of 8 bytes). */

@@ -227,7 +227,7 @@ export function runContainerProgram(sys: Syscall, path: string, argv: readonly s
 }
 
 /** native/exe.h's enter_step, by number. */
-const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve", "memfd_create"];
+const ENTER_STEPS = ["", "wait for the caller", "setns", "set up the terminal", "chdir", "shrink the capability bounding set", "change user", "capset", "raise ambient capabilities", "set no_new_privs", "load the seccomp filter", "execve", "memfd_create", "prctl(PR_SET_DUMPABLE)"];
 
 /**
  * A failed step as the native entry and corerun-exe write it on their error fd: {step, errno},
