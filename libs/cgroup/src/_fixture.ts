@@ -154,6 +154,7 @@ export class FixtureHost implements CgroupFs {
       return;
     }
     put("tasks");
+    put("cgroup.clone_children", "0\n");
     for (const c of m.controllers) {
       if (c === "memory") {
         put("memory.limit_in_bytes", "9223372036854771712\n");
@@ -175,10 +176,13 @@ export class FixtureHost implements CgroupFs {
       }
       if (c === "freezer" && !isRoot) put("freezer.state", "THAWED\n");
       if (c === "cpuset") {
-        // A new v1 cpuset is empty; the kernel refuses tasks until both files are set.
+        // A new v1 cpuset is empty, unless its parent's cgroup.clone_children is 1; the kernel
+        // refuses tasks until both files are set.
+        const cloned = !isRoot && readFileSync(join(dirname(dir), "cgroup.clone_children"), "utf8").trim() === "1";
         for (const [key, all] of [["cpus", "0-1"], ["mems", "0"]]) {
-          put(`cpuset.${key}`, isRoot ? `${all}\n` : "\n");
-          put(`cpuset.effective_${key}`, isRoot ? `${all}\n` : "\n");
+          const value = isRoot ? `${all}\n` : cloned ? readFileSync(join(dirname(dir), `cpuset.${key}`), "utf8") : "\n";
+          put(`cpuset.${key}`, value);
+          put(`cpuset.effective_${key}`, value);
         }
       }
       if (c === "blkio") {

@@ -6,7 +6,7 @@ import { readKeyed, readPids, writeValue } from "./files.ts";
 import { attachDeviceFilter } from "./devicefilter.ts";
 import { formatBytes, type DeviceRule, type Limits } from "./limits.ts";
 import { emptyStats, type CgroupStats } from "./stats.ts";
-import { initV1Cpuset, v1CpuUsage, v1Freeze, V1_UNITS } from "./v1.ts";
+import { initV1Cpuset, initV1CpusetParent, v1CpuUsage, v1Freeze, V1_UNITS } from "./v1.ts";
 import { enableController, v2CanKill, v2CpuUsage, v2Freeze, v2Kill, V2_UNITS } from "./v2.ts";
 
 export const DEFAULT_PARENT = "corerun";
@@ -220,8 +220,9 @@ class Manager implements CgroupManager {
         this.fs.mkdir(level);
       } catch (err) {
         if (errnoOf(err) !== "EEXIST") throw new Error(`cannot create the parent cgroup ${level}`, { cause: err });
+        continue;
       }
-      if (dir.kind === "v1" && dir.controllers.includes("cpuset")) initV1Cpuset(this.fs, level);
+      if (dir.kind === "v1" && dir.controllers.includes("cpuset")) initV1CpusetParent(this.fs, level);
     }
     if (dir.kind !== "v2") return;
     // A v2 controller reaches a cgroup only if every ancestor lists it in cgroup.subtree_control.

@@ -213,12 +213,17 @@ describe("per-controller backends on a fixture tree (hybrid host like this one)"
 describe("v1 cpuset, blkio and memory files on a fixture tree", () => {
   const host = { cpuCount: 2, onlineCpus: "0-1", onlineMems: "0", blockDevice: (p: string) => (p === "/dev/vda" ? { major: 254, minor: 0 } : `${p} is not a block device`) };
 
-  it("gives each new cpuset level its parent's CPUs and nodes, so that a task may enter it, then the limit", () => {
+  it("gives each new cpuset level its parent's CPUs and nodes, so that a task may enter it, then the limit; a level it makes clones them for its children", () => {
     const h = fixture("hybrid");
     const m = manager(h, { parent: "corerun/pod" });
     m.create({}, {});
     assert.equal(h.file("cpuset/corerun/cpuset.cpus"), "0-1");
     assert.equal(h.file("cpuset/corerun/pod/c1/cpuset.mems"), "0");
+    assert.equal(h.file("cpuset/corerun/pod/cgroup.clone_children"), "1");
+    assert.deepEqual(h.written("cpuset/corerun/pod/c1/cpuset.cpus"), [], "the kernel copied them");
+    h.set("cpuset/corerun/pod/cgroup.clone_children", "0\n");
+    manager(h, { name: "c2", parent: "corerun/pod" }).create();
+    assert.deepEqual(h.written("cpuset/corerun/pod/c2/cpuset.cpus"), ["0-1"], "copied by hand under a parent that does not clone");
     const sleeper = spawn("sleep", ["10"]);
     try {
       m.addTask(sleeper.pid!);

@@ -94,8 +94,8 @@ export const cpusetUnit: ControllerUnit = {
 
 /**
  * A new v1 cpuset starts with empty cpuset.cpus and cpuset.mems, and the kernel refuses a task
- * into it (ENOSPC) until both are set: each level gets its parent's, as runc copies them (unless
- * the hierarchy's cgroup.clone_children did already).
+ * into it (ENOSPC) until both are set: it gets its parent's, as runc copies them, unless the
+ * parent's cgroup.clone_children had the kernel copy them as it made the directory.
  */
 export function initV1Cpuset(fs: CgroupFs, dir: string): void {
   for (const file of ["cpuset.cpus", "cpuset.mems"]) {
@@ -104,6 +104,16 @@ export function initV1Cpuset(fs: CgroupFs, dir: string): void {
     if (!parent) throw new Error(`cannot set ${join(dir, file)}: its parent's ${file} is empty`);
     writeValue(fs, dir, file, parent);
   }
+}
+
+/**
+ * A parent level corerun has just made: its parent's CPUs and nodes, and cgroup.clone_children,
+ * so that the kernel gives each container's directory the parent's as it makes it (a start then
+ * reads two files instead of reading four and writing two).
+ */
+export function initV1CpusetParent(fs: CgroupFs, dir: string): void {
+  initV1Cpuset(fs, dir);
+  writeValue(fs, dir, "cgroup.clone_children", "1");
 }
 
 /**
