@@ -339,7 +339,7 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
   test("v1 backend for real (unified left out of the layout): freezer.state, then kill each pid between freeze and thaw, then rmdir in seven hierarchies", async () => {
     const name = uniq("v1");
     const legacy: CgroupLayout = { ...layout, setup: "legacy", unified: undefined, v2Controllers: [] };
-    const m = cgroupManager({ name, parent: PARENT, layout: legacy });
+    const m = cgroupManager({ name, parent: PARENT, layout: legacy, everyHierarchy: true });
     const paths = m.create({ pids: 10 });
     let child: ReturnType<typeof spawn> | undefined;
     try {

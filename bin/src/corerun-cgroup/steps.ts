@@ -8,7 +8,7 @@ import type { Place, RunOptions } from "./args.ts";
 export const SUBCOMMANDS = ["create", "add", "stats", "freeze", "thaw", "kill", "rm", "ls", "run"];
 
 export function openCgroup(place: Place): CgroupManager {
-  return cgroupManager({ name: place.name, parent: place.parent, root: place.root });
+  return cgroupManager({ name: place.name, parent: place.parent, root: place.root, everyHierarchy: true });
 }
 
 export function mustExist(m: CgroupManager): void {

@@ -117,7 +117,7 @@ function createOciState(o: CreateOptions, plan: CreatePlan): { id: string; dir: 
   // The cgroup is recorded in the state's first write, before createCgroup makes it: cleanup
   // finds it after a crash. Its path is the config's, whatever id the container gets here.
   const devices = plan.limits.devices !== undefined;
-  const cg = cgroupManager({ ...plan.cgroup, devices });
+  const cg = cgroupManager({ ...plan.cgroup, devices, everyHierarchy: true });
   const cgroup = { name: cg.name, parent: cg.parent, paths: cg.paths(), devices };
   const made = withLock(join(o.root, "names.lock"), () => {
     if (ociIdTaken(o.root, o.id)) throw new UsageError(`container with id "${o.id}" already exists`);

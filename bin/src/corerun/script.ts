@@ -35,7 +35,7 @@ mount -t overlay overlay -o ${shellQuote(`lowerdir=${image.lower.join(":")}`)}",
 `
     : "";
   const id = randomBytes(6).toString("hex");
-  const cgroupDirs = cgroupManager({ name: id, parent: cfg.cgroupParent }).dirs();
+  const cgroupDirs = cgroupManager({ name: id, parent: cfg.cgroupParent, everyHierarchy: true }).dirs();
   // corerun-exec joins its cgroup through fds the shell opens as root, as corerun does: in a
   // user namespace it could not open the host's cgroup files itself.
   const cgroupFds = cgroupDirs.map((_, i) => 3 + i);

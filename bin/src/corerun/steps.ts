@@ -99,7 +99,7 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
     const userns = maps ? { uidMap: maps.uidMap, gidMap: maps.gidMap, auto: cfg.userns?.auto ?? false } : undefined;
     // The cgroup is recorded in the first write of the state, before createCgroup makes it.
     let cg: CgroupManager | undefined;
-    const byId = cfg.rootless ? undefined : (cid: string) => ({ cgroup: cgroupRecord((cg = cgroupManager({ name: cid, parent: cfg.cgroupParent }))) });
+    const byId = cfg.rootless ? undefined : (cid: string) => ({ cgroup: cgroupRecord((cg = cgroupManager({ name: cid, parent: cfg.cgroupParent, limits: cfg.limits }))) });
     return { ...createContainer(cfg.root, { ...config, userns }, { owner, ...(extra.detached ? { detached: extra.detached } : {}) }, byId), userns, cg };
   });
   return { ...prepareContainer(cfg, id, dir, path, userns, false), cgroup: cg };
@@ -185,7 +185,7 @@ function findRunningOrStarting(root: string, name: string): string | undefined {
  * Recorded in the state first, so that cleanup finds it after a crash.
  */
 export function createCgroup(cfg: RunConfig, c: Container): CgroupManager {
-  const cg = c.cgroup ?? cgroupManager({ name: c.id, parent: cfg.cgroupParent });
+  const cg = c.cgroup ?? cgroupManager({ name: c.id, parent: cfg.cgroupParent, limits: cfg.limits });
   if (!c.cgroup) updateState(c.path, () => ({ cgroup: cgroupRecord(cg) }));
   faultPoint("corerun:cgroup-recorded");
   const beforeGo = createForClone(cg, cfg.limits);

@@ -74,10 +74,37 @@ export interface CgroupOptions extends LayoutOptions {
   attachDeviceFilter?: (dir: string, rules: readonly DeviceRule[]) => void;
   /**
    * An existing cgroup's directories as its state recorded them: only those are used, so that a
-   * cgroup an older corerun made in fewer hierarchies is joined, limited and removed where it is.
+   * cgroup made in fewer hierarchies is joined, limited and removed where it is.
    */
   paths?: Record<string, string>;
+  /**
+   * The v1 cpuset hierarchy in every case, as runc places a container (an engine's update may
+   * limit it later), or else only for a cpuset limit. Each v1 hierarchy is one more migration when
+   * the process joins, which holds the kernel's cgroup_threadgroup_rwsem for writing: forks and
+   * exits on the host wait meanwhile, on a start's critical path.
+   */
+  everyHierarchy?: boolean;
+  /** The limits the cgroup is made for, which decide the optional hierarchies without everyHierarchy. */
+  limits?: Limits;
 }
+
+/** The controllers limits need. */
+export function controllersFor(limits: Limits): LimitController[] {
+  const need: LimitController[] = [];
+  if (limits.memory !== undefined || limits.memoryReservation !== undefined || limits.swappiness !== undefined || limits.oomKillDisable !== undefined) need.push("memory");
+  if (limits.cpu || limits.cpuShares !== undefined) need.push("cpu");
+  if (limits.devices) need.push("devices");
+  if (limits.pids !== undefined) need.push("pids");
+  if (limits.cpuset) need.push("cpuset");
+  if (limits.blockIO) need.push("io");
+  return need;
+}
+
+/**
+ * v1 hierarchies a container joins only when asked to or when its limits need them: cpuset,
+ * which holds no usage numbers. blkio is joined in every case, for the block I/O that stats show.
+ */
+const OPTIONAL_V1: readonly LimitController[] = ["cpuset"];
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -143,6 +170,7 @@ class Manager implements CgroupManager {
         this.v2.controllers.push(c);
         this.route[c] = this.v2;
       } else {
+        if (OPTIONAL_V1.includes(c) && !opts.everyHierarchy && !controllersFor(opts.limits ?? {}).includes(c)) continue;
         const d = v1Dir(V1_NAME[c]);
         if (d) this.route[c] = d;
       }
@@ -181,6 +209,9 @@ class Manager implements CgroupManager {
 
   private unavailable(c: LimitController): Error {
     const name = this.layout.setup === "unified" ? c : V1_NAME[c];
+    if (this.layout.v1[V1_NAME[c]]) {
+      return new Error(`the ${name} limit needs the cgroup in the ${name} hierarchy, and ${this.name}'s was made without it (no ${name} limit when it was created): give the limit when the container is created`);
+    }
     if (c === "devices") return new Error(`device rules need the v1 devices hierarchy or cgroup v2 (for an eBPF filter), and this host mounts neither under ${this.layout.root}`);
     const why: string[] = [];
     if (this.layout.unified) {
@@ -193,13 +224,7 @@ class Manager implements CgroupManager {
 
   /** Which controllers the limits need; each must be there. */
   private needed(limits: Limits): LimitController[] {
-    const need: LimitController[] = [];
-    if (limits.memory !== undefined || limits.memoryReservation !== undefined || limits.swappiness !== undefined || limits.oomKillDisable !== undefined) need.push("memory");
-    if (limits.cpu || limits.cpuShares !== undefined) need.push("cpu");
-    if (limits.devices) need.push("devices");
-    if (limits.pids !== undefined) need.push("pids");
-    if (limits.cpuset) need.push("cpuset");
-    if (limits.blockIO) need.push("io");
+    const need = controllersFor(limits);
     for (const c of need) if (!this.route[c]) throw this.unavailable(c);
     // cgroup v2 has no files for these: refused before anything is made.
     if (this.route.memory?.kind === "v2") {

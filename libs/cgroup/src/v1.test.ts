@@ -13,8 +13,9 @@ function fixture(setup: "hybrid" | "legacy", opts: FixtureOptions = {}): Fixture
 }
 after(() => hosts.forEach((h) => h.cleanup()));
 
+/** A manager placing the cgroup in every hierarchy, as for an OCI container (runc's placement). */
 function manager(h: FixtureHost, extra: Partial<CgroupOptions> = {}) {
-  return cgroupManager({ name: "c1", root: h.root, mountinfo: h.mountinfo, fs: h, ...extra });
+  return cgroupManager({ name: "c1", root: h.root, mountinfo: h.mountinfo, fs: h, everyHierarchy: true, ...extra });
 }
 
 const MiB = 1024 * 1024;
@@ -253,6 +254,16 @@ describe("v1 cpuset, blkio and memory files on a fixture tree", () => {
     const h = fixture("hybrid");
     assert.throws(() => manager(h).create(parseLimits({ blkioWeight: "500" }, host)), /a block I\/O weight needs .*blkio\.bfq\.weight or .*blkio\.weight, which this kernel lacks: the BFQ I\/O scheduler is not loaded/);
     assert.equal(manager(h).exists(), false);
+  });
+
+  it("without everyHierarchy, joins the cpuset hierarchy only for a cpuset limit (blkio always, for block I/O numbers)", () => {
+    const h = fixture("hybrid");
+    const plain = manager(h, { name: "plain", everyHierarchy: false }).create();
+    assert.deepEqual(Object.keys(plain).sort(), ["", "blkio", "cpu", "cpuacct", "memory", "pids"]);
+    const limits = parseLimits({ cpusetCpus: "1" }, host);
+    const pinned = manager(h, { name: "pinned", everyHierarchy: false, limits }).create(limits);
+    assert.deepEqual(Object.keys(pinned).sort(), ["", "blkio", "cpu", "cpuacct", "cpuset", "memory", "pids"]);
+    assert.throws(() => manager(h, { name: "plain", everyHierarchy: false, paths: plain }).apply(parseLimits({ cpusetCpus: "0" }, host)), /the cpuset limit needs the cgroup in the cpuset hierarchy, and plain's was made without it/);
   });
 
   it("joins and removes an existing cgroup where its state recorded it: one made before cpuset and blkio placement has neither", () => {

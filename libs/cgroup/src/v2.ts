@@ -131,6 +131,8 @@ export function v2CanKill(fs: CgroupFs, dir: string): boolean {
  * cgroup unpopulated.
  */
 export function v2Kill(fs: CgroupFs, dir: string, timeoutMs = 10_000): void {
+  // Empty already (a container whose processes all ended): one read instead of a write and a read.
+  if (fs.exists(dir) && !v2Events(fs, dir).populated) return;
   try {
     writeValue(fs, dir, "cgroup.kill", "1");
   } catch (err) {
