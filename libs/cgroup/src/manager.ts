@@ -170,7 +170,8 @@ class Manager implements CgroupManager {
         this.v2.controllers.push(c);
         this.route[c] = this.v2;
       } else {
-        if (OPTIONAL_V1.includes(c) && !opts.everyHierarchy && !controllersFor(opts.limits ?? {}).includes(c)) continue;
+        // With recorded paths every hierarchy is considered, then those not recorded are dropped.
+        if (OPTIONAL_V1.includes(c) && !opts.everyHierarchy && !opts.paths && !controllersFor(opts.limits ?? {}).includes(c)) continue;
         const d = v1Dir(V1_NAME[c]);
         if (d) this.route[c] = d;
       }

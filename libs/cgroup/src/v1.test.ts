@@ -264,6 +264,11 @@ describe("v1 cpuset, blkio and memory files on a fixture tree", () => {
     const pinned = manager(h, { name: "pinned", everyHierarchy: false, limits }).create(limits);
     assert.deepEqual(Object.keys(pinned).sort(), ["", "blkio", "cpu", "cpuacct", "cpuset", "memory", "pids"]);
     assert.throws(() => manager(h, { name: "plain", everyHierarchy: false, paths: plain }).apply(parseLimits({ cpusetCpus: "0" }, host)), /the cpuset limit needs the cgroup in the cpuset hierarchy, and plain's was made without it/);
+    // Found again by its recorded paths (no limits known then), it is removed from every one of them.
+    const again = manager(h, { name: "pinned", everyHierarchy: false, paths: pinned });
+    assert.deepEqual(again.paths(), pinned);
+    again.remove();
+    assert.equal(h.exists(pinned.cpuset!), false);
   });
 
   it("joins and removes an existing cgroup where its state recorded it: one made before cpuset and blkio placement has neither", () => {
