@@ -8,14 +8,14 @@ import type { ArgsDef } from "citty";
 import type { LimitInput, Limits } from "./limits.ts";
 
 export const RESOURCE_ARGS = {
-  "memory-reservation": { type: "string", valueHint: "SIZE", description: "soft memory limit the kernel reclaims toward under pressure: MiB (32) or a Docker size (32m)" },
+  "memory-reservation": { type: "string", valueHint: "SIZE", description: "soft memory limit, MiB (32) or a Docker size (32m): v1 reclaims toward it under pressure, v2 protects it (memory.low)" },
   "memory-swap": { type: "string", valueHint: "SIZE", description: "memory plus swap (with --memory; -1 for unlimited swap); without it swap does not extend --memory" },
   "memory-swappiness": { type: "string", valueHint: "0-100", description: "how readily the container's pages go to swap (cgroup v1; -1 for the host's)" },
   "oom-kill-disable": { type: "boolean", description: "at the memory limit, tasks wait instead of being killed by the OOM killer (cgroup v1)" },
   "cpu-shares": { type: "string", valueHint: "N", description: "relative CPU weight against other cgroups (default 1024; 2-262144)" },
   "cpuset-cpus": { type: "string", valueHint: "LIST", description: "the CPUs it may run on (0-2,4)" },
   "cpuset-mems": { type: "string", valueHint: "LIST", description: "the memory nodes it may allocate from (0)" },
-  "blkio-weight": { type: "string", valueHint: "10-1000", description: "relative block I/O weight (needs a disk with the BFQ scheduler)" },
+  "blkio-weight": { type: "string", valueHint: "10-1000", description: "relative block I/O weight (needs the BFQ I/O scheduler, or iocost on cgroup v2; 0 for none)" },
   "blkio-weight-device": { type: "string", valueHint: "DEVICE:WEIGHT", description: "relative block I/O weight on one disk (repeatable)" },
   "device-read-bps": { type: "string", valueHint: "DEVICE:RATE", description: "limit reads from a disk to RATE bytes per second, 1mb, 10m (repeatable)" },
   "device-write-bps": { type: "string", valueHint: "DEVICE:RATE", description: "limit writes to a disk to RATE bytes per second (repeatable)" },
