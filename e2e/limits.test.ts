@@ -169,6 +169,38 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
     assert.match(r.stderr, /can't fork: Resource temporarily unavailable/);
   });
 
+  test("update of a detached container: a reservation and a disk throttle (the blkio hierarchy it always joins) take; a cpuset, whose hierarchy it joined only with a cpuset option, is refused in one line; a failed update leaves the limits as they were", { skip: !existsSync("/sys/fs/cgroup/blkio") && "needs the v1 blkio hierarchy" }, () => {
+    const base = ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT];
+    const d = tool("corerun", [...base, "-d", "--network", "none", "--memory", "64", "/bin/sh", "-c", "exec sleep 600"]);
+    assert.equal(d.code, 0, d.stderr);
+    const id = d.stdout.trim();
+    try {
+      const disk = diskUnder(REPO);
+      const numbers = disk && devText(statSync(disk).rdev);
+      const [major, minor] = (numbers ?? "0:0").split(":").map(Number);
+      const resources = JSON.stringify({ memory: { reservation: 16 << 20 }, ...(disk ? { blockIO: { throttleReadBpsDevice: [{ major, minor, rate: 1 << 20 }] } } : {}) });
+      const u = tool("corerun", ["update", "--root", root, "--resources", "-", id], { input: resources });
+      assert.equal(u.code, 0, u.stderr);
+      assert.equal(readFileSync(join(v1Dir(id, "memory")!, "memory.soft_limit_in_bytes"), "utf8").trim(), String(16 << 20));
+      if (disk) assert.equal(readFileSync(join(v1Dir(id, "blkio")!, "blkio.throttle.read_bps_device"), "utf8").trim(), `${numbers} 1048576`);
+      const refused = tool("corerun", ["update", "--root", root, "--cpuset-cpus", "0", id]);
+      assert.equal(refused.code, 125);
+      assert.match(refused.stderr, /^corerun: the cpuset limit needs the cgroup in the cpuset hierarchy, and \w+'s was made without it .*\n$/);
+      if (!hasBfq()) {
+        // The reservation is written first, then the weight is refused: the reservation goes back.
+        const partial = tool("corerun", ["update", "--root", root, "--resources", "-", id], { input: JSON.stringify({ memory: { reservation: 8 << 20 }, blockIO: { weight: 300 } }) });
+        assert.equal(partial.code, 125);
+        assert.match(partial.stderr, /a block I\/O weight needs/);
+        assert.equal(readFileSync(join(v1Dir(id, "memory")!, "memory.soft_limit_in_bytes"), "utf8").trim(), String(16 << 20), "the refused update's reservation was put back");
+      }
+      const [info] = JSON.parse(tool("corerun", ["inspect", "--root", root, id]).stdout) as { HostConfig: Record<string, unknown> }[];
+      assert.equal(info!.HostConfig.MemoryReservation, 16 << 20);
+    } finally {
+      assert.equal(tool("corerun", ["rm", "-f", "--root", root, id]).code, 0);
+    }
+    assert.deepEqual(containerCgroups(), []);
+  });
+
   test("after kill -9 of corerun, cleanup removes the container's cgroup in every hierarchy", async () => {
     const child = spawn(join(REPO, "bin/corerun"), ["--root", root, "--rootfs", rootfs, "--cgroup-parent", PARENT, "--memory", "32", "/bin/sh", "-c", "echo started; sleep 30"], { stdio: ["ignore", "pipe", "pipe"] });
     await new Promise((resolve) => child.stdout.once("data", resolve));
