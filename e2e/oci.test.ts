@@ -662,6 +662,13 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
       ["kill of an unknown id", () => ["kill", "nope", "9"], /container "nope" does not exist/],
       ["delete of an unknown id", () => ["delete", "nope"], /container "nope" does not exist/],
       ["--systemd-cgroup", () => ["--systemd-cgroup", "create", "--bundle", bundle("b9", ["/bin/true"]), "b9"], /--systemd-cgroup: corerun manages cgroups itself/],
+      // Written as root from inside: the host's own would change (runc's validator refuses them too).
+      ["a global sysctl", () => ["create", "--bundle", bundle("b10", ["/bin/true"], (c) => (c.linux.sysctl = { "kernel.core_pattern": "|/tmp/x" })), "b10"], /linux\.sysctl kernel\.core_pattern: not a sysctl of a namespace the container can have of its own; it would be set for the whole host/],
+      ["a net sysctl without a network namespace", () => ["create", "--bundle", bundle("b11", ["/bin/true"], (c) => {
+        c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "network");
+        c.linux.sysctl = { "net.ipv4.ip_forward": "1" };
+      }), "b11"], /linux\.sysctl net\.ipv4\.ip_forward: needs a network namespace in linux\.namespaces/],
+      ["a hostname without a uts namespace", () => ["create", "--bundle", bundle("b12", ["/bin/true"], (c) => (c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "uts"))), "b12"], /hostname "\S+": needs a uts namespace in linux\.namespaces; without one it would be the host's/],
     ];
     for (const [what, args, message] of bad) {
       rmSync(log, { force: true });

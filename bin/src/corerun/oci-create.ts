@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { cgroupManager, createForClone, mergeLimits, openCgroupProcs, startJoinCgroupFds, type CgroupManager, type Limits } from "@corerun/cgroup";
 import { defineTool, faultPoint, fdCount, saveCodeCache, span, tracing, UsageError, type ToolContext } from "@corerun/cli";
 import {
-  MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
+  checkKernelSettings, MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
 import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, sameNamespace, setStatus, stateRoot, updateState, withLock, type State } from "@corerun/state";
 import { goPath, readyPath } from "@corerun/sync";
@@ -64,6 +64,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
     throw new UsageError(`linux.rootfsPropagation "${spec.linux.rootfsPropagation}": corerun keeps the container's mounts private; use rprivate`);
   }
   const namespaces = planNamespaces(spec);
+  checkKernelSettings(spec, namespaces);
   planCapabilities(spec);
   const mounts = planMounts(spec);
   const proc = mounts.some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc");

@@ -44,6 +44,28 @@ export function planNamespaces(spec: Spec): NamespacePlan {
   return { create, join };
 }
 
+/** The IPC sysctls runc takes with an IPC namespace (fs.mqueue.* too). */
+const IPC_SYSCTLS = new Set(["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"]);
+
+/**
+ * hostname, domainname and linux.sysctl against the namespaces, as runc's validator checks them:
+ * they are written as root from inside, where a namespace the container does not have (or a
+ * global sysctl such as kernel.core_pattern) is the host's.
+ */
+export function checkKernelSettings(spec: Spec, ns: NamespacePlan): void {
+  const has = (t: NamespaceType) => ns.create.includes(t) || ns.join.some((j) => j.type === t);
+  for (const field of ["hostname", "domainname"] as const) {
+    if (spec[field] && !has("uts")) throw new Error(`${field} "${spec[field]}": needs a uts namespace in linux.namespaces; without one it would be the host's`);
+  }
+  for (const key of Object.keys(spec.linux?.sysctl ?? {})) {
+    const name = key.replaceAll("/", ".");
+    if (name === "kernel.hostname") throw new Error(`linux.sysctl ${key}: give the hostname field instead`);
+    const need: NamespaceType | undefined = IPC_SYSCTLS.has(name) || name.startsWith("fs.mqueue.") ? "ipc" : name.startsWith("net.") ? "network" : name === "kernel.domainname" ? "uts" : undefined;
+    if (need === undefined) throw new Error(`linux.sysctl ${key}: not a sysctl of a namespace the container can have of its own; it would be set for the whole host`);
+    if (!has(need)) throw new Error(`linux.sysctl ${key}: needs a ${need} namespace in linux.namespaces; without one it would be set for the whole host`);
+  }
+}
+
 export interface CapabilityPlan {
   bounding: number[];
   effective: number[];

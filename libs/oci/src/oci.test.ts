@@ -1,7 +1,8 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- configs are built and changed as plain JSON */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { hookArgv, parseSpec, planCapabilities, planCgroupPath, planLimits, planMount, planNamespaces, MOUNT_FLAGS as MS } from "./index.ts";
+import { checkKernelSettings, hookArgv, parseSpec, planCapabilities, planCgroupPath, planLimits, planMount, planNamespaces, MOUNT_FLAGS as MS } from "./index.ts";
+import type { NamespaceType, Spec } from "./spec.ts";
 
 const base = () => ({
   ociVersion: "1.2.0",
@@ -123,6 +124,17 @@ describe("the rest of config.json as corerun's steps", () => {
     assert.ok(limits.devices!.some((d) => d.allow && d.type === "c" && d.major === 1 && d.minor === 3), "/dev/null stays usable");
     assert.throws(() => planLimits({ memory: { limit: 64 << 20, swap: 1 << 20 } }), /must be at least memory\.limit/);
     assert.deepEqual(planLimits({ memory: { limit: 0 }, pids: { limit: -1 } }), {}, "0 and -1 mean no limit");
+  });
+
+  test("hostname, domainname and sysctls need the namespaces they live in, as runc's validator says", () => {
+    const ns = (...create: NamespaceType[]) => ({ create: ["mount", ...create] as NamespaceType[], join: [] });
+    const spec = (extra: Partial<Spec["linux"]> & { hostname?: string }) => ({ ...base(), hostname: extra.hostname, linux: { ...base().linux, ...extra } }) as Spec;
+    checkKernelSettings(spec({ hostname: "web", sysctl: { "net.ipv4.ip_forward": "1", "kernel.shmmax": "1", "fs.mqueue.msg_max": "10", "kernel.domainname": "d" } }), ns("uts", "network", "ipc"));
+    assert.throws(() => checkKernelSettings(spec({ hostname: "web" }), ns()), /hostname "web": needs a uts namespace/);
+    assert.throws(() => checkKernelSettings(spec({ sysctl: { "kernel.shmmax": "1" } }), ns("uts")), /kernel\.shmmax: needs a ipc namespace/);
+    assert.throws(() => checkKernelSettings(spec({ sysctl: { "vm.swappiness": "1" } }), ns("uts", "ipc", "network")), /vm\.swappiness: not a sysctl of a namespace the container can have of its own/);
+    assert.throws(() => checkKernelSettings(spec({ sysctl: { "kernel/hostname": "x" } }), ns("uts")), /give the hostname field instead/);
+    checkKernelSettings(spec({ sysctl: { "net.core.somaxconn": "512" } }), { create: ["mount"], join: [{ type: "network", path: "/proc/1/ns/net" }] });
   });
 
   test("resources: cpuset, memory reservation, swappiness, the OOM switch and block I/O, as runc reads them", () => {
