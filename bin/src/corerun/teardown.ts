@@ -79,6 +79,8 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
   };
   const s = state;
   if (s) {
+    // Whether the first step killed every process of the cgroup (when it failed, the cgroup step does).
+    let killed = false;
     step("first process", () => {
       const fd = openRecorded(sys, s.init);
       if (fd !== undefined) {
@@ -89,8 +91,9 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
         }
       }
       // Without a PID namespace of its own (--pid host) the first process's end leaves the rest
-      // running: they go too, before the network they use is released.
+      // running: every process of the cgroup goes here, before the network they use is released.
       if (s.cgroup) recordedCgroup(s.cgroup).killAll();
+      killed = true;
     });
     faultPoint("teardown:first-process");
     if (s.config.network.mode === "bridge") step("network", () => part("network")(root, id));
@@ -99,7 +102,7 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
       const recorded = s.cgroup;
       step("cgroup", () => {
         const cg = recordedCgroup(recorded);
-        cg.killAll();
+        if (!killed) cg.killAll();
         cg.remove();
       });
       faultPoint("teardown:cgroup");

@@ -199,19 +199,21 @@ function parseIntIn(value: string, option: string, min: number, max: number, wha
 }
 
 /** DEVICE:VALUE, DEVICE the path of a whole block device on the host. */
-function parseDeviceValue(spec: string, option: string, host: Pick<Required<LimitHost>, "blockDevice">): { major: number; minor: number; value: string } {
+type DeviceLookup = NonNullable<LimitHost["blockDevice"]>;
+
+function parseDeviceValue(spec: string, option: string, lookup: DeviceLookup): { major: number; minor: number; value: string } {
   const at = spec.lastIndexOf(":");
   const path = spec.slice(0, Math.max(at, 0));
   if (at < 0 || !path.startsWith("/") || at === spec.length - 1) throw new UsageError(`${option} "${spec}": give DEVICE:VALUE with DEVICE a block device's path, such as /dev/sda:1mb`);
-  const dev = host.blockDevice(path);
+  const dev = lookup(path);
   if (typeof dev === "string") throw new UsageError(`${option} "${spec}": ${dev}`);
   return { ...dev, value: spec.slice(at + 1) };
 }
 
-function deviceRates(specs: readonly string[] | undefined, option: string, host: Pick<Required<LimitHost>, "blockDevice">, bytes: boolean): DeviceRate[] | undefined {
+function deviceRates(specs: readonly string[] | undefined, option: string, lookup: DeviceLookup, bytes: boolean): DeviceRate[] | undefined {
   if (!specs?.length) return undefined;
   return specs.map((spec) => {
-    const { major, minor, value } = parseDeviceValue(spec, option, host);
+    const { major, minor, value } = parseDeviceValue(spec, option, lookup);
     const rate = bytes ? parseSize(value, option, 1) : /^\d+$/.test(value) ? Number(value) : NaN;
     if (!(rate > 0) || !Number.isSafeInteger(rate)) throw new UsageError(`${option} "${spec}": give ${bytes ? "a rate in bytes per second above 0 (1048576, 1mb)" : "operations per second, an integer above 0"}`);
     return { major, minor, rate };
@@ -254,7 +256,7 @@ export function blockDevice(path: string): { major: number; minor: number } | st
  * and the fix; nothing is touched, so callers run it before creating anything.
  */
 export function parseLimits(input: LimitInput, opts: LimitHost = {}): Limits {
-  const host = { blockDevice: opts.blockDevice ?? blockDevice };
+  const lookup = opts.blockDevice ?? blockDevice;
   const cpus = () => opts.cpuCount ?? cpuCount();
   const limits: Limits = {};
   if (input.memory !== undefined) limits.memory = parseMemory(input.memory);
@@ -291,11 +293,16 @@ export function parseLimits(input: LimitInput, opts: LimitHost = {}): Limits {
   if (input.blkioWeight !== undefined && input.blkioWeight.trim() !== "0") blockIO.weight = parseIntIn(input.blkioWeight, "--blkio-weight", 10, 1000, "a relative block I/O weight (0 for none)");
   if (input.blkioWeightDevice?.length) {
     blockIO.weightDevice = input.blkioWeightDevice.map((spec) => {
-      const { major, minor, value } = parseDeviceValue(spec, "--blkio-weight-device", host);
+      const { major, minor, value } = parseDeviceValue(spec, "--blkio-weight-device", lookup);
       return { major, minor, weight: parseIntIn(value, `--blkio-weight-device "${spec}":`, 10, 1000, "a relative weight") };
     });
   }
-  const rates = { readBps: deviceRates(input.deviceReadBps, "--device-read-bps", host, true), writeBps: deviceRates(input.deviceWriteBps, "--device-write-bps", host, true), readIops: deviceRates(input.deviceReadIops, "--device-read-iops", host, false), writeIops: deviceRates(input.deviceWriteIops, "--device-write-iops", host, false) };
+  const rates = {
+    readBps: deviceRates(input.deviceReadBps, "--device-read-bps", lookup, true),
+    writeBps: deviceRates(input.deviceWriteBps, "--device-write-bps", lookup, true),
+    readIops: deviceRates(input.deviceReadIops, "--device-read-iops", lookup, false),
+    writeIops: deviceRates(input.deviceWriteIops, "--device-write-iops", lookup, false),
+  };
   for (const [k, v] of Object.entries(rates)) if (v) blockIO[k as keyof typeof rates] = v;
   if (Object.keys(blockIO).length) limits.blockIO = blockIO;
   return limits;
