@@ -81,6 +81,14 @@ const ROWS: Row[] = [
   ["corerun", corerun("--pids", "0", "/bin/true"), 125, () => /--pids "0"/],
   ["corerun", corerun("--memory"), 125, () => /option --memory needs a value; see --help/],
   ["corerun", corerun("--cgroup-parent", "../../etc", "/bin/true"), 125, () => /--cgroup-parent "..\/..\/etc" is not valid; give a path below the cgroup root/],
+  // corerun run: devices
+  ["corerun", corerun("--device", "/dev/corerun-none", "/bin/true"), 125, () => /--device "\/dev\/corerun-none": cannot stat \/dev\/corerun-none \(ENOENT\); give a device node of the host/],
+  ["corerun", corerun("--device", "/etc/hostname", "/bin/true"), 125, () => /--device "\/etc\/hostname": \/etc\/hostname is not a device node/],
+  ["corerun", corerun("--device", "/dev/null:/opt/null", "/bin/true"), 125, () => /--device "\/dev\/null:\/opt\/null": the container path \/opt\/null must be under \/dev/],
+  ["corerun", corerun("--device", "/dev/zero:/dev/null", "/bin/true"), 125, () => /--device "\/dev\/zero:\/dev\/null": \/dev\/null is the container's c 1:3 device already/],
+  ["corerun", corerun("--device", "/dev/null:rwx", "/bin/true"), 125, () => /--device "\/dev\/null:rwx": "rwx" is neither an absolute container path nor permissions of r, w and m/],
+  ["corerun", corerun("--device-cgroup-rule", "c 10:200 rwx", "/bin/true"), 125, () => /--device-cgroup-rule "c 10:200 rwx": give TYPE MAJOR:MINOR ACCESS, such as "c 10:200 rwm"/],
+  ["corerun", corerun("--privileged", "--device-cgroup-rule", "q 1:3 r", "/bin/true"), 125, () => /--device-cgroup-rule "q 1:3 r": give TYPE MAJOR:MINOR ACCESS/],
   // corerun run: ports, networks, subnets
   ["corerun", corerun("-P", "abc", "/bin/true"), 125, () => /-P abc: container port "abc" is not a number; use \[\[IP:\]HOST_PORT:\]CONTAINER_PORT\[\/tcp\|udp\]/],
   ["corerun", corerun("-P", "8080:", "/bin/true"), 125, () => /-P 8080:: container port "" is not a number/],
@@ -213,6 +221,7 @@ const ROWS: Row[] = [
   ["corerun-cgroup", () => ["create", `c${tag}`, "--cgroup-parent", PARENT, "--memory", "0"], 125, () => /--memory "0" is below the minimum of 6 MiB/],
   ["corerun-cgroup", () => ["create", `c${tag}`, "--cgroup-parent", PARENT, "--cpus", "-1"], 125, () => /--cpus "-1" is not a number/],
   ["corerun-cgroup", () => ["create", `c${tag}`, "--cgroup-parent", PARENT, "--pids", "abc"], 125, () => /--pids "abc" is not a positive integer/],
+  ["corerun-cgroup", () => ["create", `c${tag}`, "--cgroup-parent", PARENT, "--device-cgroup-rule", "c 1:3"], 125, () => /--device-cgroup-rule "c 1:3": give TYPE MAJOR:MINOR ACCESS/],
   ["corerun-cgroup", () => ["add", `none${tag}`, "--cgroup-parent", PARENT, "--pid", "1"], 125, () => new RegExp(`no cgroup none${tag} under ${PARENT} in /sys/fs/cgroup`)],
   ["corerun-cgroup", () => ["add", `c${tag}`, "--cgroup-parent", PARENT, "--pid", "abc"], 125, () => /--pid "abc" is not a process id/],
   ["corerun-cgroup", () => ["stats", `none${tag}`, "--cgroup-parent", PARENT], 125, () => new RegExp(`no cgroup none${tag} under ${PARENT}`)],
@@ -253,6 +262,8 @@ const ROWS: Row[] = [
   // corerun-mount
   ["corerun-mount", () => [], 125, () => /--pid is required: the pid of the waiting container process/],
   ["corerun-mount", (c) => ["--pid", "abc", "--rootfs", c.rootfs], 125, () => /--pid abc: not a process id/],
+  ["corerun-mount", (c) => ["--pid", "1", "--rootfs", c.rootfs, "--device", "/dev/null:/dev/n:r"], 125, () => /--device "\/dev\/null:\/dev\/n:r": corerun-mount makes the node; what the container may do with it is the device cgroup's/],
+  ["corerun-mount", (c) => ["--pid", "1", "--rootfs", c.rootfs, "--device", "/etc/hostname:/dev/h"], 125, () => /--device "\/etc\/hostname:\/dev\/h": \/etc\/hostname is not a device node/],
   ["corerun-mount", (c) => ["--pid", "0", "--rootfs", c.rootfs], 125, () => /--pid 0: not a process id/],
   ["corerun-mount", (c) => ["--pid", "999999999", "--rootfs", c.rootfs], 125, () => /--pid 999999999: no such process/],
   ["corerun-mount", (c) => ["--pid", "1", "--rootfs", c.rootfs, "--overlay-lower", c.rootfs], 125, () => /--overlay-lower, --overlay-upper and --overlay-work go together/],

@@ -62,6 +62,18 @@ describe("rootless containers", { skip: !isRoot && "needs root (to make the thro
     assert.deepEqual(lines, ["0", `0 ${uid} 1`, "1", "rootless", "lo"]);
   });
 
+  test("rootless --device: the host's node bound read-only (its mode and owner cannot be changed through it); --device-cgroup-rule needs root", () => {
+    const before = run("stat", ["-c", "%a %Z", "/dev/null"]).stdout;
+    const r = asUser(["--rootfs", join(base, "build/rootfs"), "--network", "none", "--device", "/dev/null:/dev/given", "/bin/sh", "-c",
+      "echo x > /dev/given && echo writes; chmod 600 /dev/given 2>/dev/null || echo chmod-refused; grep -c ' /dev/given .* ro,' /proc/self/mounts"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["writes", "chmod-refused", "1"]);
+    assert.equal(run("stat", ["-c", "%a %Z", "/dev/null"]).stdout, before);
+    const rule = asUser(["--rootfs", join(base, "build/rootfs"), "--device-cgroup-rule", "c 10:200 rwm", "/bin/true"]);
+    assert.equal(rule.code, 125);
+    assert.match(rule.stderr, /^corerun: --device-cgroup-rule: cgroup limits of rootless containers .* need a delegated cgroup/);
+  });
+
   test("without a subordinate range, -u 0 and -u 0:0 run: setgroups is denied in the user namespace and passed over, as runc does", () => {
     for (const u of ["0", "0:0"]) {
       const r = asUser(["--rootfs", join(base, "build/rootfs"), "--network", "none", "-u", u, "/bin/sh", "-c", "id -u; id -g; cat /proc/self/setgroups"]);

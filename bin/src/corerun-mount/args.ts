@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
-import { checkRootfs, parseVolume, type VolumeSpec } from "@corerun/rootfs";
+import { checkRootfs, parseDevice, parseVolume, type DeviceSpec, type VolumeSpec } from "@corerun/rootfs";
 import type { ArgsDef } from "citty";
 
 export const args = {
@@ -15,6 +15,8 @@ export const args = {
   "overlay-work": { type: "string", valueHint: "DIR", description: "the overlayfs's work directory (with --overlay-lower)" },
   proc: { type: "boolean", description: "move the target's own /proc (from corerun-exec --mount-proc) into the rootfs before pivot_root" },
   unmasked: { type: "boolean", description: "a read-write /sys without Docker's masks (what Docker's --privileged gives)" },
+  device: { type: "string", valueHint: "HOST[:CTR]", description: "give the container a host device node (or a directory's nodes) at CTR under /dev (default: the same path), repeatable" },
+  dev: { type: "boolean", description: "device nodes open on /dev, the rootfs and volumes, and /dev's nodes are made with mknod, as in Docker: only for a container whose device cgroup decides what opens (corerun-cgroup create --docker-devices); without it all is nodev and the nodes are read-only bind mounts of the host's" },
   "host-devices": { type: "boolean", description: "also bind every device node of the host's /dev into the container's /dev (Docker's --privileged)" },
   "read-only": { type: "boolean", description: "remount the container's / read-only after pivot_root (the mounts on it, /dev, /proc, /sys and volumes, stay as they are)" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
@@ -38,6 +40,10 @@ export interface MountOptions {
   cgroupDirs: { name: string; dir: string }[];
   unmasked: boolean;
   hostDevices: boolean;
+  /** --device: host nodes at their container paths. */
+  devices: DeviceSpec[];
+  /** --dev: nodes made with mknod, and no nodev: a device cgroup guards the container. */
+  dev: boolean;
   rootfsMapped?: boolean;
   /** --overlay-*: an overlayfs mounted at rootfs first, inside the target's namespaces. */
   overlay?: { lower: string[]; upper: string; work: string } | undefined;
@@ -59,6 +65,14 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     throw new UsageError("--overlay-lower, --overlay-upper and --overlay-work go together: the layers, the upper and the work directory of the overlayfs to mount at --rootfs");
   }
   if (lower.length && ctx.values.oci !== undefined) throw new UsageError("--oci takes its root from config.json; drop --overlay-*");
+  const devices = (ctx.values.device ?? []).flatMap((spec) => {
+    const parts = spec.split(":");
+    if (parts.length > 2 || (parts[1] !== undefined && /^[rwm]+$/.test(parts[1]))) {
+      throw new UsageError(`--device "${spec}": corerun-mount makes the node; what the container may do with it is the device cgroup's (corerun-cgroup create --device-cgroup-rule); give HOST[:CONTAINER]`);
+    }
+    return parseDevice(spec);
+  });
+  if (ctx.values.oci !== undefined && (devices.length || ctx.flags.dev)) throw new UsageError("--oci takes the devices and their rules from config.json; drop --device and --dev");
   const idmapped = volumes.find((v) => v.idmap);
   if (idmapped && !ctx.flags.idmap) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap needs --idmap (a target in its own user namespace)`);
   return {
@@ -80,6 +94,8 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     }),
     unmasked: ctx.flags.unmasked ?? false,
     hostDevices: ctx.flags["host-devices"] ?? false,
+    devices,
+    dev: ctx.flags.dev ?? false,
     rootfsMapped: ctx.flags["rootfs-mapped"] ?? false,
     readOnly: ctx.flags["read-only"] ?? false,
     // Resolved now: after setns the working directory is the container's /.

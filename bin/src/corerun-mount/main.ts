@@ -1,13 +1,13 @@
 import { closeSync } from "node:fs";
 import { connectUnix, fdSender, linuxSyscall as sys } from "@corerun/syscall";
-import { defineTool, dieWithParent, faultPoint, runTool, saveCodeCache, span } from "@corerun/cli";
+import { defineTool, dieWithParent, faultPoint, runTool, saveCodeCache, span, UsageError } from "@corerun/cli";
 import { openGo, waitReady, writeGo } from "@corerun/sync";
 import { args, parseMountOptions } from "./args.ts";
 import { nsPids, procStartTime } from "@corerun/state";
 import { OCI_OPTION_FIX, parseSpecText, readSpecText } from "@corerun/oci";
 import { checkProgram, mountOciTree, pauseForHooks, readonlyRoot, sendConsole } from "./oci.ts";
 import { mountImageOverlay } from "./overlay.ts";
-import { bindHostDevices, bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
+import { containerRootIds, hostDevices, makeGivenDevices, bindRootfs, checkOwnMountNamespace, makePrivate, runJoined, takeJoined, openUserns, createMountPoints, enterNamespaces, mountDev, mountPointsFor, mountSys, mountVolumes, moveProc, pivot } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-mount",
@@ -31,7 +31,10 @@ export const tool = defineTool({
     const joined = takeJoined(opts.pid);
     // Not root: only a process inside the container's user namespace may mount there, and Node
     // cannot join one; corerun-mount runs again, started inside by the native helper.
-    if (!joined && process.geteuid?.() !== 0) return runJoined(sys, opts.pid);
+    if (!joined && process.geteuid?.() !== 0) {
+      if (opts.dev) throw new UsageError("--dev makes device nodes with mknod, which needs root outside a user namespace; leave it out (the nodes are then read-only bind mounts)");
+      return runJoined(sys, opts.pid);
+    }
     if (!joined) checkOwnMountNamespace(opts.pid);
     // Over an overlayfs, the mount points are found once it is mounted.
     let points = opts.overlay ? [] : mountPointsFor(opts);
@@ -43,6 +46,7 @@ export const tool = defineTool({
     // Read from the host's /proc: the target's pid in its own PID namespace, where its /proc is.
     const nsPid = nsPids(opts.pid).at(-1);
     const userns = opts.idmap ? openUserns(opts.pid) : undefined;
+    const nodes = { mknod: opts.dev, owner: opts.dev ? containerRootIds(opts.pid) : undefined };
     // The wait for ready ends when the target dies: a pidfd, opened while its pid is its own.
     const target = sys.pidfdOpen(opts.pid);
     // An OCI container's first process hears "pivoted" on go (libs/sync), opened while the host's
@@ -67,10 +71,11 @@ export const tool = defineTool({
         span("mount config's tree", { mounts: spec.mounts?.length ?? 0 }, () => mountOciTree(sys, opts.rootfs, spec, opts.cgroupDirs));
         faultPoint("mount:oci-mounts");
       } else {
-        span("bind rootfs", { rootfs: opts.rootfs, idmap: userns !== undefined }, () => bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns));
+        span("bind rootfs", { rootfs: opts.rootfs, idmap: userns !== undefined }, () => bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns, { nodev: !opts.dev }));
         faultPoint("mount:rootfs");
-        span("mount /dev", { target: `${opts.rootfs}/dev` }, () => mountDev(sys, opts.rootfs));
-        if (opts.hostDevices) bindHostDevices(sys, opts.rootfs);
+        span("mount /dev", { target: `${opts.rootfs}/dev`, nodes: opts.dev ? "mknod" : "bind" }, () => mountDev(sys, opts.rootfs, nodes));
+        if (opts.hostDevices) span("host devices", undefined, () => hostDevices(sys, opts.rootfs, nodes));
+        if (opts.devices.length) span("devices", { devices: opts.devices.map((d) => `${d.source}:${d.target}`).join(" ") }, () => makeGivenDevices(sys, opts.rootfs, opts.devices, nodes));
         faultPoint("mount:dev");
         span("mount /sys", { target: `${opts.rootfs}/sys`, masked: !opts.unmasked }, () => mountSys(sys, opts.rootfs, opts.unmasked));
         faultPoint("mount:sys");

@@ -24,10 +24,21 @@ function rootfs(...dirs: string[]): string {
 }
 
 function options(root: string, volumes: MountOptions["volumes"]): MountOptions {
-  return { pid: 4242, rootfs: root, volumes, syncDir: undefined, dieWithParent: false, proc: false, idmap: false, oci: undefined, consoleSocket: undefined, hookPause: false, cgroupDirs: [], unmasked: false, hostDevices: false };
+  return { pid: 4242, rootfs: root, volumes, syncDir: undefined, dieWithParent: false, proc: false, idmap: false, oci: undefined, consoleSocket: undefined, hookPause: false, cgroupDirs: [], unmasked: false, hostDevices: false, devices: [], dev: false };
 }
 
 describe("mountVolumes", () => {
+  test("with --dev (a device cgroup guards the container) volumes are not nodev: only ro ones get an attribute", () => {
+    const root = rootfs("data", "conf");
+    const { sys, calls } = recordingSyscall();
+    mountVolumes(sys, root, { ...options(root, [{ source: "/srv/data", target: "/data", readonly: false }, { source: "/srv/conf", target: "/conf", readonly: true }]), dev: true });
+    assert.deepEqual(calls, [
+      { name: "mount", args: ["/srv/data", join(root, "data"), null, MS_BIND | MS_REC] },
+      { name: "mount", args: ["/srv/conf", join(root, "conf"), null, MS_BIND | MS_REC] },
+      { name: "mountSetattr", args: [join(root, "conf"), MOUNT_ATTR_RDONLY, 0, true] },
+    ]);
+  });
+
   test("binds each volume recursively, then makes it nodev, and the ro ones read-only, down the whole subtree", () => {
     const root = rootfs("data", "conf");
     const { sys, calls } = recordingSyscall();
@@ -167,15 +178,16 @@ describe("createMountPoints", () => {
 });
 
 describe("mountDev", () => {
-  test("a tmpfs, six bound devices, devpts, shm and mqueue, and the standard links", () => {
+  test("without --dev: a nodev tmpfs, six devices bound read-only (chmod through them would change the host's), devpts, shm and mqueue, and the standard links", () => {
     const root = rootfs("dev");
     const dev = join(root, "dev");
     const { sys, calls } = recordingSyscall();
     mountDev(sys, root);
     const devices = ["null", "zero", "full", "random", "urandom", "tty"];
+    assert.ok(Number(calls[0]!.args[3]) & MS_NODEV);
     assert.deepEqual(calls.map((c) => [c.args[0], c.args[1], c.args[2]]), [
       ["tmpfs", dev, "tmpfs"],
-      ...devices.map((d) => [`/dev/${d}`, `${dev}/${d}`, null]),
+      ...devices.flatMap((d) => [[`/dev/${d}`, `${dev}/${d}`, null], [`${dev}/${d}`, MOUNT_ATTR_RDONLY, 0]]),
       ["devpts", `${dev}/pts`, "devpts"],
       ["shm", `${dev}/shm`, "tmpfs"],
       ["mqueue", `${dev}/mqueue`, "mqueue"],

@@ -1,11 +1,13 @@
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, symlinkSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { dirname } from "node:path";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
   envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
 } from "@corerun/syscall";
-import { MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, type MountPoint } from "@corerun/rootfs";
+import { MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, type DeviceSpec, type MountPoint } from "@corerun/rootfs";
 import { procStartTime, sameNamespace } from "@corerun/state";
+import { devNumbers } from "@corerun/cgroup";
 import type { MountOptions } from "./args.ts";
 
 /**
@@ -79,10 +81,8 @@ export async function runJoined(sys: Syscall, pid: number): Promise<number> {
 export function bindRootfs(sys: Syscall, rootfs: string, userns: number | undefined, opts = { nodev: true }): void {
   if (userns === undefined) sys.mount(rootfs, rootfs, null, MS_BIND | MS_REC);
   else idmappedBind(sys, rootfs, rootfs, userns);
-  // Container root keeps CAP_MKNOD, as in Docker, but there is no device cgroup to stop it from
-  // opening a node it makes for the host's disk: no device node works on the rootfs or volumes.
-  // The devices the container gets are bind mounts of their own in /dev. (An OCI bundle brings
-  // its own device cgroup rules.)
+  // Container root keeps CAP_MKNOD, as in Docker. Without a device cgroup to stop it from opening
+  // a node it makes for the host's disk (no --dev), no device node works on the rootfs or volumes.
   if (opts.nodev) sys.mountSetattr(rootfs, MOUNT_ATTR_NODEV, 0, true);
 }
 
@@ -130,37 +130,96 @@ const DEV_LINKS: [string, string][] = [
 ];
 
 /**
- * /dev as Docker builds it: a small tmpfs with the six harmless device nodes (bind-mounted from
- * the host's, which also works where mknod is not allowed), a private devpts instance so the
- * container cannot reach the host's terminals, shm and mqueue.
+ * /dev as Docker builds it: a small tmpfs with the six harmless device nodes, a private devpts
+ * instance so the container cannot reach the host's terminals, shm and mqueue. With `dev` (a
+ * device cgroup guards the container) nodes open on it, as in Docker; without, it is nodev and
+ * its nodes are read-only bind mounts of the host's (see makeNode).
  */
-export function mountDev(sys: Syscall, rootfs: string): void {
-  const dev = resolveInRoot(rootfs, "/dev");
-  sys.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k");
-  bindDevices(sys, dev);
-  mkdirSync(`${dev}/pts`);
+export function mountDev(sys: Syscall, rootfs: string, nodes: NodeOptions = { mknod: false }): void {
+  const dir = resolveInRoot(rootfs, "/dev");
+  sys.mount("tmpfs", dir, "tmpfs", MS_NOSUID | (nodes.mknod ? 0 : MS_NODEV) | MS_STRICTATIME, "mode=755,size=65536k");
+  makeDevices(sys, dir, nodes);
+  mkdirSync(`${dir}/pts`);
   try {
-    sys.mount("devpts", `${dev}/pts`, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+    sys.mount("devpts", `${dir}/pts`, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
   } catch (err) {
     // In a user namespace that does not map gid 5 (tty), the kernel refuses the option.
     if (!isErrno(err, "EINVAL")) throw err;
-    sys.mount("devpts", `${dev}/pts`, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+    sys.mount("devpts", `${dir}/pts`, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
   }
-  mkdirSync(`${dev}/shm`);
-  sys.mount("shm", `${dev}/shm`, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
-  mkdirSync(`${dev}/mqueue`);
-  sys.mount("mqueue", `${dev}/mqueue`, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC);
-  for (const [name, target] of DEV_LINKS) symlinkSync(target, `${dev}/${name}`);
-  chmodSync(dev, 0o755);
+  mkdirSync(`${dir}/shm`);
+  sys.mount("shm", `${dir}/shm`, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  mkdirSync(`${dir}/mqueue`);
+  sys.mount("mqueue", `${dir}/mqueue`, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  for (const [name, target] of DEV_LINKS) symlinkSync(target, `${dir}/${name}`);
+  chmodSync(dir, 0o755);
 }
 
-/** The six harmless devices, as bind mounts of the host's (mknod may be refused, e.g. in a user namespace). */
-function bindDevices(sys: Syscall, dev: string): void {
-  for (const name of DEVICES) {
-    const path = `${dev}/${name}`;
-    if (existsSync(path)) continue;
-    closeSync(openSync(path, "w", 0o666));
-    sys.mount(`/dev/${name}`, path, null, MS_BIND);
+/** How makeNode gives a container a device: mknod (with an owner other than the host node's), or a bind mount. */
+export interface NodeOptions {
+  mknod: boolean;
+  /** In a user namespace: its root's host ids, which own the nodes made for it. */
+  owner?: { uid: number; gid: number } | undefined;
+}
+
+/** The six harmless devices (see makeNode). */
+function makeDevices(sys: Syscall, dir: string, nodes: NodeOptions): void {
+  for (const name of DEVICES) makeNode(sys, `/dev/${name}`, `${dir}/${name}`, nodes);
+}
+
+/**
+ * The host ids of root in PID's user namespace when it has one: the nodes made for the container
+ * are its root's, as they are container root's in Docker without one (the host's root, unmapped
+ * there, would show as nobody and a 0600 node would not open).
+ */
+export function containerRootIds(pid: number): NodeOptions["owner"] {
+  const root = (file: string) => {
+    for (const line of readFileSync(`/proc/${pid}/${file}`, "utf8").trim().split("\n")) {
+      const [inside, outside, count] = line.trim().split(/\s+/).map(Number);
+      if (inside === 0 && count! > 0) return outside;
+    }
+    return undefined;
+  };
+  const uid = root("uid_map");
+  const gid = root("gid_map");
+  return uid === undefined || gid === undefined || (uid === 0 && gid === 0) ? undefined : { uid, gid };
+}
+
+/**
+ * The host's device node `source` at `target` in the container. With mknod, a node of its own
+ * with the host node's numbers, mode and owner (or container root's, see containerRootIds), for a
+ * /dev where nodes open: a device cgroup decides which. Otherwise a bind mount of the host's node, which works where mknod does not
+ * (rootless), made read-only: through a writable bind, container root's chmod, chown or touch
+ * would change the host's node itself (its reads and writes are the device's, which a read-only
+ * mount lets through). A target made already must be the same device.
+ */
+export function makeNode(sys: Syscall, source: string, target: string, nodes: NodeOptions): void {
+  const st = statSync(source);
+  try {
+    if (nodes.mknod) {
+      const { major, minor } = devNumbers(st.rdev);
+      sys.mknod(target, st.mode & 0o177777, major, minor);
+      // mknod's mode passes through the umask.
+      chmodSync(target, st.mode & 0o7777);
+      chownSync(target, nodes.owner?.uid ?? st.uid, nodes.owner?.gid ?? st.gid);
+    } else {
+      closeSync(openSync(target, "wx", 0o600));
+      sys.mount(source, target, null, MS_BIND);
+      sys.mountSetattr(target, MOUNT_ATTR_RDONLY, 0, false);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    const there = statSync(target);
+    if (there.rdev !== st.rdev || (there.mode & 0o170000) !== (st.mode & 0o170000)) throw new Error(`${target} is another device already; ${source} cannot go there`);
+  }
+}
+
+/** --device: each node at its place under the container's /dev. */
+export function makeGivenDevices(sys: Syscall, rootfs: string, devices: readonly Pick<DeviceSpec, "source" | "target">[], nodes: NodeOptions): void {
+  for (const d of devices) {
+    const target = resolveInRoot(rootfs, d.target);
+    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    makeNode(sys, d.source, target, nodes);
   }
 }
 
@@ -170,7 +229,8 @@ function bindDevices(sys: Syscall, dev: string): void {
  */
 export function populateDev(sys: Syscall, dev: string): void {
   mkdirSync(dev, { recursive: true });
-  bindDevices(sys, dev);
+  // As runc outside a user namespace: nodes of its own, which config.json's device cgroup guards.
+  makeDevices(sys, dev, { mknod: true });
   for (const [name, target] of DEV_LINKS) {
     if (name === "core") continue;
     try {
@@ -193,10 +253,10 @@ const NOT_HOST_DEVICES = new Set(["pts", "shm", "mqueue", "console", ".lxc", ".u
 
 /**
  * Docker's --privileged: every character and block device of the host's /dev (as seen from the
- * mount namespace, which is still the host's tree before pivot_root), bound at the same path in
- * the container's /dev. Bind mounts work where mknod does not (in a user namespace).
+ * mount namespace, which is still the host's tree before pivot_root), at the same path in the
+ * container's /dev (see makeNode).
  */
-export function bindHostDevices(sys: Syscall, rootfs: string, dir = "/dev"): void {
+export function hostDevices(sys: Syscall, rootfs: string, nodes: NodeOptions, dir = "/dev"): void {
   const dev = resolveInRoot(rootfs, "/dev");
   for (const name of readdirSync(dir)) {
     if (dir === "/dev" && NOT_HOST_DEVICES.has(name)) continue;
@@ -205,10 +265,9 @@ export function bindHostDevices(sys: Syscall, rootfs: string, dir = "/dev"): voi
     const target = `${dev}${host.slice("/dev".length)}`;
     if (st.isDirectory()) {
       mkdirSync(target, { recursive: true, mode: 0o755 });
-      bindHostDevices(sys, rootfs, host);
+      hostDevices(sys, rootfs, nodes, host);
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      closeSync(openSync(target, "w", 0o600));
-      sys.mount(host, target, null, MS_BIND);
+      makeNode(sys, host, target, nodes);
     }
   }
 }
@@ -219,7 +278,8 @@ export function mountVolumes(sys: Syscall, rootfs: string, opts: MountOptions, u
     const target = resolveInRoot(rootfs, v.target);
     if (v.idmap && userns !== undefined) idmappedBind(sys, v.source, target, userns);
     else sys.mount(v.source, target, null, MS_BIND | MS_REC);
-    sys.mountSetattr(target, MOUNT_ATTR_NODEV | (v.readonly ? MOUNT_ATTR_RDONLY : 0), 0, true);
+    const attrs = (opts.dev ? 0 : MOUNT_ATTR_NODEV) | (v.readonly ? MOUNT_ATTR_RDONLY : 0);
+    if (attrs) sys.mountSetattr(target, attrs, 0, true);
   }
 }
 

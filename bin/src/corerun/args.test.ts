@@ -5,7 +5,7 @@ import { join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { COMMON_ARGS, CommandError, splitArgv, UsageError } from "@corerun/cli";
 import { mayBeOnVolume, parseRunConfig, runArgs } from "./args.ts";
-import { cloneJoin } from "@corerun/cgroup";
+import { cloneJoin, dockerDeviceRules, parseDeviceCgroupRule } from "@corerun/cgroup";
 
 let base: string;
 let rootfs: string;
@@ -67,7 +67,9 @@ describe("parseRunConfig", () => {
       volumes: [],
       network: { mode: "bridge", net: undefined, subnet: undefined, ports: [] },
       name: undefined,
-      limits: {},
+      limits: { devices: dockerDeviceRules() },
+      devices: [],
+      deviceCgroupRules: [],
       rootless: false,
       userns: undefined,
       capAdd: [],
@@ -107,6 +109,7 @@ describe("parseRunConfig", () => {
     const cfg = rootless(["sh"]);
     assert.equal(cfg.rootless, true);
     assert.deepEqual(cfg.network, { mode: "none", ports: [] });
+    assert.equal(cfg.limits.devices, undefined, "no cgroup, so no device cgroup");
     assert.deepEqual(cfg.userns, { auto: false, uidMap: [{ container: 0, host: 1000, size: 1 }], gidMap: [{ container: 0, host: 1000, size: 1 }] });
     assert.equal(cfg.root, "/tmp/corerun-1000");
     assert.equal(rootless(["--uidmap", "0:1000:1", "sh"]).rootless, true);
@@ -156,16 +159,27 @@ describe("parseRunConfig", () => {
   });
 
   test("the first process joins its cgroups at the clone, unless --memory is below 32 MiB or --cpu below 10 % of a core; --cpu, --cpus and --pids wait for go", () => {
-    assert.deepEqual(cloneJoin(parse(["sh"]).limits), { create: {}, beforeGo: {} });
-    assert.deepEqual(cloneJoin(parse(["--memory", "64", "--pids", "20", "--cpus", "0.5", "sh"]).limits), { create: { memory: 64 << 20 }, beforeGo: { pids: 20, cpu: { quota: 50_000, period: 100_000 } } });
-    assert.deepEqual(cloneJoin(parse(["--cpu", "10", "sh"]).limits), { create: {}, beforeGo: { cpu: { quota: 10_000, period: 100_000 } } });
+    // Device rules are there from the start: they allow what Node opens.
+    const devices = dockerDeviceRules();
+    assert.deepEqual(cloneJoin(parse(["sh"]).limits), { create: { devices }, beforeGo: {} });
+    assert.deepEqual(cloneJoin(parse(["--memory", "64", "--pids", "20", "--cpus", "0.5", "sh"]).limits), { create: { memory: 64 << 20, devices }, beforeGo: { pids: 20, cpu: { quota: 50_000, period: 100_000 } } });
+    assert.deepEqual(cloneJoin(parse(["--cpu", "10", "sh"]).limits), { create: { devices }, beforeGo: { cpu: { quota: 10_000, period: 100_000 } } });
     for (const opt of [["--memory", "31"], ["--memory", "6m"], ["--cpu", "9"], ["--cpus", "0.05"]]) assert.equal(cloneJoin(parse([...opt, "sh"]).limits), undefined, opt.join(" "));
   });
 
   test("limits are parsed: --memory, --cpu/--cpus, --pids", () => {
     const cfg = parse(["--memory", "64", "--cpus", "0.5", "--pids", "20", "sh"]);
-    assert.deepEqual(cfg.limits, { memory: 64 * 1024 * 1024, cpu: { quota: 50_000, period: 100_000 }, pids: 20 });
+    assert.deepEqual(cfg.limits, { memory: 64 * 1024 * 1024, cpu: { quota: 50_000, period: 100_000 }, pids: 20, devices: dockerDeviceRules() });
     usageError(["--memory", "-5", "sh"], /--memory "-5"/);
+  });
+
+  test("the device cgroup: Docker's, with --device's nodes and --device-cgroup-rule's rules; none with --privileged (every device) or rootless (no cgroup)", () => {
+    const cfg = parse(["--device", "/dev/null:/dev/mynull:r", "--device-cgroup-rule", "c 10:200 rwm", "sh"]);
+    assert.deepEqual(cfg.devices, [{ source: "/dev/null", target: "/dev/mynull", type: "c", major: 1, minor: 3, permissions: "r" }]);
+    assert.deepEqual(cfg.deviceCgroupRules, ["c 10:200 rwm"]);
+    assert.deepEqual(cfg.limits.devices, dockerDeviceRules([parseDeviceCgroupRule("c 1:3 r"), parseDeviceCgroupRule("c 10:200 rwm")]));
+    assert.equal(parse(["--privileged", "--device-cgroup-rule", "c 10:200 rwm", "sh"]).limits.devices, undefined);
+    usageError(["--privileged", "--device-cgroup-rule", "c 10:200", "sh"], /^--device-cgroup-rule "c 10:200": give TYPE MAJOR:MINOR ACCESS/);
     usageError(["--cpu", "50", "--cpus", "0.5", "sh"], /give one of them/);
   });
 

@@ -1,12 +1,12 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
-import { checkRootfs, DEFAULT_PATH, findCommand, parseVolume, type VolumeSpec } from "@corerun/rootfs";
+import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseVolume, type DeviceSpec, type VolumeSpec } from "@corerun/rootfs";
 import {
   capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
-import { normalizeParent, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
+import { normalizeParent, parseDeviceCgroupRule, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { rootlessMaps } from "./rootless.ts";
@@ -38,6 +38,7 @@ export const runArgs = {
   cpus: { type: "string", valueHint: "N", description: "CPU limit in cores, Docker's spelling (0.5 = --cpu 50)" },
   pids: { type: "string", alias: "p", valueHint: "N", description: "maximum number of processes" },
   ...RESOURCE_ARGS,
+  device: { type: "string", valueHint: "HOST[:CTR][:PERMS]", description: "give the container a host device (or a directory's devices) at CTR under /dev, with PERMS of r, w and m in its device cgroup (default rwm), repeatable" },
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
@@ -79,6 +80,10 @@ export interface RunConfig {
   network: NetworkConfig;
   name: string | undefined;
   limits: Limits;
+  /** --device: host device nodes, each at its place in the container's /dev. */
+  devices: DeviceSpec[];
+  /** --device-cgroup-rule, as given (checked). */
+  deviceCgroupRules: string[];
   /** Run by a user other than root: no cgroup, no idmapped mounts, tools that join from inside. */
   rootless: boolean;
   /** auto: corerun picks the range when it creates the container. */
@@ -191,6 +196,21 @@ function rootless(ctx: Pick<ToolContext, "values" | "flags">, uid: number, gid: 
   return { auto: false, uidMap: maps.uidMap, gidMap: maps.gidMap };
 }
 
+/**
+ * The cgroup limits, with Docker's device cgroup for a container made by root: every device
+ * denied but Docker's defaults, --device's nodes (with their permissions) and the
+ * --device-cgroup-rule rules. --privileged allows every device, as in Docker (its rules are
+ * checked and add nothing), and a rootless container has no cgroup: its devices are the host's
+ * nodes as its user may open them.
+ */
+function runLimits(ctx: Pick<ToolContext, "values" | "flags">, devices: readonly DeviceSpec[], open: boolean): Limits {
+  const input = resourceInput(ctx.values, ctx.flags);
+  const given = input.deviceCgroupRules ?? [];
+  for (const rule of given) parseDeviceCgroupRule(rule);
+  if (open) return parseLimits({ ...input, deviceCgroupRules: undefined });
+  return parseLimits({ ...input, dockerDevices: true, deviceCgroupRules: [...devices.map((d) => `${d.type} ${d.major}:${d.minor} ${d.permissions}`), ...given] });
+}
+
 /** The binary `--init` mounts, next to corerun's bundles (tools/build.mjs makes it). */
 export function initBinary(): string {
   return join(dirname(process.argv[1] ?? "."), "corerun-init");
@@ -285,6 +305,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (!img && !mayBeOnVolume(command[0]!, path, volumes)) findCommand(rootfs, command[0]!, path);
   // --init: corerun-init as PID 1, bind-mounted read-only where Docker puts docker-init.
   const init = ctx.flags.init ? withInit(command, volumes) : undefined;
+  const devices = (ctx.values.device ?? []).flatMap((d) => parseDevice(d));
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);
   return {
@@ -297,7 +318,9 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     network: isRootless ? { mode: "none", ports: [] } : parseNetwork(ctx, root, img),
     rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
-    limits: parseLimits(resourceInput(ctx.values, ctx.flags)),
+    limits: runLimits(ctx, devices, isRootless || security.privileged),
+    devices,
+    deviceCgroupRules: ctx.values["device-cgroup-rule"] ?? [],
     userns,
     capAdd: security.privileged ? ["ALL"] : (ctx.values["cap-add"] ?? []),
     capDrop: security.privileged ? [] : (ctx.values["cap-drop"] ?? []),

@@ -691,6 +691,8 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     HostConfig: {
       RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 },
       PidMode: s.config.pidHost ? "host" : "",
+      Devices: (s.config.devices ?? []).map((d) => ({ PathOnHost: d.source, PathInContainer: d.target, CgroupPermissions: d.permissions })),
+      DeviceCgroupRules: s.config.deviceCgroupRules ?? null,
       ...dockerResources(s.config.limits, swapAccounted(s.cgroup)),
     },
     // Docker's names for -t and -i (recorded for detached containers, whose monitor holds them).

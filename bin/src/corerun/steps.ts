@@ -88,7 +88,9 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
   const config = {
     rootfs: cfg.rootfs, command: cfg.command, hostname: cfg.hostname, env: cfg.env, cwd: cfg.workdir,
     volumes: cfg.volumes, network: { mode, net, subnet, ports, container }, name: cfg.name, limits: cfg.limits,
-    cgroupParent: cfg.cgroupParent, process: runProcess(cfg), ...(cfg.restart ? { restart: cfg.restart } : {}), ...(cfg.pidHost ? { pidHost: true } : {}),
+    cgroupParent: cfg.cgroupParent, process: runProcess(cfg),
+    ...(cfg.devices.length ? { devices: cfg.devices.map(({ source, target, permissions }) => ({ source, target, permissions })) } : {}),
+    ...(cfg.deviceCgroupRules.length ? { deviceCgroupRules: cfg.deviceCgroupRules } : {}), ...(cfg.restart ? { restart: cfg.restart } : {}), ...(cfg.pidHost ? { pidHost: true } : {}),
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.
@@ -244,6 +246,8 @@ export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): st
   return [
     "--pid", String(pid), "--rootfs", cfg.rootfs, ...overlay, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []),
     ...(cfg.userns && cfg.image && !cfg.rootless ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), ...(readOnly ? ["--read-only"] : []), "--proc", "--sync-dir", dir,
+    // Made by root, the container has a device cgroup (runLimits), which decides what opens.
+    ...(cfg.rootless ? [] : ["--dev"]), ...cfg.devices.flatMap((d) => ["--device", `${d.source}:${d.target}`]),
   ];
 }
 

@@ -175,6 +175,11 @@ export class FixtureHost implements CgroupFs {
         put("pids.current", "0\n");
       }
       if (c === "freezer" && !isRoot) put("freezer.state", "THAWED\n");
+      if (c === "devices") {
+        put("devices.allow");
+        put("devices.deny");
+        put("devices.list", "a *:* rwm\n");
+      }
       if (c === "cpuset") {
         // A new v1 cpuset is empty, unless its parent's cgroup.clone_children is 1; the kernel
         // refuses tasks until both files are set.

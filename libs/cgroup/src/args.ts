@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { ArgsDef } from "citty";
-import type { LimitInput, Limits } from "./limits.ts";
+import { DEFAULT_DEVICE_RULES, deviceRuleText, type LimitInput, type Limits } from "./limits.ts";
 
 export const RESOURCE_ARGS = {
   "memory-reservation": { type: "string", valueHint: "SIZE", description: "soft memory limit, MiB (32) or a Docker size (32m): v1 reclaims toward it under pressure, v2 protects it (memory.low)" },
@@ -21,6 +21,7 @@ export const RESOURCE_ARGS = {
   "device-write-bps": { type: "string", valueHint: "DEVICE:RATE", description: "limit writes to a disk to RATE bytes per second (repeatable)" },
   "device-read-iops": { type: "string", valueHint: "DEVICE:N", description: "limit reads from a disk to N operations per second (repeatable)" },
   "device-write-iops": { type: "string", valueHint: "DEVICE:N", description: "limit writes to a disk to N operations per second (repeatable)" },
+  "device-cgroup-rule": { type: "string", valueHint: "RULE", description: "allow a device beyond Docker's defaults in the device cgroup: \"TYPE MAJOR:MINOR ACCESS\", such as \"c 10:200 rwm\" (repeatable)" },
 } as const satisfies ArgsDef;
 
 /** The options' names, for a caller that refuses them all at once (a rootless run). */
@@ -50,6 +51,8 @@ export function resourceInput(values: Record<string, string[] | undefined>, flag
     deviceWriteBps: values["device-write-bps"],
     deviceReadIops: values["device-read-iops"],
     deviceWriteIops: values["device-write-iops"],
+    dockerDevices: flags["docker-devices"],
+    deviceCgroupRules: values["device-cgroup-rule"],
   };
 }
 
@@ -85,5 +88,11 @@ export function limitArgv(l: Limits, path = devicePath): string[] {
   for (const d of io?.weightDevice ?? []) opt("blkio-weight-device", `${path(d.major, d.minor)}:${d.weight}`);
   const rates = [["device-read-bps", io?.readBps], ["device-write-bps", io?.writeBps], ["device-read-iops", io?.readIops], ["device-write-iops", io?.writeIops]] as const;
   for (const [name, list] of rates) for (const r of list ?? []) opt(name, `${path(r.major, r.minor)}:${r.rate}`);
+  if (l.devices) {
+    // Docker's device cgroup (dockerDeviceRules): its defaults are corerun-cgroup's own.
+    const defaults = new Set(DEFAULT_DEVICE_RULES.map(deviceRuleText));
+    words.push("--docker-devices");
+    for (const r of l.devices) if (r.allow && !defaults.has(deviceRuleText(r))) opt("device-cgroup-rule", deviceRuleText(r));
+  }
   return words;
 }

@@ -68,6 +68,37 @@ export function deviceRuleText(r: DeviceRule): string {
   return `${r.type} ${n(r.major)}:${n(r.minor)} ${r.access}`;
 }
 
+/**
+ * The devices every container may use whatever its rules say, as runc appends them: mknod of
+ * any node (opening it is what the rules guard), the devices runtime-linux.md puts in /dev
+ * (null, zero, full, random, urandom, tty, console), the pty multiplexer and its slaves.
+ */
+export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
+  { allow: true, type: "c", major: -1, minor: -1, access: "m" },
+  { allow: true, type: "b", major: -1, minor: -1, access: "m" },
+  ...[[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 1], [5, 2]].map(([major, minor]): DeviceRule => ({ allow: true, type: "c", major: major!, minor: minor!, access: "rwm" })),
+  { allow: true, type: "c", major: 136, minor: -1, access: "rwm" },
+];
+
+/**
+ * Docker's device cgroup: every device denied but the defaults and the rules given (--device,
+ * --device-cgroup-rule). Without it, container root (which keeps CAP_MKNOD, as in Docker) could
+ * make a node for the host's disk and open it.
+ */
+export function dockerDeviceRules(allow: readonly DeviceRule[] = []): DeviceRule[] {
+  return [{ allow: false, type: "a", major: -1, minor: -1, access: "rwm" }, ...allow, ...DEFAULT_DEVICE_RULES];
+}
+
+/** Docker's --device-cgroup-rule: "TYPE MAJOR:MINOR ACCESS", type a, b or c, * for any number, access of r, w and m. */
+export function parseDeviceCgroupRule(text: string, option = "--device-cgroup-rule"): DeviceRule {
+  const m = /^([abc]) (\d+|\*):(\d+|\*) ([rwm]{1,3})$/.exec(text.trim());
+  if (!m || new Set(m[4]).size !== m[4]!.length) {
+    throw new UsageError(`${option} "${text}": give TYPE MAJOR:MINOR ACCESS, such as "c 10:200 rwm" (type a, b or c; * for any number; access of r, w and m)`);
+  }
+  const n = (x: string) => (x === "*" ? -1 : Number(x));
+  return { allow: true, type: m[1] as DeviceRule["type"], major: n(m[2]!), minor: n(m[3]!), access: m[4]! };
+}
+
 /** The limits as a user spells them (flag values); each field is optional. */
 export interface LimitInput {
   memory?: string | number | undefined;
@@ -89,6 +120,10 @@ export interface LimitInput {
   deviceWriteBps?: readonly string[] | undefined;
   deviceReadIops?: readonly string[] | undefined;
   deviceWriteIops?: readonly string[] | undefined;
+  /** Docker's device cgroup (dockerDeviceRules), with these rules allowed too ("c 10:200 rwm"). */
+  dockerDevices?: boolean | undefined;
+  /** Rules allowed on top of Docker's defaults; they imply dockerDevices. */
+  deviceCgroupRules?: readonly string[] | undefined;
 }
 
 /** What parseLimits checks against: the host's CPUs, memory nodes and block devices. */
@@ -305,6 +340,8 @@ export function parseLimits(input: LimitInput, opts: LimitHost = {}): Limits {
   };
   for (const [k, v] of Object.entries(rates)) if (v) blockIO[k as keyof typeof rates] = v;
   if (Object.keys(blockIO).length) limits.blockIO = blockIO;
+  const rules = (input.deviceCgroupRules ?? []).map((r) => parseDeviceCgroupRule(r));
+  if (input.dockerDevices || rules.length) limits.devices = dockerDeviceRules(rules);
   return limits;
 }
 

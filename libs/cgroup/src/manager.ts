@@ -78,8 +78,8 @@ export interface CgroupOptions extends LayoutOptions {
    */
   paths?: Record<string, string>;
   /**
-   * The v1 cpuset hierarchy in every case, as runc places a container (an engine's update may
-   * limit it later), or else only for a cpuset limit. Each v1 hierarchy is one more migration when
+   * The v1 cpuset and devices hierarchies in every case, as runc places a container (an engine's
+   * update may limit it later), or else only for a cpuset limit and device rules. Each v1 hierarchy is one more migration when
    * the process joins, which holds the kernel's cgroup_threadgroup_rwsem for writing: forks and
    * exits on the host wait meanwhile, on a start's critical path.
    */
@@ -159,7 +159,8 @@ class Manager implements CgroupManager {
     // Per controller: the v2 hierarchy when it offers it, else the v1 hierarchy that mounts it.
     for (const c of LIMIT_CONTROLLERS) {
       if (c === "devices") {
-        if (!opts.devices) continue;
+        // A recorded cgroup is in the devices hierarchy if its paths say so (dropped below if not).
+        if (!opts.devices && !opts.everyHierarchy && !opts.limits?.devices && !opts.paths) continue;
         // cgroup v2 has no devices files: where no v1 hierarchy takes the rules, an eBPF filter
         // on the v2 directory does (no controller to enable for it).
         const d = v1Dir(c) ?? this.v2;

@@ -22,18 +22,29 @@ const MiB = 1024 * 1024;
 const limits = parseLimits({ memory: "64", cpu: "50", pids: "20" }, { cpuCount: 2 });
 
 describe("v1 backend on a fixture tree (legacy host)", () => {
-  it("creates the cgroup in the memory, cpu, cpuacct, pids, cpuset, blkio and freezer hierarchies", () => {
+  it("creates the cgroup in the memory, cpu, cpuacct, pids, devices, cpuset, blkio and freezer hierarchies", () => {
     const h = fixture("legacy");
     assert.deepEqual(manager(h).create(), {
       memory: h.at("memory/corerun/c1"),
       cpu: h.at("cpu/corerun/c1"),
       pids: h.at("pids/corerun/c1"),
+      devices: h.at("devices/corerun/c1"),
       cpuset: h.at("cpuset/corerun/c1"),
       blkio: h.at("blkio/corerun/c1"),
       cpuacct: h.at("cpuacct/corerun/c1"),
       freezer: h.at("freezer/corerun/c1"),
     });
-    assert.equal(h.exists(h.at("devices/corerun")), false, "hierarchies it does not use are left alone");
+    assert.equal(h.exists(h.at("systemd/corerun")), false, "hierarchies it does not use are left alone");
+  });
+
+  it("without everyHierarchy, devices only for device rules, which go in after a deny of everything", () => {
+    const h = fixture("legacy");
+    assert.equal(manager(h, { everyHierarchy: false }).create().devices, undefined);
+    const rules = parseLimits({ dockerDevices: true, deviceCgroupRules: ["c 10:200 r"] });
+    const h2 = fixture("legacy");
+    assert.equal(manager(h2, { everyHierarchy: false, limits: rules }).create(rules).devices, h2.at("devices/corerun/c1"));
+    const writes = h2.writes.filter(([p]) => p.startsWith("devices/corerun/c1/")).map(([p, d]) => `${p.split("/").at(-1)} ${d}`);
+    assert.deepEqual(writes.slice(0, 4), ["devices.deny a", "devices.deny a *:* rwm", "devices.allow c 10:200 r", "devices.allow c *:* m"]);
   });
 
   it("writes memory.limit_in_bytes and an equal memsw limit, cfs period then quota, pids.max", () => {
@@ -147,7 +158,7 @@ describe("v1 backend on a fixture tree (legacy host)", () => {
 });
 
 describe("per-controller backends on a fixture tree (hybrid host like this one)", () => {
-  it("puts memory, cpu, pids, cpuset and blkio in v1, the process in cpuacct too (where engines read CPU time) and in a controller-less v2 cgroup", () => {
+  it("puts memory, cpu, pids, devices, cpuset and blkio in v1, the process in cpuacct too (where engines read CPU time) and in a controller-less v2 cgroup", () => {
     const h = fixture("hybrid");
     const paths = manager(h).create(limits);
     assert.deepEqual(paths, {
@@ -156,6 +167,7 @@ describe("per-controller backends on a fixture tree (hybrid host like this one)"
       cpu: h.at("cpu/corerun/c1"),
       cpuacct: h.at("cpuacct/corerun/c1"),
       pids: h.at("pids/corerun/c1"),
+      devices: h.at("devices/corerun/c1"),
       cpuset: h.at("cpuset/corerun/c1"),
       blkio: h.at("blkio/corerun/c1"),
     });

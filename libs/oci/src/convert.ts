@@ -5,7 +5,7 @@
  */
 import { posix } from "node:path";
 import { CAPABILITIES } from "@corerun/syscall";
-import { expandIdList, type BlockIO, type DeviceRule, type Limits } from "@corerun/cgroup";
+import { DEFAULT_DEVICE_RULES, expandIdList, type BlockIO, type DeviceRule, type Limits } from "@corerun/cgroup";
 import { planMount, type MountPlan } from "./mounts.ts";
 import type { NamespaceType, Resources, Spec } from "./spec.ts";
 
@@ -166,18 +166,6 @@ export function planLimits(resources: Resources | undefined): Limits {
   }
   return limits;
 }
-
-/**
- * The devices every container may use whatever its rules say, as runc appends them: mknod of
- * any node (opening it is what the rules guard), the devices runtime-linux.md puts in /dev, the
- * pty multiplexer and its slaves.
- */
-export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
-  { allow: true, type: "c", major: -1, minor: -1, access: "m" },
-  { allow: true, type: "b", major: -1, minor: -1, access: "m" },
-  ...[[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 1], [5, 2]].map(([major, minor]): DeviceRule => ({ allow: true, type: "c", major: major!, minor: minor!, access: "rwm" })),
-  { allow: true, type: "c", major: 136, minor: -1, access: "rwm" },
-];
 
 /** Every mount of the config, checked, in order. */
 export function planMounts(spec: Spec): MountPlan[] {

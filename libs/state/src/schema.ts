@@ -138,6 +138,10 @@ export const ContainerConfig = lazy(() => v.object({
   restart: v.optional(RestartPolicy),
   /** --pid host: no PID namespace of its own. */
   pidHost: v.optional(v.boolean()),
+  /** --device: each host node given, its path in the container and its device cgroup permissions. */
+  devices: v.optional(v.array(v.object({ source: v.string(), target: v.string(), permissions: v.string() }))),
+  /** --device-cgroup-rule, as given. */
+  deviceCgroupRules: v.optional(v.array(v.string())),
 }));
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
