@@ -215,9 +215,9 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
     const r = cg(["create", name, "--cgroup-parent", PARENT, "-m", "64", "-c", "50", "-p", "20", "--cpuset-cpus", "0", "--memory-reservation", "32"]);
     assert.equal(r.code, 0, r.stderr);
     const at = (h: string) => join(ROOT, h, PARENT, name);
-    // cpuset and blkio always, and cpuacct: where the engines read CPU time and block I/O
+    // devices, cpuset and blkio always, and cpuacct: where the engines read CPU time and block I/O
     // (podman stats), and what a later update may limit, as runc places a container.
-    assert.deepEqual(JSON.parse(r.stdout), { paths: { "": at("unified"), memory: at("memory"), cpu: at("cpu"), pids: at("pids"), cpuset: at("cpuset"), blkio: at("blkio"), cpuacct: at("cpuacct") } });
+    assert.deepEqual(JSON.parse(r.stdout), { paths: { "": at("unified"), memory: at("memory"), cpu: at("cpu"), pids: at("pids"), devices: at("devices"), cpuset: at("cpuset"), blkio: at("blkio"), cpuacct: at("cpuacct") } });
     const file = (h: string, f: string) => readFileSync(join(at(h), f), "utf8").trim();
     assert.equal(file("memory", "memory.limit_in_bytes"), String(64 * MiB));
     assert.equal(file("memory", "memory.memsw.limit_in_bytes"), String(64 * MiB), "swap does not extend the limit");
@@ -226,6 +226,7 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
     assert.equal(file("pids", "pids.max"), "20");
     assert.equal(file("cpuset", "cpuset.cpus"), "0");
     assert.equal(file("memory", "memory.soft_limit_in_bytes"), String(32 * MiB));
+    assert.equal(file("devices", "devices.list"), "a *:* rwm", "no device rules without --docker-devices");
 
     const loop = spawn("/bin/sh", ["-c", "while :; do :; done"]);
     const ended = new Promise((resolve) => loop.once("exit", (_c, signal) => resolve(signal)));
@@ -253,6 +254,21 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
     } finally {
       loop.kill("SIGKILL");
     }
+  });
+
+  test("create --docker-devices --device-cgroup-rule: Docker's device cgroup and one more device; run under it cannot open another", () => {
+    const name = uniq("devices");
+    const r = cg(["create", name, "--cgroup-parent", PARENT, "--device-cgroup-rule", "c 10:200 r"]);
+    assert.equal(r.code, 0, r.stderr);
+    try {
+      const list = readFileSync(join(ROOT, "devices", PARENT, name, "devices.list"), "utf8").trim().split("\n");
+      assert.deepEqual(list, ["c 10:200 r", "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"]);
+    } finally {
+      assert.equal(cg(["rm", name, "--cgroup-parent", PARENT]).code, 0);
+    }
+    // The host's /dev/loop0 (b 7:0) opens for root outside, not under --docker-devices; /dev/null does.
+    const run = cg(["run", "--cgroup-parent", PARENT, "--docker-devices", "--", "/bin/sh", "-c", "head -c0 /dev/loop0 2>/dev/null || echo loop0-refused; echo x > /dev/null && echo null-ok"]);
+    assert.equal(run.stdout, "loop0-refused\nnull-ok\n", run.stderr);
   });
 
   test("v2 core for real on /sys/fs/cgroup/unified (no v2 controllers here): create, move a process, cgroup.freeze, cgroup.events, cgroup.kill, remove", async () => {
@@ -336,14 +352,14 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
     assert.equal(r.stderr, "corerun-cgroup: the memory limit needs the memory controller, which this host does not offer: /sys/fs/cgroup/unified/cgroup.controllers offers hugetlb\n");
   });
 
-  test("v1 backend for real (unified left out of the layout): freezer.state, then kill each pid between freeze and thaw, then rmdir in seven hierarchies", async () => {
+  test("v1 backend for real (unified left out of the layout): freezer.state, then kill each pid between freeze and thaw, then rmdir in eight hierarchies", async () => {
     const name = uniq("v1");
     const legacy: CgroupLayout = { ...layout, setup: "legacy", unified: undefined, v2Controllers: [] };
     const m = cgroupManager({ name, parent: PARENT, layout: legacy, everyHierarchy: true });
     const paths = m.create({ pids: 10 });
     let child: ReturnType<typeof spawn> | undefined;
     try {
-      assert.deepEqual(Object.keys(paths).sort(), ["blkio", "cpu", "cpuacct", "cpuset", "freezer", "memory", "pids"]);
+      assert.deepEqual(Object.keys(paths).sort(), ["blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids"]);
       const [shell, ...args] = joinCommand(m.dirs(), ["/bin/sh", "-c", "sleep 30 & sleep 30 & wait"]);
       child = spawn(shell!, args, { stdio: "ignore" });
       const ended = new Promise((resolve) => child!.once("exit", (_c, signal) => resolve(signal)));
@@ -450,7 +466,7 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
       const r = sh(docBlock("cgroup-steps"));
       assert.equal(r.code, 0, r.stderr);
       const [created, stats, list] = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
-      assert.deepEqual(Object.keys(created.paths), ["", "memory", "cpu", "pids", "cpuset", "blkio", "cpuacct"]);
+      assert.deepEqual(Object.keys(created.paths), ["", "memory", "cpu", "pids", "devices", "cpuset", "blkio", "cpuacct"]);
       assert.equal(created.paths[""], join(UNIFIED, "corerun", "demo"));
       assert.equal(stats.memory.limit, 512 * MiB);
       assert.equal(stats.cpu.limitPercent, 50);

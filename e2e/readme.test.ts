@@ -147,6 +147,13 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.match(r.stderr, /unshare: unshare\(0x10000000\): Operation not permitted/);
   });
 
+  test("the devices example: a node made for another device does not open; --device and --device-cgroup-rule let it", () => {
+    const r = bash(readmeBlock("devices"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "refused\nopened\nopened\n");
+    assert.match(r.stderr, /head: \/dev\/tun: Operation not permitted/);
+  });
+
   test("the images example: import, a container on its own overlayfs, export, rm, import again", () => {
     const r = bash(readmeBlock("images"));
     assert.equal(r.code, 0, r.stderr);
