@@ -121,7 +121,7 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
 
   test("--cpus 0.5 is Docker's spelling of --cpu 50", () => {
     const r = corerun(["--cpus", "0.5", "--print-script", "/bin/true"]);
-    assert.match(r.stdout, /corerun-cgroup" create \w+ --cpu 50 --cgroup-parent /);
+    assert.match(r.stdout, /corerun-cgroup" create \w+ --cpu 50 --docker-devices --cgroup-parent /);
   });
 
   test("every container gets a cgroup and sees it as its root (cgroup namespace)", () => {
@@ -281,7 +281,7 @@ describe("corerun with limits (cgroup v1 controllers on this hybrid host, v2 cor
   test("--print-script gives corerun-cgroup the same resource options", () => {
     const r = corerun(["--cpus", "0.5", "--cpuset-cpus", "0", "--memory", "64", "--memory-reservation", "32", "--oom-kill-disable", "--print-script", "/bin/true"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /corerun-cgroup" create \w+ --memory 67108864b --memory-reservation 33554432b --oom-kill-disable --cpu 50 --cpuset-cpus 0 --cgroup-parent /);
+    assert.match(r.stdout, /corerun-cgroup" create \w+ --memory 67108864b --memory-reservation 33554432b --oom-kill-disable --cpu 50 --cpuset-cpus 0 --docker-devices --cgroup-parent /);
   });
 
   for (const [flag, value, message] of [
