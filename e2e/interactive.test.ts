@@ -6,8 +6,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN, busyboxRootfs, diskUnder, hostMountsUnder, isRoot, leftoverState, pausedProcess, processesWith, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
 import { assertHostClean, hierarchies } from "./host.ts";
@@ -499,8 +499,67 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
     }
     const refused = corerun(["--rootfs", rootfs, "--network", "none", "--pid", "host", "--userns", "auto", "/bin/true"]);
     assert.equal(refused.code, 125);
-    assert.match(refused.stderr, /^corerun: --pid host: a container with a user namespace cannot mount the host's PID namespace's \/proc/);
+    assert.match(refused.stderr, /^corerun: --pid host: a container with a user namespace cannot mount that PID namespace's \/proc/);
     assert.equal(refused.stderr.split("\n").length, 2, "one line");
+    assertClean();
+  });
+
+  test("--ipc, --uts and --pid container: the host's IPC namespace and /dev/shm, none, a shareable container's (both ways), its PID namespace; the host's hostname; refusals in one line", () => {
+    const run = (args: string[], script: string) => corerun(["--rootfs", rootfs, "--network", "none", ...args, "/bin/sh", "-c", script]);
+    const ns = (t: string) => readlinkSync(`/proc/self/ns/${t}`);
+    const hostFile = `/dev/shm/corerun-e2e-${process.pid}`;
+    writeFileSync(hostFile, "from the host\n");
+    try {
+      const host = run(["--ipc", "host", "--uts", "host"], `readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; cat ${hostFile}; hostname`);
+      assert.equal(host.code, 0, host.stderr);
+      assert.deepEqual(host.stdout.trim().split("\n"), [ns("ipc"), ns("uts"), "from the host", hostname()]);
+    } finally {
+      rmSync(hostFile, { force: true });
+    }
+    const none = run(["--ipc", "none"], "readlink /proc/self/ns/ipc; grep -c ' /dev/shm ' /proc/self/mounts; test -e /dev/shm || echo no-shm");
+    assert.deepEqual(none.stdout.trim().split("\n").slice(1), ["0", "no-shm"], none.stderr);
+    assert.notEqual(none.stdout.split("\n")[0], ns("ipc"));
+
+    const d = corerun(["--rootfs", rootfs, "--network", "none", "-d", "--name", "ipc-donor", "--ipc", "shareable", "/bin/sh", "-c", "echo hello > /dev/shm/greet; exec sleep 600"]);
+    assert.equal(d.code, 0, d.stderr);
+    const donor = d.stdout.trim();
+    try {
+      const inDonor = (script: string) => corerun(["exec", "ipc-donor", "/bin/sh", "-c", script]).stdout.trim();
+      const joined = run(["--ipc", "container:ipc-donor", "--pid", "container:ipc-donor"], "readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid; cat /dev/shm/greet; echo back > /dev/shm/reply; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$");
+      assert.equal(joined.code, 0, joined.stderr);
+      const [ipc, pid, greet, one, self] = joined.stdout.trim().split("\n");
+      assert.deepEqual([ipc, pid], inDonor("readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid").split("\n"));
+      assert.equal(greet, "hello");
+      assert.equal(one, "sleep 600 ", "the donor's first process is PID 1");
+      assert.notEqual(self, "1");
+      assert.equal(inDonor("cat /dev/shm/reply"), "back");
+      const [info] = JSON.parse(corerun(["inspect", "ipc-donor"]).stdout) as { HostConfig: { IpcMode: string } }[];
+      assert.equal(info!.HostConfig.IpcMode, "shareable");
+
+      const p = corerun(["--rootfs", rootfs, "--network", "none", "-d", "--name", "ipc-private", "sleep", "600"]);
+      assert.equal(p.code, 0, p.stderr);
+      try {
+        const refusals: [string[], RegExp][] = [
+          [["--ipc", "container:ipc-private"], /^corerun: --ipc container:ipc-private: container [0-9a-f]{12}'s IPC namespace is not shareable; start it with --ipc shareable$/m],
+          [["--ipc", "container:nope"], /^corerun: --ipc container:nope: no running container has the name or id "nope"; see corerun ps$/m],
+          [["--ipc", "bogus"], /^corerun: --ipc bogus: unknown mode; use private, shareable, none, host or container:NAME$/m],
+          [["--uts", "host", "--hostname", "x"], /^corerun: --hostname and --uts host exclude each other/],
+          [["--uts", "container:ipc-donor"], /^corerun: --uts container:ipc-donor: unknown mode; give host$/m],
+          [["--pid", "container:ipc-donor", "--userns", "auto"], /^corerun: --pid container:ipc-donor: a container with a user namespace cannot mount that PID namespace's \/proc/],
+        ];
+        for (const [args, message] of refusals) {
+          const r = run(args, "true");
+          assert.equal(r.code, 125, args.join(" "));
+          assert.match(r.stderr, message);
+          assert.equal(r.stderr.split("\n").length, 2, "one line");
+        }
+      } finally {
+        corerun(["rm", "-f", "ipc-private"]);
+      }
+    } finally {
+      corerun(["rm", "-f", "ipc-donor"]);
+    }
+    assert.ok(!readFileSync("/proc/self/mounts", "utf8").includes(join(root, donor, "shm")), "the shareable /dev/shm is unmounted");
     assertClean();
   });
 

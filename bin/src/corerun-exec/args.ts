@@ -99,6 +99,16 @@ function seccompOption(file: string | undefined, flagNames: readonly string[]): 
   return { program, flags };
 }
 
+/**
+ * The parent's pid as the /proc mounted here numbers it: getppid() says 0 when the parent is
+ * outside this process's PID namespace (corerun-ns made one), while /proc is still the host's.
+ */
+function parentPid(): number {
+  if (process.ppid !== 0) return process.ppid;
+  const stat = readFileSync(`/proc/${nsPids("self")[0]}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
 export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail">, hostEnv = process.env): ExecOptions {
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
   const env = parseEnvVars(ctx.values.env ?? [], hostEnv);
@@ -125,6 +135,16 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
       throw new UsageError(`--mount-proc: cannot compare corerun-exec's mount namespace with its parent's (${(err as NodeJS.ErrnoException).code}); start it with corerun-ns`);
     }
     if (shared) throw new UsageError("--mount-proc needs corerun-exec in a mount namespace of its own (start it with corerun-ns)");
+  }
+  // sethostname in its starter's UTS namespace would rename the host (or the joined container).
+  if (hostname !== undefined) {
+    let shared: boolean;
+    try {
+      shared = sameNamespace("uts", "self", parentPid());
+    } catch (err) {
+      throw new UsageError(`--hostname: cannot compare corerun-exec's UTS namespace with its parent's (${(err as NodeJS.ErrnoException).code}); start it with corerun-ns`);
+    }
+    if (shared) throw new UsageError(`--hostname ${hostname}: corerun-exec shares its parent's UTS namespace, whose hostname this would change; start it in a new one (corerun-ns --ns uts)`);
   }
   return {
     hostname,

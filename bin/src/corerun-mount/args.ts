@@ -17,6 +17,7 @@ export const args = {
   unmasked: { type: "boolean", description: "a read-write /sys without Docker's masks (what Docker's --privileged gives)" },
   device: { type: "string", valueHint: "HOST[:CTR]", description: "give the container a host device node (or a directory's nodes) at CTR under /dev (default: the same path), repeatable" },
   dev: { type: "boolean", description: "device nodes open on /dev, the rootfs and volumes, and /dev's nodes are made with mknod, as in Docker: only for a container whose device cgroup decides what opens (corerun-cgroup create --docker-devices); without it all is nodev and the nodes are read-only bind mounts of the host's" },
+  "dev-shm": { type: "string", valueHint: "tmpfs|none|PATH", description: "/dev/shm: a tmpfs of its own (default), none, or a bind of PATH (the host's /dev/shm, or another container's through /proc/PID/root/dev/shm, for a shared IPC namespace)" },
   "host-devices": { type: "boolean", description: "also bind every device node of the host's /dev into the container's /dev (Docker's --privileged)" },
   "read-only": { type: "boolean", description: "remount the container's / read-only after pivot_root (the mounts on it, /dev, /proc, /sys and volumes, stay as they are)" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
@@ -44,6 +45,8 @@ export interface MountOptions {
   devices: DeviceSpec[];
   /** --dev: nodes made with mknod, and no nodev: a device cgroup guards the container. */
   dev: boolean;
+  /** --dev-shm: a tmpfs of its own, none, or a bind of this path. */
+  devShm?: string | undefined;
   rootfsMapped?: boolean;
   /** --overlay-*: an overlayfs mounted at rootfs first, inside the target's namespaces. */
   overlay?: { lower: string[]; upper: string; work: string } | undefined;
@@ -73,6 +76,9 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     return parseDevice(spec);
   });
   if (ctx.values.oci !== undefined && (devices.length || ctx.flags.dev)) throw new UsageError("--oci takes the devices and their rules from config.json; drop --device and --dev");
+  const devShm = ctx.values["dev-shm"]?.at(-1);
+  if (devShm !== undefined && devShm !== "tmpfs" && devShm !== "none" && !devShm.startsWith("/")) throw new UsageError(`--dev-shm ${devShm}: give tmpfs, none or an absolute path to bind`);
+  if (devShm !== undefined && ctx.values.oci !== undefined) throw new UsageError("--oci takes /dev/shm from config.json's mounts; drop --dev-shm");
   const idmapped = volumes.find((v) => v.idmap);
   if (idmapped && !ctx.flags.idmap) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap needs --idmap (a target in its own user namespace)`);
   return {
@@ -96,6 +102,7 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     hostDevices: ctx.flags["host-devices"] ?? false,
     devices,
     dev: ctx.flags.dev ?? false,
+    devShm: devShm === "tmpfs" ? undefined : devShm,
     rootfsMapped: ctx.flags["rootfs-mapped"] ?? false,
     readOnly: ctx.flags["read-only"] ?? false,
     // Resolved now: after setns the working directory is the container's /.

@@ -73,7 +73,7 @@ export const tool = defineTool({
       } else {
         span("bind rootfs", { rootfs: opts.rootfs, idmap: userns !== undefined }, () => bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns, { nodev: !opts.dev }));
         faultPoint("mount:rootfs");
-        span("mount /dev", { target: `${opts.rootfs}/dev`, nodes: opts.dev ? "mknod" : "bind" }, () => mountDev(sys, opts.rootfs, nodes));
+        span("mount /dev", { target: `${opts.rootfs}/dev`, nodes: opts.dev ? "mknod" : "bind" }, () => mountDev(sys, opts.rootfs, nodes, opts.devShm));
         if (opts.hostDevices) span("host devices", undefined, () => hostDevices(sys, opts.rootfs, nodes));
         if (opts.devices.length) span("devices", { devices: opts.devices.map((d) => `${d.source}:${d.target}`).join(" ") }, () => makeGivenDevices(sys, opts.rootfs, opts.devices, nodes));
         faultPoint("mount:dev");

@@ -2,7 +2,7 @@ import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync, readdi
 import { dirname } from "node:path";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
-  envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
+  envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
 } from "@corerun/syscall";
 import { MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, type DeviceSpec, type MountPoint } from "@corerun/rootfs";
@@ -135,7 +135,7 @@ const DEV_LINKS: [string, string][] = [
  * device cgroup guards the container) nodes open on it, as in Docker; without, it is nodev and
  * its nodes are read-only bind mounts of the host's (see makeNode).
  */
-export function mountDev(sys: Syscall, rootfs: string, nodes: NodeOptions = { mknod: false }): void {
+export function mountDev(sys: Syscall, rootfs: string, nodes: NodeOptions = { mknod: false }, shm?: string): void {
   const dir = resolveInRoot(rootfs, "/dev");
   sys.mount("tmpfs", dir, "tmpfs", MS_NOSUID | (nodes.mknod ? 0 : MS_NODEV) | MS_STRICTATIME, "mode=755,size=65536k");
   makeDevices(sys, dir, nodes);
@@ -147,8 +147,16 @@ export function mountDev(sys: Syscall, rootfs: string, nodes: NodeOptions = { mk
     if (!isErrno(err, "EINVAL")) throw err;
     sys.mount("devpts", `${dir}/pts`, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
   }
-  mkdirSync(`${dir}/shm`);
-  sys.mount("shm", `${dir}/shm`, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  // --dev-shm: none (Docker's --ipc none), or the /dev/shm of the IPC namespace joined (the
+  // host's, or another container's through /proc/PID/root), which holds its POSIX shared memory.
+  if (shm !== "none") {
+    mkdirSync(`${dir}/shm`);
+    if (shm === undefined) sys.mount("shm", `${dir}/shm`, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+    else {
+      sys.mount(shm, `${dir}/shm`, null, MS_BIND);
+      sys.mountSetattr(`${dir}/shm`, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0, false);
+    }
+  }
   mkdirSync(`${dir}/mqueue`);
   sys.mount("mqueue", `${dir}/mqueue`, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC);
   for (const [name, target] of DEV_LINKS) symlinkSync(target, `${dir}/${name}`);

@@ -81,6 +81,8 @@ describe("parseRunConfig", () => {
       rm: false,
       readOnly: false,
       pidHost: false,
+      ipc: { mode: "private" },
+      utsHost: false,
       ulimits: [],
       tty: false,
       interactive: false,
@@ -123,6 +125,9 @@ describe("parseRunConfig", () => {
       [["--uidmap", "0:100000:65536", "sh"], /--uidmap 0:100000:65536: corerun run as uid 1000 may not use host ids 100000-165535; it may use 1000 \(yours\)/],
       [["--userns", "auto", "sh"], /--userns auto: ranges from \/etc\/subuid/],
       [["--userns", "host", "sh"], /always has a user namespace/],
+      [["--ipc", "shareable", "sh"], /--ipc shareable: its \/dev\/shm is mounted in the host's mount namespace, which a rootless container cannot; run as root/],
+      [["--device-cgroup-rule", "c 10:200 rwm", "sh"], /--device-cgroup-rule: cgroup limits of rootless containers/],
+      [["--pid", "host", "sh"], /--pid host: a container with a user namespace cannot mount/],
     ] as const) {
       assert.throws(() => rootless([...argv]), { name: "UsageError", message }, argv.join(" "));
     }
@@ -171,6 +176,19 @@ describe("parseRunConfig", () => {
     const cfg = parse(["--memory", "64", "--cpus", "0.5", "--pids", "20", "sh"]);
     assert.deepEqual(cfg.limits, { memory: 64 * 1024 * 1024, cpu: { quota: 50_000, period: 100_000 }, pids: 20, devices: dockerDeviceRules() });
     usageError(["--memory", "-5", "sh"], /--memory "-5"/);
+  });
+
+  test("--ipc, --uts and --pid: Docker's modes; a container to join must be running; refusals name the value", () => {
+    assert.deepEqual(parse(["--ipc", "host", "--uts", "host", "sh"]).ipc, { mode: "host" });
+    assert.equal(parse(["--uts", "host", "sh"]).utsHost, true);
+    for (const mode of ["private", "shareable", "none"] as const) assert.deepEqual(parse(["--ipc", mode, "sh"]).ipc, { mode });
+    usageError(["--ipc", "private:x", "sh"], /^--ipc private:x: unknown mode; use private, shareable, none, host or container:NAME$/);
+    usageError(["--ipc", "container:nosuch", "sh"], /^--ipc container:nosuch: no running container has the name or id "nosuch"; see corerun ps$/);
+    usageError(["--pid", "container:", "sh"], /^--pid container:: no running container has the name or id ""/);
+    usageError(["--pid", "vm", "sh"], /^--pid vm: unknown mode; give host or container:NAME$/);
+    usageError(["--uts", "private", "sh"], /^--uts private: unknown mode; give host$/);
+    usageError(["--uts", "host", "--hostname", "web", "sh"], /^--hostname and --uts host exclude each other/);
+    usageError(["--ipc", "shareable", "--print-script", "sh"], /^--print-script does not print --ipc shareable yet/);
   });
 
   test("the device cgroup: Docker's, with --device's nodes and --device-cgroup-rule's rules; none with --privileged (every device) or rootless (no cgroup)", () => {

@@ -19,7 +19,9 @@ export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id; with --network host, the host's)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
-  pid: { type: "string", valueHint: "host", description: "host: no PID namespace of its own; the command sees (and as root may signal) the host's processes, as docker run --pid host" },
+  pid: { type: "string", valueHint: "host|container:NAME", description: "host: no PID namespace of its own, the command sees (and as root may signal) the host's processes; container:NAME: another running container's, as docker run --pid" },
+  ipc: { type: "string", valueHint: "MODE", description: "private (default): an IPC namespace and /dev/shm of its own; shareable: the same, which others may join; none: no /dev/shm; host: the host's, with its /dev/shm; container:NAME: a shareable container's, with its /dev/shm" },
+  uts: { type: "string", valueHint: "host", description: "host: the host's hostname and domain name, no UTS namespace of its own (not with --hostname)" },
   network: { type: "string", alias: "n", valueHint: "MODE", description: "bridge (default; multi is the same), none (loopback only), host, or container:NAME|ID" },
   net: { type: "string", alias: "N", valueHint: "NAME", description: "bridge network to join, created when missing (default corerun0)" },
   subnet: { type: "string", valueHint: "CIDR", description: "subnet for a new bridge network (default: the first free 10.77.N.0/24)" },
@@ -58,6 +60,16 @@ export const runArgs = {
   userns: { type: "string", valueHint: "auto|host", description: "auto: a user namespace with a free range of 65536 ids; host: none (default)" },
 } as const satisfies ArgsDef;
 
+
+/** Another running container whose namespace a container shares: its id and its first process. */
+export interface JoinedContainer {
+  container: string;
+  pid: number;
+  startTime: number;
+}
+
+/** --ipc: a namespace of its own (shareable: others may join it; none: no /dev/shm), the host's, or a shareable container's. */
+export type IpcConfig = { mode: "private" | "shareable" | "none" | "host" } | ({ mode: "container"; dir: string } & JoinedContainer);
 
 export interface NetworkConfig {
   mode: "none" | "host" | "bridge" | "container";
@@ -110,6 +122,11 @@ export interface RunConfig {
   ulimits: Ulimit[];
   /** --pid host: the container shares the host's PID namespace (its /proc shows the host's processes). */
   pidHost: boolean;
+  /** --pid container:NAME: it shares that container's PID namespace. */
+  pidContainer?: JoinedContainer | undefined;
+  ipc: IpcConfig;
+  /** --uts host: the host's UTS namespace (hostname), none of its own. */
+  utsHost: boolean;
   /** -t: a pty of the container's devpts, relayed to corerun's terminal. */
   tty: boolean;
   /** -i: corerun's stdin reaches the command; otherwise it reads /dev/null. */
@@ -226,15 +243,53 @@ function withInit(command: string[], volumes: VolumeSpec[]): { command: string[]
   return { command: [INIT_PATH, "--", ...command], volumes: [...volumes, { source, target: INIT_PATH, readonly: true }] };
 }
 
+/** container:NAME|ID of a running container, for an option that shares one of its namespaces. */
+function joinedContainer(root: string, option: string, value: string): (JoinedContainer & { state: State }) | undefined {
+  if (!value.startsWith("container:")) return undefined;
+  const ref = value.slice("container:".length);
+  const other = ref ? findRunning(root, ref) : undefined;
+  if (!other) throw new UsageError(`${option} ${value}: no running container has the name or id "${ref}"; see corerun ps`);
+  return { container: other.id, pid: other.init!.pid, startTime: other.init!.startTime, state: other };
+}
+
 /**
- * --pid host. A /proc of the host's PID namespace can be mounted only from the host's user
- * namespace (the kernel wants CAP_SYS_ADMIN over the PID namespace's owner), so a container with
- * a user namespace (--userns, --uidmap, rootless) is refused, as Docker refuses it with userns-remap.
+ * --pid host or container:NAME. A /proc of a PID namespace can be mounted only from a user
+ * namespace that owns it (the kernel wants CAP_SYS_ADMIN over its owner), so a container with a
+ * user namespace of its own (--userns, --uidmap, rootless) is refused, as Docker refuses
+ * --pid host with userns-remap.
  */
-function parsePidMode(mode: string | undefined, userns: boolean): boolean {
+function parsePidMode(root: string, mode: string | undefined, userns: boolean): { pidHost: boolean; pidContainer?: JoinedContainer } {
+  if (mode === undefined) return { pidHost: false };
+  const joined = joinedContainer(root, "--pid", mode);
+  if (mode !== "host" && !joined) throw new UsageError(`--pid ${mode}: unknown mode; give host or container:NAME`);
+  if (userns) throw new UsageError(`--pid ${mode}: a container with a user namespace cannot mount that PID namespace's /proc; drop --userns/--uidmap (rootless containers always have one)`);
+  if (!joined) return { pidHost: true };
+  const { state: _state, ...pidContainer } = joined;
+  return { pidHost: false, pidContainer };
+}
+
+/**
+ * --ipc, Docker's modes. Joining another container's IPC namespace takes one started with
+ * --ipc shareable, as in Docker (a private one's semaphores and shared memory stay its own); a
+ * rootless container cannot join one (setns needs CAP_SYS_ADMIN over its owner).
+ */
+function parseIpcMode(root: string, mode: string | undefined, rootless: boolean): IpcConfig {
+  if (mode === "shareable" && rootless) throw new UsageError("--ipc shareable: its /dev/shm is mounted in the host's mount namespace, which a rootless container cannot; run as root");
+  if (mode === undefined || mode === "private" || mode === "shareable" || mode === "none" || mode === "host") return { mode: mode ?? "private" };
+  const joined = joinedContainer(root, "--ipc", mode);
+  if (!joined) throw new UsageError(`--ipc ${mode}: unknown mode; use private, shareable, none, host or container:NAME`);
+  if (rootless) throw new UsageError(`--ipc ${mode}: a rootless container cannot join another container's IPC namespace; run as root`);
+  const { state, ...other } = joined;
+  if (state.config.ipc !== "shareable") throw new UsageError(`--ipc ${mode}: container ${other.container}'s IPC namespace is not shareable; start it with --ipc shareable`);
+  // Its /dev/shm, in its directory (see mountShareableShm).
+  return { mode: "container", dir: join(root, other.container), ...other };
+}
+
+/** --uts host; a hostname of its own needs a UTS namespace of its own. */
+function parseUtsMode(mode: string | undefined, hostname: string | undefined): boolean {
   if (mode === undefined) return false;
-  if (mode !== "host") throw new UsageError(`--pid ${mode}: give host (container:NAME is not built yet)`);
-  if (userns) throw new UsageError("--pid host: a container with a user namespace cannot mount the host's PID namespace's /proc; drop --userns/--uidmap (rootless containers always have one)");
+  if (mode !== "host") throw new UsageError(`--uts ${mode}: unknown mode; give host`);
+  if (hostname !== undefined) throw new UsageError("--hostname and --uts host exclude each other: with the host's UTS namespace the container has the host's hostname; drop one");
   return true;
 }
 
@@ -306,6 +361,11 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   // --init: corerun-init as PID 1, bind-mounted read-only where Docker puts docker-init.
   const init = ctx.flags.init ? withInit(command, volumes) : undefined;
   const devices = (ctx.values.device ?? []).flatMap((d) => parseDevice(d));
+  const pid = parsePidMode(root, ctx.values.pid?.at(-1), userns !== undefined);
+  const ipc = parseIpcMode(root, ctx.values.ipc?.at(-1), isRootless);
+  if (ctx.flags["print-script"] && (pid.pidContainer || ipc.mode === "container" || ipc.mode === "shareable")) {
+    throw new UsageError(`--print-script does not print ${pid.pidContainer ? "--pid container:NAME" : `--ipc ${ctx.values.ipc!.at(-1)}`} yet (corerun-ns joins a network namespace only; a shareable /dev/shm is mounted by corerun); leave it out of the script`);
+  }
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);
   return {
@@ -333,7 +393,9 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     ...(restart && restart.name !== "no" ? { restart } : {}),
     ulimits,
     readOnly: ctx.flags["read-only"] ?? false,
-    pidHost: parsePidMode(ctx.values.pid?.at(-1), userns !== undefined),
+    ...pid,
+    ipc,
+    utsHost: parseUtsMode(ctx.values.uts?.at(-1), hostname),
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,
     ...imageAndUser(ctx, img),

@@ -690,7 +690,9 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     RestartCount: d?.restartCount ?? 0,
     HostConfig: {
       RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 },
-      PidMode: s.config.pidHost ? "host" : "",
+      PidMode: s.config.pidHost ? "host" : s.config.pidContainer ? `container:${s.config.pidContainer}` : "",
+      IpcMode: s.config.ipc ?? "private",
+      UTSMode: s.config.utsHost ? "host" : "",
       Devices: (s.config.devices ?? []).map((d) => ({ PathOnHost: d.source, PathInContainer: d.target, CgroupPermissions: d.permissions })),
       DeviceCgroupRules: s.config.deviceCgroupRules ?? null,
       ...dockerResources(s.config.limits, swapAccounted(s.cgroup)),

@@ -1,7 +1,7 @@
 import { closeSync, openSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
-import { envp, inNetworkNamespace, linuxSyscall as sys, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
+import { envp, inNamespaces, linuxSyscall as sys, MS_NODEV, MS_NOEXEC, MS_NOSUID, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
 import { faultPoint, span, UsageError } from "@corerun/cli";
 import { missingMountPoints, mountPointPaths, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
@@ -55,11 +55,11 @@ export interface Container {
 }
 
 /**
- * A container's hostname without --hostname: its id, or with --network host the host's own (as
- * Docker's), unless that is no name sethostname and corerun-exec take.
+ * A container's hostname without --hostname: its id, or with --network host or --uts host the
+ * host's own (as Docker's), unless that is no name sethostname and corerun-exec take.
  */
-export function defaultHostname(cfg: Pick<RunConfig, "network">, id: string): string {
-  if (cfg.network.mode !== "host") return id;
+export function defaultHostname(cfg: Pick<RunConfig, "network" | "utsHost">, id: string): string {
+  if (cfg.network.mode !== "host" && !cfg.utsHost) return id;
   try {
     // node:os loads on first use (tools/lazy-modules.json): a start on another network never does.
     return checkHostname(osHostname()) ?? id;
@@ -91,6 +91,7 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
     cgroupParent: cfg.cgroupParent, process: runProcess(cfg),
     ...(cfg.devices.length ? { devices: cfg.devices.map(({ source, target, permissions }) => ({ source, target, permissions })) } : {}),
     ...(cfg.deviceCgroupRules.length ? { deviceCgroupRules: cfg.deviceCgroupRules } : {}), ...(cfg.restart ? { restart: cfg.restart } : {}), ...(cfg.pidHost ? { pidHost: true } : {}),
+    ...(cfg.pidContainer ? { pidContainer: cfg.pidContainer.container } : {}), ...(cfg.ipc.mode === "private" ? {} : { ipc: ipcModeText(cfg.ipc) }), ...(cfg.utsHost ? { utsHost: true } : {}),
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.
@@ -143,6 +144,7 @@ function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string,
     sys.mkfifo(goPath(dir), 0o600);
     mkdirSync(join(dir, "etc"), { recursive: again });
     for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
+    if (cfg.ipc.mode === "shareable") mountShareableShm(dir);
     if (userns) handToContainerRoot(cfg.root, dir, userns, [readyPath(dir), goPath(dir), ...etcVolumes(dir).map((v) => v.source)]);
     faultPoint("corerun:sync-files");
     // A rootless image container's tree is mounted later, inside its namespaces, where corerun-mount
@@ -154,7 +156,7 @@ function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string,
     // Nothing outside the directory exists yet (a mount point is only claimed here, and made by
     // corerun-mount) but an image's overlayfs: a rootfs refused here leaves nothing behind.
     if (again) teardown(cfg.root, id, path, undefined, true);
-    else if (cfg.image) teardown(cfg.root, id, path);
+    else if (cfg.image || cfg.ipc.mode === "shareable") teardown(cfg.root, id, path);
     else removeContainer(cfg.root, id);
     throw err;
   }
@@ -216,7 +218,39 @@ export function reportOom(cg: CgroupManager, limits: RunConfig["limits"], log: C
  */
 export function namespacesFor(cfg: RunConfig): string {
   const ownNet = cfg.network.mode === "bridge" || cfg.network.mode === "none";
-  return [cfg.pidHost ? undefined : "pid", "mount", "uts", "ipc", ownNet ? "net" : undefined].filter(Boolean).join(",");
+  const ownIpc = cfg.ipc.mode !== "host" && cfg.ipc.mode !== "container";
+  return [cfg.pidHost || cfg.pidContainer ? undefined : "pid", "mount", cfg.utsHost ? undefined : "uts", ownIpc ? "ipc" : undefined, ownNet ? "net" : undefined].filter(Boolean).join(",");
+}
+
+/**
+ * --ipc shareable: the container's /dev/shm is a tmpfs in the host's mount namespace, in its
+ * directory (where Docker keeps a shareable one too), which the containers that join its IPC
+ * namespace bind as well; teardown unmounts it. Mounted before the clone: a mount made after it
+ * would reach the container's copy of the tree only through propagation.
+ */
+function mountShareableShm(dir: string): void {
+  const shm = join(dir, "shm");
+  mkdirSync(shm, { recursive: true });
+  sys.mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+}
+
+/** --ipc as Docker's IpcMode reads. */
+export function ipcModeText(ipc: RunConfig["ipc"]): string {
+  return ipc.mode === "container" ? `container:${ipc.container}` : ipc.mode;
+}
+
+/**
+ * The namespaces the first process is cloned into from another container's (--network, --ipc,
+ * --pid container:NAME), each through a pidfd checked against that container's recorded first
+ * process: not a process that got its pid since it exited.
+ */
+function joinedNamespaces(cfg: RunConfig): { type: string; option: string; other: { container: string; pid: number; startTime: number } }[] {
+  const n = cfg.network;
+  return [
+    ...(n.mode === "container" ? [{ type: "network", option: "--network", other: { container: n.container!, pid: n.containerPid!, startTime: n.containerStartTime! } }] : []),
+    ...(cfg.ipc.mode === "container" ? [{ type: "ipc", option: "--ipc", other: cfg.ipc }] : []),
+    ...(cfg.pidContainer ? [{ type: "pid", option: "--pid", other: cfg.pidContainer }] : []),
+  ];
 }
 
 /** corerun-ns's options: the namespaces, and another container's network to join. */
@@ -229,7 +263,7 @@ export function nsArgs(cfg: RunConfig): string[] {
 export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" | "cgroupDirs" | "cgroupFds">, reportFd?: number): string[] {
   const cgroups = c.cgroupFds ? c.cgroupFds.flatMap((fd) => ["--cgroup-fd", String(fd)]) : c.cgroupDirs.flatMap((d) => ["--cgroup", d]);
   return [
-    "--sync-dir", c.dir, "--mount-proc", "--hostname", c.hostname, ...cgroups, "--cgroupns", "--mount-cgroup", ...(reportFd === undefined ? [] : ["--report-fd", String(reportFd)]),
+    "--sync-dir", c.dir, "--mount-proc", ...(cfg.utsHost ? [] : ["--hostname", c.hostname]), ...cgroups, "--cgroupns", "--mount-cgroup", ...(reportFd === undefined ? [] : ["--report-fd", String(reportFd)]),
     ...(cfg.network.mode === "none" ? ["--lo-up"] : []),
     ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]), ...securityExecArgs(cfg.security),
     ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, ...(cfg.user === undefined ? [] : ["--user", cfg.user]), "--", ...cfg.command,
@@ -247,8 +281,17 @@ export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): st
     "--pid", String(pid), "--rootfs", cfg.rootfs, ...overlay, ...volumes.flatMap((v) => ["-v", spec(v)]), ...(cfg.userns && !cfg.rootless ? ["--idmap"] : []),
     ...(cfg.userns && cfg.image && !cfg.rootless ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), ...(readOnly ? ["--read-only"] : []), "--proc", "--sync-dir", dir,
     // Made by root, the container has a device cgroup (runLimits), which decides what opens.
-    ...(cfg.rootless ? [] : ["--dev"]), ...cfg.devices.flatMap((d) => ["--device", `${d.source}:${d.target}`]),
+    ...(cfg.rootless ? [] : ["--dev"]), ...cfg.devices.flatMap((d) => ["--device", `${d.source}:${d.target}`]), ...devShmArgs(cfg.ipc, dir),
   ];
+}
+
+/** /dev/shm goes with the IPC namespace, as in Docker: none, the host's, a shareable one's (its own or the joined container's). */
+function devShmArgs(ipc: RunConfig["ipc"], dir: string): string[] {
+  if (ipc.mode === "none") return ["--dev-shm", "none"];
+  if (ipc.mode === "host") return ["--dev-shm", "/dev/shm"];
+  if (ipc.mode === "container") return ["--dev-shm", join(ipc.dir, "shm")];
+  if (ipc.mode === "shareable") return ["--dev-shm", join(dir, "shm")];
+  return [];
 }
 
 /** corerun-net setup's options for a bridge container. */
@@ -337,16 +380,20 @@ export function startFirstProcess(cfg: RunConfig, c: Container, reportFd?: numbe
       }
       return pid;
     };
-    // The child inherits the network namespace of the thread that clones it.
-    if (cfg.network.mode !== "container") return clone();
-    // Joined through a pidfd checked against the recorded start time: not a process that got the
-    // pid of a container that has exited since.
-    const other = openRecorded(sys, { pid: cfg.network.containerPid!, startTime: cfg.network.containerStartTime! });
-    if (other === undefined) throw new UsageError(`--network container:${cfg.network.container}: that container has exited`);
+    // The child is born in the namespaces of the thread that clones it.
+    const joins = joinedNamespaces(cfg);
+    if (!joins.length) return clone();
+    const pidfds: number[] = [];
     try {
-      return inNetworkNamespace(sys, { pidfd: other }, clone);
+      const targets = joins.map((j) => {
+        const fd = openRecorded(sys, j.other);
+        if (fd === undefined) throw new UsageError(`${j.option} container:${j.other.container}: that container has exited`);
+        pidfds.push(fd);
+        return { type: j.type, pidfd: fd, label: `container ${j.other.container}` };
+      });
+      return inNamespaces(sys, targets, clone);
     } finally {
-      closeSync(other);
+      for (const fd of pidfds) closeSync(fd);
     }
   } finally {
     for (const fd of c.cgroupFds) closeSync(fd);

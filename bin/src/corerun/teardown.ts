@@ -3,12 +3,12 @@
  * for a container that is gone, and a failed start does for what it made.
  */
 import { closeSync, lstatSync, realpathSync, rmdirSync, unlinkSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import type { ConsolaInstance } from "consola";
 import { cgroupManager, type CgroupManager } from "@corerun/cgroup";
 import { faultPoint, span } from "@corerun/cli";
 import { openRecorded, readState, releaseCreatedPaths, removeContainer, type CreatedPath, type State } from "@corerun/state";
-import { linuxSyscall as sys } from "@corerun/syscall";
+import { isErrno, linuxSyscall as sys, MNT_DETACH } from "@corerun/syscall";
 
 /**
  * The two steps whose code is not here: a bridge network's (corerun-net's records, veth and
@@ -43,6 +43,15 @@ function removeCreatedPath(m: CreatedPath): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== "ENOENT" && code !== "ENOTEMPTY" && code !== "EBUSY" && code !== "ENOTDIR") throw err;
+  }
+}
+
+/** Unmounts a shareable /dev/shm; one that is not mounted (a start that failed before, a second teardown) is fine. */
+function unmountShm(path: string): void {
+  try {
+    sys.umount2(path, MNT_DETACH);
+  } catch (err) {
+    if (!isErrno(err, "EINVAL", "ENOENT")) throw err;
   }
 }
 
@@ -110,6 +119,8 @@ export function teardown(root: string, id: string, statePath: string, log?: Cons
     step("mount points", () => {
       for (const m of releaseCreatedPaths(root, id, s.mountPoints ?? [])) removeCreatedPath(m);
     });
+    // --ipc shareable: its /dev/shm, mounted in its directory (containers that joined it keep their binds).
+    if (s.config.ipc === "shareable") step("/dev/shm", () => unmountShm(join(root, id, "shm")));
     // An exited detached container keeps its writable layer, unmounted, until rm.
     if (s.image) step("image rootfs", () => part("image")(root, id, s.image!, s.config.userns, keepState));
     faultPoint("teardown:mount-points");

@@ -138,6 +138,12 @@ export const ContainerConfig = lazy(() => v.object({
   restart: v.optional(RestartPolicy),
   /** --pid host: no PID namespace of its own. */
   pidHost: v.optional(v.boolean()),
+  /** --pid container:ID: that container's PID namespace. */
+  pidContainer: v.optional(v.string()),
+  /** --ipc as Docker's IpcMode: shareable, none, host or container:ID (private when absent). */
+  ipc: v.optional(v.string()),
+  /** --uts host: the host's UTS namespace. */
+  utsHost: v.optional(v.boolean()),
   /** --device: each host node given, its path in the container and its device cgroup permissions. */
   devices: v.optional(v.array(v.object({ source: v.string(), target: v.string(), permissions: v.string() }))),
   /** --device-cgroup-rule, as given. */

@@ -67,12 +67,13 @@ export function canJoinByPath(type: string): boolean {
 
 /**
  * Runs fn with Node's main thread in the namespaces at these paths (an OCI bundle's
- * linux.namespaces[].path), then moves it back. Joining a PID namespace sets the namespace of the
- * thread's next children, not its own: a child cloned inside fn is born in it. fn must be
- * synchronous (only the main thread moves).
+ * linux.namespaces[].path), or in those of the processes these pidfds hold (another container's
+ * first process, checked against its start time), then moves it back. Joining a PID namespace
+ * sets the namespace of the thread's next children, not its own: a child cloned inside fn is born
+ * in it. fn must be synchronous (only the main thread moves). A pidfd stays the caller's.
  */
-export function inNamespaces<T>(sys: Syscall, joins: readonly { type: string; path: string }[], fn: () => T): T {
-  const opened: { own: number; target: number; flag: number; path: string; proc: string }[] = [];
+export function inNamespaces<T>(sys: Syscall, joins: readonly ({ type: string; path: string } | { type: string; pidfd: number; label: string })[], fn: () => T): T {
+  const opened: { own: number; target: number; flag: number; path: string; proc: string; close: boolean }[] = [];
   try {
     for (const j of joins) {
       const ns = JOINABLE[j.type];
@@ -80,12 +81,12 @@ export function inNamespaces<T>(sys: Syscall, joins: readonly { type: string; pa
       const own = openSync(`/proc/thread-self/ns/${ns.proc}`, "r");
       let target: number;
       try {
-        target = openSync(j.path, "r");
+        target = "pidfd" in j ? j.pidfd : openSync(j.path, "r");
       } catch (err) {
         closeSync(own);
-        throw new Error(`cannot open the ${j.type} namespace ${j.path} (${(err as NodeJS.ErrnoException).code})`);
+        throw new Error(`cannot open the ${j.type} namespace ${"path" in j ? j.path : ""} (${(err as NodeJS.ErrnoException).code})`);
       }
-      opened.push({ own, target, flag: ns.flag, path: j.path, proc: ns.proc });
+      opened.push({ own, target, flag: ns.flag, path: "pidfd" in j ? j.label : j.path, proc: ns.proc, close: !("pidfd" in j) });
     }
     const entered: typeof opened = [];
     try {
@@ -100,7 +101,7 @@ export function inNamespaces<T>(sys: Syscall, joins: readonly { type: string; pa
   } finally {
     for (const o of opened) {
       closeSync(o.own);
-      closeSync(o.target);
+      if (o.close) closeSync(o.target);
     }
   }
 }
