@@ -81,6 +81,10 @@ const ROWS: Row[] = [
   ["corerun", corerun("--pids", "0", "/bin/true"), 125, () => /--pids "0"/],
   ["corerun", corerun("--memory"), 125, () => /option --memory needs a value; see --help/],
   ["corerun", corerun("--cgroup-parent", "../../etc", "/bin/true"), 125, () => /--cgroup-parent "..\/..\/etc" is not valid; give a path below the cgroup root/],
+  // corerun run: shared namespaces
+  ["corerun", corerun("--ipc", "container:", "/bin/true"), 125, () => /--ipc container:: no running container has the name or id ""; see corerun ps/],
+  ["corerun", corerun("--pid", "container:nosuch", "/bin/true"), 125, () => /--pid container:nosuch: no running container has the name or id "nosuch"/],
+  ["corerun", corerun("--uts", "host", "--hostname", "x", "/bin/true"), 125, () => /--hostname and --uts host exclude each other/],
   // corerun run: devices
   ["corerun", corerun("--device", "/dev/corerun-none", "/bin/true"), 125, () => /--device "\/dev\/corerun-none": cannot stat \/dev\/corerun-none \(ENOENT\); give a device node of the host/],
   ["corerun", corerun("--device", "/etc/hostname", "/bin/true"), 125, () => /--device "\/etc\/hostname": \/etc\/hostname is not a device node/],
@@ -248,6 +252,7 @@ const ROWS: Row[] = [
   // corerun-exec
   ["corerun-exec", () => [], 125, () => /no command given; usage: corerun-exec \[options\] -- CMD/],
   ["corerun-exec", () => ["--mount-proc", "--", "/bin/true"], 125, () => /--mount-proc needs corerun-exec in a mount namespace of its own \(start it with corerun-ns\)/],
+  ["corerun-exec", () => ["--hostname", "renamed", "--", "/bin/true"], 125, () => /--hostname renamed: corerun-exec shares its parent's UTS namespace, whose hostname this would change; start it in a new one \(corerun-ns --ns uts\)/],
   ["corerun-exec", () => ["--cgroup-fd", "abc", "--", "/bin/true"], 125, () => /--cgroup-fd abc: not an inherited fd open on a cgroup.procs file/],
   ["corerun-exec", () => ["--cgroup-fd", "1", "--", "/bin/true"], 125, () => /--cgroup-fd 1: not an inherited fd open on a cgroup.procs file/],
   ["corerun-exec", () => ["--cap-add", "FLY", "--", "/bin/true"], 125, () => /--cap-add FLY: unknown capability/],
@@ -263,6 +268,7 @@ const ROWS: Row[] = [
   ["corerun-mount", () => [], 125, () => /--pid is required: the pid of the waiting container process/],
   ["corerun-mount", (c) => ["--pid", "abc", "--rootfs", c.rootfs], 125, () => /--pid abc: not a process id/],
   ["corerun-mount", (c) => ["--pid", "1", "--rootfs", c.rootfs, "--device", "/dev/null:/dev/n:r"], 125, () => /--device "\/dev\/null:\/dev\/n:r": corerun-mount makes the node; what the container may do with it is the device cgroup's/],
+  ["corerun-mount", (c) => ["--pid", "1", "--rootfs", c.rootfs, "--dev-shm", "shm"], 125, () => /--dev-shm shm: give tmpfs, none or an absolute path to bind/],
   ["corerun-mount", (c) => ["--pid", "1", "--rootfs", c.rootfs, "--device", "/etc/hostname:/dev/h"], 125, () => /--device "\/etc\/hostname:\/dev\/h": \/etc\/hostname is not a device node/],
   ["corerun-mount", (c) => ["--pid", "0", "--rootfs", c.rootfs], 125, () => /--pid 0: not a process id/],
   ["corerun-mount", (c) => ["--pid", "999999999", "--rootfs", c.rootfs], 125, () => /--pid 999999999: no such process/],
