@@ -142,7 +142,10 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     try {
       shared = sameNamespace("uts", "self", parentPid());
     } catch (err) {
-      throw new UsageError(`--hostname: cannot compare corerun-exec's UTS namespace with its parent's (${(err as NodeJS.ErrnoException).code}); start it with corerun-ns`);
+      // In a user namespace of its own, the parent's /proc/PID/ns is out of reach; there the kernel
+      // refuses sethostname in a UTS namespace that namespace does not own (the host's) anyway.
+      if ((err as NodeJS.ErrnoException).code !== "EACCES") throw new UsageError(`--hostname: cannot compare corerun-exec's UTS namespace with its parent's (${(err as NodeJS.ErrnoException).code}); start it with corerun-ns`);
+      shared = false;
     }
     if (shared) throw new UsageError(`--hostname ${hostname}: corerun-exec shares its parent's UTS namespace, whose hostname this would change; start it in a new one (corerun-ns --ns uts)`);
   }
