@@ -44,25 +44,32 @@ function status(args: string[]): Record<string, string> {
   return Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split(/:\s+/) as [string, string]));
 }
 
+/** The rootfs, a state root and a scratch directory (with the probe's directory) of one describe. */
+function setUp(): void {
+  rootfs = busyboxRootfs();
+  root = stateRoot();
+  scratch = mkdtempSync(join(tmpdir(), "corerun-security-"));
+  // Reached by container root mapped to an unprivileged host uid too.
+  chmodSync(scratch, 0o755);
+  mkdirSync(join(scratch, "probe"), { mode: 0o755 });
+}
+
+function tearDown(): void {
+  try {
+    assert.deepEqual(leftoverState(root), []);
+  } finally {
+    if (scratch.startsWith(join(tmpdir(), "corerun-security-"))) rmSync(scratch, { recursive: true, force: true });
+    removeStateRoot(root);
+  }
+}
+
 describe("security defaults", { skip: !isRoot && "needs root" }, () => {
   before(() => {
-    rootfs = busyboxRootfs();
-    root = stateRoot();
-    scratch = mkdtempSync(join(tmpdir(), "corerun-security-"));
-    // Reached by container root mapped to an unprivileged host uid too.
-    chmodSync(scratch, 0o755);
-    mkdirSync(join(scratch, "probe"), { mode: 0o755 });
+    setUp();
     const cc = run("cc", ["-static", "-O2", "-o", join(scratch, "probe", "probe"), join(REPO, "e2e/fixtures/seccomp-probe.c")]);
     if (cc.code !== 0) noProbe = `cc -static cannot build the probe (static glibc is in libc6-dev): ${cc.stderr.trim().split("\n")[0]}`;
   });
-  after(() => {
-    try {
-      assert.deepEqual(leftoverState(root), []);
-    } finally {
-      if (scratch.startsWith(join(tmpdir(), "corerun-security-"))) rmSync(scratch, { recursive: true, force: true });
-      removeStateRoot(root);
-    }
-  });
+  after(tearDown);
 
   test("a program whose interpreter is /proc/self/exe gets corerun's sealed stub, not the host's Node (CVE-2019-5736): in run and in exec", () => {
     // The kernel resolves /proc/self/exe in the process that execs the program: a handle on the
@@ -249,21 +256,8 @@ describe("devices: Docker's device cgroup, --device, --device-cgroup-rule", { sk
   // (b 7:0) opens for reading and writing while unattached.
   const opens = (path: string, as = path) => `head -c0 ${path} 2>/dev/null && echo ${as}-opens || echo ${as}-refused`;
   const writes = (path: string, as = path) => `{ printf "" > ${path}; } 2>/dev/null && echo ${as}-writes || echo ${as}-write-refused`;
-  before(() => {
-    rootfs = busyboxRootfs();
-    root = stateRoot();
-    scratch = mkdtempSync(join(tmpdir(), "corerun-security-"));
-    chmodSync(scratch, 0o755);
-    mkdirSync(join(scratch, "probe"), { mode: 0o755 });
-  });
-  after(() => {
-    try {
-      assert.deepEqual(leftoverState(root), []);
-    } finally {
-      if (scratch.startsWith(join(tmpdir(), "corerun-security-"))) rmSync(scratch, { recursive: true, force: true });
-      removeStateRoot(root);
-    }
-  });
+  before(setUp);
+  after(tearDown);
 
   test("by default a node made for another device does not open (mknod is allowed, as in Docker), the usual ones do, and the container's /dev nodes are its own: the host's are not changed through them", () => {
     const before = run("stat", ["-c", "%a %Z", "/dev/null", "/dev/full"]).stdout;

@@ -159,12 +159,8 @@ function parseNetwork(ctx: Pick<ToolContext, "values" | "flags">, root: string, 
   const only = ports.length ? "-P" : net !== undefined ? "--net" : subnet !== undefined ? "--subnet" : undefined;
   if (only) throw new UsageError(`${only} needs --network bridge (it is ${value})`);
   if (value === "none" || value === "host") return { mode: value, ports: [] };
-  if (value.startsWith("container:")) {
-    const ref = value.slice("container:".length);
-    const other = ref ? findRunning(root, ref) : undefined;
-    if (!other) throw new UsageError(`--network ${value}: no running container has the name or id "${ref}"; see corerun ps`);
-    return { mode: "container", ports: [], container: other.id, containerPid: other.init!.pid, containerStartTime: other.init!.startTime };
-  }
+  const other = joinedContainer(root, "--network", value);
+  if (other) return { mode: "container", ports: [], container: other.container, containerPid: other.pid, containerStartTime: other.startTime };
   throw new UsageError(`--network ${value}: unknown mode; use bridge, none, host or container:NAME`);
 }
 
