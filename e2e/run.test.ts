@@ -106,6 +106,28 @@ describe("corerun run", { skip: !isRoot && "needs root" }, () => {
     assert.equal(pts, "ptmx");
   });
 
+  test("--tmpfs and --shm-size: tmpfs mounts of the container's own with Docker's defaults (noexec, nosuid, nodev) and options; a volume below one lands in it; the mount points made in the rootfs go again", (t) => {
+    const vol = mkdtempSync(join(tmpdir(), "corerun-tmpfs-"));
+    t.after(() => rmSync(vol, { recursive: true, force: true }));
+    writeFileSync(join(vol, "given"), "from host\n");
+    const before = readdirSync(rootfs).sort();
+    const r = container(["--network", "none", "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/scratch/deep:size=1m,mode=700,exec", "-v", `${vol}:/scratch/deep/data:ro`, "--shm-size", "128m", "/bin/sh", "-c",
+      "touch /tmp/x && echo tmp-writable; cat /scratch/deep/data/given; awk '$2 == \"/tmp\" || $2 == \"/scratch/deep\" || $2 == \"/dev/shm\" { print $2, $4 }' /proc/self/mounts"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [tmpOk, given, ...mounts] = r.stdout.trim().split("\n");
+    assert.equal(tmpOk, "tmp-writable");
+    assert.equal(given, "from host");
+    const opts = Object.fromEntries(mounts.map((l) => l.split(" ") as [string, string]));
+    const has = (path: string, ...want: string[]) => want.every((w) => opts[path]!.split(",").includes(w));
+    assert.ok(has("/tmp", "rw", "noexec", "nosuid", "nodev"), opts["/tmp"]);
+    assert.ok(has("/scratch/deep", "nosuid", "nodev", "size=1024k", "mode=700") && !has("/scratch/deep", "noexec"), opts["/scratch/deep"]);
+    assert.ok(has("/dev/shm", "size=131072k"), opts["/dev/shm"]);
+    assert.deepEqual(readdirSync(rootfs).sort(), before, "/scratch, made in the rootfs for the tmpfs, is gone");
+    const bad = container(["--network", "none", "--tmpfs", "/x:shared", "/bin/true"]);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /^corerun: --tmpfs "\/x:shared": unknown option "shared"; use rw, ro, exec/);
+  });
+
   test("an ro volume refuses writes and an rw volume's writes show on the host", (t) => {
     const ro = mkdtempSync(join(tmpdir(), "corerun-ro-"));
     const rw = mkdtempSync(join(tmpdir(), "corerun-rw-"));

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
-import { checkRootfs, parseDevice, parseVolume, type DeviceSpec, type VolumeSpec } from "@corerun/rootfs";
+import { checkRootfs, parseDevice, parseTmpfs, parseVolume, type DeviceSpec, type TmpfsSpec, type VolumeSpec } from "@corerun/rootfs";
 import type { ArgsDef } from "citty";
 
 export const args = {
@@ -17,6 +17,8 @@ export const args = {
   unmasked: { type: "boolean", description: "a read-write /sys without Docker's masks (what Docker's --privileged gives)" },
   device: { type: "string", valueHint: "HOST[:CTR]", description: "give the container a host device node (or a directory's nodes) at CTR under /dev (default: the same path), repeatable" },
   dev: { type: "boolean", description: "device nodes open on /dev, the rootfs and volumes, and /dev's nodes are made with mknod, as in Docker: only for a container whose device cgroup decides what opens (corerun-cgroup create --docker-devices); without it all is nodev and the nodes are read-only bind mounts of the host's" },
+  tmpfs: { type: "string", valueHint: "PATH[:OPTIONS]", description: "mount a tmpfs at PATH (repeatable): noexec, nosuid and nodev unless OPTIONS say exec, suid or dev; ro, size=, mode=, uid=, gid=, nr_inodes= as Docker's --tmpfs" },
+  "shm-size": { type: "string", valueHint: "BYTES", description: "size of the /dev/shm tmpfs (default 67108864, 64 MiB)" },
   "dev-shm": { type: "string", valueHint: "tmpfs|none|PATH", description: "/dev/shm: a tmpfs of its own (default), none, or a bind of PATH (the host's /dev/shm, or another container's through /proc/PID/root/dev/shm, for a shared IPC namespace)" },
   "host-devices": { type: "boolean", description: "also bind every device node of the host's /dev into the container's /dev (Docker's --privileged)" },
   "read-only": { type: "boolean", description: "remount the container's / read-only after pivot_root (the mounts on it, /dev, /proc, /sys and volumes, stay as they are)" },
@@ -47,6 +49,10 @@ export interface MountOptions {
   dev: boolean;
   /** --dev-shm: a tmpfs of its own, none, or a bind of this path. */
   devShm?: string | undefined;
+  /** --shm-size: bytes of /dev/shm's tmpfs. */
+  shmSize?: number | undefined;
+  /** --tmpfs: tmpfs mounts, with the volumes. */
+  tmpfs?: TmpfsSpec[];
   rootfsMapped?: boolean;
   /** --overlay-*: an overlayfs mounted at rootfs first, inside the target's namespaces. */
   overlay?: { lower: string[]; upper: string; work: string } | undefined;
@@ -79,6 +85,10 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
   const devShm = ctx.values["dev-shm"]?.at(-1);
   if (devShm !== undefined && devShm !== "tmpfs" && devShm !== "none" && !devShm.startsWith("/")) throw new UsageError(`--dev-shm ${devShm}: give tmpfs, none or an absolute path to bind`);
   if (devShm !== undefined && ctx.values.oci !== undefined) throw new UsageError("--oci takes /dev/shm from config.json's mounts; drop --dev-shm");
+  const tmpfs = (ctx.values.tmpfs ?? []).map((t) => parseTmpfs(t));
+  if (ctx.values.oci !== undefined && tmpfs.length) throw new UsageError("--oci takes the mounts from config.json; drop --tmpfs");
+  const shmSize = ctx.values["shm-size"]?.at(-1);
+  if (shmSize !== undefined && (!/^[1-9]\d*$/.test(shmSize) || !Number.isSafeInteger(Number(shmSize)))) throw new UsageError(`--shm-size ${shmSize}: give the size of /dev/shm in bytes, such as 134217728`);
   const idmapped = volumes.find((v) => v.idmap);
   if (idmapped && !ctx.flags.idmap) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap needs --idmap (a target in its own user namespace)`);
   return {
@@ -103,6 +113,8 @@ export function parseMountOptions(ctx: Pick<ToolContext, "values" | "flags">): M
     devices,
     dev: ctx.flags.dev ?? false,
     devShm: devShm === "tmpfs" ? undefined : devShm,
+    shmSize: shmSize === undefined ? undefined : Number(shmSize),
+    tmpfs,
     rootfsMapped: ctx.flags["rootfs-mapped"] ?? false,
     readOnly: ctx.flags["read-only"] ?? false,
     // Resolved now: after setns the working directory is the container's /.

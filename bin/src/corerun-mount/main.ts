@@ -73,13 +73,13 @@ export const tool = defineTool({
       } else {
         span("bind rootfs", { rootfs: opts.rootfs, idmap: userns !== undefined }, () => bindRootfs(sys, opts.rootfs, opts.rootfsMapped ? undefined : userns, { nodev: !opts.dev }));
         faultPoint("mount:rootfs");
-        span("mount /dev", { target: `${opts.rootfs}/dev`, nodes: opts.dev ? "mknod" : "bind" }, () => mountDev(sys, opts.rootfs, nodes, opts.devShm));
+        span("mount /dev", { target: `${opts.rootfs}/dev`, nodes: opts.dev ? "mknod" : "bind" }, () => mountDev(sys, opts.rootfs, nodes, opts.devShm, opts.shmSize));
         if (opts.hostDevices) span("host devices", undefined, () => hostDevices(sys, opts.rootfs, nodes));
         if (opts.devices.length) span("devices", { devices: opts.devices.map((d) => `${d.source}:${d.target}`).join(" ") }, () => makeGivenDevices(sys, opts.rootfs, opts.devices, nodes));
         faultPoint("mount:dev");
         span("mount /sys", { target: `${opts.rootfs}/sys`, masked: !opts.unmasked }, () => mountSys(sys, opts.rootfs, opts.unmasked));
         faultPoint("mount:sys");
-        span("mount volumes", { volumes: opts.volumes.map((v) => `${v.source}:${v.target}`).join(" ") }, () => mountVolumes(sys, opts.rootfs, opts, userns));
+        span("mount volumes", { volumes: opts.volumes.map((v) => `${v.source}:${v.target}`).join(" "), tmpfs: (opts.tmpfs ?? []).map((t) => t.target).join(" ") }, () => mountVolumes(sys, opts.rootfs, opts, userns));
         faultPoint("mount:volumes");
       }
       // While corerun-exec loads, and while this process still sees the host's /proc, through

@@ -7,6 +7,7 @@ import {
   CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID,
   MS_PRIVATE, MS_RDONLY, MS_REC, recordingSyscall, SyscallError, type Syscall,
 } from "@corerun/syscall";
+import { parseTmpfs } from "@corerun/rootfs";
 import type { MountOptions } from "./args.ts";
 import { bindRootfs, createMountPoints, enterNamespaces, mountDev, mountSys, mountVolumes, pivot } from "./steps.ts";
 
@@ -51,6 +52,21 @@ describe("mountVolumes", () => {
       { name: "mountSetattr", args: [join(root, "data"), MOUNT_ATTR_NODEV, 0, true] },
       { name: "mount", args: ["/srv/conf", join(root, "conf"), null, MS_BIND | MS_REC] },
       { name: "mountSetattr", args: [join(root, "conf"), MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 0, true] },
+    ]);
+  });
+
+  test("--tmpfs mounts go with the volumes, the shallower first (a tmpfs at /run before a volume at /run/app); noexec, nosuid and nodev unless asked", () => {
+    const root = rootfs("run/app", "cache");
+    const { sys, calls } = recordingSyscall();
+    mountVolumes(sys, root, {
+      ...options(root, [{ source: "/srv/app", target: "/run/app", readonly: false }]),
+      tmpfs: [parseTmpfs("/run:size=1m"), parseTmpfs("/cache:exec,ro")],
+    });
+    assert.deepEqual(calls, [
+      { name: "mount", args: ["tmpfs", join(root, "run"), "tmpfs", MS_NOEXEC | MS_NOSUID | MS_NODEV, "size=1m"] },
+      { name: "mount", args: ["tmpfs", join(root, "cache"), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, ""] },
+      { name: "mount", args: ["/srv/app", join(root, "run/app"), null, MS_BIND | MS_REC] },
+      { name: "mountSetattr", args: [join(root, "run/app"), MOUNT_ATTR_NODEV, 0, true] },
     ]);
   });
 

@@ -1,11 +1,11 @@
-import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
   envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
 } from "@corerun/syscall";
-import { MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, type DeviceSpec, type MountPoint } from "@corerun/rootfs";
+import { DEFAULT_SHM_SIZE, MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, tmpfsPoints, type DeviceSpec, type MountPoint } from "@corerun/rootfs";
 import { procStartTime, sameNamespace } from "@corerun/state";
 import { devNumbers } from "@corerun/cgroup";
 import type { MountOptions } from "./args.ts";
@@ -135,7 +135,7 @@ const DEV_LINKS: [string, string][] = [
  * device cgroup guards the container) nodes open on it, as in Docker; without, it is nodev and
  * its nodes are read-only bind mounts of the host's (see makeNode).
  */
-export function mountDev(sys: Syscall, rootfs: string, nodes: NodeOptions = { mknod: false }, shm?: string): void {
+export function mountDev(sys: Syscall, rootfs: string, nodes: NodeOptions = { mknod: false }, shm?: string, shmSize = DEFAULT_SHM_SIZE): void {
   const dir = resolveInRoot(rootfs, "/dev");
   sys.mount("tmpfs", dir, "tmpfs", MS_NOSUID | (nodes.mknod ? 0 : MS_NODEV) | MS_STRICTATIME, "mode=755,size=65536k");
   makeDevices(sys, dir, nodes);
@@ -151,7 +151,7 @@ export function mountDev(sys: Syscall, rootfs: string, nodes: NodeOptions = { mk
   // host's, or another container's through /proc/PID/root), which holds its POSIX shared memory.
   if (shm !== "none") {
     mkdirSync(`${dir}/shm`);
-    if (shm === undefined) sys.mount("shm", `${dir}/shm`, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+    if (shm === undefined) sys.mount("shm", `${dir}/shm`, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${shmSize}`);
     else {
       sys.mount(shm, `${dir}/shm`, null, MS_BIND);
       sys.mountSetattr(`${dir}/shm`, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0, false);
@@ -280,10 +280,32 @@ export function hostDevices(sys: Syscall, rootfs: string, nodes: NodeOptions, di
   }
 }
 
-/** Bind mounts; "ro" is recursive (mount_setattr), so submounts of the volume are read-only too. */
+/**
+ * The volumes and --tmpfs mounts, the shallower first (as Docker sorts them), so that one below
+ * another lands on it rather than under it. A volume's "ro" is recursive (mount_setattr), so
+ * submounts of the volume are read-only too. Without --dev every one is nodev.
+ */
 export function mountVolumes(sys: Syscall, rootfs: string, opts: MountOptions, userns?: number): void {
-  for (const v of opts.volumes) {
-    const target = resolveInRoot(rootfs, v.target);
+  const depth = (p: string) => p.split("/").filter(Boolean).length;
+  const mounts = [...opts.volumes.map((v) => ({ target: v.target, v })), ...(opts.tmpfs ?? []).map((t) => ({ target: t.target, t }))];
+  const tmpfsDone: string[] = [];
+  for (const m of mounts.sort((a, b) => depth(a.target) - depth(b.target))) {
+    const target = resolveInRoot(rootfs, m.target);
+    // A mount point below a tmpfs mounted here is gone with the rootfs's copy of it: it is made
+    // again in that tmpfs, which is the container's own.
+    if (tmpfsDone.some((t) => target.startsWith(`${t}/`)) && !existsSync(target)) {
+      mkdirSync(dirname(target), { recursive: true });
+      if ("v" in m && !statSync(m.v.source).isDirectory()) closeSync(openSync(target, "w", 0o644));
+      else mkdirSync(target);
+    }
+    if ("t" in m) {
+      tmpfsDone.push(target);
+      const t = m.t;
+      const flags = (t.readonly ? MS_RDONLY : 0) | (t.exec ? 0 : MS_NOEXEC) | (t.suid ? 0 : MS_NOSUID) | (t.dev && opts.dev ? 0 : MS_NODEV);
+      sys.mount("tmpfs", target, "tmpfs", flags, t.data.join(","));
+      continue;
+    }
+    const v = m.v;
     if (v.idmap && userns !== undefined) idmappedBind(sys, v.source, target, userns);
     else sys.mount(v.source, target, null, MS_BIND | MS_REC);
     const attrs = (opts.dev ? 0 : MOUNT_ATTR_NODEV) | (v.readonly ? MOUNT_ATTR_RDONLY : 0);
@@ -318,5 +340,5 @@ export function moveProc(sys: Syscall, rootfs: string, target: { nsPid: number |
 }
 
 export function mountPointsFor(opts: MountOptions): MountPoint[] {
-  return missingMountPoints(opts.rootfs, opts.volumes);
+  return missingMountPoints(opts.rootfs, [...opts.volumes, ...tmpfsPoints(opts.tmpfs ?? [])]);
 }

@@ -83,6 +83,7 @@ describe("parseRunConfig", () => {
       pidHost: false,
       ipc: { mode: "private" },
       utsHost: false,
+      tmpfs: [],
       ulimits: [],
       tty: false,
       interactive: false,
@@ -189,6 +190,16 @@ describe("parseRunConfig", () => {
     usageError(["--uts", "private", "sh"], /^--uts private: unknown mode; give host$/);
     usageError(["--uts", "host", "--hostname", "web", "sh"], /^--hostname and --uts host exclude each other/);
     usageError(["--ipc", "shareable", "--print-script", "sh"], /^--print-script does not print --ipc shareable yet/);
+  });
+
+  test("--tmpfs and --shm-size: parsed; a path mounted twice, a size with no /dev/shm of its own, are refused", () => {
+    const cfg = parse(["--tmpfs", "/run:size=1m", "--shm-size", "128m", "sh"]);
+    assert.deepEqual(cfg.tmpfs.map((t) => t.target), ["/run"]);
+    assert.equal(cfg.shmSize, 128 << 20);
+    assert.equal(parse(["--shm-size", "1048576", "sh"]).shmSize, 1 << 20, "a plain number is bytes, as Docker reads it");
+    usageError(["-v", `${join(base, "data")}:/run`, "--tmpfs", "/run", "sh"], /^\/run is the target of two mounts \(-v, --tmpfs\); give each path once$/);
+    usageError(["--ipc", "none", "--shm-size", "1g", "sh"], /^--shm-size sizes a \/dev\/shm of the container's own, and with --ipc none it has none; drop one$/);
+    usageError(["--shm-size", "lots", "sh"], /^--shm-size "lots" is not a size/);
   });
 
   test("the device cgroup: Docker's, with --device's nodes and --device-cgroup-rule's rules; none with --privileged (every device) or rootless (no cgroup)", () => {

@@ -1,12 +1,12 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
-import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseVolume, type DeviceSpec, type VolumeSpec } from "@corerun/rootfs";
+import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseTmpfs, parseVolume, type DeviceSpec, type TmpfsSpec, type VolumeSpec } from "@corerun/rootfs";
 import {
   capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
-import { normalizeParent, parseDeviceCgroupRule, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
+import { normalizeParent, parseBytes, parseDeviceCgroupRule, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { rootlessMaps } from "./rootless.ts";
@@ -19,6 +19,8 @@ export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id; with --network host, the host's)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
+  tmpfs: { type: "string", valueHint: "PATH[:OPTIONS]", description: "mount a tmpfs at PATH (repeatable): noexec, nosuid and nodev unless OPTIONS say exec, suid or dev; ro, size=64m, mode=1777, uid=, gid=" },
+  "shm-size": { type: "string", valueHint: "SIZE", description: "size of /dev/shm (default 64m; bytes, or a Docker size)" },
   pid: { type: "string", valueHint: "host|container:NAME", description: "host: no PID namespace of its own, the command sees (and as root may signal) the host's processes; container:NAME: another running container's, as docker run --pid" },
   ipc: { type: "string", valueHint: "MODE", description: "private (default): an IPC namespace and /dev/shm of its own; shareable: the same, which others may join; none: no /dev/shm; host: the host's, with its /dev/shm; container:NAME: a shareable container's, with its /dev/shm" },
   uts: { type: "string", valueHint: "host", description: "host: the host's hostname and domain name, no UTS namespace of its own (not with --hostname)" },
@@ -127,6 +129,10 @@ export interface RunConfig {
   ipc: IpcConfig;
   /** --uts host: the host's UTS namespace (hostname), none of its own. */
   utsHost: boolean;
+  /** --tmpfs: tmpfs mounts of its own, with the volumes. */
+  tmpfs: TmpfsSpec[];
+  /** --shm-size: bytes of its own /dev/shm. */
+  shmSize?: number | undefined;
   /** -t: a pty of the container's devpts, relayed to corerun's terminal. */
   tty: boolean;
   /** -i: corerun's stdin reaches the command; otherwise it reads /dev/null. */
@@ -357,8 +363,14 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   // --init: corerun-init as PID 1, bind-mounted read-only where Docker puts docker-init.
   const init = ctx.flags.init ? withInit(command, volumes) : undefined;
   const devices = (ctx.values.device ?? []).flatMap((d) => parseDevice(d));
+  const tmpfs = (ctx.values.tmpfs ?? []).map((t) => parseTmpfs(t));
+  const taken = [...volumes, ...tmpfs].map((m) => m.target).find((t, i, all) => all.indexOf(t) !== i);
+  if (taken !== undefined) throw new UsageError(`${taken} is the target of two mounts (-v, --tmpfs); give each path once`);
   const pid = parsePidMode(root, ctx.values.pid?.at(-1), userns !== undefined);
   const ipc = parseIpcMode(root, ctx.values.ipc?.at(-1), isRootless);
+  const shmGiven = ctx.values["shm-size"]?.at(-1);
+  const shmSize = shmGiven === undefined ? undefined : parseBytes(shmGiven, "--shm-size");
+  if (shmSize !== undefined && ipc.mode !== "private" && ipc.mode !== "shareable") throw new UsageError(`--shm-size sizes a /dev/shm of the container's own, and with --ipc ${ctx.values.ipc!.at(-1)} it has none; drop one`);
   if (ctx.flags["print-script"] && (pid.pidContainer || ipc.mode === "container" || ipc.mode === "shareable")) {
     throw new UsageError(`--print-script does not print ${pid.pidContainer ? "--pid container:NAME" : `--ipc ${ctx.values.ipc!.at(-1)}`} yet (corerun-ns joins a network namespace only; a shareable /dev/shm is mounted by corerun); leave it out of the script`);
   }
@@ -391,6 +403,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     readOnly: ctx.flags["read-only"] ?? false,
     ...pid,
     ipc,
+    tmpfs,
+    ...(shmSize === undefined ? {} : { shmSize }),
     utsHost: parseUtsMode(ctx.values.uts?.at(-1), hostname),
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,

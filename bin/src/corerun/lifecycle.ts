@@ -21,6 +21,7 @@ import { spawn } from "node:child_process";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CPU_PERIOD, devicePath } from "@corerun/cgroup";
+import { DEFAULT_SHM_SIZE } from "@corerun/rootfs";
 import { defineTool, faultPoint, printJson, printTable, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
 import { netPaths, portString, publishedPorts, readRecords, type PublishedPort } from "@corerun/net";
 import {
@@ -693,6 +694,8 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
       PidMode: s.config.pidHost ? "host" : s.config.pidContainer ? `container:${s.config.pidContainer}` : "",
       IpcMode: s.config.ipc ?? "private",
       UTSMode: s.config.utsHost ? "host" : "",
+      ShmSize: s.config.ipc === undefined || s.config.ipc === "shareable" ? (s.config.shmSize ?? DEFAULT_SHM_SIZE) : 0,
+      Tmpfs: Object.fromEntries((s.config.tmpfs ?? []).map((t) => [t.slice(0, t.indexOf(":")), t.slice(t.indexOf(":") + 1)])),
       Devices: (s.config.devices ?? []).map((d) => ({ PathOnHost: d.source, PathInContainer: d.target, CgroupPermissions: d.permissions })),
       DeviceCgroupRules: s.config.deviceCgroupRules ?? null,
       ...dockerResources(s.config.limits, swapAccounted(s.cgroup)),
@@ -708,6 +711,7 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     },
     Mounts: [
       ...s.config.volumes.map((v) => ({ Type: "bind", Source: v.source, Destination: v.target, RW: !v.readonly })),
+      ...(s.config.tmpfs ?? []).map((t) => ({ Type: "tmpfs", Source: "", Destination: t.slice(0, t.indexOf(":")), RW: !t.slice(t.indexOf(":") + 1).split(",").includes("ro") })),
       ...(s.image ? [{ Type: "overlay", Destination: "/", Source: s.image.target, Image: s.image.ref }] : [{ Type: "rootfs", Destination: "/", Source: s.config.rootfs }]),
     ],
     Cgroup: s.cgroup ? { Name: s.cgroup.name, Parent: s.cgroup.parent, Paths: s.cgroup.paths } : null,

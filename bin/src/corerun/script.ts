@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { cgroupManager, limitArgv } from "@corerun/cgroup";
 import type { RunConfig } from "./args.ts";
-import { missingMountPoints } from "@corerun/rootfs";
+import { missingMountPoints, tmpfsPoints } from "@corerun/rootfs";
 import { allocateAutoUserns, hostIdOf } from "@corerun/state";
 import { UsageError } from "@corerun/cli";
 import { etcVolumes, execArgs, mountArgs, namespacesFor, netArgs } from "./steps.ts";
@@ -53,7 +53,7 @@ mount -t overlay overlay -o ${shellQuote(`lowerdir=${image.lower.join(":")}`)}",
     `${bin("corerun-cgroup")} rm -f ${id} --cgroup-parent ${shellQuote(cfg.cgroupParent)}`,
     ...(cfg.network.mode === "bridge" ? [`${bin("corerun-net")} teardown --id ${id} --root ${shellQuote(cfg.root)} > /dev/null`] : []),
     // Mount points the rootfs lacked are created in it; they go again when still empty (an image's go with its upper directory).
-    ...(image ? [`umount -l "$sync/rootfs"`] : missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes("/x", cfg.volumes)])).reverse()
+    ...(image ? [`umount -l "$sync/rootfs"`] : missingMountPoints(cfg.rootfs, [...cfg.volumes, ...etcVolumes("/x", cfg.volumes), ...tmpfsPoints(cfg.tmpfs)])).reverse()
       .map((m) => (typeof m === "string" ? m : m.kind === "dir" ? `rmdir ${shellQuote(m.path)} 2>/dev/null` : `{ [ -s ${shellQuote(m.path)} ] || rm -f ${shellQuote(m.path)}; }`)),
   ];
   return `#!/usr/bin/env bash

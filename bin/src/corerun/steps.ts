@@ -3,7 +3,7 @@ import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 import { envp, inNamespaces, linuxSyscall as sys, MS_NODEV, MS_NOEXEC, MS_NOSUID, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
 import { faultPoint, span, UsageError } from "@corerun/cli";
-import { missingMountPoints, mountPointPaths, type VolumeSpec } from "@corerun/rootfs";
+import { DEFAULT_SHM_SIZE, missingMountPoints, mountPointPaths, tmpfsPoints, tmpfsText, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, createForClone, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
@@ -92,6 +92,7 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
     ...(cfg.devices.length ? { devices: cfg.devices.map(({ source, target, permissions }) => ({ source, target, permissions })) } : {}),
     ...(cfg.deviceCgroupRules.length ? { deviceCgroupRules: cfg.deviceCgroupRules } : {}), ...(cfg.restart ? { restart: cfg.restart } : {}), ...(cfg.pidHost ? { pidHost: true } : {}),
     ...(cfg.pidContainer ? { pidContainer: cfg.pidContainer.container } : {}), ...(cfg.ipc.mode === "private" ? {} : { ipc: ipcModeText(cfg.ipc) }), ...(cfg.utsHost ? { utsHost: true } : {}),
+    ...(cfg.tmpfs.length ? { tmpfs: cfg.tmpfs.map(tmpfsText) } : {}), ...(cfg.shmSize === undefined ? {} : { shmSize: cfg.shmSize }),
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.
@@ -129,7 +130,7 @@ export function restartState(cfg: RunConfig, id: string, owner: State["owner"]):
 
 /** The container directory's sync FIFOs and /etc files, the image's overlayfs and the mount points, each recorded first. */
 function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string, userns: Container["userns"], again: boolean): Container {
-  const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
+  const targets = [...cfg.volumes, ...etcVolumes(dir, cfg.volumes), ...tmpfsPoints(cfg.tmpfs), { source: "", target: cfg.workdir, readonly: false, kind: "dir" as const }];
   try {
     if (cfg.image) cfg.rootfs = mountImage(cfg.root, cfg.image, { dir, path }, userns, targets, cfg.rootless);
   } catch (err) {
@@ -144,7 +145,7 @@ function prepareContainer(cfg: RunConfig, id: string, dir: string, path: string,
     sys.mkfifo(goPath(dir), 0o600);
     mkdirSync(join(dir, "etc"), { recursive: again });
     for (const v of etcVolumes(dir)) writeFileSync(v.source, "");
-    if (cfg.ipc.mode === "shareable") mountShareableShm(dir);
+    if (cfg.ipc.mode === "shareable") mountShareableShm(dir, cfg.shmSize ?? DEFAULT_SHM_SIZE);
     if (userns) handToContainerRoot(cfg.root, dir, userns, [readyPath(dir), goPath(dir), ...etcVolumes(dir).map((v) => v.source)]);
     faultPoint("corerun:sync-files");
     // A rootless image container's tree is mounted later, inside its namespaces, where corerun-mount
@@ -228,10 +229,10 @@ export function namespacesFor(cfg: RunConfig): string {
  * namespace bind as well; teardown unmounts it. Mounted before the clone: a mount made after it
  * would reach the container's copy of the tree only through propagation.
  */
-function mountShareableShm(dir: string): void {
+function mountShareableShm(dir: string, size: number): void {
   const shm = join(dir, "shm");
   mkdirSync(shm, { recursive: true });
-  sys.mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  sys.mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${size}`);
 }
 
 /** --ipc as Docker's IpcMode reads. */
@@ -282,6 +283,7 @@ export function mountArgs(cfg: RunConfig, pid: number | string, dir: string): st
     ...(cfg.userns && cfg.image && !cfg.rootless ? ["--rootfs-mapped"] : []), ...securityMountArgs(cfg.security), ...(readOnly ? ["--read-only"] : []), "--proc", "--sync-dir", dir,
     // Made by root, the container has a device cgroup (runLimits), which decides what opens.
     ...(cfg.rootless ? [] : ["--dev"]), ...cfg.devices.flatMap((d) => ["--device", `${d.source}:${d.target}`]), ...devShmArgs(cfg.ipc, dir),
+    ...cfg.tmpfs.flatMap((t) => ["--tmpfs", tmpfsText(t)]), ...(cfg.shmSize !== undefined && cfg.ipc.mode === "private" ? ["--shm-size", String(cfg.shmSize)] : []),
   ];
 }
 

@@ -4,7 +4,7 @@ export {
 } from "./detect.ts";
 export { nodeCgroupFs, type CgroupFs } from "./fs.ts";
 export {
-  parseLimits, mergeLimits, devNumbers, deviceRuleText, DEFAULT_DEVICE_RULES, dockerDeviceRules, parseDeviceCgroupRule, parseMemory, parseCpuPercent, parsePids, describeLimits, formatBytes, blockDevice, expandIdList, MEMORY_FLOOR, CPU_PERIOD, CPU_MIN_QUOTA,
+  parseLimits, parseBytes, mergeLimits, devNumbers, deviceRuleText, DEFAULT_DEVICE_RULES, dockerDeviceRules, parseDeviceCgroupRule, parseMemory, parseCpuPercent, parsePids, describeLimits, formatBytes, blockDevice, expandIdList, MEMORY_FLOOR, CPU_PERIOD, CPU_MIN_QUOTA,
   type Limits, type LimitInput, type LimitHost, type DeviceRule, type BlockIO, type DeviceRate,
 } from "./limits.ts";
 export {

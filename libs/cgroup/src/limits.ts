@@ -172,6 +172,13 @@ function parseSize(value: string | number, option: string, plain: number): numbe
   return bytes;
 }
 
+/** A Docker size in bytes, plain numbers being bytes as Docker reads --shm-size; above 0. */
+export function parseBytes(value: string, option: string): number {
+  const bytes = parseSize(value, option, 1);
+  if (bytes < 1) throw new UsageError(`${option} "${value.trim()}" is not above 0; give a size such as 64m`);
+  return bytes;
+}
+
 /** Plain numbers are MiB (corerun's --memory 512); Docker sizes carry a unit: 512m, 1g, 1.5G, 65536k, 100mb. */
 export function parseMemory(value: string | number, option = "--memory"): number {
   const bytes = parseSize(value, option, MiB);

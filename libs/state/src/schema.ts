@@ -144,6 +144,10 @@ export const ContainerConfig = lazy(() => v.object({
   ipc: v.optional(v.string()),
   /** --uts host: the host's UTS namespace. */
   utsHost: v.optional(v.boolean()),
+  /** --tmpfs, each as PATH:OPTIONS. */
+  tmpfs: v.optional(v.array(v.string())),
+  /** --shm-size, in bytes. */
+  shmSize: v.optional(v.number()),
   /** --device: each host node given, its path in the container and its device cgroup permissions. */
   devices: v.optional(v.array(v.object({ source: v.string(), target: v.string(), permissions: v.string() }))),
   /** --device-cgroup-rule, as given. */
