@@ -258,11 +258,11 @@ describe("corerun-cgroup on this host's kernel", { skip: !isRoot && "needs root"
 
   test("create --docker-devices --device-cgroup-rule: Docker's device cgroup and one more device; run under it cannot open another", () => {
     const name = uniq("devices");
-    const r = cg(["create", name, "--cgroup-parent", PARENT, "--device-cgroup-rule", "c 10:200 r"]);
+    const r = cg(["create", name, "--cgroup-parent", PARENT, "--device-cgroup-rule", "c 10:229 r"]);
     assert.equal(r.code, 0, r.stderr);
     try {
       const list = readFileSync(join(ROOT, "devices", PARENT, name, "devices.list"), "utf8").trim().split("\n");
-      assert.deepEqual(list, ["c 10:200 r", "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"]);
+      assert.deepEqual(list, ["c 10:229 r", "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]);
     } finally {
       assert.equal(cg(["rm", name, "--cgroup-parent", PARENT]).code, 0);
     }

@@ -151,7 +151,7 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     const r = bash(readmeBlock("devices"));
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "refused\nopened\nopened\n");
-    assert.match(r.stderr, /head: \/dev\/tun: Operation not permitted/);
+    assert.match(r.stderr, /head: \/dev\/fuse: Operation not permitted/);
   });
 
   test("the images example: import, a container on its own overlayfs, export, rm, import again", () => {

@@ -9,7 +9,7 @@ export const limitArgs = {
   cpus: { type: "string", valueHint: "N", description: "the same limit the Docker way: CPUs (0.5 = half a core)" },
   pids: { type: "string", alias: "p", valueHint: "N", description: "most tasks (processes and threads) the cgroup may hold" },
   ...RESOURCE_ARGS,
-  "docker-devices": { type: "boolean", description: "Docker's device cgroup: deny every device but null, zero, full, random, urandom, tty, console, ptmx and the ptys (and mknod of any node), and those of --device-cgroup-rule, which implies it" },
+  "docker-devices": { type: "boolean", description: "Docker's device cgroup: deny every device but null, zero, full, random, urandom, tty, ptmx, the ptys and tun/tap (and mknod of any node), and those of --device-cgroup-rule, which implies it" },
 } as const satisfies ArgsDef;
 
 export const placeArgs = {

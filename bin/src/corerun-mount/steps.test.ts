@@ -9,7 +9,7 @@ import {
 } from "@corerun/syscall";
 import { parseTmpfs } from "@corerun/rootfs";
 import type { MountOptions } from "./args.ts";
-import { bindRootfs, createMountPoints, enterNamespaces, mountDev, mountSys, mountVolumes, pivot } from "./steps.ts";
+import { bindRootfs, createMountPoints, enterNamespaces, makeNode, mountDev, mountSys, mountVolumes, pivot } from "./steps.ts";
 
 const base = mkdtempSync(join(tmpdir(), "corerun-mount-steps-test-"));
 after(() => {
@@ -190,6 +190,32 @@ describe("createMountPoints", () => {
     writeFileSync(join(root, "f"), "user data");
     createMountPoints([{ path: join(root, "a"), kind: "dir" }, { path: join(root, "f"), kind: "file" }]);
     assert.equal(readFileSync(join(root, "f"), "utf8"), "user data");
+  });
+});
+
+describe("makeNode", () => {
+  test("where mknod is refused (EPERM: corerun in a container without CAP_MKNOD), a read-only bind of the host's node", () => {
+    const dir = rootfs("dev");
+    const { sys, calls } = recordingSyscall({ mknod: new SyscallError({ syscall: "mknod", errno: 1 }) });
+    makeNode(sys, "/dev/null", join(dir, "dev/null"), { mknod: true });
+    assert.deepEqual(calls.slice(1), [
+      { name: "mount", args: ["/dev/null", join(dir, "dev/null"), null, MS_BIND] },
+      { name: "mountSetattr", args: [join(dir, "dev/null"), MOUNT_ATTR_RDONLY, 0, false] },
+    ]);
+  });
+
+  test("a plain file in the way (an earlier bind's mount point in a rootfs) is bound over; the same device is kept; another device is refused", () => {
+    const dir = rootfs("dev");
+    writeFileSync(join(dir, "dev/null"), "");
+    const exists = { mknod: new SyscallError({ syscall: "mknod", errno: 17 }) };
+    const a = recordingSyscall(exists);
+    makeNode(a.sys, "/dev/null", join(dir, "dev/null"), { mknod: true });
+    assert.deepEqual(a.calls.slice(1).map((c) => c.name), ["mount", "mountSetattr"]);
+    // /dev/zero stands in for a node made already: the same device needs nothing more.
+    const b = recordingSyscall(exists);
+    makeNode(b.sys, "/dev/zero", "/dev/zero", { mknod: true });
+    assert.deepEqual(b.calls.map((c) => c.name), ["mknod"]);
+    assert.throws(() => makeNode(recordingSyscall(exists).sys, "/dev/null", "/dev/zero", { mknod: true }), /\/dev\/zero is another device already/);
   });
 });
 

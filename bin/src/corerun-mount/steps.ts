@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, statSync, symlinkSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
@@ -7,7 +7,7 @@ import {
 } from "@corerun/syscall";
 import { DEFAULT_SHM_SIZE, MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, tmpfsPoints, type DeviceSpec, type MountPoint } from "@corerun/rootfs";
 import { procStartTime, sameNamespace } from "@corerun/state";
-import { devNumbers } from "@corerun/cgroup";
+import { devNumbers, TMPFS_MAGIC } from "@corerun/cgroup";
 import type { MountOptions } from "./args.ts";
 
 /**
@@ -152,15 +152,33 @@ export function mountDev(sys: Syscall, rootfs: string, nodes: NodeOptions = { mk
   if (shm !== "none") {
     mkdirSync(`${dir}/shm`);
     if (shm === undefined) sys.mount("shm", `${dir}/shm`, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, `mode=1777,size=${shmSize}`);
-    else {
-      sys.mount(shm, `${dir}/shm`, null, MS_BIND);
-      sys.mountSetattr(`${dir}/shm`, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0, false);
-    }
+    else bindShm(sys, shm, `${dir}/shm`);
   }
   mkdirSync(`${dir}/mqueue`);
   sys.mount("mqueue", `${dir}/mqueue`, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC);
   for (const [name, target] of DEV_LINKS) symlinkSync(target, `${dir}/${name}`);
   chmodSync(dir, 0o755);
+}
+
+/**
+ * Binds the /dev/shm of a shared IPC namespace, through an fd checked to be on a tmpfs: a
+ * shareable container that ends meanwhile unmounts its own, and the bind must not then take the
+ * directory left under it (a /dev/shm on the state root's disk, shared with no one).
+ */
+function bindShm(sys: Syscall, source: string, target: string): void {
+  let fd: number;
+  try {
+    fd = openSync(source, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch (err) {
+    throw new Error(`--dev-shm ${source}: ${(err as NodeJS.ErrnoException).code}: the container whose IPC namespace this one joins has exited`);
+  }
+  try {
+    if (statfsSync(`/proc/self/fd/${fd}`).type !== TMPFS_MAGIC) throw new Error(`--dev-shm ${source}: no tmpfs is mounted there: the container whose IPC namespace this one joins has exited`);
+    sys.mount(`/proc/self/fd/${fd}`, target, null, MS_BIND);
+  } finally {
+    closeSync(fd);
+  }
+  sys.mountSetattr(target, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0, false);
 }
 
 /** How makeNode gives a container a device: mknod (with an owner other than the host node's), or a bind mount. */
@@ -196,30 +214,45 @@ export function containerRootIds(pid: number): NodeOptions["owner"] {
 /**
  * The host's device node `source` at `target` in the container. With mknod, a node of its own
  * with the host node's numbers, mode and owner (or container root's, see containerRootIds), for a
- * /dev where nodes open: a device cgroup decides which. Otherwise a bind mount of the host's node, which works where mknod does not
- * (rootless), made read-only: through a writable bind, container root's chmod, chown or touch
- * would change the host's node itself (its reads and writes are the device's, which a read-only
- * mount lets through). A target made already must be the same device.
+ * /dev where nodes open: a device cgroup decides which. Otherwise, and where mknod is refused
+ * (corerun itself in a container without CAP_MKNOD), a bind mount of the host's node, which works
+ * without it (rootless too), made read-only: through a writable bind, container root's chmod,
+ * chown or touch would change the host's node itself (its reads and writes are the device's,
+ * which a read-only mount lets through). A target there already is kept when it is the same
+ * device, and bound over when it is a plain file (one an earlier bind left in a rootfs).
  */
 export function makeNode(sys: Syscall, source: string, target: string, nodes: NodeOptions): void {
   const st = statSync(source);
-  try {
-    if (nodes.mknod) {
+  if (nodes.mknod) {
+    try {
       const { major, minor } = devNumbers(st.rdev);
       sys.mknod(target, st.mode & 0o177777, major, minor);
       // mknod's mode passes through the umask.
       chmodSync(target, st.mode & 0o7777);
       chownSync(target, nodes.owner?.uid ?? st.uid, nodes.owner?.gid ?? st.gid);
-    } else {
-      closeSync(openSync(target, "wx", 0o600));
-      sys.mount(source, target, null, MS_BIND);
-      sys.mountSetattr(target, MOUNT_ATTR_RDONLY, 0, false);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EEXIST" && keep(target, st)) return;
+      if (code !== "EEXIST" && code !== "EPERM") throw err;
     }
+  }
+  try {
+    closeSync(openSync(target, "wx", 0o600));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    const there = statSync(target);
-    if (there.rdev !== st.rdev || (there.mode & 0o170000) !== (st.mode & 0o170000)) throw new Error(`${target} is another device already; ${source} cannot go there`);
+    if (keep(target, st)) return;
   }
+  sys.mount(source, target, null, MS_BIND);
+  sys.mountSetattr(target, MOUNT_ATTR_RDONLY, 0, false);
+}
+
+/** Whether a target that exists is that device already (true), a plain file to bind over (false), or else in the way. */
+function keep(target: string, st: Stats): boolean {
+  const there = lstatSync(target);
+  if (there.isFile()) return false;
+  if (there.rdev === st.rdev && (there.mode & 0o170000) === (st.mode & 0o170000)) return true;
+  throw new Error(`${target} is another device already; the host's node cannot go there`);
 }
 
 /** --device: each node at its place under the container's /dev. */

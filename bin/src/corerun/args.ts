@@ -277,6 +277,7 @@ function parsePidMode(root: string, mode: string | undefined, userns: boolean): 
  */
 function parseIpcMode(root: string, mode: string | undefined, rootless: boolean): IpcConfig {
   if (mode === "shareable" && rootless) throw new UsageError("--ipc shareable: its /dev/shm is mounted in the host's mount namespace, which a rootless container cannot; run as root");
+  if (mode === "host" && rootless) throw new UsageError("--ipc host: corerun-mount, inside a rootless container's user namespace, cannot join the host's IPC namespace (sysfs and mqueue are mounted from it); run as root");
   if (mode === undefined || mode === "private" || mode === "shareable" || mode === "none" || mode === "host") return { mode: mode ?? "private" };
   const joined = joinedContainer(root, "--ipc", mode);
   if (!joined) throw new UsageError(`--ipc ${mode}: unknown mode; use private, shareable, none, host or container:NAME`);

@@ -1,7 +1,7 @@
 import { closeSync, openSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
-import { envp, inNamespaces, linuxSyscall as sys, MS_NODEV, MS_NOEXEC, MS_NOSUID, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
+import { envp, inNamespaces, isErrno, linuxSyscall as sys, MS_NODEV, MS_NOEXEC, MS_NOSUID, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
 import { faultPoint, span, UsageError } from "@corerun/cli";
 import { DEFAULT_SHM_SIZE, missingMountPoints, mountPointPaths, tmpfsPoints, tmpfsText, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
@@ -393,7 +393,13 @@ export function startFirstProcess(cfg: RunConfig, c: Container, reportFd?: numbe
         pidfds.push(fd);
         return { type: j.type, pidfd: fd, label: `container ${j.other.container}` };
       });
-      return inNamespaces(sys, targets, clone);
+      try {
+        return inNamespaces(sys, targets, clone);
+      } catch (err) {
+        // A container whose first process ended after its pidfd was opened.
+        if (isErrno(err, "ESRCH")) throw new UsageError(`${joins.map((j) => `${j.option} container:${j.other.container}`).join(", ")}: that container has exited`);
+        throw err;
+      }
     } finally {
       for (const fd of pidfds) closeSync(fd);
     }

@@ -19,7 +19,7 @@ describe("limitArgv: limits as corerun-cgroup's words", () => {
       "--memory", "64", "--memory-swap", "-1", "--memory-reservation", "32m", "--memory-swappiness", "0", "--oom-kill-disable", "--cpu", "50", "--cpu-shares", "512",
       "--pids", "20", "--cpuset-cpus", "1", "--cpuset-mems", "0", "--blkio-weight", "300", "--blkio-weight-device", "/dev/vda:200",
       "--device-read-bps", "/dev/vda:1mb", "--device-write-bps", "/dev/vda:2mb", "--device-read-iops", "/dev/vda:10", "--device-write-iops", "/dev/vda:20",
-      "--device-cgroup-rule", "c 10:200 rwm", "--device-cgroup-rule", "b 7:* r",
+      "--device-cgroup-rule", "c 10:229 rwm", "--device-cgroup-rule", "b 7:* r",
     ]);
     assert.equal(Object.keys(limits).length, 11, "every option read");
     assert.deepEqual(parseWords(limitArgv(limits, () => "/dev/vda")), limits);
@@ -36,7 +36,9 @@ describe("device cgroup rules", () => {
   it("reads Docker's --device-cgroup-rule, * for any number", () => {
     assert.deepEqual(parseDeviceCgroupRule("c 10:200 rwm"), { allow: true, type: "c", major: 10, minor: 200, access: "rwm" });
     assert.deepEqual(parseDeviceCgroupRule(" b 8:* r "), { allow: true, type: "b", major: 8, minor: -1, access: "r" });
-    assert.equal(deviceRuleText(parseDeviceCgroupRule("a *:* m")), "a *:* m");
+    assert.equal(deviceRuleText(parseDeviceCgroupRule("a *:* rwm")), "a *:* rwm");
+    // v1 would read these as every device, the v2 filter as one.
+    for (const bad of ["a 1:3 r", "a *:* m", "a 1:* rwm"]) assert.throws(() => parseDeviceCgroupRule(bad), /type a means every device: give "a \*:\* rwm"/, bad);
   });
   it("refuses anything else in one line that shows the form", () => {
     for (const bad of ["c 10:200", "x 1:3 r", "c 1:3 rx", "c 1:3 rr", "c -1:3 r", "c 1 r", "c 1:3:4 r", ""]) {
@@ -48,7 +50,7 @@ describe("device cgroup rules", () => {
     assert.deepEqual(rules[0], { allow: false, type: "a", major: -1, minor: -1, access: "rwm" });
     assert.equal(deviceRuleText(rules[1]!), "c 10:200 rw");
     assert.deepEqual(rules.slice(2), [...DEFAULT_DEVICE_RULES]);
-    assert.deepEqual(DEFAULT_DEVICE_RULES.map(deviceRuleText), ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"]);
+    assert.deepEqual(DEFAULT_DEVICE_RULES.map(deviceRuleText), ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]);
   });
   it("--docker-devices alone, or implied by a rule; neither, no device rules", () => {
     assert.deepEqual(parseWords(["--docker-devices"]).devices, dockerDeviceRules());

@@ -69,15 +69,17 @@ export function deviceRuleText(r: DeviceRule): string {
 }
 
 /**
- * The devices every container may use whatever its rules say, as runc appends them: mknod of
- * any node (opening it is what the rules guard), the devices runtime-linux.md puts in /dev
- * (null, zero, full, random, urandom, tty, console), the pty multiplexer and its slaves.
+ * The devices every container may use whatever its rules say, as runc (1.2.4 and later) appends
+ * them: mknod of any node (opening it is what the rules guard), null, zero, full, random,
+ * urandom and tty, the pty multiplexer and its slaves (a terminal's /dev/console is one of
+ * those, not the host's console, 5:1), and tun/tap, which Docker has always allowed.
  */
 export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
   { allow: true, type: "c", major: -1, minor: -1, access: "m" },
   { allow: true, type: "b", major: -1, minor: -1, access: "m" },
-  ...[[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 1], [5, 2]].map(([major, minor]): DeviceRule => ({ allow: true, type: "c", major: major!, minor: minor!, access: "rwm" })),
+  ...[[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 2]].map(([major, minor]): DeviceRule => ({ allow: true, type: "c", major: major!, minor: minor!, access: "rwm" })),
   { allow: true, type: "c", major: 136, minor: -1, access: "rwm" },
+  { allow: true, type: "c", major: 10, minor: 200, access: "rwm" },
 ];
 
 /**
@@ -94,6 +96,11 @@ export function parseDeviceCgroupRule(text: string, option = "--device-cgroup-ru
   const m = /^([abc]) (\d+|\*):(\d+|\*) ([rwm]{1,3})$/.exec(text.trim());
   if (!m || new Set(m[4]).size !== m[4]!.length) {
     throw new UsageError(`${option} "${text}": give TYPE MAJOR:MINOR ACCESS, such as "c 10:200 rwm" (type a, b or c; * for any number; access of r, w and m)`);
+  }
+  // The kernel's v1 devices.allow reads any rule of type a as "every device" whatever follows,
+  // where the v2 filter would read numbers: only the one meaning both agree on is taken.
+  if (m[1] === "a" && (m[2] !== "*" || m[3] !== "*" || m[4]!.length !== 3)) {
+    throw new UsageError(`${option} "${text}": type a means every device: give "a *:* rwm", or a rule of type b or c`);
   }
   const n = (x: string) => (x === "*" ? -1 : Number(x));
   return { allow: true, type: m[1] as DeviceRule["type"], major: n(m[2]!), minor: n(m[3]!), access: m[4]! };
