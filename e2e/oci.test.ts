@@ -606,18 +606,19 @@ describe("corerun as an OCI runtime", { skip: !isRoot && "needs root" }, () => {
   });
 
   test("linux.devices: each node has the config's mode whatever the umask, and a device allowed \"r\" opens for reading only (no rule of its own)", async () => {
-    // /dev/net/tun (10:200) opens without a capability; the deny-all rule of the base config stands before these.
-    const script = "stat -c '%a %t:%T' /dev/mytun; exec 3</dev/mytun && echo read-ok; (exec 4>/dev/mytun) 2>/dev/null && echo write-ok || echo write-refused";
+    // /dev/fuse (10:229) opens without a capability; the deny-all rule of the base config stands
+    // before these. (Not tun, 10:200, which runc's defaults, appended after, allow whatever the config says.)
+    const script = "stat -c '%a %t:%T' /dev/myfuse; exec 3</dev/myfuse && echo read-ok; (exec 4>/dev/myfuse) 2>/dev/null && echo write-ok || echo write-refused";
     const dir = bundle("devs", ["/bin/sh", "-c", script], (c) => {
-      c.linux.devices = [{ path: "/dev/mytun", type: "c", major: 10, minor: 200, fileMode: 0o666, uid: 0, gid: 0 }];
-      c.linux.resources.devices.push({ allow: true, type: "c", major: 10, minor: 200, access: "r" });
+      c.linux.devices = [{ path: "/dev/myfuse", type: "c", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 }];
+      c.linux.resources.devices.push({ allow: true, type: "c", major: 10, minor: 229, access: "r" });
     });
     const { r, out } = create("devs", dir);
     assert.equal(r.code, 0, r.stderr);
     try {
       assert.equal(corerun(["start", "devs"]).code, 0);
       await waitStatus("devs", "stopped");
-      assert.deepEqual(readFileSync(out, "utf8").trim().split("\n"), ["666 a:c8", "read-ok", "write-refused"]);
+      assert.deepEqual(readFileSync(out, "utf8").trim().split("\n"), ["666 a:e5", "read-ok", "write-refused"]);
     } finally {
       corerun(["delete", "--force", "devs"]);
     }
