@@ -81,6 +81,11 @@ const ROWS: Row[] = [
   ["corerun", corerun("--pids", "0", "/bin/true"), 125, () => /--pids "0"/],
   ["corerun", corerun("--memory"), 125, () => /option --memory needs a value; see --help/],
   ["corerun", corerun("--cgroup-parent", "../../etc", "/bin/true"), 125, () => /--cgroup-parent "..\/..\/etc" is not valid; give a path below the cgroup root/],
+  // corerun run: /etc files
+  ["corerun", corerun("--add-host", "db", "/bin/true"), 125, () => /--add-host "db": give NAME:ADDRESS, such as db:10.0.0.5/],
+  ["corerun", corerun("--network", "none", "--add-host", "gw:host-gateway", "/bin/true"), 125, () => /--add-host gw:host-gateway needs --network bridge \(it is none\)/],
+  ["corerun", corerun("--dns", "dns.google", "/bin/true"), 125, () => /--dns "dns.google": give a nameserver's IP address/],
+  ["corerun-net", (c) => ["etc", "--id", "c0ffee123456", "--etc-dir", c.scratch, "--network", "container:web", "--dns", "1.1.1.1"], 125, () => /--dns and --network container:web exclude each other/],
   // corerun run: shared namespaces
   ["corerun", corerun("--ipc", "container:", "/bin/true"), 125, () => /--ipc container:: no running container has the name or id ""; see corerun ps/],
   ["corerun", corerun("--pid", "container:nosuch", "/bin/true"), 125, () => /--pid container:nosuch: no running container has the name or id "nosuch"/],

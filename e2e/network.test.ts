@@ -59,6 +59,36 @@ describe("corerun networking", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(leases(), []);
   });
 
+  test("--add-host (host-gateway too) and the --dns options: /etc/hosts and resolv.conf as Docker writes them, the lines kept when a peer comes and goes; inspect shows them; none and host networks too", async () => {
+    const first = await background(["--name", "extras-a", "--add-host", "db:10.1.2.3", "--add-host", "host.docker.internal:host-gateway", "--dns", "1.1.1.1", "--dns-search", "example.com", "--dns-option", "ndots:2",
+      "/bin/sh", "-c", "echo up; exec sleep 600"]);
+    // exec, inspect and kill take no --rootfs, which corerun() gives.
+    const cr = (args: string[]) => tool("corerun", ["--root", root, ...args]);
+    try {
+      const hosts = () => cr(["exec", "extras-a", "cat", "/etc/hosts"]).stdout;
+      const gateway = cr(["exec", "extras-a", "/bin/sh", "-c", "ip route | awk '/^default/ {print $3}'"]).stdout.trim();
+      assert.match(hosts(), new RegExp(`^10\\.1\\.2\\.3\\tdb$[\\s\\S]*^${gateway.replace(/\./g, "\\.")}\\thost\\.docker\\.internal$`, "m"));
+      const resolv = cr(["exec", "extras-a", "cat", "/etc/resolv.conf"]).stdout;
+      assert.deepEqual(resolv.split("\n").filter((l) => /^(nameserver|search|options) /.test(l)), ["nameserver 1.1.1.1", "search example.com", "options ndots:2"]);
+      const peer = corerun(["--name", "extras-b", "/bin/true"]);
+      assert.equal(peer.code, 0, peer.stderr);
+      assert.match(hosts(), /^10\.1\.2\.3\tdb$/m, "the line is kept when the peers' lines are rewritten");
+      const [info] = JSON.parse(cr(["inspect", "extras-a"]).stdout) as { HostConfig: Record<string, unknown> }[];
+      assert.deepEqual([info!.HostConfig.ExtraHosts, info!.HostConfig.Dns, info!.HostConfig.DnsSearch, info!.HostConfig.DnsOptions], [["db:10.1.2.3", "host.docker.internal:host-gateway"], ["1.1.1.1"], ["example.com"], ["ndots:2"]]);
+    } finally {
+      const ended = new Promise((resolve) => first.once("exit", resolve));
+      cr(["kill", "extras-a"]);
+      await ended;
+    }
+    for (const network of ["none", "host"]) {
+      const r = corerun(["--network", network, "--add-host", "db:10.1.2.3", "--dns", "9.9.9.9", "/bin/sh", "-c", "grep -c '^10.1.2.3\tdb$' /etc/hosts; grep '^nameserver' /etc/resolv.conf"]);
+      assert.equal(r.stdout, "1\nnameserver 9.9.9.9\n", `${network}: ${r.stderr}`);
+    }
+    const refused = corerun(["--network", "none", "--add-host", "gw:host-gateway", "/bin/true"]);
+    assert.equal(refused.code, 125);
+    assert.match(refused.stderr, /^corerun: --add-host gw:host-gateway needs --network bridge \(it is none\)/);
+  });
+
   test("ten containers running at once have ten distinct addresses", async () => {
     const runs = Array.from({ length: 10 }, () =>
       new Promise<string>((resolve, reject) => {

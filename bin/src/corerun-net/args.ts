@@ -2,7 +2,7 @@ import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkHostname, stateRoot } from "@corerun/state";
-import { checkId, checkName, checkNetworkName, checkOwnPorts, DEFAULT_NETWORK, netPaths, parsePublish, parseSubnet, type Cidr, type PublishedPort } from "@corerun/net";
+import { checkId, checkName, checkNetworkName, checkOwnPorts, DEFAULT_NETWORK, ETC_ARGS, netPaths, parseEtcExtras, parsePublish, parseSubnet, type Cidr, type EtcExtras, type PublishedPort } from "@corerun/net";
 import type { ArgsDef } from "citty";
 
 const root = { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } as const;
@@ -22,6 +22,7 @@ export const setupArgs = {
   "prefer-address": { type: "string", valueHint: "IP", description: "take this address when it is free in the network (a restarted container keeps its own)" },
   "prefer-port": { type: "string", valueHint: "IP:HOST:CTR[/tcp|udp]", description: "for a -P without HOST, take this host port when it is free (repeatable)" },
   "die-with-parent": { type: "boolean", description: "get SIGKILL when the parent process dies (as bubblewrap's option)" },
+  ...ETC_ARGS,
   root,
 } as const satisfies ArgsDef;
 
@@ -34,6 +35,7 @@ export const etcArgs = {
   network: { type: "string", valueHint: "MODE", description: "none, host or container:ID|NAME (bridge: setup writes the files)" },
   hostname: setupArgs.hostname,
   name: setupArgs.name,
+  ...ETC_ARGS,
   root,
 } as const satisfies ArgsDef;
 
@@ -74,6 +76,8 @@ export interface SetupConfig {
   hostname: string | undefined;
   name: string | undefined;
   etcDir: string | undefined;
+  /** --add-host, --dns, --dns-search, --dns-option. */
+  extras: EtcExtras;
   root: string;
   /** A restarted container's last address and host ports, taken again when free. */
   prefer: { address?: string | undefined; ports: PublishedPort[] };
@@ -114,6 +118,7 @@ export function parseSetup(ctx: Ctx): SetupConfig {
     hostname: checkHostname(last(ctx, "hostname")),
     name: checkName(last(ctx, "name")),
     etcDir: etcDir(ctx),
+    extras: extrasOf(ctx, mode === "bridge"),
     root: rootOf(ctx),
     prefer: { address: preferredAddress(last(ctx, "prefer-address")), ports: (ctx.values["prefer-port"] ?? []).map(parsePublish) },
   };
@@ -143,7 +148,23 @@ export interface EtcConfig {
   mode: { mode: "none" } | { mode: "host" } | { mode: "container"; container: string };
   hostname: string | undefined;
   name: string | undefined;
+  extras: EtcExtras;
   root: string;
+}
+
+/** --add-host and the --dns options, as parseEtcExtras checks them; host-gateway needs a bridge. */
+function extrasOf(ctx: Ctx, bridge: boolean): EtcExtras {
+  const extras = parseEtcExtras({ addHost: ctx.values["add-host"], dns: ctx.values.dns, dnsSearch: ctx.values["dns-search"], dnsOption: ctx.values["dns-option"] });
+  const gateway = extras.hosts?.find((h) => h.address === "host-gateway");
+  if (gateway && !bridge) throw new UsageError(`--add-host ${gateway.name}:host-gateway needs a bridge network, whose address on the host it is`);
+  return extras;
+}
+
+/** Another container's network namespace has that container's /etc files' names and servers, as in Docker. */
+function noExtras(ctx: Ctx, network: string): EtcExtras {
+  const given = ["add-host", "dns", "dns-search", "dns-option"].find((k) => ctx.values[k]?.length);
+  if (given) throw new UsageError(`--${given} and --network ${network} exclude each other: the container shares that container's network and its names and nameservers`);
+  return {};
 }
 
 export function parseEtc(ctx: Ctx): EtcConfig {
@@ -160,6 +181,7 @@ export function parseEtc(ctx: Ctx): EtcConfig {
     mode,
     hostname: checkHostname(last(ctx, "hostname")),
     name: checkName(last(ctx, "name")),
+    extras: mode.mode === "container" ? noExtras(ctx, value) : extrasOf(ctx, false),
     root: rootOf(ctx),
   };
 }

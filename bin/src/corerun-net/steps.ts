@@ -34,10 +34,10 @@ export function openNetns(target: SetupConfig["target"]): NetnsRef {
 export function setup(cfg: SetupConfig, log: (m: string) => void): SetupResult {
   const netns = openNetns(cfg.target);
   try {
-    if (cfg.mode === "none") return setupNone({ id: cfg.id, netns, hostname: cfg.hostname, etcDir: cfg.etcDir });
+    if (cfg.mode === "none") return setupNone({ id: cfg.id, netns, hostname: cfg.hostname, etcDir: cfg.etcDir, extras: cfg.extras });
     return setupBridge({
       root: cfg.root, id: cfg.id, netns, network: cfg.network, subnet: cfg.subnet, ports: cfg.ports,
-      hostname: cfg.hostname, name: cfg.name, etcDir: cfg.etcDir, log, prefer: cfg.prefer,
+      hostname: cfg.hostname, name: cfg.name, etcDir: cfg.etcDir, extras: cfg.extras, log, prefer: cfg.prefer,
     });
   } finally {
     closeSync(netns.fd);
@@ -49,7 +49,7 @@ export function remove(opts: { root: string; id: string }, log: (m: string) => v
 }
 
 export function writeEtc(cfg: EtcConfig): { id: string; etc: ReturnType<typeof etcPaths> } {
-  const files = etcFilesFor({ root: cfg.root, id: cfg.id, hostname: cfg.hostname, name: cfg.name, ...cfg.mode });
+  const files = etcFilesFor({ root: cfg.root, id: cfg.id, hostname: cfg.hostname, name: cfg.name, extras: cfg.extras, ...cfg.mode });
   writeEtcFiles(cfg.etcDir, files);
   return { id: cfg.id, etc: etcPaths(cfg.etcDir) };
 }

@@ -65,7 +65,7 @@ describe("parseRunConfig", () => {
       env: [],
       workdir: "/",
       volumes: [],
-      network: { mode: "bridge", net: undefined, subnet: undefined, ports: [] },
+      network: { mode: "bridge", net: undefined, subnet: undefined, ports: [], extras: { hosts: [], dns: [], dnsSearch: [], dnsOptions: [] } },
       name: undefined,
       limits: { devices: dockerDeviceRules() },
       devices: [],
@@ -111,7 +111,7 @@ describe("parseRunConfig", () => {
     const rootless = (argv: string[]) => parseRunConfig(splitArgv(["--rootfs", rootfs, ...argv], { ...runArgs, ...COMMON_ARGS }, { tail: "command" }), {}, 1000, 1000);
     const cfg = rootless(["sh"]);
     assert.equal(cfg.rootless, true);
-    assert.deepEqual(cfg.network, { mode: "none", ports: [] });
+    assert.deepEqual(cfg.network, { mode: "none", ports: [], extras: { hosts: [], dns: [], dnsSearch: [], dnsOptions: [] } });
     assert.equal(cfg.limits.devices, undefined, "no cgroup, so no device cgroup");
     assert.deepEqual(cfg.userns, { auto: false, uidMap: [{ container: 0, host: 1000, size: 1 }], gidMap: [{ container: 0, host: 1000, size: 1 }] });
     assert.equal(cfg.root, "/tmp/corerun-1000");
@@ -144,7 +144,7 @@ describe("parseRunConfig", () => {
 
   test("bridge options: -N, --subnet and published ports are parsed and checked", () => {
     const cfg = parse(["-N", "web0", "--subnet", "10.213.9.0/24", "-P", "8080:80", "--publish", "127.0.0.1:5353:53/udp", "sh"]);
-    assert.deepEqual(cfg.network, { mode: "bridge", net: "web0", subnet: "10.213.9.0/24", ports: ["8080:80", "127.0.0.1:5353:53/udp"] });
+    assert.deepEqual(cfg.network, { mode: "bridge", net: "web0", subnet: "10.213.9.0/24", ports: ["8080:80", "127.0.0.1:5353:53/udp"], extras: { hosts: [], dns: [], dnsSearch: [], dnsOptions: [] } });
     usageError(["-P", "0:80", "sh"], /^-P 0:80: /);
     usageError(["-P", "8080:80/sctp", "sh"], /unknown protocol "sctp"/);
     usageError(["-N", "a-bridge-name-that-is-too-long", "sh"], /at most 15 characters/);

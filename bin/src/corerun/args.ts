@@ -5,7 +5,7 @@ import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseTmpfs, parseV
 import {
   capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
-import { checkName, checkNetworkName, checkOwnPorts, parsePublish, parseSubnet } from "@corerun/net";
+import { checkName, checkNetworkName, checkOwnPorts, ETC_ARGS, hasEtcExtras, parseEtcExtras, parsePublish, parseSubnet, type EtcExtras } from "@corerun/net";
 import { normalizeParent, parseBytes, parseDeviceCgroupRule, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
@@ -28,6 +28,7 @@ export const runArgs = {
   net: { type: "string", alias: "N", valueHint: "NAME", description: "bridge network to join, created when missing (default corerun0)" },
   subnet: { type: "string", valueHint: "CIDR", description: "subnet for a new bridge network (default: the first free 10.77.N.0/24)" },
   port: { type: "string", alias: ["P", "publish"], valueHint: "[[IP:]HOST:]CTR[/tcp|udp]", description: "publish a container port on the host (repeatable); without HOST, on a free host port (see corerun ps)" },
+  ...ETC_ARGS,
   "publish-all": { type: "boolean", description: "publish every port of the image's ExposedPorts on a free host port (docker run -P)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name: unique among running containers, resolvable by its network's peers" },
   env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone passes corerun's own value (none when corerun has none)" },
@@ -82,6 +83,8 @@ export interface NetworkConfig {
   container?: string | undefined;
   containerPid?: number | undefined;
   containerStartTime?: number | undefined;
+  /** --add-host, --dns, --dns-search, --dns-option: for its /etc files. */
+  extras: EtcExtras;
 }
 
 export interface RunConfig {
@@ -149,6 +152,14 @@ export function findRunning(root: string, ref: string): State | undefined {
   return findByRef(readStates(root, (raw) => mayBeRef(raw, ref)).filter((s) => s.status === "running" && isAlive(s.init)), ref);
 }
 
+/** --add-host and the --dns options for a container on this network; host-gateway is a bridge's address on the host. */
+function etcExtras(ctx: Pick<ToolContext, "values">, network: string): EtcExtras {
+  const extras = parseEtcExtras({ addHost: ctx.values["add-host"], dns: ctx.values.dns, dnsSearch: ctx.values["dns-search"], dnsOption: ctx.values["dns-option"] });
+  const gateway = extras.hosts?.find((h) => h.address === "host-gateway");
+  if (gateway && network !== "bridge" && network !== "multi") throw new UsageError(`--add-host ${gateway.name}:host-gateway needs --network bridge (it is ${network}): it is the bridge's address on the host`);
+  return extras;
+}
+
 function parseNetwork(ctx: Pick<ToolContext, "values" | "flags">, root: string, img: ImageRun | undefined): NetworkConfig {
   const value = ctx.values.network?.at(-1) ?? "bridge";
   if (ctx.flags["publish-all"] && !img) throw new UsageError("--publish-all publishes an image's ExposedPorts, and a --rootfs container has none; give each port with -P CONTAINER_PORT");
@@ -156,17 +167,19 @@ function parseNetwork(ctx: Pick<ToolContext, "values" | "flags">, root: string, 
   const ports = [...(ctx.values.port ?? []), ...(ctx.flags["publish-all"] ? img!.exposed : [])];
   const net = ctx.values.net?.at(-1);
   const subnet = ctx.values.subnet?.at(-1);
+  const extras = etcExtras(ctx, value);
   if (value === "bridge" || value === "multi") {
     const published = ports.map(parsePublish);
     checkOwnPorts(published);
     parseSubnet(subnet);
-    return { mode: "bridge", net: net === undefined ? undefined : checkNetworkName(net), subnet, ports };
+    return { mode: "bridge", net: net === undefined ? undefined : checkNetworkName(net), subnet, ports, extras };
   }
   const only = ports.length ? "-P" : net !== undefined ? "--net" : subnet !== undefined ? "--subnet" : undefined;
   if (only) throw new UsageError(`${only} needs --network bridge (it is ${value})`);
-  if (value === "none" || value === "host") return { mode: value, ports: [] };
+  if (value === "none" || value === "host") return { mode: value, ports: [], extras };
   const other = joinedContainer(root, "--network", value);
-  if (other) return { mode: "container", ports: [], container: other.container, containerPid: other.pid, containerStartTime: other.startTime };
+  if (other && hasEtcExtras(extras)) throw new UsageError(`--add-host and the --dns options exclude --network ${value}: the container shares that container's network, its names and nameservers`);
+  if (other) return { mode: "container", ports: [], container: other.container, containerPid: other.pid, containerStartTime: other.startTime, extras };
   throw new UsageError(`--network ${value}: unknown mode; use bridge, none, host or container:NAME`);
 }
 
@@ -384,7 +397,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     env: vars,
     workdir,
     volumes: init?.volumes ?? volumes,
-    network: isRootless ? { mode: "none", ports: [] } : parseNetwork(ctx, root, img),
+    network: isRootless ? { mode: "none", ports: [], extras: etcExtras(ctx, "none") } : parseNetwork(ctx, root, img),
     rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
     limits: runLimits(ctx, devices, isRootless || security.privileged),

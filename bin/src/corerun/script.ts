@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { cgroupManager, limitArgv } from "@corerun/cgroup";
 import type { RunConfig } from "./args.ts";
 import { missingMountPoints, tmpfsPoints } from "@corerun/rootfs";
+import { etcExtrasArgv, hasEtcExtras } from "@corerun/net";
 import { allocateAutoUserns, hostIdOf } from "@corerun/state";
 import { UsageError } from "@corerun/cli";
 import { etcVolumes, execArgs, mountArgs, namespacesFor, netArgs } from "./steps.ts";
@@ -48,7 +49,7 @@ mount -t overlay overlay -o ${shellQuote(`lowerdir=${image.lower.join(":")}`)}",
   const ns = [...(cfg.network.mode === "container" ? ["--ns", namespacesFor(cfg), "--net-ns", `/proc/${cfg.network.containerPid}/ns/net`] : ["--ns", namespacesFor(cfg)]), ...userns];
   const net = cfg.network.mode === "bridge"
     ? `${bin("corerun-net")} ${sync(netArgs(cfg, c, "PID"))} > /dev/null`.replace("--pid PID", '--pid "$pid"')
-    : `${bin("corerun-net")} etc --id ${id} --root ${shellQuote(cfg.root)} --etc-dir "$sync/etc" --network ${cfg.network.mode === "container" ? `container:${cfg.network.container}` : cfg.network.mode} --hostname ${shellQuote(c.hostname)}${cfg.name ? ` --name ${shellQuote(cfg.name)}` : ""} > /dev/null`;
+    : `${bin("corerun-net")} etc --id ${id} --root ${shellQuote(cfg.root)} --etc-dir "$sync/etc" --network ${cfg.network.mode === "container" ? `container:${cfg.network.container}` : cfg.network.mode} --hostname ${shellQuote(c.hostname)}${cfg.name ? ` --name ${shellQuote(cfg.name)}` : ""}${hasEtcExtras(cfg.network.extras) ? ` ${q(etcExtrasArgv(cfg.network.extras))}` : ""} > /dev/null`;
   const undo = [
     `${bin("corerun-cgroup")} rm -f ${id} --cgroup-parent ${shellQuote(cfg.cgroupParent)}`,
     ...(cfg.network.mode === "bridge" ? [`${bin("corerun-net")} teardown --id ${id} --root ${shellQuote(cfg.root)} > /dev/null`] : []),

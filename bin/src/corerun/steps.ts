@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { envp, inNamespaces, isErrno, linuxSyscall as sys, MS_NODEV, MS_NOEXEC, MS_NOSUID, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
 import { faultPoint, span, UsageError } from "@corerun/cli";
 import { DEFAULT_SHM_SIZE, missingMountPoints, mountPointPaths, tmpfsPoints, tmpfsText, type VolumeSpec } from "@corerun/rootfs";
-import { ETC_FILES, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
+import { ETC_FILES, etcExtrasArgv, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, createForClone, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
 import type { ConsolaInstance } from "consola";
 import {
@@ -77,6 +77,14 @@ export function etcVolumes(dir: string, user: readonly VolumeSpec[] = []): (Volu
     .filter((v) => !taken(v.target));
 }
 
+/** --add-host and the --dns options as the state records them (inspect shows them in Docker's names). */
+function dockerExtras(e: RunConfig["network"]["extras"]): { extraHosts?: string[]; dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[] } {
+  return {
+    ...(e.hosts?.length ? { extraHosts: e.hosts.map((h) => `${h.name}:${h.address}`) } : {}),
+    ...(e.dns?.length ? { dns: e.dns } : {}), ...(e.dnsSearch?.length ? { dnsSearch: e.dnsSearch } : {}), ...(e.dnsOptions?.length ? { dnsOptions: e.dnsOptions } : {}),
+  };
+}
+
 /**
  * Records the container, then the mount points it will add to the rootfs, before creating any.
  * A --name is claimed under the state root's lock, so two containers never get the same one.
@@ -84,10 +92,10 @@ export function etcVolumes(dir: string, user: readonly VolumeSpec[] = []): (Volu
 export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" | "detached">> = {}): Container {
   checkStateRoot(cfg.root);
   const owner = extra.owner ?? { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
-  const { mode, net, subnet, ports, container } = cfg.network;
+  const { mode, net, subnet, ports, container, extras } = cfg.network;
   const config = {
     rootfs: cfg.rootfs, command: cfg.command, hostname: cfg.hostname, env: cfg.env, cwd: cfg.workdir,
-    volumes: cfg.volumes, network: { mode, net, subnet, ports, container }, name: cfg.name, limits: cfg.limits,
+    volumes: cfg.volumes, network: { mode, net, subnet, ports, container, ...dockerExtras(extras) }, name: cfg.name, limits: cfg.limits,
     cgroupParent: cfg.cgroupParent, process: runProcess(cfg),
     ...(cfg.devices.length ? { devices: cfg.devices.map(({ source, target, permissions }) => ({ source, target, permissions })) } : {}),
     ...(cfg.deviceCgroupRules.length ? { deviceCgroupRules: cfg.deviceCgroupRules } : {}), ...(cfg.restart ? { restart: cfg.restart } : {}), ...(cfg.pidHost ? { pidHost: true } : {}),
@@ -303,7 +311,7 @@ export function netArgs(cfg: RunConfig, c: Pick<Container, "id" | "dir" | "hostn
   return [
     "setup", ...prefer, "--pid", String(pid), "--id", c.id, "--root", cfg.root, "--hostname", c.hostname, "--etc-dir", join(c.dir, "etc"),
     ...(n.net ? ["-N", n.net] : []), ...(n.subnet ? ["--subnet", n.subnet] : []), ...n.ports.flatMap((p) => ["-P", p]),
-    ...(cfg.name ? ["--name", cfg.name] : []),
+    ...(cfg.name ? ["--name", cfg.name] : []), ...etcExtrasArgv(n.extras),
   ];
 }
 
@@ -331,7 +339,7 @@ export async function setupNetwork(cfg: RunConfig, c: Container, pid: number, ne
   const n = cfg.network;
   if (n.mode !== "bridge") {
     const mode = n.mode === "container" ? { mode: "container" as const, container: n.container! } : { mode: n.mode };
-    span("write /etc files", { dir: join(c.dir, "etc") }, () => writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, ...mode })));
+    span("write /etc files", { dir: join(c.dir, "etc") }, () => writeEtcFiles(join(c.dir, "etc"), etcFilesFor({ root: cfg.root, id: c.id, hostname: c.hostname, name: cfg.name, extras: n.extras, ...mode })));
     return;
   }
   await net!.run([...netArgs(cfg, c, pid), "--die-with-parent"]);

@@ -6,6 +6,8 @@
  */
 import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { UsageError } from "@corerun/cli";
+import { parseIPv4 } from "./ip.ts";
 
 export interface HostEntry {
   address: string;
@@ -46,11 +48,12 @@ export function hostsLine(p: HostEntry): string | undefined {
 
 /**
  * hostsFile with the peers' lines made already (hostsLine): the files of a network's containers
- * all hold the same lines, each made once for all of them.
+ * all hold the same lines, each made once for all of them. `extra`: the container's own --add-host
+ * lines, after localhost's, as Docker puts them.
  */
-export function hostsFileOf(self: { address?: string | undefined; names: string[] }, peerLines: readonly (string | undefined)[]): string {
+export function hostsFileOf(self: { address?: string | undefined; names: string[] }, peerLines: readonly (string | undefined)[], extra: readonly string[] = []): string {
   const names = distinct(self.names);
-  const lines = [...LOCALHOST];
+  const lines = [...LOCALHOST, ...extra];
   if (self.address) lines.push(`${self.address}\t${names.join(" ")}`);
   else if (names.length) lines[0] = `127.0.0.1\tlocalhost ${names.join(" ")}`;
   for (const l of peerLines) if (l !== undefined) lines.push(l);
@@ -140,3 +143,88 @@ export function writeHostsFile(dir: string, hosts: string): void {
 export function hostHostsFile(path = "/etc/hosts"): string {
   return readOr(path, hostsFile({ names: [] }))!;
 }
+
+/** Docker's --add-host, --dns, --dns-search and --dns-option: what a container's /etc files get beyond the defaults. */
+export interface EtcExtras {
+  /** --add-host: an address, or host-gateway for the bridge's own (the host, as the container reaches it). */
+  hosts?: { name: string; address: string }[] | undefined;
+  dns?: string[] | undefined;
+  dnsSearch?: string[] | undefined;
+  dnsOptions?: string[] | undefined;
+}
+
+/** The --add-host lines of /etc/hosts, host-gateway given its address. */
+export function extraHostLines(hosts: EtcExtras["hosts"], gateway?: string): string[] {
+  return (hosts ?? []).map((h) => {
+    const address = h.address === "host-gateway" ? gateway : h.address;
+    if (address === undefined) throw new Error(`--add-host ${h.name}:host-gateway needs a bridge network, whose address on the host it is`);
+    return `${address}\t${h.name}`;
+  });
+}
+
+/** resolv.conf with Docker's --dns (the nameservers), --dns-search (the search list; "." for none) and --dns-option (the options) in place of the base's. */
+export function withDns(resolv: string, extras: EtcExtras): string {
+  const { dns = [], dnsSearch = [], dnsOptions = [] } = extras;
+  if (!dns.length && !dnsSearch.length && !dnsOptions.length) return resolv;
+  const drop = (l: string) =>
+    (dns.length > 0 && /^\s*nameserver\s/.test(l)) || (dnsSearch.length > 0 && /^\s*(search|domain)\s/.test(l)) || (dnsOptions.length > 0 && /^\s*options\s/.test(l));
+  const lines = resolv.split("\n").filter((l) => l !== "" && !drop(l));
+  const search = dnsSearch.filter((d) => d !== ".");
+  return `${[...lines, ...dns.map((d) => `nameserver ${d}`), ...(search.length ? [`search ${search.join(" ")}`] : []), ...(dnsOptions.length ? [`options ${dnsOptions.join(" ")}`] : [])].join("\n")}\n`;
+}
+
+/** An IPv4 address, or an IPv6 one in any of its spellings (hex groups, one "::", an IPv4 tail). */
+function isAddress(text: string): boolean {
+  if (parseIPv4(text) !== undefined) return true;
+  if (!text.includes(":") || !/^[0-9a-fA-F:.]+$/.test(text) || text.split("::").length > 2) return false;
+  const groups = text.split(":");
+  const tail = groups.at(-1)!.includes(".") ? groups.pop()! : undefined;
+  if (tail !== undefined && parseIPv4(tail) === undefined) return false;
+  const max = tail === undefined ? 8 : 6;
+  const filled = groups.filter((g) => g !== "");
+  if (filled.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return false;
+  return text.includes("::") ? filled.length < max : filled.length === max;
+}
+
+const NAME = /^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?$/;
+
+/**
+ * Docker's --add-host NAME:ADDRESS (or NAME=ADDRESS), --dns ADDRESS, --dns-search DOMAIN (or
+ * "." for none) and --dns-option OPTION, checked: a value that would not make a sound line of
+ * /etc/hosts or resolv.conf is refused in one line.
+ */
+export function parseEtcExtras(input: { addHost?: readonly string[] | undefined; dns?: readonly string[] | undefined; dnsSearch?: readonly string[] | undefined; dnsOption?: readonly string[] | undefined }): EtcExtras {
+  const hosts = (input.addHost ?? []).map((spec) => {
+    const at = /[:=]/.exec(spec)?.index ?? -1;
+    const name = spec.slice(0, at);
+    const address = spec.slice(at + 1).replace(/^\[(.*)\]$/, "$1");
+    if (at < 0 || !NAME.test(name)) throw new UsageError(`--add-host "${spec}": give NAME:ADDRESS, such as db:10.0.0.5 or host.docker.internal:host-gateway`);
+    if (address !== "host-gateway" && !isAddress(address)) throw new UsageError(`--add-host "${spec}": "${address}" is not an IP address (or host-gateway)`);
+    return { name, address };
+  });
+  for (const d of input.dns ?? []) if (!isAddress(d)) throw new UsageError(`--dns "${d}": give a nameserver's IP address, such as 1.1.1.1`);
+  for (const d of input.dnsSearch ?? []) if (d !== "." && !NAME.test(d)) throw new UsageError(`--dns-search "${d}": give a domain name, such as example.com (or . for none)`);
+  for (const o of input.dnsOption ?? []) if (!/^[a-z][a-z0-9-]*(:\d+)?$/.test(o)) throw new UsageError(`--dns-option "${o}": give a resolv.conf option, such as ndots:2 or edns0`);
+  return { hosts, dns: [...(input.dns ?? [])], dnsSearch: [...(input.dnsSearch ?? [])], dnsOptions: [...(input.dnsOption ?? [])] };
+}
+
+/** The extras as corerun-net's words again. */
+export function etcExtrasArgv(e: EtcExtras): string[] {
+  return [
+    ...(e.hosts ?? []).flatMap((h) => ["--add-host", `${h.name}:${h.address}`]),
+    ...(e.dns ?? []).flatMap((d) => ["--dns", d]), ...(e.dnsSearch ?? []).flatMap((d) => ["--dns-search", d]), ...(e.dnsOptions ?? []).flatMap((o) => ["--dns-option", o]),
+  ];
+}
+
+/** Whether any extra was given. */
+export function hasEtcExtras(e: EtcExtras): boolean {
+  return Boolean(e.hosts?.length || e.dns?.length || e.dnsSearch?.length || e.dnsOptions?.length);
+}
+
+/** The options, shared by corerun run and corerun-net. */
+export const ETC_ARGS = {
+  "add-host": { type: "string", valueHint: "NAME:ADDRESS", description: "a line of /etc/hosts, repeatable; host-gateway for the host's address on the bridge" },
+  dns: { type: "string", valueHint: "ADDRESS", description: "a nameserver of resolv.conf instead of the host's, repeatable" },
+  "dns-search": { type: "string", valueHint: "DOMAIN", description: "a search domain of resolv.conf instead of the host's (. for none), repeatable" },
+  "dns-option": { type: "string", valueHint: "OPTION", description: "an option of resolv.conf instead of the host's (ndots:2), repeatable" },
+} as const;

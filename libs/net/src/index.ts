@@ -9,8 +9,8 @@ export {
 export { parsePublish, portString, portsCollide, checkOwnPorts, checkPortsFree, choosePorts, ephemeralRange, publishedPorts, hostListeners, decodeProcAddress, type Listener } from "./ports.ts";
 export { rulesetFor, syncRuleset, loadRuleset, bootId } from "./nft.ts";
 export {
-  hostsFile, resolvConf, writeInPlace, writeEtcFiles, writeHostsFile, hostHostsFile, FALLBACK_NAMESERVERS, ETC_FILES,
-  type EtcFiles, type HostEntry, type ResolvOptions,
+  hostsFile, resolvConf, writeInPlace, writeEtcFiles, writeHostsFile, hostHostsFile, extraHostLines, withDns, parseEtcExtras, etcExtrasArgv, hasEtcExtras, ETC_ARGS, FALLBACK_NAMESERVERS, ETC_FILES,
+  type EtcFiles, type EtcExtras, type HostEntry, type ResolvOptions,
 } from "./etc.ts";
 export {
   setupBridge, setupNone, teardown, listNetworks, removeNetworks, etcFilesFor, etcPaths, vethName, checkId, checkName, checkNetworkName,

@@ -21,7 +21,7 @@ import { interfaceIndex, kernelRandom, openNetlink } from "@corerun/syscall";
 import { faultPoint, span, UsageError } from "@corerun/cli";
 import { isAlive, procStartTime } from "@corerun/state";
 import { Rtnl } from "./client.ts";
-import { ETC_FILES, hostHostsFile, hostsFile, hostsFileOf, hostsLine, resolvConf, writeEtcFiles, writeHostsFile, type EtcFiles, type HostEntry } from "./etc.ts";
+import { ETC_FILES, extraHostLines, hostHostsFile, hostsFile, hostsFileOf, hostsLine, resolvConf, withDns, writeEtcFiles, writeHostsFile, type EtcExtras, type EtcFiles, type HostEntry } from "./etc.ts";
 import { cidrString, formatIPv4, parseCidr, parseIPv4, type Cidr } from "./ip.ts";
 import { bootId, loadRuleset, syncRuleset } from "./nft.ts";
 import { checkOwnPorts, checkPortsFree, choosePorts, hostListeners, type Listener } from "./ports.ts";
@@ -143,6 +143,8 @@ export interface SetupOptions {
   hostname?: string | undefined;
   name?: string | undefined;
   etcDir?: string | undefined;
+  /** --add-host, --dns, --dns-search, --dns-option for the /etc files. */
+  extras?: EtcExtras | undefined;
   log?: (msg: string) => void;
   /** Taken when free: a restarted container's last address, and host ports for its -P without one. */
   prefer?: { address?: string | undefined; ports: PublishedPort[] } | undefined;
@@ -180,7 +182,7 @@ function networkHosts(records: Records, network: string): { lease: Lease; line: 
 
 /** A container's hosts file: itself, then the others of its network (networkHosts). */
 function hostsOf(lease: Lease, members: ReturnType<typeof networkHosts>): string {
-  return hostsFileOf(selfEntry(lease), members.filter((m) => m.lease.id !== lease.id).map((m) => m.line));
+  return hostsFileOf(selfEntry(lease), members.filter((m) => m.lease.id !== lease.id).map((m) => m.line), lease.extraHosts);
 }
 
 /** The containers of a network as /etc/hosts lines, the given one left out. */
@@ -330,6 +332,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         id: opts.id, network: network.name, address: formatIPv4(addr), veth: vethName(opts.id), state: "pending", owner: selfRef(),
         ports, created: new Date().toISOString(),
         hostname: opts.hostname ?? opts.id, ...(opts.name ? { name: opts.name } : {}), ...(opts.etcDir ? { etcDir: opts.etcDir } : {}),
+        ...(opts.extras?.hosts?.length ? { extraHosts: extraHostLines(opts.extras.hosts, network.gateway) } : {}),
       };
       if (isNew) records.networks.push(network);
       records.leases.push(lease);
@@ -402,7 +405,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
           ...(eth0.mac ? { mac: eth0.mac } : {}), ...(opts.hostname ? { hostname: opts.hostname } : {}),
         };
         if (opts.etcDir) {
-          span("write /etc files", { dir: opts.etcDir }, () => writeEtcFiles(opts.etcDir!, { hostname: opts.hostname ?? opts.id, hosts: leaseHosts(records, lease), resolv: resolvConf({ mode: "private" }) }));
+          span("write /etc files", { dir: opts.etcDir }, () => writeEtcFiles(opts.etcDir!, { hostname: opts.hostname ?? opts.id, hosts: leaseHosts(records, lease), resolv: withDns(resolvConf({ mode: "private" }), opts.extras ?? {}) }));
           result.etc = etcPaths(opts.etcDir);
           faultPoint("net:etc");
         }
@@ -460,7 +463,7 @@ export function etcPaths(dir: string): { hosts: string; resolv: string; hostname
 }
 
 /** none mode: loopback up (corerun-ns does it too; a netns from `ip netns add` starts with it down). */
-export function setupNone(opts: Pick<SetupOptions, "id" | "netns" | "hostname" | "etcDir">, kernel: NetKernel = linuxNetKernel): SetupResult {
+export function setupNone(opts: Pick<SetupOptions, "id" | "netns" | "hostname" | "etcDir" | "extras">, kernel: NetKernel = linuxNetKernel): SetupResult {
   const ctr = kernel.openContainer(opts.netns);
   try {
     ctr.batch([setLinkUp({ name: "lo" })]);
@@ -469,7 +472,8 @@ export function setupNone(opts: Pick<SetupOptions, "id" | "netns" | "hostname" |
   }
   const result: SetupResult = { id: opts.id, network: "none", interface: "lo", ports: [], ...(opts.hostname ? { hostname: opts.hostname } : {}) };
   if (opts.etcDir) {
-    writeEtcFiles(opts.etcDir, { hostname: opts.hostname ?? opts.id, hosts: hostsFile({ names: [opts.hostname ?? opts.id] }), resolv: resolvConf({ mode: "private" }) });
+    const extras = opts.extras ?? {};
+    writeEtcFiles(opts.etcDir, { hostname: opts.hostname ?? opts.id, hosts: hostsFileOf({ names: [opts.hostname ?? opts.id] }, [], extraHostLines(extras.hosts)), resolv: withDns(resolvConf({ mode: "private" }), extras) });
     result.etc = etcPaths(opts.etcDir);
   }
   return result;
@@ -600,11 +604,13 @@ export type EtcMode = { mode: "none" } | { mode: "host" } | { mode: "container";
  * loopback), host (the host's hosts and resolv.conf), container:ID (another container's network
  * namespace: its address, its network's peers, and its names next to this one's).
  */
-export function etcFilesFor(opts: { root: string; id: string; hostname?: string | undefined; name?: string | undefined } & EtcMode): EtcFiles {
+export function etcFilesFor(opts: { root: string; id: string; hostname?: string | undefined; name?: string | undefined; extras?: EtcExtras | undefined } & EtcMode): EtcFiles {
   const hostname = opts.hostname ?? opts.id;
   const names = [hostname, opts.name ?? ""];
-  if (opts.mode === "host") return { hostname, hosts: hostHostsFile(), resolv: resolvConf({ mode: "host" }) };
-  if (opts.mode === "none") return { hostname, hosts: hostsFile({ names }), resolv: resolvConf({ mode: "private" }) };
+  const extras = opts.extras ?? {};
+  // The host's network: its own files, and the --add-host lines after its hosts file's.
+  if (opts.mode === "host") return { hostname, hosts: `${hostHostsFile()}${extraHostLines(extras.hosts).map((l) => `${l}\n`).join("")}`, resolv: withDns(resolvConf({ mode: "host" }), extras) };
+  if (opts.mode === "none") return { hostname, hosts: hostsFileOf({ names }, [], extraHostLines(extras.hosts)), resolv: withDns(resolvConf({ mode: "private" }), extras) };
   const other = opts.container;
   const paths = netPaths(opts.root);
   return withRecords(paths, (records) => {

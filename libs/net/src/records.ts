@@ -60,6 +60,8 @@ export const Lease = lazy(() => v.object({
   name: v.optional(v.string()),
   /** Where this container's hosts, resolv.conf and hostname live, to rewrite its hosts file. */
   etcDir: v.optional(v.string()),
+  /** --add-host lines of its own hosts file, kept for each rewrite. */
+  extraHosts: v.optional(v.array(v.string())),
   ports: v.array(PublishedPort),
   created: v.string(),
 }));

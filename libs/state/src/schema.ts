@@ -65,6 +65,11 @@ export const Network = lazy(() => v.object({
   ports: v.optional(v.array(v.string()), []),
   /** container: the id of the container whose network namespace is shared. */
   container: v.optional(v.string()),
+  /** --add-host (NAME:ADDRESS), --dns, --dns-search, --dns-option as given. */
+  extraHosts: v.optional(v.array(v.string())),
+  dns: v.optional(v.array(v.string())),
+  dnsSearch: v.optional(v.array(v.string())),
+  dnsOptions: v.optional(v.array(v.string())),
 }));
 export type Network = v.InferOutput<typeof Network>;
 
