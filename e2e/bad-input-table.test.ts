@@ -244,6 +244,8 @@ const ROWS: Row[] = [
   ["corerun-cgroup", () => ["run", "--cgroup-parent", PARENT, "--", `/nonexistent-${tag}`], 127, () => new RegExp(`cannot run /nonexistent-${tag}: command not found`)],
   ["corerun-cgroup", () => ["--cgroup-parent", "../..", "--", "/bin/true"], 125, () => /--cgroup-parent "\.\.\/\.\." is not valid/],
   // corerun-ns
+  ["corerun-ns", () => ["--ns", "ipc,mount", "--ipc-ns", "/proc/1/ns/ipc", "--", "/bin/true"], 125, () => /--ipc-ns joins an IPC namespace: leave ipc out of --ns/],
+  ["corerun-ns", () => ["--ns", "mount", "--pid-ns", "/proc/999999999/ns/pid", "--", "/bin/true"], 125, () => /--pid-ns \/proc\/999999999\/ns\/pid: no such namespace file; give \/proc\/PID\/ns\/pid of a running process/],
   ["corerun-ns", () => ["--ns", "pid,bogus", "--", "/bin/true"], 125, () => /--ns: unknown namespace "bogus"; use pid,uts,ipc,net,cgroup,mount/],
   ["corerun-ns", () => ["--uidmap", "0:1", "--", "/bin/true"], 125, () => /--uidmap 0:1: expected CONTAINER_ID:HOST_ID:SIZE/],
   ["corerun-ns", () => ["--preserve-fds", "-1", "--", "/bin/true"], 125, () => /--preserve-fds "-1" is not a file descriptor number/],

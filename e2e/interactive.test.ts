@@ -533,6 +533,13 @@ describe("corerun exec, -t and -i", { skip: !isRoot && "needs root" }, () => {
       assert.equal(one, "sleep 600 ", "the donor's first process is PID 1");
       assert.notEqual(self, "1");
       assert.equal(inDonor("cat /dev/shm/reply"), "back");
+      // The same through --print-script's chain: corerun-ns --ipc-ns and --pid-ns.
+      const script = run(["--print-script", "--ipc", "container:ipc-donor", "--pid", "container:ipc-donor"], "readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid; cat /dev/shm/greet");
+      assert.equal(script.code, 0, script.stderr);
+      assert.match(script.stdout, /--ipc-ns \/proc\/\d+\/ns\/ipc --pid-ns \/proc\/\d+\/ns\/pid/);
+      const chained = spawnSync("bash", ["-c", script.stdout], { encoding: "utf8" });
+      assert.equal(chained.status, 0, chained.stderr);
+      assert.deepEqual(chained.stdout.trim().split("\n"), [ipc, pid, "hello"]);
       const [info] = JSON.parse(corerun(["inspect", "ipc-donor"]).stdout) as { HostConfig: { IpcMode: string } }[];
       assert.equal(info!.HostConfig.IpcMode, "shareable");
 

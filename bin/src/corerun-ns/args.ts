@@ -8,6 +8,8 @@ import type { ArgsDef } from "citty";
 export const args = {
   ns: { type: "string", valueHint: "LIST", description: "namespaces to create, comma-separated: pid,mount,uts,ipc,net,cgroup (default all)" },
   "net-ns": { type: "string", valueHint: "PATH", description: "join the network namespace at PATH (/proc/PID/ns/net) instead of creating one" },
+  "ipc-ns": { type: "string", valueHint: "PATH", description: "join the IPC namespace at PATH (/proc/PID/ns/ipc) instead of creating one" },
+  "pid-ns": { type: "string", valueHint: "PATH", description: "start CMD in the PID namespace at PATH (/proc/PID/ns/pid) instead of a new one" },
   uidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "also create a user namespace with this uid map (repeatable); CMD runs as its root" },
   gidmap: { type: "string", valueHint: "CTR:HOST:SIZE", description: "gid map of the user namespace (repeatable; defaults to the uid map)" },
   detach: { type: "boolean", description: "exit once CMD has started instead of waiting for it" },
@@ -19,6 +21,9 @@ export const args = {
 export interface NsOptions {
   namespaces: NamespaceName[];
   netNs: string | undefined;
+  /** --ipc-ns, --pid-ns: namespaces joined by path, as --net-ns. */
+  ipcNs?: string | undefined;
+  pidNs?: string | undefined;
   uidMap: IdRange[];
   gidMap: IdRange[];
   detach: boolean;
@@ -52,6 +57,10 @@ export function parseNsOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-ns [options] -- CMD [ARGS...]");
   const netNs = ctx.values["net-ns"]?.at(-1);
   if (netNs !== undefined && namespaces.includes("net")) throw new UsageError("--net-ns joins a network namespace: leave net out of --ns");
+  const ipcNs = ctx.values["ipc-ns"]?.at(-1);
+  if (ipcNs !== undefined && namespaces.includes("ipc")) throw new UsageError("--ipc-ns joins an IPC namespace: leave ipc out of --ns");
+  const pidNs = ctx.values["pid-ns"]?.at(-1);
+  if (pidNs !== undefined && namespaces.includes("pid")) throw new UsageError("--pid-ns joins a PID namespace: leave pid out of --ns");
   const uidMap = parseIdMap(ctx.values.uidmap ?? [], "--uidmap");
   const gidMap = parseIdMap(ctx.values.gidmap ?? [], "--gidmap");
   const preserve = fdNumber(ctx.values["preserve-fds"]?.at(-1), "--preserve-fds") ?? 0;
@@ -64,6 +73,8 @@ export function parseNsOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail
   return {
     namespaces: namespaces as NamespaceName[],
     netNs,
+    ipcNs,
+    pidNs,
     uidMap: uidMap.length ? uidMap : gidMap,
     gidMap: gidMap.length ? gidMap : uidMap,
     detach: ctx.flags.detach ?? false,

@@ -1,7 +1,7 @@
 import { linuxSyscall } from "@corerun/syscall";
 import { defineTool, runTool } from "@corerun/cli";
 import { args, parseNsOptions } from "./args.ts";
-import { checkNetNs, protectStatusFd, reportStart, startCommand, waitCommand } from "./steps.ts";
+import { joinedPaths, protectStatusFd, reportStart, startCommand, waitCommand } from "./steps.ts";
 
 export const tool = defineTool({
   name: "corerun-ns",
@@ -20,7 +20,7 @@ export const tool = defineTool({
   ],
   async run(ctx) {
     const opts = parseNsOptions(ctx);
-    checkNetNs(opts.netNs);
+    joinedPaths(opts);
     protectStatusFd(linuxSyscall, opts.statusFd);
     const pid = startCommand(linuxSyscall, opts);
     reportStart(opts, pid);

@@ -1,5 +1,5 @@
 import { existsSync, writeFileSync, writeSync, renameSync } from "node:fs";
-import { CLOSE_RANGE_CLOEXEC, envp, FD_CLOEXEC, inNetworkNamespace, namespaceFlags, startInNamespaces, type Syscall } from "@corerun/syscall";
+import { CLOSE_RANGE_CLOEXEC, envp, FD_CLOEXEC, inNamespaces, inNetworkNamespace, namespaceFlags, startInNamespaces, type Syscall } from "@corerun/syscall";
 import { idMapText } from "@corerun/state";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import { findCommand } from "@corerun/rootfs";
@@ -10,10 +10,14 @@ export function protectStatusFd(sys: Syscall, fd: number | undefined): void {
   if (fd !== undefined) sys.setFdFlags(fd, sys.getFdFlags(fd) | FD_CLOEXEC);
 }
 
-export function checkNetNs(path: string | undefined): void {
-  if (path !== undefined && !existsSync(path)) {
-    throw new UsageError(`--net-ns ${path}: no such namespace file; give /proc/PID/ns/net of a running process or a /run/netns file`);
-  }
+/** The namespaces joined by path (--net-ns, --ipc-ns, --pid-ns), each there. */
+export function joinedPaths(opts: Pick<NsOptions, "netNs" | "ipcNs" | "pidNs">): { type: string; path: string }[] {
+  const joins = [["network", "net", opts.netNs], ["ipc", "ipc", opts.ipcNs], ["pid", "pid", opts.pidNs]] as const;
+  return joins.flatMap(([type, name, path]) => {
+    if (path === undefined) return [];
+    if (!existsSync(path)) throw new UsageError(`--${name}-ns ${path}: no such namespace file; give /proc/PID/ns/${name} of a running process${name === "net" ? " or a /run/netns file" : ""}`);
+    return [{ type, path }];
+  });
 }
 
 /**
@@ -30,8 +34,10 @@ export function startCommand(sys: Syscall, opts: NsOptions): number {
   const userns = opts.uidMap.length ? { uidMap: idMapText(opts.uidMap), gidMap: idMapText(opts.gidMap) } : undefined;
   const prepare = opts.namespaces.includes("net") ? (pid: number) => inNetworkNamespace(sys, pid, () => sys.setLinkUp("lo")) : undefined;
   const start = () => startInNamespaces(sys, { flags: namespaceFlags(opts.namespaces), path, argv: opts.command, env: envp(), userns, prepare });
-  // A joined network namespace is inherited by the child from the thread that clones it.
-  return opts.netNs ? inNetworkNamespace(sys, opts.netNs, start) : start();
+  // Joined namespaces are the child's from the thread that clones it (a PID namespace as its
+  // pid_for_children).
+  const joins = joinedPaths(opts);
+  return joins.length ? inNamespaces(sys, joins, start) : start();
 }
 
 export function reportStart(opts: NsOptions, pid: number): void {

@@ -385,8 +385,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const shmGiven = ctx.values["shm-size"]?.at(-1);
   const shmSize = shmGiven === undefined ? undefined : parseBytes(shmGiven, "--shm-size");
   if (shmSize !== undefined && ipc.mode !== "private" && ipc.mode !== "shareable") throw new UsageError(`--shm-size sizes a /dev/shm of the container's own, and with --ipc ${ctx.values.ipc!.at(-1)} it has none; drop one`);
-  if (ctx.flags["print-script"] && (pid.pidContainer || ipc.mode === "container" || ipc.mode === "shareable")) {
-    throw new UsageError(`--print-script does not print ${pid.pidContainer ? "--pid container:NAME" : `--ipc ${ctx.values.ipc!.at(-1)}`} yet (corerun-ns joins a network namespace only; a shareable /dev/shm is mounted by corerun); leave it out of the script`);
+  if (ctx.flags["print-script"] && ipc.mode === "shareable") {
+    throw new UsageError("--print-script does not print --ipc shareable yet (its /dev/shm is mounted by corerun in the host's mount namespace); leave it out of the script");
   }
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);

@@ -6,7 +6,7 @@ import { missingMountPoints, tmpfsPoints } from "@corerun/rootfs";
 import { etcExtrasArgv, hasEtcExtras } from "@corerun/net";
 import { allocateAutoUserns, hostIdOf } from "@corerun/state";
 import { UsageError } from "@corerun/cli";
-import { etcVolumes, execArgs, mountArgs, namespacesFor, netArgs } from "./steps.ts";
+import { etcVolumes, execArgs, mountArgs, netArgs, nsArgs } from "./steps.ts";
 
 /** Quotes a word for a POSIX shell. */
 export function shellQuote(word: string): string {
@@ -46,7 +46,7 @@ mount -t overlay overlay -o ${shellQuote(`lowerdir=${image.lower.join(":")}`)}",
   const userns = maps ? [...maps.uidMap.flatMap((r) => ["--uidmap", `${r.container}:${r.host}:${r.size}`]), ...maps.gidMap.flatMap((r) => ["--gidmap", `${r.container}:${r.host}:${r.size}`])] : [];
   const sync = (words: string[]) => q(words.map((w) => w.replaceAll("$sync", '"$sync"').replace(/^"\$sync"(.+)$/, '"$sync$1"')));
   const limits = [...limitArgv(cfg.limits), "--cgroup-parent", cfg.cgroupParent];
-  const ns = [...(cfg.network.mode === "container" ? ["--ns", namespacesFor(cfg), "--net-ns", `/proc/${cfg.network.containerPid}/ns/net`] : ["--ns", namespacesFor(cfg)]), ...userns];
+  const ns = [...nsArgs(cfg), ...userns];
   const net = cfg.network.mode === "bridge"
     ? `${bin("corerun-net")} ${sync(netArgs(cfg, c, "PID"))} > /dev/null`.replace("--pid PID", '--pid "$pid"')
     : `${bin("corerun-net")} etc --id ${id} --root ${shellQuote(cfg.root)} --etc-dir "$sync/etc" --network ${cfg.network.mode === "container" ? `container:${cfg.network.container}` : cfg.network.mode} --hostname ${shellQuote(c.hostname)}${cfg.name ? ` --name ${shellQuote(cfg.name)}` : ""}${hasEtcExtras(cfg.network.extras) ? ` ${q(etcExtrasArgv(cfg.network.extras))}` : ""} > /dev/null`;

@@ -264,8 +264,9 @@ function joinedNamespaces(cfg: RunConfig): { type: string; option: string; other
 
 /** corerun-ns's options: the namespaces, and another container's network to join. */
 export function nsArgs(cfg: RunConfig): string[] {
-  const join_ = cfg.network.mode === "container" ? ["--net-ns", `/proc/${cfg.network.containerPid}/ns/net`] : [];
-  return ["--ns", namespacesFor(cfg), ...join_];
+  const option: Record<string, string> = { network: "--net-ns", ipc: "--ipc-ns", pid: "--pid-ns" };
+  const file: Record<string, string> = { network: "net", ipc: "ipc", pid: "pid" };
+  return ["--ns", namespacesFor(cfg), ...joinedNamespaces(cfg).flatMap((j) => [option[j.type]!, `/proc/${j.other.pid}/ns/${file[j.type]}`])];
 }
 
 /** corerun-exec's command line: the last step, then the user's command. */
