@@ -109,6 +109,20 @@ function parentPid(): number {
   return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
 }
 
+/**
+ * Whether corerun-exec is in its parent's namespace of this type. Where the parent's namespace
+ * file cannot be read (EACCES) the answer is `unreachable` if given, else a refusal.
+ */
+function sharesParent(type: "mnt" | "uts", option: string, what: string, unreachable?: boolean): boolean {
+  try {
+    return sameNamespace(type, "self", parentPid());
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EACCES" && unreachable !== undefined) return unreachable;
+    throw new UsageError(`${option}: cannot compare corerun-exec's ${what} namespace with its parent's (${code}); start it with corerun-ns`);
+  }
+}
+
 export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail">, hostEnv = process.env): ExecOptions {
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
   const env = parseEnvVars(ctx.values.env ?? [], hostEnv);
@@ -127,27 +141,14 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   // still mounted here, has more than one level), corerun-ns made the mount namespace with it;
   // in the host's (--pid host), the mount namespace must differ from its parent's.
   const ownPid = process.pid === 1 || nsPids("self").length > 1;
-  if (ctx.flags["mount-proc"] && !ownPid) {
-    let shared: boolean;
-    try {
-      shared = sameNamespace("mnt", "self", process.ppid);
-    } catch (err) {
-      throw new UsageError(`--mount-proc: cannot compare corerun-exec's mount namespace with its parent's (${(err as NodeJS.ErrnoException).code}); start it with corerun-ns`);
-    }
-    if (shared) throw new UsageError("--mount-proc needs corerun-exec in a mount namespace of its own (start it with corerun-ns)");
+  if (ctx.flags["mount-proc"] && !ownPid && sharesParent("mnt", "--mount-proc", "mount")) {
+    throw new UsageError("--mount-proc needs corerun-exec in a mount namespace of its own (start it with corerun-ns)");
   }
   // sethostname in its starter's UTS namespace would rename the host (or the joined container).
-  if (hostname !== undefined) {
-    let shared: boolean;
-    try {
-      shared = sameNamespace("uts", "self", parentPid());
-    } catch (err) {
-      // In a user namespace of its own, the parent's /proc/PID/ns is out of reach; there the kernel
-      // refuses sethostname in a UTS namespace that namespace does not own (the host's) anyway.
-      if ((err as NodeJS.ErrnoException).code !== "EACCES") throw new UsageError(`--hostname: cannot compare corerun-exec's UTS namespace with its parent's (${(err as NodeJS.ErrnoException).code}); start it with corerun-ns`);
-      shared = false;
-    }
-    if (shared) throw new UsageError(`--hostname ${hostname}: corerun-exec shares its parent's UTS namespace, whose hostname this would change; start it in a new one (corerun-ns --ns uts)`);
+  // In a user namespace of its own, the parent's /proc/PID/ns is out of reach (EACCES); there the
+  // kernel refuses sethostname in a UTS namespace that namespace does not own (the host's) anyway.
+  if (hostname !== undefined && sharesParent("uts", "--hostname", "UTS", false)) {
+    throw new UsageError(`--hostname ${hostname}: corerun-exec shares its parent's UTS namespace, whose hostname this would change; start it in a new one (corerun-ns --ns uts)`);
   }
   return {
     hostname,

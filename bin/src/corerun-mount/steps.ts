@@ -5,7 +5,7 @@ import {
   envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
 } from "@corerun/syscall";
-import { DEFAULT_SHM_SIZE, MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, tmpfsPoints, type DeviceSpec, type MountPoint } from "@corerun/rootfs";
+import { DEFAULT_DEV_NODES, DEFAULT_SHM_SIZE, MASKED_PATHS, maskPaths, missingMountPoints, pathsUnder, resolveInRoot, tmpfsPoints, type DeviceSpec, type MountPoint } from "@corerun/rootfs";
 import { procStartTime, sameNamespace } from "@corerun/state";
 import { devNumbers, TMPFS_MAGIC } from "@corerun/cgroup";
 import type { MountOptions } from "./args.ts";
@@ -118,7 +118,7 @@ export function createMountPoints(points: readonly MountPoint[]): void {
   }
 }
 
-const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"];
+const DEVICES = Object.keys(DEFAULT_DEV_NODES);
 
 const DEV_LINKS: [string, string][] = [
   ["fd", "/proc/self/fd"],

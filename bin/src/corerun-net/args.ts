@@ -2,7 +2,7 @@ import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkHostname, stateRoot } from "@corerun/state";
-import { checkId, checkName, checkNetworkName, checkOwnPorts, DEFAULT_NETWORK, ETC_ARGS, netPaths, parseEtcExtras, parsePublish, parseSubnet, type Cidr, type EtcExtras, type PublishedPort } from "@corerun/net";
+import { checkId, checkName, checkNetworkName, checkOwnPorts, DEFAULT_NETWORK, ETC_ARGS, etcExtrasFor, netPaths, parsePublish, parseSubnet, type Cidr, type EtcExtras, type PublishedPort } from "@corerun/net";
 import type { ArgsDef } from "citty";
 
 const root = { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } as const;
@@ -118,7 +118,7 @@ export function parseSetup(ctx: Ctx): SetupConfig {
     hostname: checkHostname(last(ctx, "hostname")),
     name: checkName(last(ctx, "name")),
     etcDir: etcDir(ctx),
-    extras: extrasOf(ctx, mode === "bridge"),
+    extras: etcExtrasFor(ctx.values, mode),
     root: rootOf(ctx),
     prefer: { address: preferredAddress(last(ctx, "prefer-address")), ports: (ctx.values["prefer-port"] ?? []).map(parsePublish) },
   };
@@ -152,14 +152,6 @@ export interface EtcConfig {
   root: string;
 }
 
-/** --add-host and the --dns options, as parseEtcExtras checks them; host-gateway needs a bridge. */
-function extrasOf(ctx: Ctx, bridge: boolean): EtcExtras {
-  const extras = parseEtcExtras({ addHost: ctx.values["add-host"], dns: ctx.values.dns, dnsSearch: ctx.values["dns-search"], dnsOption: ctx.values["dns-option"] });
-  const gateway = extras.hosts?.find((h) => h.address === "host-gateway");
-  if (gateway && !bridge) throw new UsageError(`--add-host ${gateway.name}:host-gateway needs a bridge network, whose address on the host it is`);
-  return extras;
-}
-
 /** Another container's network namespace has that container's /etc files' names and servers, as in Docker. */
 function noExtras(ctx: Ctx, network: string): EtcExtras {
   const given = ["add-host", "dns", "dns-search", "dns-option"].find((k) => ctx.values[k]?.length);
@@ -181,7 +173,7 @@ export function parseEtc(ctx: Ctx): EtcConfig {
     mode,
     hostname: checkHostname(last(ctx, "hostname")),
     name: checkName(last(ctx, "name")),
-    extras: mode.mode === "container" ? noExtras(ctx, value) : extrasOf(ctx, false),
+    extras: mode.mode === "container" ? noExtras(ctx, value) : etcExtrasFor(ctx.values, value),
     root: rootOf(ctx),
   };
 }

@@ -5,7 +5,7 @@ import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseTmpfs, parseV
 import {
   capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
-import { checkName, checkNetworkName, checkOwnPorts, ETC_ARGS, hasEtcExtras, parseEtcExtras, parsePublish, parseSubnet, type EtcExtras } from "@corerun/net";
+import { checkName, checkNetworkName, checkOwnPorts, ETC_ARGS, etcExtrasFor, hasEtcExtras, parsePublish, parseSubnet, type EtcExtras } from "@corerun/net";
 import { normalizeParent, parseBytes, parseDeviceCgroupRule, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
@@ -152,14 +152,6 @@ export function findRunning(root: string, ref: string): State | undefined {
   return findByRef(readStates(root, (raw) => mayBeRef(raw, ref)).filter((s) => s.status === "running" && isAlive(s.init)), ref);
 }
 
-/** --add-host and the --dns options for a container on this network; host-gateway is a bridge's address on the host. */
-function etcExtras(ctx: Pick<ToolContext, "values">, network: string): EtcExtras {
-  const extras = parseEtcExtras({ addHost: ctx.values["add-host"], dns: ctx.values.dns, dnsSearch: ctx.values["dns-search"], dnsOption: ctx.values["dns-option"] });
-  const gateway = extras.hosts?.find((h) => h.address === "host-gateway");
-  if (gateway && network !== "bridge" && network !== "multi") throw new UsageError(`--add-host ${gateway.name}:host-gateway needs --network bridge (it is ${network}): it is the bridge's address on the host`);
-  return extras;
-}
-
 function parseNetwork(ctx: Pick<ToolContext, "values" | "flags">, root: string, img: ImageRun | undefined): NetworkConfig {
   const value = ctx.values.network?.at(-1) ?? "bridge";
   if (ctx.flags["publish-all"] && !img) throw new UsageError("--publish-all publishes an image's ExposedPorts, and a --rootfs container has none; give each port with -P CONTAINER_PORT");
@@ -167,7 +159,7 @@ function parseNetwork(ctx: Pick<ToolContext, "values" | "flags">, root: string, 
   const ports = [...(ctx.values.port ?? []), ...(ctx.flags["publish-all"] ? img!.exposed : [])];
   const net = ctx.values.net?.at(-1);
   const subnet = ctx.values.subnet?.at(-1);
-  const extras = etcExtras(ctx, value);
+  const extras = etcExtrasFor(ctx.values, value);
   if (value === "bridge" || value === "multi") {
     const published = ports.map(parsePublish);
     checkOwnPorts(published);
@@ -397,7 +389,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     env: vars,
     workdir,
     volumes: init?.volumes ?? volumes,
-    network: isRootless ? { mode: "none", ports: [], extras: etcExtras(ctx, "none") } : parseNetwork(ctx, root, img),
+    network: isRootless ? { mode: "none", ports: [], extras: etcExtrasFor(ctx.values, "none") } : parseNetwork(ctx, root, img),
     rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
     limits: runLimits(ctx, devices, isRootless || security.privileged),

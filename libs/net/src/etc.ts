@@ -208,6 +208,17 @@ export function parseEtcExtras(input: { addHost?: readonly string[] | undefined;
   return { hosts, dns: [...(input.dns ?? [])], dnsSearch: [...(input.dnsSearch ?? [])], dnsOptions: [...(input.dnsOption ?? [])] };
 }
 
+/**
+ * The extras from a tool's parsed words (--add-host, --dns, --dns-search, --dns-option), for a
+ * container on this network: host-gateway is a bridge's address on the host.
+ */
+export function etcExtrasFor(values: Record<string, string[] | undefined>, network: string): EtcExtras {
+  const extras = parseEtcExtras({ addHost: values["add-host"], dns: values.dns, dnsSearch: values["dns-search"], dnsOption: values["dns-option"] });
+  const gateway = extras.hosts?.find((h) => h.address === "host-gateway");
+  if (gateway && network !== "bridge" && network !== "multi") throw new UsageError(`--add-host ${gateway.name}:host-gateway needs --network bridge (it is ${network}): it is the bridge's address on the host`);
+  return extras;
+}
+
 /** The extras as corerun-net's words again. */
 export function etcExtrasArgv(e: EtcExtras): string[] {
   return [

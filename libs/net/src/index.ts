@@ -9,7 +9,7 @@ export {
 export { parsePublish, portString, portsCollide, checkOwnPorts, checkPortsFree, choosePorts, ephemeralRange, publishedPorts, hostListeners, decodeProcAddress, type Listener } from "./ports.ts";
 export { rulesetFor, syncRuleset, loadRuleset, bootId } from "./nft.ts";
 export {
-  hostsFile, resolvConf, writeInPlace, writeEtcFiles, writeHostsFile, hostHostsFile, extraHostLines, withDns, parseEtcExtras, etcExtrasArgv, hasEtcExtras, ETC_ARGS, FALLBACK_NAMESERVERS, ETC_FILES,
+  hostsFile, resolvConf, writeInPlace, writeEtcFiles, writeHostsFile, hostHostsFile, extraHostLines, withDns, parseEtcExtras, etcExtrasFor, etcExtrasArgv, hasEtcExtras, ETC_ARGS, FALLBACK_NAMESERVERS, ETC_FILES,
   type EtcFiles, type EtcExtras, type HostEntry, type ResolvOptions,
 } from "./etc.ts";
 export {

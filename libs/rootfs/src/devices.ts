@@ -16,7 +16,7 @@ export interface DeviceSpec {
   permissions: string;
 }
 
-/** Nodes every container's /dev has (corerun-mount's), by their numbers. */
+/** Nodes every container's /dev has (corerun-mount makes these), by their numbers. */
 export const DEFAULT_DEV_NODES: Readonly<Record<string, string>> = { null: "c 1:3", zero: "c 1:5", full: "c 1:7", random: "c 1:8", urandom: "c 1:9", tty: "c 5:0" };
 /** What else /dev holds of its own: mounts (devpts, shm, mqueue) and links. */
 const DEV_OWN = ["pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr", "ptmx", "core"];
