@@ -1,6 +1,6 @@
 import { chmodSync, chownSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, statSync, symlinkSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
-import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
+import { nodeCommand, exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import {
   envp, isErrno, CLONE_FS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE, MS_NODEV, MS_NOEXEC,
   MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME, type Syscall,
@@ -63,7 +63,7 @@ export async function runJoined(sys: Syscall, pid: number): Promise<number> {
   const pidfd = sys.pidfdOpen(pid);
   let child: number;
   try {
-    const argv = [process.execPath, process.argv[1]!, ...process.argv.slice(2)];
+    const argv = nodeCommand(process.argv[1]!, process.argv.slice(2));
     const env = [...envp(), `${JOINED}=${pid}`];
     const flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC;
     child = sys.cloneExec(0, process.execPath, argv, env, { join: { fd: pidfd, flags } });

@@ -1,6 +1,6 @@
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { defineTool, exitCodeOf, printJson, UsageError, waitChild, writeOut, type ToolContext, type ToolSpec } from "@corerun/cli";
+import { nodeCommand, defineTool, exitCodeOf, printJson, UsageError, waitChild, writeOut, type ToolContext, type ToolSpec } from "@corerun/cli";
 import {
   commitImage, exportImage, findImage, importImage, imageUsers, layerDiff, listImageIds, pruneImages, readImage, readLayer, readRefs, removeImage,
   requireImage, storePaths, tagImage, tagsOf, withImageInUse, withStoreLock, type ImportEvent, type RemoveResult,
@@ -102,7 +102,7 @@ async function asStoreOwner(ctx: ToolContext): Promise<number | undefined> {
   const root = rootOf(ctx);
   checkStateRoot(root);
   const { maps, helpers } = rootlessMaps(uid, process.getegid?.() ?? 0);
-  const argv = [process.execPath, process.argv[1]!, ...process.argv.slice(2)];
+  const argv = nodeCommand(process.argv[1]!, process.argv.slice(2));
   const pid = startInNamespaces(sys, {
     flags: 0, path: process.execPath, argv, env: [...envp(), `CORERUN_ROOT=${root}`, `${STORE_USERNS_ENV}=1`],
     userns: { uidMap: idMapText(maps.uidMap), gidMap: idMapText(maps.gidMap), helpers },

@@ -22,7 +22,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, sta
 import { dirname, join } from "node:path";
 import { CPU_PERIOD, devicePath } from "@corerun/cgroup";
 import { DEFAULT_SHM_SIZE } from "@corerun/rootfs";
-import { defineTool, faultPoint, printJson, printTable, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
+import { nodeCommand, defineTool, faultPoint, printJson, printTable, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
 import { netPaths, portString, publishedPorts, readRecords, type PublishedPort } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
@@ -216,7 +216,7 @@ export interface MonitorLaunch {
 export async function launchMonitor(l: MonitorLaunch): Promise<Monitored> {
   const monitor = join(DIST, "corerun-monitor");
   if (!existsSync(monitor)) throw new UsageError(`${l.what} needs ${monitor}, which is not built; run npm run build`);
-  const argv = [l.root, String(LOG_MAX_BYTES), l.mode, "--", process.execPath, process.argv[1]!, ...l.words];
+  const argv = [l.root, String(LOG_MAX_BYTES), l.mode, "--", ...nodeCommand(process.argv[1]!, l.words)];
   const base = l.env ?? process.env;
   const out = l.sized ? process.stdout : undefined;
   const env = out?.isTTY && out.rows > 0 && out.columns > 0 ? { ...base, [SIZE_ENV]: `${out.rows}x${out.columns}` } : base;

@@ -9,7 +9,7 @@ import { closeSync, copyFileSync, openSync, readFileSync, realpathSync, renameSy
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, createForClone, mergeLimits, openCgroupProcs, startJoinCgroupFds, type CgroupManager, type Limits } from "@corerun/cgroup";
-import { defineTool, faultPoint, fdCount, saveCodeCache, span, tracing, UsageError, type ToolContext } from "@corerun/cli";
+import { defineTool, faultPoint, fdCount, nodeCommand, saveCodeCache, span, tracing, UsageError, type ToolContext } from "@corerun/cli";
 import {
   checkKernelSettings, MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
@@ -21,7 +21,7 @@ import {
 } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
 import { prepareSeccompProgram, SECCOMP_ACTIONS, seccompFlags, storeSeccompProgram, type CachedProgram } from "@corerun/seccomp";
-import { execRuntime, handToContainerRoot, recordInit, startTool, stopTools, nodeArgv, toolScript, toolsExited, withInheritedFds, type Tools } from "./tools.ts";
+import { execRuntime, handToContainerRoot, recordInit, startTool, stopTools, toolScript, toolsExited, withInheritedFds, type Tools } from "./tools.ts";
 import { teardown } from "./teardown.ts";
 import { cgroupOf, liveStatus, mustFind, OCI_VERSION, ociState } from "./oci.ts";
 import { one, rootArg } from "./oci-calls.ts";
@@ -159,7 +159,7 @@ function startFirstProcess(o: CreateOptions, plan: CreatePlan, dir: string, prep
   const joinedUser = namespaces.join.find((j) => j.type === "user");
   const exec = userns || joinedUser ? execRuntime(o.root) : toolScript("corerun-exec");
   const argv = [
-    ...nodeArgv(exec), "--sync-dir", dir, "--oci", join(dir, "config.json"),
+    ...nodeCommand(exec), "--sync-dir", dir, "--oci", join(dir, "config.json"),
     ...(plan.proc ? ["--mount-proc"] : []),
     ...(namespaces.create.includes("cgroup") ? ["--cgroupns"] : []),
     ...(namespaces.create.includes("network") ? ["--lo-up"] : []),

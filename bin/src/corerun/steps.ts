@@ -2,7 +2,7 @@ import { closeSync, openSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
 import { envp, inNamespaces, isErrno, linuxSyscall as sys, MS_NODEV, MS_NOEXEC, MS_NOSUID, namespaceFlags, startInNamespaces, type NamespaceName } from "@corerun/syscall";
-import { faultPoint, span, UsageError } from "@corerun/cli";
+import { faultPoint, nodeCommand, span, UsageError } from "@corerun/cli";
 import { DEFAULT_SHM_SIZE, missingMountPoints, mountPointPaths, tmpfsPoints, tmpfsText, type VolumeSpec } from "@corerun/rootfs";
 import { ETC_FILES, etcExtrasArgv, etcFilesFor, teardown as netTeardown, writeEtcFiles } from "@corerun/net";
 import { cgroupManager, createForClone, oomReport, openCgroupProcs, startJoinCgroupFds, type CgroupManager } from "@corerun/cgroup";
@@ -17,7 +17,7 @@ import { securityExecArgs, securityMountArgs } from "./security.ts";
 import { mountImage, overlayArgs, unmountImage } from "./image.ts";
 import { runProcess } from "./exec.ts";
 import { teardown, teardownParts } from "./teardown.ts";
-import { execRuntime, handToContainerRoot, nodeArgv, signalChild, startTool, toolScript, withInheritedFds, type EarlyTool, type Tools } from "./tools.ts";
+import { execRuntime, handToContainerRoot, signalChild, startTool, toolScript, withInheritedFds, type EarlyTool, type Tools } from "./tools.ts";
 
 export { teardown };
 
@@ -370,7 +370,7 @@ export function startFirstProcess(cfg: RunConfig, c: Container, reportFd?: numbe
   const joinAtExec = early ? [] : c.cgroupFds;
   const inherited = [...joinAtExec, ...(reportFd === undefined ? [] : [reportFd])];
   try {
-    const argv = [...nodeArgv(exec), ...execArgs(cfg, { ...c, cgroupFds: joinAtExec }, reportFd)];
+    const argv = [...nodeCommand(exec), ...execArgs(cfg, { ...c, cgroupFds: joinAtExec }, reportFd)];
     const flags = namespaceFlags(namespacesFor(cfg).split(",") as NamespaceName[]);
     const helpers = cfg.rootless && c.userns !== undefined && (c.userns.uidMap.length > 1 || c.userns.gidMap.length > 1);
     const userns = c.userns && { uidMap: idMapText(c.userns.uidMap), gidMap: idMapText(c.userns.gidMap), helpers };

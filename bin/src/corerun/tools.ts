@@ -8,7 +8,7 @@
 import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, read, readFileSync, renameSync, rmSync, statSync, write } from "node:fs";
 import { dirname, join } from "node:path";
 import { envp, FD_CLOEXEC, koffiModulesDir, linuxSyscall as sys, stepError } from "@corerun/syscall";
-import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, errorLine, exitCodeForError, faultPoint, LAUNCH_FLAGS, PARENT_PID_ENV, span, waitChild, type ProcessEnd } from "@corerun/cli";
+import { ARGV_FD_ENV, DONE_FD_ENV, encodeArgv, errorLine, exitCodeForError, faultPoint, nodeCommand, PARENT_PID_ENV, span, waitChild, type ProcessEnd } from "@corerun/cli";
 import { decode } from "@corerun/sync";
 import { hostIdOf, procStartTime, updateState, type IdRange, type State } from "@corerun/state";
 
@@ -17,17 +17,6 @@ const DIST = dirname(process.argv[1] ?? ".");
 
 export function toolScript(name: string): string {
   return join(DIST, `${name}.cjs`);
-}
-
-/**
- * Node's command line for a tool's loader. --preserve-symlinks-main: Node would otherwise resolve
- * the script's path with realpath, one lstat a component in JavaScript (~0.5 ms of every start);
- * the loader finds its bundle and caches beside the path it was given, and the launchers and
- * execRuntime give it one whose directory is dist/ itself. (LAUNCH_FLAGS: the same as the launchers
- * pass, which a tool's quick exit checks for.)
- */
-export function nodeArgv(script: string): string[] {
-  return [process.execPath, ...LAUNCH_FLAGS, script];
 }
 
 /**
@@ -211,7 +200,7 @@ function writePipe(fd: number, data: Buffer): void {
 }
 
 async function runEarly(tools: Tools, name: string, words: Promise<string[]>, opts: { captureErrors?: boolean; onPause?: () => Promise<void> }): Promise<void> {
-  const [node, ...script] = nodeArgv(toolScript(name));
+  const [node, ...script] = nodeCommand(toolScript(name));
   const env = envp({ ...process.env, [PARENT_PID_ENV]: String(process.pid), [ARGV_FD_ENV]: String(ARGV_FD), [DONE_FD_ENV]: String(DONE_FD) });
   // [read end, write end] of each pipe; the tool's ends are closed here once it has them.
   const argvPipe = sys.pipe();

@@ -5,7 +5,7 @@ export {
 } from "./exit.ts";
 export { createLogger, logLevel, LOG_LEVELS } from "./log.ts";
 export { runTool, defineTool, formatTable, helpText, parseToolArgv, printJson, printTable, COMMON_ARGS, type ToolSpec, type ToolContext } from "./tool.ts";
-export { writeOut, writeErr, writeAll, OutputClosed, LAUNCH_FLAGS } from "./output.ts";
+export { writeOut, writeErr, writeAll, OutputClosed, LAUNCH_FLAGS, nodeCommand } from "./output.ts";
 export { saveCodeCache, codeCacheUsed, bundleRun, buildId, runWholeBundle } from "./codecache.ts";
 export { waitChild, FORWARDED_SIGNALS } from "./wait.ts";
 export { faultPoint } from "./fault.ts";

@@ -52,8 +52,21 @@ export function writeErr(data: string): void {
   }
 }
 
-/** The Node flags corerun's launchers start every tool with (bin/*, the tools' nodeArgv). */
+/** The Node flags corerun's launchers start every tool with (bin/*, nodeCommand). */
 export const LAUNCH_FLAGS: readonly string[] = ["--preserve-symlinks-main"];
+
+/**
+ * Node's command line for a bundle's loader and its words, as the launchers start it.
+ * --preserve-symlinks-main: Node would otherwise resolve the script's path with realpath, one
+ * lstat a component in JavaScript (~0.5 ms of every start); the loader finds its bundle and
+ * caches beside the path it was given, whose directory is dist/ itself. A tool's quick exit
+ * checks for these flags (nodeExitNeeded). "--" ends
+ * Node's own options: Node 20 takes --env-file wherever it appears on its command line, a
+ * container command's words included, and exits 9 when that file is missing.
+ */
+export function nodeCommand(script: string, words: readonly string[] = []): string[] {
+  return [process.execPath, ...LAUNCH_FLAGS, "--", script, ...words];
+}
 
 /**
  * Whether Node's own exit has work this process needs once the exit listeners have run: a

@@ -1,8 +1,9 @@
 /*
  * corerun-monitor: the one process that stays with a detached container (`corerun run -d`).
  *
- *   corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm|hold-keep -- NODE CORERUN_JS ARGS...
+ *   corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm|hold-keep -- NODE [NODE_OPTIONS...] [--] CORERUN_JS ARGS...
  *
+ * (NODE's options, each starting with "-", end at CORERUN_JS; the handler below is run with them.)
  * A Node process costs tens of MB; this one costs about one. It is a child subreaper and runs
  * the ordinary start (NODE CORERUN_JS ARGS..., corerun's run with -d) with:
  *   fd 0  the read end of the container's stdin pipe (kept by the monitor only with -i)
@@ -22,7 +23,7 @@
  * From then on it copies the container's stdout and stderr into ROOT/ID/container.log in
  * Docker's json-file format, one object per line; past LOG_MAX bytes the file is renamed to
  * container.log.1 (replacing the previous one) and a new one begun. When the first process
- * exits, it runs `NODE CORERUN_JS __monitor-exit ROOT ID STATUS FINISHED_MS rm|keep`, which
+ * exits, it runs `NODE [...] CORERUN_JS __monitor-exit ROOT ID STATUS FINISHED_MS rm|keep`, which
  * records the exit and releases (or with rm removes) the container, and it exits once that is
  * done and the container's output has ended.
  *
@@ -584,7 +585,20 @@ static pid_t run_handler(char **start, int code, long long finished_ms, const ch
         out[0] = out[1] = -1;
     pid = fork();
     if (pid == 0) {
-        char *argv[] = { start[0], start[1], HANDLER_WORD, (char *)root, id, status, finished, (char *)mode, NULL };
+        /* Node and its options up to the script: NODE [FLAGS...] [--] SCRIPT, then corerun's words. */
+        size_t n = 1, k;
+        while (start[n] && start[n + 1] && start[n][0] == '-')
+            n++;
+        char *argv[n + 8];
+        for (k = 0; k <= n; k++)
+            argv[k] = start[k];
+        argv[k++] = HANDLER_WORD;
+        argv[k++] = (char *)root;
+        argv[k++] = id;
+        argv[k++] = status;
+        argv[k++] = finished;
+        argv[k++] = (char *)mode;
+        argv[k] = NULL;
         sigset_t none;
         int fd = devnull();
         sigemptyset(&none);
@@ -780,7 +794,7 @@ int main(int argc, char **argv)
     if (argc < 7 || strcmp(argv[4], "--") != 0 ||
         (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0 && strcmp(argv[3], "hold") != 0 && strcmp(argv[3], "hold-rm") != 0 &&
          strcmp(argv[3], "hold-keep") != 0)) {
-        fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm|hold-keep -- NODE CORERUN_JS ARGS...\n");
+        fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm|hold-keep -- NODE [NODE_OPTIONS...] [--] CORERUN_JS ARGS...\n");
         return 125;
     }
     root = argv[1];
