@@ -281,6 +281,46 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [], "after stop, kill and rm with an unknown name");
   });
 
+  test("--stop-signal and --stop-timeout: stop sends the container's signal, then SIGKILL after its own grace period unless -t is given; inspect shows both", async () => {
+    const trapping = runDetached(["--network", "none", "--stop-signal", "USR1", "--env-file", join(REPO, "e2e/fixtures/stop.env")], 'trap "echo got \$SIGNAL_NAME; exit 3" USR1; trap "echo got TERM; exit 4" TERM; while :; do sleep 0.1; done');
+    assert.equal(trapping.code, 0, trapping.stderr);
+    const id = trapping.stdout.trim();
+    const config = (JSON.parse(corerun(["inspect", id]).stdout) as { Config: { StopSignal?: string; StopTimeout?: number } }[])[0]!.Config;
+    assert.deepEqual([config.StopSignal, config.StopTimeout], ["SIGUSR1", undefined]);
+    await until("the trap to be set", () => /sleep/.test(corerun(["ps", id]).stdout));
+    assert.equal(corerun(["stop", id]).code, 0);
+    assert.equal(entry(id)?.statusText, "exited (3)", "the handler of USR1 ran, not SIGTERM's default");
+    assert.equal(corerun(["logs", id]).stdout, "got USR1\n", "--env-file's variable reached the detached container");
+    // PID 1 ignores SIGTERM without a handler: only the SIGKILL after --stop-timeout ends it.
+    const ignoring = runDetached(["--network", "none", "--stop-timeout", "1"], "exec sleep 100");
+    assert.equal(ignoring.code, 0, ignoring.stderr);
+    const slow = ignoring.stdout.trim();
+    assert.equal((JSON.parse(corerun(["inspect", slow]).stdout) as { Config: { StopTimeout?: number } }[])[0]!.Config.StopTimeout, 1);
+    assert.equal(corerun(["stop", slow]).code, 0);
+    assert.equal(entry(slow)?.statusText, "exited (137)");
+    assert.equal(corerun(["rm", id, slow]).code, 0);
+    assert.match(corerun(["stop", "-t", "1x", "nosuch"]).stderr, /^corerun: -t 1x: give the grace period in whole seconds, or -1 to wait for good\n$/);
+    await assertHostClean(scope(), [], "after --stop-signal and --stop-timeout");
+  });
+
+  test("--group-add and --oom-score-adj reach the first process and every process corerun exec adds; exec takes --env-file", async () => {
+    const r = runDetached(["--network", "none", "--group-add", "nogroup", "--group-add", "4242", "--oom-score-adj", "321"], "exec sleep 100");
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    try {
+      const first = corerun(["exec", id, "cat", "/proc/1/status", "/proc/1/oom_score_adj"]);
+      assert.match(first.stdout, /^Groups:\t0 4242 65534 ?$/m, first.stderr);
+      assert.match(first.stdout, /^321$/m);
+      const exec = corerun(["exec", "--env-file", join(REPO, "e2e/fixtures/stop.env"), id, "sh", "-c", "id -G; cat /proc/self/oom_score_adj; echo $SIGNAL_NAME"]);
+      assert.equal(exec.stdout, "0 4242 65534\n321\nUSR1\n", exec.stderr);
+      const inspect = (JSON.parse(corerun(["inspect", id]).stdout) as { HostConfig: { GroupAdd: string[]; OomScoreAdj: number } }[])[0]!.HostConfig;
+      assert.deepEqual([inspect.GroupAdd, inspect.OomScoreAdj], [["nogroup", "4242"], 321]);
+    } finally {
+      corerun(["rm", "-f", id]);
+    }
+    await assertHostClean(scope(), [], "after --group-add and --oom-score-adj");
+  });
+
   test("--rm: a detached container that exits leaves nothing; its exit code is recorded without --rm", async () => {
     const gone = runDetached(["--rm", "-N", BRIDGE], "exit 0");
     assert.equal(gone.code, 0, gone.stderr);

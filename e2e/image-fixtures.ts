@@ -54,6 +54,7 @@ export const FIXTURE_CONFIG = {
   WorkingDir: "/data",
   User: "1000:1000",
   ExposedPorts: { "8080/tcp": {}, "9090/udp": {} },
+  StopSignal: "SIGQUIT",
 };
 
 export interface Fixtures {

@@ -10,7 +10,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, BIN, type Result } from "./helpers.ts";
+import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, until, BIN, type Result } from "./helpers.ts";
 import { blob, cappedLayer, makeFixtures, sha256, tarOf, writeOci, type Fixtures } from "./image-fixtures.ts";
 import { setTimeout as delay } from "node:timers/promises";
 import { ephemeralRange } from "@corerun/net";
@@ -133,7 +133,7 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(r.stdout.trim().split("\n"), ["ls: /etc/doomed: No such file or directory", "new", "added by layer 2", "/bin/busybox"]);
   });
 
-  test("Entrypoint, Cmd, Env, WorkingDir and User come from the config; flags override them as in Docker", () => {
+  test("Entrypoint, Cmd, Env, WorkingDir, User and StopSignal come from the config; flags override them as in Docker", async () => {
     const dflt = corerun(["run", "--network", "none", "fixture:oci"]);
     assert.equal(dflt.code, 0, dflt.stderr);
     assert.equal(dflt.stdout, "from-the-image in /data as 1000:1000\n");
@@ -151,6 +151,20 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     const bad = corerun(["run", "--network", "none", "-u", "ghost", "fixture:oci"]);
     assert.equal(bad.code, 125);
     assert.match(bad.stderr, /--user ghost: no user "ghost" in the container's \/etc\/passwd/);
+    // StopSignal is what corerun stop sends first: sh as PID 1 has no default action for SIGQUIT,
+    // so only its trap ends it with 3 (SIGTERM would not reach it: its status would be 137).
+    const quit = corerun(["run", "-d", "--network", "none", "fixture:oci", 'trap "exit 3" QUIT; while :; do sleep 0.1; done']);
+    assert.equal(quit.code, 0, quit.stderr);
+    const id = quit.stdout.trim();
+    try {
+      const config = (JSON.parse(corerun(["inspect", id]).stdout) as { Config: { StopSignal?: string } }[])[0]!.Config;
+      assert.equal(config.StopSignal, "SIGQUIT");
+      await until("the trap to be set", () => /sleep/.test(corerun(["ps", id]).stdout));
+      assert.equal(corerun(["stop", "-t", "5", id]).code, 0);
+      assert.match(corerun(["ps", "-a"]).stdout, new RegExp(`^${id} .*exited \\(3\\)`, "m"));
+    } finally {
+      corerun(["rm", "-f", id]);
+    }
   });
 
   test("--publish-all publishes the ExposedPorts on free host ports, -P CONTAINER_PORT one; corerun ps shows them; no two containers share one", async () => {

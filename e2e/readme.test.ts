@@ -85,6 +85,7 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.match(r.stdout, /^hi from \/tmp$/m);
     assert.match(r.stdout, /^files 512$/m);
     assert.match(r.stdout, /^PID 1 is docker-init$/m);
+    assert.match(r.stdout, /^0\n0 4242$/m, "the sysctl and the added group");
   });
 
   test("the exec and terminal examples: exec by name with -u, -w, its status, -i; a pty with -t", () => {

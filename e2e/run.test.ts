@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, stateRoot, tool, type Result } from "./helpers.ts";
+import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, type Result } from "./helpers.ts";
 
 let rootfs = "";
 let root = "";
@@ -231,6 +231,54 @@ describe("corerun run", { skip: !isRoot && "needs root" }, () => {
     } finally {
       delete process.env.E2E_FROM_HOST;
     }
+  });
+
+  test("--env-file: Docker's KEY=VALUE lines before -e's; a command word --env-file is the command's, not Node's", (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "corerun-envfile-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "app.env");
+    writeFileSync(file, "# settings\nMODE=file\n  QUOTED=\"kept\"\nE2E_FROM_HOST\nOVERRIDDEN=file\n");
+    process.env.E2E_FROM_HOST = "host";
+    try {
+      const r = container(["--env-file", file, "-e", "OVERRIDDEN=flag", "/bin/sh", "-c", 'echo "$MODE $QUOTED $E2E_FROM_HOST $OVERRIDDEN" "$@"', "sh", "--env-file", "/nonexistent"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'file "kept" host flag --env-file /nonexistent\n');
+    } finally {
+      delete process.env.E2E_FROM_HOST;
+    }
+    const bad = join(dir, "bad.env");
+    writeFileSync(bad, "GOOD=1\nBAD NAME=2\n");
+    const refused = container(["--env-file", bad, "/bin/true"]);
+    assert.equal(refused.code, 125);
+    assert.equal(refused.stderr, `corerun: --env-file ${bad}: line 2: variable name "BAD NAME" contains whitespace; give KEY=VALUE\n`);
+  });
+
+  test("--sysctl: set in the container's own network and IPC namespaces after its network is up, /proc/sys read-only after; the host's values unchanged", () => {
+    const hostPorts = readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8");
+    const hostShm = readFileSync("/proc/sys/kernel/shmmni", "utf8");
+    const r = container([
+      "--network", "none", "--sysctl", "net.ipv4.ip_unprivileged_port_start=99", "--sysctl", "kernel.shmmni=1234", "--sysctl", "net/ipv4/conf/lo/accept_local=1",
+      "/bin/sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni /proc/sys/net/ipv4/conf/lo/accept_local; echo 1 > /proc/sys/kernel/shmmni || echo read-only",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "99\n1234\n1\nread-only\n");
+    assert.match(r.stderr, /Read-only file system/);
+    assert.equal(readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8"), hostPorts);
+    assert.equal(readFileSync("/proc/sys/kernel/shmmni", "utf8"), hostShm);
+    const unknown = container(["--network", "none", "--sysctl", "net.ipv4.no_such_setting=1", "/bin/true"]);
+    assert.equal(unknown.code, 125);
+    assert.equal(unknown.stderr, "corerun-exec: --sysctl net.ipv4.no_such_setting=1: write /proc/sys/net/ipv4/no_such_setting: ENOENT; this kernel has no such sysctl (sysctl -a lists them)\n");
+  });
+
+  test("container root has the groups of the container's /etc/group (and --group-add's), not the supplementary groups of whoever ran corerun", () => {
+    const r = run("setpriv", ["--groups", "6,10", join(BIN, "corerun"), "--root", root, "--rootfs", rootfs, "--network", "none", "--group-add", "nogroup", "/bin/sh", "-c", "grep ^Groups: /proc/self/status"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "Groups:\t0 65534 \n");
+    assertClean();
+    // Looked up in the container's /etc/group once its root is in place, as --user's names are.
+    const unknown = container(["--network", "none", "--group-add", "video", "/bin/true"]);
+    assert.equal(unknown.code, 125);
+    assert.equal(unknown.stderr, "corerun-exec: --group-add video: no group \"video\" in the container's /etc/group; give a gid or a group the image has\n");
   });
 
   test("a container's own --help is not corerun's", () => {

@@ -1,7 +1,8 @@
 import { readFileSync, readlinkSync } from "node:fs";
 import { fdCount, UsageError, type ToolContext } from "@corerun/cli";
 import { containerEnv as sharedEnv } from "@corerun/rootfs";
-import { capabilitySet, checkHostname, checkWorkdir, nsPids, parseEnvVars, sameNamespace } from "@corerun/state";
+import { parseSysctl, type Sysctl } from "@corerun/oci";
+import { capabilitySet, checkGroupName, checkHostname, checkWorkdir, nsPids, parseEnvVars, parseOomScoreAdj, sameNamespace } from "@corerun/state";
 import { FD_CLOEXEC, linuxSyscall as sys, SECCOMP_FILTER_FLAGS } from "@corerun/syscall";
 import type { ArgsDef } from "citty";
 
@@ -18,6 +19,9 @@ export const args = {
   "cap-drop": { type: "string", valueHint: "CAP", description: "drop a capability of Docker's default set (repeatable; ALL drops every one)" },
   "lo-up": { type: "boolean", description: "bring the loopback interface of its network namespace up" },
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user: a name or uid, and a group name or gid (names from the container's /etc/passwd and /etc/group)" },
+  "group-add": { type: "string", valueHint: "GROUP", description: "a supplementary group beyond the user's (repeatable): a group of the container's /etc/group, or a gid" },
+  sysctl: { type: "string", valueHint: "KEY=VALUE", description: "set a sysctl of a namespace of its own (repeatable): net.* (network), kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.* (IPC), kernel.domainname (UTS); after go" },
+  "oom-score-adj": { type: "string", valueHint: "N", description: "the command's OOM score adjustment, -1000 (never killed) to 1000 (killed first); its children inherit it" },
   "sync-dir": { type: "string", valueHint: "DIR", description: "say ready on DIR/ready once loaded, then wait for go on DIR/go (FIFOs)" },
   oci: { type: "string", valueHint: "CONFIG", description: "take the process, hostname, sysctls and masked paths from an OCI config.json (no CMD then)" },
   keyring: { type: "string", valueHint: "NAME", description: "join a new session keyring NAME, so the container does not share its caller's keys" },
@@ -47,6 +51,11 @@ export interface ExecOptions {
   unmasked: boolean;
   /** --user as given; resolved against the container's /etc files once its root is in place. */
   user: string | undefined;
+  /** --group-add as given: names are resolved with --user. */
+  groupAdd: string[];
+  /** --sysctl, checked: each for a namespace this process does not share with its parent. */
+  sysctls: Sysctl[];
+  oomScoreAdj: number | undefined;
   /** The capabilities the command keeps (its bounding set). */
   capabilities: number[];
   command: string[];
@@ -113,7 +122,7 @@ function parentPid(): number {
  * Whether corerun-exec is in its parent's namespace of this type. Where the parent's namespace
  * file cannot be read (EACCES) the answer is `unreachable` if given, else a refusal.
  */
-function sharesParent(type: "mnt" | "uts", option: string, what: string, unreachable?: boolean): boolean {
+function sharesParent(type: "mnt" | "uts" | "net" | "ipc", option: string, what: string, unreachable?: boolean): boolean {
   try {
     return sameNamespace(type, "self", parentPid());
   } catch (err) {
@@ -129,8 +138,9 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
   const oci = ctx.values.oci?.at(-1);
   if (oci !== undefined && ctx.tail.length) throw new UsageError("--oci takes the command from config.json; give no CMD");
-  if (oci !== undefined && (ctx.values.env?.length || ctx.values.workdir?.length || ctx.values.hostname?.length || ctx.values["cap-add"]?.length || ctx.values["cap-drop"]?.length)) {
-    throw new UsageError("--oci takes env, cwd, hostname and capabilities from config.json; drop -e, -w, --hostname, --cap-add and --cap-drop");
+  const fromConfig = ["env", "workdir", "hostname", "cap-add", "cap-drop", "user", "group-add", "sysctl", "oom-score-adj"].filter((o) => ctx.values[o]?.length);
+  if (oci !== undefined && fromConfig.length) {
+    throw new UsageError(`--oci takes the process (env, cwd, user, groups, capabilities, oomScoreAdj), hostname and sysctls from config.json; drop ${fromConfig.map((o) => `--${o}`).join(", ")}`);
   }
   if (oci === undefined && ctx.tail.length === 0) throw new UsageError("no command given; usage: corerun-exec [options] -- CMD [ARGS...]");
   // A new /proc over the host's would hide the host's processes from everyone in this namespace.
@@ -150,9 +160,20 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   if (hostname !== undefined && sharesParent("uts", "--hostname", "UTS", false)) {
     throw new UsageError(`--hostname ${hostname}: corerun-exec shares its parent's UTS namespace, whose hostname this would change; start it in a new one (corerun-ns --ns uts)`);
   }
+  const sysctls = (ctx.values.sysctl ?? []).map((t) => parseSysctl(t));
+  const nsFile = { network: "net", ipc: "ipc", uts: "uts" } as const;
+  for (const { key, value, ns } of sysctls) {
+    if (sharesParent(nsFile[ns], "--sysctl", ns === "network" ? "network" : ns.toUpperCase(), false)) {
+      throw new UsageError(`--sysctl ${key}=${value}: corerun-exec shares its parent's ${ns === "network" ? "network" : ns.toUpperCase()} namespace, whose setting this would change; start it in a new one (corerun-ns --ns ${nsFile[ns]})`);
+    }
+  }
+  const groupAdd = (ctx.values["group-add"] ?? []).map((g) => checkGroupName(g, "--group-add"));
   return {
     hostname,
     env,
+    groupAdd,
+    sysctls,
+    oomScoreAdj: parseOomScoreAdj(ctx.values["oom-score-adj"]?.at(-1)),
     workdir,
     mountProc: ctx.flags["mount-proc"] ?? false,
     cgroups: ctx.values.cgroup ?? [],

@@ -1,13 +1,14 @@
-import { writeSync } from "node:fs";
-import { linuxSyscall as sys, loadNative, PR_SET_DUMPABLE, PR_SET_PDEATHSIG } from "@corerun/syscall";
+import { closeSync, openSync, writeSync } from "node:fs";
+import { linuxSyscall as sys, loadNative, O_DIRECTORY, O_PATH, PR_SET_DUMPABLE, PR_SET_PDEATHSIG } from "@corerun/syscall";
+import { setOomScoreAdj } from "@corerun/state";
 import { defineTool, errorLine, exitCodeForError, faultPoint, flushTrace, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
-import { args, containerEnv, parseExecOptions } from "./args.ts";
+import { args, containerEnv, parseExecOptions, type ExecOptions } from "./args.ts";
 import { OCI_OPTION_FIX, readSpecText } from "@corerun/oci";
 import { cgroupTree, mountCgroupTree, mountLayout, openCgroupProcs, readHostCgroupMounts, startJoinCgroupFds, type CgroupTree } from "@corerun/cgroup";
 import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole, takeTerminalAt } from "./oci.ts";
 import {
-  lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProcAt, mountProc, openProcMasks, prepareFds, readEtc, resolveUser, setHostname, switchUser,
+  lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProcAt, mountProc, openProcMasks, prepareFds, readEtc, readonlyProcAt, resolveUser, setHostname, switchUser, writeSysctls,
 } from "./steps.ts";
 
 export const tool = defineTool({
@@ -21,7 +22,8 @@ export const tool = defineTool({
     "With --oci CONFIG (corerun create's first process) it takes the config's hostname and a new\nsession keyring after ready, and its sysctls, read-only and masked paths and working directory\nonce {\"t\":\"pivoted\"} arrives on go (corerun-mount --oci writes it after pivot_root), as\nrunc's init does before start; from a driver that sends go alone, after go. Without\nstartContainer hooks it then takes every step but the exec and execs into corerun-exe, a\nstub that waits for go itself (its exec FIFO, in runc's words).",
     "--mount-proc mounts a new /proc before saying ready (the kernel allows it in a user namespace\nonly while the host's /proc is still visible); corerun-mount --proc moves it into the rootfs.\nDocker's /proc masks are made after ready, through fds of it, while the root moves.",
     "The command keeps Docker's default capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,\nSETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP):\nthe rest leave its bounding set. --cap-add and --cap-drop change the set.",
-    "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home.",
+    "--user USER[:GROUP] switches to that user (and group; its /etc/group groups otherwise) right\nbefore the exec, after the capabilities are dropped; HOME becomes the user's home. Without it\nthe command runs as root with root's /etc/group groups. --group-add adds groups to either.",
+    "--sysctl KEY=VALUE is written after go (the network's interfaces are in place by then), then\n/proc/sys is made read-only; a sysctl of a namespace corerun-exec shares with its parent is\nrefused: it would change the parent's.",
     "The environment starts empty: PATH, HOSTNAME and HOME as Docker sets them, then -e values.\nEvery fd but 0-2 is closed on exec; 0-2 lose close-on-exec and O_NONBLOCK.",
     "--no-new-privs and --seccomp FILE come last, right before the exec, in that order: the\ncommand starts under the filter, and no syscall of corerun-exec's runs after it but execve.\nFILE is a compiled program (corerun compiles profiles with libseccomp and caches them under\nits state root); it is read at start, before the root moves.",
     "Exit status: CMD replaces corerun-exec; 125 when a step fails; 126 when CMD is not\nexecutable; 127 when it is not found.",
@@ -46,6 +48,8 @@ export const tool = defineTool({
       faultPoint("exec:sync-open");
       const opts = parseExecOptions(ctx);
       report = opts.reportFd;
+      // The process keeps its pid through the exec, and its children inherit the value.
+      setOomScoreAdj("self", opts.oomScoreAdj, "--oom-score-adj");
       // The native helper holds the stub the program is exec'd from (execCommand): loaded while
       // its file is in reach, before the root moves.
       loadNative();
@@ -96,7 +100,8 @@ export const tool = defineTool({
         if (hostCgroups) cgroupFs = span("cgroup tree", undefined, () => cgroupTree(mountLayout(hostCgroups)));
         // Last: its mounts wait for corerun-mount's move, pivot and unmount, which hold the
         // mount namespace's lock.
-        if (masks) span("mask /proc", undefined, () => maskProcAt(sys, masks));
+        // With --sysctl, /proc/sys is made read-only once they are written, after go.
+        if (masks) span("mask /proc", undefined, () => maskProcAt(sys, masks, !opts.sysctls.length));
       }
       // An OCI container waits for go until the engine starts it: what lives inside the new root
       // is set up once corerun-mount says it is in place, as runc's init sets it up before its
@@ -149,11 +154,15 @@ export const tool = defineTool({
         faultPoint("exec:exec");
         return execCommand(sys, { command: spec.process!.args!, noNewPrivs: false, seccomp: nnp ? opts.seccomp : undefined }, [...ociEnv(spec), ...listen], goFd);
       }
+      // After go: the network's interfaces (net.ipv4.conf.eth0.*) are in place by then.
+      if (opts.sysctls.length) span("sysctls", { sysctls: opts.sysctls.map((x) => x.key) }, () => applySysctls(opts.sysctls, Boolean(masks)));
       // corerun run -t: the pty corerun opened in the container's devpts, named in go.
       if (go?.tty !== undefined) takeTerminalAt(sys, `/dev/pts/${go.tty}`);
       enterWorkdir(opts.workdir);
-      const creds = opts.user === undefined ? undefined : resolveUser(opts.user, readEtc("/etc/passwd"), readEtc("/etc/group"));
-      const env = containerEnv(opts, hostname!, creds?.home);
+      // Root by default, with the groups the container's /etc/group gives it, as in Docker: not
+      // the supplementary groups of whoever started corerun.
+      const creds = resolveUser(opts.user ?? "0", readEtc("/etc/passwd"), readEtc("/etc/group"), opts.groupAdd);
+      const env = containerEnv(opts, hostname!, creds.home);
       // Before the cgroup, the filter and the user, which could refuse its writes.
       saveCodeCache("exec");
       // corerun moved this process into its cgroups as it cloned it (unless a limit could stop its
@@ -163,7 +172,6 @@ export const tool = defineTool({
       if (cgroupFs) span("mount /sys/fs/cgroup", undefined, () => mountCgroupTree(sys, cgroupFs, !opts.unmasked));
       prepareFds(sys, opts.preserveFds);
       faultPoint("exec:exec");
-      if (!creds) return execCommand(sys, opts, env);
       // A user other than root loses CAP_SYS_ADMIN: the filter goes in first unless
       // no_new_privs lets the kernel take it later (the same order as the OCI path above).
       if (!opts.noNewPrivs) lockDown(sys, { noNewPrivs: false, seccomp: opts.seccomp });
@@ -180,6 +188,18 @@ export const tool = defineTool({
     }
   },
 });
+
+/** --sysctl's values, then (when /proc is masked) Docker's read-only paths of /proc, /proc/sys among them. */
+function applySysctls(sysctls: ExecOptions["sysctls"], readonlyAfter: boolean): void {
+  writeSysctls(sysctls, "--sysctl");
+  if (!readonlyAfter) return;
+  const proc = openSync("/proc", O_PATH | O_DIRECTORY);
+  try {
+    readonlyProcAt(sys, proc);
+  } finally {
+    closeSync(proc);
+  }
+}
 
 function writeReport(fd: number, msg: object): void {
   try {

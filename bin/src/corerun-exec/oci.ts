@@ -4,12 +4,12 @@
  * capabilities, rlimits, no_new_privs), hostname, domainname, sysctls, masked and read-only
  * paths. Applied in runc's order, inside the container after pivot_root.
  */
-import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { hookArgv, parseSpecText, planCapabilities, type CapabilityPlan, type Spec } from "@corerun/oci";
 import { maskPaths, readonlyPaths } from "@corerun/rootfs";
 import { PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, RLIMIT_NUMBERS, runContainerProgram, takeTerminal, type Syscall, type WaitResult } from "@corerun/syscall";
-import { setGroups } from "./steps.ts";
+import { setGroups, writeSysctls } from "./steps.ts";
 
 export interface OciProcess {
   spec: Spec;
@@ -33,14 +33,7 @@ export function loadOciProcess(configPath: string, text: string): OciProcess {
  * inside, where /proc is the container's own.
  */
 export function applyKernelSettings(sys: Syscall, spec: Spec): void {
-  for (const [key, value] of Object.entries(spec.linux?.sysctl ?? {})) {
-    if (!/^[A-Za-z0-9_.\/-]+$/.test(key) || key.includes("..")) throw new Error(`linux.sysctl: "${key}" is not a sysctl name`);
-    try {
-      writeFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, value);
-    } catch (err) {
-      throw new Error(`linux.sysctl ${key}=${value}: cannot be set in the container (${(err as NodeJS.ErrnoException).code}); only namespaced sysctls can`);
-    }
-  }
+  writeSysctls(Object.entries(spec.linux?.sysctl ?? {}).map(([key, value]) => ({ key, value })), "linux.sysctl");
   readonlyPaths(sys, "/", spec.linux?.readonlyPaths ?? []);
   maskPaths(sys, "/", spec.linux?.maskedPaths ?? []);
 }

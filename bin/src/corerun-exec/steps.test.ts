@@ -73,4 +73,27 @@ describe("resolveUser", () => {
     assert.throws(() => resolveUser("ghost", PASSWD, GROUP), /^UsageError: --user ghost: no user "ghost" in the container's \/etc\/passwd/);
     assert.throws(() => resolveUser("app:ghosts", PASSWD, GROUP), /no group "ghosts" in the container's \/etc\/group/);
   });
+  test("--group-add: names from /etc/group and gids join any user's groups, once each", () => {
+    assert.deepEqual(resolveUser("0", PASSWD, GROUP, ["audio", "4000", "0"]), { uid: 0, gid: 0, groups: [0, 29, 4000], home: "/root" });
+    assert.deepEqual(resolveUser("app:audio", PASSWD, GROUP, ["wheel"]).groups, [29, 10]);
+    assert.throws(() => resolveUser("app", PASSWD, GROUP, ["video"]), /^UsageError: --group-add video: no group "video" in the container's \/etc\/group; give a gid or a group the image has$/);
+  });
+});
+
+describe("--sysctl, --group-add, --oom-score-adj", () => {
+  test("each is checked before anything runs; --oci takes them from the config instead", () => {
+    const refused = (values: Record<string, string[]>, re: RegExp) => assert.throws(() => options(values), (e: unknown) => e instanceof UsageError && re.test(e.message));
+    refused({ sysctl: ["vm.swappiness=1"] }, /^--sysctl vm\.swappiness=1: vm\.swappiness is not a sysctl of a namespace/);
+    refused({ sysctl: ["nothing"] }, /^--sysctl nothing: give KEY=VALUE/);
+    refused({ "group-add": ["a,b"] }, /^--group-add a,b: give a group name/);
+    refused({ "oom-score-adj": ["-1001"] }, /^--oom-score-adj -1001: give a whole number from -1000 to 1000$/);
+    assert.deepEqual(options({ "group-add": ["wheel", "7"], "oom-score-adj": ["10"] }).groupAdd, ["wheel", "7"]);
+    assert.throws(() => parseExecOptions({ values: { oci: ["/x/config.json"], sysctl: ["net.core.somaxconn=1"], "group-add": ["1"] }, flags: {}, tail: [] }, {}),
+      (e: unknown) => e instanceof UsageError && /^--oci takes the process .* from config\.json; drop --group-add, --sysctl$/.test(e.message));
+  });
+
+  test("a sysctl of a namespace this process shares with its parent is refused (it would change the parent's)", () => {
+    // The test runs in its parent's network namespace.
+    assert.throws(() => options({ sysctl: ["net.core.somaxconn=1"] }), (e: unknown) => e instanceof UsageError && /^--sysctl net\.core\.somaxconn=1: corerun-exec shares its parent's network namespace, whose setting this would change; start it in a new one \(corerun-ns --ns net\)$/.test(e.message));
+  });
 });

@@ -1,9 +1,10 @@
-import { closeSync, mkdirSync, openSync, readFileSync, statSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { joinCgroupFds } from "@corerun/cgroup";
 import {
   isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, O_NONBLOCK, O_PATH, S_IFDIR, S_IFMT, uname, type Syscall,
 } from "@corerun/syscall";
 import { endTrace, mark } from "@corerun/cli";
+import { sysctlNamespace } from "@corerun/oci";
 import { findCommand, type Credentials, MASKED_PATHS, maskDir, maskFile, pathsUnder, READONLY_PATHS, readonlyPath } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
 
@@ -52,7 +53,7 @@ export function openProcMasks(sys: Syscall): ProcMasks {
  * masks made before it along. The first file masked gets the copy of /dev/null, the others a bind
  * mount of it (attached by then, so in reach whatever the root is).
  */
-export function maskProcAt(sys: Syscall, m: ProcMasks): void {
+export function maskProcAt(sys: Syscall, m: ProcMasks, readonly = true): void {
   const root = `/proc/self/fd/${m.proc}`;
   let devNull: string | undefined;
   try {
@@ -67,10 +68,46 @@ export function maskProcAt(sys: Syscall, m: ProcMasks): void {
         devNull = path;
       }
     }
-    for (const p of READONLY_IN_PROC) if (sys.statMode(p.slice(1), m.proc) !== undefined) readonlyPath(sys, `${root}${p}`);
+    if (readonly) readonlyProcAt(sys, m.proc);
   } finally {
     closeSync(m.proc);
     closeSync(m.devNull);
+  }
+}
+
+/**
+ * Docker's read-only paths of /proc (/proc/sys among them), through an fd of the procfs. A
+ * container with --sysctl gets them after its sysctls are written, after go.
+ */
+export function readonlyProcAt(sys: Syscall, proc: number): void {
+  for (const p of READONLY_IN_PROC) if (sys.statMode(p.slice(1), proc) !== undefined) readonlyPath(sys, `/proc/self/fd/${proc}${p}`);
+}
+
+/** What the kernel's refusal of a sysctl's write means. */
+const SYSCTL_HINTS: Record<string, string> = {
+  ENOENT: "this kernel has no such sysctl (sysctl -a lists them)",
+  EINVAL: "the kernel refused the value",
+  EACCES: "read-only here (in a user namespace some are the host's to set)",
+  EPERM: "read-only here (in a user namespace some are the host's to set)",
+};
+
+/**
+ * Namespaced sysctls (checked by parseSysctl), written as root through /proc/sys, whose files
+ * show the writer's own namespaces. A key with a slash is a path (an interface named eth0.100
+ * keeps its dot), else its dots are.
+ */
+export function writeSysctls(entries: readonly { key: string; value: string }[], option: string): void {
+  for (const { key, value } of entries) {
+    // Checked again here: a config given to corerun-exec by hand has not been through create.
+    const kind = sysctlNamespace(key);
+    if ("refused" in kind) throw new Error(`${option} ${key}: ${kind.refused}`);
+    const path = `/proc/sys/${key.includes("/") ? key : key.replaceAll(".", "/")}`;
+    try {
+      writeFileSync(path, value);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "EIO";
+      throw new Error(`${option} ${key}=${value}: write ${path}: ${code}; ${SYSCTL_HINTS[code] ?? "only a sysctl of the container's own namespaces can be set"}`);
+    }
   }
 }
 

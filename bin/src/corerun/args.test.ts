@@ -87,6 +87,8 @@ describe("parseRunConfig", () => {
       ulimits: [],
       tty: false,
       interactive: false,
+      groupAdd: [],
+      sysctls: [],
     });
   });
 
@@ -190,6 +192,37 @@ describe("parseRunConfig", () => {
     usageError(["--uts", "private", "sh"], /^--uts private: unknown mode; give host$/);
     usageError(["--uts", "host", "--hostname", "web", "sh"], /^--hostname and --uts host exclude each other/);
     usageError(["--ipc", "shareable", "--print-script", "sh"], /^--print-script does not print --ipc shareable yet/);
+  });
+
+  test("--sysctl: a sysctl of a namespace of the container's own, as Docker takes it; a shared namespace's is refused", () => {
+    assert.deepEqual(parse(["--sysctl", "net.core.somaxconn=1024", "--sysctl", "kernel/shmmax=1=2", "--network", "none", "sh"]).sysctls, [
+      { key: "net.core.somaxconn", value: "1024", ns: "network" },
+      { key: "kernel/shmmax", value: "1=2", ns: "ipc" },
+    ]);
+    assert.equal(parse(["--ipc", "none", "--sysctl", "fs.mqueue.msg_max=20", "sh"]).sysctls.length, 1, "--ipc none still has an IPC namespace of its own");
+    usageError(["--network", "host", "--sysctl", "net.core.somaxconn=1", "sh"], /^--sysctl net\.core\.somaxconn=1: the container shares the host's namespace \(--network host\), whose setting this would change; drop one of them$/);
+    usageError(["--ipc", "host", "--sysctl", "kernel.sem=1 2 3 4", "sh"], /^--sysctl kernel\.sem=1 2 3 4: the container shares the host's namespace \(--ipc host\)/);
+    usageError(["--uts", "host", "--sysctl", "kernel.domainname=x", "sh"], /the container shares the host's namespace \(--uts host\)/);
+    usageError(["--sysctl", "vm.swappiness=1", "sh"], /^--sysctl vm\.swappiness=1: vm\.swappiness is not a sysctl of a namespace the container can have of its own; it would be set for the whole host$/);
+    usageError(["--sysctl", "kernel.hostname=x", "sh"], /kernel\.hostname is the hostname: give the hostname field \(config\.json\) or --hostname instead$/);
+    usageError(["--sysctl", "net.core.somaxconn", "sh"], /^--sysctl net\.core\.somaxconn: give KEY=VALUE/);
+    usageError(["--sysctl", "net/../kernel/x=1", "sh"], /is not a sysctl name/);
+  });
+
+  test("--group-add, --oom-score-adj, --stop-signal, --stop-timeout and --env-file are parsed and checked", () => {
+    const cfg = parse(["--group-add", "wheel", "--group-add", "1234", "--oom-score-adj", "-500", "--stop-signal", "quit", "--stop-timeout", "-1", "sh"]);
+    assert.deepEqual([cfg.groupAdd, cfg.oomScoreAdj, cfg.stopSignal, cfg.stopTimeout], [["wheel", "1234"], -500, 3, -1]);
+    assert.equal(parse(["--stop-signal", "SIGUSR1", "sh"]).stopSignal, 10);
+    assert.equal(parse(["--stop-signal", "9", "sh"]).stopSignal, 9);
+    usageError(["--group-add", "a:b", "sh"], /^--group-add a:b: give a group name of the container's \/etc\/group or a gid/);
+    usageError(["--oom-score-adj", "1001", "sh"], /^--oom-score-adj 1001: give a whole number from -1000 to 1000$/);
+    usageError(["--oom-score-adj", "1.5", "sh"], /^--oom-score-adj 1\.5:/);
+    usageError(["--stop-signal", "NOPE", "sh"], /^--stop-signal NOPE: not a signal; give a name such as SIGQUIT or a number from 1 to 64$/);
+    usageError(["--stop-timeout", "1s", "sh"], /^--stop-timeout 1s: give whole seconds, or -1 to wait for good$/);
+    const file = join(base, "vars.env");
+    writeFileSync(file, "A=1\n# a comment\n\n  B=two words \nHOSTVAR\nUNSET\nC=\"q\"\n");
+    assert.deepEqual(parse(["--env-file", file, "-e", "A=2", "sh"], { HOSTVAR: "h" }).env, ["A=1", "B=two words ", "HOSTVAR=h", "C=\"q\"", "A=2"]);
+    usageError(["--env-file", join(base, "none.env"), "sh"], /^--env-file .*none\.env: cannot be read \(ENOENT\); give a file of KEY=VALUE lines$/);
   });
 
   test("--tmpfs and --shm-size: parsed; a path mounted twice, a size with no /dev/shm of its own, are refused", () => {

@@ -3,10 +3,11 @@ import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseTmpfs, parseVolume, type DeviceSpec, type TmpfsSpec, type VolumeSpec } from "@corerun/rootfs";
 import {
-  capabilitySet, checkHostname, findByRef, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
+  capabilitySet, checkGroupName, checkHostname, findByRef, parseOomScoreAdj, readEnvFiles, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, ETC_ARGS, etcExtrasFor, hasEtcExtras, parsePublish, parseSubnet, type EtcExtras } from "@corerun/net";
 import { normalizeParent, parseBytes, parseDeviceCgroupRule, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
+import { parseSysctl, type Sysctl } from "@corerun/oci";
 import type { ArgsDef } from "citty";
 import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { rootlessMaps } from "./rootless.ts";
@@ -14,6 +15,7 @@ import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.t
 import { parseUlimits, type Ulimit } from "./ulimit.ts";
 import { parseRestart, RESTART_ENV } from "./restart.ts";
 import { parseDetachKeys } from "./detachkeys.ts";
+import { parseSignal } from "./oci.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -32,6 +34,7 @@ export const runArgs = {
   "publish-all": { type: "boolean", description: "publish every port of the image's ExposedPorts on a free host port (docker run -P)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name: unique among running containers, resolvable by its network's peers" },
   env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone passes corerun's own value (none when corerun has none)" },
+  "env-file": { type: "string", valueHint: "FILE", description: "set the environment variables of FILE's KEY=VALUE lines (repeatable; KEY alone passes corerun's own value, # starts a comment), before -e's" },
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container (default /)" },
   root: { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" },
   "cap-add": { type: "string", valueHint: "CAP", description: "give the container a capability beyond Docker's default set (repeatable; ALL for every one)" },
@@ -47,6 +50,11 @@ export const runArgs = {
   "cgroup-parent": { type: "string", valueHint: "PATH", description: "parent of the container's cgroup in every hierarchy (default corerun)" },
   ...securityArgs,
   user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run the command as this user and group (names from the container's /etc/passwd and /etc/group; default: the image's User, else root)" },
+  "group-add": { type: "string", valueHint: "GROUP", description: "a supplementary group for the command beyond the user's (repeatable): a group of the container's /etc/group, or a gid" },
+  sysctl: { type: "string", valueHint: "KEY=VALUE", description: "set a sysctl of the container's own namespaces (repeatable): net.* (not with --network host or container:), kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.* (not with --ipc host or container:)" },
+  "oom-score-adj": { type: "string", valueHint: "N", description: "the container's OOM score adjustment, -1000 (never killed) to 1000 (killed first)" },
+  "stop-signal": { type: "string", valueHint: "SIGNAL", description: "the signal corerun stop sends first (default SIGTERM, or the image's StopSignal)" },
+  "stop-timeout": { type: "string", valueHint: "SECONDS", description: "how long corerun stop waits before SIGKILL (default 10; -1 waits for good)" },
   "read-only": { type: "boolean", description: "a root filesystem that cannot be written (an image's overlayfs without an upper directory; a --rootfs remounted read-only); volumes, /dev, /proc stay as they are" },
   detach: { type: "boolean", alias: "d", description: "run in the background: print the container's id once its command runs; corerun-monitor keeps its output (corerun logs) and exit status; once exited it keeps its writable layer until corerun rm, and corerun start runs it again" },
   rm: { type: "boolean", description: "remove the container when it exits (a run in the foreground always does; with -d the monitor does)" },
@@ -140,6 +148,14 @@ export interface RunConfig {
   tty: boolean;
   /** -i: corerun's stdin reaches the command; otherwise it reads /dev/null. */
   interactive: boolean;
+  /** --group-add, as given (names resolved in the container's /etc/group at its start). */
+  groupAdd: string[];
+  /** --sysctl: each of a namespace the container has of its own. */
+  sysctls: Sysctl[];
+  oomScoreAdj?: number | undefined;
+  /** --stop-signal (or the image's StopSignal) and --stop-timeout, for corerun stop. */
+  stopSignal?: number | undefined;
+  stopTimeout?: number | undefined;
 }
 
 /** The repository's own build of the busybox rootfs, the default for a demo. */
@@ -301,6 +317,37 @@ function parseUtsMode(mode: string | undefined, hostname: string | undefined): b
   return true;
 }
 
+/**
+ * --sysctl, as Docker takes it: a sysctl of a namespace the container has of its own (with a
+ * shared one it would change the host's, or the other container's, setting).
+ */
+function parseRunSysctls(values: readonly string[], shared: Record<Sysctl["ns"], string | undefined>): Sysctl[] {
+  return values.map((text) => {
+    const sysctl = parseSysctl(text);
+    const with_ = shared[sysctl.ns];
+    if (with_ !== undefined) throw new UsageError(`--sysctl ${text}: the container shares ${with_}, whose setting this would change; drop one of them`);
+    return sysctl;
+  });
+}
+
+/** --stop-signal, or an image's StopSignal: a name (TERM, SIGTERM) or a number. */
+function stopSignalOf(given: string | undefined, image: string | undefined): number | undefined {
+  const text = given ?? image;
+  if (text === undefined) return undefined;
+  try {
+    return parseSignal(text);
+  } catch (err) {
+    throw new UsageError(`${given !== undefined ? "--stop-signal" : "the image's StopSignal"} ${text}: not a signal; give a name such as SIGQUIT or a number from 1 to 64`, { cause: err });
+  }
+}
+
+/** --stop-timeout: whole seconds, -1 for no SIGKILL. */
+function stopTimeoutOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^(-1|\d+)$/.test(text)) throw new UsageError(`--stop-timeout ${text}: give whole seconds, or -1 to wait for good`);
+  return Number(text);
+}
+
 /** The container a start runs again (RESTART_ENV: a restart, or corerun start), as its state is now. */
 export function startedAgain(root: string, env: NodeJS.ProcessEnv = process.env): State | undefined {
   const id = env[RESTART_ENV];
@@ -356,7 +403,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const command = img ? img.command : withEntrypoint(ctx, ctx.tail);
   if (command.length === 0) throw new UsageError("no command given; usage: corerun [options] CMD [ARGS...] or corerun [options] IMAGE [CMD...]");
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
-  const vars = parseEnvVars([...(img?.env ?? []), ...(ctx.values.env ?? [])], env);
+  const vars = [...parseEnvVars(img?.env ?? [], env), ...readEnvFiles(ctx.values["env-file"] ?? [], env), ...parseEnvVars(ctx.values.env ?? [], env)];
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1) ?? img?.workdir);
   const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
   const idmapped = volumes.find((v) => v.idmap);
@@ -380,6 +427,18 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   if (ctx.flags["print-script"] && ipc.mode === "shareable") {
     throw new UsageError("--print-script does not print --ipc shareable yet (its /dev/shm is mounted by corerun in the host's mount namespace); leave it out of the script");
   }
+  const network = isRootless ? { mode: "none" as const, ports: [], extras: etcExtrasFor(ctx.values, "none") } : parseNetwork(ctx, root, img);
+  const utsHost = parseUtsMode(ctx.values.uts?.at(-1), hostname);
+  const sharedNs = (option: string, value: string | undefined) => value === "host" ? `the host's namespace (${option} host)` : value?.startsWith("container:") ? `${value.slice(10)}'s namespace (${option} ${value})` : undefined;
+  const sysctls = parseRunSysctls(ctx.values.sysctl ?? [], {
+    network: sharedNs("--network", network.mode === "host" ? "host" : network.mode === "container" ? ctx.values.network!.at(-1) : undefined),
+    ipc: sharedNs("--ipc", ipc.mode === "host" ? "host" : ipc.mode === "container" ? ctx.values.ipc!.at(-1) : undefined),
+    uts: utsHost ? "the host's namespace (--uts host)" : undefined,
+  });
+  const groupAdd = (ctx.values["group-add"] ?? []).map((g) => checkGroupName(g));
+  const oomScoreAdj = parseOomScoreAdj(ctx.values["oom-score-adj"]?.at(-1));
+  const stopSignal = stopSignalOf(ctx.values["stop-signal"]?.at(-1), img?.stopSignal);
+  const stopTimeout = stopTimeoutOf(ctx.values["stop-timeout"]?.at(-1));
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);
   return {
@@ -389,7 +448,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     env: vars,
     workdir,
     volumes: init?.volumes ?? volumes,
-    network: isRootless ? { mode: "none", ports: [], extras: etcExtrasFor(ctx.values, "none") } : parseNetwork(ctx, root, img),
+    network,
     rootless: isRootless,
     name: checkName(ctx.values.name?.at(-1)),
     limits: runLimits(ctx, devices, isRootless || security.privileged),
@@ -411,7 +470,12 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     ipc,
     tmpfs,
     ...(shmSize === undefined ? {} : { shmSize }),
-    utsHost: parseUtsMode(ctx.values.uts?.at(-1), hostname),
+    utsHost,
+    groupAdd,
+    sysctls,
+    ...(oomScoreAdj === undefined ? {} : { oomScoreAdj }),
+    ...(stopSignal === undefined ? {} : { stopSignal }),
+    ...(stopTimeout === undefined ? {} : { stopTimeout }),
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,
     ...imageAndUser(ctx, img),

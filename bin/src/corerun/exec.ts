@@ -12,12 +12,12 @@ import * as v from "valibot";
 import { exitCodeOf, UsageError, waitChild } from "@corerun/cli";
 import { parseOci, planCapabilities, Process, readSpec, type Rlimit, type Spec } from "@corerun/oci";
 import { containerEnv, resolveUser } from "@corerun/rootfs";
-import { capabilitySet, openRecorded, type RunProcess, type State } from "@corerun/state";
+import { capabilitySet, openRecorded, setOomScoreAdj, type RunProcess, type State } from "@corerun/state";
 import {
   connectUnix, enterContainer, fdSender, linuxSyscall as sys, CAPABILITIES, RLIMIT_NUMBERS, SECCOMP_FILTER_FLAGS,
 } from "@corerun/syscall";
 import { liveStatus, mustFind, recordedCgroup } from "./oci.ts";
-import { joinableNamespaces, setOomScoreAdj, writePidFile } from "./oci-create.ts";
+import { joinableNamespaces, writePidFile } from "./oci-create.ts";
 import { holdTerminal, openTerminal, relayTerminal } from "./tty.ts";
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detachkeys.ts";
 import type { RunConfig } from "./args.ts";
@@ -96,6 +96,8 @@ export function runProcess(cfg: RunConfig): RunProcess {
     ...(cfg.user === undefined ? {} : { user: cfg.user }),
     noNewPrivs: security.noNewPrivs,
     rlimits: cfg.ulimits,
+    ...(cfg.groupAdd.length ? { groupAdd: cfg.groupAdd } : {}),
+    ...(cfg.oomScoreAdj === undefined ? {} : { oomScoreAdj: cfg.oomScoreAdj }),
     ...(security.seccomp ? { seccomp: { program: storeSeccompProgram(security.seccomp.program), flags: security.seccomp.flags } } : {}),
   };
 }
@@ -130,11 +132,13 @@ interface Base {
 /** A `corerun run` container's own process as runtime-spec, from its state and its /etc. */
 function runBase(s: State, p: RunProcess): Base {
   const root = `/proc/${s.init!.pid}/root`;
+  // --group-add's groups go to every user, as in Docker's exec.
+  const resolve = (spec: string) => resolveUser(spec, readEtc(`${root}/etc/passwd`), readEtc(`${root}/etc/group`), p.groupAdd);
   const users = (spec: string) => {
-    const c = resolveUser(spec, readEtc(`${root}/etc/passwd`), readEtc(`${root}/etc/group`));
+    const c = resolve(spec);
     return { uid: c.uid, gid: c.gid, additionalGids: c.groups };
   };
-  const own = resolveUser(p.user ?? "0", readEtc(`${root}/etc/passwd`), readEtc(`${root}/etc/group`));
+  const own = resolve(p.user ?? "0");
   const spec: Spec = {
     ociVersion: "1.2.0",
     process: {
@@ -145,6 +149,7 @@ function runBase(s: State, p: RunProcess): Base {
       capabilities: capabilitiesFor(p.capabilities, own.uid),
       noNewPrivileges: p.noNewPrivs,
       rlimits: p.rlimits.map((r) => ({ ...r, type: r.type as Rlimit["type"] })),
+      ...(p.oomScoreAdj === undefined ? {} : { oomScoreAdj: p.oomScoreAdj }),
     },
   };
   const seccomp = p.seccomp && loadSeccomp(p.seccomp);
@@ -216,7 +221,7 @@ export async function ociExec(req: ExecRequest): Promise<number> {
       prepare(child) {
         cg?.addTask(child);
         for (const r of proc.rlimits ?? []) sys.setrlimit(RLIMIT_NUMBERS[r.type]!, r.soft, r.hard, child);
-        setOomScoreAdj(child, proc.oomScoreAdj);
+        setOomScoreAdj(child, proc.oomScoreAdj, "process.oomScoreAdj");
       },
     });
     if (tty && sock !== undefined) fdSender()(sock, tty.master, "/dev/pts/ptmx");

@@ -23,6 +23,8 @@ export interface ImageRun {
   user: string | undefined;
   /** The config's ExposedPorts ("80/tcp"), which --publish-all publishes on free host ports. */
   exposed: string[];
+  /** The config's StopSignal, which corerun stop sends first unless --stop-signal is given. */
+  stopSignal: string | undefined;
 }
 
 /**
@@ -31,7 +33,8 @@ export interface ImageRun {
  * has an image of that reference or id; otherwise it is a command on --rootfs or the default
  * rootfs, as before. The image's Entrypoint and Cmd make the command: words after the image
  * replace Cmd, --entrypoint replaces Entrypoint and drops Cmd; its Env comes before -e values,
- * its WorkingDir and User are used unless -w and --user are given.
+ * its WorkingDir and User are used unless -w and --user are given, its StopSignal unless
+ * --stop-signal is.
  */
 export function imageRun(
   ctx: Pick<ToolContext, "values" | "tail"> & { flags?: Record<string, boolean> }, root: string,
@@ -59,6 +62,7 @@ export function imageRun(
     workdir: exec.WorkingDir || undefined,
     user: exec.User || undefined,
     exposed: Object.keys(exec.ExposedPorts ?? {}),
+    stopSignal: exec.StopSignal || undefined,
   };
 }
 

@@ -22,7 +22,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, sta
 import { dirname, join } from "node:path";
 import { CPU_PERIOD, devicePath } from "@corerun/cgroup";
 import { DEFAULT_SHM_SIZE } from "@corerun/rootfs";
-import { nodeCommand, defineTool, faultPoint, printJson, printTable, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
+import { nodeCommand, defineTool, faultPoint, printJson, printTable, signalName, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
 import { netPaths, portString, publishedPorts, readRecords, type PublishedPort } from "@corerun/net";
 import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
@@ -550,17 +550,26 @@ function signal(pidfd: number, sig: number): void {
 }
 
 /**
- * Ends the containers' first processes together: sig (SIGTERM) to each, SIGKILL to those still
- * there after graceMs; then waits until each container's owner has finished with it.
+ * Ends the containers' first processes together: each its signal (stop: its --stop-signal,
+ * SIGTERM by default), then SIGKILL to those still there after their grace period (stop: -t, else
+ * its --stop-timeout, else 10 s; -1: none, wait for good); then waits until each container's
+ * owner has finished with it.
  */
-async function endFirstProcesses(root: string, found: readonly State[], sig: number, graceMs: number): Promise<void> {
+async function endFirstProcesses(root: string, found: readonly State[], how: (s: State) => { sig: number; graceMs: number }): Promise<void> {
   // A frozen process takes no signal: a paused container is thawed first, as Docker's stop does.
   for (const s of found) if (s.status === "paused" && isAlive(s.init)) ociPause(root, s.id, false);
   const fds = found.map((s) => openRecorded(sys, s.init));
+  const plans = found.map(how);
   try {
-    for (const fd of fds) if (fd !== undefined) signal(fd, sig);
-    const deadline = Date.now() + graceMs;
-    if (sig !== 9) for (const fd of fds) if (fd !== undefined && !endedWithin(fd, Math.max(0, deadline - Date.now()))) signal(fd, 9);
+    for (const [i, fd] of fds.entries()) if (fd !== undefined) signal(fd, plans[i]!.sig);
+    const start = Date.now();
+    for (const [i, fd] of fds.entries()) {
+      const { sig, graceMs } = plans[i]!;
+      if (fd === undefined || sig === 9) continue;
+      // poll(2)'s -1 waits for good.
+      const left = graceMs < 0 ? -1 : Math.max(0, start + graceMs - Date.now());
+      if (!endedWithin(fd, left)) signal(fd, 9);
+    }
     for (const fd of fds) if (fd !== undefined) endedWithin(fd, 10_000);
   } finally {
     for (const fd of fds) if (fd !== undefined) closeSync(fd);
@@ -570,20 +579,20 @@ async function endFirstProcesses(root: string, found: readonly State[], sig: num
 
 export const stop = defineTool({
   name: "corerun stop",
-  description: "Stop containers: SIGTERM to the first process, SIGKILL after the grace period; returns once each has stopped.",
+  description: "Stop containers: SIGTERM (or the container's --stop-signal) to the first process, SIGKILL after the grace period; returns once each has stopped.",
   usage: "[options] NAME|ID...",
-  args: { ...rootArg, time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default 10)" } },
+  args: { ...rootArg, time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default: the container's --stop-timeout, else 10; -1 waits for good)" } },
   tail: "command",
   notes: ["A detached container's monitor records the exit status (corerun ps -a) and releases its\nnetwork, cgroup and mounts; its state and log stay until corerun rm. A stopped container is\nleft as it is. A container with a --restart policy is not started again (also when stop\ncomes while its monitor waits to restart it)."],
   examples: ["sudo corerun stop web", "sudo corerun stop -t 0 web db"],
   async run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to stop; see corerun ps");
-    const time = ctx.values.time?.at(-1) ?? "10";
-    if (!/^\d+$/.test(time)) throw new UsageError(`-t ${time}: give the grace period in whole seconds`);
+    const time = ctx.values.time?.at(-1);
+    if (time !== undefined && !/^(-1|\d+)$/.test(time)) throw new UsageError(`-t ${time}: give the grace period in whole seconds, or -1 to wait for good`);
     const each = eachNamed(root, ctx.tail, (s, ref) => (s.oci ? `container ${ref} is an OCI container: its engine stops it (corerun kill)` : undefined));
     const now = each.found.map(({ state }) => stopRestarting(root, state).state);
-    await endFirstProcesses(root, now, 15, Number(time) * 1000);
+    await endFirstProcesses(root, now, (s) => ({ sig: s.config.stopSignal ?? 15, graceMs: Number(time ?? s.config.stopTimeout ?? 10) * 1000 }));
     for (const { ref } of each.found) writeOut(`${ref}\n`);
     return each.report();
   },
@@ -607,7 +616,7 @@ export const rm = defineTool({
       return undefined;
     });
     const now = each.found.map(({ state }) => stopRestarting(root, state).state);
-    await endFirstProcesses(root, now, 9, 0);
+    await endFirstProcesses(root, now, () => ({ sig: 9, graceMs: 0 }));
     for (const [i, s] of now.entries()) {
       const failures = teardown(root, s.id, statePath(root, s.id));
       if (failures.length) throw failures[0]!;
@@ -702,10 +711,16 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
       Tmpfs: Object.fromEntries((s.config.tmpfs ?? []).map((t) => [t.slice(0, t.indexOf(":")), t.slice(t.indexOf(":") + 1)])),
       Devices: (s.config.devices ?? []).map((d) => ({ PathOnHost: d.source, PathInContainer: d.target, CgroupPermissions: d.permissions })),
       DeviceCgroupRules: s.config.deviceCgroupRules ?? null,
+      Sysctls: s.config.sysctls ?? null,
+      GroupAdd: s.config.process?.groupAdd ?? null,
+      OomScoreAdj: s.config.process?.oomScoreAdj ?? 0,
       ...dockerResources(s.config.limits, swapAccounted(s.cgroup)),
     },
     // Docker's names for -t and -i (recorded for detached containers, whose monitor holds them).
-    Config: { ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false },
+    Config: {
+      ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false,
+      ...(s.config.stopSignal === undefined ? {} : { StopSignal: signalName(s.config.stopSignal) }), ...(s.config.stopTimeout === undefined ? {} : { StopTimeout: s.config.stopTimeout }),
+    },
     NetworkSettings: {
       Mode: s.config.network.mode,
       Networks: Object.fromEntries(leases.map((l) => [l.network, { IPAddress: l.address, Interface: "eth0", HostVeth: l.veth }])),

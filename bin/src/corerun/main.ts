@@ -252,7 +252,7 @@ const runTool_ = defineTool({
     "corerun chains its tools: the cgroup (corerun-cgroup) and the first process in new namespaces\n(corerun-ns), made in-process with their libraries; corerun-net (network, /etc files) and\ncorerun-mount (filesystem tree, pivot_root) as processes; then corerun-exec (/proc, cgroup,\nhostname, capabilities, exec CMD). --print-script prints the chain as a script of the tools.",
     "-it runs the container under its monitor, as -dit, attached to this terminal: the\ndetach keys (--detach-keys, default ctrl-p,ctrl-q) leave it running for corerun attach; until\nthen it ends as any foreground run, removed, also when it is interrupted while it starts.",
     "Exit status: CMD's own; 128+N when CMD died of signal N; 125 when corerun fails;\n126 when CMD cannot be executed; 127 when CMD is not found.",
-    "IMAGE: without --rootfs, a first word that names an image of the store (corerun image ls)\nruns that image on an overlayfs of its own, with its Entrypoint, Cmd, Env, WorkingDir and\nUser; words after it replace Cmd. A word starting with / or . is always a command.",
+    "IMAGE: without --rootfs, a first word that names an image of the store (corerun image ls)\nruns that image on an overlayfs of its own, with its Entrypoint, Cmd, Env, WorkingDir,\nUser and StopSignal; words after it replace Cmd. A word starting with / or . is always a command.",
   ],
   examples: [
     "sudo corerun --rootfs ./rootfs --hostname demo /bin/sh -c 'hostname; echo $$; ls /'",

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { defineTool, exitCodeOf, printJson, printTable, UsageError, waitChild, writeOut } from "@corerun/cli";
 import { linuxSyscall as sys } from "@corerun/syscall";
-import { stateRoot } from "@corerun/state";
+import { readEnvFiles, stateRoot } from "@corerun/state";
 import { checkId, liveStatus, ociDelete, ociPause, ociStart, ociState, ociStats, oomKills, OCI_VERSION } from "./oci.ts";
 import { create, createOptions, features, ociCreate, ociUpdate } from "./oci-create.ts";
 import { parseOci, Resources } from "@corerun/oci";
@@ -79,6 +79,7 @@ export const exec = defineTool({
     interactive: { type: "boolean", alias: "i", description: "pass corerun's stdin to the process (into its pty with -t); a corerun run container's process otherwise reads /dev/null" },
     cwd: { type: "string", alias: ["w", "workdir"], valueHint: "DIR", description: "working directory inside (default: the container's)" },
     env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "add an environment variable (repeatable)" },
+    "env-file": { type: "string", valueHint: "FILE", description: "add the environment variables of FILE's KEY=VALUE lines (repeatable; KEY alone passes corerun's own value), before -e's" },
     user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "run as this user (default: the container's); names from the container's /etc for corerun run containers, uid[:gid] for OCI ones" },
     "additional-gids": { type: "string", alias: "g", valueHint: "GID", description: "a supplementary group (repeatable)" },
     cap: { type: "string", alias: "c", valueHint: "CAP", description: "add a capability (repeatable, e.g. CAP_NET_ADMIN)" },
@@ -95,7 +96,7 @@ export const exec = defineTool({
   async run(ctx) {
     const [id, ...args] = ctx.tail;
     return ociExec({
-      root: stateRoot(ctx.values.root?.at(-1)), id: checkId(id), processFile: ctx.values.process?.at(-1), args, env: ctx.values.env ?? [],
+      root: stateRoot(ctx.values.root?.at(-1)), id: checkId(id), processFile: ctx.values.process?.at(-1), args, env: [...readEnvFiles(ctx.values["env-file"] ?? []), ...(ctx.values.env ?? [])],
       cwd: ctx.values.cwd?.at(-1), user: ctx.values.user?.at(-1), additionalGids: ctx.values["additional-gids"] ?? [], caps: ctx.values.cap ?? [],
       noNewPrivs: ctx.flags["no-new-privs"] ?? false, tty: ctx.flags.tty ?? false, interactive: ctx.flags.interactive ?? false, detach: ctx.flags.detach ?? false,
       pidFile: ctx.values["pid-file"]?.at(-1), consoleSocket: ctx.values["console-socket"]?.at(-1), detachKeys: ctx.values["detach-keys"]?.at(-1),

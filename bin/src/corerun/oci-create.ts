@@ -6,17 +6,16 @@
  * create's command, which the engine's bundle runs as the whole corerun does.
  */
 import { closeSync, copyFileSync, openSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { cgroupManager, createForClone, mergeLimits, openCgroupProcs, startJoinCgroupFds, type CgroupManager, type Limits } from "@corerun/cgroup";
 import { defineTool, faultPoint, fdCount, nodeCommand, saveCodeCache, span, tracing, UsageError, type ToolContext } from "@corerun/cli";
 import {
   checkKernelSettings, MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
 } from "@corerun/oci";
-import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, sameNamespace, setStatus, stateRoot, updateState, withLock, type State } from "@corerun/state";
+import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, sameNamespace, setOomScoreAdj, setStatus, stateRoot, updateState, withLock, type State } from "@corerun/state";
 import { goPath, readyPath } from "@corerun/sync";
 import {
-  envp, inNamespaces, linuxSyscall as sys, SyscallError, namespaceFlags, startInNamespaces, CAPABILITIES, SCMP_CMP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
+  envp, inNamespaces, linuxSyscall as sys, namespaceFlags, startInNamespaces, CAPABILITIES, SCMP_CMP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
   type NamespaceName,
 } from "@corerun/syscall";
 import { runHooks } from "./hooks.ts";
@@ -207,22 +206,6 @@ export function writePidFile(file: string, pid: number): void {
   renameSync(tmp, file);
 }
 
-/**
- * process.oomScoreAdj for a container process. Lowering it below the current value needs
- * CAP_SYS_RESOURCE, which a host's bounding set may lack (containerd's restrict_oom_score_adj).
- */
-export function setOomScoreAdj(pid: number, value: number | undefined): void {
-  if (value === undefined) return;
-  const file = `/proc/${pid}/oom_score_adj`;
-  try {
-    writeFileSync(file, String(value));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "EACCES" && code !== "EPERM") throw err;
-    throw new SyscallError({ syscall: "write", errno: osConstants.errno[code], path: file, context: `process.oomScoreAdj ${value} (below the current value needs CAP_SYS_RESOURCE)` });
-  }
-}
-
 /** The cgroup directories a cgroup mount binds: hierarchy name (its mount point's base) → dir. */
 function cgroupDirArgs(cg: CgroupManager): string[] {
   const paths = cg.paths();
@@ -292,7 +275,7 @@ export async function ociCreate(o: CreateOptions): Promise<State> {
         } else {
           cg.addTask(pid);
         }
-        setOomScoreAdj(pid, plan.spec.process!.oomScoreAdj);
+        setOomScoreAdj(pid, plan.spec.process!.oomScoreAdj, "process.oomScoreAdj");
         faultPoint("oci:cgroup-joined");
       });
     const mountArgs = [

@@ -101,6 +101,8 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
     ...(cfg.deviceCgroupRules.length ? { deviceCgroupRules: cfg.deviceCgroupRules } : {}), ...(cfg.restart ? { restart: cfg.restart } : {}), ...(cfg.pidHost ? { pidHost: true } : {}),
     ...(cfg.pidContainer ? { pidContainer: cfg.pidContainer.container } : {}), ...(cfg.ipc.mode === "private" ? {} : { ipc: ipcModeText(cfg.ipc) }), ...(cfg.utsHost ? { utsHost: true } : {}),
     ...(cfg.tmpfs.length ? { tmpfs: cfg.tmpfs.map(tmpfsText) } : {}), ...(cfg.shmSize === undefined ? {} : { shmSize: cfg.shmSize }),
+    ...(cfg.sysctls.length ? { sysctls: Object.fromEntries(cfg.sysctls.map((x) => [x.key, x.value])) } : {}),
+    ...(cfg.stopSignal === undefined ? {} : { stopSignal: cfg.stopSignal }), ...(cfg.stopTimeout === undefined ? {} : { stopTimeout: cfg.stopTimeout }),
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.
@@ -276,7 +278,8 @@ export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" |
     "--sync-dir", c.dir, "--mount-proc", ...(cfg.utsHost ? [] : ["--hostname", c.hostname]), ...cgroups, "--cgroupns", "--mount-cgroup", ...(reportFd === undefined ? [] : ["--report-fd", String(reportFd)]),
     ...(cfg.network.mode === "none" ? ["--lo-up"] : []),
     ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]), ...securityExecArgs(cfg.security),
-    ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, ...(cfg.user === undefined ? [] : ["--user", cfg.user]), "--", ...cfg.command,
+    ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, ...(cfg.user === undefined ? [] : ["--user", cfg.user]), ...cfg.groupAdd.flatMap((g) => ["--group-add", g]),
+    ...cfg.sysctls.flatMap((x) => ["--sysctl", `${x.key}=${x.value}`]), ...(cfg.oomScoreAdj === undefined ? [] : ["--oom-score-adj", String(cfg.oomScoreAdj)]), "--", ...cfg.command,
   ];
 }
 

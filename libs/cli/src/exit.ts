@@ -32,6 +32,11 @@ const SIGNAL_NUMBERS: Record<string, number> = {
   SIGPWR: 30, SIGSYS: 31,
 };
 
+/** A signal's name (SIGTERM), or its number as text when it has none here (real-time signals). */
+export function signalName(n: number): string {
+  return Object.keys(SIGNAL_NUMBERS).find((name) => SIGNAL_NUMBERS[name] === n) ?? String(n);
+}
+
 export function signalNumber(sig: number | string): number {
   if (typeof sig === "number") return sig;
   const n = SIGNAL_NUMBERS[sig];

@@ -1,6 +1,6 @@
 export { splitArgv, fdCount, type SplitArgv, type SplitOptions } from "./argv.ts";
 export {
-  EXIT_RUNTIME, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, UsageError, CommandError, exitCodeOf, exitCodeForError, errorLine, signalNumber,
+  EXIT_RUNTIME, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, UsageError, CommandError, exitCodeOf, exitCodeForError, errorLine, signalName, signalNumber,
   type ProcessEnd,
 } from "./exit.ts";
 export { createLogger, logLevel, LOG_LEVELS } from "./log.ts";

@@ -4,6 +4,7 @@
  * happens here, before anything is created.
  */
 import { posix } from "node:path";
+import { UsageError } from "@corerun/cli";
 import { CAPABILITIES } from "@corerun/syscall";
 import { DEFAULT_DEVICE_RULES, expandIdList, type BlockIO, type DeviceRule, type Limits } from "@corerun/cgroup";
 import { planMount, type MountPlan } from "./mounts.ts";
@@ -44,13 +45,44 @@ export function planNamespaces(spec: Spec): NamespacePlan {
   return { create, join };
 }
 
-/** The IPC sysctls runc takes with an IPC namespace (fs.mqueue.* too). */
+/** The IPC sysctls runc and Docker take with an IPC namespace (fs.mqueue.* too). */
 const IPC_SYSCTLS = new Set(["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"]);
 
 /**
- * hostname, domainname and linux.sysctl against the namespaces, as runc's validator checks them:
- * they are written as root from inside, where a namespace the container does not have (or a
- * global sysctl such as kernel.core_pattern) is the host's.
+ * The namespace a sysctl belongs to, as runc's validator (and Docker's --sysctl) decides it, or
+ * a reason it cannot be set for one container. Sysctls are written as root from inside the
+ * container, where a namespace it does not have of its own (or a global sysctl such as
+ * kernel.core_pattern) is the host's. Names take dots or slashes (kernel/shmmax).
+ */
+export function sysctlNamespace(key: string): { ns: "ipc" | "network" | "uts" } | { refused: string } {
+  const name = key.replaceAll("/", ".");
+  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.split(".").some((part) => part === "" || part === "..")) return { refused: "not a sysctl name (such as net.ipv4.ip_forward)" };
+  if (name === "kernel.hostname") return { refused: "the hostname: give the hostname field (config.json) or --hostname instead" };
+  if (IPC_SYSCTLS.has(name) || name.startsWith("fs.mqueue.")) return { ns: "ipc" };
+  if (name.startsWith("net.")) return { ns: "network" };
+  if (name === "kernel.domainname") return { ns: "uts" };
+  return { refused: "not a sysctl of a namespace the container can have of its own; it would be set for the whole host" };
+}
+
+export interface Sysctl {
+  key: string;
+  value: string;
+  ns: "ipc" | "network" | "uts";
+}
+
+/** --sysctl KEY=VALUE (corerun run, corerun-exec), as Docker takes it: a namespaced sysctl only. */
+export function parseSysctl(text: string, option = "--sysctl"): Sysctl {
+  const eq = text.indexOf("=");
+  if (eq <= 0) throw new UsageError(`${option} ${text}: give KEY=VALUE, such as net.ipv4.ip_unprivileged_port_start=0`);
+  const key = text.slice(0, eq);
+  const kind = sysctlNamespace(key);
+  if ("refused" in kind) throw new UsageError(`${option} ${text}: ${key} is ${kind.refused}`);
+  return { key, value: text.slice(eq + 1), ns: kind.ns };
+}
+
+/**
+ * hostname, domainname and linux.sysctl against the namespaces, as runc's validator checks them
+ * (see sysctlNamespace).
  */
 export function checkKernelSettings(spec: Spec, ns: NamespacePlan): void {
   const has = (t: NamespaceType) => ns.create.includes(t) || ns.join.some((j) => j.type === t);
@@ -58,11 +90,9 @@ export function checkKernelSettings(spec: Spec, ns: NamespacePlan): void {
     if (spec[field] && !has("uts")) throw new Error(`${field} "${spec[field]}": needs a uts namespace in linux.namespaces; without one it would be the host's`);
   }
   for (const key of Object.keys(spec.linux?.sysctl ?? {})) {
-    const name = key.replaceAll("/", ".");
-    if (name === "kernel.hostname") throw new Error(`linux.sysctl ${key}: give the hostname field instead`);
-    const need: NamespaceType | undefined = IPC_SYSCTLS.has(name) || name.startsWith("fs.mqueue.") ? "ipc" : name.startsWith("net.") ? "network" : name === "kernel.domainname" ? "uts" : undefined;
-    if (need === undefined) throw new Error(`linux.sysctl ${key}: not a sysctl of a namespace the container can have of its own; it would be set for the whole host`);
-    if (!has(need)) throw new Error(`linux.sysctl ${key}: needs a ${need} namespace in linux.namespaces; without one it would be set for the whole host`);
+    const kind = sysctlNamespace(key);
+    if ("refused" in kind) throw new Error(`linux.sysctl ${key}: ${kind.refused}`);
+    if (!has(kind.ns)) throw new Error(`linux.sysctl ${key}: needs a ${kind.ns} namespace in linux.namespaces; without one it would be set for the whole host`);
   }
 }
 

@@ -133,7 +133,8 @@ describe("the rest of config.json as corerun's steps", () => {
     assert.throws(() => checkKernelSettings(spec({ hostname: "web" }), ns()), /hostname "web": needs a uts namespace/);
     assert.throws(() => checkKernelSettings(spec({ sysctl: { "kernel.shmmax": "1" } }), ns("uts")), /kernel\.shmmax: needs a ipc namespace/);
     assert.throws(() => checkKernelSettings(spec({ sysctl: { "vm.swappiness": "1" } }), ns("uts", "ipc", "network")), /vm\.swappiness: not a sysctl of a namespace the container can have of its own/);
-    assert.throws(() => checkKernelSettings(spec({ sysctl: { "kernel/hostname": "x" } }), ns("uts")), /give the hostname field instead/);
+    assert.throws(() => checkKernelSettings(spec({ sysctl: { "kernel/hostname": "x" } }), ns("uts")), /give the hostname field \(config\.json\) or --hostname instead/);
+    assert.throws(() => checkKernelSettings(spec({ sysctl: { "net..x": "1" } }), ns("network")), /net\.\.x: not a sysctl name/);
     checkKernelSettings(spec({ sysctl: { "net.core.somaxconn": "512" } }), { create: ["mount"], join: [{ type: "network", path: "/proc/1/ns/net" }] });
   });
 

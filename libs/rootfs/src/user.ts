@@ -13,9 +13,10 @@ export interface Credentials {
 /**
  * USER[:GROUP] as Docker reads it: a name is looked up in the container's /etc/passwd, a number
  * is taken as it is (a uid without an entry gets gid 0, as in Docker); GROUP likewise in
- * /etc/group. Pure, so that the rules are tested without a container.
+ * /etc/group. --group-add's groups (names in /etc/group, or gids) join the supplementary ones.
+ * Pure, so that the rules are tested without a container.
  */
-export function resolveUser(spec: string, passwd: string, group: string): Credentials {
+export function resolveUser(spec: string, passwd: string, group: string, groupAdd: readonly string[] = []): Credentials {
   const [user = "", grp] = spec.split(":", 2) as [string, string | undefined];
   const rows = (text: string) => text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
   const users = rows(passwd);
@@ -32,7 +33,13 @@ export function resolveUser(spec: string, passwd: string, group: string): Creden
   }
   const name = entry?.[0];
   const extra = name === undefined || grp !== undefined ? [] : groups.filter((r) => (r[3] ?? "").split(",").includes(name)).map((r) => Number(r[2]));
-  return { uid, gid, groups: [...new Set([gid, ...extra])], home: entry?.[5] || (uid === 0 ? "/root" : "/") };
+  const added = groupAdd.map((g) => {
+    if (/^\d+$/.test(g)) return Number(g);
+    const row = groups.find((r) => r[0] === g);
+    if (!row) throw new UsageError(`--group-add ${g}: no group "${g}" in the container's /etc/group; give a gid or a group the image has`);
+    return Number(row[2]);
+  });
+  return { uid, gid, groups: [...new Set([gid, ...extra, ...added])], home: entry?.[5] || (uid === 0 ? "/root" : "/") };
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { UsageError } from "@corerun/cli";
-import { checkHostname, checkWorkdir, parseEnvVars } from "./config.ts";
+import { checkGroupName, checkHostname, checkWorkdir, parseEnvFile, parseEnvVars, parseOomScoreAdj } from "./config.ts";
 
 describe("checkHostname", () => {
   test("accepts RFC 1123 names up to 64 characters", () => {
@@ -62,5 +62,30 @@ describe("checkWorkdir", () => {
 
   test("refuses a relative path", () => {
     assert.throws(() => checkWorkdir("srv"), { name: "UsageError", message: '--workdir "srv" must be an absolute path' });
+  });
+});
+
+describe("parseEnvFile", () => {
+  test("Docker's format: KEY=VALUE as written, KEY alone, comments, blank lines and leading blanks skipped, CRLF and a BOM taken away", () => {
+    assert.deepEqual(parseEnvFile("\uFEFFA=1\r\n  # note\n\n\tB= spaced = x \nC\nD='q'\n", "f"), ["A=1", "B= spaced = x ", "C", "D='q'"]);
+    assert.deepEqual(parseEnvFile("", "f"), []);
+  });
+
+  test("a line without a name, or a name with blanks, is refused with its line number", () => {
+    assert.throws(() => parseEnvFile("A=1\n=2\n", "f.env"), /^UsageError: --env-file f\.env: line 2 has no variable name before "="/);
+    assert.throws(() => parseEnvFile("MY VAR=1\n", "f.env"), /--env-file f\.env: line 1: variable name "MY VAR" contains whitespace/);
+    assert.throws(() => parseEnvFile("TRAILING \n", "f.env"), /variable name "TRAILING " contains whitespace/);
+    assert.throws(() => parseEnvFile("my.var=1\n", "f.env"), /--env-file f\.env: line 1: "my\.var" is not a valid variable name/);
+  });
+});
+
+describe("checkGroupName and parseOomScoreAdj", () => {
+  test("a group is a name or a gid; the OOM score adjustment is -1000 to 1000", () => {
+    for (const g of ["wheel", "1000", "0", "_x.y-z", "machine$"]) assert.equal(checkGroupName(g), g);
+    for (const g of ["", "a:b", "-x", "4294967295", "a b"]) assert.throws(() => checkGroupName(g), /--group-add .*: give a group name/);
+    assert.equal(parseOomScoreAdj(undefined), undefined);
+    assert.equal(parseOomScoreAdj("-1000"), -1000);
+    assert.equal(parseOomScoreAdj("1000"), 1000);
+    for (const v of ["1001", "-1001", "x", "", "1e3"]) assert.throws(() => parseOomScoreAdj(v), /--oom-score-adj .*: give a whole number from -1000 to 1000/);
   });
 });

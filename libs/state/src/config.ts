@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { UsageError } from "@corerun/cli";
 import { CAPABILITIES } from "@corerun/syscall";
 
@@ -14,6 +15,54 @@ export function checkHostname(name: string | undefined): string | undefined {
   return name;
 }
 
+/** A group as --group-add takes it: a gid, or a name looked up in the container's /etc/group at its start. */
+export function checkGroupName(group: string, option = "--group-add"): string {
+  if (/^\d+$/.test(group) ? Number(group) <= 0xfffffffe : /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}\$?$/.test(group)) return group;
+  throw new UsageError(`${option} ${group}: give a group name of the container's /etc/group or a gid (0 to 4294967294)`);
+}
+
+/** --oom-score-adj: the kernel's range, -1000 (never chosen by the OOM killer) to 1000. */
+export function parseOomScoreAdj(text: string | undefined, option = "--oom-score-adj"): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^-?\d+$/.test(text) || Number(text) < -1000 || Number(text) > 1000) throw new UsageError(`${option} ${text}: give a whole number from -1000 to 1000`);
+  return Number(text);
+}
+
+/**
+ * --env-file FILE's text, as Docker reads it: a KEY=VALUE a line, the value as written (quotes
+ * included); KEY alone passes the caller's own value; blank lines and lines starting with # are
+ * skipped, as is leading whitespace. Returns the lines as -e takes them.
+ */
+export function parseEnvFile(text: string, file: string): string[] {
+  const vars: string[] = [];
+  for (const [i, raw] of text.replace(/^\uFEFF/, "").split("\n").entries()) {
+    const line = raw.replace(/\r$/, "").replace(/^[ \t\v\f]+/, "");
+    if (line === "" || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    const key = eq < 0 ? line : line.slice(0, eq);
+    if (key === "") throw new UsageError(`--env-file ${file}: line ${i + 1} has no variable name before "="; give KEY=VALUE`);
+    if (/\s/.test(key)) throw new UsageError(`--env-file ${file}: line ${i + 1}: variable name "${key}" contains whitespace; give KEY=VALUE`);
+    if (!ENV_NAME.test(key)) throw new UsageError(`--env-file ${file}: line ${i + 1}: "${key}" is not a valid variable name`);
+    vars.push(line);
+  }
+  return vars;
+}
+
+/** --env-file FILE...: their lines, each as -e takes it (KEY alone passes hostEnv's value). */
+export function readEnvFiles(files: readonly string[], hostEnv: NodeJS.ProcessEnv = process.env): string[] {
+  return parseEnvVars(files.flatMap((file) => {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new UsageError(`--env-file ${file}: cannot be read (${(err as NodeJS.ErrnoException).code}); give a file of KEY=VALUE lines`);
+    }
+    return parseEnvFile(text, file);
+  }), hostEnv);
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
  * -e values as KEY=VALUE; a bare KEY takes its value from `hostEnv`, and is left out when that
  * has none, as Docker does.
@@ -22,7 +71,7 @@ export function parseEnvVars(values: readonly string[], hostEnv: NodeJS.ProcessE
   return values.flatMap((e) => {
     const eq = e.indexOf("=");
     const key = eq < 0 ? e : e.slice(0, eq);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`-e "${e}": "${key}" is not a valid variable name`);
+    if (!ENV_NAME.test(key)) throw new UsageError(`-e "${e}": "${key}" is not a valid variable name`);
     if (eq >= 0) return [e];
     const value = hostEnv[key];
     return value === undefined ? [] : [`${key}=${value}`];

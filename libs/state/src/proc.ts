@@ -1,4 +1,6 @@
-import { closeSync, existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import { SyscallError } from "@corerun/syscall";
 
 /**
  * A process's pid in each PID namespace it is in, outermost (that of the /proc it is read from)
@@ -75,4 +77,21 @@ export function openRecorded(sys: { pidfdOpen(pid: number): number }, ref: { pid
 export function sameNamespace(kind: string, a: number | "self", b: number | "self", proc = "/proc"): boolean {
   const [x, y] = [statSync(`${proc}/${a}/ns/${kind}`), statSync(`${proc}/${b}/ns/${kind}`)];
   return x.ino === y.ino && x.dev === y.dev;
+}
+
+/**
+ * A process's OOM score adjustment (its children inherit it). Lowering it below the current value
+ * needs CAP_SYS_RESOURCE, which a host's bounding set may lack (containerd's
+ * restrict_oom_score_adj).
+ */
+export function setOomScoreAdj(pid: number | "self", value: number | undefined, option: string): void {
+  if (value === undefined) return;
+  const file = `/proc/${pid}/oom_score_adj`;
+  try {
+    writeFileSync(file, String(value));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM") throw err;
+    throw new SyscallError({ syscall: "write", errno: osConstants.errno[code], path: file, context: `${option} ${value} (below the current value needs CAP_SYS_RESOURCE)` });
+  }
 }

@@ -114,6 +114,10 @@ export const RunProcess = lazy(() => v.object({
   seccomp: v.optional(v.object({ program: v.string(), flags: v.array(v.string()) })),
   /** --ulimit: RLIMIT_* names, values as prlimit takes them (2^64 for unlimited). */
   rlimits: v.optional(v.array(v.object({ type: v.string(), soft: v.number(), hard: v.number() })), []),
+  /** --group-add, as given: resolved in the container's /etc/group with the user. */
+  groupAdd: v.optional(v.array(v.string())),
+  /** --oom-score-adj: the first process's, and every exec'd process's. */
+  oomScoreAdj: v.optional(v.number()),
 }));
 export type RunProcess = v.InferOutput<typeof RunProcess>;
 
@@ -157,6 +161,11 @@ export const ContainerConfig = lazy(() => v.object({
   devices: v.optional(v.array(v.object({ source: v.string(), target: v.string(), permissions: v.string() }))),
   /** --device-cgroup-rule, as given. */
   deviceCgroupRules: v.optional(v.array(v.string())),
+  /** --sysctl, as given. */
+  sysctls: v.optional(v.record(v.string(), v.string())),
+  /** --stop-signal (or the image's StopSignal) as a number, and --stop-timeout in seconds: what corerun stop uses. */
+  stopSignal: v.optional(v.number()),
+  stopTimeout: v.optional(v.number()),
 }));
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
