@@ -90,6 +90,9 @@ const ROWS: Row[] = [
   ["corerun", corerun("--ipc", "container:", "/bin/true"), 125, () => /--ipc container:: no running container has the name or id ""; see corerun ps/],
   ["corerun", corerun("--pid", "container:nosuch", "/bin/true"), 125, () => /--pid container:nosuch: no running container has the name or id "nosuch"/],
   ["corerun", corerun("--uts", "host", "--hostname", "x", "/bin/true"), 125, () => /--hostname and --uts host exclude each other/],
+  // corerun run: --mount
+  ["corerun", corerun("--mount", "type=bind,source=/corerun-none,target=/data", "/bin/true"), 125, () => /--mount "type=bind,source=\/corerun-none,target=\/data": host path \/corerun-none does not exist; create it first/],
+  ["corerun", corerun("--mount", "type=tmpfs,target=/x,tmpfs-size=big", "/bin/true"), 125, () => /--mount "type=tmpfs,target=\/x,tmpfs-size=big": tmpfs-size=big is not a size; give bytes or 64m, 1g/],
   // corerun run: sysctls, groups, stop, environment
   ["corerun", corerun("--network", "host", "--sysctl", "net.core.somaxconn=1024", "/bin/true"), 125, () => /--sysctl net\.core\.somaxconn=1024: the container shares the host's namespace \(--network host\), whose setting this would change; drop one of them/],
   ["corerun", corerun("--sysctl", "kernel.core_pattern=|/tmp/x", "/bin/true"), 125, () => /--sysctl kernel\.core_pattern=\|\/tmp\/x: kernel\.core_pattern is not a sysctl of a namespace the container can have of its own; it would be set for the whole host/],

@@ -321,6 +321,35 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [], "after --group-add and --oom-score-adj");
   });
 
+  test("--label and --label-file: inspect's Config.Labels; ps --filter label=, name=, id= and status= (which lists exited ones without -a)", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "corerun-labels-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, "labels"), "# team\ncom.example.team=ops\napp=overridden\n");
+    const web = runDetached(["--network", "none", "--name", `web-${tag}`, "--label-file", join(dir, "labels"), "--label", "app=web", "--label", "canary"], "exec sleep 100");
+    const db = runDetached(["--network", "none", "--name", `db-${tag}`, "--label", "app=db"], "exit 0");
+    assert.equal(web.code, 0, web.stderr);
+    assert.equal(db.code, 0, db.stderr);
+    const [webId, dbId] = [web.stdout.trim(), db.stdout.trim()];
+    try {
+      const labels = (JSON.parse(corerun(["inspect", webId]).stdout) as { Config: { Labels: Record<string, string> } }[])[0]!.Config.Labels;
+      assert.deepEqual(labels, { "com.example.team": "ops", app: "web", canary: "" });
+      await until("db to exit", () => entry(dbId)?.statusText === "exited (0)");
+      const ids = (...filters: string[]) => corerun(["ps", "-q", ...filters.flatMap((f) => ["--filter", f])]).stdout.trim().split("\n").filter(Boolean).sort();
+      assert.deepEqual(ids("label=app=web"), [webId]);
+      assert.deepEqual(ids("label=canary", "label=com.example.team=ops"), [webId]);
+      assert.deepEqual(ids("label=app"), [webId], "without -a or a status filter, only running ones");
+      assert.deepEqual(ids("status=exited", "label=app"), [dbId]);
+      assert.deepEqual(ids(`name=^(web|db)-${tag}$`, "status=running", "status=exited"), [dbId, webId].sort());
+      assert.deepEqual(ids(`id=${webId.slice(0, 5)}`), [webId]);
+      const bad = corerun(["ps", "--filter", "ancestor=busybox"]);
+      assert.equal(bad.code, 125);
+      assert.equal(bad.stderr, 'corerun: --filter "ancestor=busybox": give label=KEY[=VALUE], name=NAME, id=ID or status=STATUS\n');
+    } finally {
+      corerun(["rm", "-f", webId, dbId]);
+    }
+    await assertHostClean(scope(), [], "after --label");
+  });
+
   test("--rm: a detached container that exits leaves nothing; its exit code is recorded without --rm", async () => {
     const gone = runDetached(["--rm", "-N", BRIDGE], "exit 0");
     assert.equal(gone.code, 0, gone.stderr);

@@ -55,6 +55,7 @@ export const FIXTURE_CONFIG = {
   User: "1000:1000",
   ExposedPorts: { "8080/tcp": {}, "9090/udp": {} },
   StopSignal: "SIGQUIT",
+  Labels: { "org.opencontainers.image.title": "fixture", tier: "image" },
 };
 
 export interface Fixtures {

@@ -133,7 +133,7 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(r.stdout.trim().split("\n"), ["ls: /etc/doomed: No such file or directory", "new", "added by layer 2", "/bin/busybox"]);
   });
 
-  test("Entrypoint, Cmd, Env, WorkingDir, User and StopSignal come from the config; flags override them as in Docker", async () => {
+  test("Entrypoint, Cmd, Env, WorkingDir, User, StopSignal and Labels come from the config; flags override them as in Docker", async () => {
     const dflt = corerun(["run", "--network", "none", "fixture:oci"]);
     assert.equal(dflt.code, 0, dflt.stderr);
     assert.equal(dflt.stdout, "from-the-image in /data as 1000:1000\n");
@@ -153,12 +153,13 @@ describe("corerun image", { skip: !isRoot && "needs root" }, () => {
     assert.match(bad.stderr, /--user ghost: no user "ghost" in the container's \/etc\/passwd/);
     // StopSignal is what corerun stop sends first: sh as PID 1 has no default action for SIGQUIT,
     // so only its trap ends it with 3 (SIGTERM would not reach it: its status would be 137).
-    const quit = corerun(["run", "-d", "--network", "none", "fixture:oci", 'trap "exit 3" QUIT; while :; do sleep 0.1; done']);
+    const quit = corerun(["run", "-d", "--network", "none", "--label", "tier=container", "fixture:oci", 'trap "exit 3" QUIT; while :; do sleep 0.1; done']);
     assert.equal(quit.code, 0, quit.stderr);
     const id = quit.stdout.trim();
     try {
-      const config = (JSON.parse(corerun(["inspect", id]).stdout) as { Config: { StopSignal?: string } }[])[0]!.Config;
+      const config = (JSON.parse(corerun(["inspect", id]).stdout) as { Config: { StopSignal?: string; Labels: Record<string, string> } }[])[0]!.Config;
       assert.equal(config.StopSignal, "SIGQUIT");
+      assert.deepEqual(config.Labels, { "org.opencontainers.image.title": "fixture", tier: "container" }, "the image's Labels, under --label's");
       await until("the trap to be set", () => /sleep/.test(corerun(["ps", id]).stdout));
       assert.equal(corerun(["stop", "-t", "5", id]).code, 0);
       assert.match(corerun(["ps", "-a"]).stdout, new RegExp(`^${id} .*exited \\(3\\)`, "m"));

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN, busyboxRootfs, hostMountsUnder, isRoot, leftoverState, removeStateRoot, run, stateRoot, tool, type Result } from "./helpers.ts";
@@ -126,6 +126,27 @@ describe("corerun run", { skip: !isRoot && "needs root" }, () => {
     const bad = container(["--network", "none", "--tmpfs", "/x:shared", "/bin/true"]);
     assert.equal(bad.code, 125);
     assert.match(bad.stderr, /^corerun: --tmpfs "\/x:shared": unknown option "shared"; use rw, ro, exec/);
+  });
+
+  test("--mount: Docker's type=bind (readonly) and type=tmpfs (tmpfs-size, tmpfs-mode) fields, a quoted source with a comma; type=volume refused", (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "corerun-mount-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const src = join(dir, "a,b");
+    mkdirSync(src);
+    writeFileSync(join(src, "given"), "from host\n");
+    const r = container(["--network", "none", "--mount", `type=bind,"source=${src}",target=/srv/data,readonly`, "--mount", "type=tmpfs,destination=/cache,tmpfs-size=2m,tmpfs-mode=1770", "/bin/sh", "-c",
+      "cat /srv/data/given; touch /srv/data/new || echo ro; awk '$2 == \"/srv/data\" || $2 == \"/cache\" { print $2, $4 }' /proc/self/mounts; stat -c %a /cache"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [given, ro, ...rest] = r.stdout.trim().split("\n");
+    assert.deepEqual([given, ro], ["from host", "ro"]);
+    const opts = Object.fromEntries(rest.slice(0, -1).map((l) => l.split(" ") as [string, string]));
+    assert.ok(opts["/srv/data"]!.split(",").includes("ro"), opts["/srv/data"]);
+    assert.ok(["rw", "noexec", "nosuid", "nodev", "size=2048k", "mode=1770"].every((o) => opts["/cache"]!.split(",").includes(o)), opts["/cache"]);
+    assert.equal(rest.at(-1), "1770");
+    assert.equal(existsSync(join(src, "new")), false);
+    const volume = container(["--network", "none", "--mount", "source=cache,target=/cache", "/bin/true"]);
+    assert.equal(volume.code, 125);
+    assert.equal(volume.stderr, 'corerun: --mount "source=cache,target=/cache": named volumes (type=volume, Docker\'s default type) are not built yet; give type=bind with a host path, or type=tmpfs\n');
   });
 
   test("an ro volume refuses writes and an rw volume's writes show on the host", (t) => {
@@ -250,7 +271,7 @@ describe("corerun run", { skip: !isRoot && "needs root" }, () => {
     writeFileSync(bad, "GOOD=1\nBAD NAME=2\n");
     const refused = container(["--env-file", bad, "/bin/true"]);
     assert.equal(refused.code, 125);
-    assert.equal(refused.stderr, `corerun: --env-file ${bad}: line 2: variable name "BAD NAME" contains whitespace; give KEY=VALUE\n`);
+    assert.equal(refused.stderr, `corerun: --env-file ${bad}: line 2: name "BAD NAME" contains whitespace; give KEY=VALUE\n`);
   });
 
   test("--sysctl: set in the container's own network and IPC namespaces after its network is up, /proc/sys read-only after; the host's values unchanged", () => {

@@ -230,7 +230,7 @@ describe("parseRunConfig", () => {
     assert.deepEqual(cfg.tmpfs.map((t) => t.target), ["/run"]);
     assert.equal(cfg.shmSize, 128 << 20);
     assert.equal(parse(["--shm-size", "1048576", "sh"]).shmSize, 1 << 20, "a plain number is bytes, as Docker reads it");
-    usageError(["-v", `${join(base, "data")}:/run`, "--tmpfs", "/run", "sh"], /^\/run is the target of two mounts \(-v, --tmpfs\); give each path once$/);
+    usageError(["-v", `${join(base, "data")}:/run`, "--tmpfs", "/run", "sh"], /^\/run is the target of two mounts \(-v, --mount, --tmpfs\); give each path once$/);
     usageError(["--ipc", "none", "--shm-size", "1g", "sh"], /^--shm-size sizes a \/dev\/shm of the container's own, and with --ipc none it has none; drop one$/);
     usageError(["--shm-size", "lots", "sh"], /^--shm-size "lots" is not a size/);
   });

@@ -1,9 +1,9 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
-import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseTmpfs, parseVolume, type DeviceSpec, type TmpfsSpec, type VolumeSpec } from "@corerun/rootfs";
+import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseMount, parseTmpfs, parseVolume, type DeviceSpec, type TmpfsSpec, type VolumeSpec } from "@corerun/rootfs";
 import {
-  capabilitySet, checkGroupName, checkHostname, findByRef, parseOomScoreAdj, readEnvFiles, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
+  capabilitySet, checkGroupName, checkHostname, findByRef, parseLabels, parseOomScoreAdj, readEnvFiles, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, ETC_ARGS, etcExtrasFor, hasEtcExtras, parsePublish, parseSubnet, type EtcExtras } from "@corerun/net";
 import { normalizeParent, parseBytes, parseDeviceCgroupRule, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
@@ -21,6 +21,7 @@ export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id; with --network host, the host's)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
+  mount: { type: "string", valueHint: "type=bind|tmpfs,...", description: "Docker's --mount (repeatable): type=bind,source=HOST,target=CTR[,readonly] or type=tmpfs,target=CTR[,tmpfs-size=64m][,tmpfs-mode=1770][,readonly]" },
   tmpfs: { type: "string", valueHint: "PATH[:OPTIONS]", description: "mount a tmpfs at PATH (repeatable): noexec, nosuid and nodev unless OPTIONS say exec, suid or dev; ro, size=64m, mode=1777, uid=, gid=" },
   "shm-size": { type: "string", valueHint: "SIZE", description: "size of /dev/shm (default 64m; bytes, or a Docker size)" },
   pid: { type: "string", valueHint: "host|container:NAME", description: "host: no PID namespace of its own, the command sees (and as root may signal) the host's processes; container:NAME: another running container's, as docker run --pid" },
@@ -33,6 +34,8 @@ export const runArgs = {
   ...ETC_ARGS,
   "publish-all": { type: "boolean", description: "publish every port of the image's ExposedPorts on a free host port (docker run -P)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name: unique among running containers, resolvable by its network's peers" },
+  label: { type: "string", valueHint: "KEY=VALUE", description: "set a label on the container (repeatable; KEY alone is an empty value), shown by inspect and matched by ps --filter label=" },
+  "label-file": { type: "string", valueHint: "FILE", description: "set the labels of FILE's KEY=VALUE lines (repeatable), before --label's" },
   env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone passes corerun's own value (none when corerun has none)" },
   "env-file": { type: "string", valueHint: "FILE", description: "set the environment variables of FILE's KEY=VALUE lines (repeatable; KEY alone passes corerun's own value, # starts a comment), before -e's" },
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container (default /)" },
@@ -156,6 +159,8 @@ export interface RunConfig {
   /** --stop-signal (or the image's StopSignal) and --stop-timeout, for corerun stop. */
   stopSignal?: number | undefined;
   stopTimeout?: number | undefined;
+  /** The image's Labels, --label-file's and --label's, the later winning. */
+  labels: Record<string, string>;
 }
 
 /** The repository's own build of the busybox rootfs, the default for a demo. */
@@ -405,7 +410,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
   const vars = [...parseEnvVars(img?.env ?? [], env), ...readEnvFiles(ctx.values["env-file"] ?? [], env), ...parseEnvVars(ctx.values.env ?? [], env)];
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1) ?? img?.workdir);
-  const volumes = (ctx.values.volume ?? []).map((v) => parseVolume(v));
+  const mounts = (ctx.values.mount ?? []).map((m) => parseMount(m));
+  const volumes = [...(ctx.values.volume ?? []).map((v) => parseVolume(v)), ...mounts.flatMap((m) => (m.type === "bind" ? [m.bind] : []))];
   const idmapped = volumes.find((v) => v.idmap);
   if (idmapped && !userns) throw new UsageError(`-v ${idmapped.source}:${idmapped.target}: idmap maps through a user namespace; add --userns auto or --uidmap, or drop idmap`);
   capabilitySet(ctx.values["cap-add"] ?? [], ctx.values["cap-drop"] ?? []);
@@ -416,9 +422,9 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   // --init: corerun-init as PID 1, bind-mounted read-only where Docker puts docker-init.
   const init = ctx.flags.init ? withInit(command, volumes) : undefined;
   const devices = (ctx.values.device ?? []).flatMap((d) => parseDevice(d));
-  const tmpfs = (ctx.values.tmpfs ?? []).map((t) => parseTmpfs(t));
+  const tmpfs = [...(ctx.values.tmpfs ?? []).map((t) => parseTmpfs(t)), ...mounts.flatMap((m) => (m.type === "tmpfs" ? [m.tmpfs] : []))];
   const taken = [...volumes, ...tmpfs].map((m) => m.target).find((t, i, all) => all.indexOf(t) !== i);
-  if (taken !== undefined) throw new UsageError(`${taken} is the target of two mounts (-v, --tmpfs); give each path once`);
+  if (taken !== undefined) throw new UsageError(`${taken} is the target of two mounts (-v, --mount, --tmpfs); give each path once`);
   const pid = parsePidMode(root, ctx.values.pid?.at(-1), userns !== undefined);
   const ipc = parseIpcMode(root, ctx.values.ipc?.at(-1), isRootless);
   const shmGiven = ctx.values["shm-size"]?.at(-1);
@@ -439,6 +445,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const oomScoreAdj = parseOomScoreAdj(ctx.values["oom-score-adj"]?.at(-1));
   const stopSignal = stopSignalOf(ctx.values["stop-signal"]?.at(-1), img?.stopSignal);
   const stopTimeout = stopTimeoutOf(ctx.values["stop-timeout"]?.at(-1));
+  const labels = { ...img?.labels, ...parseLabels(ctx.values.label ?? [], ctx.values["label-file"] ?? []) };
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);
   return {
@@ -476,6 +483,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     ...(oomScoreAdj === undefined ? {} : { oomScoreAdj }),
     ...(stopSignal === undefined ? {} : { stopSignal }),
     ...(stopTimeout === undefined ? {} : { stopTimeout }),
+    labels,
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,
     ...imageAndUser(ctx, img),

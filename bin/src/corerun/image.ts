@@ -25,6 +25,8 @@ export interface ImageRun {
   exposed: string[];
   /** The config's StopSignal, which corerun stop sends first unless --stop-signal is given. */
   stopSignal: string | undefined;
+  /** The config's Labels, under the container's own (--label). */
+  labels: Record<string, string>;
 }
 
 /**
@@ -63,6 +65,7 @@ export function imageRun(
     user: exec.User || undefined,
     exposed: Object.keys(exec.ExposedPorts ?? {}),
     stopSignal: exec.StopSignal || undefined,
+    labels: exec.Labels ?? {},
   };
 }
 

@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { State } from "@corerun/state";
-import { age, displayStatus, shownByDefault } from "./lifecycle.ts";
+import { age, displayStatus, psFilter, shownByDefault } from "./lifecycle.ts";
 
 const base: State = {
   version: 1, id: "0123456789ab", status: "running", created: "2026-01-01T00:00:00.000Z", mountPoints: [],
@@ -33,5 +33,32 @@ describe("ps statuses", () => {
     assert.equal(age(base.created, t + 125_000), "2m ago");
     assert.equal(age(base.created, t + 3 * 3600_000), "3h ago");
     assert.equal(age(base.created, t + 49 * 3600_000), "2d ago");
+  });
+});
+
+describe("ps --filter", () => {
+  const exited: State = { ...base, id: "abcdef012345", status: "stopped", exitCode: 0, config: { ...base.config, name: "web-1", labels: { app: "web", tier: "front" } }, detached: { monitor: dead, rm: false, finished: "2026-01-01T00:00:01.000Z" } };
+  const orphan: State = { ...base, owner: dead, config: { ...base.config, name: "db", labels: { app: "db" } } };
+  const pick = (...f: string[]) => [exited, orphan].filter(psFilter(f).match).map((s) => s.config.name);
+
+  test("labels must all match; names by regular expression, ids by prefix, Docker's statuses; one key's values match when any does", () => {
+    assert.deepEqual(pick("label=app"), ["web-1", "db"]);
+    assert.deepEqual(pick("label=app=web"), ["web-1"]);
+    assert.deepEqual(pick("label=app", "label=tier=front"), ["web-1"]);
+    assert.deepEqual(pick("label=app=web", "label=app=db"), []);
+    assert.deepEqual(pick("name=^web-\\d$"), ["web-1"]);
+    assert.deepEqual(pick("name=web", "name=db"), ["web-1", "db"]);
+    assert.deepEqual(pick("id=abc"), ["web-1"]);
+    assert.deepEqual(pick("status=exited"), ["web-1"]);
+    assert.deepEqual(pick("status=dead", "label=app"), ["db"]);
+    assert.equal(psFilter(["status=exited"]).anyStatus, true, "a status filter looks at exited containers without -a");
+    assert.equal(psFilter(["label=x"]).anyStatus, false);
+  });
+
+  test("an unknown key, status or a bad expression is refused in one line", () => {
+    assert.throws(() => psFilter(["ancestor=busybox"]), /^UsageError: --filter "ancestor=busybox": give label=KEY\[=VALUE\], name=NAME, id=ID or status=STATUS$/);
+    assert.throws(() => psFilter(["label"]), /--filter "label": give label=KEY/);
+    assert.throws(() => psFilter(["status=stopped"]), /^UsageError: --filter status=stopped: give one of created, restarting, running, paused, exited, dead$/);
+    assert.throws(() => psFilter(["name=("]), /^UsageError: --filter name=\(: not a regular expression$/);
   });
 });

@@ -718,7 +718,7 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     },
     // Docker's names for -t and -i (recorded for detached containers, whose monitor holds them).
     Config: {
-      ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false,
+      ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false, Labels: s.config.labels ?? {},
       ...(s.config.stopSignal === undefined ? {} : { StopSignal: signalName(s.config.stopSignal) }), ...(s.config.stopTimeout === undefined ? {} : { StopTimeout: s.config.stopTimeout }),
     },
     NetworkSettings: {
@@ -759,9 +759,48 @@ export const inspect = defineTool({
   },
 });
 
+/**
+ * ps --filter, Docker's: label=KEY or label=KEY=VALUE (each must match), name=REGEX (the name
+ * holds a match), id=PREFIX and status=STATUS (Docker's status words; a status filter lists
+ * exited containers without -a too). Filters of one key match when any does, of different keys
+ * when all do.
+ */
+export function psFilter(values: readonly string[]): { match: (s: State) => boolean; anyStatus: boolean } {
+  const by = new Map<string, string[]>();
+  for (const value of values) {
+    const eq = value.indexOf("=");
+    const key = value.slice(0, eq);
+    if (eq <= 0 || !["label", "name", "id", "status"].includes(key)) throw new UsageError(`--filter "${value}": give label=KEY[=VALUE], name=NAME, id=ID or status=STATUS`);
+    by.set(key, [...(by.get(key) ?? []), value.slice(eq + 1)]);
+  }
+  const statuses = by.get("status") ?? [];
+  const bad = statuses.find((st) => !DOCKER_STATUSES.includes(st));
+  if (bad !== undefined) throw new UsageError(`--filter status=${bad}: give one of ${DOCKER_STATUSES.join(", ")}`);
+  const names = (by.get("name") ?? []).map((n) => {
+    try {
+      return new RegExp(n);
+    } catch {
+      throw new UsageError(`--filter name=${n}: not a regular expression`);
+    }
+  });
+  const labels = (by.get("label") ?? []).map((l) => (l.includes("=") ? { key: l.slice(0, l.indexOf("=")), value: l.slice(l.indexOf("=") + 1) } : { key: l, value: undefined }));
+  const ids = by.get("id") ?? [];
+  return {
+    anyStatus: statuses.length > 0,
+    match: (s) => labels.every((l) => s.config.labels?.[l.key] !== undefined && (l.value === undefined || s.config.labels[l.key] === l.value))
+      && (!names.length || names.some((re) => re.test(s.config.name ?? "")))
+      && (!ids.length || ids.some((id) => s.id.startsWith(id)))
+      && (!statuses.length || statuses.includes(dockerStatus(displayStatus(s)))),
+  };
+}
+
+/** Docker's State.Status words, as inspect and ps --filter status= use them. */
+const DOCKER_STATUSES = ["created", "restarting", "running", "paused", "exited", "dead"];
+
 /** ps's container list: running ones, or with all every one; as a table or the state files. */
-export function listContainers(root: string, all: boolean, as: "table" | "json" | "ids"): void {
-  const states = readStates(root).filter((s) => all || shownByDefault(s));
+export function listContainers(root: string, all: boolean, as: "table" | "json" | "ids", filters: readonly string[] = []): void {
+  const filter = psFilter(filters);
+  const states = readStates(root).filter((s) => (all || filter.anyStatus || shownByDefault(s)) && filter.match(s));
   if (as === "json") printJson(states.map((s) => ({ ...s, statusText: displayStatus(s) })));
   else if (as === "ids") writeOut(states.map((s) => `${s.id}\n`).join(""));
   else printTable(psRows(root, states));

@@ -219,13 +219,14 @@ const ps = defineTool({
     json: { type: "boolean", description: "print the state files as a JSON array, each with its statusText" },
     quiet: { type: "boolean", alias: "q", description: "print the ids only, one a line, in the table's order (for scripts: corerun rm -f $(corerun ps -aq))" },
     format: { type: "string", alias: "f", valueHint: "table|json", description: "with an ID: its processes as ps prints them (table, default) or a JSON array of host pids" },
+    filter: { type: "string", valueHint: "KEY=VALUE", description: "list only the containers that match (repeatable): label=KEY[=VALUE], name=REGEX, id=PREFIX, status=running|exited|paused|created|restarting|dead" },
   },
   tail: "command",
   notes: ["STATUS: running, paused, created, restarting (CODE) (its monitor waits to start it again;\nCODE is the last run's), exited (CODE), orphaned (its foreground corerun was killed) or\nmonitor-lost (a detached container's monitor was killed); corerun cleanup removes the last two."],
-  examples: ["sudo corerun ps", "sudo corerun ps -a", "sudo corerun ps -aq", "sudo corerun ps --format json web"],
+  examples: ["sudo corerun ps", "sudo corerun ps -a", "sudo corerun ps -aq", "sudo corerun ps -q --filter label=app=web", "sudo corerun ps --format json web"],
   run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
-    const list = ["all", "json", "quiet"].filter((f) => ctx.flags[f]).map((f) => `--${f}`);
+    const list = [...["all", "json", "quiet"].filter((f) => ctx.flags[f]), ...(ctx.values.filter?.length ? ["filter"] : [])].map((f) => `--${f}`);
     if (ctx.tail.length && list.length) throw new UsageError(`${list.join(", ")}: ${list.length > 1 ? "they apply" : "it applies"} to the list of containers; with an ID, ps lists that container's processes (--format table|json)`);
     if (!ctx.tail.length && ctx.values.format) throw new UsageError("--format: it applies to an ID's processes; for the list of containers use --json or -q");
     if (ctx.flags.json && ctx.flags.quiet) throw new UsageError("--json and -q: give one of them");
@@ -237,7 +238,7 @@ const ps = defineTool({
       else throw new UsageError(`--format ${format}: use table or json`);
       return 0;
     }
-    listContainers(root, ctx.flags.all ?? false, ctx.flags.json ? "json" : ctx.flags.quiet ? "ids" : "table");
+    listContainers(root, ctx.flags.all ?? false, ctx.flags.json ? "json" : ctx.flags.quiet ? "ids" : "table", ctx.values.filter ?? []);
     return 0;
   },
 });

@@ -1,6 +1,7 @@
 export { resolveInRoot } from "./resolve.ts";
 export { findCommand, DEFAULT_PATH } from "./command.ts";
 export { parseVolume, checkRootfs, type VolumeSpec } from "./volume.ts";
+export { parseMount, mountFields, type MountSpec } from "./mount.ts";
 export { DEFAULT_DEV_NODES, parseDevice, type DeviceSpec } from "./devices.ts";
 export { DEFAULT_SHM_SIZE, parseTmpfs, tmpfsPoints, tmpfsText, type TmpfsSpec } from "./tmpfs.ts";
 export { MASKED_PATHS, READONLY_PATHS, maskPaths, maskDir, maskFile, readonlyPaths, readonlyPath, pathsUnder } from "./masks.ts";

@@ -34,13 +34,16 @@ const OWN = ["/proc", "/sys", "/dev"];
  */
 export function parseTmpfs(spec: string, option = "--tmpfs"): TmpfsSpec {
   const at = spec.indexOf(":");
-  const target = at < 0 ? spec : spec.slice(0, at);
-  const options = at < 0 ? [] : spec.slice(at + 1).split(",");
-  if (!target.startsWith("/") || target.split("/").includes("..")) throw new UsageError(`${option} "${spec}": the container path "${target}" must be absolute, without ".."`);
+  return tmpfsOf(at < 0 ? spec : spec.slice(0, at), at < 0 ? [] : spec.slice(at + 1).split(","), `${option} "${spec}"`);
+}
+
+/** A tmpfs at target with --tmpfs's options; `option` names the input in refusals. */
+export function tmpfsOf(target: string, options: readonly string[], option: string): TmpfsSpec {
+  if (!target.startsWith("/") || target.split("/").includes("..")) throw new UsageError(`${option}: the container path "${target}" must be absolute, without ".."`);
   const path = posix.normalize(target).replace(/(.)\/+$/, "$1");
-  if (path === "/") throw new UsageError(`${option} "${spec}": a tmpfs cannot replace the container's /; use --read-only and a tmpfs below it`);
+  if (path === "/") throw new UsageError(`${option}: a tmpfs cannot replace the container's /; use --read-only and a tmpfs below it`);
   const own = OWN.find((p) => path === p || (p !== "/dev" && path.startsWith(`${p}/`)));
-  if (own) throw new UsageError(`${option} "${spec}": ${own} is the container's own mount; give another path`);
+  if (own) throw new UsageError(`${option}: ${own} is the container's own mount; give another path`);
   const t: TmpfsSpec = { target: path, readonly: false, exec: false, suid: false, dev: false, data: [] };
   for (const o of options) {
     const eq = o.indexOf("=");
@@ -53,9 +56,9 @@ export function parseTmpfs(spec: string, option = "--tmpfs"): TmpfsSpec {
       continue;
     }
     const valid = DATA[key];
-    if (!valid) throw new UsageError(`${option} "${spec}": unknown option "${o}"; use rw, ro, exec, noexec, suid, nosuid, dev, nodev, size=, mode=, uid=, gid=, nr_inodes= or nr_blocks=`);
+    if (!valid) throw new UsageError(`${option}: unknown option "${o}"; use rw, ro, exec, noexec, suid, nosuid, dev, nodev, size=, mode=, uid=, gid=, nr_inodes= or nr_blocks=`);
     const value = o.slice(eq + 1);
-    if (eq < 0 || !valid.test(value)) throw new UsageError(`${option} "${spec}": ${key}=${eq < 0 ? "" : value} is not valid (size=64m, mode=1777, uid=1000)`);
+    if (eq < 0 || !valid.test(value)) throw new UsageError(`${option}: ${key}=${eq < 0 ? "" : value} is not valid (size=64m, mode=1777, uid=1000)`);
     t.data = [...t.data.filter((d) => !d.startsWith(`${key}=`)), `${key}=${value}`];
   }
   return t;

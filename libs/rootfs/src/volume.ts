@@ -26,16 +26,24 @@ export function parseVolume(spec: string, cwd = process.cwd()): VolumeSpec {
     if (o !== "ro" && o !== "rw" && o !== "idmap") throw new UsageError(`-v "${spec}": unknown mode "${o}"; use ro or rw, and idmap`);
   }
   if (options.includes("ro") && options.includes("rw")) throw new UsageError(`-v "${spec}": ro and rw together; give one`);
-  if (!target.startsWith("/")) throw new UsageError(`-v "${spec}": container path "${target}" must be absolute`);
-  if (target.split("/").includes("..")) throw new UsageError(`-v "${spec}": container path may not contain ".."`);
-  if (target.replace(/\/+$/, "") === "") throw new UsageError(`-v "${spec}": cannot mount over the container's /`);
+  return bindOf(host, target, { readonly: options.includes("ro"), idmap: options.includes("idmap") }, `-v "${spec}"`, cwd);
+}
+
+/**
+ * A bind mount of an existing host path (relative to cwd) at an absolute container path without
+ * ".." (-v, --mount type=bind); `option` names the input in refusals.
+ */
+export function bindOf(host: string, target: string, opts: { readonly: boolean; idmap: boolean }, option: string, cwd = process.cwd()): VolumeSpec {
+  if (!target.startsWith("/")) throw new UsageError(`${option}: container path "${target}" must be absolute`);
+  if (target.split("/").includes("..")) throw new UsageError(`${option}: container path may not contain ".."`);
+  if (target.replace(/\/+$/, "") === "") throw new UsageError(`${option}: cannot mount over the container's /`);
   const source = resolve(cwd, host);
   try {
     statSync(source);
   } catch {
-    throw new UsageError(`-v "${spec}": host path ${source} does not exist; create it first`);
+    throw new UsageError(`${option}: host path ${source} does not exist; create it first`);
   }
-  return { source, target: target.replace(/\/+$/, ""), readonly: options.includes("ro"), idmap: options.includes("idmap") };
+  return { source, target: target.replace(/\/+$/, ""), readonly: opts.readonly, idmap: opts.idmap };
 }
 
 /** Checks a --rootfs value: it must be a directory. Shared by corerun and corerun-mount. */

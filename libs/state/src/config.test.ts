@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { UsageError } from "@corerun/cli";
-import { checkGroupName, checkHostname, checkWorkdir, parseEnvFile, parseEnvVars, parseOomScoreAdj } from "./config.ts";
+import { checkGroupName, checkHostname, checkWorkdir, parseEnvFile, parseEnvVars, parseLabels, parseOomScoreAdj } from "./config.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, sep } from "node:path";
 
 describe("checkHostname", () => {
   test("accepts RFC 1123 names up to 64 characters", () => {
@@ -72,9 +75,9 @@ describe("parseEnvFile", () => {
   });
 
   test("a line without a name, or a name with blanks, is refused with its line number", () => {
-    assert.throws(() => parseEnvFile("A=1\n=2\n", "f.env"), /^UsageError: --env-file f\.env: line 2 has no variable name before "="/);
-    assert.throws(() => parseEnvFile("MY VAR=1\n", "f.env"), /--env-file f\.env: line 1: variable name "MY VAR" contains whitespace/);
-    assert.throws(() => parseEnvFile("TRAILING \n", "f.env"), /variable name "TRAILING " contains whitespace/);
+    assert.throws(() => parseEnvFile("A=1\n=2\n", "f.env"), /^UsageError: --env-file f\.env: line 2 has no name before "="/);
+    assert.throws(() => parseEnvFile("MY VAR=1\n", "f.env"), /--env-file f\.env: line 1: name "MY VAR" contains whitespace/);
+    assert.throws(() => parseEnvFile("TRAILING \n", "f.env"), /name "TRAILING " contains whitespace/);
     assert.throws(() => parseEnvFile("my.var=1\n", "f.env"), /--env-file f\.env: line 1: "my\.var" is not a valid variable name/);
   });
 });
@@ -87,5 +90,21 @@ describe("checkGroupName and parseOomScoreAdj", () => {
     assert.equal(parseOomScoreAdj("-1000"), -1000);
     assert.equal(parseOomScoreAdj("1000"), 1000);
     for (const v of ["1001", "-1001", "x", "", "1e3"]) assert.throws(() => parseOomScoreAdj(v), /--oom-score-adj .*: give a whole number from -1000 to 1000/);
+  });
+});
+
+describe("parseLabels", () => {
+  test("--label-file lines first, then --label; KEY alone is an empty value; a later one wins", () => {
+    const dir = mkdtempSync(join(tmpdir(), "corerun-labels-test-"));
+    try {
+      const file = join(dir, "labels");
+      writeFileSync(file, "# labels\ncom.example.app=web\ntier=front\nflag\n");
+      assert.deepEqual(parseLabels(["tier=back", "owner=ops=team", "empty="], [file]), { "com.example.app": "web", tier: "back", flag: "", owner: "ops=team", empty: "" });
+      assert.throws(() => parseLabels([], [join(dir, "none")]), /^UsageError: --label-file .*none: cannot be read \(ENOENT\); give a file of KEY=VALUE lines$/);
+      assert.throws(() => parseLabels(["=x"], []), /^UsageError: --label "=x": give KEY=VALUE with a name without whitespace/);
+      assert.throws(() => parseLabels(["a b=1"], []), /--label "a b=1"/);
+    } finally {
+      if (dir.startsWith(tmpdir() + sep) && dir.includes("corerun-labels-test-")) rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

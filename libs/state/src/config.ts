@@ -5,6 +5,9 @@ import { CAPABILITIES } from "@corerun/syscall";
 /** RFC 1123 labels, at most 64 bytes in all: the kernel's limit for sethostname(2). */
 const HOSTNAME_PATTERN = /^(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
+/** A variable name -e and --env-file take. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /** Validates a --hostname value; the error says what is wrong with it. */
 export function checkHostname(name: string | undefined): string | undefined {
   if (name === undefined) return undefined;
@@ -29,39 +32,65 @@ export function parseOomScoreAdj(text: string | undefined, option = "--oom-score
 }
 
 /**
- * --env-file FILE's text, as Docker reads it: a KEY=VALUE a line, the value as written (quotes
- * included); KEY alone passes the caller's own value; blank lines and lines starting with # are
- * skipped, as is leading whitespace. Returns the lines as -e takes them.
+ * A file of KEY=VALUE lines as Docker reads --env-file and --label-file: the value as written
+ * (quotes included), KEY alone allowed; blank lines and lines starting with # are skipped, as is
+ * leading whitespace and a trailing CR; a key may not be empty or hold whitespace. `option`
+ * names the file in refusals.
  */
-export function parseEnvFile(text: string, file: string): string[] {
-  const vars: string[] = [];
+export function keyValueLines(text: string, option: string): { line: string; key: string; n: number }[] {
+  const lines: { line: string; key: string; n: number }[] = [];
   for (const [i, raw] of text.replace(/^\uFEFF/, "").split("\n").entries()) {
     const line = raw.replace(/\r$/, "").replace(/^[ \t\v\f]+/, "");
     if (line === "" || line.startsWith("#")) continue;
     const eq = line.indexOf("=");
     const key = eq < 0 ? line : line.slice(0, eq);
-    if (key === "") throw new UsageError(`--env-file ${file}: line ${i + 1} has no variable name before "="; give KEY=VALUE`);
-    if (/\s/.test(key)) throw new UsageError(`--env-file ${file}: line ${i + 1}: variable name "${key}" contains whitespace; give KEY=VALUE`);
-    if (!ENV_NAME.test(key)) throw new UsageError(`--env-file ${file}: line ${i + 1}: "${key}" is not a valid variable name`);
-    vars.push(line);
+    if (key === "") throw new UsageError(`${option}: line ${i + 1} has no name before "="; give KEY=VALUE`);
+    if (/\s/.test(key)) throw new UsageError(`${option}: line ${i + 1}: name "${key}" contains whitespace; give KEY=VALUE`);
+    lines.push({ line, key, n: i + 1 });
   }
-  return vars;
+  return lines;
+}
+
+/** --env-file FILE's text: keyValueLines whose names are variable names. Returns the lines as -e takes them. */
+export function parseEnvFile(text: string, file: string): string[] {
+  return keyValueLines(text, `--env-file ${file}`).map(({ line, key, n }) => {
+    if (!ENV_NAME.test(key)) throw new UsageError(`--env-file ${file}: line ${n}: "${key}" is not a valid variable name`);
+    return line;
+  });
+}
+
+/** Reads a file an option names, as a UsageError naming it when it cannot be read. */
+function readOptionFile(option: string, file: string, what: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UsageError(`${option} ${file}: cannot be read (${(err as NodeJS.ErrnoException).code}); give a file of ${what}`);
+  }
+}
+
+/**
+ * --label KEY[=VALUE] and --label-file FILE (Docker's: KEY alone is an empty value), the files
+ * first, a later label winning.
+ */
+export function parseLabels(values: readonly string[], files: readonly string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  const add = (text: string) => {
+    const eq = text.indexOf("=");
+    labels[eq < 0 ? text : text.slice(0, eq)] = eq < 0 ? "" : text.slice(eq + 1);
+  };
+  for (const file of files) for (const { line } of keyValueLines(readOptionFile("--label-file", file, "KEY=VALUE lines"), `--label-file ${file}`)) add(line);
+  for (const value of values) {
+    const key = value.split("=", 1)[0]!;
+    if (key === "" || /\s/.test(key)) throw new UsageError(`--label "${value}": give KEY=VALUE with a name without whitespace, such as com.example.app=web`);
+    add(value);
+  }
+  return labels;
 }
 
 /** --env-file FILE...: their lines, each as -e takes it (KEY alone passes hostEnv's value). */
 export function readEnvFiles(files: readonly string[], hostEnv: NodeJS.ProcessEnv = process.env): string[] {
-  return parseEnvVars(files.flatMap((file) => {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (err) {
-      throw new UsageError(`--env-file ${file}: cannot be read (${(err as NodeJS.ErrnoException).code}); give a file of KEY=VALUE lines`);
-    }
-    return parseEnvFile(text, file);
-  }), hostEnv);
+  return parseEnvVars(files.flatMap((file) => parseEnvFile(readOptionFile("--env-file", file, "KEY=VALUE lines"), file)), hostEnv);
 }
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * -e values as KEY=VALUE; a bare KEY takes its value from `hostEnv`, and is left out when that

@@ -166,6 +166,8 @@ export const ContainerConfig = lazy(() => v.object({
   /** --stop-signal (or the image's StopSignal) as a number, and --stop-timeout in seconds: what corerun stop uses. */
   stopSignal: v.optional(v.number()),
   stopTimeout: v.optional(v.number()),
+  /** --label, --label-file and the image's Labels. */
+  labels: v.optional(v.record(v.string(), v.string())),
 }));
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
