@@ -90,6 +90,9 @@ const ROWS: Row[] = [
   ["corerun", corerun("--ipc", "container:", "/bin/true"), 125, () => /--ipc container:: no running container has the name or id ""; see corerun ps/],
   ["corerun", corerun("--pid", "container:nosuch", "/bin/true"), 125, () => /--pid container:nosuch: no running container has the name or id "nosuch"/],
   ["corerun", corerun("--uts", "host", "--hostname", "x", "/bin/true"), 125, () => /--hostname and --uts host exclude each other/],
+  ["corerun", corerun("--domainname", "-bad-", "/bin/true"), 125, () => /--domainname "-bad-" may hold only letters, digits, '-' and '\.'/],
+  ["corerun", corerun("--cidfile", "/nonexistent-dir/cid", "/bin/true"), 125, () => /--cidfile \/nonexistent-dir\/cid: its directory \/nonexistent-dir does not exist/],
+  ["corerun-exec", () => ["--domainname", "corp", "--", "/bin/true"], 125, () => /--domainname corp: corerun-exec shares its parent's UTS namespace, whose domainname this would change; start it in a new one \(corerun-ns --ns uts\)/],
   // corerun run: --mount
   ["corerun", corerun("--mount", "type=bind,source=/corerun-none,target=/data", "/bin/true"), 125, () => /--mount "type=bind,source=\/corerun-none,target=\/data": host path \/corerun-none does not exist; create it first/],
   ["corerun", corerun("--mount", "type=tmpfs,target=/x,tmpfs-size=big", "/bin/true"), 125, () => /--mount "type=tmpfs,target=\/x,tmpfs-size=big": tmpfs-size=big is not a size; give bytes or 64m, 1g/],

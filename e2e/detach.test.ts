@@ -321,16 +321,17 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [], "after --group-add and --oom-score-adj");
   });
 
-  test("--label and --label-file: inspect's Config.Labels; ps --filter label=, name=, id= and status= (which lists exited ones without -a)", async (t) => {
+  test("--label and --label-file: inspect's Config.Labels; --cidfile; ps --filter label=, name=, id= and status= (which lists exited ones without -a)", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "corerun-labels-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, "labels"), "# team\ncom.example.team=ops\napp=overridden\n");
-    const web = runDetached(["--network", "none", "--name", `web-${tag}`, "--label-file", join(dir, "labels"), "--label", "app=web", "--label", "canary"], "exec sleep 100");
+    const web = runDetached(["--network", "none", "--name", `web-${tag}`, "--label-file", join(dir, "labels"), "--label", "app=web", "--label", "canary", "--cidfile", join(dir, "web.cid")], "exec sleep 100");
     const db = runDetached(["--network", "none", "--name", `db-${tag}`, "--label", "app=db"], "exit 0");
     assert.equal(web.code, 0, web.stderr);
     assert.equal(db.code, 0, db.stderr);
     const [webId, dbId] = [web.stdout.trim(), db.stdout.trim()];
     try {
+      assert.equal(readFileSync(join(dir, "web.cid"), "utf8"), webId, "run -d --cidfile");
       const labels = (JSON.parse(corerun(["inspect", webId]).stdout) as { Config: { Labels: Record<string, string> } }[])[0]!.Config.Labels;
       assert.deepEqual(labels, { "com.example.team": "ops", app: "web", canary: "" });
       await until("db to exit", () => entry(dbId)?.statusText === "exited (0)");

@@ -302,6 +302,26 @@ describe("corerun run", { skip: !isRoot && "needs root" }, () => {
     assert.equal(unknown.stderr, "corerun-exec: --group-add video: no group \"video\" in the container's /etc/group; give a gid or a group the image has\n");
   });
 
+  test("--domainname sets the container's NIS domain name, not the host's; --cidfile gets the id, refuses a file that exists, and goes again when the start fails", (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "corerun-cidfile-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const hostDomain = readFileSync("/proc/sys/kernel/domainname", "utf8");
+    const cid = join(dir, "cid");
+    const r = container(["--network", "none", "--domainname", "corp.example", "--cidfile", cid, "/bin/sh", "-c", "cat /proc/sys/kernel/domainname; echo $HOSTNAME"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [domain, id] = r.stdout.trim().split("\n");
+    assert.equal(domain, "corp.example");
+    assert.equal(readFileSync(cid, "utf8"), id, "the cidfile holds the container's id (its default hostname)");
+    assert.equal(readFileSync("/proc/sys/kernel/domainname", "utf8"), hostDomain);
+    const again = container(["--network", "none", "--cidfile", cid, "/bin/true"]);
+    assert.equal(again.code, 125);
+    assert.equal(again.stderr, `corerun: --cidfile ${cid}: the file exists; remove it if no container it names is running, or give another path\n`);
+    // corerun-mount cannot put a directory over the rootfs's busybox binary: the start fails before the command.
+    const failed = container(["--network", "none", "--cidfile", join(dir, "failed"), "-v", "/etc:/bin/busybox", "/bin/true"]);
+    assert.equal(failed.code, 125, failed.stderr);
+    assert.equal(existsSync(join(dir, "failed")), false);
+  });
+
   test("a container's own --help is not corerun's", () => {
     const r = container(["/bin/ls", "--help"]);
     assert.match(r.stdout + r.stderr, /Usage: ls/);

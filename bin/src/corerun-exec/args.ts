@@ -8,6 +8,7 @@ import type { ArgsDef } from "citty";
 
 export const args = {
   hostname: { type: "string", valueHint: "NAME", description: "set the hostname (needs a UTS namespace)" },
+  domainname: { type: "string", valueHint: "NAME", description: "set the NIS domain name (needs a UTS namespace)" },
   env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone takes corerun-exec's own value (none when it has none)" },
   workdir: { type: "string", alias: "w", valueHint: "DIR", description: "working directory inside the container, created if missing (default /)" },
   "mount-proc": { type: "boolean", description: "mount a new /proc and apply Docker's /proc masks (needs its own mount namespace; shows its PID namespace, the host's with --pid host)" },
@@ -36,6 +37,7 @@ export const args = {
 
 export interface ExecOptions {
   hostname: string | undefined;
+  domainname: string | undefined;
   env: string[];
   workdir: string;
   mountProc: boolean;
@@ -138,7 +140,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1));
   const oci = ctx.values.oci?.at(-1);
   if (oci !== undefined && ctx.tail.length) throw new UsageError("--oci takes the command from config.json; give no CMD");
-  const fromConfig = ["env", "workdir", "hostname", "cap-add", "cap-drop", "user", "group-add", "sysctl", "oom-score-adj"].filter((o) => ctx.values[o]?.length);
+  const fromConfig = ["env", "workdir", "hostname", "domainname", "cap-add", "cap-drop", "user", "group-add", "sysctl", "oom-score-adj"].filter((o) => ctx.values[o]?.length);
   if (oci !== undefined && fromConfig.length) {
     throw new UsageError(`--oci takes the process (env, cwd, user, groups, capabilities, oomScoreAdj), hostname and sysctls from config.json; drop ${fromConfig.map((o) => `--${o}`).join(", ")}`);
   }
@@ -157,8 +159,11 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   // sethostname in its starter's UTS namespace would rename the host (or the joined container).
   // In a user namespace of its own, the parent's /proc/PID/ns is out of reach (EACCES); there the
   // kernel refuses sethostname in a UTS namespace that namespace does not own (the host's) anyway.
-  if (hostname !== undefined && sharesParent("uts", "--hostname", "UTS", false)) {
-    throw new UsageError(`--hostname ${hostname}: corerun-exec shares its parent's UTS namespace, whose hostname this would change; start it in a new one (corerun-ns --ns uts)`);
+  const domainname = checkHostname(ctx.values.domainname?.at(-1), "--domainname");
+  for (const [option, name] of [["--hostname", hostname], ["--domainname", domainname]] as const) {
+    if (name !== undefined && sharesParent("uts", option, "UTS", false)) {
+      throw new UsageError(`${option} ${name}: corerun-exec shares its parent's UTS namespace, whose ${option.slice(2)} this would change; start it in a new one (corerun-ns --ns uts)`);
+    }
   }
   const sysctls = (ctx.values.sysctl ?? []).map((t) => parseSysctl(t));
   const nsFile = { network: "net", ipc: "ipc", uts: "uts" } as const;
@@ -170,6 +175,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
   const groupAdd = (ctx.values["group-add"] ?? []).map((g) => checkGroupName(g, "--group-add"));
   return {
     hostname,
+    domainname,
     env,
     groupAdd,
     sysctls,

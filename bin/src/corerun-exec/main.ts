@@ -94,6 +94,7 @@ export const tool = defineTool({
         if (spec.domainname !== undefined) sys.setdomainname(spec.domainname);
       } else {
         hostname = span("set hostname", { hostname: opts.hostname }, () => setHostname(sys, opts.hostname));
+        if (opts.domainname !== undefined) sys.setdomainname(opts.domainname);
         // The bounding set limits what the exec grants, not what this process holds until then
         // (the mounts and the user switch below use its effective set): dropped while go comes.
         span("drop capabilities", undefined, () => dropCapabilities(sys, opts.capabilities, lastCap));

@@ -89,6 +89,7 @@ describe("parseRunConfig", () => {
       interactive: false,
       groupAdd: [],
       sysctls: [],
+      labels: {},
     });
   });
 
@@ -207,6 +208,15 @@ describe("parseRunConfig", () => {
     usageError(["--sysctl", "kernel.hostname=x", "sh"], /kernel\.hostname is the hostname: give the hostname field \(config\.json\) or --hostname instead$/);
     usageError(["--sysctl", "net.core.somaxconn", "sh"], /^--sysctl net\.core\.somaxconn: give KEY=VALUE/);
     usageError(["--sysctl", "net/../kernel/x=1", "sh"], /is not a sysctl name/);
+  });
+
+  test("--domainname, --cidfile, --label: parsed and checked before anything exists", () => {
+    const cfg = parse(["--domainname", "corp.example", "--cidfile", join(base, "new.cid"), "--label", "a=1", "--label", "b", "sh"]);
+    assert.deepEqual([cfg.domainname, cfg.cidfile, cfg.labels], ["corp.example", join(base, "new.cid"), { a: "1", b: "" }]);
+    usageError(["--uts", "host", "--domainname", "x", "sh"], /^--domainname and --uts host exclude each other/);
+    usageError(["--cidfile", join(base, "data"), "sh"], /^--cidfile .*data: the file exists; remove it if no container it names is running, or give another path$/);
+    usageError(["--cidfile", join(base, "x.cid"), "--print-script", "sh"], /^--print-script does not print --cidfile/);
+    assert.equal(parse(["--cidfile", join(base, "data"), "sh"], { CORERUN_RESTART_ID: "0123456789ab" }).cidfile, undefined, "a restart has it already");
   });
 
   test("--group-add, --oom-score-adj, --stop-signal, --stop-timeout and --env-file are parsed and checked", () => {

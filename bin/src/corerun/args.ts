@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseMount, parseTmpfs, parseVolume, type DeviceSpec, type TmpfsSpec, type VolumeSpec } from "@corerun/rootfs";
 import {
@@ -20,6 +20,7 @@ import { parseSignal } from "./oci.ts";
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname (default: its id; with --network host, the host's)" },
+  domainname: { type: "string", valueHint: "NAME", description: "the container's NIS domain name (not with --uts host)" },
   volume: { type: "string", alias: "v", valueHint: "HOST:CTR[:ro|rw]", description: "bind-mount a host path (repeatable)" },
   mount: { type: "string", valueHint: "type=bind|tmpfs,...", description: "Docker's --mount (repeatable): type=bind,source=HOST,target=CTR[,readonly] or type=tmpfs,target=CTR[,tmpfs-size=64m][,tmpfs-mode=1770][,readonly]" },
   tmpfs: { type: "string", valueHint: "PATH[:OPTIONS]", description: "mount a tmpfs at PATH (repeatable): noexec, nosuid and nodev unless OPTIONS say exec, suid or dev; ro, size=64m, mode=1777, uid=, gid=" },
@@ -34,6 +35,7 @@ export const runArgs = {
   ...ETC_ARGS,
   "publish-all": { type: "boolean", description: "publish every port of the image's ExposedPorts on a free host port (docker run -P)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name: unique among running containers, resolvable by its network's peers" },
+  cidfile: { type: "string", valueHint: "FILE", description: "write the container's id to FILE once it is created; FILE must not exist (removed again if the start fails)" },
   label: { type: "string", valueHint: "KEY=VALUE", description: "set a label on the container (repeatable; KEY alone is an empty value), shown by inspect and matched by ps --filter label=" },
   "label-file": { type: "string", valueHint: "FILE", description: "set the labels of FILE's KEY=VALUE lines (repeatable), before --label's" },
   env: { type: "string", alias: "e", valueHint: "KEY=VALUE", description: "set an environment variable (repeatable); KEY alone passes corerun's own value (none when corerun has none)" },
@@ -160,7 +162,9 @@ export interface RunConfig {
   stopSignal?: number | undefined;
   stopTimeout?: number | undefined;
   /** The image's Labels, --label-file's and --label's, the later winning. */
-  labels: Record<string, string>;
+  labels: Record<string, string>;  domainname?: string | undefined;
+  /** --cidfile, absolute; not on a restart (the first start wrote it). */
+  cidfile?: string | undefined;
 }
 
 /** The repository's own build of the busybox rootfs, the default for a demo. */
@@ -314,12 +318,27 @@ function parseIpcMode(root: string, mode: string | undefined, rootless: boolean)
   return { mode: "container", dir: join(root, other.container), ...other };
 }
 
-/** --uts host; a hostname of its own needs a UTS namespace of its own. */
-function parseUtsMode(mode: string | undefined, hostname: string | undefined): boolean {
+/** --uts host; a hostname or domain name of its own needs a UTS namespace of its own. */
+function parseUtsMode(mode: string | undefined, names: { hostname: string | undefined; domainname: string | undefined }): boolean {
   if (mode === undefined) return false;
   if (mode !== "host") throw new UsageError(`--uts ${mode}: unknown mode; give host`);
-  if (hostname !== undefined) throw new UsageError("--hostname and --uts host exclude each other: with the host's UTS namespace the container has the host's hostname; drop one");
+  for (const [key, name] of Object.entries(names)) {
+    if (name !== undefined) throw new UsageError(`--${key} and --uts host exclude each other: with the host's UTS namespace the container has the host's ${key}; drop one`);
+  }
   return true;
+}
+
+/**
+ * --cidfile, as Docker's: a file that does not exist yet (one left by another container would
+ * be taken for this one's), written once the container is created. A restart (or corerun start)
+ * of a detached container has it already.
+ */
+function cidfileOf(file: string | undefined, restart: boolean): string | undefined {
+  if (file === undefined || restart) return undefined;
+  const path = resolve(file);
+  if (existsSync(path)) throw new UsageError(`--cidfile ${file}: the file exists; remove it if no container it names is running, or give another path`);
+  if (!existsSync(dirname(path))) throw new UsageError(`--cidfile ${file}: its directory ${dirname(path)} does not exist`);
+  return path;
 }
 
 /**
@@ -434,7 +453,10 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     throw new UsageError("--print-script does not print --ipc shareable yet (its /dev/shm is mounted by corerun in the host's mount namespace); leave it out of the script");
   }
   const network = isRootless ? { mode: "none" as const, ports: [], extras: etcExtrasFor(ctx.values, "none") } : parseNetwork(ctx, root, img);
-  const utsHost = parseUtsMode(ctx.values.uts?.at(-1), hostname);
+  const domainname = checkHostname(ctx.values.domainname?.at(-1), "--domainname");
+  const utsHost = parseUtsMode(ctx.values.uts?.at(-1), { hostname, domainname });
+  if (ctx.flags["print-script"] && ctx.values.cidfile?.length) throw new UsageError("--print-script does not print --cidfile (corerun writes it once the state exists); leave it out of the script");
+  const cidfile = cidfileOf(ctx.values.cidfile?.at(-1), env[RESTART_ENV] !== undefined);
   const sharedNs = (option: string, value: string | undefined) => value === "host" ? `the host's namespace (${option} host)` : value?.startsWith("container:") ? `${value.slice(10)}'s namespace (${option} ${value})` : undefined;
   const sysctls = parseRunSysctls(ctx.values.sysctl ?? [], {
     network: sharedNs("--network", network.mode === "host" ? "host" : network.mode === "container" ? ctx.values.network!.at(-1) : undefined),
@@ -484,6 +506,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     ...(stopSignal === undefined ? {} : { stopSignal }),
     ...(stopTimeout === undefined ? {} : { stopTimeout }),
     labels,
+    ...(domainname === undefined ? {} : { domainname }),
+    ...(cidfile === undefined ? {} : { cidfile }),
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,
     ...imageAndUser(ctx, img),

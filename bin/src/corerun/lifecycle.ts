@@ -718,7 +718,7 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     },
     // Docker's names for -t and -i (recorded for detached containers, whose monitor holds them).
     Config: {
-      ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false, Labels: s.config.labels ?? {},
+      ...s.config, Tty: d?.tty ?? false, OpenStdin: d?.stdin ?? false, Labels: s.config.labels ?? {}, Domainname: s.config.domainname ?? "",
       ...(s.config.stopSignal === undefined ? {} : { StopSignal: signalName(s.config.stopSignal) }), ...(s.config.stopTimeout === undefined ? {} : { StopTimeout: s.config.stopTimeout }),
     },
     NetworkSettings: {

@@ -1,4 +1,4 @@
-import { closeSync } from "node:fs";
+import { closeSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import {
   defineTool, errorLine, exitCodeForError, exitCodeOf, faultPoint, printJson, runTool, saveCodeCache, signalNumber, span, UsageError, waitChild, writeErr, writeOut,
@@ -67,6 +67,7 @@ async function run(ctx: ToolContext): Promise<number> {
   // Set once the command runs: the start was whole, and its code is worth a run cache.
   let started = false;
   let report: [number, number] | undefined;
+  let cidfile: string | undefined;
   try {
     // corerun-mount (and corerun-net) start loading now, and get their command lines once the
     // first process exists: their Node start runs alongside corerun's steps up to the clone,
@@ -80,6 +81,7 @@ async function run(ctx: ToolContext): Promise<number> {
         keepState = true;
       } else {
         c = span("create state", { root: cfg.root }, () => createState(cfg, detached?.extra));
+        if (cfg.cidfile) cidfile = writeCidfile(cfg.cidfile, c.id);
       }
       detached?.created(c);
       ctx.log.info(`container ${c.id}: state ${c.path}`);
@@ -155,7 +157,19 @@ async function run(ctx: ToolContext): Promise<number> {
     // A failed cleanup step is reported, and left for `corerun cleanup`; the status stays the command's.
     if (c) span("teardown", { id: c.id }, () => teardown(cfg.root, c!.id, c!.path, ctx.log, keepState));
     if (started) saveCodeCache("run");
+    // A start that failed before its command ran leaves no id behind (its container is gone).
+    else if (cidfile) rmSync(cidfile, { force: true });
   }
+}
+
+/** --cidfile: created here (O_EXCL: another start's file is never overwritten) with the new id. */
+function writeCidfile(path: string, id: string): string {
+  try {
+    writeFileSync(path, id, { flag: "wx" });
+  } catch (err) {
+    throw new UsageError(`--cidfile ${path}: cannot be created (${(err as NodeJS.ErrnoException).code}); give a path that does not exist yet, in a directory corerun may write`);
+  }
+  return path;
 }
 
 

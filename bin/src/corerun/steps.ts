@@ -103,7 +103,7 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
     ...(cfg.tmpfs.length ? { tmpfs: cfg.tmpfs.map(tmpfsText) } : {}), ...(cfg.shmSize === undefined ? {} : { shmSize: cfg.shmSize }),
     ...(cfg.sysctls.length ? { sysctls: Object.fromEntries(cfg.sysctls.map((x) => [x.key, x.value])) } : {}),
     ...(cfg.stopSignal === undefined ? {} : { stopSignal: cfg.stopSignal }), ...(cfg.stopTimeout === undefined ? {} : { stopTimeout: cfg.stopTimeout }),
-    ...(Object.keys(cfg.labels).length ? { labels: cfg.labels } : {}),
+    ...(Object.keys(cfg.labels).length ? { labels: cfg.labels } : {}), ...(cfg.domainname === undefined ? {} : { domainname: cfg.domainname }),
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.
@@ -276,7 +276,7 @@ export function nsArgs(cfg: RunConfig): string[] {
 export function execArgs(cfg: RunConfig, c: Pick<Container, "dir" | "hostname" | "cgroupDirs" | "cgroupFds">, reportFd?: number): string[] {
   const cgroups = c.cgroupFds ? c.cgroupFds.flatMap((fd) => ["--cgroup-fd", String(fd)]) : c.cgroupDirs.flatMap((d) => ["--cgroup", d]);
   return [
-    "--sync-dir", c.dir, "--mount-proc", ...(cfg.utsHost ? [] : ["--hostname", c.hostname]), ...cgroups, "--cgroupns", "--mount-cgroup", ...(reportFd === undefined ? [] : ["--report-fd", String(reportFd)]),
+    "--sync-dir", c.dir, "--mount-proc", ...(cfg.utsHost ? [] : ["--hostname", c.hostname]), ...(cfg.domainname === undefined ? [] : ["--domainname", cfg.domainname]), ...cgroups, "--cgroupns", "--mount-cgroup", ...(reportFd === undefined ? [] : ["--report-fd", String(reportFd)]),
     ...(cfg.network.mode === "none" ? ["--lo-up"] : []),
     ...cfg.capAdd.flatMap((cap) => ["--cap-add", cap]), ...cfg.capDrop.flatMap((cap) => ["--cap-drop", cap]), ...securityExecArgs(cfg.security),
     ...cfg.env.flatMap((e) => ["-e", e]), "-w", cfg.workdir, ...(cfg.user === undefined ? [] : ["--user", cfg.user]), ...cfg.groupAdd.flatMap((g) => ["--group-add", g]),

@@ -8,12 +8,12 @@ const HOSTNAME_PATTERN = /^(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 /** A variable name -e and --env-file take. */
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Validates a --hostname value; the error says what is wrong with it. */
-export function checkHostname(name: string | undefined): string | undefined {
+/** Validates a --hostname (or --domainname) value; the error says what is wrong with it. */
+export function checkHostname(name: string | undefined, option = "--hostname"): string | undefined {
   if (name === undefined) return undefined;
-  if (name.length > 64) throw new UsageError(`--hostname "${name}" is ${name.length} characters long; the limit is 64`);
+  if (name.length > 64) throw new UsageError(`${option} "${name}" is ${name.length} characters long; the limit is 64`);
   if (!HOSTNAME_PATTERN.test(name)) {
-    throw new UsageError(`--hostname "${name}" may hold only letters, digits, '-' and '.', and no label may start or end with '-'`);
+    throw new UsageError(`${option} "${name}" may hold only letters, digits, '-' and '.', and no label may start or end with '-'`);
   }
   return name;
 }

@@ -168,6 +168,8 @@ export const ContainerConfig = lazy(() => v.object({
   stopTimeout: v.optional(v.number()),
   /** --label, --label-file and the image's Labels. */
   labels: v.optional(v.record(v.string(), v.string())),
+  /** --domainname. */
+  domainname: v.optional(v.string()),
 }));
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
