@@ -93,6 +93,9 @@ const ROWS: Row[] = [
   ["corerun", corerun("--domainname", "-bad-", "/bin/true"), 125, () => /--domainname "-bad-" may hold only letters, digits, '-' and '\.'/],
   ["corerun", corerun("--cidfile", "/nonexistent-dir/cid", "/bin/true"), 125, () => /--cidfile \/nonexistent-dir\/cid: its directory \/nonexistent-dir does not exist/],
   ["corerun-exec", () => ["--domainname", "corp", "--", "/bin/true"], 125, () => /--domainname corp: corerun-exec shares its parent's UTS namespace, whose domainname this would change; start it in a new one \(corerun-ns --ns uts\)/],
+  ["corerun", (c) => ["wait", "--root", c.root], 125, () => /name the containers to wait for; see corerun ps/],
+  ["corerun", (c) => ["restart", "--root", c.root, "-t", "soon", "web"], 125, () => /-t soon: give the grace period in whole seconds, or -1 to wait for good/],
+  ["corerun", (c) => ["port", "--root", c.root, "web", "80", "81"], 125, () => /give one container and at most one port: corerun port NAME \[PORT\[\/tcp\|udp\]\]/],
   // corerun run: --mount
   ["corerun", corerun("--mount", "type=bind,source=/corerun-none,target=/data", "/bin/true"), 125, () => /--mount "type=bind,source=\/corerun-none,target=\/data": host path \/corerun-none does not exist; create it first/],
   ["corerun", corerun("--mount", "type=tmpfs,target=/x,tmpfs-size=big", "/bin/true"), 125, () => /--mount "type=tmpfs,target=\/x,tmpfs-size=big": tmpfs-size=big is not a size; give bytes or 64m, 1g/],

@@ -351,6 +351,40 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     await assertHostClean(scope(), [], "after --label");
   });
 
+  test("wait prints each exit status once the run ends (an exited one's at once); restart stops and starts again with the same id, address and host port; port lists what is published", async () => {
+    const job = runDetached(["--network", "none", "--restart", "on-failure:1"], "sleep 0.3; exit 5");
+    assert.equal(job.code, 0, job.stderr);
+    const jobId = job.stdout.trim();
+    const web = runDetached(["-N", BRIDGE, "-P", `${PORT}:80`, "-P", "53/udp", "--stop-timeout", "1"], "exec sleep 100");
+    assert.equal(web.code, 0, web.stderr);
+    const webId = web.stdout.trim();
+    try {
+      // The first run's end, then (wait again) the restart's; after it, at once.
+      assert.equal(corerun(["wait", jobId]).stdout, "5\n");
+      assert.equal(corerun(["wait", jobId, jobId]).stdout, "5\n5\n");
+      await until("the restart to be used up", () => entry(jobId)?.statusText === "exited (5)");
+      const ports = corerun(["port", webId]).stdout.trim().split("\n");
+      assert.equal(ports[0], `80/tcp -> 0.0.0.0:${PORT}`);
+      assert.match(ports[1]!, /^53\/udp -> 0\.0\.0\.0:\d+$/);
+      assert.equal(corerun(["port", webId, "80"]).stdout, `0.0.0.0:${PORT}\n`);
+      const missing = corerun(["port", webId, "81/udp"]);
+      assert.deepEqual([missing.code, missing.stderr], [125, `corerun: container ${webId} has no published port 81/udp\n`]);
+      const inspectOf = (id: string) => (JSON.parse(corerun(["inspect", id]).stdout) as { State: { Pid: number }; NetworkSettings: { Networks: Record<string, { IPAddress: string }> } }[])[0]!;
+      const before = inspectOf(webId);
+      const r = corerun(["restart", webId]);
+      assert.deepEqual([r.code, r.stdout], [0, `${webId}\n`], r.stderr);
+      const after = inspectOf(webId);
+      assert.notEqual(after.State.Pid, before.State.Pid, "a new first process");
+      assert.deepEqual(after.NetworkSettings.Networks, before.NetworkSettings.Networks, "the same address");
+      assert.equal(corerun(["port", webId, "80/tcp"]).stdout, `0.0.0.0:${PORT}\n`);
+      const foreground = corerun(["wait", "no-such-container"]);
+      assert.deepEqual([foreground.code, foreground.stderr], [125, 'corerun: container "no-such-container" does not exist; see corerun ps -a\n']);
+    } finally {
+      corerun(["rm", "-f", jobId, webId]);
+    }
+    await assertHostClean(scope(), [], "after wait, port and restart");
+  });
+
   test("--rm: a detached container that exits leaves nothing; its exit code is recorded without --rm", async () => {
     const gone = runDetached(["--rm", "-N", BRIDGE], "exit 0");
     assert.equal(gone.code, 0, gone.stderr);

@@ -287,6 +287,13 @@ describe("README", { skip: !isRoot && "needs root" }, () => {
     assert.deepEqual(leftoverState(root), []);
   });
 
+  test("the wait example: wait for a run's end and its status, restart, wait again", () => {
+    const r = bash(readmeBlock("wait"));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "3\njob\n3\njob\n");
+    assert.deepEqual(leftoverState(root), []);
+  });
+
   test("the attach example: run -it detached with ctrl-p ctrl-q, attach again until the exit, logs, ps -a, rm", () => {
     const r = bash(readmeBlock("attach"));
     assert.equal(r.code, 0, r.stderr);

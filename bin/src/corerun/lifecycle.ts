@@ -18,7 +18,7 @@
  *                                    (records exitCode and finished, releases or removes), monitor exits
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, watch, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CPU_PERIOD, devicePath } from "@corerun/cgroup";
 import { DEFAULT_SHM_SIZE } from "@corerun/rootfs";
@@ -577,6 +577,22 @@ async function endFirstProcesses(root: string, found: readonly State[], how: (s:
   await Promise.all(found.map((s) => settled(root, s)));
 }
 
+/** A stop's -t: whole seconds, or -1 to wait for good; undefined for each container's own. */
+export function graceOption(time: string | undefined): string | undefined {
+  if (time !== undefined && !/^(-1|\d+)$/.test(time)) throw new UsageError(`-t ${time}: give the grace period in whole seconds, or -1 to wait for good`);
+  return time;
+}
+
+/**
+ * Stops detached containers as `corerun stop` does: not started again by their restart policy,
+ * each sent its --stop-signal (SIGTERM), then SIGKILL after -t or its --stop-timeout (10 s);
+ * returns once each owner has finished with it.
+ */
+export async function stopContainers(root: string, found: readonly State[], time: string | undefined): Promise<void> {
+  const now = found.map((state) => stopRestarting(root, state).state);
+  await endFirstProcesses(root, now, (s) => ({ sig: s.config.stopSignal ?? 15, graceMs: Number(time ?? s.config.stopTimeout ?? 10) * 1000 }));
+}
+
 export const stop = defineTool({
   name: "corerun stop",
   description: "Stop containers: SIGTERM (or the container's --stop-signal) to the first process, SIGKILL after the grace period; returns once each has stopped.",
@@ -588,11 +604,9 @@ export const stop = defineTool({
   async run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to stop; see corerun ps");
-    const time = ctx.values.time?.at(-1);
-    if (time !== undefined && !/^(-1|\d+)$/.test(time)) throw new UsageError(`-t ${time}: give the grace period in whole seconds, or -1 to wait for good`);
+    const time = graceOption(ctx.values.time?.at(-1));
     const each = eachNamed(root, ctx.tail, (s, ref) => (s.oci ? `container ${ref} is an OCI container: its engine stops it (corerun kill)` : undefined));
-    const now = each.found.map(({ state }) => stopRestarting(root, state).state);
-    await endFirstProcesses(root, now, (s) => ({ sig: s.config.stopSignal ?? 15, graceMs: Number(time ?? s.config.stopTimeout ?? 10) * 1000 }));
+    await stopContainers(root, each.found.map(({ state }) => state), time);
     for (const { ref } of each.found) writeOut(`${ref}\n`);
     return each.report();
   },
@@ -741,6 +755,98 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     Oci: s.oci ?? null,
   };
 }
+
+/**
+ * `corerun wait`: blocks until each container has stopped and prints its exit status, a line
+ * each, as docker wait: one that has exited already at once; one with a restart policy at the end
+ * of its current run. A foreground container's status is its corerun's, and an OCI container's
+ * its engine's: both are refused.
+ */
+export const wait = defineTool({
+  name: "corerun wait",
+  description: "Wait until detached containers stop, and print the exit status of each.",
+  usage: "[options] NAME|ID...",
+  args: rootArg,
+  tail: "command",
+  notes: ["The statuses are printed in the order the containers were named, each once it has stopped\n(128+N for a first process killed by signal N). A container removed meanwhile is an error."],
+  examples: ["sudo corerun wait web", "code=$(sudo corerun wait job)"],
+  async run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (!ctx.tail.length) throw new UsageError("name the containers to wait for; see corerun ps");
+    const each = eachNamed(root, ctx.tail, (s, ref) => (s.oci ? `container ${ref} is an OCI container: its engine waits for it` : !s.detached ? `container ${ref} runs in the foreground of its corerun (pid ${s.owner?.pid ?? "?"}), whose exit status is its own; wait takes detached containers (run -d)` : undefined));
+    for (const { ref, state } of each.found) {
+      try {
+        writeOut(`${await exitOf(root, ref, state)}\n`);
+      } catch (err) {
+        each.fail(err);
+      }
+    }
+    return each.report();
+  },
+});
+
+/**
+ * The exit status of a detached container's current run (or last one), once it is recorded. A
+ * restart policy starts it again 100 ms after at the soonest, which clears the record: the state
+ * file's directory is watched (inotify) for its rewrite, with a poll behind it.
+ */
+async function exitOf(root: string, ref: string, first: State): Promise<number> {
+  const path = statePath(root, first.id);
+  let changed: () => void = () => {};
+  const watcher = watch(dirname(path), () => changed());
+  try {
+    for (;;) {
+      const next = new Promise<void>((r) => {
+        changed = r;
+        setTimeout(r, 100);
+      });
+      let s: State;
+      try {
+        s = readState(path);
+      } catch {
+        throw new UsageError(`container ${ref} was removed before its exit status could be read`);
+      }
+      const d = s.detached!;
+      if (s.status === "stopped" && d.finished !== undefined) return s.exitCode ?? 0;
+      if (!isAlive(d.monitor)) throw new UsageError(`container ${ref}: its monitor is gone, and with it its exit status (monitor-lost; corerun cleanup removes it)`);
+      await next;
+    }
+  } finally {
+    watcher.close();
+  }
+}
+
+/**
+ * `corerun port`: a container's published ports as docker port prints them, "80/tcp ->
+ * 0.0.0.0:8080" a line, or for one container port only its host addresses.
+ */
+export const port = defineTool({
+  name: "corerun port",
+  description: "List a container's published ports, or the host address of one container port.",
+  usage: "[options] NAME|ID [PORT[/tcp|udp]]",
+  args: rootArg,
+  tail: "command",
+  examples: ["sudo corerun port web", "sudo corerun port web 80/tcp"],
+  run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    const [ref, which, ...more] = ctx.tail;
+    if (ref === undefined || more.length) throw new UsageError("give one container and at most one port: corerun port NAME [PORT[/tcp|udp]]");
+    const s = mustFind(root, ref);
+    const m = which === undefined ? undefined : /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(which);
+    if (which !== undefined && (!m || Number(m[1]) < 1 || Number(m[1]) > 65535)) throw new UsageError(`${which}: give a container port such as 80 or 53/udp`);
+    const leases = s.config.network.mode === "bridge" && isAlive(s.init) ? readRecords(netPaths(root).records).leases.filter((l) => l.id === s.id) : [];
+    const ports = Object.entries(dockerPorts(leases.flatMap((l) => l.ports)));
+    const key = m && `${m[1]}/${m[2] ?? "tcp"}`;
+    if (key) {
+      const hosts = ports.find(([k]) => k === key)?.[1];
+      if (!hosts) throw new UsageError(`container ${ref} has no published port ${key}`);
+      writeOut(hosts.map((h) => `${h.HostIp}:${h.HostPort}\n`).join(""));
+      return 0;
+    }
+    writeOut(ports.flatMap(([k, hosts]) => hosts.map((h) => `${k} -> ${h.HostIp}:${h.HostPort}\n`)).join(""));
+    return 0;
+  },
+});
 
 export const inspect = defineTool({
   name: "corerun inspect",

@@ -11,10 +11,10 @@ import { goTaken } from "@corerun/sync";
 import { stateRoot } from "@corerun/state";
 import { parseRunConfig, runArgs, startedAgain } from "./args.ts";
 import { eachNamed, findContainer, ociKill, ociPids, parseSignal, psTable } from "./oci.ts";
-import { events, exec, featuresTool, isOciRun, ociRun, update, list, pause, printVersion, resume } from "./oci-cli.ts";
+import { events, exec, featuresTool, isOciRun, ociRun, update, list, pause, printVersion, resume, unpause } from "./oci-cli.ts";
 import { del, rootArg, runOci, splitGlobals, state } from "./oci-calls.ts";
 import { create } from "./oci-create.ts";
-import { start as startTool } from "./start.ts";
+import { restart, start as startTool } from "./start.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import { openTerminal, relayTerminal } from "./tty.ts";
 import { statsTool } from "./stats.ts";
@@ -23,7 +23,7 @@ import { applyUlimits } from "./ulimit.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
-import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
+import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, port, rm, runDetached, stop, stopRestarting, wait } from "./lifecycle.ts";
 import { buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, start, startBuilders, startFirstProcess, teardown, type Container } from "./steps.ts";
 import { execReport, recordInit, signalChild, stopTools, ToolFailed, toolsExited, type Tools } from "./tools.ts";
 
@@ -284,7 +284,7 @@ const runTool_ = defineTool({
 
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...] | [options] IMAGE [CMD [ARGS...]]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
-  run: runCmd, ps, kill, cleanup, logs, attach, stop, rm, inspect, create, start: startTool, state, delete: del, list, pause, resume, exec, update, events, features: featuresTool, seccomp: seccompCommand,
+  run: runCmd, ps, kill, cleanup, logs, attach, stop, restart, wait, port, rm, inspect, create, start: startTool, state, delete: del, list, pause, resume, unpause, exec, update, events, features: featuresTool, seccomp: seccompCommand,
   image: imageTool, commit: commitTool, trace: traceCommand, stats: statsTool,
 };
 runTool_.subCommands = subCommands;

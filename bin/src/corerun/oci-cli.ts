@@ -13,20 +13,22 @@ import { readStates } from "@corerun/state";
 import { ociExec } from "./exec.ts";
 import { one, rootArg } from "./oci-calls.ts";
 
-const pauseTool = (pause: boolean) =>
+const pauseTool = (pause: boolean, name = pause ? "pause" : "resume") =>
   defineTool({
-    name: `corerun ${pause ? "pause" : "resume"}`,
-    description: pause ? "Freeze every process of a running container (cgroup freezer)." : "Thaw a paused container.",
+    name: `corerun ${name}`,
+    description: pause ? "Freeze every process of a running container (cgroup freezer)." : `Thaw a paused container${name === "unpause" ? " (corerun resume, in Docker's word)" : ""}.`,
     usage: "[options] ID",
     args: rootArg,
     tail: "command",
     run(ctx) {
-      ociPause(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, pause ? "pause" : "resume"), pause);
+      ociPause(stateRoot(ctx.values.root?.at(-1)), one(ctx.tail, name), pause);
       return 0;
     },
   });
 export const pause = pauseTool(true);
 export const resume = pauseTool(false);
+/** Docker's name for resume. */
+export const unpause = pauseTool(false, "unpause");
 
 export const list = defineTool({
   name: "corerun list",

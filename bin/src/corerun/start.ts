@@ -13,9 +13,9 @@ import { isAlive, requestStart, startRefusal, stateRoot, statePath, type State }
 import { LOCK_EX, linuxSyscall as sys } from "@corerun/syscall";
 import { attachTo } from "./attach.ts";
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detachkeys.ts";
-import { launchMonitor } from "./lifecycle.ts";
-import { findEach, mustFind, startOci } from "./oci.ts";
-import { startSpec } from "./oci-calls.ts";
+import { graceOption, launchMonitor, stopContainers } from "./lifecycle.ts";
+import { eachNamed, findEach, mustFind, startOci } from "./oci.ts";
+import { rootArg, startSpec } from "./oci-calls.ts";
 import { RESTART_ENV } from "./restart.ts";
 
 /**
@@ -104,5 +104,40 @@ export const start = defineTool({
     // The whole bundle's start cache: an OCI container's start runs in the engine's bundle.
     saveCodeCache("start");
     return 0;
+  },
+});
+
+/**
+ * `corerun restart`, as docker restart: each detached container stopped as `corerun stop` stops
+ * it (its --stop-signal, SIGKILL after -t or its --stop-timeout), then started again as `corerun
+ * start` starts an exited one; one that had exited is only started.
+ */
+export const restart = defineTool({
+  name: "corerun restart",
+  description: "Stop detached containers (as corerun stop) and start them again (as corerun start).",
+  usage: "[options] NAME|ID...",
+  args: { ...rootArg, time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default: the container's --stop-timeout, else 10; -1 waits for good)" } },
+  tail: "command",
+  examples: ["sudo corerun restart web", "sudo corerun restart -t 2 web db"],
+  async run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (!ctx.tail.length) throw new UsageError("name the containers to restart; see corerun ps -a");
+    const time = graceOption(ctx.values.time?.at(-1));
+    const each = eachNamed(root, ctx.tail, (s, ref) => (s.oci ? `container ${ref} is an OCI container: its engine restarts it` : !s.detached ? `container ${ref} runs in the foreground of its corerun: only a detached container (run -d) can be started again` : undefined));
+    for (const { ref, state } of each.found) {
+      try {
+        await stopContainers(root, [state], time);
+        const now = await exitSettled(root, mustFind(root, state.id, true));
+        const why = startRefusal(now, ref, isAlive);
+        if (why) throw new UsageError(why);
+        const started = await startAgain(root, ref, now, false);
+        if (typeof started === "number") return started;
+        started.release();
+        writeOut(`${ref}\n`);
+      } catch (err) {
+        each.fail(err);
+      }
+    }
+    return each.report();
   },
 });
