@@ -344,7 +344,7 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
       assert.deepEqual(ids(`id=${webId.slice(0, 5)}`), [webId]);
       const bad = corerun(["ps", "--filter", "ancestor=busybox"]);
       assert.equal(bad.code, 125);
-      assert.equal(bad.stderr, 'corerun: --filter "ancestor=busybox": give label=KEY[=VALUE], name=NAME, id=ID or status=STATUS\n');
+      assert.equal(bad.stderr, 'corerun: --filter "ancestor=busybox": give label=KEY[=VALUE], name=NAME, id=ID, status=STATUS or health=STATUS\n');
     } finally {
       corerun(["rm", "-f", webId, dbId]);
     }
@@ -383,6 +383,50 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
       corerun(["rm", "-f", jobId, webId]);
     }
     await assertHostClean(scope(), [], "after wait, port and restart");
+  });
+
+  test("--health-cmd: the monitor probes every interval (starting, healthy, unhealthy after the retries, a slow probe killed at the timeout); ps, inspect's State.Health, ps --filter health=, healthcheck run", async () => {
+    const r = runDetached(["--network", "none", "--health-cmd", "test -f /tmp/ok || { echo not yet; exit 1; }", "--health-interval", "200ms", "--health-retries", "2", "--health-timeout", "2s"], "touch /tmp/ok; exec sleep 100");
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const health = () => (JSON.parse(corerun(["inspect", id]).stdout) as { State: { Health?: { Status: string; FailingStreak: number; Log: { ExitCode: number; Output: string }[] } } }[])[0]!.State.Health!;
+    const filtered = (status: string) => corerun(["ps", "-q", "--filter", `health=${status}`]).stdout.split("\n").includes(id);
+    try {
+      await until("the container to become healthy", () => health().Status === "healthy");
+      assert.match(corerun(["ps"]).stdout, new RegExp(`^${id}\\s+\\S+\\s+running \\(healthy\\)\\s`, "m"));
+      assert.equal(filtered("healthy"), true);
+      assert.equal(corerun(["exec", id, "rm", "/tmp/ok"]).code, 0);
+      await until("two failures in a row to make it unhealthy", () => health().Status === "unhealthy");
+      const h = health();
+      assert.ok(h.FailingStreak >= 2, String(h.FailingStreak));
+      assert.deepEqual([h.Log.at(-1)!.ExitCode, h.Log.at(-1)!.Output], [1, "not yet\n"]);
+      assert.ok(h.Log.length <= 5);
+      assert.equal(filtered("unhealthy"), true);
+      assert.equal(filtered("healthy"), false);
+      // By hand: one probe, its status printed, 1 while not healthy.
+      const byHand = corerun(["healthcheck", "run", id]);
+      assert.deepEqual([byHand.code, byHand.stdout], [1, "unhealthy\n"], byHand.stderr);
+      assert.equal(corerun(["exec", id, "touch", "/tmp/ok"]).code, 0);
+      const again = corerun(["healthcheck", "run", id]);
+      assert.deepEqual([again.code, again.stdout], [0, "healthy\n"], again.stderr);
+    } finally {
+      corerun(["rm", "-f", id]);
+    }
+    const slow = runDetached(["--network", "none", "--health-cmd", "sleep 5", "--health-timeout", "300ms", "--health-interval", "1h"], "exec sleep 100");
+    assert.equal(slow.code, 0, slow.stderr);
+    const slowId = slow.stdout.trim();
+    try {
+      const timedOut = corerun(["healthcheck", "run", slowId]);
+      assert.equal(timedOut.code, 1, timedOut.stderr);
+      const last = (JSON.parse(corerun(["inspect", slowId]).stdout) as { State: { Health: { Log: { ExitCode: number; Output: string }[] } } }[])[0]!.State.Health.Log.at(-1)!;
+      assert.deepEqual([last.ExitCode, last.Output], [-1, "Health check exceeded timeout (300 ms)"]);
+      assert.equal(corerun(["ps", slowId]).stdout.includes("sleep 5"), false, "the probe was killed");
+    } finally {
+      corerun(["rm", "-f", slowId]);
+    }
+    const foreground = corerun(["run", "--rootfs", rootfs, "--network", "none", "--health-cmd", "true", "/bin/true"]);
+    assert.deepEqual([foreground.code, foreground.stderr], [125, "corerun: --health-cmd: health checks are run by a detached container's monitor; add -d (or run -it)\n"]);
+    await assertHostClean(scope(), [], "after the health checks");
   });
 
   test("--rm: a detached container that exits leaves nothing; its exit code is recorded without --rm", async () => {

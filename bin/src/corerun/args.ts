@@ -16,6 +16,7 @@ import { parseUlimits, type Ulimit } from "./ulimit.ts";
 import { parseRestart, RESTART_ENV } from "./restart.ts";
 import { parseDetachKeys } from "./detachkeys.ts";
 import { parseSignal } from "./oci.ts";
+import { healthConfig, type HealthConfig } from "./health.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -60,6 +61,13 @@ export const runArgs = {
   "oom-score-adj": { type: "string", valueHint: "N", description: "the container's OOM score adjustment, -1000 (never killed) to 1000 (killed first)" },
   "stop-signal": { type: "string", valueHint: "SIGNAL", description: "the signal corerun stop sends first (default SIGTERM, or the image's StopSignal)" },
   "stop-timeout": { type: "string", valueHint: "SECONDS", description: "how long corerun stop waits before SIGKILL (default 10; -1 waits for good)" },
+  "health-cmd": { type: "string", valueHint: "CMD", description: "with -d: a health check, run by /bin/sh -c in the container every --health-interval; status 0 is healthy (ps, inspect's State.Health)" },
+  "health-interval": { type: "string", valueHint: "DURATION", description: "time between health checks (default 30s, or the image's)" },
+  "health-timeout": { type: "string", valueHint: "DURATION", description: "a health check running longer is killed and fails (default 30s)" },
+  "health-retries": { type: "string", valueHint: "N", description: "failures in a row that make the container unhealthy (default 3)" },
+  "health-start-period": { type: "string", valueHint: "DURATION", description: "time after the start in which failures do not count until a check succeeds (default 0s)" },
+  "health-start-interval": { type: "string", valueHint: "DURATION", description: "time between health checks in the start period (default 5s)" },
+  "no-healthcheck": { type: "boolean", description: "run no health check, not even the image's HEALTHCHECK" },
   "read-only": { type: "boolean", description: "a root filesystem that cannot be written (an image's overlayfs without an upper directory; a --rootfs remounted read-only); volumes, /dev, /proc stay as they are" },
   detach: { type: "boolean", alias: "d", description: "run in the background: print the container's id once its command runs; corerun-monitor keeps its output (corerun logs) and exit status; once exited it keeps its writable layer until corerun rm, and corerun start runs it again" },
   rm: { type: "boolean", description: "remove the container when it exits (a run in the foreground always does; with -d the monitor does)" },
@@ -163,6 +171,8 @@ export interface RunConfig {
   stopTimeout?: number | undefined;
   /** The image's Labels, --label-file's and --label's, the later winning. */
   labels: Record<string, string>;  domainname?: string | undefined;
+  /** --health-* or the image's HEALTHCHECK: run by the monitor of a detached (or -it) container. */
+  health?: HealthConfig | undefined;
   /** --cidfile, absolute; not on a restart (the first start wrote it). */
   cidfile?: string | undefined;
 }
@@ -468,6 +478,10 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const stopSignal = stopSignalOf(ctx.values["stop-signal"]?.at(-1), img?.stopSignal);
   const stopTimeout = stopTimeoutOf(ctx.values["stop-timeout"]?.at(-1));
   const labels = { ...img?.labels, ...parseLabels(ctx.values.label ?? [], ctx.values["label-file"] ?? []) };
+  const health = healthConfig(ctx.values, ctx.flags["no-healthcheck"] ?? false, img?.healthcheck);
+  const monitored = (ctx.flags.detach ?? false) || ((ctx.flags.tty ?? false) && (ctx.flags.interactive ?? false));
+  if (health && !monitored && ctx.values["health-cmd"]?.length) throw new UsageError("--health-cmd: health checks are run by a detached container's monitor; add -d (or run -it)");
+  if (ctx.flags["print-script"] && ctx.values["health-cmd"]?.length) throw new UsageError("--print-script does not print --health-cmd (a detached container's monitor runs it); leave it out of the script");
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);
   return {
@@ -507,6 +521,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     ...(stopTimeout === undefined ? {} : { stopTimeout }),
     labels,
     ...(domainname === undefined ? {} : { domainname }),
+    ...(health && monitored ? { health } : {}),
     ...(cidfile === undefined ? {} : { cidfile }),
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,

@@ -45,6 +45,8 @@ export interface ExecRequest {
   consoleSocket: string | undefined;
   /** --detach-keys as given (default ctrl-p,ctrl-q with -it). */
   detachKeys?: string | undefined;
+  /** Kill the process (SIGKILL) once it has run this long; expired is set when it was (health checks). */
+  timeout?: { ms: number; expired: boolean } | undefined;
 }
 
 /** The process to start: process.json as given, or the container's own with the flags over it. */
@@ -227,7 +229,18 @@ export async function ociExec(req: ExecRequest): Promise<number> {
     if (tty && sock !== undefined) fdSender()(sock, tty.master, "/dev/pts/ptmx");
     if (req.pidFile) writePidFile(resolve(req.pidFile), pid);
     if (req.detach) return 0;
-    if (!tty) return exitCodeOf(await waitChild(sys, pid));
+    if (!tty) {
+      const limit = req.timeout;
+      const timer = limit && setTimeout(() => {
+        limit.expired = true;
+        sys.kill(pid, 9);
+      }, limit.ms);
+      try {
+        return exitCodeOf(await waitChild(sys, pid));
+      } finally {
+        clearTimeout(timer);
+      }
+    }
     // The relay owns the master from here; the peer is the process's now.
     closeSync(tty.peer);
     const master = tty.master;

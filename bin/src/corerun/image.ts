@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { nodeCommand, defineTool, exitCodeOf, printJson, UsageError, waitChild, writeOut, type ToolContext, type ToolSpec } from "@corerun/cli";
 import {
   commitImage, exportImage, findImage, importImage, imageUsers, layerDiff, listImageIds, pruneImages, readImage, readLayer, readRefs, removeImage,
-  requireImage, storePaths, tagImage, tagsOf, withImageInUse, withStoreLock, type ImportEvent, type RemoveResult,
+  requireImage, storePaths, tagImage, tagsOf, withImageInUse, withStoreLock, type ExecConfig, type ImportEvent, type RemoveResult,
 } from "@corerun/image";
 import {
   checkStateRoot, containerDir, containerIdOf, hostIdOf, idMapText, mapsKey, parseIdMapText, readStates, stateRoot, updateState, type IdRange, type State,
@@ -27,6 +27,8 @@ export interface ImageRun {
   stopSignal: string | undefined;
   /** The config's Labels, under the container's own (--label). */
   labels: Record<string, string>;
+  /** The config's HEALTHCHECK, which --health-* options change and --no-healthcheck turns off. */
+  healthcheck: ExecConfig["Healthcheck"];
 }
 
 /**
@@ -66,6 +68,7 @@ export function imageRun(
     exposed: Object.keys(exec.ExposedPorts ?? {}),
     stopSignal: exec.StopSignal || undefined,
     labels: exec.Labels ?? {},
+    healthcheck: exec.Healthcheck,
   };
 }
 

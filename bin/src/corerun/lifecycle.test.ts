@@ -53,10 +53,13 @@ describe("ps --filter", () => {
     assert.deepEqual(pick("status=dead", "label=app"), ["db"]);
     assert.equal(psFilter(["status=exited"]).anyStatus, true, "a status filter looks at exited containers without -a");
     assert.equal(psFilter(["label=x"]).anyStatus, false);
+    const checked: State = { ...base, health: { status: "healthy", failingStreak: 0, log: [] } };
+    assert.deepEqual([psFilter(["health=healthy"]).match(checked), psFilter(["health=none"]).match(checked), psFilter(["health=none"]).match(base)], [true, false, true]);
+    assert.throws(() => psFilter(["health=sick"]), /^UsageError: --filter health=sick: give one of starting, healthy, unhealthy, none$/);
   });
 
   test("an unknown key, status or a bad expression is refused in one line", () => {
-    assert.throws(() => psFilter(["ancestor=busybox"]), /^UsageError: --filter "ancestor=busybox": give label=KEY\[=VALUE\], name=NAME, id=ID or status=STATUS$/);
+    assert.throws(() => psFilter(["ancestor=busybox"]), /^UsageError: --filter "ancestor=busybox": give label=KEY\[=VALUE\], name=NAME, id=ID, status=STATUS or health=STATUS$/);
     assert.throws(() => psFilter(["label"]), /--filter "label": give label=KEY/);
     assert.throws(() => psFilter(["status=stopped"]), /^UsageError: --filter status=stopped: give one of created, restarting, running, paused, exited, dead$/);
     assert.throws(() => psFilter(["name=("]), /^UsageError: --filter name=\(: not a regular expression$/);

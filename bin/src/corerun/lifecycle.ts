@@ -34,6 +34,7 @@ import { rootArg } from "./oci-calls.ts";
 import { teardown, type Container } from "./steps.ts";
 import type { Terminal } from "./tty.ts";
 import { RESTART_ENV, restartDelay, restartText } from "./restart.ts";
+import { nextProbeMs } from "./health.ts";
 
 /** The hidden word by which corerun-monitor runs corerun at the container's exit. */
 export const MONITOR_EXIT = "__monitor-exit";
@@ -158,10 +159,13 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
     },
     started(pid, c) {
       if (cfg.interactive) report("stdin");
-      const s = updateState(c.path, (s) => ({ detached: { ...s.detached!, started: new Date().toISOString() } }));
+      // A run's health starts again, as in Docker: starting, until its first probe.
+      const s = updateState(c.path, (s) => ({ detached: { ...s.detached!, started: new Date().toISOString() }, ...(cfg.health ? { health: { status: "starting" as const, failingStreak: 0, log: [] } } : {}) }));
       // stop, kill or rm came while this start ran: it found no first process to signal, so the
       // start ends it; the monitor then records the exit and does not restart it.
       if (s.detached!.stoppedByUser) killRecorded(s.init);
+      // The monitor runs the first probe after this long (nextProbeMs of a run just begun).
+      if (cfg.health) report(`health ${nextProbeMs(cfg.health, undefined, 0)}`);
       report(`pid ${pid}`);
       faultPoint("detach:pid-reported");
       closeSync(fds.report);
@@ -386,7 +390,7 @@ export function psRows(root: string, states: readonly State[]): string[][] {
   return [["ID", "NAME", "STATUS", "PID", "NETWORK", "PORTS", "CREATED", "COMMAND"], ...states.map((s) => [
     s.id,
     s.config.name ?? "-",
-    displayStatus(s),
+    `${displayStatus(s)}${s.health && s.status === "running" ? ` (${s.health.status})` : ""}`,
     String(s.init && isAlive(s.init) ? s.init.pid : "-"),
     network(s),
     leased.get(s.id) || s.config.network.ports.join(",") || "-",
@@ -710,6 +714,12 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
       ExitCode: s.exitCode ?? 0,
       StartedAt: d?.started ?? (s.status === "created" || s.status === "creating" ? NEVER : s.created),
       FinishedAt: d?.finished ?? NEVER,
+      ...(s.health ? {
+        Health: {
+          Status: s.health.status, FailingStreak: s.health.failingStreak,
+          Log: s.health.log.map((l) => ({ Start: l.start, End: l.end, ExitCode: l.exitCode, Output: l.output })),
+        },
+      } : {}),
     },
     RestartCount: d?.restartCount ?? 0,
     HostConfig: {
@@ -876,7 +886,7 @@ export function psFilter(values: readonly string[]): { match: (s: State) => bool
   for (const value of values) {
     const eq = value.indexOf("=");
     const key = value.slice(0, eq);
-    if (eq <= 0 || !["label", "name", "id", "status"].includes(key)) throw new UsageError(`--filter "${value}": give label=KEY[=VALUE], name=NAME, id=ID or status=STATUS`);
+    if (eq <= 0 || !["label", "name", "id", "status", "health"].includes(key)) throw new UsageError(`--filter "${value}": give label=KEY[=VALUE], name=NAME, id=ID, status=STATUS or health=STATUS`);
     by.set(key, [...(by.get(key) ?? []), value.slice(eq + 1)]);
   }
   const statuses = by.get("status") ?? [];
@@ -891,12 +901,16 @@ export function psFilter(values: readonly string[]): { match: (s: State) => bool
   });
   const labels = (by.get("label") ?? []).map((l) => (l.includes("=") ? { key: l.slice(0, l.indexOf("=")), value: l.slice(l.indexOf("=") + 1) } : { key: l, value: undefined }));
   const ids = by.get("id") ?? [];
+  const health = by.get("health") ?? [];
+  const badHealth = health.find((h) => !["starting", "healthy", "unhealthy", "none"].includes(h));
+  if (badHealth !== undefined) throw new UsageError(`--filter health=${badHealth}: give one of starting, healthy, unhealthy, none`);
   return {
     anyStatus: statuses.length > 0,
     match: (s) => labels.every((l) => s.config.labels?.[l.key] !== undefined && (l.value === undefined || s.config.labels[l.key] === l.value))
       && (!names.length || names.some((re) => re.test(s.config.name ?? "")))
       && (!ids.length || ids.some((id) => s.id.startsWith(id)))
-      && (!statuses.length || statuses.includes(dockerStatus(displayStatus(s)))),
+      && (!statuses.length || statuses.includes(dockerStatus(displayStatus(s))))
+      && (!health.length || health.includes(s.health && s.status === "running" ? s.health.status : "none")),
   };
 }
 

@@ -15,6 +15,7 @@ import { events, exec, featuresTool, isOciRun, ociRun, update, list, pause, prin
 import { del, rootArg, runOci, splitGlobals, state } from "./oci-calls.ts";
 import { create } from "./oci-create.ts";
 import { restart, start as startTool } from "./start.ts";
+import { HEALTH_WORD, healthcheck, healthHandler } from "./health.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import { openTerminal, relayTerminal } from "./tty.ts";
 import { statsTool } from "./stats.ts";
@@ -233,7 +234,7 @@ const ps = defineTool({
     json: { type: "boolean", description: "print the state files as a JSON array, each with its statusText" },
     quiet: { type: "boolean", alias: "q", description: "print the ids only, one a line, in the table's order (for scripts: corerun rm -f $(corerun ps -aq))" },
     format: { type: "string", alias: "f", valueHint: "table|json", description: "with an ID: its processes as ps prints them (table, default) or a JSON array of host pids" },
-    filter: { type: "string", valueHint: "KEY=VALUE", description: "list only the containers that match (repeatable): label=KEY[=VALUE], name=REGEX, id=PREFIX, status=running|exited|paused|created|restarting|dead" },
+    filter: { type: "string", valueHint: "KEY=VALUE", description: "list only the containers that match (repeatable): label=KEY[=VALUE], name=REGEX, id=PREFIX, status=running|exited|paused|created|restarting|dead, health=starting|healthy|unhealthy|none" },
   },
   tail: "command",
   notes: ["STATUS: running, paused, created, restarting (CODE) (its monitor waits to start it again;\nCODE is the last run's), exited (CODE), orphaned (its foreground corerun was killed) or\nmonitor-lost (a detached container's monitor was killed); corerun cleanup removes the last two."],
@@ -285,31 +286,37 @@ const runTool_ = defineTool({
 const runCmd = { ...runTool_, name: "corerun run", usage: "[options] [--] CMD [ARGS...] | [options] IMAGE [CMD [ARGS...]]", subCommands: undefined };
 const subCommands: Record<string, ToolSpec> = {
   run: runCmd, ps, kill, cleanup, logs, attach, stop, restart, wait, port, rm, inspect, create, start: startTool, state, delete: del, list, pause, resume, unpause, exec, update, events, features: featuresTool, seccomp: seccompCommand,
-  image: imageTool, commit: commitTool, trace: traceCommand, stats: statsTool,
+  image: imageTool, commit: commitTool, trace: traceCommand, stats: statsTool, healthcheck,
 };
 runTool_.subCommands = subCommands;
 
 // corerun-monitor's call at a detached container's exit; not a command for users.
 if (process.argv[2] === MONITOR_EXIT) process.exit(monitorExit(process.argv.slice(3)));
-// runc's form first: global options, then a subcommand. Everything else is `corerun [run] ...`.
-let oci: ReturnType<typeof splitGlobals>;
-try {
-  oci = splitGlobals(process.argv.slice(2), Object.keys(subCommands));
-} catch (err) {
-  writeErr(`corerun: ${errorLine(err)}\n`);
-  process.exit(125);
-}
-if (oci && "version" in oci) {
+// corerun-monitor's call when a health check is due; not a command for users either.
+else if (process.argv[2] === HEALTH_WORD) void healthHandler(process.argv.slice(3)).then((code) => process.exit(code));
+else dispatch();
+
+function dispatch(): void {
+  // runc's form first: global options, then a subcommand. Everything else is `corerun [run] ...`.
+  let oci: ReturnType<typeof splitGlobals>;
   try {
-    printVersion();
+    oci = splitGlobals(process.argv.slice(2), Object.keys(subCommands));
   } catch (err) {
-    process.exit(exitCodeForError(err));
+    writeErr(`corerun: ${errorLine(err)}\n`);
+    process.exit(125);
   }
-  process.exit(0);
-} else if (oci) {
-  void runOci(oci.sub === "run" && isOciRun(oci.rest) ? ociRun : subCommands[oci.sub]!, oci.rest, oci.globals);
-} else if (process.argv[2] === "run" && isOciRun(process.argv.slice(3))) {
-  void runOci(ociRun, process.argv.slice(3), { root: undefined, log: undefined, logFormat: "text", debug: false });
-} else {
-  void runTool(runTool_);
+  if (oci && "version" in oci) {
+    try {
+      printVersion();
+    } catch (err) {
+      process.exit(exitCodeForError(err));
+    }
+    process.exit(0);
+  } else if (oci) {
+    void runOci(oci.sub === "run" && isOciRun(oci.rest) ? ociRun : subCommands[oci.sub]!, oci.rest, oci.globals);
+  } else if (process.argv[2] === "run" && isOciRun(process.argv.slice(3))) {
+    void runOci(ociRun, process.argv.slice(3), { root: undefined, log: undefined, logFormat: "text", debug: false });
+  } else {
+    void runTool(runTool_);
+  }
 }

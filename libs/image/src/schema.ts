@@ -79,6 +79,15 @@ export const ExecConfig = lazy(() => v.looseObject({
   ExposedPorts: v.nullish(v.record(v.string(), v.unknown())),
   Labels: v.nullish(v.record(v.string(), v.string())),
   StopSignal: v.optional(v.string()),
+  /** Durations in nanoseconds, 0 for the default; Test ["NONE"] turns an inherited one off. */
+  Healthcheck: v.nullish(v.looseObject({
+    Test: Strings,
+    Interval: v.optional(v.number()),
+    Timeout: v.optional(v.number()),
+    StartPeriod: v.optional(v.number()),
+    StartInterval: v.optional(v.number()),
+    Retries: v.optional(v.number()),
+  })),
 }));
 export type ExecConfig = v.InferOutput<typeof ExecConfig>;
 

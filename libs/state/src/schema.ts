@@ -170,6 +170,15 @@ export const ContainerConfig = lazy(() => v.object({
   labels: v.optional(v.record(v.string(), v.string())),
   /** --domainname. */
   domainname: v.optional(v.string()),
+  /** The health check (--health-*, or the image's HEALTHCHECK), durations in ms. */
+  health: v.optional(v.object({
+    test: v.array(v.string()),
+    intervalMs: v.number(),
+    timeoutMs: v.number(),
+    startPeriodMs: v.number(),
+    startIntervalMs: v.number(),
+    retries: v.number(),
+  })),
 }));
 export type ContainerConfig = v.InferOutput<typeof ContainerConfig>;
 
@@ -241,6 +250,12 @@ export const State = lazy(() => v.object({
    */
   image: v.optional(v.object({
     id: v.string(), ref: v.string(), target: v.string(), lower: v.array(v.string()), upper: v.optional(v.string()), work: v.optional(v.string()),
+  })),
+  /** The current run's health (Docker's State.Health), with the last five probes. */
+  health: v.optional(v.object({
+    status: v.picklist(["starting", "healthy", "unhealthy"]),
+    failingStreak: v.number(),
+    log: v.array(v.object({ start: v.string(), end: v.string(), exitCode: v.number(), output: v.string() })),
   })),
 }));
 export type State = v.InferOutput<typeof State>;

@@ -41,7 +41,7 @@
  * terminal open once its client has detached.
  *
  * With --restart, the handler may answer "restart DELAY_MS": the monitor then waits and runs the
- * start again for the same container (see begin_run and restart_answer below). Each run gets a
+ * start again for the same container (see begin_run and answer_ms below). Each run gets a
  * stdin pipe of its own and, with -t, sends a new pty from its container's new devpts; as
  * Docker's attach, a client's attachment ends with the run it attached to (it gets that run's
  * exit status), and a new attach is needed for the next run.
@@ -83,6 +83,7 @@
 /* Docker splits a line longer than this into several entries, the last one ending in \n. */
 #define LINE_MAX_BYTES 16384
 #define HANDLER_WORD "__monitor-exit"
+#define HEALTH_WORD "__health"
 
 struct stream {
     int fd;
@@ -102,6 +103,8 @@ static int remove_all;
 static int holding, hold_keeps, hold_pipe = -1, hold_client = -1, hold_pending, hold_lost;
 static char id[64];
 static pid_t init_pid;
+/* From the start's report "health MS": the delay before the run's first health check, -1 for none. */
+static long long health_first = -1;
 static int log_fd = -1;
 static char log_path[PATH_MAX];
 static long long log_size;
@@ -573,31 +576,26 @@ static int devnull(void)
  * The handler: records the exit and releases the container, with stdin and stderr on /dev/null.
  * Its stdout, when answer is given, is a pipe on which it says "restart DELAY_MS" (--restart).
  */
-static pid_t run_handler(char **start, int code, long long finished_ms, const char *mode, int *answer)
+static pid_t run_corerun(char **start, char *const *words, int *answer)
 {
-    char status[16], finished[32];
     int out[2] = { -1, -1 };
     pid_t pid;
 
-    snprintf(status, sizeof status, "%d", code);
-    snprintf(finished, sizeof finished, "%lld", finished_ms);
     if (answer && pipe2(out, O_CLOEXEC) < 0)
         out[0] = out[1] = -1;
     pid = fork();
     if (pid == 0) {
-        /* Node and its options up to the script: NODE [FLAGS...] [--] SCRIPT, then corerun's words. */
-        size_t n = 1, k;
+        /* Node and its options up to the script: NODE [FLAGS...] [--] SCRIPT, then the words. */
+        size_t n = 1, k, w = 0;
         while (start[n] && start[n + 1] && start[n][0] == '-')
             n++;
-        char *argv[n + 8];
+        while (words[w])
+            w++;
+        char *argv[n + w + 2];
         for (k = 0; k <= n; k++)
             argv[k] = start[k];
-        argv[k++] = HANDLER_WORD;
-        argv[k++] = (char *)root;
-        argv[k++] = id;
-        argv[k++] = status;
-        argv[k++] = finished;
-        argv[k++] = (char *)mode;
+        for (size_t j = 0; j < w; j++)
+            argv[k++] = words[j];
         argv[k] = NULL;
         sigset_t none;
         int fd = devnull();
@@ -620,6 +618,28 @@ static pid_t run_handler(char **start, int code, long long finished_ms, const ch
     return pid;
 }
 
+static pid_t run_handler(char **start, int code, long long finished_ms, const char *mode, int *answer)
+{
+    char status[16], finished[32];
+    char *words[] = { HANDLER_WORD, (char *)root, id, status, finished, (char *)mode, NULL };
+
+    snprintf(status, sizeof status, "%d", code);
+    snprintf(finished, sizeof finished, "%lld", finished_ms);
+    return run_corerun(start, words, answer);
+}
+
+/*
+ * A health check (corerun run --health-cmd, an image's HEALTHCHECK): once the start has reported
+ * "health MS", the monitor runs `NODE [...] CORERUN_JS __health ROOT ID` MS after the first
+ * process began, one at a time, while it lives; each answers "next MS" on its stdout, when the
+ * next one is due (no answer: no more for this run).
+ */
+static pid_t run_probe(char **start, int *answer)
+{
+    char *words[] = { HEALTH_WORD, (char *)root, id, NULL };
+    return run_corerun(start, words, answer);
+}
+
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -638,6 +658,8 @@ static void report_line(char *line)
         open_log();
     } else if (strncmp(line, "pid ", 4) == 0) {
         init_pid = (pid_t)atoi(line + 4);
+    } else if (strncmp(line, "health ", 7) == 0) {
+        health_first = atoll(line + 7);
     }
 }
 
@@ -650,12 +672,16 @@ static void report_line(char *line)
  * that is waiting gives up and exits.
  */
 
-/* "restart MS" on the handler's stdout: the delay in ms, or -1 when the container stays exited. */
-static long long restart_answer(int fd)
+/*
+ * "WORD MS" on a handler's stdout ("restart MS": the delay before the container starts again;
+ * "next MS": before its next health check), or -1 when it says nothing of the kind.
+ */
+static long long answer_ms(int fd, const char *word)
 {
     char buf[64];
     ssize_t n, len = 0;
-    long long delay = -1;
+    long long ms = -1;
+    size_t wl = strlen(word);
 
     if (fd < 0)
         return -1;
@@ -669,12 +695,12 @@ static long long restart_answer(int fd)
     }
     close(fd);
     buf[len] = 0;
-    if (strncmp(buf, "restart ", 8) == 0) {
-        delay = atoll(buf + 8);
-        if (delay < 0)
-            delay = 0;
+    if (strncmp(buf, word, wl) == 0 && buf[wl] == ' ') {
+        ms = atoll(buf + wl + 1);
+        if (ms < 0)
+            ms = 0;
     }
-    return delay;
+    return ms;
 }
 
 /*
@@ -693,9 +719,11 @@ static void restart_fault(void)
 
 /* One run of the container: its start, its first process, its exit handler, its output pipes. */
 struct run {
-    pid_t starter, handler;
-    int starter_status, init_status, handler_done, report_open, report_fd, answer_fd;
+    pid_t starter, handler, probe;
+    int starter_status, init_status, handler_done, report_open, report_fd, answer_fd, probe_fd;
     long long init_ms, drain_deadline, restart_delay, restart_at;
+    /* The next health check: 0 before the first is scheduled, -1 when none is to come. */
+    long long probe_at;
 };
 
 /*
@@ -707,9 +735,13 @@ static int begin_run(struct run *r, char **start, struct stream *so, struct stre
 {
     int outp[2], errp[2], repp[2];
 
+    /* A probe of the run before is left to finish on its own (and be reaped as any child). */
+    if (r->probe_fd >= 0)
+        close(r->probe_fd);
     memset(r, 0, sizeof *r);
     r->starter_status = r->init_status = -1;
-    r->answer_fd = -1;
+    r->answer_fd = r->probe_fd = -1;
+    health_first = -1;
     r->restart_delay = -1;
     init_pid = 0;
     /* The report is a socket: with -t the start sends the pty's fds over it (SCM_RIGHTS). */
@@ -785,7 +817,7 @@ int main(int argc, char **argv)
     struct stream so = { .fd = -1, .name = "stdout", .type = 'o' }, se = { .fd = -1, .name = "stderr", .type = 'e' };
     /* A tty container's output: Docker logs it as stdout. */
     struct stream tt = { .fd = -1, .name = "stdout", .type = 'o' };
-    struct run r;
+    struct run r = { .probe_fd = -1 };
     sigset_t mask;
 
     if (argc == 2 && strcmp(argv[1], "--drain") == 0)
@@ -932,6 +964,22 @@ int main(int argc, char **argv)
             }
         }
 
+        /* Health checks: one at a time, while the run's first process lives, once the start has reported. */
+        if (health_first >= 0 && init_pid > 0 && r.init_status < 0 && !r.report_open && !r.probe && r.probe_at >= 0) {
+            long long now = now_ms();
+            if (!r.probe_at)
+                r.probe_at = now + health_first;
+            if (now >= r.probe_at) {
+                r.probe = run_probe(start, &r.probe_fd);
+                if (r.probe < 0) {
+                    r.probe = 0;
+                    r.probe_at = -1;
+                }
+            } else if (timeout < 0 || r.probe_at - now < timeout) {
+                timeout = (int)(r.probe_at - now);
+            }
+        }
+
         /*
          * The report before the children: the start writes its last line before it exits, and
          * the first process may be reaped in the same round; its pid must be known by then.
@@ -996,9 +1044,14 @@ int main(int argc, char **argv)
                         if (tty_peer >= 0)
                             close(tty_peer);
                         tty_peer = -1;
+                    } else if (r.probe > 0 && w == r.probe) {
+                        long long next = answer_ms(r.probe_fd, "next");
+                        r.probe = 0;
+                        r.probe_fd = -1;
+                        r.probe_at = next < 0 ? -1 : now_ms() + next;
                     } else if (r.handler > 0 && w == r.handler) {
                         r.handler_done = 1;
-                        r.restart_delay = restart_answer(r.answer_fd);
+                        r.restart_delay = answer_ms(r.answer_fd, "restart");
                         r.answer_fd = -1;
                         fault_point("monitor:exit-handler-done");
                     }
