@@ -94,7 +94,7 @@ const ROWS: Row[] = [
   ["corerun", corerun("--cidfile", "/nonexistent-dir/cid", "/bin/true"), 125, () => /--cidfile \/nonexistent-dir\/cid: its directory \/nonexistent-dir does not exist/],
   ["corerun-exec", () => ["--domainname", "corp", "--", "/bin/true"], 125, () => /--domainname corp: corerun-exec shares its parent's UTS namespace, whose domainname this would change; start it in a new one \(corerun-ns --ns uts\)/],
   ["corerun", (c) => ["wait", "--root", c.root], 125, () => /name the containers to wait for; see corerun ps/],
-  ["corerun", (c) => ["restart", "--root", c.root, "-t", "soon", "web"], 125, () => /-t soon: give the grace period in whole seconds, or -1 to wait for good/],
+  ["corerun", (c) => ["restart", "--root", c.root, "-t", "soon", "web"], 125, () => /-t soon: give the grace period in whole seconds \(at most 2147483\), or -1 to wait for good/],
   ["corerun", (c) => ["port", "--root", c.root, "web", "80", "81"], 125, () => /give one container and at most one port: corerun port NAME \[PORT\[\/tcp\|udp\]\]/],
   // corerun run: --mount
   ["corerun", corerun("--mount", "type=bind,source=/corerun-none,target=/data", "/bin/true"), 125, () => /--mount "type=bind,source=\/corerun-none,target=\/data": host path \/corerun-none does not exist; create it first/],
@@ -105,8 +105,8 @@ const ROWS: Row[] = [
   ["corerun", corerun("--sysctl", "net.ipv4.ip_forward", "/bin/true"), 125, () => /--sysctl net\.ipv4\.ip_forward: give KEY=VALUE, such as net\.ipv4\.ip_unprivileged_port_start=0/],
   ["corerun", corerun("--group-add", "a:b", "/bin/true"), 125, () => /--group-add a:b: give a group name of the container's \/etc\/group or a gid/],
   ["corerun", corerun("--oom-score-adj", "-1001", "/bin/true"), 125, () => /--oom-score-adj -1001: give a whole number from -1000 to 1000/],
-  ["corerun", corerun("--stop-signal", "SIGNOPE", "/bin/true"), 125, () => /--stop-signal SIGNOPE: not a signal; give a name such as SIGQUIT or a number from 1 to 64/],
-  ["corerun", corerun("--stop-timeout", "ten", "/bin/true"), 125, () => /--stop-timeout ten: give whole seconds, or -1 to wait for good/],
+  ["corerun", corerun("--stop-signal", "SIGNOPE", "/bin/true"), 125, () => /--stop-signal SIGNOPE: not a signal; give a name such as SIGQUIT or SIGRTMIN\+3, or a number from 1 to 64/],
+  ["corerun", corerun("--stop-timeout", "ten", "/bin/true"), 125, () => /--stop-timeout ten: give the grace period in whole seconds \(at most 2147483\), or -1 to wait for good/],
   ["corerun", corerun("--env-file", "/nonexistent/app.env", "/bin/true"), 125, () => /--env-file \/nonexistent\/app\.env: cannot be read \(ENOENT\); give a file of KEY=VALUE lines/],
   // corerun run: devices
   ["corerun", corerun("--device", "/dev/corerun-none", "/bin/true"), 125, () => /--device "\/dev\/corerun-none": cannot stat \/dev\/corerun-none \(ENOENT\); give a device node of the host/],

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
@@ -299,7 +299,7 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     assert.equal(corerun(["stop", slow]).code, 0);
     assert.equal(entry(slow)?.statusText, "exited (137)");
     assert.equal(corerun(["rm", id, slow]).code, 0);
-    assert.match(corerun(["stop", "-t", "1x", "nosuch"]).stderr, /^corerun: -t 1x: give the grace period in whole seconds, or -1 to wait for good\n$/);
+    assert.match(corerun(["stop", "-t", "1x", "nosuch"]).stderr, /^corerun: -t 1x: give the grace period in whole seconds \(at most 2147483\), or -1 to wait for good\n$/);
     await assertHostClean(scope(), [], "after --stop-signal and --stop-timeout");
   });
 
@@ -319,6 +319,28 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
       corerun(["rm", "-f", id]);
     }
     await assertHostClean(scope(), [], "after --group-add and --oom-score-adj");
+  });
+
+  test("--env-file and --label-file are read once: <(...) reaches a detached start, and a restart keeps what they held after the file is gone", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "corerun-envonce-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "vars.env");
+    writeFileSync(file, "FROM_FILE=kept\n");
+    const script = `exec ${join(REPO, "bin/corerun")} run -d --root ${root} --rootfs ${rootfs} --cgroup-parent ${PARENT} --network none --env-file <(echo SUBST=yes) --label-file <(echo from=subst) --env-file ${file} /bin/sh -c 'echo $SUBST $FROM_FILE; exec sleep 100' ${MARKER}`;
+    const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const id = r.stdout.trim();
+    try {
+      await until("the output", () => corerun(["logs", id]).stdout === "yes kept\n");
+      assert.deepEqual((JSON.parse(corerun(["inspect", id]).stdout) as { Config: { Labels: Record<string, string> } }[])[0]!.Config.Labels, { from: "subst" });
+      rmSync(file);
+      const again = corerun(["restart", "-t", "0", id]);
+      assert.equal(again.code, 0, again.stderr);
+      await until("the second run's output", () => corerun(["logs", id]).stdout === "yes kept\nyes kept\n");
+    } finally {
+      corerun(["rm", "-f", id]);
+    }
+    await assertHostClean(scope(), [], "after --env-file read once");
   });
 
   test("--label and --label-file: inspect's Config.Labels; --cidfile; ps --filter label=, name=, id= and status= (which lists exited ones without -a)", async (t) => {
@@ -379,6 +401,14 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
       assert.equal(corerun(["port", webId, "80/tcp"]).stdout, `0.0.0.0:${PORT}\n`);
       const foreground = corerun(["wait", "no-such-container"]);
       assert.deepEqual([foreground.code, foreground.stderr], [125, 'corerun: container "no-such-container" does not exist; see corerun ps -a\n']);
+      // A --rm container's status comes from its monitor, before it is removed; restart refuses it.
+      const gone = runDetached(["--network", "none", "--rm"], "sleep 0.5; exit 9");
+      assert.equal(gone.code, 0, gone.stderr);
+      const goneId = gone.stdout.trim();
+      const refused = corerun(["restart", goneId]);
+      assert.deepEqual([refused.code, refused.stderr], [125, `corerun: container ${goneId} was run with --rm: a stop removes it, so it cannot be started again; stop it and run it anew\n`]);
+      assert.equal(corerun(["wait", goneId]).stdout, "9\n");
+      await until("the --rm container to be removed", () => entry(goneId) === undefined);
     } finally {
       corerun(["rm", "-f", jobId, webId]);
     }
@@ -386,7 +416,8 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
   });
 
   test("--health-cmd: the monitor probes every interval (starting, healthy, unhealthy after the retries, a slow probe killed at the timeout); ps, inspect's State.Health, ps --filter health=, healthcheck run", async () => {
-    const r = runDetached(["--network", "none", "--health-cmd", "test -f /tmp/ok || { echo not yet; exit 1; }", "--health-interval", "200ms", "--health-retries", "2", "--health-timeout", "2s"], "touch /tmp/ok; exec sleep 100");
+    // /tmp a tmpfs of its own: the probe's file is not written into the shared rootfs.
+    const r = runDetached(["--network", "none", "--tmpfs", "/tmp", "--health-cmd", "test -f /tmp/ok || { echo not yet; exit 1; }", "--health-interval", "200ms", "--health-retries", "2", "--health-timeout", "2s"], "touch /tmp/ok; exec sleep 100");
     assert.equal(r.code, 0, r.stderr);
     const id = r.stdout.trim();
     const health = () => (JSON.parse(corerun(["inspect", id]).stdout) as { State: { Health?: { Status: string; FailingStreak: number; Log: { ExitCode: number; Output: string }[] } } }[])[0]!.State.Health!;
@@ -406,7 +437,12 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
       // By hand: one probe, its status printed, 1 while not healthy.
       const byHand = corerun(["healthcheck", "run", id]);
       assert.deepEqual([byHand.code, byHand.stdout], [1, "unhealthy\n"], byHand.stderr);
+      // Paused past a few intervals: the monitor probes again once it is resumed.
+      assert.equal(corerun(["pause", id]).code, 0);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      assert.equal(corerun(["unpause", id]).code, 0);
       assert.equal(corerun(["exec", id, "touch", "/tmp/ok"]).code, 0);
+      await until("the monitor's probes to find it healthy again after the pause", () => health().Status === "healthy");
       const again = corerun(["healthcheck", "run", id]);
       assert.deepEqual([again.code, again.stdout], [0, "healthy\n"], again.stderr);
     } finally {

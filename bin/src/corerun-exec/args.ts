@@ -134,6 +134,21 @@ function sharesParent(type: "mnt" | "uts" | "net" | "ipc", option: string, what:
   }
 }
 
+/**
+ * Sysctls are written through /proc/sys, whose files are the writer's namespaces': one of a
+ * namespace corerun-exec shares with its parent (the host's, for corerun) would change it for the
+ * parent too. (An OCI config's are checked by corerun create, against corerun's own namespaces.)
+ */
+function refuseSharedSysctls(sysctls: readonly Sysctl[], option: string): void {
+  const nsFile = { network: "net", ipc: "ipc", uts: "uts" } as const;
+  for (const { key, value, ns } of sysctls) {
+    const what = ns === "network" ? "network" : ns.toUpperCase();
+    if (sharesParent(nsFile[ns], option, what, false)) {
+      throw new UsageError(`${option} ${key}=${value}: corerun-exec shares its parent's ${what} namespace, whose setting this would change; start it in a new one (corerun-ns --ns ${nsFile[ns]})`);
+    }
+  }
+}
+
 export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "tail">, hostEnv = process.env): ExecOptions {
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
   const env = parseEnvVars(ctx.values.env ?? [], hostEnv);
@@ -166,12 +181,7 @@ export function parseExecOptions(ctx: Pick<ToolContext, "values" | "flags" | "ta
     }
   }
   const sysctls = (ctx.values.sysctl ?? []).map((t) => parseSysctl(t));
-  const nsFile = { network: "net", ipc: "ipc", uts: "uts" } as const;
-  for (const { key, value, ns } of sysctls) {
-    if (sharesParent(nsFile[ns], "--sysctl", ns === "network" ? "network" : ns.toUpperCase(), false)) {
-      throw new UsageError(`--sysctl ${key}=${value}: corerun-exec shares its parent's ${ns === "network" ? "network" : ns.toUpperCase()} namespace, whose setting this would change; start it in a new one (corerun-ns --ns ${nsFile[ns]})`);
-    }
-  }
+  refuseSharedSysctls(sysctls, "--sysctl");
   const groupAdd = (ctx.values["group-add"] ?? []).map((g) => checkGroupName(g, "--group-add"));
   return {
     hostname,

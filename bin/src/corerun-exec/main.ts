@@ -8,7 +8,7 @@ import { OCI_OPTION_FIX, readSpecText } from "@corerun/oci";
 import { cgroupTree, mountCgroupTree, mountLayout, openCgroupProcs, readHostCgroupMounts, startJoinCgroupFds, type CgroupTree } from "@corerun/cgroup";
 import { applyKernelSettings, applyRlimits, applyUserAndCapabilities, loadOciProcess, ociEnv, runStartContainerHooks, takeConsole, takeTerminalAt } from "./oci.ts";
 import {
-  lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProcAt, mountProc, openProcMasks, prepareFds, readEtc, readonlyProcAt, resolveUser, setHostname, switchUser, writeSysctls,
+  lockDown, dropCapabilities, lastCapability, enterWorkdir, execCommand, joinCgroup, maskProcAt, mountProc, openProcMasks, prepareFds, readEtc, readonlyProcAt, resolveUser, groupsInNamespace, setHostname, switchUser, writeSysctls,
 } from "./steps.ts";
 
 export const tool = defineTool({
@@ -162,7 +162,15 @@ export const tool = defineTool({
       enterWorkdir(opts.workdir);
       // Root by default, with the groups the container's /etc/group gives it, as in Docker: not
       // the supplementary groups of whoever started corerun.
-      const creds = resolveUser(opts.user ?? "0", readEtc("/etc/passwd"), readEtc("/etc/group"), opts.groupAdd);
+      const passwd = readEtc("/etc/passwd");
+      const groupFile = readEtc("/etc/group");
+      const creds = resolveUser(opts.user ?? "0", passwd, groupFile, opts.groupAdd);
+      // In a user namespace: only the gids it maps (the host's /proc/self/gid_map says all of them).
+      const gidMap = readEtc("/proc/self/gid_map");
+      if (opts.groupAdd.length || gidMap.trim().split(/\s+/).join(" ") !== "0 0 4294967295") {
+        const own = resolveUser(opts.user ?? "0", passwd, groupFile).groups;
+        creds.groups = groupsInNamespace(creds.groups, creds.groups.filter((g) => !own.includes(g)), gidMap, readEtc("/proc/self/setgroups").trim());
+      }
       const env = containerEnv(opts, hostname!, creds.home);
       // Before the cgroup, the filter and the user, which could refuse its writes.
       saveCodeCache("exec");

@@ -6,7 +6,7 @@ import { after, describe, test } from "node:test";
 import { UsageError } from "@corerun/cli";
 import { PR_SET_NO_NEW_PRIVS, recordingSyscall } from "@corerun/syscall";
 import { parseExecOptions } from "./args.ts";
-import { lockDown, resolveUser } from "./steps.ts";
+import { groupsInNamespace, lockDown, resolveUser } from "./steps.ts";
 
 const base = mkdtempSync(join(tmpdir(), "corerun-exec-test-"));
 after(() => {
@@ -95,5 +95,16 @@ describe("--sysctl, --group-add, --oom-score-adj", () => {
   test("a sysctl of a namespace this process shares with its parent is refused (it would change the parent's)", () => {
     // The test runs in its parent's network namespace.
     assert.throws(() => options({ sysctl: ["net.core.somaxconn=1"] }), (e: unknown) => e instanceof UsageError && /^--sysctl net\.core\.somaxconn=1: corerun-exec shares its parent's network namespace, whose setting this would change; start it in a new one \(corerun-ns --ns net\)$/.test(e.message));
+  });
+});
+
+describe("groupsInNamespace", () => {
+  test("the gids a user namespace maps: /etc/group's others left out, --group-add's refused; none where setgroups is denied", () => {
+    const map = "         0     100000          1\n      1000     101000         10\n";
+    assert.deepEqual(groupsInNamespace([0, 10, 1005], [], map, "allow"), [0, 1005]);
+    assert.deepEqual(groupsInNamespace([0, 4242], [], "0 0 4294967295", "allow"), [0, 4242]);
+    assert.throws(() => groupsInNamespace([0, 10], [10], map, "allow"), /^UsageError: --group-add: gid 10 is not mapped in the container's user namespace; give a gid its --gidmap maps$/);
+    assert.throws(() => groupsInNamespace([0, 5], [5], "0 1000 1", "deny"), /^UsageError: --group-add: this user namespace denies setgroups/);
+    assert.deepEqual(groupsInNamespace([0], [], "0 1000 1", "deny"), [0]);
   });
 });

@@ -3,7 +3,7 @@ import { joinCgroupFds } from "@corerun/cgroup";
 import {
   isErrno, CLONE_NEWCGROUP, CLOSE_RANGE_CLOEXEC, FD_CLOEXEC, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_NO_NEW_PRIVS, MS_NODEV, MS_NOEXEC, MS_NOSUID, O_DIRECTORY, O_NONBLOCK, O_PATH, S_IFDIR, S_IFMT, uname, type Syscall,
 } from "@corerun/syscall";
-import { endTrace, mark } from "@corerun/cli";
+import { endTrace, mark, UsageError } from "@corerun/cli";
 import { sysctlNamespace } from "@corerun/oci";
 import { findCommand, type Credentials, MASKED_PATHS, maskDir, maskFile, pathsUnder, READONLY_PATHS, readonlyPath } from "@corerun/rootfs";
 import type { ExecOptions } from "./args.ts";
@@ -230,6 +230,21 @@ export function setGroups(sys: Syscall, groups: readonly number[]): void {
     // No user namespace support in the kernel: nothing denies setgroups.
   }
   if (policy !== "deny") sys.setgroups(groups);
+}
+
+/**
+ * The supplementary groups the process can take in its user namespace: setgroups(2) refuses a
+ * gid the namespace does not map (EINVAL), and a namespace that denies setgroups (an unprivileged
+ * user's) takes none. The container's /etc/group gids it does not map are left out; --group-add's
+ * (`added`) are refused in one line.
+ */
+export function groupsInNamespace(groups: readonly number[], added: readonly number[], gidMap: string, setgroups: string): number[] {
+  if (setgroups === "deny" && added.length) throw new UsageError("--group-add: this user namespace denies setgroups (a rootless container without /etc/subgid ranges); drop --group-add");
+  const ranges = gidMap.split("\n").filter((l) => l.trim()).map((l) => l.trim().split(/\s+/).map(Number) as [number, number, number]);
+  const mapped = (g: number) => ranges.some(([inside, , count]) => g >= inside && g < inside + count);
+  const unmapped = added.find((g) => !mapped(g));
+  if (unmapped !== undefined) throw new UsageError(`--group-add: gid ${unmapped} is not mapped in the container's user namespace; give a gid its --gidmap maps`);
+  return groups.filter(mapped);
 }
 
 export function lastCapability(): number {

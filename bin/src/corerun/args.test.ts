@@ -90,6 +90,7 @@ describe("parseRunConfig", () => {
       groupAdd: [],
       sysctls: [],
       labels: {},
+      files: { env: [], labels: {} },
     });
   });
 
@@ -217,6 +218,10 @@ describe("parseRunConfig", () => {
     usageError(["--cidfile", join(base, "data"), "sh"], /^--cidfile .*data: the file exists; remove it if no container it names is running, or give another path$/);
     usageError(["--cidfile", join(base, "x.cid"), "--print-script", "sh"], /^--print-script does not print --cidfile/);
     assert.equal(parse(["--cidfile", join(base, "data"), "sh"], { CORERUN_RESTART_ID: "0123456789ab" }).cidfile, undefined, "a restart has it already");
+    // --env-file and --label-file are read once: a detached start takes what they held, a restart reads neither.
+    const handed = parse(["--env-file", join(base, "gone.env"), "--label-file", join(base, "gone.labels"), "--label", "b=2", "sh"], { CORERUN_OPTION_FILES: JSON.stringify({ env: ["A=1"], labels: { a: "1", b: "1" } }) });
+    assert.deepEqual([handed.env, handed.labels], [["A=1"], { a: "1", b: "2" }]);
+    assert.deepEqual(parse(["--env-file", join(base, "gone.env"), "sh"], { CORERUN_RESTART_ID: "0123456789ab" }).env, []);
   });
 
   test("--group-add, --oom-score-adj, --stop-signal, --stop-timeout and --env-file are parsed and checked", () => {
@@ -227,8 +232,10 @@ describe("parseRunConfig", () => {
     usageError(["--group-add", "a:b", "sh"], /^--group-add a:b: give a group name of the container's \/etc\/group or a gid/);
     usageError(["--oom-score-adj", "1001", "sh"], /^--oom-score-adj 1001: give a whole number from -1000 to 1000$/);
     usageError(["--oom-score-adj", "1.5", "sh"], /^--oom-score-adj 1\.5:/);
-    usageError(["--stop-signal", "NOPE", "sh"], /^--stop-signal NOPE: not a signal; give a name such as SIGQUIT or a number from 1 to 64$/);
-    usageError(["--stop-timeout", "1s", "sh"], /^--stop-timeout 1s: give whole seconds, or -1 to wait for good$/);
+    usageError(["--stop-signal", "NOPE", "sh"], /^--stop-signal NOPE: not a signal; give a name such as SIGQUIT or SIGRTMIN\+3, or a number from 1 to 64$/);
+    assert.equal(parse(["--stop-signal", "RTMIN+3", "sh"]).stopSignal, 37);
+    usageError(["--stop-timeout", "2147484", "sh"], /at most 2147483/);
+    usageError(["--stop-timeout", "1s", "sh"], /^--stop-timeout 1s: give the grace period in whole seconds \(at most 2147483\), or -1 to wait for good$/);
     const file = join(base, "vars.env");
     writeFileSync(file, "A=1\n# a comment\n\n  B=two words \nHOSTVAR\nUNSET\nC=\"q\"\n");
     assert.deepEqual(parse(["--env-file", file, "-e", "A=2", "sh"], { HOSTVAR: "h" }).env, ["A=1", "B=two words ", "HOSTVAR=h", "C=\"q\"", "A=2"]);

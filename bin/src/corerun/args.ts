@@ -3,7 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseMount, parseTmpfs, parseVolume, type DeviceSpec, type TmpfsSpec, type VolumeSpec } from "@corerun/rootfs";
 import {
-  capabilitySet, checkGroupName, checkHostname, findByRef, parseLabels, parseOomScoreAdj, readEnvFiles, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
+  capabilitySet, checkGroupName, checkHostname, findByRef, parseLabels, parseOomScoreAdj, readEnvFiles, readLabelFiles, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
 import { checkName, checkNetworkName, checkOwnPorts, ETC_ARGS, etcExtrasFor, hasEtcExtras, parsePublish, parseSubnet, type EtcExtras } from "@corerun/net";
 import { normalizeParent, parseBytes, parseDeviceCgroupRule, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
@@ -13,10 +13,10 @@ import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { rootlessMaps } from "./rootless.ts";
 import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
 import { parseUlimits, type Ulimit } from "./ulimit.ts";
-import { parseRestart, RESTART_ENV } from "./restart.ts";
+import { parseGraceSeconds, parseRestart, RESTART_ENV } from "./restart.ts";
 import { parseDetachKeys } from "./detachkeys.ts";
 import { parseSignal } from "./oci.ts";
-import { healthConfig, type HealthConfig } from "./health.ts";
+import { HEALTH_OPTIONS, healthConfig, type HealthConfig } from "./health.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -170,7 +170,9 @@ export interface RunConfig {
   stopSignal?: number | undefined;
   stopTimeout?: number | undefined;
   /** The image's Labels, --label-file's and --label's, the later winning. */
-  labels: Record<string, string>;  domainname?: string | undefined;
+  labels: Record<string, string>;
+  /** What --env-file and --label-file held: read once, by the command the user ran (FILES_ENV). */
+  files: OptionFiles;  domainname?: string | undefined;
   /** --health-* or the image's HEALTHCHECK: run by the monitor of a detached (or -it) container. */
   health?: HealthConfig | undefined;
   /** --cidfile, absolute; not on a restart (the first start wrote it). */
@@ -371,16 +373,33 @@ function stopSignalOf(given: string | undefined, image: string | undefined): num
   try {
     return parseSignal(text);
   } catch (err) {
-    throw new UsageError(`${given !== undefined ? "--stop-signal" : "the image's StopSignal"} ${text}: not a signal; give a name such as SIGQUIT or a number from 1 to 64`, { cause: err });
+    const fix = given !== undefined ? "give a name such as SIGQUIT or SIGRTMIN+3, or a number from 1 to 64" : "give --stop-signal to run it with another";
+    throw new UsageError(`${given !== undefined ? "--stop-signal" : "the image's StopSignal"} ${text}: not a signal; ${fix}`, { cause: err });
   }
 }
 
-/** --stop-timeout: whole seconds, -1 for no SIGKILL. */
-function stopTimeoutOf(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^(-1|\d+)$/.test(text)) throw new UsageError(`--stop-timeout ${text}: give whole seconds, or -1 to wait for good`);
-  return Number(text);
+
+/** --env-file's variables and --label-file's labels. */
+export interface OptionFiles {
+  env: string[];
+  labels: Record<string, string>;
 }
+
+/**
+ * The contents of --env-file and --label-file, read once, as Docker reads them at create: a
+ * detached container's start, under its monitor, takes them from FILES_ENV, which the command
+ * the user ran sets (a file such as <(...) is gone by then), and a restart takes its recorded
+ * config, whatever the files hold now or whether they are there.
+ */
+function optionFiles(ctx: Pick<ToolContext, "values">, env: NodeJS.ProcessEnv): OptionFiles {
+  const handed = env[FILES_ENV];
+  if (handed !== undefined) return JSON.parse(handed) as OptionFiles;
+  if (env[RESTART_ENV] !== undefined) return { env: [], labels: {} };
+  return { env: readEnvFiles(ctx.values["env-file"] ?? [], env), labels: readLabelFiles(ctx.values["label-file"] ?? []) };
+}
+
+/** How the command the user ran hands --env-file's and --label-file's contents to a detached start. */
+export const FILES_ENV = "CORERUN_OPTION_FILES";
 
 /** The container a start runs again (RESTART_ENV: a restart, or corerun start), as its state is now. */
 export function startedAgain(root: string, env: NodeJS.ProcessEnv = process.env): State | undefined {
@@ -437,7 +456,8 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const command = img ? img.command : withEntrypoint(ctx, ctx.tail);
   if (command.length === 0) throw new UsageError("no command given; usage: corerun [options] CMD [ARGS...] or corerun [options] IMAGE [CMD...]");
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
-  const vars = [...parseEnvVars(img?.env ?? [], env), ...readEnvFiles(ctx.values["env-file"] ?? [], env), ...parseEnvVars(ctx.values.env ?? [], env)];
+  const files = optionFiles(ctx, env);
+  const vars = [...parseEnvVars(img?.env ?? [], env), ...files.env, ...parseEnvVars(ctx.values.env ?? [], env)];
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1) ?? img?.workdir);
   const mounts = (ctx.values.mount ?? []).map((m) => parseMount(m));
   const volumes = [...(ctx.values.volume ?? []).map((v) => parseVolume(v)), ...mounts.flatMap((m) => (m.type === "bind" ? [m.bind] : []))];
@@ -476,12 +496,14 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const groupAdd = (ctx.values["group-add"] ?? []).map((g) => checkGroupName(g));
   const oomScoreAdj = parseOomScoreAdj(ctx.values["oom-score-adj"]?.at(-1));
   const stopSignal = stopSignalOf(ctx.values["stop-signal"]?.at(-1), img?.stopSignal);
-  const stopTimeout = stopTimeoutOf(ctx.values["stop-timeout"]?.at(-1));
-  const labels = { ...img?.labels, ...parseLabels(ctx.values.label ?? [], ctx.values["label-file"] ?? []) };
+  const stopTimeoutText = ctx.values["stop-timeout"]?.at(-1);
+  const stopTimeout = stopTimeoutText === undefined ? undefined : parseGraceSeconds(stopTimeoutText, "--stop-timeout");
+  const labels = { ...img?.labels, ...parseLabels(ctx.values.label ?? [], files.labels) };
   const health = healthConfig(ctx.values, ctx.flags["no-healthcheck"] ?? false, img?.healthcheck);
   const monitored = (ctx.flags.detach ?? false) || ((ctx.flags.tty ?? false) && (ctx.flags.interactive ?? false));
-  if (health && !monitored && ctx.values["health-cmd"]?.length) throw new UsageError("--health-cmd: health checks are run by a detached container's monitor; add -d (or run -it)");
-  if (ctx.flags["print-script"] && ctx.values["health-cmd"]?.length) throw new UsageError("--print-script does not print --health-cmd (a detached container's monitor runs it); leave it out of the script");
+  const healthGiven = HEALTH_OPTIONS.find((o) => ctx.values[o]?.length);
+  if (healthGiven && !monitored) throw new UsageError(`--${healthGiven}: health checks are run by a detached container's monitor; add -d (or run -it)`);
+  if (healthGiven && ctx.flags["print-script"]) throw new UsageError(`--print-script does not print --${healthGiven} (a detached container's monitor runs the health check); leave it out of the script`);
   // Last: a profile is compiled into the state root's cache once everything else is known good.
   const security = parseSecurity(ctx, root);
   return {
@@ -520,6 +542,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     ...(stopSignal === undefined ? {} : { stopSignal }),
     ...(stopTimeout === undefined ? {} : { stopTimeout }),
     labels,
+    files,
     ...(domainname === undefined ? {} : { domainname }),
     ...(health && monitored ? { health } : {}),
     ...(cidfile === undefined ? {} : { cidfile }),

@@ -7,12 +7,12 @@
  */
 import { once } from "node:events";
 import { createConnection, type Socket } from "node:net";
-import { defineTool, faultPoint, UsageError } from "@corerun/cli";
-import { isAlive, stateRoot, type State } from "@corerun/state";
+import { defineTool, faultPoint, UsageError, writeOut } from "@corerun/cli";
+import { isAlive, readState, stateRoot, statePath, type State } from "@corerun/state";
 import { DEFAULT_DETACH_KEYS, DetachScanner, parseDetachKeys } from "./detachkeys.ts";
 import type { RunConfig } from "./args.ts";
 import { displayStatus, startMonitored } from "./lifecycle.ts";
-import { mustFind, ociKill } from "./oci.ts";
+import { eachNamed, mustFind, ociKill } from "./oci.ts";
 import { rootArg } from "./oci-calls.ts";
 import { rawTerminal } from "./tty.ts";
 
@@ -52,6 +52,101 @@ async function connect(path: string, ref: string): Promise<Socket> {
     throw new UsageError(`cannot attach to container ${ref}: its monitor does not answer on ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   return sock;
+}
+
+/** The monitor's frames (TYPE, LENGTH in 2 bytes, the body) as they arrive, until `each` says false. */
+function onFrames(sock: Socket, each: (type: string, body: Buffer) => boolean): void {
+  let pending: Buffer = Buffer.alloc(0);
+  sock.on("data", (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 3) {
+      const len = pending.readUInt16BE(1);
+      if (pending.length < 3 + len) break;
+      if (!each(String.fromCharCode(pending[0]!), pending.subarray(3, 3 + len))) return;
+      pending = pending.subarray(3 + len);
+    }
+  });
+}
+
+/**
+ * The exit status of a detached container's current run, from its monitor's attach socket: the
+ * 'x' frame its clients get as the run ends (a --rm container's too, which is gone from the state
+ * right after). The output frames are read and dropped. undefined when the socket is not there
+ * (the run has ended) or closes without it.
+ */
+async function exitFrame(path: string): Promise<number | undefined> {
+  let sock: Socket;
+  try {
+    sock = await connect(path, "");
+  } catch {
+    return undefined;
+  }
+  let code: number | undefined;
+  onFrames(sock, (type, body) => {
+    if (type === "x") code = Number(body.toString("latin1"));
+    return true;
+  });
+  await new Promise<void>((resolve) => {
+    sock.on("close", () => resolve());
+    sock.on("error", () => resolve());
+  });
+  return code;
+}
+
+/**
+ * `corerun wait`: blocks until each container has stopped and prints its exit status, a line
+ * each, as docker wait: one that has exited already at once; one with a restart policy at the end
+ * of its current run. A foreground container's status is its corerun's, and an OCI container's
+ * its engine's: both are refused.
+ */
+export const wait = defineTool({
+  name: "corerun wait",
+  description: "Wait until detached containers stop, and print the exit status of each.",
+  usage: "[options] NAME|ID...",
+  args: rootArg,
+  tail: "command",
+  notes: ["The statuses are printed in the order the containers were named, each once it has stopped\n(128+N for a first process killed by signal N), a --rm container's too."],
+  examples: ["sudo corerun wait web", "code=$(sudo corerun wait job)"],
+  async run(ctx) {
+    const root = stateRoot(ctx.values.root?.at(-1));
+    if (!ctx.tail.length) throw new UsageError("name the containers to wait for; see corerun ps");
+    const each = eachNamed(root, ctx.tail, (s, ref) => (s.oci ? `container ${ref} is an OCI container: its engine waits for it` : !s.detached ? `container ${ref} runs in the foreground of its corerun (pid ${s.owner?.pid ?? "?"}), whose exit status is its own; wait takes detached containers (run -d)` : undefined));
+    for (const { ref, state } of each.found) {
+      try {
+        writeOut(`${await exitOf(root, ref, state)}\n`);
+      } catch (err) {
+        each.fail(err);
+      }
+    }
+    return each.report();
+  },
+});
+
+/** The exit status of a detached container's current run, or of its last one once it has exited. */
+async function exitOf(root: string, ref: string, s: State): Promise<number> {
+  const ended = (now: State) => now.status === "stopped" && now.detached?.finished !== undefined;
+  if (ended(s)) return s.exitCode ?? 0;
+  if (s.detached?.attach) {
+    const code = await exitFrame(s.detached.attach);
+    if (code !== undefined) return code;
+  }
+  // No socket to ask (it has just ended, or its monitor is gone): the state, as the monitor records it.
+  for (;;) {
+    let now: State | undefined;
+    try {
+      now = readState(statePath(root, s.id));
+    } catch {
+      throw new UsageError(`container ${ref} was removed before its exit status could be read`);
+    }
+    if (ended(now)) return now.exitCode ?? 0;
+    if (!isAlive(now.detached?.monitor)) {
+      // It may have recorded the exit as it went.
+      const last = readState(statePath(root, s.id));
+      if (ended(last)) return last.exitCode ?? 0;
+      throw new UsageError(`container ${ref}: its monitor is gone, and with it its exit status (monitor-lost; corerun cleanup removes it)`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export const attach = defineTool({
@@ -126,20 +221,12 @@ export async function attachTo(root: string, ref: string, s: State, opts: Attach
   }
   let code: number | undefined;
   let detached = false;
-  let pending: Buffer = Buffer.alloc(0);
-  sock.on("data", (chunk: Buffer) => {
-    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-    while (pending.length >= 3) {
-      const len = pending.readUInt16BE(1);
-      if (pending.length < 3 + len) break;
-      const body = pending.subarray(3, 3 + len);
-      const type = String.fromCharCode(pending[0]!);
-      if (detached) return;
-      if (type === "o") process.stdout.write(body);
-      else if (type === "e") process.stderr.write(body);
-      else if (type === "x") code = Number(body.toString("latin1"));
-      pending = pending.subarray(3 + len);
-    }
+  onFrames(sock, (type, body) => {
+    if (detached) return false;
+    if (type === "o") process.stdout.write(body);
+    else if (type === "e") process.stderr.write(body);
+    else if (type === "x") code = Number(body.toString("latin1"));
+    return true;
   });
   const resize = () => void sock.write(windowFrame(process.stdout.rows, process.stdout.columns));
   // A terminal that reports no size (0x0) leaves the pty as it is.

@@ -52,7 +52,7 @@ export interface ExecRequest {
 /** The process to start: process.json as given, or the container's own with the flags over it. */
 export function execProcess(req: ExecRequest, base: Spec, users?: (spec: string) => ExecProcess["user"]): ExecProcess {
   if (req.processFile !== undefined) {
-    if (req.args.length || req.env.length || req.cwd || req.user || req.caps.length) throw new UsageError("--process gives the whole process; drop the command and --env, --cwd, --user, --cap");
+    if (req.args.length || req.env.length || req.cwd || req.user || req.caps.length) throw new UsageError("--process gives the whole process; drop the command and --env, --env-file, --cwd, --user, --cap");
     let data: unknown;
     try {
       data = JSON.parse(readFileSync(req.processFile, "utf8"));

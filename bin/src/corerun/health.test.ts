@@ -10,7 +10,7 @@ describe("health checks", () => {
     assert.equal(parseDuration("250ms", "--x"), 250);
     assert.equal(parseDuration("1h", "--x"), 3_600_000);
     assert.equal(parseDuration("0", "--x"), 0);
-    for (const bad of ["30", "s", "1x", "-1s", "1s2", ""]) assert.throws(() => parseDuration(bad, "--health-interval"), /^UsageError: --health-interval .*: not a duration; give one such as 30s, 1m30s or 500ms$/, bad);
+    for (const bad of ["30", "s", "1x", "-1s", "1s2", "", "1µs"]) assert.throws(() => parseDuration(bad, "--health-interval"), /^UsageError: --health-interval .*: not a duration; give one such as 30s, 1m30s or 500ms$/, bad);
   });
 
   test("--health-cmd over the image's HEALTHCHECK, each value over the image's over Docker's defaults", () => {
@@ -28,7 +28,10 @@ describe("health checks", () => {
   test("refusals: --no-healthcheck with --health-*, timings without a check, bad values", () => {
     assert.throws(() => healthConfig({ "health-cmd": ["true"] }, true, undefined), /^UsageError: --no-healthcheck and --health-cmd exclude each other; drop one$/);
     assert.throws(() => healthConfig({ "health-interval": ["1s"] }, false, undefined), /^UsageError: --health-interval: the container has no health check; give --health-cmd/);
-    assert.throws(() => healthConfig({ "health-cmd": ["true"], "health-interval": ["0s"] }, false, undefined), /--health-interval 0s: give at least 1 ms/);
+    assert.equal(healthConfig({ "health-cmd": ["true"], "health-interval": ["0s"] }, false, undefined)!.intervalMs, 30_000, "0 is the default, as in Docker");
+    assert.throws(() => healthConfig({ "health-cmd": ["true"], "health-interval": ["500us"] }, false, undefined), /--health-interval 500us: give 0 for the default, or at least 1 ms/);
+    assert.throws(() => healthConfig({}, false, { Test: ["CMD", "x"], Interval: 400_000 }), /^UsageError: the image's Healthcheck\.Interval 400000 ns: give 0 for the default, or at least 1 ms$/);
+    assert.throws(() => parseDuration("597h", "--health-interval"), /--health-interval 597h: give at most 596h/);
     assert.throws(() => healthConfig({ "health-cmd": ["true"], "health-retries": ["x"] }, false, undefined), /--health-retries x: give a whole number/);
     assert.throws(() => healthConfig({ "health-cmd": [""] }, false, undefined), /--health-cmd: give the command/);
   });

@@ -5,8 +5,8 @@
  * probe is due; that process runs one probe, records it and answers "next MS" on its stdout,
  * when the next one is due. `corerun healthcheck run NAME` runs one probe by hand.
  */
-import { closeSync, mkdirSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, writeSync } from "node:fs";
+import { Socket } from "node:net";
 import { defineTool, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
 import type { ExecConfig } from "@corerun/image";
 import { isAlive, readState, stateRoot, statePath, updateState, type State } from "@corerun/state";
@@ -27,16 +27,21 @@ const DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, startPeriodMs: 0, star
 const OUTPUT_MAX = 4096;
 const LOG_MAX = 5;
 
-const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** A Go duration as Docker's --health-* options take it (30s, 1m30s, 500ms), in ms. */
+/** The longest wait the monitor's poll(2) takes, in ms (an int). */
+const DURATION_MAX_MS = 0x7fffffff;
+
+/** A Go duration as Docker's --health-* options take it (30s, 1m30s, 500ms), in ms (fractions kept). */
 export function parseDuration(text: string, option: string): number {
-  const parts = /^((?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|0)$/.test(text) ? [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)] : undefined;
+  const parts = /^((?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h))+|0)$/.test(text) ? [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/g)] : undefined;
   if (!parts) throw new UsageError(`${option} ${text}: not a duration; give one such as 30s, 1m30s or 500ms`);
-  return Math.round(parts.reduce((ms, [, n, unit]) => ms + Number(n) * UNITS[unit!]!, 0));
+  const ms = parts.reduce((sum, [, n, unit]) => sum + Number(n) * UNITS[unit!]!, 0);
+  if (ms > DURATION_MAX_MS) throw new UsageError(`${option} ${text}: give at most 596h`);
+  return ms;
 }
 
-const HEALTH_OPTIONS = ["health-cmd", "health-interval", "health-timeout", "health-retries", "health-start-period", "health-start-interval"] as const;
+export const HEALTH_OPTIONS = ["health-cmd", "health-interval", "health-timeout", "health-retries", "health-start-period", "health-start-interval"] as const;
 
 /**
  * The container's health check: --health-cmd (run by /bin/sh -c, Docker's CMD-SHELL) or the
@@ -57,21 +62,23 @@ export function healthConfig(values: Record<string, string[] | undefined>, off: 
     if (given.length) throw new UsageError(`--${given[0]}: the container has no health check; give --health-cmd (or run an image with a HEALTHCHECK)`);
     return undefined;
   }
-  const ms = (option: (typeof HEALTH_OPTIONS)[number], ns: number | undefined, dflt: number, min: number) => {
+  // As Docker: 0 (or an image's 0) is the default; anything else at least 1 ms.
+  const ms = (option: (typeof HEALTH_OPTIONS)[number], field: string, ns: number | undefined, dflt: number) => {
     const text = values[option]?.at(-1);
-    const v = text !== undefined ? parseDuration(text, `--${option}`) : ns ? Math.round(ns / 1e6) : dflt;
-    if (v < min) throw new UsageError(`--${option} ${text}: give at least ${min} ms`);
-    return v;
+    const v = text !== undefined ? parseDuration(text, `--${option}`) : ns ? ns / 1e6 : 0;
+    if (v > 0 && v < 1) throw new UsageError(`${text !== undefined ? `--${option} ${text}` : `the image's Healthcheck.${field} ${ns} ns`}: give 0 for the default, or at least 1 ms`);
+    if (v > DURATION_MAX_MS) throw new UsageError(`the image's Healthcheck.${field} ${ns} ns: it may be at most 596h`);
+    return v === 0 ? dflt : Math.round(v);
   };
   const retriesText = values["health-retries"]?.at(-1);
   if (retriesText !== undefined && !/^\d+$/.test(retriesText)) throw new UsageError(`--health-retries ${retriesText}: give a whole number`);
   const retries = retriesText !== undefined ? Number(retriesText) : image?.Retries || DEFAULTS.retries;
   return {
     test,
-    intervalMs: ms("health-interval", image?.Interval, DEFAULTS.intervalMs, 1),
-    timeoutMs: ms("health-timeout", image?.Timeout, DEFAULTS.timeoutMs, 1),
-    startPeriodMs: ms("health-start-period", image?.StartPeriod, DEFAULTS.startPeriodMs, 0),
-    startIntervalMs: ms("health-start-interval", image?.StartInterval, DEFAULTS.startIntervalMs, 1),
+    intervalMs: ms("health-interval", "Interval", image?.Interval, DEFAULTS.intervalMs),
+    timeoutMs: ms("health-timeout", "Timeout", image?.Timeout, DEFAULTS.timeoutMs),
+    startPeriodMs: ms("health-start-period", "StartPeriod", image?.StartPeriod, DEFAULTS.startPeriodMs),
+    startIntervalMs: ms("health-start-interval", "StartInterval", image?.StartInterval, DEFAULTS.startIntervalMs),
     retries: retries || DEFAULTS.retries,
   };
 }
@@ -107,31 +114,48 @@ function runningMs(s: State): number {
 }
 
 /**
+ * Reads a pipe's first OUTPUT_MAX bytes and drains the rest, as Docker keeps a probe's output;
+ * `close` stops reading and closes it, so that a writer left behind (a probe's child) meets EPIPE
+ * instead of filling anything.
+ */
+function capture(fd: number): { text: () => string; ended: Promise<void>; close: () => void } {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  const pipe = new Socket({ fd, readable: true, writable: false });
+  const ended = new Promise<void>((resolve) => {
+    pipe.on("data", (b: Buffer) => {
+      if (kept < OUTPUT_MAX) chunks.push(b.subarray(0, OUTPUT_MAX - kept));
+      kept += b.length;
+    });
+    pipe.on("end", resolve);
+    pipe.on("close", resolve);
+    pipe.on("error", resolve);
+  });
+  return { text: () => Buffer.concat(chunks).toString("utf8"), ended, close: () => pipe.destroy() };
+}
+
+/**
  * One probe: the test run in the container as `corerun exec` runs a command (its user,
  * environment, capabilities and filter), its output (stdout and stderr, the first 4096 bytes)
- * kept, killed after the timeout. Recorded in the state; returns the health after it.
+ * kept, killed after the timeout. Recorded in the state, for the run it was made in; returns the
+ * health after it.
  */
 export async function probe(root: string, ref: string, s: State): Promise<Health> {
   const h = s.config.health;
   if (!h) throw new UsageError(`container ${ref} has no health check (--health-cmd, or an image's HEALTHCHECK)`);
   if (!isAlive(s.init) || s.status !== "running") throw new UsageError(`container ${ref} is not running`);
-  // The output goes to a file nobody can open by name (unlinked at once), in the state root:
-  // the container's directory may go with the container meanwhile.
-  const dir = join(root, "runtime");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const outPath = join(dir, `health-${s.id}-${process.pid}`);
-  const out = openSync(outPath, "w+", 0o600);
-  unlinkSync(outPath);
-  const output = Buffer.alloc(OUTPUT_MAX);
-  let outputLength = 0;
+  const [readEnd, writeEnd] = sys.pipe();
+  const output = capture(readEnd);
   const saved = [sys.dup(1), sys.dup(2)];
   const start = new Date();
   const timeout = { ms: h.timeoutMs, expired: false };
   let exitCode: number;
   let failure: string | undefined;
   try {
-    sys.dup2(out, 1);
-    sys.dup2(out, 2);
+    // The probe's stdout and stderr: this process's, for as long as it runs.
+    sys.dup2(writeEnd, 1);
+    sys.dup2(writeEnd, 2);
+    closeSync(writeEnd);
     exitCode = await ociExec({
       root, id: s.id, processFile: undefined, args: probeArgv(h.test), env: [], cwd: undefined, user: undefined, additionalGids: [], caps: [], noNewPrivs: false,
       tty: false, interactive: false, detach: false, pidFile: undefined, consoleSocket: undefined, timeout,
@@ -143,12 +167,15 @@ export async function probe(root: string, ref: string, s: State): Promise<Health
     sys.dup2(saved[0]!, 1);
     sys.dup2(saved[1]!, 2);
     for (const fd of saved) closeSync(fd);
-    outputLength = readSync(out, output, 0, OUTPUT_MAX, 0);
-    closeSync(out);
   }
-  const text = timeout.expired ? `Health check exceeded timeout (${h.timeoutMs} ms)` : failure ?? output.subarray(0, outputLength).toString("utf8");
+  // What the probe wrote last is in the pipe: read to its end, unless a child of the probe
+  // still holds it open.
+  await Promise.race([output.ended, new Promise((r) => setTimeout(r, 100))]);
+  output.close();
+  const text = timeout.expired ? `Health check exceeded timeout (${h.timeoutMs} ms)` : failure ?? output.text();
   const result = { start: start.toISOString(), end: new Date().toISOString(), exitCode: timeout.expired ? -1 : exitCode, output: text };
-  return updateState(statePath(root, s.id), (now) => ({ health: afterProbe(h, now.health, result, runningMs(now)) })).health!;
+  // A probe of a run that has ended (a restart began meanwhile) says nothing of the new run.
+  return updateState(statePath(root, s.id), (now) => (now.detached?.started === s.detached?.started ? { health: afterProbe(h, now.health, result, runningMs(now)) } : {})).health!;
 }
 
 /**
@@ -168,7 +195,12 @@ export async function healthHandler(args: readonly string[]): Promise<number> {
   } catch {
     return 0;
   }
-  if (!s.config.health || s.status !== "running" || !isAlive(s.init)) return 0;
+  if (!s.config.health || !isAlive(s.init)) return 0;
+  // A paused container is probed again once it is resumed, as in Docker.
+  if (s.status !== "running") {
+    if (s.status === "paused") writeSync(1, `next ${s.config.health.intervalMs}\n`);
+    return 0;
+  }
   const health = await probe(root, id, s).catch(() => undefined);
   const now = readState(statePath(root, id));
   writeSync(1, `next ${nextProbeMs(s.config.health, health, runningMs(now))}\n`);

@@ -18,7 +18,7 @@
  *                                    (records exitCode and finished, releases or removes), monitor exits
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, watch, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CPU_PERIOD, devicePath } from "@corerun/cgroup";
 import { DEFAULT_SHM_SIZE } from "@corerun/rootfs";
@@ -28,12 +28,12 @@ import {
   isAlive, openRecorded, procStartTime, readState, readStates, stateRoot, statePath, updateState, type Detached, type ProcessRef, type State,
 } from "@corerun/state";
 import { FD_CLOEXEC, fdSender, isErrno, linuxSyscall as sys } from "@corerun/syscall";
-import type { RunConfig } from "./args.ts";
+import { FILES_ENV, type RunConfig } from "./args.ts";
 import { eachNamed, liveStatus, mustFind, ociPause, recordedCgroup } from "./oci.ts";
 import { rootArg } from "./oci-calls.ts";
 import { teardown, type Container } from "./steps.ts";
 import type { Terminal } from "./tty.ts";
-import { RESTART_ENV, restartDelay, restartText } from "./restart.ts";
+import { parseGraceSeconds, RESTART_ENV, restartDelay, restartText, timeArg } from "./restart.ts";
 import { nextProbeMs } from "./health.ts";
 
 /** The hidden word by which corerun-monitor runs corerun at the container's exit. */
@@ -118,6 +118,8 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
   if (!fds) return undefined;
   const restartOf = process.env[RESTART_ENV];
   delete process.env[RESTART_ENV];
+  // Read by parseRunConfig already; the tools this start runs have no use for it.
+  delete process.env[FILES_ENV];
   if (restartOf !== undefined && !/^[0-9a-f]{12}$/.test(restartOf)) throw new Error(`unable to take ${RESTART_ENV}=${restartOf} as a container id`);
   const sizeText = process.env[SIZE_ENV];
   delete process.env[SIZE_ENV];
@@ -197,7 +199,9 @@ export async function runDetached(cfg: RunConfig): Promise<number> {
  * kill, `release` called without attaching), the monitor kills and removes the container.
  */
 export function startMonitored(cfg: RunConfig, hold: boolean): Promise<Monitored> {
-  return launchMonitor({ root: cfg.root, mode: hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep", words: process.argv.slice(2), sized: cfg.tty, what: hold ? "-it" : "-d" });
+  // The files behind --env-file and --label-file were read here; the start takes what they held.
+  const env = cfg.files.env.length || Object.keys(cfg.files.labels).length ? { ...process.env, [FILES_ENV]: JSON.stringify(cfg.files) } : undefined;
+  return launchMonitor({ root: cfg.root, mode: hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep", words: process.argv.slice(2), sized: cfg.tty, what: hold ? "-it" : "-d", env });
 }
 
 export type Monitored = number | { id: string; release: () => void };
@@ -390,7 +394,7 @@ export function psRows(root: string, states: readonly State[]): string[][] {
   return [["ID", "NAME", "STATUS", "PID", "NETWORK", "PORTS", "CREATED", "COMMAND"], ...states.map((s) => [
     s.id,
     s.config.name ?? "-",
-    `${displayStatus(s)}${s.health && s.status === "running" ? ` (${s.health.status})` : ""}`,
+    `${displayStatus(s)}${shownHealth(s) === "none" ? "" : ` (${shownHealth(s)})`}`,
     String(s.init && isAlive(s.init) ? s.init.pid : "-"),
     network(s),
     leased.get(s.id) || s.config.network.ports.join(",") || "-",
@@ -581,10 +585,9 @@ async function endFirstProcesses(root: string, found: readonly State[], how: (s:
   await Promise.all(found.map((s) => settled(root, s)));
 }
 
-/** A stop's -t: whole seconds, or -1 to wait for good; undefined for each container's own. */
-export function graceOption(time: string | undefined): string | undefined {
-  if (time !== undefined && !/^(-1|\d+)$/.test(time)) throw new UsageError(`-t ${time}: give the grace period in whole seconds, or -1 to wait for good`);
-  return time;
+/** A stop's -t (parseGraceSeconds); undefined for each container's own. */
+export function graceOption(time: string | undefined): number | undefined {
+  return time === undefined ? undefined : parseGraceSeconds(time, "-t");
 }
 
 /**
@@ -592,16 +595,16 @@ export function graceOption(time: string | undefined): string | undefined {
  * each sent its --stop-signal (SIGTERM), then SIGKILL after -t or its --stop-timeout (10 s);
  * returns once each owner has finished with it.
  */
-export async function stopContainers(root: string, found: readonly State[], time: string | undefined): Promise<void> {
+export async function stopContainers(root: string, found: readonly State[], time: number | undefined): Promise<void> {
   const now = found.map((state) => stopRestarting(root, state).state);
-  await endFirstProcesses(root, now, (s) => ({ sig: s.config.stopSignal ?? 15, graceMs: Number(time ?? s.config.stopTimeout ?? 10) * 1000 }));
+  await endFirstProcesses(root, now, (s) => ({ sig: s.config.stopSignal ?? 15, graceMs: (time ?? s.config.stopTimeout ?? 10) * 1000 }));
 }
 
 export const stop = defineTool({
   name: "corerun stop",
   description: "Stop containers: SIGTERM (or the container's --stop-signal) to the first process, SIGKILL after the grace period; returns once each has stopped.",
   usage: "[options] NAME|ID...",
-  args: { ...rootArg, time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default: the container's --stop-timeout, else 10; -1 waits for good)" } },
+  args: { ...rootArg, ...timeArg },
   tail: "command",
   notes: ["A detached container's monitor records the exit status (corerun ps -a) and releases its\nnetwork, cgroup and mounts; its state and log stay until corerun rm. A stopped container is\nleft as it is. A container with a --restart policy is not started again (also when stop\ncomes while its monitor waits to restart it)."],
   examples: ["sudo corerun stop web", "sudo corerun stop -t 0 web db"],
@@ -767,66 +770,6 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
 }
 
 /**
- * `corerun wait`: blocks until each container has stopped and prints its exit status, a line
- * each, as docker wait: one that has exited already at once; one with a restart policy at the end
- * of its current run. A foreground container's status is its corerun's, and an OCI container's
- * its engine's: both are refused.
- */
-export const wait = defineTool({
-  name: "corerun wait",
-  description: "Wait until detached containers stop, and print the exit status of each.",
-  usage: "[options] NAME|ID...",
-  args: rootArg,
-  tail: "command",
-  notes: ["The statuses are printed in the order the containers were named, each once it has stopped\n(128+N for a first process killed by signal N). A container removed meanwhile is an error."],
-  examples: ["sudo corerun wait web", "code=$(sudo corerun wait job)"],
-  async run(ctx) {
-    const root = stateRoot(ctx.values.root?.at(-1));
-    if (!ctx.tail.length) throw new UsageError("name the containers to wait for; see corerun ps");
-    const each = eachNamed(root, ctx.tail, (s, ref) => (s.oci ? `container ${ref} is an OCI container: its engine waits for it` : !s.detached ? `container ${ref} runs in the foreground of its corerun (pid ${s.owner?.pid ?? "?"}), whose exit status is its own; wait takes detached containers (run -d)` : undefined));
-    for (const { ref, state } of each.found) {
-      try {
-        writeOut(`${await exitOf(root, ref, state)}\n`);
-      } catch (err) {
-        each.fail(err);
-      }
-    }
-    return each.report();
-  },
-});
-
-/**
- * The exit status of a detached container's current run (or last one), once it is recorded. A
- * restart policy starts it again 100 ms after at the soonest, which clears the record: the state
- * file's directory is watched (inotify) for its rewrite, with a poll behind it.
- */
-async function exitOf(root: string, ref: string, first: State): Promise<number> {
-  const path = statePath(root, first.id);
-  let changed: () => void = () => {};
-  const watcher = watch(dirname(path), () => changed());
-  try {
-    for (;;) {
-      const next = new Promise<void>((r) => {
-        changed = r;
-        setTimeout(r, 100);
-      });
-      let s: State;
-      try {
-        s = readState(path);
-      } catch {
-        throw new UsageError(`container ${ref} was removed before its exit status could be read`);
-      }
-      const d = s.detached!;
-      if (s.status === "stopped" && d.finished !== undefined) return s.exitCode ?? 0;
-      if (!isAlive(d.monitor)) throw new UsageError(`container ${ref}: its monitor is gone, and with it its exit status (monitor-lost; corerun cleanup removes it)`);
-      await next;
-    }
-  } finally {
-    watcher.close();
-  }
-}
-
-/**
  * `corerun port`: a container's published ports as docker port prints them, "80/tcp ->
  * 0.0.0.0:8080" a line, or for one container port only its host addresses.
  */
@@ -910,8 +853,13 @@ export function psFilter(values: readonly string[]): { match: (s: State) => bool
       && (!names.length || names.some((re) => re.test(s.config.name ?? "")))
       && (!ids.length || ids.some((id) => s.id.startsWith(id)))
       && (!statuses.length || statuses.includes(dockerStatus(displayStatus(s))))
-      && (!health.length || health.includes(s.health && s.status === "running" ? s.health.status : "none")),
+      && (!health.length || health.includes(shownHealth(s))),
   };
+}
+
+/** A running container's health (ps, ps --filter health=): none without a health check. */
+function shownHealth(s: State): string {
+  return s.health && s.status === "running" ? s.health.status : "none";
 }
 
 /** Docker's State.Status words, as inspect and ps --filter status= use them. */

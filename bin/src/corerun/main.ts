@@ -19,12 +19,12 @@ import { HEALTH_WORD, healthcheck, healthHandler } from "./health.ts";
 import { binDirOf, renderScript } from "./script.ts";
 import { openTerminal, relayTerminal } from "./tty.ts";
 import { statsTool } from "./stats.ts";
-import { attach, runAttached } from "./attach.ts";
+import { attach, runAttached, wait } from "./attach.ts";
 import { applyUlimits } from "./ulimit.ts";
 import { seccompCommand } from "./security.ts";
 import { commitTool, imageTool } from "./image.ts";
 import { cleanupContainers } from "./cleanup.ts";
-import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, port, rm, runDetached, stop, stopRestarting, wait } from "./lifecycle.ts";
+import { attachedRun, detachedStart, inspect, listContainers, logs, MONITOR_EXIT, monitorExit, port, rm, runDetached, stop, stopRestarting } from "./lifecycle.ts";
 import { buildTree, createCgroup, createState, restartState, reportOom, setupNetwork, start, startBuilders, startFirstProcess, teardown, type Container } from "./steps.ts";
 import { execReport, recordInit, signalChild, stopTools, ToolFailed, toolsExited, type Tools } from "./tools.ts";
 

@@ -11,6 +11,7 @@ import { cgroupManager, createForClone, mergeLimits, openCgroupProcs, startJoinC
 import { defineTool, faultPoint, fdCount, nodeCommand, saveCodeCache, span, tracing, UsageError, type ToolContext } from "@corerun/cli";
 import {
   checkKernelSettings, MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
+  type NamespaceType,
 } from "@corerun/oci";
 import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, sameNamespace, setOomScoreAdj, setStatus, stateRoot, updateState, withLock, type State } from "@corerun/state";
 import { goPath, readyPath } from "@corerun/sync";
@@ -52,6 +53,18 @@ export interface CreatePlan {
   proc: boolean;
 }
 
+/** Whether a namespace file (linux.namespaces' path) is corerun's own, the host's. */
+function ownNamespace(type: NamespaceType, path: string): boolean {
+  try {
+    const file = ({ network: "net", mount: "mnt" } as Record<string, string>)[type] ?? type;
+    const [a, b] = [statSync(path), statSync(`/proc/self/ns/${file}`)];
+    return a.ino === b.ino && a.dev === b.dev;
+  } catch {
+    // A path that is not there is refused where it is joined.
+    return false;
+  }
+}
+
 export function planCreate(o: CreateOptions): CreatePlan {
   if (process.geteuid?.() !== 0) throw new UsageError("corerun's OCI commands need root: rootless OCI containers are not supported yet");
   const spec = readSpec(o.bundle);
@@ -63,7 +76,7 @@ export function planCreate(o: CreateOptions): CreatePlan {
     throw new UsageError(`linux.rootfsPropagation "${spec.linux.rootfsPropagation}": corerun keeps the container's mounts private; use rprivate`);
   }
   const namespaces = planNamespaces(spec);
-  checkKernelSettings(spec, namespaces);
+  checkKernelSettings(spec, namespaces, ownNamespace);
   planCapabilities(spec);
   const mounts = planMounts(spec);
   const proc = mounts.some((m) => m.type === "proc" && m.destination.replace(/\/+$/, "") === "/proc");

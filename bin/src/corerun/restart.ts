@@ -66,3 +66,15 @@ export function restartText(policy: RestartPolicy | undefined): string {
   if (!policy) return "no";
   return policy.name === "on-failure" && policy.maxRetries > 0 ? `on-failure:${policy.maxRetries}` : policy.name;
 }
+
+/** The longest grace period poll(2) can wait for, in seconds (its timeout is an int of ms). */
+const GRACE_MAX_S = Math.floor(0x7fffffff / 1000);
+
+/** A grace period before SIGKILL (--stop-timeout, stop -t, restart -t): whole seconds, or -1 to wait for good. */
+export function parseGraceSeconds(text: string, option: string): number {
+  if (!/^(-1|\d+)$/.test(text) || Number(text) > GRACE_MAX_S) throw new UsageError(`${option} ${text}: give the grace period in whole seconds (at most ${GRACE_MAX_S}), or -1 to wait for good`);
+  return Number(text);
+}
+
+/** stop's and restart's -t. */
+export const timeArg = { time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default: the container's --stop-timeout, else 10; -1 waits for good)" } } as const;

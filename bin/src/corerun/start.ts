@@ -16,7 +16,7 @@ import { DEFAULT_DETACH_KEYS, parseDetachKeys } from "./detachkeys.ts";
 import { graceOption, launchMonitor, stopContainers } from "./lifecycle.ts";
 import { eachNamed, findEach, mustFind, startOci } from "./oci.ts";
 import { rootArg, startSpec } from "./oci-calls.ts";
-import { RESTART_ENV } from "./restart.ts";
+import { RESTART_ENV, timeArg } from "./restart.ts";
 
 /**
  * One start of a container at a time: a second `corerun start` waits for the first one's answer,
@@ -116,14 +116,20 @@ export const restart = defineTool({
   name: "corerun restart",
   description: "Stop detached containers (as corerun stop) and start them again (as corerun start).",
   usage: "[options] NAME|ID...",
-  args: { ...rootArg, time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default: the container's --stop-timeout, else 10; -1 waits for good)" } },
+  args: { ...rootArg, ...timeArg },
   tail: "command",
   examples: ["sudo corerun restart web", "sudo corerun restart -t 2 web db"],
   async run(ctx) {
     const root = stateRoot(ctx.values.root?.at(-1));
     if (!ctx.tail.length) throw new UsageError("name the containers to restart; see corerun ps -a");
     const time = graceOption(ctx.values.time?.at(-1));
-    const each = eachNamed(root, ctx.tail, (s, ref) => (s.oci ? `container ${ref} is an OCI container: its engine restarts it` : !s.detached ? `container ${ref} runs in the foreground of its corerun: only a detached container (run -d) can be started again` : undefined));
+    const each = eachNamed(root, ctx.tail, (s, ref) =>
+      s.oci ? `container ${ref} is an OCI container: its engine restarts it`
+        : !s.detached ? `container ${ref} runs in the foreground of its corerun: only a detached container (run -d) can be started again`
+          // Its monitor removes it at the stop.
+          : s.detached.rm ? `container ${ref} was run with --rm: a stop removes it, so it cannot be started again; stop it and run it anew`
+            : undefined);
+    // Each on its own: one that fails to start again leaves the others to go on, as Docker's.
     for (const { ref, state } of each.found) {
       try {
         await stopContainers(root, [state], time);
@@ -131,7 +137,7 @@ export const restart = defineTool({
         const why = startRefusal(now, ref, isAlive);
         if (why) throw new UsageError(why);
         const started = await startAgain(root, ref, now, false);
-        if (typeof started === "number") return started;
+        if (typeof started === "number") throw new UsageError(`container ${ref} did not start again (status ${started}); see corerun logs ${ref}`);
         started.release();
         writeOut(`${ref}\n`);
       } catch (err) {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { constants } from "node:os";
 import { describe, test } from "node:test";
 import { SyscallError } from "@corerun/syscall";
-import { CommandError, errorLine, exitCodeForError, exitCodeOf, signalNumber, UsageError } from "./exit.ts";
+import { CommandError, errorLine, exitCodeForError, exitCodeOf, signalName, signalNumber, UsageError } from "./exit.ts";
 
 describe("exitCodeOf", () => {
   test("passes the command's own status through", () => {
@@ -39,6 +39,12 @@ describe("signalNumber", () => {
 
   test("an unknown name is a usage error", () => {
     assert.throws(() => signalNumber("SIGNOPE"), UsageError);
+  });
+
+  test("real-time signals as Docker names them (systemd images stop with SIGRTMIN+3), and back", () => {
+    assert.deepEqual(["SIGRTMIN", "SIGRTMIN+3", "SIGRTMAX-1", "SIGRTMAX"].map((n) => signalNumber(n)), [34, 37, 63, 64]);
+    assert.deepEqual([34, 37, 49, 50, 63, 64, 15].map(signalName), ["SIGRTMIN", "SIGRTMIN+3", "SIGRTMIN+15", "SIGRTMAX-14", "SIGRTMAX-1", "SIGRTMAX", "SIGTERM"]);
+    for (const bad of ["SIGRTMIN+31", "SIGRTMIN-1", "SIGRTMAX+1", "SIGRTMIN+"]) assert.throws(() => signalNumber(bad), UsageError, bad);
   });
 });
 

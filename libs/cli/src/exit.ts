@@ -32,13 +32,29 @@ const SIGNAL_NUMBERS: Record<string, number> = {
   SIGPWR: 30, SIGSYS: 31,
 };
 
-/** A signal's name (SIGTERM), or its number as text when it has none here (real-time signals). */
+/** glibc's real-time signals: the kernel's 32 and 33 are its own (threads, cancellation). */
+const SIGRTMIN = 34;
+const SIGRTMAX = 64;
+
+/** A signal's name: SIGTERM, SIGRTMIN+3 as Docker writes real-time ones. */
 export function signalName(n: number): string {
-  return Object.keys(SIGNAL_NUMBERS).find((name) => SIGNAL_NUMBERS[name] === n) ?? String(n);
+  const named = Object.keys(SIGNAL_NUMBERS).find((name) => SIGNAL_NUMBERS[name] === n);
+  if (named) return named;
+  if (n === SIGRTMIN) return "SIGRTMIN";
+  if (n === SIGRTMAX) return "SIGRTMAX";
+  if (n > SIGRTMIN && n < SIGRTMAX) return n - SIGRTMIN <= (SIGRTMAX - SIGRTMIN) / 2 ? `SIGRTMIN+${n - SIGRTMIN}` : `SIGRTMAX-${SIGRTMAX - n}`;
+  return String(n);
 }
 
+/** A signal by number or name: SIGTERM, and the real-time SIGRTMIN, SIGRTMIN+N, SIGRTMAX-N, SIGRTMAX. */
 export function signalNumber(sig: number | string): number {
   if (typeof sig === "number") return sig;
+  const rt = /^SIGRT(MIN|MAX)(?:([+-])(\d+))?$/.exec(sig);
+  if (rt) {
+    const n = (rt[1] === "MIN" ? SIGRTMIN : SIGRTMAX) + (rt[2] === "+" ? 1 : -1) * Number(rt[3] ?? 0);
+    if ((rt[1] === "MIN" && rt[2] === "-") || (rt[1] === "MAX" && rt[2] === "+") || n < SIGRTMIN || n > SIGRTMAX) throw new UsageError(`unknown signal ${sig}: real-time signals are SIGRTMIN to SIGRTMAX (${SIGRTMIN}-${SIGRTMAX})`);
+    return n;
+  }
   const n = SIGNAL_NUMBERS[sig];
   if (n === undefined) throw new UsageError(`unknown signal ${sig}`);
   return n;

@@ -82,10 +82,11 @@ export function parseSysctl(text: string, option = "--sysctl"): Sysctl {
 
 /**
  * hostname, domainname and linux.sysctl against the namespaces, as runc's validator checks them
- * (see sysctlNamespace).
+ * (see sysctlNamespace); isOwn says whether a namespace to join is the runtime's own.
  */
-export function checkKernelSettings(spec: Spec, ns: NamespacePlan): void {
-  const has = (t: NamespaceType) => ns.create.includes(t) || ns.join.some((j) => j.type === t);
+export function checkKernelSettings(spec: Spec, ns: NamespacePlan, isOwn: (type: NamespaceType, path: string) => boolean = () => false): void {
+  // A joined namespace that is the runtime's own (the host's, runc's isHostNetNS) is no container's.
+  const has = (t: NamespaceType) => ns.create.includes(t) || ns.join.some((j) => j.type === t && !isOwn(t, j.path));
   for (const field of ["hostname", "domainname"] as const) {
     if (spec[field] && !has("uts")) throw new Error(`${field} "${spec[field]}": needs a uts namespace in linux.namespaces; without one it would be the host's`);
   }

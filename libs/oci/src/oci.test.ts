@@ -135,7 +135,9 @@ describe("the rest of config.json as corerun's steps", () => {
     assert.throws(() => checkKernelSettings(spec({ sysctl: { "vm.swappiness": "1" } }), ns("uts", "ipc", "network")), /vm\.swappiness: not a sysctl of a namespace the container can have of its own/);
     assert.throws(() => checkKernelSettings(spec({ sysctl: { "kernel/hostname": "x" } }), ns("uts")), /give the hostname field \(config\.json\) or --hostname instead/);
     assert.throws(() => checkKernelSettings(spec({ sysctl: { "net..x": "1" } }), ns("network")), /net\.\.x: not a sysctl name/);
-    checkKernelSettings(spec({ sysctl: { "net.core.somaxconn": "512" } }), { create: ["mount"], join: [{ type: "network", path: "/proc/1/ns/net" }] });
+    checkKernelSettings(spec({ sysctl: { "net.core.somaxconn": "512" } }), { create: ["mount"], join: [{ type: "network", path: "/run/netns/pod" }] });
+    assert.throws(() => checkKernelSettings(spec({ sysctl: { "net.core.somaxconn": "512" } }), { create: ["mount"], join: [{ type: "network", path: "/proc/1/ns/net" }] }, (_t, path) => path === "/proc/1/ns/net"),
+      /net\.core\.somaxconn: needs a network namespace in linux\.namespaces; without one it would be set for the whole host/, "joining the runtime's own namespace is no namespace of the container's");
   });
 
   test("resources: cpuset, memory reservation, swappiness, the OOM switch and block I/O, as runc reads them", () => {

@@ -48,7 +48,7 @@ export function parseMount(spec: string, cwd = process.cwd()): MountSpec {
     if (given.has(name)) throw new UsageError(`${label}: ${name} is given twice`);
     given.set(name, value);
   }
-  const type = given.get("type") ?? "volume";
+  const type = (given.get("type") ?? "volume").toLowerCase();
   if (type === "volume") throw new UsageError(`${label}: named volumes (type=volume, Docker's default type) are not built yet; give type=bind with a host path, or type=tmpfs`);
   if (type !== "bind" && type !== "tmpfs") throw new UsageError(`${label}: type=${type} is not one corerun mounts; use bind or tmpfs`);
   const known = type === "bind" ? ["type", "source", "target", "readonly", "bind-propagation"] : ["type", "target", "readonly", "tmpfs-size", "tmpfs-mode"];

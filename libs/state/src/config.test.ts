@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { UsageError } from "@corerun/cli";
-import { checkGroupName, checkHostname, checkWorkdir, parseEnvFile, parseEnvVars, parseLabels, parseOomScoreAdj } from "./config.ts";
+import { checkGroupName, checkHostname, checkWorkdir, parseEnvFile, parseEnvVars, parseLabels, parseOomScoreAdj, readLabelFiles } from "./config.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
@@ -99,10 +99,10 @@ describe("parseLabels", () => {
     try {
       const file = join(dir, "labels");
       writeFileSync(file, "# labels\ncom.example.app=web\ntier=front\nflag\n");
-      assert.deepEqual(parseLabels(["tier=back", "owner=ops=team", "empty="], [file]), { "com.example.app": "web", tier: "back", flag: "", owner: "ops=team", empty: "" });
-      assert.throws(() => parseLabels([], [join(dir, "none")]), /^UsageError: --label-file .*none: cannot be read \(ENOENT\); give a file of KEY=VALUE lines$/);
-      assert.throws(() => parseLabels(["=x"], []), /^UsageError: --label "=x": give KEY=VALUE with a name without whitespace/);
-      assert.throws(() => parseLabels(["a b=1"], []), /--label "a b=1"/);
+      assert.deepEqual(parseLabels(["tier=back", "owner=ops=team", "empty="], readLabelFiles([file])), { "com.example.app": "web", tier: "back", flag: "", owner: "ops=team", empty: "" });
+      assert.throws(() => readLabelFiles([join(dir, "none")]), /^UsageError: --label-file .*none: cannot be read \(ENOENT\); give a file of KEY=VALUE lines$/);
+      assert.throws(() => parseLabels(["=x"], {}), /^UsageError: --label "=x": give KEY=VALUE with a name without whitespace/);
+      assert.throws(() => parseLabels(["a b=1"], {}), /--label "a b=1"/);
     } finally {
       if (dir.startsWith(tmpdir() + sep) && dir.includes("corerun-labels-test-")) rmSync(dir, { recursive: true, force: true });
     }

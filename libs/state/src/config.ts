@@ -68,21 +68,26 @@ function readOptionFile(option: string, file: string, what: string): string {
   }
 }
 
-/**
- * --label KEY[=VALUE] and --label-file FILE (Docker's: KEY alone is an empty value), the files
- * first, a later label winning.
- */
-export function parseLabels(values: readonly string[], files: readonly string[]): Record<string, string> {
+/** --label-file FILE...: their labels (KEY alone is an empty value), a later one winning. */
+export function readLabelFiles(files: readonly string[]): Record<string, string> {
   const labels: Record<string, string> = {};
-  const add = (text: string) => {
-    const eq = text.indexOf("=");
-    labels[eq < 0 ? text : text.slice(0, eq)] = eq < 0 ? "" : text.slice(eq + 1);
-  };
-  for (const file of files) for (const { line } of keyValueLines(readOptionFile("--label-file", file, "KEY=VALUE lines"), `--label-file ${file}`)) add(line);
+  for (const file of files) {
+    for (const { line } of keyValueLines(readOptionFile("--label-file", file, "KEY=VALUE lines"), `--label-file ${file}`)) {
+      const eq = line.indexOf("=");
+      labels[eq < 0 ? line : line.slice(0, eq)] = eq < 0 ? "" : line.slice(eq + 1);
+    }
+  }
+  return labels;
+}
+
+/** --label KEY[=VALUE] (Docker's: KEY alone is an empty value) over fromFiles (--label-file's), a later one winning. */
+export function parseLabels(values: readonly string[], fromFiles: Record<string, string> = {}): Record<string, string> {
+  const labels = { ...fromFiles };
   for (const value of values) {
-    const key = value.split("=", 1)[0]!;
+    const eq = value.indexOf("=");
+    const key = eq < 0 ? value : value.slice(0, eq);
     if (key === "" || /\s/.test(key)) throw new UsageError(`--label "${value}": give KEY=VALUE with a name without whitespace, such as com.example.app=web`);
-    add(value);
+    labels[key] = eq < 0 ? "" : value.slice(eq + 1);
   }
   return labels;
 }

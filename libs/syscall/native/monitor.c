@@ -576,7 +576,7 @@ static int devnull(void)
  * The handler: records the exit and releases the container, with stdin and stderr on /dev/null.
  * Its stdout, when answer is given, is a pipe on which it says "restart DELAY_MS" (--restart).
  */
-static pid_t run_corerun(char **start, char *const *words, int *answer)
+static pid_t run_corerun(char **start, char *const *words, int *answer, int faults)
 {
     int out[2] = { -1, -1 };
     pid_t pid;
@@ -601,8 +601,10 @@ static pid_t run_corerun(char **start, char *const *words, int *answer)
         int fd = devnull();
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (restarted)
+        if (restarted && faults)
             restart_fault();
+        else if (!faults)
+            unsetenv("CORERUN_FAULT");
         if (fd >= 0) {
             dup2(fd, 0);
             dup2(out[1] >= 0 ? out[1] : fd, 1);
@@ -613,6 +615,10 @@ static pid_t run_corerun(char **start, char *const *words, int *answer)
     }
     if (out[1] >= 0)
         close(out[1]);
+    if (pid < 0 && out[0] >= 0) {
+        close(out[0]);
+        out[0] = -1;
+    }
     if (answer)
         *answer = out[0];
     return pid;
@@ -625,7 +631,7 @@ static pid_t run_handler(char **start, int code, long long finished_ms, const ch
 
     snprintf(status, sizeof status, "%d", code);
     snprintf(finished, sizeof finished, "%lld", finished_ms);
-    return run_corerun(start, words, answer);
+    return run_corerun(start, words, answer, 1);
 }
 
 /*
@@ -637,7 +643,8 @@ static pid_t run_handler(char **start, int code, long long finished_ms, const ch
 static pid_t run_probe(char **start, int *answer)
 {
     char *words[] = { HEALTH_WORD, (char *)root, id, NULL };
-    return run_corerun(start, words, answer);
+    /* Test faults are for the start and the exit handler, not for probes. */
+    return run_corerun(start, words, answer, 0);
 }
 
 static long long now_ms(void)
@@ -976,7 +983,7 @@ int main(int argc, char **argv)
                     r.probe_at = -1;
                 }
             } else if (timeout < 0 || r.probe_at - now < timeout) {
-                timeout = (int)(r.probe_at - now);
+                timeout = r.probe_at - now > INT_MAX ? INT_MAX : (int)(r.probe_at - now);
             }
         }
 
