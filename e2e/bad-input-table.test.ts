@@ -96,6 +96,8 @@ const ROWS: Row[] = [
   ["corerun", (c) => ["wait", "--root", c.root], 125, () => /name the containers to wait for; see corerun ps/],
   ["corerun", (c) => ["restart", "--root", c.root, "-t", "soon", "web"], 125, () => /-t soon: give the grace period in whole seconds \(at most 2147483\), or -1 to wait for good/],
   ["corerun", (c) => ["port", "--root", c.root, "web", "80", "81"], 125, () => /give one container and at most one port: corerun port NAME \[PORT\[\/tcp\|udp\]\]/],
+  ["corerun", corerun("-d", "--log-driver", "journald", "/bin/true"), 125, () => /--log-driver journald: corerun keeps json-file logs, or none; journald is not built/],
+  ["corerun", corerun("-d", "--log-opt", "max-size=big", "/bin/true"), 125, () => /--log-opt max-size "big" is not a size/],
   // corerun run: --mount
   ["corerun", corerun("--mount", "type=bind,source=/corerun-none,target=/data", "/bin/true"), 125, () => /--mount "type=bind,source=\/corerun-none,target=\/data": host path \/corerun-none does not exist; create it first/],
   ["corerun", corerun("--mount", "type=tmpfs,target=/x,tmpfs-size=big", "/bin/true"), 125, () => /--mount "type=tmpfs,target=\/x,tmpfs-size=big": tmpfs-size=big is not a size; give bytes or 64m, 1g/],

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createServer } from "node:net";
 import { busyboxRootfs, isRoot, removeStateRoot, REPO, stateRoot, tool, until, type Result } from "./helpers.ts";
 import { assertHostClean, cgroupsUnder, hierarchies, leases, type HostScope } from "./host.ts";
@@ -341,6 +341,38 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
       corerun(["rm", "-f", id]);
     }
     await assertHostClean(scope(), [], "after --env-file read once");
+  });
+
+  test("--log-opt max-size and max-file rotate the log through container.log.1 and .2, and logs prints them in order; --log-driver none keeps none", async () => {
+    const r = runDetached(["--network", "none", "--log-opt", "max-size=4k", "--log-opt", "max-file=3"], "i=0; while [ $i -lt 300 ]; do echo line-$i-padding-padding-padding-padding; i=$((i+1)); done");
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    try {
+      await until("the run to end", () => entry(id)?.statusText === "exited (0)");
+      const dir = dirname(entry(id)!.detached!.log!);
+      assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("container.log")).sort(), ["container.log", "container.log.1", "container.log.2"]);
+      const lines = corerun(["logs", id]).stdout.trim().split("\n");
+      const numbers = lines.map((l) => Number(/^line-(\d+)-/.exec(l)![1]));
+      assert.equal(numbers.at(-1), 299, "the last line is there");
+      assert.ok(numbers.length < 300 && numbers.length > 50, String(numbers.length));
+      assert.deepEqual(numbers, numbers.map((_, i) => numbers[0]! + i), "the kept lines follow on from each other, oldest file first");
+      const logConfig = (JSON.parse(corerun(["inspect", id]).stdout) as { HostConfig: { LogConfig: unknown } }[])[0]!.HostConfig.LogConfig;
+      assert.deepEqual(logConfig, { Type: "json-file", Config: { "max-size": "4096", "max-file": "3" } });
+    } finally {
+      corerun(["rm", "-f", id]);
+    }
+    const none = runDetached(["--network", "none", "--log-driver", "none"], "echo unseen");
+    assert.equal(none.code, 0, none.stderr);
+    const noneId = none.stdout.trim();
+    try {
+      await until("the run to end", () => entry(noneId)?.statusText === "exited (0)");
+      const logs = corerun(["logs", noneId]);
+      assert.deepEqual([logs.code, logs.stderr], [125, `corerun: container ${noneId} was run with --log-driver none: it keeps no log (corerun attach shows its output from now on)\n`]);
+      assert.equal(readdirSync(join(root, noneId)).some((n) => n.startsWith("container.log")), false);
+    } finally {
+      corerun(["rm", "-f", noneId]);
+    }
+    await assertHostClean(scope(), [], "after the log options");
   });
 
   test("--label and --label-file: inspect's Config.Labels; --cidfile; ps --filter label=, name=, id= and status= (which lists exited ones without -a)", async (t) => {

@@ -224,6 +224,20 @@ describe("parseRunConfig", () => {
     assert.deepEqual(parse(["--env-file", join(base, "gone.env"), "sh"], { CORERUN_RESTART_ID: "0123456789ab" }).env, []);
   });
 
+  test("--log-driver and --log-opt: json-file's max-size and max-file (1 with max-size alone), none; only with a monitor (-d, -it)", () => {
+    assert.deepEqual(parse(["-d", "--log-opt", "max-size=1m", "--log-opt", "max-file=3", "sh"]).log, { driver: "json-file", maxSize: 1 << 20, maxFile: 3 });
+    assert.deepEqual(parse(["-d", "--log-opt", "max-size=64k", "sh"]).log, { driver: "json-file", maxSize: 64 << 10, maxFile: 1 });
+    assert.deepEqual(parse(["-d", "--log-driver", "none", "sh"]).log, { driver: "none", maxSize: 0, maxFile: 0 });
+    assert.equal(parse(["-d", "sh"]).log, undefined);
+    usageError(["--log-opt", "max-size=1m", "sh"], /^--log-opt max-size=1m: a foreground run's output goes to this terminal; only a detached container \(-d, or run -it\) keeps a log$/);
+    usageError(["-d", "--log-driver", "syslog", "sh"], /^--log-driver syslog: corerun keeps json-file logs, or none; syslog is not built$/);
+    usageError(["-d", "--log-driver", "none", "--log-opt", "max-size=1m", "sh"], /^--log-opt max-size=1m: --log-driver none keeps no log; drop one of them$/);
+    usageError(["-d", "--log-opt", "compress=true", "sh"], /^--log-opt compress=true: json-file takes max-size=SIZE and max-file=N$/);
+    usageError(["-d", "--log-opt", "max-file=3", "sh"], /^--log-opt max-file=3: it needs max-size/);
+    usageError(["-d", "--log-opt", "max-size=1m", "--log-opt", "max-file=0", "sh"], /^--log-opt max-file=0: give a number of files from 1 to 100$/);
+    usageError(["-d", "--log-opt", "max-size=1k", "sh"], /^--log-opt max-size=1k: give at least 4k$/);
+  });
+
   test("--group-add, --oom-score-adj, --stop-signal, --stop-timeout and --env-file are parsed and checked", () => {
     const cfg = parse(["--group-add", "wheel", "--group-add", "1234", "--oom-score-adj", "-500", "--stop-signal", "quit", "--stop-timeout", "-1", "sh"]);
     assert.deepEqual([cfg.groupAdd, cfg.oomScoreAdj, cfg.stopSignal, cfg.stopTimeout], [["wheel", "1234"], -500, 3, -1]);

@@ -17,6 +17,7 @@ import { parseGraceSeconds, parseRestart, RESTART_ENV } from "./restart.ts";
 import { parseDetachKeys } from "./detachkeys.ts";
 import { parseSignal } from "./oci.ts";
 import { HEALTH_OPTIONS, healthConfig, type HealthConfig } from "./health.ts";
+import { LOG_MAX_BYTES } from "./restart.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -68,6 +69,8 @@ export const runArgs = {
   "health-start-period": { type: "string", valueHint: "DURATION", description: "time after the start in which failures do not count until a check succeeds (default 0s)" },
   "health-start-interval": { type: "string", valueHint: "DURATION", description: "time between health checks in the start period (default 5s)" },
   "no-healthcheck": { type: "boolean", description: "run no health check, not even the image's HEALTHCHECK" },
+  "log-driver": { type: "string", valueHint: "json-file|none", description: "with -d: json-file (default: the output kept for corerun logs) or none (no log)" },
+  "log-opt": { type: "string", valueHint: "KEY=VALUE", description: "with -d and json-file (repeatable): max-size=SIZE (10m), the size at which the log is rotated; max-file=N, how many files are kept (default 1 with max-size; without either 10m and 2)" },
   "read-only": { type: "boolean", description: "a root filesystem that cannot be written (an image's overlayfs without an upper directory; a --rootfs remounted read-only); volumes, /dev, /proc stay as they are" },
   detach: { type: "boolean", alias: "d", description: "run in the background: print the container's id once its command runs; corerun-monitor keeps its output (corerun logs) and exit status; once exited it keeps its writable layer until corerun rm, and corerun start runs it again" },
   rm: { type: "boolean", description: "remove the container when it exits (a run in the foreground always does; with -d the monitor does)" },
@@ -173,6 +176,8 @@ export interface RunConfig {
   labels: Record<string, string>;
   /** What --env-file and --label-file held: read once, by the command the user ran (FILES_ENV). */
   files: OptionFiles;  domainname?: string | undefined;
+  /** --log-driver and --log-opt; undefined: json-file of 10 MiB and one rotated file. */
+  log?: LogConfig | undefined;
   /** --health-* or the image's HEALTHCHECK: run by the monitor of a detached (or -it) container. */
   health?: HealthConfig | undefined;
   /** --cidfile, absolute; not on a restart (the first start wrote it). */
@@ -379,6 +384,40 @@ function stopSignalOf(given: string | undefined, image: string | undefined): num
 }
 
 
+export type LogConfig = NonNullable<State["config"]["log"]>;
+
+/**
+ * --log-driver and --log-opt, as Docker's json-file driver takes them: max-size (a size, plain
+ * bytes or 10m) and max-file (how many files, with max-size; 1 unless given). A foreground run's
+ * output goes to its terminal: it keeps no log, and the options are refused there.
+ */
+function parseLog(values: Record<string, string[] | undefined>, monitored: boolean): LogConfig | undefined {
+  const driver = values["log-driver"]?.at(-1);
+  const opts = values["log-opt"] ?? [];
+  if (driver === undefined && !opts.length) return undefined;
+  const option = driver !== undefined ? `--log-driver ${driver}` : `--log-opt ${opts[0]}`;
+  if (!monitored) throw new UsageError(`${option}: a foreground run's output goes to this terminal; only a detached container (-d, or run -it) keeps a log`);
+  if (driver !== undefined && driver !== "json-file" && driver !== "none") throw new UsageError(`--log-driver ${driver}: corerun keeps json-file logs, or none; ${driver} is not built`);
+  if (driver === "none") {
+    if (opts.length) throw new UsageError(`--log-opt ${opts[0]}: --log-driver none keeps no log; drop one of them`);
+    return { driver: "none", maxSize: 0, maxFile: 0 };
+  }
+  const given = new Map<string, string>();
+  for (const o of opts) {
+    const eq = o.indexOf("=");
+    const key = o.slice(0, eq);
+    if (eq <= 0 || (key !== "max-size" && key !== "max-file")) throw new UsageError(`--log-opt ${o}: json-file takes max-size=SIZE and max-file=N`);
+    given.set(key, o.slice(eq + 1));
+  }
+  const size = given.get("max-size");
+  const files = given.get("max-file");
+  if (files !== undefined && size === undefined) throw new UsageError(`--log-opt max-file=${files}: it needs max-size, the size at which the log is rotated`);
+  if (files !== undefined && (!/^\d+$/.test(files) || Number(files) < 1 || Number(files) > 100)) throw new UsageError(`--log-opt max-file=${files}: give a number of files from 1 to 100`);
+  const maxSize = size === undefined ? LOG_MAX_BYTES : parseBytes(size, "--log-opt max-size");
+  if (maxSize < 4096) throw new UsageError(`--log-opt max-size=${size}: give at least 4k`);
+  return { driver: "json-file", maxSize, maxFile: files === undefined ? (size === undefined ? 2 : 1) : Number(files) };
+}
+
 /** --env-file's variables and --label-file's labels. */
 export interface OptionFiles {
   env: string[];
@@ -501,6 +540,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const labels = { ...img?.labels, ...parseLabels(ctx.values.label ?? [], files.labels) };
   const health = healthConfig(ctx.values, ctx.flags["no-healthcheck"] ?? false, img?.healthcheck);
   const monitored = (ctx.flags.detach ?? false) || ((ctx.flags.tty ?? false) && (ctx.flags.interactive ?? false));
+  const log = parseLog(ctx.values, monitored);
   const healthGiven = HEALTH_OPTIONS.find((o) => ctx.values[o]?.length);
   if (healthGiven && !monitored) throw new UsageError(`--${healthGiven}: health checks are run by a detached container's monitor; add -d (or run -it)`);
   if (healthGiven && ctx.flags["print-script"]) throw new UsageError(`--print-script does not print --${healthGiven} (a detached container's monitor runs the health check); leave it out of the script`);
@@ -545,6 +585,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
     files,
     ...(domainname === undefined ? {} : { domainname }),
     ...(health && monitored ? { health } : {}),
+    ...(log ? { log } : {}),
     ...(cidfile === undefined ? {} : { cidfile }),
     tty: ctx.flags.tty ?? false,
     interactive: ctx.flags.interactive ?? false,

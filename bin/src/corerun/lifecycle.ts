@@ -18,8 +18,8 @@
  *                                    (records exitCode and finished, releases or removes), monitor exits
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { CPU_PERIOD, devicePath } from "@corerun/cgroup";
 import { DEFAULT_SHM_SIZE } from "@corerun/rootfs";
 import { nodeCommand, defineTool, faultPoint, printJson, printTable, signalName, UsageError, writeErr, writeOut, type ToolContext } from "@corerun/cli";
@@ -33,14 +33,13 @@ import { eachNamed, liveStatus, mustFind, ociPause, recordedCgroup } from "./oci
 import { rootArg } from "./oci-calls.ts";
 import { teardown, type Container } from "./steps.ts";
 import type { Terminal } from "./tty.ts";
-import { parseGraceSeconds, RESTART_ENV, restartDelay, restartText, timeArg } from "./restart.ts";
+import { LOG_MAX_BYTES, parseGraceSeconds, RESTART_ENV, restartDelay, restartText, timeArg } from "./restart.ts";
 import { nextProbeMs } from "./health.ts";
 
 /** The hidden word by which corerun-monitor runs corerun at the container's exit. */
 export const MONITOR_EXIT = "__monitor-exit";
 
 /** Each log file is rotated once past this size: at most twice this much log per container. */
-export const LOG_MAX_BYTES = 10 * 1024 * 1024;
 
 const DIST = dirname(process.argv[1] ?? ".");
 
@@ -134,7 +133,7 @@ export function detachedStart(cfg: RunConfig): DetachedStart | undefined {
     extra: { owner: monitor, detached: { monitor, rm: cfg.rm, tty: cfg.tty, stdin: cfg.interactive, start: { argv: process.argv.slice(2), cwd: process.cwd() } } },
     restartOf,
     created(c) {
-      updateState(c.path, (s) => ({ detached: { ...s.detached!, monitor, log: join(c.dir, "container.log"), attach: join(c.dir, "attach.sock") } }));
+      updateState(c.path, (s) => ({ detached: { ...s.detached!, monitor, ...(cfg.log?.driver === "none" ? {} : { log: join(c.dir, "container.log") }), attach: join(c.dir, "attach.sock") } }));
       report(`id ${c.id}`);
       faultPoint("detach:id-reported");
     },
@@ -201,7 +200,7 @@ export async function runDetached(cfg: RunConfig): Promise<number> {
 export function startMonitored(cfg: RunConfig, hold: boolean): Promise<Monitored> {
   // The files behind --env-file and --label-file were read here; the start takes what they held.
   const env = cfg.files.env.length || Object.keys(cfg.files.labels).length ? { ...process.env, [FILES_ENV]: JSON.stringify(cfg.files) } : undefined;
-  return launchMonitor({ root: cfg.root, mode: hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep", words: process.argv.slice(2), sized: cfg.tty, what: hold ? "-it" : "-d", env });
+  return launchMonitor({ root: cfg.root, mode: hold ? (cfg.rm ? "hold-rm" : "hold") : cfg.rm ? "rm" : "keep", words: process.argv.slice(2), sized: cfg.tty, what: hold ? "-it" : "-d", env, log: cfg.log });
 }
 
 export type Monitored = number | { id: string; release: () => void };
@@ -218,13 +217,21 @@ export interface MonitorLaunch {
   sized: boolean;
   /** The command that needs the monitor, for the error when it is not built. */
   what: string;
+  /** --log-driver, --log-opt. */
+  log: State["config"]["log"];
+}
+
+/** The monitor's LOG argument: none, or MAX_BYTES:FILES. */
+function monitorLog(log: State["config"]["log"]): string {
+  if (log?.driver === "none") return "none";
+  return `${log?.maxSize ?? LOG_MAX_BYTES}:${log?.maxFile ?? 2}`;
 }
 
 /** Runs corerun-monitor, which runs the start; resolves once it has answered. */
 export async function launchMonitor(l: MonitorLaunch): Promise<Monitored> {
   const monitor = join(DIST, "corerun-monitor");
   if (!existsSync(monitor)) throw new UsageError(`${l.what} needs ${monitor}, which is not built; run npm run build`);
-  const argv = [l.root, String(LOG_MAX_BYTES), l.mode, "--", ...nodeCommand(process.argv[1]!, l.words)];
+  const argv = [l.root, monitorLog(l.log), l.mode, "--", ...nodeCommand(process.argv[1]!, l.words)];
   const base = l.env ?? process.env;
   const out = l.sized ? process.stdout : undefined;
   const env = out?.isTTY && out.rows > 0 && out.columns > 0 ? { ...base, [SIZE_ENV]: `${out.rows}x${out.columns}` } : base;
@@ -421,8 +428,22 @@ function parseEntries(text: string): LogEntry[] {
 }
 
 function logFileOf(s: State, ref: string): string {
+  if (s.config.log?.driver === "none") throw new UsageError(`container ${ref} was run with --log-driver none: it keeps no log (corerun attach shows its output from now on)`);
   if (!s.detached?.log) throw new UsageError(`container ${ref} was not started with -d: only detached containers keep a log (its output went to its terminal)`);
   return s.detached.log;
+}
+
+/** The rotated files of a log (container.log.1, .2, ...), the oldest first. */
+function rotatedLogs(file: string): string[] {
+  const base = basename(file);
+  let names: string[];
+  try {
+    names = readdirSync(dirname(file));
+  } catch {
+    return [];
+  }
+  const numbers = names.map((n) => (n.startsWith(`${base}.`) && /^\d+$/.test(n.slice(base.length + 1)) ? Number(n.slice(base.length + 1)) : 0)).filter((k) => k > 0);
+  return numbers.sort((a, b) => b - a).map((k) => `${file}.${k}`);
 }
 
 function readLog(path: string): Buffer {
@@ -511,7 +532,7 @@ export const logs = defineTool({
   },
   tail: "command",
   notes: [
-    `The log is Docker's json-file format, one {"log","stream","time"} object per line, in\nROOT/ID/container.log (corerun inspect shows the path). Past ${LOG_MAX_BYTES / 1024 / 1024} MiB it is renamed to\ncontainer.log.1 (replacing the previous one) and a new file begun: at most ${(2 * LOG_MAX_BYTES) / 1024 / 1024} MiB per container.`,
+    `The log is Docker's json-file format, one {"log","stream","time"} object per line, in\nROOT/ID/container.log (corerun inspect shows the path). Past ${LOG_MAX_BYTES / 1024 / 1024} MiB (run's --log-opt max-size) it is\nrenamed to container.log.1 (the older ones to .2 and on, up to --log-opt max-file files; 2\nwithout --log-opt) and a new file begun. logs prints the rotated files, then the log.`,
   ],
   examples: ["sudo corerun logs web", "sudo corerun logs -f --tail 10 web", "sudo corerun logs --timestamps web"],
   async run(ctx) {
@@ -525,7 +546,7 @@ export const logs = defineTool({
     // Whole lines only: a line being written is printed by -f once it is complete.
     const current = readLog(file);
     const whole = current.subarray(0, current.lastIndexOf(10) + 1);
-    const entries = parseEntries(readLog(`${file}.1`).toString("utf8") + whole.toString("utf8"));
+    const entries = parseEntries(rotatedLogs(file).map((f) => readLog(f).toString("utf8")).join("") + whole.toString("utf8"));
     const shown = tailValue === "all" ? entries : entries.slice(entries.length - Math.min(entries.length, Number(tailValue)));
     for (const e of shown) printEntry(e, timestamps);
     if (ctx.flags.follow) await followLog(root, s, file, timestamps, whole.length);
@@ -727,6 +748,7 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     RestartCount: d?.restartCount ?? 0,
     HostConfig: {
       RestartPolicy: { Name: restartText(s.config.restart), MaximumRetryCount: s.config.restart?.maxRetries ?? 0 },
+      LogConfig: s.config.log?.driver === "none" ? { Type: "none", Config: {} } : { Type: "json-file", Config: { "max-size": String(s.config.log?.maxSize ?? LOG_MAX_BYTES), "max-file": String(s.config.log?.maxFile ?? 2) } },
       PidMode: s.config.pidHost ? "host" : s.config.pidContainer ? `container:${s.config.pidContainer}` : "",
       IpcMode: s.config.ipc ?? "private",
       ExtraHosts: s.config.network.extraHosts ?? null,

@@ -78,3 +78,6 @@ export function parseGraceSeconds(text: string, option: string): number {
 
 /** stop's and restart's -t. */
 export const timeArg = { time: { type: "string", alias: "t", valueHint: "SECONDS", description: "grace period before SIGKILL (default: the container's --stop-timeout, else 10; -1 waits for good)" } } as const;
+
+/** A detached container's log rotates past this size unless --log-opt max-size says otherwise. */
+export const LOG_MAX_BYTES = 10 * 1024 * 1024;

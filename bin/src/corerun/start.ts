@@ -45,7 +45,7 @@ async function startAgain(root: string, ref: string, s: State, attach: boolean) 
     // The state root is the one the container was found in, whatever the caller's CORERUN_ROOT.
     return launchMonitor({
       root, mode: attach ? "hold-keep" : "keep", words: argv, cwd, env: { ...process.env, CORERUN_ROOT: root, [RESTART_ENV]: s.id },
-      sized: attach && (now.detached!.tty ?? false), what: "start",
+      sized: attach && (now.detached!.tty ?? false), what: "start", log: now.config.log,
     });
   });
 }

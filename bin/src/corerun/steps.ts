@@ -103,7 +103,7 @@ export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" |
     ...(cfg.tmpfs.length ? { tmpfs: cfg.tmpfs.map(tmpfsText) } : {}), ...(cfg.shmSize === undefined ? {} : { shmSize: cfg.shmSize }),
     ...(cfg.sysctls.length ? { sysctls: Object.fromEntries(cfg.sysctls.map((x) => [x.key, x.value])) } : {}),
     ...(cfg.stopSignal === undefined ? {} : { stopSignal: cfg.stopSignal }), ...(cfg.stopTimeout === undefined ? {} : { stopTimeout: cfg.stopTimeout }),
-    ...(Object.keys(cfg.labels).length ? { labels: cfg.labels } : {}), ...(cfg.domainname === undefined ? {} : { domainname: cfg.domainname }), ...(cfg.health ? { health: cfg.health } : {}),
+    ...(Object.keys(cfg.labels).length ? { labels: cfg.labels } : {}), ...(cfg.domainname === undefined ? {} : { domainname: cfg.domainname }), ...(cfg.health ? { health: cfg.health } : {}), ...(cfg.log ? { log: cfg.log } : {}),
   };
   // The name and an automatic uid range are claimed under one lock, and recorded in the new
   // state before it is released.

@@ -170,6 +170,8 @@ export const ContainerConfig = lazy(() => v.object({
   labels: v.optional(v.record(v.string(), v.string())),
   /** --domainname. */
   domainname: v.optional(v.string()),
+  /** --log-driver and --log-opt (max-size in bytes, max-file); absent: json-file, 10 MiB, 2 files. */
+  log: v.optional(v.object({ driver: v.picklist(["json-file", "none"]), maxSize: v.number(), maxFile: v.number() })),
   /** The health check (--health-*, or the image's HEALTHCHECK), durations in ms. */
   health: v.optional(v.object({
     test: v.array(v.string()),

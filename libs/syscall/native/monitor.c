@@ -1,7 +1,7 @@
 /*
  * corerun-monitor: the one process that stays with a detached container (`corerun run -d`).
  *
- *   corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm|hold-keep -- NODE [NODE_OPTIONS...] [--] CORERUN_JS ARGS...
+ *   corerun-monitor ROOT none|LOG_MAX[:FILES] rm|keep|hold|hold-rm|hold-keep -- NODE [NODE_OPTIONS...] [--] CORERUN_JS ARGS...
  *
  * (NODE's options, each starting with "-", end at CORERUN_JS; the handler below is run with them.)
  * A Node process costs tens of MB; this one costs about one. It is a child subreaper and runs
@@ -22,7 +22,9 @@
  *
  * From then on it copies the container's stdout and stderr into ROOT/ID/container.log in
  * Docker's json-file format, one object per line; past LOG_MAX bytes the file is renamed to
- * container.log.1 (replacing the previous one) and a new one begun. When the first process
+ * container.log.1 (the older ones to .2 and on, up to FILES files in all, default 2; with one it
+ * is begun anew) and a new one begun; with none, there is no log (attach clients still get the
+ * output). When the first process
  * exits, it runs `NODE [...] CORERUN_JS __monitor-exit ROOT ID STATUS FINISHED_MS rm|keep`, which
  * records the exit and releases (or with rm removes) the container, and it exits once that is
  * done and the container's output has ended.
@@ -95,6 +97,8 @@ struct stream {
 
 static const char *root;
 static long long log_max;
+/* --log-opt max-file: the log and its rotated files (container.log.1 ...); --log-driver none: no log. */
+static int log_files = 2, log_none;
 static int remove_all;
 /*
  * hold, hold-rm: the foreground client not yet attached (its stdout pipe), then its connection;
@@ -199,10 +203,19 @@ static void log_entry(const char *stream, const char *data, size_t n)
     o += (size_t)snprintf(out + o, sizeof out - o, "\",\"stream\":\"%s\",\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ\"}\n", stream,
                           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
     if (log_size > 0 && log_size + (long long)o > log_max) {
-        char old[PATH_MAX + 8];
-        snprintf(old, sizeof old, "%s.1", log_path);
+        char from[PATH_MAX + 16], to[PATH_MAX + 16];
         close(log_fd);
-        rename(log_path, old);
+        /* container.log.N-2 -> .N-1 (replacing it), ..., container.log -> .1; one file: begun anew. */
+        if (log_files <= 1)
+            unlink(log_path);
+        for (int k = log_files - 1; k >= 1; k--) {
+            snprintf(to, sizeof to, "%s.%d", log_path, k);
+            if (k == 1)
+                snprintf(from, sizeof from, "%s", log_path);
+            else
+                snprintf(from, sizeof from, "%s.%d", log_path, k - 1);
+            rename(from, to);
+        }
         open_log();
         if (log_fd < 0)
             return;
@@ -662,7 +675,8 @@ static void report_line(char *line)
     if (log_fd < 0 && strncmp(line, "id ", 3) == 0 && strlen(line + 3) < sizeof id && strspn(line + 3, "0123456789abcdef") == strlen(line + 3)) {
         strcpy(id, line + 3);
         snprintf(log_path, sizeof log_path, "%s/%s/container.log", root, id);
-        open_log();
+        if (!log_none)
+            open_log();
     } else if (strncmp(line, "pid ", 4) == 0) {
         init_pid = (pid_t)atoi(line + 4);
     } else if (strncmp(line, "health ", 7) == 0) {
@@ -833,11 +847,15 @@ int main(int argc, char **argv)
     if (argc < 7 || strcmp(argv[4], "--") != 0 ||
         (strcmp(argv[3], "rm") != 0 && strcmp(argv[3], "keep") != 0 && strcmp(argv[3], "hold") != 0 && strcmp(argv[3], "hold-rm") != 0 &&
          strcmp(argv[3], "hold-keep") != 0)) {
-        fprintf(stderr, "usage: corerun-monitor ROOT LOG_MAX rm|keep|hold|hold-rm|hold-keep -- NODE [NODE_OPTIONS...] [--] CORERUN_JS ARGS...\n");
+        fprintf(stderr, "usage: corerun-monitor ROOT none|LOG_MAX[:FILES] rm|keep|hold|hold-rm|hold-keep -- NODE [NODE_OPTIONS...] [--] CORERUN_JS ARGS...\n");
         return 125;
     }
     root = argv[1];
+    /* LOG: none, or MAX_BYTES[:FILES]. */
+    log_none = strcmp(argv[2], "none") == 0;
     log_max = atoll(argv[2]);
+    if (strchr(argv[2], ':') && atoi(strchr(argv[2], ':') + 1) >= 1)
+        log_files = atoi(strchr(argv[2], ':') + 1);
     remove_all = strcmp(argv[3], "rm") == 0 || strcmp(argv[3], "hold-rm") == 0;
     holding = strncmp(argv[3], "hold", 4) == 0;
     hold_keeps = strcmp(argv[3], "hold") == 0;
