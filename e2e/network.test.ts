@@ -89,6 +89,28 @@ describe("corerun networking", { skip: !isRoot && "needs root" }, () => {
     assert.match(refused.stderr, /^corerun: --add-host gw:host-gateway needs --network bridge \(it is none\)/);
   });
 
+  test("--ip gives a container the address asked for, and --network-alias more names its peers resolve; a taken or outside address, or the gateway, is refused and leaves nothing", async () => {
+    const net = `crip${process.pid % 10000}`;
+    const db = await background(["-N", net, "--subnet", "10.213.77.0/24", "--ip", "10.213.77.50", "--name", "ipdb", "--network-alias", "database", "--network-alias", "pg", "/bin/sh", "-c", "trap 'exit 0' TERM; echo up; while :; do sleep 0.1; done"]);
+    try {
+      const peer = corerun(["-N", net, "/bin/sh", "-c", "grep database /etc/hosts; ping -c 1 -W 2 pg > /dev/null && echo pg-reached"]);
+      assert.equal(peer.code, 0, peer.stderr);
+      // ADDRESS NAME HOSTNAME ALIAS..., as a peer's line of the hosts file.
+      assert.match(peer.stdout, /^10\.213\.77\.50\tipdb [0-9a-f]{12} database pg\npg-reached\n$/);
+      const inspect = JSON.parse(tool("corerun", ["inspect", "--root", root, "ipdb"]).stdout) as { NetworkSettings: { Networks: Record<string, { IPAddress: string; Aliases: string[] }> } }[];
+      assert.deepEqual([inspect[0]!.NetworkSettings.Networks[net]!.IPAddress, inspect[0]!.NetworkSettings.Networks[net]!.Aliases], ["10.213.77.50", ["database", "pg"]]);
+      for (const [ip, why] of [["10.213.77.50", "another container of the network has it"], ["10.213.77.1", "it is the network's gateway"], ["10.213.78.9", "it is outside the network's subnet"]] as const) {
+        const r = corerun(["-N", net, "--ip", ip, "/bin/true"]);
+        assert.deepEqual([r.code, r.stderr], [125, `corerun-net: --ip ${ip}: ${why}; network ${net} is 10.213.77.0/24, give a free address in it\n`]);
+      }
+      assert.deepEqual(leftoverState(root).length, 1, "only ipdb's state");
+    } finally {
+      db.kill("SIGTERM");
+      await new Promise((resolve) => db.once("exit", resolve));
+      tool("corerun-net", ["--root", root, "rm", net]);
+    }
+  });
+
   test("ten containers running at once have ten distinct addresses", async () => {
     const runs = Array.from({ length: 10 }, () =>
       new Promise<string>((resolve, reject) => {

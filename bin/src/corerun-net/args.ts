@@ -2,7 +2,7 @@ import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { UsageError, type ToolContext } from "@corerun/cli";
 import { checkHostname, stateRoot } from "@corerun/state";
-import { checkId, checkName, checkNetworkName, checkOwnPorts, DEFAULT_NETWORK, ETC_ARGS, etcExtrasFor, netPaths, parsePublish, parseSubnet, type Cidr, type EtcExtras, type PublishedPort } from "@corerun/net";
+import { checkId, checkName, checkNetworkName, checkOwnPorts, DEFAULT_NETWORK, ETC_ARGS, etcExtrasFor, netPaths, parseIp, parsePublish, parseSubnet, type Cidr, type EtcExtras, type PublishedPort } from "@corerun/net";
 import type { ArgsDef } from "citty";
 
 const root = { type: "string", valueHint: "DIR", description: "state directory (default /run/corerun; env CORERUN_ROOT)" } as const;
@@ -18,6 +18,8 @@ export const setupArgs = {
   port: { type: "string", alias: ["P", "publish"], valueHint: "[[IP:]HOST:]CTR[/tcp|udp]", description: "publish a container port on the host (repeatable); without HOST, on a free port of the ephemeral range" },
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname, for /etc/hostname and /etc/hosts (default: ID)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name, listed in its network's /etc/hosts files" },
+  alias: { type: "string", valueHint: "NAME", description: "another name of the container in its network's /etc/hosts files (repeatable)" },
+  ip: { type: "string", valueHint: "IP", description: "this address in the network, or none: refused when it is taken or outside the subnet" },
   "etc-dir": { type: "string", valueHint: "DIR", description: "write hosts, resolv.conf and hostname into DIR, in place" },
   "prefer-address": { type: "string", valueHint: "IP", description: "take this address when it is free in the network (a restarted container keeps its own)" },
   "prefer-port": { type: "string", valueHint: "IP:HOST:CTR[/tcp|udp]", description: "for a -P without HOST, take this host port when it is free (repeatable)" },
@@ -81,6 +83,10 @@ export interface SetupConfig {
   root: string;
   /** A restarted container's last address and host ports, taken again when free. */
   prefer: { address?: string | undefined; ports: PublishedPort[] };
+  /** --ip: this address or none. */
+  ip: string | undefined;
+  /** --alias: more names in the network's hosts files. */
+  aliases: string[];
 }
 
 function parseMode(value: string | undefined): "bridge" | "none" {
@@ -104,9 +110,11 @@ export function parseSetup(ctx: Ctx): SetupConfig {
   checkOwnPorts(ports);
   const net = last(ctx, "net");
   const subnet = last(ctx, "subnet");
+  const ip = parseIp(last(ctx, "ip"));
+  const aliases = (ctx.values.alias ?? []).map((a) => checkName(a, "--alias")!);
   if (mode === "none") {
     if (ports.length) throw new UsageError("-P needs a bridge network; --network none has only loopback");
-    if (net !== undefined || subnet !== undefined) throw new UsageError("--net and --subnet need --network bridge");
+    if (net !== undefined || subnet !== undefined || ip !== undefined || aliases.length) throw new UsageError("--net, --subnet, --ip and --alias need --network bridge");
   }
   return {
     mode,
@@ -121,6 +129,8 @@ export function parseSetup(ctx: Ctx): SetupConfig {
     extras: etcExtrasFor(ctx.values, mode),
     root: rootOf(ctx),
     prefer: { address: preferredAddress(last(ctx, "prefer-address")), ports: (ctx.values["prefer-port"] ?? []).map(parsePublish) },
+    ip,
+    aliases,
   };
 }
 

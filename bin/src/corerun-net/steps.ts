@@ -37,7 +37,7 @@ export function setup(cfg: SetupConfig, log: (m: string) => void): SetupResult {
     if (cfg.mode === "none") return setupNone({ id: cfg.id, netns, hostname: cfg.hostname, etcDir: cfg.etcDir, extras: cfg.extras });
     return setupBridge({
       root: cfg.root, id: cfg.id, netns, network: cfg.network, subnet: cfg.subnet, ports: cfg.ports,
-      hostname: cfg.hostname, name: cfg.name, etcDir: cfg.etcDir, extras: cfg.extras, log, prefer: cfg.prefer,
+      hostname: cfg.hostname, name: cfg.name, etcDir: cfg.etcDir, extras: cfg.extras, log, prefer: cfg.prefer, ip: cfg.ip, aliases: cfg.aliases,
     });
   } finally {
     closeSync(netns.fd);

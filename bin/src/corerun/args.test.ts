@@ -155,6 +155,15 @@ describe("parseRunConfig", () => {
     usageError(["--subnet", "10.0.0.0/33", "sh"], /^--subnet 10.0.0.0\/33: /);
   });
 
+  test("--ip and --network-alias: with a bridge, checked before anything exists", () => {
+    const n = parse(["--ip", "10.77.0.20", "--network-alias", "db", "--network-alias", "pg", "sh"]).network;
+    assert.deepEqual([n.ip, n.aliases], ["10.77.0.20", ["db", "pg"]]);
+    usageError(["--ip", "10.77.0.300", "sh"], /^--ip 10\.77\.0\.300: give an IPv4 address, such as 10\.77\.0\.20$/);
+    usageError(["--network-alias", "-x", "sh"], /^--network-alias "-x": use letters, digits/);
+    usageError(["--network", "none", "--ip", "10.77.0.20", "sh"], /^--ip needs --network bridge \(it is none\)$/);
+    usageError(["--network", "host", "--network-alias", "db", "sh"], /^--network-alias needs --network bridge \(it is host\)$/);
+  });
+
   test("bridge options need --network bridge", () => {
     usageError(["--network", "none", "-P", "8080:80", "sh"], /^-P needs --network bridge \(it is none\)$/);
     usageError(["--network", "host", "-N", "br0", "sh"], /^--net needs --network bridge/);

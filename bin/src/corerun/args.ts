@@ -5,7 +5,7 @@ import { checkRootfs, DEFAULT_PATH, findCommand, parseDevice, parseMount, parseT
 import {
   capabilitySet, checkGroupName, checkHostname, findByRef, parseLabels, parseOomScoreAdj, readEnvFiles, readLabelFiles, checkWorkdir, ID_PATTERN, isAlive, mayBeRef, parseEnvVars, parseIdMap, readState, readStates, stateRoot, statePath, type IdRange, type RestartPolicy, type State,
 } from "@corerun/state";
-import { checkName, checkNetworkName, checkOwnPorts, ETC_ARGS, etcExtrasFor, hasEtcExtras, parsePublish, parseSubnet, type EtcExtras } from "@corerun/net";
+import { checkName, checkNetworkName, checkOwnPorts, ETC_ARGS, etcExtrasFor, hasEtcExtras, parseIp, parsePublish, parseSubnet, type EtcExtras } from "@corerun/net";
 import { normalizeParent, parseBytes, parseDeviceCgroupRule, parseLimits, RESOURCE_ARGS, RESOURCE_OPTIONS, resourceInput, type Limits } from "@corerun/cgroup";
 import { parseSysctl, type Sysctl } from "@corerun/oci";
 import type { ArgsDef } from "citty";
@@ -36,6 +36,8 @@ export const runArgs = {
   port: { type: "string", alias: ["P", "publish"], valueHint: "[[IP:]HOST:]CTR[/tcp|udp]", description: "publish a container port on the host (repeatable); without HOST, on a free host port (see corerun ps)" },
   ...ETC_ARGS,
   "publish-all": { type: "boolean", description: "publish every port of the image's ExposedPorts on a free host port (docker run -P)" },
+  ip: { type: "string", valueHint: "IP", description: "with a bridge: this address in the network (free, in its subnet), not the next free one" },
+  "network-alias": { type: "string", valueHint: "NAME", description: "with a bridge: another name its network's peers resolve it by (repeatable)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name: unique among running containers, resolvable by its network's peers" },
   cidfile: { type: "string", valueHint: "FILE", description: "write the container's id to FILE once it is created; FILE must not exist (removed again if the start fails)" },
   label: { type: "string", valueHint: "KEY=VALUE", description: "set a label on the container (repeatable; KEY alone is an empty value), shown by inspect and matched by ps --filter label=" },
@@ -109,6 +111,9 @@ export interface NetworkConfig {
   containerStartTime?: number | undefined;
   /** --add-host, --dns, --dns-search, --dns-option: for its /etc files. */
   extras: EtcExtras;
+  /** bridge: --ip and --network-alias. */
+  ip?: string | undefined;
+  aliases?: string[] | undefined;
 }
 
 export interface RunConfig {
@@ -202,13 +207,15 @@ function parseNetwork(ctx: Pick<ToolContext, "values" | "flags">, root: string, 
   const net = ctx.values.net?.at(-1);
   const subnet = ctx.values.subnet?.at(-1);
   const extras = etcExtrasFor(ctx.values, value);
+  const ip = parseIp(ctx.values.ip?.at(-1));
+  const aliases = (ctx.values["network-alias"] ?? []).map((a) => checkName(a, "--network-alias")!);
   if (value === "bridge" || value === "multi") {
     const published = ports.map(parsePublish);
     checkOwnPorts(published);
     parseSubnet(subnet);
-    return { mode: "bridge", net: net === undefined ? undefined : checkNetworkName(net), subnet, ports, extras };
+    return { mode: "bridge", net: net === undefined ? undefined : checkNetworkName(net), subnet, ports, extras, ...(ip ? { ip } : {}), ...(aliases.length ? { aliases } : {}) };
   }
-  const only = ports.length ? "-P" : net !== undefined ? "--net" : subnet !== undefined ? "--subnet" : undefined;
+  const only = ports.length ? "-P" : net !== undefined ? "--net" : subnet !== undefined ? "--subnet" : ip !== undefined ? "--ip" : aliases.length ? "--network-alias" : undefined;
   if (only) throw new UsageError(`${only} needs --network bridge (it is ${value})`);
   if (value === "none" || value === "host") return { mode: value, ports: [], extras };
   const other = joinedContainer(root, "--network", value);

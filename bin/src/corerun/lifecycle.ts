@@ -772,7 +772,7 @@ export function inspectOne(root: string, s: State): Record<string, unknown> {
     },
     NetworkSettings: {
       Mode: s.config.network.mode,
-      Networks: Object.fromEntries(leases.map((l) => [l.network, { IPAddress: l.address, Interface: "eth0", HostVeth: l.veth }])),
+      Networks: Object.fromEntries(leases.map((l) => [l.network, { IPAddress: l.address, Interface: "eth0", HostVeth: l.veth, Aliases: l.aliases ?? null, IPAMConfig: s.config.network.ip ? { IPv4Address: s.config.network.ip } : null }])),
       // Docker's map: "80/tcp" to the host addresses and ports it is published on (the ones
       // chosen for -P PORT included), while the container holds its lease.
       Ports: dockerPorts(leases.flatMap((l) => l.ports)),

@@ -92,10 +92,10 @@ function dockerExtras(e: RunConfig["network"]["extras"]): { extraHosts?: string[
 export function createState(cfg: RunConfig, extra: Partial<Pick<State, "owner" | "detached">> = {}): Container {
   checkStateRoot(cfg.root);
   const owner = extra.owner ?? { pid: process.pid, startTime: procStartTime(process.pid) ?? 0 };
-  const { mode, net, subnet, ports, container, extras } = cfg.network;
+  const { mode, net, subnet, ports, container, extras, ip, aliases } = cfg.network;
   const config = {
     rootfs: cfg.rootfs, command: cfg.command, hostname: cfg.hostname, env: cfg.env, cwd: cfg.workdir,
-    volumes: cfg.volumes, network: { mode, net, subnet, ports, container, ...dockerExtras(extras) }, name: cfg.name, limits: cfg.limits,
+    volumes: cfg.volumes, network: { mode, net, subnet, ports, container, ...dockerExtras(extras), ...(ip ? { ip } : {}), ...(aliases?.length ? { aliases } : {}) }, name: cfg.name, limits: cfg.limits,
     cgroupParent: cfg.cgroupParent, process: runProcess(cfg),
     ...(cfg.devices.length ? { devices: cfg.devices.map(({ source, target, permissions }) => ({ source, target, permissions })) } : {}),
     ...(cfg.deviceCgroupRules.length ? { deviceCgroupRules: cfg.deviceCgroupRules } : {}), ...(cfg.restart ? { restart: cfg.restart } : {}), ...(cfg.pidHost ? { pidHost: true } : {}),
@@ -316,7 +316,7 @@ export function netArgs(cfg: RunConfig, c: Pick<Container, "id" | "dir" | "hostn
   return [
     "setup", ...prefer, "--pid", String(pid), "--id", c.id, "--root", cfg.root, "--hostname", c.hostname, "--etc-dir", join(c.dir, "etc"),
     ...(n.net ? ["-N", n.net] : []), ...(n.subnet ? ["--subnet", n.subnet] : []), ...n.ports.flatMap((p) => ["-P", p]),
-    ...(cfg.name ? ["--name", cfg.name] : []), ...etcExtrasArgv(n.extras),
+    ...(cfg.name ? ["--name", cfg.name] : []), ...(n.ip ? ["--ip", n.ip] : []), ...(n.aliases ?? []).flatMap((a) => ["--alias", a]), ...etcExtrasArgv(n.extras),
   ];
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { cidrString, formatIPv4, overlaps, parseCidr, parseIPv4, type Cidr } from "./ip.ts";
-import { allocateAddress, checkSubnet, chooseSubnet, gatewayOf } from "./subnet.ts";
+import { allocateAddress, checkSubnet, chooseSubnet, fixedAddressRefusal, gatewayOf } from "./subnet.ts";
 
 const cidr = (text: string): Cidr => {
   const c = parseCidr(text);
@@ -63,5 +63,16 @@ describe("subnets", () => {
     assert.equal(formatIPv4(allocateAddress(big, new Set([parseIPv4("10.213.0.2")!]), parseIPv4("10.213.0.9"))!), "10.213.0.9");
     assert.equal(formatIPv4(allocateAddress(big, new Set([parseIPv4("10.213.0.9")!]), parseIPv4("10.213.0.9"))!), "10.213.0.2");
     for (const bad of ["10.213.0.1", "10.213.0.255", "10.213.1.9"]) assert.equal(formatIPv4(allocateAddress(big, new Set(), parseIPv4(bad))!), "10.213.0.2");
+  });
+
+  test("a fixed address (--ip): in the subnet, not its network, broadcast or gateway address, and free", () => {
+    const big = cidr("10.213.0.0/24");
+    const used = new Set([parseIPv4("10.213.0.7")!]);
+    assert.equal(fixedAddressRefusal(big, used, parseIPv4("10.213.0.50")!), undefined);
+    assert.equal(fixedAddressRefusal(big, used, parseIPv4("10.213.0.7")!), "another container of the network has it");
+    assert.equal(fixedAddressRefusal(big, used, parseIPv4("10.213.0.1")!), "it is the network's gateway");
+    assert.equal(fixedAddressRefusal(big, used, parseIPv4("10.213.0.0")!), "it is the subnet's network or broadcast address");
+    assert.equal(fixedAddressRefusal(big, used, parseIPv4("10.213.0.255")!), "it is the subnet's network or broadcast address");
+    assert.equal(fixedAddressRefusal(big, used, parseIPv4("10.213.1.5")!), "it is outside the network's subnet");
   });
 });

@@ -30,7 +30,7 @@ import {
   decodeAddress, decodeLink, decodeRoute, deleteLink, dumpAddresses, dumpLinks, dumpRoutes, getLinkByName, newAddress, newBridge,
   macForAddress, macString, newDefaultRoute, newVethPair, RTN_MULTICAST, setHairpin, setLinkUp, type Link,
 } from "./rtnl.ts";
-import { allocateAddress, checkSubnet, chooseSubnet, gatewayOf, type Taken } from "./subnet.ts";
+import { allocateAddress, checkSubnet, chooseSubnet, fixedAddressRefusal, gatewayOf, type Taken } from "./subnet.ts";
 
 export const DEFAULT_NETWORK = "corerun0";
 export const CONTAINER_IFNAME = "eth0";
@@ -98,9 +98,15 @@ export function checkId(id: string): string {
   return id;
 }
 
-export function checkName(name: string | undefined): string | undefined {
-  if (name !== undefined && !NAME_RE.test(name)) throw new UsageError(`--name "${name}": use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 63`);
+export function checkName(name: string | undefined, option = "--name"): string | undefined {
+  if (name !== undefined && !NAME_RE.test(name)) throw new UsageError(`${option} "${name}": use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 63`);
   return name;
+}
+
+/** --ip (corerun run, corerun-net setup): a dotted IPv4 address; whether the network has it free is setup's to say. */
+export function parseIp(text: string | undefined, option = "--ip"): string | undefined {
+  if (text !== undefined && parseIPv4(text) === undefined) throw new UsageError(`${option} ${text}: give an IPv4 address, such as 10.77.0.20`);
+  return text;
 }
 
 export function parseSubnet(text: string | undefined): Cidr | undefined {
@@ -148,6 +154,10 @@ export interface SetupOptions {
   log?: (msg: string) => void;
   /** Taken when free: a restarted container's last address, and host ports for its -P without one. */
   prefer?: { address?: string | undefined; ports: PublishedPort[] } | undefined;
+  /** --ip: this address or none (refused when it is taken or outside the subnet). */
+  ip?: string | undefined;
+  /** --network-alias: more names of the container in its network's hosts files. */
+  aliases?: string[] | undefined;
 }
 
 export interface SetupResult {
@@ -168,8 +178,8 @@ export interface SetupResult {
 
 /** A container in its own hosts file: `ADDRESS HOSTNAME NAME`. */
 const selfEntry = (l: Lease): HostEntry => ({ address: l.address, names: [l.hostname ?? "", l.name ?? ""] });
-/** A container in the others' hosts files: `ADDRESS NAME HOSTNAME`. */
-const peerEntry = (l: Lease): HostEntry => ({ address: l.address, names: [l.name ?? "", l.hostname ?? ""] });
+/** A container in the others' hosts files: `ADDRESS NAME HOSTNAME ALIAS...`. */
+const peerEntry = (l: Lease): HostEntry => ({ address: l.address, names: [l.name ?? "", l.hostname ?? "", ...(l.aliases ?? [])] });
 
 /**
  * The set-up containers of a network, each with its line of the others' hosts files: a network
@@ -323,6 +333,12 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
         const ports = choosePorts(opts.ports, records.leases, listeners, undefined, undefined, opts.prefer?.ports);
         checkHostIps(ports, host);
         const used = new Set(records.leases.filter((l) => l.network === network.name).map((l) => parseIPv4(l.address)!));
+        if (opts.ip !== undefined) {
+          const fixed = parseIPv4(opts.ip)!;
+          const why = fixedAddressRefusal(subnet, used, fixed);
+          if (why) throw new UsageError(`--ip ${opts.ip}: ${why}; network ${network.name} is ${network.subnet}, give a free address in it`);
+          return { ports, addr: fixed };
+        }
         const addr = allocateAddress(subnet, used, opts.prefer?.address === undefined ? undefined : parseIPv4(opts.prefer.address));
         if (addr === undefined) throw new UsageError(`network ${network.name} (${network.subnet}) has no free address left`);
         return { ports, addr };
@@ -331,7 +347,7 @@ export function setupBridge(opts: SetupOptions, kernel: NetKernel = linuxNetKern
       const lease: Lease = {
         id: opts.id, network: network.name, address: formatIPv4(addr), veth: vethName(opts.id), state: "pending", owner: selfRef(),
         ports, created: new Date().toISOString(),
-        hostname: opts.hostname ?? opts.id, ...(opts.name ? { name: opts.name } : {}), ...(opts.etcDir ? { etcDir: opts.etcDir } : {}),
+        hostname: opts.hostname ?? opts.id, ...(opts.name ? { name: opts.name } : {}), ...(opts.aliases?.length ? { aliases: opts.aliases } : {}), ...(opts.etcDir ? { etcDir: opts.etcDir } : {}),
         ...(opts.extras?.hosts?.length ? { extraHosts: extraHostLines(opts.extras.hosts, network.gateway) } : {}),
       };
       if (isNew) records.networks.push(network);

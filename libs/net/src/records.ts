@@ -58,6 +58,8 @@ export const Lease = lazy(() => v.object({
   owner: ProcessRef,
   hostname: v.optional(v.string()),
   name: v.optional(v.string()),
+  /** --network-alias: more names of it in the others' hosts files. */
+  aliases: v.optional(v.array(v.string())),
   /** Where this container's hosts, resolv.conf and hostname live, to rewrite its hosts file. */
   etcDir: v.optional(v.string()),
   /** --add-host lines of its own hosts file, kept for each rewrite. */

@@ -45,6 +45,18 @@ export function gatewayOf(c: Cidr): number {
  * are given out in order, so a container that comes back after a restart usually gets its old
  * address again.
  */
+/**
+ * Why a fixed address (--ip) cannot be a container's in subnet c, or undefined: it must be in
+ * the subnet, not its network or broadcast address nor the gateway (its first), and free.
+ */
+export function fixedAddressRefusal(c: Cidr, used: ReadonlySet<number>, address: number): string | undefined {
+  if (!contains(c, address)) return "it is outside the network's subnet";
+  if (address === c.base || address === (c.base + size(c) - 1) >>> 0) return "it is the subnet's network or broadcast address";
+  if (address === c.base + 1) return "it is the network's gateway";
+  if (used.has(address)) return "another container of the network has it";
+  return undefined;
+}
+
 export function allocateAddress(c: Cidr, used: ReadonlySet<number>, preferred?: number): number | undefined {
   const last = c.base + size(c) - 2;
   // A restarted container's own address, when nobody took it meanwhile.

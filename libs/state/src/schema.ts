@@ -70,6 +70,9 @@ export const Network = lazy(() => v.object({
   dns: v.optional(v.array(v.string())),
   dnsSearch: v.optional(v.array(v.string())),
   dnsOptions: v.optional(v.array(v.string())),
+  /** bridge: --ip and --network-alias as given. */
+  ip: v.optional(v.string()),
+  aliases: v.optional(v.array(v.string())),
 }));
 export type Network = v.InferOutput<typeof Network>;
 
