@@ -361,6 +361,19 @@ describe("detached containers", { skip: !isRoot && "needs root" }, () => {
     } finally {
       corerun(["rm", "-f", id]);
     }
+    // logs -f across rotations: every line, in order, once.
+    const slow = runDetached(["--network", "none", "--log-opt", "max-size=4k", "--log-opt", "max-file=2"], "i=0; while [ $i -lt 200 ]; do echo line-$i-padding-padding-padding-padding; i=$((i+1)); sleep 0.005; done");
+    assert.equal(slow.code, 0, slow.stderr);
+    const slowId = slow.stdout.trim();
+    try {
+      const followed = corerun(["logs", "-f", slowId], { timeout: 60_000 });
+      assert.equal(followed.code, 0, followed.stderr);
+      const seen = followed.stdout.trim().split("\n").map((l) => Number(/^line-(\d+)-/.exec(l)![1]));
+      assert.deepEqual(seen, seen.map((_, i) => seen[0]! + i), "no line lost or repeated at a rotation");
+      assert.equal(seen.at(-1), 199);
+    } finally {
+      corerun(["rm", "-f", slowId]);
+    }
     const none = runDetached(["--network", "none", "--log-driver", "none"], "echo unseen");
     assert.equal(none.code, 0, none.stderr);
     const noneId = none.stdout.trim();

@@ -1,6 +1,7 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { linuxSyscall as sys, loadNative, O_DIRECTORY, O_PATH, PR_SET_DUMPABLE, PR_SET_PDEATHSIG } from "@corerun/syscall";
 import { setOomScoreAdj } from "@corerun/state";
+import { groupIds } from "@corerun/rootfs";
 import { defineTool, errorLine, exitCodeForError, faultPoint, flushTrace, runTool, saveCodeCache, span } from "@corerun/cli";
 import { ExecSide } from "@corerun/sync";
 import { args, containerEnv, parseExecOptions, type ExecOptions } from "./args.ts";
@@ -166,10 +167,10 @@ export const tool = defineTool({
       const groupFile = readEtc("/etc/group");
       const creds = resolveUser(opts.user ?? "0", passwd, groupFile, opts.groupAdd);
       // In a user namespace: only the gids it maps (the host's /proc/self/gid_map says all of them).
+      // (Without a /proc to read the map from, the kernel's answer to setgroups decides.)
       const gidMap = readEtc("/proc/self/gid_map");
-      if (opts.groupAdd.length || gidMap.trim().split(/\s+/).join(" ") !== "0 0 4294967295") {
-        const own = resolveUser(opts.user ?? "0", passwd, groupFile).groups;
-        creds.groups = groupsInNamespace(creds.groups, creds.groups.filter((g) => !own.includes(g)), gidMap, readEtc("/proc/self/setgroups").trim());
+      if (gidMap !== "" && gidMap.trim().split(/\s+/).join(" ") !== "0 0 4294967295") {
+        creds.groups = groupsInNamespace(creds.groups, groupIds(opts.groupAdd, groupFile), gidMap, readEtc("/proc/self/setgroups").trim());
       }
       const env = containerEnv(opts, hostname!, creds.home);
       // Before the cgroup, the filter and the user, which could refuse its writes.

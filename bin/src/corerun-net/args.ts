@@ -19,7 +19,7 @@ export const setupArgs = {
   hostname: { type: "string", valueHint: "NAME", description: "the container's hostname, for /etc/hostname and /etc/hosts (default: ID)" },
   name: { type: "string", valueHint: "NAME", description: "the container's name, listed in its network's /etc/hosts files" },
   alias: { type: "string", valueHint: "NAME", description: "another name of the container in its network's /etc/hosts files (repeatable)" },
-  ip: { type: "string", valueHint: "IP", description: "this address in the network, or none: refused when it is taken or outside the subnet" },
+  ip: { type: "string", valueHint: "IP", description: "this address in the network instead of the next free one; refused when it is taken, the gateway or outside the subnet" },
   "etc-dir": { type: "string", valueHint: "DIR", description: "write hosts, resolv.conf and hostname into DIR, in place" },
   "prefer-address": { type: "string", valueHint: "IP", description: "take this address when it is free in the network (a restarted container keeps its own)" },
   "prefer-port": { type: "string", valueHint: "IP:HOST:CTR[/tcp|udp]", description: "for a -P without HOST, take this host port when it is free (repeatable)" },

@@ -228,8 +228,16 @@ describe("parseRunConfig", () => {
     usageError(["--cidfile", join(base, "x.cid"), "--print-script", "sh"], /^--print-script does not print --cidfile/);
     assert.equal(parse(["--cidfile", join(base, "data"), "sh"], { CORERUN_RESTART_ID: "0123456789ab" }).cidfile, undefined, "a restart has it already");
     // --env-file and --label-file are read once: a detached start takes what they held, a restart reads neither.
-    const handed = parse(["--env-file", join(base, "gone.env"), "--label-file", join(base, "gone.labels"), "--label", "b=2", "sh"], { CORERUN_OPTION_FILES: JSON.stringify({ env: ["A=1"], labels: { a: "1", b: "1" } }) });
-    assert.deepEqual([handed.env, handed.labels], [["A=1"], { a: "1", b: "2" }]);
+    const handoff = { CORERUN_OPTION_FILES: JSON.stringify({ env: ["A=1"], labels: { a: "1", b: "1" } }), CORERUN_REPORT_FD: "5" };
+    const handed = parse(["--env-file", join(base, "gone.env"), "--label-file", join(base, "gone.labels"), "--label", "b=2", "-e", "CORERUN_OPTION_FILES", "sh"], handoff);
+    assert.deepEqual([handed.env, handed.labels], [["A=1"], { a: "1", b: "2" }], "no -e KEY takes a handoff's value");
+    usageError(["--env-file", join(base, "gone.env"), "sh"], /^--env-file .*gone\.env: cannot be read \(ENOENT\)/);
+    assert.throws(() => parse(["--env-file", join(base, "gone.env"), "sh"], { CORERUN_OPTION_FILES: JSON.stringify({ env: ["B=1"], labels: {} }) }), /gone\.env: cannot be read/, "only a start under its monitor takes the handoff");
+    assert.throws(() => parse(["sh"], { CORERUN_OPTION_FILES: "{", CORERUN_REPORT_FD: "5" }), /^UsageError: CORERUN_OPTION_FILES: not the contents of --env-file and --label-file/);
+    const big = join(base, "big.env");
+    writeFileSync(big, Array.from({ length: 2000 }, (_, i) => `VAR_${i}=${"x".repeat(80)}`).join("\n"));
+    usageError(["-d", "--env-file", big, "sh"], /^--env-file, --label-file: \d+ KiB of variables and labels in all; a detached start takes up to 120 KiB of them$/);
+    assert.equal(parse(["--env-file", big, "sh"]).env.length, 2000, "a foreground run hands nothing over");
     assert.deepEqual(parse(["--env-file", join(base, "gone.env"), "sh"], { CORERUN_RESTART_ID: "0123456789ab" }).env, []);
   });
 

@@ -437,15 +437,46 @@ export interface OptionFiles {
  * the user ran sets (a file such as <(...) is gone by then), and a restart takes its recorded
  * config, whatever the files hold now or whether they are there.
  */
-function optionFiles(ctx: Pick<ToolContext, "values">, env: NodeJS.ProcessEnv): OptionFiles {
-  const handed = env[FILES_ENV];
-  if (handed !== undefined) return JSON.parse(handed) as OptionFiles;
+function optionFiles(ctx: Pick<ToolContext, "values" | "flags">, env: NodeJS.ProcessEnv, underMonitor: boolean): OptionFiles {
+  const handed = underMonitor ? env[FILES_ENV] : undefined;
+  if (handed !== undefined) {
+    const files = (() => {
+      try {
+        return JSON.parse(handed) as unknown;
+      } catch {
+        return undefined;
+      }
+    })() as Partial<OptionFiles> | undefined;
+    const strings = (a: unknown) => Array.isArray(a) && a.every((x) => typeof x === "string");
+    if (!files || !strings(files.env) || typeof files.labels !== "object" || files.labels === null || !strings(Object.values(files.labels))) {
+      throw new UsageError(`${FILES_ENV}: not the contents of --env-file and --label-file as corerun hands them to a detached start; unset it`);
+    }
+    return files as OptionFiles;
+  }
   if (env[RESTART_ENV] !== undefined) return { env: [], labels: {} };
-  return { env: readEnvFiles(ctx.values["env-file"] ?? [], env), labels: readLabelFiles(ctx.values["label-file"] ?? []) };
+  const files = { env: readEnvFiles(ctx.values["env-file"] ?? [], withoutHandoffs(env)), labels: readLabelFiles(ctx.values["label-file"] ?? []) };
+  // Handed over in one environment string, which the kernel takes up to 128 KiB (MAX_ARG_STRLEN).
+  const handsOver = (ctx.flags.detach ?? false) || ((ctx.flags.tty ?? false) && (ctx.flags.interactive ?? false));
+  if (handsOver && JSON.stringify(files).length > FILES_MAX) {
+    throw new UsageError(`--env-file, --label-file: ${Math.ceil(JSON.stringify(files).length / 1024)} KiB of variables and labels in all; a detached start takes up to ${FILES_MAX / 1024} KiB of them`);
+  }
+  return files;
 }
 
 /** How the command the user ran hands --env-file's and --label-file's contents to a detached start. */
 export const FILES_ENV = "CORERUN_OPTION_FILES";
+const FILES_MAX = 120 * 1024;
+
+/**
+ * What one corerun start hands the next through the environment (restart, files, fds, the
+ * terminal's size): no -e KEY of the container takes them from there.
+ */
+const HANDOFF_ENV = [FILES_ENV, RESTART_ENV, "CORERUN_STDOUT_FD", "CORERUN_STDERR_FD", "CORERUN_REPORT_FD", "CORERUN_CONSOLE_SIZE"];
+
+/** The environment as the user's command had it, without corerun's handoffs. */
+function withoutHandoffs(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !HANDOFF_ENV.includes(k)));
+}
 
 /** The container a start runs again (RESTART_ENV: a restart, or corerun start), as its state is now. */
 export function startedAgain(root: string, env: NodeJS.ProcessEnv = process.env): State | undefined {
@@ -502,8 +533,10 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const command = img ? img.command : withEntrypoint(ctx, ctx.tail);
   if (command.length === 0) throw new UsageError("no command given; usage: corerun [options] CMD [ARGS...] or corerun [options] IMAGE [CMD...]");
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
-  const files = optionFiles(ctx, env);
-  const vars = [...parseEnvVars(img?.env ?? [], env), ...files.env, ...parseEnvVars(ctx.values.env ?? [], env)];
+  // A detached start runs under its monitor with what the command the user ran handed it.
+  const userEnv = withoutHandoffs(env);
+  const files = optionFiles(ctx, env, env.CORERUN_REPORT_FD !== undefined);
+  const vars = [...parseEnvVars(img?.env ?? [], userEnv), ...files.env, ...parseEnvVars(ctx.values.env ?? [], userEnv)];
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1) ?? img?.workdir);
   const mounts = (ctx.values.mount ?? []).map((m) => parseMount(m));
   const volumes = [...(ctx.values.volume ?? []).map((v) => parseVolume(v)), ...mounts.flatMap((m) => (m.type === "bind" ? [m.bind] : []))];

@@ -18,7 +18,7 @@
  *                                    (records exitCode and finished, releases or removes), monitor exits
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CPU_PERIOD, devicePath } from "@corerun/cgroup";
 import { DEFAULT_SHM_SIZE } from "@corerun/rootfs";
@@ -38,8 +38,6 @@ import { nextProbeMs } from "./health.ts";
 
 /** The hidden word by which corerun-monitor runs corerun at the container's exit. */
 export const MONITOR_EXIT = "__monitor-exit";
-
-/** Each log file is rotated once past this size: at most twice this much log per container. */
 
 const DIST = dirname(process.argv[1] ?? ".");
 
@@ -446,13 +444,38 @@ function rotatedLogs(file: string): string[] {
   return numbers.sort((a, b) => b - a).map((k) => `${file}.${k}`);
 }
 
-function readLog(path: string): Buffer {
+/**
+ * Each whole entry of a log file from byte `from` up to `to` (its size when opened), a block at a
+ * time: a long log's files never sit in memory together. Returns the offset after its last whole
+ * line (a line being written is left for later); `from` when the file is not there.
+ */
+function eachEntry(path: string, each: (e: LogEntry) => void, from = 0, to?: number): number {
+  let fd: number;
   try {
-    return readFileSync(path);
+    fd = openSync(path, "r");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return Buffer.alloc(0);
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return from;
     throw err;
   }
+  try {
+    return eachEntryOf(fd, each, from, to ?? fstatSync(fd).size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function eachEntryOf(fd: number, each: (e: LogEntry) => void, from: number, to = Infinity): number {
+  const buf = Buffer.alloc(1 << 20);
+  let pos = from;
+  let rest = Buffer.alloc(0);
+  for (let n; pos < to && (n = readSync(fd, buf, 0, Math.min(buf.length, to - pos), pos)) > 0;) {
+    pos += n;
+    const data = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+    const cut = data.lastIndexOf(10) + 1;
+    for (const e of parseEntries(data.subarray(0, cut).toString("utf8"))) each(e);
+    rest = Buffer.from(data.subarray(cut));
+  }
+  return pos - rest.length;
 }
 
 function printEntry(e: LogEntry, timestamps: boolean): void {
@@ -469,16 +492,20 @@ function logOpen(root: string, id: string): boolean {
   }
 }
 
-/** Prints what is added to the log from byte `from` on, across a rotation, until the monitor is gone. */
+/**
+ * Prints what is added to the log from byte `from` on, across rotations, until the monitor is
+ * gone. At a rotation the old file is read to its end once more (the monitor wrote to it until it
+ * renamed it), then the rotated files newer than it (more than one rotation between two looks),
+ * then the new log from its start.
+ */
 async function followLog(root: string, s: State, file: string, timestamps: boolean, from: number): Promise<void> {
   let fd = -1;
   let ino = -1;
   let pos = from;
-  let rest = Buffer.alloc(0);
-  const buf = Buffer.alloc(65536);
-  const inode = () => {
+  const print = (e: LogEntry) => printEntry(e, timestamps);
+  const inode = (path: string) => {
     try {
-      return statSync(file).ino;
+      return statSync(path).ino;
     } catch {
       return -1;
     }
@@ -491,28 +518,21 @@ async function followLog(root: string, s: State, file: string, timestamps: boole
       fd = -1;
     }
   };
-  const drain = () => {
-    if (fd < 0) return;
-    for (let n; (n = readSync(fd, buf, 0, buf.length, pos)) > 0;) {
-      pos += n;
-      const data = Buffer.concat([rest, buf.subarray(0, n)]);
-      const cut = data.lastIndexOf(10) + 1;
-      for (const e of parseEntries(data.subarray(0, cut).toString("utf8"))) printEntry(e, timestamps);
-      rest = Buffer.from(data.subarray(cut));
-    }
-  };
   open();
   for (;;) {
     // Read before looking: output written before the monitor exited is printed.
     const more = logOpen(root, s.id);
-    drain();
-    if (inode() !== ino) {
-      // Rotated (the old file was drained above), or made after we looked: the new one from its start.
-      if (fd >= 0) closeSync(fd);
-      rest = Buffer.alloc(0);
-      pos = 0;
+    if (fd >= 0) pos = eachEntryOf(fd, print, pos);
+    if (inode(file) !== ino) {
+      if (fd >= 0) {
+        pos = eachEntryOf(fd, print, pos);
+        closeSync(fd);
+      }
+      const rotated = rotatedLogs(file);
+      const at = rotated.findIndex((f) => inode(f) === ino);
+      for (const f of fd >= 0 ? rotated.slice(at + 1) : []) eachEntry(f, print);
       open();
-      drain();
+      pos = fd >= 0 ? eachEntryOf(fd, print, 0) : 0;
     }
     if (!more) break;
     await new Promise((r) => setTimeout(r, 100));
@@ -543,13 +563,19 @@ export const logs = defineTool({
     const s = mustFind(root, ctx.tail[0]!);
     const file = logFileOf(s, ctx.tail[0]!);
     const timestamps = ctx.flags.timestamps ?? false;
-    // Whole lines only: a line being written is printed by -f once it is complete.
-    const current = readLog(file);
-    const whole = current.subarray(0, current.lastIndexOf(10) + 1);
-    const entries = parseEntries(rotatedLogs(file).map((f) => readLog(f).toString("utf8")).join("") + whole.toString("utf8"));
-    const shown = tailValue === "all" ? entries : entries.slice(entries.length - Math.min(entries.length, Number(tailValue)));
-    for (const e of shown) printEntry(e, timestamps);
-    if (ctx.flags.follow) await followLog(root, s, file, timestamps, whole.length);
+    // The rotated files oldest first, then the log's whole lines (a line being written is printed
+    // by -f once it is complete); --tail keeps only the last N entries in memory.
+    const keep = tailValue === "all" ? undefined : Number(tailValue);
+    const last: LogEntry[] = [];
+    const each = (e: LogEntry) => {
+      if (keep === undefined) return printEntry(e, timestamps);
+      last.push(e);
+      if (last.length > 2 * keep + 1024) last.splice(0, last.length - keep);
+    };
+    for (const f of rotatedLogs(file)) eachEntry(f, each);
+    const end = eachEntry(file, each);
+    for (const e of last.slice(Math.max(0, last.length - (keep ?? 0)))) printEntry(e, timestamps);
+    if (ctx.flags.follow) await followLog(root, s, file, timestamps, end);
     return 0;
   },
 });

@@ -41,11 +41,6 @@ export function gatewayOf(c: Cidr): number {
 }
 
 /**
- * The lowest free container address: after the gateway, before the broadcast address. Leases
- * are given out in order, so a container that comes back after a restart usually gets its old
- * address again.
- */
-/**
  * Why a fixed address (--ip) cannot be a container's in subnet c, or undefined: it must be in
  * the subnet, not its network or broadcast address nor the gateway (its first), and free.
  */
@@ -57,6 +52,11 @@ export function fixedAddressRefusal(c: Cidr, used: ReadonlySet<number>, address:
   return undefined;
 }
 
+/**
+ * The lowest free container address: after the gateway, before the broadcast address. Leases
+ * are given out in order, so a container that comes back after a restart usually gets its old
+ * address again.
+ */
 export function allocateAddress(c: Cidr, used: ReadonlySet<number>, preferred?: number): number | undefined {
   const last = c.base + size(c) - 2;
   // A restarted container's own address, when nobody took it meanwhile.

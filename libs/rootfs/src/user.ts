@@ -33,13 +33,19 @@ export function resolveUser(spec: string, passwd: string, group: string, groupAd
   }
   const name = entry?.[0];
   const extra = name === undefined || grp !== undefined ? [] : groups.filter((r) => (r[3] ?? "").split(",").includes(name)).map((r) => Number(r[2]));
-  const added = groupAdd.map((g) => {
+  const added = groupIds(groupAdd, group);
+  return { uid, gid, groups: [...new Set([gid, ...extra, ...added])], home: entry?.[5] || (uid === 0 ? "/root" : "/") };
+}
+
+/** --group-add's groups as gids: a gid as it is, a name looked up in the container's /etc/group. */
+export function groupIds(groupAdd: readonly string[], group: string): number[] {
+  const rows = group.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
+  return groupAdd.map((g) => {
     if (/^\d+$/.test(g)) return Number(g);
-    const row = groups.find((r) => r[0] === g);
+    const row = rows.find((r) => r[0] === g);
     if (!row) throw new UsageError(`--group-add ${g}: no group "${g}" in the container's /etc/group; give a gid or a group the image has`);
     return Number(row[2]);
   });
-  return { uid, gid, groups: [...new Set([gid, ...extra, ...added])], home: entry?.[5] || (uid === 0 ? "/root" : "/") };
 }
 
 /**

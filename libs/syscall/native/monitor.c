@@ -672,7 +672,7 @@ static void report_line(char *line)
 {
     if (report_terminal(line))
         return;
-    if (log_fd < 0 && strncmp(line, "id ", 3) == 0 && strlen(line + 3) < sizeof id && strspn(line + 3, "0123456789abcdef") == strlen(line + 3)) {
+    if (!id[0] && strncmp(line, "id ", 3) == 0 && strlen(line + 3) < sizeof id && strspn(line + 3, "0123456789abcdef") == strlen(line + 3)) {
         strcpy(id, line + 3);
         snprintf(log_path, sizeof log_path, "%s/%s/container.log", root, id);
         if (!log_none)
@@ -1015,8 +1015,8 @@ int main(int argc, char **argv)
         }
         p[n].fd = sfd;
         p[n++].events = POLLIN;
-        /* The container's output is read once the log file is known and, with hold, the client is there. */
-        if ((log_fd >= 0 || !r.report_open) && !holding) {
+        /* The container's output is read once its id (and so its log) is known and, with hold, the client is there. */
+        if ((id[0] || !r.report_open) && !holding) {
             if (so.fd >= 0) {
                 p[n].fd = so.fd;
                 p[n++].events = POLLIN;
