@@ -13,11 +13,10 @@ import { parseSecurity, securityArgs, type Security } from "./security.ts";
 import { rootlessMaps } from "./rootless.ts";
 import { imageAndUser, imageRun, withEntrypoint, type ImageRun } from "./image.ts";
 import { parseUlimits, type Ulimit } from "./ulimit.ts";
-import { parseGraceSeconds, parseRestart, RESTART_ENV } from "./restart.ts";
+import { LOG_MAX_BYTES, parseGraceSeconds, parseRestart, RESTART_ENV } from "./restart.ts";
 import { parseDetachKeys } from "./detachkeys.ts";
 import { parseSignal } from "./oci.ts";
 import { HEALTH_OPTIONS, healthConfig, type HealthConfig } from "./health.ts";
-import { LOG_MAX_BYTES } from "./restart.ts";
 
 export const runArgs = {
   rootfs: { type: "string", valueHint: "DIR", description: "the container's root filesystem (default: the busybox rootfs that tools/rootfs/build.sh makes)" },
@@ -180,7 +179,8 @@ export interface RunConfig {
   /** The image's Labels, --label-file's and --label's, the later winning. */
   labels: Record<string, string>;
   /** What --env-file and --label-file held: read once, by the command the user ran (FILES_ENV). */
-  files: OptionFiles;  domainname?: string | undefined;
+  files: OptionFiles;
+  domainname?: string | undefined;
   /** --log-driver and --log-opt; undefined: json-file of 10 MiB and one rotated file. */
   log?: LogConfig | undefined;
   /** --health-* or the image's HEALTHCHECK: run by the monitor of a detached (or -it) container. */
@@ -437,8 +437,8 @@ export interface OptionFiles {
  * the user ran sets (a file such as <(...) is gone by then), and a restart takes its recorded
  * config, whatever the files hold now or whether they are there.
  */
-function optionFiles(ctx: Pick<ToolContext, "values" | "flags">, env: NodeJS.ProcessEnv, underMonitor: boolean): OptionFiles {
-  const handed = underMonitor ? env[FILES_ENV] : undefined;
+function optionFiles(ctx: Pick<ToolContext, "values">, env: NodeJS.ProcessEnv, userEnv: NodeJS.ProcessEnv, start: { underMonitor: boolean; monitored: boolean; restart: boolean }): OptionFiles {
+  const handed = start.underMonitor ? env[FILES_ENV] : undefined;
   if (handed !== undefined) {
     const files = (() => {
       try {
@@ -453,11 +453,10 @@ function optionFiles(ctx: Pick<ToolContext, "values" | "flags">, env: NodeJS.Pro
     }
     return files as OptionFiles;
   }
-  if (env[RESTART_ENV] !== undefined) return { env: [], labels: {} };
-  const files = { env: readEnvFiles(ctx.values["env-file"] ?? [], withoutHandoffs(env)), labels: readLabelFiles(ctx.values["label-file"] ?? []) };
+  if (start.restart) return { env: [], labels: {} };
+  const files = { env: readEnvFiles(ctx.values["env-file"] ?? [], userEnv), labels: readLabelFiles(ctx.values["label-file"] ?? []) };
   // Handed over in one environment string, which the kernel takes up to 128 KiB (MAX_ARG_STRLEN).
-  const handsOver = (ctx.flags.detach ?? false) || ((ctx.flags.tty ?? false) && (ctx.flags.interactive ?? false));
-  if (handsOver && JSON.stringify(files).length > FILES_MAX) {
+  if (start.monitored && JSON.stringify(files).length > FILES_MAX) {
     throw new UsageError(`--env-file, --label-file: ${Math.ceil(JSON.stringify(files).length / 1024)} KiB of variables and labels in all; a detached start takes up to ${FILES_MAX / 1024} KiB of them`);
   }
   return files;
@@ -533,9 +532,11 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const command = img ? img.command : withEntrypoint(ctx, ctx.tail);
   if (command.length === 0) throw new UsageError("no command given; usage: corerun [options] CMD [ARGS...] or corerun [options] IMAGE [CMD...]");
   const hostname = checkHostname(ctx.values.hostname?.at(-1));
-  // A detached start runs under its monitor with what the command the user ran handed it.
+  // run -d and run -it run under a monitor, whose start gets what the command the user ran handed it.
+  const monitored = (ctx.flags.detach ?? false) || ((ctx.flags.tty ?? false) && (ctx.flags.interactive ?? false));
+  const isRestart = env[RESTART_ENV] !== undefined;
   const userEnv = withoutHandoffs(env);
-  const files = optionFiles(ctx, env, env.CORERUN_REPORT_FD !== undefined);
+  const files = optionFiles(ctx, env, userEnv, { underMonitor: env.CORERUN_REPORT_FD !== undefined, monitored, restart: isRestart });
   const vars = [...parseEnvVars(img?.env ?? [], userEnv), ...files.env, ...parseEnvVars(ctx.values.env ?? [], userEnv)];
   const workdir = checkWorkdir(ctx.values.workdir?.at(-1) ?? img?.workdir);
   const mounts = (ctx.values.mount ?? []).map((m) => parseMount(m));
@@ -565,7 +566,7 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const domainname = checkHostname(ctx.values.domainname?.at(-1), "--domainname");
   const utsHost = parseUtsMode(ctx.values.uts?.at(-1), { hostname, domainname });
   if (ctx.flags["print-script"] && ctx.values.cidfile?.length) throw new UsageError("--print-script does not print --cidfile (corerun writes it once the state exists); leave it out of the script");
-  const cidfile = cidfileOf(ctx.values.cidfile?.at(-1), env[RESTART_ENV] !== undefined);
+  const cidfile = cidfileOf(ctx.values.cidfile?.at(-1), isRestart);
   const sharedNs = (option: string, value: string | undefined) => value === "host" ? `the host's namespace (${option} host)` : value?.startsWith("container:") ? `${value.slice(10)}'s namespace (${option} ${value})` : undefined;
   const sysctls = parseRunSysctls(ctx.values.sysctl ?? [], {
     network: sharedNs("--network", network.mode === "host" ? "host" : network.mode === "container" ? ctx.values.network!.at(-1) : undefined),
@@ -579,7 +580,6 @@ export function parseRunConfig(ctx: Pick<ToolContext, "values" | "flags" | "tail
   const stopTimeout = stopTimeoutText === undefined ? undefined : parseGraceSeconds(stopTimeoutText, "--stop-timeout");
   const labels = { ...img?.labels, ...parseLabels(ctx.values.label ?? [], files.labels) };
   const health = healthConfig(ctx.values, ctx.flags["no-healthcheck"] ?? false, img?.healthcheck);
-  const monitored = (ctx.flags.detach ?? false) || ((ctx.flags.tty ?? false) && (ctx.flags.interactive ?? false));
   const log = parseLog(ctx.values, monitored);
   const healthGiven = HEALTH_OPTIONS.find((o) => ctx.values[o]?.length);
   if (healthGiven && !monitored) throw new UsageError(`--${healthGiven}: health checks are run by a detached container's monitor; add -d (or run -it)`);

@@ -13,7 +13,7 @@ import {
   checkKernelSettings, MOUNT_OPTIONS, NAMESPACE_TYPES, planCapabilities, type ResourcesConfig, planCgroupPath, planLimits, planMounts, planNamespaces, readSpec, rootPath, type Spec,
   type NamespaceType,
 } from "@corerun/oci";
-import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, sameNamespace, setOomScoreAdj, setStatus, stateRoot, updateState, withLock, type State } from "@corerun/state";
+import { checkStateRoot, createContainer, idMapText, ociIds, ociIdTaken, procStartTime, readState, sameInode, sameNamespace, setOomScoreAdj, setStatus, stateRoot, updateState, withLock, type State } from "@corerun/state";
 import { goPath, readyPath } from "@corerun/sync";
 import {
   envp, inNamespaces, linuxSyscall as sys, namespaceFlags, startInNamespaces, CAPABILITIES, SCMP_CMP, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWUTS,
@@ -56,9 +56,7 @@ export interface CreatePlan {
 /** Whether a namespace file (linux.namespaces' path) is corerun's own, the host's. */
 function ownNamespace(type: NamespaceType, path: string): boolean {
   try {
-    const file = ({ network: "net", mount: "mnt" } as Record<string, string>)[type] ?? type;
-    const [a, b] = [statSync(path), statSync(`/proc/self/ns/${file}`)];
-    return a.ino === b.ino && a.dev === b.dev;
+    return sameInode(path, `/proc/self/ns/${({ network: "net", mount: "mnt" } as Record<string, string>)[type] ?? type}`);
   } catch {
     // A path that is not there is refused where it is joined.
     return false;

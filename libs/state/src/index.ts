@@ -1,6 +1,6 @@
 export * from "./schema.ts";
 export * from "./store.ts";
-export { procStartTime, nsPids, sameNamespace, isAlive, openRecorded, setOomScoreAdj } from "./proc.ts";
+export { procStartTime, nsPids, sameInode, sameNamespace, isAlive, openRecorded, setOomScoreAdj } from "./proc.ts";
 export { findByRef, mayBeRef } from "./ref.ts";
 export { findOciContainer, ociIds, ociIdTaken, OCI_IDS_FILE, OCI_SLOTS } from "./oci-ids.ts";
 export {

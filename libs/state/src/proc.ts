@@ -75,7 +75,12 @@ export function openRecorded(sys: { pidfdOpen(pid: number): number }, ref: { pid
  * not exist throws ENOENT.
  */
 export function sameNamespace(kind: string, a: number | "self", b: number | "self", proc = "/proc"): boolean {
-  const [x, y] = [statSync(`${proc}/${a}/ns/${kind}`), statSync(`${proc}/${b}/ns/${kind}`)];
+  return sameInode(`${proc}/${a}/ns/${kind}`, `${proc}/${b}/ns/${kind}`);
+}
+
+/** Whether two paths name one file (two namespace files one namespace). */
+export function sameInode(a: string, b: string): boolean {
+  const [x, y] = [statSync(a), statSync(b)];
   return x.ino === y.ino && x.dev === y.dev;
 }
 
